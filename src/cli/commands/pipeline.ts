@@ -1,0 +1,87 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { createKafka } from '../../kafka/client';
+import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
+import { editorSchema } from '../../topology/schema';
+import { builtinProcessors } from '../../stages/builtin';
+import { Pipeline, provisionTopology } from '../../stages/pipeline';
+import { resolveEndpoints } from '../../stack/endpoints';
+import { repoRoot } from '../../stack/paths';
+import { createLogger } from '../../util/logger';
+import { DEFAULT_TOPOLOGY, loadTopologyFile } from '../topology-file';
+
+const log = createLogger('cli');
+
+/** Stops `stop` on SIGTERM/SIGINT within `timeoutMs`; a second signal exits at once. */
+export function onShutdownSignal(stop: () => Promise<void>, timeoutMs = 30000): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ signal, timeoutMs }, 'shutting down gracefully');
+    const timer = setTimeout(() => {
+      log.error('graceful shutdown timed out; exiting');
+      process.exit(1);
+    }, timeoutMs);
+    timer.unref();
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}
+
+export function registerPipelineCommands(program: Command): void {
+  program
+    .command('run')
+    .description('run a topology: all stages in this process, or only those named with --stage')
+    .argument('[topology]', 'topology file', DEFAULT_TOPOLOGY)
+    .option('--stage <name...>', 'run only these stages (one stage per process deployments)')
+    .option('--shutdown-timeout <ms>', 'graceful shutdown bound', '30000')
+    .action(async (file: string, opts: { stage?: string[]; shutdownTimeout: string }) => {
+      const topology = loadTopologyFile(file);
+      const pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage });
+      onShutdownSignal(() => pipeline.stop(), Number(opts.shutdownTimeout));
+    });
+
+  program
+    .command('validate')
+    .description('load and validate a topology file (structure, processor configs, topics, schemas, model cards)')
+    .argument('[topology]', 'topology file', DEFAULT_TOPOLOGY)
+    .action((file: string) => {
+      const t = loadTopologyFile(file);
+      process.stdout.write(`${t.file}: ok (${t.spec.stages.length} stages, ${t.spec.topics.length} topics)\n`);
+    });
+
+  const topics = program.command('topics').description('manage a topology\'s topics');
+  topics
+    .command('create')
+    .description('create the topology\'s topics and register their value schemas (idempotent)')
+    .argument('[topology]', 'topology file', DEFAULT_TOPOLOGY)
+    .action(async (file: string) => {
+      const topology = loadTopologyFile(file);
+      const endpoints = resolveEndpoints();
+      const kafka = createKafka({ clientId: 'tributary-cli', brokers: endpoints.brokers });
+      await provisionTopology(topology, kafka, new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }));
+      process.stdout.write(`topics ready: ${topology.spec.topics.map((t) => t.name).join(', ')}\n`);
+    });
+
+  program
+    .command('topology-schema')
+    .description('print the JSON Schema of topology files (with every registered processor\'s config)')
+    .option('--write', `write it to topologies/topology.schema.json`)
+    .action((opts: { write?: boolean }) => {
+      const text = `${JSON.stringify(editorSchema(builtinProcessors()), null, 2)}\n`;
+      if (opts.write) fs.writeFileSync(path.join(repoRoot(), 'topologies', 'topology.schema.json'), text);
+      else process.stdout.write(text);
+    });
+}

@@ -1,0 +1,78 @@
+// Generated from schemas/*.avsc by `npm run gen:types`. Do not edit by hand.
+/* eslint-disable */
+
+export interface DeadLetter {
+  stage: string;
+  errorKind: ErrorKind;
+  errorMessage: string;
+  lineage: Lineage;
+  key?: null | Buffer;
+  /** The original message bytes, untouched. */
+  value?: null | Buffer;
+  failedTime: number;
+}
+
+export type ErrorKind = 'NOT_AVRO' | 'UNKNOWN_SCHEMA' | 'MISSING_FIELD' | 'WRONG_TYPE' | 'DECODE_ERROR' | 'PROCESSING_ERROR' | 'PRODUCE_FAILED' | 'TOO_LARGE';
+
+export interface Lineage {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+export interface FeatureVector {
+  /** Entity/event key carried through to the prediction. */
+  key: string;
+  /** Name of the feature definitions that produced the values. */
+  featureSet: string;
+  /** Version of those definitions; must match the model card. */
+  featureVersion: number;
+  names: string[];
+  values: number[];
+  eventTime: number;
+  /** Kafka timestamp of the input event's message (when it entered the pipeline); end-to-end latency is measured from it. */
+  ingestTime: number;
+  lineage: Lineage;
+}
+
+export interface Prediction {
+  key: string;
+  modelName: string;
+  modelVersion: string;
+  /** Probability of the positive class. */
+  score: number;
+  /** score >= the stage's decision threshold. */
+  label: boolean;
+  threshold: number;
+  eventTime: number;
+  /** Kafka timestamp of the input event's message (when it entered the pipeline); end-to-end latency is measured from it. */
+  ingestTime: number;
+  /** When the inference stage produced this prediction. */
+  producedTime: number;
+  lineage: Lineage;
+}
+
+export interface Transaction {
+  /** Unique id; also the Kafka message key. */
+  transactionId: string;
+  cardId: string;
+  merchantId: string;
+  /** Amount in the transaction currency. */
+  amount: number;
+  /** ISO 4217 code. */
+  currency: string;
+  /** Merchant category (e.g. grocery, electronics). */
+  merchantCategory: string;
+  /** ISO 3166-1 alpha-2 country of the merchant. */
+  country: string;
+  /** When the transaction happened (ms since epoch). */
+  eventTime: number;
+}
+
+/** Schema file name (schemas/<name>.avsc) -> the TypeScript type of its records. */
+export interface SchemaTypes {
+  'dead-letter': DeadLetter;
+  'feature-vector': FeatureVector;
+  'prediction': Prediction;
+  'transaction': Transaction;
+}

@@ -1,0 +1,54 @@
+import type { Transaction } from '../client/generated/avro-types';
+import { TopicProducer } from '../client/topic-producer';
+import { TransactionGenerator } from './generator';
+
+export interface ProduceDemoOptions {
+  brokers: string[];
+  schemaRegistryUrl: string;
+  topic: string;
+  count: number;
+  /** Events per second; 0 = as fast as possible. */
+  rate: number;
+  seed: number;
+  /** Called with each produced event and its planted ground truth. */
+  onEvent?: (tx: Transaction, isFraud: boolean) => void;
+}
+
+/** Publishes generated transactions at a steady rate, in small batches (one send per 20 ms tick). */
+export async function produceDemoEvents(options: ProduceDemoOptions): Promise<{ produced: number; seconds: number }> {
+  const producer = new TopicProducer({
+    brokers: options.brokers,
+    schemaRegistryUrl: options.schemaRegistryUrl,
+    topic: options.topic,
+    schema: 'transaction',
+    key: (tx) => tx.transactionId,
+    clientId: 'tributary-demo-producer',
+  });
+  const generator = new TransactionGenerator({ seed: options.seed, startTime: Date.now() });
+  await producer.connect();
+  const started = Date.now();
+  const tickMs = 20;
+  const perTick = options.rate > 0 ? Math.max(1, Math.round((options.rate * tickMs) / 1000)) : 500;
+  let produced = 0;
+  try {
+    while (produced < options.count) {
+      const n = Math.min(perTick, options.count - produced);
+      const batch: Transaction[] = [];
+      for (let i = 0; i < n; i++) {
+        const { tx, isFraud } = generator.next();
+        batch.push(tx);
+        options.onEvent?.(tx, isFraud);
+      }
+      await producer.send(batch);
+      produced += n;
+      if (options.rate > 0) {
+        const due = started + (produced / options.rate) * 1000;
+        const wait = due - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  } finally {
+    await producer.disconnect();
+  }
+  return { produced, seconds: (Date.now() - started) / 1000 };
+}

@@ -1,0 +1,102 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Ajv from 'ajv';
+import { ConfigError, ConfigErrors } from '../util/errors';
+import { jsonPointerToPath } from '../topology/loader';
+
+export type TensorType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool' | 'string';
+
+export interface TensorSpec {
+  name: string;
+  type: TensorType;
+  /** -1 marks a dynamic dimension (the batch). */
+  shape: number[];
+}
+
+/** The card beside the weights: models/<name>/<version>/model.json. */
+export interface ModelCard {
+  name: string;
+  version: string;
+  description?: string;
+  features: { set: string; version: number; names: string[] };
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /** Which output holds the positive-class score, and at which column. */
+  score: { output: string; index: number };
+  /** Default decision threshold for the label. */
+  threshold: number;
+  /** sha256 of model.onnx, checked before loading. */
+  sha256: string;
+  [extra: string]: unknown;
+}
+
+const tensorSpec = {
+  type: 'object',
+  required: ['name', 'type', 'shape'],
+  properties: {
+    name: { type: 'string', minLength: 1 },
+    type: { enum: ['float32', 'float64', 'int64', 'int32', 'bool', 'string'] },
+    shape: { type: 'array', items: { type: 'integer', minimum: -1 }, minItems: 1 },
+  },
+};
+
+const cardSchema = {
+  type: 'object',
+  required: ['name', 'version', 'features', 'inputs', 'outputs', 'score', 'threshold', 'sha256'],
+  properties: {
+    name: { type: 'string', minLength: 1 },
+    version: { type: ['string', 'integer'] },
+    features: {
+      type: 'object',
+      required: ['set', 'version', 'names'],
+      properties: {
+        set: { type: 'string', minLength: 1 },
+        version: { type: 'integer', minimum: 1 },
+        names: { type: 'array', items: { type: 'string' }, minItems: 1 },
+      },
+    },
+    inputs: { type: 'array', items: tensorSpec, minItems: 1 },
+    outputs: { type: 'array', items: tensorSpec, minItems: 1 },
+    score: {
+      type: 'object',
+      required: ['output', 'index'],
+      properties: { output: { type: 'string' }, index: { type: 'integer', minimum: 0 } },
+    },
+    threshold: { type: 'number', minimum: 0, maximum: 1 },
+    sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+  },
+};
+
+const validateCard = new Ajv({ allErrors: true, strict: false }).compile(cardSchema);
+
+export function modelDir(repository: string, name: string, version: string): string {
+  return path.join(repository, name, version);
+}
+
+/** Reads and validates a model card; errors name the card file and the bad field's path. */
+export function readModelCard(dir: string): ModelCard {
+  const file = path.join(dir, 'model.json');
+  if (!fs.existsSync(file)) throw new ConfigError('', 'model card not found', file);
+  const raw: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+  if (!validateCard(raw)) {
+    throw new ConfigErrors(
+      (validateCard.errors ?? []).map((e) => {
+        const extra = e.keyword === 'required' ? String((e.params as { missingProperty: string }).missingProperty) : undefined;
+        return new ConfigError(jsonPointerToPath(e.instancePath, extra), e.message ?? 'is invalid', file);
+      }),
+    );
+  }
+  const card = raw as ModelCard;
+  card.version = String(card.version);
+  const errors: ConfigError[] = [];
+  if (!card.outputs.some((o) => o.name === card.score.output)) {
+    errors.push(new ConfigError('score.output', `no output named '${card.score.output}'`, file));
+  }
+  const input = card.inputs[0];
+  const width = input.shape[input.shape.length - 1];
+  if (width !== -1 && width !== card.features.names.length) {
+    errors.push(new ConfigError('inputs[0].shape', `last dimension ${width} != ${card.features.names.length} feature names`, file));
+  }
+  if (errors.length > 0) throw new ConfigErrors(errors);
+  return card;
+}

@@ -1,0 +1,125 @@
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+export type PrerequisiteName = 'java' | 'mvn' | 'redis-server';
+
+interface PrerequisiteSpec {
+  /** What it is needed for, shown in the error. */
+  purpose: string;
+  /** Debian/Ubuntu install command, shown in the error. */
+  install: string;
+}
+
+export const MIN_JAVA_MAJOR = 17;
+
+export const PREREQUISITES: Readonly<Record<PrerequisiteName, PrerequisiteSpec>> = {
+  java: {
+    purpose: `runs the Kafka broker and the schema registry (Java ${MIN_JAVA_MAJOR}+)`,
+    install: 'apt-get update && apt-get install -y openjdk-17-jre-headless',
+  },
+  mvn: {
+    purpose: 'downloads the Kafka and schema registry jars on first use',
+    install: 'apt-get update && apt-get install -y maven',
+  },
+  'redis-server': {
+    purpose: 'runs the local Redis',
+    install: 'apt-get update && apt-get install -y redis-server',
+  },
+};
+
+export class MissingPrerequisiteError extends Error {
+  override readonly name = 'MissingPrerequisiteError';
+  readonly installCommand: string;
+  constructor(
+    readonly prerequisite: PrerequisiteName,
+    detail?: string,
+  ) {
+    const spec = PREREQUISITES[prerequisite];
+    const what = detail ?? `\`${prerequisite}\` was not found on PATH`;
+    super(`Missing prerequisite: ${what} (it ${spec.purpose}); install it with: ${spec.install}`);
+    this.installCommand = spec.install;
+  }
+}
+
+/** Absolute path of an executable found on PATH (or `name` itself if it already contains a slash), else undefined. */
+export function findExecutable(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const candidates = name.includes(path.sep)
+    ? [path.resolve(name)]
+    : (env.PATH ?? '')
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((dir) => path.join(dir, name));
+  for (const candidate of candidates) {
+    try {
+      const st = fs.statSync(candidate);
+      if (st.isFile()) {
+        fs.accessSync(candidate, fs.constants.X_OK);
+        return candidate;
+      }
+    } catch {
+      // not here; keep looking
+    }
+  }
+  return undefined;
+}
+
+/** `$JAVA_HOME/bin/java` when JAVA_HOME is set and valid, else `java` from PATH. */
+export function findJava(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const javaHome = env.JAVA_HOME?.trim();
+  if (javaHome) {
+    const fromHome = findExecutable(path.join(javaHome, 'bin', 'java'), env);
+    if (fromHome) return fromHome;
+  }
+  return findExecutable('java', env);
+}
+
+/** Parses the major version out of `java -version` output ("1.8.0_x" -> 8, "17.0.15" -> 17). */
+export function parseJavaMajor(versionOutput: string): number | undefined {
+  const m = /version "(\d+)(?:\.(\d+))?/.exec(versionOutput);
+  if (!m) return undefined;
+  const first = Number(m[1]);
+  return first === 1 && m[2] !== undefined ? Number(m[2]) : first;
+}
+
+function javaMajor(javaPath: string): number | undefined {
+  try {
+    // `java -version` writes to stderr; capture both streams.
+    const out = execFileSync(javaPath, ['-version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
+    return parseJavaMajor(out);
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string };
+    return parseJavaMajor(`${e.stderr ?? ''}${e.stdout ?? ''}`);
+  }
+}
+
+export interface PrerequisiteOptions {
+  /** Which tools to check (default: all three). */
+  need?: readonly PrerequisiteName[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export type ResolvedPrerequisites = Partial<Record<PrerequisiteName, string>>;
+
+/** Checks the named tools exist (and that java is recent enough); returns their paths or throws MissingPrerequisiteError. */
+export function checkPrerequisites(opts: PrerequisiteOptions = {}): ResolvedPrerequisites {
+  const env = opts.env ?? process.env;
+  const need = opts.need ?? (['java', 'mvn', 'redis-server'] as const);
+  const found: ResolvedPrerequisites = {};
+  for (const name of need) {
+    if (name === 'java') {
+      const java = findJava(env);
+      if (!java) throw new MissingPrerequisiteError('java');
+      const major = javaMajor(java);
+      if (major !== undefined && major < MIN_JAVA_MAJOR) {
+        throw new MissingPrerequisiteError('java', `${java} is Java ${major}, Java ${MIN_JAVA_MAJOR}+ is required`);
+      }
+      found.java = java;
+    } else {
+      const exe = findExecutable(name, env);
+      if (!exe) throw new MissingPrerequisiteError(name);
+      found[name] = exe;
+    }
+  }
+  return found;
+}

@@ -1,0 +1,8 @@
+import { ProcessorRegistry } from './registry';
+import { featureExtraction } from './extraction';
+import { onnxInference } from './inference';
+
+/** A registry holding every built-in processor. */
+export function builtinProcessors(): ProcessorRegistry {
+  return new ProcessorRegistry().register(featureExtraction).register(onnxInference);
+}

@@ -1,0 +1,62 @@
+import type { RecordRejection } from '../kafka/dead-letter';
+import type { LoadedTopology, StageSpec } from '../topology/spec';
+import type { Logger } from '../util/logger';
+import type { ConfigError } from '../util/errors';
+
+/** Where an input record was read from; carried into every downstream record. */
+export interface Lineage {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+/** A decoded input record handed to a processor. */
+export interface InputRecord<I> {
+  value: I;
+  key: Buffer | null;
+  /** Kafka timestamp of the consumed message (ms). */
+  timestamp: number;
+  lineage: Lineage;
+}
+
+/** An output of a processor for one input: a keyed record for the output topic. */
+export interface OutputRecord<O> {
+  key: string;
+  value: O;
+}
+
+export type ProcessResult<O> = OutputRecord<O> | RecordRejection;
+
+/**
+ * A processor transforms a batch of decoded records into output records, one result per input,
+ * in order. Per-record failures are returned as RecordRejection (dead-lettered); a thrown error
+ * means the whole batch failed transiently and will be retried.
+ */
+export interface Processor<I = unknown, O = unknown> {
+  processBatch(records: readonly InputRecord<I>[]): Promise<ProcessResult<O>[]>;
+  /** Releases resources (sessions, connections). */
+  close(): Promise<void>;
+}
+
+export interface ProcessorContext {
+  topology: LoadedTopology;
+  stage: StageSpec;
+  logger: Logger;
+}
+
+/**
+ * A processor type, registered by name (like a Benthos component): it declares its config as a
+ * JSON Schema, so topology files are validated — and editors helped — before anything runs.
+ */
+export interface ProcessorDefinition<C = unknown> {
+  name: string;
+  summary: string;
+  /** JSON Schema (draft 2020-12 subset understood by ajv) of the stage's `config` block. */
+  configSchema: Record<string, unknown>;
+  /** Avro schema names (schemas/*.avsc) the input and output topics must carry. */
+  inputSchema: string;
+  outputSchema: string;
+  /** Checks that need files or other parts of the topology (e.g. the model's feature list). Path-prefixed errors. */
+  validate?(config: C, ctx: ProcessorContext): ConfigError[];
+  create(config: C, ctx: ProcessorContext): Promise<Processor>;
+}

@@ -1,0 +1,108 @@
+import type { ProcessorRegistry } from '../stages/registry';
+
+const NAME = '^[A-Za-z0-9._-]+$';
+
+/** JSON Schema of a topology file, without the per-processor `config` shapes. */
+export const topologyBaseSchema = {
+  $id: 'https://tributary.dev/schemas/topology.json',
+  title: 'Tributary topology',
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'topics', 'deadLetter', 'stages'],
+  properties: {
+    $schema: { type: 'string' },
+    name: { type: 'string', pattern: NAME, description: 'Topology name; prefixes consumer groups.' },
+    description: { type: 'string' },
+    kafka: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        clientId: { type: 'string', minLength: 1 },
+        brokers: { type: 'array', items: { type: 'string', pattern: '^[^:]+:[0-9]+$' }, minItems: 1 },
+      },
+    },
+    topics: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'partitions', 'schema'],
+        properties: {
+          name: { type: 'string', pattern: NAME },
+          partitions: { type: 'integer', minimum: 1, maximum: 10000 },
+          replicationFactor: { type: 'integer', minimum: 1 },
+          schema: { type: 'string', minLength: 1, description: 'Avro schema in schemas/ (file name without .avsc).' },
+          config: { type: 'object', additionalProperties: { type: ['string', 'number'] } },
+        },
+      },
+    },
+    deadLetter: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['topic'],
+      properties: { topic: { type: 'string', pattern: NAME } },
+    },
+    stages: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'processor', 'input', 'output', 'config'],
+        properties: {
+          name: { type: 'string', pattern: NAME },
+          processor: { type: 'string' },
+          input: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['topic'],
+            properties: { topic: { type: 'string' }, fromBeginning: { type: 'boolean' } },
+          },
+          output: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['topic'],
+            properties: { topic: { type: 'string' } },
+          },
+          consumer: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              maxBytesPerPartition: { type: 'integer', minimum: 1024 },
+              maxBytes: { type: 'integer', minimum: 1024 },
+              maxWaitTimeMs: { type: 'integer', minimum: 0 },
+              sessionTimeoutMs: { type: 'integer', minimum: 1000 },
+              heartbeatIntervalMs: { type: 'integer', minimum: 100 },
+              partitionsConsumedConcurrently: { type: 'integer', minimum: 1 },
+            },
+          },
+          config: { type: 'object' },
+        },
+      },
+    },
+  },
+} as const;
+
+/**
+ * The full schema for editors: the base schema plus, per registered processor, an if/then that
+ * applies that processor's config schema. Written to topologies/topology.schema.json.
+ */
+export function editorSchema(registry: ProcessorRegistry): Record<string, unknown> {
+  const stageItems = topologyBaseSchema.properties.stages.items;
+  const allOf = registry.all().map((def) => ({
+    if: { properties: { processor: { const: def.name } } },
+    then: { properties: { config: { description: def.summary, ...def.configSchema } } },
+  }));
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    ...topologyBaseSchema,
+    properties: {
+      ...topologyBaseSchema.properties,
+      stages: {
+        ...topologyBaseSchema.properties.stages,
+        items: { ...stageItems, properties: { ...stageItems.properties, processor: { enum: registry.names() } }, allOf },
+      },
+    },
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * The declarative description of a topology, as written in topologies/*.yaml.
+ * This is pure description (like Kafka Streams' Topology): the runtime in src/stages executes it.
+ */
+
+export interface TopicSpec {
+  /** Kafka topic name. */
+  name: string;
+  partitions: number;
+  replicationFactor?: number;
+  /** Avro schema file name in schemas/ without the extension, e.g. `transaction`. */
+  schema: string;
+  /** Extra topic configs passed to CreateTopics, e.g. `max.message.bytes`. */
+  config?: Record<string, string>;
+}
+
+export interface StageInputSpec {
+  topic: string;
+  /** Where a new consumer group starts. */
+  fromBeginning?: boolean;
+}
+
+export interface StageOutputSpec {
+  topic: string;
+}
+
+/** Consumer tuning for a stage; kafkajs defaults apply where absent. */
+export interface ConsumerTuning {
+  /** Upper bound of bytes fetched per partition per request (kafkajs maxBytesPerPartition). */
+  maxBytesPerPartition?: number;
+  /** Upper bound of bytes per fetch response (kafkajs maxBytes). */
+  maxBytes?: number;
+  /** How long the broker may wait to fill a fetch (kafkajs maxWaitTimeInMs). */
+  maxWaitTimeMs?: number;
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Partitions processed concurrently by one stage instance. */
+  partitionsConsumedConcurrently?: number;
+}
+
+export interface StageSpec {
+  /** Unique within the topology; also names the consumer group. */
+  name: string;
+  /** Registered processor name, e.g. `feature_extraction`, `onnx_inference`. */
+  processor: string;
+  input: StageInputSpec;
+  output: StageOutputSpec;
+  consumer?: ConsumerTuning;
+  /** Processor-specific configuration, validated against the processor's declared spec. */
+  config: Record<string, unknown>;
+}
+
+export interface KafkaClientSpec {
+  clientId?: string;
+  /** Overrides the endpoints from env/stack state when given. */
+  brokers?: string[];
+}
+
+export interface TopologySpec {
+  name: string;
+  description?: string;
+  kafka?: KafkaClientSpec;
+  topics: TopicSpec[];
+  deadLetter: { topic: string };
+  stages: StageSpec[];
+}
+
+/** A loaded topology: the spec plus where it came from (relative paths resolve against `baseDir`). */
+export interface LoadedTopology {
+  spec: TopologySpec;
+  file: string;
+  /** Repository root against which schema and model paths resolve. */
+  baseDir: string;
+}

@@ -1,0 +1,26 @@
+/** Named error classes shared across the project. Each carries enough context to act on. */
+
+export class TributaryError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A problem in a topology file or model card: `path` names the bad field, e.g. `stages[1].config.threshold`. */
+export class ConfigError extends TributaryError {
+  constructor(
+    readonly path: string,
+    readonly detail: string,
+    readonly file?: string,
+  ) {
+    super(`${file ? `${file}: ` : ''}${path || '(root)'}: ${detail}`);
+  }
+}
+
+/** Several ConfigErrors found at once; the message lists every one. */
+export class ConfigErrors extends TributaryError {
+  constructor(readonly errors: ConfigError[]) {
+    super(`invalid configuration:\n${errors.map((e) => `  - ${e.message}`).join('\n')}`);
+  }
+}

@@ -1,0 +1,51 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as avro from 'avsc';
+import { SchemaCatalog } from '../../src/kafka/avro-schemas';
+import { classifyIncompatibility } from '../../src/kafka/avro-serde';
+import { generateTypes } from '../../src/kafka/avro-typegen';
+import { repoRoot } from '../../src/stack/paths';
+import { chunkBySize } from '../../src/stages/stage-runner';
+
+const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+
+function classify(writerSchema: unknown) {
+  const reader = catalog.get('transaction').type;
+  const writer = avro.Type.forSchema(writerSchema as avro.Schema);
+  let error: Error = new Error('compatible');
+  try {
+    reader.createResolver(writer);
+  } catch (err) {
+    error = err as Error;
+  }
+  return classifyIncompatibility(reader, writer, 1, error);
+}
+
+describe('Avro schemas and serde', () => {
+  const base = JSON.parse(catalog.get('transaction').text);
+
+  it('classifies a writer lacking a required field as MISSING_FIELD, naming it', () => {
+    const r = classify({ ...base, fields: base.fields.filter((f: { name: string }) => f.name !== 'cardId') });
+    expect(r.kind).toBe('MISSING_FIELD');
+    expect(r.message).toContain('cardId');
+  });
+
+  it('classifies a wrongly typed field as WRONG_TYPE, naming it', () => {
+    const r = classify({ ...base, fields: base.fields.map((f: { name: string }) => (f.name === 'amount' ? { ...f, type: 'string' } : f)) });
+    expect(r.kind).toBe('WRONG_TYPE');
+    expect(r.message).toContain('amount');
+  });
+
+  it('keeps the generated TypeScript types in sync with schemas/', () => {
+    const committed = fs.readFileSync(path.join(repoRoot(), 'src/client/generated/avro-types.ts'), 'utf8');
+    expect(committed).toBe(generateTypes(catalog));
+  });
+
+  it('chunks messages so no chunk exceeds the size limit unless a single record does', () => {
+    const msgs = Array.from({ length: 10 }, (_, i) => ({ key: `k${i}`, value: Buffer.alloc(100) }));
+    const chunks = chunkBySize(msgs, 300);
+    expect(chunks.flat()).toHaveLength(10);
+    expect(chunks.every((c) => c.length === 2)).toBe(true);
+    expect(chunkBySize([{ key: 'big', value: Buffer.alloc(1000) }], 300)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,154 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { repoRoot } from '../../src/stack/paths';
+import type { Transaction } from '../../src/demo/transaction';
+import {
+  FRAUD_FEATURE_SET,
+  FraudFeatureExtractor,
+  fraudFeatureNames,
+  loadGeneratorSpec,
+  validateGeneratorSpec,
+  type GeneratorSpec,
+} from '../../src/features/fraud-extractor';
+
+interface GoldenRow {
+  event: Transaction;
+  features: number[];
+  score: number;
+  source: { seed?: number; index?: number; isFraud?: boolean; case?: string };
+}
+
+const MODEL_DIR = path.join(repoRoot(), 'models', 'fraud', '1');
+const card = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'model.json'), 'utf8')) as {
+  features: { set: string; version: number; names: string[] };
+  inputs: { name: string; shape: number[] }[];
+};
+const golden: GoldenRow[] = fs
+  .readFileSync(path.join(MODEL_DIR, 'golden.jsonl'), 'utf8')
+  .split('\n')
+  .filter((l) => l.trim() !== '')
+  .map((l) => JSON.parse(l) as GoldenRow);
+
+describe('repo root and spec loading', () => {
+  it('resolves the repository root (src/stack/paths.ts)', () => {
+    expect(JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')).name).toBe('tributary');
+  });
+
+  it('loads the default spec, by relative and by absolute path', () => {
+    const spec = loadGeneratorSpec();
+    expect(spec.featureSet).toBe(FRAUD_FEATURE_SET);
+    expect(loadGeneratorSpec('models/fraud/generator-spec.json')).toEqual(spec);
+    expect(loadGeneratorSpec(path.join(repoRoot(), 'models/fraud/generator-spec.json'))).toEqual(spec);
+    expect(() => loadGeneratorSpec('models/fraud/nope.json')).toThrow(/cannot read generator spec/);
+  });
+
+  it('rejects a spec whose feature list does not follow the definitions', () => {
+    const spec = loadGeneratorSpec();
+    const swapped = { ...spec, features: [spec.features[1], spec.features[0], ...spec.features.slice(2)] };
+    expect(() => validateGeneratorSpec(swapped)).toThrow(/features must be exactly/);
+    expect(() => validateGeneratorSpec({ ...spec, featureVersion: 2 })).toThrow(/not implemented/);
+    const badCountry = { ...spec, countries: [{ ...spec.countries[0], currency: 'ZZZ' }] };
+    expect(() => validateGeneratorSpec(badCountry)).toThrow(/not in currencies/);
+    expect(() => validateGeneratorSpec({ ...spec, hourProfile: [1, 2, 3] })).toThrow(/24 entries/);
+  });
+});
+
+describe('FraudFeatureExtractor', () => {
+  let spec: GeneratorSpec;
+  let fx: FraudFeatureExtractor;
+  beforeAll(() => {
+    spec = loadGeneratorSpec();
+    fx = new FraudFeatureExtractor(spec);
+  });
+
+  it('names and version equal the spec and the model card', () => {
+    expect([...fx.names]).toEqual(spec.features);
+    expect([...fx.names]).toEqual(card.features.names);
+    expect([...fx.names]).toEqual(fraudFeatureNames(spec));
+    expect(fx.version).toBe(card.features.version);
+    expect(fx.version).toBe(1);
+    expect(FRAUD_FEATURE_SET).toBe(card.features.set);
+    expect(fx.size).toBe(card.inputs[0].shape[1]);
+    expect(fx.names.length).toBeGreaterThanOrEqual(12);
+    expect(fx.names.length).toBeLessThanOrEqual(16);
+  });
+
+  it(`reproduces the Python features on every golden event`, () => {
+    expect(golden.length).toBeGreaterThanOrEqual(150);
+    const logIndex = fx.names.indexOf('log_amount_usd');
+    for (const row of golden) {
+      const got = fx.extract(row.event);
+      expect(got).toHaveLength(row.features.length);
+      for (let j = 0; j < got.length; j++) {
+        const want = row.features[j];
+        // log1p may differ in the last bit between libms; everything else is exact arithmetic.
+        const tol = j === logIndex ? 1e-12 * Math.max(1, Math.abs(want)) : 1e-9;
+        if (!(Math.abs(got[j] - want) <= tol)) {
+          throw new Error(
+            `${row.event.transactionId}: feature ${fx.names[j]} = ${got[j]}, Python ${want}`,
+          );
+        }
+      }
+    }
+  });
+
+  it('covers the edge cases in the golden set', () => {
+    const cases = golden.filter((r) => r.source.case !== undefined).map((r) => r.source.case);
+    expect(cases).toEqual(
+      expect.arrayContaining(['unknown category', 'unknown country', 'unknown currency', 'negative eventTime']),
+    );
+  });
+
+  it('handles unknown category, country and currency deterministically', () => {
+    const base: Transaction = {
+      transactionId: 't',
+      cardId: 'card-000001',
+      merchantId: 'm-00001',
+      amount: 100,
+      currency: 'EUR',
+      merchantCategory: 'electronics',
+      country: 'DE',
+      eventTime: Date.UTC(2025, 0, 2, 3, 4, 5),
+    };
+    const f = (tx: Partial<Transaction>) => {
+      const out = fx.extract({ ...base, ...tx });
+      return Object.fromEntries(fx.names.map((n, i) => [n, out[i]]));
+    };
+    const known = f({});
+    expect(known.amount_usd).toBeCloseTo(108, 12);
+    expect(known.log_amount_usd).toBeCloseTo(Math.log(109), 12);
+    expect(known.hour_of_day).toBe(3);
+    expect(known.is_night).toBe(1);
+    expect(known.is_high_risk_country).toBe(0);
+    expect(known.currency_mismatch).toBe(0);
+    expect(known.cat_electronics).toBe(1);
+
+    const unknownCat = f({ merchantCategory: 'pets' });
+    expect(fx.names.filter((n) => n.startsWith('cat_')).map((n) => unknownCat[n])).toEqual(
+      new Array(spec.categories.length).fill(0),
+    );
+    const unknownCur = f({ currency: 'XXX' });
+    expect(unknownCur.amount_usd).toBe(100);
+    expect(unknownCur.currency_mismatch).toBe(1);
+    const unknownCountry = f({ country: 'ZZ' });
+    expect(unknownCountry.is_high_risk_country).toBe(0);
+    expect(unknownCountry.currency_mismatch).toBe(1);
+    expect(f({ country: 'NG', currency: 'NGN' }).is_high_risk_country).toBe(1);
+    expect(f({ country: 'US', currency: 'EUR' }).currency_mismatch).toBe(1);
+    expect(f({ amount: -5 }).log_amount_usd).toBe(0);
+    expect(f({ eventTime: -1 }).hour_of_day).toBe(23);
+    expect(f({ eventTime: Date.UTC(2025, 0, 1, 6) }).is_night).toBe(0);
+    expect(f({ eventTime: Date.UTC(2025, 0, 1, 6) - 1 }).is_night).toBe(1);
+  });
+
+  it('is pure and extractInto writes a full row at an offset', () => {
+    const tx = Object.freeze({ ...golden[0].event });
+    const a = fx.extract(tx);
+    expect(fx.extract(tx)).toEqual(a);
+    const batch = new Float32Array(fx.size * 3).fill(7);
+    fx.extractInto(tx, batch, fx.size);
+    expect(Array.from(batch.subarray(0, fx.size))).toEqual(new Array(fx.size).fill(7));
+    expect(Array.from(batch.subarray(fx.size, 2 * fx.size))).toEqual(Array.from(Float32Array.from(a)));
+    expect(Array.from(batch.subarray(2 * fx.size))).toEqual(new Array(fx.size).fill(7));
+  });
+});

@@ -1,0 +1,77 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { loadTopology, jsonPointerToPath } from '../../src/topology/loader';
+import { builtinProcessors } from '../../src/stages/builtin';
+import { repoRoot } from '../../src/stack/paths';
+import { ConfigErrors } from '../../src/util/errors';
+import { editorSchema } from '../../src/topology/schema';
+
+const file = path.join(repoRoot(), 'topologies/fraud-detection.yaml');
+const options = { registry: builtinProcessors(), baseDir: repoRoot() };
+
+/** Writes a modified copy of the demo topology and returns the error message loading it gives. */
+function errorFor(edit: (doc: any) => void): string {
+  const doc = parse(fs.readFileSync(file, 'utf8'));
+  edit(doc);
+  const tmp = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'topo-')), 'bad.yaml');
+  fs.writeFileSync(tmp, stringify(doc));
+  try {
+    loadTopology(tmp, options);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigErrors);
+    return (err as Error).message;
+  }
+  throw new Error('expected the topology to be rejected');
+}
+
+describe('topology loader', () => {
+  it('accepts the demo topology', () => {
+    const t = loadTopology(file, options);
+    expect(t.spec.stages.map((s) => s.name)).toEqual(['extract', 'score']);
+  });
+
+  it('names the path of a wrongly typed processor config field', () => {
+    expect(errorFor((d) => (d.stages[1].config.threshold = 'high'))).toContain('stages[1].config.threshold');
+  });
+
+  it('names a missing required field', () => {
+    expect(errorFor((d) => delete d.stages[1].config.model.version)).toMatch(/stages\[1\]\.config\.model\.version: is required/);
+  });
+
+  it('names an unknown field', () => {
+    expect(errorFor((d) => (d.stages[0].inptu = {}))).toMatch(/stages\[0\]\.inptu: is not a known field/);
+  });
+
+  it('rejects a stage reading an undeclared topic', () => {
+    expect(errorFor((d) => (d.stages[0].input.topic = 'nope'))).toMatch(/stages\[0\]\.input\.topic: topic 'nope' is not declared/);
+  });
+
+  it('rejects a topic whose schema does not fit the processor', () => {
+    expect(errorFor((d) => (d.stages[1].input.topic = 'fraud.transactions'))).toMatch(/stages\[1\]\.input\.topic: processor 'onnx_inference' needs schema 'feature-vector'/);
+  });
+
+  it('rejects a model version that does not exist', () => {
+    expect(errorFor((d) => (d.stages[1].config.model.version = '99'))).toMatch(/stages\[1\]\.config\.model: .*model card not found/);
+  });
+
+  it('rejects an unknown processor and a missing schema', () => {
+    const msg = errorFor((d) => {
+      d.stages[0].processor = 'magic';
+      d.topics[0].schema = 'nope';
+    });
+    expect(msg).toMatch(/stages\[0\]\.processor: unknown processor 'magic'/);
+    expect(msg).toMatch(/topics\[0\]\.schema: no schema 'nope'/);
+  });
+
+  it('converts JSON pointers to readable paths', () => {
+    expect(jsonPointerToPath('/stages/1/config/model', 'version')).toBe('stages[1].config.model.version');
+    expect(jsonPointerToPath('')).toBe('');
+  });
+
+  it('keeps topologies/topology.schema.json in sync with the registered processors', () => {
+    const committed = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'topologies/topology.schema.json'), 'utf8'));
+    expect(committed).toEqual(JSON.parse(JSON.stringify(editorSchema(builtinProcessors()))));
+  });
+});
