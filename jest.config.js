@@ -2,6 +2,8 @@
  *  (Kafka, schema registry, Redis) started once by the global setup. */
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json' }];
 module.exports = {
+  // Per-project testTimeout is ignored by jest; integration tests need long ones (servers, rebalances).
+  testTimeout: 180000,
   projects: [
     {
       displayName: 'unit',
@@ -16,7 +18,6 @@ module.exports = {
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
       globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
-      testTimeout: 180000,
     },
   ],
 };

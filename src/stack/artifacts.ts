@@ -67,8 +67,13 @@ export function artifactPaths(cache: string = defaultCacheDir()): ArtifactPaths 
   };
 }
 
-function kafkaFingerprint(pom: string): string {
-  return createHash('sha256').update(fs.readFileSync(pom)).digest('hex');
+/** sha256 of the pom, so editing its dependencies triggers a re-install; undefined when the pom is absent. */
+function kafkaFingerprint(pom: string): string | undefined {
+  try {
+    return createHash('sha256').update(fs.readFileSync(pom)).digest('hex');
+  } catch {
+    return undefined;
+  }
 }
 
 function readMarker(dir: string): Marker | undefined {
@@ -79,9 +84,10 @@ function readMarker(dir: string): Marker | undefined {
   }
 }
 
-function isInstalled(dir: string, fingerprint: string): boolean {
+/** Marker present and matching; with no fingerprint to compare (pom absent), any marker will do. */
+function isInstalled(dir: string, fingerprint: string | undefined): boolean {
   const m = readMarker(dir);
-  return m !== undefined && m.fingerprint === fingerprint;
+  return m !== undefined && (fingerprint === undefined || m.fingerprint === fingerprint);
 }
 
 /** True when both artifacts are present and match the current pom (no Maven needed). */
@@ -114,8 +120,12 @@ async function installInto(finalDir: string, fingerprint: string, fill: (tmpDir:
   }
 }
 
-async function mvn(mvnPath: string, args: string[], cwd: string, what: string): Promise<void> {
-  const result = await runCommand(mvnPath, ['-q', '-B', ...args], { cwd, timeoutMs: MAVEN_TIMEOUT_MS });
+async function mvn(mvnPath: string, args: string[], cwd: string, what: string, log: Logger): Promise<void> {
+  const started = Date.now();
+  // Maven runs quietly; say something now and then so a first run on a slow network doesn't look stuck.
+  const heartbeat = setInterval(() => log.info({ seconds: Math.round((Date.now() - started) / 1000) }, `still waiting for Maven to ${what}`), 15_000);
+  heartbeat.unref();
+  const result = await runCommand(mvnPath, ['-q', '-B', ...args], { cwd, timeoutMs: MAVEN_TIMEOUT_MS }).finally(() => clearInterval(heartbeat));
   if (result.code !== 0) {
     throw new ArtifactInstallError(`Maven failed to ${what} (exit ${result.code}):\n${tail(result.output)}`);
   }
@@ -141,11 +151,12 @@ export async function ensureArtifacts(opts: ArtifactOptions = {}): Promise<Artif
   fs.mkdirSync(cache, { recursive: true });
 
   if (!kafkaReady) {
+    if (kafkaPrint === undefined) throw new ArtifactInstallError(`Cannot install Kafka: ${pom} is missing`);
     const started = Date.now();
     log.info({ version: KAFKA_VERSION, dir: paths.kafkaHome }, 'fetching Kafka jars with Maven (first run only)');
     await installInto(paths.kafkaHome, kafkaPrint, async (tmp) => {
       const libs = path.join(tmp, 'libs');
-      await mvn(mvnPath, ['-f', pom, 'dependency:copy-dependencies', `-DoutputDirectory=${libs}`], tmp, `fetch Kafka ${KAFKA_VERSION}`);
+      await mvn(mvnPath, ['-f', pom, 'dependency:copy-dependencies', `-DoutputDirectory=${libs}`], tmp, `fetch Kafka ${KAFKA_VERSION}`, log);
       const jars = fs.readdirSync(libs).filter((f) => f.endsWith('.jar'));
       if (!jars.some((j) => j.startsWith(`kafka_2.13-${KAFKA_VERSION}`))) {
         throw new ArtifactInstallError(`Maven finished but kafka_2.13-${KAFKA_VERSION}.jar is missing from ${libs}`);
@@ -161,7 +172,7 @@ export async function ensureArtifacts(opts: ArtifactOptions = {}): Promise<Artif
       const download = path.join(tmp, '.download');
       fs.mkdirSync(download);
       // Run outside the repo so Maven does not pick up a project pom.
-      await mvn(mvnPath, ['dependency:copy', `-Dartifact=${REGISTRY_ARTIFACT}`, `-DoutputDirectory=${download}`], download, `fetch Apicurio Registry ${REGISTRY_VERSION}`);
+      await mvn(mvnPath, ['dependency:copy', `-Dartifact=${REGISTRY_ARTIFACT}`, `-DoutputDirectory=${download}`], download, `fetch Apicurio Registry ${REGISTRY_VERSION}`, log);
       const archive = fs.readdirSync(download).find((f) => f.endsWith('.tar.gz'));
       if (!archive) throw new ArtifactInstallError(`Maven finished but no .tar.gz was written to ${download}`);
       log.info({ archive }, 'extracting Apicurio Registry');

@@ -1,16 +1,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { createLogger, type Logger } from '../util/logger';
-import { ensureArtifacts } from './artifacts';
-import { kafkaAnswers, kafkaProcessMarkers, launchKafkaServer } from './kafka-server';
-import type { LaunchedServer } from './launched';
+import { ensureArtifacts, type ArtifactPaths } from './artifacts';
+import { kafkaAnswers, kafkaFiles, kafkaProcessMarkers, launchKafkaServer } from './kafka-server';
+import { ServerStartError, type LaunchedServer } from './launched';
 import { withLock } from './lock';
 import { cacheDir as cacheDirOf, stackDir, stateFilePath, tributaryHome } from './paths';
 import { findFreePorts } from './ports';
-import { checkPrerequisites } from './prerequisites';
-import { isOurProcess, stopProcess, type StopResult } from './process';
-import { launchRedisServer, redisAnswers, redisProcessMarkers } from './redis-server';
-import { launchRegistryServer, registryAnswers, registryProcessMarkers } from './registry-server';
+import { checkPrerequisites, type ResolvedPrerequisites } from './prerequisites';
+import { isOurProcess, processesWorkingIn, stopProcess, wholeArg, type StopResult } from './process';
+import { launchRedisServer, redisAnswers, redisLogFile, redisProcessMarkers } from './redis-server';
+import { launchRegistryServer, registryAnswers, registryLogFile, registryProcessMarkers } from './registry-server';
 import { readState, removeState, StateFileError, writeState, type ServerName, type StackState } from './state';
 
 export interface LocalStackOptions {
@@ -61,6 +61,14 @@ export interface StopReport {
 }
 
 const SERVER_NAMES: readonly ServerName[] = ['kafka', 'registry', 'redis'];
+
+function logMentionsPortInUse(logFile: string): boolean {
+  try {
+    return /Address already in use|BindException|seems to be in use/i.test(fs.readFileSync(logFile, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 /** Command-line markers that must match before a recorded pid is treated as ours. */
 export function serverMarkers(name: ServerName, state: StackState): string[] {
@@ -205,23 +213,56 @@ export class LocalStack {
       SERVER_NAMES.map(async (name) => {
         const pid = state[name].pid;
         const result = await stopProcess(pid, serverMarkers(name, state), timeout);
-        if (result === 'not-ours') this.log.warn({ name, pid }, 'recorded pid now belongs to another process; left alone');
+        if (result === 'not-ours') this.log.warn({ server: name, pid }, 'recorded pid now belongs to another process; left alone');
         return { name, pid, result };
       }),
     );
   }
 
+  /**
+   * Servers left from an `up` that was interrupted before it recorded them: processes of the right kind whose
+   * working directory is one of this stack's server dirs. Stopped before starting fresh.
+   */
+  private async stopUnrecorded(dirs: Record<ServerName, string>): Promise<void> {
+    const kinds: Record<ServerName, string[]> = {
+      kafka: [wholeArg('kafka.Kafka')],
+      registry: ['apicurio-registry-app'],
+      redis: ['redis-server'],
+    };
+    const timeout = this.opts.stopTimeoutMs ?? 20_000;
+    await Promise.all(
+      SERVER_NAMES.flatMap((name) =>
+        processesWorkingIn(dirs[name], kinds[name]).map(async (pid) => {
+          this.log.warn({ server: name, pid, dir: dirs[name] }, 'stopping an unrecorded server left by an interrupted start');
+          await stopProcess(pid, kinds[name], timeout);
+        }),
+      ),
+    );
+  }
+
   private async start(): Promise<StackState> {
-    const started = Date.now();
     const env = this.opts.env ?? process.env;
     const tools = checkPrerequisites({ need: ['java', 'redis-server'], env });
     const artifacts = await ensureArtifacts({ cacheDir: this.cacheDir, logger: this.log, env });
-
-    const dirs = {
+    const dirs: Record<ServerName, string> = {
       kafka: path.join(this.stateDir, 'kafka'),
       registry: path.join(this.stateDir, 'registry'),
       redis: path.join(this.stateDir, 'redis'),
     };
+    await this.stopUnrecorded(dirs);
+    try {
+      return await this.startOnce(tools, artifacts, dirs);
+    } catch (err) {
+      // Free ports are picked just before the servers bind them; if another process took one meanwhile, try once more.
+      const logs = [kafkaFiles(dirs.kafka).logFile, registryLogFile(dirs.registry), redisLogFile(dirs.redis)];
+      if (!(err instanceof ServerStartError) || !logs.some(logMentionsPortInUse)) throw err;
+      this.log.warn({ err: err.message }, 'a port was taken before the server could bind it; retrying with new ports');
+      return this.startOnce(tools, artifacts, dirs);
+    }
+  }
+
+  private async startOnce(tools: ResolvedPrerequisites, artifacts: ArtifactPaths, dirs: Record<ServerName, string>): Promise<StackState> {
+    const started = Date.now();
     for (const dir of Object.values(dirs)) {
       fs.rmSync(dir, { recursive: true, force: true });
       fs.mkdirSync(dir, { recursive: true });

@@ -29,7 +29,8 @@ function holderPid(lockFile: string): number | undefined {
 
 /**
  * Runs `fn` while holding an exclusive lock file (pid inside) so two processes don't start or stop the same
- * stack at once. A lock left by a dead process is taken over.
+ * stack at once (also serialises operations within one process). A lock left by a dead process is taken over.
+ * Not re-entrant: `fn` must not take the same lock again.
  */
 export async function withLock<T>(lockFile: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
   fs.mkdirSync(path.dirname(lockFile), { recursive: true });
@@ -37,9 +38,6 @@ export async function withLock<T>(lockFile: string, timeoutMs: number, fn: () =>
   for (;;) {
     if (tryAcquire(lockFile)) break;
     const holder = holderPid(lockFile);
-    if (holder === process.pid) {
-      throw new LockTimeoutError(`${lockFile} is already held by this process (nested stack operation)`);
-    }
     if (holder === undefined) {
       // Just created and not yet written, or left half-written: give the writer a moment, then treat as stale.
       await delay(200);

@@ -62,21 +62,37 @@ export function isOurProcess(pid: number, markers: readonly string[]): boolean {
   return cmd !== undefined && commandLineMatches(cmd, markers);
 }
 
-/** Pids (other than our own) whose command line contains every marker; Linux only (reads /proc). */
-export function findProcesses(markers: readonly string[]): number[] {
+/**
+ * Live pids (other than our own) whose working directory is `dir` or inside it and whose command line matches
+ * `markers`; Linux only (reads /proc), empty elsewhere.
+ */
+export function processesWorkingIn(dir: string, markers: readonly string[]): number[] {
   let entries: string[];
   try {
     entries = fs.readdirSync('/proc');
   } catch {
     return [];
   }
+  let real: string;
+  try {
+    real = fs.realpathSync(dir); // /proc/<pid>/cwd is a resolved path
+  } catch {
+    return []; // no such dir: nothing can be working in it
+  }
+  const root = `${real.replace(/\/+$/, '')}/`;
   const pids: number[] = [];
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     if (pid === process.pid) continue;
-    const cmd = commandLine(pid);
-    if (cmd && commandLineMatches(cmd, markers) && isPidAlive(pid)) pids.push(pid);
+    let cwd: string;
+    try {
+      cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      continue;
+    }
+    if (cwd !== real && !cwd.startsWith(root)) continue;
+    if (isOurProcess(pid, markers)) pids.push(pid);
   }
   return pids;
 }

@@ -25,6 +25,10 @@ export function redisProcessMarkers(port: number): string[] {
   return ['redis-server', wholeArg(`${LOCALHOST}:${port}`)];
 }
 
+export function redisLogFile(dataDir: string): string {
+  return path.join(dataDir, 'redis.log');
+}
+
 /** True when PING answers PONG. */
 export async function redisAnswers(url: string, timeoutMs = 3_000): Promise<boolean> {
   const client = new Redis(url, {
@@ -49,7 +53,7 @@ export async function redisAnswers(url: string, timeoutMs = 3_000): Promise<bool
 /** Spawns redis-server (no persistence, loopback only) detached. Does not wait for it to answer. */
 export async function launchRedisServer(opts: RedisServerOptions): Promise<LaunchedServer<RedisServerInfo>> {
   fs.mkdirSync(opts.dataDir, { recursive: true });
-  const logFile = path.join(opts.dataDir, 'redis.log');
+  const logFile = redisLogFile(opts.dataDir);
   const proc = await spawnDetached(
     opts.redisServerPath ?? 'redis-server',
     ['--port', String(opts.port), '--bind', LOCALHOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', opts.dataDir],

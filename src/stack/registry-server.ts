@@ -31,6 +31,10 @@ export function registryProcessMarkers(port: number): string[] {
   return [wholeArg(`-Dquarkus.http.port=${port}`), 'apicurio-registry-app'];
 }
 
+export function registryLogFile(dataDir: string): string {
+  return path.join(dataDir, 'registry.log');
+}
+
 /** True when GET <url>/subjects answers 200. */
 export async function registryAnswers(url: string, timeoutMs = 3_000): Promise<boolean> {
   try {
@@ -46,7 +50,7 @@ export async function registryAnswers(url: string, timeoutMs = 3_000): Promise<b
 export async function launchRegistryServer(opts: RegistryServerOptions): Promise<LaunchedServer<RegistryServerInfo>> {
   const tmp = path.join(opts.dataDir, 'tmp');
   fs.mkdirSync(tmp, { recursive: true });
-  const logFile = path.join(opts.dataDir, 'registry.log');
+  const logFile = registryLogFile(opts.dataDir);
   const proc = await spawnDetached(
     opts.javaPath ?? 'java',
     [

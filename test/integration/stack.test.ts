@@ -52,6 +52,9 @@ function expectOneSetOfProcesses(state: StackState, stateDir: string): void {
   expect(pidsMatching(`127.0.0.1:${state.redis.port}`)).toEqual([state.redis.pid]);
 }
 
+// Starting JVMs on a small machine takes a while; the project-level testTimeout is not applied to projects.
+const STACK_TIMEOUT_MS = 240_000;
+
 describe('LocalStack (real servers, isolated state dir)', () => {
   let stateDir: string;
   let stack: LocalStack;
@@ -68,7 +71,7 @@ describe('LocalStack (real servers, isolated state dir)', () => {
     const leftovers = [...everStarted].filter(running);
     fs.rmSync(stateDir, { recursive: true, force: true });
     expect(leftovers).toEqual([]);
-  });
+  }, STACK_TIMEOUT_MS);
 
   test('up is idempotent: a second up returns the same processes, and only one set runs', async () => {
     state = await stack.up();
@@ -89,7 +92,7 @@ describe('LocalStack (real servers, isolated state dir)', () => {
     expect(again.startedAt).toBe(state.startedAt);
     expectOneSetOfProcesses(state, stateDir);
     expect((await stack.status()).state).toBe('running');
-  });
+  }, STACK_TIMEOUT_MS);
 
   test('the servers work: Kafka topics, Redis PING, registry subjects', async () => {
     const kafka = new Kafka({ clientId: 'stack-test', brokers: state.kafka.brokers, logLevel: logLevel.NOTHING });
@@ -120,7 +123,7 @@ describe('LocalStack (real servers, isolated state dir)', () => {
     });
     expect(registered.status).toBe(200);
     expect(typeof ((await registered.json()) as { id: unknown }).id).toBe('number');
-  });
+  }, STACK_TIMEOUT_MS);
 
   test('a partially dead stack is replaced by a fresh one on up', async () => {
     process.kill(state.redis.pid, 'SIGKILL');
@@ -135,7 +138,7 @@ describe('LocalStack (real servers, isolated state dir)', () => {
     expect(fresh.startedAt).not.toBe(state.startedAt);
     expectOneSetOfProcesses(fresh, stateDir);
     state = fresh;
-  });
+  }, STACK_TIMEOUT_MS);
 
   test('down stops exactly the recorded pids and removes the state file', async () => {
     const report = await stack.down();
@@ -150,5 +153,5 @@ describe('LocalStack (real servers, isolated state dir)', () => {
     expect(fs.existsSync(stack.stateFile)).toBe(false);
     expect((await stack.status()).state).toBe('stopped');
     expect((await stack.down()).stateFound).toBe(false);
-  });
+  }, STACK_TIMEOUT_MS);
 });

@@ -40,7 +40,7 @@ function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-/** Runs an action; any error becomes a one-line `error: …` on stderr and a non-zero exit (via commander). */
+/** Runs an action; any error becomes `error: <message>` on stderr (one line for a missing prerequisite) and exit 1 via commander. */
 function guarded(cmd: Command, fn: (opts: StackCommandOptions) => Promise<void>): () => Promise<void> {
   return async () => {
     const opts = cmd.optsWithGlobals<StackCommandOptions>();
@@ -48,7 +48,7 @@ function guarded(cmd: Command, fn: (opts: StackCommandOptions) => Promise<void>)
       await fn(opts);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      cmd.error(`error: ${message.split('\n')[0]}`, { exitCode: 1, code: 'tributary.stack' });
+      cmd.error(`error: ${message}`, { exitCode: 1, code: 'tributary.stack' });
     }
   };
 }
