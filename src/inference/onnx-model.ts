@@ -44,12 +44,14 @@ export class OnnxModel {
     if (actual !== card.sha256) {
       throw new ModelIntegrityError(`${weights}: sha256 ${actual} does not match the card's ${card.sha256}; refusing to load`);
     }
-    const session = await ort.InferenceSession.create(weights, {
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: options.executionProviders ?? ['cpu'],
-      intraOpNumThreads: options.intraOpNumThreads,
-      interOpNumThreads: options.interOpNumThreads,
       graphOptimizationLevel: 'all',
-    });
+    };
+    // onnxruntime rejects keys present with an undefined value: set only what was configured.
+    if (options.intraOpNumThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpNumThreads;
+    if (options.interOpNumThreads !== undefined) sessionOptions.interOpNumThreads = options.interOpNumThreads;
+    const session = await ort.InferenceSession.create(weights, sessionOptions);
     log.info({ model: card.name, version: card.version, inputs: session.inputNames, outputs: session.outputNames }, 'model loaded');
     return new OnnxModel(card, dir, session);
   }
