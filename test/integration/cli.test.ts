@@ -1,0 +1,100 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parse, stringify } from 'yaml';
+import type { Prediction } from '../../src/client/generated/avro-types';
+import { TopicConsumer } from '../../src/client/topic-consumer';
+import { produceDemoEvents } from '../../src/demo/produce';
+import { repoRoot } from '../../src/stack/paths';
+import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+
+const CLI = path.join(repoRoot(), 'dist/cli/main.js');
+const endpoints = testEndpoints();
+
+function cli(args: string[], timeoutMs = 120000) {
+  return spawnSync(process.execPath, [CLI, ...args], { cwd: repoRoot(), encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn' } });
+}
+
+/** A copy of the demo topology with suffixed topic names, written to a temp file. */
+function topologyCopy(suffix: string, edit?: (doc: any) => void): string {
+  const doc = parse(fs.readFileSync(path.join(repoRoot(), 'topologies/fraud-detection.yaml'), 'utf8'));
+  doc.name = `${doc.name}-${suffix}`;
+  for (const t of doc.topics) t.name = `${t.name}.${suffix}`;
+  doc.deadLetter.topic = `${doc.deadLetter.topic}.${suffix}`;
+  for (const s of doc.stages) {
+    s.input.topic = `${s.input.topic}.${suffix}`;
+    s.output.topic = `${s.output.topic}.${suffix}`;
+  }
+  edit?.(doc);
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-cli-')), 'topology.yaml');
+  fs.writeFileSync(file, stringify(doc));
+  return file;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+describe('tributary CLI (built dist, real stack)', () => {
+  beforeAll(() => {
+    if (!fs.existsSync(CLI)) throw new Error('dist/ is missing: run `npm run build` (npm test does)');
+  });
+
+  it('refuses to start a topology with a bad field and names its path', () => {
+    const file = topologyCopy(uniqueSuffix(), (doc) => (doc.stages[1].config.threshold = 'high'));
+    const res = cli(['run', file]);
+    expect(res.status).toBe(1);
+    expect(res.stderr).toContain('stages[1].config.threshold');
+  });
+
+  it('runs each stage in its own process, and both drain and exit 0 on SIGTERM', async () => {
+    const suffix = uniqueSuffix();
+    const file = topologyCopy(suffix);
+    const env = { ...process.env, TRIBUTARY_LOG_LEVEL: 'info' };
+    const stages = ['extract', 'score'].map((stage) => spawn(process.execPath, [CLI, 'run', file, '--stage', stage], { cwd: repoRoot(), env, stdio: ['ignore', 'ignore', 'pipe'] }));
+    const logs: string[] = [];
+    stages.forEach((c) => c.stderr!.on('data', (d: Buffer) => logs.push(d.toString())));
+    try {
+      await waitFor(() => logs.join('').split('"pipeline running"').length - 1 >= 2, 90000, () => `stages did not start: ${logs.join('').slice(-2000)}`);
+      const seen: Prediction[] = [];
+      const consumer = new TopicConsumer({ ...endpoints, topic: `fraud.predictions.${suffix}`, schema: 'prediction', groupId: `cli-test-${suffix}` });
+      await consumer.run((p) => {
+        seen.push(p);
+      });
+      await produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count: 100, rate: 0, seed: 5 });
+      await waitFor(() => seen.length >= 100, 60000, () => `${seen.length} predictions`);
+      await consumer.stop();
+      expect(new Set(seen.map((p) => p.key)).size).toBe(100);
+    } finally {
+      const codes = await Promise.all(stages.map((c) => {
+        const done = exited(c);
+        c.kill('SIGTERM');
+        return done;
+      }));
+      expect(codes).toEqual([0, 0]);
+    }
+    expect(logs.join('')).toContain('stage stopped');
+  });
+
+  it('runs the demo end to end and accounts for every event', () => {
+    const res = cli(['demo', '--count', '200', '--rate', '0', '--json'], 150000);
+    expect(res.status).toBe(0);
+    const summary = JSON.parse(res.stdout);
+    expect(summary.predictions).toBe(200);
+    expect(summary.deadLettered).toBe(5);
+    expect(Object.keys(summary.deadLetterKinds).sort()).toEqual(['DECODE_ERROR', 'MISSING_FIELD', 'NOT_AVRO', 'UNKNOWN_SCHEMA', 'WRONG_TYPE']);
+    expect(summary.latencyMs.p99).toBeGreaterThan(0);
+  });
+
+  it('tails a topic as decoded JSON lines', () => {
+    const res = cli(['tail', 'fraud.predictions', '--from-beginning', '--max', '3'], 60000);
+    expect(res.status).toBe(0);
+    const lines = res.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(3);
+    for (const l of lines) {
+      expect(typeof l.value.score).toBe('number');
+      expect(l.value.modelName).toBe('fraud');
+    }
+  });
+});
