@@ -19,7 +19,15 @@ function rootLogger(): Logger {
   if (!root) {
     // Synchronous writes to stderr: nothing is lost when a CLI command exits right after logging,
     // and stdout stays free for command output (tables, --json).
-    root = pino({ level: logLevelFromEnv(), base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+    root = pino(
+      {
+        level: logLevelFromEnv(),
+        base: { pid: process.pid },
+        // Credentials must never reach the logs, whatever object a caller passes in.
+        redact: { paths: ['password', '*.password', '*.*.password', 'sasl', '*.sasl', 'auth', '*.auth'], censor: '[redacted]' },
+      },
+      pino.destination({ fd: 2, sync: true }),
+    );
   }
   return root;
 }
