@@ -12,7 +12,13 @@ export class StageMetrics {
 
   constructor(registry: Registry = new Registry(), withDefaults = false) {
     this.registry = registry;
-    if (withDefaults) collectDefaultMetrics({ register: registry, prefix: 'tributary_process_' });
+    if (withDefaults) {
+      collectDefaultMetrics({ register: registry, prefix: 'tributary_process_' });
+      // prom-client names these gauges `*_total`, which Prometheus reserves for counters (promtool flags them).
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+        registry.removeSingleMetric(`tributary_process_${name}`);
+      }
+    }
     const registers = [registry];
     this.eventsIn = new Counter({ name: 'tributary_stage_events_in_total', help: 'Records consumed by a stage', labelNames: ['stage', 'topic'], registers });
     this.eventsOut = new Counter({ name: 'tributary_stage_events_out_total', help: 'Records produced by a stage', labelNames: ['stage', 'topic'], registers });

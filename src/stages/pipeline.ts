@@ -74,6 +74,12 @@ export class Pipeline {
     return new Pipeline(runners, metrics, kafka);
   }
 
+  /** Ready when every stage of this process is running and holds partitions. */
+  readiness(): { ready: boolean; checks: Record<string, unknown> } {
+    const stages = this.runners.map((r) => r.health());
+    return { ready: stages.length > 0 && stages.every((s) => s.ready), checks: { stages } };
+  }
+
   get kafkaClient(): Kafka {
     return this.kafka;
   }

@@ -32,6 +32,8 @@ export interface StageCounters {
   produced: number;
   deadLettered: number;
   batches: number;
+  /** Times a partition was paused because the processor was saturated (backpressure). */
+  backpressurePauses: number;
 }
 
 interface Pending<O> {
@@ -48,7 +50,7 @@ interface Pending<O> {
  */
 export class StageRunner {
   readonly groupId: string;
-  readonly counters: StageCounters = { consumed: 0, produced: 0, deadLettered: 0, batches: 0 };
+  readonly counters: StageCounters = { consumed: 0, produced: 0, deadLettered: 0, batches: 0, backpressurePauses: 0 };
   private readonly log: Logger;
   private readonly consumer: Consumer;
   private readonly producer: Producer;
@@ -58,6 +60,8 @@ export class StageRunner {
   private readonly chunkSize: number;
   private readonly dlqMaxValueBytes: number;
   private running = false;
+  /** Partitions currently assigned by the group (from GROUP_JOIN); empty before joining and after a crash. */
+  private assignedPartitions = 0;
   /** The output topic's max.message.bytes (learned at start): bounds single records and request chunks. */
   private maxMessageBytes = 1024 * 1024;
 
@@ -82,6 +86,17 @@ export class StageRunner {
       readUncommitted: false,
     });
     this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+      this.assignedPartitions = Object.values(payload.memberAssignment).reduce((n, parts) => n + parts.length, 0);
+    });
+    for (const event of [this.consumer.events.CRASH, this.consumer.events.DISCONNECT, this.consumer.events.STOP]) {
+      this.consumer.on(event, () => (this.assignedPartitions = 0));
+    }
+  }
+
+  /** Readiness of this stage: running and holding at least one partition of its input. */
+  health(): { stage: string; running: boolean; assignedPartitions: number; ready: boolean } {
+    return { stage: this.opts.stage.name, running: this.running, assignedPartitions: this.assignedPartitions, ready: this.running && this.assignedPartitions > 0 };
   }
 
   async start(): Promise<void> {
@@ -126,7 +141,8 @@ export class StageRunner {
     });
   }
 
-  private async handleBatch({ batch, heartbeat, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async handleBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, heartbeat, resolveOffset, isRunning, isStale } = payload;
     if (batch.messages.length === 0) return;
     const started = process.hrtime.bigint();
     const { stage, metrics } = this.opts;
@@ -134,6 +150,8 @@ export class StageRunner {
 
     for (let start = 0; start < batch.messages.length; start += this.chunkSize) {
       if (!isRunning() || isStale()) return; // nothing committed: the next owner re-reads
+      await this.waitWhileSaturated(payload);
+      if (!isRunning() || isStale()) return;
       const chunk = batch.messages.slice(start, start + this.chunkSize);
       const decoded: InputRecord<unknown>[] = [];
       const decodedIdx: number[] = [];
@@ -186,6 +204,28 @@ export class StageRunner {
     const now = Date.now();
     for (const p of outputs) {
       if (!(p.result instanceof RecordRejection)) metrics.endToEndSeconds.observe({ stage: stage.name }, (now - Number(p.message.timestamp)) / 1000);
+    }
+  }
+
+  /**
+   * Backpressure: while the processor is saturated (e.g. its bounded inference queue is full),
+   * pauses fetching for this batch's partition and waits, heartbeating, until it drains.
+   */
+  private async waitWhileSaturated({ batch, pause, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const bp = this.opts.processor.backpressure;
+    if (!bp?.saturated()) return;
+    const resume = pause();
+    this.counters.backpressurePauses += 1;
+    this.log.debug({ topic: batch.topic, partition: batch.partition }, 'processor saturated: partition paused');
+    try {
+      while (bp.saturated() && isRunning() && !isStale()) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([bp.whenDrained(), new Promise((r) => (timer = setTimeout(r, 1000)))]);
+        clearTimeout(timer);
+        await heartbeat();
+      }
+    } finally {
+      resume();
     }
   }
 

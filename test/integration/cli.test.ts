@@ -52,11 +52,20 @@ describe('tributary CLI (built dist, real stack)', () => {
     const suffix = uniqueSuffix();
     const file = topologyCopy(suffix);
     const env = { ...process.env, TRIBUTARY_LOG_LEVEL: 'info' };
-    const stages = ['extract', 'score'].map((stage) => spawn(process.execPath, [CLI, 'run', file, '--stage', stage], { cwd: repoRoot(), env, stdio: ['ignore', 'ignore', 'pipe'] }));
+    const stages = ['extract', 'score'].map((stage) => spawn(process.execPath, [CLI, 'run', file, '--stage', stage, '--metrics-port', '0'], { cwd: repoRoot(), env, stdio: ['ignore', 'ignore', 'pipe'] }));
     const logs: string[] = [];
     stages.forEach((c) => c.stderr!.on('data', (d: Buffer) => logs.push(d.toString())));
     try {
       await waitFor(() => logs.join('').split('"pipeline running"').length - 1 >= 2, 90000, () => `stages did not start: ${logs.join('').slice(-2000)}`);
+      // Each process serves its own health endpoints: ready once its stage holds partitions.
+      const urls = [...logs.join('').matchAll(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/g)].map((m) => m[1]);
+      expect(urls).toHaveLength(2);
+      for (const url of urls) {
+        expect((await fetch(`${url}/healthz`)).status).toBe(200);
+        const ready = await fetch(`${url}/readyz`);
+        expect(ready.status).toBe(200);
+        expect(((await ready.json()) as { ready: boolean }).ready).toBe(true);
+      }
       const seen: Prediction[] = [];
       const consumer = new TopicConsumer({ ...endpoints, topic: `fraud.predictions.${suffix}`, schema: 'prediction', groupId: `cli-test-${suffix}` });
       await consumer.run((p) => {

@@ -6,6 +6,9 @@ import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-re
 import { editorSchema } from '../../topology/schema';
 import { builtinProcessors } from '../../stages/builtin';
 import { Pipeline, provisionTopology } from '../../stages/pipeline';
+import { Registry } from 'prom-client';
+import { StageMetrics } from '../../monitoring/metrics';
+import { MonitoringServer } from '../../monitoring/http-server';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { repoRoot } from '../../stack/paths';
 import { createLogger } from '../../util/logger';
@@ -47,10 +50,25 @@ export function registerPipelineCommands(program: Command): void {
     .argument('[topology]', 'topology file', DEFAULT_TOPOLOGY)
     .option('--stage <name...>', 'run only these stages (one stage per process deployments)')
     .option('--shutdown-timeout <ms>', 'graceful shutdown bound', '30000')
-    .action(async (file: string, opts: { stage?: string[]; shutdownTimeout: string }) => {
+    .option('--metrics-port <port>', '/metrics, /healthz, /readyz port (0 = any free port)', process.env.TRIBUTARY_METRICS_PORT ?? '9400')
+    .option('--metrics-host <host>', 'address the monitoring server binds', process.env.TRIBUTARY_METRICS_HOST ?? '127.0.0.1')
+    .action(async (file: string, opts: { stage?: string[]; shutdownTimeout: string; metricsPort: string; metricsHost: string }) => {
       const topology = loadTopologyFile(file);
-      const pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage });
-      onShutdownSignal(() => pipeline.stop(), Number(opts.shutdownTimeout));
+      const metrics = new StageMetrics(new Registry(), true);
+      let pipeline: Pipeline | undefined;
+      const monitoring = new MonitoringServer({
+        registry: metrics.registry,
+        port: Number(opts.metricsPort),
+        host: opts.metricsHost,
+        readiness: () => pipeline?.readiness() ?? { ready: false, checks: { pipeline: 'starting' } },
+      });
+      await monitoring.start();
+      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics });
+      const running = pipeline;
+      onShutdownSignal(async () => {
+        await running.stop();
+        await monitoring.stop();
+      }, Number(opts.shutdownTimeout));
     });
 
   program
