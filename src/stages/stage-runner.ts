@@ -1,14 +1,14 @@
-import { ConfigResourceTypes, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer } from 'kafkajs';
+import { ConfigResourceTypes, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message } from 'kafkajs';
 import type { DeadLetter } from '../client/generated/avro-types';
 import { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
 import type { SchemaCatalog } from '../kafka/avro-schemas';
-import { RecordRejection, type ErrorKind } from '../kafka/dead-letter';
-import { isRecordError, kafkaErrorType } from '../kafka/errors';
+import { RecordRejection } from '../kafka/dead-letter';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
 import type { StageMetrics } from '../monitoring/metrics';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import { createLogger, type Logger } from '../util/logger';
-import type { InputRecord, Lineage, OutputRecord, Processor } from './processor';
+import type { InputRecord, Lineage, OutputRecord, Processor, ProcessResult } from './processor';
+import { AtLeastOnceDelivery, TransactionalDelivery, type Delivery, type DeliveryMode } from './delivery';
 
 export interface StageRunnerOptions {
   kafka: Kafka;
@@ -25,6 +25,8 @@ export interface StageRunnerOptions {
   /** Dead-letter copies of original values are cut to this many bytes so the DLQ write itself cannot fail. */
   deadLetterMaxValueBytes?: number;
 }
+
+export const DEFAULT_DELIVERY: DeliveryMode = 'exactly-once';
 
 /** Counters a caller can read without Prometheus (demo summary, tests). */
 export interface StageCounters {
@@ -44,16 +46,20 @@ interface Pending<O> {
 
 /**
  * Executes one stage: a Kafka consumer group reading the stage's input topic in batches,
- * decode -> process -> encode -> produce outputs and dead letters -> commit offsets.
- * Offsets are committed only after every output and dead letter of the batch is acknowledged
- * by the broker (acks=all), so a crash re-delivers rather than loses (at-least-once).
+ * decode -> process -> encode -> write outputs, dead letters and the consumed offset.
+ * Exactly-once by default (Kafka transactions, see delivery.ts); at-least-once as an opt-in.
  */
 export class StageRunner {
   readonly groupId: string;
   readonly counters: StageCounters = { consumed: 0, produced: 0, deadLettered: 0, batches: 0, backpressurePauses: 0 };
   private readonly log: Logger;
   private readonly consumer: Consumer;
-  private readonly producer: Producer;
+  private delivery!: Delivery;
+  readonly deliveryMode: DeliveryMode;
+  private readonly maxAttempts: number;
+  private readonly backoffMs: number;
+  /** Failed processing attempts per (partition, first offset) of a re-delivered chunk. */
+  private readonly attempts = new Map<string, number>();
   private readonly decoder: AvroDecoder<unknown>;
   private readonly encoder: AvroEncoder<unknown>;
   private readonly dlqEncoder: AvroEncoder<DeadLetter>;
@@ -85,9 +91,12 @@ export class StageRunner {
       maxWaitTimeInMs: tuning.maxWaitTimeMs ?? 100,
       readUncommitted: false,
     });
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.deliveryMode = stage.delivery ?? DEFAULT_DELIVERY;
+    this.maxAttempts = stage.errors?.maxAttempts ?? 3;
+    this.backoffMs = stage.errors?.backoffMs ?? 200;
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
       this.assignedPartitions = Object.values(payload.memberAssignment).reduce((n, parts) => n + parts.length, 0);
+      this.delivery?.onAssignment(payload.memberAssignment);
     });
     for (const event of [this.consumer.events.CRASH, this.consumer.events.DISCONNECT, this.consumer.events.STOP]) {
       this.consumer.on(event, () => (this.assignedPartitions = 0));
@@ -103,7 +112,16 @@ export class StageRunner {
     // Register schemas first: a registry problem fails the start, not the first batch.
     await Promise.all([this.encoder.id(), this.dlqEncoder.id()]);
     this.maxMessageBytes = await topicMaxMessageBytes(this.opts.kafka, this.opts.stage.output.topic);
-    await this.producer.connect();
+    const deliveryOptions = {
+      kafka: this.opts.kafka,
+      consumer: this.consumer,
+      groupId: this.groupId,
+      outputTopic: this.opts.stage.output.topic,
+      deadLetterTopic: this.opts.topology.spec.deadLetter.topic,
+      maxMessageBytes: this.maxMessageBytes,
+      log: this.log,
+    };
+    this.delivery = this.deliveryMode === 'exactly-once' ? new TransactionalDelivery(deliveryOptions) : new AtLeastOnceDelivery(deliveryOptions);
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.opts.stage.input.topic, fromBeginning: this.opts.stage.input.fromBeginning ?? true });
     this.running = true;
@@ -113,7 +131,7 @@ export class StageRunner {
       partitionsConsumedConcurrently: this.opts.stage.consumer?.partitionsConsumedConcurrently ?? 3,
       eachBatch: (payload) => this.handleBatch(payload),
     });
-    this.log.info({ input: this.opts.stage.input.topic, output: this.opts.stage.output.topic }, 'stage started');
+    this.log.info({ input: this.opts.stage.input.topic, output: this.opts.stage.output.topic, delivery: this.deliveryMode }, 'stage started');
   }
 
   /** Stops fetching, lets the in-flight batch finish and commit, then closes everything. */
@@ -121,7 +139,7 @@ export class StageRunner {
     if (!this.running) return;
     this.running = false;
     await this.consumer.disconnect();
-    await this.producer.disconnect();
+    await this.delivery.close();
     await this.opts.processor.close();
     this.log.info({ counters: this.counters }, 'stage stopped');
   }
@@ -146,13 +164,26 @@ export class StageRunner {
     if (batch.messages.length === 0) return;
     const started = process.hrtime.bigint();
     const { stage, metrics } = this.opts;
-    const pending: Pending<unknown>[] = [];
+    const last = batch.messages[batch.messages.length - 1].offset;
 
-    for (let start = 0; start < batch.messages.length; start += this.chunkSize) {
+    // After an ownership change, records below the re-read committed offset were delivered by the
+    // previous owner (its transaction completed after our offset fetch): skip them.
+    const from = await this.delivery.startOffset(batch.topic, batch.partition);
+    const messages = from === null ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= BigInt(from));
+    if (messages.length < batch.messages.length) {
+      this.log.info({ partition: batch.partition, skipped: batch.messages.length - messages.length, committed: from }, 'skipped records already delivered by the previous owner');
+    }
+    if (messages.length === 0) {
+      resolveOffset(last);
+      return;
+    }
+
+    const pending: Pending<unknown>[] = [];
+    for (let start = 0; start < messages.length; start += this.chunkSize) {
       if (!isRunning() || isStale()) return; // nothing committed: the next owner re-reads
       await this.waitWhileSaturated(payload);
       if (!isRunning() || isStale()) return;
-      const chunk = batch.messages.slice(start, start + this.chunkSize);
+      const chunk = messages.slice(start, start + this.chunkSize);
       const decoded: InputRecord<unknown>[] = [];
       const decodedIdx: number[] = [];
       for (const message of chunk) {
@@ -166,45 +197,110 @@ export class StageRunner {
           decoded.push({ value, key: message.key, timestamp: Number(message.timestamp), lineage });
         }
       }
-      const results = await this.opts.processor.processBatch(decoded);
+      const results = await this.processWithRetries(batch.partition, chunk[0].offset, decoded);
       results.forEach((r, i) => (pending[decodedIdx[i]].result = r));
       await heartbeat();
     }
 
-    const outputs = pending.filter((p) => !(p.result instanceof RecordRejection));
     const schemaId = await this.encoder.id();
-    const messages: Message[] = [];
-    const sentOf: Pending<unknown>[] = [];
-    for (const p of outputs) {
+    const outputs: Message[] = [];
+    const owners: Pending<unknown>[] = [];
+    for (const p of pending) {
+      if (p.result instanceof RecordRejection) continue;
       try {
         const out = p.result as OutputRecord<unknown>;
-        messages.push({ key: out.key, value: this.encoder.encodeWithId(schemaId, out.value) });
-        sentOf.push(p);
+        outputs.push({ key: out.key, value: this.encoder.encodeWithId(schemaId, out.value) });
+        owners.push(p);
       } catch (err) {
         p.result = new RecordRejection('PROCESSING_ERROR', `output does not match schema: ${(err as Error).message}`);
       }
     }
-    await this.produceOutputs(messages, sentOf);
-    await this.produceDeadLetters(pending.filter((p) => p.result instanceof RecordRejection));
-
-    const produced = pending.length - pending.filter((p) => p.result instanceof RecordRejection).length;
-    const last = batch.messages[batch.messages.length - 1].offset;
+    const dlqId = await this.dlqEncoder.id();
+    const committed = await this.delivery.deliver({
+      topic: batch.topic,
+      partition: batch.partition,
+      nextOffset: String(BigInt(last) + 1n),
+      outputs,
+      reject: (i, rejection) => (owners[i].result = rejection),
+      deadLetters: () => pending.filter((p) => p.result instanceof RecordRejection).map((p) => this.deadLetter(dlqId, p)),
+      isStale: () => isStale() || !isRunning(),
+    });
+    if (!committed) return; // revoked meanwhile: nothing committed, the new owner re-reads this batch
     resolveOffset(last);
-    if (isStale()) return; // partition was revoked meanwhile: its new owner re-reads this batch
-    await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last) + 1) }]);
     await heartbeat();
 
+    const rejected = pending.filter((p) => p.result instanceof RecordRejection);
+    const produced = pending.length - rejected.length;
     this.counters.consumed += batch.messages.length;
     this.counters.produced += produced;
+    this.counters.deadLettered += rejected.length;
     this.counters.batches += 1;
     metrics.eventsIn.inc({ stage: stage.name, topic: batch.topic }, batch.messages.length);
     metrics.eventsOut.inc({ stage: stage.name, topic: stage.output.topic }, produced);
+    for (const p of rejected) metrics.deadLettered.inc({ stage: stage.name, kind: (p.result as RecordRejection).kind });
+    if (rejected.length > 0) {
+      this.log.warn({ count: rejected.length, kinds: [...new Set(rejected.map((p) => (p.result as RecordRejection).kind))] }, 'dead-lettered records');
+    }
     metrics.batchSize.observe({ stage: stage.name }, batch.messages.length);
     metrics.batchSeconds.observe({ stage: stage.name }, Number(process.hrtime.bigint() - started) / 1e9);
     const now = Date.now();
-    for (const p of outputs) {
+    for (const p of pending) {
       if (!(p.result instanceof RecordRejection)) metrics.endToEndSeconds.observe({ stage: stage.name }, (now - Number(p.message.timestamp)) / 1000);
     }
+  }
+
+  /**
+   * Transient processor failures are retried with backoff by re-delivering the batch; after
+   * `maxAttempts` the records are processed one by one and those that still fail are
+   * dead-lettered, so a poison message never blocks its partition forever.
+   */
+  private async processWithRetries(partition: number, firstOffset: string, records: InputRecord<unknown>[]): Promise<ProcessResult<unknown>[]> {
+    const key = `${partition}:${firstOffset}`;
+    try {
+      const results = await this.opts.processor.processBatch(records);
+      this.attempts.delete(key);
+      return results;
+    } catch (err) {
+      const attempt = (this.attempts.get(key) ?? 0) + 1;
+      if (attempt < this.maxAttempts) {
+        this.attempts.set(key, attempt);
+        const delay = this.backoffMs * 2 ** (attempt - 1);
+        this.log.warn({ err: (err as Error).message, partition, firstOffset, attempt, delay }, 'processing failed; the batch will be retried');
+        await new Promise((r) => setTimeout(r, delay));
+        throw err;
+      }
+      this.attempts.delete(key);
+      this.log.error({ err: (err as Error).message, partition, firstOffset, attempt }, 'processing kept failing; isolating records');
+      const out: ProcessResult<unknown>[] = [];
+      for (const r of records) {
+        try {
+          out.push(...(await this.opts.processor.processBatch([r])));
+        } catch (e) {
+          out.push(new RecordRejection('PROCESSING_ERROR', `failed after ${attempt} attempts: ${(e as Error).message}`));
+        }
+      }
+      return out;
+    }
+  }
+
+  private deadLetter(schemaId: number, p: Pending<unknown>): Message {
+    const rejection = p.result as RecordRejection;
+    let value = p.message.value;
+    let note = '';
+    if (value && value.length > this.dlqMaxValueBytes) {
+      note = ` [original value of ${value.length} bytes truncated to ${this.dlqMaxValueBytes}]`;
+      value = value.subarray(0, this.dlqMaxValueBytes);
+    }
+    const record: DeadLetter = {
+      stage: this.opts.stage.name,
+      errorKind: rejection.kind,
+      errorMessage: rejection.message + note,
+      lineage: p.lineage,
+      key: p.message.key ?? null,
+      value: value ?? null,
+      failedTime: Date.now(),
+    };
+    return { key: p.message.key, value: this.dlqEncoder.encodeWithId(schemaId, record), headers: { 'tributary-error-kind': rejection.kind } };
   }
 
   /**
@@ -228,111 +324,8 @@ export class StageRunner {
       resume();
     }
   }
-
-  /**
-   * Sends a batch's outputs. If the broker refuses the request for a record-level reason
-   * (e.g. a record too large for the topic), falls back to one send per record so only the
-   * offending records are dead-lettered; transient errors propagate and the batch is retried.
-   */
-  private async produceOutputs(messages: Message[], owners: Pending<unknown>[]): Promise<void> {
-    if (messages.length === 0) return;
-    const topic = this.opts.stage.output.topic;
-    // Records that can never fit the topic are refused here, without a round trip.
-    const recordLimit = this.maxMessageBytes - RECORD_BATCH_OVERHEAD;
-    const fitting: Message[] = [];
-    const fittingOwners: Pending<unknown>[] = [];
-    messages.forEach((m, i) => {
-      const size = recordSize(m);
-      if (size > recordLimit) {
-        owners[i].result = new RecordRejection('TOO_LARGE', `record of ${size} bytes exceeds ${topic}'s max.message.bytes (${this.maxMessageBytes})`);
-      } else {
-        fitting.push(m);
-        fittingOwners.push(owners[i]);
-      }
-    });
-    try {
-      // Chunks keep every per-partition record batch under the topic's limit.
-      for (const chunk of chunkBySize(fitting, Math.max(recordLimit, Math.floor(this.maxMessageBytes / 2)))) {
-        await this.producer.send({ topic, acks: -1, messages: chunk });
-      }
-      return;
-    } catch (err) {
-      if (!isRecordError(err)) throw err;
-      this.log.warn({ err: kafkaErrorType(err) }, 'batch refused for a record-level reason; sending one by one');
-    }
-    // Re-sending records already acknowledged in an earlier chunk duplicates them; at-least-once allows it and it only happens after a broker-side refusal.
-    messages = fitting;
-    owners = fittingOwners;
-    for (let i = 0; i < messages.length; i++) {
-      try {
-        await this.producer.send({ topic, acks: -1, messages: [messages[i]] });
-      } catch (err) {
-        if (!isRecordError(err)) throw err;
-        const type = kafkaErrorType(err);
-        const kind: ErrorKind = type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE' ? 'TOO_LARGE' : 'PRODUCE_FAILED';
-        owners[i].result = new RecordRejection(kind, `producing to ${topic} failed: ${type}: ${(err as Error).message}`);
-      }
-    }
-  }
-
-  private async produceDeadLetters(rejected: Pending<unknown>[]): Promise<void> {
-    if (rejected.length === 0) return;
-    const { stage, metrics, topology } = this.opts;
-    const id = await this.dlqEncoder.id();
-    const now = Date.now();
-    const messages: Message[] = rejected.map((p) => {
-      const rejection = p.result as RecordRejection;
-      let value = p.message.value;
-      let note = '';
-      if (value && value.length > this.dlqMaxValueBytes) {
-        note = ` [original value of ${value.length} bytes truncated to ${this.dlqMaxValueBytes}]`;
-        value = value.subarray(0, this.dlqMaxValueBytes);
-      }
-      const record: DeadLetter = {
-        stage: stage.name,
-        errorKind: rejection.kind,
-        errorMessage: rejection.message + note,
-        lineage: p.lineage,
-        key: p.message.key ?? null,
-        value: value ?? null,
-        failedTime: now,
-      };
-      metrics.deadLettered.inc({ stage: stage.name, kind: rejection.kind });
-      return { key: p.message.key, value: this.dlqEncoder.encodeWithId(id, record), headers: { 'tributary-error-kind': rejection.kind } };
-    });
-    // A failure here propagates: the batch is not committed and will be retried, so nothing is lost.
-    await this.producer.send({ topic: topology.spec.deadLetter.topic, acks: -1, messages });
-    this.counters.deadLettered += rejected.length;
-    this.log.warn({ count: rejected.length, kinds: [...new Set(rejected.map((p) => (p.result as RecordRejection).kind))] }, 'dead-lettered records');
-  }
 }
 
-/** Bytes a record batch adds around its records (header, CRC, etc.), rounded up. */
-const RECORD_BATCH_OVERHEAD = 128;
-
-function recordSize(m: Message): number {
-  const len = (v: Message['key'] | Message['value']) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
-  return len(m.key) + len(m.value) + 32;
-}
-
-/** Splits messages into consecutive groups whose summed size stays under `limit` (a lone record may reach it). */
-export function chunkBySize(messages: Message[], limit: number): Message[][] {
-  const chunks: Message[][] = [];
-  let current: Message[] = [];
-  let size = 0;
-  for (const m of messages) {
-    const s = recordSize(m);
-    if (current.length > 0 && size + s > limit) {
-      chunks.push(current);
-      current = [];
-      size = 0;
-    }
-    current.push(m);
-    size += s;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
-}
 
 /** Reads a topic's effective max.message.bytes from the broker. */
 async function topicMaxMessageBytes(kafka: Kafka, topic: string): Promise<number> {

@@ -77,6 +77,15 @@ export const topologyBaseSchema = {
               partitionsConsumedConcurrently: { type: 'integer', minimum: 1 },
             },
           },
+          delivery: { enum: ['exactly-once', 'at-least-once'], description: 'exactly-once (default) uses Kafka transactions; at-least-once may duplicate after a crash.' },
+          errors: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              maxAttempts: { type: 'integer', minimum: 1, maximum: 100 },
+              backoffMs: { type: 'integer', minimum: 0 },
+            },
+          },
           config: { type: 'object' },
         },
       },

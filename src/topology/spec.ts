@@ -46,6 +46,10 @@ export interface StageSpec {
   input: StageInputSpec;
   output: StageOutputSpec;
   consumer?: ConsumerTuning;
+  /** `exactly-once` (default): Kafka transactions per input partition; `at-least-once`: opt-in, may duplicate after a crash. */
+  delivery?: 'exactly-once' | 'at-least-once';
+  /** Transient processing failures are retried this many times (with exponential backoff) before records are isolated and dead-lettered. */
+  errors?: { maxAttempts?: number; backoffMs?: number };
   /** Processor-specific configuration, validated against the processor's declared spec. */
   config: Record<string, unknown>;
 }
