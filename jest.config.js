@@ -19,5 +19,14 @@ module.exports = {
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
       globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
     },
+    {
+      // Fault tests: real processes killed, paused and restarted (npm run test:faults; part of npm test).
+      displayName: 'faults',
+      testEnvironment: '<rootDir>/test/helpers/node-environment.js',
+      transform: { '^.+\\.ts$': tsJest },
+      testMatch: ['<rootDir>/test/faults/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/helpers/global-setup.ts',
+      globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
+    },
   ],
 };

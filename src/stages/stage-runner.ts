@@ -8,7 +8,7 @@ import type { StageMetrics } from '../monitoring/metrics';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import { createLogger, type Logger } from '../util/logger';
 import type { InputRecord, Lineage, OutputRecord, Processor, ProcessResult } from './processor';
-import { AtLeastOnceDelivery, TransactionalDelivery, type Delivery, type DeliveryMode } from './delivery';
+import { AtLeastOnceDelivery, ProducerFencedError, TransactionalDelivery, type Delivery, type DeliveryMode, type OutgoingBatch } from './delivery';
 
 export interface StageRunnerOptions {
   kafka: Kafka;
@@ -36,6 +36,8 @@ export interface StageCounters {
   batches: number;
   /** Times a partition was paused because the processor was saturated (backpressure). */
   backpressurePauses: number;
+  /** Batches refused because this instance's transactional producer was fenced by a newer owner. */
+  fencedBatches: number;
 }
 
 interface Pending<O> {
@@ -51,7 +53,7 @@ interface Pending<O> {
  */
 export class StageRunner {
   readonly groupId: string;
-  readonly counters: StageCounters = { consumed: 0, produced: 0, deadLettered: 0, batches: 0, backpressurePauses: 0 };
+  readonly counters: StageCounters = { consumed: 0, produced: 0, deadLettered: 0, batches: 0, backpressurePauses: 0, fencedBatches: 0 };
   private readonly log: Logger;
   private readonly consumer: Consumer;
   private delivery!: Delivery;
@@ -96,6 +98,7 @@ export class StageRunner {
     this.backoffMs = stage.errors?.backoffMs ?? 200;
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
       this.assignedPartitions = Object.values(payload.memberAssignment).reduce((n, parts) => n + parts.length, 0);
+      this.opts.processor.onAssignment?.(payload.memberAssignment);
       this.delivery?.onAssignment(payload.memberAssignment);
     });
     for (const event of [this.consumer.events.CRASH, this.consumer.events.DISCONNECT, this.consumer.events.STOP]) {
@@ -216,7 +219,7 @@ export class StageRunner {
       }
     }
     const dlqId = await this.dlqEncoder.id();
-    const committed = await this.delivery.deliver({
+    const committed = await this.deliverCountingFences({
       topic: batch.topic,
       partition: batch.partition,
       nextOffset: String(BigInt(last) + 1n),
@@ -246,6 +249,18 @@ export class StageRunner {
     const now = Date.now();
     for (const p of pending) {
       if (!(p.result instanceof RecordRejection)) metrics.endToEndSeconds.observe({ stage: stage.name }, (now - Number(p.message.timestamp)) / 1000);
+    }
+  }
+
+  private async deliverCountingFences(batch: OutgoingBatch): Promise<boolean> {
+    try {
+      return await this.delivery.deliver(batch);
+    } catch (err) {
+      if (err instanceof ProducerFencedError) {
+        this.counters.fencedBatches += 1;
+        this.log.warn({ partition: batch.partition, err: err.message }, 'fenced: another instance owns this partition now; nothing committed');
+      }
+      throw err;
     }
   }
 

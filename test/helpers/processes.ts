@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { TopicConsumer } from '../../src/client/topic-consumer';
+import { repoRoot } from '../../src/stack/paths';
+import type { PipelineEndpoints } from '../../src/stages/pipeline';
+
+export const CLI = path.join(repoRoot(), 'dist/cli/main.js');
+
+/**
+ * Writes a copy of the demo topology with suffixed topics (fresh per test) and fault-test
+ * friendly consumer settings: a short session timeout so a killed member leaves its group fast.
+ */
+export function faultTopologyFile(suffix: string, edit?: (doc: any) => void): string {
+  const doc = parse(fs.readFileSync(path.join(repoRoot(), 'topologies/fraud-detection.yaml'), 'utf8'));
+  doc.name = `${doc.name}-${suffix}`;
+  for (const t of doc.topics) t.name = `${t.name}.${suffix}`;
+  doc.deadLetter.topic = `${doc.deadLetter.topic}.${suffix}`;
+  for (const s of doc.stages) {
+    s.input.topic = `${s.input.topic}.${suffix}`;
+    s.output.topic = `${s.output.topic}.${suffix}`;
+    s.consumer = { ...(s.consumer ?? {}), sessionTimeoutMs: 6000, heartbeatIntervalMs: 1000 };
+  }
+  edit?.(doc);
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-fault-')), 'topology.yaml');
+  fs.writeFileSync(file, stringify(doc));
+  return file;
+}
+
+/** A `tributary run` child process whose structured logs are kept for assertions. */
+export class StageProcess {
+  readonly child: ChildProcess;
+  private readonly logs: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(topologyFile: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [CLI, 'run', topologyFile, '--metrics-port', '0', ...extraArgs], {
+      cwd: repoRoot(),
+      env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child.stderr!.on('data', (d: Buffer) => this.logs.push(d.toString()));
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get output(): string {
+    return this.logs.join('');
+  }
+
+  running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async waitForLog(needle: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.output.includes(needle)) {
+      if (!this.running()) throw new Error(`process exited before logging '${needle}': ${this.output.slice(-1500)}`);
+      if (Date.now() > deadline) throw new Error(`no '${needle}' within ${timeoutMs} ms: ${this.output.slice(-1500)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.running()) this.child.kill(signal);
+  }
+
+  /** SIGTERM and wait; SIGKILL if it does not exit within the timeout. */
+  async stop(timeoutMs = 40000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (!this.running()) return this.exited;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.kill('SIGKILL'), timeoutMs);
+    const res = await this.exited;
+    clearTimeout(timer);
+    return res;
+  }
+}
+
+/** Reads every committed prediction key of a topic (read_committed) until `expected` distinct keys or the timeout. */
+export async function committedKeys(endpoints: PipelineEndpoints, topic: string, expected: number, timeoutMs: number, groupSuffix: string): Promise<string[]> {
+  const keys: string[] = [];
+  const distinct = new Set<string>();
+  const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: 'prediction', groupId: `verify-${groupSuffix}-${Date.now()}` });
+  await consumer.run((p) => {
+    keys.push(p.key);
+    distinct.add(p.key);
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (distinct.size < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setTimeout(r, 2000)); // duplicates, if any, would arrive now
+  await consumer.stop();
+  return keys;
+}
+
+export function lossAndDuplicates(expectedKeys: string[], seen: string[]): { lost: number; duplicated: number } {
+  const counts = new Map<string, number>();
+  for (const k of seen) counts.set(k, (counts.get(k) ?? 0) + 1);
+  const lost = expectedKeys.filter((k) => !counts.has(k)).length;
+  const duplicated = [...counts.values()].reduce((n, c) => n + (c - 1), 0);
+  return { lost, duplicated };
+}
+
+/** Appends a row to the fault report (test/faults/report.md is rewritten by each run of the fault suite). */
+export function recordFault(row: { scenario: string; events: number; lost: number; duplicated: number; recoverySeconds: number | string }): void {
+  const dir = path.join(repoRoot(), '.tributary');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.appendFileSync(path.join(dir, 'fault-report.jsonl'), `${JSON.stringify({ ...row, at: new Date().toISOString() })}\n`);
+}
