@@ -1,0 +1,184 @@
+/**
+ * Shared pieces of the benchmark: the isolated topology (fresh suffixed topics per run), percentiles,
+ * /proc sampling of CPU and RSS per process, and the IPC messages between the bench and its children.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse } from 'yaml';
+import { validateTopology } from '../../src/topology/loader';
+import type { LoadedTopology, TopologySpec } from '../../src/topology/spec';
+import { builtinProcessors } from '../../src/stages/builtin';
+import { repoRoot } from '../../src/stack/paths';
+
+export const TOPOLOGY_FILE = 'topologies/fraud-detection.yaml';
+
+/** What a system-under-test child needs to know (passed as JSON in argv[2]). */
+export interface ChildConfig {
+  brokers: string[];
+  schemaRegistryUrl: string;
+  redisUrl: string;
+  /** Topic/group suffix of this run. */
+  suffix: string;
+  partitions: number;
+  /** naive only: one Redis HGETALL per event. */
+  redis?: boolean;
+  /** raw onnx only: seconds per measurement. */
+  seconds?: number;
+}
+
+export type ChildMessage =
+  | { type: 'ready' }
+  | { type: 'stopped'; counters: Record<string, number> }
+  | { type: 'result'; result: unknown }
+  | { type: 'error'; message: string };
+
+/**
+ * The demo topology with every topic renamed `<name>.<suffix>` (and the topology name suffixed, so the
+ * consumer groups are fresh too), with `partitions` partitions for the data topics.
+ */
+export function benchTopology(suffix: string, partitions: number): LoadedTopology {
+  const abs = path.resolve(repoRoot(), TOPOLOGY_FILE);
+  const spec = parse(fs.readFileSync(abs, 'utf8')) as TopologySpec;
+  const rename = (t: string) => `${t}.${suffix}`;
+  spec.name = `${spec.name}-${suffix}`;
+  spec.topics.forEach((t) => {
+    t.name = rename(t.name);
+    if (t.name !== rename(spec.deadLetter.topic)) t.partitions = partitions;
+  });
+  spec.deadLetter.topic = rename(spec.deadLetter.topic);
+  spec.stages.forEach((s) => {
+    s.input.topic = rename(s.input.topic);
+    s.output.topic = rename(s.output.topic);
+  });
+  return validateTopology(spec, abs, { registry: builtinProcessors(), baseDir: repoRoot() });
+}
+
+export function inputTopic(t: LoadedTopology): string {
+  return t.spec.stages[0].input.topic;
+}
+
+export function predictionTopic(t: LoadedTopology): string {
+  return t.spec.stages[t.spec.stages.length - 1].output.topic;
+}
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx];
+}
+
+export function round(x: number, digits = 1): number {
+  if (!Number.isFinite(x)) return x;
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// /proc sampling
+
+const CLK_TCK = 100; // Linux USER_HZ on every mainstream kernel config
+const PAGE = 4096;
+
+interface ProcSample {
+  t: number;
+  /** utime + stime, clock ticks. */
+  ticks: number;
+  rssBytes: number;
+}
+
+/** Reads one pid's CPU ticks and RSS from /proc; undefined when it is gone. */
+export function readProc(pid: number): Omit<ProcSample, 't'> | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may contain spaces: fields start after the closing parenthesis
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(rest[11]);
+    const stime = Number(rest[12]);
+    const rssPages = Number(rest[21]);
+    return { ticks: utime + stime, rssBytes: rssPages * PAGE };
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ProcUsage {
+  /** Average CPU over the window, percent of one core (200 = both cores of a 2-core machine). */
+  cpuPercent: number;
+  /** CPU seconds used in the window. */
+  cpuSeconds: number;
+  rssMaxMiB: number;
+  rssAvgMiB: number;
+}
+
+/** Samples named processes every `intervalMs`; `usage(name, from, to)` summarises a time window. */
+export class ProcSampler {
+  private readonly samples = new Map<string, ProcSample[]>();
+  private readonly pids = new Map<string, number>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly intervalMs = 250) {}
+
+  track(name: string, pid: number): void {
+    this.pids.set(name, pid);
+    if (!this.samples.has(name)) this.samples.set(name, []);
+    this.sampleOne(name, pid);
+  }
+
+  untrack(name: string): void {
+    const pid = this.pids.get(name);
+    if (pid !== undefined) this.sampleOne(name, pid);
+    this.pids.delete(name);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.sampleAll(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.sampleAll();
+  }
+
+  sampleAll(): void {
+    for (const [name, pid] of this.pids) this.sampleOne(name, pid);
+  }
+
+  private sampleOne(name: string, pid: number): void {
+    const s = readProc(pid);
+    if (s) this.samples.get(name)!.push({ t: Date.now(), ...s });
+  }
+
+  usage(name: string, from: number, to: number): ProcUsage | undefined {
+    const all = this.samples.get(name) ?? [];
+    const inWin = all.filter((s) => s.t >= from && s.t <= to);
+    if (inWin.length < 2) return undefined;
+    const a = inWin[0];
+    const b = inWin[inWin.length - 1];
+    const secs = (b.t - a.t) / 1000;
+    const cpuSeconds = (b.ticks - a.ticks) / CLK_TCK;
+    const rss = inWin.map((s) => s.rssBytes / 2 ** 20);
+    return {
+      cpuPercent: round(secs > 0 ? (100 * cpuSeconds) / secs : NaN),
+      cpuSeconds: round(cpuSeconds, 2),
+      rssMaxMiB: round(Math.max(...rss)),
+      rssAvgMiB: round(rss.reduce((x, y) => x + y, 0) / rss.length),
+    };
+  }
+
+  names(): string[] {
+    return [...this.samples.keys()];
+  }
+}
+
+/** Child-side helper: send an IPC message if there is a parent channel. */
+export function tell(msg: ChildMessage): void {
+  if (process.send) process.send(msg);
+}
+
+export function childConfig(): ChildConfig {
+  return JSON.parse(process.argv[2]) as ChildConfig;
+}
