@@ -2,6 +2,7 @@
 # Train the demo fraud model and write models/fraud/1/{model.onnx,model.json,golden.jsonl}.
 #
 #   scripts/train-model.sh [train_fraud.py options]     e.g. --rows 100000 --seed 11
+#   scripts/train-model.sh --v2 [train_fraud_v2.py options]   version 2 (online features) into models/fraud/2
 #
 # Creates ./.venv (git-ignored) with `python3 -m venv` on first use and installs the pinned
 # toolchain from models/train/requirements.txt (re-installed only when that file changes).
@@ -36,5 +37,10 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
 fi
 
 start=$(date +%s)
-"$VENV/bin/python" "$ROOT/models/train/train_fraud.py" "$@"
+if [ "${1:-}" = "--v2" ]; then
+  shift
+  "$VENV/bin/python" "$ROOT/models/train/train_fraud_v2.py" "$@"
+else
+  "$VENV/bin/python" "$ROOT/models/train/train_fraud.py" "$@"
+fi
 echo "training finished in $(( $(date +%s) - start ))s"

@@ -8,6 +8,7 @@ import { loadTopology } from '../topology/loader';
 import { builtinProcessors } from '../stages/builtin';
 import { repoRoot } from '../stack/paths';
 import { createLogger } from '../util/logger';
+import { prepareFeatureSets } from '../features/prepare';
 import { malformedTransactions } from './malformed';
 import { produceDemoEvents } from './produce';
 
@@ -53,6 +54,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const input = topics.stages[0].input.topic;
   const predictionsTopic = topics.stages[topics.stages.length - 1].output.topic;
   const runId = `demo-${options.seed}-${started}`;
+  // Batch feature sets from their files (new version + atomic flip) and a fresh streaming state.
+  if (topology.spec.features && options.endpoints.redisUrl) await prepareFeatureSets(topology, options.endpoints.redisUrl, { resetStreaming: true });
   const pipeline = await Pipeline.start({ topology, endpoints: options.endpoints });
 
   const truth = new Map<string, boolean>();

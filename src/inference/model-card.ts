@@ -27,6 +27,17 @@ export interface ModelCard {
   threshold: number;
   /** sha256 of model.onnx, checked before loading. */
   sha256: string;
+  /** Who built it and when (ISO 8601 UTC). */
+  createdBy: string;
+  createdAt: string;
+  /** The training data, with a version that names it exactly. */
+  trainingData: { version: string; [extra: string]: unknown };
+  hyperparameters?: Record<string, unknown>;
+  metrics?: Record<string, unknown>;
+  /** Who approved this version for serving, and when. Absent: not yet approved (the gate reports it). */
+  approvedBy?: { name: string; at: string };
+  /** Gate spec file in the version directory (default gate.json when present). */
+  gate?: string;
   [extra: string]: unknown;
 }
 
@@ -40,10 +51,19 @@ const tensorSpec = {
   },
 };
 
+const isoTime = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$' };
+
 const cardSchema = {
   type: 'object',
-  required: ['name', 'version', 'features', 'inputs', 'outputs', 'score', 'threshold', 'sha256'],
+  required: ['name', 'version', 'features', 'inputs', 'outputs', 'score', 'threshold', 'sha256', 'createdBy', 'createdAt', 'trainingData'],
   properties: {
+    createdBy: { type: 'string', minLength: 1 },
+    createdAt: isoTime,
+    trainingData: { type: 'object', required: ['version'], properties: { version: { type: 'string', minLength: 1 } } },
+    hyperparameters: { type: 'object' },
+    metrics: { type: 'object' },
+    approvedBy: { type: 'object', required: ['name', 'at'], properties: { name: { type: 'string', minLength: 1 }, at: isoTime } },
+    gate: { type: 'string', minLength: 1 },
     name: { type: 'string', minLength: 1 },
     version: { type: ['string', 'integer'] },
     features: {

@@ -10,11 +10,50 @@ const log = createLogger('onnx-model');
 
 export class ModelIntegrityError extends TributaryError {}
 
+/** None of the configured execution providers could create a session; the message lists why each failed. */
+export class ExecutionProviderError extends TributaryError {}
+
 export interface OnnxModelOptions {
-  /** Execution providers in order of preference, e.g. ['cuda', 'cpu']. */
+  /** Execution providers in order of preference, e.g. ['cuda', 'cpu']; each is tried alone, the first that works is used. */
   executionProviders?: string[];
   intraOpNumThreads?: number;
   interOpNumThreads?: number;
+  /** GPU ordinal given to device-bound providers (cuda, tensorrt) as their `deviceId`. */
+  deviceId?: number;
+}
+
+/** Providers that take a `deviceId` option. */
+const DEVICE_PROVIDERS = new Set(['cuda', 'tensorrt']);
+
+/**
+ * Creates a session with the first execution provider that works, trying each alone in order
+ * (onnxruntime itself fails the whole list when one provider's library is missing). Logs the
+ * active provider; throws ExecutionProviderError naming every provider's failure when none works.
+ */
+export async function createSession(
+  weights: string,
+  options: OnnxModelOptions,
+  logger = log,
+): Promise<{ session: ort.InferenceSession; provider: string }> {
+  const providers = options.executionProviders && options.executionProviders.length > 0 ? options.executionProviders : ['cpu'];
+  const failures: string[] = [];
+  for (const name of providers) {
+    const ep: ort.InferenceSession.ExecutionProviderConfig =
+      options.deviceId !== undefined && DEVICE_PROVIDERS.has(name) ? ({ name, deviceId: options.deviceId } as ort.InferenceSession.ExecutionProviderConfig) : name;
+    const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: [ep], graphOptimizationLevel: 'all' };
+    // onnxruntime rejects keys present with an undefined value: set only what was configured.
+    if (options.intraOpNumThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpNumThreads;
+    if (options.interOpNumThreads !== undefined) sessionOptions.interOpNumThreads = options.interOpNumThreads;
+    try {
+      const session = await ort.InferenceSession.create(weights, sessionOptions);
+      if (failures.length > 0) logger.warn({ provider: name, unavailable: failures }, 'preferred execution providers unavailable; falling back');
+      logger.info({ provider: name, deviceId: DEVICE_PROVIDERS.has(name) ? options.deviceId : undefined }, 'execution provider active');
+      return { session, provider: name };
+    } catch (err) {
+      failures.push(`${name}: ${(err as Error).message}`);
+    }
+  }
+  throw new ExecutionProviderError(`${weights}: no configured execution provider is available (tried ${providers.join(', ')}):\n  ${failures.join('\n  ')}`);
 }
 
 export function sha256File(file: string): string {
@@ -30,30 +69,29 @@ export class OnnxModel {
     readonly card: ModelCard,
     readonly dir: string,
     private readonly session: ort.InferenceSession,
+    /** The execution provider the session runs on. */
+    readonly provider: string,
   ) {}
 
   get width(): number {
     return this.card.features.names.length;
   }
 
-  static async load(repository: string, name: string, version: string, options: OnnxModelOptions = {}): Promise<OnnxModel> {
-    const dir = modelDir(repository, name, version);
+  static load(repository: string, name: string, version: string, options: OnnxModelOptions = {}): Promise<OnnxModel> {
+    return OnnxModel.loadDir(modelDir(repository, name, version), options);
+  }
+
+  /** Loads models/<name>/<version> given its directory. */
+  static async loadDir(dir: string, options: OnnxModelOptions = {}): Promise<OnnxModel> {
     const card = readModelCard(dir);
     const weights = path.join(dir, 'model.onnx');
     const actual = sha256File(weights);
     if (actual !== card.sha256) {
       throw new ModelIntegrityError(`${weights}: sha256 ${actual} does not match the card's ${card.sha256}; refusing to load`);
     }
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: options.executionProviders ?? ['cpu'],
-      graphOptimizationLevel: 'all',
-    };
-    // onnxruntime rejects keys present with an undefined value: set only what was configured.
-    if (options.intraOpNumThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpNumThreads;
-    if (options.interOpNumThreads !== undefined) sessionOptions.interOpNumThreads = options.interOpNumThreads;
-    const session = await ort.InferenceSession.create(weights, sessionOptions);
-    log.info({ model: card.name, version: card.version, inputs: session.inputNames, outputs: session.outputNames }, 'model loaded');
-    return new OnnxModel(card, dir, session);
+    const { session, provider } = await createSession(weights, options, log.child({ model: card.name, version: card.version }));
+    log.info({ model: card.name, version: card.version, provider, inputs: session.inputNames, outputs: session.outputNames }, 'model loaded');
+    return new OnnxModel(card, dir, session, provider);
   }
 
   /** Scores `rows` feature vectors (row-major, width = card.features.names.length). */

@@ -1,18 +1,40 @@
 import * as path from 'node:path';
 import type { FeatureVector, Prediction } from '../client/generated/avro-types';
 import { readModelCard, modelDir } from '../inference/model-card';
-import { OnnxModel } from '../inference/onnx-model';
-import { createExtractor } from '../features/extractors';
+import { InferencePool } from '../inference/pool';
+import { InferenceMetrics } from '../inference/metrics';
+import { ModelGateError, readGateSpec, runGate } from '../inference/gate';
+import { cardProblems } from '../features/enricher';
+import { extractionVector, type ExtractionConfig } from './extraction';
 import { RecordRejection } from '../kafka/dead-letter';
 import { ConfigError, ConfigErrors } from '../util/errors';
-import type { InputRecord, ProcessorContext, ProcessorDefinition, ProcessResult } from './processor';
+import type { InputRecord, Processor, ProcessorContext, ProcessorDefinition, ProcessResult } from './processor';
 
 export interface InferenceConfig {
   model: { repository: string; name: string; version: string };
   /** Decision threshold for `label`; defaults to the model card's. */
   threshold?: number;
+  /** Tried in order; the first available is used (logged); none available fails the stage start. */
   executionProviders?: string[];
   intraOpNumThreads?: number;
+  interOpNumThreads?: number;
+  /** Run the version's gate (gate.json: golden, confidence set, latency) before serving it; default true. A failing version is refused. */
+  gate?: boolean;
+  /** Worker threads and dynamic batching (defaults: 1 worker, batches of <= 256 rows, 1 ms delay, 4096 queued rows). */
+  pool?: {
+    workers?: number;
+    maxBatchSize?: number;
+    maxQueueDelayMs?: number;
+    maxQueueRows?: number;
+    /** GPU ordinals workers are pinned to (cuda/tensorrt deviceId); workers default to devices x workersPerDevice. */
+    devices?: number[];
+    workersPerDevice?: number;
+  };
+}
+
+/** A created onnx_inference processor: scores through a worker pool, exposes it for stats and backpressure. */
+export interface InferenceProcessor extends Processor<FeatureVector, Prediction> {
+  readonly pool: InferencePool;
 }
 
 function repositoryDir(config: InferenceConfig, ctx: ProcessorContext): string {
@@ -48,6 +70,20 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
       threshold: { type: 'number', minimum: 0, maximum: 1 },
       executionProviders: { type: 'array', items: { enum: ['cpu', 'cuda', 'tensorrt', 'webgpu'] }, minItems: 1 },
       intraOpNumThreads: { type: 'integer', minimum: 0 },
+      interOpNumThreads: { type: 'integer', minimum: 0 },
+      gate: { type: 'boolean' },
+      pool: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          workers: { type: 'integer', minimum: 1, maximum: 256 },
+          maxBatchSize: { type: 'integer', minimum: 1 },
+          maxQueueDelayMs: { type: 'number', minimum: 0 },
+          maxQueueRows: { type: 'integer', minimum: 1 },
+          devices: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1, uniqueItems: true },
+          workersPerDevice: { type: 'integer', minimum: 1 },
+        },
+      },
     },
   },
   /** Version sync: the model must get exactly the features, in the order and version, its card asks for. */
@@ -62,48 +98,63 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
     }
     const upstream = upstreamExtraction(ctx);
     if (!upstream) return [];
-    const up = upstream.config as { featureSet: string; spec?: string };
-    let extractor;
+    const up = upstream.config;
+    let vector;
     try {
-      extractor = createExtractor(up.featureSet, { specFile: up.spec && path.resolve(ctx.topology.baseDir, up.spec) });
+      vector = extractionVector(up as unknown as ExtractionConfig, ctx);
     } catch {
       return []; // reported on the extraction stage itself
     }
-    const problems: string[] = [];
-    if (card.features.set !== extractor.set) problems.push(`feature set '${extractor.set}' != card's '${card.features.set}'`);
-    if (card.features.version !== extractor.version) problems.push(`feature version ${extractor.version} != card's ${card.features.version}`);
-    const missing = card.features.names.filter((n) => !extractor.names.includes(n));
-    if (missing.length > 0) problems.push(`missing features: ${missing.join(', ')}`);
-    else if (card.features.names.join() !== extractor.names.join()) problems.push('feature order differs from the card');
+    const problems = cardProblems(card.features as Parameters<typeof cardProblems>[0], vector);
     return problems.length > 0
       ? [new ConfigError('model', `model ${card.name}@${card.version} cannot be fed by stage '${upstream.name}': ${problems.join('; ')}`)]
       : [];
   },
-  async create(config, ctx) {
-    const model = await OnnxModel.load(repositoryDir(config, ctx), config.model.name, config.model.version, {
+  async create(config, ctx): Promise<InferenceProcessor> {
+    const dir = modelDir(repositoryDir(config, ctx), config.model.name, config.model.version);
+    const session = { executionProviders: config.executionProviders, intraOpNumThreads: config.intraOpNumThreads, interOpNumThreads: config.interOpNumThreads };
+    const metrics = InferenceMetrics.for(ctx.metricsRegistry);
+    if (config.gate !== false && readGateSpec(dir)) {
+      // The gate decides whether this version may be served at all: a failure refuses the load.
+      const report = await runGate(dir, { session, logger: ctx.logger });
+      const labels = { model: report.model, version: report.version };
+      metrics.gateRuns.inc({ ...labels, result: report.passed ? 'pass' : 'fail' });
+      for (const c of report.checks) if (c.status === 'fail') metrics.gateFailedChecks.inc({ ...labels, check: c.name });
+      if (!report.passed) throw new ModelGateError(report);
+    }
+    const pool = await InferencePool.start({
+      dir,
+      ...config.pool,
       executionProviders: config.executionProviders,
       intraOpNumThreads: config.intraOpNumThreads,
+      interOpNumThreads: config.interOpNumThreads,
+      logger: ctx.logger,
+      registry: ctx.metricsRegistry,
     });
-    const card = model.card;
+    const card = pool.card;
+    metrics.liveVersion.set({ model: card.name, stage: ctx.stage.name, version: card.version }, 1);
+    const width = card.features.names.length;
     const threshold = config.threshold ?? card.threshold;
     const expectedNames = card.features.names.join('\u0000');
     return {
+      pool,
+      backpressure: { saturated: () => pool.saturated(), whenDrained: () => pool.whenDrained() },
       async processBatch(records: readonly InputRecord<FeatureVector>[]): Promise<ProcessResult<Prediction>[]> {
         const results: ProcessResult<Prediction>[] = new Array(records.length);
-        const rows = new Float32Array(records.length * model.width);
+        const rows = new Float32Array(records.length * width);
         const scored: number[] = [];
         records.forEach((r, i) => {
           const fv = r.value;
           if (fv.featureSet !== card.features.set || fv.featureVersion !== card.features.version) {
             results[i] = new RecordRejection('PROCESSING_ERROR', `feature vector ${fv.featureSet}@${fv.featureVersion} does not match model ${card.name}@${card.version} (needs ${card.features.set}@${card.features.version})`);
-          } else if (fv.values.length !== model.width || fv.names.join('\u0000') !== expectedNames) {
+          } else if (fv.values.length !== width || fv.names.join('\u0000') !== expectedNames) {
             results[i] = new RecordRejection('PROCESSING_ERROR', `feature vector names/width do not match model ${card.name}@${card.version}`);
           } else {
-            rows.set(fv.values, scored.length * model.width);
+            rows.set(fv.values, scored.length * width);
             scored.push(i);
           }
         });
-        const scores = await model.score(rows.subarray(0, scored.length * model.width), scored.length);
+        const scores = await pool.submit(rows.subarray(0, scored.length * width), scored.length);
         const producedTime = Date.now();
         scored.forEach((i, j) => {
           const fv = records[i].value;
@@ -121,12 +172,13 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
               ingestTime: fv.ingestTime,
               producedTime,
               lineage: fv.lineage,
+              featureSetVersions: fv.featureSetVersions ?? {},
             },
           };
         });
         return results;
       },
-      close: () => model.close(),
+      close: () => pool.close(),
     };
   },
 };

@@ -61,8 +61,8 @@ export class Pipeline {
     try {
       for (const stage of selected) {
         const def = processors.get(stage.processor);
-        const processor = await def.create(stage.config, { topology, stage, logger: createLogger(`processor.${def.name}`) });
         const groupId = `${options.groupPrefix ?? topology.spec.name}.${stage.name}`;
+        const processor = await def.create(stage.config, { topology, stage, logger: createLogger(`processor.${def.name}`), redisUrl: endpoints.redisUrl, groupId, metricsRegistry: metrics.registry });
         runners.push(new StageRunner({ kafka, registry, catalog, topology, stage, processor, metrics, groupId }));
       }
       await Promise.all(runners.map((r) => Promise.all([r.waitForAssignment(60000), r.start()])));

@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { RecordRejection } from '../kafka/dead-letter';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import type { Logger } from '../util/logger';
@@ -36,12 +37,25 @@ export interface Processor<I = unknown, O = unknown> {
   processBatch(records: readonly InputRecord<I>[]): Promise<ProcessResult<O>[]>;
   /** Releases resources (sessions, connections). */
   close(): Promise<void>;
+  /**
+   * Optional: called with the group's assignment ({topic: partitions}) each time this consumer
+   * joins its group, before batches of the new assignment are processed (e.g. to take fencing epochs).
+   */
+  onAssignment?(assignment: Record<string, number[]>): void;
+  /** Optional backpressure: while `saturated()`, the stage runner pauses its partitions until `whenDrained()`. */
+  backpressure?: { saturated(): boolean; whenDrained(): Promise<void> };
 }
 
 export interface ProcessorContext {
   topology: LoadedTopology;
   stage: StageSpec;
   logger: Logger;
+  /** Redis of the pipeline's endpoints (feature sets), when known. */
+  redisUrl?: string;
+  /** The stage's consumer group (namespaces per-stage state), when known. */
+  groupId?: string;
+  /** Where processors register their own metrics (the process's /metrics registry); prom-client's global one when absent. */
+  metricsRegistry?: Registry;
 }
 
 /**

@@ -8,6 +8,7 @@ import { SchemaCatalog } from '../kafka/avro-schemas';
 import type { ProcessorRegistry } from '../stages/registry';
 import type { LoadedTopology, TopologySpec } from './spec';
 import { topologyBaseSchema } from './schema';
+import { featureSectionErrors } from '../features/validate';
 
 export interface LoadTopologyOptions {
   registry: ProcessorRegistry;
@@ -107,6 +108,7 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
       errors.push(new ConfigError(e.path ? `${at}.config.${e.path}` : `${at}.config`, e.detail, file));
     }
   });
+  errors.push(...featureSectionErrors(loaded, catalog));
   if (errors.length > 0) throw new ConfigErrors(errors);
   return loaded;
 }

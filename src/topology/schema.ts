@@ -1,4 +1,5 @@
 import type { ProcessorRegistry } from '../stages/registry';
+import { featuresSectionSchema } from '../features/spec';
 
 const NAME = '^[A-Za-z0-9._-]+$';
 
@@ -37,6 +38,7 @@ export const topologyBaseSchema = {
         },
       },
     },
+    features: { description: 'Feature sets: batch (Redis) and streaming (windowed aggregations).', ...featuresSectionSchema },
     deadLetter: {
       type: 'object',
       additionalProperties: false,

@@ -1,3 +1,5 @@
+import type { FeaturesSpec } from '../features/spec';
+
 /**
  * The declarative description of a topology, as written in topologies/*.yaml.
  * This is pure description (like Kafka Streams' Topology): the runtime in src/stages executes it.
@@ -62,6 +64,8 @@ export interface KafkaClientSpec {
 
 export interface TopologySpec {
   name: string;
+  /** Feature sets (batch from Redis, streaming windowed aggregations) extraction stages may use. */
+  features?: FeaturesSpec;
   description?: string;
   kafka?: KafkaClientSpec;
   topics: TopicSpec[];

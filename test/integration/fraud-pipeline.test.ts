@@ -69,8 +69,8 @@ describe('fraud-detection topology end to end (real Kafka, registry, onnxruntime
     expect(new Set(predictions.records.map((p) => p.key))).toEqual(new Set(events.map((e) => e.transactionId)));
 
     // Each score equals onnxruntime run directly on the feature vector the pipeline used.
-    const card = readModelCard(path.join(repoRoot(), 'models/fraud/1'));
-    const session = await ort.InferenceSession.create(path.join(repoRoot(), 'models/fraud/1/model.onnx'));
+    const card = readModelCard(path.join(repoRoot(), 'models/fraud/2'));
+    const session = await ort.InferenceSession.create(path.join(repoRoot(), 'models/fraud/2/model.onnx'));
     const byKey = new Map(features.records.map((f) => [f.key, f.value]));
     const rows = predictions.records.map((p) => byKey.get(p.key)!);
     expect(rows.every((r) => r !== undefined && r.values.length === card.features.names.length)).toBe(true);
@@ -80,7 +80,7 @@ describe('fraud-detection topology end to end (real Kafka, registry, onnxruntime
     predictions.records.forEach((p, i) => {
       expect(Math.abs(p.value.score - probs[i * 2 + card.score.index])).toBeLessThanOrEqual(1e-6);
       expect(p.value.modelName).toBe('fraud');
-      expect(p.value.modelVersion).toBe('1');
+      expect(p.value.modelVersion).toBe('2');
       expect(p.value.label).toBe(p.value.score >= 0.5);
       expect(p.value.lineage.topic).toBe(topic('fraud.transactions'));
     });

@@ -33,6 +33,8 @@ export interface FeatureVector {
   /** Kafka timestamp of the input event's message (when it entered the pipeline); end-to-end latency is measured from it. */
   ingestTime: number;
   lineage: Lineage;
+  /** Version of each batch feature set (Redis) the values were read from, by set name; empty when none was used. */
+  featureSetVersions?: Record<string, string>;
 }
 
 export interface Prediction {
@@ -50,6 +52,8 @@ export interface Prediction {
   /** When the inference stage produced this prediction. */
   producedTime: number;
   lineage: Lineage;
+  /** Version of each batch feature set (Redis) the scored features were read from, by set name (from the feature vector). */
+  featureSetVersions?: Record<string, string>;
 }
 
 export interface Transaction {

@@ -1,0 +1,94 @@
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import Redis from 'ioredis';
+import { collectGarbage, currentVersion, listVersions } from '../../features/batch-store';
+import { loadFeatureFile, progressLine, type LoadProgress } from '../../features/load-file';
+import type { BatchFeatureSetSpec } from '../../features/spec';
+import { resolveEndpoints } from '../../stack/endpoints';
+import { repoRoot } from '../../stack/paths';
+import { TributaryError } from '../../util/errors';
+import { DEFAULT_TOPOLOGY, loadTopologyFile } from '../topology-file';
+
+function batchSet(topologyFile: string, name: string): BatchFeatureSetSpec {
+  const topology = loadTopologyFile(topologyFile);
+  const sets = topology.spec.features?.sets ?? [];
+  const set = sets.find((s) => s.name === name);
+  if (!set) throw new TributaryError(`no feature set '${name}' in ${topology.file} (declared: ${sets.map((s) => s.name).join(', ') || 'none'})`);
+  if (set.kind !== 'redis_batch') throw new TributaryError(`feature set '${name}' is ${set.kind}, not redis_batch: only batch sets are loaded from files`);
+  return set;
+}
+
+/** `tributary features load|versions|gc`: batch feature sets in Redis. */
+export function registerFeatureCommands(program: Command): void {
+  const features = program.command('features').description('batch feature sets in Redis: bulk load, versions, clean-up');
+  features
+    .command('load')
+    .description('bulk-load a batch feature set (CSV or JSON lines) into a new version, then make it current atomically')
+    .requiredOption('--set <name>', 'feature set declared in the topology (kind redis_batch)')
+    .option('--file <path>', 'CSV with a header row, or JSON lines (.jsonl/.ndjson); default the set\'s config.file')
+    .option('--topology <file>', 'topology file declaring the set', DEFAULT_TOPOLOGY)
+    .option('--format <fmt>', 'csv or jsonl (default: from the file extension)')
+    .option('--on-bad-row <policy>', 'skip: report and skip bad rows; reject: abort the load on the first one', 'skip')
+    .option('--batch-rows <n>', 'rows per pipelined round trip', '1000')
+    .option('--grace-ms <ms>', 'delete versions retired longer ago than this (default: the set\'s gracePeriodMs or 10 min)')
+    .action(async (opts: { set: string; file?: string; topology: string; format?: 'csv' | 'jsonl'; onBadRow: string; batchRows: string; graceMs?: string }) => {
+      if (opts.onBadRow !== 'skip' && opts.onBadRow !== 'reject') throw new TributaryError(`--on-bad-row must be skip or reject, not '${opts.onBadRow}'`);
+      const set = batchSet(opts.topology, opts.set);
+      const file = opts.file ?? (set.config.file && path.resolve(repoRoot(), set.config.file));
+      if (!file) throw new TributaryError(`--file is required: feature set '${set.name}' declares no config.file`);
+      const redis = new Redis(resolveEndpoints().redisUrl, { maxRetriesPerRequest: 3 });
+      const tty = process.stderr.isTTY;
+      let lastPrint = 0;
+      const onProgress = (p: LoadProgress) => {
+        const now = Date.now();
+        if (now - lastPrint < (tty ? 100 : 2000) && p.rows + p.bad < p.total) return;
+        lastPrint = now;
+        process.stderr.write(tty ? `\r${progressLine(p)}` : `${progressLine(p)}\n`);
+      };
+      try {
+        const res = await loadFeatureFile(redis, set, { file, format: opts.format, onBadRow: opts.onBadRow, batchRows: Number(opts.batchRows), gracePeriodMs: opts.graceMs ? Number(opts.graceMs) : undefined, onProgress });
+        if (tty) process.stderr.write('\n');
+        for (const b of res.bad.slice(0, 20)) process.stderr.write(`${file}:${b.line}: ${b.reason} (skipped)\n`);
+        if (res.bad.length > 20) process.stderr.write(`... and ${res.bad.length - 20} more bad rows\n`);
+        process.stdout.write(`${set.name}: version ${res.version} is current (${res.rows} rows, ${res.bad.length} bad, ${res.seconds.toFixed(2)} s; previous ${res.previous || 'none'}${res.removedVersions.length ? `; removed ${res.removedVersions.join(', ')}` : ''})\n`);
+      } catch (err) {
+        if (tty) process.stderr.write('\n');
+        const bad = (err as { bad?: Array<{ line: number; reason: string }> }).bad;
+        if (bad) throw new TributaryError(`${file}:${bad[0].line}: ${bad[0].reason} (--on-bad-row reject: nothing loaded)`);
+        throw err;
+      } finally {
+        redis.disconnect();
+      }
+    });
+
+  features
+    .command('versions')
+    .description('list the versions of a batch feature set and which is current')
+    .requiredOption('--set <name>')
+    .action(async (opts: { set: string }) => {
+      const redis = new Redis(resolveEndpoints().redisUrl, { maxRetriesPerRequest: 3 });
+      try {
+        const cur = await currentVersion(redis, opts.set);
+        for (const [v, m] of Object.entries(await listVersions(redis, opts.set))) {
+          process.stdout.write(`${v === cur ? '*' : ' '} v${v} ${m.status} rows=${m.rows} loadedAt=${new Date(m.loadedAt).toISOString()}${m.retiredAt ? ` retiredAt=${new Date(m.retiredAt).toISOString()}` : ''}\n`);
+        }
+      } finally {
+        redis.disconnect();
+      }
+    });
+
+  features
+    .command('gc')
+    .description('delete versions retired longer ago than the grace period')
+    .requiredOption('--set <name>')
+    .option('--grace-ms <ms>', 'grace period', '600000')
+    .action(async (opts: { set: string; graceMs: string }) => {
+      const redis = new Redis(resolveEndpoints().redisUrl, { maxRetriesPerRequest: 3 });
+      try {
+        const removed = await collectGarbage(redis, opts.set, Number(opts.graceMs));
+        process.stdout.write(`${opts.set}: removed ${removed.length ? removed.map((v) => `v${v}`).join(', ') : 'nothing'}\n`);
+      } finally {
+        redis.disconnect();
+      }
+    });
+}

@@ -1,0 +1,210 @@
+/**
+ * Batch features in Redis: versioned namespaces, an atomically flipped "current" pointer, and
+ * pipelined online reads with an in-process LRU.
+ *
+ * Key layout (set `S`, version `N`, entity `E`):
+ *   tributary:fs:{S}:current          string  current version N (flipped by scripts/flip.lua)
+ *   tributary:fs:{S}:versions         hash    N -> JSON meta {rows, loadedAt, status, retiredAt}
+ *   tributary:fs:{S}:seq              string  INCR -> next version number
+ *   tributary:fs:S:vN:{E}             hash    field -> value, plus `__ts` (ms the row's values are as of)
+ * The entity hash carries the entity as its Redis Cluster hash tag, so entity rows spread over the
+ * cluster and every set's row for one entity shares a slot; the per-set keys share the set's tag.
+ * A reader uses one version per set for a whole batch (the version is part of every key it reads),
+ * so a flip during a run gives each batch either the old or the new version entirely, never a mix.
+ */
+import type Redis from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import { LruCache } from './lru';
+import { defineFeatureScripts } from './scripts';
+import { numericDefault, type BatchFeatureSetSpec } from './spec';
+
+export const TS_FIELD = '__ts';
+const PREFIX = 'tributary:fs';
+
+export const batchKeys = {
+  pointer: (set: string) => `${PREFIX}:{${set}}:current`,
+  versions: (set: string) => `${PREFIX}:{${set}}:versions`,
+  seq: (set: string) => `${PREFIX}:{${set}}:seq`,
+  entity: (set: string, version: string, entity: string) => `${PREFIX}:${set}:v${version}:{${entity}}`,
+  entityPattern: (set: string, version: string) => `${PREFIX}:${set}:v${version}:{*}`,
+};
+
+export interface VersionMeta {
+  rows: number;
+  loadedAt: number;
+  status: 'loading' | 'current' | 'retired' | 'aborted';
+  retiredAt?: number;
+  source?: string;
+}
+
+/** One parsed row: entity id, as-of time and the field values (already typed). */
+export interface FeatureRow {
+  entity: string;
+  ts: number;
+  values: Record<string, number>;
+}
+
+/** Starts a new version: allocates its number and marks it loading. */
+export async function beginVersion(redis: Redis, set: string, source?: string): Promise<string> {
+  const version = String(await redis.incr(batchKeys.seq(set)));
+  const meta: VersionMeta = { rows: 0, loadedAt: Date.now(), status: 'loading', source };
+  await redis.hset(batchKeys.versions(set), version, JSON.stringify(meta));
+  return version;
+}
+
+/** Writes rows of a version with one pipeline (one round trip) per call. */
+export async function writeRows(redis: Redis, set: string, version: string, rows: readonly FeatureRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const p = redis.pipeline();
+  for (const r of rows) {
+    const args: Array<string | number> = [TS_FIELD, r.ts];
+    for (const [k, v] of Object.entries(r.values)) args.push(k, String(v));
+    p.hset(batchKeys.entity(set, version, r.entity), ...args);
+  }
+  const res = await p.exec();
+  const failed = res?.find(([err]) => err);
+  if (failed) throw failed[0];
+}
+
+/** Makes `version` current atomically; returns the previous version ('' if none). */
+export async function flipVersion(redis: Redis, set: string, version: string, rows: number, source?: string): Promise<string> {
+  const r = defineFeatureScripts(redis);
+  const meta: VersionMeta = { rows, loadedAt: Date.now(), status: 'current', source };
+  return r.tribFlip(batchKeys.pointer(set), batchKeys.versions(set), version, String(Date.now()), JSON.stringify(meta));
+}
+
+export async function currentVersion(redis: Redis, set: string): Promise<string | null> {
+  return redis.get(batchKeys.pointer(set));
+}
+
+export async function listVersions(redis: Redis, set: string): Promise<Record<string, VersionMeta>> {
+  const all = await redis.hgetall(batchKeys.versions(set));
+  return Object.fromEntries(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as VersionMeta]));
+}
+
+/** Deletes every key of one version (SCAN + UNLINK; on a cluster run it against each primary). */
+export async function deleteVersion(redis: Redis, set: string, version: string): Promise<number> {
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', batchKeys.entityPattern(set, version), 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+  } while (cursor !== '0');
+  await redis.hdel(batchKeys.versions(set), version);
+  return deleted;
+}
+
+/**
+ * Deletes versions retired more than `graceMs` ago and aborted loads. The current version and
+ * recently retired ones (readers may still be finishing a batch on them) are kept.
+ */
+export async function collectGarbage(redis: Redis, set: string, graceMs: number, now = Date.now()): Promise<string[]> {
+  const cur = await currentVersion(redis, set);
+  const removed: string[] = [];
+  for (const [v, meta] of Object.entries(await listVersions(redis, set))) {
+    if (v === cur) continue;
+    const expired = meta.status === 'aborted' || (meta.status === 'retired' && (meta.retiredAt ?? 0) + graceMs <= now);
+    if (expired) {
+      await deleteVersion(redis, set, v);
+      removed.push(v);
+    }
+  }
+  return removed;
+}
+
+export async function abortVersion(redis: Redis, set: string, version: string): Promise<void> {
+  const meta: VersionMeta = { rows: 0, loadedAt: Date.now(), status: 'aborted' };
+  await redis.hset(batchKeys.versions(set), version, JSON.stringify(meta));
+  await deleteVersion(redis, set, version);
+}
+
+/** Result of reading one set for one event. */
+export interface BatchLookup {
+  values: number[];
+  /** Entity absent from the version, or its row older than the set's stalenessMs at the event's time. */
+  missing: boolean;
+  stale: boolean;
+}
+
+interface CachedRow {
+  ts: number;
+  values: number[];
+  /** false: the entity is absent from that version (negative caching). */
+  present: boolean;
+}
+
+export interface BatchReaderOptions {
+  cacheMaxEntries?: number;
+  cacheTtlMs?: number;
+}
+
+/**
+ * Online reads of one batch set. For a consumed batch the enricher calls `plan` (adds a pointer
+ * GET and the HMGETs of cache misses to a shared pipeline) and then `finish` with the pipeline's
+ * replies: one round trip per batch for all sets. The set version used for the batch is the one
+ * this reader last saw; a flip seen in the replies applies from the next batch.
+ */
+export class BatchSetReader {
+  readonly cache: LruCache<CachedRow>;
+  /** Version used for the next batch ('' = nothing loaded yet). */
+  version = '';
+  private readonly fields: string[];
+
+  constructor(
+    readonly set: BatchFeatureSetSpec,
+    options: BatchReaderOptions = {},
+  ) {
+    this.cache = new LruCache(options.cacheMaxEntries ?? 100_000, options.cacheTtlMs ?? 30_000);
+    this.fields = set.fields.map((f) => f.name);
+  }
+
+  async init(redis: Redis): Promise<void> {
+    this.version = (await currentVersion(redis, this.set.name)) ?? '';
+  }
+
+  /** Queues the reads of `entities` on `p`; returns a function that turns the replies into lookups. */
+  plan(p: ChainableCommander, entities: readonly (string | null)[], eventTimes: readonly number[]): { commands: number; finish: (replies: unknown[]) => { lookups: BatchLookup[]; version: string; retry: boolean } } {
+    const version = this.version;
+    const rows = new Map<string, CachedRow | undefined>();
+    const misses: string[] = [];
+    for (const e of entities) {
+      if (e === null || rows.has(e)) continue;
+      const hit = version ? this.cache.get(`${version}\u0000${e}`) : undefined;
+      rows.set(e, hit);
+      if (!hit && version) misses.push(e);
+    }
+    p.get(batchKeys.pointer(this.set.name));
+    p.hexists(batchKeys.versions(this.set.name), version || '-');
+    for (const e of misses) p.hmget(batchKeys.entity(this.set.name, version, e), TS_FIELD, ...this.fields);
+    const commands = 2 + misses.length;
+    return {
+      commands,
+      finish: (replies) => {
+        const pointer = (replies[0] as string | null) ?? '';
+        const versionExists = replies[1] === 1;
+        if (version && !versionExists && pointer !== version) {
+          // Our version was cleaned up under us (a stall longer than the grace period): re-read with the current one.
+          this.version = pointer;
+          return { lookups: [], version, retry: true };
+        }
+        misses.forEach((e, i) => {
+          const raw = replies[2 + i] as Array<string | null>;
+          const present = raw[0] !== null;
+          const row: CachedRow = { present, ts: present ? Number(raw[0]) : 0, values: this.set.fields.map((f, j) => (raw[j + 1] === null ? numericDefault(f) : Number(raw[j + 1]))) };
+          rows.set(e, row);
+          this.cache.set(`${version}\u0000${e}`, row);
+        });
+        if (pointer !== this.version) this.version = pointer; // a flip: the next batch reads the new version
+        const defaults = this.set.fields.map(numericDefault);
+        const lookups = entities.map((e, i): BatchLookup => {
+          const row = e === null ? undefined : rows.get(e);
+          if (!row || !row.present) return { values: defaults, missing: true, stale: false };
+          const stale = this.set.stalenessMs !== undefined && eventTimes[i] - row.ts > this.set.stalenessMs;
+          return stale ? { values: defaults, missing: true, stale: true } : { values: row.values, missing: false, stale: false };
+        });
+        return { lookups, version, retry: false };
+      },
+    };
+  }
+}

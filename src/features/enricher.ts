@@ -1,0 +1,263 @@
+/**
+ * Assembles a model's feature vector for a consumed batch: stateless base features (a registered
+ * extractor, e.g. `fraud_txn`), batch sets read from Redis and streaming windowed aggregations —
+ * all Redis work of a batch in ONE pipelined round trip (pointer GETs + HMGETs of cache misses +
+ * one EVALSHA per partition).
+ */
+import type Redis from 'ioredis';
+import type { Transaction } from '../client/generated/avro-types';
+import { createExtractor, type FeatureExtractor } from './extractors';
+import { BatchSetReader, type BatchLookup } from './batch-store';
+import { FencedError, StreamingState, valueNames, type StreamEvent, type StreamResult } from './streaming';
+import { setFeatureNames, setFeatureTypes, type BatchFeatureSetSpec, type FeatureSetSpec, type FeatureType, type FeaturesSpec, type StreamingFeatureSetSpec } from './spec';
+
+/** The extraction stage's feature-related config (see src/stages/extraction.ts). */
+export interface VectorConfig {
+  featureSet: string;
+  spec?: string;
+  /** Name and definitions version of the assembled vector (the model card's features.set/version). */
+  vector?: { set: string; version: number };
+  /** Feature sets from the topology's `features:` section, in vector order after the base features. */
+  features?: string[];
+}
+
+/** Where each feature of a vector comes from; what the model card's `features.definitions` is checked against. */
+export interface FeatureDefinition {
+  set: string;
+  setVersion: number;
+  type: FeatureType;
+}
+
+export interface VectorDescription {
+  set: string;
+  version: number;
+  names: string[];
+  definitions: Record<string, FeatureDefinition>;
+  base: FeatureExtractor;
+  sets: FeatureSetSpec[];
+}
+
+/** What an extraction stage produces, from its config and the topology's feature declarations. Throws on unknown names. */
+export function describeVector(config: VectorConfig, features: FeaturesSpec | undefined, specFile?: string): VectorDescription {
+  const base = createExtractor(config.featureSet, { specFile });
+  const definitions: Record<string, FeatureDefinition> = {};
+  for (const n of base.names) definitions[n] = { set: base.set, setVersion: base.version, type: 'double' };
+  const sets = (config.features ?? []).map((name) => {
+    const s = features?.sets.find((x) => x.name === name);
+    if (!s) throw new Error(`no feature set '${name}' in the topology's features.sets (declared: ${(features?.sets ?? []).map((x) => x.name).join(', ') || 'none'})`);
+    return s;
+  });
+  const names = [...base.names];
+  for (const s of sets) {
+    const types = setFeatureTypes(s);
+    for (const n of setFeatureNames(s)) {
+      if (definitions[n]) throw new Error(`feature '${n}' of set '${s.name}' clashes with one of set '${definitions[n].set}'`);
+      definitions[n] = { set: s.name, setVersion: s.version, type: types[n] };
+      names.push(n);
+    }
+  }
+  const set = config.vector?.set ?? base.set;
+  const version = config.vector?.version ?? base.version;
+  if (sets.length > 0 && !config.vector) throw new Error(`'vector' (set and version of the assembled vector) is required with 'features'`);
+  return { set, version, names, definitions, base, sets };
+}
+
+/**
+ * Problems feeding a model whose card lists `card` with a vector `v`: missing names, other set or
+ * definitions version, other type, other order. Empty when they fit.
+ */
+export function cardProblems(card: { set: string; version: number; names: string[]; definitions?: Record<string, Partial<FeatureDefinition>> }, v: Pick<VectorDescription, 'set' | 'version' | 'names' | 'definitions'>): string[] {
+  const problems: string[] = [];
+  if (card.set !== v.set) problems.push(`feature set '${v.set}' != card's '${card.set}'`);
+  if (card.version !== v.version) problems.push(`feature version ${v.version} != card's ${card.version}`);
+  const missing = card.names.filter((n) => !v.names.includes(n));
+  if (missing.length > 0) problems.push(`missing features: ${missing.join(', ')}`);
+  for (const [name, want] of Object.entries(card.definitions ?? {})) {
+    const have = v.definitions[name];
+    if (!have) continue;
+    if (want.set !== undefined && want.set !== have.set) problems.push(`feature '${name}' comes from set '${have.set}', card wants '${want.set}'`);
+    if (want.setVersion !== undefined && want.setVersion !== have.setVersion) problems.push(`feature '${name}': set '${have.set}' is version ${have.setVersion}, card wants ${want.setVersion}`);
+    if (want.type !== undefined && want.type !== have.type) problems.push(`feature '${name}' has type ${have.type}, card wants ${want.type}`);
+  }
+  if (missing.length === 0 && card.names.join() !== v.names.join()) problems.push('feature order differs from the card');
+  return problems;
+}
+
+export interface EnrichInput {
+  tx: Transaction;
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+export type EnrichOutput = { values: number[]; setVersions: Record<string, string> } | { error: string };
+
+export interface EnricherStats {
+  batches: number;
+  roundTrips: number;
+  cacheHits: number;
+  cacheMisses: number;
+  missing: Record<string, number>;
+  late: Record<string, number>;
+}
+
+export interface EnricherOptions {
+  redis: Redis;
+  /** Streaming state namespace (the stage's consumer group). */
+  namespace: string;
+  cache?: { maxEntries?: number; ttlMs?: number };
+}
+
+export class Enricher {
+  readonly batchReaders: BatchSetReader[];
+  readonly streaming: StreamingState | undefined;
+  readonly stats: EnricherStats = { batches: 0, roundTrips: 0, cacheHits: 0, cacheMisses: 0, missing: {}, late: {} };
+  private readonly streamingSets: StreamingFeatureSetSpec[];
+  private readonly epochs = new Map<string, Promise<number>>();
+
+  constructor(
+    readonly vector: VectorDescription,
+    private readonly opts: EnricherOptions,
+  ) {
+    this.batchReaders = vector.sets.filter((s): s is BatchFeatureSetSpec => s.kind === 'redis_batch').map((s) => new BatchSetReader(s, { cacheMaxEntries: opts.cache?.maxEntries, cacheTtlMs: opts.cache?.ttlMs }));
+    this.streamingSets = vector.sets.filter((s): s is StreamingFeatureSetSpec => s.kind === 'windowed_aggregation');
+    this.streaming = this.streamingSets.length > 0 ? new StreamingState(opts.redis, opts.namespace, this.streamingSets) : undefined;
+  }
+
+  async init(): Promise<void> {
+    await Promise.all(this.batchReaders.map((r) => r.init(this.opts.redis)));
+  }
+
+  /** Partition assignment: takes a new fencing epoch for each assigned partition (older holders are fenced off). */
+  onAssignment(assignment: Record<string, number[]>): void {
+    if (!this.streaming) return;
+    this.epochs.clear();
+    for (const [topic, parts] of Object.entries(assignment)) {
+      for (const p of parts) {
+        const e = this.streaming.takeEpoch(topic, p);
+        e.catch(() => undefined);
+        this.epochs.set(`${topic}\u0000${p}`, e);
+      }
+    }
+  }
+
+  private epoch(topic: string, partition: number): Promise<number> {
+    const k = `${topic}\u0000${partition}`;
+    let e = this.epochs.get(k);
+    if (!e) {
+      e = this.streaming!.takeEpoch(topic, partition);
+      this.epochs.set(k, e);
+    }
+    return e;
+  }
+
+  /** The vectors of a batch, in order; per-record problems come back as `{ error }`. */
+  async enrich(inputs: readonly EnrichInput[]): Promise<EnrichOutput[]> {
+    const { vector } = this;
+    this.stats.batches++;
+    const out: EnrichOutput[] = new Array(inputs.length);
+    const base: Array<number[] | undefined> = inputs.map((r, i) => {
+      try {
+        const v = vector.base.extract(r.tx);
+        if (v.some((x) => !Number.isFinite(x))) throw new Error(`non-finite value for ${r.tx.transactionId}`);
+        return v;
+      } catch (err) {
+        out[i] = { error: `feature extraction failed: ${(err as Error).message}` };
+        return undefined;
+      }
+    });
+    const ok = inputs.map((_, i) => i).filter((i) => base[i] !== undefined);
+    const entityOf = (tx: Transaction, field: string): string | null => {
+      const v = (tx as unknown as Record<string, unknown>)[field];
+      return v === undefined || v === null || v === '' || /[{}]/.test(String(v)) ? null : String(v);
+    };
+
+    // Streaming: one script call per partition present in the batch.
+    const byPartition = new Map<string, number[]>();
+    for (const i of ok) {
+      const k = `${inputs[i].topic}\u0000${inputs[i].partition}`;
+      byPartition.set(k, [...(byPartition.get(k) ?? []), i]);
+    }
+    const epochs = this.streaming ? await Promise.all([...byPartition.values()].map((idx) => this.epoch(inputs[idx[0]].topic, inputs[idx[0]].partition))) : [];
+
+    let streamResults: Array<StreamResult | undefined> = new Array(inputs.length);
+    let batchResults: Array<{ lookups: BatchLookup[]; version: string }> = [];
+    for (let attempt = 0; ; attempt++) {
+      const p = this.opts.redis.pipeline();
+      const readers = this.batchReaders.map((r) => {
+        const ents = ok.map((i) => entityOf(inputs[i].tx, r.set.entity));
+        return { r, plan: r.plan(p, ents, ok.map((i) => inputs[i].tx.eventTime)) };
+      });
+      const streamPlans = this.streaming && attempt === 0
+        ? [...byPartition.values()].map((idx, j) => {
+            const events: StreamEvent[] = idx.map((i) => {
+              const feats = new Map(vector.base.names.map((n, k) => [n, base[i]![k]]));
+              const tx = inputs[i].tx as unknown as Record<string, unknown>;
+              return {
+                offset: inputs[i].offset,
+                eventTime: inputs[i].tx.eventTime,
+                entities: this.streamingSets.map((s) => entityOf(inputs[i].tx, s.entity)),
+                values: this.streamingSets.map((s) => valueNames(s).map((n) => String(feats.has(n) ? feats.get(n) : tx[n] ?? ''))),
+              };
+            });
+            return { idx, finish: this.streaming!.plan(p, inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], events) };
+          })
+        : [];
+      const replies = (await p.exec()) ?? [];
+      this.stats.roundTrips++;
+      let at = 0;
+      const finished = readers.map(({ plan }) => {
+        const slice = replies.slice(at, at + plan.commands).map(([err, v]) => {
+          if (err) throw err;
+          return v;
+        });
+        at += plan.commands;
+        return plan.finish(slice);
+      });
+      for (const sp of streamPlans) {
+        const res = sp.finish(replies[at++] as [Error | null, unknown]);
+        sp.idx.forEach((i, k) => (streamResults[i] = res[k]));
+      }
+      if (finished.some((f) => f.retry) && attempt < 3) {
+        continue; // a batch set's version vanished under us: read again with the current one (streaming already applied)
+      }
+      batchResults = finished;
+      break;
+    }
+    if (!this.streaming) streamResults = [];
+    this.stats.cacheHits = this.batchReaders.reduce((n, r) => n + r.cache.hits, 0);
+    this.stats.cacheMisses = this.batchReaders.reduce((n, r) => n + r.cache.misses, 0);
+
+    const setVersions: Record<string, string> = {};
+    this.batchReaders.forEach((r, j) => (setVersions[r.set.name] = batchResults[j].version || 'none'));
+    ok.forEach((i, k) => {
+      const values = [...base[i]!];
+      let error: string | undefined;
+      let bi = 0;
+      let si = 0;
+      for (const s of vector.sets) {
+        if (s.kind === 'redis_batch') {
+          const look = batchResults[bi++].lookups[k];
+          values.push(...look.values);
+          if (s.config.missingIndicator) values.push(look.missing ? 1 : 0);
+          if (look.missing) {
+            this.stats.missing[s.name] = (this.stats.missing[s.name] ?? 0) + 1;
+            if (s.config.onMissing === 'dead_letter') error ??= `feature set ${s.name}: entity ${s.entity}=${entityOf(inputs[i].tx, s.entity) ?? '(none)'} ${look.stale ? 'is stale' : 'is missing'} in version ${batchResults[bi - 1].version || 'none'}`;
+          }
+        } else {
+          const r = streamResults[i]!;
+          values.push(...r.values[si]);
+          if (r.late[si]) {
+            this.stats.late[s.name] = (this.stats.late[s.name] ?? 0) + 1;
+            if (s.config.onLate === 'dead_letter') error ??= `feature set ${s.name}: event time ${inputs[i].tx.eventTime} is later than the allowed lateness of ${s.config.allowedLatenessMs} ms`;
+          }
+          si++;
+        }
+      }
+      out[i] = error ? { error } : { values, setVersions };
+    });
+    return out;
+  }
+}
+
+export { FencedError };

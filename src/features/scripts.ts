@@ -1,0 +1,28 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type Redis from 'ioredis';
+import { repoRoot } from '../stack/paths';
+
+/**
+ * Redis Lua scripts kept in src/features/scripts/*.lua. They are read relative to the repository
+ * root, so the same files serve ts-jest (src/) and the compiled dist/ build.
+ */
+export function readScript(name: string): string {
+  return fs.readFileSync(path.join(repoRoot(), 'src', 'features', 'scripts', `${name}.lua`), 'utf8');
+}
+
+export interface FeatureScripts {
+  tribFlip(pointer: string, versions: string, version: string, now: string, meta: string): Promise<string>;
+  tribStreamApply(...args: Array<string | number>): Promise<string[]>;
+}
+
+/** Defines the scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
+export function defineFeatureScripts(redis: Redis): Redis & FeatureScripts {
+  const r = redis as Redis & FeatureScripts & { __tribScripts?: boolean };
+  if (!r.__tribScripts) {
+    redis.defineCommand('tribFlip', { numberOfKeys: 2, lua: readScript('flip') });
+    redis.defineCommand('tribStreamApply', { lua: readScript('stream-apply') });
+    r.__tribScripts = true;
+  }
+  return r;
+}

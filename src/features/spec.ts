@@ -1,0 +1,244 @@
+/**
+ * Feature declarations (the topology file's `features:` section): pure description, validated by
+ * JSON Schema before anything runs. The runtime lives in batch-store.ts (Redis batch sets),
+ * streaming.ts (windowed aggregations) and enricher.ts (assembling a model's vector).
+ *
+ * Like processors, every feature source *kind* declares its own config and field specs (the Benthos
+ * way), so a topology is checked field by field with the path of the bad value.
+ */
+
+/** Value types a feature may declare; all become doubles in the vector (boolean -> 0/1). */
+export type FeatureType = 'double' | 'long' | 'int' | 'boolean';
+export const FEATURE_TYPES: readonly FeatureType[] = ['double', 'long', 'int', 'boolean'];
+
+export type AggregationKind = 'count' | 'sum' | 'mean' | 'min' | 'max' | 'distinct_count' | 'last' | 'time_since_prev';
+export const AGGREGATIONS: readonly AggregationKind[] = ['count', 'sum', 'mean', 'min', 'max', 'distinct_count', 'last', 'time_since_prev'];
+
+/**
+ * Windows, all in event time and relative to the event `t` being scored:
+ * - `sliding` (sizeMs): events with eventTime in (t - sizeMs, t].
+ * - `hopping` (sizeMs, hopMs): the most recent hop-aligned window holding t,
+ *   [end - sizeMs, t] with end = floor(t / hopMs) * hopMs + hopMs.
+ * - `tumbling` (sizeMs): hopping with hopMs = sizeMs, i.e. [floor(t / sizeMs) * sizeMs, t].
+ */
+export interface WindowSpec {
+  type: 'sliding' | 'hopping' | 'tumbling';
+  sizeMs: number;
+  hopMs?: number;
+}
+
+export interface FeatureFieldSpec {
+  name: string;
+  type: FeatureType;
+  /** Value used when the entity is missing/stale (batch) or the window is empty (streaming). */
+  default: number | boolean;
+}
+
+export interface AggregationFieldSpec extends FeatureFieldSpec {
+  aggregation: AggregationKind;
+  /** Event field or base (stateless) feature the aggregation reads; not needed for count/time_since_prev. */
+  of?: string;
+  /** Defaults to a sliding window of the set's stalenessMs. */
+  window?: WindowSpec;
+}
+
+export interface BatchSetConfig {
+  /** `default`: defaults (+ missing indicator); `dead_letter`: the event is dead-lettered. */
+  onMissing?: 'default' | 'dead_letter';
+  /** Name of a 0/1 feature set to 1 when the entity is missing or stale. */
+  missingIndicator?: string;
+  /** Old versions are deleted this long after a newer one became current (default 10 min). */
+  gracePeriodMs?: number;
+  /** Default file (relative to the repo root) for `tributary features load --set NAME` without --file; the demo loads it. */
+  file?: string;
+}
+
+export interface StreamingSetConfig {
+  /** Events whose time is more than this behind the entity's latest event time are late. */
+  allowedLatenessMs: number;
+  /** `ignore`: not added to the state, still scored; `dead_letter`: dead-lettered. Counted either way. */
+  onLate?: 'ignore' | 'dead_letter';
+  /** Extra event-time retention so a replay (after a crash) can recompute its vectors exactly (default 1 h). */
+  replayRetentionMs?: number;
+}
+
+interface FeatureSetBase {
+  name: string;
+  /** Version of this set's definitions; the model card names the version it was trained with. */
+  version: number;
+  /** Event field holding the entity key, e.g. `cardId`. */
+  entity: string;
+  /** Batch: rows older than this (vs the event time) count as missing. Streaming: default window of last/time_since_prev. */
+  stalenessMs?: number;
+  description?: string;
+}
+
+export interface BatchFeatureSetSpec extends FeatureSetBase {
+  kind: 'redis_batch';
+  config: BatchSetConfig;
+  fields: FeatureFieldSpec[];
+}
+
+export interface StreamingFeatureSetSpec extends FeatureSetBase {
+  kind: 'windowed_aggregation';
+  config: StreamingSetConfig;
+  fields: AggregationFieldSpec[];
+}
+
+export type FeatureSetSpec = BatchFeatureSetSpec | StreamingFeatureSetSpec;
+
+export interface FeaturesSpec {
+  sets: FeatureSetSpec[];
+}
+
+const NAME = '^[A-Za-z][A-Za-z0-9_]*$';
+
+const fieldBase = {
+  name: { type: 'string', pattern: NAME },
+  type: { enum: FEATURE_TYPES },
+  default: { type: ['number', 'boolean'] },
+};
+
+const windowSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'sizeMs'],
+  properties: {
+    type: { enum: ['sliding', 'hopping', 'tumbling'] },
+    sizeMs: { type: 'integer', minimum: 1 },
+    hopMs: { type: 'integer', minimum: 1 },
+  },
+};
+
+/** A feature source kind: its declared config and field specs (JSON Schema). */
+export interface FeatureSourceKind {
+  kind: FeatureSetSpec['kind'];
+  summary: string;
+  configSchema: Record<string, unknown>;
+  fieldSchema: Record<string, unknown>;
+}
+
+export const featureSourceKinds: readonly FeatureSourceKind[] = [
+  {
+    kind: 'redis_batch',
+    summary: 'Features computed by batch jobs, bulk-loaded into Redis (`tributary features load`), read per consumed batch.',
+    configSchema: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        onMissing: { enum: ['default', 'dead_letter'], default: 'default' },
+        missingIndicator: { type: 'string', pattern: NAME },
+        gracePeriodMs: { type: 'integer', minimum: 0 },
+        file: { type: 'string', minLength: 1 },
+      },
+    },
+    fieldSchema: { type: 'object', additionalProperties: false, required: ['name', 'type', 'default'], properties: fieldBase },
+  },
+  {
+    kind: 'windowed_aggregation',
+    summary: 'Event-time windowed aggregations per entity over the stage input, state in Redis (idempotent on replay).',
+    configSchema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['allowedLatenessMs'],
+      properties: {
+        allowedLatenessMs: { type: 'integer', minimum: 0 },
+        onLate: { enum: ['ignore', 'dead_letter'], default: 'ignore' },
+        replayRetentionMs: { type: 'integer', minimum: 0 },
+      },
+    },
+    fieldSchema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'type', 'default', 'aggregation'],
+      properties: { ...fieldBase, aggregation: { enum: AGGREGATIONS }, of: { type: 'string', minLength: 1 }, window: windowSchema },
+    },
+  },
+];
+
+/** JSON Schema of the `features:` section (per-kind config/fields applied with if/then). */
+export const featuresSectionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['sets'],
+  properties: {
+    sets: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'kind', 'version', 'entity', 'fields'],
+        properties: {
+          name: { type: 'string', pattern: NAME },
+          kind: { enum: featureSourceKinds.map((k) => k.kind) },
+          version: { type: 'integer', minimum: 1 },
+          entity: { type: 'string', minLength: 1 },
+          stalenessMs: { type: 'integer', minimum: 1 },
+          description: { type: 'string' },
+          config: { type: 'object', default: {} },
+          fields: { type: 'array', minItems: 1, items: { type: 'object' } },
+        },
+        allOf: featureSourceKinds.map((k) => ({
+          if: { properties: { kind: { const: k.kind } }, required: ['kind'] },
+          then: { properties: { config: k.configSchema, fields: { items: k.fieldSchema } } },
+        })),
+      },
+    },
+  },
+} as const;
+
+/** Window of an aggregation field after defaults (sliding over the set's stalenessMs). */
+export function effectiveWindow(field: AggregationFieldSpec, set: StreamingFeatureSetSpec): { start: (t: number) => number; sizeMs: number; type: WindowSpec['type']; hopMs: number } {
+  const w = field.window ?? { type: 'sliding' as const, sizeMs: set.stalenessMs ?? 0 };
+  const hop = w.type === 'tumbling' ? w.sizeMs : w.type === 'hopping' ? w.hopMs ?? w.sizeMs : 0;
+  return {
+    type: w.type,
+    sizeMs: w.sizeMs,
+    hopMs: hop,
+    start: (t) => (w.type === 'sliding' ? t - w.sizeMs + 1 : Math.floor(t / hop) * hop + hop - w.sizeMs),
+  };
+}
+
+/** Checks that need more than structure; returns [path relative to features.sets[i], message]. */
+export function featureSetProblems(set: FeatureSetSpec, available: { eventFields: string[]; baseFeatures: string[] }): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  if (!available.eventFields.includes(set.entity)) out.push(['entity', `event has no field '${set.entity}' (fields: ${available.eventFields.join(', ')})`]);
+  const names = set.fields.map((f) => f.name);
+  names.forEach((n, i) => {
+    if (names.indexOf(n) !== i) out.push([`fields[${i}].name`, `duplicate feature '${n}'`]);
+  });
+  if (set.kind === 'redis_batch') {
+    if (set.config.missingIndicator && names.includes(set.config.missingIndicator)) out.push(['config.missingIndicator', `'${set.config.missingIndicator}' is also a field`]);
+  } else {
+    set.fields.forEach((f, i) => {
+      const needsOf = !['count', 'time_since_prev'].includes(f.aggregation);
+      if (needsOf && !f.of) out.push([`fields[${i}].of`, `aggregation '${f.aggregation}' needs 'of'`]);
+      if (f.of && !available.eventFields.includes(f.of) && !available.baseFeatures.includes(f.of)) {
+        out.push([`fields[${i}].of`, `'${f.of}' is neither an event field nor a base feature`]);
+      }
+      if (!f.window && !set.stalenessMs) out.push([`fields[${i}].window`, 'is required when the set has no stalenessMs']);
+      if (f.window?.type === 'hopping' && !f.window.hopMs) out.push([`fields[${i}].window.hopMs`, 'is required for hopping windows']);
+      if (f.window?.type === 'hopping' && f.window.hopMs && f.window.hopMs > f.window.sizeMs) out.push([`fields[${i}].window.hopMs`, 'must be <= sizeMs']);
+    });
+  }
+  return out;
+}
+
+/** Feature names a set contributes to a vector, in order (batch: fields, then the missing indicator). */
+export function setFeatureNames(set: FeatureSetSpec): string[] {
+  const names = set.fields.map((f) => f.name);
+  if (set.kind === 'redis_batch' && set.config.missingIndicator) names.push(set.config.missingIndicator);
+  return names;
+}
+
+/** Declared type of each feature a set contributes. */
+export function setFeatureTypes(set: FeatureSetSpec): Record<string, FeatureType> {
+  const out: Record<string, FeatureType> = {};
+  for (const f of set.fields) out[f.name] = f.type;
+  if (set.kind === 'redis_batch' && set.config.missingIndicator) out[set.config.missingIndicator] = 'boolean';
+  return out;
+}
+
+export function numericDefault(f: FeatureFieldSpec): number {
+  return typeof f.default === 'boolean' ? (f.default ? 1 : 0) : f.default;
+}

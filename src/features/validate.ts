@@ -1,0 +1,42 @@
+import * as path from 'node:path';
+import type { SchemaCatalog } from '../kafka/avro-schemas';
+import type { LoadedTopology } from '../topology/spec';
+import { ConfigError } from '../util/errors';
+import { createExtractor } from './extractors';
+import { featureSetProblems } from './spec';
+
+/**
+ * Checks of the topology's `features:` section beyond its JSON Schema: duplicate set names, and
+ * per set the entity and `of` fields against the input schema and base features of every
+ * extraction stage that uses it. Errors carry the exact path, e.g. `features.sets[2].fields[1].of`.
+ */
+export function featureSectionErrors(loaded: LoadedTopology, catalog: SchemaCatalog): ConfigError[] {
+  const { spec, file } = loaded;
+  const errors: ConfigError[] = [];
+  const sets = spec.features?.sets ?? [];
+  const seen = new Set<string>();
+  sets.forEach((s, i) => {
+    if (seen.has(s.name)) errors.push(new ConfigError(`features.sets[${i}].name`, `duplicate feature set '${s.name}'`, file));
+    seen.add(s.name);
+  });
+  sets.forEach((set, i) => {
+    const users = spec.stages.filter((st) => st.processor === 'feature_extraction' && Array.isArray((st.config as { features?: unknown }).features) && ((st.config as { features: string[] }).features).includes(set.name));
+    for (const st of users) {
+      const topic = spec.topics.find((t) => t.name === st.input.topic);
+      if (!topic || !catalog.has(topic.schema)) continue; // reported elsewhere
+      const type = catalog.get(topic.schema).type as unknown as { fields?: Array<{ name: string }> };
+      const eventFields = (type.fields ?? []).map((f) => f.name);
+      let baseFeatures: string[] = [];
+      try {
+        const c = st.config as { featureSet: string; spec?: string };
+        baseFeatures = [...createExtractor(c.featureSet, { specFile: c.spec && path.resolve(loaded.baseDir, c.spec) }).names];
+      } catch {
+        /* reported on the stage */
+      }
+      for (const [p, msg] of featureSetProblems(set, { eventFields, baseFeatures })) {
+        errors.push(new ConfigError(`features.sets[${i}].${p}`, `${msg} (used by stage '${st.name}')`, file));
+      }
+    }
+  });
+  return errors;
+}

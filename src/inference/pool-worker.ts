@@ -1,0 +1,83 @@
+/**
+ * Inference worker thread: loads one model version in onnxruntime, warms it up, then scores the
+ * Float32Array batches it is sent (buffers transferred both ways). Started by InferencePool.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { OnnxModel, type OnnxModelOptions } from './onnx-model';
+import { createLogger } from '../util/logger';
+
+/** What the pool passes in workerData. */
+export interface PoolWorkerData {
+  dir: string;
+  index: number;
+  options: OnnxModelOptions;
+  warmupRuns: number;
+  warmupBatchSize: number;
+  testHooks?: PoolTestHooks;
+}
+
+/** Hooks for tests only: make a worker die or slow down on demand. */
+export interface PoolTestHooks {
+  /** A batch whose first value equals this makes the worker exit (process.exit(70)) ... */
+  crashMarker?: number;
+  /** ... while this shared counter (Int32Array over a SharedArrayBuffer, index 0) is > 0; decremented per crash. */
+  crashBudget?: SharedArrayBuffer;
+  /** Sleep this long (ms, blocking the thread) before each batch: simulates a slow model. */
+  delayMs?: number;
+}
+
+export type ToWorker = { type: 'score'; id: number; rows: Float32Array; count: number } | { type: 'exit'; code: number } | { type: 'close' };
+
+export type FromWorker =
+  | { type: 'ready'; provider: string; warmupMs: number }
+  | { type: 'failed'; name: string; message: string }
+  | { type: 'result'; id: number; scores: Float32Array }
+  | { type: 'error'; id: number; message: string };
+
+const port = parentPort;
+if (!port) throw new Error('pool-worker must run in a worker thread');
+const data = workerData as PoolWorkerData;
+const log = createLogger('inference-worker').child({ worker: data.index });
+const send = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
+
+function shouldCrash(rows: Float32Array): boolean {
+  const hooks = data.testHooks;
+  if (!hooks || hooks.crashMarker === undefined || rows[0] !== hooks.crashMarker) return false;
+  if (!hooks.crashBudget) return true;
+  const budget = new Int32Array(hooks.crashBudget);
+  return Atomics.sub(budget, 0, 1) > 0;
+}
+
+async function main(): Promise<void> {
+  let model: OnnxModel;
+  const started = performance.now();
+  try {
+    model = await OnnxModel.loadDir(data.dir, data.options);
+    // Warm-up: the first runs allocate and pick kernels; pay for that before serving.
+    const warm = new Float32Array(data.warmupBatchSize * model.width);
+    for (let i = 0; i < data.warmupRuns; i++) await model.score(warm, data.warmupBatchSize);
+  } catch (err) {
+    send({ type: 'failed', name: (err as Error).name, message: (err as Error).message });
+    return;
+  }
+  const sleeper = data.testHooks?.delayMs ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
+  port!.on('message', (msg: ToWorker) => {
+    if (msg.type === 'exit') process.exit(msg.code);
+    if (msg.type === 'close') {
+      model.close().finally(() => port!.close());
+      return;
+    }
+    if (shouldCrash(msg.rows)) {
+      log.warn({ id: msg.id }, 'test hook: crashing on marker batch');
+      process.exit(70);
+    }
+    if (sleeper) Atomics.wait(sleeper, 0, 0, data.testHooks!.delayMs);
+    model.score(msg.rows, msg.count).then(
+      (scores) => send({ type: 'result', id: msg.id, scores }, [scores.buffer as ArrayBuffer]),
+      (err: Error) => send({ type: 'error', id: msg.id, message: err.message }),
+    );
+  });
+  send({ type: 'ready', provider: model.provider, warmupMs: performance.now() - started });
+}
+
+void main();

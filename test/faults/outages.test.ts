@@ -1,0 +1,102 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TopicProducer } from '../../src/client/topic-producer';
+import type { Transaction } from '../../src/client/generated/avro-types';
+import { produceDemoEvents } from '../../src/demo/produce';
+import { TransactionGenerator } from '../../src/demo/generator';
+import { SchemaCatalog } from '../../src/kafka/avro-schemas';
+import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
+import { repoRoot, stateFilePath } from '../../src/stack/paths';
+import { DedicatedKafka } from '../helpers/dedicated-kafka';
+import { committedKeys, faultTopologyFile, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
+import { testEndpoints, uniqueSuffix } from '../helpers/topology';
+
+const endpoints = testEndpoints();
+
+function keysFor(seed: number, count: number): string[] {
+  const g = new TransactionGenerator({ seed, startTime: 0 });
+  return Array.from({ length: count }, () => g.next().tx.transactionId);
+}
+
+describe('outages: the pipeline pauses, recovers by itself, loses and duplicates nothing', () => {
+  it('survives a broker restart mid-stream', async () => {
+    const broker = await DedicatedKafka.start();
+    const local = { ...endpoints, brokers: broker.brokers };
+    const suffix = uniqueSuffix();
+    const file = faultTopologyFile(suffix);
+    const proc = new StageProcess(file, [], { KAFKA_BROKERS: broker.brokers.join(',') });
+    try {
+      await proc.waitForLog('pipeline running', 90000);
+      const count = 1500;
+      const seed = 505;
+      const producing = produceDemoEvents({ ...local, topic: `fraud.transactions.${suffix}`, count, rate: 150, seed });
+      await new Promise((r) => setTimeout(r, 4000));
+      await broker.restart(5000);
+      const back = Date.now();
+      await producing;
+      const seen = await committedKeys(local, `fraud.predictions.${suffix}`, count, 150000, suffix);
+      const { lost, duplicated } = lossAndDuplicates(keysFor(seed, count), seen);
+      recordFault({ scenario: 'broker restart mid-stream (5 s down)', events: count, lost, duplicated, recoverySeconds: (Date.now() - back) / 1000 });
+      expect(proc.running()).toBe(true);
+      expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
+    } finally {
+      await proc.stop();
+      await broker.destroy();
+    }
+  });
+
+  it('pauses on a new writer schema while the registry is unavailable, and resumes when it is back', async () => {
+    const stateFile = stateFilePath();
+    if (!fs.existsSync(stateFile)) return; // external servers: we cannot freeze their registry
+    const registryPid = (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { registry: { pid: number } }).registry.pid;
+    const suffix = uniqueSuffix();
+    const file = faultTopologyFile(suffix);
+    const proc = new StageProcess(file);
+    const topic = `fraud.transactions.${suffix}`;
+    try {
+      await proc.waitForLog('pipeline running', 90000);
+      // A producer on a newer (compatible) version of the schema, registered before the outage but never seen by the pipeline.
+      const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+      const v2 = JSON.parse(catalog.get('transaction').text);
+      v2.fields.push({ name: 'channel', type: 'string', default: 'web' });
+      const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl });
+      const v2Id = await registry.register(`${topic}-v2-value`, JSON.stringify(v2));
+      const producer = new TopicProducer({ ...endpoints, topic, schema: 'transaction', key: (tx) => tx.transactionId });
+      await producer.connect();
+      const g = new TransactionGenerator({ seed: 606, startTime: 0 });
+      const before: Transaction[] = Array.from({ length: 200 }, () => g.next().tx);
+      await producer.send(before);
+
+      process.kill(registryPid, 'SIGSTOP');
+      const frozenAt = Date.now();
+      let resumed = false;
+      try {
+        const during: Transaction[] = Array.from({ length: 200 }, () => g.next().tx);
+        await producer.send(during); // cached schema id: producing needs no registry
+        // One record written with the new schema id: decoding it needs the registry.
+        const avro = await import('avsc');
+        const newer = { ...g.next().tx, channel: 'pos' };
+        const body = avro.Type.forSchema(v2).toBuffer(newer);
+        const framed = Buffer.concat([Buffer.from([0, (v2Id >>> 24) & 255, (v2Id >>> 16) & 255, (v2Id >>> 8) & 255, v2Id & 255]), body]);
+        const raw = (await import('../../src/kafka/client')).createKafka({ clientId: 'outage-raw', brokers: endpoints.brokers }).producer();
+        await raw.connect();
+        await raw.send({ topic, messages: [{ key: newer.transactionId, value: framed }] });
+        await raw.disconnect();
+        await new Promise((r) => setTimeout(r, 15000));
+        expect(proc.running()).toBe(true);
+        process.kill(registryPid, 'SIGCONT');
+        resumed = true;
+        const expected = [...before, ...during, newer].map((t) => t.transactionId);
+        const seen = await committedKeys(endpoints, `fraud.predictions.${suffix}`, expected.length, 120000, suffix);
+        const { lost, duplicated } = lossAndDuplicates(expected, seen);
+        recordFault({ scenario: 'registry unavailable 15 s (new writer schema pending)', events: expected.length, lost, duplicated, recoverySeconds: (Date.now() - frozenAt) / 1000 - 15 });
+        expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
+      } finally {
+        if (!resumed) process.kill(registryPid, 'SIGCONT');
+        await producer.disconnect();
+      }
+    } finally {
+      await proc.stop();
+    }
+  });
+});

@@ -1,0 +1,78 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { cardProblems, describeVector } from '../../src/features/enricher';
+import { LruCache } from '../../src/features/lru';
+import { progressLine, splitCsv, toRow } from '../../src/features/load-file';
+import type { BatchFeatureSetSpec } from '../../src/features/spec';
+import { readModelCard } from '../../src/inference/model-card';
+import { builtinProcessors } from '../../src/stages/builtin';
+import { repoRoot } from '../../src/stack/paths';
+import { loadTopology } from '../../src/topology/loader';
+
+const file = path.join(repoRoot(), 'topologies/fraud-detection.yaml');
+const options = { registry: builtinProcessors(), baseDir: repoRoot() };
+
+function errorFor(edit: (doc: any) => void): string {
+  const doc = parse(fs.readFileSync(file, 'utf8'));
+  edit(doc);
+  const tmp = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'topo-')), 'bad.yaml');
+  fs.writeFileSync(tmp, stringify(doc));
+  try {
+    loadTopology(tmp, options);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error('expected the topology to be rejected');
+}
+
+describe('feature declarations and the model card (version sync)', () => {
+  it('the demo topology supplies exactly what model 2 asks for', () => {
+    const t = loadTopology(file, options);
+    const cfg = t.spec.stages[0].config as never;
+    const v = describeVector(cfg, t.spec.features, path.join(repoRoot(), 'models/fraud/generator-spec.json'));
+    const card = readModelCard(path.join(repoRoot(), 'models/fraud/2'));
+    expect(cardProblems(card.features as never, v)).toEqual([]);
+    expect(v.names).toEqual(card.features.names);
+  });
+
+  it('fails at start naming a missing feature, another set version and another type', () => {
+    const missing = errorFor((d) => d.features.sets[2].fields.splice(1, 1));
+    expect(missing).toMatch(/stages\[1\]\.config\.model: model fraud@2 cannot be fed by stage 'extract': missing features: card_amount_sum_24h/);
+    expect(errorFor((d) => (d.features.sets[0].version = 2))).toMatch(/feature 'card_age_days': set 'card_profile' is version 2, card wants 1/);
+    expect(errorFor((d) => (d.features.sets[0].fields[2].type = 'double'))).toMatch(/feature 'card_prior_chargebacks' has type double, card wants long/);
+  });
+
+  it('reports bad declarations with their exact path', () => {
+    expect(errorFor((d) => (d.features.sets[2].fields[1].of = 'amount_eur'))).toMatch(/features\.sets\[2\]\.fields\[1\]\.of: 'amount_eur' is neither an event field nor a base feature/);
+    expect(errorFor((d) => (d.features.sets[0].entity = 'card'))).toMatch(/features\.sets\[0\]\.entity: event has no field 'card'/);
+    expect(errorFor((d) => (d.features.sets[2].fields[0].aggregation = 'median'))).toMatch(/features\.sets\[2\]\.fields\[0\]\.aggregation: must be one of/);
+    expect(errorFor((d) => (d.features.sets[2].config.allowedLatenessMs = 'soon'))).toMatch(/features\.sets\[2\]\.config\.allowedLatenessMs: must be integer/);
+    expect(errorFor((d) => (d.stages[0].config.features = ['card_profile', 'nope']))).toMatch(/stages\[0\]\.config\.features: no feature set 'nope'/);
+  });
+});
+
+describe('feature store helpers', () => {
+  it('LRU evicts the least recently used entry, expires by TTL and counts hits/misses', () => {
+    let now = 0;
+    const c = new LruCache<number>(2, 100, () => now);
+    c.set('a', 1);
+    c.set('b', 2);
+    expect(c.get('a')).toBe(1);
+    c.set('c', 3); // evicts b
+    expect(c.get('b')).toBeUndefined();
+    now = 150;
+    expect(c.get('a')).toBeUndefined();
+    expect([c.hits, c.misses]).toEqual([1, 2]);
+  });
+
+  it('parses CSV cells and typed rows, naming the bad field', () => {
+    expect(splitCsv('a,"b,c","d""e",')).toEqual(['a', 'b,c', 'd"e', '']);
+    const set: BatchFeatureSetSpec = { name: 's', kind: 'redis_batch', version: 1, entity: 'id', config: {}, fields: [{ name: 'n', type: 'long', default: 0 }, { name: 'b', type: 'boolean', default: false }] };
+    expect(toRow(set, { id: 'x', ts: '5', n: '3', b: 'true' })).toEqual({ entity: 'x', ts: 5, values: { n: 3, b: 1 } });
+    expect(() => toRow(set, { id: 'x', ts: '5', n: '3.5' })).toThrow(/n: 3.5 is not an integer/);
+    expect(() => toRow(set, { id: 'x{1}', ts: '5' })).toThrow(/not allowed/);
+    expect(progressLine({ rows: 50, total: 100, bad: 0, elapsedMs: 1000 }, 10)).toBe('[#####-----]  50% 50/100 rows 50 rows/s ETA 1.0s');
+  });
+});
