@@ -5,6 +5,7 @@ import { registerStackCommands } from './commands/stack';
 import { registerPipelineCommands } from './commands/pipeline';
 import { registerDemoCommands } from './commands/demo';
 import { registerModelCommands } from './commands/models';
+import { registerFeatureCommands } from './commands/features';
 
 const program = new Command();
 program.name('tributary').description('Streaming prediction pipelines on Kafka: features, ONNX inference, shadow models').version('0.1.0');
@@ -12,6 +13,7 @@ registerStackCommands(program);
 registerPipelineCommands(program);
 registerDemoCommands(program);
 registerModelCommands(program);
+registerFeatureCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Configuration problems print as they are (each names the bad field's path); others with their stack in debug.

@@ -10,6 +10,8 @@ export interface ProduceDemoOptions {
   /** Events per second; 0 = as fast as possible. */
   rate: number;
   seed: number;
+  /** Keep retrying a failed send (broker restart, leader change) for this long; default 60 s. */
+  retryForMs?: number;
   /** Called with each produced event and its planted ground truth. */
   onEvent?: (tx: Transaction, isFraud: boolean) => void;
 }
@@ -39,7 +41,7 @@ export async function produceDemoEvents(options: ProduceDemoOptions): Promise<{ 
         batch.push(tx);
         options.onEvent?.(tx, isFraud);
       }
-      await producer.send(batch);
+      await sendWithRetry(() => producer.send(batch), options.retryForMs ?? 60000);
       produced += n;
       if (options.rate > 0) {
         const due = started + (produced / options.rate) * 1000;
@@ -51,4 +53,22 @@ export async function produceDemoEvents(options: ProduceDemoOptions): Promise<{ 
     await producer.disconnect();
   }
   return { produced, seconds: (Date.now() - started) / 1000 };
+}
+
+/**
+ * Retries a send with backoff across broker outages longer than kafkajs' own retries. A retried
+ * send may duplicate records on the input topic (the broker may have stored the failed attempt);
+ * exactly-once checks therefore compare against what the input topic actually holds.
+ */
+async function sendWithRetry(send: () => Promise<unknown>, retryForMs: number): Promise<void> {
+  const deadline = Date.now() + retryForMs;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 4000)) {
+    try {
+      await send();
+      return;
+    } catch (err) {
+      if (Date.now() + delay > deadline) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }

@@ -18,6 +18,7 @@ export class InferenceMetrics {
   readonly gateRuns: Counter<ModelLabels | 'result'>;
   readonly gateFailedChecks: Counter<ModelLabels | 'check'>;
   readonly liveVersion: Gauge<'model' | 'stage' | 'version'>;
+  readonly swaps: Counter<'model' | 'stage' | 'result'>;
 
   private constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -33,6 +34,7 @@ export class InferenceMetrics {
     this.gateRuns = new Counter({ name: 'tributary_model_gate_runs_total', help: 'Model gate runs by result (pass|fail)', labelNames: [...labelNames, 'result'], registers });
     this.gateFailedChecks = new Counter({ name: 'tributary_model_gate_failed_checks_total', help: 'Failed gate checks by check name', labelNames: [...labelNames, 'check'], registers });
     this.liveVersion = new Gauge({ name: 'tributary_model_live_version_info', help: '1 for the model version a stage serves', labelNames: ['model', 'stage', 'version'], registers });
+    this.swaps = new Counter({ name: 'tributary_model_swap_total', help: 'Hot swaps of a stage\'s model version by result (swapped|refused)', labelNames: ['model', 'stage', 'result'], registers });
   }
 
   private static readonly byRegistry = new WeakMap<Registry, InferenceMetrics>();

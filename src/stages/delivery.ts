@@ -166,6 +166,11 @@ export class TransactionalDelivery extends Delivery {
   private readonly producers = new Map<string, Promise<Producer>>();
   /** Partitions whose committed offset was re-read after their producer fenced any previous owner. */
   private readonly verified = new Map<string, Promise<string | null>>();
+  /**
+   * Partitions this instance was fenced out of. Until the next group join it must not create a
+   * new producer for them: that would fence the rightful owner in turn (ping-pong).
+   */
+  private readonly fenced = new Set<string>();
   private admin?: Promise<Admin>;
 
   private key(topic: string, partition: number): string {
@@ -178,6 +183,9 @@ export class TransactionalDelivery extends Delivery {
 
   private producerFor(topic: string, partition: number): Promise<Producer> {
     const key = this.key(topic, partition);
+    if (this.fenced.has(key)) {
+      return Promise.reject(new ProducerFencedError(`${this.transactionalId(topic, partition)} was fenced; waiting for the group to reassign partitions`));
+    }
     let p = this.producers.get(key);
     if (!p) {
       p = (async () => {
@@ -211,6 +219,7 @@ export class TransactionalDelivery extends Delivery {
     }
     // A new generation may have moved partitions: re-verify offsets before the next batch of each.
     this.verified.clear();
+    this.fenced.clear();
     for (const [topic, parts] of Object.entries(assigned)) for (const p of parts) void this.producerFor(topic, p).catch(() => undefined);
   }
 
@@ -270,13 +279,22 @@ export class TransactionalDelivery extends Delivery {
       if (FENCED.has(kafkaErrorType(err) ?? '')) {
         // This instance lost the partition to a newer owner: drop the producer; nothing was committed.
         const key = this.key(batch.topic, batch.partition);
-        this.producers.delete(key);
-        this.verified.delete(key);
-        await producer.disconnect().catch(() => undefined);
+        this.fenced.add(key);
+        this.dropProducer(key);
         throw new ProducerFencedError(`${this.transactionalId(batch.topic, batch.partition)} was fenced by a newer owner; batch not committed`, { cause: err });
       }
+      // Any other failure (broker restart, timeout) may leave the producer's transaction state
+      // unknown: start over with a fresh producer, whose init aborts whatever was left open.
+      if (!isRecordError(err)) this.dropProducer(this.key(batch.topic, batch.partition));
       throw err;
     }
+  }
+
+  private dropProducer(key: string): void {
+    const producer = this.producers.get(key);
+    this.producers.delete(key);
+    this.verified.delete(key);
+    void producer?.then((p) => p.disconnect()).catch(() => undefined);
   }
 
   private async sendAll(txn: Transaction, messages: Message[]): Promise<void> {

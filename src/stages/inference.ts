@@ -1,7 +1,9 @@
 import * as path from 'node:path';
 import type { FeatureVector, Prediction } from '../client/generated/avro-types';
 import { readModelCard, modelDir } from '../inference/model-card';
+import Redis from 'ioredis';
 import { InferencePool } from '../inference/pool';
+import { HotSwapper, type HotSwapConfig, type ServingVersion } from '../inference/hot-swap';
 import { InferenceMetrics } from '../inference/metrics';
 import { ModelGateError, readGateSpec, runGate } from '../inference/gate';
 import { cardProblems } from '../features/enricher';
@@ -30,11 +32,18 @@ export interface InferenceConfig {
     devices?: number[];
     workersPerDevice?: number;
   };
+  /** Switch versions without stopping (`tributary models promote|rollback`, or the latest approved version in the repository). */
+  hotSwap?: HotSwapConfig;
+  /** Tests only: every inference batch takes this much longer (a slow model). */
+  simulateDelayMs?: number;
 }
 
 /** A created onnx_inference processor: scores through a worker pool, exposes it for stats and backpressure. */
 export interface InferenceProcessor extends Processor<FeatureVector, Prediction> {
+  /** The live version's pool. */
   readonly pool: InferencePool;
+  /** Present with `hotSwap`: switches versions without stopping. */
+  readonly swapper?: HotSwapper<ServedVersion>;
 }
 
 function repositoryDir(config: InferenceConfig, ctx: ProcessorContext): string {
@@ -84,6 +93,16 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
           workersPerDevice: { type: 'integer', minimum: 1 },
         },
       },
+      hotSwap: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'Switch model versions without stopping: each candidate is gated against the live version, swapped between batches, or refused.',
+        properties: {
+          policy: { enum: ['explicit', 'latest-approved'], description: 'explicit (default): `tributary models promote NAME@VERSION` / `rollback`; latest-approved: the highest approved version in the repository' },
+          pollIntervalMs: { type: 'integer', minimum: 100 },
+        },
+      },
+      simulateDelayMs: { type: 'number', minimum: 0, description: 'Tests only: extra time per inference batch.' },
     },
   },
   /** Version sync: the model must get exactly the features, in the order and version, its card asks for. */
@@ -111,74 +130,128 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
       : [];
   },
   async create(config, ctx): Promise<InferenceProcessor> {
-    const dir = modelDir(repositoryDir(config, ctx), config.model.name, config.model.version);
-    const session = { executionProviders: config.executionProviders, intraOpNumThreads: config.intraOpNumThreads, interOpNumThreads: config.interOpNumThreads };
     const metrics = InferenceMetrics.for(ctx.metricsRegistry);
-    if (config.gate !== false && readGateSpec(dir)) {
-      // The gate decides whether this version may be served at all: a failure refuses the load.
-      const report = await runGate(dir, { session, logger: ctx.logger });
-      const labels = { model: report.model, version: report.version };
-      metrics.gateRuns.inc({ ...labels, result: report.passed ? 'pass' : 'fail' });
-      for (const c of report.checks) if (c.status === 'fail') metrics.gateFailedChecks.inc({ ...labels, check: c.name });
-      if (!report.passed) throw new ModelGateError(report);
+    const first = await loadServedVersion(modelDir(repositoryDir(config, ctx), config.model.name, config.model.version), config, ctx);
+    let swapper: HotSwapper<ServedVersion> | undefined;
+    if (config.hotSwap) {
+      const group = ctx.groupId ?? `${ctx.topology.spec.name}.${ctx.stage.name}`;
+      const redisUrl = ctx.redisUrl ?? process.env.REDIS_URL;
+      if (!redisUrl && (config.hotSwap.policy ?? 'explicit') === 'explicit') throw new ConfigError('hotSwap', 'the explicit hot swap policy needs Redis (REDIS_URL or the stack)');
+      swapper = new HotSwapper(first, {
+        repository: repositoryDir(config, ctx),
+        model: config.model.name,
+        stage: ctx.stage.name,
+        group,
+        config: config.hotSwap,
+        load: (dir, liveDir) => loadServedVersion(dir, config, ctx, liveDir),
+        logger: ctx.logger,
+        metrics,
+        redis: redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 3 }) : undefined,
+        subscriber: redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: null }) : undefined,
+      });
+      try {
+        await swapper.start();
+        // A version promoted before this instance started is served from the first batch.
+        await swapper.check();
+      } catch (err) {
+        await swapper.close();
+        throw err;
+      }
+    } else {
+      metrics.liveVersion.set({ model: first.card.name, stage: ctx.stage.name, version: first.card.version }, 1);
     }
-    const pool = await InferencePool.start({
-      dir,
-      ...config.pool,
-      executionProviders: config.executionProviders,
-      intraOpNumThreads: config.intraOpNumThreads,
-      interOpNumThreads: config.interOpNumThreads,
-      logger: ctx.logger,
-      registry: ctx.metricsRegistry,
-    });
-    const card = pool.card;
-    metrics.liveVersion.set({ model: card.name, stage: ctx.stage.name, version: card.version }, 1);
-    const width = card.features.names.length;
-    const threshold = config.threshold ?? card.threshold;
-    const expectedNames = card.features.names.join('\u0000');
+    const served = () => swapper?.current ?? first;
     return {
-      pool,
-      backpressure: { saturated: () => pool.saturated(), whenDrained: () => pool.whenDrained() },
-      async processBatch(records: readonly InputRecord<FeatureVector>[]): Promise<ProcessResult<Prediction>[]> {
-        const results: ProcessResult<Prediction>[] = new Array(records.length);
-        const rows = new Float32Array(records.length * width);
-        const scored: number[] = [];
-        records.forEach((r, i) => {
-          const fv = r.value;
-          if (fv.featureSet !== card.features.set || fv.featureVersion !== card.features.version) {
-            results[i] = new RecordRejection('PROCESSING_ERROR', `feature vector ${fv.featureSet}@${fv.featureVersion} does not match model ${card.name}@${card.version} (needs ${card.features.set}@${card.features.version})`);
-          } else if (fv.values.length !== width || fv.names.join('\u0000') !== expectedNames) {
-            results[i] = new RecordRejection('PROCESSING_ERROR', `feature vector names/width do not match model ${card.name}@${card.version}`);
-          } else {
-            rows.set(fv.values, scored.length * width);
-            scored.push(i);
-          }
-        });
-        const scores = await pool.submit(rows.subarray(0, scored.length * width), scored.length);
-        const producedTime = Date.now();
-        scored.forEach((i, j) => {
-          const fv = records[i].value;
-          const score = scores[j];
-          results[i] = {
-            key: fv.key,
-            value: {
-              key: fv.key,
-              modelName: card.name,
-              modelVersion: card.version,
-              score,
-              label: score >= threshold,
-              threshold,
-              eventTime: fv.eventTime,
-              ingestTime: fv.ingestTime,
-              producedTime,
-              lineage: fv.lineage,
-              featureSetVersions: fv.featureSetVersions ?? {},
-            },
-          };
-        });
-        return results;
+      get pool() {
+        return served().pool;
       },
-      close: () => pool.close(),
+      swapper,
+      backpressure: { saturated: () => served().pool.saturated(), whenDrained: () => served().pool.whenDrained() },
+      processBatch: (records: readonly InputRecord<FeatureVector>[]) => (swapper ? swapper.use((v) => scoreBatch(v, records)) : scoreBatch(first, records)),
+      close: () => (swapper ? swapper.close() : first.close()),
     };
   },
 };
+
+/** A version the stage can serve: gated, its pool warm. */
+export interface ServedVersion extends ServingVersion {
+  pool: InferencePool;
+  threshold: number;
+  width: number;
+  expectedNames: string;
+}
+
+/**
+ * Loads one version for serving: runs its gate (gate.json; `liveDir` is the change-bound baseline)
+ * unless `gate: false`, then starts its worker pool. Throws ModelGateError for a failing version.
+ */
+export async function loadServedVersion(dir: string, config: InferenceConfig, ctx: ProcessorContext, liveDir?: string): Promise<ServedVersion> {
+  const session = { executionProviders: config.executionProviders, intraOpNumThreads: config.intraOpNumThreads, interOpNumThreads: config.interOpNumThreads };
+  const metrics = InferenceMetrics.for(ctx.metricsRegistry);
+  if (config.gate !== false && readGateSpec(dir)) {
+    // The gate decides whether this version may be served at all: a failure refuses the load.
+    const report = await runGate(dir, { session, logger: ctx.logger, liveDir });
+    const labels = { model: report.model, version: report.version };
+    metrics.gateRuns.inc({ ...labels, result: report.passed ? 'pass' : 'fail' });
+    for (const c of report.checks) if (c.status === 'fail') metrics.gateFailedChecks.inc({ ...labels, check: c.name });
+    if (!report.passed) throw new ModelGateError(report);
+  }
+  const pool = await InferencePool.start({
+    dir,
+    ...config.pool,
+    executionProviders: config.executionProviders,
+    intraOpNumThreads: config.intraOpNumThreads,
+    interOpNumThreads: config.interOpNumThreads,
+    logger: ctx.logger,
+    registry: ctx.metricsRegistry,
+    testHooks: config.simulateDelayMs ? { delayMs: config.simulateDelayMs } : undefined,
+  });
+  const card = pool.card;
+  return { dir, card, pool, threshold: config.threshold ?? card.threshold, width: card.features.names.length, expectedNames: card.features.names.join('\u0000'), close: () => pool.close() };
+}
+
+/** Scores a batch on one version: one pool request; records that do not fit the model are rejected. */
+export async function scoreBatch(v: ServedVersion, records: readonly InputRecord<FeatureVector>[], route = 'live'): Promise<ProcessResult<Prediction>[]> {
+  const { card, width, threshold } = v;
+  const results: ProcessResult<Prediction>[] = new Array(records.length);
+  const rows = new Float32Array(records.length * width);
+  const scored: number[] = [];
+  records.forEach((r, i) => {
+    const fv = r.value;
+    if (fv.featureSet !== card.features.set || fv.featureVersion !== card.features.version) {
+      results[i] = new RecordRejection('PROCESSING_ERROR', `feature vector ${fv.featureSet}@${fv.featureVersion} does not match model ${card.name}@${card.version} (needs ${card.features.set}@${card.features.version})`);
+    } else if (fv.values.length !== width || fv.names.join('\u0000') !== v.expectedNames) {
+      results[i] = new RecordRejection('PROCESSING_ERROR', `feature vector names/width do not match model ${card.name}@${card.version}`);
+    } else {
+      rows.set(fv.values, scored.length * width);
+      scored.push(i);
+    }
+  });
+  const started = performance.now();
+  const scores = await v.pool.submit(rows.subarray(0, scored.length * width), scored.length);
+  const latencyMs = performance.now() - started;
+  const producedTime = Date.now();
+  scored.forEach((i, j) => {
+    const fv = records[i].value;
+    const score = scores[j];
+    results[i] = {
+      key: fv.key,
+      value: {
+        key: fv.key,
+        modelName: card.name,
+        modelVersion: card.version,
+        score,
+        label: score >= threshold,
+        threshold,
+        eventTime: fv.eventTime,
+        ingestTime: fv.ingestTime,
+        producedTime,
+        lineage: fv.lineage,
+        featureSetVersions: fv.featureSetVersions ?? {},
+        route,
+        latencyMs,
+      },
+    };
+  });
+  return results;
+}

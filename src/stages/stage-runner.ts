@@ -1,4 +1,4 @@
-import { ConfigResourceTypes, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message } from 'kafkajs';
+import { ConfigResourceTypes, KafkaJSError, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message } from 'kafkajs';
 import type { DeadLetter } from '../client/generated/avro-types';
 import { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
 import type { SchemaCatalog } from '../kafka/avro-schemas';
@@ -70,6 +70,9 @@ export class StageRunner {
   private running = false;
   /** Partitions currently assigned by the group (from GROUP_JOIN); empty before joining and after a crash. */
   private assignedPartitions = 0;
+  /** Set while batches keep failing (broker, registry or Redis outage); cleared by the next success. */
+  private failingSince?: number;
+  private lastError?: string;
   /** The output topic's max.message.bytes (learned at start): bounds single records and request chunks. */
   private maxMessageBytes = 1024 * 1024;
 
@@ -104,11 +107,24 @@ export class StageRunner {
     for (const event of [this.consumer.events.CRASH, this.consumer.events.DISCONNECT, this.consumer.events.STOP]) {
       this.consumer.on(event, () => (this.assignedPartitions = 0));
     }
+    // Supervisor: a consumer kafkajs will not restart itself is restarted here while the stage runs.
+    this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart || !this.running) return;
+      this.log.error({ err: payload.error.message }, 'consumer crashed without restart; restarting it');
+      void this.restartConsumer();
+    });
   }
 
   /** Readiness of this stage: running and holding at least one partition of its input. */
-  health(): { stage: string; running: boolean; assignedPartitions: number; ready: boolean } {
-    return { stage: this.opts.stage.name, running: this.running, assignedPartitions: this.assignedPartitions, ready: this.running && this.assignedPartitions > 0 };
+  health(): { stage: string; running: boolean; assignedPartitions: number; failingSinceMs?: number; lastError?: string; ready: boolean } {
+    const failingSinceMs = this.failingSince === undefined ? undefined : Date.now() - this.failingSince;
+    return {
+      stage: this.opts.stage.name,
+      running: this.running,
+      assignedPartitions: this.assignedPartitions,
+      ...(failingSinceMs === undefined ? {} : { failingSinceMs, lastError: this.lastError }),
+      ready: this.running && this.assignedPartitions > 0 && failingSinceMs === undefined,
+    };
   }
 
   async start(): Promise<void> {
@@ -125,16 +141,34 @@ export class StageRunner {
       log: this.log,
     };
     this.delivery = this.deliveryMode === 'exactly-once' ? new TransactionalDelivery(deliveryOptions) : new AtLeastOnceDelivery(deliveryOptions);
+    this.running = true;
+    await this.subscribeAndRun();
+    this.log.info({ input: this.opts.stage.input.topic, output: this.opts.stage.output.topic, delivery: this.deliveryMode }, 'stage started');
+  }
+
+  private async restartConsumer(): Promise<void> {
+    for (let delay = 1000; this.running; delay = Math.min(delay * 2, 30000)) {
+      await new Promise((r) => setTimeout(r, delay));
+      if (!this.running) return;
+      try {
+        await this.subscribeAndRun();
+        this.log.info('consumer restarted');
+        return;
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, retryInMs: delay * 2 }, 'consumer restart failed');
+      }
+    }
+  }
+
+  private async subscribeAndRun(): Promise<void> {
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.opts.stage.input.topic, fromBeginning: this.opts.stage.input.fromBeginning ?? true });
-    this.running = true;
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.opts.stage.consumer?.partitionsConsumedConcurrently ?? 3,
-      eachBatch: (payload) => this.handleBatch(payload),
+      eachBatch: (payload) => this.handleBatchRetriably(payload),
     });
-    this.log.info({ input: this.opts.stage.input.topic, output: this.opts.stage.output.topic, delivery: this.deliveryMode }, 'stage started');
   }
 
   /** Stops fetching, lets the in-flight batch finish and commit, then closes everything. */
@@ -160,6 +194,24 @@ export class StageRunner {
         resolve();
       });
     });
+  }
+
+  /**
+   * Every failure of a batch means "retry this batch": per-record problems never throw. kafkajs
+   * stops a consumer for good on a non-retriable error (e.g. a broker connection refused while the
+   * broker restarts), so errors are handed to it as retriable: it retries the batch with backoff
+   * and, past its retries, restarts the consumer, which rejoins the group.
+   */
+  private async handleBatchRetriably(payload: EachBatchPayload): Promise<void> {
+    try {
+      await this.handleBatch(payload);
+      this.failingSince = undefined;
+    } catch (err) {
+      this.failingSince ??= Date.now();
+      this.lastError = `${(err as Error).name}: ${(err as Error).message}`;
+      if (err instanceof KafkaJSError && err.retriable) throw err;
+      throw new KafkaJSError(`${(err as Error).name}: ${(err as Error).message}`, { retriable: true });
+    }
   }
 
   private async handleBatch(payload: EachBatchPayload): Promise<void> {

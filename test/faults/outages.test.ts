@@ -8,7 +8,7 @@ import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import { repoRoot, stateFilePath } from '../../src/stack/paths';
 import { DedicatedKafka } from '../helpers/dedicated-kafka';
-import { committedKeys, faultTopologyFile, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
+import { committedKeys, exactlyOnceAgainstInput, faultTopologyFile, inputKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
 
 const endpoints = testEndpoints();
@@ -34,12 +34,15 @@ describe('outages: the pipeline pauses, recovers by itself, loses and duplicates
       await broker.restart(5000);
       const back = Date.now();
       await producing;
+      const input = await inputKeys(local.brokers, `fraud.transactions.${suffix}`, count);
+      expect(new Set(input)).toEqual(new Set(keysFor(seed, count))); // every generated event reached the input topic
       const seen = await committedKeys(local, `fraud.predictions.${suffix}`, count, 150000, suffix);
-      const { lost, duplicated } = lossAndDuplicates(keysFor(seed, count), seen);
+      const { lost, duplicated } = exactlyOnceAgainstInput(input, seen);
       recordFault({ scenario: 'broker restart mid-stream (5 s down)', events: count, lost, duplicated, recoverySeconds: (Date.now() - back) / 1000 });
       expect(proc.running()).toBe(true);
       expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
     } finally {
+      fs.writeFileSync(path.join(repoRoot(), '.tributary', 'broker-restart-stage.log'), proc.output);
       await proc.stop();
       await broker.destroy();
     }

@@ -107,3 +107,31 @@ export function recordFault(row: { scenario: string; events: number; lost: numbe
   fs.mkdirSync(dir, { recursive: true });
   fs.appendFileSync(path.join(dir, 'fault-report.jsonl'), `${JSON.stringify({ ...row, at: new Date().toISOString() })}\n`);
 }
+
+/** Keys of every committed record of an input topic (what the pipeline really had to process). */
+export async function inputKeys(brokers: string[], topic: string, minimum: number, timeoutMs = 60000): Promise<string[]> {
+  const kafka = (await import('../../src/kafka/client')).createKafka({ clientId: 'verify-input', brokers });
+  const consumer = kafka.consumer({ groupId: `verify-input-${topic}-${Date.now()}`, readUncommitted: false, maxWaitTimeInMs: 100 });
+  const keys: string[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({ eachMessage: async ({ message }) => void keys.push(message.key!.toString()) });
+  const deadline = Date.now() + timeoutMs;
+  while (keys.length < minimum && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 1500));
+  await consumer.disconnect();
+  return keys;
+}
+
+/** Exactly once per input record: for every key, as many outputs as input records (lost/duplicated otherwise). */
+export function exactlyOnceAgainstInput(input: string[], seen: string[]): { lost: number; duplicated: number } {
+  const want = new Map<string, number>();
+  for (const k of input) want.set(k, (want.get(k) ?? 0) + 1);
+  const got = new Map<string, number>();
+  for (const k of seen) got.set(k, (got.get(k) ?? 0) + 1);
+  let lost = 0;
+  let duplicated = 0;
+  for (const [k, n] of want) lost += Math.max(0, n - (got.get(k) ?? 0));
+  for (const [k, n] of got) duplicated += Math.max(0, n - (want.get(k) ?? 0));
+  return { lost, duplicated };
+}

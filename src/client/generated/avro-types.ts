@@ -37,6 +37,16 @@ export interface FeatureVector {
   featureSetVersions?: Record<string, string>;
 }
 
+export interface Feedback {
+  /** The event key the label is for. */
+  key: string;
+  /** true: positive (e.g. fraud confirmed). */
+  label: boolean;
+  /** e.g. chargeback, analyst_review. */
+  source?: string;
+  labelTime: number;
+}
+
 export interface Prediction {
   key: string;
   modelName: string;
@@ -54,7 +64,35 @@ export interface Prediction {
   lineage: Lineage;
   /** Version of each batch feature set (Redis) the scored features were read from, by set name (from the feature vector). */
   featureSetVersions?: Record<string, string>;
+  /** Which route chose the version that made this prediction: 'live' (one version served), or the routing arm, e.g. 'canary:candidate', 'blue'. */
+  route?: null | string;
+  /** Time the model took to score the inference request this event was part of (ms). */
+  latencyMs?: null | number;
 }
+
+export interface ShadowPrediction {
+  key: string;
+  /** The shadow stage that made it. */
+  shadow: string;
+  modelName: string;
+  modelVersion: string;
+  /** OK: scored; ERROR: the shadow model failed; TIMEOUT: no score within the shadow's timeout. */
+  status: ShadowStatus;
+  score?: null | number;
+  label?: null | boolean;
+  threshold: number;
+  /** Time the shadow model took for the request this event was in (up to the timeout). */
+  latencyMs: number;
+  error?: null | string;
+  eventTime: number;
+  ingestTime: number;
+  producedTime: number;
+  /** The input event's topic/partition/offset (same as the live prediction's). */
+  lineage: Lineage;
+  featureSetVersions?: Record<string, string>;
+}
+
+export type ShadowStatus = 'OK' | 'ERROR' | 'TIMEOUT';
 
 export interface Transaction {
   /** Unique id; also the Kafka message key. */
@@ -77,6 +115,8 @@ export interface Transaction {
 export interface SchemaTypes {
   'dead-letter': DeadLetter;
   'feature-vector': FeatureVector;
+  'feedback': Feedback;
   'prediction': Prediction;
+  'shadow-prediction': ShadowPrediction;
   'transaction': Transaction;
 }
