@@ -1,5 +1,5 @@
+import { createRedis } from '../util/redis';
 import * as path from 'node:path';
-import Redis from 'ioredis';
 import { repoRoot } from '../stack/paths';
 import type { LoadedTopology } from '../topology/spec';
 import { createLogger } from '../util/logger';
@@ -14,7 +14,7 @@ const log = createLogger('features');
  * `resetStreaming`, deletes the streaming state of its extraction stages (a fresh synthetic stream).
  */
 export async function prepareFeatureSets(topology: LoadedTopology, redisUrl: string, opts: { resetStreaming?: boolean; groupPrefix?: string } = {}): Promise<LoadResult[]> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+  const redis = createRedis(redisUrl);
   try {
     const results: LoadResult[] = [];
     for (const set of topology.spec.features?.sets ?? []) {

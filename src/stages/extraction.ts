@@ -1,5 +1,6 @@
+import { createRedis } from '../util/redis';
 import * as path from 'node:path';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import type { FeatureVector, Transaction } from '../client/generated/avro-types';
 import { createExtractor, featureSetNames } from '../features/extractors';
 import { Enricher, describeVector, type VectorConfig } from '../features/enricher';
@@ -81,7 +82,7 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
     let redis: Redis | undefined;
     if (vector.sets.length > 0) {
       const url = ctx.redisUrl ?? process.env.REDIS_URL ?? resolveEndpoints().redisUrl;
-      redis = new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
+      redis = createRedis(url);
       enricher = new Enricher(vector, {
         redis,
         namespace: config.stateNamespace ?? ctx.groupId ?? `${ctx.topology.spec.name}.${ctx.stage.name}`,

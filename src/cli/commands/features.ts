@@ -1,6 +1,6 @@
+import { createRedis } from '../../util/redis';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import Redis from 'ioredis';
 import { collectGarbage, currentVersion, listVersions } from '../../features/batch-store';
 import { loadFeatureFile, progressLine, type LoadProgress } from '../../features/load-file';
 import type { BatchFeatureSetSpec } from '../../features/spec';
@@ -36,7 +36,7 @@ export function registerFeatureCommands(program: Command): void {
       const set = batchSet(opts.topology, opts.set);
       const file = opts.file ?? (set.config.file && path.resolve(repoRoot(), set.config.file));
       if (!file) throw new TributaryError(`--file is required: feature set '${set.name}' declares no config.file`);
-      const redis = new Redis(resolveEndpoints().redisUrl, { maxRetriesPerRequest: 3 });
+      const redis = createRedis(resolveEndpoints().redisUrl);
       const tty = process.stderr.isTTY;
       let lastPrint = 0;
       const onProgress = (p: LoadProgress) => {
@@ -66,7 +66,7 @@ export function registerFeatureCommands(program: Command): void {
     .description('list the versions of a batch feature set and which is current')
     .requiredOption('--set <name>')
     .action(async (opts: { set: string }) => {
-      const redis = new Redis(resolveEndpoints().redisUrl, { maxRetriesPerRequest: 3 });
+      const redis = createRedis(resolveEndpoints().redisUrl);
       try {
         const cur = await currentVersion(redis, opts.set);
         for (const [v, m] of Object.entries(await listVersions(redis, opts.set))) {
@@ -83,7 +83,7 @@ export function registerFeatureCommands(program: Command): void {
     .requiredOption('--set <name>')
     .option('--grace-ms <ms>', 'grace period', '600000')
     .action(async (opts: { set: string; graceMs: string }) => {
-      const redis = new Redis(resolveEndpoints().redisUrl, { maxRetriesPerRequest: 3 });
+      const redis = createRedis(resolveEndpoints().redisUrl);
       try {
         const removed = await collectGarbage(redis, opts.set, Number(opts.graceMs));
         process.stdout.write(`${opts.set}: removed ${removed.length ? removed.map((v) => `v${v}`).join(', ') : 'nothing'}\n`);
