@@ -59,6 +59,7 @@ export class StageRunner {
   private delivery!: Delivery;
   readonly deliveryMode: DeliveryMode;
   private readonly maxAttempts: number;
+  private readonly maxInputBytes: number;
   private readonly backoffMs: number;
   /** Failed processing attempts per (partition, first offset) of a re-delivered chunk. */
   private readonly attempts = new Map<string, number>();
@@ -91,13 +92,14 @@ export class StageRunner {
       groupId: this.groupId,
       sessionTimeout: tuning.sessionTimeoutMs ?? 30000,
       heartbeatInterval: tuning.heartbeatIntervalMs ?? 3000,
-      maxBytesPerPartition: tuning.maxBytesPerPartition ?? 1024 * 1024,
-      maxBytes: tuning.maxBytes ?? 10 * 1024 * 1024,
+      maxBytesPerPartition: Math.min(tuning.maxBytesPerPartition ?? 1024 * 1024, stage.limits?.maxBatchBytes ?? Number.POSITIVE_INFINITY),
+      maxBytes: stage.limits?.maxBatchBytes ?? tuning.maxBytes ?? 10 * 1024 * 1024,
       maxWaitTimeInMs: tuning.maxWaitTimeMs ?? 100,
       readUncommitted: false,
     });
     this.deliveryMode = stage.delivery ?? DEFAULT_DELIVERY;
     this.maxAttempts = stage.errors?.maxAttempts ?? 3;
+    this.maxInputBytes = stage.limits?.maxMessageBytes ?? Number.POSITIVE_INFINITY;
     this.backoffMs = stage.errors?.backoffMs ?? 200;
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
       this.assignedPartitions = Object.values(payload.memberAssignment).reduce((n, parts) => n + parts.length, 0);
@@ -243,6 +245,11 @@ export class StageRunner {
       const decodedIdx: number[] = [];
       for (const message of chunk) {
         const lineage = { topic: batch.topic, partition: batch.partition, offset: Number(message.offset) };
+        const size = (message.value?.length ?? 0) + (message.key?.length ?? 0);
+        if (size > this.maxInputBytes) {
+          pending.push({ message, lineage, result: new RecordRejection('TOO_LARGE', `input record of ${size} bytes exceeds the stage's limits.maxMessageBytes (${this.maxInputBytes})`) });
+          continue;
+        }
         const value = await this.decoder.decode(message.value);
         if (value instanceof RecordRejection) {
           pending.push({ message, lineage, result: value });

@@ -80,6 +80,14 @@ export const topologyBaseSchema = {
             },
           },
           delivery: { enum: ['exactly-once', 'at-least-once'], description: 'exactly-once (default) uses Kafka transactions; at-least-once may duplicate after a crash.' },
+          limits: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              maxMessageBytes: { type: 'integer', minimum: 64 },
+              maxBatchBytes: { type: 'integer', minimum: 1024 },
+            },
+          },
           errors: {
             type: 'object',
             additionalProperties: false,

@@ -50,6 +50,11 @@ export interface StageSpec {
   consumer?: ConsumerTuning;
   /** `exactly-once` (default): Kafka transactions per input partition; `at-least-once`: opt-in, may duplicate after a crash. */
   delivery?: 'exactly-once' | 'at-least-once';
+  /**
+   * Input limits. A record larger than `maxMessageBytes` is dead-lettered (TOO_LARGE) without being
+   * decoded; `maxBatchBytes` bounds what one fetch may bring into memory (kafkajs maxBytes).
+   */
+  limits?: { maxMessageBytes?: number; maxBatchBytes?: number };
   /** Transient processing failures are retried this many times (with exponential backoff) before records are isolated and dead-lettered. */
   errors?: { maxAttempts?: number; backoffMs?: number };
   /** Processor-specific configuration, validated against the processor's declared spec. */

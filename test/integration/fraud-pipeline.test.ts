@@ -129,3 +129,34 @@ describe('produce failures go to the dead-letter topic', () => {
     }
   });
 });
+
+describe('input limits', () => {
+  it('dead-letters an input record over the stage limit as TOO_LARGE without decoding it; the rest flows', async () => {
+    const suffix = uniqueSuffix();
+    const topology = isolatedTopology('topologies/fraud-detection.yaml', suffix, (spec) => {
+      spec.stages[0].limits = { maxMessageBytes: 400, maxBatchBytes: 64 * 1024 };
+    });
+    const pipeline = await Pipeline.start({ topology, endpoints });
+    try {
+      const predictions = await collect(`fraud.predictions.${suffix}`, 'prediction');
+      const deadLetters = await collect(`fraud.dlq.${suffix}`, 'dead-letter');
+      const generator = new TransactionGenerator({ seed: 12 });
+      const events = Array.from({ length: 30 }, () => generator.next().tx);
+      events[7] = { ...events[7], merchantId: `m-${'z'.repeat(600)}` };
+      const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+      await producer.connect();
+      await producer.send(events);
+      await producer.disconnect();
+      await waitFor(() => predictions.records.length >= 29 && deadLetters.records.length >= 1, 60000, () => `${predictions.records.length} predictions, ${deadLetters.records.length} dead letters`);
+      await new Promise((r) => setTimeout(r, 1000));
+      await Promise.all([predictions.stop(), deadLetters.stop()]);
+      expect(predictions.records).toHaveLength(29);
+      expect(deadLetters.records).toHaveLength(1);
+      expect(deadLetters.records[0].value.errorKind).toBe('TOO_LARGE');
+      expect(deadLetters.records[0].value.errorMessage).toContain('limits.maxMessageBytes');
+      expect(deadLetters.records[0].key).toBe(events[7].transactionId);
+    } finally {
+      await pipeline.stop();
+    }
+  });
+});
