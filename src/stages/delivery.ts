@@ -195,6 +195,10 @@ export class TransactionalDelivery extends Delivery {
           maxInFlightRequests: 1,
           allowAutoTopicCreation: false,
           transactionTimeout: 60000,
+          // The broker answers CONCURRENT_TRANSACTIONS while it still writes the previous
+          // transaction's markers (a few ms); kafkajs retries that with the client's backoff, which
+          // at 200 ms would add 200+ ms to every batch. Retry fast here; outages are handled per batch.
+          retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: 12 },
         });
         await producer.connect();
         // InitProducerId now, not at the first batch: it bumps the epoch (fencing a previous owner)
