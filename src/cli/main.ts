@@ -5,6 +5,7 @@ import { registerStackCommands } from './commands/stack';
 import { registerPipelineCommands } from './commands/pipeline';
 import { registerDemoCommands } from './commands/demo';
 import { registerModelCommands } from './commands/models';
+import { registerShadowCommands } from './commands/shadow';
 import { registerFeatureCommands } from './commands/features';
 
 const program = new Command();
@@ -13,6 +14,7 @@ registerStackCommands(program);
 registerPipelineCommands(program);
 registerDemoCommands(program);
 registerModelCommands(program);
+registerShadowCommands(program);
 registerFeatureCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,8 +1,9 @@
 import { ProcessorRegistry } from './registry';
 import { featureExtraction } from './extraction';
 import { onnxInference } from './inference';
+import { onnxShadow } from './shadow';
 
 /** A registry holding every built-in processor. */
 export function builtinProcessors(): ProcessorRegistry {
-  return new ProcessorRegistry().register(featureExtraction).register(onnxInference);
+  return new ProcessorRegistry().register(featureExtraction).register(onnxInference).register(onnxShadow);
 }

@@ -1,9 +1,10 @@
 import * as path from 'node:path';
 import type { FeatureVector, Prediction } from '../client/generated/avro-types';
 import { readModelCard, modelDir } from '../inference/model-card';
-import Redis from 'ioredis';
+import { createRedis } from '../util/redis';
 import { InferencePool } from '../inference/pool';
 import { HotSwapper, type HotSwapConfig, type ServingVersion } from '../inference/hot-swap';
+import { SliceLayout } from '../routing/canary';
 import { InferenceMetrics } from '../inference/metrics';
 import { ModelGateError, readGateSpec, runGate } from '../inference/gate';
 import { cardProblems } from '../features/enricher';
@@ -36,6 +37,8 @@ export interface InferenceConfig {
   hotSwap?: HotSwapConfig;
   /** Tests only: every inference batch takes this much longer (a slow model). */
   simulateDelayMs?: number;
+  /** Canary / A/B between versions: sticky by key hash (murmur3 of experiment + key, 10,000 buckets); the first arm is control. */
+  routing?: { experiment: string; arms: { name: string; version?: string; weight?: number; maxWeight?: number }[] };
 }
 
 /** A created onnx_inference processor: scores through a worker pool, exposes it for stats and backpressure. */
@@ -103,10 +106,50 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
         },
       },
       simulateDelayMs: { type: 'number', minimum: 0, description: 'Tests only: extra time per inference batch.' },
+      routing: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['experiment', 'arms'],
+        description: 'Canary / A/B: each key goes to one arm, sticky by murmur3(experiment:key) over 10,000 buckets. The first arm is control (model.version unless given) and takes what the others leave.',
+        properties: {
+          experiment: { type: 'string', minLength: 1 },
+          arms: {
+            type: 'array',
+            minItems: 2,
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['name'],
+              properties: {
+                name: { type: 'string', pattern: '^[A-Za-z0-9._-]+$' },
+                version: { type: 'string', pattern: '^[0-9A-Za-z._-]+$' },
+                weight: { type: 'number', minimum: 0, maximum: 100, description: 'percent of keys (treatment arms)' },
+                maxWeight: { type: 'number', minimum: 0, maximum: 100, description: 'the fixed slice this arm may grow to (default: an equal share among treatments)' },
+              },
+            },
+          },
+        },
+      },
     },
   },
   /** Version sync: the model must get exactly the features, in the order and version, its card asks for. */
   validate(config, ctx) {
+    if (config.routing) {
+      if (config.hotSwap) return [new ConfigError('routing', 'routing and hotSwap cannot be combined (promote by changing the arms)')];
+      try {
+        new SliceLayout(config.routing.arms);
+      } catch (err) {
+        return [new ConfigError('routing.arms', (err as Error).message)];
+      }
+      for (const [i, arm] of config.routing.arms.entries()) {
+        const armDir = modelDir(repositoryDir(config, ctx), config.model.name, arm.version ?? config.model.version);
+        try {
+          readModelCard(armDir);
+        } catch (err) {
+          return [new ConfigError(`routing.arms[${i}].version`, (err as Error).message)];
+        }
+      }
+    }
     const dir = modelDir(repositoryDir(config, ctx), config.model.name, config.model.version);
     let card;
     try {
@@ -130,6 +173,7 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
       : [];
   },
   async create(config, ctx): Promise<InferenceProcessor> {
+    if (config.routing) return createRouted(config, ctx);
     const metrics = InferenceMetrics.for(ctx.metricsRegistry);
     const first = await loadServedVersion(modelDir(repositoryDir(config, ctx), config.model.name, config.model.version), config, ctx);
     let swapper: HotSwapper<ServedVersion> | undefined;
@@ -146,8 +190,8 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
         load: (dir, liveDir) => loadServedVersion(dir, config, ctx, liveDir),
         logger: ctx.logger,
         metrics,
-        redis: redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 3 }) : undefined,
-        subscriber: redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: null }) : undefined,
+        redis: redisUrl ? createRedis(redisUrl) : undefined,
+        subscriber: redisUrl ? createRedis(redisUrl, { maxRetriesPerRequest: null }) : undefined,
       });
       try {
         await swapper.start();
@@ -254,4 +298,52 @@ export async function scoreBatch(v: ServedVersion, records: readonly InputRecord
     };
   });
   return results;
+}
+
+/**
+ * Canary / A/B: one served version per arm; each record goes to its key's arm (sticky slices, see
+ * src/routing/canary.ts) and its prediction records the route `canary:<arm>`. Treatment arms are
+ * gated with the control arm as the change baseline.
+ */
+async function createRouted(config: InferenceConfig, ctx: ProcessorContext): Promise<InferenceProcessor> {
+  const routing = config.routing!;
+  const layout = new SliceLayout(routing.arms);
+  const metrics = InferenceMetrics.for(ctx.metricsRegistry);
+  const dirOf = (version?: string) => modelDir(repositoryDir(config, ctx), config.model.name, version ?? config.model.version);
+  const arms = new Map<string, ServedVersion>();
+  try {
+    const controlDir = dirOf(routing.arms[0].version);
+    for (const [i, arm] of routing.arms.entries()) arms.set(arm.name, await loadServedVersion(dirOf(arm.version), config, ctx, i === 0 ? undefined : controlDir));
+  } catch (err) {
+    await Promise.allSettled([...arms.values()].map((v) => v.close()));
+    throw err;
+  }
+  for (const v of new Set(arms.values())) metrics.liveVersion.set({ model: v.card.name, stage: ctx.stage.name, version: v.card.version }, 1);
+  ctx.logger.info({ experiment: routing.experiment, shares: layout.shares(), versions: Object.fromEntries([...arms].map(([a, v]) => [a, v.card.version])) }, 'routing between versions');
+  const control = arms.get(layout.control)!;
+  const all = [...arms.values()];
+  return {
+    get pool() {
+      return control.pool;
+    },
+    backpressure: { saturated: () => all.some((v) => v.pool.saturated()), whenDrained: () => Promise.all(all.map((v) => v.pool.whenDrained())).then(() => undefined) },
+    async processBatch(records) {
+      const byArm = new Map<string, number[]>();
+      records.forEach((r, i) => {
+        const arm = layout.route(routing.experiment, r.value.key);
+        (byArm.get(arm) ?? byArm.set(arm, []).get(arm)!).push(i);
+      });
+      const results: ProcessResult<Prediction>[] = new Array(records.length);
+      await Promise.all(
+        [...byArm].map(async ([arm, idx]) => {
+          const out = await scoreBatch(arms.get(arm)!, idx.map((i) => records[i]), `canary:${arm}`);
+          idx.forEach((i, j) => (results[i] = out[j]));
+        }),
+      );
+      return results;
+    },
+    close: async () => {
+      await Promise.all(all.map((v) => v.close()));
+    },
+  };
 }

@@ -68,7 +68,7 @@ describe('hot swap of model versions through real Kafka (onnx_inference hotSwap)
     await setDesiredVersion(redis, group, '4');
     const refused4 = async () => (await readControl(redis, group)).instances[0]?.refused['4'];
     await waitUntil(refused4, 20000, 'v4 refused');
-    expect(await refused4()).toMatch(/load: .*sha256 .* does not match/);
+    expect(await refused4()).toMatch(/gate failed: load: .*sha256 .* does not match/);
     expect(await live()).toEqual(['1']);
 
     await waitFor(() => predictions.length >= 300, 30000, () => `${predictions.length}/300 predictions`);
@@ -81,7 +81,7 @@ describe('hot swap of model versions through real Kafka (onnx_inference hotSwap)
     const { stdout } = await run(process.execPath, [CLI, 'models', 'status', '--group', group], { cwd: repoRoot(), env: process.env });
     expect(stdout).toContain('fraud@1 live');
     expect(stdout).toMatch(/refused 3: gate failed/);
-    expect(stdout).toMatch(/refused 4: load: /);
+    expect(stdout).toMatch(/refused 4: gate failed: load: .*sha256/);
   });
 
   it('swaps to v2 under load between batches: earlier predictions carry v1, later ones v2, none lost or duplicated; rollback is one command', async () => {

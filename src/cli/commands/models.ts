@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { formatGateReport, runGate } from '../../inference/gate';
 import { modelDir } from '../../inference/model-card';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
+import { createRedis } from '../../util/redis';
 import { readControl, formatControl, setDesiredVersion, type ControlSnapshot } from '../../inference/model-control';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { repoRoot } from '../../stack/paths';
@@ -119,7 +120,7 @@ export function registerHotSwapCommands(models: Command): void {
   controlCommand(models, 'rollback', 'serve the version each stage served before its last swap (one command)')
     .option('--wait <ms>', 'wait this long for every instance to swap back', '0')
     .action(async (opts: ControlOpts) => {
-      const redis = new Redis(resolveEndpoints().redisUrl, { maxRetriesPerRequest: 3 });
+      const redis = createRedis(resolveEndpoints().redisUrl);
       try {
         for (const group of controlGroups(opts)) {
           const snap = await readControl(redis, group, 100);
@@ -133,7 +134,7 @@ export function registerHotSwapCommands(models: Command): void {
     });
   controlCommand(models, 'status', 'desired and live version of each running instance, the last swap and refused versions with their reasons')
     .action(async (opts: ControlOpts) => {
-      const redis = new Redis(resolveEndpoints().redisUrl, { maxRetriesPerRequest: 3 });
+      const redis = createRedis(resolveEndpoints().redisUrl);
       try {
         const snaps = await Promise.all(controlGroups(opts).map((g) => readControl(redis, g)));
         process.stdout.write(opts.json ? `${JSON.stringify(snaps, null, 2)}\n` : `${snaps.map(formatControl).join('\n')}\n`);
@@ -144,7 +145,7 @@ export function registerHotSwapCommands(models: Command): void {
 }
 
 async function applyDesired(groups: string[], version: string, action: string, opts: ControlOpts, shared?: Redis): Promise<void> {
-  const redis = shared ?? new Redis(resolveEndpoints().redisUrl, { maxRetriesPerRequest: 3 });
+  const redis = shared ?? createRedis(resolveEndpoints().redisUrl);
   try {
     for (const group of groups) {
       const desired = await setDesiredVersion(redis, group, version, action);
