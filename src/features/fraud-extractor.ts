@@ -23,7 +23,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { Transaction } from '../demo/transaction';
+import type { Transaction } from '../client/generated/avro-types';
 import { repoRoot } from '../stack/paths';
 
 /** Name of the feature set these features belong to (the model card's `features.set`). */

@@ -1,35 +1,18 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { parse, stringify } from 'yaml';
 import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { produceDemoEvents } from '../../src/demo/produce';
 import { repoRoot } from '../../src/stack/paths';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { faultTopologyFile } from '../helpers/processes';
 
 const CLI = path.join(repoRoot(), 'dist/cli/main.js');
 const endpoints = testEndpoints();
 
 function cli(args: string[], timeoutMs = 120000) {
   return spawnSync(process.execPath, [CLI, ...args], { cwd: repoRoot(), encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn' } });
-}
-
-/** A copy of the demo topology with suffixed topic names, written to a temp file. */
-function topologyCopy(suffix: string, edit?: (doc: any) => void): string {
-  const doc = parse(fs.readFileSync(path.join(repoRoot(), 'topologies/fraud-detection.yaml'), 'utf8'));
-  doc.name = `${doc.name}-${suffix}`;
-  for (const t of doc.topics) t.name = `${t.name}.${suffix}`;
-  doc.deadLetter.topic = `${doc.deadLetter.topic}.${suffix}`;
-  for (const s of doc.stages) {
-    s.input.topic = `${s.input.topic}.${suffix}`;
-    s.output.topic = `${s.output.topic}.${suffix}`;
-  }
-  edit?.(doc);
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-cli-')), 'topology.yaml');
-  fs.writeFileSync(file, stringify(doc));
-  return file;
 }
 
 function exited(child: ChildProcess): Promise<number | null> {
@@ -42,7 +25,7 @@ describe('tributary CLI (built dist, real stack)', () => {
   });
 
   it('refuses to start a topology with a bad field and names its path', () => {
-    const file = topologyCopy(uniqueSuffix(), (doc) => (doc.stages[1].config.threshold = 'high'));
+    const file = faultTopologyFile(uniqueSuffix(), (doc) => (doc.stages[1].config.threshold = 'high'));
     const res = cli(['run', file]);
     expect(res.status).toBe(1);
     expect(res.stderr).toContain('stages[1].config.threshold');
@@ -50,7 +33,7 @@ describe('tributary CLI (built dist, real stack)', () => {
 
   it('runs each stage in its own process, and both drain and exit 0 on SIGTERM', async () => {
     const suffix = uniqueSuffix();
-    const file = topologyCopy(suffix);
+    const file = faultTopologyFile(suffix);
     const env = { ...process.env, TRIBUTARY_LOG_LEVEL: 'info' };
     const stages = ['extract', 'score'].map((stage) => spawn(process.execPath, [CLI, 'run', file, '--stage', stage, '--metrics-port', '0'], { cwd: repoRoot(), env, stdio: ['ignore', 'ignore', 'pipe'] }));
     const logs: string[] = [];

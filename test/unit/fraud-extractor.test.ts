@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from '../../src/stack/paths';
-import type { Transaction } from '../../src/demo/transaction';
+import type { Transaction } from '../../src/client/generated/avro-types';
 import {
   FRAUD_FEATURE_SET,
   FraudFeatureExtractor,

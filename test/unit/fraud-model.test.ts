@@ -2,7 +2,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from '../../src/stack/paths';
-import type { Transaction } from '../../src/demo/transaction';
+import type { Transaction } from '../../src/client/generated/avro-types';
 import { FraudFeatureExtractor, loadGeneratorSpec } from '../../src/features/fraud-extractor';
 
 import * as ort from 'onnxruntime-node'; // typed arrays shared by test/helpers/node-environment.js

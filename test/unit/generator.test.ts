@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from '../../src/stack/paths';
 import { Mulberry32, TransactionGenerator, type GeneratedTransaction } from '../../src/demo/generator';
-import type { Transaction } from '../../src/demo/transaction';
+import type { Transaction } from '../../src/client/generated/avro-types';
 import { FraudFeatureExtractor, loadGeneratorSpec, type GeneratorSpec } from '../../src/features/fraud-extractor';
 
 import * as ort from 'onnxruntime-node'; // typed arrays shared by test/helpers/node-environment.js
