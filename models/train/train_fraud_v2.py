@@ -349,6 +349,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "sizeBytes": os.path.getsize(model_path),
         "sha256": sha256_file(model_path),
     }
+    # Drift baseline (models/train/baseline.py): feature and score distributions of the training split.
+    from baseline import reference_profile
+    card["monitoring"] = {"baseline": reference_profile(
+        X[train_idx], names, score(X[train_idx]),
+        f"training split ({len(train_idx)} rows) of {card['trainingData']['version']}; scores from model.onnx sha256 {card['sha256'][:12]}")}
     with open(os.path.join(args.out_dir, "model.json"), "w", encoding="utf-8") as f:
         json.dump(card, f, indent=2)
         f.write("\n")

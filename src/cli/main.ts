@@ -7,6 +7,9 @@ import { registerDemoCommands } from './commands/demo';
 import { registerModelCommands } from './commands/models';
 import { registerShadowCommands } from './commands/shadow';
 import { registerFeatureCommands } from './commands/features';
+import { registerStatusCommands } from './commands/status';
+import { registerBackfillCommands } from './commands/backfill';
+import { registerBanditCommands } from './commands/bandit';
 
 const program = new Command();
 program.name('tributary').description('Streaming prediction pipelines on Kafka: features, ONNX inference, shadow models').version('0.1.0');
@@ -16,6 +19,9 @@ registerDemoCommands(program);
 registerModelCommands(program);
 registerShadowCommands(program);
 registerFeatureCommands(program);
+registerStatusCommands(program);
+registerBackfillCommands(program);
+registerBanditCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Configuration problems print as they are (each names the bad field's path); others with their stack in debug.

@@ -26,7 +26,10 @@ export async function produceDemoEvents(options: ProduceDemoOptions): Promise<{ 
     key: (tx) => tx.transactionId,
     clientId: 'tributary-demo-producer',
   });
-  const generator = new TransactionGenerator({ seed: options.seed, startTime: Date.now() });
+  // The generator's own clock (the spec's start date), like the training data: event-time windows
+  // and batch-feature staleness then see the distributions the model was trained on. Latency is
+  // measured from Kafka timestamps, not event times.
+  const generator = new TransactionGenerator({ seed: options.seed });
   await producer.connect();
   const started = Date.now();
   const tickMs = 20;

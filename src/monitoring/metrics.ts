@@ -6,6 +6,7 @@ export class StageMetrics {
   readonly eventsIn: Counter<'stage' | 'topic'>;
   readonly eventsOut: Counter<'stage' | 'topic'>;
   readonly deadLettered: Counter<'stage' | 'kind'>;
+  readonly batchErrors: Counter<'stage' | 'kind'>;
   readonly batchSize: Histogram<'stage'>;
   readonly batchSeconds: Histogram<'stage'>;
   readonly endToEndSeconds: Histogram<'stage'>;
@@ -23,6 +24,7 @@ export class StageMetrics {
     this.eventsIn = new Counter({ name: 'tributary_stage_events_in_total', help: 'Records consumed by a stage', labelNames: ['stage', 'topic'], registers });
     this.eventsOut = new Counter({ name: 'tributary_stage_events_out_total', help: 'Records produced by a stage', labelNames: ['stage', 'topic'], registers });
     this.deadLettered = new Counter({ name: 'tributary_stage_dead_lettered_total', help: 'Records sent to the dead-letter topic, by error kind', labelNames: ['stage', 'kind'], registers });
+    this.batchErrors = new Counter({ name: 'tributary_stage_batch_errors_total', help: 'Failed batch attempts (retried), by error kind (the error class name)', labelNames: ['stage', 'kind'], registers });
     this.batchSize = new Histogram({ name: 'tributary_stage_batch_size', help: 'Records per consumed batch', labelNames: ['stage'], buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000], registers });
     this.batchSeconds = new Histogram({ name: 'tributary_stage_batch_processing_seconds', help: 'Time to decode, process, produce and commit one batch', labelNames: ['stage'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
     this.endToEndSeconds = new Histogram({ name: 'tributary_stage_event_to_output_seconds', help: 'From the input event entering Kafka to this stage producing its output', labelNames: ['stage'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });

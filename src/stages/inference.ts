@@ -5,6 +5,10 @@ import { createRedis } from '../util/redis';
 import { InferencePool } from '../inference/pool';
 import { HotSwapper, type HotSwapConfig, type ServingVersion } from '../inference/hot-swap';
 import { SliceLayout } from '../routing/canary';
+import { BanditStore } from '../routing/bandit-store';
+import { thompsonShares } from '../routing/thompson';
+import { Gauge } from 'prom-client';
+import { resolveEndpoints } from '../stack/endpoints';
 import { InferenceMetrics } from '../inference/metrics';
 import { ModelGateError, readGateSpec, runGate } from '../inference/gate';
 import { cardProblems } from '../features/enricher';
@@ -38,7 +42,12 @@ export interface InferenceConfig {
   /** Tests only: every inference batch takes this much longer (a slow model). */
   simulateDelayMs?: number;
   /** Canary / A/B between versions: sticky by key hash (murmur3 of experiment + key, 10,000 buckets); the first arm is control. */
-  routing?: { experiment: string; arms: { name: string; version?: string; weight?: number; maxWeight?: number }[] };
+  routing?: {
+    experiment: string;
+    arms: { name: string; version?: string; weight?: number; maxWeight?: number }[];
+    /** Thompson sampling: arm weights are re-derived from the feedback-fed posteriors in Redis (see src/routing/bandit-*.ts). */
+    bandit?: { floor?: number; reweightIntervalMs?: number; draws?: number };
+  };
 }
 
 /** A created onnx_inference processor: scores through a worker pool, exposes it for stats and backpressure. */
@@ -126,6 +135,16 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
                 weight: { type: 'number', minimum: 0, maximum: 100, description: 'percent of keys (treatment arms)' },
                 maxWeight: { type: 'number', minimum: 0, maximum: 100, description: 'the fixed slice this arm may grow to (default: an equal share among treatments)' },
               },
+            },
+          },
+          bandit: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'Multi-armed bandit: every reweightIntervalMs the arm weights become P(arm is best) under Beta posteriors fed by `tributary bandit reward` (floored for exploration, capped by each arm\'s slice, so keys stay sticky).',
+            properties: {
+              floor: { type: 'number', minimum: 0, maximum: 0.5 },
+              reweightIntervalMs: { type: 'integer', minimum: 100 },
+              draws: { type: 'integer', minimum: 100, maximum: 100000 },
             },
           },
         },
@@ -307,7 +326,7 @@ export async function scoreBatch(v: ServedVersion, records: readonly InputRecord
  */
 async function createRouted(config: InferenceConfig, ctx: ProcessorContext): Promise<InferenceProcessor> {
   const routing = config.routing!;
-  const layout = new SliceLayout(routing.arms);
+  let layout = new SliceLayout(routing.arms);
   const metrics = InferenceMetrics.for(ctx.metricsRegistry);
   const dirOf = (version?: string) => modelDir(repositoryDir(config, ctx), config.model.name, version ?? config.model.version);
   const arms = new Map<string, ServedVersion>();
@@ -322,6 +341,7 @@ async function createRouted(config: InferenceConfig, ctx: ProcessorContext): Pro
   ctx.logger.info({ experiment: routing.experiment, shares: layout.shares(), versions: Object.fromEntries([...arms].map(([a, v]) => [a, v.card.version])) }, 'routing between versions');
   const control = arms.get(layout.control)!;
   const all = [...arms.values()];
+  const stopBandit = routing.bandit ? startBanditReweighting(routing, ctx, (next) => (layout = next)) : async () => undefined;
   return {
     get pool() {
       return control.pool;
@@ -343,7 +363,45 @@ async function createRouted(config: InferenceConfig, ctx: ProcessorContext): Pro
       return results;
     },
     close: async () => {
+      await stopBandit();
       await Promise.all(all.map((v) => v.close()));
     },
+  };
+}
+
+/**
+ * Bandit on top of sticky slices: periodically turns the posteriors into arm weights
+ * (Thompson sampling with an exploration floor), caps each treatment at its slice and lets control
+ * take the rest — so a key only ever moves between its treatment arm and control.
+ */
+function startBanditReweighting(routing: NonNullable<InferenceConfig['routing']>, ctx: ProcessorContext, apply: (layout: SliceLayout) => void): () => Promise<void> {
+  const bandit = routing.bandit!;
+  const url = ctx.redisUrl ?? process.env.REDIS_URL ?? resolveEndpoints().redisUrl;
+  const redis = createRedis(url);
+  const store = new BanditStore(redis, routing.experiment);
+  const names = routing.arms.map((a) => a.name);
+  const shareName = 'tributary_routing_share_ratio';
+  const share =
+    (ctx.metricsRegistry?.getSingleMetric(shareName) as Gauge<'experiment' | 'arm'> | undefined) ??
+    new Gauge({ name: shareName, help: 'Share of keys routed to each arm', labelNames: ['experiment', 'arm'], registers: ctx.metricsRegistry ? [ctx.metricsRegistry] : [] });
+  const reweight = async () => {
+    const shares = thompsonShares(await store.posteriors(names), { floor: bandit.floor, draws: bandit.draws });
+    const arms = routing.arms.map((a, i) => (i === 0 ? a : { ...a, weight: Math.min(shares[a.name] * 100, a.maxWeight ?? 100 / (routing.arms.length - 1)) }));
+    const next = new SliceLayout(arms);
+    apply(next);
+    for (const [arm, pct] of Object.entries(next.shares())) share.set({ experiment: routing.experiment, arm }, pct / 100);
+    ctx.logger.info({ experiment: routing.experiment, thompson: shares, shares: next.shares() }, 'bandit re-derived arm weights');
+  };
+  let running = true;
+  let pending: Promise<void> = reweight().catch((err: unknown) => ctx.logger.warn({ err: (err as Error).message }, 'bandit reweight failed; keeping the current weights'));
+  const timer = setInterval(() => {
+    if (!running) return;
+    pending = reweight().catch((err: unknown) => ctx.logger.warn({ err: (err as Error).message }, 'bandit reweight failed; keeping the current weights'));
+  }, bandit.reweightIntervalMs ?? 30000);
+  return async () => {
+    running = false;
+    clearInterval(timer);
+    await pending;
+    redis.disconnect();
   };
 }

@@ -5,6 +5,7 @@ import { ensureTopics } from '../kafka/admin';
 import { createKafka } from '../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
 import { StageMetrics } from '../monitoring/metrics';
+import { closeConsumerLag, registerConsumerLag, registerFeatureCache } from '../monitoring/stage-collectors';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
@@ -64,7 +65,10 @@ export class Pipeline {
         const groupId = `${options.groupPrefix ?? topology.spec.name}.${stage.name}`;
         const processor = await def.create(stage.config, { topology, stage, logger: createLogger(`processor.${def.name}`), redisUrl: endpoints.redisUrl, groupId, metricsRegistry: metrics.registry });
         runners.push(new StageRunner({ kafka, registry, catalog, topology, stage, processor, metrics, groupId }));
+        const enricher = (processor as { enricher?: { stats: { cacheHits: number; cacheMisses: number } } }).enricher;
+        if (enricher) registerFeatureCache(metrics.registry, stage.name, () => enricher.stats);
       }
+      registerConsumerLag(metrics.registry, kafka, runners.map((r, i) => ({ stage: selected[i].name, groupId: r.groupId, topic: selected[i].input.topic })));
       await Promise.all(runners.map((r) => Promise.all([r.waitForAssignment(60000), r.start()])));
     } catch (err) {
       await Promise.allSettled(runners.map((r) => r.stop()));
@@ -87,6 +91,7 @@ export class Pipeline {
   /** Graceful: each stage finishes and commits its in-flight batch, then disconnects. */
   async stop(): Promise<void> {
     await Promise.all(this.runners.map((r) => r.stop()));
+    await closeConsumerLag(this.metrics.registry);
     log.info('pipeline stopped');
   }
 }

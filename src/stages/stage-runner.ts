@@ -211,6 +211,7 @@ export class StageRunner {
     } catch (err) {
       this.failingSince ??= Date.now();
       this.lastError = `${(err as Error).name}: ${(err as Error).message}`;
+      this.opts.metrics.batchErrors.inc({ stage: this.opts.stage.name, kind: (err as Error).name || 'Error' });
       if (err instanceof KafkaJSError && err.retriable) throw err;
       throw new KafkaJSError(`${(err as Error).name}: ${(err as Error).message}`, { retriable: true });
     }
@@ -402,7 +403,7 @@ export class StageRunner {
 
 
 /** Reads a topic's effective max.message.bytes from the broker. */
-async function topicMaxMessageBytes(kafka: Kafka, topic: string): Promise<number> {
+export async function topicMaxMessageBytes(kafka: Kafka, topic: string): Promise<number> {
   const admin = kafka.admin();
   await admin.connect();
   try {

@@ -81,7 +81,7 @@ export function registerDemoCommands(program: Command): void {
     .option('--count <n>', 'number of events', '1000')
     .option('--rate <n>', 'events per second (0 = as fast as possible)', '250')
     .option('--malformed <n>', 'malformed events to mix in (0-5), to show the dead-letter path', '5')
-    .option('--seed <n>', 'generator seed', '42')
+    .option('--seed <n>', 'generator seed (default: a fresh one per run, so keys never collide with earlier runs)', String(Date.now() % 1_000_000_000))
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { topology: string; count: string; rate: string; malformed: string; seed: string; json?: boolean }) => {
       loadTopologyFile(opts.topology); // fail fast on a bad file, before starting servers

@@ -9,6 +9,7 @@ import { Pipeline, provisionTopology } from '../../stages/pipeline';
 import { Registry } from 'prom-client';
 import { StageMetrics } from '../../monitoring/metrics';
 import { MonitoringServer } from '../../monitoring/http-server';
+import { recordRun } from '../../monitoring/run-state';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { repoRoot } from '../../stack/paths';
 import { createLogger } from '../../util/logger';
@@ -62,10 +63,13 @@ export function registerPipelineCommands(program: Command): void {
         host: opts.metricsHost,
         readiness: () => pipeline?.readiness() ?? { ready: false, checks: { pipeline: 'starting' } },
       });
-      await monitoring.start();
+      const { url } = await monitoring.start();
       pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics });
       const running = pipeline;
+      // `tributary status` finds this process's /metrics here.
+      const unrecord = recordRun({ kind: 'run', topology: topology.spec.name, stages: opts.stage ?? topology.spec.stages.map((s) => s.name), metricsUrl: url });
       onShutdownSignal(async () => {
+        unrecord();
         await running.stop();
         await monitoring.stop();
       }, Number(opts.shutdownTimeout));

@@ -20,6 +20,52 @@ export interface Lineage {
   offset: number;
 }
 
+export interface DriftAlert {
+  modelName: string;
+  modelVersion: string;
+  /** The drift monitor (consumer group) that raised it. */
+  monitor: string;
+  /** FEATURES: the feature vectors; SCORE: the model's scores. */
+  scope: DriftScope;
+  /** The worst level among the window's features. */
+  level: DriftLevel;
+  windowStart: number;
+  windowEnd: number;
+  windowEvents: number;
+  /** Rows of the training data the baseline was computed from. */
+  baselineRows: number;
+  /** Multiple-testing correction across features: benjamini-hochberg, bonferroni or none. */
+  correction: string;
+  /** Significance level the corrected p-values are compared with. */
+  alpha: number;
+  /** Features at WARN or ALERT, worst first. */
+  driftedFeatures: string[];
+  /** Every monitored feature of the window (the score alone for scope SCORE). */
+  features: FeatureDrift[];
+  producedTime: number;
+}
+
+export type DriftScope = 'FEATURES' | 'SCORE';
+
+export type DriftLevel = 'OK' | 'WARN' | 'ALERT';
+
+export interface FeatureDrift {
+  feature: string;
+  /** numeric (decile bins) or categorical (top-K + other). */
+  kind: string;
+  /** Population stability index over the baseline bins. */
+  psi: number;
+  /** Jensen-Shannon divergence (base 2, 0..1) over the same bins. */
+  jsDivergence: number;
+  /** Approximate two-sample KS statistic (numeric features): streaming quantile sketch vs the baseline percentiles. */
+  ks?: null | number;
+  /** Chi-square (G-test) p-value of the bin counts against the baseline frequencies. */
+  pValue: number;
+  /** pValue after the multiple-testing correction. */
+  adjustedPValue: number;
+  level: DriftLevel;
+}
+
 export interface FeatureVector {
   /** Entity/event key carried through to the prediction. */
   key: string;
@@ -114,6 +160,7 @@ export interface Transaction {
 /** Schema file name (schemas/<name>.avsc) -> the TypeScript type of its records. */
 export interface SchemaTypes {
   'dead-letter': DeadLetter;
+  'drift-alert': DriftAlert;
   'feature-vector': FeatureVector;
   'feedback': Feedback;
   'prediction': Prediction;

@@ -1,0 +1,145 @@
+import type { Command } from 'commander';
+import { runBackfill, type BackfillProgress, type BackfillSummary } from '../../backfill/runner';
+import { TributaryError } from '../../util/errors';
+import { loadTopologyFile } from '../topology-file';
+
+function duration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`;
+}
+
+/** One progress line: bar, events done/total, events/s, ETA. */
+export function progressLine(p: BackfillProgress, width = 24): string {
+  const frac = p.total > 0 ? p.done / p.total : 1;
+  const filled = Math.round(frac * width);
+  const eta = p.etaMs === null ? '--:--' : duration(p.etaMs);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(1)}% ${p.done}/${p.total} events  ${Math.round(p.eventsPerSecond)} events/s  ETA ${eta}  predictions ${p.counters.predictions}  dead-lettered ${p.counters.deadLettered}`;
+}
+
+export function summaryText(s: BackfillSummary): string {
+  const lines = [
+    `backfill ${s.job}: ${s.alreadyComplete ? 'already complete' : s.complete ? 'complete' : 'stopped (resumable: run the same command again)'}${s.resumed && !s.alreadyComplete ? ' (resumed)' : ''}`,
+    `  input       ${s.inputTopic} ${s.ranges.map((r) => `${r.partition}:[${r.start},${r.end})${r.warmupStart < r.start ? ` warmup from ${r.warmupStart}` : ''}`).join(' ')}`,
+    `  output      ${s.output}`,
+    `  model       ${s.model}   streaming state ${s.stateNamespace}`,
+    `  events      ${s.events}${s.warmupEvents ? ` (+${s.warmupEvents} warmup)` : ''}`,
+    `  predictions ${s.predictions}`,
+    `  dead-lettered ${s.deadLettered}`,
+    `  duration    ${(s.durationMs / 1000).toFixed(1)} s this run, ${(s.totalRunMs / 1000).toFixed(1)} s running in all; ${s.processing.events} events in ${(s.processing.ms / 1000).toFixed(1)} s of processing this run = ${Math.round(s.processing.eventsPerSecond)} events/s`,
+  ];
+  if (s.feedback) {
+    const f = s.feedback;
+    const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+    lines.push(`  feedback    ${f.topic}: ${f.labeled} of ${f.predictions} predictions labeled (${f.positives} positive)`);
+    lines.push(`  metrics     ROC AUC ${fmt(f.rocAuc)}  precision ${fmt(f.precision)}  recall ${fmt(f.recall)}  (tp ${f.truePositives}, fp ${f.falsePositives}, fn ${f.falseNegatives})`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+interface BackfillCliOptions {
+  from: string;
+  to: string;
+  output: string;
+  format?: 'jsonl' | 'csv';
+  warmupFrom?: string;
+  job?: string;
+  stateDir?: string;
+  modelVersion?: string;
+  modelRepository?: string;
+  threshold?: string;
+  stateNamespace?: string;
+  includeFeatures?: boolean;
+  deadLetterTopic?: string;
+  restart?: boolean;
+  feedback?: string;
+  fetchBytes?: string;
+  workers?: string;
+  progressInterval: string;
+  json?: boolean;
+}
+
+/** `tributary backfill TOPOLOGY --from --to --output`: replay a bounded range through the topology's extraction + model. */
+export function registerBackfillCommands(program: Command): void {
+  program
+    .command('backfill')
+    .description('score a bounded range of the input topic with the topology\'s features and a model version, writing predictions to a topic or a file (resumable)')
+    .argument('<topology>', 'topology file')
+    .requiredOption('--from <spec>', 'range start (inclusive): earliest | ISO-8601 time | epoch ms | p:offset,p:offset,...')
+    .option('--to <spec>', 'range end (exclusive), resolved once when the job starts: latest | ISO-8601 time | epoch ms | p:offset,...', 'latest')
+    .requiredOption('--output <target>', 'topic:NAME, file:PATH, or a path ending in .jsonl/.csv (else a topic name)')
+    .option('--format <fmt>', 'file output: jsonl or csv (default from the extension)')
+    .option('--warmup-from <spec>', 'replay records from here up to --from into the streaming state only (no output), so features match a live run that started there')
+    .option('--job <name>', 'job name (state under --state-dir); default derived from the topology, range, output and model')
+    .option('--state-dir <dir>', 'where jobs keep their plan and checkpoint (default $TRIBUTARY_HOME/backfill)')
+    .option('--model-version <v>', 'model version to score with (default: the topology\'s), e.g. a candidate')
+    .option('--model-repository <dir>', 'model repository (default: the topology\'s)')
+    .option('--threshold <t>', 'decision threshold (default: the stage\'s or the card\'s)')
+    .option('--state-namespace <ns>', 'streaming-feature state namespace (default backfill.<job>; never the live one)')
+    .option('--include-features', 'file output: write each prediction\'s feature vector too')
+    .option('--dead-letter-topic <topic>', 'topic output: dead letters go here (default: the topology\'s dead-letter topic)')
+    .option('--feedback <topic>', 'feedback topic (schemas/feedback.avsc, keyed by event key): print ROC AUC, precision, recall of the backfilled scores')
+    .option('--restart', 'forget an existing job of the same name and start over')
+    .option('--fetch-bytes <n>', 'max bytes fetched per partition and batch')
+    .option('--workers <n>', 'inference worker threads')
+    .option('--progress-interval <ms>', 'progress line interval when stderr is not a terminal', '2000')
+    .option('--json', 'print the summary as JSON')
+    .action(async (file: string, opts: BackfillCliOptions) => {
+      const num = (v: string | undefined, flag: string) => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isFinite(n) || n <= 0) throw new TributaryError(`${flag} must be a positive number, not '${v}'`);
+        return n;
+      };
+      const topology = loadTopologyFile(file);
+      const tty = process.stderr.isTTY;
+      const interval = Number(opts.progressInterval);
+      let last = 0;
+      let lastLine = '';
+      const onProgress = (p: BackfillProgress) => {
+        const now = Date.now();
+        if (now - last < (tty ? 200 : interval) && p.done < p.total) return;
+        last = now;
+        const line = progressLine(p);
+        if (!tty && line === lastLine) return;
+        lastLine = line;
+        process.stderr.write(tty ? `\r${line}\u001b[K` : `${line}\n`);
+      };
+      const stop = new AbortController();
+      let signals = 0;
+      const onSignal = () => {
+        if (++signals > 1) process.exit(130);
+        process.stderr.write('\nstopping after the in-flight batches (a second signal exits now); run the same command to resume\n');
+        stop.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const summary = await runBackfill({
+        topology,
+        from: opts.from,
+        to: opts.to,
+        warmupFrom: opts.warmupFrom,
+        output: opts.output,
+        format: opts.format,
+        job: opts.job,
+        stateDir: opts.stateDir,
+        modelVersion: opts.modelVersion,
+        modelRepository: opts.modelRepository,
+        threshold: opts.threshold === undefined ? undefined : Number(opts.threshold),
+        stateNamespace: opts.stateNamespace,
+        includeFeatures: opts.includeFeatures,
+        deadLetterTopic: opts.deadLetterTopic,
+        restart: opts.restart,
+        feedbackTopic: opts.feedback,
+        fetchBytes: num(opts.fetchBytes, '--fetch-bytes'),
+        workers: num(opts.workers, '--workers'),
+        onProgress,
+        signal: stop.signal,
+      });
+      if (tty) process.stderr.write('\n');
+      process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : summaryText(summary));
+      process.exit(summary.complete ? 0 : 3);
+    });
+}
