@@ -4,6 +4,8 @@ const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json' }];
 module.exports = {
   // Per-project testTimeout is ignored by jest; integration tests need long ones (servers, rebalances).
   testTimeout: 180000,
+  // A client a test forgot to close must not keep CI waiting after the last test: exit when done.
+  forceExit: true,
   projects: [
     {
       displayName: 'unit',

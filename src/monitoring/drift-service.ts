@@ -85,6 +85,11 @@ export class DriftService {
   }
 
   /** Resolves once the group has assigned this instance its partitions. */
+  /** The live prediction topic this monitor reads. */
+  get predictionsTopic(): string {
+    return this.opts.predictionsTopic;
+  }
+
   async start(timeoutMs = 60000): Promise<void> {
     await ensureTopics(this.opts.kafka, [
       { name: this.opts.alertTopic, partitions: 1, schema: 'drift-alert' },

@@ -18,7 +18,7 @@ const endpoints = testEndpoints();
 describe('bandit routing (Thompson sampling, posteriors in Redis)', () => {
   it('counts rewards atomically and once per feedback record, from concurrent writers', async () => {
     const experiment = `atomic-${uniqueSuffix()}`;
-    const [r1, r2] = [createRedis(endpoints.redisUrl!), createRedis(endpoints.redisUrl!)];
+    const [r1, r2, r3] = [createRedis(endpoints.redisUrl!), createRedis(endpoints.redisUrl!), createRedis(endpoints.redisUrl!)];
     try {
       const [a, b] = [new BanditStore(r1, experiment), new BanditStore(r2, experiment)];
       const writes: Promise<boolean>[] = [];
@@ -29,11 +29,10 @@ describe('bandit routing (Thompson sampling, posteriors in Redis)', () => {
       const counted = (await Promise.all(writes)).filter(Boolean).length;
       expect(counted).toBe(400);
       // A new instance (a restart) sees the same posterior.
-      const c = new BanditStore(createRedis(endpoints.redisUrl!), experiment);
+      const c = new BanditStore(r3, experiment);
       expect(await c.posteriors(['x'])).toEqual([{ arm: 'x', successes: 300, failures: 100 }]);
     } finally {
-      r1.disconnect();
-      r2.disconnect();
+      for (const r of [r1, r2, r3]) r.disconnect();
     }
   });
 

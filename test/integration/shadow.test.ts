@@ -1,3 +1,7 @@
+import { Registry } from 'prom-client';
+import { ShadowAgreementConsumer } from '../../src/monitoring/shadow-agreement';
+import { createKafka } from '../../src/kafka/client';
+import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -120,6 +124,27 @@ describe('shadow model stage (onnx_shadow) beside the live stage, through real K
         const p = liveByLineage.get(lineageKey(s.lineage));
         expect(p?.key).toBe(s.key);
         expect(Math.abs(p!.score - s.score!)).toBeLessThan(1e-6); // same model version: same score
+      }
+
+      // The online agreement metric joins the two logs the same way: same model => full agreement.
+      const registry = new Registry();
+      const agreement = new ShadowAgreementConsumer({
+        kafka: createKafka({ clientId: 'agreement-test', brokers: endpoints.brokers }),
+        registry: new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl }),
+        metricsRegistry: registry,
+        predictionsTopic: `fraud.predictions.${suffix}`,
+        shadowTopic,
+        groupId: `agreement-${suffix}`,
+      });
+      await agreement.start();
+      try {
+        const joined = async () => (await registry.getSingleMetricAsString('tributary_shadow_joined_total'));
+        const deadline = Date.now() + 30000;
+        while (!/result="agree"\} 800/.test(await joined()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+        expect(await joined()).toMatch(/tributary_shadow_joined_total\{model="fraud",shadow_version="1",result="agree"\} 800/);
+        expect(await registry.getSingleMetricAsString('tributary_shadow_agreement_ratio')).toMatch(/tributary_shadow_agreement_ratio\{model="fraud",shadow_version="1"\} 1/);
+      } finally {
+        await agreement.stop();
       }
     } finally {
       await shadow.stop();

@@ -1,3 +1,4 @@
+import { ShadowAgreementConsumer } from '../../monitoring/shadow-agreement';
 import type { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { createKafka } from '../../kafka/client';
@@ -83,6 +84,7 @@ export function registerStatusCommands(program: Command): void {
     .option('--from-beginning', 'read the topics from the beginning when the group has no offsets')
     .option('--emit-all', 'publish every closed window, OK ones included')
     .option('--feedback-topic <topic>', 'labels arriving later (schema feedback, keyed by event key): rolling precision, recall, AUC, corrected share')
+    .option('--shadow-topic <topic...>', 'shadow logs to join with the live predictions: tributary_shadow_agreement_ratio')
     .option('--metrics-port <port>', '/metrics, /healthz, /readyz port (0 = any free port)', process.env.TRIBUTARY_DRIFT_METRICS_PORT ?? '9401')
     .option('--metrics-host <host>', 'address the monitoring server binds', process.env.TRIBUTARY_METRICS_HOST ?? '127.0.0.1')
     .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
@@ -124,9 +126,23 @@ export function registerStatusCommands(program: Command): void {
         feedbackTopic: o.feedbackTopic as string | undefined,
       });
       await service.start();
+      const kafkaForShadows = createKafka({ clientId: `tributary-shadow-agreement-${topology.spec.name}`, brokers: topology.spec.kafka?.brokers ?? endpoints.brokers });
+      const shadows = ((o.shadowTopic as unknown as string[] | undefined) ?? []).map(
+        (shadowTopic) =>
+          new ShadowAgreementConsumer({
+            kafka: kafkaForShadows,
+            registry: new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }),
+            metricsRegistry: metrics.registry,
+            predictionsTopic: service!.predictionsTopic,
+            shadowTopic,
+            groupId: `${topology.spec.name}.shadow-agreement.${shadowTopic}`,
+          }),
+      );
+      for (const s of shadows) await s.start();
       const unrecord = recordRun({ kind: 'drift', topology: topology.spec.name, stages: ['drift'], metricsUrl: url });
       const running = service;
       onShutdownSignal(async () => {
+        await Promise.all(shadows.map((s) => s.stop()));
         unrecord();
         await running.stop();
         await server.stop();
