@@ -5,6 +5,7 @@
  * The predictions are read back from the job's output (file or topic), so a resumed job's earlier
  * attempts count too.
  */
+import { splitCsv } from '../features/load-file';
 import * as fs from 'node:fs';
 import type { Kafka } from 'kafkajs';
 import type { Feedback, Prediction } from '../client/generated/avro-types';
@@ -55,28 +56,8 @@ export async function readTopicNow(kafka: Kafka, topic: string, groupPrefix: str
   });
 }
 
-/** Splits one CSV line (RFC 4180 quoting). */
-export function splitCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
-}
+/** Splits one CSV line (RFC 4180 quoting): the feature loader's splitter. */
+export const splitCsvLine = splitCsv;
 
 /** The predictions of a file output (JSON lines or CSV as the backfill writes them). */
 export function readOutputFile(file: string, format: 'jsonl' | 'csv'): ScoredKey[] {

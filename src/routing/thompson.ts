@@ -1,3 +1,4 @@
+import { rng } from '../shadow/stats';
 /**
  * Thompson sampling over Beta-Bernoulli arms: the share of traffic an arm gets is the probability
  * that its success rate is the highest, estimated by sampling the posteriors, with a floor so every
@@ -10,17 +11,8 @@ export interface ArmPosterior {
   failures: number;
 }
 
-/** A small seedable PRNG (mulberry32) so tests can be exact; Math.random in production. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seedable PRNG (mulberry32) so tests can be exact; Math.random in production. */
+export const seededRandom = rng;
 
 function standardNormal(rand: () => number): number {
   const u = Math.max(rand(), 1e-12);
