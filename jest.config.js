@@ -6,6 +6,7 @@ module.exports = {
   testTimeout: 180000,
   // A client a test forgot to close must not keep CI waiting after the last test: exit when done.
   forceExit: true,
+  reporters: ['default', '<rootDir>/test/helpers/summary-reporter.js'],
   projects: [
     {
       displayName: 'unit',
