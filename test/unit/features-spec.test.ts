@@ -1,31 +1,17 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { parse, stringify } from 'yaml';
 import { cardProblems, describeVector } from '../../src/features/enricher';
 import { LruCache } from '../../src/features/lru';
 import { progressLine, splitCsv, toRow } from '../../src/features/load-file';
 import type { BatchFeatureSetSpec } from '../../src/features/spec';
 import { readModelCard } from '../../src/inference/model-card';
-import { builtinProcessors } from '../../src/stages/builtin';
 import { repoRoot } from '../../src/stack/paths';
 import { loadTopology } from '../../src/topology/loader';
 
-const file = path.join(repoRoot(), 'topologies/fraud-detection.yaml');
-const options = { registry: builtinProcessors(), baseDir: repoRoot() };
+import { DEMO_TOPOLOGY, LOAD_OPTIONS, topologyErrorFor } from '../helpers/topology-errors';
+const file = DEMO_TOPOLOGY;
+const options = LOAD_OPTIONS;
 
-function errorFor(edit: (doc: any) => void): string {
-  const doc = parse(fs.readFileSync(file, 'utf8'));
-  edit(doc);
-  const tmp = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'topo-')), 'bad.yaml');
-  fs.writeFileSync(tmp, stringify(doc));
-  try {
-    loadTopology(tmp, options);
-  } catch (err) {
-    return (err as Error).message;
-  }
-  throw new Error('expected the topology to be rejected');
-}
+const errorFor = topologyErrorFor;
 
 describe('feature declarations and the model card (version sync)', () => {
   it('the demo topology supplies exactly what model 2 asks for', () => {

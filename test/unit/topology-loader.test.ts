@@ -1,30 +1,15 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { parse, stringify } from 'yaml';
 import { loadTopology, jsonPointerToPath } from '../../src/topology/loader';
 import { builtinProcessors } from '../../src/stages/builtin';
 import { repoRoot } from '../../src/stack/paths';
-import { ConfigErrors } from '../../src/util/errors';
 import { editorSchema } from '../../src/topology/schema';
 
-const file = path.join(repoRoot(), 'topologies/fraud-detection.yaml');
-const options = { registry: builtinProcessors(), baseDir: repoRoot() };
+import { DEMO_TOPOLOGY, LOAD_OPTIONS, topologyErrorFor } from '../helpers/topology-errors';
+const file = DEMO_TOPOLOGY;
+const options = LOAD_OPTIONS;
 
-/** Writes a modified copy of the demo topology and returns the error message loading it gives. */
-function errorFor(edit: (doc: any) => void): string {
-  const doc = parse(fs.readFileSync(file, 'utf8'));
-  edit(doc);
-  const tmp = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'topo-')), 'bad.yaml');
-  fs.writeFileSync(tmp, stringify(doc));
-  try {
-    loadTopology(tmp, options);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigErrors);
-    return (err as Error).message;
-  }
-  throw new Error('expected the topology to be rejected');
-}
+const errorFor = topologyErrorFor;
 
 describe('topology loader', () => {
   it('accepts the demo topology', () => {
