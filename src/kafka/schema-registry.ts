@@ -71,10 +71,6 @@ export class SchemaRegistryClient {
     }
   }
 
-  async encode(id: number, value: unknown): Promise<Buffer> {
-    return this.registry.encode(id, value);
-  }
-
   private async request(pathname: string, init: { method: string; body?: string }): Promise<Response> {
     const headers: Record<string, string> = { 'content-type': 'application/vnd.schemaregistry.v1+json' };
     if (this.options.auth) {

@@ -34,9 +34,8 @@ export interface PipelineOptions {
 }
 
 /** Creates the topology's topics and registers every topic's value schema (idempotent). */
-export async function provisionTopology(topology: LoadedTopology, kafka: Kafka, registry: SchemaRegistryClient): Promise<void> {
+export async function provisionTopology(topology: LoadedTopology, kafka: Kafka, registry: SchemaRegistryClient, catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'))): Promise<void> {
   await ensureTopics(kafka, topology.spec.topics);
-  const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
   for (const t of topology.spec.topics) await registry.register(`${t.name}-value`, catalog.get(t.schema).text);
 }
 
@@ -45,7 +44,6 @@ export class Pipeline {
   private constructor(
     readonly runners: StageRunner[],
     readonly metrics: StageMetrics,
-    private readonly kafka: Kafka,
   ) {}
 
   static async start(options: PipelineOptions): Promise<Pipeline> {
@@ -56,7 +54,7 @@ export class Pipeline {
     const kafka = createKafka({ clientId: topology.spec.kafka?.clientId ?? `tributary-${topology.spec.name}`, brokers: topology.spec.kafka?.brokers ?? endpoints.brokers });
     const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() });
     const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
-    await provisionTopology(topology, kafka, registry);
+    await provisionTopology(topology, kafka, registry, catalog);
 
     const runners: StageRunner[] = [];
     try {
@@ -75,17 +73,13 @@ export class Pipeline {
       throw err;
     }
     log.info({ topology: topology.spec.name, stages: selected.map((s) => s.name) }, 'pipeline running');
-    return new Pipeline(runners, metrics, kafka);
+    return new Pipeline(runners, metrics);
   }
 
   /** Ready when every stage of this process is running and holds partitions. */
   readiness(): { ready: boolean; checks: Record<string, unknown> } {
     const stages = this.runners.map((r) => r.health());
     return { ready: stages.length > 0 && stages.every((s) => s.ready), checks: { stages } };
-  }
-
-  get kafkaClient(): Kafka {
-    return this.kafka;
   }
 
   /** Graceful: each stage finishes and commits its in-flight batch, then disconnects. */

@@ -1,15 +1,8 @@
 import { produceDemoEvents } from '../../src/demo/produce';
-import { TransactionGenerator } from '../../src/demo/generator';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
-import { committedKeys, faultTopologyFile, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
+import { committedKeys, faultTopologyFile, generatedKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
 
 const endpoints = testEndpoints();
-
-/** The keys produceDemoEvents will publish for a seed (the generator is deterministic). */
-function keysFor(seed: number, count: number): string[] {
-  const g = new TransactionGenerator({ seed, startTime: 0 });
-  return Array.from({ length: count }, () => g.next().tx.transactionId);
-}
 
 function randomBetween(minMs: number, maxMs: number): number {
   return minMs + Math.random() * (maxMs - minMs);
@@ -21,7 +14,7 @@ describe('exactly-once through crashes (real processes, real broker)', () => {
     const file = faultTopologyFile(suffix);
     const count = 3000;
     const seed = 101;
-    const expected = keysFor(seed, count);
+    const expected = generatedKeys(seed, count);
     // Load: events keep arriving while the pipeline is being killed.
     const producing = produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 120, seed });
     let proc = new StageProcess(file);
@@ -55,7 +48,7 @@ describe('exactly-once through crashes (real processes, real broker)', () => {
     const killedAt = Date.now();
     await producing;
     const seen = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
-    const { lost, duplicated } = lossAndDuplicates(keysFor(seed, count), seen);
+    const { lost, duplicated } = lossAndDuplicates(generatedKeys(seed, count), seen);
     recordFault({ scenario: 'two instances, one kill -9', events: count, lost, duplicated, recoverySeconds: (Date.now() - killedAt) / 1000 });
     expect((await b.stop()).code).toBe(0);
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
@@ -77,7 +70,7 @@ describe('exactly-once through crashes (real processes, real broker)', () => {
     a.kill('SIGCONT');
     await producing;
     const seen = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
-    const { lost, duplicated } = lossAndDuplicates(keysFor(seed, count), seen);
+    const { lost, duplicated } = lossAndDuplicates(generatedKeys(seed, count), seen);
     recordFault({ scenario: 'paused past session timeout, resumed', events: count, lost, duplicated, recoverySeconds: 'n/a' });
     await Promise.all([a.stop(), b.stop()]);
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });

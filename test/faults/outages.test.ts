@@ -8,15 +8,10 @@ import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import { repoRoot, stateFilePath } from '../../src/stack/paths';
 import { DedicatedKafka } from '../helpers/dedicated-kafka';
-import { committedKeys, exactlyOnceAgainstInput, faultTopologyFile, inputKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
+import { committedKeys, exactlyOnceAgainstInput, faultTopologyFile, generatedKeys, inputKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
 
 const endpoints = testEndpoints();
-
-function keysFor(seed: number, count: number): string[] {
-  const g = new TransactionGenerator({ seed, startTime: 0 });
-  return Array.from({ length: count }, () => g.next().tx.transactionId);
-}
 
 describe('outages: the pipeline pauses, recovers by itself, loses and duplicates nothing', () => {
   it('survives a broker restart mid-stream', async () => {
@@ -35,7 +30,7 @@ describe('outages: the pipeline pauses, recovers by itself, loses and duplicates
       const back = Date.now();
       await producing;
       const input = await inputKeys(local.brokers, `fraud.transactions.${suffix}`, count);
-      expect(new Set(input)).toEqual(new Set(keysFor(seed, count))); // every generated event reached the input topic
+      expect(new Set(input)).toEqual(new Set(generatedKeys(seed, count))); // every generated event reached the input topic
       const seen = await committedKeys(local, `fraud.predictions.${suffix}`, count, 150000, suffix);
       const { lost, duplicated } = exactlyOnceAgainstInput(input, seen);
       recordFault({ scenario: 'broker restart mid-stream (5 s down)', events: count, lost, duplicated, recoverySeconds: (Date.now() - back) / 1000 });

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { TopicConsumer } from '../../src/client/topic-consumer';
+import { TransactionGenerator } from '../../src/demo/generator';
 import { repoRoot } from '../../src/stack/paths';
 import type { PipelineEndpoints } from '../../src/stages/pipeline';
 
@@ -134,4 +135,10 @@ export function exactlyOnceAgainstInput(input: string[], seen: string[]): { lost
   for (const [k, n] of want) lost += Math.max(0, n - (got.get(k) ?? 0));
   for (const [k, n] of got) duplicated += Math.max(0, n - (want.get(k) ?? 0));
   return { lost, duplicated };
+}
+
+/** The keys produceDemoEvents publishes for a seed (the generator is deterministic). */
+export function generatedKeys(seed: number, count: number): string[] {
+  const g = new TransactionGenerator({ seed, startTime: 0 });
+  return Array.from({ length: count }, () => g.next().tx.transactionId);
 }
