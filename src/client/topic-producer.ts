@@ -23,6 +23,8 @@ export interface TopicProducerOptions<S extends keyof SchemaTypes> {
   schema: S;
   /** Picks the message key (partitioning: the same key always lands on the same partition). */
   key: (event: SchemaTypes[S]) => string;
+  /** Kafka headers per event (e.g. a request id); every stage of a topology carries them onto its outputs. */
+  headers?: (event: SchemaTypes[S]) => Record<string, string>;
   clientId?: string;
   /** Share an existing kafkajs client instead of creating one. */
   kafka?: Kafka;
@@ -64,7 +66,7 @@ export class TopicProducer<S extends keyof SchemaTypes> {
     await this.producer.send({
       topic: this.options.topic,
       acks: -1,
-      messages: events.map((e) => ({ key: this.options.key(e), value: this.encoder.encodeWithId(id, e) })),
+      messages: events.map((e) => ({ key: this.options.key(e), value: this.encoder.encodeWithId(id, e), headers: this.options.headers?.(e) })),
     });
   }
 

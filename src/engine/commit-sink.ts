@@ -3,6 +3,7 @@ import { RecordRejection, type ErrorKind } from '../kafka/dead-letter';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
 import { TributaryError } from '../util/errors';
 import type { Logger } from '../util/logger';
+import { crashPoint } from './fault-injection';
 
 /** How a chain's outputs and consumed offsets reach Kafka. */
 export type DeliveryMode = 'exactly-once' | 'at-least-once';
@@ -223,6 +224,7 @@ export class PartitionTransactions {
         await this.sendPlan(txn, CommitPlan.of(batch, this.opts));
       }
       batch.beforeCommit?.();
+      crashPoint('txn-sent');
       await txn.sendOffsets({ consumerGroupId: this.opts.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: batch.nextOffset }] }] });
       await txn.commit();
     } catch (err) {
