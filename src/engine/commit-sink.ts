@@ -1,4 +1,4 @@
-import type { Consumer, Kafka, Message, Producer, TopicMessages, Transaction } from 'kafkajs';
+import { Partitioners, type Consumer, type Kafka, type Message, type Producer, type TopicMessages, type Transaction } from 'kafkajs';
 import { RecordRejection, type ErrorKind } from '../kafka/dead-letter';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
 import { TributaryError } from '../util/errors';
@@ -185,10 +185,13 @@ export class PartitionTransactions {
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
         transactionTimeout: 60000,
+        createPartitioner: Partitioners.DefaultPartitioner,
         // The broker answers CONCURRENT_TRANSACTIONS while it still writes the previous commit's
         // markers (a few ms) and a Kafka 3.9 client cannot see when they are written: retry fast
-        // (10 ms, doubling), not at the client's default backoff. Outages are handled by the lane.
-        retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: 10 },
+        // (10 ms, doubling, capped at 1 s), not at the client's default backoff. Retries are not
+        // limited (kafkajs: limiting them may break idempotence); fencing and record errors are not
+        // retried, and a commit that stays stuck shows in readiness (see lane.ts).
+        retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: Number.MAX_SAFE_INTEGER },
       });
       try {
         await producer.connect();
@@ -290,7 +293,7 @@ export class AtLeastOnceSink {
     this.producer ??= (async () => {
       // Idempotent producers keep kafkajs' unlimited retries: limiting them can reorder or lose
       // records; a send that still fails replaces the producer (below).
-      const producer = this.opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 50, maxRetryTime: 2000 } });
+      const producer = this.opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 50, maxRetryTime: 2000 } });
       await producer.connect();
       return producer;
     })();

@@ -47,6 +47,7 @@ export interface LaneOptions {
 type LaneState = 'running' | 'draining' | 'closed';
 
 const MAX_BACKOFF_MS = 5000;
+const SLOW_COMMIT_MS = 10000;
 
 /**
  * One input partition's pipeline: records handed over by the fetch loop queue here, are processed
@@ -191,17 +192,33 @@ export class PartitionLane {
 
   private async commitUntilDone(batch: CommitBatch & { records: ChainRecord[] }): Promise<void> {
     const started = process.hrtime.bigint();
+    // The producer retries retriable answers without limit (broker restarting): a commit stuck that
+    // long makes the chain not ready until it completes.
+    const watchdog = setTimeout(() => this.opts.onFailure(new Error(`commit of partition ${batch.partition} has been running for ${SLOW_COMMIT_MS} ms`), 'commit'), SLOW_COMMIT_MS);
+    let committed: boolean;
+    try {
+      committed = await this.commitAttempts(batch);
+    } finally {
+      clearTimeout(watchdog);
+    }
+    if (!committed) return;
+    this.opts.onHealthy();
+    this.opts.onCommitted(batch.records, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /** True once the batch is committed; false when the partition was lost (fenced or abandoned). */
+  private async commitAttempts(batch: CommitBatch): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.opts.sink.commit(batch);
-        break;
+        return true;
       } catch (err) {
         if (err instanceof ProducerFencedError) {
           this.fence(err);
-          return;
+          return false;
         }
         this.opts.onFailure(err as Error, 'commit');
-        if (this.isClosed()) return;
+        if (this.isClosed()) return false;
         this.opts.log.warn({ partition: batch.partition, err: (err as Error).message, attempt }, 'commit failed; retrying with a fresh producer');
         await sleep(Math.min(50 * 2 ** attempt, MAX_BACKOFF_MS));
         // The failed commit may have completed on the broker (the answer was lost): ask before resending.
@@ -212,12 +229,10 @@ export class PartitionLane {
           this.fence(e);
           return 'fenced' as const;
         });
-        if (committed === 'fenced') return;
-        if (committed !== undefined && committed !== null && BigInt(committed) >= BigInt(batch.nextOffset)) break;
+        if (committed === 'fenced') return false;
+        if (committed !== undefined && committed !== null && BigInt(committed) >= BigInt(batch.nextOffset)) return true;
       }
     }
-    this.opts.onHealthy();
-    this.opts.onCommitted(batch.records, Number(process.hrtime.bigint() - started) / 1e9);
   }
 
   private fence(err: Error): void {
