@@ -218,6 +218,30 @@ export function createKafka(options: KafkaClientOptions): Kafka {
   });
 }
 
+/**
+ * Creates and connects a transactional producer, its producer id initialized now (InitProducerId
+ * bumps the epoch, fencing any previous owner of the id, and waits until that owner's open
+ * transaction is finished) rather than at the first batch. It is made without kafkajs' `idempotent`
+ * flag: every transaction kafkajs runs is idempotent regardless, while the flag only sets up the
+ * producer's non-transactional send path, and combined with bounded retries (wanted here: a failed
+ * transaction is aborted and retried by its caller) it makes kafkajs warn that idempotence may be
+ * lost on every start.
+ */
+export async function connectTransactionalProducer(kafka: Kafka, config: Omit<ProducerConfig, 'idempotent'> & { transactionalId: string }): Promise<Producer> {
+  const producer = kafka.producer({ maxInFlightRequests: 1, allowAutoTopicCreation: false, ...config });
+  await producer.connect();
+  try {
+    // kafkajs initializes the transactional producer id when the first transaction begins; an
+    // empty transaction aborts without a request to the broker.
+    const init = await producer.transaction();
+    await init.abort();
+  } catch (err) {
+    await producer.disconnect().catch(() => undefined);
+    throw err;
+  }
+  return producer;
+}
+
 /** Bad options for an idempotent producer. */
 export class ProducerConfigError extends TributaryError {}
 
