@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { createKafka, idempotentProducer } from '../../src/kafka/client';
 import { kafkaErrorType } from '../../src/kafka/errors';
 import { TopicProducer, UnknownTopicError } from '../../src/client/topic-producer';
+import { TransactionGenerator } from '../../src/demo/generator';
 import { repoRoot } from '../../src/stack/paths';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
 
@@ -62,6 +63,25 @@ describe('kafkajs through createKafka, on the real broker', () => {
       expect(producer.current).not.toBe(first);
       const offsets = await admin.fetchTopicOffsets(topic);
       expect(offsets.map((o) => Number(o.high))).toEqual([2]);
+    } finally {
+      await producer.disconnect();
+      await admin.disconnect();
+    }
+  });
+
+  it('TopicProducer publishes to an existing topic through its idempotent producer', async () => {
+    const topic = `clientfix.topic-producer.${uniqueSuffix()}`;
+    const kafka = createKafka({ clientId: 'clientfix-topic-producer', brokers: endpoints.brokers });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true });
+    const producer = new TopicProducer({ ...endpoints, kafka, topic, schema: 'transaction', key: (tx) => tx.transactionId });
+    try {
+      await producer.connect();
+      const g = new TransactionGenerator({ seed: 12, startTime: 0 });
+      await producer.send(Array.from({ length: 30 }, () => g.next().tx));
+      const offsets = await admin.fetchTopicOffsets(topic);
+      expect(offsets.reduce((n, o) => n + Number(o.high), 0)).toBe(30);
     } finally {
       await producer.disconnect();
       await admin.disconnect();
