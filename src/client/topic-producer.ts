@@ -26,6 +26,8 @@ export interface TopicProducerOptions<S extends keyof SchemaTypes> {
   schema: S;
   /** Picks the message key (partitioning: the same key always lands on the same partition). */
   key: (event: SchemaTypes[S]) => string;
+  /** Kafka headers per event (e.g. a request id); every stage of a topology carries them onto its outputs. */
+  headers?: (event: SchemaTypes[S]) => Record<string, string>;
   clientId?: string;
   /** Share an existing kafkajs client instead of creating one. */
   kafka?: Kafka;
@@ -80,7 +82,7 @@ export class TopicProducer<S extends keyof SchemaTypes> {
     const id = await this.encoder.id();
     await this.producer.send({
       topic: this.options.topic,
-      messages: events.map((e) => ({ key: this.options.key(e), value: this.encoder.encodeWithId(id, e) })),
+      messages: events.map((e) => ({ key: this.options.key(e), value: this.encoder.encodeWithId(id, e), headers: this.options.headers?.(e) })),
     });
   }
 
