@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
-import { InferenceRequestError } from '../../src/inference/batcher';
+import { InferenceRequestError, InferenceTimeoutError } from '../../src/inference/batcher';
 import { ExecutionProviderError, ModelIntegrityError, OnnxModel } from '../../src/inference/onnx-model';
 import { InferencePool } from '../../src/inference/pool';
 import { repoRoot } from '../../src/stack/paths';
@@ -138,6 +138,59 @@ describe('InferencePool failure handling', () => {
       hs.forEach((s, i) => expect(Math.abs(s - golden[10 + i].score)).toBeLessThanOrEqual(1e-5));
       expect(pool.restarts).toBe(2); // the merged batch, then the poison request's retry
       await pool.whenAllReady();
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a request the model cannot score fails alone: the requests merged into its batch are scored (real onnxruntime)', async () => {
+    const registry = new Registry();
+    // One worker, and a queue delay that lets concurrent requests merge into one batch.
+    const pool = await InferencePool.start({ dir: MODEL_DIR, workers: 1, maxQueueDelayMs: 30, warmupRuns: 1, registry, testHooks: { failMarker: -9 } });
+    try {
+      const badRows = goldenRows.slice(20 * WIDTH, 23 * WIDTH);
+      badRows[1 * WIDTH] = -9; // its second row is one the worker cannot score
+      const a = pool.submit(goldenRows.slice(0, 4 * WIDTH), 4);
+      const bad = pool.submit(badRows, 3);
+      const c = pool.submit(goldenRows.slice(40 * WIDTH, 45 * WIDTH), 5);
+      const [ra, rbad, rc] = await Promise.allSettled([a, bad, c]);
+      expect(rbad.status).toBe('rejected');
+      const reason = (rbad as PromiseRejectedResult).reason as Error;
+      expect(reason).toBeInstanceOf(InferenceRequestError);
+      expect(reason.message).toMatch(/^inference of 3 rows inference worker 0: test hook: cannot score a row marked -9$/);
+      expect(ra.status).toBe('fulfilled');
+      expect(rc.status).toBe('fulfilled');
+      (ra as PromiseFulfilledResult<Float32Array>).value.forEach((s, i) => expect(Math.abs(s - golden[i].score)).toBeLessThanOrEqual(1e-5));
+      (rc as PromiseFulfilledResult<Float32Array>).value.forEach((s, i) => expect(Math.abs(s - golden[40 + i].score)).toBeLessThanOrEqual(1e-5));
+      // One merged batch of 12 rows, then each request alone: 4 batches, 24 rows.
+      expect(await histogramCount(registry, 'tributary_inference_batch_size')).toBe(4);
+      expect(pool.restarts).toBe(0);
+      expect(await pool.submit(goldenRows.slice(0, 2 * WIDTH), 2)).toHaveLength(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('times out a request stuck behind a slow batch with InferenceTimeoutError; its late result breaks nothing (real onnxruntime)', async () => {
+    const registry = new Registry();
+    // Every batch takes >= 250 ms; one worker; no merging (maxQueueDelayMs 0, batches of 4 rows).
+    const pool = await InferencePool.start({ dir: MODEL_DIR, workers: 1, maxBatchSize: 4, maxQueueDelayMs: 0, warmupRuns: 1, requestTimeoutMs: 400, registry, testHooks: { delayMs: 250 } });
+    try {
+      const first = pool.submit(goldenRows.slice(0, 4 * WIDTH), 4);
+      const second = pool.submit(goldenRows.slice(4 * WIDTH, 8 * WIDTH), 4); // waits ~250 ms, then needs 250 more
+      const [r1, r2] = await Promise.allSettled([first, second]);
+      expect(r1.status).toBe('fulfilled');
+      (r1 as PromiseFulfilledResult<Float32Array>).value.forEach((s, i) => expect(Math.abs(s - golden[i].score)).toBeLessThanOrEqual(1e-5));
+      expect(r2.status).toBe('rejected');
+      expect((r2 as PromiseRejectedResult).reason).toBeInstanceOf(InferenceTimeoutError);
+      expect(((r2 as PromiseRejectedResult).reason as Error).message).toBe('inference of 4 rows timed out after 400 ms');
+      // The timed-out batch still runs on the worker; its result arrives and is discarded.
+      while ((await histogramCount(registry, 'tributary_inference_seconds')) < 2) await new Promise((r) => setTimeout(r, 20));
+      // The next request is scored, with its own scores.
+      const third = await pool.submit(goldenRows.slice(8 * WIDTH, 12 * WIDTH), 4);
+      third.forEach((s, i) => expect(Math.abs(s - golden[8 + i].score)).toBeLessThanOrEqual(1e-5));
+      expect(pool.restarts).toBe(0);
+      expect((await registry.getSingleMetricAsString('tributary_inference_requests_failed_total'))).toContain('tributary_inference_requests_failed_total{model="fraud",version="1"} 1');
     } finally {
       await pool.close();
     }
