@@ -132,6 +132,7 @@ describe('TLS to Kafka and Redis, basic auth to the schema registry', () => {
     const err = await Pipeline.start({ topology, endpoints: { brokers: servers.brokers, schemaRegistryUrl: proxy.url, redisUrl: servers.redisUrl } }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/401/);
+    expect((err as Error).message).toContain('check SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD');
     expect((err as Error).message).not.toContain('wrong-password');
     expect(proxy.refused).toBeGreaterThan(refusedBefore);
   });
