@@ -67,14 +67,14 @@ public final class Main {
     checkCardMatchesFeatures(o, card, features);
     FraudScorer scorer = new FraudScorer(o.modelFile, card);
 
+    ensureOutputTopic(o); // before registering anything: a mistyped input topic fails here
+
     SchemaRegistryHttp registry = new SchemaRegistryHttp(o.registryUrl, System.getenv());
     Schema transactionSchema = new Schema.Parser().parse(resource("transaction.avsc"));
     ConfluentAvro.RegisteredSerializer predictionSerializer =
         new ConfluentAvro.RegisteredSerializer(registry, o.outputTopic + "-value", resource("prediction.avsc"));
     Serde<GenericRecord> transactionSerde = Serdes.serdeFrom(readOnly(), new ConfluentAvro.ResolvingDeserializer(registry, transactionSchema));
     Serde<GenericRecord> predictionSerde = Serdes.serdeFrom(predictionSerializer, new ConfluentAvro.ResolvingDeserializer(registry, predictionSerializer.schema()));
-
-    ensureOutputTopic(o);
 
     StreamsBuilder builder = new StreamsBuilder();
     builder.stream(o.inputTopic, Consumed.with(Serdes.ByteArray(), transactionSerde))
