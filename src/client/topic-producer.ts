@@ -29,6 +29,8 @@ export interface TopicProducerOptions<S extends keyof SchemaTypes> {
   /** Kafka headers per event (e.g. a request id); every stage of a topology carries them onto its outputs. */
   headers?: (event: SchemaTypes[S]) => Record<string, string>;
   clientId?: string;
+  /** How long connect() waits for the topic to appear (a pipeline starting alongside creates it); default 0: fail at once. */
+  waitForTopicMs?: number;
   /** Share an existing kafkajs client instead of creating one. */
   kafka?: Kafka;
 }
@@ -54,7 +56,10 @@ export class TopicProducer<S extends keyof SchemaTypes> {
     this.encoder = new AvroEncoder(registry, schema, options.topic);
   }
 
-  /** Registers/looks up the schema, checks that the topic exists (throws UnknownTopicError), connects. */
+  /**
+   * Registers/looks up the schema, checks that the topic exists (waiting up to `waitForTopicMs`
+   * while a pipeline starting next to it creates it; then UnknownTopicError), connects.
+   */
   async connect(): Promise<void> {
     await this.encoder.id();
     // The producer retries without limit, and a missing topic is a retriable answer: check first,
@@ -62,8 +67,11 @@ export class TopicProducer<S extends keyof SchemaTypes> {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      const topics = await admin.listTopics();
-      if (!topics.includes(this.options.topic)) throw new UnknownTopicError(`topic ${this.options.topic} does not exist`);
+      const deadline = Date.now() + (this.options.waitForTopicMs ?? 0);
+      while (!(await admin.listTopics()).includes(this.options.topic)) {
+        if (Date.now() >= deadline) throw new UnknownTopicError(`topic ${this.options.topic} does not exist${this.options.waitForTopicMs ? ` (waited ${this.options.waitForTopicMs} ms)` : ''}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
     } finally {
       await admin.disconnect();
     }

@@ -189,6 +189,9 @@ export class ChainRunner {
       void done.then(() => (this.retired = this.retired.filter((l) => l !== lane)));
     }
     for (const p of partitions) this.lanes.set(p, this.createLane(p, letGo.get(p)));
+    // A partition paused by a lane of the previous generation (backpressure, fencing) starts afresh.
+    const paused = this.consumer.paused().find((t) => t.topic === this.inputTopic)?.partitions.filter((p) => partitions.includes(p)) ?? [];
+    if (paused.length > 0) this.consumer.resume([{ topic: this.inputTopic, partitions: paused }]);
     this.log.debug({ partitions }, 'assignment: lanes rebuilt');
   }
 
@@ -222,7 +225,7 @@ export class ChainRunner {
   private sinkFor(partition: number): LaneSink {
     if (this.aloSink) {
       const sink = this.aloSink;
-      return { init: async () => null, commit: (b) => sink.commit(b), recover: async () => null, close: async () => undefined };
+      return { init: async () => null, commit: (b) => sink.commit(b), committed: async () => null, close: async () => undefined, exactlyOnce: false };
     }
     const txns = new PartitionTransactions({
       kafka: this.opts.kafka,
@@ -234,7 +237,7 @@ export class ChainRunner {
       partition,
       fetchCommitted: (t, p) => this.fetchCommitted(t, p),
     });
-    return { init: () => txns.init(), commit: (b) => txns.commit(b), recover: () => (txns.drop(), txns.init()), close: () => txns.close() };
+    return { init: () => txns.init(), commit: (b) => txns.commit(b), committed: () => this.fetchCommitted(this.inputTopic, partition), close: () => txns.close(), exactlyOnce: true };
   }
 
   private async fetchCommitted(topic: string, partition: number): Promise<string | null> {

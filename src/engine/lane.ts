@@ -15,9 +15,12 @@ export interface CommitPolicy {
 export interface LaneSink {
   /** Takes ownership of the partition; returns the committed offset to resume from (null: no skipping needed). */
   init(): Promise<string | null>;
+  /** Writes the batch and its offset; after a failure the next call starts with a fresh producer. */
   commit(batch: CommitBatch): Promise<void>;
-  /** After a failed commit: a fresh start; returns the committed offset as the broker now has it. */
-  recover(): Promise<string | null>;
+  /** The committed offset as the broker has it now (null: none). */
+  committed(): Promise<string | null>;
+  /** Exactly-once sinks own their partition's transactional id; at-least-once ones simply resend. */
+  readonly exactlyOnce: boolean;
   close(): Promise<void>;
 }
 
@@ -61,6 +64,8 @@ export class PartitionLane {
   private bufferNext?: string;
   /** Records below this offset were processed already (or committed by a previous owner). */
   private nextOffset: bigint | null = null;
+  /** The offset this lane last committed (or found committed when it took the partition). */
+  private lastCommitted: string | null = null;
   private state: LaneState = 'running';
   private paused = false;
   private fenced = false;
@@ -81,6 +86,7 @@ export class PartitionLane {
     for (let attempt = 0; !this.isClosed(); attempt++) {
       try {
         const committed = await this.opts.sink.init();
+        this.lastCommitted = committed;
         if (committed !== null) this.nextOffset = BigInt(committed);
         return true;
       } catch (err) {
@@ -202,6 +208,7 @@ export class PartitionLane {
       clearTimeout(watchdog);
     }
     if (!committed) return;
+    this.lastCommitted = batch.nextOffset;
     this.opts.onHealthy();
     this.opts.onCommitted(batch.records, Number(process.hrtime.bigint() - started) / 1e9);
   }
@@ -221,16 +228,21 @@ export class PartitionLane {
         if (this.isClosed()) return false;
         this.opts.log.warn({ partition: batch.partition, err: (err as Error).message, attempt }, 'commit failed; retrying with a fresh producer');
         await sleep(Math.min(50 * 2 ** attempt, MAX_BACKOFF_MS));
-        // The failed commit may have completed on the broker (the answer was lost): ask before resending.
-        const committed = await this.opts.sink.recover().catch((e: unknown) => {
-          if (e instanceof ProducerFencedError) throw e;
-          return undefined;
-        }).catch((e: Error) => {
-          this.fence(e);
-          return 'fenced' as const;
-        });
-        if (committed === 'fenced') return false;
-        if (committed !== undefined && committed !== null && BigInt(committed) >= BigInt(batch.nextOffset)) return true;
+        if (!this.opts.sink.exactlyOnce) continue; // at-least-once: resending may duplicate, never loses
+        // Before resending: the failed commit may have completed (its answer lost), and another
+        // instance may own the partition now. Only an unchanged committed offset means "ours, not
+        // committed"; retaking the transactional id in any other case could fence the rightful owner.
+        let committed: string | null;
+        try {
+          committed = await this.opts.sink.committed();
+        } catch {
+          continue; // the broker is still away: the next attempt fails fast or succeeds
+        }
+        if (committed === batch.nextOffset) return true;
+        if (committed !== this.lastCommitted) {
+          this.fence(new ProducerFencedError(`partition ${batch.partition} was committed to ${committed} by another owner (this lane last committed ${this.lastCommitted})`));
+          return false;
+        }
       }
     }
   }
