@@ -347,3 +347,19 @@ export class AtLeastOnceSink {
     if (p) await p.then((x) => x.disconnect()).catch(() => undefined);
   }
 }
+
+/**
+ * Commits consumed offsets only (no producer): for consumers whose processor acts elsewhere (Redis,
+ * metrics, an alert producer of its own) and writes nothing per record. Rejected records (say,
+ * undecodable) are counted by the runner but written nowhere. At-least-once: a crash before the
+ * commit re-delivers the records, so processors keep their side effects idempotent or tolerant.
+ */
+export class OffsetsOnlySink {
+  constructor(private readonly consumer: () => Consumer) {}
+
+  async commit(batch: CommitBatch): Promise<void> {
+    batch.beforeCommit?.();
+    // Committed while the consumer still runs (kafkajs skips commits of a stopping consumer).
+    await this.consumer().commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }]);
+  }
+}
