@@ -14,7 +14,7 @@ import type { InputRecord } from '../stages/processor';
 import type { LoadedTopology } from '../topology/spec';
 import { TributaryError } from '../util/errors';
 import { createLogger, type Logger } from '../util/logger';
-import { StageMetrics } from './metrics';
+import type { StageMetrics } from './metrics';
 import { DriftMetrics, DriftMonitor, type DriftConfig, type DriftReport } from './drift-monitor';
 import { FeedbackMonitor, type FeedbackConfig } from './feedback-monitor';
 
@@ -34,6 +34,11 @@ export interface DriftServiceOptions {
   groupId: string;
   config?: DriftConfig;
   metricsRegistry?: Registry;
+  /**
+   * The engine's consumer metrics of the monitor (stage `drift`: records in, lag, errors); default a
+   * registry of their own, so a pipeline sharing its registry shows only its stages.
+   */
+  engineMetrics?: StageMetrics;
   /** Read the inputs from the beginning when the group has no committed offsets (default false: from now on). */
   fromBeginning?: boolean;
   /** Emit an alert for every closed window, OK ones included (default: WARN and ALERT only). */
@@ -91,7 +96,7 @@ export class DriftService {
       processor: sideEffectProcessor((records) => this.observe(records)),
       fromBeginning: opts.fromBeginning ?? false,
       consumer: { maxWaitTimeMs: 200 },
-      metrics: opts.metricsRegistry ? StageMetrics.for(opts.metricsRegistry) : undefined,
+      metrics: opts.engineMetrics,
     });
     this.producer = idempotentProducer(opts.kafka, { name: 'drift-alerts', logger: this.log });
   }
@@ -228,7 +233,7 @@ export class DriftService {
 /** The drift service for a topology's onnx_inference stage (its input/output topics and model). */
 export function driftServiceFor(
   topology: LoadedTopology,
-  deps: Pick<DriftServiceOptions, 'kafka' | 'registry' | 'config' | 'metricsRegistry' | 'fromBeginning' | 'emitAll' | 'feedbackTopic' | 'feedback'> & { stage?: string; alertTopic?: string; groupId?: string },
+  deps: Pick<DriftServiceOptions, 'kafka' | 'registry' | 'config' | 'metricsRegistry' | 'engineMetrics' | 'fromBeginning' | 'emitAll' | 'feedbackTopic' | 'feedback'> & { stage?: string; alertTopic?: string; groupId?: string },
 ): DriftService {
   const stages = topology.spec.stages.filter((s) => s.processor === 'onnx_inference' && (!deps.stage || s.name === deps.stage));
   if (stages.length !== 1) {

@@ -1,8 +1,6 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { kafkaRetriableCounter } from '../kafka/client';
 
-const BY_REGISTRY = new WeakMap<Registry, StageMetrics>();
-
 /** Stage metrics (Prometheus naming: units in names, `_total` counters). One registry per process. */
 export class StageMetrics {
   readonly registry: Registry;
@@ -16,14 +14,8 @@ export class StageMetrics {
   readonly commitSeconds: Histogram<'chain'>;
   readonly commitRecords: Histogram<'chain'>;
 
-  /** The stage metrics already registered in `registry`, or new ones (consumers sharing a process's registry). */
-  static for(registry: Registry): StageMetrics {
-    return BY_REGISTRY.get(registry) ?? new StageMetrics(registry);
-  }
-
   constructor(registry: Registry = new Registry(), withDefaults = false) {
     this.registry = registry;
-    BY_REGISTRY.set(registry, this);
     if (withDefaults) {
       collectDefaultMetrics({ register: registry, prefix: 'tributary_process_' });
       // prom-client names these gauges `*_total`, which Prometheus reserves for counters (promtool flags them).

@@ -9,7 +9,7 @@ import type { ChainRunner } from '../engine/chain-runner';
 import { offsetsOnlyConsumer, sideEffectProcessor } from '../engine/offsets-only';
 import { repoRoot } from '../stack/paths';
 import type { InputRecord } from '../stages/processor';
-import { StageMetrics } from './metrics';
+import type { StageMetrics } from './metrics';
 
 /** A decision of either side, keyed by the input record it was made for. */
 interface Decision {
@@ -114,6 +114,8 @@ export interface ShadowAgreementConsumerOptions {
   shadowTopic: string;
   groupId: string;
   window?: number;
+  /** The engine's consumer metrics (stage `shadow-agreement`); default a registry of their own. */
+  engineMetrics?: StageMetrics;
 }
 
 /**
@@ -138,7 +140,7 @@ export class ShadowAgreementConsumer {
       processor: sideEffectProcessor(async (records) => this.observe(records)),
       fromBeginning: true,
       consumer: { maxWaitTimeMs: 100 },
-      metrics: StageMetrics.for(opts.metricsRegistry),
+      metrics: opts.engineMetrics,
     });
   }
 

@@ -25,8 +25,8 @@ export interface BanditRewarderOptions {
   groupId: string;
   /** Feedback whose prediction has not been seen yet is retried until it is this old (ms), then counted as unmatched. */
   maxWaitForPredictionMs?: number;
-  /** Engine metrics of the two consumers (default: a registry of their own). */
-  metrics?: StageMetrics;
+  /** The engine's metrics of the two consumers (stages `bandit-routes`, `bandit-feedback`); default a registry of their own. */
+  engineMetrics?: StageMetrics;
 }
 
 export interface BanditRewarderCounters {
@@ -55,7 +55,7 @@ export class BanditRewarder {
     const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
     const predictionDecoder = new AvroDecoder<Prediction>(opts.registry, catalog.get('prediction').type);
     const feedbackDecoder = new AvroDecoder<Feedback>(opts.registry, catalog.get('feedback').type);
-    const common = { kafka: opts.kafka, fromBeginning: true, consumer: { maxWaitTimeMs: 100 }, metrics: opts.metrics };
+    const common = { kafka: opts.kafka, fromBeginning: true, consumer: { maxWaitTimeMs: 100 }, metrics: opts.engineMetrics };
     this.routes = offsetsOnlyConsumer({
       ...common,
       name: 'bandit-routes',
