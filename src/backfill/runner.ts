@@ -1,7 +1,8 @@
 /**
  * Backfill / batch prediction: replays a bounded range of a topology's input topic through the
  * topology's own extraction and scoring processors, in-process (no intermediate topics), and writes
- * the predictions to a topic or a file.
+ * the predictions to a topic or a file. The two stages run as one chain of the stage engine, fed by
+ * its bounded range source (src/engine/range-runner.ts); the job's sinks are the lanes' sinks.
  *
  * - The range is resolved to [start, end) offsets per partition once, when the job is created, and
  *   saved with the job (plan.json): a resumed job ends where it was planned to, however much was

@@ -1,7 +1,8 @@
 /**
- * Where a backfill writes its predictions, each exactly once per input record over crashes:
+ * Where a backfill writes its predictions, each exactly once per input record over crashes (the
+ * engine's lanes call `write` with each commit; see runner.ts):
  * - TopicSink: Avro to a topic, in one Kafka transaction per batch with the consumed offsets (the
- *   stages' TransactionalDelivery, transactional ids `<checkpoint group>.<input topic>.<partition>`):
+ *   engine's PartitionTransactions, transactional ids `<checkpoint group>.<input topic>.<partition>`):
  *   a resumed run fences the crashed one, aborts its open transaction, and restarts from the
  *   committed offsets.
  * - FileSink: JSON lines or CSV appended per batch; after each append the file is fsynced and the
