@@ -357,8 +357,15 @@ export class TopicSink implements Sink {
     return this.totals();
   }
 
-  committed(partition: number): Promise<string | null> {
-    return committedOffset(this.opts.kafka, this.opts.checkpointGroup, this.opts.inputTopic, partition);
+  /** Asked after a failed write: when its transaction did commit (the answer was lost), its totals hold. */
+  async committed(partition: number): Promise<string | null> {
+    const offset = await committedOffset(this.opts.kafka, this.opts.checkpointGroup, this.opts.inputTopic, partition);
+    const saved = this.saved[String(partition)];
+    if (offset !== null && saved && saved.offset === Number(offset)) {
+      const { prev: _prev, ...totals } = saved;
+      this.committedTotals.set(partition, totals);
+    }
+    return offset;
   }
 
   async complete(runMs: number): Promise<Counters> {
