@@ -85,6 +85,7 @@ export class ChainRunner {
   private assignedPartitions = 0;
   private failingSince?: number;
   private lastError?: string;
+  private lastErrorLog = 0;
   private aloSink?: AtLeastOnceSink;
   private offsetsSink?: OffsetsOnlySink;
   private admin?: Promise<Admin>;
@@ -235,7 +236,7 @@ export class ChainRunner {
       onCommitted: (records, seconds) => this.onCommitted(records, seconds),
       onFenced: (err) => this.onFenced(topic, partition, err),
       onFailure: (err, what) => this.onFailure(err, what),
-      onHealthy: () => (this.failingSince = undefined),
+      onHealthy: () => this.onHealthy(),
       log: this.log,
     });
     return lane;
@@ -322,10 +323,25 @@ export class ChainRunner {
     }
   }
 
+  /**
+   * A dependency or the broker fails (real failures, unlike the retriable answers kafkajs retries
+   * quietly): logged at ERROR when it starts and every 10 s while it lasts, "recovered" when over.
+   */
   private onFailure(err: Error, what: 'process' | 'commit'): void {
-    this.failingSince ??= Date.now();
+    const now = Date.now();
+    if (this.failingSince === undefined || now - this.lastErrorLog >= 10000) {
+      this.lastErrorLog = now;
+      this.log.error({ err: `${err.name}: ${err.message}`, failingForMs: this.failingSince === undefined ? 0 : now - this.failingSince }, what === 'process' ? 'processing is failing; retrying with backoff (nothing is dead-lettered for it)' : 'commits are failing; retrying with a fresh producer');
+    }
+    this.failingSince ??= now;
     this.lastError = `${err.name}: ${err.message}`;
     this.opts.metrics.batchErrors.inc({ stage: this.head.name, kind: `${what}:${err.name || 'Error'}` });
+  }
+
+  private onHealthy(): void {
+    if (this.failingSince === undefined) return;
+    this.log.info({ failedForMs: Date.now() - this.failingSince }, 'recovered');
+    this.failingSince = undefined;
   }
 
   /**

@@ -59,6 +59,9 @@ export interface SinkOptions {
   log: Logger;
 }
 
+/** Send the offset alongside the outputs instead of after them (env TRIBUTARY_PIPELINED_OFFSETS=0 turns it off, for the bench). */
+const PIPELINED_OFFSETS = process.env.TRIBUTARY_PIPELINED_OFFSETS !== '0';
+
 /** Bytes a record batch adds around its records (header, CRC, etc.), rounded up. */
 const RECORD_BATCH_OVERHEAD = 128;
 
@@ -182,7 +185,9 @@ export class PartitionTransactions {
       const producer = this.opts.kafka.producer({
         transactionalId: this.transactionalId,
         idempotent: true,
-        maxInFlightRequests: 1,
+        // Two requests in flight: the offset chain travels beside the produce chain. Only one
+        // Produce is ever in flight per producer (one lane, one commit at a time), so ordering holds.
+        maxInFlightRequests: 2,
         allowAutoTopicCreation: false,
         transactionTimeout: 60000,
         createPartitioner: Partitioners.DefaultPartitioner,
@@ -214,9 +219,14 @@ export class PartitionTransactions {
     let txn: Transaction | undefined;
     try {
       txn = await producer.transaction();
-      try {
-        await this.sendPlan(txn, CommitPlan.of(batch, this.opts));
-      } catch (err) {
+      const offsets = { consumerGroupId: this.opts.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: batch.nextOffset }] }] };
+      const current: Transaction = txn;
+      // Outputs (AddPartitionsToTxn, Produce) and the offset (AddOffsetsToTxn, TxnOffsetCommit) do
+      // not depend on each other: both chains are in flight together (PIPELINED_OFFSETS), then EndTxn.
+      const [sent, offsetsSent] = await Promise.allSettled([this.sendPlan(current, CommitPlan.of(batch, this.opts)), PIPELINED_OFFSETS ? current.sendOffsets(offsets) : Promise.resolve()]);
+      if (offsetsSent.status === 'rejected') throw offsetsSent.reason;
+      if (sent.status === 'rejected') {
+        const err = sent.reason;
         if (!isRecordError(err)) throw err;
         // A refused send poisons the transaction: abort, find the offending records with probe
         // transactions that are always aborted (invisible to read_committed), then write the rest.
@@ -225,10 +235,11 @@ export class PartitionTransactions {
         await this.probe(producer, batch);
         txn = await producer.transaction();
         await this.sendPlan(txn, CommitPlan.of(batch, this.opts));
+        if (PIPELINED_OFFSETS) await txn.sendOffsets(offsets);
       }
+      if (!PIPELINED_OFFSETS) await txn.sendOffsets(offsets);
       batch.beforeCommit?.();
       crashPoint('txn-sent');
-      await txn.sendOffsets({ consumerGroupId: this.opts.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: batch.nextOffset }] }] });
       await txn.commit();
     } catch (err) {
       if (txn?.isActive()) await txn.abort().catch(() => undefined);

@@ -95,7 +95,7 @@ export class PartitionLane {
           return false;
         }
         this.opts.onFailure(err as Error, 'commit');
-        this.opts.log.warn({ partition: this.opts.partition, err: (err as Error).message }, 'taking the partition failed; retrying');
+        this.opts.log.debug({ partition: this.opts.partition, err: (err as Error).message }, 'taking the partition failed; retrying');
         await sleep(Math.min(100 * 2 ** attempt, MAX_BACKOFF_MS));
       }
     }
@@ -146,7 +146,7 @@ export class PartitionLane {
         this.opts.onFailure(err as Error, 'process');
         const base = this.opts.chain.stages[0].spec.errors?.backoffMs ?? 200;
         const delay = Math.min(base * 2 ** failures++, MAX_BACKOFF_MS);
-        this.opts.log.warn({ partition: this.opts.partition, err: (err as Error).message, retryInMs: delay }, 'processing failed; the chunk will be retried');
+        this.opts.log.debug({ partition: this.opts.partition, err: (err as Error).message, retryInMs: delay }, 'processing failed; the chunk will be retried');
         await sleep(delay);
         continue;
       }
@@ -226,7 +226,7 @@ export class PartitionLane {
         }
         this.opts.onFailure(err as Error, 'commit');
         if (this.isClosed()) return false;
-        this.opts.log.warn({ partition: batch.partition, err: (err as Error).message, attempt }, 'commit failed; retrying with a fresh producer');
+        this.opts.log.debug({ partition: batch.partition, err: (err as Error).message, attempt }, 'commit failed; retrying with a fresh producer');
         await sleep(Math.min(50 * 2 ** attempt, MAX_BACKOFF_MS));
         if (!this.opts.sink.exactlyOnce) continue; // at-least-once: resending may duplicate, never loses
         // Before resending: the failed commit may have completed (its answer lost), and another

@@ -63,11 +63,19 @@ export class SchemaRegistryClient {
 
   /** The writer schema for a registry id (cached by the library). Throws UnknownSchemaIdError on 404. */
   async writerType(id: number): Promise<avro.Type> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return (await this.registry.getSchema(id)) as unknown as avro.Type;
+      // A registry that accepts connections but never answers (stopped, overloaded) must fail the
+      // lookup, not hang the partition silently: the engine retries it and reports the outage.
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)), REQUEST_TIMEOUT_MS);
+      });
+      return (await Promise.race([this.registry.getSchema(id), timeout])) as unknown as avro.Type;
     } catch (err) {
       if ((err as { status?: number }).status === 404) throw new UnknownSchemaIdError(id);
       throw new SchemaRegistryError(`could not fetch schema id ${id}: ${(err as Error).message}${authHint((err as { status?: number }).status)}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -79,7 +87,7 @@ export class SchemaRegistryClient {
     }
     let res: Response;
     try {
-      res = await fetch(`${this.options.url.replace(/\/$/, '')}${pathname}`, { ...init, headers });
+      res = await fetch(`${this.options.url.replace(/\/$/, '')}${pathname}`, { ...init, headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     } catch (err) {
       throw new SchemaRegistryError(`schema registry unreachable at ${this.options.url}: ${(err as Error).message}`, { cause: err });
     }
@@ -89,6 +97,9 @@ export class SchemaRegistryClient {
     return res;
   }
 }
+
+/** Bound of one registry request. */
+const REQUEST_TIMEOUT_MS = Number(process.env.TRIBUTARY_REGISTRY_TIMEOUT_MS ?? 10000);
 
 /** What to check when the registry refuses the credentials (or their absence). */
 function authHint(status: number | undefined): string {
