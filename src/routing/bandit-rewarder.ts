@@ -10,7 +10,7 @@ import type { ChainRunner } from '../engine/chain-runner';
 import { offsetsOnlyConsumer, sideEffectProcessor } from '../engine/offsets-only';
 import type { StageMetrics } from '../monitoring/metrics';
 import type { InputRecord } from '../stages/processor';
-import { TransientError } from '../util/errors';
+import { RetryLaterError } from '../engine/transient';
 import { createLogger } from '../util/logger';
 import { BanditStore } from './bandit-store';
 
@@ -108,6 +108,6 @@ export class BanditRewarder {
       else this.counters.replays++;
     }
     // Labels whose prediction is not known yet: the engine retries the chunk (counted ones are not counted again).
-    if (waiting > 0) throw new TransientError(`${waiting} feedback record(s) wait for their prediction`);
+    if (waiting > 0) throw new RetryLaterError(`${waiting} feedback record(s) wait for their prediction`);
   }
 }
