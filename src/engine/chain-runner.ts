@@ -61,6 +61,8 @@ export interface ChainRunnerOptions {
   chunkSize?: number;
   /** Queued records per lane at which its partition's fetching pauses (default 4 x chunkSize). */
   highWater?: number;
+  /** Called with the records of every commit once it is durable (counters of the caller's own). */
+  onCommitted?: (records: readonly ChainRecord[]) => void;
   /** Called for every partition this runner sees a record of, before it is processed. */
   onRecordsSeen?: (partition: number, count: number) => void;
 }
@@ -289,6 +291,7 @@ export class ChainRunner {
 
   private onCommitted(records: ChainRecord[], seconds: number): void {
     const { metrics } = this.opts;
+    this.opts.onCommitted?.(records);
     this.counters.commits += 1;
     metrics.commitSeconds.observe({ chain: this.opts.chain.name }, seconds);
     metrics.commitRecords.observe({ chain: this.opts.chain.name }, records.length);
@@ -391,8 +394,13 @@ export class ChainRunner {
     this.stopping = true;
     clearTimeout(this.rejoinTimer);
     if (this.lanes.size > 0) {
+      const partitions = new Map<string, number[]>();
+      for (const key of this.lanes.keys()) {
+        const [topic, p] = key.split('\0');
+        partitions.set(topic, [...(partitions.get(topic) ?? []), Number(p)]);
+      }
       try {
-        this.consumer.pause(this.inputTopics.map((topic) => ({ topic })));
+        this.consumer.pause([...partitions].map(([topic, ps]) => ({ topic, partitions: ps })));
       } catch {
         // not running any more (crashed): nothing to pause
       }

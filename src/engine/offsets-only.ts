@@ -30,6 +30,8 @@ export interface OffsetsOnlyConsumerOptions {
   /** Default: commit every 500 ms (or 5000 records) per partition. */
   commit?: Partial<CommitPolicy>;
   errors?: StageSpec['errors'];
+  /** Called with the number of committed records that were rejected (undecodable, too large, poison) and skipped. */
+  onRejected?: (count: number) => void;
 }
 
 /** What a side-effect processor returns for each record: nothing to write. */
@@ -74,5 +76,9 @@ export function offsetsOnlyConsumer(o: OffsetsOnlyConsumerOptions): ChainRunner 
     deadLetterTopic: '',
     limits: { maxMessageBytes: () => Number.POSITIVE_INFINITY },
     metrics: o.metrics ?? new StageMetrics(),
+    onCommitted: (records) => {
+      const rejected = records.reduce((n, r) => n + (r.rejection ? 1 : 0), 0);
+      if (rejected > 0) o.onRejected?.(rejected);
+    },
   });
 }

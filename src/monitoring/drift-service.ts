@@ -56,7 +56,7 @@ export interface DriftServiceOptions {
  * at WARN or ALERT. An offsets-only consumer of the engine: offsets are committed as records are
  * counted (at-least-once); window state lives in memory, so a restart starts fresh windows — it is a
  * monitor, not a ledger. Alerts that fail to publish are kept and retried every second. Undecodable
- * records are skipped (the engine counts them; they never reach the windows).
+ * records are skipped (counted as ignored, reason `undecodable`).
  */
 export class DriftService {
   readonly monitor: DriftMonitor;
@@ -97,6 +97,7 @@ export class DriftService {
       fromBeginning: opts.fromBeginning ?? false,
       consumer: { maxWaitTimeMs: 200 },
       metrics: opts.engineMetrics,
+      onRejected: (count) => this.metrics?.ignored.inc({ model: card.name, reason: 'undecodable' }, count),
     });
     this.producer = idempotentProducer(opts.kafka, { name: 'drift-alerts', logger: this.log });
   }
