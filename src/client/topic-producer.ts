@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { Kafka, Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type PartitionMetadata, type Producer } from 'kafkajs';
 import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroEncoder } from '../kafka/avro-serde';
 import { createKafka } from '../kafka/client';
@@ -7,6 +7,8 @@ import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-regis
 import { repoRoot } from '../stack/paths';
 import { TributaryError } from '../util/errors';
 import type { SchemaTypes } from './generated/avro-types';
+
+const partitioner = Partitioners.DefaultPartitioner();
 
 /** An event that does not match its schema; `paths` lists the offending fields. */
 export class EventValidationError extends TributaryError {
@@ -24,6 +26,12 @@ export interface TopicProducerOptions<S extends keyof SchemaTypes> {
   /** Picks the message key (partitioning: the same key always lands on the same partition). */
   key: (event: SchemaTypes[S]) => string;
   clientId?: string;
+  /**
+   * Partition by this value instead of the message key (same hash as keying by it): e.g. the
+   * streaming feature entity, so each entity's events stay in order on one partition (and a replay
+   * sees them in the same order) while every record keeps its own key.
+   */
+  partitionBy?: (event: SchemaTypes[S]) => string;
   /** Share an existing kafkajs client instead of creating one. */
   kafka?: Kafka;
 }
@@ -36,9 +44,12 @@ export class TopicProducer<S extends keyof SchemaTypes> {
   private readonly producer: Producer;
   private readonly encoder: AvroEncoder<SchemaTypes[S]>;
   private readonly catalogType;
+  private readonly kafka: Kafka;
+  private partitions?: PartitionMetadata[];
 
   constructor(private readonly options: TopicProducerOptions<S>) {
     const kafka = options.kafka ?? createKafka({ clientId: options.clientId ?? 'tributary-producer', brokers: options.brokers });
+    this.kafka = kafka;
     this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     const schema = new SchemaCatalog(path.join(repoRoot(), 'schemas')).get(options.schema);
     this.catalogType = schema.type;
@@ -49,6 +60,21 @@ export class TopicProducer<S extends keyof SchemaTypes> {
   async connect(): Promise<void> {
     await this.encoder.id();
     await this.producer.connect();
+    if (this.options.partitionBy) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      try {
+        this.partitions = (await admin.fetchTopicMetadata({ topics: [this.options.topic] })).topics[0].partitions;
+      } finally {
+        await admin.disconnect();
+      }
+    }
+  }
+
+  /** The partition `partitionBy` picks (the default partitioner's choice for that value as key). */
+  private partitionOf(event: SchemaTypes[S]): number | undefined {
+    if (!this.options.partitionBy || !this.partitions) return undefined;
+    return partitioner({ topic: this.options.topic, partitionMetadata: this.partitions, message: { key: this.options.partitionBy(event), value: null } });
   }
 
   /** Throws EventValidationError (sending nothing) if any event is invalid. */
@@ -64,7 +90,7 @@ export class TopicProducer<S extends keyof SchemaTypes> {
     await this.producer.send({
       topic: this.options.topic,
       acks: -1,
-      messages: events.map((e) => ({ key: this.options.key(e), value: this.encoder.encodeWithId(id, e) })),
+      messages: events.map((e) => ({ key: this.options.key(e), value: this.encoder.encodeWithId(id, e), partition: this.partitionOf(e) })),
     });
   }
 

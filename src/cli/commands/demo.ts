@@ -7,6 +7,8 @@ import { resolveEndpoints } from '../../stack/endpoints';
 import { startTestStack } from '../../stack/test-harness';
 import { DEFAULT_TOPOLOGY, loadTopologyFile } from '../topology-file';
 import { onShutdownSignal } from './pipeline';
+import { loadGeneratorSpec } from '../../features/fraud-extractor';
+import { TributaryError } from '../../util/errors';
 
 /** JSON-friendly rendering of decoded Avro: bytes as base64, Avro records as plain objects. */
 function toJson(value: unknown): string {
@@ -18,6 +20,18 @@ function toJson(value: unknown): string {
   });
 }
 
+/** The demo's topology: fraud-detection plus the candidate model as a shadow and a canary arm. */
+export const DEMO_TOPOLOGY = 'topologies/fraud-demo.yaml';
+
+/** `--start-time`: "now", "spec" (the generator spec's fixed date), an ISO time or epoch ms. */
+function parseStartTime(value: string): number | undefined {
+  if (value === 'now') return Date.now();
+  if (value === 'spec') return loadGeneratorSpec().defaultStartTime;
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new TributaryError(`--start-time: '${value}' is neither "now", "spec", an ISO time nor epoch milliseconds`);
+  return ms;
+}
+
 export function registerDemoCommands(program: Command): void {
   program
     .command('produce-demo')
@@ -26,7 +40,9 @@ export function registerDemoCommands(program: Command): void {
     .option('--count <n>', 'number of events', '1000')
     .option('--rate <n>', 'events per second (0 = as fast as possible)', '200')
     .option('--seed <n>', 'generator seed', String(Date.now() % 1_000_000))
-    .action(async (opts: { topology: string; count: string; rate: string; seed: string }) => {
+    .option('--feedback <topic>', 'also publish each event\'s planted label (schema feedback, keyed like the event) to this topic')
+    .option('--start-time <time>', 'generator clock at the first event: ISO time, epoch ms, "now" or "spec" (the training data\'s fixed date)', 'now')
+    .action(async (opts: { topology: string; count: string; rate: string; seed: string; feedback?: string; startTime: string }) => {
       const topology = loadTopologyFile(opts.topology);
       const endpoints = resolveEndpoints();
       const res = await produceDemoEvents({
@@ -36,8 +52,10 @@ export function registerDemoCommands(program: Command): void {
         count: Number(opts.count),
         rate: Number(opts.rate),
         seed: Number(opts.seed),
+        startTime: parseStartTime(opts.startTime),
+        feedbackTopic: opts.feedback,
       });
-      process.stdout.write(`produced ${res.produced} events in ${res.seconds.toFixed(1)} s\n`);
+      process.stdout.write(`produced ${res.produced} events in ${res.seconds.toFixed(1)} s (dated ${new Date(res.startTime).toISOString().slice(0, 10)})${opts.feedback ? `; ${res.labels} labels to ${opts.feedback}` : ''}\n`);
     });
 
   program
@@ -77,13 +95,18 @@ export function registerDemoCommands(program: Command): void {
   program
     .command('demo')
     .description('end to end on the local stack: start it, run the topology, produce events, print a summary, stop what it started')
-    .option('--topology <file>', 'topology file', DEFAULT_TOPOLOGY)
+    .option('--topology <file>', 'topology file (default: the fraud pipeline with a shadow and a canary arm for the candidate model)', DEMO_TOPOLOGY)
     .option('--count <n>', 'number of events', '1000')
     .option('--rate <n>', 'events per second (0 = as fast as possible)', '250')
     .option('--malformed <n>', 'malformed events to mix in (0-5), to show the dead-letter path', '5')
     .option('--seed <n>', 'generator seed (default: a fresh one per run, so keys never collide with earlier runs)', String(Date.now() % 1_000_000_000))
+    .option('--no-feedback', 'do not publish the planted labels to the topology\'s feedback topic')
+    .option('--no-report', 'skip the shadow report (faster)')
+    .option('--report-dir <dir>', 'where the shadow report goes (default .tributary/reports/demo-<time>)')
+    .option('--bootstrap <n>', 'bootstrap resamples for the report\'s confidence intervals (fewer is faster)', '300')
+    .option('--start-time <time>', 'generator clock at the first event: ISO time, epoch ms, "now" or "spec"', 'now')
     .option('--json', 'print the summary as JSON')
-    .action(async (opts: { topology: string; count: string; rate: string; malformed: string; seed: string; json?: boolean }) => {
+    .action(async (opts: { topology: string; count: string; rate: string; malformed: string; seed: string; feedback: boolean; report: boolean; reportDir?: string; bootstrap: string; startTime: string; json?: boolean }) => {
       loadTopologyFile(opts.topology); // fail fast on a bad file, before starting servers
       // Existing endpoints (env or a running local stack) are reused and left alone; otherwise the stack
       // is started here and stopped at the end.
@@ -96,6 +119,11 @@ export function registerDemoCommands(program: Command): void {
           rate: Number(opts.rate),
           seed: Number(opts.seed),
           malformed: Number(opts.malformed),
+          startTime: parseStartTime(opts.startTime),
+          feedback: opts.feedback,
+          shadowReport: opts.report,
+          reportDir: opts.reportDir,
+          bootstrap: Number(opts.bootstrap),
         });
         process.stdout.write(`${opts.json ? JSON.stringify(summary, null, 2) : formatSummary(summary)}\n`);
         if (summary.predictions + summary.deadLettered < summary.produced + summary.malformedInjected) process.exitCode = 1;
