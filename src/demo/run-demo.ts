@@ -298,7 +298,8 @@ export function formatSummary(s: DemoSummary): string {
       lines.push(`                         ${r.json}`);
     } else lines.push('  shadow report          skipped (--no-report)');
   }
-  lines.push(`  replay this run        tributary backfill ${path.relative(repoRoot(), s.topology) || s.topology} --from ${s.producedFrom} --output file:.tributary/backfill-demo.jsonl`);
+  // The demo's streaming state started empty at its first event: --warmup-from at the same point says so.
+  lines.push(`  replay this run        tributary backfill ${path.relative(repoRoot(), s.topology) || s.topology} --from ${s.producedFrom} --warmup-from ${s.producedFrom} --output file:.tributary/backfill-demo.jsonl`);
   lines.push(`  wall time              ${s.seconds.toFixed(1)} s`);
   return lines.join('\n');
 }

@@ -64,22 +64,50 @@ export function registerDemoCommands(program: Command): void {
     .argument('<topic>')
     .option('--from-beginning', 'start at the earliest offset', false)
     .option('--max <n>', 'stop after n records')
-    .action(async (topic: string, opts: { fromBeginning: boolean; max?: string }) => {
+    .option('--until-end', 'stop at the end of the topic (the last offsets when tail starts) instead of waiting for more')
+    .action(async (topic: string, opts: { fromBeginning: boolean; max?: string; untilEnd?: boolean }) => {
       const endpoints = resolveEndpoints();
       const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }).registry;
       const kafka = createKafka({ clientId: 'tributary-tail', brokers: endpoints.brokers });
       const consumer = kafka.consumer({ groupId: `tributary-tail-${process.pid}-${Date.now()}`, maxWaitTimeInMs: 200 });
       const max = opts.max ? Number(opts.max) : Infinity;
       let seen = 0;
+      let stopping = false;
       const stop = async () => {
         await consumer.disconnect();
       };
+      const finish = () => {
+        if (stopping) return;
+        stopping = true;
+        setImmediate(() => void stop().then(() => process.exit(0)));
+      };
       onShutdownSignal(stop, 5000);
+      // --until-end: the partitions still to read up to the end offsets seen now. Progress is taken
+      // from batch ends, which also cover transaction markers (never delivered as messages).
+      const pending = new Map<number, bigint>();
+      if (opts.untilEnd) {
+        const admin = kafka.admin();
+        await admin.connect();
+        try {
+          for (const o of await admin.fetchTopicOffsets(topic)) if (opts.fromBeginning && BigInt(o.high) > BigInt(o.low)) pending.set(o.partition, BigInt(o.high));
+        } finally {
+          await admin.disconnect();
+        }
+        if (pending.size === 0) {
+          process.exit(0);
+        }
+        consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+          const end = pending.get(payload.partition);
+          if (payload.topic !== topic || end === undefined || payload.lastOffset === null) return;
+          if (BigInt(String(payload.lastOffset)) + 1n >= end) pending.delete(payload.partition);
+          if (pending.size === 0) finish();
+        });
+      }
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: opts.fromBeginning });
       await consumer.run({
         eachMessage: async ({ partition, message }) => {
-          if (seen >= max) return;
+          if (seen >= max || stopping) return;
           let value: unknown;
           try {
             value = message.value ? await registry.decode(message.value) : null;
@@ -87,7 +115,7 @@ export function registerDemoCommands(program: Command): void {
             value = { undecodable: (err as Error).message, base64: message.value?.toString('base64') };
           }
           process.stdout.write(`${toJson({ partition, offset: Number(message.offset), key: message.key?.toString() ?? null, value })}\n`);
-          if (++seen >= max) setImmediate(() => void stop().then(() => process.exit(0)));
+          if (++seen >= max) finish();
         },
       });
     });
