@@ -3,7 +3,7 @@ import { NO_LABELS_NOTE, type Quantiles, type ShadowReport } from './report';
 function catchUpText(r: ShadowReport): string {
   const c = r.shadowCatchUp;
   if (c.backlogRecords === 0) return 'none (the shadow kept up from the start)';
-  return `${c.backlogRecords.toLocaleString('en-US')} records waiting, ${c.caughtUp ? `caught up after ${fmt(c.durationMs / 1000)} s` : `still behind at the end (${fmt(c.durationMs / 1000)} s)`} (lag threshold ${fmt(c.thresholdMs)} ms)`;
+  return `${c.backlogRecords.toLocaleString('en-US')} records were waiting when it started (${fmt(c.startedBehindMs / 1000)} s behind); worked through in ${fmt(c.durationMs / 1000)} s`;
 }
 
 /**

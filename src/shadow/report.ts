@@ -136,11 +136,11 @@ export interface ShadowReport {
    */
   latency: { model: { live: Quantiles; shadow: Quantiles; deltaP50: number; deltaP99: number }; endToEnd: { live: Quantiles; shadow: Quantiles } };
   /**
-   * The shadow's start behind the live log: records it scored while working through a backlog
-   * (lag above `thresholdMs` = max(1 s, 2 x live end-to-end p99)), and how long that took, from the
-   * earliest input in range to the first record scored within the threshold.
+   * The shadow's start behind the live log: records already waiting when it produced its first
+   * output (ingested more than `thresholdMs` = max(1 s, 2 x live end-to-end p99) before it), how far
+   * behind it started, and how long it took to work through them.
    */
-  shadowCatchUp: { backlogRecords: number; durationMs: number; thresholdMs: number; caughtUp: boolean };
+  shadowCatchUp: { backlogRecords: number; durationMs: number; startedBehindMs: number; thresholdMs: number };
   segments: SegmentRow[];
   abTest?: { control: string; routes: RouteRow[]; tests: { route: string; metric: 'precision' | 'recall'; test: ZTest }[] };
   /** Why a section is absent, e.g. `no labels: quality metrics omitted`. */
@@ -410,21 +410,26 @@ function recentAgreement<T extends { live: Prediction; shadow: ShadowPrediction 
 }
 
 /**
- * Splits the shadow's records into the backlog it scored while catching up (started behind the
- * live log, e.g. a new consumer group reading from the beginning) and the steady state after the
- * first record scored within the threshold; returns the steady state's end-to-end latencies.
+ * Splits the shadow's records into the backlog it found when it started — records ingested more
+ * than `thresholdMs` before its first output, which waited for the shadow group to exist (e.g. a
+ * new group reading the topic from the beginning) — and the rest, whose end-to-end latencies are
+ * returned as the steady state. `durationMs`: from its first output to the last backlog record.
  */
 export function shadowCatchUp(records: ShadowPrediction[], liveE2eP99: number): { steady: number[]; summary: ShadowReport['shadowCatchUp'] } {
   const thresholdMs = Math.max(1000, Number.isFinite(liveE2eP99) ? 2 * liveE2eP99 : 0);
-  const sorted = [...records].sort((a, b) => a.producedTime - b.producedTime || a.ingestTime - b.ingestTime);
-  const first = sorted.findIndex((s) => s.producedTime - s.ingestTime <= thresholdMs);
-  const caughtUp = first >= 0;
-  const backlog = caughtUp ? first : sorted.length;
-  const earliestIngest = sorted.reduce((m, s) => Math.min(m, s.ingestTime), Infinity);
-  const durationMs = backlog === 0 ? 0 : (caughtUp ? sorted[first].producedTime : sorted[sorted.length - 1].producedTime) - earliestIngest;
+  if (records.length === 0) return { steady: [], summary: { backlogRecords: 0, durationMs: 0, startedBehindMs: 0, thresholdMs } };
+  const firstOut = records.reduce((m, s) => Math.min(m, s.producedTime), Infinity);
+  const earliestIngest = records.reduce((m, s) => Math.min(m, s.ingestTime), Infinity);
+  const waited = (s: ShadowPrediction) => s.ingestTime < firstOut - thresholdMs;
+  const backlog = records.filter(waited);
   return {
-    steady: (caughtUp ? sorted.slice(first) : []).map((s) => s.producedTime - s.ingestTime),
-    summary: { backlogRecords: backlog, durationMs, thresholdMs, caughtUp },
+    steady: records.filter((s) => !waited(s)).map((s) => s.producedTime - s.ingestTime),
+    summary: {
+      backlogRecords: backlog.length,
+      durationMs: backlog.length ? backlog.reduce((m, s) => Math.max(m, s.producedTime), -Infinity) - firstOut : 0,
+      startedBehindMs: backlog.length ? firstOut - earliestIngest : 0,
+      thresholdMs,
+    },
   };
 }
 
