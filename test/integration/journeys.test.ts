@@ -191,11 +191,17 @@ describe('journeys through the CLI on the local stack', () => {
   }, 240000);
 
   it('drift stays quiet over two consecutive demo runs (fresh event times and seeds each run)', async () => {
-    const res = cli(['demo', '--topology', demo.file, '--count', String(COUNT), '--rate', '0', '--no-report', '--json']);
+    // The terminal summary a person reads: counts, the shadow comparison numbers, the verdict and the report's path.
+    const res = cli(['demo', '--topology', demo.file, '--count', String(COUNT), '--rate', '0', '--bootstrap', '20', '--report-dir', path.join(dir, 'report-2')]);
     expect(res.status).toBe(0);
-    const second = JSON.parse(res.stdout);
-    expect(second.predictions).toBe(COUNT);
-    expect(second.seed).not.toBe(first!.seed);
+    expect(res.stdout).toContain(`predictions            ${COUNT} by route canary:candidate`);
+    expect(res.stdout).toMatch(/shadow vs live\s+fraud@3 vs fraud@2 \(route canary:stable\): \d+ matched, agreement \d+\.\d%, PSI \d\.\d{3}/);
+    expect(res.stdout).toMatch(/quality \(\d+ labelled\) ROC AUC 0\.\d{3} -> 0\.\d{3}/);
+    expect(res.stdout).toMatch(/verdict\s+\S.{20,}/);
+    expect(res.stdout).toContain(`shadow report          ${path.join(dir, 'report-2', 'report.html')}`);
+    expect(fs.existsSync(path.join(dir, 'report-2', 'report.html'))).toBe(true);
+    const seed = Number(/\(seed (\d+), events dated/.exec(res.stdout)?.[1]);
+    expect(seed).not.toBe(first!.seed);
     // One window per run and scope (features, score): two closed windows each, none at ALERT.
     let windows: { labels: string; value: number }[] = [];
     for (let i = 0; i < 600 && drift!.exitCode === null; i++) {
