@@ -75,8 +75,10 @@ describe('journeys through the CLI on the local stack', () => {
     for (const t of [demo, shipped]) expect(cli(['topics', 'create', t.file]).status).toBe(0);
     const port = await findFreePort();
     driftUrl = `http://127.0.0.1:${port}/metrics`;
-    // Drift over the demo's topics, one window per demo run, joined with the shadow log.
-    drift = spawn(process.execPath, [CLI, 'drift', demo.file, '--from-beginning', '--window-events', String(COUNT), '--window-ms', '600000', '--shadow-topic', demo.topic('fraud-demo.shadow'), '--metrics-port', String(port)], {
+    // Drift over the demo's topics, joined with the shadow log. Windows of 800 events: a run gives
+    // 1,000 feature vectors and ~900 scores of the live version (the canary arm's are fraud@3's),
+    // so two runs close two windows per scope.
+    drift = spawn(process.execPath, [CLI, 'drift', demo.file, '--from-beginning', '--window-events', '800', '--window-ms', '600000', '--shadow-topic', demo.topic('fraud-demo.shadow'), '--metrics-port', String(port)], {
       cwd: repoRoot(),
       env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -202,7 +204,7 @@ describe('journeys through the CLI on the local stack', () => {
     expect(fs.existsSync(path.join(dir, 'report-2', 'report.html'))).toBe(true);
     const seed = Number(/\(seed (\d+), events dated/.exec(res.stdout)?.[1]);
     expect(seed).not.toBe(first!.seed);
-    // One window per run and scope (features, score): two closed windows each, none at ALERT.
+    // Two closed windows per scope (features, score), none at ALERT.
     let windows: { labels: string; value: number }[] = [];
     for (let i = 0; i < 600 && drift!.exitCode === null; i++) {
       windows = metricValues(await scrape(driftUrl).catch(() => ''), 'tributary_drift_windows_total');
