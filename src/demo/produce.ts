@@ -56,6 +56,8 @@ export async function produceDemoEvents(options: ProduceDemoOptions): Promise<{ 
     key: (tx) => tx.transactionId,
     partitionBy: (tx) => tx.cardId,
     clientId: 'tributary-demo-producer',
+    // The demo and the fault tests start producing while the pipeline starts and creates the topics.
+    waitForTopicMs: 60000,
   });
   // The generator's clock starts at the run's time: event dates are today's, per-card windows of
   // one run never mix with an earlier run's days. Time of day still follows the spec's hour
