@@ -66,7 +66,7 @@ describe('tributary CLI (built dist, real stack)', () => {
       }));
       expect(codes).toEqual([0, 0]);
     }
-    expect(logs.join('')).toContain('stage stopped');
+    expect(logs.join('')).toContain('chain stopped');
   });
 
   it('runs the demo end to end and accounts for every event', () => {
