@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   const pidMatch = /process_id:(\d+)/.exec(info);
   const redisPid = pidMatch && fs.existsSync(`/proc/${pidMatch[1]}/stat`) ? Number(pidMatch[1]) : undefined;
   const events = new TransactionGenerator({ seed: 1 }).take(EVENTS).map((g) => g.tx);
-  const rows: Array<Record<string, number | string>> = [];
+  const rows: Array<Record<string, number | string | null>> = [];
 
   const run = async (label: string, vector: typeof full, batchSize: number, cache: boolean) => {
     const enricher = new Enricher(vector, { redis, namespace: `bench-${Date.now()}-${label}-${batchSize}`, cache: cache ? { maxEntries: 100000, ttlMs: 600000 } : { maxEntries: 0 } });
