@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import Redis, { type RedisOptions } from 'ioredis';
+import Redis, { Cluster, type RedisOptions } from 'ioredis';
 
 /**
  * One way to open Redis everywhere, so security and timeouts are uniform:
@@ -24,4 +24,37 @@ export function createRedis(url: string, overrides: RedisOptions = {}, env: Node
   if (fromUrl.password) delete options.password;
   if (fromUrl.username) delete options.username;
   return new Redis(url, { ...options, ...overrides });
+}
+
+const CLUSTER_SCHEME = /^redis(s?)\+cluster:\/\//;
+
+/**
+ * A Redis Cluster client from `redis+cluster://[user:pass@]host:port,host:port,...`
+ * (`rediss+cluster://` for TLS): the listed nodes are seeds, the client discovers the rest and
+ * routes each command by its key's slot. Same security options and timeouts as createRedis.
+ */
+export function createRedisCluster(url: string, overrides: RedisOptions = {}, env: NodeJS.ProcessEnv = process.env): Cluster {
+  const m = CLUSTER_SCHEME.exec(url);
+  if (!m) throw new Error(`not a cluster URL (redis+cluster://host:port,...): ${url}`);
+  let rest = url.slice(m[0].length).replace(/\/.*$/, '');
+  const options = redisOptionsFromEnv(env);
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) {
+    const [user, pass] = rest.slice(0, at).split(':').map(decodeURIComponent);
+    if (user) options.username = user;
+    if (pass) options.password = pass;
+    rest = rest.slice(at + 1);
+  }
+  if (m[1] === 's' && !options.tls) options.tls = {};
+  const nodes = rest.split(',').filter(Boolean).map((hp) => {
+    const i = hp.lastIndexOf(':');
+    return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
+  });
+  if (nodes.length === 0 || nodes.some((n) => !n.host || !Number.isInteger(n.port))) throw new Error(`bad cluster URL (want host:port,...): ${url}`);
+  return new Cluster(nodes, { redisOptions: { ...options, ...overrides }, enableAutoPipelining: true });
+}
+
+/** createRedis for `redis://` / `rediss://`, createRedisCluster for `redis+cluster://` / `rediss+cluster://`. */
+export function createRedisClient(url: string, overrides: RedisOptions = {}, env: NodeJS.ProcessEnv = process.env): Redis | Cluster {
+  return CLUSTER_SCHEME.test(url) ? createRedisCluster(url, overrides, env) : createRedis(url, overrides, env);
 }
