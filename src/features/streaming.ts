@@ -59,6 +59,7 @@ export class FencedError extends TributaryError {
 
 const DEFAULT_REPLAY_RETENTION_MS = 3_600_000;
 const DEFAULT_REPLAY_RETENTION_OFFSETS = 100_000;
+const DEFAULT_SMALL_ENTITY_EVENTS = 32;
 /** Slot groups per namespace when the client is a Redis Cluster (a single Redis needs only one). */
 const DEFAULT_CLUSTER_SLOT_GROUPS = 16;
 
@@ -115,7 +116,7 @@ const NUMERIC = new Set(['sum', 'mean', 'min', 'max', 'last']);
 const POINT = new Set(['last', 'time_since_prev']);
 
 /** The script's static description of a set: bucket resolution, windows and what each accumulates. */
-function setRequest(set: StreamingFeatureSetSpec) {
+function setRequest(set: StreamingFeatureSetSpec, small: number) {
   const slots = valueNames(set);
   const R = bucketMsOf(set);
   const wins: Array<{ t: 's' | 'h'; sz: number; hop: number; acc: boolean; mn: number[]; mx: number[]; ds: number[]; sm: number[]; key: string }> = [];
@@ -143,6 +144,7 @@ function setRequest(set: StreamingFeatureSetSpec) {
   const maxW = Math.max(...wins.map((w) => w.sz));
   return {
     R,
+    small,
     lat: set.config.allowedLatenessMs,
     ret: maxW + set.config.allowedLatenessMs + (set.config.replayRetentionMs ?? DEFAULT_REPLAY_RETENTION_MS),
     num,
@@ -158,6 +160,12 @@ export interface StreamingStateOptions {
    * life (checked by `init`). Default 1 on a single Redis, 16 on a Redis Cluster.
    */
   slotGroups?: number;
+  /**
+   * An entity with at most this many stored events is scored by scanning them (cheapest for the
+   * many entities with few events); past it, its bucket summaries and window accumulators are
+   * built once and kept (flat cost per event). Default 32. Vectors are the same either way.
+   */
+  smallEntityEvents?: number;
   /** Stored vectors kept per partition for replays, in offsets behind the checkpoint (default 100,000). */
   replayRetentionOffsets?: number;
   /** Late events, evictions and missed replays are counted here; the state size is reported on scrape. */
@@ -187,7 +195,7 @@ export class StreamingState {
     options: StreamingStateOptions = {},
   ) {
     this.redis = defineFeatureScripts(redis);
-    this.request = sets.map(setRequest);
+    this.request = sets.map((s) => setRequest(s, options.smallEntityEvents ?? DEFAULT_SMALL_ENTITY_EVENTS));
     this.slotGroups = options.slotGroups ?? (redis.isCluster ? DEFAULT_CLUSTER_SLOT_GROUPS : 1);
     if (!Number.isInteger(this.slotGroups) || this.slotGroups < 1) throw new ConfigError('slotGroups', `must be a positive integer, got ${this.slotGroups}`);
     const keep = options.replayRetentionOffsets ?? DEFAULT_REPLAY_RETENTION_OFFSETS;

@@ -95,9 +95,11 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
 
   it('every aggregation equals a brute-force reference over random out-of-order streams, and replaying offsets changes nothing', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 60 }), fc.array(fc.integer({ min: 1, max: 15 }), { maxLength: 10 }), fc.integer({ min: 0, max: 30 }), async (raw, sizes, lateness) => {
+      // smallEntityEvents: 0 = bucket summaries from the first event, 1000 = always a scan of the
+      // stored events, 4 = the switch from one to the other mid-stream.
+      fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 60 }), fc.array(fc.integer({ min: 1, max: 15 }), { maxLength: 10 }), fc.integer({ min: 0, max: 30 }), fc.constantFrom(0, 4, 1000), async (raw, sizes, lateness, small) => {
         const sets = [activitySet(lateness), merchantSet];
-        const state = new StreamingState(redis, `prop-${uniqueSuffix()}`, sets, opts());
+        const state = new StreamingState(redis, `prop-${uniqueSuffix()}`, sets, opts({ smallEntityEvents: small }));
         const ref = new ReferenceStreamingState(sets);
         const events = toEvents(raw);
         const epoch = await state.takeEpoch('t', 0);
@@ -122,7 +124,7 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
           await state.reset();
         }
       }),
-      { numRuns: 40 },
+      { numRuns: 60 },
     );
   });
 
@@ -166,7 +168,7 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
 
   it('trims state beyond the retention without changing non-late vectors', async () => {
     const sets = [activitySet(5, 0)];
-    const trimmed = new StreamingState(redis, `trim-${uniqueSuffix()}`, sets, opts());
+    const trimmed = new StreamingState(redis, `trim-${uniqueSuffix()}`, sets, opts({ smallEntityEvents: 0 }));
     const ref = new ReferenceStreamingState(sets);
     try {
       const epoch = await trimmed.takeEpoch('t', 0);
@@ -218,7 +220,7 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
     const registry = new Registry();
     const metrics = StreamingMetrics.for(registry);
     const set = { ...activitySet(5, 0), config: { allowedLatenessMs: 5, onLate: 'dead_letter' as const, replayRetentionMs: 0 } };
-    const state = new StreamingState(redis, `metrics-${uniqueSuffix()}`, [set], opts({ metrics }));
+    const state = new StreamingState(redis, `metrics-${uniqueSuffix()}`, [set], opts({ metrics, smallEntityEvents: 0 }));
     try {
       const epoch = await state.takeEpoch('t', 0);
       const events: StreamEvent[] = Array.from({ length: 100 }, (_, i) => ({ offset: i, eventTime: 1000 + i * 4, entities: ['c1'], values: [[String(i), 'm1']] }));

@@ -9,9 +9,11 @@
 --   E..':z' bucket indexes present (sorted set)    E..':r' applied events (score = event time,
 --   member = "seq|json(values)")    E..':x<w>:<slot>' / E..':n<w>:<slot>' per-bucket max / min of
 --   window w (sorted sets, member = bucket)   E..':d<w>:<slot>' value -> occurrences in window w.
--- Fields of E: 'm' meta, 'b<bucket>' bucket summaries, 'a<w>' window accumulators (cmsgpack).
+-- Fields of E: 'q' apply sequence, 'm' meta, 'b<bucket>' bucket summaries, 'a<w>' window
+-- accumulators (cmsgpack). A small entity (at most `small` stored events) has only 'q' and E..':r'
+-- and is scored by scanning them; past that its summaries are built once (buildBig) and kept.
 -- ARGV[1] the caller's fencing epoch; ARGV[2] JSON request:
---   { sets = {{R, lat, ret, num = {slot flags}, dis = {slot flags},
+--   { sets = {{R, lat, ret, small, num = {slot flags}, dis = {slot flags},
 --              wins = {{t = 's'|'h', sz, hop, acc, mn = {slots}, mx = {slots}, ds = {slots}, sm = {slots}}},
 --              aggs = {{k, f = slot, w = window, d}}}},
 --     names = {set names}, keep = results kept (offsets), p = partition,
@@ -80,7 +82,9 @@ end
 
 -- Parses the members of E:r ("seq|json") into {t, s, v}.
 local function rawEvents(E, lo, hi)
-  local raw = redis.call('ZRANGEBYSCORE', E .. ':r', int(lo), int(hi), 'WITHSCORES')
+  if type(lo) == 'number' then lo = int(lo) end
+  if type(hi) == 'number' then hi = int(hi) end
+  local raw = redis.call('ZRANGEBYSCORE', E .. ':r', lo, hi, 'WITHSCORES')
   local out = {}
   for i = 1, #raw, 2 do
     local seq, vals = string.match(raw[i], '^(%d+)|(.*)$')
@@ -175,6 +179,151 @@ local function scoreFromBuckets(set, E, t, B)
   return table.concat(res, ',')
 end
 
+-- Aggregations as of t over events sorted by (time, seq), all with time <= t (small entities).
+local function scoreRows(set, rows, t)
+  local R = set.R
+  local res = {}
+  for ai, a in ipairs(set.aggs) do
+    local start = startBucket(set.wins[a.w], t, R) * R
+    local n, p, mn, mx, seen, nd, lt, lv = 0, {}, nil, nil, {}, 0, nil, nil
+    for _, e in ipairs(rows) do
+      if e.t >= start then
+        n = n + 1
+        lt = e.t
+        if a.f > 0 then
+          local raw = e.v[a.f]
+          if a.k == 'distinct_count' then
+            if not seen[raw] then seen[raw] = true; nd = nd + 1 end
+          elseif a.k ~= 'count' then
+            local x = num(raw)
+            if a.k == 'sum' or a.k == 'mean' then padd(p, x) end
+            if mn == nil or x < mn then mn = x end
+            if mx == nil or x > mx then mx = x end
+            lv = x
+          end
+        end
+      end
+    end
+    local d, v = a.d, nil
+    if a.k == 'count' then v = n
+    elseif a.k == 'sum' then v = psum(p)
+    elseif a.k == 'mean' then if n > 0 then v = psum(p) / n else v = d end
+    elseif a.k == 'min' then v = mn or d
+    elseif a.k == 'max' then v = mx or d
+    elseif a.k == 'distinct_count' then v = nd
+    elseif a.k == 'last' then if lt ~= nil then v = lv else v = d end
+    else if lt ~= nil then v = t - lt else v = d end end
+    res[ai] = fmt(v)
+  end
+  return table.concat(res, ',')
+end
+
+local function byTimeSeq(a, b) if a.t ~= b.t then return a.t < b.t end return a.s < b.s end
+
+-- Small entity (no bucket summaries yet): scored from its stored events, like a brute force over
+-- at most `small` events; read-only when `apply` is false.
+local function smallLateAndScore(set, E, t)
+  local top = redis.call('ZREVRANGE', E .. ':r', 0, 0, 'WITHSCORES')
+  local maxT = top[2] and tonumber(top[2]) or nil
+  local lo = t
+  for _, a in ipairs(set.aggs) do
+    local s = startBucket(set.wins[a.w], t, set.R) * set.R
+    if s < lo then lo = s end
+  end
+  local rows = rawEvents(E, lo, t)
+  table.sort(rows, byTimeSeq)
+  return maxT, maxT ~= nil and t < maxT - set.lat, scoreRows(set, rows, t)
+end
+
+-- Turns a small entity into bucket summaries + window accumulators (once, O(its events)).
+local function buildBig(set, E, name)
+  local R = set.R
+  local all = rawEvents(E, '-inf', '+inf')
+  table.sort(all, byTimeSeq)
+  local last = all[#all]
+  local meta = { mt = last.t, lt = last.t, lv = {} }
+  local buckets, order = {}, {}
+  for _, e in ipairs(all) do
+    local B = floor(e.t / R)
+    local bk = buckets[B]
+    if bk == nil then
+      bk = { n = 0, s = {}, mn = {}, mx = {}, lv = {}, d = {} }
+      for slot, f in ipairs(set.num) do if f then bk.s[slot] = {} end end
+      for slot, f in ipairs(set.dis) do if f then bk.d[slot] = {} end end
+      buckets[B] = bk
+      order[#order + 1] = B
+    end
+    bk.n = bk.n + 1
+    bk.lt = e.t -- sorted by (time, seq): the last one is the latest
+    for slot, f in ipairs(set.num) do
+      if f then
+        local x = num(e.v[slot])
+        padd(bk.s[slot], x)
+        if bk.mn[slot] == nil or x < bk.mn[slot] then bk.mn[slot] = x end
+        if bk.mx[slot] == nil or x > bk.mx[slot] then bk.mx[slot] = x end
+        bk.lv[slot] = x
+        if e == last then meta.lv[slot] = x end
+      end
+    end
+    for slot, f in ipairs(set.dis) do
+      if f then local val = e.v[slot]; bk.d[slot][val] = (bk.d[slot][val] or 0) + 1 end
+    end
+  end
+  local write, zargs = { 'm', '' }, {}
+  for _, B in ipairs(order) do
+    write[#write + 1] = 'b' .. int(B)
+    write[#write + 1] = mpack(buckets[B])
+    zargs[#zargs + 1] = int(B)
+    zargs[#zargs + 1] = int(B)
+  end
+  for wi, w in ipairs(set.wins) do
+    if w.acc then
+      local acc = { lo = startBucket(w, meta.mt, R), n = 0, s = {} }
+      for _, slot in ipairs(w.sm) do acc.s[slot] = {} end
+      for _, B in ipairs(order) do
+        if B >= acc.lo then
+          local bk = buckets[B]
+          acc.n = acc.n + bk.n
+          for _, slot in ipairs(w.sm) do for _, x in ipairs(bk.s[slot]) do padd(acc.s[slot], x) end end
+          for _, slot in ipairs(w.mn) do redis.call('ZADD', E .. ':n' .. wi .. ':' .. slot, fmt(bk.mn[slot]), int(B)) end
+          for _, slot in ipairs(w.mx) do redis.call('ZADD', E .. ':x' .. wi .. ':' .. slot, fmt(bk.mx[slot]), int(B)) end
+          for _, slot in ipairs(w.ds) do
+            for val, c in pairs(bk.d[slot]) do redis.call('HINCRBY', E .. ':d' .. wi .. ':' .. slot, val, c) end
+          end
+        end
+      end
+      write[#write + 1] = 'a' .. wi
+      write[#write + 1] = mpack(acc)
+    end
+  end
+  meta.ob = order[1]
+  for _, B in ipairs(order) do if B < meta.ob then meta.ob = B end end
+  write[2] = mpack(meta)
+  redis.call('HSET', E, tunpack(write))
+  redis.call('ZADD', E .. ':z', tunpack(zargs))
+  bump('sb:' .. name, #order)
+end
+
+local function applySmall(set, si, E, ev)
+  local t, R, name = ev.t, set.R, req.names[si]
+  local maxT, late, out = smallLateAndScore(set, E, t)
+  if late then
+    late_by_set[name] = (late_by_set[name] or 0) + 1
+    return '1:' .. out
+  end
+  local seq = redis.call('HINCRBY', E, 'q', 1)
+  redis.call('ZADD', E .. ':r', int(t), int(seq) .. '|' .. cjson.encode(ev.v[si]))
+  bump('sr:' .. name, 1)
+  if maxT == nil or t > maxT then maxT = t end
+  local nr = redis.call('ZREMRANGEBYSCORE', E .. ':r', '-inf', '(' .. int(floor((maxT - set.ret) / R) * R))
+  if nr > 0 then
+    evicted_events[name] = (evicted_events[name] or 0) + nr
+    bump('sr:' .. name, -nr)
+  end
+  if redis.call('ZCARD', E .. ':r') > set.small then buildBig(set, E, name) end
+  return '0:' .. out
+end
+
 -- Moves window w's accumulator forward to start at bucket newLo (whole buckets leave it).
 local function evictWindow(E, wi, w, acc, newLo, cache)
   local idx = redis.call('ZRANGEBYSCORE', E .. ':z', int(acc.lo), int(newLo - 1))
@@ -218,8 +367,9 @@ local function applyEvent(set, si, E, ev)
   local fields = { 'm', 'b' .. Bs }
   for wi, w in ipairs(set.wins) do if w.acc then fields[#fields + 1] = 'a' .. wi end end
   local got = redis.call('HMGET', E, tunpack(fields))
-  local meta = got[1] and munpack(got[1]) or nil
-  local late = meta ~= nil and t < meta.mt - set.lat
+  if not got[1] then return applySmall(set, si, E, ev) end
+  local meta = munpack(got[1])
+  local late = t < meta.mt - set.lat
   local accs, k = {}, 2
   for wi, w in ipairs(set.wins) do
     if w.acc then
@@ -228,7 +378,7 @@ local function applyEvent(set, si, E, ev)
     end
   end
   local out
-  if meta ~= nil and t < meta.mt then
+  if t < meta.mt then
     out = scoreFromBuckets(set, E, t, B)
   else
     -- In event-time order (t >= every applied time): each accumulator holds exactly its window.
@@ -259,7 +409,7 @@ local function applyEvent(set, si, E, ev)
       elseif a.k == 'distinct_count' then
         if acc.n > 0 then v = redis.call('HLEN', E .. ':d' .. a.w .. ':' .. a.f) else v = 0 end
       else -- last, time_since_prev: the latest applied event, if its bucket is in the window
-        if meta ~= nil and floor(meta.lt / R) >= startBucket(w, t, R) then
+        if floor(meta.lt / R) >= startBucket(w, t, R) then
           if a.k == 'last' then v = meta.lv[a.f] else v = t - meta.lt end
         else
           v = a.d
@@ -276,9 +426,7 @@ local function applyEvent(set, si, E, ev)
 
   -- Apply: bucket summary, window accumulators, meta, the raw event; then trim by event time.
   local name = req.names[si]
-  if meta == nil then meta = { mt = t, q = 0 } end
-  local seq = meta.q + 1
-  meta.q = seq
+  local seq = redis.call('HINCRBY', E, 'q', 1)
   local xs = {}
   for slot, f in ipairs(set.num) do if f then xs[slot] = num(vals[slot]) end end
   local bk = got[2] and munpack(got[2]) or nil
@@ -300,7 +448,7 @@ local function applyEvent(set, si, E, ev)
   for slot, f in ipairs(set.dis) do
     if f then local val = vals[slot]; bk.d[slot][val] = (bk.d[slot][val] or 0) + 1 end
   end
-  if meta.lt == nil or t >= meta.lt then meta.lt = t; meta.lv = xs end
+  if t >= meta.lt then meta.lt = t; meta.lv = xs end
   local write = { 'm', '', 'b' .. Bs, mpack(bk) }
   for wi, w in ipairs(set.wins) do
     local acc = accs[wi]
@@ -349,8 +497,12 @@ end
 -- Best-effort score of a replayed event whose stored result was trimmed: from the current state.
 local function rescore(set, E, t)
   local m = redis.call('HGET', E, 'm')
-  local meta = m and munpack(m) or nil
-  local late = meta ~= nil and t < meta.mt - set.lat
+  if not m then
+    local _, late, out = smallLateAndScore(set, E, t)
+    return (late and '1:' or '0:') .. out
+  end
+  local meta = munpack(m)
+  local late = t < meta.mt - set.lat
   return (late and '1:' or '0:') .. scoreFromBuckets(set, E, t, floor(t / set.R))
 end
 
