@@ -11,14 +11,16 @@
  *   latest such event's time). Ties on event time: `last`/`time_since_prev` take the latest
  *   applied. Sums (and means) are the correctly rounded exact sum of the values, whatever the
  *   order they were added in.
- * Cost: per entity the state keeps one summary per non-empty bucket (count, exact sum, min, max,
- *   last, distinct values with counts) and, per window, an accumulator of the buckets in it. An
- *   event in event-time order for its entity (t >= every time applied to it) is scored from the
- *   accumulators: O(1) amortised plus O(log n) for min/max (sorted sets of bucket extremes) —
+ * Cost: an entity with at most `smallEntityEvents` stored events (default 32: most entities) is
+ *   scored by scanning them — bounded, and the cheapest for few events. Past that, the state keeps
+ *   one summary per non-empty bucket (count, exact sum, min, max, last, distinct values with
+ *   counts) and, per window, an accumulator of the buckets in it, built once from the events. An
+ *   event in event-time order for its entity (t >= every time applied to it) is then scored from
+ *   the accumulators: O(1) amortised plus O(log n) for min/max (sorted sets of bucket extremes) —
  *   flat in the number of events in the window. An out-of-order or late event is scored from the
  *   bucket summaries of its window: O(non-empty buckets in the window) plus O(log n + events in
- *   its own bucket), since its own bucket counts only up to t (bounded by window / R, not by the
- *   events). Distinct counts are exact.
+ *   its own bucket), since its own bucket counts only up to t — bounded by window / R (1,440 for
+ *   24 h at 1 min), not by the events, but not flat. Distinct counts are exact.
  * Lateness: an event is late when t < (the entity's greatest event time applied so far) -
  *   allowedLatenessMs. A late event is scored (as of t) but not added to the aggregations; it is
  *   counted (stats hash, `late:<set>`) and, with onLate: dead_letter, dead-lettered.
