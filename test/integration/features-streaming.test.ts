@@ -1,9 +1,15 @@
+import * as path from 'node:path';
 import fc from 'fast-check';
 import Redis, { Cluster } from 'ioredis';
 import { Registry } from 'prom-client';
+import { TransactionGenerator } from '../../src/demo/generator';
+import { Enricher, describeVector, type VectorConfig } from '../../src/features/enricher';
 import { FencedError, ReferenceStreamingState, StreamingState, type StreamEvent, type StreamingStateOptions } from '../../src/features/streaming';
 import { StreamingMetrics } from '../../src/features/streaming-metrics';
 import type { StreamingFeatureSetSpec } from '../../src/features/spec';
+import { repoRoot } from '../../src/stack/paths';
+import { builtinProcessors } from '../../src/stages/builtin';
+import { loadTopology } from '../../src/topology/loader';
 import { DedicatedRedisCluster } from '../helpers/dedicated-redis';
 import { uniqueSuffix } from '../helpers/topology';
 
@@ -124,7 +130,7 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
           await state.reset();
         }
       }),
-      { numRuns: 60 },
+      { numRuns: 45 },
     );
   });
 
@@ -253,6 +259,31 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
   });
 
   if (_label.includes('Cluster')) {
+    it('the enricher gives the same streaming features on the Cluster as on a single Redis', async () => {
+      const root = repoRoot();
+      const topology = loadTopology(path.join(root, 'topologies/fraud-detection.yaml'), { registry: builtinProcessors(), baseDir: root });
+      const cfg = topology.spec.stages[0].config as unknown as VectorConfig & { spec: string };
+      const vector = describeVector({ ...cfg, features: ['card_activity'] }, topology.spec.features, path.join(root, cfg.spec));
+      const single = new Redis(redisUrl);
+      const registry = new Registry();
+      const onCluster = new Enricher(vector, { redis, namespace: `enrich-c-${uniqueSuffix()}`, metricsRegistry: registry });
+      const onSingle = new Enricher(vector, { redis: single, namespace: `enrich-s-${uniqueSuffix()}` });
+      try {
+        await Promise.all([onCluster.init(), onSingle.init()]);
+        const txs = new TransactionGenerator({ seed: 3 }).take(600).map((g) => g.tx);
+        for (let i = 0; i < txs.length; i += 100) {
+          const batch = txs.slice(i, i + 100).map((tx, k) => ({ tx, topic: 't', partition: (i / 100) % 2, offset: i + k }));
+          expect(await onCluster.enrich(batch)).toEqual(await onSingle.enrich(batch));
+        }
+        expect(onCluster.streaming!.slotGroups).toBe(16);
+        expect(await registry.metrics()).toMatch(/tributary_streaming_redis_seconds_count\{namespace="enrich-c-[^"]+"\} 6/);
+      } finally {
+        onCluster.close();
+        await Promise.all([onCluster.streaming!.reset(), onSingle.streaming!.reset()]);
+        single.disconnect();
+      }
+    });
+
     it('spreads one stage\'s state over the shards, each script call within one slot', async () => {
       const sets = [activitySet(10)];
       const state = new StreamingState(redis, `spread-${uniqueSuffix()}`, sets);
