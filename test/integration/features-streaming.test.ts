@@ -103,9 +103,10 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
     await fc.assert(
       // smallEntityEvents: 0 = bucket summaries from the first event, 1000 = always a scan of the
       // stored events, 4 = the switch from one to the other mid-stream.
-      fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 60 }), fc.array(fc.integer({ min: 1, max: 15 }), { maxLength: 10 }), fc.integer({ min: 0, max: 30 }), fc.constantFrom(0, 4, 1000), async (raw, sizes, lateness, small) => {
+      // bucketsPerBlock 1..3: windows of 4..12 buckets read whole blocks and edge buckets.
+      fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 60 }), fc.array(fc.integer({ min: 1, max: 15 }), { maxLength: 10 }), fc.integer({ min: 0, max: 30 }), fc.constantFrom(0, 4, 1000), fc.integer({ min: 1, max: 3 }), async (raw, sizes, lateness, small, block) => {
         const sets = [activitySet(lateness), merchantSet];
-        const state = new StreamingState(redis, `prop-${uniqueSuffix()}`, sets, opts({ smallEntityEvents: small }));
+        const state = new StreamingState(redis, `prop-${uniqueSuffix()}`, sets, opts({ smallEntityEvents: small, bucketsPerBlock: block }));
         const ref = new ReferenceStreamingState(sets);
         const events = toEvents(raw);
         const epoch = await state.takeEpoch('t', 0);
@@ -174,7 +175,7 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
 
   it('trims state beyond the retention without changing non-late vectors', async () => {
     const sets = [activitySet(5, 0)];
-    const trimmed = new StreamingState(redis, `trim-${uniqueSuffix()}`, sets, opts({ smallEntityEvents: 0 }));
+    const trimmed = new StreamingState(redis, `trim-${uniqueSuffix()}`, sets, opts({ smallEntityEvents: 0, bucketsPerBlock: 2 }));
     const ref = new ReferenceStreamingState(sets);
     try {
       const epoch = await trimmed.takeEpoch('t', 0);

@@ -9,11 +9,12 @@
 --   E..':z' bucket indexes present (sorted set)    E..':r' applied events (score = event time,
 --   member = "seq|json(values)")    E..':x<w>:<slot>' / E..':n<w>:<slot>' per-bucket max / min of
 --   window w (sorted sets, member = bucket)   E..':d<w>:<slot>' value -> occurrences in window w.
--- Fields of E: 'q' apply sequence, 'm' meta, 'b<bucket>' bucket summaries, 'a<w>' window
--- accumulators (cmsgpack). A small entity (at most `small` stored events) has only 'q' and E..':r'
+-- Fields of E: 'q' apply sequence, 'm' meta, 'b<bucket>' bucket summaries, 'k<block>' summaries of
+-- blocks of F buckets (an out-of-order event reads whole blocks inside its window and buckets only
+-- at the edges), 'a<w>' window accumulators (cmsgpack). A small entity (at most `small` stored events) has only 'q' and E..':r'
 -- and is scored by scanning them; past that its summaries are built once (buildBig) and kept.
 -- ARGV[1] the caller's fencing epoch; ARGV[2] JSON request:
---   { sets = {{R, lat, ret, small, num = {slot flags}, dis = {slot flags},
+--   { sets = {{R, F, lat, ret, small, num = {slot flags}, dis = {slot flags},
 --              wins = {{t = 's'|'h', sz, hop, acc, mn = {slots}, mx = {slots}, ds = {slots}, sm = {slots}}},
 --              aggs = {{k, f = slot, w = window, d}}}},
 --     names = {set names}, keep = results kept (offsets), p = partition,
@@ -95,20 +96,66 @@ end
 
 local function num(x) return (tonumber(x) or 0) + 0 end
 
+-- A summary of some events (a bucket, or a block of F buckets): count, exact sums, min, max,
+-- latest time and values, distinct values with their counts.
+local function newRecord(set)
+  local r = { n = 0, s = {}, mn = {}, mx = {}, lv = {}, d = {} }
+  for slot, f in ipairs(set.num) do if f then r.s[slot] = {} end end
+  for slot, f in ipairs(set.dis) do if f then r.d[slot] = {} end end
+  return r
+end
+
+-- Adds an event (time t, numeric values xs, raw values vals) applied after every event in r.
+local function addToRecord(set, r, t, xs, vals)
+  r.n = r.n + 1
+  local latest = r.lt == nil or t >= r.lt
+  if latest then r.lt = t end
+  for slot, x in pairs(xs) do
+    padd(r.s[slot], x)
+    if r.mn[slot] == nil or x < r.mn[slot] then r.mn[slot] = x end
+    if r.mx[slot] == nil or x > r.mx[slot] then r.mx[slot] = x end
+    if latest then r.lv[slot] = x end
+  end
+  for slot, f in ipairs(set.dis) do
+    if f then local val = vals[slot]; r.d[slot][val] = (r.d[slot][val] or 0) + 1 end
+  end
+end
+
+local function numericValues(set, vals)
+  local xs = {}
+  for slot, f in ipairs(set.num) do if f then xs[slot] = num(vals[slot]) end end
+  return xs
+end
+
+-- The summaries covering buckets [lo, hi]: whole blocks of F buckets where they fit, buckets at
+-- the edges (so at most 2 (F - 1) bucket and (hi - lo) / F block summaries).
+local function rangeRecords(E, F, lo, hi)
+  local out = {}
+  if lo > hi then return out end
+  local ranges, fields = {}, {}
+  local kl, kh = floor(lo / F), floor(hi / F)
+  if F > 1 and kh - kl >= 2 then
+    ranges = { { lo, (kl + 1) * F - 1 }, { kh * F, hi } }
+    for K = kl + 1, kh - 1 do fields[#fields + 1] = 'k' .. int(K) end
+  else
+    ranges = { { lo, hi } }
+  end
+  for _, r in ipairs(ranges) do
+    for _, b in ipairs(redis.call('ZRANGEBYSCORE', E .. ':z', int(r[1]), int(r[2]))) do fields[#fields + 1] = 'b' .. b end
+  end
+  if #fields == 0 then return out end
+  for _, rec in ipairs(redis.call('HMGET', E, tunpack(fields))) do
+    if rec then out[#out + 1] = munpack(rec) end
+  end
+  return out
+end
+
 -- Scores an event from the buckets (general path: any event time, reads only).
 local function scoreFromBuckets(set, E, t, B)
   local R = set.R
-  local lo = B
-  for _, w in ipairs(set.wins) do if w.acc then local sb = startBucket(w, t, R); if sb < lo then lo = sb end end end
-  local buckets = {}
-  if lo <= B - 1 then
-    local idx = redis.call('ZRANGEBYSCORE', E .. ':z', int(lo), int(B - 1))
-    if #idx > 0 then
-      local fields = {}
-      for i, b in ipairs(idx) do fields[i] = 'b' .. b end
-      local recs = redis.call('HMGET', E, tunpack(fields))
-      for i, b in ipairs(idx) do if recs[i] then buckets[#buckets + 1] = { i = tonumber(b), r = munpack(recs[i]) } end end
-    end
+  local records = {} -- per window: the summaries of its buckets before B
+  for wi, w in ipairs(set.wins) do
+    if w.acc then records[wi] = rangeRecords(E, set.F, startBucket(w, t, R), B - 1) end
   end
   local current = rawEvents(E, B * R, t) -- bucket B, times <= t
   local res = {}
@@ -135,9 +182,8 @@ local function scoreFromBuckets(set, E, t, B)
       if lt == nil then v = d elseif a.k == 'last' then v = lv else v = t - lt end
     else
       local n, p, mn, mx, seen, nd = 0, {}, nil, nil, {}, 0
-      for _, bk in ipairs(buckets) do
-        if bk.i >= sb then
-          local r = bk.r
+      for _, r in ipairs(records[a.w]) do
+        do
           n = n + r.n
           if a.f > 0 then
             if a.k == 'distinct_count' then
@@ -242,32 +288,16 @@ local function buildBig(set, E, name)
   table.sort(all, byTimeSeq)
   local last = all[#all]
   local meta = { mt = last.t, lt = last.t, lv = {} }
-  local buckets, order = {}, {}
-  for _, e in ipairs(all) do
+  local buckets, order, blocks, blockOrder = {}, {}, {}, {}
+  for _, e in ipairs(all) do -- sorted by (time, seq): each record's latest is its last event
     local B = floor(e.t / R)
-    local bk = buckets[B]
-    if bk == nil then
-      bk = { n = 0, s = {}, mn = {}, mx = {}, lv = {}, d = {} }
-      for slot, f in ipairs(set.num) do if f then bk.s[slot] = {} end end
-      for slot, f in ipairs(set.dis) do if f then bk.d[slot] = {} end end
-      buckets[B] = bk
-      order[#order + 1] = B
-    end
-    bk.n = bk.n + 1
-    bk.lt = e.t -- sorted by (time, seq): the last one is the latest
-    for slot, f in ipairs(set.num) do
-      if f then
-        local x = num(e.v[slot])
-        padd(bk.s[slot], x)
-        if bk.mn[slot] == nil or x < bk.mn[slot] then bk.mn[slot] = x end
-        if bk.mx[slot] == nil or x > bk.mx[slot] then bk.mx[slot] = x end
-        bk.lv[slot] = x
-        if e == last then meta.lv[slot] = x end
-      end
-    end
-    for slot, f in ipairs(set.dis) do
-      if f then local val = e.v[slot]; bk.d[slot][val] = (bk.d[slot][val] or 0) + 1 end
-    end
+    local K = floor(B / set.F)
+    if buckets[B] == nil then buckets[B] = newRecord(set); order[#order + 1] = B end
+    if blocks[K] == nil then blocks[K] = newRecord(set); blockOrder[#blockOrder + 1] = K end
+    local xs = numericValues(set, e.v)
+    addToRecord(set, buckets[B], e.t, xs, e.v)
+    addToRecord(set, blocks[K], e.t, xs, e.v)
+    if e == last then meta.lv = xs end
   end
   local write, zargs = { 'm', '' }, {}
   for _, B in ipairs(order) do
@@ -275,6 +305,10 @@ local function buildBig(set, E, name)
     write[#write + 1] = mpack(buckets[B])
     zargs[#zargs + 1] = int(B)
     zargs[#zargs + 1] = int(B)
+  end
+  for _, K in ipairs(blockOrder) do
+    write[#write + 1] = 'k' .. int(K)
+    write[#write + 1] = mpack(blocks[K])
   end
   for wi, w in ipairs(set.wins) do
     if w.acc then
@@ -364,13 +398,14 @@ local function applyEvent(set, si, E, ev)
   local B = floor(t / R)
   local Bs = int(B)
   local vals = ev.v[si]
-  local fields = { 'm', 'b' .. Bs }
+  local Ks = int(floor(B / set.F))
+  local fields = { 'm', 'b' .. Bs, 'k' .. Ks }
   for wi, w in ipairs(set.wins) do if w.acc then fields[#fields + 1] = 'a' .. wi end end
   local got = redis.call('HMGET', E, tunpack(fields))
   if not got[1] then return applySmall(set, si, E, ev) end
   local meta = munpack(got[1])
   local late = t < meta.mt - set.lat
-  local accs, k = {}, 2
+  local accs, k = {}, 3
   for wi, w in ipairs(set.wins) do
     if w.acc then
       k = k + 1
@@ -427,29 +462,15 @@ local function applyEvent(set, si, E, ev)
   -- Apply: bucket summary, window accumulators, meta, the raw event; then trim by event time.
   local name = req.names[si]
   local seq = redis.call('HINCRBY', E, 'q', 1)
-  local xs = {}
-  for slot, f in ipairs(set.num) do if f then xs[slot] = num(vals[slot]) end end
+  local xs = numericValues(set, vals)
   local bk = got[2] and munpack(got[2]) or nil
   local newBucket = bk == nil
-  if newBucket then
-    bk = { n = 0, s = {}, mn = {}, mx = {}, lv = {}, d = {} }
-    for slot, f in ipairs(set.num) do if f then bk.s[slot] = {} end end
-    for slot, f in ipairs(set.dis) do if f then bk.d[slot] = {} end end
-  end
-  bk.n = bk.n + 1
-  local latest = bk.lt == nil or t >= bk.lt
-  if latest then bk.lt = t end
-  for slot, x in pairs(xs) do
-    padd(bk.s[slot], x)
-    if bk.mn[slot] == nil or x < bk.mn[slot] then bk.mn[slot] = x end
-    if bk.mx[slot] == nil or x > bk.mx[slot] then bk.mx[slot] = x end
-    if latest then bk.lv[slot] = x end
-  end
-  for slot, f in ipairs(set.dis) do
-    if f then local val = vals[slot]; bk.d[slot][val] = (bk.d[slot][val] or 0) + 1 end
-  end
+  if newBucket then bk = newRecord(set) end
+  addToRecord(set, bk, t, xs, vals)
+  local block = got[3] and munpack(got[3]) or newRecord(set)
+  addToRecord(set, block, t, xs, vals)
   if t >= meta.lt then meta.lt = t; meta.lv = xs end
-  local write = { 'm', '', 'b' .. Bs, mpack(bk) }
+  local write = { 'm', '', 'b' .. Bs, mpack(bk), 'k' .. Ks, mpack(block) }
   for wi, w in ipairs(set.wins) do
     local acc = accs[wi]
     if w.acc and acc ~= nil then
@@ -483,6 +504,16 @@ local function applyEvent(set, si, E, ev)
       evicted_buckets[name] = (evicted_buckets[name] or 0) + #old
       bump('sb:' .. name, -#old)
     end
+    -- Blocks wholly below the cut go too; the one the cut falls in keeps (unused) stale buckets
+    -- until a later cut passes it (meta.ok), since only whole blocks inside a window are read.
+    local dropK, seenK = {}, {}
+    local function dropBlock(K)
+      if not seenK[K] and (K + 1) * set.F <= cut then seenK[K] = true; dropK[#dropK + 1] = 'k' .. int(K) end
+    end
+    if meta.ok ~= nil then dropBlock(meta.ok) end
+    for _, b in ipairs(old) do dropBlock(floor(tonumber(b) / set.F)) end
+    if #dropK > 0 then redis.call('HDEL', E, tunpack(dropK)) end
+    meta.ok = floor(cut / set.F)
     local nr = redis.call('ZREMRANGEBYSCORE', E .. ':r', '-inf', '(' .. int(cut * R))
     evicted_events[name] = (evicted_events[name] or 0) + nr
     bump('sr:' .. name, -nr)
