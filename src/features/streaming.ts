@@ -11,7 +11,7 @@
  *   latest such event's time). Ties on event time: `last`/`time_since_prev` take the latest
  *   applied. Sums (and means) are the correctly rounded exact sum of the values, whatever the
  *   order they were added in.
- * Cost: an entity with at most `smallEntityEvents` stored events (default 32: most entities) is
+ * Cost: an entity with at most `smallEntityEvents` events in its widest window (default 32) is
  *   scored by scanning them — bounded, and the cheapest for few events. Past that, the state keeps
  *   one summary per non-empty bucket (count, exact sum, min, max, last, distinct values with
  *   counts) and, per window, an accumulator of the buckets in it, built once from the events. An
@@ -166,9 +166,10 @@ export interface StreamingStateOptions {
    */
   slotGroups?: number;
   /**
-   * An entity with at most this many stored events is scored by scanning them (cheapest for the
-   * many entities with few events); past it, its bucket summaries and window accumulators are
-   * built once and kept (flat cost per event). Default 32. Vectors are the same either way.
+   * An entity with at most this many events in its widest window is scored by scanning them
+   * (cheapest for the many entities with few events); past it, its bucket summaries and window
+   * accumulators are built once and kept (flat cost per event). Default 32. Vectors are the same
+   * either way.
    */
   smallEntityEvents?: number;
   /**
@@ -251,7 +252,7 @@ export class StreamingState {
   async stats(): Promise<Record<string, number>> {
     const all = await Promise.all(Array.from({ length: this.slotGroups }, (_, g) => this.redis.hgetall(streamKeys.stats(this.namespace, g))));
     const out: Record<string, number> = {};
-    for (const raw of all) for (const [k, v] of Object.entries(raw)) out[k] = (out[k] ?? 0) + Number(v);
+    for (const raw of all) for (const [k, v] of Object.entries(raw)) if (k !== 'seq') out[k] = (out[k] ?? 0) + Number(v);
     return out;
   }
 

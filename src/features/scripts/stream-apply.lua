@@ -4,15 +4,16 @@
 --
 -- KEYS[1] epoch of (group, partition)   KEYS[2] checkpoint (last applied offset) of (group, partition)
 -- KEYS[3] stored results of (group, partition): sorted set, score = offset, member = "offset|result"
--- KEYS[4] stats hash of the group
+-- KEYS[4] stats hash of the group (also holds 'seq', the group's apply sequence)
 -- KEYS[5..] entity base keys (hash E); derived keys (same hash tag, so the same slot):
 --   E..':z' bucket indexes present (sorted set)    E..':r' applied events (score = event time,
 --   member = "seq|json(values)")    E..':x<w>:<slot>' / E..':n<w>:<slot>' per-bucket max / min of
 --   window w (sorted sets, member = bucket)   E..':d<w>:<slot>' value -> occurrences in window w.
--- Fields of E: 'q' apply sequence, 'm' meta, 'b<bucket>' bucket summaries, 'k<block>' summaries of
+-- Fields of E: 'm' meta, 'b<bucket>' bucket summaries, 'k<block>' summaries of
 -- blocks of F buckets (an out-of-order event reads whole blocks inside its window and buckets only
--- at the edges), 'a<w>' window accumulators (cmsgpack). A small entity (at most `small` stored events) has only 'q' and E..':r'
--- and is scored by scanning them; past that its summaries are built once (buildBig) and kept.
+-- at the edges), 'a<w>' window accumulators (cmsgpack). A small entity (at most `small` events
+-- in its widest window) has only E..':r' and is scored by scanning it; past that its summaries are
+-- built once (buildBig) and kept.
 -- ARGV[1] the caller's fencing epoch; ARGV[2] JSON request:
 --   { sets = {{R, F, lat, ret, small, num = {slot flags}, dis = {slot flags},
 --              wins = {{t = 's'|'h', sz, hop, acc, mn = {slots}, mx = {slots}, ds = {slots}, sm = {slots}}},
@@ -69,6 +70,12 @@ local function psum(p) -- the correctly rounded sum (as Python's math.fsum)
   end
   return hi + 0
 end
+
+-- Apply sequence of the slot group (orders an entity's events that share an event time); read
+-- once and written back once per call, so it costs nothing per event.
+local seqNow = tonumber(redis.call('HGET', KEYS[4], 'seq') or '0')
+local seqStart = seqNow
+local function nextSeq() seqNow = seqNow + 1; return seqNow end
 
 local stats = {}
 local function bump(field, by) if by ~= 0 then stats[field] = (stats[field] or 0) + by end end
@@ -268,17 +275,27 @@ local function byTimeSeq(a, b) if a.t ~= b.t then return a.t < b.t end return a.
 
 -- Small entity (no bucket summaries yet): scored from its stored events, like a brute force over
 -- at most `small` events; read-only when `apply` is false.
+-- One range read from the earliest window start: the rows up to t, and the greatest stored time
+-- (nil when none is at or after that start: then it is below t, so t is neither late nor behind).
+-- Returns maxT, late, the vector and how many events lie at or after the start.
 local function smallLateAndScore(set, E, t)
-  local top = redis.call('ZREVRANGE', E .. ':r', 0, 0, 'WITHSCORES')
-  local maxT = top[2] and tonumber(top[2]) or nil
   local lo = t
   for _, a in ipairs(set.aggs) do
     local s = startBucket(set.wins[a.w], t, set.R) * set.R
     if s < lo then lo = s end
   end
-  local rows = rawEvents(E, lo, t)
+  local raw = redis.call('ZRANGEBYSCORE', E .. ':r', int(lo), '+inf', 'WITHSCORES')
+  local rows, maxT = {}, nil
+  for i = 1, #raw, 2 do
+    local et = tonumber(raw[i + 1])
+    if et <= t then
+      local seq, vals = string.match(raw[i], '^(%d+)|(.*)$')
+      rows[#rows + 1] = { t = et, s = tonumber(seq), v = cjson.decode(vals) }
+    end
+    maxT = et -- ascending scores: the last is the greatest
+  end
   table.sort(rows, byTimeSeq)
-  return maxT, maxT ~= nil and t < maxT - set.lat, scoreRows(set, rows, t)
+  return maxT, maxT ~= nil and t < maxT - set.lat, scoreRows(set, rows, t), #raw / 2
 end
 
 -- Turns a small entity into bucket summaries + window accumulators (once, O(its events)).
@@ -340,12 +357,12 @@ end
 
 local function applySmall(set, si, E, ev)
   local t, R, name = ev.t, set.R, req.names[si]
-  local maxT, late, out = smallLateAndScore(set, E, t)
+  local maxT, late, out, recent = smallLateAndScore(set, E, t)
   if late then
     late_by_set[name] = (late_by_set[name] or 0) + 1
     return '1:' .. out
   end
-  local seq = redis.call('HINCRBY', E, 'q', 1)
+  local seq = nextSeq()
   redis.call('ZADD', E .. ':r', int(t), int(seq) .. '|' .. cjson.encode(ev.v[si]))
   bump('sr:' .. name, 1)
   if maxT == nil or t > maxT then maxT = t end
@@ -354,7 +371,8 @@ local function applySmall(set, si, E, ev)
     evicted_events[name] = (evicted_events[name] or 0) + nr
     bump('sr:' .. name, -nr)
   end
-  if redis.call('ZCARD', E .. ':r') > set.small then buildBig(set, E, name) end
+  -- Past `small` events in its widest window (this one included), summaries pay off.
+  if recent + 1 > set.small then buildBig(set, E, name) end
   return '0:' .. out
 end
 
@@ -461,7 +479,7 @@ local function applyEvent(set, si, E, ev)
 
   -- Apply: bucket summary, window accumulators, meta, the raw event; then trim by event time.
   local name = req.names[si]
-  local seq = redis.call('HINCRBY', E, 'q', 1)
+  local seq = nextSeq()
   local xs = numericValues(set, vals)
   local bk = got[2] and munpack(got[2]) or nil
   local newBucket = bk == nil
@@ -574,6 +592,7 @@ if maxOffset > ckpt then
   redis.call('SET', KEYS[2], int(maxOffset))
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. int(maxOffset - req.keep + 1))
 end
+if seqNow > seqStart then redis.call('HSET', KEYS[4], 'seq', int(seqNow)) end
 bump('applied', applied)
 bump('replayed', replayed)
 bump('replay_missed', missed)
