@@ -25,6 +25,8 @@ export async function produceDemoEvents(options: ProduceDemoOptions): Promise<{ 
     schema: 'transaction',
     key: (tx) => tx.transactionId,
     clientId: 'tributary-demo-producer',
+    // The demo and the fault tests start producing while the pipeline starts and creates the topics.
+    waitForTopicMs: 60000,
   });
   // The generator's own clock (the spec's start date), like the training data: event-time windows
   // and batch-feature staleness then see the distributions the model was trained on. Latency is
