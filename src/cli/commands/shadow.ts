@@ -9,13 +9,13 @@ import { readTopicRange } from '../../shadow/log-reader';
 import { buildReport, lineageKey, reportJson } from '../../shadow/report';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { repoRoot } from '../../stack/paths';
-import { TributaryError } from '../../util/errors';
+import { nonNegativeInt, positiveInt, unitInterval, UsageError, wantsJson } from '../options';
 
 /** ISO time or epoch milliseconds. */
 export function parseTime(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new TributaryError(`${flag}: '${value}' is neither an ISO time nor epoch milliseconds`);
+  if (!Number.isFinite(ms)) throw new UsageError(`${flag}: '${value}' is neither an ISO time nor epoch milliseconds`);
   return ms;
 }
 
@@ -27,11 +27,11 @@ interface ReportOpts {
   segmentBy: string;
   from?: string;
   to?: string;
-  threshold?: string;
+  threshold?: number;
   unlabelledNegative?: boolean;
-  bootstrap: string;
+  bootstrap: number;
   out?: string;
-  timeout: string;
+  timeout: number;
 }
 
 /** `tributary shadow report`: offline comparison of a live prediction log with a shadow log. */
@@ -47,18 +47,19 @@ export function registerShadowCommands(program: Command): void {
     .option('--segment-by <fields>', 'comma-separated event fields to break down by', 'country,merchantCategory')
     .option('--from <time>', 'only events ingested at or after this time (ISO or epoch ms)')
     .option('--to <time>', 'only events ingested before this time (ISO or epoch ms)')
-    .option('--threshold <x>', 'decision threshold for agreement and metrics (default: each record\'s own)')
+    .option('--threshold <x>', 'decision threshold 0-1 for agreement and metrics (default: each record\'s own)', unitInterval)
     .option('--unlabelled-negative', 'events without feedback count as negatives (feedback carries only confirmed positives)')
-    .option('--bootstrap <n>', 'bootstrap resamples for confidence intervals', '300')
+    .option('--bootstrap <n>', 'bootstrap resamples for confidence intervals', nonNegativeInt, 300)
     .option('--out <dir>', 'output directory (default .tributary/reports/shadow-<time>)')
-    .option('--timeout <ms>', 'bound on reading each topic', '120000')
-    .action(async (opts: ReportOpts) => {
+    .option('--timeout <ms>', 'bound on reading each topic', positiveInt, 120000)
+    .action(async (opts: ReportOpts, cmd: Command) => {
       const from = parseTime(opts.from, '--from');
       const to = parseTime(opts.to, '--to');
+      if (from !== undefined && to !== undefined && from >= to) throw new UsageError(`--from must be before --to`);
       const endpoints = resolveEndpoints();
       const kafka = createKafka({ clientId: 'tributary-report', brokers: endpoints.brokers });
       const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() });
-      const timeoutMs = Number(opts.timeout);
+      const timeoutMs = opts.timeout;
       // Logs are written after their events were ingested: reading from `from` by log time loses nothing.
       const read = { fromMs: from, timeoutMs };
       const [live, shadowLog, feedback, events] = await Promise.all([
@@ -80,13 +81,17 @@ export function registerShadowCommands(program: Command): void {
         from,
         to,
         sources: Object.fromEntries(Object.entries({ live: opts.live, shadow: opts.shadow, feedback: opts.feedback, events: opts.events }).filter(([, v]) => v)) as Record<string, string>,
-        options: { threshold: opts.threshold !== undefined ? Number(opts.threshold) : undefined, unlabelledAsNegative: opts.unlabelledNegative, bootstrapIterations: Number(opts.bootstrap) },
+        options: { threshold: opts.threshold, unlabelledAsNegative: opts.unlabelledNegative, bootstrapIterations: opts.bootstrap },
       });
       const out = path.resolve(opts.out ?? path.join(repoRoot(), '.tributary', 'reports', `shadow-${new Date().toISOString().replace(/[:.]/g, '-')}`));
       fs.mkdirSync(out, { recursive: true });
       fs.writeFileSync(path.join(out, 'report.json'), reportJson(report));
       fs.writeFileSync(path.join(out, 'report.html'), renderHtml(report));
       const c = report.counts;
+      if (wantsJson(cmd)) {
+        process.stdout.write(`${JSON.stringify({ counts: c, agreement: report.agreement.rate, psi: report.divergence.psi, shadowOutcomes: report.shadowOutcomes, json: path.join(out, 'report.json'), html: path.join(out, 'report.html') })}\n`);
+        return;
+      }
       process.stdout.write(
         `${report.models.shadow.join(', ') || '(no shadow)'} vs ${report.models.live.join(', ')}: ${c.matched} matched, ${c.unmatchedLive} live / ${c.unmatchedShadow} shadow unmatched; ` +
           `agreement ${(report.agreement.rate * 100).toFixed(2)}%, PSI ${report.divergence.psi.toFixed(4)}, shadow errors ${report.shadowOutcomes.error}, timeouts ${report.shadowOutcomes.timeout}\n` +

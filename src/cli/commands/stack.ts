@@ -3,6 +3,8 @@ import { artifactsInstalled, ensureArtifacts } from '../../stack/artifacts';
 import { endpointsFromState } from '../../stack/endpoints';
 import { LocalStack, type StackStatus } from '../../stack/local-stack';
 import type { StackState } from '../../stack/state';
+import { TributaryError } from '../../util/errors';
+import { ensurePrerequisites } from '../../stack/ensure-prerequisites';
 
 interface StackCommandOptions {
   stateDir?: string;
@@ -48,7 +50,7 @@ function guarded(cmd: Command, fn: (opts: StackCommandOptions) => Promise<void>)
       await fn(opts);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      cmd.error(`error: ${message}`, { exitCode: 1, code: 'tributary.stack' });
+      throw new TributaryError(message, { cause: err });
     }
   };
 }
@@ -70,9 +72,10 @@ export function registerStackCommands(program: Command): void {
     }),
   );
 
-  const up = stack.command('up').description('Start the local stack (returns the running one if it is already up)').option('--json', 'print the state as JSON');
+  const up = stack.command('up').description('Start the local stack (returns the running one if it is already up)');
   up.action(
     guarded(up, async (opts) => {
+      await ensurePrerequisites({ set: 'stack' });
       const state = await localStack(opts).up();
       if (opts.json) {
         print(JSON.stringify(state, null, 2));
@@ -82,7 +85,7 @@ export function registerStackCommands(program: Command): void {
     }),
   );
 
-  const down = stack.command('down').description('Stop the processes recorded in the state file').option('--json', 'print the stop report as JSON');
+  const down = stack.command('down').description('Stop the processes recorded in the state file');
   down.action(
     guarded(down, async (opts) => {
       const report = await localStack(opts).down();
@@ -96,7 +99,7 @@ export function registerStackCommands(program: Command): void {
     }),
   );
 
-  const status = stack.command('status').description('Show endpoints and whether each process is alive and answering (exit 1 unless running)').option('--json', 'print the status as JSON');
+  const status = stack.command('status').description('Show endpoints and whether each process is alive and answering (exit 1 unless running)');
   status.action(
     guarded(status, async (opts) => {
       const st = await localStack(opts).status();
