@@ -2,9 +2,10 @@
  * Human rendering of pino's JSON log lines for a terminal: `12:03:04 INFO  stack  started kafka  port=9092`.
  * JSON stays the machine format; this only changes how a line looks, never what it says.
  */
-import { styleText } from 'node:util';
+import { inspect } from 'node:util';
 
-type Style = Parameters<typeof styleText>[0];
+/** A name from util.inspect.colors (gray, cyan, yellow, red, bold, ...). */
+type Style = keyof typeof inspect.colors;
 
 const LEVELS: Record<number, { label: string; style: Style }> = {
   10: { label: 'TRACE', style: 'gray' },
@@ -29,7 +30,8 @@ export function colourWanted(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv
 }
 
 function paint(style: Style | undefined, text: string, colour: boolean): string {
-  return colour && style ? styleText(style, text) : text;
+  const codes = style ? inspect.colors[style] : undefined;
+  return colour && codes ? `\u001b[${codes[0]}m${text}\u001b[${codes[1]}m` : text;
 }
 
 function fieldValue(value: unknown): string {

@@ -98,12 +98,13 @@ export function registerPipelineCommands(program: Command): void {
     .description('create the topology\'s topics and register their value schemas (idempotent)')
     .argument('[topology]', POSITIONAL_TOPOLOGY_HELP)
     .option(TOPOLOGY_FLAGS, TOPOLOGY_HELP)
-    .action(async (file: string | undefined, opts: { topology?: string }) => {
+    .action(async (file: string | undefined, opts: { topology?: string }, cmd: Command) => {
       const topology = loadTopologyFile(chosenTopology(file, opts.topology));
       const endpoints = resolveEndpoints();
       const kafka = createKafka({ clientId: 'tributary-cli', brokers: endpoints.brokers });
       await provisionTopology(topology, kafka, new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }));
-      process.stdout.write(`topics ready: ${topology.spec.topics.map((t) => t.name).join(', ')}\n`);
+      if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify({ topics: topology.spec.topics.map((t) => t.name) })}\n`);
+      else process.stdout.write(`topics ready: ${topology.spec.topics.map((t) => t.name).join(', ')}\n`);
     });
 
   program

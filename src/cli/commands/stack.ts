@@ -65,10 +65,11 @@ export function registerStackCommands(program: Command): void {
 
   const install = stack.command('install').description('Fetch the Kafka and schema registry artifacts into the cache (needs Maven)');
   install.action(
-    guarded(install, async () => {
+    guarded(install, async (opts) => {
       const already = artifactsInstalled();
       const paths = await ensureArtifacts();
-      print(`${already ? 'Already installed' : 'Installed'}: Kafka ${paths.kafkaVersion} in ${paths.kafkaHome}; Apicurio Registry ${paths.registryVersion} in ${paths.registryHome}`);
+      if (opts.json) print(JSON.stringify({ alreadyInstalled: already, ...paths }));
+      else print(`${already ? 'Already installed' : 'Installed'}: Kafka ${paths.kafkaVersion} in ${paths.kafkaHome}; Apicurio Registry ${paths.registryVersion} in ${paths.registryHome}`);
     }),
   );
 
