@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import pino from 'pino';
 import { colourWanted, formatHumanLine } from './log-format';
 import { redactSecrets } from './redact';
@@ -37,10 +36,12 @@ export function logFormatFromEnv(env: NodeJS.ProcessEnv = process.env, stderr: {
  */
 function stderrDestination(format: () => LogFormat): pino.DestinationStream {
   const colour = colourWanted(process.stderr);
+  // pino's own synchronous writer: it retries when a non-blocking stderr is full (EAGAIN) instead of dropping lines.
+  const stderr = pino.destination({ fd: 2, sync: true });
   return {
     write(line: string): void {
       const safe = redactSecrets(line);
-      fs.writeSync(2, format() === 'human' ? formatHumanLine(safe, { colour }) : safe);
+      stderr.write(format() === 'human' ? formatHumanLine(safe, { colour }) : safe);
     },
   };
 }
