@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { colourWanted, formatHumanLine } from './log-format';
 import { redactSecrets } from './redact';
+import { aroundBar } from './terminal-line';
 
 export type Logger = pino.Logger;
 export type LogFormat = 'json' | 'human';
@@ -41,7 +42,7 @@ function stderrDestination(format: () => LogFormat): pino.DestinationStream {
   return {
     write(line: string): void {
       const safe = redactSecrets(line);
-      stderr.write(format() === 'human' ? formatHumanLine(safe, { colour }) : safe);
+      stderr.write(aroundBar(format() === 'human' ? formatHumanLine(safe, { colour }) : safe));
     },
   };
 }

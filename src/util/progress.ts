@@ -5,6 +5,7 @@
  *    JSON lines and --quiet (level warn) hides it.
  */
 import { createLogger, type Logger } from './logger';
+import { setBarLine } from './terminal-line';
 
 export interface ProgressState {
   done: number;
@@ -76,7 +77,8 @@ export class Progress {
   /** The text for a state, with rate and ETA filled in from the elapsed time when the caller has none. */
   text(p: ProgressState): string {
     const elapsed = Math.max(1, this.now() - this.started);
-    const rate = p.rate ?? (p.done / elapsed) * 1000;
+    // Under half a second of history the rate is noise: no rate, no ETA yet.
+    const rate = p.rate ?? (elapsed < 500 && p.done < p.total ? 0 : (p.done / elapsed) * 1000);
     const etaMs = p.etaMs !== undefined ? p.etaMs : p.done >= p.total ? 0 : rate > 0 ? ((p.total - p.done) / rate) * 1000 : null;
     const bar = progressText({ done: p.done, total: p.total, rate, etaMs, extra: p.extra }, this.opts.unit);
     return this.opts.label ? `${this.opts.label.padEnd(11)} ${bar}` : bar;
@@ -93,6 +95,8 @@ export class Progress {
     if (this.terminal) {
       this.stream.write(`\r${text}\u001b[K`);
       this.drawn = true;
+      if (this.stream === process.stderr) setBarLine(text);
+      if (finished) this.end(); // a finished bar stays as it is; later log lines go below it
     } else {
       (this.log ??= createLogger('progress')).info({ progress: { label: this.opts.label, done: p.done, total: p.total } }, text);
     }
@@ -101,6 +105,7 @@ export class Progress {
   /** Ends the terminal bar's line (call once, success or not). */
   end(): void {
     if (this.drawn) this.stream.write('\n');
+    if (this.drawn && this.stream === process.stderr) setBarLine(undefined);
     this.drawn = false;
   }
 }

@@ -87,3 +87,14 @@ describe('progress', () => {
     expect(written[1]).toContain('100.0% 300/300 rows');
   });
 });
+
+describe('log lines and a progress bar on one terminal', () => {
+  it('a log line written while a bar is drawn goes above it and the bar is drawn again', () => {
+    const { aroundBar, setBarLine } = jest.requireActual('../../src/util/terminal-line') as typeof import('../../src/util/terminal-line');
+    expect(aroundBar('line\n')).toBe('line\n');
+    setBarLine('[##..] 50%');
+    expect(aroundBar('line\n')).toBe('\r\u001b[Kline\n\r[##..] 50%\u001b[K');
+    setBarLine(undefined);
+    expect(aroundBar('line\n')).toBe('line\n');
+  });
+});
