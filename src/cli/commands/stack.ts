@@ -4,6 +4,7 @@ import { endpointsFromState } from '../../stack/endpoints';
 import { LocalStack, type StackStatus } from '../../stack/local-stack';
 import type { StackState } from '../../stack/state';
 import { TributaryError } from '../../util/errors';
+import { Progress } from '../../util/progress';
 import { ensurePrerequisites } from '../../stack/ensure-prerequisites';
 
 interface StackCommandOptions {
@@ -61,7 +62,7 @@ export function registerStackCommands(program: Command): void {
     .command('stack')
     .description('Run Kafka, the schema registry and Redis as local processes (127.0.0.1, free ports)')
     .option('--state-dir <dir>', 'stack state/data directory (default: $TRIBUTARY_HOME/stack)');
-  const localStack = (opts: StackCommandOptions): LocalStack => new LocalStack({ stateDir: opts.stateDir });
+  const localStack = (opts: StackCommandOptions, onStartProgress?: (answering: number, total: number) => void): LocalStack => new LocalStack({ stateDir: opts.stateDir, onStartProgress });
 
   const install = stack.command('install').description('Fetch the Kafka and schema registry artifacts into the cache (needs Maven)');
   install.action(
@@ -77,7 +78,8 @@ export function registerStackCommands(program: Command): void {
   up.action(
     guarded(up, async (opts) => {
       await ensurePrerequisites({ set: 'stack' });
-      const state = await localStack(opts).up();
+      const bar = new Progress({ label: 'stack up', unit: 'servers' });
+      const state = await localStack(opts, (done, total) => bar.update({ done, total })).up().finally(() => bar.end());
       if (opts.json) {
         print(JSON.stringify(state, null, 2));
       } else {
