@@ -35,7 +35,7 @@ import { extractionVector, featureExtraction, type ExtractionConfig } from '../s
 import { onnxInference, type InferenceConfig } from '../stages/inference';
 import type { PipelineEndpoints } from '../stages/pipeline';
 import type { InputRecord, Processor, ProcessorContext } from '../stages/processor';
-import { topicMaxMessageBytes } from '../stages/stage-runner';
+import { topicMaxMessageBytes } from '../engine/topic-limits';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import { ConfigError, TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
@@ -398,7 +398,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
     const n = now.events + now.warmupEvents - atStart.events - atStart.warmupEvents;
     const ms = firstBatchAt !== undefined && lastWriteAt !== undefined ? lastWriteAt - firstBatchAt : 0;
     processing = { events: n, ms, eventsPerSecond: ms > 0 ? n / (ms / 1000) : 0 };
-    if (aborted) {
+    // A stop that arrives after the last batch was written leaves nothing to resume: that job is complete.
+    if (aborted && doneNow() < total) {
       const runMs = Date.now() - started;
       const c = sink.counters();
       await sink.close(runMs);

@@ -63,11 +63,19 @@ export class SchemaRegistryClient {
 
   /** The writer schema for a registry id (cached by the library). Throws UnknownSchemaIdError on 404. */
   async writerType(id: number): Promise<avro.Type> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return (await this.registry.getSchema(id)) as unknown as avro.Type;
+      // A registry that accepts connections but never answers (stopped, overloaded) must fail the
+      // lookup, not hang the partition silently: the engine retries it and reports the outage.
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)), REQUEST_TIMEOUT_MS);
+      });
+      return (await Promise.race([this.registry.getSchema(id), timeout])) as unknown as avro.Type;
     } catch (err) {
       if ((err as { status?: number }).status === 404) throw new UnknownSchemaIdError(id);
-      throw new SchemaRegistryError(`could not fetch schema id ${id}: ${(err as Error).message}`, { cause: err });
+      throw new SchemaRegistryError(`could not fetch schema id ${id}: ${(err as Error).message}${authHint((err as { status?: number }).status)}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -79,15 +87,23 @@ export class SchemaRegistryClient {
     }
     let res: Response;
     try {
-      res = await fetch(`${this.options.url.replace(/\/$/, '')}${pathname}`, { ...init, headers });
+      res = await fetch(`${this.options.url.replace(/\/$/, '')}${pathname}`, { ...init, headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     } catch (err) {
       throw new SchemaRegistryError(`schema registry unreachable at ${this.options.url}: ${(err as Error).message}`, { cause: err });
     }
     if (!res.ok) {
-      throw new SchemaRegistryError(`schema registry ${init.method} ${pathname} failed: ${res.status} ${await res.text()}`);
+      throw new SchemaRegistryError(`schema registry ${init.method} ${pathname} failed: ${res.status} ${await res.text()}${authHint(res.status)}`);
     }
     return res;
   }
+}
+
+/** Bound of one registry request. */
+const REQUEST_TIMEOUT_MS = Number(process.env.TRIBUTARY_REGISTRY_TIMEOUT_MS ?? 10000);
+
+/** What to check when the registry refuses the credentials (or their absence). */
+function authHint(status: number | undefined): string {
+  return status === 401 || status === 403 ? ' (the registry refused the credentials: check SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD)' : '';
 }
 
 export class UnknownSchemaIdError extends TributaryError {

@@ -2,7 +2,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
-export type PrerequisiteName = 'java' | 'mvn' | 'redis-server' | 'chromium' | 'promtool' | 'prometheus' | 'python3';
+export type PrerequisiteName = 'java' | 'mvn' | 'redis-server' | 'chromium' | 'promtool' | 'prometheus' | 'python3' | 'openssl';
 
 interface PrerequisiteSpec {
   /** What it is needed for, shown in messages and the README. */
@@ -28,13 +28,14 @@ export const PREREQUISITES: Readonly<Record<PrerequisiteName, PrerequisiteSpec>>
   chromium: spec('renders the shadow report in a real headless browser in the tests', ['chromium', 'chromium-browser'], ['chromium']),
   promtool: spec('checks the /metrics exposition format in the tests', ['promtool'], ['prometheus']),
   prometheus: spec('scrapes the pipeline in the monitoring tests', ['prometheus'], ['prometheus']),
+  openssl: spec('generates the CA and certificates for the TLS tests (keytool comes with Java)', ['openssl'], ['openssl']),
   python3: spec('runs the model training and parity tools (scripts/train-model.sh, with its venv)', ['python3'], ['python3', 'python3-venv']),
 };
 
 /** What each use needs: the demo and `stack up` need the servers; the test suite needs the tools its tests run too. */
 export const PREREQUISITE_SETS = {
   stack: ['java', 'mvn', 'redis-server'],
-  tests: ['java', 'mvn', 'redis-server', 'chromium', 'promtool', 'prometheus', 'python3'],
+  tests: ['java', 'mvn', 'redis-server', 'chromium', 'promtool', 'prometheus', 'openssl', 'python3'],
 } as const satisfies Record<string, readonly PrerequisiteName[]>;
 export type PrerequisiteSet = keyof typeof PREREQUISITE_SETS;
 

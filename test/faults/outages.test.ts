@@ -82,6 +82,8 @@ describe('outages: the pipeline pauses, recovers by itself, loses and duplicates
         await raw.disconnect();
         await new Promise((r) => setTimeout(r, 15000));
         expect(proc.running()).toBe(true);
+        // A real fault is reported at ERROR (retriable broker answers never are).
+        expect(proc.output).toMatch(/"level":50[^\n]*processing is failing/);
         process.kill(registryPid, 'SIGCONT');
         resumed = true;
         const expected = [...before, ...during, newer].map((t) => t.transactionId);

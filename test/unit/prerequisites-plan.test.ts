@@ -16,8 +16,8 @@ function fakePath(names: string[]): string {
 describe('prerequisites: which packages, and whether to install', () => {
   it('maps missing tools to their Debian packages, each once', () => {
     const missing = findMissing(PREREQUISITE_SETS.tests, { PATH: fakePath(['java', 'mvn']) });
-    expect(missing.map((m) => m.name)).toEqual(['redis-server', 'chromium', 'promtool', 'prometheus', 'python3']);
-    expect(packagesFor(missing)).toEqual(['redis-server', 'chromium', 'prometheus', 'python3', 'python3-venv']);
+    expect(missing.map((m) => m.name)).toEqual(['redis-server', 'chromium', 'promtool', 'prometheus', 'openssl', 'python3']);
+    expect(packagesFor(missing)).toEqual(['redis-server', 'chromium', 'prometheus', 'openssl', 'python3', 'python3-venv']);
     expect(findMissing(PREREQUISITE_SETS.stack, { PATH: fakePath(['java', 'mvn', 'redis-server']) })).toEqual([]);
     // chromium-browser (Ubuntu's name) satisfies chromium.
     expect(findMissing(['chromium'], { PATH: fakePath(['chromium-browser']) })).toEqual([]);

@@ -7,8 +7,9 @@ import type { BatchFeatureSetSpec } from '../../features/spec';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { repoRoot } from '../../stack/paths';
 import { TributaryError } from '../../util/errors';
+import { startOfUtcDay } from '../../demo/produce';
 import { DEFAULT_TOPOLOGY, loadTopologyFile, TOPOLOGY_FLAGS } from '../topology-file';
-import { nonNegativeInt, oneOf, positiveInt, wantsJson } from '../options';
+import { nonNegativeInt, oneOf, positiveInt, UsageError, wantsJson } from '../options';
 import { Progress } from '../../util/progress';
 
 function batchSet(topologyFile: string, name: string): BatchFeatureSetSpec {
@@ -18,6 +19,14 @@ function batchSet(topologyFile: string, name: string): BatchFeatureSetSpec {
   if (!set) throw new TributaryError(`no feature set '${name}' in ${topology.file} (declared: ${sets.map((s) => s.name).join(', ') || 'none'})`);
   if (set.kind !== 'redis_batch') throw new TributaryError(`feature set '${name}' is ${set.kind}, not redis_batch: only batch sets are loaded from files`);
   return set;
+}
+
+/** `--redate-to`: ISO time, epoch ms, or "yesterday" (the UTC midnight before today). */
+function parseRedate(value: string): number {
+  if (value === 'yesterday') return startOfUtcDay(Date.now()) - 86_400_000;
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new UsageError(`--redate-to: '${value}' is neither "yesterday", an ISO time nor epoch milliseconds`);
+  return ms;
 }
 
 /** `tributary features load|versions|gc`: batch feature sets in Redis. */
@@ -33,15 +42,17 @@ export function registerFeatureCommands(program: Command): void {
     .option('--on-bad-row <policy>', 'skip: report and skip bad rows; reject: abort the load on the first one', oneOf('skip', 'reject'), 'skip' as const)
     .option('--batch-rows <n>', 'rows per pipelined round trip', positiveInt, 1000)
     .option('--grace-ms <ms>', 'delete versions retired longer ago than this (default: the set\'s gracePeriodMs or 10 min)', nonNegativeInt)
-    .action(async (opts: { set: string; file?: string; topology: string; format?: 'csv' | 'jsonl'; onBadRow: 'skip' | 'reject'; batchRows: number; graceMs?: number }, cmd: Command) => {
+    .option('--redate-to <time>', 'shift every row\'s ts so the newest is this time: ISO, epoch ms, or "yesterday" (UTC midnight before today, as the demo does for the synthetic files)')
+    .action(async (opts: { set: string; file?: string; topology: string; format?: 'csv' | 'jsonl'; onBadRow: 'skip' | 'reject'; batchRows: number; graceMs?: number; redateTo?: string }, cmd: Command) => {
       const set = batchSet(opts.topology, opts.set);
       const file = opts.file ?? (set.config.file && path.resolve(repoRoot(), set.config.file));
       if (!file) throw new TributaryError(`--file is required: feature set '${set.name}' declares no config.file`);
+      const redateTo = opts.redateTo === undefined ? undefined : parseRedate(opts.redateTo);
       const redis = createRedis(resolveEndpoints().redisUrl);
       const bar = new Progress({ label: 'load', unit: 'rows' });
       const onProgress = (p: LoadProgress) => bar.update({ done: p.rows + p.bad, total: p.total, extra: p.bad ? `(${p.bad} bad)` : undefined });
       try {
-        const res = await loadFeatureFile(redis, set, { file, format: opts.format, onBadRow: opts.onBadRow, batchRows: opts.batchRows, gracePeriodMs: opts.graceMs, onProgress });
+        const res = await loadFeatureFile(redis, set, { file, format: opts.format, onBadRow: opts.onBadRow, batchRows: opts.batchRows, gracePeriodMs: opts.graceMs, redateTo, onProgress });
         bar.end();
         for (const b of res.bad.slice(0, 20)) process.stderr.write(`${file}:${b.line}: ${b.reason} (skipped)\n`);
         if (res.bad.length > 20) process.stderr.write(`... and ${res.bad.length - 20} more bad rows\n`);

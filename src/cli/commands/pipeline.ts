@@ -54,10 +54,11 @@ export function registerPipelineCommands(program: Command): void {
     .argument('[topology]', POSITIONAL_TOPOLOGY_HELP)
     .option(TOPOLOGY_FLAGS, TOPOLOGY_HELP)
     .option('--stage <name...>', 'run only these stages (one stage per process deployments)')
+    .option('--split', 'run each stage as its own consumer group (no fusing); the intermediate topics are the hand-off')
     .option('--shutdown-timeout <ms>', 'graceful shutdown bound', positiveInt, 30000)
     .option('--metrics-port <port>', '/metrics, /healthz, /readyz port (0 = any free port; env TRIBUTARY_METRICS_PORT)', port, port(process.env.TRIBUTARY_METRICS_PORT ?? '9400'))
     .option('--metrics-host <host>', 'address the monitoring server binds', process.env.TRIBUTARY_METRICS_HOST ?? '127.0.0.1')
-    .action(async (file: string | undefined, opts: { topology?: string; stage?: string[]; shutdownTimeout: number; metricsPort: number; metricsHost: string }) => {
+    .action(async (file: string | undefined, opts: { topology?: string; stage?: string[]; split?: boolean; shutdownTimeout: number; metricsPort: number; metricsHost: string }) => {
       const topology = loadTopologyFile(chosenTopology(file, opts.topology));
       const unknown = (opts.stage ?? []).filter((name) => !topology.spec.stages.some((s) => s.name === name));
       if (unknown.length) throw new UsageError(`--stage: no stage ${unknown.map((n) => `'${n}'`).join(', ')} in ${topology.file} (stages: ${topology.spec.stages.map((s) => s.name).join(', ')})`);
@@ -70,7 +71,7 @@ export function registerPipelineCommands(program: Command): void {
         readiness: () => pipeline?.readiness() ?? { ready: false, checks: { pipeline: 'starting' } },
       });
       const { url } = await startMonitoringServer(monitoring, { port: opts.metricsPort, host: opts.metricsHost, flag: '--metrics-port', env: 'TRIBUTARY_METRICS_PORT' });
-      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics });
+      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split });
       const running = pipeline;
       // `tributary status` finds this process's /metrics here.
       const unrecord = recordRun({ kind: 'run', topology: topology.spec.name, stages: opts.stage ?? topology.spec.stages.map((s) => s.name), metricsUrl: url });
