@@ -45,14 +45,20 @@ export function secretForms(env: NodeJS.ProcessEnv = process.env): string[] {
   }
   for (const name of USER_VARS) if (env[name]) users.add(env[name]!);
   for (const name of URL_VARS) {
-    for (const part of (env[name] ?? '').split(',')) {
-      try {
-        const url = new URL(part.trim());
-        if (url.password) passwords.add(decodeURIComponent(url.password));
-        if (url.username) users.add(decodeURIComponent(url.username));
-      } catch {
-        // not a URL (e.g. host:port brokers)
+    // The same pattern as the structural redaction: also covers URLs WHATWG parsing rejects (redis+cluster://u:p@h:1,h:2).
+    for (const m of (env[name] ?? '').matchAll(URL_CREDENTIALS)) {
+      const decode = (v: string) => {
+        try {
+          return decodeURIComponent(v);
+        } catch {
+          return v;
+        }
+      };
+      if (m[3]) {
+        passwords.add(decode(m[3]));
+        passwords.add(m[3]);
       }
+      if (m[2]) users.add(decode(m[2]));
     }
   }
   const forms = new Set<string>();

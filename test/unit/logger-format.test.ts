@@ -52,6 +52,8 @@ describe('secret redaction', () => {
     const out = redactSecrets(text, forms);
     for (const secret of ['reg-pass-9', basic, 'p/w0rd!', 'p%2Fw0rd!', 'file-secret-123']) expect(out).not.toContain(secret);
     expect(out.match(/\[redacted\]/g)).toHaveLength(5);
+    // A cluster URL (not parseable as a WHATWG URL) still gives its password.
+    expect(redactSecrets('pw c1u5ter-pw!', secretForms({ REDIS_URL: 'redis+cluster://u:c1u5ter-pw!@h:1,h:2' }))).toBe('pw [redacted]');
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
