@@ -11,9 +11,11 @@
  *   predicted, sampled every 250 ms while driving. It covers every hop and consumer group of the
  *   system (and works for the naive baseline and the Kafka Streams peer alike). "Not growing": the
  *   least-squares slope of the lag over the second half of the step is at most
- *   `lagSlopeFraction` (2%) of the offered rate per second.
+ *   `lagSlopeFraction` (2%) of the offered rate per second (and at least 20 events over that half).
  * - A step is VOID when the driver fell behind its own schedule: the p99 of per-event lateness
- *   exceeded `driverToleranceMs`. A void step neither passes nor fails.
+ *   exceeded `driverToleranceMs`. A void step never passes; it counts as a failure for the search
+ *   only when the system failed by more than the driver's delay explains (events unpredicted, or
+ *   p99 - the driver's worst lateness still >= the limit); otherwise it is retried, then ends the search.
  * - A step PASSES when it is not void, its p99 < `p99LimitMs` (1 s), lag is not growing, and every
  *   event it sent was predicted within the drain timeout.
  * - Live capacity: the highest passing offered rate, searched by stepping the rate: doubling from
@@ -92,6 +94,8 @@ export interface StepResult {
   lag: { endOfStep: number; max: number; slopePerS: number; limitPerS: number; growing: boolean };
   driver: Pick<DriveResult, 'latenessMs' | 'inflightWaits' | 'ackMs'>;
   void: boolean;
+  /** Void, yet failed by more than the driver's delay explains: an upper bound for the capacity search. */
+  failsDespiteVoid: boolean;
   pass: boolean;
   reasons: string[];
   duplicates: number;
@@ -176,10 +180,17 @@ export class LiveRunner {
 
     const half = d.start + ((d.end - d.start) * 1) / 2;
     const slope = slopePerSecond(lagSamples.filter(([t]) => t >= half));
-    const limitPerS = this.o.lagSlopeFraction * rate;
+    // 2% of the offered rate per second, but never less than 20 events over the half step: at small
+    // rates a system's commit cycle alone makes the lag a saw-tooth of that size
+    const halfS = (d.end - half) / 1000;
+    const limitPerS = Math.max(this.o.lagSlopeFraction * rate, halfS > 0 ? 20 / halfS : 0);
     const lag = { endOfStep: lagSamples[lagSamples.length - 1][1], max: Math.max(...lagSamples.map((x) => x[1])), slopePerS: round(slope, 1), limitPerS: round(limitPerS, 1), growing: slope > limitPerS };
 
     const isVoid = d.latenessMs.p99 > this.o.driverToleranceMs;
+    // A void step cannot pass. It still bounds capacity from above when the system failed by more
+    // than the driver's own delay could explain: events unpredicted, or p99 over the limit even
+    // after subtracting the driver's worst lateness (the driver offered less than nominal, in bunches).
+    const failsDespiteVoid = isVoid && (undelivered > 0 || (latencyMs.p99 ?? Infinity) - d.latenessMs.max >= this.o.p99LimitMs);
     const reasons: string[] = [];
     if (isVoid) reasons.push(`VOID: driver lateness p99 ${d.latenessMs.p99} ms > ${this.o.driverToleranceMs} ms`);
     if (latencyMs.p99 === null || latencyMs.p99 >= this.o.p99LimitMs) reasons.push(`p99 ${latencyMs.p99 ?? '∞'} ms >= ${this.o.p99LimitMs} ms`);
@@ -203,6 +214,7 @@ export class LiveRunner {
       lag,
       driver: { latenessMs: d.latenessMs, inflightWaits: d.inflightWaits, ackMs: d.ackMs },
       void: isVoid,
+      failsDespiteVoid,
       pass: !isVoid && reasons.length === 0,
       reasons,
       duplicates: track.duplicates,
@@ -212,7 +224,7 @@ export class LiveRunner {
     };
     this.stepsDone++;
     this.progress.log(
-      `${s.system} ${purpose}${fraction !== undefined ? ` ${Math.round(fraction * 100)}%` : ''} ${rate.toLocaleString('en-US')}/s x ${seconds} s: ${r.void ? 'VOID' : r.pass ? 'pass' : 'FAIL'} p50 ${latencyMs.p50 ?? '∞'} p99 ${latencyMs.p99 ?? '∞'} max ${latencyMs.max ?? '∞'} ms (produced p99 ${r.producedLatencyMs.p99 ?? '–'}), achieved ${r.achievedEps}/s, lag end ${lag.endOfStep} slope ${lag.slopePerS}/s, driver late p99 ${d.latenessMs.p99} ms${reasons.length ? ` [${reasons.join('; ')}]` : ''}`,
+      `${s.system} ${purpose}${fraction !== undefined ? ` ${Math.round(fraction * 100)}%` : ''} ${rate.toLocaleString('en-US')}/s x ${seconds} s: ${r.void ? (failsDespiteVoid ? 'VOID+FAIL' : 'VOID') : r.pass ? 'pass' : 'FAIL'} p50 ${latencyMs.p50 ?? '∞'} p99 ${latencyMs.p99 ?? '∞'} max ${latencyMs.max ?? '∞'} ms (produced p99 ${r.producedLatencyMs.p99 ?? '–'}), achieved ${r.achievedEps}/s, lag end ${lag.endOfStep} slope ${lag.slopePerS}/s, driver late p99 ${d.latenessMs.p99} ms${reasons.length ? ` [${reasons.join('; ')}]` : ''}`,
       { system: s.system, step: r },
     );
     if (!drained) await s.restart(`step ${phase} at ${rate}/s left ${undelivered} events unpredicted after ${this.o.drainTimeoutS} s`);
@@ -232,7 +244,7 @@ export class LiveRunner {
       let r = await this.step(s, 'capacity', rate);
       steps.push(r);
       // a void step says nothing about the system: retry it (the machine may have been busy)
-      for (let retry = 0; r.void && retry < this.o.voidRetries; retry++) {
+      for (let retry = 0; r.void && !r.failsDespiteVoid && retry < this.o.voidRetries; retry++) {
         r = await this.step(s, 'capacity', rate);
         steps.push(r);
       }
@@ -245,7 +257,7 @@ export class LiveRunner {
     let rate = o.startRate;
     for (;;) {
       const r = await run(rate);
-      if (r.void) {
+      if (r.void && !r.failsDespiteVoid) {
         stoppedBy = `driver could not offer ${rate}/s (void step)`;
         break;
       }
@@ -267,7 +279,7 @@ export class LiveRunner {
           lastPass = rate;
           break;
         }
-        if (!r.void) firstFail = rate;
+        if (!r.void || r.failsDespiteVoid) firstFail = rate;
       }
     }
     // 2. refine upward from the highest pass in steps of at most refineStep (10%)
@@ -275,7 +287,7 @@ export class LiveRunner {
       const next = stepUp(lastPass, o.refineStep);
       if (next >= firstFail) break;
       const r = await run(next);
-      if (r.void) {
+      if (r.void && !r.failsDespiteVoid) {
         stoppedBy = `driver could not offer ${next}/s (void step)`;
         break;
       }

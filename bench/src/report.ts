@@ -79,7 +79,7 @@ const lastOf = <T>(xs: T[]): T | undefined => xs[xs.length - 1];
 /** `p50/p99` of a step, with its verdict marks. */
 function cell(x: StepResult | undefined): string {
   if (!x) return '';
-  if (x.void) return `VOID (driver late p99 ${x.driver.latenessMs.p99} ms)`;
+  if (x.void) return `VOID${x.failsDespiteVoid ? `+✗ ${ms(x.latencyMs.p50)} / ${ms(x.latencyMs.p99)}` : ''} (driver late p99 ${x.driver.latenessMs.p99} ms)`;
   const mark = x.pass ? '' : ' ✗';
   return `${ms(x.latencyMs.p50)} / ${ms(x.latencyMs.p99)}${mark}`;
 }
@@ -102,12 +102,12 @@ export function markdownSection(r: BenchResults, svgRel: string, jsonRel: string
     const cap = s.capacity;
     const atCap = cap?.steps.find((x) => x.rate === cap.eps && x.pass);
     const c = s.correctness;
-    const search = cap ? cap.steps.map((x) => `${f(x.rate)}${x.void ? '∅' : x.pass ? '✓' : '✗'}`).join(' ') : '';
+    const search = cap ? cap.steps.map((x) => `${f(x.rate)}${x.void ? (x.failsDespiteVoid ? '∅✗' : '∅') : x.pass ? '✓' : '✗'}`).join(' ') : '';
     const status = s.status === 'ok' ? (c?.ok ? 'ok' : 'correctness FAILED') : `${s.status}: ${(s.error ?? '').split('\n')[0].slice(0, 200)}`;
-    L.push(`| ${s.name} | ${codeOf(s)} | ${s.delivery ?? ''}${s.kind === 'tributary' ? `, ${s.fuse ? 'fused' : 'split'}${s.code.knowsFuse ? '' : ' (engine has no fuse option: ran as today)'}` : ''} | ${cap ? `**${f(cap.eps)}**${cap.resolved ? '' : ' (lower bound)'}` : '–'} | ${search} | ${ms(atCap?.latencyMs.p99 ?? null)} | ${c ? `${f(c.predicted)} / ${f(c.sent)}` : '–'} | ${c ? f(c.duplicates) : '–'} | ${c ? f(c.missing) : '–'} | ${c ? f(c.deadLettered) : '–'} | ${s.log ? `${s.log.errorLines} / ${s.log.warnLines}` : '–'} | ${status} |`);
+    L.push(`| ${s.name} | ${codeOf(s)} | ${s.delivery ?? ''}${s.kind === 'tributary' ? `, ${s.fuse ? 'fused' : 'split'}${s.code.knowsFuse ? '' : ' (engine has no fuse option: ran as today)'}` : ''} | ${cap ? (cap.eps > 0 ? `**${f(cap.eps)}**${cap.resolved ? '' : ' (lower bound)'}` : `none ≥ ${f(lv.minRate)}/s`) : '–'} | ${search} | ${ms(atCap?.latencyMs.p99 ?? null)} | ${c ? `${f(c.predicted)} / ${f(c.sent)}` : '–'} | ${c ? f(c.duplicates) : '–'} | ${c ? f(c.missing) : '–'} | ${c ? f(c.deadLettered) : '–'} | ${s.log ? `${s.log.errorLines} / ${s.log.warnLines}` : '–'} | ${status} |`);
   }
   L.push('');
-  L.push('Search: each capacity step in order, ✓ pass, ✗ fail, ∅ void (driver behind schedule).');
+  L.push('Search: each capacity step in order, ✓ pass, ✗ fail, ∅ void (driver behind schedule; retried), ∅✗ void but failed by more than the driver\'s delay explains (used as an upper bound).');
   L.push('');
   const rates = [...new Set(r.systems.flatMap((s) => s.latency.filter((x) => x.purpose === 'rate').map((x) => x.rate)))].sort((a, b) => a - b);
   if (rates.length) {
@@ -134,13 +134,13 @@ export function markdownSection(r: BenchResults, svgRel: string, jsonRel: string
   }
   L.push(`![p99 latency vs offered load](${svgRel})`);
   L.push('');
-  L.push('**Resources at the rate steps** (CPU % of one core averaged over the step; the system\'s own process, the broker, the bench):');
+  L.push('**Resources at the latency steps** (CPU % of one core averaged over the step; the system\'s own process, the broker, the bench; void steps left out):');
   L.push('');
   L.push('| system | offered/s | achieved/s | system CPU % | system RSS MiB | broker CPU % | bench CPU % | driver lateness p99 ms |');
   L.push('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of r.systems) {
     const me = Object.keys(s.latency[0]?.processes ?? {}).find((k) => k.startsWith(s.name + ' ('));
-    for (const x of s.latency.filter((y) => y.purpose === 'rate')) {
+    for (const x of s.latency.filter((y) => !y.void)) {
       L.push(`| ${s.name} | ${f(x.rate)} | ${f(x.achievedEps)} | ${f(me ? x.processes[me]?.cpuPercent : undefined)} | ${f(me ? x.processes[me]?.rssMaxMiB : undefined)} | ${f(x.processes['kafka broker (java)']?.cpuPercent)} | ${f(x.processes['bench (driver+probe)']?.cpuPercent)} | ${f(x.driver.latenessMs.p99)} |`);
     }
   }
@@ -153,6 +153,7 @@ export function markdownSection(r: BenchResults, svgRel: string, jsonRel: string
   L.push('');
   L.push('| component | figure |');
   L.push('|---|---|');
+  if (o.skipRaw) L.push('| (all) | skipped (--skip-raw) |');
   const k = r.raw.kafka;
   if (k && 'producer' in k) {
     L.push(`| Kafka ProducerPerformance, acks=all, ${f(k.producer.records)} records | **${f(k.producer.recordsPerSecond)} records/s** (avg latency ${k.producer.avgLatencyMs} ms) |`);
@@ -209,4 +210,19 @@ export function writeReport(r: BenchResults, o: { resultsDir: string; stamp: str
     fs.writeFileSync(o.markdownFile, md);
   }
   return { svg: path.relative(process.cwd(), svgFile) };
+}
+
+/** `node bench/dist/bench/src/report.js RESULTS.json [--no-markdown]`: re-renders a run's SVG and BENCHMARKS.md section. */
+if (require.main === module) {
+  const file = process.argv[2];
+  if (!file) {
+    console.error('usage: node bench/dist/bench/src/report.js bench/results/<date>-<tag>.json [--no-markdown]');
+    process.exit(2);
+  }
+  const r = JSON.parse(fs.readFileSync(file, 'utf8')) as BenchResults;
+  const stamp = path.basename(file).replace(new RegExp(`-${r.meta.tag}\\.json$`), '');
+  const root = path.resolve(path.dirname(file), '..', '..');
+  const updateMarkdown = !process.argv.includes('--no-markdown');
+  writeReport(r, { resultsDir: path.dirname(path.resolve(file)), stamp, updateMarkdown, markdownFile: path.join(root, 'BENCHMARKS.md') });
+  if (!updateMarkdown) console.log(markdownSection(r, `${stamp}-${r.meta.tag}.svg`, path.basename(file)));
 }
