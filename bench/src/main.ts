@@ -23,7 +23,7 @@ import { LiveRunner, type CapacityResult, type LiveOptions, type StepResult } fr
 import { Progress } from './progress';
 import { kafkaPerf, preloadRedis, redisRaw, type KafkaPerf, type RedisRaw } from './raw';
 import { writeReport } from './report';
-import { catalog, DEFAULT_SYSTEMS, PEER_DIR, PEER_JAR, QUICK_SYSTEMS, selectSystems, SystemSession, unavailable, type SystemDef } from './systems';
+import { catalog, deleteGroups, DEFAULT_SYSTEMS, PEER_DIR, PEER_JAR, QUICK_SYSTEMS, selectSystems, SystemSession, unavailable, type SystemDef } from './systems';
 import { loadVariant, topologyFacts, type TopologyFacts } from './topologies';
 import { gitState, loadCode, parseCodeRefs, type CodeState } from './tributary-code';
 import type { OnnxRow } from './children/onnx';
@@ -41,7 +41,7 @@ const HELP = `npm run bench -- [options]
   --tributary-dir L=PATH[,L2=PATH2]
                           measure the Tributary code of other checkouts (built with 'npm run build'),
                           each as its own systems named <system>@L; default this checkout's src/
-  --rates LIST            absolute offered rates for every system (default 1000,2000,5000,10000,20000;
+  --rates LIST            absolute offered rates for every system (default 1000,2000,5000,8000,10000,16000,20000;
                           quick 1000,5000)
   --fractions LIST        fractions of each system's live capacity (default 0.25,0.5,0.75)
   --step-seconds S        seconds per step (default 30; quick 8)
@@ -129,7 +129,8 @@ function options(): Options {
       maxRate: Number(values['max-rate'] ?? 64000),
       coarseFactor: 2,
       refineStep: 0.1,
-      rates: nums(values.rates ?? (q ? '1000,5000' : '1000,2000,5000,10000,20000')),
+      // 8,000 and 16,000 are issue 12's acceptance rates
+      rates: nums(values.rates ?? (q ? '1000,5000' : '1000,2000,5000,8000,10000,16000,20000')),
       fractions: nums(values.fractions ?? '0.25,0.5,0.75'),
       maxOverCapacity: 2,
       warmupRate: 200,
@@ -320,8 +321,7 @@ async function main(): Promise<number> {
     sampler.stop();
     try {
       if (rawTopics.length) await admin.deleteTopics({ topics: rawTopics, timeout: 30000 });
-      const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.includes(runId));
-      if (groups.length) await admin.deleteGroups(groups);
+      await deleteGroups(admin, (g) => g.includes(runId), (msg) => progress.log(msg));
     } catch (err) {
       progress.log(`could not delete raw topics/groups: ${(err as Error).message}`);
     }

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BenchResults, SystemOutcome } from './main';
+import { acceptance } from './acceptance';
 import type { StepResult } from './live';
 
 const PALETTE = ['#1f77b4', '#2ca02c', '#9467bd', '#17becf', '#8c564b', '#e377c2', '#bcbd22', '#7f7f7f', '#d62728', '#ff7f0e', '#393b79', '#637939'];
@@ -130,6 +131,15 @@ export function markdownSection(r: BenchResults, svgRel: string, jsonRel: string
         return st ? `${f(st.rate)}/s: ${cell(st)}` : '';
       }).join(' | ')} |`);
     }
+    L.push('');
+  }
+  const labels = [...new Set(r.systems.filter((s) => s.kind === 'tributary').map((s) => s.code.label))];
+  for (const label of labels) {
+    L.push(`**Issue 12 acceptance, measured side**${label ? ` — Tributary code \`${label}\`` : ''} (✓ met, ✗ not met, – not measured in this run${o.quick ? '; quick mode: indicative only' : ''}):`);
+    L.push('');
+    L.push('| | criterion | measured |');
+    L.push('|---|---|---|');
+    for (const c of acceptance(r.systems, label ? `@${label}` : '')) L.push(`| ${c.ok === undefined ? '–' : c.ok ? '✓' : '✗'} | ${c.criterion} | ${c.measured} |`);
     L.push('');
   }
   L.push(`![p99 latency vs offered load](${svgRel})`);

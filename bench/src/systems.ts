@@ -297,12 +297,7 @@ export class SystemSession implements Session {
     } catch (err) {
       this.ctx.progress.log(`${this.system}: could not delete its topics: ${(err as Error).message}`);
     }
-    try {
-      const groups = (await this.ctx.admin.listGroups()).groups.map((g) => g.groupId).filter(mine);
-      if (groups.length) await this.ctx.admin.deleteGroups(groups);
-    } catch (err) {
-      this.ctx.progress.log(`${this.system}: could not delete its consumer groups: ${(err as Error).message}`);
-    }
+    await deleteGroups(this.ctx.admin, mine, (msg) => this.ctx.progress.log(`${this.system}: ${msg}`));
     const redis = new Redis(this.ctx.ep.redisUrl);
     try {
       for (const s of this.suffixes) {
@@ -329,4 +324,32 @@ export class SystemSession implements Session {
     }
     return { errorLines, warnLines };
   }
+}
+
+/**
+ * Deletes the consumer groups whose id matches, one by one (kafkajs fails a whole DeleteGroups call
+ * for one bad group); a group still emptying after its members left is retried a few times.
+ */
+export async function deleteGroups(admin: Admin, match: (groupId: string) => boolean, log: (msg: string) => void): Promise<void> {
+  let left: string[] = [];
+  try {
+    left = (await admin.listGroups()).groups.map((g) => g.groupId).filter(match);
+  } catch (err) {
+    log(`could not list consumer groups: ${(err as Error).message}`);
+    return;
+  }
+  for (let attempt = 0; attempt < 4 && left.length > 0; attempt++) {
+    if (attempt > 0) await sleep(2000);
+    const failed: string[] = [];
+    for (const g of left) {
+      try {
+        await admin.deleteGroups([g]);
+      } catch (err) {
+        const why = JSON.stringify((err as { groups?: unknown }).groups ?? (err as Error).message);
+        if (!/GROUP_ID_NOT_FOUND/.test(why)) failed.push(g);
+      }
+    }
+    left = failed;
+  }
+  if (left.length) log(`could not delete consumer groups ${left.join(', ')} (still not empty?)`);
 }

@@ -40,14 +40,17 @@ export function ownCode(): TributaryCodeRef {
   return { label: '', root: repoRoot(), dist: path.join(repoRoot(), 'bench', 'dist', 'src') };
 }
 
-/** `LABEL=PATH[,LABEL=PATH...]` (a bare PATH gets the folder's name as its label). */
+/** `LABEL=PATH[,LABEL=PATH...]` (a bare PATH gets the folder's name as its label; PATH `this` = this checkout). */
 export function parseCodeRefs(arg: string | undefined): TributaryCodeRef[] {
   if (!arg) return [ownCode()];
   return arg.split(',').map((item) => {
     const eq = item.indexOf('=');
-    const dir = path.resolve(eq >= 0 ? item.slice(eq + 1) : item);
+    const where = eq >= 0 ? item.slice(eq + 1) : item;
+    const dir = path.resolve(where);
     const label = eq >= 0 ? item.slice(0, eq) : path.basename(dir);
     if (!/^[A-Za-z0-9_.-]+$/.test(label)) throw new TributaryCodeError(`--tributary-dir: label '${label}' must be letters, digits, '.', '_' or '-'`);
+    // `this`: this checkout's working tree as the bench compiles it (no separate build needed)
+    if (where === 'this') return { ...ownCode(), label };
     const dist = path.join(dir, 'dist');
     if (!fs.existsSync(path.join(dist, 'stages', 'pipeline.js'))) throw new TributaryCodeError(`--tributary-dir ${item}: ${dist}/stages/pipeline.js not found (run 'npm run build' in that checkout)`);
     return { label, root: dir, dist };
