@@ -46,7 +46,7 @@ export interface LiveOptions {
   rates: number[];
   /** Fractions of each system's capacity for the latency table. */
   fractions: number[];
-  /** Absolute rates above this multiple of a system's capacity are not run (they only build a backlog). */
+  /** Absolute rates above this multiple of a system's capacity are not run (they only build a backlog), except the lowest. */
   maxOverCapacity: number;
   warmupRate: number;
   warmupSeconds: number;
@@ -309,7 +309,9 @@ export class LiveRunner {
   /** Latency at the absolute rates (up to maxOverCapacity x capacity) and at fractions of capacity, ascending. */
   plannedLatencyRates(capacity: number): Array<{ rate: number; purpose: 'rate' | 'fraction'; fraction?: number }> {
     const out: Array<{ rate: number; purpose: 'rate' | 'fraction'; fraction?: number }> = [];
-    for (const r of this.o.rates) if (r <= this.o.maxOverCapacity * capacity) out.push({ rate: r, purpose: 'rate' });
+    // the lowest absolute rate always runs: it is the one point every system shares
+    const lowest = Math.min(...this.o.rates);
+    for (const r of this.o.rates) if (r === lowest || r <= this.o.maxOverCapacity * capacity) out.push({ rate: r, purpose: 'rate' });
     if (capacity > 0) for (const f of this.o.fractions) out.push({ rate: Math.max(1, Math.round(f * capacity)), purpose: 'fraction', fraction: f });
     return out.sort((a, b) => a.rate - b.rate);
   }

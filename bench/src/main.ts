@@ -245,6 +245,11 @@ async function main(): Promise<number> {
   const logsDir = path.join(resultsDir, 'logs');
   fs.mkdirSync(logsDir, { recursive: true });
   const codeRefs = parseCodeRefs(opts.tributaryDirs);
+  // each checkout's commit and dirty flag as of the start of the run (not of each system's turn)
+  const states = new Map<string, CodeState>();
+  const codeState = (root: string) => states.get(root) ?? states.set(root, gitState(root)).get(root)!;
+  for (const c of codeRefs) codeState(c.root);
+  codeState(repoRoot());
   const defs = selectSystems(catalog(codeRefs), opts.systems);
   progress.log(`run ${runId} (${opts.tag}): ${defs.length} systems: ${defs.map((d) => d.name).join(', ')}; ${opts.live.stepSeconds} s per step`);
 
@@ -287,7 +292,7 @@ async function main(): Promise<number> {
       startedAt: startedAt.toISOString(),
       options: opts,
       machine: { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?', memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, kernel: os.release(), kafkaVersion: KAFKA_VERSION, stackSource: stack.endpoints.source, loadAvgAtStart: os.loadavg().map((x) => round(x, 2)) },
-      code: gitState(repoRoot()),
+      code: codeState(repoRoot()),
       definitions: {
         latency: 'probe receive time of the prediction (read_committed consumer in the bench process) - the time the driver handed the event to its producer (the record\'s CreateTime); over every event a step sent, an event never predicted within the drain timeout counting as infinitely late',
         step: `open-loop: event i due at t0 + i/rate, handed over every ${opts.live.tickMs} ms in one batch (acks=all, up to ${opts.live.maxInFlight} requests in flight), for ${opts.live.stepSeconds} s; then up to ${opts.live.drainTimeoutS} s for the remaining predictions`,
@@ -365,7 +370,7 @@ async function main(): Promise<number> {
         delivery: def.kind === 'naive' ? 'at-least-once (auto-commit)' : def.kind === 'kstreams' ? def.peer?.guarantee : def.delivery,
         fuse: def.fuse,
         peer: def.peer,
-        code: { ...gitState(code.root), label: code.label, root: code.root, knowsFuse: def.kind === 'tributary' ? loadCode(code).knowsFuse : undefined },
+        code: { ...codeState(code.root), label: code.label, root: code.root, knowsFuse: def.kind === 'tributary' ? loadCode(code).knowsFuse : undefined },
         status: 'ok',
         differences: [],
         latency: [],
