@@ -35,7 +35,7 @@ import { extractionVector, featureExtraction, type ExtractionConfig } from '../s
 import { onnxInference, type InferenceConfig } from '../stages/inference';
 import type { PipelineEndpoints } from '../stages/pipeline';
 import type { InputRecord, Processor, ProcessorContext } from '../stages/processor';
-import { topicMaxMessageBytes } from '../stages/stage-runner';
+import { topicMaxMessageBytes } from '../engine/topic-limits';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import { ConfigError, TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';

@@ -15,7 +15,8 @@ import type { DeadLetter, Prediction } from '../client/generated/avro-types';
 import type { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroEncoder } from '../kafka/avro-serde';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
-import { TransactionalDelivery } from '../stages/delivery';
+import { PartitionTransactions, type SinkRecord } from '../engine/commit-sink';
+import { RecordRejection } from '../kafka/dead-letter';
 import type { Logger } from '../util/logger';
 import type { Counters, FileCheckpoint, JobStore } from './job-store';
 
@@ -216,7 +217,8 @@ type TopicCountersFile = Counters & { done?: boolean; partitions?: Record<string
 const ZERO: PartitionTotals = { offset: null, events: 0, warmupEvents: 0, predictions: 0, deadLettered: 0 };
 
 export class TopicSink implements Sink {
-  private readonly delivery: TransactionalDelivery;
+  /** One transactional producer per input partition (`<checkpoint group>.<topic>.<partition>`), as live chains do. */
+  private readonly txns = new Map<number, PartitionTransactions>();
   private readonly encoder: AvroEncoder<Prediction>;
   private readonly dlqEncoder: AvroEncoder<DeadLetter>;
   /** Totals as of each partition's committed offset. */
@@ -227,16 +229,6 @@ export class TopicSink implements Sink {
   private attempts: number;
 
   constructor(private readonly opts: TopicSinkOptions) {
-    // The delivery needs a consumer only for at-least-once commits; transactions commit offsets themselves.
-    this.delivery = new TransactionalDelivery({
-      kafka: opts.kafka,
-      consumer: undefined as never,
-      groupId: opts.checkpointGroup,
-      outputTopic: opts.outputTopic,
-      deadLetterTopic: opts.deadLetterTopic,
-      maxMessageBytes: opts.maxMessageBytes,
-      log: opts.log,
-    });
     this.encoder = new AvroEncoder(opts.registry, opts.catalog.get('prediction'), opts.outputTopic);
     this.dlqEncoder = new AvroEncoder(opts.registry, opts.catalog.get('dead-letter'), opts.deadLetterTopic);
     this.runMs = opts.initial.runMs;
@@ -257,7 +249,7 @@ export class TopicSink implements Sink {
     const file = (this.opts.store.counters() as TopicCountersFile | undefined)?.partitions ?? {};
     const out = new Map<number, number | null>();
     for (const p of partitions) {
-      const o = await this.delivery.startOffset(this.opts.inputTopic, p);
+      const o = await this.txnsFor(p).init();
       const offset = o === null ? null : Number(o);
       out.set(p, offset);
       const entry = file[String(p)];
@@ -291,38 +283,57 @@ export class TopicSink implements Sink {
     this.opts.store.saveCounters(file);
   }
 
+  private txnsFor(partition: number): PartitionTransactions {
+    let t = this.txns.get(partition);
+    if (!t) {
+      t = new PartitionTransactions({
+        kafka: this.opts.kafka,
+        groupId: this.opts.checkpointGroup,
+        deadLetterTopic: this.opts.deadLetterTopic,
+        limits: { maxMessageBytes: (topic) => (topic === this.opts.outputTopic ? this.opts.maxMessageBytes : 1024 * 1024) },
+        log: this.opts.log,
+        topic: this.opts.inputTopic,
+        partition,
+        fetchCommitted: (topic, p) => committedOffset(this.opts.kafka, this.opts.checkpointGroup, topic, p),
+      });
+      this.txns.set(partition, t);
+    }
+    return t;
+  }
+
   async write(batch: SinkBatch): Promise<Counters> {
     const id = await this.encoder.id();
     const dlqId = await this.dlqEncoder.id();
-    const outputs: Message[] = batch.rows.map((r) => ({ key: r.prediction.key, value: this.encoder.encodeWithId(id, r.prediction) }));
-    const refused: DeadLetter[] = [];
+    const encodeDeadLetter = (d: DeadLetter): Message => ({ key: d.key ?? null, value: this.dlqEncoder.encodeWithId(dlqId, d), headers: { 'tributary-error-kind': d.errorKind } });
+    const rows: SinkRecord[] = batch.rows.map((r) => {
+      const value = this.encoder.encodeWithId(id, r.prediction);
+      return {
+        outputs: [{ topic: this.opts.outputTopic, message: { key: r.prediction.key, value } }],
+        toDeadLetter: (rejection: RecordRejection) => encodeDeadLetter({ stage: 'backfill', errorKind: rejection.kind, errorMessage: rejection.message, lineage: r.prediction.lineage, key: Buffer.from(r.prediction.key), value, failedTime: Date.now() }),
+      };
+    });
+    const rejected: SinkRecord[] = batch.deadLetters.map((d) => ({ outputs: [], rejection: new RecordRejection(d.errorKind, d.errorMessage), toDeadLetter: () => encodeDeadLetter(d) }));
     const before = this.committed.get(batch.partition) ?? { ...ZERO };
     let after: PartitionTotals = before;
-    const ok = await this.delivery.deliver({
+    await this.txnsFor(batch.partition).commit({
       topic: this.opts.inputTopic,
       partition: batch.partition,
       nextOffset: String(batch.nextOffset),
-      outputs,
-      reject: (i, rejection) => {
-        const p = batch.rows[i].prediction;
-        refused.push({ stage: 'backfill', errorKind: rejection.kind, errorMessage: rejection.message, lineage: p.lineage, key: Buffer.from(p.key), value: outputs[i].value as Buffer, failedTime: Date.now() });
-      },
-      // Called once every rejection is known, right before the offsets are added and the transaction commits.
-      deadLetters: () => {
+      records: [...rows, ...rejected],
+      // Every rejection is known: record the totals with and without this batch before it commits.
+      beforeCommit: () => {
+        const refused = rows.filter((r) => r.rejection).length;
         after = {
           offset: batch.nextOffset,
           events: before.events + batch.events,
           warmupEvents: before.warmupEvents + batch.warmupEvents,
-          predictions: before.predictions + batch.rows.length - refused.length,
-          deadLettered: before.deadLettered + batch.deadLetters.length + refused.length,
+          predictions: before.predictions + batch.rows.length - refused,
+          deadLettered: before.deadLettered + batch.deadLetters.length + refused,
         };
         this.saved[String(batch.partition)] = { ...after, prev: before };
         this.save();
-        return [...batch.deadLetters, ...refused].map((d) => ({ key: d.key ?? null, value: this.dlqEncoder.encodeWithId(dlqId, d), headers: { 'tributary-error-kind': d.errorKind } }));
       },
-      isStale: () => false,
     });
-    if (!ok) throw new Error('backfill batch went stale');
     this.committed.set(batch.partition, after);
     return this.totals();
   }
@@ -342,6 +353,18 @@ export class TopicSink implements Sink {
       this.runMs += runMs;
       this.save();
     }
-    await this.delivery.close();
+    await Promise.all([...this.txns.values()].map((t) => t.close()));
+  }
+}
+
+async function committedOffset(kafka: Kafka, groupId: string, topic: string, partition: number): Promise<string | null> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const res = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const entry = res.find((r) => r.topic === topic)?.partitions.find((p) => p.partition === partition);
+    return entry && Number(entry.offset) >= 0 ? entry.offset : null;
+  } finally {
+    await admin.disconnect();
   }
 }

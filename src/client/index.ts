@@ -1,4 +1,4 @@
 /** The typed client API for services outside the pipeline: producers of input events and consumers of predictions. */
 export * from './generated/avro-types';
-export { TopicProducer, EventValidationError, type TopicProducerOptions } from './topic-producer';
+export { TopicProducer, EventValidationError, UnknownTopicError, type TopicProducerOptions } from './topic-producer';
 export { TopicConsumer, type TopicConsumerOptions, type ConsumedMeta } from './topic-consumer';

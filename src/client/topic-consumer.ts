@@ -14,6 +14,8 @@ export interface ConsumedMeta {
   offset: number;
   key: string | null;
   timestamp: number;
+  /** The record's Kafka headers (lineage, request ids: carried through every stage). */
+  headers: Record<string, string>;
 }
 
 export interface TopicConsumerOptions<S extends keyof SchemaTypes> {
@@ -51,7 +53,7 @@ export class TopicConsumer<S extends keyof SchemaTypes> {
     await this.consumer.subscribe({ topic: this.options.topic, fromBeginning: this.options.fromBeginning ?? true });
     await this.consumer.run({
       eachMessage: async ({ topic, partition, message }) => {
-        const meta: ConsumedMeta = { topic, partition, offset: Number(message.offset), key: message.key?.toString() ?? null, timestamp: Number(message.timestamp) };
+        const meta: ConsumedMeta = { topic, partition, offset: Number(message.offset), key: message.key?.toString() ?? null, timestamp: Number(message.timestamp), headers: Object.fromEntries(Object.entries(message.headers ?? {}).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(Array.isArray(v) ? v[v.length - 1] : v)])) };
         const value = await this.decoder.decode(message.value);
         if (value instanceof RecordRejection) {
           if (!this.options.onUndecodable) throw new Error(`${topic}/${partition}@${meta.offset}: ${value.kind}: ${value.message}`);

@@ -1,8 +1,8 @@
 import * as path from 'node:path';
-import type { Kafka, Producer } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroEncoder } from '../kafka/avro-serde';
-import { createKafka } from '../kafka/client';
+import { createKafka, idempotentProducer, type IdempotentProducer } from '../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
 import { repoRoot } from '../stack/paths';
 import { TributaryError } from '../util/errors';
@@ -15,6 +15,9 @@ export class EventValidationError extends TributaryError {
   }
 }
 
+/** The topic to publish to does not exist (topics are created by `tributary topics` / the pipeline, never implicitly). */
+export class UnknownTopicError extends TributaryError {}
+
 export interface TopicProducerOptions<S extends keyof SchemaTypes> {
   brokers: string[];
   schemaRegistryUrl: string;
@@ -23,6 +26,8 @@ export interface TopicProducerOptions<S extends keyof SchemaTypes> {
   schema: S;
   /** Picks the message key (partitioning: the same key always lands on the same partition). */
   key: (event: SchemaTypes[S]) => string;
+  /** Kafka headers per event (e.g. a request id); every stage of a topology carries them onto its outputs. */
+  headers?: (event: SchemaTypes[S]) => Record<string, string>;
   clientId?: string;
   /** Share an existing kafkajs client instead of creating one. */
   kafka?: Kafka;
@@ -30,24 +35,38 @@ export interface TopicProducerOptions<S extends keyof SchemaTypes> {
 
 /**
  * Typed producer for services that publish events into a topology: validates each event
- * against its Avro schema, encodes it with the registry's schema id, publishes with acks=all.
+ * against its Avro schema, encodes it with the registry's schema id, publishes with acks=all
+ * through an idempotent producer with unlimited retries (replaced after a send that still failed).
  */
 export class TopicProducer<S extends keyof SchemaTypes> {
-  private readonly producer: Producer;
+  private readonly producer: IdempotentProducer;
   private readonly encoder: AvroEncoder<SchemaTypes[S]>;
   private readonly catalogType;
+  private readonly kafka: Kafka;
 
   constructor(private readonly options: TopicProducerOptions<S>) {
     const kafka = options.kafka ?? createKafka({ clientId: options.clientId ?? 'tributary-producer', brokers: options.brokers });
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.kafka = kafka;
+    this.producer = idempotentProducer(kafka, { name: `topic-producer:${options.topic}` });
     const schema = new SchemaCatalog(path.join(repoRoot(), 'schemas')).get(options.schema);
     this.catalogType = schema.type;
     const registry = new SchemaRegistryClient({ url: options.schemaRegistryUrl, auth: registryAuthFromEnv() });
     this.encoder = new AvroEncoder(registry, schema, options.topic);
   }
 
+  /** Registers/looks up the schema, checks that the topic exists (throws UnknownTopicError), connects. */
   async connect(): Promise<void> {
     await this.encoder.id();
+    // The producer retries without limit, and a missing topic is a retriable answer: check first,
+    // so a wrong topic name fails here with a clear error instead of sends that never finish.
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const topics = await admin.listTopics();
+      if (!topics.includes(this.options.topic)) throw new UnknownTopicError(`topic ${this.options.topic} does not exist`);
+    } finally {
+      await admin.disconnect();
+    }
     await this.producer.connect();
   }
 
@@ -63,8 +82,7 @@ export class TopicProducer<S extends keyof SchemaTypes> {
     const id = await this.encoder.id();
     await this.producer.send({
       topic: this.options.topic,
-      acks: -1,
-      messages: events.map((e) => ({ key: this.options.key(e), value: this.encoder.encodeWithId(id, e) })),
+      messages: events.map((e) => ({ key: this.options.key(e), value: this.encoder.encodeWithId(id, e), headers: this.options.headers?.(e) })),
     });
   }
 

@@ -7,6 +7,20 @@ export class RetriableBatchError extends TributaryError {}
 /** A request was given up on: it failed its retry too, or the batcher was closed under it. */
 export class InferenceRequestError extends TributaryError {}
 
+/**
+ * A request got no scores within its timeout (queue wait and scoring together). Its rows still
+ * queued are dropped; a batch already running finishes on its worker and its scores for this
+ * request are discarded.
+ */
+export class InferenceTimeoutError extends InferenceRequestError {
+  constructor(
+    readonly rows: number,
+    readonly timeoutMs: number,
+  ) {
+    super(`inference of ${rows} rows timed out after ${timeoutMs} ms`);
+  }
+}
+
 export interface DynamicBatcherOptions {
   /** Values per row (the model's feature count). */
   width: number;
@@ -21,6 +35,8 @@ export interface DynamicBatcherOptions {
   maxQueueRows: number;
   /** `drained` is emitted when the queue falls to this many rows after being saturated; default maxQueueRows / 2. */
   lowWaterRows?: number;
+  /** Longest a request may take from submit to its scores, ms; it then rejects with InferenceTimeoutError. 0 or unset: no limit. */
+  requestTimeoutMs?: number;
   /** Batches executed at the same time (the pool's worker count). */
   concurrency: number | (() => number);
   /** Runs one batch: `count` rows of `width` values, row-major; resolves one score per row. */
@@ -41,6 +57,7 @@ interface Request {
   scores: Float32Array;
   enqueuedAt: number;
   settled: boolean;
+  timer?: NodeJS.Timeout;
   resolve: (scores: Float32Array) => void;
   reject: (err: Error) => void;
 }
@@ -59,7 +76,9 @@ interface Segment {
  * cut and merged into batches of at most `maxBatchSize` rows, and each request's scores are put
  * back together in its own order. A batch that failed retriably (its worker died) is not retried
  * as a whole: each of its segments is retried once on its own, so a poison request only fails
- * itself; a second failure rejects that request explicitly.
+ * itself; a second failure rejects that request explicitly. A merged batch that failed outright (the
+ * model could not score it) is re-run one request at a time, so only the request it cannot score
+ * fails. A request that takes longer than `requestTimeoutMs` rejects with InferenceTimeoutError.
  *
  * Events: `saturated` when a submit has to wait for room, `drained` when the queue is back at
  * or under the low-water mark with nobody waiting.
@@ -82,6 +101,7 @@ export class DynamicBatcher extends EventEmitter {
     if (!(opts.maxBatchSize >= 1)) throw new TributaryError(`maxBatchSize must be >= 1, got ${opts.maxBatchSize}`);
     if (!(opts.maxQueueRows >= 1)) throw new TributaryError(`maxQueueRows must be >= 1, got ${opts.maxQueueRows}`);
     if (!(opts.maxQueueDelayMs >= 0)) throw new TributaryError(`maxQueueDelayMs must be >= 0, got ${opts.maxQueueDelayMs}`);
+    if (opts.requestTimeoutMs !== undefined && !(opts.requestTimeoutMs >= 0)) throw new TributaryError(`requestTimeoutMs must be >= 0, got ${opts.requestTimeoutMs}`);
     this.lowWaterRows = opts.lowWaterRows ?? Math.floor(opts.maxQueueRows / 2);
   }
 
@@ -114,11 +134,15 @@ export class DynamicBatcher extends EventEmitter {
     const { width, maxQueueRows } = this.opts;
     if (rows.length !== count * width) throw new TributaryError(`feature matrix has ${rows.length} values, expected ${count} x ${width}`);
     if (count === 0) return new Float32Array(0);
-    if (count <= maxQueueRows) return this.submitPiece(rows, count);
+    // One deadline for the whole request, however many pieces it is admitted in.
+    const deadline = this.opts.requestTimeoutMs ? performance.now() + this.opts.requestTimeoutMs : undefined;
+    // The pieces of one request: timing out, they fail together.
+    const group: Request[] = [];
+    if (count <= maxQueueRows) return this.submitPiece(rows, count, deadline, group, count);
     const pieces: Promise<Float32Array>[] = [];
     for (let start = 0; start < count; start += maxQueueRows) {
       const n = Math.min(maxQueueRows, count - start);
-      pieces.push(this.submitPiece(rows.subarray(start * width, (start + n) * width), n));
+      pieces.push(this.submitPiece(rows.subarray(start * width, (start + n) * width), n, deadline, group, count));
     }
     const out = new Float32Array(count);
     let offset = 0;
@@ -140,10 +164,21 @@ export class DynamicBatcher extends EventEmitter {
     for (const req of this.waiters.splice(0)) this.fail(req, err);
   }
 
-  private submitPiece(rows: Float32Array, count: number): Promise<Float32Array> {
+  private submitPiece(rows: Float32Array, count: number, deadline: number | undefined, group: Request[], requestRows: number): Promise<Float32Array> {
     if (this.closed) return Promise.reject(new InferenceRequestError('batcher closed'));
     return new Promise<Float32Array>((resolve, reject) => {
       const req: Request = { rows, count, nextRow: 0, outstanding: 0, scores: new Float32Array(count), enqueuedAt: 0, settled: false, resolve, reject };
+      group.push(req);
+      if (deadline !== undefined) {
+        const timeoutMs = this.opts.requestTimeoutMs!;
+        req.timer = setTimeout(() => {
+          const err = new InferenceTimeoutError(requestRows, timeoutMs);
+          for (const piece of group) this.fail(piece, err);
+          // Its queued rows were dropped: room for waiting submits, maybe a batch to cut.
+          this.pump();
+        }, Math.max(0, deadline - performance.now()));
+        req.timer.unref();
+      }
       if (this.waiters.length > 0 || this.queuedRows + count > this.opts.maxQueueRows) {
         // No room: wait in line (FIFO) rather than grow the queue past its bound.
         this.waiters.push(req);
@@ -274,8 +309,14 @@ export class DynamicBatcher extends EventEmitter {
         this.pump();
       },
       (err: Error) => {
+        const retriable = err instanceof RetriableBatchError;
+        // A merged batch the model could not score: re-run each request's part alone (ahead of new
+        // work), so only the request it cannot score fails. A part run alone is never split again.
+        const isolate = !retriable && !this.closed && live.filter((s) => !s.req.settled).length > 1;
         for (const s of live) {
-          if (err instanceof RetriableBatchError && s.attempt === 0 && !this.closed) {
+          if (isolate) {
+            if (!s.req.settled) this.retries.push({ ...s });
+          } else if (retriable && s.attempt === 0 && !this.closed) {
             // Retried alone, ahead of new work (retries are bounded by what was in flight).
             this.retries.push({ ...s, attempt: 1 });
           } else {
@@ -293,6 +334,7 @@ export class DynamicBatcher extends EventEmitter {
     req.outstanding -= 1;
     if (!req.settled && req.outstanding === 0 && req.nextRow === req.count) {
       req.settled = true;
+      clearTimeout(req.timer);
       req.resolve(req.scores);
     }
   }
@@ -300,12 +342,15 @@ export class DynamicBatcher extends EventEmitter {
   private fail(req: Request, err: Error): void {
     if (req.settled) return;
     req.settled = true;
-    // Rows of this request still queued are dropped from the queue.
+    clearTimeout(req.timer);
+    // Rows of this request still queued are dropped from the queue; a submit still waiting for room leaves the line.
     const idx = this.queue.indexOf(req);
     if (idx >= 0) {
       this.queuedRows -= req.count - req.nextRow;
       this.queue.splice(idx, 1);
     }
+    const waiting = this.waiters.indexOf(req);
+    if (waiting >= 0) this.waiters.splice(waiting, 1);
     req.reject(err);
   }
 }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
+import { installedExecutionProviders, providerUnavailableReason } from './execution-providers';
 import { modelDir, readModelCard, type ModelCard } from './model-card';
 
 const log = createLogger('onnx-model');
@@ -27,8 +28,10 @@ const DEVICE_PROVIDERS = new Set(['cuda', 'tensorrt']);
 
 /**
  * Creates a session with the first execution provider that works, trying each alone in order
- * (onnxruntime itself fails the whole list when one provider's library is missing). Logs the
- * active provider; throws ExecutionProviderError naming every provider's failure when none works.
+ * (onnxruntime itself fails the whole list when one provider's library is missing). A provider this
+ * onnxruntime-node install lacks is skipped with the reason and how to install it; one it has is
+ * tried (CUDA still needs a GPU and driver). Logs the active provider; throws ExecutionProviderError
+ * naming every provider's failure when none works.
  */
 export async function createSession(
   weights: string,
@@ -37,7 +40,13 @@ export async function createSession(
 ): Promise<{ session: ort.InferenceSession; provider: string }> {
   const providers = options.executionProviders && options.executionProviders.length > 0 ? options.executionProviders : ['cpu'];
   const failures: string[] = [];
+  const installed = installedExecutionProviders();
   for (const name of providers) {
+    const unavailable = providerUnavailableReason(name, installed);
+    if (unavailable) {
+      failures.push(`${name}: ${unavailable}`);
+      continue;
+    }
     const ep: ort.InferenceSession.ExecutionProviderConfig =
       options.deviceId !== undefined && DEVICE_PROVIDERS.has(name) ? ({ name, deviceId: options.deviceId } as ort.InferenceSession.ExecutionProviderConfig) : name;
     const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: [ep], graphOptimizationLevel: 'all' };

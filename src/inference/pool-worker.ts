@@ -24,6 +24,8 @@ export interface PoolTestHooks {
   crashBudget?: SharedArrayBuffer;
   /** Sleep this long (ms, blocking the thread) before each batch: simulates a slow model. */
   delayMs?: number;
+  /** A batch with any row whose first value equals this fails to score (an 'error' reply, the worker lives on): a model rejecting one input. */
+  failMarker?: number;
 }
 
 export type ToWorker = { type: 'score'; id: number; rows: Float32Array; count: number } | { type: 'exit'; code: number } | { type: 'close' };
@@ -46,6 +48,13 @@ function shouldCrash(rows: Float32Array): boolean {
   if (!hooks.crashBudget) return true;
   const budget = new Int32Array(hooks.crashBudget);
   return Atomics.sub(budget, 0, 1) > 0;
+}
+
+function hasFailMarker(rows: Float32Array, width: number): boolean {
+  const marker = data.testHooks?.failMarker;
+  if (marker === undefined) return false;
+  for (let i = 0; i < rows.length; i += width) if (rows[i] === marker) return true;
+  return false;
 }
 
 async function main(): Promise<void> {
@@ -72,6 +81,10 @@ async function main(): Promise<void> {
       process.exit(70);
     }
     if (sleeper) Atomics.wait(sleeper, 0, 0, data.testHooks!.delayMs);
+    if (hasFailMarker(msg.rows, model.width)) {
+      send({ type: 'error', id: msg.id, message: `test hook: cannot score a row marked ${data.testHooks!.failMarker}` });
+      return;
+    }
     model.score(msg.rows, msg.count).then(
       (scores) => send({ type: 'result', id: msg.id, scores }, [scores.buffer as ArrayBuffer]),
       (err: Error) => send({ type: 'error', id: msg.id, message: err.message }),

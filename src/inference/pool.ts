@@ -12,6 +12,8 @@ import { readModelCard, type ModelCard } from './model-card';
 import { ExecutionProviderError, ModelIntegrityError, type OnnxModelOptions } from './onnx-model';
 import type { FromWorker, PoolTestHooks, PoolWorkerData, ToWorker } from './pool-worker';
 
+export { InferenceRequestError, InferenceTimeoutError } from './batcher';
+
 /** The pool could not start (no worker became ready) or lost every worker. */
 export class PoolError extends TributaryError {}
 
@@ -22,6 +24,8 @@ export interface BatchingOptions {
   maxQueueDelayMs?: number;
   /** Bound on queued rows; beyond it submits wait and `saturated()` is true (default 4096). */
   maxQueueRows?: number;
+  /** Longest a request may take from submit to its scores, queue wait included, ms (default 30000; 0: no limit). It then rejects with InferenceTimeoutError. */
+  requestTimeoutMs?: number;
 }
 
 export interface InferencePoolOptions extends BatchingOptions {
@@ -106,7 +110,9 @@ function spawnWorker(workerData: PoolWorkerData): Worker {
  * A pool of worker threads, each holding its own onnxruntime session of one model version, behind
  * a DynamicBatcher. Workers load and warm up at start (the pool starts only when all are ready, or
  * fails with the reason). A worker that exits is replaced; the batch it held is retried once (each
- * request alone) and then failed explicitly — never dropped.
+ * request alone) and then failed explicitly — never dropped. A merged batch a worker could not score
+ * is re-run one request at a time (see DynamicBatcher); a request past `requestTimeoutMs` rejects
+ * with InferenceTimeoutError, and its batch's late result is discarded.
  */
 export class InferencePool extends EventEmitter {
   readonly card: ModelCard;
@@ -144,6 +150,7 @@ export class InferencePool extends EventEmitter {
       maxBatchSize: opts.maxBatchSize ?? 256,
       maxQueueDelayMs: opts.maxQueueDelayMs ?? 1,
       maxQueueRows: opts.maxQueueRows ?? 4096,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 30000,
       concurrency: () => this.slots.filter((s) => s.ready).length,
       execute: (rows, n) => this.execute(rows, n),
       onBatch: (n) => m.batchSize.observe(this.labels, n),

@@ -67,7 +67,7 @@ export class SchemaRegistryClient {
       return (await this.registry.getSchema(id)) as unknown as avro.Type;
     } catch (err) {
       if ((err as { status?: number }).status === 404) throw new UnknownSchemaIdError(id);
-      throw new SchemaRegistryError(`could not fetch schema id ${id}: ${(err as Error).message}`, { cause: err });
+      throw new SchemaRegistryError(`could not fetch schema id ${id}: ${(err as Error).message}${authHint((err as { status?: number }).status)}`, { cause: err });
     }
   }
 
@@ -84,10 +84,15 @@ export class SchemaRegistryClient {
       throw new SchemaRegistryError(`schema registry unreachable at ${this.options.url}: ${(err as Error).message}`, { cause: err });
     }
     if (!res.ok) {
-      throw new SchemaRegistryError(`schema registry ${init.method} ${pathname} failed: ${res.status} ${await res.text()}`);
+      throw new SchemaRegistryError(`schema registry ${init.method} ${pathname} failed: ${res.status} ${await res.text()}${authHint(res.status)}`);
     }
     return res;
   }
+}
+
+/** What to check when the registry refuses the credentials (or their absence). */
+function authHint(status: number | undefined): string {
+  return status === 401 || status === 403 ? ' (the registry refused the credentials: check SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD)' : '';
 }
 
 export class UnknownSchemaIdError extends TributaryError {

@@ -1,10 +1,11 @@
 import * as path from 'node:path';
-import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { DriftAlert, FeatureVector, Feedback, Prediction } from '../client/generated/avro-types';
 import { ensureTopics } from '../kafka/admin';
 import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
+import { idempotentProducer, type IdempotentProducer } from '../kafka/client';
 import { RecordRejection } from '../kafka/dead-letter';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
 import { modelDir, readModelCard } from '../inference/model-card';
@@ -53,7 +54,7 @@ export class DriftService {
   private readonly feedbackDecoder?: AvroDecoder<Feedback>;
   readonly alerts: DriftAlert[] = [];
   private readonly consumer: Consumer;
-  private readonly producer: Producer;
+  private readonly producer: IdempotentProducer;
   private readonly featureDecoder: AvroDecoder<FeatureVector>;
   private readonly predictionDecoder: AvroDecoder<Prediction>;
   private readonly alertEncoder: AvroEncoder<DriftAlert>;
@@ -77,7 +78,7 @@ export class DriftService {
       this.feedbackDecoder = new AvroDecoder(opts.registry, catalog.get('feedback').type);
     }
     this.consumer = opts.kafka.consumer({ groupId: opts.groupId, sessionTimeout: 30000, heartbeatInterval: 3000, maxWaitTimeInMs: 200, readUncommitted: false });
-    this.producer = opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.producer = idempotentProducer(opts.kafka, { name: 'drift-alerts', logger: this.log });
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
       this.assigned = Object.values(payload.memberAssignment).reduce((n, parts) => n + parts.length, 0);
     });
@@ -181,7 +182,6 @@ export class DriftService {
     const alerts = out.map((r) => this.toAlert(r));
     await this.producer.send({
       topic: this.opts.alertTopic,
-      acks: -1,
       messages: alerts.map((a) => ({ key: `${a.modelName}@${a.modelVersion}/${a.scope}`, value: this.alertEncoder.encodeWithId(id, a) })),
     });
     for (const r of out) this.monitor.countAlert(r);

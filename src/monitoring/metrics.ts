@@ -10,6 +10,8 @@ export class StageMetrics {
   readonly batchSize: Histogram<'stage'>;
   readonly batchSeconds: Histogram<'stage'>;
   readonly endToEndSeconds: Histogram<'stage'>;
+  readonly commitSeconds: Histogram<'chain'>;
+  readonly commitRecords: Histogram<'chain'>;
 
   constructor(registry: Registry = new Registry(), withDefaults = false) {
     this.registry = registry;
@@ -27,6 +29,8 @@ export class StageMetrics {
     this.batchErrors = new Counter({ name: 'tributary_stage_batch_errors_total', help: 'Failed batch attempts (retried), by error kind (the error class name)', labelNames: ['stage', 'kind'], registers });
     this.batchSize = new Histogram({ name: 'tributary_stage_batch_size', help: 'Records per consumed batch', labelNames: ['stage'], buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000], registers });
     this.batchSeconds = new Histogram({ name: 'tributary_stage_batch_processing_seconds', help: 'Time to decode, process, produce and commit one batch', labelNames: ['stage'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+    this.commitSeconds = new Histogram({ name: 'tributary_engine_commit_seconds', help: 'Time of one lane commit (transaction: outputs, dead letters, offset, commit) including retries', labelNames: ['chain'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+    this.commitRecords = new Histogram({ name: 'tributary_engine_commit_records', help: 'Consumed records per lane commit', labelNames: ['chain'], buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000], registers });
     this.endToEndSeconds = new Histogram({ name: 'tributary_stage_event_to_output_seconds', help: 'From the input event entering Kafka to this stage producing its output', labelNames: ['stage'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });
   }
 }

@@ -1,12 +1,13 @@
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
 import { KAFKA_VERSION } from './artifacts';
 import { pollUntilAnswering, ServerStartError, type LaunchedServer } from './launched';
 import { LOCALHOST } from './ports';
 import { runCommand, spawnDetached, wholeArg } from './process';
 import type { KafkaState } from './state';
+import type { TlsMaterial } from './tls';
 
 export interface KafkaServerOptions {
   /** Java classpath holding the broker jars, e.g. `<cache>/kafka-3.9.1/libs/*`. */
@@ -19,6 +20,11 @@ export interface KafkaServerOptions {
   javaPath?: string;
   /** Max heap, default `512m`. */
   heap?: string;
+  /**
+   * When given, the client listener speaks SSL (server certificate from the keystore; the broker talks
+   * to itself over it too, trusting the truststore). Clients then need KAFKA_SSL_CA_FILE=`tls.caFile`.
+   */
+  tls?: Pick<TlsMaterial, 'caFile' | 'keystoreFile' | 'truststoreFile' | 'storePassword'>;
   /** Extra broker properties, appended last (they win). */
   extraProperties?: Record<string, string | number | boolean>;
 }
@@ -54,17 +60,34 @@ function propValue(v: string | number | boolean): string {
   return String(v).replace(/\\/g, '\\\\');
 }
 
+/** Broker properties for an SSL client listener (the KRaft controller listener stays on loopback plaintext). */
+export function kafkaTlsProperties(tls: NonNullable<KafkaServerOptions['tls']>): Record<string, string> {
+  return {
+    'ssl.keystore.type': 'PKCS12',
+    'ssl.keystore.location': tls.keystoreFile,
+    'ssl.keystore.password': tls.storePassword,
+    'ssl.key.password': tls.storePassword,
+    'ssl.truststore.type': 'PKCS12',
+    'ssl.truststore.location': tls.truststoreFile,
+    'ssl.truststore.password': tls.storePassword,
+    'ssl.client.auth': 'none',
+    'ssl.endpoint.identification.algorithm': 'https',
+  };
+}
+
 export function renderServerProperties(opts: KafkaServerOptions): string {
   const files = kafkaFiles(opts.dataDir);
+  const listener = opts.tls ? 'SSL' : 'PLAINTEXT';
   const props: Record<string, string | number | boolean> = {
     'process.roles': 'broker,controller',
     'node.id': 1,
     'controller.quorum.voters': `1@${LOCALHOST}:${opts.controllerPort}`,
-    listeners: `PLAINTEXT://${LOCALHOST}:${opts.port},CONTROLLER://${LOCALHOST}:${opts.controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://${LOCALHOST}:${opts.port}`,
+    listeners: `${listener}://${LOCALHOST}:${opts.port},CONTROLLER://${LOCALHOST}:${opts.controllerPort}`,
+    'advertised.listeners': `${listener}://${LOCALHOST}:${opts.port}`,
     'controller.listener.names': 'CONTROLLER',
-    'inter.broker.listener.name': 'PLAINTEXT',
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'inter.broker.listener.name': listener,
+    'listener.security.protocol.map': `${listener}:${listener},CONTROLLER:PLAINTEXT`,
+    ...(opts.tls ? kafkaTlsProperties(opts.tls) : {}),
     'log.dirs': files.logDirs,
     'auto.create.topics.enable': false,
     'num.partitions': 1,
@@ -99,11 +122,12 @@ export function renderLog4jProperties(logFile: string): string {
   ].join('\n');
 }
 
-/** One metadata round trip with kafkajs; true when the broker answers. */
-export async function kafkaAnswers(brokers: string[], timeoutMs = 3_000): Promise<boolean> {
+/** One metadata round trip with kafkajs; true when the broker answers. `ssl` for a TLS listener (e.g. `{ ca: [pem] }`). */
+export async function kafkaAnswers(brokers: string[], timeoutMs = 3_000, ssl?: KafkaConfig['ssl']): Promise<boolean> {
   const kafka = new Kafka({
     clientId: 'tributary-stack-probe',
     brokers,
+    ssl,
     logLevel: logLevel.NOTHING,
     connectionTimeout: Math.min(timeoutMs, 2_000),
     requestTimeout: timeoutMs,
@@ -126,7 +150,8 @@ export async function launchKafkaServer(opts: KafkaServerOptions): Promise<Launc
   const java = opts.javaPath ?? 'java';
   const files = kafkaFiles(opts.dataDir);
   fs.mkdirSync(files.logDirs, { recursive: true });
-  fs.writeFileSync(files.serverProperties, renderServerProperties(opts));
+  // With TLS the file holds the store password: owner-only.
+  fs.writeFileSync(files.serverProperties, renderServerProperties(opts), { mode: opts.tls ? 0o600 : 0o644 });
   fs.writeFileSync(files.log4jProperties, renderLog4jProperties(files.logFile));
   const log4j = `-Dlog4j.configuration=file:${files.log4jProperties}`;
 
@@ -156,6 +181,8 @@ export async function launchKafkaServer(opts: KafkaServerOptions): Promise<Launc
     { cwd: opts.dataDir, logFile: files.logFile },
   );
   const brokers = [`${LOCALHOST}:${opts.port}`];
+  // The readiness probe verifies the broker's certificate against the CA, as clients will.
+  const probeSsl = opts.tls ? { ca: [fs.readFileSync(opts.tls.caFile, 'utf8')] } : undefined;
   const info: KafkaServerInfo = {
     brokers,
     pid: proc.pid,
@@ -175,7 +202,7 @@ export async function launchKafkaServer(opts: KafkaServerOptions): Promise<Launc
         logFile: files.logFile,
         timeoutMs,
         intervalMs: 500,
-        answers: () => kafkaAnswers(brokers, 2_000),
+        answers: () => kafkaAnswers(brokers, 2_000, probeSsl),
       }),
   };
 }

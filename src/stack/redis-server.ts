@@ -1,10 +1,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import Redis from 'ioredis';
+import Redis, { type RedisOptions } from 'ioredis';
 import { pollUntilAnswering, type LaunchedServer } from './launched';
 import { LOCALHOST } from './ports';
 import { spawnDetached, wholeArg } from './process';
 import type { RedisState } from './state';
+import type { TlsMaterial } from './tls';
 
 export interface RedisServerOptions {
   /** Server dir (created if missing): working dir and log file. */
@@ -12,12 +13,22 @@ export interface RedisServerOptions {
   port: number;
   /** Default `redis-server`. */
   redisServerPath?: string;
+  /**
+   * When given, Redis serves TLS only (`--tls-port`, plain port closed) with this certificate; clients
+   * use `rediss://` and REDIS_TLS_CA_FILE=`tls.caFile`. Client certificates are not required.
+   */
+  tls?: Pick<TlsMaterial, 'caFile' | 'certFile' | 'keyFile'>;
 }
 
 export type RedisServerInfo = RedisState;
 
-export function redisUrl(port: number): string {
-  return `redis://${LOCALHOST}:${port}`;
+export function redisUrl(port: number, tls = false): string {
+  return `${tls ? 'rediss' : 'redis'}://${LOCALHOST}:${port}`;
+}
+
+/** redis-server arguments that move it to TLS on `port` (Debian's and the official image's builds include TLS). */
+export function redisTlsArgs(port: number, tls: NonNullable<RedisServerOptions['tls']>): string[] {
+  return ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', 'no'];
 }
 
 /** Command-line fragments that identify this Redis (redis-server rewrites its title to `redis-server 127.0.0.1:PORT`). */
@@ -29,9 +40,10 @@ export function redisLogFile(dataDir: string): string {
   return path.join(dataDir, 'redis.log');
 }
 
-/** True when PING answers PONG. */
-export async function redisAnswers(url: string, timeoutMs = 3_000): Promise<boolean> {
+/** True when PING answers PONG. `tls` for a `rediss://` server (e.g. `{ ca: [pem] }`). */
+export async function redisAnswers(url: string, timeoutMs = 3_000, tls?: RedisOptions['tls']): Promise<boolean> {
   const client = new Redis(url, {
+    tls,
     lazyConnect: true,
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,
@@ -56,10 +68,26 @@ export async function launchRedisServer(opts: RedisServerOptions): Promise<Launc
   const logFile = redisLogFile(opts.dataDir);
   const proc = await spawnDetached(
     opts.redisServerPath ?? 'redis-server',
-    ['--port', String(opts.port), '--bind', LOCALHOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', opts.dataDir],
+    [
+      '--port',
+      String(opts.port),
+      '--bind',
+      LOCALHOST,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--dir',
+      opts.dataDir,
+      // Later arguments win: with TLS the plain port is closed and the same port number serves TLS.
+      ...(opts.tls ? redisTlsArgs(opts.port, opts.tls) : []),
+    ],
     { cwd: opts.dataDir, logFile },
   );
-  const url = redisUrl(opts.port);
+  const url = redisUrl(opts.port, opts.tls !== undefined);
+  const probeTls = opts.tls ? { ca: [fs.readFileSync(opts.tls.caFile, 'utf8')] } : undefined;
   const info: RedisServerInfo = { url, pid: proc.pid, port: opts.port, dataDir: opts.dataDir, logFile };
   return {
     info,
@@ -71,7 +99,7 @@ export async function launchRedisServer(opts: RedisServerOptions): Promise<Launc
         logFile,
         timeoutMs,
         intervalMs: 100,
-        answers: () => redisAnswers(url, 1_000),
+        answers: () => redisAnswers(url, 1_000, probeTls),
       }),
   };
 }

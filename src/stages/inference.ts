@@ -33,6 +33,8 @@ export interface InferenceConfig {
     maxBatchSize?: number;
     maxQueueDelayMs?: number;
     maxQueueRows?: number;
+    /** Longest one scoring request may take, queue wait included, ms (default 30000; 0: no limit); then it fails with InferenceTimeoutError. */
+    requestTimeoutMs?: number;
     /** GPU ordinals workers are pinned to (cuda/tensorrt deviceId); workers default to devices x workersPerDevice. */
     devices?: number[];
     workersPerDevice?: number;
@@ -101,6 +103,7 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
           maxBatchSize: { type: 'integer', minimum: 1 },
           maxQueueDelayMs: { type: 'number', minimum: 0 },
           maxQueueRows: { type: 'integer', minimum: 1 },
+          requestTimeoutMs: { type: 'integer', minimum: 0 },
           devices: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1, uniqueItems: true },
           workersPerDevice: { type: 'integer', minimum: 1 },
         },

@@ -18,20 +18,32 @@ export interface InputRecord<I> {
   /** Kafka timestamp of the consumed message (ms). */
   timestamp: number;
   lineage: Lineage;
+  /**
+   * Kafka headers of the source record (lineage, reply-to, tracing...). The engine copies them onto
+   * every output of this record, at every stage and hop, so a processor need not.
+   */
+  headers?: Record<string, Buffer>;
 }
 
 /** An output of a processor for one input: a keyed record for the output topic. */
 export interface OutputRecord<O> {
   key: string;
   value: O;
+  /** Headers to add to (or override on) the ones inherited from the input record. */
+  headers?: Record<string, Buffer | string>;
 }
 
 export type ProcessResult<O> = OutputRecord<O> | RecordRejection;
 
 /**
  * A processor transforms a batch of decoded records into output records, one result per input,
- * in order. Per-record failures are returned as RecordRejection (dead-lettered); a thrown error
- * means the whole batch failed transiently and will be retried.
+ * in order. Per-record failures are returned as RecordRejection (dead-lettered). A thrown error
+ * fails the batch: a TransientError (or an infrastructure error: connection refused, timeout) is
+ * retried with backoff for as long as it lasts; any other error is retried `errors.maxAttempts`
+ * times, then the records are processed one by one and those that still fail are dead-lettered.
+ *
+ * This is the engine's processor API and the plugin API: stages of one process that follow each
+ * other are fused into one chain, where one processor's outputs are the next one's inputs in memory.
  */
 export interface Processor<I = unknown, O = unknown> {
   processBatch(records: readonly InputRecord<I>[]): Promise<ProcessResult<O>[]>;
@@ -73,4 +85,9 @@ export interface ProcessorDefinition<C = unknown> {
   /** Checks that need files or other parts of the topology (e.g. the model's feature list). Path-prefixed errors. */
   validate?(config: C, ctx: ProcessorContext): ConfigError[];
   create(config: C, ctx: ProcessorContext): Promise<Processor>;
+  /**
+   * Never fused into a chain with the stage before it: always its own consumer group reading the
+   * committed topic (shadow models: a slow or failing shadow must not touch the live path).
+   */
+  runsApart?: boolean;
 }

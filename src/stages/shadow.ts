@@ -37,6 +37,7 @@ const { hotSwap: _hotSwap, ...inferenceProperties } = (onnxInference.configSchem
  */
 export const onnxShadow: ProcessorDefinition<ShadowConfig> = {
   name: 'onnx_shadow',
+  runsApart: true,
   summary: 'Shadow model: scores the live stage\'s inputs with another version and logs score, latency and errors to a shadow log topic.',
   inputSchema: 'feature-vector',
   outputSchema: 'shadow-prediction',

@@ -88,6 +88,15 @@ export const topologyBaseSchema = {
               maxBatchBytes: { type: 'integer', minimum: 1024 },
             },
           },
+          commit: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'When each input partition commits (one transaction under exactly-once): as soon as the previous commit ended and intervalMs passed since it started, or once maxRecords wait. A fused chain uses its first stage\'s policy.',
+            properties: {
+              intervalMs: { type: 'integer', minimum: 0, maximum: 60000 },
+              maxRecords: { type: 'integer', minimum: 1, maximum: 100000 },
+            },
+          },
           errors: {
             type: 'object',
             additionalProperties: false,

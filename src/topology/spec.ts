@@ -55,6 +55,12 @@ export interface StageSpec {
    * decoded; `maxBatchBytes` bounds what one fetch may bring into memory (kafkajs maxBytes).
    */
   limits?: { maxMessageBytes?: number; maxBatchBytes?: number };
+  /**
+   * When each input partition commits (one transaction under exactly-once): as soon as the previous
+   * commit ended and `intervalMs` passed since it started, or once `maxRecords` wait. Defaults in
+   * src/engine/chain-runner.ts (DEFAULT_COMMIT). A fused chain uses its first stage's policy.
+   */
+  commit?: { intervalMs?: number; maxRecords?: number };
   /** Transient processing failures are retried this many times (with exponential backoff) before records are isolated and dead-lettered. */
   errors?: { maxAttempts?: number; backoffMs?: number };
   /** Processor-specific configuration, validated against the processor's declared spec. */

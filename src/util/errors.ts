@@ -24,3 +24,9 @@ export class ConfigErrors extends TributaryError {
     super(`invalid configuration:\n${errors.map((e) => `  - ${e.message}`).join('\n')}`);
   }
 }
+
+/**
+ * A failure of something outside the record (a dependency down, a timeout): the engine retries the
+ * batch with backoff for as long as it lasts and never dead-letters records because of it.
+ */
+export class TransientError extends TributaryError {}

@@ -1,6 +1,7 @@
 import { createKafka } from '../../src/kafka/client';
 import { ensureTopics } from '../../src/kafka/admin';
-import { ProducerFencedError, TransactionalDelivery, type OutgoingBatch } from '../../src/stages/delivery';
+import { PartitionTransactions, ProducerFencedError, type CommitBatch } from '../../src/engine/commit-sink';
+import { RecordRejection } from '../../src/kafka/dead-letter';
 import { createLogger } from '../../src/util/logger';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
 
@@ -21,15 +22,12 @@ async function committedValues(topic: string, expected: number): Promise<string[
   return values;
 }
 
-function batch(topic: string, values: string[], nextOffset: string): OutgoingBatch {
+function batch(topic: string, output: string, values: string[], nextOffset: string): CommitBatch {
   return {
     topic,
     partition: 0,
     nextOffset,
-    outputs: values.map((v) => ({ key: v, value: v })),
-    reject: () => undefined,
-    deadLetters: () => [],
-    isStale: () => false,
+    records: values.map((v) => ({ outputs: [{ topic: output, message: { key: v, value: v } }], toDeadLetter: (r: RecordRejection) => ({ key: v, value: r.message }) })),
   };
 }
 
@@ -46,21 +44,26 @@ describe('transactional fencing (classic per-partition transactional ids)', () =
       { name: output, partitions: 1, schema: 'prediction' },
       { name: dlq, partitions: 1, schema: 'dead-letter' },
     ]);
-    const options = { kafka, consumer: kafka.consumer({ groupId }), groupId, outputTopic: output, deadLetterTopic: dlq, maxMessageBytes: 1024 * 1024, log: createLogger('fencing-test') };
-    const a = new TransactionalDelivery(options);
-    const b = new TransactionalDelivery(options);
+    const admin0 = kafka.admin();
+    await admin0.connect();
+    const fetchCommitted = async (topic: string, partition: number) => {
+      const res = await admin0.fetchOffsets({ groupId, topics: [topic] });
+      const o = res[0]?.partitions.find((p) => p.partition === partition)?.offset;
+      return o !== undefined && Number(o) >= 0 ? o : null;
+    };
+    const options = { kafka, groupId, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('fencing-test'), topic: input, partition: 0, fetchCommitted };
+    const a = new PartitionTransactions(options);
+    const b = new PartitionTransactions(options);
     try {
-      a.onAssignment({ [input]: [0] });
-      expect(await a.startOffset(input, 0)).toBeNull();
-      expect(await a.deliver(batch(input, ['a-1', 'a-2'], '2'))).toBe(true);
+      expect(await a.init()).toBeNull();
+      await a.commit(batch(input, output, ['a-1', 'a-2'], '2'));
 
       // a stalls (GC pause, frozen process); the group gives partition 0 to b, whose producer init bumps the epoch.
-      b.onAssignment({ [input]: [0] });
-      expect(await b.startOffset(input, 0)).toBe('2'); // b resumes exactly after a's last committed batch
+      expect(await b.init()).toBe('2'); // b resumes exactly after a's last committed batch
 
       // a wakes up and tries to commit a batch for the partition it lost.
-      await expect(a.deliver(batch(input, ['a-3-late'], '3'))).rejects.toBeInstanceOf(ProducerFencedError);
-      expect(await b.deliver(batch(input, ['b-3'], '3'))).toBe(true);
+      await expect(a.commit(batch(input, output, ['a-3-late'], '3'))).rejects.toBeInstanceOf(ProducerFencedError);
+      await b.commit(batch(input, output, ['b-3'], '3'));
 
       expect((await committedValues(output, 3)).sort()).toEqual(['a-1', 'a-2', 'b-3']);
       const admin = kafka.admin();
@@ -69,7 +72,7 @@ describe('transactional fencing (classic per-partition transactional ids)', () =
       await admin.disconnect();
       expect(offsets[0].partitions[0].offset).toBe('3');
     } finally {
-      await Promise.allSettled([a.close(), b.close()]);
+      await Promise.allSettled([a.close(), b.close(), admin0.disconnect()]);
     }
   });
 });

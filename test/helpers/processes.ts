@@ -79,10 +79,10 @@ export class StageProcess {
 }
 
 /** Reads every committed prediction key of a topic (read_committed) until `expected` distinct keys or the timeout. */
-export async function committedKeys(endpoints: PipelineEndpoints, topic: string, expected: number, timeoutMs: number, groupSuffix: string): Promise<string[]> {
+export async function committedKeys(endpoints: PipelineEndpoints, topic: string, expected: number, timeoutMs: number, groupSuffix: string, schema: 'prediction' | 'feature-vector' = 'prediction'): Promise<string[]> {
   const keys: string[] = [];
   const distinct = new Set<string>();
-  const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: 'prediction', groupId: `verify-${groupSuffix}-${Date.now()}` });
+  const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: schema as "prediction", groupId: `verify-${groupSuffix}-${schema}-${Date.now()}` });
   await consumer.run((p) => {
     keys.push(p.key);
     distinct.add(p.key);

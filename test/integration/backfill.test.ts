@@ -74,9 +74,9 @@ describe('backfill against the real stack', () => {
     // The live run, over the backlog: both stages, through the features topic.
     const pipeline = await Pipeline.start({ topology, endpoints });
     const liveStart = Date.now();
-    const score = pipeline.runners.find((r) => r.groupId.endsWith('.score'))!;
+    const score = pipeline.stageCounters('score');
     try {
-      await waitFor(() => score.counters.consumed >= N, 180000, () => `${score.counters.consumed} scored`);
+      await waitFor(() => score.consumed >= N, 180000, () => `${score.consumed} scored`);
     } finally {
       await pipeline.stop();
     }

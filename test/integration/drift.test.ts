@@ -135,7 +135,7 @@ describe('drift monitor through the real stack', () => {
     const server = new MonitoringServer({ registry: metrics.registry, port: 0, readiness: () => pipeline!.readiness() });
     const { url } = await server.start();
     try {
-      await waitFor(() => pipeline!.runners[1].counters.consumed >= 2 * WINDOW, 60000, () => JSON.stringify(pipeline!.runners.map((r) => r.counters)));
+      await waitFor(() => pipeline!.stageCounters('score').consumed >= 2 * WINDOW, 60000, () => JSON.stringify(pipeline!.stageCounters('score')));
       // The lag gauge reads the broker at most once a second: poll until the caught-up offsets show.
       let [status] = await collectStatus([url], 500);
       for (let i = 0; i < 20 && (status.stages.find((st) => st.stage === 'score')?.lag ?? Infinity) > 3; i++) [status] = await collectStatus([url], 500);

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
@@ -7,6 +8,8 @@ import { onnxInference, type InferenceConfig, type InferenceProcessor } from '..
 import { Pipeline } from '../../src/stages/pipeline';
 import { ProcessorRegistry } from '../../src/stages/registry';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { firstWorkingProvider } from '../helpers/execution-providers';
+import { repoRoot } from '../../src/stack/paths';
 
 const endpoints = testEndpoints();
 
@@ -43,7 +46,9 @@ describe('onnx_inference through the worker pool, on real Kafka', () => {
     try {
       expect(created).toHaveLength(1);
       const { pool } = created[0];
-      expect(pool.providers()).toEqual(['cpu', 'cpu']);
+      // ['cuda', 'cpu'] runs on cpu here, on cuda on a CUDA host.
+      const expected = await firstWorkingProvider(path.join(repoRoot(), 'models', pool.card.name, pool.card.version, 'model.onnx'), ['cuda', 'cpu']);
+      expect(pool.providers()).toEqual([expected, expected]);
       await consumer.run((p: Prediction) => {
         predictions.push(p.key);
       });

@@ -50,7 +50,7 @@ describe('metrics and health endpoints (real pipeline, promtool, Prometheus serv
 
   it('exposes stage counters that promtool accepts', async () => {
     await produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count: 200, rate: 0, seed: 3 });
-    await waitFor(() => pipeline!.runners[1].counters.produced >= 200, 60000, () => JSON.stringify(pipeline!.runners.map((r) => r.counters)));
+    await waitFor(() => pipeline!.stageCounters('score').produced >= 200, 60000, () => JSON.stringify(pipeline!.stageCounters('score')));
     const text = await (await fetch(`${url}/metrics`)).text();
     expect(text).toMatch(/tributary_stage_events_in_total\{stage="score",topic="fraud\.features\.[^"]+"\} 200/);
     expect(text).toMatch(/tributary_stage_events_out_total\{stage="extract",topic="fraud\.features\.[^"]+"\} 200/);

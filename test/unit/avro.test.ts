@@ -5,7 +5,7 @@ import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { classifyIncompatibility } from '../../src/kafka/avro-serde';
 import { generateTypes } from '../../src/kafka/avro-typegen';
 import { repoRoot } from '../../src/stack/paths';
-import { chunkBySize } from '../../src/stages/delivery';
+import { chunkBySize } from '../../src/engine/commit-sink';
 
 const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
 

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { DynamicBatcher, InferenceRequestError, RetriableBatchError, type DynamicBatcherOptions } from '../../src/inference/batcher';
+import { DynamicBatcher, InferenceRequestError, InferenceTimeoutError, RetriableBatchError, type DynamicBatcherOptions } from '../../src/inference/batcher';
 
 const WIDTH = 3;
 
@@ -162,6 +162,80 @@ describe('DynamicBatcher', () => {
     const { b } = batcher({ execute: async (r, n) => { if (fail) { fail = false; throw new Error('bad input'); } return firstColumn(r, n); } });
     await expect(b.submit(rows(0, 2), 2)).rejects.toThrow(/bad input/);
     expect(await b.submit(rows(5, 2), 2)).toEqual(expected(5, 2));
+  });
+
+  it('re-runs a merged batch the model could not score one request at a time: only the bad request fails', async () => {
+    const BAD = 1000;
+    const execute = async (r: Float32Array, n: number) => {
+      const values = firstColumn(r, n);
+      if (values.includes(BAD)) throw new Error(`cannot score row ${BAD}`);
+      return values;
+    };
+    const ex = gatedExecutor();
+    let gate = true;
+    const { b, batches } = batcher({ execute: (r, n) => (gate ? ((gate = false), ex.execute(r, n)) : execute(r, n)) });
+    const warm = b.submit(rows(500, 1), 1);
+    const a = b.submit(rows(0, 4), 4);
+    const bad = b.submit(rows(BAD - 1, 3), 3); // its second row is the one the model rejects
+    const c = b.submit(rows(10, 3), 3);
+    ex.pending[0].release();
+    await warm;
+    const outcomes = await Promise.allSettled([a, bad, c]);
+    expect(outcomes[0]).toEqual({ status: 'fulfilled', value: expected(0, 4) });
+    expect(outcomes[2]).toEqual({ status: 'fulfilled', value: expected(10, 3) });
+    const reason = (outcomes[1] as PromiseRejectedResult).reason as Error;
+    expect(reason).toBeInstanceOf(InferenceRequestError);
+    expect(reason.message).toBe(`inference of 3 rows cannot score row ${BAD}`);
+    expect(batches).toEqual([1, 10, 4, 3, 3]); // the merged batch, then each request alone, never split further
+    // Serving goes on.
+    expect(await b.submit(rows(20, 2), 2)).toEqual(expected(20, 2));
+  });
+
+  it('times a request out with InferenceTimeoutError while its batch runs; the late result is discarded and the next requests are scored', async () => {
+    const ex = gatedExecutor();
+    const { b } = batcher({ requestTimeoutMs: 30, execute: ex.execute });
+    const slow = b.submit(rows(0, 2), 2);
+    const outcome = await slow.then(() => 'resolved', (err: unknown) => err);
+    expect(outcome).toBeInstanceOf(InferenceTimeoutError);
+    expect(outcome).toBeInstanceOf(InferenceRequestError);
+    expect((outcome as InferenceTimeoutError).message).toBe('inference of 2 rows timed out after 30 ms');
+    // The batch completes after its request gave up: nothing breaks, the executor is free again.
+    ex.pending[0].release();
+    await tick();
+    const next = b.submit(rows(7, 3), 3);
+    await tick();
+    ex.pending[1].release();
+    expect(await next).toEqual(expected(7, 3));
+  });
+
+  it('times out requests still queued or waiting for room: their rows leave the queue and waiting submits move up', async () => {
+    const ex = gatedExecutor();
+    const { b } = batcher({ requestTimeoutMs: 40, maxQueueRows: 4, execute: ex.execute });
+    const inFlight = b.submit(rows(0, 2), 2).catch((err: unknown) => err);
+    const queued = b.submit(rows(2, 4), 4).catch((err: unknown) => err);
+    const waiting = b.submit(rows(6, 3), 3).catch((err: unknown) => err);
+    expect(b.saturated()).toBe(true);
+    const [e1, e2, e3] = await Promise.all([inFlight, queued, waiting]);
+    for (const e of [e1, e2, e3]) expect(e).toBeInstanceOf(InferenceTimeoutError);
+    expect(b.queued).toBe(0);
+    expect(b.waiting).toBe(0);
+    expect(b.saturated()).toBe(false);
+    ex.pending[0].release();
+    await tick();
+    const later = b.submit(rows(9, 1), 1);
+    await tick();
+    ex.pending[1].release();
+    expect(await later).toEqual(expected(9, 1));
+  });
+
+  it('a request admitted in pieces has one deadline for all of them', async () => {
+    const ex = gatedExecutor();
+    const { b } = batcher({ requestTimeoutMs: 30, maxQueueRows: 4, maxBatchSize: 4, execute: ex.execute });
+    const started = performance.now();
+    await expect(b.submit(rows(0, 10), 10)).rejects.toBeInstanceOf(InferenceTimeoutError);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(b.queued).toBe(0);
+    expect(b.waiting).toBe(0);
   });
 
   it('close() rejects queued and waiting requests explicitly', async () => {

@@ -2,10 +2,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
-import { InferenceRequestError } from '../../src/inference/batcher';
+import { InferenceRequestError, InferenceTimeoutError } from '../../src/inference/batcher';
 import { ExecutionProviderError, ModelIntegrityError, OnnxModel } from '../../src/inference/onnx-model';
 import { InferencePool } from '../../src/inference/pool';
 import { repoRoot } from '../../src/stack/paths';
+import { firstWorkingProvider } from '../helpers/execution-providers';
 
 const MODEL_DIR = path.join(repoRoot(), 'models', 'fraud', '1');
 const golden = fs
@@ -27,8 +28,11 @@ describe('InferencePool (worker threads + onnxruntime)', () => {
   const registry = new Registry();
   let pool: InferencePool;
   let reference: OnnxModel;
+  /** What ['cuda', 'cpu'] resolves to on this machine: cpu here, cuda on a CUDA host. */
+  let expected: string;
 
   beforeAll(async () => {
+    expected = (await firstWorkingProvider(path.join(MODEL_DIR, 'model.onnx'), ['cuda', 'cpu']))!;
     pool = await InferencePool.start({ dir: MODEL_DIR, workers: 2, executionProviders: ['cuda', 'cpu'], intraOpNumThreads: 1, maxBatchSize: 32, maxQueueDelayMs: 1, registry });
     reference = await OnnxModel.loadDir(MODEL_DIR);
   });
@@ -37,8 +41,9 @@ describe('InferencePool (worker threads + onnxruntime)', () => {
     await reference?.close();
   });
 
-  it("falls back from ['cuda', 'cpu'] to cpu on a machine without CUDA and reports the active provider per worker", () => {
-    expect(pool.providers()).toEqual(['cpu', 'cpu']);
+  it("runs ['cuda', 'cpu'] on the first provider that works here (cpu without CUDA) and reports the active provider per worker", () => {
+    expect(['cuda', 'cpu']).toContain(expected);
+    expect(pool.providers()).toEqual([expected, expected]);
   });
 
   it('scores the golden set like a single session and like Python (many concurrent requests, split/merged into batches of <= 32)', async () => {
@@ -66,7 +71,7 @@ describe('InferencePool (worker threads + onnxruntime)', () => {
     expect(await histogramCount(registry, 'tributary_inference_queue_seconds')).toBeGreaterThan(0);
     expect(await histogramCount(registry, 'tributary_inference_seconds')).toBeGreaterThan(0);
     const text = await registry.metrics();
-    expect(text).toContain('tributary_inference_execution_provider{model="fraud",version="1",provider="cpu"} 2');
+    expect(text).toContain(`tributary_inference_execution_provider{model="fraud",version="1",provider="${expected}"} 2`);
   });
 
   it('replaces a worker that exits and keeps serving', async () => {
@@ -76,7 +81,7 @@ describe('InferencePool (worker threads + onnxruntime)', () => {
     await replaced;
     await pool.whenAllReady();
     expect(pool.restarts).toBe(before + 1);
-    expect(pool.providers()).toEqual(['cpu', 'cpu']);
+    expect(pool.providers()).toEqual([expected, expected]);
     const scores = await pool.submit(goldenRows.slice(0, 10 * WIDTH), 10);
     expect(Array.from(scores).map((s, i) => Math.abs(s - golden[i].score) < 1e-5)).toEqual(Array(10).fill(true));
     expect(await registry.getSingleMetricAsString('tributary_inference_worker_restarts_total')).toContain('reason="exit_9"} 1');
@@ -84,11 +89,15 @@ describe('InferencePool (worker threads + onnxruntime)', () => {
 });
 
 describe('InferencePool failure handling', () => {
-  it("fails clearly when no configured execution provider is available (['cuda'] on a CPU-only machine)", async () => {
-    const err = await InferencePool.start({ dir: MODEL_DIR, workers: 1, executionProviders: ['cuda'], registry: new Registry() }).catch((e: Error) => e);
+  it('fails clearly when no configured execution provider is available on this machine', async () => {
+    // Providers this machine cannot run (cuda and tensorrt without their libraries; on a CUDA host, a name onnxruntime does not know).
+    const weights = path.join(MODEL_DIR, 'model.onnx');
+    const unusable: string[] = [];
+    for (const name of ['cuda', 'tensorrt', 'no-such-provider']) if ((await firstWorkingProvider(weights, [name])) === undefined) unusable.push(name);
+    const err = await InferencePool.start({ dir: MODEL_DIR, workers: 1, executionProviders: unusable, registry: new Registry() }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(ExecutionProviderError);
-    expect((err as Error).message).toMatch(/no configured execution provider is available \(tried cuda\)/);
-    expect((err as Error).message).toMatch(/cuda: .*Cuda/);
+    expect((err as Error).message).toContain(`no configured execution provider is available (tried ${unusable.join(', ')})`);
+    for (const name of unusable) expect((err as Error).message).toContain(`\n  ${name}: `);
   });
 
   it('refuses to load weights whose sha256 does not match the card', async () => {
@@ -143,12 +152,67 @@ describe('InferencePool failure handling', () => {
     }
   });
 
-  it('pins workers to device ids: devices x workersPerDevice (config plumbing only; no GPU here)', async () => {
+  it('a request the model cannot score fails alone: the requests merged into its batch are scored (real onnxruntime)', async () => {
+    const registry = new Registry();
+    // One worker, and a queue delay that lets concurrent requests merge into one batch.
+    const pool = await InferencePool.start({ dir: MODEL_DIR, workers: 1, maxQueueDelayMs: 30, warmupRuns: 1, registry, testHooks: { failMarker: -9 } });
+    try {
+      const badRows = goldenRows.slice(20 * WIDTH, 23 * WIDTH);
+      badRows[1 * WIDTH] = -9; // its second row is one the worker cannot score
+      const a = pool.submit(goldenRows.slice(0, 4 * WIDTH), 4);
+      const bad = pool.submit(badRows, 3);
+      const c = pool.submit(goldenRows.slice(40 * WIDTH, 45 * WIDTH), 5);
+      const [ra, rbad, rc] = await Promise.allSettled([a, bad, c]);
+      expect(rbad.status).toBe('rejected');
+      const reason = (rbad as PromiseRejectedResult).reason as Error;
+      expect(reason).toBeInstanceOf(InferenceRequestError);
+      expect(reason.message).toMatch(/^inference of 3 rows inference worker 0: test hook: cannot score a row marked -9$/);
+      expect(ra.status).toBe('fulfilled');
+      expect(rc.status).toBe('fulfilled');
+      (ra as PromiseFulfilledResult<Float32Array>).value.forEach((s, i) => expect(Math.abs(s - golden[i].score)).toBeLessThanOrEqual(1e-5));
+      (rc as PromiseFulfilledResult<Float32Array>).value.forEach((s, i) => expect(Math.abs(s - golden[40 + i].score)).toBeLessThanOrEqual(1e-5));
+      // One merged batch of 12 rows, then each request alone: 4 batches, 24 rows.
+      expect(await histogramCount(registry, 'tributary_inference_batch_size')).toBe(4);
+      expect(pool.restarts).toBe(0);
+      expect(await pool.submit(goldenRows.slice(0, 2 * WIDTH), 2)).toHaveLength(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('times out a request stuck behind a slow batch with InferenceTimeoutError; its late result breaks nothing (real onnxruntime)', async () => {
+    const registry = new Registry();
+    // Every batch takes >= 250 ms; one worker; no merging (maxQueueDelayMs 0, batches of 4 rows).
+    const pool = await InferencePool.start({ dir: MODEL_DIR, workers: 1, maxBatchSize: 4, maxQueueDelayMs: 0, warmupRuns: 1, requestTimeoutMs: 400, registry, testHooks: { delayMs: 250 } });
+    try {
+      const first = pool.submit(goldenRows.slice(0, 4 * WIDTH), 4);
+      const second = pool.submit(goldenRows.slice(4 * WIDTH, 8 * WIDTH), 4); // waits ~250 ms, then needs 250 more
+      const [r1, r2] = await Promise.allSettled([first, second]);
+      expect(r1.status).toBe('fulfilled');
+      (r1 as PromiseFulfilledResult<Float32Array>).value.forEach((s, i) => expect(Math.abs(s - golden[i].score)).toBeLessThanOrEqual(1e-5));
+      expect(r2.status).toBe('rejected');
+      expect((r2 as PromiseRejectedResult).reason).toBeInstanceOf(InferenceTimeoutError);
+      expect(((r2 as PromiseRejectedResult).reason as Error).message).toBe('inference of 4 rows timed out after 400 ms');
+      // The timed-out batch still runs on the worker; its result arrives and is discarded.
+      while ((await histogramCount(registry, 'tributary_inference_seconds')) < 2) await new Promise((r) => setTimeout(r, 20));
+      // The next request is scored, with its own scores.
+      const third = await pool.submit(goldenRows.slice(8 * WIDTH, 12 * WIDTH), 4);
+      third.forEach((s, i) => expect(Math.abs(s - golden[8 + i].score)).toBeLessThanOrEqual(1e-5));
+      expect(pool.restarts).toBe(0);
+      expect((await registry.getSingleMetricAsString('tributary_inference_requests_failed_total'))).toContain('tributary_inference_requests_failed_total{model="fraud",version="1"} 1');
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('pins workers to device ids: devices x workersPerDevice, each on the first provider that works for its device', async () => {
+    const weights = path.join(MODEL_DIR, 'model.onnx');
+    const perDevice = [await firstWorkingProvider(weights, ['cuda', 'cpu'], 0), await firstWorkingProvider(weights, ['cuda', 'cpu'], 1)];
     const pool = await InferencePool.start({ dir: MODEL_DIR, devices: [0, 1], workersPerDevice: 2, warmupRuns: 1, executionProviders: ['cuda', 'cpu'], registry: new Registry() });
     try {
       expect(pool.workerCount).toBe(4);
       expect(pool.deviceIds()).toEqual([0, 0, 1, 1]);
-      expect(pool.providers()).toEqual(['cpu', 'cpu', 'cpu', 'cpu']);
+      expect(pool.providers()).toEqual([perDevice[0], perDevice[0], perDevice[1], perDevice[1]]);
     } finally {
       await pool.close();
     }

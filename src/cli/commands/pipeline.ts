@@ -50,10 +50,11 @@ export function registerPipelineCommands(program: Command): void {
     .description('run a topology: all stages in this process, or only those named with --stage')
     .argument('[topology]', 'topology file', DEFAULT_TOPOLOGY)
     .option('--stage <name...>', 'run only these stages (one stage per process deployments)')
+    .option('--split', 'run each stage as its own consumer group (no fusing); the intermediate topics are the hand-off')
     .option('--shutdown-timeout <ms>', 'graceful shutdown bound', '30000')
     .option('--metrics-port <port>', '/metrics, /healthz, /readyz port (0 = any free port)', process.env.TRIBUTARY_METRICS_PORT ?? '9400')
     .option('--metrics-host <host>', 'address the monitoring server binds', process.env.TRIBUTARY_METRICS_HOST ?? '127.0.0.1')
-    .action(async (file: string, opts: { stage?: string[]; shutdownTimeout: string; metricsPort: string; metricsHost: string }) => {
+    .action(async (file: string, opts: { stage?: string[]; split?: boolean; shutdownTimeout: string; metricsPort: string; metricsHost: string }) => {
       const topology = loadTopologyFile(file);
       const metrics = new StageMetrics(new Registry(), true);
       let pipeline: Pipeline | undefined;
@@ -64,7 +65,7 @@ export function registerPipelineCommands(program: Command): void {
         readiness: () => pipeline?.readiness() ?? { ready: false, checks: { pipeline: 'starting' } },
       });
       const { url } = await monitoring.start();
-      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics });
+      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split });
       const running = pipeline;
       // `tributary status` finds this process's /metrics here.
       const unrecord = recordRun({ kind: 'run', topology: topology.spec.name, stages: opts.stage ?? topology.spec.stages.map((s) => s.name), metricsUrl: url });

@@ -1,0 +1,364 @@
+import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { StageMetrics } from '../monitoring/metrics';
+import type { StageSpec } from '../topology/spec';
+import { createLogger, type Logger } from '../util/logger';
+import type { Chain, ChainRecord } from './chain';
+import { AtLeastOnceSink, PartitionTransactions, type DeliveryMode, type TopicLimits } from './commit-sink';
+import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
+
+/** Counters a caller can read without Prometheus (demo summary, tests), per stage. */
+export interface StageCounters {
+  /** Records that entered the stage (committed). */
+  consumed: number;
+  /** Records the stage produced an output for (committed). */
+  produced: number;
+  deadLettered: number;
+  /** Records skipped because a fused chain had already processed them for this stage. */
+  skipped: number;
+}
+
+/** Counters of one runner (one consumer group). */
+export interface RunnerCounters {
+  commits: number;
+  /** Times a partition was paused because its lane's queue was full (backpressure). */
+  backpressurePauses: number;
+  /** Lanes that found their transactional producer fenced by a newer owner (nothing of theirs was committed). */
+  fencedLanes: number;
+}
+
+/**
+ * Commit defaults, chosen from the live bench (BENCHMARKS.md): a lane commits as soon as its
+ * previous commit finished and at least `intervalMs` passed since that one started.
+ */
+export const DEFAULT_COMMIT: Record<DeliveryMode, CommitPolicy> = {
+  'exactly-once': { intervalMs: 10, maxRecords: 2000 },
+  'at-least-once': { intervalMs: 5, maxRecords: 2000 },
+};
+
+export interface ChainRunnerOptions {
+  kafka: Kafka;
+  chain: Chain;
+  /** Consumer group; also the prefix of the transactional ids (`<group>.<topic>.<partition>`). */
+  groupId: string;
+  delivery: DeliveryMode;
+  commit: CommitPolicy;
+  deadLetterTopic: string;
+  limits: TopicLimits;
+  metrics: StageMetrics;
+  /** Records per chain call (default 500). */
+  chunkSize?: number;
+  /** Queued records per lane at which its partition's fetching pauses (default 4 x chunkSize). */
+  highWater?: number;
+  /** Called for every partition this runner sees a record of, before it is processed. */
+  onRecordsSeen?: (partition: number, count: number) => void;
+}
+
+/**
+ * Runs one chain under one consumer group: the fetch loop hands each partition's records to that
+ * partition's lane and returns at once (offsets resolved early), so fetching never waits for
+ * processing or commits; each lane processes and commits on its own (see lane.ts). Every group
+ * join rebuilds the lanes: kafkajs resumes each partition from its committed offset after a join,
+ * and each new lane re-takes its transactional id (fencing any previous owner) before processing.
+ */
+export class ChainRunner {
+  readonly counters: RunnerCounters = { commits: 0, backpressurePauses: 0, fencedLanes: 0 };
+  readonly stageCounters = new Map<string, StageCounters>();
+  private readonly log: Logger;
+  private consumer: Consumer;
+  private lanes = new Map<number, PartitionLane>();
+  private retired: PartitionLane[] = [];
+  private running = false;
+  private stopping = false;
+  private assignedPartitions = 0;
+  private failingSince?: number;
+  private lastError?: string;
+  private aloSink?: AtLeastOnceSink;
+  private admin?: Promise<Admin>;
+  private rejoinTimer?: NodeJS.Timeout;
+  private readonly inputTopic: string;
+  private readonly head: StageSpec;
+
+  constructor(private readonly opts: ChainRunnerOptions) {
+    this.head = opts.chain.stages[0].spec;
+    this.inputTopic = this.head.input.topic;
+    this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
+    for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
+    this.consumer = this.createConsumer();
+  }
+
+  get groupId(): string {
+    return this.opts.groupId;
+  }
+
+  get chainName(): string {
+    return this.opts.chain.name;
+  }
+
+  private createConsumer(): Consumer {
+    const tuning = this.head.consumer ?? {};
+    const consumer = this.opts.kafka.consumer({
+      groupId: this.opts.groupId,
+      sessionTimeout: tuning.sessionTimeoutMs ?? 30000,
+      heartbeatInterval: tuning.heartbeatIntervalMs ?? 3000,
+      maxBytesPerPartition: Math.min(tuning.maxBytesPerPartition ?? 1024 * 1024, this.head.limits?.maxBatchBytes ?? Number.POSITIVE_INFINITY),
+      maxBytes: this.head.limits?.maxBatchBytes ?? tuning.maxBytes ?? 10 * 1024 * 1024,
+      maxWaitTimeInMs: tuning.maxWaitTimeMs ?? 100,
+      readUncommitted: false,
+    });
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment));
+    for (const event of [consumer.events.CRASH, consumer.events.DISCONNECT, consumer.events.STOP]) {
+      consumer.on(event, () => (this.assignedPartitions = 0));
+    }
+    // Supervisor: a consumer kafkajs will not restart itself is restarted here while the chain runs.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart || !this.running || this.stopping) return;
+      this.log.error({ err: payload.error.message }, 'consumer crashed without restart; restarting it');
+      void this.restartConsumer();
+    });
+    return consumer;
+  }
+
+  /** Readiness: running, holding at least one partition, and neither processing nor commits failing. */
+  health(): { stage: string; running: boolean; assignedPartitions: number; failingSinceMs?: number; lastError?: string; ready: boolean } {
+    const failingSinceMs = this.failingSince === undefined ? undefined : Date.now() - this.failingSince;
+    return {
+      stage: this.opts.chain.name,
+      running: this.running,
+      assignedPartitions: this.assignedPartitions,
+      ...(failingSinceMs === undefined ? {} : { failingSinceMs, lastError: this.lastError }),
+      ready: this.running && this.assignedPartitions > 0 && failingSinceMs === undefined,
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.delivery === 'at-least-once') {
+      this.aloSink = new AtLeastOnceSink({ kafka: this.opts.kafka, groupId: this.opts.groupId, deadLetterTopic: this.opts.deadLetterTopic, limits: this.opts.limits, log: this.log, consumer: () => this.consumer });
+    }
+    this.running = true;
+    await this.subscribeAndRun();
+    this.log.info({ input: this.inputTopic, outputs: this.opts.chain.stages.map((s) => s.spec.output.topic), delivery: this.opts.delivery, commit: this.opts.commit }, 'chain started');
+  }
+
+  private async subscribeAndRun(): Promise<void> {
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: this.inputTopic, fromBeginning: this.head.input.fromBeginning ?? true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.head.consumer?.partitionsConsumedConcurrently ?? 3,
+      eachBatch: (payload) => this.handOver(payload),
+    });
+  }
+
+  private async restartConsumer(): Promise<void> {
+    for (let delay = 1000; this.running && !this.stopping; delay = Math.min(delay * 2, 30000)) {
+      await new Promise((r) => setTimeout(r, delay));
+      if (!this.running || this.stopping) return;
+      try {
+        await this.consumer.disconnect().catch(() => undefined);
+        this.consumer = this.createConsumer();
+        await this.subscribeAndRun();
+        this.log.info('consumer restarted');
+        return;
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, retryInMs: delay * 2 }, 'consumer restart failed');
+      }
+    }
+  }
+
+  /** The fetch loop's only job: queue the records in their lane and move on. */
+  private async handOver({ batch, resolveOffset }: EachBatchPayload): Promise<void> {
+    if (batch.messages.length === 0) return;
+    const lane = this.lanes.get(batch.partition);
+    this.opts.onRecordsSeen?.(batch.partition, batch.messages.length);
+    lane?.enqueue(batch.messages);
+    resolveOffset(batch.messages[batch.messages.length - 1].offset);
+  }
+
+  private onJoin(assignment: Record<string, number[]>): void {
+    const partitions = assignment[this.inputTopic] ?? [];
+    this.assignedPartitions = partitions.length;
+    for (const s of this.opts.chain.stages) s.processor.onAssignment?.(assignment);
+    const previous = this.lanes;
+    this.lanes = new Map();
+    const letGo = new Map<number, Promise<void>>();
+    for (const [p, lane] of previous) {
+      const done = lane.abandon();
+      letGo.set(p, done);
+      this.retired.push(lane);
+      void done.then(() => (this.retired = this.retired.filter((l) => l !== lane)));
+    }
+    for (const p of partitions) this.lanes.set(p, this.createLane(p, letGo.get(p)));
+    this.log.debug({ partitions }, 'assignment: lanes rebuilt');
+  }
+
+  private createLane(partition: number, after?: Promise<void>): PartitionLane {
+    const topic = this.inputTopic;
+    const sink = this.sinkFor(partition);
+    const lane: PartitionLane = new PartitionLane({
+      topic,
+      partition,
+      chain: this.opts.chain,
+      sink,
+      commit: this.opts.commit,
+      chunkSize: this.opts.chunkSize ?? 500,
+      highWater: this.opts.highWater ?? 4 * (this.opts.chunkSize ?? 500),
+      after,
+      pause: () => {
+        this.counters.backpressurePauses += 1;
+        this.consumer.pause([{ topic, partitions: [partition] }]);
+      },
+      resume: () => this.consumer.resume([{ topic, partitions: [partition] }]),
+      whileSaturated: () => this.whileSaturated(),
+      onCommitted: (records, seconds) => this.onCommitted(records, seconds),
+      onFenced: (err) => this.onFenced(partition, err),
+      onFailure: (err, what) => this.onFailure(err, what),
+      onHealthy: () => (this.failingSince = undefined),
+      log: this.log,
+    });
+    return lane;
+  }
+
+  private sinkFor(partition: number): LaneSink {
+    if (this.aloSink) {
+      const sink = this.aloSink;
+      return { init: async () => null, commit: (b) => sink.commit(b), recover: async () => null, close: async () => undefined };
+    }
+    const txns = new PartitionTransactions({
+      kafka: this.opts.kafka,
+      groupId: this.opts.groupId,
+      deadLetterTopic: this.opts.deadLetterTopic,
+      limits: this.opts.limits,
+      log: this.log,
+      topic: this.inputTopic,
+      partition,
+      fetchCommitted: (t, p) => this.fetchCommitted(t, p),
+    });
+    return { init: () => txns.init(), commit: (b) => txns.commit(b), recover: () => (txns.drop(), txns.init()), close: () => txns.close() };
+  }
+
+  private async fetchCommitted(topic: string, partition: number): Promise<string | null> {
+    this.admin ??= (async () => {
+      const admin = this.opts.kafka.admin();
+      await admin.connect();
+      return admin;
+    })();
+    this.admin.catch(() => (this.admin = undefined));
+    const res = await (await this.admin).fetchOffsets({ groupId: this.opts.groupId, topics: [topic] });
+    const entry = res.find((r) => r.topic === topic)?.partitions.find((p) => p.partition === partition);
+    return entry && Number(entry.offset) >= 0 ? entry.offset : null;
+  }
+
+  private async whileSaturated(): Promise<void> {
+    for (const s of this.opts.chain.stages) {
+      const bp = s.processor.backpressure;
+      while (bp?.saturated() && this.running) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([bp.whenDrained(), new Promise((r) => (timer = setTimeout(r, 1000)))]);
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  private onCommitted(records: ChainRecord[], seconds: number): void {
+    const { metrics } = this.opts;
+    this.counters.commits += 1;
+    metrics.commitSeconds.observe({ chain: this.opts.chain.name }, seconds);
+    metrics.commitRecords.observe({ chain: this.opts.chain.name }, records.length);
+    const now = Date.now();
+    const rejectedKinds = new Set<string>();
+    for (const r of records) {
+      const t = r.trace;
+      if (t.skipped) this.stageCounters.get(this.head.name)!.skipped += 1;
+      for (const s of t.consumedBy) this.stageCounters.get(s)!.consumed += 1;
+      for (const s of t.producedBy) {
+        this.stageCounters.get(s)!.produced += 1;
+        metrics.endToEndSeconds.observe({ stage: s }, (now - t.timestamp) / 1000);
+      }
+      if (r.rejection) {
+        const stage = t.rejectedBy ?? this.head.name;
+        this.stageCounters.get(stage)!.deadLettered += 1;
+        metrics.deadLettered.inc({ stage, kind: r.rejection.kind });
+        rejectedKinds.add(r.rejection.kind);
+      }
+    }
+    for (const s of this.opts.chain.stages) {
+      const c = records.reduce((n, r) => n + (r.trace.consumedBy.includes(s.spec.name) ? 1 : 0), 0);
+      const o = records.reduce((n, r) => n + (r.trace.producedBy.includes(s.spec.name) ? 1 : 0), 0);
+      if (c > 0) metrics.eventsIn.inc({ stage: s.spec.name, topic: s.spec.input.topic }, c);
+      if (o > 0) metrics.eventsOut.inc({ stage: s.spec.name, topic: s.spec.output.topic }, o);
+    }
+    metrics.batchSize.observe({ stage: this.head.name }, records.length);
+    metrics.batchSeconds.observe({ stage: this.head.name }, seconds);
+    if (rejectedKinds.size > 0) this.log.warn({ count: records.filter((r) => r.rejection).length, kinds: [...rejectedKinds] }, 'dead-lettered records');
+  }
+
+  private onFailure(err: Error, what: 'process' | 'commit'): void {
+    this.failingSince ??= Date.now();
+    this.lastError = `${err.name}: ${err.message}`;
+    this.opts.metrics.batchErrors.inc({ stage: this.head.name, kind: `${what}:${err.name || 'Error'}` });
+  }
+
+  /**
+   * A fenced lane means another instance owns its partition now: this one missed a rebalance (a
+   * long pause). Its work is dropped; the group's next join (normally within a session timeout)
+   * rebuilds the lanes. Should none come, the consumer is restarted to rejoin.
+   */
+  private onFenced(partition: number, err: Error): void {
+    this.counters.fencedLanes += 1;
+    this.log.warn({ partition, err: err.message }, 'fenced: another instance owns this partition now; nothing of it committed here');
+    this.consumer.pause([{ topic: this.inputTopic, partitions: [partition] }]);
+    if (this.rejoinTimer || this.stopping) return;
+    this.rejoinTimer = setTimeout(() => {
+      this.rejoinTimer = undefined;
+      if ([...this.lanes.values()].some((l) => l.isFenced)) void this.restartConsumer();
+    }, 2 * (this.head.consumer?.sessionTimeoutMs ?? 30000));
+  }
+
+  /** Resolves once the consumer has joined its group and got an assignment (or times out). */
+  waitForAssignment(timeoutMs = 30000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.lanes.size > 0) return resolve();
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`chain ${this.opts.chain.name}: no partition assignment within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
+        clearTimeout(timer);
+        off();
+        resolve();
+      });
+    });
+  }
+
+  /** Partition -> queued records (for tests and status). */
+  queued(): Record<number, number> {
+    return Object.fromEntries([...this.lanes].map(([p, l]) => [p, l.queued]));
+  }
+
+  /**
+   * Graceful stop: fetching stops, every lane processes what it holds and commits it (also in
+   * at-least-once mode, before the consumer stops: kafkajs skips commits of a stopping consumer),
+   * then the consumer leaves the group.
+   */
+  async stop(): Promise<void> {
+    if (!this.running || this.stopping) return;
+    this.stopping = true;
+    clearTimeout(this.rejoinTimer);
+    const partitions = [...this.lanes.keys()];
+    if (partitions.length > 0) {
+      try {
+        this.consumer.pause([{ topic: this.inputTopic, partitions }]);
+      } catch {
+        // not running any more (crashed): nothing to pause
+      }
+    }
+    await Promise.all([...this.lanes.values()].map((l) => l.drain()));
+    await Promise.allSettled(this.retired.map((l) => l.abandon()));
+    this.running = false;
+    await this.consumer.disconnect().catch(() => undefined);
+    await this.aloSink?.close();
+    if (this.admin) await (await this.admin.catch(() => undefined))?.disconnect().catch(() => undefined);
+    this.log.info({ counters: this.counters, stages: Object.fromEntries(this.stageCounters) }, 'chain stopped');
+  }
+}

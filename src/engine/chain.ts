@@ -1,0 +1,249 @@
+import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
+import type { DeadLetter } from '../client/generated/avro-types';
+import type { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
+import { RecordRejection } from '../kafka/dead-letter';
+import type { InputRecord, Lineage, OutputRecord, Processor, ProcessResult } from '../stages/processor';
+import type { StageSpec } from '../topology/spec';
+import type { Logger } from '../util/logger';
+import type { SinkRecord, TopicMessage } from './commit-sink';
+import { isTransientError } from './transient';
+
+/**
+ * Header naming the stages that already processed a record inside a fused chain. A stage running
+ * apart (its own consumer group on the intermediate topic) skips records that name it: that is what
+ * makes a cut-over between split and fused deployments lose and duplicate nothing.
+ */
+export const DONE_HEADER = 'tributary-done';
+/** Header of dead letters: the error kind. */
+export const ERROR_KIND_HEADER = 'tributary-error-kind';
+
+/** One stage of a chain: its spec, its processor and the encoder of its output topic. */
+export interface ChainStage {
+  spec: StageSpec;
+  processor: Processor;
+  encoder: AvroEncoder<unknown>;
+  /** Registry id of the output topic's schema (registered at start). */
+  schemaId: number;
+}
+
+export interface ChainOptions {
+  stages: ChainStage[];
+  /** Decoder of the first stage's input topic. */
+  decoder: AvroDecoder<unknown>;
+  dlqEncoder: AvroEncoder<DeadLetter>;
+  dlqSchemaId: number;
+  /** Dead-letter copies of original values are cut to this many bytes so the DLQ write itself cannot fail. */
+  deadLetterMaxValueBytes: number;
+  log: Logger;
+}
+
+/** What happened to one consumed record inside the chain: for counters and metrics once it is committed. */
+export interface RecordTrace {
+  /** Stages that consumed it, in order. */
+  consumedBy: string[];
+  /** Stages whose output it produced. */
+  producedBy: string[];
+  /** The stage that rejected it, if one did. */
+  rejectedBy?: string;
+  /** Skipped: already processed by the head stage inside a fused chain. */
+  skipped: boolean;
+  /** Kafka timestamp of the source record (ms). */
+  timestamp: number;
+}
+
+/** A processed record: what the sink writes plus its trace. */
+export interface ChainRecord extends SinkRecord {
+  trace: RecordTrace;
+}
+
+interface Entry {
+  message: KafkaMessage;
+  lineage: Lineage;
+  headers: Record<string, Buffer>;
+  /** Bytes of the input of the stage currently processing the record (for dead letters). */
+  inputBytes: Buffer | null;
+  record: ChainRecord;
+}
+
+/** Kafka headers as plain buffers, without the engine's per-hop ones. */
+export function inheritedHeaders(headers: IHeaders | undefined): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined || k === DONE_HEADER || k === ERROR_KIND_HEADER) continue;
+    const one = Array.isArray(v) ? v[v.length - 1] : v;
+    out[k] = typeof one === 'string' ? Buffer.from(one) : one;
+  }
+  return out;
+}
+
+function doneBy(message: KafkaMessage): string[] {
+  const v = message.headers?.[DONE_HEADER];
+  if (v === undefined) return [];
+  const one = Array.isArray(v) ? v[v.length - 1] : v;
+  return one.toString().split(',');
+}
+
+/**
+ * A chain of processors executed in memory for a chunk of records of one input partition:
+ * decode -> stage 1 -> ... -> stage n, each stage's outputs encoded for its topic (the last stage's
+ * topic is the chain's output; the others are side outputs written in the same transaction) and
+ * fed to the next stage as decoded values. A chain of one stage is a plain stage.
+ */
+export class Chain {
+  readonly name: string;
+  private readonly maxInputBytes: number;
+  private readonly maxAttempts: number;
+  private readonly backoffMs: number;
+
+  constructor(private readonly opts: ChainOptions) {
+    const head = opts.stages[0].spec;
+    this.name = opts.stages.map((s) => s.spec.name).join('+');
+    this.maxInputBytes = head.limits?.maxMessageBytes ?? Number.POSITIVE_INFINITY;
+    this.maxAttempts = head.errors?.maxAttempts ?? 3;
+    this.backoffMs = head.errors?.backoffMs ?? 200;
+  }
+
+  get stages(): readonly ChainStage[] {
+    return this.opts.stages;
+  }
+
+  /**
+   * Processes a chunk of consumed records (in offset order). Per-record problems become dead
+   * letters; a transient failure (a dependency down) throws, and the caller retries the chunk.
+   */
+  async process(topic: string, partition: number, messages: KafkaMessage[]): Promise<ChainRecord[]> {
+    const head = this.opts.stages[0];
+    const entries: Entry[] = messages.map((message) => {
+      const lineage = { topic, partition, offset: Number(message.offset) };
+      const headers = inheritedHeaders(message.headers);
+      const record: ChainRecord = {
+        outputs: [],
+        trace: { consumedBy: [], producedBy: [], skipped: false, timestamp: Number(message.timestamp) },
+        toDeadLetter: (rejection) => this.deadLetter(entry, rejection),
+      };
+      const entry: Entry = { message, lineage, headers, inputBytes: message.value, record };
+      return entry;
+    });
+
+    let live: { entry: Entry; input: InputRecord<unknown> }[] = [];
+    for (const entry of entries) {
+      const { message } = entry;
+      if (doneBy(message).includes(head.spec.name)) {
+        entry.record.trace.skipped = true;
+        continue;
+      }
+      entry.record.trace.consumedBy.push(head.spec.name);
+      const size = (message.value?.length ?? 0) + (message.key?.length ?? 0);
+      if (size > this.maxInputBytes) {
+        this.reject(entry, head, new RecordRejection('TOO_LARGE', `input record of ${size} bytes exceeds the stage's limits.maxMessageBytes (${this.maxInputBytes})`));
+        continue;
+      }
+      const value = await this.opts.decoder.decode(message.value);
+      if (value instanceof RecordRejection) {
+        this.reject(entry, head, value);
+        continue;
+      }
+      live.push({ entry, input: { value, key: message.key, timestamp: Number(message.timestamp), lineage: entry.lineage, headers: entry.headers } });
+    }
+
+    for (let i = 0; i < this.opts.stages.length && live.length > 0; i++) {
+      const stage = this.opts.stages[i];
+      if (i > 0) for (const l of live) l.entry.record.trace.consumedBy.push(stage.spec.name);
+      const results = await this.runStage(stage, live.map((l) => l.input));
+      const downstream = this.opts.stages.slice(i + 1).map((s) => s.spec.name);
+      const next: typeof live = [];
+      results.forEach((result, j) => {
+        const { entry, input } = live[j];
+        if (result instanceof RecordRejection) {
+          this.reject(entry, stage, result);
+          return;
+        }
+        const message = this.encode(stage, result, entry, downstream);
+        if (message instanceof RecordRejection) {
+          this.reject(entry, stage, message);
+          return;
+        }
+        entry.record.outputs.push({ topic: stage.spec.output.topic, message });
+        entry.record.trace.producedBy.push(stage.spec.name);
+        entry.inputBytes = message.value as Buffer;
+        if (downstream.length > 0) next.push({ entry, input: { value: result.value, key: Buffer.from(result.key), timestamp: input.timestamp, lineage: input.lineage, headers: input.headers } });
+      });
+      live = next;
+    }
+    return entries.map((e) => e.record);
+  }
+
+  private reject(entry: Entry, stage: ChainStage, rejection: RecordRejection): void {
+    entry.record.rejection = rejection;
+    entry.record.trace.rejectedBy = stage.spec.name;
+  }
+
+  private encode(stage: ChainStage, out: OutputRecord<unknown>, entry: Entry, downstream: string[]): Message | RecordRejection {
+    let value: Buffer;
+    try {
+      value = stage.encoder.encodeWithId(stage.schemaId, out.value);
+    } catch (err) {
+      return new RecordRejection('PROCESSING_ERROR', `output does not match schema: ${(err as Error).message}`);
+    }
+    const headers: Record<string, Buffer | string> = { ...entry.headers, ...(out.headers ?? {}) };
+    if (downstream.length > 0) headers[DONE_HEADER] = downstream.join(',');
+    return { key: out.key, value, headers };
+  }
+
+  /**
+   * Runs one stage over the chunk. Transient failures propagate (the chunk is retried for as long
+   * as they last); other failures are retried `errors.maxAttempts` times with backoff, then the
+   * records are processed one by one and those that still fail are rejected, so a poison message
+   * never blocks its partition.
+   */
+  private async runStage(stage: ChainStage, inputs: InputRecord<unknown>[]): Promise<ProcessResult<unknown>[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const results = await stage.processor.processBatch(inputs);
+        if (results.length !== inputs.length) throw new Error(`processor of stage ${stage.spec.name} returned ${results.length} results for ${inputs.length} records`);
+        return results;
+      } catch (err) {
+        if (isTransientError(err)) throw err;
+        if (attempt < this.maxAttempts) {
+          const delay = this.backoffMs * 2 ** (attempt - 1);
+          this.opts.log.warn({ stage: stage.spec.name, err: (err as Error).message, attempt, delay }, 'processing failed; retrying the chunk');
+          await new Promise((r) => setTimeout(r, delay));
+          continue;
+        }
+        this.opts.log.error({ stage: stage.spec.name, err: (err as Error).message, attempt }, 'processing kept failing; isolating records');
+        const out: ProcessResult<unknown>[] = [];
+        for (const r of inputs) {
+          try {
+            out.push(...(await stage.processor.processBatch([r])));
+          } catch (e) {
+            if (isTransientError(e)) throw e;
+            out.push(new RecordRejection('PROCESSING_ERROR', `failed after ${attempt} attempts: ${(e as Error).message}`));
+          }
+        }
+        return out;
+      }
+    }
+  }
+
+  private deadLetter(entry: Entry, rejection: RecordRejection): Message {
+    const max = this.opts.deadLetterMaxValueBytes;
+    let value = entry.inputBytes;
+    let note = '';
+    if (value && value.length > max) {
+      note = ` [original value of ${value.length} bytes truncated to ${max}]`;
+      value = value.subarray(0, max);
+    }
+    const record: DeadLetter = {
+      stage: entry.record.trace.rejectedBy ?? this.opts.stages[0].spec.name,
+      errorKind: rejection.kind,
+      errorMessage: rejection.message + note,
+      lineage: entry.lineage,
+      key: entry.message.key ?? null,
+      value: value ?? null,
+      failedTime: Date.now(),
+    };
+    return { key: entry.message.key, value: this.opts.dlqEncoder.encodeWithId(this.opts.dlqSchemaId, record), headers: { ...entry.headers, [ERROR_KIND_HEADER]: rejection.kind } };
+  }
+}
+
+export type { TopicMessage };

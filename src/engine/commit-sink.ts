@@ -1,0 +1,349 @@
+import { Partitioners, type Consumer, type Kafka, type Message, type Producer, type TopicMessages, type Transaction } from 'kafkajs';
+import { RecordRejection, type ErrorKind } from '../kafka/dead-letter';
+import { isRecordError, kafkaErrorType } from '../kafka/errors';
+import { TributaryError } from '../util/errors';
+import type { Logger } from '../util/logger';
+import { crashPoint } from './fault-injection';
+
+/** How a chain's outputs and consumed offsets reach Kafka. */
+export type DeliveryMode = 'exactly-once' | 'at-least-once';
+
+/** A producer's transactional epoch was taken by a newer instance: this instance lost the partition. */
+export class ProducerFencedError extends TributaryError {}
+
+const FENCED = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PRODUCER_ID_MAPPING', 'TRANSACTIONAL_ID_NOT_FOUND']);
+
+export function isFencedError(err: unknown): boolean {
+  return FENCED.has(kafkaErrorType(err) ?? '');
+}
+
+/** One output message for one topic. */
+export interface TopicMessage {
+  topic: string;
+  message: Message;
+}
+
+/**
+ * One consumed record, processed: the messages it produces (the chain's output and side outputs of
+ * the stages it passed) and, if a stage rejected it, the reason (a dead letter is written too).
+ * Outputs that cannot be written at all (too large, refused) turn the whole record into a dead letter.
+ */
+export interface SinkRecord {
+  outputs: TopicMessage[];
+  rejection?: RecordRejection;
+  /** The dead-letter message for this record with the given reason. */
+  toDeadLetter(rejection: RecordRejection): Message;
+}
+
+/** Records of one input partition, processed, to be written together with the consumed offset. */
+export interface CommitBatch {
+  topic: string;
+  partition: number;
+  /** The offset to commit: last consumed offset + 1. */
+  nextOffset: string;
+  records: SinkRecord[];
+  /** Called once every record's fate is known, right before the offset is added and the transaction commits. */
+  beforeCommit?(): void;
+}
+
+/** Where sinks learn each topic's max.message.bytes (read from the broker at start). */
+export interface TopicLimits {
+  maxMessageBytes(topic: string): number;
+}
+
+export interface SinkOptions {
+  kafka: Kafka;
+  groupId: string;
+  deadLetterTopic: string;
+  limits: TopicLimits;
+  log: Logger;
+}
+
+/** Bytes a record batch adds around its records (header, CRC, etc.), rounded up. */
+const RECORD_BATCH_OVERHEAD = 128;
+
+export function recordSize(m: Message): number {
+  const len = (v: Message['key'] | Message['value']) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+  let headers = 0;
+  for (const [k, v] of Object.entries(m.headers ?? {})) headers += k.length + (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : Array.isArray(v) ? v.reduce((n, x) => n + (typeof x === 'string' ? Buffer.byteLength(x) : x.length), 0) : v.length) + 8;
+  return len(m.key) + len(m.value) + headers + 32;
+}
+
+/** Splits messages into consecutive groups whose summed size stays under `limit` (a lone record may reach it). */
+export function chunkBySize(messages: Message[], limit: number): Message[][] {
+  const chunks: Message[][] = [];
+  let current: Message[] = [];
+  let size = 0;
+  for (const m of messages) {
+    const s = recordSize(m);
+    if (current.length > 0 && size + s > limit) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(m);
+    size += s;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+function rejectionFor(err: unknown, topic: string): RecordRejection {
+  const type = kafkaErrorType(err);
+  const kind: ErrorKind = type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE' ? 'TOO_LARGE' : 'PRODUCE_FAILED';
+  return new RecordRejection(kind, `producing to ${topic} failed: ${type}: ${(err as Error).message}`);
+}
+
+/**
+ * What a commit writes, grouped so that each produce request stays under every topic's own
+ * max.message.bytes: outputs per topic, and dead letters chunked by the dead-letter topic's limit
+ * (several large dead letters in one batch would otherwise exceed it and retry forever).
+ */
+export class CommitPlan {
+  private constructor(readonly rounds: TopicMessages[][]) {}
+
+  static of(batch: CommitBatch, opts: Pick<SinkOptions, 'deadLetterTopic' | 'limits'>): CommitPlan {
+    const byTopic = new Map<string, Message[]>();
+    const add = (topic: string, m: Message) => {
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, (list = []));
+      list.push(m);
+    };
+    for (const r of batch.records) {
+      for (const o of r.outputs) add(o.topic, o.message);
+      if (r.rejection) add(opts.deadLetterTopic, r.toDeadLetter(r.rejection));
+    }
+    const chunked = [...byTopic].map(([topic, messages]) => ({ topic, chunks: chunkBySize(messages, chunkLimit(opts.limits.maxMessageBytes(topic))) }));
+    const rounds: TopicMessages[][] = [];
+    for (let i = 0; ; i++) {
+      const round = chunked.filter((c) => i < c.chunks.length).map((c) => ({ topic: c.topic, messages: c.chunks[i] }));
+      if (round.length === 0) break;
+      rounds.push(round);
+    }
+    return new CommitPlan(rounds);
+  }
+
+  get messageCount(): number {
+    return this.rounds.reduce((n, r) => n + r.reduce((m, t) => m + t.messages.length, 0), 0);
+  }
+}
+
+function chunkLimit(maxMessageBytes: number): number {
+  return Math.max(maxMessageBytes - RECORD_BATCH_OVERHEAD, Math.floor(maxMessageBytes / 2));
+}
+
+/** Marks records with an output that can never fit its topic as TOO_LARGE (the whole record is dead-lettered). */
+export function rejectOversized(batch: CommitBatch, limits: TopicLimits): void {
+  for (const r of batch.records) {
+    for (const o of r.outputs) {
+      const size = recordSize(o.message);
+      const max = limits.maxMessageBytes(o.topic);
+      if (size > max - RECORD_BATCH_OVERHEAD) {
+        r.rejection = new RecordRejection('TOO_LARGE', `record of ${size} bytes exceeds ${o.topic}'s max.message.bytes (${max})`);
+        r.outputs = [];
+        break;
+      }
+    }
+  }
+}
+
+/**
+ * Exactly-once for one input partition: the classic (pre-KIP-447) pattern kafkajs supports. One
+ * transactional producer per input partition, transactional id `<group>.<topic>.<partition>`, so
+ * the instance that takes a partition over fences the one that lost it. A commit opens the
+ * transaction only when everything to write is ready (a read_committed reader cannot read past an
+ * open transaction on an output partition), sends outputs, dead letters and the consumed offset,
+ * and commits: five round trips (AddPartitionsToTxn, Produce, AddOffsetsToTxn, TxnOffsetCommit,
+ * EndTxn), none of them while records are being processed.
+ */
+export class PartitionTransactions {
+  private producer?: Promise<Producer>;
+
+  constructor(
+    private readonly opts: SinkOptions & { topic: string; partition: number; fetchCommitted: (topic: string, partition: number) => Promise<string | null> },
+  ) {}
+
+  get transactionalId(): string {
+    return `${this.opts.groupId}.${this.opts.topic}.${this.opts.partition}`;
+  }
+
+  /**
+   * Creates the producer and takes the transactional id (InitProducerId bumps the epoch, fencing a
+   * previous owner, and waits until that owner's open transaction is aborted or completed), then
+   * re-reads the committed offset: records below it were delivered by the previous owner.
+   */
+  async init(): Promise<string | null> {
+    await this.connected();
+    return this.opts.fetchCommitted(this.opts.topic, this.opts.partition);
+  }
+
+  private connected(): Promise<Producer> {
+    this.producer ??= (async () => {
+      const producer = this.opts.kafka.producer({
+        transactionalId: this.transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        transactionTimeout: 60000,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        // The broker answers CONCURRENT_TRANSACTIONS while it still writes the previous commit's
+        // markers (a few ms) and a Kafka 3.9 client cannot see when they are written: retry fast
+        // (10 ms, doubling, capped at 1 s), not at the client's default backoff. Retries are not
+        // limited (kafkajs: limiting them may break idempotence); fencing and record errors are not
+        // retried, and a commit that stays stuck shows in readiness (see lane.ts).
+        retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: Number.MAX_SAFE_INTEGER },
+      });
+      try {
+        await producer.connect();
+        const init = await producer.transaction();
+        await init.abort();
+      } catch (err) {
+        await producer.disconnect().catch(() => undefined);
+        throw this.classify(err);
+      }
+      return producer;
+    })();
+    this.producer.catch(() => (this.producer = undefined));
+    return this.producer;
+  }
+
+  /** Writes the batch and its offset in one transaction. Throws ProducerFencedError when this instance lost the partition. */
+  async commit(batch: CommitBatch): Promise<void> {
+    const producer = await this.connected();
+    rejectOversized(batch, this.opts.limits);
+    let txn: Transaction | undefined;
+    try {
+      txn = await producer.transaction();
+      try {
+        await this.sendPlan(txn, CommitPlan.of(batch, this.opts));
+      } catch (err) {
+        if (!isRecordError(err)) throw err;
+        // A refused send poisons the transaction: abort, find the offending records with probe
+        // transactions that are always aborted (invisible to read_committed), then write the rest.
+        await txn.abort();
+        this.opts.log.warn({ err: kafkaErrorType(err), partition: batch.partition }, 'batch refused for a record-level reason; probing records one by one');
+        await this.probe(producer, batch);
+        txn = await producer.transaction();
+        await this.sendPlan(txn, CommitPlan.of(batch, this.opts));
+      }
+      batch.beforeCommit?.();
+      crashPoint('txn-sent');
+      await txn.sendOffsets({ consumerGroupId: this.opts.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: batch.nextOffset }] }] });
+      await txn.commit();
+    } catch (err) {
+      if (txn?.isActive()) await txn.abort().catch(() => undefined);
+      // Whatever failed, this producer's transaction state is unknown: the next attempt starts with a
+      // fresh producer, whose init aborts (or completes) whatever was left open.
+      this.drop();
+      throw this.classify(err);
+    }
+  }
+
+  private classify(err: unknown): Error {
+    if (isFencedError(err)) return new ProducerFencedError(`${this.transactionalId} was fenced by a newer owner; nothing committed`, { cause: err });
+    return err as Error;
+  }
+
+  private async sendPlan(txn: Transaction, plan: CommitPlan): Promise<void> {
+    for (const round of plan.rounds) await txn.sendBatch({ topicMessages: round, acks: -1 });
+  }
+
+  private async probe(producer: Producer, batch: CommitBatch): Promise<void> {
+    for (const r of batch.records) {
+      if (r.outputs.length === 0) continue;
+      const probe = await producer.transaction();
+      try {
+        for (const o of r.outputs) await probe.send({ topic: o.topic, acks: -1, messages: [o.message] });
+      } catch (err) {
+        if (!isRecordError(err)) {
+          await probe.abort().catch(() => undefined);
+          throw err;
+        }
+        r.rejection = rejectionFor(err, r.outputs[0].topic);
+        r.outputs = [];
+      }
+      await probe.abort().catch(() => undefined);
+    }
+  }
+
+  /** Forgets the producer (its state is unknown); the next commit or init creates a fresh one. */
+  drop(): void {
+    const p = this.producer;
+    this.producer = undefined;
+    void p?.then((x) => x.disconnect()).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    const p = this.producer;
+    this.producer = undefined;
+    if (p) await p.then((x) => x.disconnect()).catch(() => undefined);
+  }
+}
+
+/**
+ * At-least-once (opt-in): outputs are sent with an idempotent producer, then the consumer commits the
+ * offset. A crash between the two re-delivers the records (duplicates possible, nothing lost).
+ */
+export class AtLeastOnceSink {
+  private producer?: Promise<Producer>;
+
+  constructor(private readonly opts: SinkOptions & { consumer: () => Consumer }) {}
+
+  private connected(): Promise<Producer> {
+    this.producer ??= (async () => {
+      // Idempotent producers keep kafkajs' unlimited retries: limiting them can reorder or lose
+      // records; a send that still fails replaces the producer (below).
+      const producer = this.opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 50, maxRetryTime: 2000 } });
+      await producer.connect();
+      return producer;
+    })();
+    this.producer.catch(() => (this.producer = undefined));
+    return this.producer;
+  }
+
+  async commit(batch: CommitBatch): Promise<void> {
+    const producer = await this.connected();
+    rejectOversized(batch, this.opts.limits);
+    try {
+      try {
+        for (const round of CommitPlan.of(batch, this.opts).rounds) await producer.sendBatch({ topicMessages: round, acks: -1 });
+      } catch (err) {
+        if (!isRecordError(err)) throw err;
+        this.opts.log.warn({ err: kafkaErrorType(err), partition: batch.partition }, 'batch refused for a record-level reason; sending record by record');
+        // Records already acknowledged are sent again: at-least-once allows it.
+        for (const r of batch.records) {
+          if (r.outputs.length === 0) continue;
+          try {
+            for (const o of r.outputs) await producer.send({ topic: o.topic, acks: -1, messages: [o.message] });
+          } catch (e) {
+            if (!isRecordError(e)) throw e;
+            r.rejection = rejectionFor(e, r.outputs[0].topic);
+            r.outputs = [];
+          }
+        }
+        const dlq = batch.records.filter((r) => r.rejection).map((r) => r.toDeadLetter(r.rejection!));
+        for (const chunk of chunkBySize(dlq, chunkLimit(this.opts.limits.maxMessageBytes(this.opts.deadLetterTopic)))) {
+          await producer.send({ topic: this.opts.deadLetterTopic, acks: -1, messages: chunk });
+        }
+      }
+    } catch (err) {
+      this.drop();
+      throw err;
+    }
+    // Committed while the consumer still runs: kafkajs silently skips commits once it is stopping,
+    // which is why the engine commits before it stops the consumer.
+    await this.opts.consumer().commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }]);
+  }
+
+  private drop(): void {
+    const p = this.producer;
+    this.producer = undefined;
+    void p?.then((x) => x.disconnect()).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    const p = this.producer;
+    this.producer = undefined;
+    if (p) await p.then((x) => x.disconnect()).catch(() => undefined);
+  }
+}

@@ -1,0 +1,278 @@
+import type { KafkaMessage } from 'kafkajs';
+import type { Logger } from '../util/logger';
+import type { Chain, ChainRecord } from './chain';
+import { ProducerFencedError, type CommitBatch } from './commit-sink';
+
+/** When a lane commits: whichever comes first once records are waiting. */
+export interface CommitPolicy {
+  /** Minimum time between the starts of two commits of one lane (0: commit as soon as the previous one ends). */
+  intervalMs: number;
+  /** Commit without waiting for the interval once this many records wait. */
+  maxRecords: number;
+}
+
+/** How a lane writes: exactly-once (a transactional producer of its own) or at-least-once. */
+export interface LaneSink {
+  /** Takes ownership of the partition; returns the committed offset to resume from (null: no skipping needed). */
+  init(): Promise<string | null>;
+  commit(batch: CommitBatch): Promise<void>;
+  /** After a failed commit: a fresh start; returns the committed offset as the broker now has it. */
+  recover(): Promise<string | null>;
+  close(): Promise<void>;
+}
+
+export interface LaneOptions {
+  topic: string;
+  partition: number;
+  chain: Chain;
+  sink: LaneSink;
+  commit: CommitPolicy;
+  /** Records per chain call. */
+  chunkSize: number;
+  /** Queued records at which fetching this partition pauses (resumes at half). */
+  highWater: number;
+  /** Resolves once the previous lane of this partition has let go (its in-flight commit settled). */
+  after?: Promise<void>;
+  pause(): void;
+  resume(): void;
+  /** Waits while a processor of the chain is saturated (its bounded queue is full). */
+  whileSaturated(): Promise<void>;
+  onCommitted(records: ChainRecord[], seconds: number): void;
+  onFenced(err: Error): void;
+  onFailure(err: Error, what: 'process' | 'commit'): void;
+  onHealthy(): void;
+  log: Logger;
+}
+
+type LaneState = 'running' | 'draining' | 'closed';
+
+const MAX_BACKOFF_MS = 5000;
+const SLOW_COMMIT_MS = 10000;
+
+/**
+ * One input partition's pipeline: records handed over by the fetch loop queue here, are processed
+ * in order chunk by chunk, and buffer until the lane commits them with their offset. Processing of
+ * the next records overlaps the commit of the previous ones, and lanes are independent of each
+ * other: one lane's commit never holds back another's fetch, processing or commit.
+ */
+export class PartitionLane {
+  private queue: KafkaMessage[] = [];
+  private buffer: ChainRecord[] = [];
+  private bufferNext?: string;
+  /** Records below this offset were processed already (or committed by a previous owner). */
+  private nextOffset: bigint | null = null;
+  private state: LaneState = 'running';
+  private paused = false;
+  private fenced = false;
+  private pumping?: Promise<void>;
+  private committing?: Promise<void>;
+  private timer?: NodeJS.Timeout;
+  private lastCommitStart = 0;
+  private readonly ready: Promise<boolean>;
+  /** Backpressure pauses of this lane. */
+  pauses = 0;
+
+  constructor(private readonly opts: LaneOptions) {
+    this.ready = this.init();
+  }
+
+  private async init(): Promise<boolean> {
+    await this.opts.after?.catch(() => undefined);
+    for (let attempt = 0; !this.isClosed(); attempt++) {
+      try {
+        const committed = await this.opts.sink.init();
+        if (committed !== null) this.nextOffset = BigInt(committed);
+        return true;
+      } catch (err) {
+        if (err instanceof ProducerFencedError) {
+          this.fence(err);
+          return false;
+        }
+        this.opts.onFailure(err as Error, 'commit');
+        this.opts.log.warn({ partition: this.opts.partition, err: (err as Error).message }, 'taking the partition failed; retrying');
+        await sleep(Math.min(100 * 2 ** attempt, MAX_BACKOFF_MS));
+      }
+    }
+    return false;
+  }
+
+  private isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get isFenced(): boolean {
+    return this.fenced;
+  }
+
+  /** Hands consumed records to the lane (called from the fetch loop; returns at once). */
+  enqueue(messages: KafkaMessage[]): void {
+    if (this.state !== 'running' || this.fenced) return;
+    for (const m of messages) this.queue.push(m);
+    if (!this.paused && this.queue.length >= this.opts.highWater) {
+      this.paused = true;
+      this.pauses += 1;
+      this.opts.pause();
+    }
+    this.pumping ??= this.pump().finally(() => (this.pumping = undefined));
+  }
+
+  private async pump(): Promise<void> {
+    if (!(await this.ready)) return;
+    let failures = 0;
+    while (this.queue.length > 0 && !this.isClosed() && !this.fenced) {
+      // Bound memory while commits fail: stop processing until the buffer drains.
+      while (this.buffer.length >= this.opts.commit.maxRecords * 4 && this.committing && !this.isClosed()) await this.committing;
+      await this.opts.whileSaturated();
+      if (this.isClosed() || this.fenced) return;
+      const chunk = this.takeChunk();
+      if (chunk.length === 0) continue;
+      let records: ChainRecord[];
+      try {
+        records = await this.opts.chain.process(this.opts.topic, this.opts.partition, chunk);
+        failures = 0;
+      } catch (err) {
+        // A dependency is down (or a bug): nothing of this chunk is kept; retry it after a backoff.
+        this.queue.unshift(...chunk);
+        this.opts.onFailure(err as Error, 'process');
+        const base = this.opts.chain.stages[0].spec.errors?.backoffMs ?? 200;
+        const delay = Math.min(base * 2 ** failures++, MAX_BACKOFF_MS);
+        this.opts.log.warn({ partition: this.opts.partition, err: (err as Error).message, retryInMs: delay }, 'processing failed; the chunk will be retried');
+        await sleep(delay);
+        continue;
+      }
+      if (this.isClosed()) return;
+      this.buffer.push(...records);
+      const last = BigInt(chunk[chunk.length - 1].offset) + 1n;
+      this.bufferNext = last.toString();
+      this.nextOffset = last;
+      if (this.paused && this.queue.length <= this.opts.highWater / 2) {
+        this.paused = false;
+        this.opts.resume();
+      }
+      this.maybeCommit();
+    }
+  }
+
+  /** The next chunk, without records already processed (re-delivered after a rebalance) or below the committed offset. */
+  private takeChunk(): KafkaMessage[] {
+    const chunk = this.queue.splice(0, this.opts.chunkSize);
+    const from = this.nextOffset;
+    return from === null ? chunk : chunk.filter((m) => BigInt(m.offset) >= from);
+  }
+
+  private maybeCommit(): void {
+    if (this.committing || this.buffer.length === 0 || this.isClosed() || this.fenced) return;
+    const wait = this.lastCommitStart + this.opts.commit.intervalMs - Date.now();
+    if (this.state === 'draining' || this.buffer.length >= this.opts.commit.maxRecords || wait <= 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.startCommit();
+    } else {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        this.maybeCommit();
+      }, wait);
+    }
+  }
+
+  private startCommit(): void {
+    const records = this.buffer;
+    const batch: CommitBatch & { records: ChainRecord[] } = { topic: this.opts.topic, partition: this.opts.partition, nextOffset: this.bufferNext!, records };
+    this.buffer = [];
+    this.lastCommitStart = Date.now();
+    this.committing = this.commitUntilDone(batch).finally(() => {
+      this.committing = undefined;
+      this.maybeCommit();
+    });
+  }
+
+  private async commitUntilDone(batch: CommitBatch & { records: ChainRecord[] }): Promise<void> {
+    const started = process.hrtime.bigint();
+    // The producer retries retriable answers without limit (broker restarting): a commit stuck that
+    // long makes the chain not ready until it completes.
+    const watchdog = setTimeout(() => this.opts.onFailure(new Error(`commit of partition ${batch.partition} has been running for ${SLOW_COMMIT_MS} ms`), 'commit'), SLOW_COMMIT_MS);
+    let committed: boolean;
+    try {
+      committed = await this.commitAttempts(batch);
+    } finally {
+      clearTimeout(watchdog);
+    }
+    if (!committed) return;
+    this.opts.onHealthy();
+    this.opts.onCommitted(batch.records, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /** True once the batch is committed; false when the partition was lost (fenced or abandoned). */
+  private async commitAttempts(batch: CommitBatch): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.opts.sink.commit(batch);
+        return true;
+      } catch (err) {
+        if (err instanceof ProducerFencedError) {
+          this.fence(err);
+          return false;
+        }
+        this.opts.onFailure(err as Error, 'commit');
+        if (this.isClosed()) return false;
+        this.opts.log.warn({ partition: batch.partition, err: (err as Error).message, attempt }, 'commit failed; retrying with a fresh producer');
+        await sleep(Math.min(50 * 2 ** attempt, MAX_BACKOFF_MS));
+        // The failed commit may have completed on the broker (the answer was lost): ask before resending.
+        const committed = await this.opts.sink.recover().catch((e: unknown) => {
+          if (e instanceof ProducerFencedError) throw e;
+          return undefined;
+        }).catch((e: Error) => {
+          this.fence(e);
+          return 'fenced' as const;
+        });
+        if (committed === 'fenced') return false;
+        if (committed !== undefined && committed !== null && BigInt(committed) >= BigInt(batch.nextOffset)) return true;
+      }
+    }
+  }
+
+  private fence(err: Error): void {
+    if (this.fenced) return;
+    this.fenced = true;
+    this.queue = [];
+    this.buffer = [];
+    this.opts.onFenced(err);
+  }
+
+  /** Graceful stop: processes what is queued, commits everything, lets go of the partition. */
+  async drain(): Promise<void> {
+    if (this.state !== 'running') return this.closeSink();
+    this.state = 'draining';
+    await this.ready;
+    while (this.pumping || this.committing || (this.buffer.length > 0 && !this.fenced)) {
+      if (!this.pumping && !this.committing) this.maybeCommit();
+      await Promise.all([this.pumping, this.committing]);
+    }
+    this.state = 'closed';
+    await this.closeSink();
+  }
+
+  /** Ownership lost or a rebalance: drops what is not committed (it is re-read from the committed offset), waits for an in-flight commit. */
+  async abandon(): Promise<void> {
+    if (this.isClosed()) return;
+    this.state = 'closed';
+    clearTimeout(this.timer);
+    this.queue = [];
+    this.buffer = [];
+    await Promise.allSettled([this.ready, this.pumping, this.committing]);
+    await this.closeSink();
+  }
+
+  private closeSink(): Promise<void> {
+    clearTimeout(this.timer);
+    return this.opts.sink.close().catch(() => undefined);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,149 @@
+import type { FeatureVector, Prediction, Transaction } from '../../src/client/generated/avro-types';
+import { TopicConsumer } from '../../src/client/topic-consumer';
+import { TopicProducer } from '../../src/client/topic-producer';
+import { TransactionGenerator } from '../../src/demo/generator';
+import { DONE_HEADER } from '../../src/engine/chain';
+import { createKafka } from '../../src/kafka/client';
+import { Pipeline } from '../../src/stages/pipeline';
+import type { LoadedTopology, TopologySpec } from '../../src/topology/spec';
+import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+
+const endpoints = testEndpoints();
+
+interface Seen<T> {
+  key: string | null;
+  value: T;
+  headers: Record<string, string>;
+}
+
+/** Collects every committed record of a topic with its headers. */
+async function collect<T>(topic: string, schema: 'prediction' | 'feature-vector' | 'dead-letter') {
+  const records: Seen<T>[] = [];
+  const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema, groupId: `engine-test-${topic}-${uniqueSuffix()}` });
+  await consumer.run((value, meta) => {
+    const headers = Object.fromEntries(Object.entries(meta.headers ?? {}).map(([k, v]) => [k, String(v)]));
+    records.push({ key: meta.key, value: value as T, headers });
+  });
+  return { records, stop: () => consumer.stop() };
+}
+
+async function produce(topology: LoadedTopology, events: Transaction[], headers?: Record<string, string>) {
+  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: topology.spec.stages[0].input.topic, schema: 'transaction', key: (tx) => tx.transactionId, headers: headers ? () => headers : undefined });
+  await producer.connect();
+  await producer.send(events);
+  await producer.disconnect();
+}
+
+async function committedTotal(groupId: string, topic: string): Promise<number> {
+  const admin = createKafka({ clientId: 'engine-test', brokers: endpoints.brokers }).admin();
+  await admin.connect();
+  try {
+    const res = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return res[0].partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function events(seed: number, n: number): Transaction[] {
+  const g = new TransactionGenerator({ seed });
+  return Array.from({ length: n }, () => g.next().tx);
+}
+
+/** The stateless topology (model 1): no Redis needed, so the engine is what is tested. */
+function stateless(suffix: string, edit?: (spec: TopologySpec) => void): LoadedTopology {
+  return isolatedTopology('topologies/fraud-detection.yaml', suffix, (spec) => {
+    delete spec.features;
+    const extract = spec.stages.find((s) => s.name === 'extract')!;
+    extract.config = { featureSet: 'fraud_txn', spec: 'models/fraud/generator-spec.json' };
+    const score = spec.stages.find((s) => s.name === 'score')!;
+    score.config = { ...score.config, model: { repository: 'models', name: 'fraud', version: '1' } };
+    edit?.(spec);
+  });
+}
+
+describe('stage engine: fused and split chains', () => {
+  it('fused and split runs of the same events give identical feature vectors and predictions; headers survive both hops; the side output names the stage that already consumed it', async () => {
+    const input = events(31, 300);
+    const results: Record<'fused' | 'split', { features: Seen<FeatureVector>[]; predictions: Seen<Prediction>[] }> = {} as never;
+    for (const mode of ['fused', 'split'] as const) {
+      const topology = stateless(uniqueSuffix());
+      const topic = (s: string) => topology.spec.stages.find((x) => x.name === s)!.output.topic;
+      const pipeline = await Pipeline.start({ topology, endpoints, fuse: mode === 'fused' });
+      const features = await collect<FeatureVector>(topic('extract'), 'feature-vector');
+      const predictions = await collect<Prediction>(topic('score'), 'prediction');
+      try {
+        expect(pipeline.runners.map((r) => r.chainName)).toEqual(mode === 'fused' ? ['extract+score'] : ['extract', 'score']);
+        await produce(topology, input, { 'x-request-id': 'req-42' });
+        await waitFor(() => predictions.records.length >= input.length && features.records.length >= input.length, 90000, () => `${mode}: ${features.records.length} features, ${predictions.records.length} predictions`);
+        await new Promise((r) => setTimeout(r, 1000));
+      } finally {
+        await Promise.all([features.stop(), predictions.stop()]);
+        await pipeline.stop();
+      }
+      results[mode] = { features: features.records, predictions: predictions.records };
+    }
+    for (const mode of ['fused', 'split'] as const) {
+      expect(results[mode].predictions).toHaveLength(input.length);
+      expect(results[mode].features).toHaveLength(input.length);
+      for (const r of [...results[mode].predictions, ...results[mode].features]) expect(r.headers['x-request-id']).toBe('req-42');
+    }
+    const byKey = <T>(rows: Seen<T>[], f: (v: T) => unknown) => new Map(rows.map((r) => [r.key, f(r.value)]));
+    const score = (p: Prediction) => [p.score, p.label, p.lineage.offset, p.lineage.partition];
+    expect(byKey(results.fused.predictions, score)).toEqual(byKey(results.split.predictions, score));
+    expect(byKey(results.fused.features, (v) => v.values)).toEqual(byKey(results.split.features, (v) => v.values));
+    expect(results.fused.features.every((r) => r.headers[DONE_HEADER] === 'score')).toBe(true);
+    expect(results.split.features.some((r) => DONE_HEADER in r.headers)).toBe(false);
+  });
+
+  for (const delivery of ['exactly-once', 'at-least-once'] as const) {
+    it(`graceful stop in the middle of a chunk finishes and commits it (${delivery})`, async () => {
+      const topology = stateless(uniqueSuffix(), (spec) => {
+        for (const s of spec.stages) s.delivery = delivery;
+        const score = spec.stages.find((s) => s.name === 'score')!;
+        (score.config as { simulateDelayMs?: number }).simulateDelayMs = 2500;
+      });
+      const input = events(57, 120);
+      const pipeline = await Pipeline.start({ topology, endpoints });
+      await produce(topology, input);
+      // The first chunks are now inside the (slow) inference: stop while they are in flight.
+      await new Promise((r) => setTimeout(r, 1200));
+      await pipeline.stop();
+      const extract = pipeline.stageCounters('extract');
+      const score = pipeline.stageCounters('score');
+      expect(extract.consumed).toBeGreaterThan(0);
+      expect(score.produced).toBe(extract.consumed);
+      const group = `${topology.spec.name}.extract`;
+      expect(await committedTotal(group, topology.spec.stages[0].input.topic)).toBe(extract.consumed);
+      const predictions = await collect<Prediction>(topology.spec.stages[1].output.topic, 'prediction');
+      await waitFor(() => predictions.records.length >= score.produced, 30000, () => `${predictions.records.length} of ${score.produced}`);
+      await new Promise((r) => setTimeout(r, 1000));
+      await predictions.stop();
+      expect(predictions.records).toHaveLength(score.produced);
+    });
+  }
+
+  it('several large dead letters in one chunk are written in requests under the dead-letter topic\'s own max.message.bytes', async () => {
+    const topology = stateless(uniqueSuffix(), (spec) => {
+      for (const s of spec.stages) s.consumer = { ...(s.consumer ?? {}), maxBytesPerPartition: 16 * 1024 * 1024, maxBytes: 32 * 1024 * 1024 };
+    });
+    const pipeline = await Pipeline.start({ topology, endpoints });
+    const dlq = await collect<{ errorKind: string }>(topology.spec.deadLetter.topic, 'dead-letter');
+    const predictions = await collect<Prediction>(topology.spec.stages[1].output.topic, 'prediction');
+    try {
+      const raw = createKafka({ clientId: 'engine-test-raw', brokers: endpoints.brokers }).producer();
+      await raw.connect();
+      // Six 700 KB records that are not Avro, one key (one partition, one chunk): each dead letter
+      // keeps 512 KB of its value, 3 MB together against the DLQ's 2 MB max.message.bytes.
+      for (let i = 0; i < 6; i++) await raw.send({ topic: topology.spec.stages[0].input.topic, messages: [{ key: 'big', value: Buffer.alloc(700 * 1024, 1 + i) }] });
+      await raw.disconnect();
+      await produce(topology, events(77, 20));
+      await waitFor(() => dlq.records.length >= 6 && predictions.records.length >= 20, 90000, () => `${dlq.records.length} dead letters, ${predictions.records.length} predictions`);
+      expect(dlq.records.map((r) => r.value.errorKind)).toEqual(Array(6).fill('NOT_AVRO'));
+      expect(predictions.records).toHaveLength(20);
+    } finally {
+      await Promise.all([dlq.stop(), predictions.stop()]);
+      await pipeline.stop();
+    }
+  });
+});
