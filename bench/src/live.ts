@@ -252,13 +252,16 @@ export class LiveRunner {
     };
     let lastPass: number | undefined;
     let firstFail: number | undefined;
+    /** Lowest rate the driver could not offer (void after retries, not a system failure). */
+    let voidAt: number | undefined;
     let stoppedBy: string | undefined;
+    const voidStep = (r: StepResult) => r.void && !r.failsDespiteVoid;
     // 1. bracket coarsely
     let rate = o.startRate;
     for (;;) {
       const r = await run(rate);
-      if (r.void && !r.failsDespiteVoid) {
-        stoppedBy = `driver could not offer ${rate}/s (void step)`;
+      if (voidStep(r)) {
+        voidAt = rate;
         break;
       }
       if (!r.pass) {
@@ -272,33 +275,36 @@ export class LiveRunner {
       }
       rate = Math.min(o.maxRate, Math.round(rate * o.coarseFactor));
     }
-    if (lastPass === undefined && firstFail !== undefined) {
-      for (rate = Math.round(firstFail / o.coarseFactor); rate >= o.minRate; rate = Math.round(rate / o.coarseFactor)) {
+    // nothing passed yet: halve (a void start says nothing, so it halves too)
+    if (lastPass === undefined) {
+      for (rate = Math.round((firstFail ?? voidAt!) / o.coarseFactor); rate >= o.minRate; rate = Math.round(rate / o.coarseFactor)) {
         const r = await run(rate);
         if (r.pass) {
           lastPass = rate;
           break;
         }
-        if (!r.void || r.failsDespiteVoid) firstFail = rate;
+        if (voidStep(r)) voidAt = rate;
+        else firstFail = rate;
       }
     }
-    // 2. refine upward from the highest pass in steps of at most refineStep (10%)
-    while (lastPass !== undefined && firstFail !== undefined && !stoppedBy) {
+    // 2. refine upward from the highest pass in steps of at most refineStep (10%), below the lowest
+    //    failing rate (or the rate the driver could not offer)
+    while (lastPass !== undefined && !stoppedBy) {
+      const ceiling = Math.min(firstFail ?? Infinity, voidAt ?? Infinity);
+      if (!Number.isFinite(ceiling)) break;
       const next = stepUp(lastPass, o.refineStep);
-      if (next >= firstFail) break;
+      if (next >= ceiling) break;
       const r = await run(next);
-      if (r.void && !r.failsDespiteVoid) {
-        stoppedBy = `driver could not offer ${next}/s (void step)`;
-        break;
-      }
-      if (r.pass) lastPass = next;
+      if (voidStep(r)) voidAt = next;
+      else if (r.pass) lastPass = next;
       else firstFail = next;
     }
+    if (!stoppedBy && voidAt !== undefined && (firstFail === undefined || voidAt < firstFail)) stoppedBy = `the driver could not offer ${voidAt}/s (void after ${o.voidRetries} retries)`;
     const eps = lastPass ?? 0;
-    const resolved = lastPass !== undefined && firstFail !== undefined && firstFail <= lastPass * (1 + o.refineStep) + 1e-9;
+    const resolved = lastPass !== undefined && firstFail !== undefined && (voidAt === undefined || voidAt > firstFail) && firstFail <= lastPass * (1 + o.refineStep) + 1e-9;
     const note =
       lastPass === undefined
-        ? `no offered rate down to ${o.minRate}/s passed`
+        ? `no offered rate down to ${o.minRate}/s passed${stoppedBy ? `; ${stoppedBy}` : ''}`
         : resolved
           ? `${eps}/s passes, ${firstFail}/s (+${round((firstFail! / eps - 1) * 100, 1)}%) fails`
           : `lower bound: ${stoppedBy ?? 'search stopped'}`;

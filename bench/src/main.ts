@@ -323,6 +323,12 @@ async function main(): Promise<number> {
   const cleanup = async () => {
     for (const c of children) c.kill('SIGKILL');
     for (const s of sessions) await s.cleanup().catch((err) => progress.log(`cleanup ${s.system}: ${(err as Error).message}`));
+    // Kafka Streams keeps its members in the group until their session times out (45 s)
+    const leftovers = new Set(sessions.flatMap((s) => s.leftoverGroups));
+    if (leftovers.size) {
+      const gone = await deleteGroups(admin, (g) => leftovers.has(g), () => undefined, 30);
+      if (gone.length) progress.log(`could not delete consumer groups ${gone.join(', ')}`);
+    }
     sampler.stop();
     try {
       if (rawTopics.length) await admin.deleteTopics({ topics: rawTopics, timeout: 30000 });
@@ -381,11 +387,14 @@ async function main(): Promise<number> {
       if (def.kind === 'kstreams' && !fs.existsSync(PEER_JAR) && opts.buildPeer && fs.existsSync(path.join(PEER_DIR, 'build.sh'))) {
         progress.log(`building the Kafka Streams peer (bench/peers/kstreams/build.sh)`);
         try {
-          execFileSync('bash', [path.join(PEER_DIR, 'build.sh')], { cwd: PEER_DIR, stdio: ['ignore', 'inherit', 'inherit'] });
+          execFileSync('bash', [path.join(PEER_DIR, 'build.sh')], { cwd: PEER_DIR, stdio: ['ignore', 'inherit', 'pipe'] });
         } catch (err) {
-          out.status = 'failed';
-          out.error = `build.sh failed: ${(err as Error).message}`;
-          results.failures.push(`${def.name}: ${out.error}`);
+          const e = err as Error & { status?: number; stderr?: Buffer };
+          // build.sh exits 3 when java or mvn is missing: the peer is skipped, not failed
+          out.status = e.status === 3 ? 'skipped' : 'failed';
+          out.error = e.status === 3 ? String(e.stderr ?? '').trim() : `build.sh failed: ${e.message}`;
+          progress.log(`${def.name}: ${out.status.toUpperCase()}: ${out.error}`);
+          if (out.status === 'failed') results.failures.push(`${def.name}: ${out.error}`);
           continue;
         }
       }
