@@ -11,7 +11,8 @@
  *   predicted, sampled every 250 ms while driving. It covers every hop and consumer group of the
  *   system (and works for the naive baseline and the Kafka Streams peer alike). "Not growing": the
  *   least-squares slope of the lag over the second half of the step is at most
- *   `lagSlopeFraction` (2%) of the offered rate per second (and at least 20 events over that half).
+ *   `lagSlopeFraction` (2%) of the offered rate per second (the limit is never below a rise of
+ *   20 events + 250 ms of traffic over that half: a commit cycle's saw-tooth).
  * - A step is VOID when the driver fell behind its own schedule: the p99 of per-event lateness
  *   exceeded `driverToleranceMs`. A void step never passes; it counts as a failure for the search
  *   only when the system failed by more than the driver's delay explains (events unpredicted, or
@@ -180,10 +181,11 @@ export class LiveRunner {
 
     const half = d.start + ((d.end - d.start) * 1) / 2;
     const slope = slopePerSecond(lagSamples.filter(([t]) => t >= half));
-    // 2% of the offered rate per second, but never less than 20 events over the half step: at small
-    // rates a system's commit cycle alone makes the lag a saw-tooth of that size
+    // 2% of the offered rate per second, but never less than a rise of 20 events + 250 ms of traffic
+    // over the half step: a system's commit cycle alone makes the lag a saw-tooth of about that size,
+    // which a short step's fit cannot tell from growth (with 30 s steps the 2% rule decides above 400/s)
     const halfS = (d.end - half) / 1000;
-    const limitPerS = Math.max(this.o.lagSlopeFraction * rate, halfS > 0 ? 20 / halfS : 0);
+    const limitPerS = Math.max(this.o.lagSlopeFraction * rate, halfS > 0 ? (20 + 0.25 * rate) / halfS : 0);
     const lag = { endOfStep: lagSamples[lagSamples.length - 1][1], max: Math.max(...lagSamples.map((x) => x[1])), slopePerS: round(slope, 1), limitPerS: round(limitPerS, 1), growing: slope > limitPerS };
 
     const isVoid = d.latenessMs.p99 > this.o.driverToleranceMs;

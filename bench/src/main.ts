@@ -25,7 +25,7 @@ import { kafkaPerf, preloadRedis, redisRaw, type KafkaPerf, type RedisRaw } from
 import { writeReport } from './report';
 import { catalog, deleteGroups, DEFAULT_SYSTEMS, PEER_DIR, PEER_JAR, QUICK_SYSTEMS, selectSystems, SystemSession, unavailable, type SystemDef } from './systems';
 import { loadVariant, topologyFacts, type TopologyFacts } from './topologies';
-import { gitState, loadCode, parseCodeRefs, type CodeState } from './tributary-code';
+import { exportRef, gitState, loadCode, parseCodeRefs, type CodeState } from './tributary-code';
 import type { OnnxRow } from './children/onnx';
 
 // kafkajs v2's one-time partitioner notice is noise here (children inherit this too)
@@ -41,6 +41,9 @@ const HELP = `npm run bench -- [options]
   --tributary-dir L=PATH[,L2=PATH2]
                           measure the Tributary code of other checkouts (built with 'npm run build'),
                           each as its own systems named <system>@L; default this checkout's src/
+  --compare-ref REF[,REF2]
+                          also measure commit REF of this repository (exported with git archive and
+                          compiled into the OS temp dir once), as systems <system>@REF
   --rates LIST            absolute offered rates for every system (default 1000,2000,5000,8000,10000,16000,20000;
                           quick 1000,5000)
   --fractions LIST        fractions of each system's live capacity (default 0.25,0.5,0.75)
@@ -62,6 +65,7 @@ interface Options {
   quick: boolean;
   systems: string[];
   tributaryDirs?: string;
+  compareRefs: string[];
   partitions: number;
   rawRecords: number;
   skipRaw: boolean;
@@ -80,6 +84,7 @@ function options(): Options {
       quick: { type: 'boolean', default: false },
       systems: { type: 'string' },
       'tributary-dir': { type: 'string' },
+      'compare-ref': { type: 'string' },
       rates: { type: 'string' },
       fractions: { type: 'string' },
       'step-seconds': { type: 'string' },
@@ -108,6 +113,7 @@ function options(): Options {
     quick: q,
     systems: (values.systems ? values.systems.split(',') : q ? QUICK_SYSTEMS : DEFAULT_SYSTEMS).map((s) => s.trim()).filter(Boolean),
     tributaryDirs: values['tributary-dir'],
+    compareRefs: values['compare-ref'] ? values['compare-ref'].split(',').map((x) => x.trim()).filter(Boolean) : [],
     partitions: Number(values.partitions ?? 3),
     rawRecords: Number(values['raw-records'] ?? (q ? 100000 : 500000)),
     skipRaw: values['skip-raw'],
@@ -245,9 +251,15 @@ async function main(): Promise<number> {
   const logsDir = path.join(resultsDir, 'logs');
   fs.mkdirSync(logsDir, { recursive: true });
   const codeRefs = parseCodeRefs(opts.tributaryDirs);
+  if (opts.compareRefs.length) {
+    // this checkout gets a label too, so every Tributary system says which code it ran
+    if (codeRefs.length === 1 && !codeRefs[0].label) codeRefs[0] = { ...codeRefs[0], label: 'this' };
+    for (const ref of opts.compareRefs) codeRefs.push(exportRef(ref, (m) => progress.log(m)));
+  }
   // each checkout's commit and dirty flag as of the start of the run (not of each system's turn)
   const states = new Map<string, CodeState>();
   const codeState = (root: string) => states.get(root) ?? states.set(root, gitState(root)).get(root)!;
+  for (const c of codeRefs) if (c.commit) states.set(c.root, { commit: c.commit, srcDirty: false, dirtyFiles: [] });
   for (const c of codeRefs) codeState(c.root);
   codeState(repoRoot());
   const defs = selectSystems(catalog(codeRefs), opts.systems);
@@ -297,7 +309,7 @@ async function main(): Promise<number> {
         latency: 'probe receive time of the prediction (read_committed consumer in the bench process) - the time the driver handed the event to its producer (the record\'s CreateTime); over every event a step sent, an event never predicted within the drain timeout counting as infinitely late',
         step: `open-loop: event i due at t0 + i/rate, handed over every ${opts.live.tickMs} ms in one batch (acks=all, up to ${opts.live.maxInFlight} requests in flight), for ${opts.live.stepSeconds} s; then up to ${opts.live.drainTimeoutS} s for the remaining predictions`,
         void: `a step is VOID when the p99 of per-event driver lateness (handed over - scheduled) exceeds ${opts.live.driverToleranceMs} ms: the driver, not the system, set the pace. A void step never passes; it is retried up to ${opts.live.voidRetries} times; it counts as a failure (upper bound) for the capacity search only when the system failed by more than the driver's delay explains: events unpredicted, or p99 minus the driver's worst lateness still >= ${opts.live.p99LimitMs} ms`,
-        lag: `end-to-end lag = events acknowledged by the broker - events predicted, sampled every 250 ms while driving; "not growing" = its least-squares slope over the second half of the step is at most ${opts.live.lagSlopeFraction * 100}% of the offered rate per second (the limit is never below 20 events over that half: at small rates a commit cycle alone makes the lag a saw-tooth of that size)`,
+        lag: `end-to-end lag = events acknowledged by the broker - events predicted, sampled every 250 ms while driving; "not growing" = its least-squares slope over the second half of the step is at most ${opts.live.lagSlopeFraction * 100}% of the offered rate per second (the limit is never below a rise of 20 events + 250 ms of traffic over that half: a commit cycle alone makes the lag a saw-tooth of about that size, which a short step's fit cannot tell from growth; with 30 s steps the 2% rule decides above 400 events/s)`,
         pass: `not void, p99 < ${opts.live.p99LimitMs} ms, lag not growing, every event predicted within the drain timeout, no duplicate and no dead letter`,
         capacity: `live capacity = highest passing offered rate: doubling from ${opts.live.startRate}/s until a step fails (halving first if it fails), then upward from the highest pass in steps of at most ${opts.live.refineStep * 100}% until one fails; steady offered load, never a backlog drain`,
         correctness: 'every event sent is predicted exactly once (matched by key) and none is dead-lettered; events of an instance abandoned by a restart on fresh topics are excluded and counted',
@@ -322,7 +334,7 @@ async function main(): Promise<number> {
   let interrupted = false;
   const cleanup = async () => {
     for (const c of children) c.kill('SIGKILL');
-    for (const s of sessions) await s.cleanup().catch((err) => progress.log(`cleanup ${s.system}: ${(err as Error).message}`));
+    for (const s of sessions) await s.cleanup(!interrupted).catch((err) => progress.log(`cleanup ${s.system}: ${(err as Error).message}`));
     // Kafka Streams keeps its members in the group until their session times out (45 s)
     const leftovers = new Set(sessions.flatMap((s) => s.leftoverGroups));
     if (leftovers.size) {

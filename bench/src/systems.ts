@@ -290,7 +290,7 @@ export class SystemSession implements Session {
   }
 
   /** Kills what is left, deletes the topics and groups of every suffix and their streaming state. */
-  async cleanup(): Promise<void> {
+  async cleanup(quiet = false): Promise<void> {
     if (this.running) this.running.proc.kill('SIGKILL');
     const mine = (n: string) => this.suffixes.some((s) => n.includes(s));
     try {
@@ -299,7 +299,7 @@ export class SystemSession implements Session {
     } catch (err) {
       this.ctx.progress.log(`${this.system}: could not delete its topics: ${(err as Error).message}`);
     }
-    this.leftoverGroups = await deleteGroups(this.ctx.admin, mine, (msg) => this.ctx.progress.log(`${this.system}: ${msg}`));
+    this.leftoverGroups = await deleteGroups(this.ctx.admin, mine, (msg) => (quiet ? undefined : this.ctx.progress.log(`${this.system}: ${msg}`)));
     const redis = new Redis(this.ctx.ep.redisUrl);
     try {
       for (const s of this.suffixes) {

@@ -7,6 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as PipelineModule from '../../src/stages/pipeline';
 import type * as LoaderModule from '../../src/topology/loader';
@@ -20,6 +21,8 @@ export interface TributaryCodeRef {
   root: string;
   /** Folder holding the compiled modules (stages/pipeline.js, topology/loader.js, ...). */
   dist: string;
+  /** Set for an exported commit (`--compare-ref`): the folder is not a git checkout. */
+  commit?: string;
 }
 
 export interface TributaryCode {
@@ -86,4 +89,35 @@ export function gitState(root: string): CodeState {
   };
   const dirty = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).map((l) => l.slice(3));
   return { commit: git(['rev-parse', 'HEAD']) || 'unknown', srcDirty: dirty.length > 0, dirtyFiles: dirty };
+}
+
+/**
+ * `--compare-ref REF`: exports the commit REF of this repository (git archive, no worktree) into a
+ * cache folder under the OS temp dir, links this checkout's node_modules into it and compiles it
+ * with its own tsconfig.build.json, once per commit.
+ */
+export function exportRef(ref: string, log: (msg: string) => void): TributaryCodeRef {
+  const git = (args: string[]) => execFileSync('git', args, { cwd: repoRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  let sha: string;
+  try {
+    sha = git(['rev-parse', '--verify', `${ref}^{commit}`]);
+  } catch {
+    throw new TributaryCodeError(`--compare-ref ${ref}: not a commit of this repository`);
+  }
+  const label = ref.replace(/[^A-Za-z0-9_.-]/g, '_');
+  const dir = path.join(os.tmpdir(), `tributary-bench-${sha.slice(0, 12)}`);
+  const dist = path.join(dir, 'dist');
+  if (!fs.existsSync(path.join(dist, 'stages', 'pipeline.js'))) {
+    log(`--compare-ref ${ref}: exporting ${sha.slice(0, 10)} to ${dir} and compiling it`);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync('bash', ['-c', `git archive --format=tar ${sha} | tar -x -C "${dir}"`], { cwd: repoRoot(), stdio: ['ignore', 'ignore', 'pipe'] });
+    fs.symlinkSync(path.join(repoRoot(), 'node_modules'), path.join(dir, 'node_modules'));
+    try {
+      execFileSync(path.join(repoRoot(), 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      throw new TributaryCodeError(`--compare-ref ${ref}: compiling ${sha.slice(0, 10)} failed: ${String((err as { stdout?: Buffer }).stdout ?? (err as Error).message).slice(0, 2000)}`);
+    }
+  }
+  return { label, root: dir, dist, commit: sha };
 }
