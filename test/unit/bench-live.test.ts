@@ -3,8 +3,10 @@
  * refinement, void steps), the lag slope, the topology variants and the system filter.
  */
 import { repoRoot } from '../../src/stack/paths';
+import { acceptance } from '../../bench/src/acceptance';
 import { ProcSampler } from '../../bench/src/common';
 import { LiveRunner, slopePerSecond, stepUp, type LiveOptions, type Session, type StepResult, type StepPurpose } from '../../bench/src/live';
+import type { SystemOutcome } from '../../bench/src/main';
 import type { Progress } from '../../bench/src/progress';
 import { catalog, selectSystems } from '../../bench/src/systems';
 import { variantSpec } from '../../bench/src/topologies';
@@ -175,5 +177,32 @@ describe('bench helpers', () => {
     expect(selectSystems(all, ['tributary-stateless-eos-*']).map((s) => s.name)).toEqual(['tributary-stateless-eos-fused', 'tributary-stateless-eos-split', 'tributary-stateless-eos-fused@old', 'tributary-stateless-eos-split@old'].sort((a, b) => all.findIndex((s) => s.name === a) - all.findIndex((s) => s.name === b)));
     expect(selectSystems(all, ['naive-default']).map((s) => s.name)).toEqual(['naive-default']);
     expect(() => selectSystems(all, ['nope-*'])).toThrow(/matches no system/);
+  });
+});
+
+describe('issue 12 acceptance checks', () => {
+  const outcome = (name: string, cap: number, resolved: boolean): SystemOutcome =>
+    ({ name, kind: name.startsWith('kstreams') ? 'kstreams' : 'tributary', status: 'ok', capacity: { eps: cap, resolved, note: '', steps: [] }, latency: [], differences: [], restarts: [], counters: [] }) as unknown as SystemOutcome;
+  const find = (checks: ReturnType<typeof acceptance>, re: RegExp) => checks.find((c) => re.test(c.criterion))!;
+
+  it('decides a capacity comparison only when the lower figure is exact', () => {
+    const exactVsBound = acceptance([outcome('tributary-stateless-eos-fused', 500, true), outcome('kstreams-tuned', 63, false)]);
+    expect(find(exactVsBound, /ahead of kstreams-tuned on live capacity/).ok).toBeUndefined();
+    const exactVsExact = acceptance([outcome('tributary-stateless-eos-fused', 500, true), outcome('kstreams-tuned', 63, true)]);
+    expect(find(exactVsExact, /ahead of kstreams-tuned on live capacity/).ok).toBe(true);
+    const behind = acceptance([outcome('tributary-stateless-eos-fused', 50, true), outcome('kstreams-tuned', 63, false)]);
+    expect(find(behind, /ahead of kstreams-tuned on live capacity/).ok).toBe(false);
+  });
+
+  it('passes the 16,000/s target on a lower bound above it, and never fails it on a lower bound below it', () => {
+    expect(find(acceptance([outcome('tributary-stateless-eos-fused', 17000, false)]), /capacity ≥ 16,000/).ok).toBe(true);
+    expect(find(acceptance([outcome('tributary-stateless-eos-fused', 9000, false)]), /capacity ≥ 16,000/).ok).toBeUndefined();
+    expect(find(acceptance([outcome('tributary-stateless-eos-fused', 9000, true)]), /capacity ≥ 16,000/).ok).toBe(false);
+  });
+
+  it('reports criteria whose systems did not run as not measured', () => {
+    const checks = acceptance([]);
+    expect(checks.length).toBeGreaterThan(5);
+    expect(checks.every((c) => c.ok === undefined)).toBe(true);
   });
 });
