@@ -12,7 +12,11 @@ Writes models/fraud/2/features/card_profile.csv, merchant_risk.jsonl  (seeded sy
 Streaming semantics mirrored from src/features/streaming.ts (the TypeScript/Redis implementation
 the pipeline runs; its property test checks it against a brute-force reference): an event at time t
 is scored on the entity's events applied before it, not late, with event time in the aggregation's
-window ending at t; windows sliding (t - size, t] or hopping [floor(t/hop)*hop + hop - size, t].
+window ending at t, at the set's bucket resolution R (card_activity: 60 s): windows sliding
+[floor(t/R)*R + R - size, t] (the size/R buckets ending with t's bucket) or hopping
+[floor(t/hop)*hop + hop - size, t]; sums are exact (math.fsum), as the Lua state keeps them.
+(models/fraud/2 was trained with exact sliding windows (t - size, t] and left-to-right sums; the
+two differ only for an event whose earlier events lie within R of the far window edge.)
 Training streams are sessions of --session events with fresh state, like a demo run.
 
 --candidate trains the shadow/canary candidate, version 3, into models/fraud/3: the same features and
@@ -54,6 +58,7 @@ from train_fraud import (  # noqa: E402
 VECTOR_SET = "fraud_online"
 VECTOR_VERSION = 2
 DAY = 86_400_000
+BUCKET_MS = 60_000  # card_activity's bucket resolution (its windows' gcd with 60 s, as in src/features/spec.ts)
 HOUR = 3_600_000
 
 # Batch-job generation parameters (synthetic "warehouse" outputs).
@@ -191,15 +196,12 @@ class OnlineFeatures:
         late = max_t is not None and t < max_t - s["allowedLatenessMs"]
         out: List[float] = []
         for name, _typ, default, agg, of, (wt, size, hop) in s["fields"]:
-            start = t - size + 1 if wt == "sliding" else (t // hop) * hop + hop - size
+            start = (t // BUCKET_MS) * BUCKET_MS + BUCKET_MS - size if wt == "sliding" else (t // hop) * hop + hop - size
             rows = sorted([e for e in log if not e[2] and start <= e[0] <= t], key=lambda e: (e[0], e[1]))
             if agg == "count":
                 v = float(len(rows))
             elif agg == "sum":
-                acc = 0.0
-                for e in rows:
-                    acc += float(e[3][of])
-                v = acc
+                v = math.fsum(float(e[3][of]) for e in rows) + 0.0
             elif agg == "max":
                 v = max((float(e[3][of]) for e in rows), default=float(default))
             elif agg == "distinct_count":
