@@ -6,6 +6,9 @@ import type { Chain, ChainRecord } from './chain';
 import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, type DeliveryMode, type TopicLimits } from './commit-sink';
 import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 
+/** Gap between the two reads that must agree before a committed offset is trusted (see fetchCommitted). */
+const STABLE_READ_GAP_MS = 150;
+
 /** Counters a caller can read without Prometheus (demo summary, tests), per stage. */
 export interface StageCounters {
   /** Records that entered the stage (committed). */
@@ -271,7 +274,25 @@ export class ChainRunner {
     return { init: () => txns.init(), commit: (b) => txns.commit(b), committed: () => this.fetchCommitted(topic, partition), close: () => txns.close(), exactlyOnce: true };
   }
 
+  /**
+   * The committed offset, once it is stable. Right after InitProducerId completes a previous owner's
+   * transaction, its offset commit is written but the group coordinator may not have applied it yet,
+   * and kafkajs' OffsetFetch (v4) cannot ask for stable offsets (require_stable came with KIP-447):
+   * a stale answer would make the new owner redo records already delivered. So the offset is read
+   * until two reads STABLE_READ_GAP_MS apart agree.
+   */
   private async fetchCommitted(topic: string, partition: number): Promise<string | null> {
+    let previous = await this.readCommitted(topic, partition);
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, STABLE_READ_GAP_MS));
+      const current = await this.readCommitted(topic, partition);
+      if (current === previous) return current;
+      previous = current;
+    }
+    return previous;
+  }
+
+  private async readCommitted(topic: string, partition: number): Promise<string | null> {
     this.admin ??= (async () => {
       const admin = this.opts.kafka.admin();
       await admin.connect();
