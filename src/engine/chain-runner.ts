@@ -323,12 +323,15 @@ export class ChainRunner {
     metrics.commitRecords.observe({ chain: this.opts.chain.name }, records.length);
     const now = Date.now();
     const rejectedKinds = new Set<string>();
+    // Per-stage counts of this commit, for the counters and the events in/out metrics alike.
+    const consumed = new Map<string, number>();
+    const produced = new Map<string, number>();
     for (const r of records) {
       const t = r.trace;
       if (t.skipped) this.stageCounters.get(this.head.name)!.skipped += 1;
-      for (const s of t.consumedBy) this.stageCounters.get(s)!.consumed += 1;
+      for (const s of t.consumedBy) consumed.set(s, (consumed.get(s) ?? 0) + 1);
       for (const s of t.producedBy) {
-        this.stageCounters.get(s)!.produced += 1;
+        produced.set(s, (produced.get(s) ?? 0) + 1);
         metrics.endToEndSeconds.observe({ stage: s }, (now - t.timestamp) / 1000);
       }
       if (r.rejection) {
@@ -339,8 +342,11 @@ export class ChainRunner {
       }
     }
     for (const s of this.opts.chain.stages) {
-      const c = records.reduce((n, r) => n + (r.trace.consumedBy.includes(s.spec.name) ? 1 : 0), 0);
-      const o = records.reduce((n, r) => n + (r.trace.producedBy.includes(s.spec.name) ? 1 : 0), 0);
+      const counters = this.stageCounters.get(s.spec.name)!;
+      const c = consumed.get(s.spec.name) ?? 0;
+      const o = produced.get(s.spec.name) ?? 0;
+      counters.consumed += c;
+      counters.produced += o;
       if (c > 0) metrics.eventsIn.inc({ stage: s.spec.name, topic: s.spec.input.topic }, c);
       if (o > 0) metrics.eventsOut.inc({ stage: s.spec.name, topic: s.spec.output.topic }, o);
     }

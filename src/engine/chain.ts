@@ -5,7 +5,7 @@ import { RecordRejection } from '../kafka/dead-letter';
 import type { InputRecord, Lineage, OutputRecord, Processor, ProcessResult } from '../stages/processor';
 import type { StageSpec } from '../topology/spec';
 import type { Logger } from '../util/logger';
-import type { SinkRecord, TopicMessage } from './commit-sink';
+import type { SinkRecord } from './commit-sink';
 import { isTransientError } from './transient';
 
 /**
@@ -279,4 +279,3 @@ export class Chain {
   }
 }
 
-export type { TopicMessage };
