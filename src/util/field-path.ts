@@ -65,7 +65,7 @@ interface AvroTypeLike {
 export type FieldPathResolution = { ok: true; type: Type; nullable: boolean } | { ok: false; problem: string };
 
 function nonNullBranch(t: AvroTypeLike): { type: AvroTypeLike; nullable: boolean } {
-  if (t.typeName === 'union' && t.types) {
+  if (t.typeName.startsWith('union') && t.types) {
     const branches = t.types.filter((b) => (b as unknown as AvroTypeLike).typeName !== 'null');
     if (branches.length === 1) return { type: branches[0] as unknown as AvroTypeLike, nullable: branches.length !== t.types.length };
   }
@@ -104,7 +104,7 @@ export function keyFieldProblem(type: Type, path: string): string | null {
   const r = resolveFieldPath(type, path);
   if (!r.ok) return r.problem;
   const t = r.type as unknown as AvroTypeLike;
-  const name = t.typeName === 'union' && t.types ? t.types.map((b) => (b as unknown as AvroTypeLike).typeName).filter((n) => n !== 'null').join(' | ') : t.typeName;
+  const name = t.typeName.startsWith('union') && t.types ? t.types.map((b) => (b as unknown as AvroTypeLike).typeName).filter((n) => n !== 'null').join(' | ') : t.typeName;
   if (!KEYABLE_TYPE_NAMES.includes(name)) return `field '${path}' is ${name}; a key must be a string, number, boolean or enum`;
   return null;
 }
