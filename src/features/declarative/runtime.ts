@@ -6,9 +6,9 @@
  */
 import { murmur3 } from '../../routing/murmur3';
 
-/** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: outside, time parts are null (Python's datetime range). */
-export const MIN_TIME_MS = -62135596800000;
-export const MAX_TIME_MS = 253402300799999;
+/** 0001-01-02T00:00:00Z and 9999-12-30T23:59:59.999Z: outside, time parts are null (Python's datetime range, less a day for any offset). */
+export const MIN_TIME_MS = -62135510400000;
+export const MAX_TIME_MS = 253402214399999;
 const MS_PER_DAY = 86_400_000;
 const MS_PER_HOUR = 3_600_000;
 /** Offsets are cached per 15 minutes of UTC time; a slice holding a transition is computed per instant. */
