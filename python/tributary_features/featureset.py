@@ -50,7 +50,9 @@ def _int12(loader, node):
         return int(v[2:], 16)
     if v.startswith("0o"):
         return int(v[2:], 8)
-    return int(v, 10)
+    i = int(v, 10)
+    # `-0` is an integer to PyYAML but the number -0 to the TypeScript reader: keep the sign.
+    return -0.0 if i == 0 and v.startswith("-") else i
 
 
 def _float12(loader, node):

@@ -100,13 +100,14 @@ export class ZoneClock {
 
   hour(t: number): number | null {
     const l = this.local(t);
-    return l === null ? null : Math.floor(fmod(l, MS_PER_DAY) / MS_PER_HOUR);
+    // + 0: fmod of an exact negative multiple is -0, and the Python twin computes with integers (+0).
+    return l === null ? null : Math.floor(fmod(l, MS_PER_DAY) / MS_PER_HOUR) + 0;
   }
 
   /** Day of the week, Monday 0 .. Sunday 6 (1970-01-01 was a Thursday). */
   dayOfWeek(t: number): number | null {
     const l = this.local(t);
-    return l === null ? null : fmod(Math.floor(l / MS_PER_DAY) + 3, 7);
+    return l === null ? null : fmod(Math.floor(l / MS_PER_DAY) + 3, 7) + 0;
   }
 }
 
