@@ -178,6 +178,17 @@ describe('extraction stage over any Avro schema', () => {
     expect(() => validateTopology(wrong, 'x.yaml', { registry: builtinProcessors(), baseDir: base })).toThrow(/stages\[0\]\.config\.featureSet\.file: clicks\.yaml: input: definitions are for schema 'click', the input topic carries 'feature-vector'/);
   });
 
+  it('the loader refuses a model whose card pins other definitions (definitionsHash)', () => {
+    const repo = fs.mkdtempSync(path.join(os.tmpdir(), 'models-'));
+    fs.cpSync(path.join(repoRoot(), 'models/fraud/2'), path.join(repo, 'fraud/2'), { recursive: true });
+    const cardFile = path.join(repo, 'fraud/2/model.json');
+    const card = JSON.parse(fs.readFileSync(cardFile, 'utf8'));
+    card.features.definitionsHash = '0123456789abcdef';
+    fs.writeFileSync(cardFile, JSON.stringify(card));
+    const msg = topologyErrorFor((d) => (d.stages[1].config.model.repository = repo));
+    expect(msg).toMatch(/stages\[1\]\.config\.model: model fraud@2 cannot be fed by stage 'extract': definitions .*fraud_txn\.yaml have hash [0-9a-f]{16}, the card was trained with 0123456789abcdef/);
+  });
+
   it('a model card may pin the definitions hash', () => {
     const v = { set: 's', version: 1, names: ['a'], definitions: {}, base: { hash: 'abc', file: 'f.yaml' } };
     expect(cardProblems({ set: 's', version: 1, names: ['a'], definitionsHash: 'abc' }, v)).toEqual([]);
