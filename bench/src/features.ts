@@ -10,6 +10,7 @@
  * reports the median round and the median of the per-round ratios, so that another process on a
  * shared machine slows both alike.
  */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as avro from 'avsc';
 import { loadGeneratorSpec } from '../../src/demo/generator-spec';
@@ -21,6 +22,7 @@ import { FraudFeatureExtractor } from '../frozen/fraud-extractor';
 
 export interface FeaturesBenchResult {
   node: string;
+  machine: { cores: number; cpuModel: string; loadAvgAtStart: number[] };
   events: number;
   roundSeconds: number;
   rounds: number;
@@ -85,6 +87,7 @@ function alternate(a: Loop, b: Loop, rounds: number): { a: number; b: number; ra
 }
 
 export function runFeaturesBench(o: { seconds?: number; rounds?: number; events?: number; randomDefinitions?: number } = {}): FeaturesBenchResult {
+  const loadAvgAtStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const seconds = o.seconds ?? 0.5;
   const rounds = o.rounds ?? 21;
   const n = o.events ?? 50_000;
@@ -129,6 +132,7 @@ export function runFeaturesBench(o: { seconds?: number; rounds?: number; events?
   const r3 = (x: number) => Math.round(x * 1000) / 1000;
   return {
     node: process.version,
+    machine: { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?', loadAvgAtStart },
     events: n,
     roundSeconds: seconds,
     rounds,
@@ -151,6 +155,8 @@ export function featuresMarkdown(res: FeaturesBenchResult, when: string, jsonRel
   const fmt = (x: number) => x.toLocaleString('en-US');
   return [
     `### Feature extraction microbenchmark (${when}, ${res.node}, one core; [json](${jsonRel}))`,
+    '',
+    `Machine: ${res.machine?.cores ?? '?'} cores (${res.machine?.cpuModel ?? '?'}), load average ${res.machine?.loadAvgAtStart?.join(' / ') ?? '?'} at the start (CPU-time rates are less sensitive to other load than wall time, not immune).`,
     '',
     `Declarative \`fraud_txn\` (models/fraud/features/fraud_txn.yaml, compiled) vs the frozen hand-written extractor (bench/frozen/fraud-extractor.ts), ${fmt(res.events)} generated transactions, events per CPU-second of one thread, median of ${res.rounds} alternating rounds of ${res.roundSeconds} CPU-s each (ratio: median of the per-round ratios):`,
     '',
