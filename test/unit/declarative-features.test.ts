@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as avro from 'avsc';
 import { stringify } from 'yaml';
 import { cardProblems } from '../../src/features/enricher';
+import { fieldPaths } from '../../src/features/validate';
 import { buildFeatureSet, FeatureDefinitionsError, loadFeatureDefinitions, parseDefinitions } from '../../src/features/declarative/load';
 import type { FeatureDefinitions } from '../../src/features/declarative/spec';
 import { builtinProcessors } from '../../src/stages/builtin';
@@ -148,6 +149,12 @@ describe('pinned semantics (SEMANTICS.md)', () => {
     const f = build(defs([{ name: 'e', expr: { eq: ['user.country', { str: evil }] } }, { name: 'v', oneHot: { of: 'page', vocabulary: [evil], names: ['v0'] } }], { tables: { t: { values: { [evil]: 1 } } } }));
     expect(f.source).not.toContain('process');
     expect(f.extract(click({ user: { country: evil, age: 1, tags: [] } }))).toEqual([1, 0]);
+  });
+});
+
+describe('one field-path syntax for streaming and batch sets too', () => {
+  it('lists nested paths (through nullable unions) as event fields a set may key or aggregate on', () => {
+    expect(fieldPaths(type)).toEqual(['id', 'at', 'price', 'page', 'mobile', 'user', 'user.country', 'user.age', 'user.tags']);
   });
 });
 
