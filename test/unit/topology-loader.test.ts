@@ -4,6 +4,7 @@ import { loadTopology, jsonPointerToPath } from '../../src/topology/loader';
 import { builtinProcessors } from '../../src/stages/builtin';
 import { repoRoot } from '../../src/stack/paths';
 import { editorSchema } from '../../src/topology/schema';
+import { definitionsFileSchema } from '../../src/features/declarative/spec';
 
 import { DEMO_TOPOLOGY, LOAD_OPTIONS, topologyErrorFor } from '../helpers/topology-errors';
 const file = DEMO_TOPOLOGY;
@@ -53,6 +54,11 @@ describe('topology loader', () => {
   it('converts JSON pointers to readable paths', () => {
     expect(jsonPointerToPath('/stages/1/config/model', 'version')).toBe('stages[1].config.model.version');
     expect(jsonPointerToPath('')).toBe('');
+  });
+
+  it('keeps topologies/feature-definitions.schema.json in sync with the definitions format', () => {
+    const committed = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'topologies/feature-definitions.schema.json'), 'utf8'));
+    expect(committed).toEqual(JSON.parse(JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...definitionsFileSchema })));
   });
 
   it('keeps topologies/topology.schema.json in sync with the registered processors', () => {

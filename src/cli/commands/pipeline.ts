@@ -1,3 +1,4 @@
+import { definitionsFileSchema } from '../../features/declarative/spec';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
@@ -111,10 +112,14 @@ export function registerPipelineCommands(program: Command): void {
   program
     .command('topology-schema')
     .description('print the JSON Schema of topology files (with every registered processor\'s config)')
-    .option('--write', `write it to topologies/topology.schema.json`)
+    .option('--write', `write it to topologies/topology.schema.json (and the feature-definitions file schema to topologies/feature-definitions.schema.json)`)
     .action((opts: { write?: boolean }) => {
       const text = `${JSON.stringify(editorSchema(builtinProcessors()), null, 2)}\n`;
-      if (opts.write) fs.writeFileSync(path.join(repoRoot(), 'topologies', 'topology.schema.json'), text);
+      if (opts.write) {
+        fs.writeFileSync(path.join(repoRoot(), 'topologies', 'topology.schema.json'), text);
+        // The feature-definitions files' structure, for editors (expressions are checked by the loader).
+        fs.writeFileSync(path.join(repoRoot(), 'topologies', 'feature-definitions.schema.json'), `${JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...definitionsFileSchema }, null, 2)}\n`);
+      }
       else process.stdout.write(text);
     });
 }
