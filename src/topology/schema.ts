@@ -105,6 +105,16 @@ export const topologyBaseSchema = {
               backoffMs: { type: 'integer', minimum: 0 },
             },
           },
+          partitionBy: { type: 'string', pattern: '^(none|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*)$', description: "Re-key the input by this (dotted) field of the decoded event through an internal repartition topic; 'none': the input is already keyed by the entity. Default: implied by the processor (windowed_aggregation sets' entity)." },
+          repartition: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'The internal repartition topic <topology>.<stage>-repartition. Its partition count is fixed at creation (see README: changing it).',
+            properties: {
+              partitions: { type: 'integer', minimum: 1, maximum: 10000 },
+              purgeIntervalMs: { type: 'integer', minimum: 1000 },
+            },
+          },
           config: { type: 'object' },
         },
       },
