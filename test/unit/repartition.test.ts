@@ -3,7 +3,6 @@ import { Chain, DONE_HEADER } from '../../src/engine/chain';
 import { planChains } from '../../src/engine/plan';
 import { KEY_HEADER, LINEAGE_HEADER, entityKey, fieldPathProblem, repartitionProcessor } from '../../src/engine/repartition';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
-import { builtinProcessors } from '../../src/stages/builtin';
 import { effectiveTopology } from '../../src/stages/pipeline';
 import type { InputRecord, Processor } from '../../src/stages/processor';
 import { repoRoot } from '../../src/stack/paths';

@@ -5,7 +5,7 @@ import { createKafka } from '../../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
 import { editorSchema } from '../../topology/schema';
 import { builtinProcessors } from '../../stages/builtin';
-import { Pipeline, provisionTopology } from '../../stages/pipeline';
+import { Pipeline, effectiveTopology, provisionTopology } from '../../stages/pipeline';
 import { Registry } from 'prom-client';
 import { StageMetrics } from '../../monitoring/metrics';
 import { MonitoringServer } from '../../monitoring/http-server';
@@ -91,7 +91,8 @@ export function registerPipelineCommands(program: Command): void {
     .description('create the topology\'s topics and register their value schemas (idempotent)')
     .argument('[topology]', 'topology file', DEFAULT_TOPOLOGY)
     .action(async (file: string) => {
-      const topology = loadTopologyFile(file);
+      // With the internal repartition topics the engine would create on start.
+      const topology = effectiveTopology(loadTopologyFile(file)).topology;
       const endpoints = resolveEndpoints();
       const kafka = createKafka({ clientId: 'tributary-cli', brokers: endpoints.brokers });
       await provisionTopology(topology, kafka, new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }));
