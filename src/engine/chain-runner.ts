@@ -4,7 +4,7 @@ import type { StageSpec } from '../topology/spec';
 import { createLogger, type Logger } from '../util/logger';
 import type { Chain, ChainRecord } from './chain';
 import { AtLeastOnceSink, PartitionTransactions, type DeliveryMode, type TopicLimits } from './commit-sink';
-import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
+import { CommitSequencer, PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 
 /** Counters a caller can read without Prometheus (demo summary, tests), per stage. */
 export interface StageCounters {
@@ -51,6 +51,8 @@ export interface ChainRunnerOptions {
   highWater?: number;
   /** Called for every partition this runner sees a record of, before it is processed. */
   onRecordsSeen?: (partition: number, count: number) => void;
+  /** Lanes commit one at a time, oldest record first (repartition hops: see CommitSequencer in lane.ts). */
+  orderedCommits?: boolean;
 }
 
 /**
@@ -78,12 +80,14 @@ export class ChainRunner {
   private rejoinTimer?: NodeJS.Timeout;
   private readonly inputTopic: string;
   private readonly head: StageSpec;
+  private readonly sequencer?: CommitSequencer;
 
   constructor(private readonly opts: ChainRunnerOptions) {
     this.head = opts.chain.stages[0].spec;
     this.inputTopic = this.head.input.topic;
     this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
     for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
+    if (opts.orderedCommits) this.sequencer = new CommitSequencer();
     this.consumer = this.createConsumer();
   }
 
@@ -219,7 +223,9 @@ export class ChainRunner {
       onFailure: (err, what) => this.onFailure(err, what),
       onHealthy: () => this.onHealthy(),
       log: this.log,
+      sequencer: this.sequencer,
     });
+    this.sequencer?.add(lane);
     return lane;
   }
 

@@ -45,6 +45,58 @@ export interface LaneOptions {
   onFailure(err: Error, what: 'process' | 'commit'): void;
   onHealthy(): void;
   log: Logger;
+  /**
+   * Ordered commits (the repartition hop): the runner's lanes commit one at a time, oldest record
+   * (Kafka timestamp) first, so an entity's records from two input partitions reach the output
+   * partition in the order they were written — not in the order independent commits happen to end.
+   */
+  sequencer?: CommitSequencer;
+}
+
+/**
+ * Serializes the commits of a runner's lanes in timestamp order: when no commit is running, the lane
+ * holding the oldest pending record (queued, being processed or buffered) commits the prefix of its
+ * buffer no newer than every other lane's oldest pending record. Only used for repartition hops
+ * (a transaction per input partition cannot order records across partitions by itself).
+ */
+export class CommitSequencer {
+  private readonly lanes = new Set<PartitionLane>();
+  private busy = false;
+
+  add(lane: PartitionLane): void {
+    this.lanes.add(lane);
+  }
+
+  remove(lane: PartitionLane): void {
+    this.lanes.delete(lane);
+    this.kick();
+  }
+
+  kick(): void {
+    if (this.busy) return;
+    let best: PartitionLane | undefined;
+    let bestTs = Number.POSITIVE_INFINITY;
+    const oldest = new Map<PartitionLane, number>();
+    for (const l of this.lanes) {
+      const t = l.oldestPendingTimestamp();
+      if (t === undefined) continue;
+      oldest.set(l, t);
+      if (t < bestTs) {
+        best = l;
+        bestTs = t;
+      }
+    }
+    if (!best) return;
+    let bound = Number.POSITIVE_INFINITY;
+    for (const [l, t] of oldest) if (l !== best) bound = Math.min(bound, t);
+    const started = best.commitOrdered(bound);
+    if (!started) return; // its oldest record is still being processed: the lane kicks again once it is buffered
+    this.busy = true;
+    void started.finally(() => {
+      this.busy = false;
+      this.kick();
+    });
+  }
 }
 
 type LaneState = 'running' | 'draining' | 'closed';
@@ -60,7 +112,11 @@ const SLOW_COMMIT_MS = 10000;
  */
 export class PartitionLane {
   private queue: KafkaMessage[] = [];
+  /** The chunk being processed (ordered commits look at its timestamps). */
+  private processing: KafkaMessage[] = [];
   private buffer: ChainRecord[] = [];
+  /** Per buffered record: its Kafka timestamp and the offset after it (ordered commits commit prefixes). */
+  private bufferMeta: { timestamp: number; next: string }[] = [];
   private bufferNext?: string;
   /** Records below this offset were processed already (or committed by a previous owner). */
   private nextOffset: bigint | null = null;
@@ -137,10 +193,12 @@ export class PartitionLane {
       const chunk = this.takeChunk();
       if (chunk.length === 0) continue;
       let records: ChainRecord[];
+      this.processing = chunk;
       try {
         records = await this.opts.chain.process(this.opts.topic, this.opts.partition, chunk);
         failures = 0;
       } catch (err) {
+        this.processing = [];
         // A dependency is down (or a bug): nothing of this chunk is kept; retry it after a backoff.
         this.queue.unshift(...chunk);
         this.opts.onFailure(err as Error, 'process');
@@ -150,8 +208,10 @@ export class PartitionLane {
         await sleep(delay);
         continue;
       }
+      this.processing = [];
       if (this.isClosed()) return;
       this.buffer.push(...records);
+      for (const m of chunk) this.bufferMeta.push({ timestamp: Number(m.timestamp), next: (BigInt(m.offset) + 1n).toString() });
       const last = BigInt(chunk[chunk.length - 1].offset) + 1n;
       this.bufferNext = last.toString();
       this.nextOffset = last;
@@ -170,7 +230,34 @@ export class PartitionLane {
     return from === null ? chunk : chunk.filter((m) => BigInt(m.offset) >= from);
   }
 
+  /** Oldest Kafka timestamp among queued, in-process and buffered records (undefined: none). */
+  oldestPendingTimestamp(): number | undefined {
+    if (this.isClosed() || this.fenced) return undefined;
+    let min = Number.POSITIVE_INFINITY;
+    for (const m of this.queue) min = Math.min(min, Number(m.timestamp));
+    for (const m of this.processing) min = Math.min(min, Number(m.timestamp));
+    for (const b of this.bufferMeta) min = Math.min(min, b.timestamp);
+    return min === Number.POSITIVE_INFINITY ? undefined : min;
+  }
+
+  /** Ordered mode: commits the buffered prefix no newer than `bound`; undefined when there is nothing to commit now. */
+  commitOrdered(bound: number): Promise<void> | undefined {
+    if (this.committing || this.buffer.length === 0 || this.isClosed() || this.fenced) return undefined;
+    // Records still being processed or queued that are older than the buffer's head come first.
+    const head = this.bufferMeta[0].timestamp;
+    for (const m of this.processing) if (Number(m.timestamp) < head) return undefined;
+    let k = 0;
+    while (k < this.buffer.length && this.bufferMeta[k].timestamp <= bound) k++;
+    if (k === 0) return undefined;
+    this.startCommit(k);
+    return this.committing;
+  }
+
   private maybeCommit(): void {
+    if (this.opts.sequencer) {
+      this.opts.sequencer.kick();
+      return;
+    }
     if (this.committing || this.buffer.length === 0 || this.isClosed() || this.fenced) return;
     const wait = this.lastCommitStart + this.opts.commit.intervalMs - Date.now();
     if (this.state === 'draining' || this.buffer.length >= this.opts.commit.maxRecords || wait <= 0) {
@@ -185,10 +272,11 @@ export class PartitionLane {
     }
   }
 
-  private startCommit(): void {
-    const records = this.buffer;
-    const batch: CommitBatch & { records: ChainRecord[] } = { topic: this.opts.topic, partition: this.opts.partition, nextOffset: this.bufferNext!, records };
-    this.buffer = [];
+  private startCommit(count = this.buffer.length): void {
+    const records = this.buffer.splice(0, count);
+    const nextOffset = count === this.bufferMeta.length ? this.bufferNext! : this.bufferMeta[count - 1].next;
+    this.bufferMeta.splice(0, count);
+    const batch: CommitBatch & { records: ChainRecord[] } = { topic: this.opts.topic, partition: this.opts.partition, nextOffset, records };
     this.lastCommitStart = Date.now();
     this.committing = this.commitUntilDone(batch).finally(() => {
       this.committing = undefined;
@@ -252,7 +340,9 @@ export class PartitionLane {
     this.fenced = true;
     this.queue = [];
     this.buffer = [];
+    this.bufferMeta = [];
     this.opts.onFenced(err);
+    this.opts.sequencer?.kick();
   }
 
   /** Graceful stop: processes what is queued, commits everything, lets go of the partition. */
@@ -262,9 +352,12 @@ export class PartitionLane {
     await this.ready;
     while (this.pumping || this.committing || (this.buffer.length > 0 && !this.fenced)) {
       if (!this.pumping && !this.committing) this.maybeCommit();
+      // Ordered: the commit may wait for another lane's turn; poll instead of spinning.
+      if (this.opts.sequencer && !this.pumping && !this.committing) await sleep(5);
       await Promise.all([this.pumping, this.committing]);
     }
     this.state = 'closed';
+    this.opts.sequencer?.remove(this);
     await this.closeSink();
   }
 
@@ -275,6 +368,8 @@ export class PartitionLane {
     clearTimeout(this.timer);
     this.queue = [];
     this.buffer = [];
+    this.bufferMeta = [];
+    this.opts.sequencer?.remove(this);
     await Promise.allSettled([this.ready, this.pumping, this.committing]);
     await this.closeSink();
   }

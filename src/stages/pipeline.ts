@@ -235,6 +235,8 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     deadLetterTopic: topology.spec.deadLetter.topic,
     limits: ctx.limits,
     metrics,
+    // A repartition hop keeps one entity's records from several input partitions in write order.
+    orderedCommits: head.processor === REPARTITION_PROCESSOR,
   });
 }
 

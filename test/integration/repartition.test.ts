@@ -8,8 +8,7 @@
  * default, implied by the card_activity set), and keyed by card id into one that declares
  * `partitionBy: none`. Each card's events are sent in event-time order and at least 50 ms apart
  * (waves: no card twice in a wave, a wave starts 50 ms after the previous one was acknowledged).
- * Both must give identical streaming feature values and scores (for every card whose order the hop
- * kept; REPART_STRICT=1 for all of them).
+ * Both must give identical streaming feature values and scores.
  *
  * Size: REPART_EVENTS (default 2000, a couple of minutes in CI; the acceptance run of issue 13
  * uses REPART_EVENTS=50000), REPART_WAVE (events per wave, default 40) and REPART_GAP_MS (the
@@ -32,12 +31,12 @@ const WAVE = Number(process.env.REPART_WAVE ?? 40);
 /** Minimum time between two sends of one card's events (the acceptance says 50 ms; REPART_GAP_MS overrides). */
 const GAP_MS = Number(process.env.REPART_GAP_MS ?? 50);
 /**
- * REPART_STRICT=1: the acceptance check of issue 13 — no card reordered by the hop at all. Without it
- * the test demands identical values for every card the hop kept in order and reports the others:
- * the hop's lanes commit independently, so on a loaded machine a card's events from two input
- * partitions can swap when they are closer than the spread of its commit latencies (README).
+ * Strict (default): no card reordered by the hop at all — the acceptance check of issue 13. The
+ * hop's ordered commits (CommitSequencer in src/engine/lane.ts) are what make it hold; without them
+ * 0.25-0.65% of cards were swapped on the loaded dev box. REPART_STRICT=0 only demands identical
+ * values for the cards the hop kept in order (to measure a variant of the hop).
  */
-const STRICT = process.env.REPART_STRICT === '1';
+const STRICT = process.env.REPART_STRICT !== '0';
 
 interface Seen<T> {
   key: string | null;
@@ -50,8 +49,16 @@ interface Seen<T> {
 
 async function collect<T>(topic: string, schema: 'prediction' | 'feature-vector' | 'transaction') {
   const records: Seen<T>[] = [];
+  // The reader is at-least-once (a rebalance re-delivers): a record is counted once per position,
+  // so a duplicate written by the pipeline (another offset) is still seen.
+  const seen = new Set<string>();
   const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema, groupId: `repart-test-${topic}-${uniqueSuffix()}` });
-  await consumer.run((value, meta) => void records.push({ key: meta.key, value: value as T, headers: meta.headers, partition: meta.partition, offset: meta.offset, timestamp: meta.timestamp }));
+  await consumer.run((value, meta) => {
+    const at = `${meta.partition}:${meta.offset}`;
+    if (seen.has(at)) return;
+    seen.add(at);
+    records.push({ key: meta.key, value: value as T, headers: meta.headers, partition: meta.partition, offset: meta.offset, timestamp: meta.timestamp });
+  });
   return { records, stop: () => consumer.stop() };
 }
 
