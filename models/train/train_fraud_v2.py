@@ -12,8 +12,22 @@ Writes models/fraud/2/features/card_profile.csv, merchant_risk.jsonl  (seeded sy
 Streaming semantics mirrored from src/features/streaming.ts (the TypeScript/Redis implementation
 the pipeline runs; its property test checks it against a brute-force reference): an event at time t
 is scored on the entity's events applied before it, not late, with event time in the aggregation's
-window ending at t; windows sliding (t - size, t] or hopping [floor(t/hop)*hop + hop - size, t].
+window ending at t, at the set's bucket resolution R (card_activity: 60 s): windows sliding
+[floor(t/R)*R + R - size, t] (the size/R buckets ending with t's bucket) or hopping
+[floor(t/hop)*hop + hop - size, t]; sums are exact (math.fsum), as the Lua state keeps them.
+(models/fraud/2 was trained with exact sliding windows (t - size, t] and left-to-right sums; the
+two differ only for an event whose earlier events lie within R of the far window edge.)
 Training streams are sessions of --session events with fresh state, like a demo run.
+
+--candidate trains the shadow/canary candidate, version 3, into models/fraud/3: the same features and
+training data as version 2 but another algorithm (a random forest instead of gradient boosting), so
+shadow, canary and bandit compare two genuinely different models. It reads version 2's batch tables
+(regenerated identically from BATCH, not rewritten).
+
+A version-2 run also writes confidence.jsonl (the gate's labelled confidence set: held-out sessions of
+--confidence-seed, features computed here, planted labels); --confidence-only writes just that file
+into --out-dir. The candidate's gate reads version 2's file (same features, same rows), so both
+gates measure on identical rows.
 
 golden.jsonl is ONE ordered event sequence (the stream of --golden-seed, fresh state): each line
 has the event, its expected full vector (Python) and score. The TypeScript tests replay it in order
@@ -44,6 +58,7 @@ from train_fraud import (  # noqa: E402
 VECTOR_SET = "fraud_online"
 VECTOR_VERSION = 2
 DAY = 86_400_000
+BUCKET_MS = 60_000  # card_activity's bucket resolution (its windows' gcd with 60 s, as in src/features/spec.ts)
 HOUR = 3_600_000
 
 # Batch-job generation parameters (synthetic "warehouse" outputs).
@@ -181,15 +196,12 @@ class OnlineFeatures:
         late = max_t is not None and t < max_t - s["allowedLatenessMs"]
         out: List[float] = []
         for name, _typ, default, agg, of, (wt, size, hop) in s["fields"]:
-            start = t - size + 1 if wt == "sliding" else (t // hop) * hop + hop - size
+            start = (t // BUCKET_MS) * BUCKET_MS + BUCKET_MS - size if wt == "sliding" else (t // hop) * hop + hop - size
             rows = sorted([e for e in log if not e[2] and start <= e[0] <= t], key=lambda e: (e[0], e[1]))
             if agg == "count":
                 v = float(len(rows))
             elif agg == "sum":
-                acc = 0.0
-                for e in rows:
-                    acc += float(e[3][of])
-                v = acc
+                v = math.fsum(float(e[3][of]) for e in rows) + 0.0
             elif agg == "max":
                 v = max((float(e[3][of]) for e in rows), default=float(default))
             elif agg == "distinct_count":
@@ -215,6 +227,29 @@ def repr_num(x: float) -> float:
     return float(repr(float(x)))
 
 
+def write_confidence(out_dir: str, spec: Dict[str, Any], online: "OnlineFeatures", seed: int, rows: int, session: int) -> Tuple[int, int]:
+    """The gate's labelled confidence set: sessions of fresh streaming state (like a demo run), seeds
+    disjoint from training (seed * 100_003 + s with a seed training does not use)."""
+    lines = []
+    positives = 0
+    n = 0
+    s = 0
+    while n < rows:
+        gen = FraudGenerator(spec, seed * 100_003 + s)
+        online.reset()
+        for _ in range(min(session, rows - n)):
+            ev, is_fraud = gen.next()
+            feats = np.asarray(online.vector(ev), dtype=np.float32).tolist()  # float32 like the pipeline's matrix
+            lines.append(json.dumps({"key": ev["transactionId"], "segment": {"merchantCategory": ev["merchantCategory"]},
+                                     "features": feats, "label": 1 if is_fraud else 0}))
+            positives += 1 if is_fraud else 0
+            n += 1
+        s += 1
+    with open(os.path.join(out_dir, "confidence.jsonl"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return n, positives
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spec", default=DEFAULT_SPEC)
@@ -225,7 +260,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--test-fraction", type=float, default=0.2)
     ap.add_argument("--golden-seed", type=int, default=424242)
     ap.add_argument("--golden-rows", type=int, default=400)
+    ap.add_argument("--candidate", action="store_true",
+                    help="train the candidate version 3 (random forest, same features) into models/fraud/3")
+    ap.add_argument("--confidence-only", action="store_true", help="only write --out-dir/confidence.jsonl (no training)")
+    ap.add_argument("--confidence-seed", type=int, default=20261130)
+    ap.add_argument("--confidence-rows", type=int, default=6000)
     args = ap.parse_args(argv)
+    version = "3" if args.candidate else "2"
+    if args.candidate and args.out_dir == ap.get_default("out_dir"):
+        args.out_dir = os.path.join(REPO_ROOT, "models", "fraud", "3")
 
     import onnx
     import onnxruntime as ort
@@ -233,15 +276,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import skl2onnx
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
 
     t0 = time.perf_counter()
     spec = load_spec(args.spec)
     os.makedirs(args.out_dir, exist_ok=True)
     cards, merchants = batch_tables(spec)
-    write_tables(args.out_dir, cards, merchants)
     online = OnlineFeatures(spec, cards, merchants)
+    if args.confidence_only:
+        n, pos = write_confidence(args.out_dir, spec, online, args.confidence_seed, args.confidence_rows, args.session)
+        print(f"wrote {os.path.join(args.out_dir, 'confidence.jsonl')}: {n} rows, {pos} positive (seed {args.confidence_seed})")
+        return 0
+    if not args.candidate:
+        write_tables(args.out_dir, cards, merchants)
     names = online.names
     nf = len(names)
 
@@ -263,15 +311,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     perm = np.random.default_rng(args.seed).permutation(args.rows)
     n_test = int(round(args.rows * args.test_fraction))
     test_idx, train_idx = perm[:n_test], perm[n_test:]
-    hyper = dict(loss="log_loss", learning_rate=0.1, max_iter=150, max_leaf_nodes=15, min_samples_leaf=40,
-                 l2_regularization=1.0, max_bins=255, early_stopping=False, random_state=args.seed)
-    clf = HistGradientBoostingClassifier(**hyper)
+    if args.candidate:
+        # Bagged deep-ish trees instead of boosting: averaged leaf frequencies give coarser, less
+        # extreme scores, so the candidate disagrees with version 2 near the threshold.
+        hyper = dict(n_estimators=60, max_leaf_nodes=96, min_samples_leaf=10, max_features=0.5,
+                     bootstrap=True, n_jobs=1, random_state=args.seed)
+        clf = RandomForestClassifier(**hyper)
+    else:
+        hyper = dict(loss="log_loss", learning_rate=0.1, max_iter=150, max_leaf_nodes=15, min_samples_leaf=40,
+                     l2_regularization=1.0, max_bins=255, early_stopping=False, random_state=args.seed)
+        clf = HistGradientBoostingClassifier(**hyper)
     clf.fit(X[train_idx], y[train_idx])
     t_fit = time.perf_counter()
 
     onx = convert_sklearn(clf, name="fraud", initial_types=[("float_input", FloatTensorType([None, nf]))],
                           options={id(clf): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
-    onx.doc_string = f"fraud v2: HistGradientBoostingClassifier over {VECTOR_SET} v{VECTOR_VERSION}"
+    onx.doc_string = f"fraud v{version}: {type(clf).__name__} over {VECTOR_SET} v{VECTOR_VERSION}"
     onnx.checker.check_model(onx)
     model_path = os.path.join(args.out_dir, "model.onnx")
     with open(model_path, "wb") as f:
@@ -310,28 +365,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for (ev, is_fraud, feats), s in zip(golden, g_scores.tolist()):
             f.write(json.dumps({"event": ev, "features": feats, "score": s, "isFraud": is_fraud}, allow_nan=False) + "\n")
 
+    if not args.candidate:
+        n_conf, pos_conf = write_confidence(args.out_dir, spec, online, args.confidence_seed, args.confidence_rows, args.session)
+        print(f"confidence set: {n_conf} rows, {pos_conf} positive (seed {args.confidence_seed})", flush=True)
+
     rel = lambda q: os.path.relpath(os.path.abspath(q), REPO_ROOT).replace(os.sep, "/")
     with open(args.spec, "rb") as f:
         spec_sha = hashlib.sha256(f.read()).hexdigest()
     card = {
         "name": "fraud",
-        "version": "2",
-        "description": "Card-transaction fraud classifier v2: the stateless fraud_txn v1 features plus online features "
-                       "(batch sets card_profile and merchant_risk from Redis, streaming card_activity windowed "
-                       "aggregations). Trained on synthetic data only.",
-        "framework": {"name": "scikit-learn", "estimator": "HistGradientBoostingClassifier", "format": "onnx",
+        "version": version,
+        "description": ("Card-transaction fraud classifier v3 (candidate): the same features and training data as v2, "
+                        "a random forest instead of gradient boosting; shadowed and canaried by the demo. "
+                        "Trained on synthetic data only." if args.candidate else
+                        "Card-transaction fraud classifier v2: the stateless fraud_txn v1 features plus online features "
+                        "(batch sets card_profile and merchant_risk from Redis, streaming card_activity windowed "
+                        "aggregations). Trained on synthetic data only."),
+        "framework": {"name": "scikit-learn", "estimator": type(clf).__name__, "format": "onnx",
                       "opset": {imp.domain or "ai.onnx": imp.version for imp in onx.opset_import},
                       "versions": {"python": platform.python_version(), "numpy": np.__version__,
                                    "scikit-learn": sklearn.__version__, "skl2onnx": skl2onnx.__version__,
                                    "onnx": onnx.__version__, "onnxruntime": ort.__version__}},
         "createdAt": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "createdBy": "scripts/train-model.sh --v2",
+        "createdBy": "scripts/train-model.sh --v2" + (" --candidate" if args.candidate else ""),
         "trainingData": {"version": f"fraud-online-synthetic/spec-{spec_sha[:8]}/seed-{args.seed}/rows-{args.rows}/sessions-{args.session}/batch-seed-{BATCH['seed']}",
                          "generator": "synthetic (models/train/train_fraud.py FraudGenerator), sessions with fresh streaming state",
                          "spec": rel(args.spec), "specSha256": spec_sha, "seed": args.seed, "rows": args.rows,
                          "sessionEvents": args.session, "fraudRate": round(float(y.mean()), 6),
                          "batchFeatures": {"generator": "models/train/train_fraud_v2.py batch_tables", **BATCH,
-                                           "files": ["features/card_profile.csv", "features/merchant_risk.jsonl"],
+                                           "files": ["../2/features/card_profile.csv", "../2/features/merchant_risk.jsonl"] if args.candidate
+                                                    else ["features/card_profile.csv", "features/merchant_risk.jsonl"],
                                            "cardRows": len(cards), "merchantRows": len(merchants)},
                          "split": {"method": "random permutation (numpy default_rng(seed))", "train": int(len(train_idx)),
                                    "test": int(len(test_idx)), "testFraction": args.test_fraction}},
@@ -357,7 +420,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with open(os.path.join(args.out_dir, "model.json"), "w", encoding="utf-8") as f:
         json.dump(card, f, indent=2)
         f.write("\n")
-    print(f"wrote {rel(args.out_dir)}: model.onnx, model.json, golden.jsonl ({len(golden)} rows), features/ "
+    print(f"wrote {rel(args.out_dir)}: model.onnx, model.json, golden.jsonl ({len(golden)} rows)"
+          f"{'' if args.candidate else ', confidence.jsonl, features/'} "
           f"({len(cards)} cards, {len(merchants)} merchants); total {card['timings']['totalSeconds']}s")
     return 0
 

@@ -398,7 +398,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
     const n = now.events + now.warmupEvents - atStart.events - atStart.warmupEvents;
     const ms = firstBatchAt !== undefined && lastWriteAt !== undefined ? lastWriteAt - firstBatchAt : 0;
     processing = { events: n, ms, eventsPerSecond: ms > 0 ? n / (ms / 1000) : 0 };
-    if (aborted) {
+    // A stop that arrives after the last batch was written leaves nothing to resume: that job is complete.
+    if (aborted && doneNow() < total) {
       const runMs = Date.now() - started;
       const c = sink.counters();
       await sink.close(runMs);

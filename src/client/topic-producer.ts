@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { Kafka } from 'kafkajs';
+import { Partitioners, type Kafka, type PartitionMetadata } from 'kafkajs';
 import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroEncoder } from '../kafka/avro-serde';
 import { createKafka, idempotentProducer, type IdempotentProducer } from '../kafka/client';
@@ -7,6 +7,8 @@ import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-regis
 import { repoRoot } from '../stack/paths';
 import { TributaryError } from '../util/errors';
 import type { SchemaTypes } from './generated/avro-types';
+
+const partitioner = Partitioners.DefaultPartitioner();
 
 /** An event that does not match its schema; `paths` lists the offending fields. */
 export class EventValidationError extends TributaryError {
@@ -29,6 +31,12 @@ export interface TopicProducerOptions<S extends keyof SchemaTypes> {
   /** Kafka headers per event (e.g. a request id); every stage of a topology carries them onto its outputs. */
   headers?: (event: SchemaTypes[S]) => Record<string, string>;
   clientId?: string;
+  /**
+   * Partition by this value instead of the message key (same hash as keying by it): e.g. the
+   * streaming feature entity, so each entity's events stay in order on one partition (and a replay
+   * sees them in the same order) while every record keeps its own key.
+   */
+  partitionBy?: (event: SchemaTypes[S]) => string;
   /** How long connect() waits for the topic to appear (a pipeline starting alongside creates it); default 0: fail at once. */
   waitForTopicMs?: number;
   /** Share an existing kafkajs client instead of creating one. */
@@ -45,6 +53,7 @@ export class TopicProducer<S extends keyof SchemaTypes> {
   private readonly encoder: AvroEncoder<SchemaTypes[S]>;
   private readonly catalogType;
   private readonly kafka: Kafka;
+  private partitions?: PartitionMetadata[];
 
   constructor(private readonly options: TopicProducerOptions<S>) {
     const kafka = options.kafka ?? createKafka({ clientId: options.clientId ?? 'tributary-producer', brokers: options.brokers });
@@ -72,10 +81,17 @@ export class TopicProducer<S extends keyof SchemaTypes> {
         if (Date.now() >= deadline) throw new UnknownTopicError(`topic ${this.options.topic} does not exist${this.options.waitForTopicMs ? ` (waited ${this.options.waitForTopicMs} ms)` : ''}`);
         await new Promise((r) => setTimeout(r, 250));
       }
+      if (this.options.partitionBy) this.partitions = (await admin.fetchTopicMetadata({ topics: [this.options.topic] })).topics[0].partitions;
     } finally {
       await admin.disconnect();
     }
     await this.producer.connect();
+  }
+
+  /** The partition `partitionBy` picks (the default partitioner's choice for that value as key). */
+  private partitionOf(event: SchemaTypes[S]): number | undefined {
+    if (!this.options.partitionBy || !this.partitions) return undefined;
+    return partitioner({ topic: this.options.topic, partitionMetadata: this.partitions, message: { key: this.options.partitionBy(event), value: null } });
   }
 
   /** Throws EventValidationError (sending nothing) if any event is invalid. */
@@ -90,7 +106,7 @@ export class TopicProducer<S extends keyof SchemaTypes> {
     const id = await this.encoder.id();
     await this.producer.send({
       topic: this.options.topic,
-      messages: events.map((e) => ({ key: this.options.key(e), value: this.encoder.encodeWithId(id, e), headers: this.options.headers?.(e) })),
+      messages: events.map((e) => ({ key: this.options.key(e), value: this.encoder.encodeWithId(id, e), headers: this.options.headers?.(e), partition: this.partitionOf(e) })),
     });
   }
 

@@ -99,6 +99,11 @@ export class ChainRunner {
     return this.opts.chain.name;
   }
 
+  /** The stages this runner executes, in order. */
+  get stageNames(): string[] {
+    return this.opts.chain.stages.map((s) => s.spec.name);
+  }
+
   private createConsumer(): Consumer {
     const tuning = this.head.consumer ?? {};
     const consumer = this.opts.kafka.consumer({

@@ -4,11 +4,14 @@
  * all Redis work of a batch in ONE pipelined round trip (pointer GETs + HMGETs of cache misses +
  * one EVALSHA per partition).
  */
+import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
+import type { Registry } from 'prom-client';
 import type { Transaction } from '../client/generated/avro-types';
 import { createExtractor, type FeatureExtractor } from './extractors';
 import { BatchSetReader, type BatchLookup } from './batch-store';
-import { FencedError, StreamingState, valueNames, type StreamEvent, type StreamResult } from './streaming';
+import { FencedError, StreamingState, valueNames, type StreamEvent, type StreamPlan, type StreamResult } from './streaming';
+import { StreamingMetrics } from './streaming-metrics';
 import { setFeatureNames, setFeatureTypes, type BatchFeatureSetSpec, type FeatureSetSpec, type FeatureType, type FeaturesSpec, type StreamingFeatureSetSpec } from './spec';
 
 /** The extraction stage's feature-related config (see src/stages/extraction.ts). */
@@ -102,10 +105,19 @@ export interface EnricherStats {
 }
 
 export interface EnricherOptions {
-  redis: Redis;
+  /**
+   * A single Redis, or a Redis Cluster client: then the streaming state's slot groups are spread
+   * over the shards and each group's script is its own call (batch sets are read from a single
+   * Redis only: their keys span slots).
+   */
+  redis: Redis | Cluster;
   /** Streaming state namespace (the stage's consumer group). */
   namespace: string;
   cache?: { maxEntries?: number; ttlMs?: number };
+  /** Streaming-state metrics (Redis time per batch, state size, evictions, late events) go here, e.g. the processor context's `metricsRegistry`. */
+  metricsRegistry?: Registry;
+  /** Slot groups of the streaming state (default 1 on a single Redis, 16 on a Cluster); see StreamingStateOptions. */
+  slotGroups?: number;
 }
 
 export class Enricher {
@@ -114,6 +126,7 @@ export class Enricher {
   readonly stats: EnricherStats = { batches: 0, roundTrips: 0, cacheHits: 0, cacheMisses: 0, missing: {}, late: {} };
   private readonly streamingSets: StreamingFeatureSetSpec[];
   private readonly epochs = new Map<string, Promise<number>>();
+  private readonly metrics?: StreamingMetrics;
 
   constructor(
     readonly vector: VectorDescription,
@@ -121,11 +134,19 @@ export class Enricher {
   ) {
     this.batchReaders = vector.sets.filter((s): s is BatchFeatureSetSpec => s.kind === 'redis_batch').map((s) => new BatchSetReader(s, { cacheMaxEntries: opts.cache?.maxEntries, cacheTtlMs: opts.cache?.ttlMs }));
     this.streamingSets = vector.sets.filter((s): s is StreamingFeatureSetSpec => s.kind === 'windowed_aggregation');
-    this.streaming = this.streamingSets.length > 0 ? new StreamingState(opts.redis, opts.namespace, this.streamingSets) : undefined;
+    this.metrics = opts.metricsRegistry ? StreamingMetrics.for(opts.metricsRegistry) : undefined;
+    this.streaming = this.streamingSets.length > 0 ? new StreamingState(opts.redis, opts.namespace, this.streamingSets, { metrics: this.metrics, slotGroups: opts.slotGroups }) : undefined;
   }
 
   async init(): Promise<void> {
-    await Promise.all(this.batchReaders.map((r) => r.init(this.opts.redis)));
+    if (this.batchReaders.length > 0 && this.opts.redis.isCluster) throw new Error('batch feature sets need a single Redis (their keys span slots); a Redis Cluster serves streaming sets only');
+    await Promise.all(this.batchReaders.map((r) => r.init(this.opts.redis as Redis)));
+    await this.streaming?.init();
+  }
+
+  /** Stops reporting the streaming state's size. */
+  close(): void {
+    this.streaming?.close();
   }
 
   /** Partition assignment: takes a new fencing epoch for each assigned partition (older holders are fenced off). */
@@ -151,6 +172,24 @@ export class Enricher {
     return e;
   }
 
+  /** An event's entity for a set: null when absent, empty or holding braces (batch keys hash-tag the entity). */
+  private readonly entityOf = (tx: Transaction, field: string): string | null => {
+    const v = (tx as unknown as Record<string, unknown>)[field];
+    return v === undefined || v === null || v === '' || /[{}]/.test(String(v)) ? null : String(v);
+  };
+
+  /** What the streaming state sees of a record: per set its entity and the values its aggregations read. */
+  private streamEvent(input: EnrichInput, base: number[]): StreamEvent {
+    const feats = new Map(this.vector.base.names.map((n, k) => [n, base[k]]));
+    const tx = input.tx as unknown as Record<string, unknown>;
+    return {
+      offset: input.offset,
+      eventTime: input.tx.eventTime,
+      entities: this.streamingSets.map((s) => this.entityOf(input.tx, s.entity)),
+      values: this.streamingSets.map((s) => valueNames(s).map((n) => String(feats.has(n) ? feats.get(n) : tx[n] ?? ''))),
+    };
+  }
+
   /** The vectors of a batch, in order; per-record problems come back as `{ error }`. */
   async enrich(inputs: readonly EnrichInput[]): Promise<EnrichOutput[]> {
     const { vector } = this;
@@ -167,10 +206,7 @@ export class Enricher {
       }
     });
     const ok = inputs.map((_, i) => i).filter((i) => base[i] !== undefined);
-    const entityOf = (tx: Transaction, field: string): string | null => {
-      const v = (tx as unknown as Record<string, unknown>)[field];
-      return v === undefined || v === null || v === '' || /[{}]/.test(String(v)) ? null : String(v);
-    };
+    const entityOf = this.entityOf;
 
     // Streaming: one script call per partition present in the batch.
     const byPartition = new Map<string, number[]>();
@@ -182,25 +218,27 @@ export class Enricher {
 
     let streamResults: Array<StreamResult | undefined> = new Array(inputs.length);
     let batchResults: Array<{ lookups: BatchLookup[]; version: string }> = [];
+    const cluster = this.opts.redis.isCluster;
+    const started = process.hrtime.bigint();
+    if (this.streaming && cluster) {
+      // A Cluster pipeline must stay on one node: each slot group's script is its own call.
+      const results = await Promise.all(
+        [...byPartition.values()].map((idx, j) => this.streaming!.apply(inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], idx.map((i) => this.streamEvent(inputs[i], base[i]!)))),
+      );
+      [...byPartition.values()].forEach((idx, j) => idx.forEach((i, k) => (streamResults[i] = results[j][k])));
+      this.stats.roundTrips++;
+    }
     for (let attempt = 0; ; attempt++) {
-      const p = this.opts.redis.pipeline();
+      if (cluster) break; // no batch sets on a Cluster (init refuses them)
+      const p = (this.opts.redis as Redis).pipeline();
       const readers = this.batchReaders.map((r) => {
         const ents = ok.map((i) => entityOf(inputs[i].tx, r.set.entity));
         return { r, plan: r.plan(p, ents, ok.map((i) => inputs[i].tx.eventTime)) };
       });
       const streamPlans = this.streaming && attempt === 0
         ? [...byPartition.values()].map((idx, j) => {
-            const events: StreamEvent[] = idx.map((i) => {
-              const feats = new Map(vector.base.names.map((n, k) => [n, base[i]![k]]));
-              const tx = inputs[i].tx as unknown as Record<string, unknown>;
-              return {
-                offset: inputs[i].offset,
-                eventTime: inputs[i].tx.eventTime,
-                entities: this.streamingSets.map((s) => entityOf(inputs[i].tx, s.entity)),
-                values: this.streamingSets.map((s) => valueNames(s).map((n) => String(feats.has(n) ? feats.get(n) : tx[n] ?? ''))),
-              };
-            });
-            return { idx, finish: this.streaming!.plan(p, inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], events) };
+            const events: StreamEvent[] = idx.map((i) => this.streamEvent(inputs[i], base[i]!));
+            return { idx, plan: this.streaming!.plan(p, inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], events) as StreamPlan };
           })
         : [];
       const replies = (await p.exec()) ?? [];
@@ -215,7 +253,8 @@ export class Enricher {
         return plan.finish(slice);
       });
       for (const sp of streamPlans) {
-        const res = sp.finish(replies[at++] as [Error | null, unknown]);
+        const res = sp.plan.finish(replies.slice(at, at + sp.plan.commands) as Array<[Error | null, unknown]>);
+        at += sp.plan.commands;
         sp.idx.forEach((i, k) => (streamResults[i] = res[k]));
       }
       if (finished.some((f) => f.retry) && attempt < 3) {
@@ -224,6 +263,7 @@ export class Enricher {
       batchResults = finished;
       break;
     }
+    this.metrics?.redisSeconds.observe({ namespace: this.opts.namespace }, Number(process.hrtime.bigint() - started) / 1e9);
     if (!this.streaming) streamResults = [];
     this.stats.cacheHits = this.batchReaders.reduce((n, r) => n + r.cache.hits, 0);
     this.stats.cacheMisses = this.batchReaders.reduce((n, r) => n + r.cache.misses, 0);

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import { repoRoot } from '../stack/paths';
 
@@ -14,14 +15,19 @@ export function readScript(name: string): string {
 export interface FeatureScripts {
   tribFlip(pointer: string, versions: string, version: string, now: string, meta: string): Promise<string>;
   tribStreamApply(...args: Array<string | number>): Promise<string[]>;
+  tribEpochRaise(key: string, epoch: string): Promise<number>;
 }
 
+/** A single Redis or a Redis Cluster client (both take the same commands; a Cluster routes by key slot). */
+export type RedisClient = Redis | Cluster;
+
 /** Defines the scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
-export function defineFeatureScripts(redis: Redis): Redis & FeatureScripts {
-  const r = redis as Redis & FeatureScripts & { __tribScripts?: boolean };
+export function defineFeatureScripts<R extends RedisClient>(redis: R): R & FeatureScripts {
+  const r = redis as R & FeatureScripts & { __tribScripts?: boolean };
   if (!r.__tribScripts) {
     redis.defineCommand('tribFlip', { numberOfKeys: 2, lua: readScript('flip') });
     redis.defineCommand('tribStreamApply', { lua: readScript('stream-apply') });
+    redis.defineCommand('tribEpochRaise', { numberOfKeys: 1, lua: readScript('epoch-raise') });
     r.__tribScripts = true;
   }
   return r;

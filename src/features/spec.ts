@@ -15,10 +15,13 @@ export type AggregationKind = 'count' | 'sum' | 'mean' | 'min' | 'max' | 'distin
 export const AGGREGATIONS: readonly AggregationKind[] = ['count', 'sum', 'mean', 'min', 'max', 'distinct_count', 'last', 'time_since_prev'];
 
 /**
- * Windows, all in event time and relative to the event `t` being scored:
- * - `sliding` (sizeMs): events with eventTime in (t - sizeMs, t].
+ * Windows, all in event time and relative to the event `t` being scored, at the set's bucket
+ * resolution R (`config.bucketMs`; every window size and hop is a multiple of R):
+ * - `sliding` (sizeMs): the sizeMs / R buckets ending with t's bucket, up to t:
+ *   [floor(t / R) * R + R - sizeMs, t]. So the window spans between sizeMs - R + 1 and sizeMs ms
+ *   (with R = 1 it is exactly (t - sizeMs, t]).
  * - `hopping` (sizeMs, hopMs): the most recent hop-aligned window holding t,
- *   [end - sizeMs, t] with end = floor(t / hopMs) * hopMs + hopMs.
+ *   [end - sizeMs, t] with end = floor(t / hopMs) * hopMs + hopMs (exact at any R).
  * - `tumbling` (sizeMs): hopping with hopMs = sizeMs, i.e. [floor(t / sizeMs) * sizeMs, t].
  */
 export interface WindowSpec {
@@ -58,8 +61,18 @@ export interface StreamingSetConfig {
   allowedLatenessMs: number;
   /** `ignore`: not added to the state, still scored; `dead_letter`: dead-lettered. Counted either way. */
   onLate?: 'ignore' | 'dead_letter';
-  /** Extra event-time retention so a replay (after a crash) can recompute its vectors exactly (default 1 h). */
+  /**
+   * Extra event-time retention beyond the largest window + allowedLatenessMs (default 1 h): late
+   * events up to this much later than the lateness are still scored exactly.
+   */
   replayRetentionMs?: number;
+  /**
+   * Bucket resolution R of the state (ms): per entity, events are summarised per bucket of R ms of
+   * event time, so the cost of an event does not grow with the events in its window. Every window
+   * size and hop must be a multiple of it. Default: the greatest common divisor of 60000 and every
+   * window size and hop of the set (one minute for minute-aligned windows).
+   */
+  bucketMs?: number;
 }
 
 interface FeatureSetBase {
@@ -145,6 +158,7 @@ export const featureSourceKinds: readonly FeatureSourceKind[] = [
         allowedLatenessMs: { type: 'integer', minimum: 0 },
         onLate: { enum: ['ignore', 'dead_letter'], default: 'ignore' },
         replayRetentionMs: { type: 'integer', minimum: 0 },
+        bucketMs: { type: 'integer', minimum: 1 },
       },
     },
     fieldSchema: {
@@ -187,15 +201,40 @@ export const featuresSectionSchema = {
   },
 } as const;
 
-/** Window of an aggregation field after defaults (sliding over the set's stalenessMs). */
+const DEFAULT_BUCKET_MS = 60_000;
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
+}
+
+function declaredWindow(field: AggregationFieldSpec, set: StreamingFeatureSetSpec): WindowSpec {
+  return field.window ?? { type: 'sliding', sizeMs: set.stalenessMs ?? 0 };
+}
+
+/** The window sizes and hops (ms) of a streaming set's fields. */
+function windowLengths(set: StreamingFeatureSetSpec): number[] {
+  return set.fields.flatMap((f) => {
+    const w = declaredWindow(f, set);
+    return w.type === 'hopping' && w.hopMs ? [w.sizeMs, w.hopMs] : [w.sizeMs];
+  });
+}
+
+/** Bucket resolution R of a streaming set: `config.bucketMs`, else gcd(60000, every window size and hop). */
+export function bucketMsOf(set: StreamingFeatureSetSpec): number {
+  return set.config.bucketMs ?? windowLengths(set).filter((x) => x > 0).reduce(gcd, DEFAULT_BUCKET_MS);
+}
+
+/** Window of an aggregation field after defaults (sliding over the set's stalenessMs), at the set's bucket resolution. */
 export function effectiveWindow(field: AggregationFieldSpec, set: StreamingFeatureSetSpec): { start: (t: number) => number; sizeMs: number; type: WindowSpec['type']; hopMs: number } {
-  const w = field.window ?? { type: 'sliding' as const, sizeMs: set.stalenessMs ?? 0 };
+  const w = declaredWindow(field, set);
   const hop = w.type === 'tumbling' ? w.sizeMs : w.type === 'hopping' ? w.hopMs ?? w.sizeMs : 0;
+  const r = bucketMsOf(set);
   return {
     type: w.type,
     sizeMs: w.sizeMs,
     hopMs: hop,
-    start: (t) => (w.type === 'sliding' ? t - w.sizeMs + 1 : Math.floor(t / hop) * hop + hop - w.sizeMs),
+    start: (t) => (w.type === 'sliding' ? Math.floor(t / r) * r + r - w.sizeMs : Math.floor(t / hop) * hop + hop - w.sizeMs),
   };
 }
 
@@ -219,6 +258,13 @@ export function featureSetProblems(set: FeatureSetSpec, available: { eventFields
       if (!f.window && !set.stalenessMs) out.push([`fields[${i}].window`, 'is required when the set has no stalenessMs']);
       if (f.window?.type === 'hopping' && !f.window.hopMs) out.push([`fields[${i}].window.hopMs`, 'is required for hopping windows']);
       if (f.window?.type === 'hopping' && f.window.hopMs && f.window.hopMs > f.window.sizeMs) out.push([`fields[${i}].window.hopMs`, 'must be <= sizeMs']);
+      const r = set.config.bucketMs;
+      if (r !== undefined) {
+        const w = declaredWindow(f, set);
+        const where = f.window ? `fields[${i}].window` : 'stalenessMs';
+        if (w.sizeMs % r !== 0) out.push([f.window ? `${where}.sizeMs` : where, `${w.sizeMs} is not a multiple of config.bucketMs (${r}): windows are whole buckets`]);
+        if (w.type === 'hopping' && w.hopMs && w.hopMs % r !== 0) out.push([`${where}.hopMs`, `${w.hopMs} is not a multiple of config.bucketMs (${r}): windows are whole buckets`]);
+      }
     });
   }
   return out;

@@ -51,6 +51,14 @@ export function histogramQuantile(q: number, buckets: { le: number; count: numbe
   return prevLe;
 }
 
+/** True when the quantile falls in the +Inf bucket: the histogram only says it is above the last bound. */
+export function quantileBeyondLastBucket(q: number, buckets: { le: number; count: number }[]): boolean {
+  const b = [...buckets].sort((x, y) => x.le - y.le);
+  const total = b.at(-1)?.count ?? 0;
+  const finite = b.filter((x) => x.le !== Infinity).at(-1);
+  return total > 0 && finite !== undefined && finite.count < q * total;
+}
+
 function buckets(samples: Sample[], name: string, match: Record<string, string>): { le: number; count: number }[] {
   return samples
     .filter((s) => s.name === `${name}_bucket` && Object.entries(match).every(([k, v]) => s.labels[k] === v))
@@ -74,6 +82,9 @@ export interface StageStatus {
   lag: number;
   p99EventToOutputMs?: number;
   p99BatchMs?: number;
+  /** The p99s above are only lower bounds: the quantile lies beyond the histogram's last bucket. */
+  p99EventToOutputAbove?: boolean;
+  p99BatchAbove?: boolean;
 }
 
 export interface ModelStatus {
@@ -81,6 +92,7 @@ export interface ModelStatus {
   version: string;
   stage: string;
   p99InferenceMs?: number;
+  p99InferenceAbove?: boolean;
 }
 
 export interface DriftStatus {
@@ -115,10 +127,15 @@ export function summarize(url: string, a: Sample[], b: Sample[], seconds: number
     lag: sum(b, 'tributary_stage_consumer_lag_messages', { stage }),
     p99EventToOutputMs: ms(histogramQuantile(0.99, deltaBuckets(a, b, 'tributary_stage_event_to_output_seconds', { stage }))),
     p99BatchMs: ms(histogramQuantile(0.99, deltaBuckets(a, b, 'tributary_stage_batch_processing_seconds', { stage }))),
+    p99EventToOutputAbove: quantileBeyondLastBucket(0.99, deltaBuckets(a, b, 'tributary_stage_event_to_output_seconds', { stage })),
+    p99BatchAbove: quantileBeyondLastBucket(0.99, deltaBuckets(a, b, 'tributary_stage_batch_processing_seconds', { stage })),
   }));
   const models: ModelStatus[] = b
     .filter((s) => s.name === 'tributary_model_live_version_info' && s.value === 1)
-    .map((s) => ({ model: s.labels.model, version: s.labels.version, stage: s.labels.stage, p99InferenceMs: ms(histogramQuantile(0.99, deltaBuckets(a, b, 'tributary_inference_seconds', { model: s.labels.model, version: s.labels.version }))) }));
+    .map((s) => {
+      const inference = deltaBuckets(a, b, 'tributary_inference_seconds', { model: s.labels.model, version: s.labels.version });
+      return { model: s.labels.model, version: s.labels.version, stage: s.labels.stage, p99InferenceMs: ms(histogramQuantile(0.99, inference)), p99InferenceAbove: quantileBeyondLastBucket(0.99, inference) };
+    });
   const scopes = new Map<string, DriftStatus>();
   const levels = ['OK', 'WARN', 'ALERT'] as const;
   for (const s of b.filter((x) => x.name === 'tributary_drift_windows_total')) {
@@ -139,6 +156,13 @@ export function summarize(url: string, a: Sample[], b: Sample[], seconds: number
 
 const f1 = (x: number | undefined, unit = '') => (x === undefined || !Number.isFinite(x) ? '-' : `${x >= 100 ? x.toFixed(0) : x.toFixed(1)}${unit}`);
 
+/** A latency quantile in ms; beyond the histogram's last bucket it is shown as "> <bound>" (e.g. "> 30 s"), never as the bound itself. */
+export function latencyText(msValue: number | undefined, above = false): string {
+  if (msValue === undefined || !Number.isFinite(msValue)) return '-';
+  const text = msValue >= 1000 ? `${f1(msValue / 1000)} s` : `${f1(msValue)} ms`;
+  return above ? `> ${text.replace('.0 s', ' s')}` : text;
+}
+
 function table(rows: string[][]): string {
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n');
@@ -153,11 +177,11 @@ export function renderStatus(procs: ProcessStatus[]): string {
       out.push(
         table([
           ['STAGE', 'IN/s', 'OUT/s', 'LAG', 'DLQ', 'ERRORS', 'P99 E2E', 'P99 BATCH'],
-          ...p.stages.map((s) => [s.stage, f1(s.inPerSec), f1(s.outPerSec), String(s.lag), String(s.deadLettered), String(s.batchErrors), f1(s.p99EventToOutputMs, ' ms'), f1(s.p99BatchMs, ' ms')]),
+          ...p.stages.map((s) => [s.stage, f1(s.inPerSec), f1(s.outPerSec), String(s.lag), String(s.deadLettered), String(s.batchErrors), latencyText(s.p99EventToOutputMs, s.p99EventToOutputAbove), latencyText(s.p99BatchMs, s.p99BatchAbove)]),
         ]).replace(/^/gm, '  '),
       );
     }
-    for (const m of p.models) out.push(`  model ${m.model}@${m.version} live on stage ${m.stage}; inference p99 ${f1(m.p99InferenceMs, ' ms')}`);
+    for (const m of p.models) out.push(`  model ${m.model}@${m.version} live on stage ${m.stage}; inference p99 ${latencyText(m.p99InferenceMs, m.p99InferenceAbove)}`);
     for (const d of p.drift) {
       const top = d.top.map((t) => `${t.feature} psi ${t.psi.toFixed(3)}`).join(', ');
       out.push(`  drift ${d.model}@${d.version} ${d.scope.toLowerCase()}: ${d.level} after ${d.windows} windows${top ? ` (${top})` : ''}`);

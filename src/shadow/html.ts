@@ -1,4 +1,10 @@
-import type { Quantiles, ShadowReport } from './report';
+import { NO_LABELS_NOTE, type Quantiles, type ShadowReport } from './report';
+
+function catchUpText(r: ShadowReport): string {
+  const c = r.shadowCatchUp;
+  if (c.backlogRecords === 0) return 'none (the shadow kept up from the start)';
+  return `${c.backlogRecords.toLocaleString('en-US')} records were waiting when it started (${fmt(c.startedBehindMs / 1000)} s behind); worked through in ${fmt(c.durationMs / 1000)} s`;
+}
 
 /**
  * The report as one self-contained HTML file: inline CSS, inline SVG plots, no external resources.
@@ -8,13 +14,20 @@ import type { Quantiles, ShadowReport } from './report';
 
 const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-function fmt(x: number | undefined | null, digits = 4): string {
+/** Rounded for reading: thousands separated, 2 decimals at most from 1 up, 3 significant digits below. */
+export function fmt(x: number | undefined | null, digits = 3): string {
   if (x === undefined || x === null || !Number.isFinite(x)) return '–';
-  if (Number.isInteger(x) && Math.abs(x) >= 1) return String(x);
-  return Number(x.toFixed(digits)).toString();
+  const a = Math.abs(x);
+  if (a >= 1000) return Math.round(x).toLocaleString('en-US');
+  if (a >= 100) return x.toFixed(0);
+  if (a >= 10) return Number(x.toFixed(1)).toString();
+  if (a >= 1) return Number(x.toFixed(2)).toString();
+  if (a === 0) return '0';
+  return Number(x.toPrecision(digits)).toString();
 }
 
-const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : '–');
+const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '–');
+const ms = (x: number) => (Number.isFinite(x) ? `${fmt(x)} ms` : '–');
 
 const W = 420;
 const H = 240;
@@ -30,19 +43,34 @@ interface Series {
 }
 
 /** One SVG chart: linear axes, ticks, series, legend. */
-function chart(id: string, title: string, series: Series[], opts: { x: [number, number]; y: [number, number]; xLabel: string; yLabel: string }): string {
+interface ChartOptions {
+  x: [number, number];
+  y: [number, number];
+  xLabel: string;
+  yLabel: string;
+  /** Logarithmic y axis (decades), so small bins — the score tail — stay visible. Zero values are not drawn. */
+  logY?: boolean;
+  /** Named x ticks (categories) instead of numeric ones. */
+  xTicks?: { x: number; label: string }[];
+}
+
+function chart(id: string, title: string, series: Series[], opts: ChartOptions): string {
   const [x0, x1] = opts.x;
-  const [y0, y1raw] = opts.y;
-  const y1 = y1raw > y0 ? y1raw : y0 + 1;
+  let [y0, y1] = opts.y;
+  if (opts.logY) {
+    y0 = 10 ** Math.floor(Math.log10(y0 > 0 ? y0 : 1e-4));
+    y1 = 10 ** Math.ceil(Math.log10(y1 > y0 ? y1 : y0 * 10));
+  } else if (!(y1 > y0)) y1 = y0 + 1;
+  const ty = (y: number) => (opts.logY ? Math.log10(Math.max(y, y0)) : y);
   const sx = (x: number) => M.l + ((x - x0) / (x1 - x0 || 1)) * (W - M.l - M.r);
-  const sy = (y: number) => H - M.b - ((y - y0) / (y1 - y0)) * (H - M.t - M.b);
+  const sy = (y: number) => H - M.b - ((ty(y) - ty(y0)) / (ty(y1) - ty(y0))) * (H - M.t - M.b);
   const parts: string[] = [];
-  for (let i = 0; i <= 4; i++) {
-    const xv = x0 + ((x1 - x0) * i) / 4;
-    const yv = y0 + ((y1 - y0) * i) / 4;
-    parts.push(`<line x1="${sx(xv)}" y1="${H - M.b}" x2="${sx(xv)}" y2="${H - M.b + 4}" stroke="#333"/><text x="${sx(xv)}" y="${H - M.b + 15}" font-size="10" text-anchor="middle">${fmt(xv, 2)}</text>`);
-    parts.push(`<line x1="${M.l}" y1="${sy(yv)}" x2="${W - M.r}" y2="${sy(yv)}" stroke="#eee"/><text x="${M.l - 4}" y="${sy(yv) + 3}" font-size="10" text-anchor="end">${fmt(yv, 2)}</text>`);
-  }
+  const xTicks = opts.xTicks ?? Array.from({ length: 5 }, (_, i) => ({ x: x0 + ((x1 - x0) * i) / 4, label: fmt(x0 + ((x1 - x0) * i) / 4, 2) }));
+  const yTicks = opts.logY
+    ? Array.from({ length: Math.round(Math.log10(y1 / y0)) + 1 }, (_, i) => y0 * 10 ** i)
+    : Array.from({ length: 5 }, (_, i) => y0 + ((y1 - y0) * i) / 4);
+  for (const t of xTicks) parts.push(`<line x1="${sx(t.x)}" y1="${H - M.b}" x2="${sx(t.x)}" y2="${H - M.b + 4}" stroke="#333"/><text x="${sx(t.x)}" y="${H - M.b + 15}" font-size="10" text-anchor="middle">${esc(t.label)}</text>`);
+  for (const yv of yTicks) parts.push(`<line x1="${M.l}" y1="${sy(yv)}" x2="${W - M.r}" y2="${sy(yv)}" stroke="#eee"/><text x="${M.l - 4}" y="${sy(yv) + 3}" font-size="10" text-anchor="end">${fmt(yv, 2)}</text>`);
   parts.push(`<line x1="${M.l}" y1="${H - M.b}" x2="${W - M.r}" y2="${H - M.b}" stroke="#333"/><line x1="${M.l}" y1="${M.t}" x2="${M.l}" y2="${H - M.b}" stroke="#333"/>`);
   parts.push(`<text x="${(M.l + W - M.r) / 2}" y="${H - 4}" font-size="11" text-anchor="middle">${esc(opts.xLabel)}</text>`);
   parts.push(`<text x="12" y="${(M.t + H - M.b) / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 12 ${(M.t + H - M.b) / 2})">${esc(opts.yLabel)}</text>`);
@@ -54,7 +82,7 @@ function chart(id: string, title: string, series: Series[], opts: { x: [number, 
       const k = series.filter((z) => z.kind === 'bars').indexOf(s);
       const step = pts.length > 1 ? pts[1][0] - pts[0][0] : (x1 - x0) / 10;
       const bw = (sx(x0 + step) - sx(x0)) / n;
-      for (const [x, y] of pts) parts.push(`<rect class="series-${esc(s.name)}" x="${(sx(x) + k * bw).toFixed(2)}" y="${sy(y).toFixed(2)}" width="${Math.max(0.5, bw - 0.5).toFixed(2)}" height="${Math.max(0, sy(y0) - sy(y)).toFixed(2)}" fill="${s.color}" fill-opacity="0.75"><title>${esc(s.name)} ${fmt(x, 3)}: ${fmt(y, 4)}</title></rect>`);
+      for (const [x, y] of pts) if (!(opts.logY && y <= 0)) parts.push(`<rect class="series-${esc(s.name)}" x="${(sx(x) + k * bw).toFixed(2)}" y="${sy(y).toFixed(2)}" width="${Math.max(0.5, bw - 0.5).toFixed(2)}" height="${Math.max(opts.logY ? 1 : 0, sy(y0) - sy(y)).toFixed(2)}" fill="${s.color}" fill-opacity="0.75"><title>${esc(s.name)} ${fmt(x, 3)}: ${fmt(y, 4)}</title></rect>`);
     } else {
       const d = pts.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${sx(x).toFixed(2)},${sy(y).toFixed(2)}`).join('');
       parts.push(`<path class="series-${esc(s.name)}" d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="4 3"' : ''}/>`);
@@ -72,6 +100,20 @@ function quantRow(name: string, q: Quantiles): (string | number)[] {
   return [name, q.n, q.mean, q.p50, q.p95, q.p99];
 }
 
+const GLOSSARY: [string, string][] = [
+  ['live / shadow', 'live: the model whose predictions go to the prediction topic; shadow: a candidate scoring the same inputs in its own consumer group, logged only.'],
+  ['matched', 'a live and a shadow record for the same input record (same topic, partition and offset).'],
+  ['agreement', 'share of matched events where the shadow\'s score, at the live model\'s threshold, gives the live decision; drift\'s tributary_shadow_agreement_ratio is the same figure over its last 1,000 joins.'],
+  ['score delta', 'shadow score minus live score for the same event.'],
+  ['PSI', 'population stability index of the two score distributions: below 0.1 similar, 0.1–0.25 moderate shift, above 0.25 large shift.'],
+  ['Jensen–Shannon divergence', 'symmetric distance between the two score distributions, 0 (same) to 1 bit (disjoint).'],
+  ['95% CI (paired bootstrap)', 'range of the metric difference over resamples of the same labelled events; a range wholly above or below 0 is a significant difference.'],
+  ['ECE', 'expected calibration error: how far predicted scores are from observed fraud rates, averaged over score bins.'],
+  ['model latency', 'time of the model call for the record (batching included).'],
+  ['end to end', 'input record written to Kafka → output record produced.'],
+  ['catch-up', 'time the shadow\'s consumer group spent working through records that were waiting when it started; reported apart from its latency.'],
+];
+
 export function renderHtml(r: ShadowReport): string {
   const bins = r.divergence.bins;
   const centers = Array.from({ length: bins }, (_, i) => i / bins);
@@ -83,6 +125,7 @@ export function renderHtml(r: ShadowReport): string {
   const sn = norm(r.divergence.shadow);
   const sections: string[] = [];
 
+  sections.push(`<section id="verdict"><h2>Verdict</h2><p class="verdict verdict-${esc(r.verdict.decision)}">${esc(r.verdict.text)}</p>${r.notes.map((n) => `<p class="note">${esc(n)}</p>`).join('')}</section>`);
   sections.push(`<section id="summary"><h2>Summary</h2>${table(
     ['', 'value'],
     [
@@ -96,21 +139,23 @@ export function renderHtml(r: ShadowReport): string {
       ['unmatched shadow (no live record)', r.counts.unmatchedShadow],
       ['duplicates (live / shadow)', `${r.counts.duplicateLive} / ${r.counts.duplicateShadow}`],
       ['feedback labels (unmatched)', `${r.counts.feedback} (${r.counts.feedbackUnmatched})`],
-      ['agreement at threshold', `${pct(r.agreement.rate)} of ${r.agreement.n} (live ${fmt(r.agreement.liveThreshold)}, shadow ${fmt(r.agreement.shadowThreshold)})`],
+      ['agreement at the live threshold', `${pct(r.agreement.rate)} of ${r.agreement.n} (threshold ${fmt(r.agreement.liveThreshold)})`],
+      [`agreement, last ${r.agreement.recent.window.toLocaleString('en-US')} (as drift's gauge)`, `${pct(r.agreement.recent.rate)} of ${r.agreement.recent.n}`],
       ['disagreements: live only / shadow only positive', `${r.agreement.liveOnly} / ${r.agreement.shadowOnly}`],
       ['score delta (shadow − live): mean / median / p05 / p95', `${fmt(r.scoreDelta.mean)} / ${fmt(r.scoreDelta.median)} / ${fmt(r.scoreDelta.p05)} / ${fmt(r.scoreDelta.p95)}`],
       ['mean |delta| / max |delta|', `${fmt(r.scoreDelta.meanAbs)} / ${fmt(r.scoreDelta.maxAbs)}`],
       ['PSI (shadow vs live scores)', fmt(r.divergence.psi)],
       ['Jensen–Shannon divergence (base 2)', fmt(r.divergence.jensenShannon)],
       ['shadow errors / timeouts', `${r.shadowOutcomes.error} (${pct(r.shadowOutcomes.errorRate)}) / ${r.shadowOutcomes.timeout} (${pct(r.shadowOutcomes.timeoutRate)})`],
+      ['shadow catch-up (backlog at start)', catchUpText(r)],
     ],
     'summary',
   )}${r.shadowOutcomes.errors.length ? table(['shadow error', 'count'], r.shadowOutcomes.errors.map((e) => [e.message, e.count])) : ''}</section>`);
 
-  sections.push(`<section id="distributions"><h2>Score distributions</h2><div class="plots">${chart('score-distribution', 'Score distribution (share of records per bin)', [
+  sections.push(`<section id="distributions"><h2>Score distributions</h2><div class="plots">${chart('score-distribution', 'Score distribution (share of records per bin; log scale, so the tail stays visible)', [
     { name: 'live', color: COLORS.live, kind: 'bars', points: centers.map((c, i) => [c, ln[i]]) },
     { name: 'shadow', color: COLORS.shadow, kind: 'bars', points: centers.map((c, i) => [c, sn[i]]) },
-  ], { x: [0, 1], y: [0, Math.max(...ln, ...sn, 0.01)], xLabel: 'score', yLabel: 'share' })}${(() => {
+  ], { x: [0, 1], y: [Math.min(...[...ln, ...sn].filter((v) => v > 0), 1), Math.max(...ln, ...sn, 0.01)], xLabel: 'score', yLabel: 'share (log scale)', logY: true })}${(() => {
     const h = r.scoreDelta.histogram;
     const n = h.counts.length;
     const step = (h.hi - h.lo) / n;
@@ -125,6 +170,8 @@ export function renderHtml(r: ShadowReport): string {
       names.map((k) => [k, m.live[k], m.shadow[k], m.deltas[k].estimate, `[${fmt(m.deltas[k].low)}, ${fmt(m.deltas[k].high)}]`]),
       'metrics',
     )}</section>`);
+  } else {
+    sections.push(`<section id="metrics"><h2>Metrics on labelled events</h2><p class="note">${esc(NO_LABELS_NOTE)} (pass --feedback TOPIC with labels keyed like the predictions).</p></section>`);
   }
   if (r.calibration || r.roc) {
     const plots: string[] = [];
@@ -149,14 +196,14 @@ export function renderHtml(r: ShadowReport): string {
   const lat = r.latency;
   const maxLat = Math.max(lat.model.live.p99 || 0, lat.model.shadow.p99 || 0, 1);
   sections.push(`<section id="latency"><h2>Latency (ms)</h2>${table(['', 'n', 'mean', 'p50', 'p95', 'p99'], [
-    quantRow('model: live', lat.model.live),
-    quantRow('model: shadow', lat.model.shadow),
+    quantRow('model call: live', lat.model.live),
+    quantRow('model call: shadow', lat.model.shadow),
     quantRow('end to end: live', lat.endToEnd.live),
-    quantRow('end to end: shadow', lat.endToEnd.shadow),
-  ], 'latency')}<p>Model latency delta (shadow − live): p50 ${fmt(lat.model.deltaP50, 2)} ms, p99 ${fmt(lat.model.deltaP99, 2)} ms.</p><div class="plots">${chart('latency', 'Model latency quantiles', [
+    quantRow('end to end: shadow (after catch-up)', lat.endToEnd.shadow),
+  ], 'latency')}<p>Model latency delta (shadow − live): p50 ${ms(lat.model.deltaP50)}, p99 ${ms(lat.model.deltaP99)}. Shadow catch-up: ${esc(catchUpText(r))}.</p><div class="plots">${chart('latency', 'Model call latency by quantile', [
     { name: 'live', color: COLORS.live, kind: 'bars', points: [[0, lat.model.live.p50], [1, lat.model.live.p95], [2, lat.model.live.p99]] },
     { name: 'shadow', color: COLORS.shadow, kind: 'bars', points: [[0, lat.model.shadow.p50], [1, lat.model.shadow.p95], [2, lat.model.shadow.p99]] },
-  ], { x: [0, 3], y: [0, maxLat], xLabel: 'p50 | p95 | p99', yLabel: 'ms' })}</div></section>`);
+  ], { x: [0, 3], y: [0, maxLat], xLabel: 'quantile', yLabel: 'ms', xTicks: [{ x: 0.5, label: 'p50' }, { x: 1.5, label: 'p95' }, { x: 2.5, label: 'p99' }] })}</div></section>`);
 
   if (r.segments.length > 0) {
     sections.push(`<section id="segments"><h2>Per segment</h2>${table(
@@ -176,6 +223,8 @@ export function renderHtml(r: ShadowReport): string {
     )}</section>`);
   }
 
+  sections.push(`<section id="glossary"><h2>Glossary</h2><dl>${GLOSSARY.map(([t, d]) => `<dt>${esc(t)}</dt><dd>${esc(d)}</dd>`).join('')}</dl></section>`);
+
   const sources = Object.entries(r.sources).map(([k, v]) => `${esc(k)}: ${esc(v)}`).join(' · ');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tributary shadow report: ${esc(r.models.shadow.join(', '))} vs ${esc(r.models.live.join(', '))}</title>
@@ -185,6 +234,9 @@ h1{font-size:20px}h2{font-size:16px;border-bottom:1px solid #ddd;padding-bottom:
 table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}th{background:#f5f5f5}
 figure{display:inline-block;margin:8px 16px 8px 0}figcaption{font-size:12px;color:#555;margin-bottom:2px}
 .meta{color:#666;font-size:12px}
+.verdict{font-size:15px;font-weight:600;padding:8px 12px;border-left:4px solid #999;background:#f7f7f7}
+.verdict-promote{border-color:#2ca02c}.verdict-keep-live,.verdict-investigate{border-color:#d62728}
+.note{color:#8a5a00}dt{font-weight:600;font-size:13px}dd{margin:0 0 6px 16px;font-size:13px}
 </style></head>
 <body data-plots-expected="__PLOTS__">
 <h1>Shadow report: ${esc(r.models.shadow.join(', ') || '(no shadow)')} vs live ${esc(r.models.live.join(', '))}</h1>

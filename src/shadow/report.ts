@@ -45,6 +45,13 @@ export interface ReportInput {
     unlabelledAsNegative?: boolean;
     /** Decision threshold for agreement; default each record's own. */
     threshold?: number;
+    /**
+     * Compare the shadow only with live predictions of this route (e.g. a canary's control arm,
+     * when a treatment arm serves the shadow's own version); the A/B table still covers every route.
+     */
+    compareRoute?: string;
+    /** Window of the `agreement.recent` figure (default ONLINE_AGREEMENT_WINDOW, drift's). */
+    agreementWindow?: number;
   };
 }
 
@@ -100,16 +107,53 @@ export interface ShadowReport {
     labelledPairs: number;
   };
   shadowOutcomes: { ok: number; error: number; timeout: number; errorRate: number; timeoutRate: number; errors: { message: string; count: number }[] };
-  agreement: { n: number; rate: number; bothPositive: number; bothNegative: number; liveOnly: number; shadowOnly: number; liveThreshold: number; shadowThreshold: number };
+  /**
+   * Decisions at the live threshold on both sides (the shadow's score against the live model's
+   * threshold, as `tributary drift --shadow-topic` does), over OK matched pairs. `recent`: the same
+   * over the last `window` pairs in join order, which is what drift's tributary_shadow_agreement_ratio
+   * gauge shows (window 1000 there by default).
+   */
+  agreement: {
+    n: number;
+    rate: number;
+    bothPositive: number;
+    bothNegative: number;
+    liveOnly: number;
+    shadowOnly: number;
+    liveThreshold: number;
+    shadowThreshold: number;
+    recent: { window: number; n: number; rate: number };
+  };
   scoreDelta: { n: number; mean: number; median: number; p05: number; p95: number; meanAbs: number; maxAbs: number; histogram: { lo: number; hi: number; counts: number[] } };
   divergence: { bins: number; psi: number; jensenShannon: number; live: number[]; shadow: number[] };
   metrics?: { n: number; positives: number; live: Record<MetricName, number>; shadow: Record<MetricName, number>; deltas: Record<MetricName, Interval> };
   calibration?: { live: ReturnType<typeof calibration>; shadow: ReturnType<typeof calibration>; eceLive: number; eceShadow: number };
   roc?: { live: { fpr: number; tpr: number }[]; shadow: { fpr: number; tpr: number }[] };
+  /**
+   * model: the model call alone (each record's latencyMs). endToEnd: input record in Kafka -> output
+   * record produced; for the shadow only once its consumer group had caught up (see shadowCatchUp),
+   * so a backlog it started behind is not mistaken for latency.
+   */
   latency: { model: { live: Quantiles; shadow: Quantiles; deltaP50: number; deltaP99: number }; endToEnd: { live: Quantiles; shadow: Quantiles } };
+  /**
+   * The shadow's start behind the live log: records already waiting when it produced its first
+   * output (ingested more than `thresholdMs` = max(1 s, 2 x live end-to-end p99) before it), how far
+   * behind it started, and how long it took to work through them.
+   */
+  shadowCatchUp: { backlogRecords: number; durationMs: number; startedBehindMs: number; thresholdMs: number };
   segments: SegmentRow[];
   abTest?: { control: string; routes: RouteRow[]; tests: { route: string; metric: 'precision' | 'recall'; test: ZTest }[] };
+  /** Why a section is absent, e.g. `no labels: quality metrics omitted`. */
+  notes: string[];
+  /** One line for people: what the numbers say about the shadow, and the action it suggests. */
+  verdict: { decision: 'promote' | 'keep-live' | 'no-difference' | 'investigate' | 'need-labels'; text: string };
 }
+
+/** The note a report carries when it has no labels to compute quality metrics with. */
+export const NO_LABELS_NOTE = 'no labels: quality metrics omitted';
+
+/** Default window of drift's online agreement gauge (ShadowAgreement). */
+export const ONLINE_AGREEMENT_WINDOW = 1000;
 
 function q(values: number[]): Quantiles {
   return { n: values.length, mean: mean(values), p50: quantile(values, 0.5), p95: quantile(values, 0.95), p99: quantile(values, 0.99) };
@@ -145,7 +189,7 @@ export function buildReport(input: ReportInput): ShadowReport {
   const inRange = (t: number) => (input.from === undefined || t >= input.from) && (input.to === undefined || t < input.to);
   const liveAll = input.live.filter((p) => inRange(p.ingestTime));
   const shadowAll = (input.shadow ?? []).filter((s) => inRange(s.ingestTime));
-  const live = byLineage(liveAll);
+  const live = byLineage(opt.compareRoute === undefined ? liveAll : liveAll.filter((p) => p.route === opt.compareRoute));
   const shadow = byLineage(shadowAll);
 
   // Labels: the latest feedback per key.
@@ -171,11 +215,13 @@ export function buildReport(input: ReportInput): ShadowReport {
   const shadowThreshold = opt.threshold ?? ok[0]?.shadow.threshold ?? liveThreshold;
   const livePos = (p: Prediction) => (opt.threshold !== undefined ? p.score >= opt.threshold : p.label);
   const shadowPos = (s: ShadowPrediction) => (opt.threshold !== undefined ? s.score! >= opt.threshold : (s.label ?? s.score! >= s.threshold));
+  // Agreement: would the shadow have decided as the live model did, at the live model's threshold.
+  const shadowPosAtLive = (s: ShadowPrediction, p: Prediction) => s.score! >= (opt.threshold ?? p.threshold);
+  const agrees = (p: { live: Prediction; shadow: ShadowPrediction }) => livePos(p.live) === shadowPosAtLive(p.shadow, p.live);
 
-  // Agreement at the decision threshold.
   let bothPositive = 0, bothNegative = 0, liveOnly = 0, shadowOnly = 0;
   for (const p of ok) {
-    const a = livePos(p.live), b = shadowPos(p.shadow);
+    const a = livePos(p.live), b = shadowPosAtLive(p.shadow, p.live);
     if (a && b) bothPositive++;
     else if (!a && !b) bothNegative++;
     else if (a) liveOnly++;
@@ -189,6 +235,9 @@ export function buildReport(input: ReportInput): ShadowReport {
   const shadowHist = histogram(shadowScores, bins);
   const deltaRange = Math.max(0.05, quantile(absDeltas, 1) || 0);
 
+  const liveE2e = q([...live.map.values()].map((p) => p.producedTime - p.ingestTime));
+  const catchUp = shadowCatchUp([...shadow.map.values()], liveE2e.p99);
+
   // Outcomes of the shadow.
   const statusCount = (s: string) => shadowAll.filter((r) => r.status === s).length;
   const errorCounts = new Map<string, number>();
@@ -198,9 +247,9 @@ export function buildReport(input: ReportInput): ShadowReport {
   const report: ShadowReport = {
     generatedAt: new Date().toISOString(),
     range: { from: input.from !== undefined ? new Date(input.from).toISOString() : undefined, to: input.to !== undefined ? new Date(input.to).toISOString() : undefined },
-    sources: input.sources ?? {},
+    sources: { ...(input.sources ?? {}), ...(opt.compareRoute !== undefined ? { route: opt.compareRoute } : {}) },
     models: {
-      live: [...new Set(liveAll.map((p) => `${p.modelName}@${p.modelVersion}`))].sort(),
+      live: [...new Set([...live.map.values()].map((p) => `${p.modelName}@${p.modelVersion}`))].sort(),
       shadow: [...new Set(shadowAll.map((s) => `${s.modelName}@${s.modelVersion}`))].sort(),
     },
     counts: {
@@ -223,7 +272,17 @@ export function buildReport(input: ReportInput): ShadowReport {
       timeoutRate: nShadow ? statusCount('TIMEOUT') / nShadow : NaN,
       errors: [...errorCounts].map(([message, count]) => ({ message, count })).sort((a, b) => b.count - a.count).slice(0, 10),
     },
-    agreement: { n: ok.length, rate: ok.length ? (bothPositive + bothNegative) / ok.length : NaN, bothPositive, bothNegative, liveOnly, shadowOnly, liveThreshold, shadowThreshold },
+    agreement: {
+      n: ok.length,
+      rate: ok.length ? (bothPositive + bothNegative) / ok.length : NaN,
+      bothPositive,
+      bothNegative,
+      liveOnly,
+      shadowOnly,
+      liveThreshold,
+      shadowThreshold: liveThreshold,
+      recent: recentAgreement(ok, agrees, opt.agreementWindow ?? ONLINE_AGREEMENT_WINDOW),
+    },
     scoreDelta: {
       n: deltas.length,
       mean: mean(deltas),
@@ -242,9 +301,12 @@ export function buildReport(input: ReportInput): ShadowReport {
         deltaP50: NaN,
         deltaP99: NaN,
       },
-      endToEnd: { live: q([...live.map.values()].map((p) => p.producedTime - p.ingestTime)), shadow: q([...shadow.map.values()].map((s) => s.producedTime - s.ingestTime)) },
+      endToEnd: { live: liveE2e, shadow: q(catchUp.steady) },
     },
+    shadowCatchUp: catchUp.summary,
     segments: [],
+    notes: [],
+    verdict: { decision: 'need-labels', text: '' },
   };
   report.latency.model.deltaP50 = report.latency.model.shadow.p50 - report.latency.model.live.p50;
   report.latency.model.deltaP99 = report.latency.model.shadow.p99 - report.latency.model.live.p99;
@@ -277,7 +339,7 @@ export function buildReport(input: ReportInput): ShadowReport {
     const cs = calibration(ss, ys);
     report.calibration = { live: cl, shadow: cs, eceLive: expectedCalibrationError(cl), eceShadow: expectedCalibrationError(cs) };
     if (positives > 0 && positives < labelled.length) report.roc = { live: thin(rocCurve(ls, ys)), shadow: thin(rocCurve(ss, ys)) };
-  }
+  } else report.notes.push(NO_LABELS_NOTE);
 
   // Per-segment breakdown.
   if (input.segments && input.segmentBy) {
@@ -293,7 +355,7 @@ export function buildReport(input: ReportInput): ShadowReport {
           by,
           value,
           n: list.length,
-          agreement: list.filter((p) => livePos(p.live) === shadowPos(p.shadow)).length / list.length,
+          agreement: list.filter(agrees).length / list.length,
           meanDelta: mean(list.map((p) => p.shadow.score! - p.live.score)),
           livePositiveRate: list.filter((p) => livePos(p.live)).length / list.length,
           shadowPositiveRate: list.filter((p) => shadowPos(p.shadow)).length / list.length,
@@ -308,8 +370,9 @@ export function buildReport(input: ReportInput): ShadowReport {
   // A/B between routes of the live log (canary, A/B, bandit arms), on feedback.
   const routes = [...new Set(liveAll.map((p) => p.route).filter((r): r is string => typeof r === 'string'))].sort();
   if (routes.length >= 2 && labels.size > 0) {
+    const allLive = byLineage(liveAll).map;
     const rows: RouteRow[] = routes.map((route) => {
-      const ps = [...live.map.values()].filter((p) => p.route === route);
+      const ps = [...allLive.values()].filter((p) => p.route === route);
       const withLabel = ps.map((p) => ({ p, y: labelOf(p.key) })).filter((x) => x.y !== undefined);
       const flaggedLabelled = withLabel.filter((x) => x.p.label).length;
       const truePositives = withLabel.filter((x) => x.p.label && x.y === 1).length;
@@ -336,7 +399,67 @@ export function buildReport(input: ReportInput): ShadowReport {
     }
     report.abTest = { control: control.route, routes: rows, tests };
   }
+  report.verdict = verdict(report);
   return report;
+}
+
+/** Agreement over the last `window` OK pairs in join order (the later of the two records' production). */
+function recentAgreement<T extends { live: Prediction; shadow: ShadowPrediction }>(pairs: T[], agrees: (p: T) => boolean, window: number): { window: number; n: number; rate: number } {
+  const last = [...pairs].sort((a, b) => Math.max(a.live.producedTime, a.shadow.producedTime) - Math.max(b.live.producedTime, b.shadow.producedTime)).slice(-window);
+  return { window, n: last.length, rate: last.length ? last.filter(agrees).length / last.length : NaN };
+}
+
+/**
+ * Splits the shadow's records into the backlog it found when it started — records ingested more
+ * than `thresholdMs` before its first output, which waited for the shadow group to exist (e.g. a
+ * new group reading the topic from the beginning) — and the rest, whose end-to-end latencies are
+ * returned as the steady state. `durationMs`: from its first output to the last backlog record.
+ */
+export function shadowCatchUp(records: ShadowPrediction[], liveE2eP99: number): { steady: number[]; summary: ShadowReport['shadowCatchUp'] } {
+  const thresholdMs = Math.max(1000, Number.isFinite(liveE2eP99) ? 2 * liveE2eP99 : 0);
+  if (records.length === 0) return { steady: [], summary: { backlogRecords: 0, durationMs: 0, startedBehindMs: 0, thresholdMs } };
+  const firstOut = records.reduce((m, s) => Math.min(m, s.producedTime), Infinity);
+  const earliestIngest = records.reduce((m, s) => Math.min(m, s.ingestTime), Infinity);
+  const waited = (s: ShadowPrediction) => s.ingestTime < firstOut - thresholdMs;
+  const backlog = records.filter(waited);
+  return {
+    steady: records.filter((s) => !waited(s)).map((s) => s.producedTime - s.ingestTime),
+    summary: {
+      backlogRecords: backlog.length,
+      durationMs: backlog.length ? backlog.reduce((m, s) => Math.max(m, s.producedTime), -Infinity) - firstOut : 0,
+      startedBehindMs: backlog.length ? firstOut - earliestIngest : 0,
+      thresholdMs,
+    },
+  };
+}
+
+/**
+ * The verdict line. Errors/timeouts above 1% come first (the numbers are then biased); with
+ * labels, a metric whose paired-bootstrap interval lies wholly below zero means keep the live
+ * model, ROC AUC wholly above zero with nothing worse means the shadow is a promotion candidate,
+ * otherwise no significant difference; without labels only agreement and divergence can be said.
+ */
+export function verdict(r: ShadowReport): ShadowReport['verdict'] {
+  const shadowName = r.models.shadow.join(', ') || 'the shadow';
+  const liveName = r.models.live.join(', ') || 'live';
+  const pctText = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const failRate = (r.shadowOutcomes.errorRate || 0) + (r.shadowOutcomes.timeoutRate || 0);
+  if (r.counts.matched === 0) return { decision: 'investigate', text: `${shadowName}: no shadow record matched a live one; check that the shadow stage ran over this range` };
+  if (failRate > 0.01) return { decision: 'investigate', text: `${shadowName} failed on ${pctText(failRate)} of its inputs (errors ${r.shadowOutcomes.error}, timeouts ${r.shadowOutcomes.timeout}): fix that before comparing` };
+  const agreeText = `agrees with ${liveName} on ${pctText(r.agreement.rate)} of ${r.agreement.n} decisions, PSI ${r.divergence.psi.toFixed(3)}`;
+  if (!r.metrics) return { decision: 'need-labels', text: `${shadowName} ${agreeText}; ${NO_LABELS_NOTE}, so no quality verdict: add --feedback` };
+  const names = ['rocAuc', 'precision', 'recall'] as const;
+  const worse = names.filter((m) => r.metrics!.deltas[m].high < 0);
+  const better = names.filter((m) => r.metrics!.deltas[m].low > 0);
+  const show = (ms: readonly string[]) => ms.map((m) => `${m} ${signed(r.metrics!.deltas[m as (typeof names)[number]].estimate)}`).join(', ');
+  const n = `${r.metrics.n} labelled events, ${r.metrics.positives} positive`;
+  if (worse.length > 0) return { decision: 'keep-live', text: `keep ${liveName}: ${shadowName} is worse on ${show(worse)} (95% intervals below 0, ${n})${better.length ? `, better on ${show(better)}` : ''}; it ${agreeText}` };
+  if (better.includes('rocAuc')) return { decision: 'promote', text: `${shadowName} is a promotion candidate: better on ${show(better)} (95% intervals above 0, ${n}), worse on nothing; it ${agreeText}` };
+  return { decision: 'no-difference', text: `no significant difference between ${shadowName} and ${liveName} on ${n}${better.length ? ` (better on ${show(better)})` : ''}; it ${agreeText}` };
+}
+
+function signed(x: number): string {
+  return `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
 }
 
 /** JSON with NaN/Infinity as null. */

@@ -1,6 +1,6 @@
-import { createRedis } from '../util/redis';
+import { createRedisClient } from '../util/redis';
 import * as path from 'node:path';
-import type Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { FeatureVector, Transaction } from '../client/generated/avro-types';
 import { createExtractor, featureSetNames } from '../features/extractors';
 import { Enricher, describeVector, type VectorConfig } from '../features/enricher';
@@ -85,14 +85,15 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
     const vector = extractionVector(config, ctx);
     const names = [...vector.names];
     let enricher: Enricher | undefined;
-    let redis: Redis | undefined;
+    let redis: Redis | Cluster | undefined;
     if (vector.sets.length > 0) {
       const url = ctx.redisUrl ?? process.env.REDIS_URL ?? resolveEndpoints().redisUrl;
-      redis = createRedis(url);
+      redis = createRedisClient(url);
       enricher = new Enricher(vector, {
         redis,
         namespace: config.stateNamespace ?? ctx.groupId ?? `${ctx.topology.spec.name}.${ctx.stage.name}`,
         cache: config.cache,
+        metricsRegistry: ctx.metricsRegistry,
       });
       await enricher.init();
     }
@@ -126,6 +127,7 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
         });
       },
       async close() {
+        enricher?.close();
         redis?.disconnect();
       },
     };

@@ -119,7 +119,8 @@ export class Pipeline {
     const drains: CutoverDrain[] = [];
     try {
       for (const planned of plan) runners.push(await buildRunner(ctx, planned.stages, created));
-      registerConsumerLag(metrics.registry, kafka, runners.map((r) => ({ stage: r.chainName, groupId: r.groupId, topic: plan[runners.indexOf(r)].stages[0].input.topic })));
+      // Lag is the chain's group on its input; it is reported under the chain's first stage.
+      registerConsumerLag(metrics.registry, kafka, runners.map((r, i) => ({ stage: plan[i].stages[0].name, groupId: r.groupId, topic: plan[i].stages[0].input.topic })));
       await Promise.all(runners.map((r) => Promise.all([r.waitForAssignment(60000), r.start()])));
       for (const edge of fusedEdges(plan)) {
         const drain = await CutoverDrain.startIfNeeded({
@@ -163,9 +164,12 @@ export class Pipeline {
     await Promise.all(this.drains.map((d) => d.done));
   }
 
-  /** Ready when every chain of this process is running and holds partitions. */
+  /** Ready when every chain of this process is running and holds partitions; one check per stage (naming its chain). */
   readiness(): { ready: boolean; checks: Record<string, unknown> } {
-    const stages = this.runners.map((r) => r.health());
+    const stages = this.runners.flatMap((r) => {
+      const health = r.health();
+      return r.stageNames.map((stage) => ({ ...health, stage, chain: r.chainName }));
+    });
     return { ready: stages.length > 0 && stages.every((s) => s.ready), checks: { stages } };
   }
 

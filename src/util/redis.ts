@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import Redis, { type RedisOptions } from 'ioredis';
+import Redis, { Cluster, type RedisOptions } from 'ioredis';
 
 /**
  * One way to open Redis everywhere, so security and timeouts are uniform:
@@ -24,4 +24,48 @@ export function createRedis(url: string, overrides: RedisOptions = {}, env: Node
   if (fromUrl.password) delete options.password;
   if (fromUrl.username) delete options.username;
   return new Redis(url, { ...options, ...overrides });
+}
+
+const CLUSTER_SCHEME = /^redis(s?)\+cluster:\/\//;
+
+/**
+ * A Redis Cluster client from `redis+cluster://[user:pass@]host:port,host:port,...`
+ * (`rediss+cluster://` for TLS): the listed nodes are seeds, the client discovers the rest and
+ * routes each command by its key's slot. Same security options and timeouts as createRedis.
+ */
+export function createRedisCluster(url: string, overrides: RedisOptions = {}, env: NodeJS.ProcessEnv = process.env): Cluster {
+  const { nodes, username, password, tls } = parseClusterUrl(url);
+  const options = redisOptionsFromEnv(env);
+  // Credentials in the URL win over the environment.
+  if (username) options.username = username;
+  if (password) options.password = password;
+  if (tls && !options.tls) options.tls = {};
+  return new Cluster(nodes, { redisOptions: { ...options, ...overrides }, enableAutoPipelining: true });
+}
+
+/** The seed nodes and credentials of a `redis+cluster://` URL; throws on anything else. */
+export function parseClusterUrl(url: string): { nodes: Array<{ host: string; port: number }>; username?: string; password?: string; tls: boolean } {
+  const m = CLUSTER_SCHEME.exec(url);
+  if (!m) throw new Error(`not a cluster URL (redis+cluster://host:port,...): ${url}`);
+  let rest = url.slice(m[0].length).replace(/\/.*$/, '');
+  let username: string | undefined;
+  let password: string | undefined;
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) {
+    const [user, pass] = rest.slice(0, at).split(':').map(decodeURIComponent);
+    username = user || undefined;
+    password = pass || undefined;
+    rest = rest.slice(at + 1);
+  }
+  const nodes = rest.split(',').map((hp) => {
+    const i = hp.lastIndexOf(':');
+    return { host: i > 0 ? hp.slice(0, i) : '', port: Number(hp.slice(i + 1)) };
+  });
+  if (nodes.some((n) => !n.host || !Number.isInteger(n.port) || n.port <= 0)) throw new Error(`bad cluster URL (want host:port,host:port,...): ${url}`);
+  return { nodes, username, password, tls: m[1] === 's' };
+}
+
+/** createRedis for `redis://` / `rediss://`, createRedisCluster for `redis+cluster://` / `rediss+cluster://`. */
+export function createRedisClient(url: string, overrides: RedisOptions = {}, env: NodeJS.ProcessEnv = process.env): Redis | Cluster {
+  return CLUSTER_SCHEME.test(url) ? createRedisCluster(url, overrides, env) : createRedis(url, overrides, env);
 }

@@ -49,3 +49,5 @@ export class DedicatedRedis {
     await new Promise((r) => this.child.once('exit', r));
   }
 }
+
+export { LocalRedisCluster as DedicatedRedisCluster } from '../../src/stack/redis-cluster';

@@ -66,21 +66,24 @@ describe('tributary CLI (built dist, real stack)', () => {
       }));
       expect(codes).toEqual([0, 0]);
     }
-    expect(logs.join('')).toContain('stage stopped');
+    expect(logs.join('')).toContain('chain stopped');
   });
 
   it('runs the demo end to end and accounts for every event', () => {
-    const res = cli(['demo', '--count', '200', '--rate', '0', '--json'], 150000);
+    const res = cli(['demo', '--count', '200', '--rate', '0', '--bootstrap', '50', '--json'], 150000);
     expect(res.status).toBe(0);
     const summary = JSON.parse(res.stdout);
     expect(summary.predictions).toBe(200);
     expect(summary.deadLettered).toBe(5);
     expect(Object.keys(summary.deadLetterKinds).sort()).toEqual(['DECODE_ERROR', 'MISSING_FIELD', 'NOT_AVRO', 'UNKNOWN_SCHEMA', 'WRONG_TYPE']);
     expect(summary.latencyMs.p99).toBeGreaterThan(0);
+    expect(summary.labels).toBe(200);
+    expect(summary.shadow.records).toBe(200);
+    expect(fs.existsSync(summary.shadow.report.html)).toBe(true);
   });
 
   it('tails a topic as decoded JSON lines', () => {
-    const res = cli(['tail', 'fraud.predictions', '--from-beginning', '--max', '3'], 60000);
+    const res = cli(['tail', 'fraud-demo.predictions', '--from-beginning', '--max', '3'], 60000); // written by the demo above
     expect(res.status).toBe(0);
     const lines = res.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toHaveLength(3);

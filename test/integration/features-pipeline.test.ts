@@ -149,7 +149,7 @@ describe('online features against the real stack', () => {
     let stage = new StageProcess(file, ['--stage', 'extract']);
     let features: Awaited<ReturnType<typeof collect<FeatureVector>>> | undefined;
     try {
-      await stage.waitForLog('stage started', 60000); // topics exist now
+      await stage.waitForLog('pipeline running', 60000); // topics exist now
       features = await collect<FeatureVector>(`fraud.features.${suffix}`, 'feature-vector');
       const seen = features.records;
       await produce(`fraud.transactions.${suffix}`, events.slice(0, 250));

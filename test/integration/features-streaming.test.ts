@@ -1,7 +1,16 @@
+import * as path from 'node:path';
 import fc from 'fast-check';
-import Redis from 'ioredis';
-import { FencedError, ReferenceStreamingState, StreamingState, type StreamEvent } from '../../src/features/streaming';
+import Redis, { Cluster } from 'ioredis';
+import { Registry } from 'prom-client';
+import { TransactionGenerator } from '../../src/demo/generator';
+import { Enricher, describeVector, type VectorConfig } from '../../src/features/enricher';
+import { FencedError, ReferenceStreamingState, StreamingState, type StreamEvent, type StreamingStateOptions } from '../../src/features/streaming';
+import { StreamingMetrics } from '../../src/features/streaming-metrics';
 import type { StreamingFeatureSetSpec } from '../../src/features/spec';
+import { repoRoot } from '../../src/stack/paths';
+import { builtinProcessors } from '../../src/stages/builtin';
+import { loadTopology } from '../../src/topology/loader';
+import { DedicatedRedisCluster } from '../helpers/dedicated-redis';
 import { uniqueSuffix } from '../helpers/topology';
 
 const redisUrl = process.env.REDIS_URL!;
@@ -67,18 +76,37 @@ function cuts(n: number, sizes: number[]): StreamEvent[][] | number[][] {
   return out;
 }
 
-describe('streaming windowed aggregations in Redis (real Redis)', () => {
-  let redis: Redis;
-  beforeAll(() => {
-    redis = new Redis(redisUrl);
-  });
-  afterAll(() => redis.disconnect());
+/** The same tests on the stack's single Redis and on a 3-node Redis Cluster of their own. */
+const targets: Array<[string, () => Promise<{ redis: Redis | Cluster; stop(): Promise<void> }>]> = [
+  ['a single Redis', async () => {
+    const redis = new Redis(redisUrl);
+    return { redis, stop: async () => redis.disconnect() };
+  }],
+  ['a 3-node Redis Cluster', async () => {
+    const cluster = await DedicatedRedisCluster.start();
+    const redis = new Cluster(cluster.startupNodes);
+    return { redis, stop: async () => { redis.disconnect(); await cluster.stop(); } };
+  }],
+];
+
+describe.each(targets)('streaming windowed aggregations on %s', (_label, connect) => {
+  let redis: Redis | Cluster;
+  let stop: () => Promise<void>;
+  beforeAll(async () => {
+    ({ redis, stop } = await connect());
+  }, 60_000);
+  afterAll(async () => stop());
+  /** On the Cluster, several slot groups, so the three cards and four merchants spread over the shards. */
+  const opts = (extra: StreamingStateOptions = {}): StreamingStateOptions => ({ ...(redis.isCluster ? { slotGroups: 7 } : {}), ...extra });
 
   it('every aggregation equals a brute-force reference over random out-of-order streams, and replaying offsets changes nothing', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 60 }), fc.array(fc.integer({ min: 1, max: 15 }), { maxLength: 10 }), fc.integer({ min: 0, max: 30 }), async (raw, sizes, lateness) => {
+      // smallEntityEvents: 0 = bucket summaries from the first event, 1000 = always a scan of the
+      // stored events, 4 = the switch from one to the other mid-stream.
+      // bucketsPerBlock 1..3: windows of 4..12 buckets read whole blocks and edge buckets.
+      fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 60 }), fc.array(fc.integer({ min: 1, max: 15 }), { maxLength: 10 }), fc.integer({ min: 0, max: 30 }), fc.constantFrom(0, 4, 1000), fc.integer({ min: 1, max: 3 }), async (raw, sizes, lateness, small, block) => {
         const sets = [activitySet(lateness), merchantSet];
-        const state = new StreamingState(redis, `prop-${uniqueSuffix()}`, sets);
+        const state = new StreamingState(redis, `prop-${uniqueSuffix()}`, sets, opts({ smallEntityEvents: small, bucketsPerBlock: block }));
         const ref = new ReferenceStreamingState(sets);
         const events = toEvents(raw);
         const epoch = await state.takeEpoch('t', 0);
@@ -91,6 +119,10 @@ describe('streaming windowed aggregations in Redis (real Redis)', () => {
             const before = await state.dump();
             expect(await state.apply('t', 0, epoch, batch)).toEqual(got);
             expect(await state.dump()).toEqual(before);
+            // A partial replay reaching back into earlier batches, followed by nothing new.
+            const from = Math.max(0, a - 3);
+            expect(await state.apply('t', 0, epoch, events.slice(from, b))).toEqual(ref.apply('t', 0, events.slice(from, b)));
+            expect(await state.dump()).toEqual(before);
           }
           const stats = await state.stats();
           expect(stats['late:activity'] ?? 0).toBe(ref.lateCounts.get('activity') ?? 0);
@@ -99,16 +131,16 @@ describe('streaming windowed aggregations in Redis (real Redis)', () => {
           await state.reset();
         }
       }),
-      { numRuns: 40 },
+      { numRuns: 45 },
     );
   });
 
   it('a replay that overlaps already-applied offsets applies only the new ones (no double counting)', async () => {
     const sets = [activitySet(10)];
-    const state = new StreamingState(redis, `overlap-${uniqueSuffix()}`, sets);
+    const state = new StreamingState(redis, `overlap-${uniqueSuffix()}`, sets, opts());
     const events = toEvents(Array.from({ length: 20 }, (_, i) => ({ card: 'c1', merchant: `m${i % 3}`, amount: i, step: 3, jitter: i % 4 }))).map((e) => ({ ...e, entities: [e.entities[0]], values: [e.values[0]] }));
     const epoch = await state.takeEpoch('t', 0);
-    const once = new StreamingState(redis, `overlap-ref-${uniqueSuffix()}`, sets);
+    const once = new StreamingState(redis, `overlap-ref-${uniqueSuffix()}`, sets, opts());
     const e2 = await once.takeEpoch('t', 0);
     try {
       const straight = await once.apply('t', 0, e2, events);
@@ -125,7 +157,7 @@ describe('streaming windowed aggregations in Redis (real Redis)', () => {
   });
 
   it('fences off a holder of an older epoch: its update fails with FencedError and changes nothing', async () => {
-    const state = new StreamingState(redis, `fence-${uniqueSuffix()}`, [activitySet(10)]);
+    const state = new StreamingState(redis, `fence-${uniqueSuffix()}`, [activitySet(10)], opts());
     try {
       const old = await state.takeEpoch('t', 3);
       const ev: StreamEvent[] = [{ offset: 0, eventTime: 100, entities: ['c1'], values: [['1', 'm1']] }];
@@ -143,7 +175,7 @@ describe('streaming windowed aggregations in Redis (real Redis)', () => {
 
   it('trims state beyond the retention without changing non-late vectors', async () => {
     const sets = [activitySet(5, 0)];
-    const trimmed = new StreamingState(redis, `trim-${uniqueSuffix()}`, sets);
+    const trimmed = new StreamingState(redis, `trim-${uniqueSuffix()}`, sets, opts({ smallEntityEvents: 0, bucketsPerBlock: 2 }));
     const ref = new ReferenceStreamingState(sets);
     try {
       const epoch = await trimmed.takeEpoch('t', 0);
@@ -154,11 +186,121 @@ describe('streaming windowed aggregations in Redis (real Redis)', () => {
       got.forEach((g, i) => {
         if (!want[i].late[0]) expect(g).toEqual(want[i]);
       });
+      // Kept: ~ (60 ms max window + 5 ms lateness) / 4 ms per event; buckets of 5 ms.
       const dump = await trimmed.dump();
-      const zset = Object.entries(dump).find(([k]) => k.endsWith(':activity:c1'))![1] as string[];
-      expect(zset.length / 2).toBeLessThan(40); // ~ (60 ms max window + 5 ms lateness) / 4 ms per event
+      const kept = Object.entries(dump).find(([k]) => k.endsWith(':activity:2:c1:r'))![1] as string[];
+      expect(kept.length / 2).toBeLessThan(22);
+      const size = await trimmed.stateSize();
+      expect(size.activity.events).toBe(kept.length / 2);
+      expect(size.activity.buckets).toBeLessThan(16);
+      expect(size.activity.buckets).toBeGreaterThan(10);
     } finally {
       await trimmed.reset();
     }
   });
+  it('a replay older than the stored vectors is scored from the current state, counted, and changes nothing', async () => {
+    const sets = [activitySet(10)];
+    const state = new StreamingState(redis, `limit-${uniqueSuffix()}`, sets, opts({ replayRetentionOffsets: 5 }));
+    const ref = new ReferenceStreamingState(sets);
+    const metrics = StreamingMetrics.for(new Registry());
+    const counted = new StreamingState(redis, state.namespace, sets, opts({ replayRetentionOffsets: 5, metrics }));
+    try {
+      const epoch = await state.takeEpoch('t', 0);
+      const events = toEvents(Array.from({ length: 30 }, (_, i) => ({ card: 'c1', merchant: `m${i % 3}`, amount: i, step: 3, jitter: 0 }))).map((e) => ({ ...e, entities: [e.entities[0]], values: [e.values[0]] }));
+      const want = ref.apply('t', 0, events);
+      expect(await state.apply('t', 0, epoch, events)).toEqual(want);
+      const before = await state.dump();
+      // Offsets 25..29 are within the retention: identical. 0..24 are not: scored as of now.
+      const replay = await counted.apply('t', 0, epoch, events);
+      expect(replay.slice(25)).toEqual(want.slice(25));
+      expect(replay[0].values[0][0]).not.toBe(want[0].values[0][0]); // count as of the end of the stream, not of offset 0
+      expect(await state.dump()).toEqual(before);
+      expect((await state.stats()).replay_missed).toBe(25);
+      expect((await metrics.replayMissed.get()).values[0].value).toBe(25);
+    } finally {
+      counted.close();
+      await state.reset();
+    }
+  });
+
+  it('reports late events by policy, evictions and state size as metrics', async () => {
+    const registry = new Registry();
+    const metrics = StreamingMetrics.for(registry);
+    const set = { ...activitySet(5, 0), config: { allowedLatenessMs: 5, onLate: 'dead_letter' as const, replayRetentionMs: 0 } };
+    const state = new StreamingState(redis, `metrics-${uniqueSuffix()}`, [set], opts({ metrics, smallEntityEvents: 0 }));
+    try {
+      const epoch = await state.takeEpoch('t', 0);
+      const events: StreamEvent[] = Array.from({ length: 100 }, (_, i) => ({ offset: i, eventTime: 1000 + i * 4, entities: ['c1'], values: [[String(i), 'm1']] }));
+      events.push({ offset: 100, eventTime: 1000, entities: ['c1'], values: [['1', 'm1']] }); // 396 ms late
+      await state.apply('t', 0, epoch, events);
+      const text = await registry.metrics();
+      expect(text).toMatch(new RegExp(`tributary_streaming_late_events_total\\{namespace="${state.namespace}",set="activity",policy="dead_letter"\\} 1`));
+      const evicted = (await metrics.evictions.get()).values.filter((v) => v.labels.namespace === state.namespace);
+      expect(evicted.find((v) => v.labels.kind === 'event')!.value).toBeGreaterThan(70);
+      expect(evicted.find((v) => v.labels.kind === 'bucket')!.value).toBeGreaterThan(60);
+      const size = await state.stateSize();
+      expect(text).toMatch(new RegExp(`tributary_streaming_state_entries\\{namespace="${state.namespace}",set="activity",kind="event"\\} ${size.activity.events}\\n`));
+      expect(size.activity.events).toBe(100 - evicted.find((v) => v.labels.kind === 'event')!.value);
+    } finally {
+      state.close();
+      await state.reset();
+    }
+  });
+
+  it('keeps a namespace on its slot-group count', async () => {
+    const ns = `layout-${uniqueSuffix()}`;
+    const a = new StreamingState(redis, ns, [activitySet(10)], { slotGroups: 4 });
+    try {
+      await a.init();
+      await new StreamingState(redis, ns, [activitySet(10)], { slotGroups: 4 }).init();
+      await expect(new StreamingState(redis, ns, [activitySet(10)], { slotGroups: 5 }).init()).rejects.toThrow(/created with 'incremental-v2 slotGroups=4'/);
+    } finally {
+      await a.reset();
+    }
+  });
+
+  if (_label.includes('Cluster')) {
+    it('the enricher gives the same streaming features on the Cluster as on a single Redis', async () => {
+      const root = repoRoot();
+      const topology = loadTopology(path.join(root, 'topologies/fraud-detection.yaml'), { registry: builtinProcessors(), baseDir: root });
+      const cfg = topology.spec.stages[0].config as unknown as VectorConfig & { spec: string };
+      const vector = describeVector({ ...cfg, features: ['card_activity'] }, topology.spec.features, path.join(root, cfg.spec));
+      const single = new Redis(redisUrl);
+      const registry = new Registry();
+      const onCluster = new Enricher(vector, { redis, namespace: `enrich-c-${uniqueSuffix()}`, metricsRegistry: registry });
+      const onSingle = new Enricher(vector, { redis: single, namespace: `enrich-s-${uniqueSuffix()}` });
+      try {
+        await Promise.all([onCluster.init(), onSingle.init()]);
+        const txs = new TransactionGenerator({ seed: 3 }).take(600).map((g) => g.tx);
+        for (let i = 0; i < txs.length; i += 100) {
+          const batch = txs.slice(i, i + 100).map((tx, k) => ({ tx, topic: 't', partition: (i / 100) % 2, offset: i + k }));
+          expect(await onCluster.enrich(batch)).toEqual(await onSingle.enrich(batch));
+        }
+        expect(onCluster.streaming!.slotGroups).toBe(16);
+        expect(await registry.metrics()).toMatch(/tributary_streaming_redis_seconds_count\{namespace="enrich-c-[^"]+"\} 6/);
+      } finally {
+        onCluster.close();
+        await Promise.all([onCluster.streaming!.reset(), onSingle.streaming!.reset()]);
+        single.disconnect();
+      }
+    });
+
+    it('spreads one stage\'s state over the shards, each script call within one slot', async () => {
+      const sets = [activitySet(10)];
+      const state = new StreamingState(redis, `spread-${uniqueSuffix()}`, sets);
+      const ref = new ReferenceStreamingState(sets);
+      try {
+        expect(state.slotGroups).toBe(16);
+        const epoch = await state.takeEpoch('t', 0);
+        const events: StreamEvent[] = Array.from({ length: 200 }, (_, i) => ({ offset: i, eventTime: 1000 + i, entities: [`card-${i % 50}`], values: [[String(i), `m${i % 7}`]] }));
+        expect(await state.apply('t', 0, epoch, events)).toEqual(ref.apply('t', 0, events));
+        const masters = (redis as Cluster).nodes('master');
+        const perNode = await Promise.all(masters.map(async (node) => (await node.keys(`tributary:st:{${state.namespace}:*`)).length));
+        expect(perNode.filter((n) => n > 0).length).toBe(3);
+        expect(await state.checkpoint('t', 0)).toBe(199);
+      } finally {
+        await state.reset();
+      }
+    });
+  }
 });

@@ -68,7 +68,7 @@ describe('onnx_inference through the worker pool, on real Kafka', () => {
       clearInterval(sampler);
       await new Promise((r) => setTimeout(r, 1000));
 
-      const scoreRunner = pipeline.runners.find((r) => r.groupId.endsWith('.score'))!;
+      const scoreRunner = pipeline.runners.find((r) => r.stageNames.includes('score'))!;
       // Exactly once each (no loss, no duplicates without failures).
       expect(predictions).toHaveLength(N);
       expect(new Set(predictions)).toEqual(new Set(events.map((e) => e.transactionId)));

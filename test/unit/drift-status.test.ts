@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { registerFeatureCache } from '../../src/monitoring/stage-collectors';
-import { histogramQuantile, parseExposition, renderStatus, summarize } from '../../src/monitoring/status-view';
+import { histogramQuantile, latencyText, parseExposition, quantileBeyondLastBucket, renderStatus, summarize } from '../../src/monitoring/status-view';
 
 const scrape = (inCount: number, le: [string, number][]) => `# HELP tributary_stage_events_in_total x
 # TYPE tributary_stage_events_in_total counter
@@ -46,6 +46,22 @@ describe('tributary status view', () => {
     const text = renderStatus([st]);
     expect(text).toContain('drift fraud@2 features: ALERT after 4 windows (amount_usd psi 0.610');
     expect(text).toMatch(/score\s+100\s+100\s+12\s+0\s+0\s+991 ms/);
+  });
+
+  it('shows a p99 beyond the last bucket as "> 30 s", not as the capped bound', () => {
+    // 30 of the interval's 200 events took longer than the last finite bucket (30 s).
+    const a = parseExposition(scrape(100, [['1', 100], ['30', 100], ['+Inf', 100]]));
+    const b = parseExposition(scrape(300, [['1', 200], ['30', 270], ['+Inf', 300]]));
+    const st = summarize('http://x', a, b, 2, true);
+    expect(st.stages[0].p99EventToOutputAbove).toBe(true);
+    const text = renderStatus([st]);
+    expect(text).toMatch(/score\s+100\s+100\s+12\s+0\s+0\s+> 30 s/);
+    expect(text).not.toContain('30000 ms');
+    expect(quantileBeyondLastBucket(0.99, [{ le: 1, count: 99 }, { le: Infinity, count: 100 }])).toBe(false);
+    expect(quantileBeyondLastBucket(0.99, [{ le: 1, count: 98 }, { le: Infinity, count: 100 }])).toBe(true);
+    expect(latencyText(1500)).toBe('1.5 s');
+    expect(latencyText(12.34)).toBe('12.3 ms');
+    expect(latencyText(30000, true)).toBe('> 30 s');
   });
 });
 

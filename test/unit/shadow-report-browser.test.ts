@@ -21,7 +21,7 @@ function headless(args: string[], profile: string): string {
 }
 
 /** A synthetic comparison: shadow = live score + noise, labels drawn from the live score, two countries, two routes. */
-function syntheticReport() {
+function syntheticReport(withLabels = true) {
   const r = rng(11);
   const live: Prediction[] = [];
   const shadow: ShadowPrediction[] = [];
@@ -38,7 +38,7 @@ function syntheticReport() {
     feedback.push({ key, label: r() < score, source: 'chargeback', labelTime: 9999 });
     segments.set(`tx/${i % 3}/${i}`, { country: i % 2 ? 'US' : 'GB' });
   }
-  return buildReport({ live, shadow, feedback, segments, segmentBy: ['country'], options: { bootstrapIterations: 100 } });
+  return buildReport({ live, shadow, feedback: withLabels ? feedback : [], segments, segmentBy: ['country'], options: { bootstrapIterations: 100 } });
 }
 
 describe('shadow report HTML in a real headless browser (Chromium)', () => {
@@ -55,7 +55,7 @@ describe('shadow report HTML in a real headless browser (Chromium)', () => {
 
   it('renders every section and plot: the in-page check finds non-empty SVG geometry for each plot', () => {
     const dom = headless(['--virtual-time-budget=5000', '--dump-dom', `file://${file}`], path.join(dir, 'profile-dom'));
-    for (const id of ['summary', 'distributions', 'metrics', 'labels', 'latency', 'segments', 'ab-test']) expect(dom).toContain(`<section id="${id}">`);
+    for (const id of ['verdict', 'summary', 'distributions', 'metrics', 'labels', 'latency', 'segments', 'ab-test', 'glossary']) expect(dom).toContain(`<section id="${id}">`);
     for (const plot of ['score-distribution', 'score-delta', 'calibration', 'roc', 'latency']) expect(dom).toMatch(new RegExp(`<svg data-plot="${plot}"[^>]*data-rendered="true"`));
     const expected = Number(/data-plots-expected="(\d+)"/.exec(dom)![1]);
     const rendered = Number(/data-plots-rendered="(\d+)"/.exec(dom)?.[1] ?? -1);
@@ -63,6 +63,23 @@ describe('shadow report HTML in a real headless browser (Chromium)', () => {
     expect(rendered).toBe(expected);
     expect(dom).toContain('Jensen–Shannon divergence');
     expect(dom).toMatch(/95% CI \(paired bootstrap\)/);
+    // Readability: a verdict line, labelled latency groups, the score histogram on a log scale, a glossary.
+    expect(dom).toMatch(/<p class="verdict verdict-[a-z-]+">[^<]{20,}<\/p>/);
+    for (const q of ['p50', 'p95', 'p99']) expect(dom).toMatch(new RegExp(`<svg data-plot="latency"[^]*?>${q}</text>`));
+    expect(dom).toContain('share (log scale)');
+    expect(dom).toContain('<dt>PSI</dt>');
+  }, 90000);
+
+  it('without labels, renders every other section and says "no labels: quality metrics omitted"', () => {
+    const bare = path.join(dir, 'report-nolabels.html');
+    fs.writeFileSync(bare, renderHtml(syntheticReport(false)));
+    const dom = headless(['--virtual-time-budget=5000', '--dump-dom', `file://${bare}`], path.join(dir, 'profile-nolabels'));
+    for (const id of ['verdict', 'summary', 'distributions', 'metrics', 'latency', 'segments', 'glossary']) expect(dom).toContain(`<section id="${id}">`);
+    expect(dom).not.toContain('<section id="labels">');
+    expect(dom).toContain('no labels: quality metrics omitted');
+    const expected = Number(/data-plots-expected="(\d+)"/.exec(dom)![1]);
+    expect(expected).toBe(3);
+    expect(Number(/data-plots-rendered="(\d+)"/.exec(dom)?.[1] ?? -1)).toBe(expected);
   }, 90000);
 
   it('takes a screenshot with real content', () => {

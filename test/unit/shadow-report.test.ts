@@ -1,5 +1,8 @@
 import type { Feedback, Prediction, ShadowPrediction } from '../../src/client/generated/avro-types';
-import { buildReport, reportJson } from '../../src/shadow/report';
+import { Registry } from 'prom-client';
+import { ShadowAgreement } from '../../src/monitoring/shadow-agreement';
+import { fmt, renderHtml } from '../../src/shadow/html';
+import { buildReport, NO_LABELS_NOTE, reportJson } from '../../src/shadow/report';
 import { bootstrap, calibration, histogram, jensenShannon, normalCdf, psi, quantile, rocCurve, twoProportionZTest } from '../../src/shadow/stats';
 
 describe('report statistics (hand-computed)', () => {
@@ -123,5 +126,95 @@ describe('buildReport on a small hand-computed set', () => {
     const empty = buildReport({ live: [live('a', 0, 0, 0.2, 1)], shadow: [], from: 2000 });
     expect(empty.counts.live).toBe(0);
     expect(JSON.parse(reportJson(empty)).agreement.rate).toBeNull();
+  });
+});
+
+describe('report readability and consistency (issue 15)', () => {
+  const base = (i: number, score: number, shadowScore: number, opts: { route?: string; ingest?: number; produced?: number; shadowProduced?: number } = {}) => {
+    const p = { ...live(`k${i}`, i % 3, i, score, 1, opts.route ?? 'canary:stable'), ingestTime: opts.ingest ?? 1000 + i, producedTime: opts.produced ?? 1050 + i };
+    const s = { ...shadow(`k${i}`, i % 3, i, shadowScore, 2), ingestTime: opts.ingest ?? 1000 + i, producedTime: opts.shadowProduced ?? 1060 + i };
+    return { p, s };
+  };
+
+  it('says "no labels: quality metrics omitted" and gives a verdict that needs labels', () => {
+    const pairs = Array.from({ length: 20 }, (_, i) => base(i, i / 20, i / 20 + 0.01));
+    const r = buildReport({ live: pairs.map((x) => x.p), shadow: pairs.map((x) => x.s), options: { bootstrapIterations: 20 } });
+    expect(r.metrics).toBeUndefined();
+    expect(r.notes).toEqual([NO_LABELS_NOTE]);
+    expect(r.verdict.decision).toBe('need-labels');
+    expect(r.verdict.text).toContain('no labels: quality metrics omitted');
+  });
+
+  it('verdict: keep live when a metric interval lies below zero, promote when ROC AUC is better', () => {
+    // Live ranks perfectly; the shadow inverts half the positives.
+    const worse = Array.from({ length: 200 }, (_, i) => {
+      const positive = i % 4 === 0;
+      return { ...base(i, positive ? 0.9 : 0.1, positive && i % 8 === 0 ? 0.05 : positive ? 0.9 : 0.1), y: positive };
+    });
+    const fbs = worse.map((x) => fb(x.p.key, x.y));
+    const keep = buildReport({ live: worse.map((x) => x.p), shadow: worse.map((x) => x.s), feedback: fbs, options: { bootstrapIterations: 100 } });
+    expect(keep.verdict.decision).toBe('keep-live');
+    expect(keep.verdict.text).toMatch(/^keep fraud@1: fraud@2 is worse on .*recall −0\.500/);
+    // Swap the roles: the shadow is the perfect ranker.
+    const better = worse.map((x) => ({ p: { ...x.p, score: x.s.score!, label: x.s.score! >= 0.5 }, s: { ...x.s, score: x.p.score, label: x.p.score >= 0.5 } }));
+    const promote = buildReport({ live: better.map((x) => x.p), shadow: better.map((x) => x.s), feedback: fbs, options: { bootstrapIterations: 100 } });
+    expect(promote.verdict.decision).toBe('promote');
+    const failing = buildReport({ live: worse.map((x) => x.p), shadow: worse.map((x, i) => (i < 10 ? { ...x.s, status: 'TIMEOUT' as const, score: null, label: null } : x.s)), feedback: fbs, options: { bootstrapIterations: 20 } });
+    expect(failing.verdict.decision).toBe('investigate');
+    expect(failing.verdict.text).toContain('timeouts 10');
+  });
+
+  it('reports the shadow catch-up apart from its end-to-end latency', () => {
+    // Events every 4 s from t=1 s; the shadow group starts at t=281 s: the 70 events before that waited
+    // and are worked through 10 ms apart; later ones are scored 60 ms after ingestion.
+    const pairs = Array.from({ length: 150 }, (_, i) => {
+      const ingest = 1000 + i * 4000;
+      return base(i, 0.2, 0.2, { ingest, produced: ingest + 20, shadowProduced: ingest < 281000 ? 281000 + i * 10 : ingest + 60 });
+    });
+    const r = buildReport({ live: pairs.map((x) => x.p), shadow: pairs.map((x) => x.s) });
+    expect(r.shadowCatchUp).toEqual({ backlogRecords: 70, durationMs: 690, startedBehindMs: 280000, thresholdMs: 1000 });
+    expect(r.latency.endToEnd.shadow).toMatchObject({ n: 80, p50: 60, p99: 60 });
+    expect(r.latency.endToEnd.live.p99).toBe(20);
+    const html = renderHtml(r);
+    expect(html).toContain('70 records were waiting when it started (280 s behind); worked through in 0.69 s');
+    expect(html).toContain('end to end: shadow (after catch-up)');
+    // A shadow that kept up has no backlog.
+    expect(buildReport({ live: pairs.slice(80).map((x) => x.p), shadow: pairs.slice(80).map((x) => x.s) }).shadowCatchUp.backlogRecords).toBe(0);
+  });
+
+  it('compares the shadow with one route only when asked (a canary arm serving the shadow\'s version is left out)', () => {
+    const pairs = Array.from({ length: 40 }, (_, i) => base(i, 0.3, i % 10 === 0 ? 0.7 : 0.3, { route: i % 10 === 0 ? 'canary:candidate' : 'canary:stable' }));
+    const all = buildReport({ live: pairs.map((x) => x.p), shadow: pairs.map((x) => x.s) });
+    const control = buildReport({ live: pairs.map((x) => x.p), shadow: pairs.map((x) => x.s), options: { compareRoute: 'canary:stable' } });
+    expect(all.counts.matched).toBe(40);
+    expect(control.counts.matched).toBe(36);
+    expect(control.agreement.rate).toBe(1);
+    expect(all.agreement.rate).toBe(0.9);
+    expect(control.sources.route).toBe('canary:stable');
+  });
+
+  it('agreement equals drift\'s online tributary_shadow_agreement_ratio on the same records (shadow decided at the live threshold)', () => {
+    // The shadow's own threshold is 0.9 here; agreement still uses the live model's 0.5.
+    const pairs = Array.from({ length: 300 }, (_, i) => base(i, (i * 37) % 100 / 100, ((i * 53) % 100) / 100));
+    pairs.forEach((x) => (x.s = { ...x.s, threshold: 0.9, label: x.s.score! >= 0.9 }));
+    const online = new ShadowAgreement(new Registry(), 1000);
+    pairs.forEach((x) => {
+      online.observeLive(x.p);
+      online.observeShadow(x.s);
+    });
+    const r = buildReport({ live: pairs.map((x) => x.p), shadow: pairs.map((x) => x.s) });
+    expect(r.agreement.rate).toBeCloseTo(online.ratio(), 12);
+    expect(r.agreement.recent).toEqual({ window: 1000, n: 300, rate: r.agreement.rate });
+    // Over a window smaller than the run, both keep the latest joins.
+    const small = new ShadowAgreement(new Registry(), 100);
+    pairs.forEach((x) => {
+      small.observeLive(x.p);
+      small.observeShadow(x.s);
+    });
+    expect(buildReport({ live: pairs.map((x) => x.p), shadow: pairs.map((x) => x.s), options: { agreementWindow: 100 } }).agreement.recent.rate).toBeCloseTo(small.ratio(), 12);
+  });
+
+  it('rounds numbers for reading', () => {
+    expect([fmt(282087.123), fmt(123.456), fmt(12.345), fmt(1.2345), fmt(0.012345), fmt(0), fmt(NaN)]).toEqual(['282,087', '123', '12.3', '1.23', '0.0123', '0', '–']);
   });
 });

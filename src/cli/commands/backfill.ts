@@ -21,7 +21,7 @@ export function progressLine(p: BackfillProgress, width = 24): string {
 
 export function summaryText(s: BackfillSummary): string {
   const lines = [
-    `backfill ${s.job}: ${s.alreadyComplete ? 'already complete' : s.complete ? 'complete' : 'stopped (resumable: run the same command again)'}${s.resumed && !s.alreadyComplete ? ' (resumed)' : ''}`,
+    `backfill ${s.job}: ${s.alreadyComplete ? 'already complete (nothing scored now; add --restart to score the range again)' : s.complete ? 'complete' : 'stopped (resumable: run the same command again)'}${s.resumed && !s.alreadyComplete ? ' (resumed)' : ''}`,
     `  input       ${s.inputTopic} ${s.ranges.map((r) => `${r.partition}:[${r.start},${r.end})${r.warmupStart < r.start ? ` warmup from ${r.warmupStart}` : ''}`).join(' ')}`,
     `  output      ${s.output}`,
     `  model       ${s.model}   streaming state ${s.stateNamespace}`,
@@ -94,6 +94,14 @@ export function registerBackfillCommands(program: Command): void {
         return n;
       };
       const topology = loadTopologyFile(file);
+      const streaming = (topology.spec.features?.sets ?? []).filter((set) => set.kind === 'windowed_aggregation').map((set) => set.name);
+      if (streaming.length > 0 && !opts.warmupFrom && opts.from !== 'earliest') {
+        process.stderr.write(
+          `warning: streaming feature state (${streaming.join(', ')}) starts empty at --from ${opts.from}: events after it do not see earlier ones in their windows, ` +
+            `so scores match the live run only if its state also started there; pass --warmup-from SPEC to replay earlier events into the state first ` +
+            `(--warmup-from ${opts.from} confirms an empty start)\n`,
+        );
+      }
       const tty = process.stderr.isTTY;
       const interval = Number(opts.progressInterval);
       let last = 0;

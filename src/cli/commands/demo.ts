@@ -7,6 +7,8 @@ import { resolveEndpoints } from '../../stack/endpoints';
 import { startTestStack } from '../../stack/test-harness';
 import { DEFAULT_TOPOLOGY, loadTopologyFile } from '../topology-file';
 import { onShutdownSignal } from './pipeline';
+import { loadGeneratorSpec } from '../../features/fraud-extractor';
+import { TributaryError } from '../../util/errors';
 
 /** JSON-friendly rendering of decoded Avro: bytes as base64, Avro records as plain objects. */
 function toJson(value: unknown): string {
@@ -18,6 +20,18 @@ function toJson(value: unknown): string {
   });
 }
 
+/** The demo's topology: fraud-detection plus the candidate model as a shadow and a canary arm. */
+export const DEMO_TOPOLOGY = 'topologies/fraud-demo.yaml';
+
+/** `--start-time`: "now", "spec" (the generator spec's fixed date), an ISO time or epoch ms. */
+function parseStartTime(value: string): number | undefined {
+  if (value === 'now') return Date.now();
+  if (value === 'spec') return loadGeneratorSpec().defaultStartTime;
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new TributaryError(`--start-time: '${value}' is neither "now", "spec", an ISO time nor epoch milliseconds`);
+  return ms;
+}
+
 export function registerDemoCommands(program: Command): void {
   program
     .command('produce-demo')
@@ -26,7 +40,9 @@ export function registerDemoCommands(program: Command): void {
     .option('--count <n>', 'number of events', '1000')
     .option('--rate <n>', 'events per second (0 = as fast as possible)', '200')
     .option('--seed <n>', 'generator seed', String(Date.now() % 1_000_000))
-    .action(async (opts: { topology: string; count: string; rate: string; seed: string }) => {
+    .option('--feedback <topic>', 'also publish each event\'s planted label (schema feedback, keyed like the event) to this topic')
+    .option('--start-time <time>', 'generator clock at the first event: ISO time, epoch ms, "now" or "spec" (the training data\'s fixed date)', 'now')
+    .action(async (opts: { topology: string; count: string; rate: string; seed: string; feedback?: string; startTime: string }) => {
       const topology = loadTopologyFile(opts.topology);
       const endpoints = resolveEndpoints();
       const res = await produceDemoEvents({
@@ -36,8 +52,10 @@ export function registerDemoCommands(program: Command): void {
         count: Number(opts.count),
         rate: Number(opts.rate),
         seed: Number(opts.seed),
+        startTime: parseStartTime(opts.startTime),
+        feedbackTopic: opts.feedback,
       });
-      process.stdout.write(`produced ${res.produced} events in ${res.seconds.toFixed(1)} s\n`);
+      process.stdout.write(`produced ${res.produced} events in ${res.seconds.toFixed(1)} s (dated ${new Date(res.startTime).toISOString().slice(0, 10)})${opts.feedback ? `; ${res.labels} labels to ${opts.feedback}` : ''}\n`);
     });
 
   program
@@ -46,22 +64,50 @@ export function registerDemoCommands(program: Command): void {
     .argument('<topic>')
     .option('--from-beginning', 'start at the earliest offset', false)
     .option('--max <n>', 'stop after n records')
-    .action(async (topic: string, opts: { fromBeginning: boolean; max?: string }) => {
+    .option('--until-end', 'stop at the end of the topic (the last offsets when tail starts) instead of waiting for more')
+    .action(async (topic: string, opts: { fromBeginning: boolean; max?: string; untilEnd?: boolean }) => {
       const endpoints = resolveEndpoints();
       const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }).registry;
       const kafka = createKafka({ clientId: 'tributary-tail', brokers: endpoints.brokers });
       const consumer = kafka.consumer({ groupId: `tributary-tail-${process.pid}-${Date.now()}`, maxWaitTimeInMs: 200 });
       const max = opts.max ? Number(opts.max) : Infinity;
       let seen = 0;
+      let stopping = false;
       const stop = async () => {
         await consumer.disconnect();
       };
+      const finish = () => {
+        if (stopping) return;
+        stopping = true;
+        setImmediate(() => void stop().then(() => process.exit(0)));
+      };
       onShutdownSignal(stop, 5000);
+      // --until-end: the partitions still to read up to the end offsets seen now. Progress is taken
+      // from batch ends, which also cover transaction markers (never delivered as messages).
+      const pending = new Map<number, bigint>();
+      if (opts.untilEnd) {
+        const admin = kafka.admin();
+        await admin.connect();
+        try {
+          for (const o of await admin.fetchTopicOffsets(topic)) if (opts.fromBeginning && BigInt(o.high) > BigInt(o.low)) pending.set(o.partition, BigInt(o.high));
+        } finally {
+          await admin.disconnect();
+        }
+        if (pending.size === 0) {
+          process.exit(0);
+        }
+        consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+          const end = pending.get(payload.partition);
+          if (payload.topic !== topic || end === undefined || payload.lastOffset === null) return;
+          if (BigInt(String(payload.lastOffset)) + 1n >= end) pending.delete(payload.partition);
+          if (pending.size === 0) finish();
+        });
+      }
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: opts.fromBeginning });
       await consumer.run({
         eachMessage: async ({ partition, message }) => {
-          if (seen >= max) return;
+          if (seen >= max || stopping) return;
           let value: unknown;
           try {
             value = message.value ? await registry.decode(message.value) : null;
@@ -69,7 +115,7 @@ export function registerDemoCommands(program: Command): void {
             value = { undecodable: (err as Error).message, base64: message.value?.toString('base64') };
           }
           process.stdout.write(`${toJson({ partition, offset: Number(message.offset), key: message.key?.toString() ?? null, value })}\n`);
-          if (++seen >= max) setImmediate(() => void stop().then(() => process.exit(0)));
+          if (++seen >= max) finish();
         },
       });
     });
@@ -77,13 +123,18 @@ export function registerDemoCommands(program: Command): void {
   program
     .command('demo')
     .description('end to end on the local stack: start it, run the topology, produce events, print a summary, stop what it started')
-    .option('--topology <file>', 'topology file', DEFAULT_TOPOLOGY)
+    .option('--topology <file>', 'topology file (default: the fraud pipeline with a shadow and a canary arm for the candidate model)', DEMO_TOPOLOGY)
     .option('--count <n>', 'number of events', '1000')
     .option('--rate <n>', 'events per second (0 = as fast as possible)', '250')
     .option('--malformed <n>', 'malformed events to mix in (0-5), to show the dead-letter path', '5')
     .option('--seed <n>', 'generator seed (default: a fresh one per run, so keys never collide with earlier runs)', String(Date.now() % 1_000_000_000))
+    .option('--no-feedback', 'do not publish the planted labels to the topology\'s feedback topic')
+    .option('--no-report', 'skip the shadow report (faster)')
+    .option('--report-dir <dir>', 'where the shadow report goes (default .tributary/reports/demo-<time>)')
+    .option('--bootstrap <n>', 'bootstrap resamples for the report\'s confidence intervals (fewer is faster)', '300')
+    .option('--start-time <time>', 'generator clock at the first event: ISO time, epoch ms, "now" or "spec"', 'now')
     .option('--json', 'print the summary as JSON')
-    .action(async (opts: { topology: string; count: string; rate: string; malformed: string; seed: string; json?: boolean }) => {
+    .action(async (opts: { topology: string; count: string; rate: string; malformed: string; seed: string; feedback: boolean; report: boolean; reportDir?: string; bootstrap: string; startTime: string; json?: boolean }) => {
       loadTopologyFile(opts.topology); // fail fast on a bad file, before starting servers
       // Existing endpoints (env or a running local stack) are reused and left alone; otherwise the stack
       // is started here and stopped at the end.
@@ -96,6 +147,11 @@ export function registerDemoCommands(program: Command): void {
           rate: Number(opts.rate),
           seed: Number(opts.seed),
           malformed: Number(opts.malformed),
+          startTime: parseStartTime(opts.startTime),
+          feedback: opts.feedback,
+          shadowReport: opts.report,
+          reportDir: opts.reportDir,
+          bootstrap: Number(opts.bootstrap),
         });
         process.stdout.write(`${opts.json ? JSON.stringify(summary, null, 2) : formatSummary(summary)}\n`);
         if (summary.predictions + summary.deadLettered < summary.produced + summary.malformedInjected) process.exitCode = 1;

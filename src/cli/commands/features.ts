@@ -7,6 +7,7 @@ import type { BatchFeatureSetSpec } from '../../features/spec';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { repoRoot } from '../../stack/paths';
 import { TributaryError } from '../../util/errors';
+import { startOfUtcDay } from '../../demo/produce';
 import { DEFAULT_TOPOLOGY, loadTopologyFile } from '../topology-file';
 
 function batchSet(topologyFile: string, name: string): BatchFeatureSetSpec {
@@ -16,6 +17,14 @@ function batchSet(topologyFile: string, name: string): BatchFeatureSetSpec {
   if (!set) throw new TributaryError(`no feature set '${name}' in ${topology.file} (declared: ${sets.map((s) => s.name).join(', ') || 'none'})`);
   if (set.kind !== 'redis_batch') throw new TributaryError(`feature set '${name}' is ${set.kind}, not redis_batch: only batch sets are loaded from files`);
   return set;
+}
+
+/** `--redate-to`: ISO time, epoch ms, or "yesterday" (the UTC midnight before today). */
+function parseRedate(value: string): number {
+  if (value === 'yesterday') return startOfUtcDay(Date.now()) - 86_400_000;
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new TributaryError(`--redate-to: '${value}' is neither "yesterday", an ISO time nor epoch milliseconds`);
+  return ms;
 }
 
 /** `tributary features load|versions|gc`: batch feature sets in Redis. */
@@ -31,11 +40,13 @@ export function registerFeatureCommands(program: Command): void {
     .option('--on-bad-row <policy>', 'skip: report and skip bad rows; reject: abort the load on the first one', 'skip')
     .option('--batch-rows <n>', 'rows per pipelined round trip', '1000')
     .option('--grace-ms <ms>', 'delete versions retired longer ago than this (default: the set\'s gracePeriodMs or 10 min)')
-    .action(async (opts: { set: string; file?: string; topology: string; format?: 'csv' | 'jsonl'; onBadRow: string; batchRows: string; graceMs?: string }) => {
+    .option('--redate-to <time>', 'shift every row\'s ts so the newest is this time: ISO, epoch ms, or "yesterday" (UTC midnight before today, as the demo does for the synthetic files)')
+    .action(async (opts: { set: string; file?: string; topology: string; format?: 'csv' | 'jsonl'; onBadRow: string; batchRows: string; graceMs?: string; redateTo?: string }) => {
       if (opts.onBadRow !== 'skip' && opts.onBadRow !== 'reject') throw new TributaryError(`--on-bad-row must be skip or reject, not '${opts.onBadRow}'`);
       const set = batchSet(opts.topology, opts.set);
       const file = opts.file ?? (set.config.file && path.resolve(repoRoot(), set.config.file));
       if (!file) throw new TributaryError(`--file is required: feature set '${set.name}' declares no config.file`);
+      const redateTo = opts.redateTo === undefined ? undefined : parseRedate(opts.redateTo);
       const redis = createRedis(resolveEndpoints().redisUrl);
       const tty = process.stderr.isTTY;
       let lastPrint = 0;
@@ -46,7 +57,7 @@ export function registerFeatureCommands(program: Command): void {
         process.stderr.write(tty ? `\r${progressLine(p)}` : `${progressLine(p)}\n`);
       };
       try {
-        const res = await loadFeatureFile(redis, set, { file, format: opts.format, onBadRow: opts.onBadRow, batchRows: Number(opts.batchRows), gracePeriodMs: opts.graceMs ? Number(opts.graceMs) : undefined, onProgress });
+        const res = await loadFeatureFile(redis, set, { file, format: opts.format, onBadRow: opts.onBadRow, batchRows: Number(opts.batchRows), gracePeriodMs: opts.graceMs ? Number(opts.graceMs) : undefined, redateTo, onProgress });
         if (tty) process.stderr.write('\n');
         for (const b of res.bad.slice(0, 20)) process.stderr.write(`${file}:${b.line}: ${b.reason} (skipped)\n`);
         if (res.bad.length > 20) process.stderr.write(`... and ${res.bad.length - 20} more bad rows\n`);

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { formatGateReport, runGate } from '../../inference/gate';
+import { formatGateReport, readGateSpec, runGate } from '../../inference/gate';
 import { modelDir } from '../../inference/model-card';
 import type Redis from 'ioredis';
 import { createRedis } from '../../util/redis';
@@ -58,7 +58,10 @@ export function registerModelCommands(program: Command): void {
       const target = resolveModelRef(path.resolve(opts.repository), ref);
       const liveDir = opts.live ? modelDir(path.resolve(opts.repository), target.name, opts.live) : undefined;
       const report = await runGate(target.dir, { liveDir, session: { executionProviders: opts.provider }, onProgress: opts.json ? undefined : progressBar() });
-      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatGateReport(report)}\n`);
+      // Without gate.json only integrity and loading are checked: say so, rather than a bare PASSED.
+      const loadOnly = readGateSpec(target.dir) === undefined;
+      process.stdout.write(opts.json ? `${JSON.stringify({ ...report, loadCheckOnly: loadOnly }, null, 2)}\n` : `${formatGateReport(report)}\n`);
+      if (loadOnly && !opts.json) process.stdout.write(`load check only: ${report.model}@${report.version} has no gate.json (golden set, confidence set and latency were not checked)\n`);
       if (!report.passed) process.exitCode = 1;
     });
   registerHotSwapCommands(models);

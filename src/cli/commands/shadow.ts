@@ -1,12 +1,8 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import type { Transaction } from '../../client/generated/avro-types';
 import { createKafka } from '../../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
-import { renderHtml } from '../../shadow/html';
-import { readTopicRange } from '../../shadow/log-reader';
-import { buildReport, lineageKey, reportJson } from '../../shadow/report';
+import { formatReportSummary, writeShadowReport } from '../../shadow/write-report';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { repoRoot } from '../../stack/paths';
 import { TributaryError } from '../../util/errors';
@@ -28,6 +24,7 @@ interface ReportOpts {
   from?: string;
   to?: string;
   threshold?: string;
+  route?: string;
   unlabelledNegative?: boolean;
   bootstrap: string;
   out?: string;
@@ -47,6 +44,7 @@ export function registerShadowCommands(program: Command): void {
     .option('--segment-by <fields>', 'comma-separated event fields to break down by', 'country,merchantCategory')
     .option('--from <time>', 'only events ingested at or after this time (ISO or epoch ms)')
     .option('--to <time>', 'only events ingested before this time (ISO or epoch ms)')
+    .option('--route <route>', 'compare the shadow only with live predictions of this route, e.g. canary:stable (the A/B table keeps every route)')
     .option('--threshold <x>', 'decision threshold for agreement and metrics (default: each record\'s own)')
     .option('--unlabelled-negative', 'events without feedback count as negatives (feedback carries only confirmed positives)')
     .option('--bootstrap <n>', 'bootstrap resamples for confidence intervals', '300')
@@ -56,41 +54,21 @@ export function registerShadowCommands(program: Command): void {
       const from = parseTime(opts.from, '--from');
       const to = parseTime(opts.to, '--to');
       const endpoints = resolveEndpoints();
-      const kafka = createKafka({ clientId: 'tributary-report', brokers: endpoints.brokers });
-      const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() });
-      const timeoutMs = Number(opts.timeout);
-      // Logs are written after their events were ingested: reading from `from` by log time loses nothing.
-      const read = { fromMs: from, timeoutMs };
-      const [live, shadowLog, feedback, events] = await Promise.all([
-        readTopicRange(kafka, registry, opts.live, 'prediction', read),
-        opts.shadow ? readTopicRange(kafka, registry, opts.shadow, 'shadow-prediction', read) : Promise.resolve([]),
-        opts.feedback ? readTopicRange(kafka, registry, opts.feedback, 'feedback', { timeoutMs }) : Promise.resolve([]),
-        opts.events ? readTopicRange(kafka, registry, opts.events, 'transaction', read) : Promise.resolve([]),
-      ]);
-      const segmentBy = opts.segmentBy.split(',').map((s) => s.trim()).filter(Boolean);
-      const segments = opts.events
-        ? new Map(events.map((e) => [lineageKey(e), Object.fromEntries(segmentBy.map((f) => [f, String((e.value as Transaction & Record<string, unknown>)[f] ?? '(none)')]))]))
-        : undefined;
-      const report = buildReport({
-        live: live.map((r) => r.value),
-        shadow: opts.shadow ? shadowLog.map((r) => r.value) : undefined,
-        feedback: feedback.map((r) => r.value),
-        segments,
-        segmentBy: opts.events ? segmentBy : undefined,
+      const out = path.resolve(opts.out ?? path.join(repoRoot(), '.tributary', 'reports', `shadow-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+      const written = await writeShadowReport({
+        kafka: createKafka({ clientId: 'tributary-report', brokers: endpoints.brokers }),
+        registry: new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }),
+        live: opts.live,
+        shadow: opts.shadow,
+        feedback: opts.feedback,
+        events: opts.events,
+        segmentBy: opts.segmentBy.split(',').map((s) => s.trim()).filter(Boolean),
         from,
         to,
-        sources: Object.fromEntries(Object.entries({ live: opts.live, shadow: opts.shadow, feedback: opts.feedback, events: opts.events }).filter(([, v]) => v)) as Record<string, string>,
-        options: { threshold: opts.threshold !== undefined ? Number(opts.threshold) : undefined, unlabelledAsNegative: opts.unlabelledNegative, bootstrapIterations: Number(opts.bootstrap) },
+        timeoutMs: Number(opts.timeout),
+        outDir: out,
+        options: { compareRoute: opts.route, threshold: opts.threshold !== undefined ? Number(opts.threshold) : undefined, unlabelledAsNegative: opts.unlabelledNegative, bootstrapIterations: Number(opts.bootstrap) },
       });
-      const out = path.resolve(opts.out ?? path.join(repoRoot(), '.tributary', 'reports', `shadow-${new Date().toISOString().replace(/[:.]/g, '-')}`));
-      fs.mkdirSync(out, { recursive: true });
-      fs.writeFileSync(path.join(out, 'report.json'), reportJson(report));
-      fs.writeFileSync(path.join(out, 'report.html'), renderHtml(report));
-      const c = report.counts;
-      process.stdout.write(
-        `${report.models.shadow.join(', ') || '(no shadow)'} vs ${report.models.live.join(', ')}: ${c.matched} matched, ${c.unmatchedLive} live / ${c.unmatchedShadow} shadow unmatched; ` +
-          `agreement ${(report.agreement.rate * 100).toFixed(2)}%, PSI ${report.divergence.psi.toFixed(4)}, shadow errors ${report.shadowOutcomes.error}, timeouts ${report.shadowOutcomes.timeout}\n` +
-          `wrote ${path.join(out, 'report.json')} and ${path.join(out, 'report.html')}\n`,
-      );
+      process.stdout.write(`${formatReportSummary(written.report)}\nwrote ${written.json} and ${written.html}\n`);
     });
 }

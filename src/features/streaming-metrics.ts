@@ -1,0 +1,85 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** What the state reports after a batch (from the script's reply), per set name. */
+export interface StreamingBatchReport {
+  late: Record<string, number>;
+  evictedBuckets: Record<string, number>;
+  evictedEvents: Record<string, number>;
+  replayMissed: number;
+}
+
+/** Source of the state-size gauge: per set, bucket summaries and stored events (read on scrape). */
+export interface StateSizeSource {
+  readonly namespace: string;
+  stateSize(): Promise<Record<string, { buckets: number; events: number }>>;
+}
+
+/**
+ * Streaming-state metrics, created once per prom-client registry (several stages in one process
+ * share them, labelled by state namespace and set).
+ */
+export class StreamingMetrics {
+  readonly redisSeconds: Histogram<'namespace'>;
+  readonly evictions: Counter<'namespace' | 'set' | 'kind'>;
+  readonly lateEvents: Counter<'namespace' | 'set' | 'policy'>;
+  readonly replayMissed: Counter<'namespace'>;
+  readonly stateEntries: Gauge<'namespace' | 'set' | 'kind'>;
+  private readonly sources = new Set<StateSizeSource>();
+
+  private constructor(readonly registry: Registry) {
+    const registers = [registry];
+    this.redisSeconds = new Histogram({
+      name: 'tributary_streaming_redis_seconds',
+      help: 'Redis round trip of one consumed batch of the enrichment (batch-set reads and streaming-state scripts)',
+      labelNames: ['namespace'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+    this.evictions = new Counter({ name: 'tributary_streaming_evictions_total', help: 'Streaming state evicted by event time: bucket summaries (kind=bucket) and stored events (kind=event)', labelNames: ['namespace', 'set', 'kind'], registers });
+    this.lateEvents = new Counter({ name: 'tributary_streaming_late_events_total', help: 'Events later than the allowed lateness (scored, not added), by the set\'s onLate policy', labelNames: ['namespace', 'set', 'policy'], registers });
+    this.replayMissed = new Counter({ name: 'tributary_streaming_replay_missed_total', help: 'Replayed events whose stored vector was already trimmed (scored from the current state instead)', labelNames: ['namespace'], registers });
+    const sources = this.sources;
+    this.stateEntries = new Gauge({
+      name: 'tributary_streaming_state_entries',
+      help: 'Streaming state size per set: bucket summaries (kind=bucket) and stored events (kind=event)',
+      labelNames: ['namespace', 'set', 'kind'],
+      registers,
+      async collect() {
+        for (const s of sources) {
+          const sizes = await s.stateSize().catch(() => ({}) as Record<string, { buckets: number; events: number }>);
+          for (const [set, n] of Object.entries(sizes)) {
+            this.set({ namespace: s.namespace, set, kind: 'bucket' }, n.buckets);
+            this.set({ namespace: s.namespace, set, kind: 'event' }, n.events);
+          }
+        }
+      },
+    });
+  }
+
+  private static readonly byRegistry = new WeakMap<Registry, StreamingMetrics>();
+
+  static for(registry: Registry): StreamingMetrics {
+    let m = StreamingMetrics.byRegistry.get(registry);
+    if (!m) {
+      m = new StreamingMetrics(registry);
+      StreamingMetrics.byRegistry.set(registry, m);
+    }
+    return m;
+  }
+
+  /** Reports a state's size on scrape until `untrack`. */
+  track(source: StateSizeSource): void {
+    this.sources.add(source);
+  }
+
+  untrack(source: StateSizeSource): void {
+    this.sources.delete(source);
+  }
+
+  record(namespace: string, report: StreamingBatchReport, policyOf: (set: string) => string): void {
+    for (const [set, n] of Object.entries(report.late)) this.lateEvents.inc({ namespace, set, policy: policyOf(set) }, n);
+    for (const [set, n] of Object.entries(report.evictedBuckets)) this.evictions.inc({ namespace, set, kind: 'bucket' }, n);
+    for (const [set, n] of Object.entries(report.evictedEvents)) this.evictions.inc({ namespace, set, kind: 'event' }, n);
+    if (report.replayMissed > 0) this.replayMissed.inc({ namespace }, report.replayMissed);
+  }
+}
