@@ -55,8 +55,8 @@ export interface LaneOptions {
 
 /**
  * Serializes the commits of a runner's lanes in timestamp order: when no commit is running, the lane
- * holding the oldest pending record (queued, being processed or buffered) commits the prefix of its
- * buffer no newer than every other lane's oldest pending record. Only used for repartition hops
+ * whose next record to commit is the oldest (Kafka timestamp) commits the prefix of its buffer no
+ * newer than every other lane's next record (at least that record, so the lanes always progress). Only used for repartition hops
  * (a transaction per input partition cannot order records across partitions by itself).
  */
 export class CommitSequencer {
@@ -103,6 +103,8 @@ type LaneState = 'running' | 'draining' | 'closed';
 
 const MAX_BACKOFF_MS = 5000;
 const SLOW_COMMIT_MS = 10000;
+/** How long a lane waits for a failed commit's offset to show (it may have committed) before resending. */
+const SETTLE_MS = 2000;
 
 /**
  * One input partition's pipeline: records handed over by the fetch loop queue here, are processed
@@ -230,25 +232,23 @@ export class PartitionLane {
     return from === null ? chunk : chunk.filter((m) => BigInt(m.offset) >= from);
   }
 
-  /** Oldest Kafka timestamp among queued, in-process and buffered records (undefined: none). */
+  /**
+   * Kafka timestamp of the next record to commit, in offset order: the buffer's head, else the
+   * chunk being processed, else the queue (undefined: nothing pending). The head, not the minimum:
+   * timestamps within one partition need not be monotonic (several producers), and a lane must
+   * always be able to commit its head once it is the oldest, or the lanes would wait for each other.
+   */
   oldestPendingTimestamp(): number | undefined {
     if (this.isClosed() || this.fenced) return undefined;
-    let min = Number.POSITIVE_INFINITY;
-    for (const m of this.queue) min = Math.min(min, Number(m.timestamp));
-    for (const m of this.processing) min = Math.min(min, Number(m.timestamp));
-    for (const b of this.bufferMeta) min = Math.min(min, b.timestamp);
-    return min === Number.POSITIVE_INFINITY ? undefined : min;
+    const head = this.bufferMeta[0]?.timestamp ?? this.processing[0]?.timestamp ?? this.queue[0]?.timestamp;
+    return head === undefined ? undefined : Number(head);
   }
 
-  /** Ordered mode: commits the buffered prefix no newer than `bound`; undefined when there is nothing to commit now. */
+  /** Ordered mode: commits the buffered prefix no newer than `bound` (at least the head); undefined when nothing is buffered. */
   commitOrdered(bound: number): Promise<void> | undefined {
     if (this.committing || this.buffer.length === 0 || this.isClosed() || this.fenced) return undefined;
-    // Records still being processed or queued that are older than the buffer's head come first.
-    const head = this.bufferMeta[0].timestamp;
-    for (const m of this.processing) if (Number(m.timestamp) < head) return undefined;
     let k = 0;
-    while (k < this.buffer.length && this.bufferMeta[k].timestamp <= bound) k++;
-    if (k === 0) return undefined;
+    while (k < this.buffer.length && (k === 0 || this.bufferMeta[k].timestamp <= bound)) k++;
     this.startCommit(k);
     return this.committing;
   }
@@ -323,6 +323,14 @@ export class PartitionLane {
         let committed: string | null;
         try {
           committed = await this.opts.sink.committed();
+          // A commit whose answer was an error may still be completing: its offset becomes
+          // visible only once the transaction's markers are written (an offset fetch does not
+          // wait for them). Give it a moment before concluding "not committed" and resending,
+          // which would duplicate its outputs (seen under load: CONCURRENT_TRANSACTIONS answers).
+          for (let waited = 0; committed === this.lastCommitted && waited < SETTLE_MS && !this.isClosed(); waited += 100) {
+            await sleep(100);
+            committed = await this.opts.sink.committed();
+          }
         } catch {
           continue; // the broker is still away: the next attempt fails fast or succeeds
         }

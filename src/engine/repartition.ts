@@ -113,6 +113,8 @@ export interface RepartitionEdge {
   topic: TopicSpec;
   field: string;
   purgeIntervalMs: number;
+  /** The hop's lanes commit in timestamp order (CommitSequencer). */
+  ordered: boolean;
 }
 
 export interface EffectiveTopology {
@@ -158,11 +160,11 @@ export function planRepartitions(loaded: LoadedTopology, impliedKeys: (stage: St
       limits: stage.limits,
       commit: stage.commit,
       errors: stage.errors,
-      config: { field: decision.field },
+      config: { field: decision.field, ordered: stage.repartition?.ordered === true },
     };
     topics.push(topic);
     stages.push(step, { ...stage, input: { topic: topic.name, fromBeginning: true } });
-    edges.push({ stage: stage.name, step, topic, field: decision.field, purgeIntervalMs: stage.repartition?.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS });
+    edges.push({ stage: stage.name, step, topic, field: decision.field, purgeIntervalMs: stage.repartition?.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS, ordered: stage.repartition?.ordered === true });
   }
   return { topology: { ...loaded, spec: { ...spec, topics, stages } }, edges, keyChecks };
 }
@@ -214,12 +216,12 @@ export function parseLineageHeader(v: Buffer | string | undefined): Lineage | un
  * (ChainStage.passthroughValue), so what this returns as `value` is only used for the key.
  * A record without the entity keeps its original key (it touches no per-entity state).
  */
-export const repartitionProcessor: ProcessorDefinition<{ field: string }> = {
+export const repartitionProcessor: ProcessorDefinition<{ field: string; ordered?: boolean }> = {
   name: REPARTITION_PROCESSOR,
   summary: 'Internal: re-keys input records by an entity field into the stage\'s repartition topic.',
   inputSchema: '*',
   outputSchema: '*',
-  configSchema: { type: 'object', required: ['field'], properties: { field: { type: 'string' } } },
+  configSchema: { type: 'object', required: ['field'], properties: { field: { type: 'string' }, ordered: { type: 'boolean' } } },
   async create(config): Promise<Processor> {
     const path = config.field.split('.');
     return {

@@ -240,7 +240,7 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     limits: ctx.limits,
     metrics,
     // A repartition hop keeps one entity's records from several input partitions in write order.
-    orderedCommits: head.processor === REPARTITION_PROCESSOR,
+    orderedCommits: head.processor === REPARTITION_PROCESSOR && (head.config as { ordered?: boolean }).ordered === true,
   });
 }
 
