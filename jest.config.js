@@ -13,6 +13,8 @@ module.exports = {
       testEnvironment: '<rootDir>/test/helpers/node-environment.js',
       transform: { '^.+\\.ts$': tsJest },
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+      // System packages some unit tests run (chromium): same set-up as the other projects, no servers.
+      globalSetup: '<rootDir>/test/helpers/prerequisites-setup.ts',
     },
     {
       displayName: 'integration',

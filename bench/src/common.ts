@@ -1,27 +1,25 @@
 /**
- * Shared pieces of the benchmark: the isolated topology (fresh suffixed topics per run), percentiles,
+ * Shared pieces of the benchmark: percentiles,
  * /proc sampling of CPU and RSS per process, and the IPC messages between the bench and its children.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { parse } from 'yaml';
-import { validateTopology } from '../../src/topology/loader';
-import type { LoadedTopology, TopologySpec } from '../../src/topology/spec';
-import { builtinProcessors } from '../../src/stages/builtin';
-import { repoRoot } from '../../src/stack/paths';
-
-export const TOPOLOGY_FILE = 'topologies/fraud-detection.yaml';
+import type { Delivery, Variant } from './topologies';
+import type { TributaryCodeRef } from './tributary-code';
 
 /** What a system-under-test child needs to know (passed as JSON in argv[2]). */
 export interface ChildConfig {
   brokers: string[];
   schemaRegistryUrl: string;
   redisUrl: string;
-  /** Topic/group suffix of this run. */
+  /** Topic/group suffix of this instance. */
   suffix: string;
   partitions: number;
-  /** naive only: one Redis HGETALL per event. */
-  redis?: boolean;
+  variant?: Variant;
+  delivery?: Delivery;
+  /** tributary: run consecutive stages as one chain (engines that know the option). */
+  fuse?: boolean;
+  commit?: { intervalMs?: number; maxRecords?: number };
+  code?: TributaryCodeRef;
   /** raw onnx only: seconds per measurement. */
   seconds?: number;
 }
@@ -31,35 +29,6 @@ export type ChildMessage =
   | { type: 'stopped'; counters: Record<string, number> }
   | { type: 'result'; result: unknown }
   | { type: 'error'; message: string };
-
-/**
- * The demo topology with every topic renamed `<name>.<suffix>` (and the topology name suffixed, so the
- * consumer groups are fresh too), with `partitions` partitions for the data topics.
- */
-export function benchTopology(suffix: string, partitions: number): LoadedTopology {
-  const abs = path.resolve(repoRoot(), TOPOLOGY_FILE);
-  const spec = parse(fs.readFileSync(abs, 'utf8')) as TopologySpec;
-  const rename = (t: string) => `${t}.${suffix}`;
-  spec.name = `${spec.name}-${suffix}`;
-  spec.topics.forEach((t) => {
-    t.name = rename(t.name);
-    if (t.name !== rename(spec.deadLetter.topic)) t.partitions = partitions;
-  });
-  spec.deadLetter.topic = rename(spec.deadLetter.topic);
-  spec.stages.forEach((s) => {
-    s.input.topic = rename(s.input.topic);
-    s.output.topic = rename(s.output.topic);
-  });
-  return validateTopology(spec, abs, { registry: builtinProcessors(), baseDir: repoRoot() });
-}
-
-export function inputTopic(t: LoadedTopology): string {
-  return t.spec.stages[0].input.topic;
-}
-
-export function predictionTopic(t: LoadedTopology): string {
-  return t.spec.stages[t.spec.stages.length - 1].output.topic;
-}
 
 /** Nearest-rank percentile of an ascending array. */
 export function percentile(sorted: ArrayLike<number>, p: number): number {

@@ -1,12 +1,17 @@
 /**
- * The load side of the bench, in the bench's own process: a driver that publishes generated
- * transactions to a system's input topic (as fast as possible, or paced at a fixed offered rate),
- * and a probe that consumes the system's prediction topic and measures event-to-prediction latency.
+ * The load side of the bench, in the bench's own process.
  *
- * Latency is measured at the probe: (time the probe's consumer receives the prediction's batch) -
- * (the input record's Kafka timestamp, CreateTime, stamped by the driver's producer when it sent it).
- * Both clocks are this process's. Tributary carries the input timestamp through as `ingestTime`
- * (FeatureVector -> Prediction); the naive pipeline sets `ingestTime` the same way.
+ * OpenLoopDriver: publishes generated transactions at a fixed offered rate, open loop: event i of a
+ * step is due at t0 + i/rate whatever the system does; every tick (default 5 ms) it hands the events
+ * that are due to the producer as one small batch, stamping each record's CreateTime with the moment
+ * it hands it over and remembering that time per event. It records how late each event was handed
+ * over relative to its schedule; a step whose lateness p99 exceeds the tolerance is VOID (the driver,
+ * not the system, set the pace).
+ *
+ * Probe: a read_committed consumer of the system's prediction topic (and its dead-letter topic, when
+ * it has one) that matches every prediction to its event by key (`<phase>:<i>`, the transactionId
+ * the driver set), and times it from the driver's send time of that event: latency = probe receive
+ * time - send time, both on this process's clock. It counts duplicates, unknown keys and dead letters.
  */
 import * as path from 'node:path';
 import type { Consumer, Producer } from 'kafkajs';
@@ -25,18 +30,73 @@ export interface Endpoints {
   schemaRegistryUrl: string;
 }
 
-/** Publishes transactions whose key (= transactionId) is `<phase>:<n>`, so the probe can attribute predictions. */
-export class Driver {
+/** Everything known about the events of one phase (a step), indexed by the event's sequence number. */
+export class PhaseTrack {
+  /** Driver: ms epoch when event i was handed to the producer (its CreateTime); NaN = not sent. */
+  readonly sentAt: Float64Array;
+  /** Probe: first receive time of event i's prediction; NaN = not (yet) received. */
+  readonly receivedAt: Float64Array;
+  /** The prediction's own producedTime (the system's clock = this machine's): splits latency into system and probe shares. */
+  readonly producedAt: Float64Array;
+  sent = 0;
+  acked = 0;
+  predicted = 0;
+  duplicates = 0;
+  deadLettered = 0;
+  /** Predictions whose ingestTime differs from the event's CreateTime (the system mis-stamps). */
+  ingestMismatch = 0;
+  /** Abandoned by a restart on fresh topics (excluded from the correctness check, reported). */
+  abandoned = false;
+
+  constructor(
+    readonly name: string,
+    readonly total: number,
+  ) {
+    this.sentAt = new Float64Array(total).fill(NaN);
+    this.receivedAt = new Float64Array(total).fill(NaN);
+    this.producedAt = new Float64Array(total).fill(NaN);
+  }
+
+  /** Sent events with no prediction yet. */
+  missing(): number {
+    return this.sent - this.predicted;
+  }
+}
+
+export interface DriveResult {
+  phase: string;
+  rate: number;
+  seconds: number;
+  sent: number;
+  start: number;
+  end: number;
+  /** Per-event lateness (ms handed over after its scheduled time). */
+  latenessMs: { p50: number; p99: number; max: number };
+  /** Times the in-flight request cap made the driver wait. */
+  inflightWaits: number;
+  ackMs: { p50: number; p99: number };
+}
+
+export interface DriveOptions {
+  tickMs: number;
+  /** Most produce requests awaiting acks at once. */
+  maxInFlight: number;
+  onTick?: (elapsedMs: number) => void;
+}
+
+export class OpenLoopDriver {
   private readonly producer: Producer;
   private readonly encoder: AvroEncoder<Transaction>;
   private readonly gen: TransactionGenerator;
-  private id = 0;
-  /** Per paced request: ms from send() to the broker's acks=all answer. */
-  readonly ackMs: number[] = [];
+  private schemaId?: number;
 
-  constructor(ep: Endpoints, readonly topic: string, seed = 42) {
+  constructor(
+    ep: Endpoints,
+    readonly topic: string,
+    seed = 42,
+  ) {
     const kafka = createKafka({ clientId: 'bench-driver', brokers: ep.brokers });
-    // not idempotent: lets the pacer keep several requests in flight; acks=all like a real gateway
+    // not idempotent, so it may keep several requests in flight; acks=all like a real gateway
     this.producer = kafka.producer({ allowAutoTopicCreation: false });
     const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
     this.encoder = new AvroEncoder(new SchemaRegistryClient({ url: ep.schemaRegistryUrl }), catalog.get('transaction'), topic);
@@ -44,7 +104,7 @@ export class Driver {
   }
 
   async connect(): Promise<void> {
-    await this.encoder.id();
+    this.schemaId = await this.encoder.id();
     await this.producer.connect();
   }
 
@@ -52,127 +112,165 @@ export class Driver {
     await this.producer.disconnect();
   }
 
-  private async sendBatch(phase: string, n: number): Promise<void> {
-    const id = await this.encoder.id();
-    const messages = [];
-    for (let i = 0; i < n; i++) {
-      const tx = this.gen.next().tx;
-      tx.transactionId = `${phase}:${this.id++}`;
-      messages.push({ key: tx.transactionId, value: this.encoder.encodeWithId(id, tx) });
-    }
-    await this.producer.send({ topic: this.topic, acks: -1, messages });
-  }
-
-  /** `count` events as fast as possible (1000 per request, 4 requests in flight). */
-  async backlog(phase: string, count: number): Promise<{ sent: number; seconds: number }> {
-    const started = Date.now();
-    let sent = 0;
+  /** Offers `track.total` events at `rate`/s (so `total / rate` seconds). */
+  async drive(track: PhaseTrack, rate: number, o: DriveOptions): Promise<DriveResult> {
+    const id = this.schemaId!;
+    const total = track.total;
+    const lateness = new Float64Array(total);
+    const acks: number[] = [];
     const inflight = new Set<Promise<void>>();
-    while (sent < count) {
-      const n = Math.min(1000, count - sent);
-      sent += n;
-      const p: Promise<void> = this.sendBatch(phase, n).finally(() => inflight.delete(p));
-      inflight.add(p);
-      if (inflight.size >= 4) await Promise.race(inflight);
-    }
-    await Promise.all(inflight);
-    return { sent, seconds: (Date.now() - started) / 1000 };
-  }
-
-  /** Open-loop pacing: every 5 ms sends whatever is due at `rate` events/s, up to 16 requests in flight. */
-  async paced(phase: string, rate: number, seconds: number): Promise<{ sent: number; start: number; end: number; behind: number }> {
+    let inflightWaits = 0;
+    let failure: Error | undefined;
     const start = Date.now();
-    this.ackMs.length = 0;
-    const total = Math.round(rate * seconds);
-    let sent = 0;
-    let behind = 0;
-    const inflight = new Set<Promise<void>>();
-    while (sent < total) {
-      const due = Math.min(total, Math.floor(((Date.now() - start) / 1000) * rate));
-      const n = due - sent;
-      if (n > 0) {
-        if (inflight.size >= 16) {
-          behind++;
+    const msPerEvent = 1000 / rate;
+    while (track.sent < total) {
+      if (failure) throw failure;
+      const now = Date.now();
+      // event i is due at start + i * msPerEvent
+      const due = Math.min(total, Math.floor((now - start) / msPerEvent) + 1);
+      if (due > track.sent) {
+        if (inflight.size >= o.maxInFlight) {
+          inflightWaits++;
           await Promise.race(inflight);
           continue;
         }
-        sent += n;
+        const messages = [];
+        for (let i = track.sent; i < due; i++) {
+          const tx = this.gen.next().tx;
+          tx.transactionId = `${track.name}:${i}`;
+          const t = Date.now();
+          track.sentAt[i] = t;
+          lateness[i] = t - (start + i * msPerEvent);
+          messages.push({ key: tx.transactionId, value: this.encoder.encodeWithId(id, tx), timestamp: String(t) });
+        }
+        const n = due - track.sent;
+        track.sent = due;
         const t0 = Date.now();
-        const p: Promise<void> = this.sendBatch(phase, n).finally(() => {
-          inflight.delete(p);
-          this.ackMs.push(Date.now() - t0);
-        });
+        const p: Promise<void> = this.producer
+          .send({ topic: this.topic, acks: -1, messages })
+          .then(
+            () => {
+              track.acked += n;
+              acks.push(Date.now() - t0);
+            },
+            (err: Error) => {
+              failure = err;
+            },
+          )
+          .finally(() => inflight.delete(p));
         inflight.add(p);
       }
-      await sleep(5);
+      o.onTick?.(Date.now() - start);
+      // one wake-up per tick (not per event): what is due by then goes out as one small batch
+      const tickEnd = now + o.tickMs;
+      await sleep(Math.max(1, Math.min(tickEnd, start + track.sent * msPerEvent) - Date.now()));
     }
     await Promise.all(inflight);
-    return { sent, start, end: Date.now(), behind };
+    if (failure) throw failure;
+    const sortedLate = Float64Array.from(lateness).sort();
+    acks.sort((a, b) => a - b);
+    return {
+      phase: track.name,
+      rate,
+      seconds: total / rate,
+      sent: track.sent,
+      start,
+      end: Date.now(),
+      latenessMs: { p50: Math.round(pct(sortedLate, 50)), p99: Math.round(pct(sortedLate, 99)), max: Math.round(sortedLate[sortedLate.length - 1] ?? NaN) },
+      inflightWaits,
+      ackMs: { p50: pct(acks, 50), p99: pct(acks, 99) },
+    };
   }
 }
 
-export interface PhaseStats {
-  count: number;
-  /** Receive times (ms) in arrival order. */
-  receivedAt: number[];
-  /** Per prediction: ingestTime (input record timestamp) and latency (ms). */
-  ingest: number[];
-  latency: number[];
-  /** producedTime - ingestTime: the pipeline's own share (excludes the probe's fetch). */
-  internal: number[];
+function pct(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-/** Consumes a prediction topic and records per-phase arrivals and latencies. */
+/** Reads predictions (read_committed) and dead letters, and matches them to the driver's events. */
 export class Probe {
   private readonly consumer: Consumer;
   private readonly decoder: AvroDecoder<Prediction>;
-  readonly phases = new Map<string, PhaseStats>();
+  readonly phases = new Map<string, PhaseTrack>();
   undecodable = 0;
+  unknownKeys = 0;
+  deadLetters = 0;
 
-  constructor(ep: Endpoints, readonly topic: string, groupId: string, private readonly partitions: number) {
+  constructor(
+    ep: Endpoints,
+    readonly topic: string,
+    readonly deadLetterTopic: string | undefined,
+    groupId: string,
+    private readonly partitions: number,
+  ) {
     const kafka = createKafka({ clientId: 'bench-probe', brokers: ep.brokers });
-    this.consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 50, readUncommitted: false });
+    this.consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, readUncommitted: false });
     const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
     this.decoder = new AvroDecoder(new SchemaRegistryClient({ url: ep.schemaRegistryUrl }), catalog.get('prediction').type);
   }
 
-  phase(name: string): PhaseStats {
-    let s = this.phases.get(name);
-    if (!s) this.phases.set(name, (s = { count: 0, receivedAt: [], ingest: [], latency: [], internal: [] }));
-    return s;
+  track(name: string, total: number): PhaseTrack {
+    const t = new PhaseTrack(name, total);
+    this.phases.set(name, t);
+    return t;
+  }
+
+  private lookup(key: string | undefined): { t: PhaseTrack; i: number } | undefined {
+    if (!key) return undefined;
+    const c = key.lastIndexOf(':');
+    const t = this.phases.get(key.slice(0, c));
+    const i = Number(key.slice(c + 1));
+    return t && Number.isInteger(i) && i >= 0 && i < t.total ? { t, i } : undefined;
   }
 
   async start(): Promise<void> {
     await this.consumer.connect();
-    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await this.consumer.subscribe({ topics: this.deadLetterTopic ? [this.topic, this.deadLetterTopic] : [this.topic], fromBeginning: true });
     const joined = new Promise<void>((resolve) => this.consumer.on(this.consumer.events.GROUP_JOIN, () => resolve()));
     await this.consumer.run({
       autoCommit: true,
-      partitionsConsumedConcurrently: this.partitions,
+      partitionsConsumedConcurrently: this.partitions + 1,
       eachBatch: async ({ batch }) => {
         const now = Date.now();
+        if (batch.topic !== this.topic) {
+          for (const m of batch.messages) {
+            this.deadLetters++;
+            const hit = this.lookup(m.key?.toString());
+            if (hit) hit.t.deadLettered++;
+          }
+          return;
+        }
         for (const m of batch.messages) {
           const p = await this.decoder.decode(m.value);
           if (p instanceof RecordRejection) {
             this.undecodable++;
             continue;
           }
-          const s = this.phase(p.key.slice(0, p.key.indexOf(':')));
-          s.count++;
-          s.receivedAt.push(now);
-          s.ingest.push(p.ingestTime);
-          s.latency.push(now - p.ingestTime);
-          s.internal.push(p.producedTime - p.ingestTime);
+          const hit = this.lookup(p.key) ?? this.lookup(m.key?.toString());
+          if (!hit) {
+            this.unknownKeys++;
+            continue;
+          }
+          const { t, i } = hit;
+          if (Number.isNaN(t.receivedAt[i])) {
+            t.receivedAt[i] = now;
+            t.producedAt[i] = Number(p.producedTime);
+            t.predicted++;
+            if (Number(p.ingestTime) !== t.sentAt[i]) t.ingestMismatch++;
+          } else t.duplicates++;
         }
       },
     });
     await joined;
   }
 
-  async waitFor(phase: string, count: number, timeoutMs: number): Promise<boolean> {
+  /** Waits until every sent event of `phase` has a prediction, or the timeout; true when all arrived. */
+  async drained(track: PhaseTrack, timeoutMs: number, onWait?: () => void): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.phase(phase).count < count) {
+    while (track.predicted < track.sent) {
       if (Date.now() > deadline) return false;
+      onWait?.();
       await sleep(50);
     }
     return true;

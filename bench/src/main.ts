@@ -1,27 +1,31 @@
 /**
- * `npm run bench [-- options]`: raw limits, a naive kafkajs pipeline and Tributary's demo topology,
- * side by side in one run on the local stack. See BENCHMARKS.md for what is measured and how.
+ * `npm run bench [-- options]`: raw limits, then the live path of every selected system measured
+ * the same way in one run: an open-loop driver at fixed offered rates, a read_committed probe that
+ * times and matches every prediction, live capacity by stepping the rate, and latency at the same
+ * absolute rates for all systems plus at 25/50/75% of each one's capacity. See BENCHMARKS.md and
+ * live.ts for the definitions. Exits non-zero when a raw tool, a system or a correctness check fails.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
 import { TransactionGenerator } from '../../src/demo/generator';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { createKafka } from '../../src/kafka/client';
-import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
-import { provisionTopology } from '../../src/stages/pipeline';
 import { artifactPaths, KAFKA_VERSION } from '../../src/stack/artifacts';
 import { repoRoot, stateFilePath } from '../../src/stack/paths';
 import { readState } from '../../src/stack/state';
 import { startTestStack } from '../../src/stack/test-harness';
-import { benchTopology, inputTopic, percentile, predictionTopic, ProcSampler, round, sleep, type ChildConfig, type ChildMessage, type ProcUsage } from './common';
-import { Driver, Probe } from './drive';
-import { summariseProfile, type ProfileSummary } from './profile';
+import { ProcSampler, round, type ChildConfig, type ChildMessage, type ProcUsage } from './common';
+import { LiveRunner, type CapacityResult, type LiveOptions, type StepResult } from './live';
+import { Progress } from './progress';
 import { kafkaPerf, preloadRedis, redisRaw, type KafkaPerf, type RedisRaw } from './raw';
 import { writeReport } from './report';
+import { catalog, deleteGroups, DEFAULT_SYSTEMS, PEER_DIR, PEER_JAR, QUICK_SYSTEMS, selectSystems, SystemSession, unavailable, type SystemDef } from './systems';
+import { loadVariant, topologyFacts, type TopologyFacts } from './topologies';
+import { exportRef, gitState, loadCode, parseCodeRefs, type CodeState } from './tributary-code';
 import type { OnnxRow } from './children/onnx';
 
 // kafkajs v2's one-time partitioner notice is noise here (children inherit this too)
@@ -30,55 +34,69 @@ process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 const BENCH_DIR = path.join(repoRoot(), 'bench');
 const DIST = path.join(BENCH_DIR, 'dist', 'bench', 'src');
 
-export const SYSTEMS = {
-  naive: { script: 'children/naive.js', redis: true, label: 'naive kafkajs (eachMessage, 1 Redis read + 1 inference + 1 send per event)' },
-  'naive-noredis': { script: 'children/naive.js', redis: false, label: 'naive kafkajs without the Redis read (same work as Tributary)' },
-  tributary: { script: 'children/tributary.js', redis: false, label: 'Tributary demo topology (extract -> score, both stages in one process)' },
-} as const;
-type SystemName = keyof typeof SYSTEMS;
-
 const HELP = `npm run bench -- [options]
-  --quick                 short run (< 2 min on 2 cores): fewer events, 5 s per load level
-  --partitions N          partitions of the data topics and the raw Kafka topic (default 3)
-  --messages N            backlog events for the max-throughput phase (default 150000; quick 30000)
-  --duration S            seconds per offered-load level (default 20; quick 5)
-  --loads LIST            offered loads as fractions of each system's measured max (default 0.25,0.5,0.75)
-  --systems LIST          of naive,naive-noredis,tributary (default all three; quick: naive,tributary)
+  --quick                 short run: ${'8'} s steps, fewer systems and rates (figures indicative only)
+  --systems LIST          names or * patterns (see below); default: every Tributary variant, naive-default,
+                          kstreams-default, kstreams-tuned (quick: ${QUICK_SYSTEMS.join(',')})
+  --tributary-dir L=PATH[,L2=PATH2]
+                          measure the Tributary code of other checkouts (built with 'npm run build'),
+                          each as its own systems named <system>@L; default this checkout's src/
+  --compare-ref REF[,REF2]
+                          also measure commit REF of this repository (exported with git archive and
+                          compiled into the OS temp dir once), as systems <system>@REF
+  --rates LIST            absolute offered rates for every system (default 1000,2000,5000,8000,10000,16000,20000;
+                          quick 1000,5000)
+  --fractions LIST        fractions of each system's live capacity (default 0.25,0.5,0.75)
+  --step-seconds S        seconds per step (default 30; quick 8)
+  --start-rate N          capacity search: first offered rate (default 1000)
+  --max-rate N            capacity search: highest rate tried (default 64000)
+  --driver-tolerance-ms N a step whose driver lateness p99 exceeds this is void (default 50)
+  --partitions N          partitions of the data topics (default 3)
+  --commit-interval-ms N, --commit-max-records N
+                          per-stage commit settings for engines that know them (default: the engine's)
+  --skip-raw              skip the raw limits (Kafka perf tools, onnxruntime, Redis)
   --raw-records N         records for Kafka's perf tools (default 500000; quick 100000)
-  --skip-raw              skip the raw limits
-  --profile               run the Tributary child with --cpu-prof and summarise the profile
+  --build-peer            run bench/peers/kstreams/build.sh when the peer jar is missing
   --no-markdown           do not touch BENCHMARKS.md
-  --tag NAME              label of this run in BENCHMARKS.md (default quick|default)
+  --tag NAME              label of this run (results file, BENCHMARKS.md section; default quick|default)
   --help`;
 
 interface Options {
   quick: boolean;
+  systems: string[];
+  tributaryDirs?: string;
+  compareRefs: string[];
   partitions: number;
-  messages: number;
-  duration: number;
-  loads: number[];
-  systems: SystemName[];
   rawRecords: number;
   skipRaw: boolean;
-  profile: boolean;
+  buildPeer: boolean;
   markdown: boolean;
   tag: string;
-  maxDrainSeconds: number;
-  warmupSeconds: number;
+  commit?: { intervalMs?: number; maxRecords?: number };
+  live: LiveOptions;
 }
+
+const nums = (s: string) => s.split(',').map((x) => Number(x.trim())).filter((x) => Number.isFinite(x) && x > 0);
 
 function options(): Options {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
-      partitions: { type: 'string' },
-      messages: { type: 'string' },
-      duration: { type: 'string' },
-      loads: { type: 'string' },
       systems: { type: 'string' },
+      'tributary-dir': { type: 'string' },
+      'compare-ref': { type: 'string' },
+      rates: { type: 'string' },
+      fractions: { type: 'string' },
+      'step-seconds': { type: 'string' },
+      'start-rate': { type: 'string' },
+      'max-rate': { type: 'string' },
+      'driver-tolerance-ms': { type: 'string' },
+      partitions: { type: 'string' },
+      'commit-interval-ms': { type: 'string' },
+      'commit-max-records': { type: 'string' },
       'raw-records': { type: 'string' },
       'skip-raw': { type: 'boolean', default: false },
-      profile: { type: 'boolean', default: false },
+      'build-peer': { type: 'boolean', default: false },
       'no-markdown': { type: 'boolean', default: false },
       tag: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -89,121 +107,104 @@ function options(): Options {
     process.exit(0);
   }
   const q = values.quick;
-  const systems = (values.systems ?? (q ? 'naive,tributary' : 'naive,naive-noredis,tributary')).split(',').map((s) => s.trim()) as SystemName[];
-  for (const s of systems) if (!(s in SYSTEMS)) throw new Error(`unknown system '${s}' (${Object.keys(SYSTEMS).join(', ')})`);
+  const step = Number(values['step-seconds'] ?? (q ? 8 : 30));
+  const commit = values['commit-interval-ms'] || values['commit-max-records'] ? { intervalMs: values['commit-interval-ms'] ? Number(values['commit-interval-ms']) : undefined, maxRecords: values['commit-max-records'] ? Number(values['commit-max-records']) : undefined } : undefined;
   return {
     quick: q,
+    systems: (values.systems ? values.systems.split(',') : q ? QUICK_SYSTEMS : DEFAULT_SYSTEMS).map((s) => s.trim()).filter(Boolean),
+    tributaryDirs: values['tributary-dir'],
+    compareRefs: values['compare-ref'] ? values['compare-ref'].split(',').map((x) => x.trim()).filter(Boolean) : [],
     partitions: Number(values.partitions ?? 3),
-    messages: Number(values.messages ?? (q ? 30000 : 150000)),
-    duration: Number(values.duration ?? (q ? 5 : 20)),
-    loads: (values.loads ?? '0.25,0.5,0.75').split(',').map(Number),
-    systems,
     rawRecords: Number(values['raw-records'] ?? (q ? 100000 : 500000)),
     skipRaw: values['skip-raw'],
-    profile: values.profile,
+    buildPeer: values['build-peer'],
     markdown: !values['no-markdown'],
     tag: values.tag ?? (q ? 'quick' : 'default'),
-    maxDrainSeconds: q ? 8 : 25,
-    warmupSeconds: q ? 1 : 2,
+    commit,
+    live: {
+      stepSeconds: step,
+      drainTimeoutS: Math.max(20, 2 * step),
+      pauseS: q ? 1 : 2,
+      p99LimitMs: 1000,
+      lagSlopeFraction: 0.02,
+      driverToleranceMs: Number(values['driver-tolerance-ms'] ?? 50),
+      tickMs: 5,
+      maxInFlight: 64,
+      startRate: Number(values['start-rate'] ?? 1000),
+      minRate: 25,
+      maxRate: Number(values['max-rate'] ?? 64000),
+      coarseFactor: 2,
+      refineStep: 0.1,
+      // 8,000 and 16,000 are issue 12's acceptance rates
+      rates: nums(values.rates ?? (q ? '1000,5000' : '1000,2000,5000,8000,10000,16000,20000')),
+      fractions: nums(values.fractions ?? '0.25,0.5,0.75'),
+      maxOverCapacity: 2,
+      warmupRate: 200,
+      warmupSeconds: q ? 3 : 5,
+      voidRetries: 2,
+    },
   };
 }
 
-const log = (msg: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
-
-export interface LoadResult {
-  fraction: number;
-  offeredEps: number;
-  seconds: number;
+export interface Correctness {
   sent: number;
   predicted: number;
-  complete: boolean;
-  achievedEps: number;
-  latencyMs: { p50: number; p95: number; p99: number; max: number; samples: number };
-  /** producedTime - ingestTime as stamped by the system itself (no probe fetch). */
-  internalLatencyMs: { p50: number; p95: number; p99: number; max: number; samples: number };
-  /** Driver's produce requests, send() to acks=all answer. */
-  driverAckMs: { p50: number; p99: number };
-  /** Driver could not keep the schedule (requests in flight cap hit) this many times. */
-  driverBehind: number;
-  processes: Record<string, ProcUsage | undefined>;
+  /** Sent events never predicted (abandoned phases excluded). */
+  missing: number;
+  duplicates: number;
+  deadLettered: number;
+  /** Dead letters and predictions whose key matches no event of this run. */
+  unknown: number;
+  undecodable: number;
+  abandonedPhases: number;
+  abandonedEvents: number;
+  ok: boolean;
 }
 
-export interface SystemResult {
-  name: SystemName;
+export interface SystemOutcome {
+  name: string;
+  kind: SystemDef['kind'];
   label: string;
-  max: { backlog: number; produceSeconds: number; predicted: number; complete: boolean; sustainedEps: number; overallEps: number; seconds: number; processes: Record<string, ProcUsage | undefined> };
-  loads: LoadResult[];
-  counters?: Record<string, number>;
-  restartedForLoads: boolean;
-  /** One summary per thread profile of the system's process (main thread first; worker threads after). */
-  profiles?: ProfileSummary[];
+  variant: SystemDef['variant'];
+  delivery?: string;
+  fuse?: boolean;
+  peer?: SystemDef['peer'];
+  /** The Tributary code measured (tributary systems) or this checkout (others). */
+  code: CodeState & { label: string; root: string; knowsFuse?: boolean };
+  status: 'ok' | 'failed' | 'skipped' | 'not-servable';
+  error?: string;
+  facts?: TopologyFacts;
+  /** How this system's work differs from the demo topology's, computed from code and config. */
+  differences: string[];
+  warmup?: StepResult;
+  capacity?: CapacityResult;
+  latency: StepResult[];
+  correctness?: Correctness;
+  restarts: string[];
+  counters: Array<Record<string, number> | undefined>;
+  log?: { file: string; errorLines: number; warnLines: number };
 }
 
 export interface BenchResults {
   meta: {
+    runId: string;
     tag: string;
     startedAt: string;
     finishedAt?: string;
+    wallSeconds?: number;
     options: Options;
-    machine: { cores: number; cpuModel: string; memGiB: number; node: string; kernel: string; kafkaVersion: string; stackSource: string };
-    /** The code measured: HEAD and whether src/ had uncommitted changes (the bench compiles the working tree). */
-    code: { commit: string; srcDirty: boolean; dirtyFiles: string[] };
-    latencyDefinition: string;
-    throughputDefinition: string;
+    machine: { cores: number; cpuModel: string; memGiB: number; node: string; kernel: string; kafkaVersion: string; stackSource: string; loadAvgAtStart: number[] };
+    /** The bench's own checkout (and whether its src/ had uncommitted changes). */
+    code: CodeState;
+    definitions: Record<string, string>;
     notes: string[];
   };
   raw: { messageBytes: number; kafka?: KafkaPerf | { error: string }; onnx?: { rows: OnnxRow[]; pool: string } | { error: string }; redis?: RedisRaw | { error: string } };
-  systems: SystemResult[];
-  ratios: Record<string, number | string>;
+  systems: SystemOutcome[];
+  failures: string[];
 }
 
 const children = new Set<ChildProcess>();
-
-interface RunningChild {
-  proc: ChildProcess;
-  stopped: Promise<Record<string, number> | undefined>;
-}
-
-/** Forks a system-under-test child and waits for its 'ready'. */
-async function startChild(name: string, script: string, cfg: ChildConfig, logFile: string, execArgv: string[] = []): Promise<RunningChild> {
-  const out = fs.openSync(logFile, 'a');
-  const proc = fork(path.join(DIST, script), [JSON.stringify(cfg)], {
-    stdio: ['ignore', out, out, 'ipc'],
-    execArgv,
-    env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'warn' },
-  });
-  children.add(proc);
-  proc.on('exit', () => children.delete(proc));
-  let stoppedResolve!: (c: Record<string, number> | undefined) => void;
-  const stopped = new Promise<Record<string, number> | undefined>((r) => (stoppedResolve = r));
-  proc.on('exit', () => stoppedResolve(undefined));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name}: not ready within 120 s (log: ${logFile})`)), 120_000);
-    proc.on('message', (m: ChildMessage) => {
-      if (m.type === 'ready') {
-        clearTimeout(timer);
-        resolve();
-      } else if (m.type === 'stopped') stoppedResolve(m.counters);
-      else if (m.type === 'error') {
-        clearTimeout(timer);
-        reject(new Error(`${name} failed: ${m.message}`));
-      }
-    });
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited (${code}) before it was ready; log: ${logFile}`));
-    });
-  });
-  return { proc, stopped };
-}
-
-async function stopChild(c: RunningChild): Promise<Record<string, number> | undefined> {
-  c.proc.send({ type: 'stop' });
-  const counters = await Promise.race([c.stopped, sleep(30_000).then(() => undefined)]);
-  if (c.proc.exitCode === null) await Promise.race([new Promise((r) => c.proc.once('exit', r)), sleep(5_000)]);
-  if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-  return counters;
-}
 
 /** Runs one forked child to completion and returns its 'result' message. */
 async function runToResult<T>(script: string, cfg: ChildConfig, sampler: ProcSampler, name: string): Promise<T> {
@@ -221,31 +222,62 @@ async function runToResult<T>(script: string, cfg: ChildConfig, sampler: ProcSam
   }
 }
 
-function latencyStats(latency: number[], ingest: number[], from: number) {
-  const xs = latency.filter((_, i) => ingest[i] >= from).sort((a, b) => a - b);
-  return { p50: percentile(xs, 50), p95: percentile(xs, 95), p99: percentile(xs, 99), max: xs.length ? xs[xs.length - 1] : NaN, samples: xs.length };
+/** The differences of a system's work from the demo topology run by Tributary, from config and code. */
+function differences(def: SystemDef, facts: TopologyFacts, demo: TopologyFacts): string[] {
+  const d: string[] = [];
+  if (facts.model !== demo.model) d.push(`model ${facts.model} (${facts.featureCount} features) instead of the demo's ${demo.model} (${demo.featureCount})`);
+  const names = (f: TopologyFacts) => f.featureSets.map((s) => `${s.name} (${s.kind})`);
+  const dropped = names(demo).filter((n) => !names(facts).includes(n));
+  if (dropped.length) d.push(`without feature sets ${dropped.join(', ')}`);
+  if (def.kind === 'naive') {
+    d.push(`one Kafka hop (input -> predictions) instead of ${facts.stages.length} stages${facts.intermediateTopics.length ? `; does not write ${facts.intermediateTopics.map((t) => t.replace(/\.[^.]*$/, '')).join(', ')}` : ''}`);
+    d.push('at-least-once (kafkajs auto-commit after eachMessage) instead of the topology\'s ' + facts.delivery);
+    d.push('no dead-letter topic (undecodable or rejected events are counted and dropped)');
+    if (facts.featureSets.length) d.push('Redis features through the same Enricher, one event per call (one Redis round trip per event instead of one per batch)');
+  } else if (def.kind === 'kstreams') {
+    d.push('one Kafka hop (input -> predictions; Kafka Streams topology, no feature-vector topic)');
+    d.push(`Java: Kafka Streams ${def.peer?.guarantee}, ONNX Runtime Java${def.peer?.commitIntervalMs !== undefined ? `, commit.interval.ms=${def.peer.commitIntervalMs}` : ', default commit interval'}${def.peer?.lingerMs !== undefined ? `, linger.ms=${def.peer.lingerMs}` : ''}`);
+    d.push('no dead-letter topic');
+  } else if (facts.delivery !== demo.delivery) d.push(`delivery ${facts.delivery}`);
+  return d;
 }
 
-function usages(sampler: ProcSampler, names: string[], from: number, to: number): Record<string, ProcUsage | undefined> {
-  const out: Record<string, ProcUsage | undefined> = {};
-  for (const n of names) out[n] = sampler.usage(n, from, to);
-  return out;
-}
-
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const opts = options();
+  const progress = new Progress();
   const startedAt = new Date();
-  const runTag = `b${startedAt.getTime().toString(36)}`;
+  const runId = `b${startedAt.getTime().toString(36)}`;
   const resultsDir = path.join(BENCH_DIR, 'results');
   const logsDir = path.join(resultsDir, 'logs');
-  const profDir = path.join(resultsDir, 'profiles', runTag);
   fs.mkdirSync(logsDir, { recursive: true });
-  log(`run ${runTag} (${opts.tag}); options ${JSON.stringify(opts)}`);
+  const codeRefs = parseCodeRefs(opts.tributaryDirs);
+  if (opts.compareRefs.length) {
+    // this checkout gets a label too, so every Tributary system says which code it ran
+    if (codeRefs.length === 1 && !codeRefs[0].label) codeRefs[0] = { ...codeRefs[0], label: 'this' };
+    for (const ref of opts.compareRefs) codeRefs.push(exportRef(ref, (m) => progress.log(m)));
+  }
+  // each checkout's commit and dirty flag as of the start of the run (not of each system's turn)
+  const states = new Map<string, CodeState>();
+  const codeState = (root: string) => states.get(root) ?? states.set(root, gitState(root)).get(root)!;
+  for (const c of codeRefs) if (c.commit) states.set(c.root, { commit: c.commit, srcDirty: false, dirtyFiles: [] });
+  for (const c of codeRefs) codeState(c.root);
+  codeState(repoRoot());
+  const defs = selectSystems(catalog(codeRefs), opts.systems);
+  progress.log(`run ${runId} (${opts.tag}): ${defs.length} systems: ${defs.map((d) => d.name).join(', ')}; ${opts.live.stepSeconds} s per step`);
 
+  // The load generator should not be starved by other work on a shared machine: the bench process
+  // (driver + probe) asks for a slightly higher CPU priority; the systems under test keep the default.
+  let benchNice: number | string = 0;
+  try {
+    os.setPriority(-5);
+    benchNice = os.getPriority();
+  } catch (err) {
+    benchNice = `unchanged (${(err as Error).message})`;
+  }
   const stack = await startTestStack();
   const sampler = new ProcSampler(250);
-  const ep = { brokers: stack.endpoints.brokers, schemaRegistryUrl: stack.endpoints.schemaRegistryUrl };
-  const procNames: string[] = ['bench (driver+probe)'];
+  const ep = { brokers: stack.endpoints.brokers, schemaRegistryUrl: stack.endpoints.schemaRegistryUrl, redisUrl: stack.endpoints.redisUrl };
+  const baseProcesses: string[] = ['bench (driver+probe)'];
   sampler.track('bench (driver+probe)', process.pid);
   if (stack.endpoints.source === 'local') {
     const st = readState(stateFilePath());
@@ -253,47 +285,68 @@ async function main(): Promise<void> {
       sampler.track('kafka broker (java)', st.kafka.pid);
       sampler.track('schema registry (java)', st.registry.pid);
       sampler.track('redis-server', st.redis.pid);
-      procNames.push('kafka broker (java)', 'schema registry (java)', 'redis-server');
+      baseProcesses.push('kafka broker (java)', 'schema registry (java)', 'redis-server');
     }
   }
   sampler.start();
 
-  const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+  const catalogS = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
   const gen = new TransactionGenerator({ seed: 1 });
   const sizes: number[] = [];
-  for (let i = 0; i < 200; i++) sizes.push(5 + catalog.get('transaction').type.toBuffer(gen.next().tx).length);
+  for (let i = 0; i < 200; i++) sizes.push(5 + catalogS.get('transaction').type.toBuffer(gen.next().tx).length);
   const messageBytes = Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length);
   const cards = gen.spec.cards;
 
   const results: BenchResults = {
     meta: {
+      runId,
       tag: opts.tag,
       startedAt: startedAt.toISOString(),
       options: opts,
-      machine: { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?', memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, kernel: os.release(), kafkaVersion: KAFKA_VERSION, stackSource: stack.endpoints.source },
-      code: gitState(),
-      latencyDefinition: 'probe receive time of the prediction - Kafka timestamp (CreateTime) of the input record, both taken in the bench process; the first warmupSeconds of each level are excluded',
-      throughputDefinition: 'backlog drain: predictions between the 10th and 90th percentile of arrivals divided by the time between them (steady state, group join excluded)',
-      notes: [],
+      machine: { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?', memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, kernel: os.release(), kafkaVersion: KAFKA_VERSION, stackSource: stack.endpoints.source, loadAvgAtStart: os.loadavg().map((x) => round(x, 2)) },
+      code: codeState(repoRoot()),
+      definitions: {
+        latency: 'probe receive time of the prediction (read_committed consumer in the bench process) - the time the driver handed the event to its producer (the record\'s CreateTime); over every event a step sent, an event never predicted within the drain timeout counting as infinitely late',
+        step: `open-loop: event i due at t0 + i/rate, handed over every ${opts.live.tickMs} ms in one batch (acks=all, up to ${opts.live.maxInFlight} requests in flight), for ${opts.live.stepSeconds} s; then up to ${opts.live.drainTimeoutS} s for the remaining predictions`,
+        void: `a step is VOID when the p99 of per-event driver lateness (handed over - scheduled) exceeds ${opts.live.driverToleranceMs} ms: the driver, not the system, set the pace. A void step never passes; it is retried up to ${opts.live.voidRetries} times; it counts as a failure (upper bound) for the capacity search only when the system failed by more than the driver's delay explains: events unpredicted, or p99 minus the driver's worst lateness still >= ${opts.live.p99LimitMs} ms`,
+        lag: `end-to-end lag = events acknowledged by the broker - events predicted, sampled every 250 ms while driving; "not growing" = its least-squares slope over the second half of the step is at most ${opts.live.lagSlopeFraction * 100}% of the offered rate per second (the limit is never below a rise of 20 events + 250 ms of traffic over that half: a commit cycle alone makes the lag a saw-tooth of about that size, which a short step's fit cannot tell from growth; with 30 s steps the 2% rule decides above 400 events/s)`,
+        pass: `not void, p99 < ${opts.live.p99LimitMs} ms, lag not growing, every event predicted within the drain timeout, no duplicate and no dead letter`,
+        capacity: `live capacity = highest passing offered rate: doubling from ${opts.live.startRate}/s until a step fails (halving first if it fails), then upward from the highest pass in steps of at most ${opts.live.refineStep * 100}% until one fails; steady offered load, never a backlog drain`,
+        correctness: 'every event sent is predicted exactly once (matched by key) and none is dead-lettered; events of an instance abandoned by a restart on fresh topics are excluded and counted',
+      },
+      notes: [
+        'Every process shares the same cores: broker, registry, Redis, the bench (driver + probe) and the system under test; CPU % is of one core.',
+        `The bench process (driver + probe) runs at nice ${benchNice} so that other load on the machine does not make the driver fall behind; systems under test and the stack run at their default priority.`,
+        'Each system runs on fresh suffixed topics, consumer groups and streaming-state namespace, deleted at its end. Steps of one system run back to back on one instance (restarted on fresh topics only when a step leaves events unpredicted).',
+      ],
     },
     raw: { messageBytes },
     systems: [],
-    ratios: {},
+    failures: [],
   };
+  if (opts.quick) results.meta.notes.push(`Quick mode: ${opts.live.stepSeconds} s steps instead of 30 s; capacity and latency figures are indicative, not the issue's 30 s criterion.`);
 
   const kafka = createKafka({ clientId: 'bench-admin', brokers: ep.brokers });
   const admin = kafka.admin();
   await admin.connect();
-  const createdTopics: string[] = [];
+  const sessions: SystemSession[] = [];
+  const rawTopics: string[] = [];
+  let interrupted = false;
   const cleanup = async () => {
     for (const c of children) c.kill('SIGKILL');
+    for (const s of sessions) await s.cleanup(!interrupted).catch((err) => progress.log(`cleanup ${s.system}: ${(err as Error).message}`));
+    // Kafka Streams keeps its members in the group until their session times out (45 s)
+    const leftovers = new Set(sessions.flatMap((s) => s.leftoverGroups));
+    if (leftovers.size) {
+      const gone = await deleteGroups(admin, (g) => leftovers.has(g), () => undefined, 30);
+      if (gone.length) progress.log(`could not delete consumer groups ${gone.join(', ')}`);
+    }
     sampler.stop();
     try {
-      const existing = new Set(await admin.listTopics());
-      const mine = createdTopics.filter((t) => existing.has(t));
-      if (mine.length) await admin.deleteTopics({ topics: mine, timeout: 30000 });
+      if (rawTopics.length) await admin.deleteTopics({ topics: rawTopics, timeout: 30000 });
+      await deleteGroups(admin, (g) => g.includes(runId), (msg) => progress.log(msg));
     } catch (err) {
-      log(`could not delete bench topics: ${(err as Error).message}`);
+      progress.log(`could not delete raw topics/groups: ${(err as Error).message}`);
     }
     await admin.disconnect().catch(() => undefined);
     const redis = new Redis(stack.endpoints.redisUrl);
@@ -308,228 +361,200 @@ async function main(): Promise<void> {
     }
     await stack.stop();
   };
-  let interrupted = false;
   process.once('SIGINT', () => {
     interrupted = true;
-    log('interrupted: stopping children and the stack');
+    progress.log('interrupted: stopping children, deleting this run\'s topics');
     void cleanup().finally(() => process.exit(130));
   });
 
   try {
-    log(`preloading ${cards} card hashes into Redis`);
-    await preloadRedis(stack.endpoints.redisUrl, cards);
-
     // ---- 1. raw limits
-    if (!opts.skipRaw) {
-      const libs = artifactPaths().kafkaLibsDir;
-      if (fs.existsSync(libs)) {
-        const topic = `bench.raw.${runTag}`;
-        await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: opts.partitions, replicationFactor: 1 }] });
-        createdTopics.push(topic);
-        log(`raw Kafka: ProducerPerformance + ConsumerPerformance, ${opts.rawRecords} x ${messageBytes} B, ${opts.partitions} partitions`);
-        try {
-          results.raw.kafka = await kafkaPerf({ classpath: artifactPaths().kafkaClasspath, brokers: ep.brokers.join(','), topic, records: opts.rawRecords, recordSize: messageBytes, group: `bench-raw-${runTag}`, sampler });
-          log(`  producer ${results.raw.kafka.producer.recordsPerSecond} rec/s, consumer ${results.raw.kafka.consumer.recordsPerSecond} rec/s (fetch ${results.raw.kafka.consumer.fetchRecordsPerSecond})`);
-        } catch (err) {
-          results.raw.kafka = { error: (err as Error).message };
-          log(`  raw Kafka failed: ${(err as Error).message.split('\n')[0]}`);
-        }
-      } else {
-        results.raw.kafka = { error: `Kafka jars not found in ${libs} (stack not installed locally?)` };
-      }
-      log('raw onnxruntime: batch inference, 1 thread vs all cores');
-      try {
-        results.raw.onnx = await runToResult<{ rows: OnnxRow[]; pool: string }>('children/onnx.js', { ...ep, redisUrl: stack.endpoints.redisUrl, suffix: runTag, partitions: opts.partitions, seconds: opts.quick ? 0.4 : 1.5 }, sampler, 'raw onnx (node)');
-        const best = Math.max(...results.raw.onnx.rows.map((r) => r.rowsPerSecond));
-        log(`  best ${best} rows/s; batch=1: ${results.raw.onnx.rows.filter((r) => r.batch === 1).map((r) => `${r.config} ${r.rowsPerSecond}/s`).join(', ')}`);
-      } catch (err) {
-        results.raw.onnx = { error: (err as Error).message };
-      }
-      log('raw Redis: ioredis pipelined/sequential HGETALL, redis-benchmark');
-      try {
-        results.raw.redis = await redisRaw(stack.endpoints.redisUrl, cards, opts.quick ? 1 : 3, sampler);
-        log(`  ioredis pipelined ${results.raw.redis.ioredisPipelinedReadsPerSecond}/s, sequential ${results.raw.redis.ioredisSequentialReadsPerSecond}/s`);
-      } catch (err) {
-        results.raw.redis = { error: (err as Error).message };
-      }
-    }
+    if (!opts.skipRaw) await rawLimits(opts, results, { ep, admin, sampler, progress, runId, messageBytes, cards, rawTopics });
 
-    // ---- 2./3. systems under test
-    for (const name of opts.systems) {
+    // ---- 2. systems
+    const demo = topologyFacts(loadVariant(loadCode(codeRefs[0]), { variant: 'default', suffix: 'x', partitions: opts.partitions }));
+    const perStep = opts.live.stepSeconds + opts.live.pauseS + 3;
+    const stepsPerSystem = 12 + opts.live.rates.length + opts.live.fractions.length;
+    let systemsLeft = defs.length;
+    for (const def of defs) {
       if (interrupted) break;
-      const sys = SYSTEMS[name];
-      const cfgFor = (suffix: string): ChildConfig => ({ ...ep, redisUrl: stack.endpoints.redisUrl, suffix, partitions: opts.partitions, redis: sys.redis });
-      const prepare = async (suffix: string) => {
-        const topo = benchTopology(suffix, opts.partitions);
-        await provisionTopology(topo, kafka, new SchemaRegistryClient({ url: ep.schemaRegistryUrl }));
-        createdTopics.push(...topo.spec.topics.map((t) => t.name));
-        const probe = new Probe(ep, predictionTopic(topo), `bench-probe-${suffix}`, opts.partitions);
-        const driver = new Driver(ep, inputTopic(topo));
-        await Promise.all([probe.start(), driver.connect()]);
-        return { probe, driver };
+      systemsLeft--;
+      const code = def.kind === 'tributary' ? def.code! : codeRefs.find((c) => !c.label) ?? parseCodeRefs(undefined)[0];
+      const out: SystemOutcome = {
+        name: def.name,
+        kind: def.kind,
+        label: def.label,
+        variant: def.variant,
+        delivery: def.kind === 'naive' ? 'at-least-once (auto-commit)' : def.kind === 'kstreams' ? def.peer?.guarantee : def.delivery,
+        fuse: def.fuse,
+        peer: def.peer,
+        code: { ...codeState(code.root), label: code.label, root: code.root, knowsFuse: def.kind === 'tributary' ? loadCode(code).knowsFuse : undefined },
+        status: 'ok',
+        differences: [],
+        latency: [],
+        restarts: [],
+        counters: [],
       };
-      const sutName = `${name} (node)`;
-      const logFile = path.join(logsDir, `${runTag}-${name}.log`);
-      const execArgv = opts.profile && name === 'tributary' ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
-      let suffix = `${runTag}-${name}`;
-      let { probe, driver } = await prepare(suffix);
-
-      log(`${name}: producing a backlog of ${opts.messages} events`);
-      const bl = await driver.backlog('b', opts.messages);
-      log(`  backlog produced in ${bl.seconds.toFixed(1)} s; starting ${name}`);
-      let child = await startChild(name, sys.script, cfgFor(suffix), logFile, execArgv);
-      sampler.track(sutName, child.proc.pid!);
-      const readyAt = Date.now();
-      const b = probe.phase('b');
-      for (;;) {
-        if (b.count >= opts.messages) break;
-        const first = b.receivedAt[0];
-        if (first !== undefined && Date.now() - first > opts.maxDrainSeconds * 1000) break;
-        if (first === undefined && Date.now() - readyAt > 60_000) throw new Error(`${name}: no prediction within 60 s of start (log ${logFile})`);
-        await sleep(50);
+      results.systems.push(out);
+      if (def.kind === 'kstreams' && !fs.existsSync(PEER_JAR) && opts.buildPeer && fs.existsSync(path.join(PEER_DIR, 'build.sh'))) {
+        progress.log(`building the Kafka Streams peer (bench/peers/kstreams/build.sh)`);
+        try {
+          execFileSync('bash', [path.join(PEER_DIR, 'build.sh')], { cwd: PEER_DIR, stdio: ['ignore', 'inherit', 'pipe'] });
+        } catch (err) {
+          const e = err as Error & { status?: number; stderr?: Buffer };
+          // build.sh exits 3 when java or mvn is missing: the peer is skipped, not failed
+          out.status = e.status === 3 ? 'skipped' : 'failed';
+          out.error = e.status === 3 ? String(e.stderr ?? '').trim() : `build.sh failed: ${e.message}`;
+          progress.log(`${def.name}: ${out.status.toUpperCase()}: ${out.error}`);
+          if (out.status === 'failed') results.failures.push(`${def.name}: ${out.error}`);
+          continue;
+        }
       }
-      const arrivals = [...b.receivedAt].sort((x, y) => x - y);
-      const i10 = Math.floor(arrivals.length * 0.1);
-      const i90 = Math.max(i10 + 1, Math.floor(arrivals.length * 0.9) - 1);
-      const sustainedEps = round((i90 - i10) / ((arrivals[i90] - arrivals[i10]) / 1000 || NaN), 0);
-      const overallEps = round((arrivals.length - 1) / ((arrivals[arrivals.length - 1] - arrivals[0]) / 1000 || NaN), 0);
-      const complete = b.count >= opts.messages;
-      const max = {
-        backlog: opts.messages,
-        produceSeconds: round(bl.seconds, 2),
-        predicted: b.count,
-        complete,
-        sustainedEps,
-        overallEps,
-        seconds: round((arrivals[arrivals.length - 1] - arrivals[0]) / 1000, 2),
-        processes: usages(sampler, [...procNames, sutName], arrivals[i10], arrivals[i90]),
-      };
-      log(`  max: ${sustainedEps} events/s sustained (${b.count}/${opts.messages} predicted${complete ? '' : ', time-boxed'}), ${name} CPU ${max.processes[sutName]?.cpuPercent}%`);
-
-      let restartedForLoads = false;
-      let counters: Record<string, number> | undefined;
-      if (!complete) {
-        // leftover backlog would pollute the latency levels: fresh topics and a fresh instance
-        restartedForLoads = true;
-        counters = await stopChild(child);
-        sampler.untrack(sutName);
-        await Promise.all([probe.stop(), driver.close()]);
-        suffix = `${suffix}-l`;
-        ({ probe, driver } = await prepare(suffix));
-        child = await startChild(name, sys.script, cfgFor(suffix), logFile, execArgv);
-        sampler.track(sutName, child.proc.pid!);
+      const why = unavailable(def);
+      if (why) {
+        out.status = 'skipped';
+        out.error = why;
+        progress.log(`${def.name}: SKIPPED: ${why}`);
+        continue;
       }
-
-      const loads: LoadResult[] = [];
-      for (const [k, fraction] of opts.loads.entries()) {
-        if (interrupted) break;
-        const rate = Math.max(1, Math.round(fraction * sustainedEps));
-        const phase = `l${k}`;
-        const r = await driver.paced(phase, rate, opts.duration);
-        const done = await probe.waitFor(phase, r.sent, Math.max(5000, opts.duration * 1000));
-        const s = probe.phase(phase);
-        const arr = [...s.receivedAt].sort((x, y) => x - y);
-        const lat = latencyStats(s.latency, s.ingest, r.start + opts.warmupSeconds * 1000);
-        const internal = latencyStats(s.internal, s.ingest, r.start + opts.warmupSeconds * 1000);
-        const acks = [...driver.ackMs].sort((x, y) => x - y);
-        const lr: LoadResult = {
-          fraction,
-          offeredEps: rate,
-          seconds: opts.duration,
-          sent: r.sent,
-          predicted: s.count,
-          complete: done,
-          achievedEps: round(s.count / Math.max(opts.duration, (arr[arr.length - 1] - r.start) / 1000), 0),
-          latencyMs: lat,
-          internalLatencyMs: internal,
-          driverAckMs: { p50: percentile(acks, 50), p99: percentile(acks, 99) },
-          driverBehind: r.behind,
-          processes: usages(sampler, [...procNames, sutName], r.start, r.end),
-        };
-        loads.push(lr);
-        log(`  load ${Math.round(fraction * 100)}% = ${rate}/s: p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms [internal p50 ${internal.p50} p99 ${internal.p99}; driver ack p50 ${lr.driverAckMs.p50} p99 ${lr.driverAckMs.p99}] (${s.count}/${r.sent}${done ? '' : ' NOT DRAINED'}), ${name} CPU ${lr.processes[sutName]?.cpuPercent}%, RSS ${lr.processes[sutName]?.rssMaxMiB} MiB`);
+      // a variant the checkout's loader refuses is reported, not run
+      try {
+        const facts = topologyFacts(loadVariant(def.kind === 'tributary' ? loadCode(code) : loadCode(codeRefs.find((c) => !c.label) ?? parseCodeRefs(undefined)[0]), { variant: def.variant, suffix: 'x', partitions: opts.partitions, delivery: def.delivery, commit: opts.commit }));
+        out.facts = facts;
+        out.differences = differences(def, facts, demo);
+      } catch (err) {
+        out.status = 'not-servable';
+        out.error = (err as Error).message;
+        if (def.variant === 'nostream') {
+          // the closest servable variant, with what it drops besides the streaming sets (computed)
+          const stateless = topologyFacts(loadVariant(loadCode(code), { variant: 'stateless', suffix: 'x', partitions: opts.partitions }));
+          out.differences = [`closest servable variant measured in this run: tributary-stateless-* (${differences(def, stateless, demo).join('; ')})`];
+        }
+        progress.log(`${def.name}: NOT SERVABLE: the loader refuses this variant: ${out.error.split('\n').slice(0, 3).join(' ')}`);
+        continue;
       }
-      const c2 = await stopChild(child);
-      const prefixed = (c: Record<string, number> | undefined, p: string) => Object.fromEntries(Object.entries(c ?? {}).map(([k, v]) => [`${p}${k}`, v]));
-      counters = restartedForLoads ? { ...prefixed(counters, 'max-instance.'), ...prefixed(c2, 'load-instance.') } : c2;
-      sampler.untrack(sutName);
-      await Promise.all([probe.stop(), driver.close()]);
-      const sr: SystemResult = { name, label: sys.label, max, loads, counters, restartedForLoads };
-      if (execArgv.length > 0 && fs.existsSync(profDir)) {
-        // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: one file per thread (inference pool workers too)
-        const files = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).sort((x, y) => Number(x.split('.')[4]) - Number(y.split('.')[4]));
-        sr.profiles = files.map((f) => {
-          const p = summariseProfile(path.join(profDir, f), 25);
-          p.file = path.relative(repoRoot(), path.join(profDir, f));
-          return p;
-        });
-        for (const p of sr.profiles) log(`  profile ${p.file}: ${p.byArea.slice(0, 5).map((a) => `${a.area} ${a.percentOfBusy}%`).join(', ')}`);
+      const session = new SystemSession(def, { ep, kafka, admin, sampler, progress, partitions: opts.partitions, runTag: runId, logsDir, commit: opts.commit, baseProcesses });
+      sessions.push(session);
+      const runner = new LiveRunner(opts.live, sampler, progress, () => systemsLeft * stepsPerSystem * perStep, () => stepsPerSystem);
+      try {
+        progress.log(`${def.name}: starting (${def.label})`);
+        await session.start();
+        out.warmup = await runner.warmup(session);
+        out.capacity = await runner.capacity(session);
+        for (const p of runner.plannedLatencyRates(out.capacity.eps)) {
+          if (interrupted) break;
+          let st = await runner.step(session, p.purpose, p.rate, undefined, p.fraction);
+          for (let retry = 0; st.void && !st.failsDespiteVoid && retry < opts.live.voidRetries; retry++) {
+            out.latency.push(st);
+            st = await runner.step(session, p.purpose, p.rate, undefined, p.fraction);
+          }
+          out.latency.push(st);
+        }
+        // the last predictions, then a grace second for late duplicates
+        for (const t of session.current().probe.phases.values()) await session.current().probe.drained(t, opts.live.drainTimeoutS * 1000);
+        await new Promise((r) => setTimeout(r, 1000));
+      } catch (err) {
+        out.status = 'failed';
+        out.error = (err as Error).message;
+        progress.log(`${def.name}: FAILED: ${out.error}`);
+      } finally {
+        await session.stop().catch((err) => progress.log(`${def.name}: stop: ${(err as Error).message}`));
       }
-      results.systems.push(sr);
+      out.restarts = session.restarts;
+      out.counters = session.counters;
+      out.correctness = correctness(session);
+      out.log = { file: path.relative(repoRoot(), session.logFile), ...session.logLevels() };
+      if (out.status === 'failed') results.failures.push(`${def.name}: ${out.error}`);
+      if (!out.correctness.ok) results.failures.push(`${def.name}: correctness: ${JSON.stringify(out.correctness)}`);
+      progress.log(`${def.name}: correctness ${out.correctness.ok ? 'ok' : 'FAILED'} (${out.correctness.predicted}/${out.correctness.sent} predicted, ${out.correctness.missing} missing, ${out.correctness.duplicates} duplicates, ${out.correctness.deadLettered} dead-lettered${out.correctness.abandonedEvents ? `, ${out.correctness.abandonedEvents} abandoned by restarts` : ''}); log: ${out.log.errorLines} ERROR, ${out.log.warnLines} WARN lines`);
+      await session.cleanup();
     }
+    for (const s of results.systems) if (s.status === 'skipped') results.meta.notes.push(`${s.name} skipped: ${s.error}`);
 
-    // ---- ratios
-    const tri = results.systems.find((s) => s.name === 'tributary');
-    const rawK = results.raw.kafka && 'producer' in results.raw.kafka ? results.raw.kafka : undefined;
-    const rawO = results.raw.onnx && 'rows' in results.raw.onnx ? results.raw.onnx : undefined;
-    const limits: Record<string, number> = {};
-    if (rawK) {
-      limits['kafka ProducerPerformance (acks=all)'] = rawK.producer.recordsPerSecond;
-      limits['kafka ConsumerPerformance'] = rawK.consumer.recordsPerSecond;
-    }
-    if (rawO) limits['onnxruntime best batch'] = Math.max(...rawO.rows.map((r) => r.rowsPerSecond));
-    const tight = Object.entries(limits).sort((a, b) => a[1] - b[1])[0];
-    if (tri && tight) {
-      results.ratios['tightest raw limit'] = `${tight[0]}: ${tight[1]} events/s`;
-      results.ratios['tributary / tightest raw limit'] = round(tri.max.sustainedEps / tight[1], 3);
-    }
-    for (const n of ['naive', 'naive-noredis'] as const) {
-      const nv = results.systems.find((s) => s.name === n);
-      if (tri && nv) {
-        results.ratios[`tributary / ${n} (throughput)`] = round(tri.max.sustainedEps / nv.max.sustainedEps, 2);
-        results.ratios[`${n} / tributary (max CPU-seconds per event)`] = round(cpuPerEvent(nv) / cpuPerEvent(tri), 2);
-      }
-    }
-    if (tri) results.ratios['tributary CPU ms per event (its process, backlog phase)'] = round(cpuPerEvent(tri) * 1000, 3);
-    results.meta.notes.push(
-      "Tributary's demo topology does not read Redis yet; 'naive' does one HGETALL per event (extra work), 'naive-noredis' does the same work as Tributary.",
-      'Tributary runs two stages (two Kafka hops: transactions -> features -> predictions); the naive pipeline one hop. Raw Kafka limits are per hop.',
-      'Every process shares the same cores (broker, registry, Redis, the bench driver/probe and the system under test); CPU % is of one core.',
-    );
     results.meta.finishedAt = new Date().toISOString();
-
+    results.meta.wallSeconds = round((Date.now() - startedAt.getTime()) / 1000, 0);
     const stamp = startedAt.toISOString().replace(/[:]/g, '-').replace(/\..*/, '');
     const jsonFile = path.join(resultsDir, `${stamp}-${opts.tag}.json`);
-    fs.writeFileSync(jsonFile, JSON.stringify(results, null, 2) + '\n');
-    log(`results: ${path.relative(repoRoot(), jsonFile)}`);
+    fs.writeFileSync(jsonFile, JSON.stringify(results, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
+    progress.log(`results: ${path.relative(repoRoot(), jsonFile)} (${results.meta.wallSeconds} s)`);
     const md = writeReport(results, { resultsDir, stamp, updateMarkdown: opts.markdown, markdownFile: path.join(repoRoot(), 'BENCHMARKS.md') });
-    log(`plot: ${md.svg}${opts.markdown ? '; BENCHMARKS.md updated' : ''}`);
-    for (const [k, v] of Object.entries(results.ratios)) log(`  ${k}: ${v}`);
+    progress.log(`plot: ${md.svg}${opts.markdown ? '; BENCHMARKS.md updated' : ''}`);
+    for (const s of results.systems) progress.log(`  ${s.name}: ${s.status}${s.capacity ? `, live capacity ${s.capacity.eps}/s (${s.capacity.note})` : ''}${s.error ? `: ${s.error.split('\n')[0]}` : ''}`);
+    for (const f of results.failures) progress.log(`FAILURE: ${f.split('\n')[0]}`);
   } finally {
     if (!interrupted) await cleanup();
   }
+  return results.failures.length > 0 ? 1 : 0;
 }
 
-function gitState(): { commit: string; srcDirty: boolean; dirtyFiles: string[] } {
-  const git = (args: string[]) => {
-    try {
-      return execFileSync('git', args, { cwd: repoRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      return '';
+function correctness(s: SystemSession): Correctness {
+  const c: Correctness = { sent: 0, predicted: 0, missing: 0, duplicates: 0, deadLettered: 0, unknown: 0, undecodable: 0, abandonedPhases: 0, abandonedEvents: 0, ok: true };
+  for (const probe of s.probes()) {
+    c.unknown += probe.unknownKeys + (probe.deadLetters - [...probe.phases.values()].reduce((a, t) => a + t.deadLettered, 0));
+    c.undecodable += probe.undecodable;
+    for (const t of probe.phases.values()) {
+      c.sent += t.sent;
+      c.predicted += t.predicted;
+      c.duplicates += t.duplicates;
+      c.deadLettered += t.deadLettered;
+      if (t.abandoned) {
+        c.abandonedPhases++;
+        c.abandonedEvents += t.missing();
+      } else c.missing += t.missing();
     }
-  };
-  const dirty = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).map((l) => l.slice(3));
-  return { commit: git(['rev-parse', 'HEAD']) || 'unknown', srcDirty: dirty.length > 0, dirtyFiles: dirty };
+  }
+  c.ok = c.missing === 0 && c.duplicates === 0 && c.deadLettered === 0 && c.unknown === 0 && c.undecodable === 0;
+  return c;
 }
 
-/** CPU-seconds of the system's own process per event during the backlog phase. */
-function cpuPerEvent(s: SystemResult): number {
-  const u = s.max.processes[`${s.name} (node)`];
-  return u ? u.cpuPercent / 100 / s.max.sustainedEps : NaN;
+interface RawContext {
+  ep: { brokers: string[]; schemaRegistryUrl: string; redisUrl: string };
+  admin: ReturnType<ReturnType<typeof createKafka>['admin']>;
+  sampler: ProcSampler;
+  progress: Progress;
+  runId: string;
+  messageBytes: number;
+  cards: number;
+  rawTopics: string[];
 }
+
+/** Kafka's perf tools, onnxruntime batch inference, Redis reads; a failing tool is a run failure. */
+async function rawLimits(opts: Options, results: BenchResults, c: RawContext): Promise<void> {
+  const { progress, sampler } = c;
+  progress.log(`preloading ${c.cards} card hashes into Redis (raw Redis reads)`);
+  await preloadRedis(c.ep.redisUrl, c.cards);
+  const libs = artifactPaths().kafkaLibsDir;
+  if (fs.existsSync(libs)) {
+    const topic = `bench.raw.${c.runId}`;
+    await c.admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: opts.partitions, replicationFactor: 1 }] });
+    c.rawTopics.push(topic);
+    progress.log(`raw Kafka: ProducerPerformance + ConsumerPerformance, ${opts.rawRecords} x ${c.messageBytes} B, ${opts.partitions} partitions`);
+    try {
+      results.raw.kafka = await kafkaPerf({ classpath: artifactPaths().kafkaClasspath, brokers: c.ep.brokers.join(','), topic, records: opts.rawRecords, recordSize: c.messageBytes, group: `bench-raw-${c.runId}`, sampler });
+      progress.log(`  producer ${results.raw.kafka.producer.recordsPerSecond} rec/s, consumer ${results.raw.kafka.consumer.recordsPerSecond} rec/s`);
+    } catch (err) {
+      results.raw.kafka = { error: (err as Error).message };
+    }
+  } else results.raw.kafka = { error: `Kafka jars not found in ${libs} (stack not installed locally?)` };
+  progress.log('raw onnxruntime: batch inference, 1 thread vs all cores');
+  try {
+    results.raw.onnx = await runToResult<{ rows: OnnxRow[]; pool: string }>('children/onnx.js', { ...c.ep, suffix: c.runId, partitions: opts.partitions, seconds: opts.quick ? 0.4 : 1.5 }, sampler, 'raw onnx (node)');
+  } catch (err) {
+    results.raw.onnx = { error: (err as Error).message };
+  }
+  progress.log('raw Redis: ioredis pipelined/sequential HGETALL, redis-benchmark');
+  try {
+    results.raw.redis = await redisRaw(c.ep.redisUrl, c.cards, opts.quick ? 1 : 3, sampler);
+  } catch (err) {
+    results.raw.redis = { error: (err as Error).message };
+  }
+  for (const [k, v] of Object.entries(results.raw)) if (v && typeof v === 'object' && 'error' in v) results.failures.push(`raw ${k}: ${String(v.error).split('\n')[0]}`);
+}
+
+export type { ProcUsage };
 
 main().then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (err) => {
     console.error(err);
     process.exit(1);

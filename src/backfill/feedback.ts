@@ -16,7 +16,7 @@ import type { SchemaRegistryClient } from '../kafka/schema-registry';
 import { TributaryError } from '../util/errors';
 import type { BackfillPlan } from './job-store';
 import { evaluate, type EvaluationMetrics } from './metrics';
-import { readRanges } from './reader';
+import { readRanges } from '../engine/range-source';
 import { CSV_COLUMNS } from './sinks';
 
 export interface FeedbackReport extends EvaluationMetrics {

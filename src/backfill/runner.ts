@@ -1,7 +1,8 @@
 /**
  * Backfill / batch prediction: replays a bounded range of a topology's input topic through the
  * topology's own extraction and scoring processors, in-process (no intermediate topics), and writes
- * the predictions to a topic or a file.
+ * the predictions to a topic or a file. The two stages run as one chain of the stage engine, fed by
+ * its bounded range source (src/engine/range-runner.ts); the job's sinks are the lanes' sinks.
  *
  * - The range is resolved to [start, end) offsets per partition once, when the job is created, and
  *   saved with the job (plan.json): a resumed job ends where it was planned to, however much was
@@ -20,31 +21,31 @@
  */
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import type { KafkaMessage } from 'kafkajs';
 import { Registry } from 'prom-client';
-import type { DeadLetter, FeatureVector, Prediction, Transaction } from '../client/generated/avro-types';
+import type { DeadLetter, FeatureVector, Prediction } from '../client/generated/avro-types';
 import { FencedError, StreamingState } from '../features/streaming';
 import { ensureTopics } from '../kafka/admin';
 import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroDecoder } from '../kafka/avro-serde';
 import { createKafka } from '../kafka/client';
-import { RecordRejection } from '../kafka/dead-letter';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
 import { resolveEndpoints } from '../stack/endpoints';
 import { extractionVector, featureExtraction, type ExtractionConfig } from '../stages/extraction';
 import { onnxInference, type InferenceConfig } from '../stages/inference';
 import type { PipelineEndpoints } from '../stages/pipeline';
-import type { InputRecord, Processor, ProcessorContext } from '../stages/processor';
+import type { Processor, ProcessorContext } from '../stages/processor';
+import { Chain, type ChainRecord } from '../engine/chain';
+import type { CommitBatch } from '../engine/commit-sink';
+import { RangeRunner } from '../engine/range-runner';
 import { topicMaxMessageBytes } from '../engine/topic-limits';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
-import { ConfigError, TributaryError } from '../util/errors';
+import { ConfigError, TransientError, TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
 import { createRedis } from '../util/redis';
 import { evaluateFeedback, type FeedbackReport } from './feedback';
 import { JobStore, defaultStateDir, emptyCounters, type BackfillPlan, type Counters, type OutputTarget } from './job-store';
 import { parseRangeSpec, resolveRanges, type PartitionRange } from './range';
-import { readRanges } from './reader';
-import { FileSink, TopicSink, type OutputRow, type Sink } from './sinks';
+import { FileSink, TopicSink, type OutputRow, type Sink, type SinkBatch } from './sinks';
 
 const log = createLogger('backfill');
 
@@ -311,88 +312,50 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
     timer?.unref();
     report();
 
-    const decoder = new AvroDecoder<Transaction>(registry, catalog.get('transaction').type);
+    // The topology's own extract -> score chain, in memory: no encoder (nothing goes to the live
+    // topics); the sinks write each record's prediction (and vector) to the job's topic or file.
+    const decoder = new AvroDecoder<unknown>(registry, catalog.get(topology.spec.topics.find((t) => t.name === inputTopic)?.schema ?? 'transaction').type);
+    const chain = new Chain({
+      stages: [
+        { spec: extract, processor: guardJob(extractor, job, (err) => runner.fail(err)) },
+        { spec: score, processor: scorer },
+      ],
+      decoder,
+      deadLetterMaxValueBytes: 512 * 1024,
+      log: createLogger('engine').child({ backfill: job }),
+    });
     const rangeOf = new Map(p.ranges.map((r) => [r.partition, r]));
-    let fatal: Error | undefined;
-    const stop = new AbortController();
-    o.signal?.addEventListener('abort', () => stop.abort(), { once: true });
-    if (o.signal?.aborted) stop.abort();
-
-    const { aborted } = await readRanges({
+    const s = sink;
+    const runner: RangeRunner = new RangeRunner({
       kafka,
+      chain,
       topic: inputTopic,
       ranges: p.ranges.map((r) => ({ partition: r.partition, from: position.get(r.partition)!, end: r.end })),
       groupPrefix: p.checkpointGroup,
       maxBytesPerPartition: o.fetchBytes,
-      signal: stop.signal,
-      onBatch: async (batch) => {
-        const range = rangeOf.get(batch.partition)!;
-        firstBatchAt ??= Date.now();
-        try {
-          const rows = await processBatch(batch.messages, batch.partition, range.start);
-          await sink!.write({ partition: batch.partition, nextOffset: batch.nextOffset, ...rows });
-          position.set(batch.partition, batch.nextOffset);
+      signal: o.signal,
+      log,
+      onFetched: () => (firstBatchAt ??= Date.now()),
+      sinkFor: (partition) => ({
+        init: async () => {
+          const at = resume.get(partition);
+          return at === null || at === undefined ? null : String(at);
+        },
+        commit: async (batch) => {
+          await s.write(toSinkBatch(batch, rangeOf.get(partition)!.start, !!o.includeFeatures));
+          position.set(partition, Number(batch.nextOffset));
           lastWriteAt = Date.now();
-        } catch (err) {
-          if (err instanceof FencedError) {
-            // Another process runs this job now: stop here, without writing anything more.
-            fatal = new TributaryError(`backfill job '${job}' is being run by another process (${err.message})`);
-            stop.abort();
-            return;
-          }
-          throw err;
-        }
-      },
+        },
+        committed: () => s.committed(partition),
+        exactlyOnce: s.exactlyOnce,
+        close: async () => undefined,
+      }),
     });
-
-    async function processBatch(messages: KafkaMessage[], partition: number, start: number) {
-      const deadLetters: DeadLetter[] = [];
-      const dead = (m: KafkaMessage, offset: number, r: RecordRejection, stage: string) =>
-        deadLetters.push({ stage: `backfill.${stage}`, errorKind: r.kind, errorMessage: r.message, lineage: { topic: inputTopic, partition, offset }, key: m.key ?? null, value: m.value ?? null, failedTime: Date.now() });
-      const inputs: InputRecord<Transaction>[] = [];
-      const sources: KafkaMessage[] = [];
-      let events = 0;
-      let warmupEvents = 0;
-      for (const m of messages) {
-        const offset = Number(m.offset);
-        const inRange = offset >= start;
-        if (inRange) events++;
-        else warmupEvents++;
-        const value = await decoder.decode(m.value);
-        if (value instanceof RecordRejection) {
-          if (inRange) dead(m, offset, value, extract.name);
-          continue;
-        }
-        inputs.push({ value, key: m.key, timestamp: Number(m.timestamp), lineage: { topic: inputTopic, partition, offset } });
-        sources.push(m);
-      }
-      // Warmup records go through extraction too: they build the streaming state, nothing else.
-      const vectors = inputs.length > 0 ? await extractor!.processBatch(inputs) : [];
-      const toScore: InputRecord<FeatureVector>[] = [];
-      const scoreSources: KafkaMessage[] = [];
-      vectors.forEach((v, i) => {
-        const offset = inputs[i].lineage.offset;
-        if (offset < start) return;
-        if (v instanceof RecordRejection) dead(sources[i], offset, v, extract.name);
-        else {
-          const fv = (v as { value: FeatureVector }).value;
-          toScore.push({ value: fv, key: inputs[i].key, timestamp: inputs[i].timestamp, lineage: inputs[i].lineage });
-          scoreSources.push(sources[i]);
-        }
-      });
-      const rows: OutputRow[] = [];
-      if (toScore.length > 0) {
-        const scored = await scorer!.processBatch(toScore);
-        scored.forEach((s, i) => {
-          if (s instanceof RecordRejection) dead(scoreSources[i], toScore[i].lineage.offset, s, score.name);
-          else rows.push({ prediction: (s as { value: Prediction }).value, ...(o.includeFeatures ? { features: { names: toScore[i].value.names, values: toScore[i].value.values } } : {}) });
-        });
-      }
-      return { rows, deadLetters, events, warmupEvents };
-    }
+    const { aborted } = await runner.run();
+    // Ranges that end on transaction markers: nothing is left to read past the last record.
+    if (!aborted) for (const r of p.ranges) position.set(r.partition, r.end);
 
     if (timer) clearInterval(timer);
-    if (fatal) throw fatal;
     report();
     const now = sink.counters();
     const n = now.events + now.warmupEvents - atStart.events - atStart.warmupEvents;
@@ -415,4 +378,53 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
     if (sink) await sink.close(complete ? 0 : Date.now() - started).catch(() => undefined);
     await Promise.allSettled([extractor?.close(), scorer?.close()]);
   }
+}
+
+/** A lane's commit as a backfill sink batch: warmup records only built state; the rest are predictions or dead letters. */
+function toSinkBatch(batch: CommitBatch, start: number, includeFeatures: boolean): SinkBatch {
+  const rows: OutputRow[] = [];
+  const deadLetters: DeadLetter[] = [];
+  let events = 0;
+  let warmupEvents = 0;
+  for (const r of batch.records as ChainRecord[]) {
+    if (r.trace.offset < start) {
+      warmupEvents++;
+      continue;
+    }
+    events++;
+    if (r.rejection) {
+      const d = r.deadLetterRecord(r.rejection);
+      deadLetters.push({ ...d, stage: `backfill.${d.stage}` });
+      continue;
+    }
+    const [features, prediction] = r.values as [FeatureVector, Prediction];
+    rows.push({ prediction, ...(includeFeatures ? { features: { names: features.names, values: features.values } } : {}) });
+  }
+  return { partition: batch.partition, nextOffset: Number(batch.nextOffset), rows, deadLetters, events, warmupEvents };
+}
+
+/**
+ * The extraction processor of a job: its streaming state fences a second process running the same
+ * job (FencedError). That ends this run without writing anything more (the chunk is not retried
+ * as a processing failure, which would dead-letter its records).
+ */
+function guardJob(processor: Processor, job: string, fail: (err: Error) => void): Processor {
+  return {
+    async processBatch(records) {
+      try {
+        return await processor.processBatch(records);
+      } catch (err) {
+        if (!isFenced(err)) throw err;
+        fail(new TributaryError(`backfill job '${job}' is being run by another process (${(err as Error).message})`));
+        throw new TransientError('backfill job taken over by another process', { cause: err });
+      }
+    },
+    close: () => processor.close(),
+    backpressure: processor.backpressure,
+  };
+}
+
+function isFenced(err: unknown): boolean {
+  for (let cur: unknown = err, depth = 0; cur && depth < 6; depth++, cur = (cur as { cause?: unknown }).cause) if (cur instanceof FencedError) return true;
+  return false;
 }

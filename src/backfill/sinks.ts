@@ -1,7 +1,8 @@
 /**
- * Where a backfill writes its predictions, each exactly once per input record over crashes:
+ * Where a backfill writes its predictions, each exactly once per input record over crashes (the
+ * engine's lanes call `write` with each commit; see runner.ts):
  * - TopicSink: Avro to a topic, in one Kafka transaction per batch with the consumed offsets (the
- *   stages' TransactionalDelivery, transactional ids `<checkpoint group>.<input topic>.<partition>`):
+ *   engine's PartitionTransactions, transactional ids `<checkpoint group>.<input topic>.<partition>`):
  *   a resumed run fences the crashed one, aborts its open transaction, and restarts from the
  *   committed offsets.
  * - FileSink: JSON lines or CSV appended per batch; after each append the file is fsynced and the
@@ -48,6 +49,13 @@ export interface Sink {
   /** Closes; `runMs` of an interrupted attempt is added to the saved running time. */
   close(runMs?: number): Promise<void>;
   describe(): string;
+  /**
+   * True when a write is atomic with its offset (a transaction): after a failed write the engine
+   * asks `committed` whether it landed before writing again. False: a failed write is repeated.
+   */
+  readonly exactlyOnce: boolean;
+  /** The partition's durable resume offset now (null: none). */
+  committed(partition: number): Promise<string | null>;
 }
 
 /** A serial section: appends and checkpoints of concurrently processed partitions never interleave. */
@@ -112,6 +120,7 @@ export class FileSink implements Sink {
   private readonly serial = new Serial();
   private state!: FileCheckpoint;
   readonly deadLetterFile: string;
+  readonly exactlyOnce = false;
 
   constructor(
     private readonly store: JobStore,
@@ -169,6 +178,11 @@ export class FileSink implements Sink {
     return this.state.counters;
   }
 
+  async committed(partition: number): Promise<string | null> {
+    const o = this.state?.offsets[String(partition)];
+    return o === undefined ? null : String(o);
+  }
+
   complete(runMs: number): Promise<Counters> {
     return this.serial.run(() => {
       this.state = { ...this.state, counters: { ...this.state.counters, runMs: this.state.counters.runMs + runMs }, done: true };
@@ -222,11 +236,12 @@ export class TopicSink implements Sink {
   private readonly encoder: AvroEncoder<Prediction>;
   private readonly dlqEncoder: AvroEncoder<DeadLetter>;
   /** Totals as of each partition's committed offset. */
-  private readonly committed = new Map<number, PartitionTotals>();
+  private readonly committedTotals = new Map<number, PartitionTotals>();
   /** What counters.json says per partition (the in-flight batch's totals and the ones before it). */
   private saved: Record<string, PartitionTotals & { prev?: PartitionTotals }> = {};
   private runMs: number;
   private attempts: number;
+  readonly exactlyOnce = true;
 
   constructor(private readonly opts: TopicSinkOptions) {
     this.encoder = new AvroEncoder(opts.registry, opts.catalog.get('prediction'), opts.outputTopic);
@@ -261,7 +276,7 @@ export class TopicSink implements Sink {
         totals = { ...entry, prev: undefined } as PartitionTotals;
       }
       delete (totals as { prev?: unknown }).prev;
-      this.committed.set(p, totals);
+      this.committedTotals.set(p, totals);
       this.saved[String(p)] = { ...totals };
     }
     return out;
@@ -269,7 +284,7 @@ export class TopicSink implements Sink {
 
   private totals(): Counters {
     const c: Counters = { events: 0, warmupEvents: 0, predictions: 0, deadLettered: 0, runMs: this.runMs, attempts: this.attempts };
-    for (const t of this.committed.values()) {
+    for (const t of this.committedTotals.values()) {
       c.events += t.events;
       c.warmupEvents += t.warmupEvents;
       c.predictions += t.predictions;
@@ -313,7 +328,7 @@ export class TopicSink implements Sink {
       };
     });
     const rejected: SinkRecord[] = batch.deadLetters.map((d) => ({ outputs: [], rejection: new RecordRejection(d.errorKind, d.errorMessage), toDeadLetter: () => encodeDeadLetter(d) }));
-    const before = this.committed.get(batch.partition) ?? { ...ZERO };
+    const before = this.committedTotals.get(batch.partition) ?? { ...ZERO };
     let after: PartitionTotals = before;
     await this.txnsFor(batch.partition).commit({
       topic: this.opts.inputTopic,
@@ -334,12 +349,23 @@ export class TopicSink implements Sink {
         this.save();
       },
     });
-    this.committed.set(batch.partition, after);
+    this.committedTotals.set(batch.partition, after);
     return this.totals();
   }
 
   counters(): Counters {
     return this.totals();
+  }
+
+  /** Asked after a failed write: when its transaction did commit (the answer was lost), its totals hold. */
+  async committed(partition: number): Promise<string | null> {
+    const offset = await committedOffset(this.opts.kafka, this.opts.checkpointGroup, this.opts.inputTopic, partition);
+    const saved = this.saved[String(partition)];
+    if (offset !== null && saved && saved.offset === Number(offset)) {
+      const { prev: _prev, ...totals } = saved;
+      this.committedTotals.set(partition, totals);
+    }
+    return offset;
   }
 
   async complete(runMs: number): Promise<Counters> {

@@ -3,7 +3,7 @@ import type { StageMetrics } from '../monitoring/metrics';
 import type { StageSpec } from '../topology/spec';
 import { createLogger, type Logger } from '../util/logger';
 import type { Chain, ChainRecord } from './chain';
-import { AtLeastOnceSink, PartitionTransactions, type DeliveryMode, type TopicLimits } from './commit-sink';
+import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, type DeliveryMode, type TopicLimits } from './commit-sink';
 import { CommitSequencer, PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 
 /** Counters a caller can read without Prometheus (demo summary, tests), per stage. */
@@ -35,12 +35,24 @@ export const DEFAULT_COMMIT: Record<DeliveryMode, CommitPolicy> = {
   'at-least-once': { intervalMs: 5, maxRecords: 2000 },
 };
 
+/**
+ * How a runner's lanes write: a chain's outputs exactly once or at least once, or nothing but the
+ * consumed offsets (`offsets-only`: consumers whose processor acts on Redis, metrics or a producer
+ * of its own; its stages have no encoder).
+ */
+export type RunnerDelivery = DeliveryMode | 'offsets-only';
+
 export interface ChainRunnerOptions {
   kafka: Kafka;
   chain: Chain;
   /** Consumer group; also the prefix of the transactional ids (`<group>.<topic>.<partition>`). */
   groupId: string;
-  delivery: DeliveryMode;
+  delivery: RunnerDelivery;
+  /**
+   * Topics the group reads (default: the head stage's input topic). Each partition of each topic has
+   * its own lane; the chain needs a decoder for each (ChainOptions.decoders).
+   */
+  topics?: string[];
   commit: CommitPolicy;
   deadLetterTopic: string;
   limits: TopicLimits;
@@ -49,6 +61,8 @@ export interface ChainRunnerOptions {
   chunkSize?: number;
   /** Queued records per lane at which its partition's fetching pauses (default 4 x chunkSize). */
   highWater?: number;
+  /** Called with the records of every commit once it is durable (counters of the caller's own). */
+  onCommitted?: (records: readonly ChainRecord[]) => void;
   /** Called for every partition this runner sees a record of, before it is processed. */
   onRecordsSeen?: (partition: number, count: number) => void;
   /** Lanes commit one at a time, oldest record first (repartition hops: see CommitSequencer in lane.ts). */
@@ -67,7 +81,8 @@ export class ChainRunner {
   readonly stageCounters = new Map<string, StageCounters>();
   private readonly log: Logger;
   private consumer: Consumer;
-  private lanes = new Map<number, PartitionLane>();
+  /** Lanes by `laneKey(topic, partition)`. */
+  private lanes = new Map<string, PartitionLane>();
   private retired: PartitionLane[] = [];
   private running = false;
   private stopping = false;
@@ -76,15 +91,18 @@ export class ChainRunner {
   private lastError?: string;
   private lastErrorLog = 0;
   private aloSink?: AtLeastOnceSink;
+  private offsetsSink?: OffsetsOnlySink;
   private admin?: Promise<Admin>;
   private rejoinTimer?: NodeJS.Timeout;
   private readonly inputTopic: string;
+  private readonly inputTopics: string[];
   private readonly head: StageSpec;
   private readonly sequencer?: CommitSequencer;
 
   constructor(private readonly opts: ChainRunnerOptions) {
     this.head = opts.chain.stages[0].spec;
     this.inputTopic = this.head.input.topic;
+    this.inputTopics = opts.topics ?? [this.inputTopic];
     this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
     for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
     if (opts.orderedCommits) this.sequencer = new CommitSequencer();
@@ -144,14 +162,15 @@ export class ChainRunner {
     if (this.opts.delivery === 'at-least-once') {
       this.aloSink = new AtLeastOnceSink({ kafka: this.opts.kafka, groupId: this.opts.groupId, deadLetterTopic: this.opts.deadLetterTopic, limits: this.opts.limits, log: this.log, consumer: () => this.consumer });
     }
+    if (this.opts.delivery === 'offsets-only') this.offsetsSink = new OffsetsOnlySink(() => this.consumer);
     this.running = true;
     await this.subscribeAndRun();
-    this.log.info({ input: this.inputTopic, outputs: this.opts.chain.stages.map((s) => s.spec.output.topic), delivery: this.opts.delivery, commit: this.opts.commit }, 'chain started');
+    this.log.info({ input: this.inputTopics.join(','), outputs: this.opts.chain.stages.map((s) => s.spec.output.topic), delivery: this.opts.delivery, commit: this.opts.commit }, 'chain started');
   }
 
   private async subscribeAndRun(): Promise<void> {
     await this.consumer.connect();
-    await this.consumer.subscribe({ topic: this.inputTopic, fromBeginning: this.head.input.fromBeginning ?? true });
+    await this.consumer.subscribe({ topics: this.inputTopics, fromBeginning: this.head.input.fromBeginning ?? true });
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -179,35 +198,37 @@ export class ChainRunner {
   /** The fetch loop's only job: queue the records in their lane and move on. */
   private async handOver({ batch, resolveOffset }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
-    const lane = this.lanes.get(batch.partition);
-    this.opts.onRecordsSeen?.(batch.partition, batch.messages.length);
+    const lane = this.lanes.get(laneKey(batch.topic, batch.partition));
+    if (batch.topic === this.inputTopic) this.opts.onRecordsSeen?.(batch.partition, batch.messages.length);
     lane?.enqueue(batch.messages);
     resolveOffset(batch.messages[batch.messages.length - 1].offset);
   }
 
   private onJoin(assignment: Record<string, number[]>): void {
     const partitions = assignment[this.inputTopic] ?? [];
-    this.assignedPartitions = partitions.length;
+    this.assignedPartitions = this.inputTopics.reduce((n, t) => n + (assignment[t]?.length ?? 0), 0);
     for (const s of this.opts.chain.stages) s.processor.onAssignment?.(assignment);
     const previous = this.lanes;
     this.lanes = new Map();
-    const letGo = new Map<number, Promise<void>>();
-    for (const [p, lane] of previous) {
+    const letGo = new Map<string, Promise<void>>();
+    for (const [key, lane] of previous) {
       const done = lane.abandon();
-      letGo.set(p, done);
+      letGo.set(key, done);
       this.retired.push(lane);
       void done.then(() => (this.retired = this.retired.filter((l) => l !== lane)));
     }
-    for (const p of partitions) this.lanes.set(p, this.createLane(p, letGo.get(p)));
-    // A partition paused by a lane of the previous generation (backpressure, fencing) starts afresh.
-    const paused = this.consumer.paused().find((t) => t.topic === this.inputTopic)?.partitions.filter((p) => partitions.includes(p)) ?? [];
-    if (paused.length > 0) this.consumer.resume([{ topic: this.inputTopic, partitions: paused }]);
+    for (const topic of this.inputTopics) {
+      const mine = assignment[topic] ?? [];
+      for (const p of mine) this.lanes.set(laneKey(topic, p), this.createLane(topic, p, letGo.get(laneKey(topic, p))));
+      // A partition paused by a lane of the previous generation (backpressure, fencing) starts afresh.
+      const paused = this.consumer.paused().find((t) => t.topic === topic)?.partitions.filter((p) => mine.includes(p)) ?? [];
+      if (paused.length > 0) this.consumer.resume([{ topic, partitions: paused }]);
+    }
     this.log.debug({ partitions }, 'assignment: lanes rebuilt');
   }
 
-  private createLane(partition: number, after?: Promise<void>): PartitionLane {
-    const topic = this.inputTopic;
-    const sink = this.sinkFor(partition);
+  private createLane(topic: string, partition: number, after?: Promise<void>): PartitionLane {
+    const sink = this.sinkFor(topic, partition);
     const lane: PartitionLane = new PartitionLane({
       topic,
       partition,
@@ -224,7 +245,7 @@ export class ChainRunner {
       resume: () => this.consumer.resume([{ topic, partitions: [partition] }]),
       whileSaturated: () => this.whileSaturated(),
       onCommitted: (records, seconds) => this.onCommitted(records, seconds),
-      onFenced: (err) => this.onFenced(partition, err),
+      onFenced: (err) => this.onFenced(topic, partition, err),
       onFailure: (err, what) => this.onFailure(err, what),
       onHealthy: () => this.onHealthy(),
       log: this.log,
@@ -234,7 +255,11 @@ export class ChainRunner {
     return lane;
   }
 
-  private sinkFor(partition: number): LaneSink {
+  private sinkFor(topic: string, partition: number): LaneSink {
+    if (this.offsetsSink) {
+      const sink = this.offsetsSink;
+      return { init: async () => null, commit: (b) => sink.commit(b), committed: async () => null, close: async () => undefined, exactlyOnce: false };
+    }
     if (this.aloSink) {
       const sink = this.aloSink;
       return { init: async () => null, commit: (b) => sink.commit(b), committed: async () => null, close: async () => undefined, exactlyOnce: false };
@@ -245,11 +270,11 @@ export class ChainRunner {
       deadLetterTopic: this.opts.deadLetterTopic,
       limits: this.opts.limits,
       log: this.log,
-      topic: this.inputTopic,
+      topic,
       partition,
       fetchCommitted: (t, p) => this.fetchCommitted(t, p),
     });
-    return { init: () => txns.init(), commit: (b) => txns.commit(b), committed: () => this.fetchCommitted(this.inputTopic, partition), close: () => txns.close(), exactlyOnce: true };
+    return { init: () => txns.init(), commit: (b) => txns.commit(b), committed: () => this.fetchCommitted(topic, partition), close: () => txns.close(), exactlyOnce: true };
   }
 
   private async fetchCommitted(topic: string, partition: number): Promise<string | null> {
@@ -277,6 +302,7 @@ export class ChainRunner {
 
   private onCommitted(records: ChainRecord[], seconds: number): void {
     const { metrics } = this.opts;
+    this.opts.onCommitted?.(records);
     this.counters.commits += 1;
     metrics.commitSeconds.observe({ chain: this.opts.chain.name }, seconds);
     metrics.commitRecords.observe({ chain: this.opts.chain.name }, records.length);
@@ -305,7 +331,10 @@ export class ChainRunner {
     }
     metrics.batchSize.observe({ stage: this.head.name }, records.length);
     metrics.batchSeconds.observe({ stage: this.head.name }, seconds);
-    if (rejectedKinds.size > 0) this.log.warn({ count: records.filter((r) => r.rejection).length, kinds: [...rejectedKinds] }, 'dead-lettered records');
+    if (rejectedKinds.size > 0) {
+      const what = this.opts.delivery === 'offsets-only' ? 'rejected records (offsets-only consumer: skipped, not dead-lettered)' : 'dead-lettered records';
+      this.log.warn({ count: records.filter((r) => r.rejection).length, kinds: [...rejectedKinds] }, what);
+    }
   }
 
   /**
@@ -334,10 +363,10 @@ export class ChainRunner {
    * long pause). Its work is dropped; the group's next join (normally within a session timeout)
    * rebuilds the lanes. Should none come, the consumer is restarted to rejoin.
    */
-  private onFenced(partition: number, err: Error): void {
+  private onFenced(topic: string, partition: number, err: Error): void {
     this.counters.fencedLanes += 1;
-    this.log.warn({ partition, err: err.message }, 'fenced: another instance owns this partition now; nothing of it committed here');
-    this.consumer.pause([{ topic: this.inputTopic, partitions: [partition] }]);
+    this.log.warn({ topic, partition, err: err.message }, 'fenced: another instance owns this partition now; nothing of it committed here');
+    this.consumer.pause([{ topic, partitions: [partition] }]);
     if (this.rejoinTimer || this.stopping) return;
     this.rejoinTimer = setTimeout(() => {
       this.rejoinTimer = undefined;
@@ -363,7 +392,7 @@ export class ChainRunner {
 
   /** Partition -> queued records (for tests and status). */
   queued(): Record<number, number> {
-    return Object.fromEntries([...this.lanes].map(([p, l]) => [p, l.queued]));
+    return Object.fromEntries([...this.lanes].filter(([key]) => key.startsWith(`${this.inputTopic}\0`)).map(([key, l]) => [Number(key.slice(this.inputTopic.length + 1)), l.queued]));
   }
 
   /**
@@ -375,10 +404,14 @@ export class ChainRunner {
     if (!this.running || this.stopping) return;
     this.stopping = true;
     clearTimeout(this.rejoinTimer);
-    const partitions = [...this.lanes.keys()];
-    if (partitions.length > 0) {
+    if (this.lanes.size > 0) {
+      const partitions = new Map<string, number[]>();
+      for (const key of this.lanes.keys()) {
+        const [topic, p] = key.split('\0');
+        partitions.set(topic, [...(partitions.get(topic) ?? []), Number(p)]);
+      }
       try {
-        this.consumer.pause([{ topic: this.inputTopic, partitions }]);
+        this.consumer.pause([...partitions].map(([topic, ps]) => ({ topic, partitions: ps })));
       } catch {
         // not running any more (crashed): nothing to pause
       }
@@ -391,4 +424,9 @@ export class ChainRunner {
     if (this.admin) await (await this.admin.catch(() => undefined))?.disconnect().catch(() => undefined);
     this.log.info({ counters: this.counters, stages: Object.fromEntries(this.stageCounters) }, 'chain stopped');
   }
+}
+
+/** Lanes are per input partition of each topic the group reads. */
+function laneKey(topic: string, partition: number): string {
+  return `${topic}\0${partition}`;
 }

@@ -18,13 +18,18 @@ export const DONE_HEADER = 'tributary-done';
 /** Header of dead letters: the error kind. */
 export const ERROR_KIND_HEADER = 'tributary-error-kind';
 
-/** One stage of a chain: its spec, its processor and the encoder of its output topic. */
+/**
+ * One stage of a chain: its spec, its processor and the encoder of its output topic. A stage
+ * without an encoder writes nothing to Kafka: its outputs stay in memory (passed to the next stage
+ * and kept in ChainRecord.values for sinks that write elsewhere, e.g. a backfill's file), or are
+ * dropped (consumers whose processor acts on Redis or metrics: commit offsets only).
+ */
 export interface ChainStage {
   spec: StageSpec;
   processor: Processor;
-  encoder: AvroEncoder<unknown>;
-  /** Registry id of the output topic's schema (registered at start). */
-  schemaId: number;
+  encoder?: AvroEncoder<unknown>;
+  /** Registry id of the output topic's schema (registered at start; with `encoder`). */
+  schemaId?: number;
   /** Write the consumed value bytes unchanged instead of encoding the processor's value (the repartition step, a chain head). */
   passthroughValue?: boolean;
   /**
@@ -38,8 +43,11 @@ export interface ChainOptions {
   stages: ChainStage[];
   /** Decoder of the first stage's input topic. */
   decoder: AvroDecoder<unknown>;
-  dlqEncoder: AvroEncoder<DeadLetter>;
-  dlqSchemaId: number;
+  /** Chains that read several topics (one consumer group): the decoder of each other input topic. */
+  decoders?: Record<string, AvroDecoder<unknown>>;
+  /** Absent: the chain's sink never writes dead letters (offsets-only consumers). */
+  dlqEncoder?: AvroEncoder<DeadLetter>;
+  dlqSchemaId?: number;
   /** Dead-letter copies of original values are cut to this many bytes so the DLQ write itself cannot fail. */
   deadLetterMaxValueBytes: number;
   log: Logger;
@@ -57,11 +65,17 @@ export interface RecordTrace {
   skipped: boolean;
   /** Kafka timestamp of the source record (ms). */
   timestamp: number;
+  /** Offset of the source record in its input partition. */
+  offset: number;
 }
 
 /** A processed record: what the sink writes plus its trace. */
 export interface ChainRecord extends SinkRecord {
   trace: RecordTrace;
+  /** Each stage's output value, in stage order (as the processor returned it, before encoding). */
+  values: unknown[];
+  /** The dead letter for this record as a value (sinks that write dead letters elsewhere than Kafka). */
+  deadLetterRecord(rejection: RecordRejection): DeadLetter;
 }
 
 interface Entry {
@@ -136,8 +150,10 @@ export class Chain {
       const headers = inheritedHeaders(message.headers);
       const record: ChainRecord = {
         outputs: [],
-        trace: { consumedBy: [], producedBy: [], skipped: false, timestamp: Number(message.timestamp) },
+        values: [],
+        trace: { consumedBy: [], producedBy: [], skipped: false, timestamp: Number(message.timestamp), offset: Number(message.offset) },
         toDeadLetter: (rejection) => this.deadLetter(entry, rejection),
+        deadLetterRecord: (rejection) => this.deadLetterRecord(entry, rejection),
       };
       const entry: Entry = { message, lineage, key: key === null ? null : Buffer.from(key), headers, inputBytes: message.value, record };
       entry.source = consumed;
@@ -157,7 +173,7 @@ export class Chain {
         this.reject(entry, head, new RecordRejection('TOO_LARGE', `input record of ${size} bytes exceeds the stage's limits.maxMessageBytes (${this.maxInputBytes})`));
         continue;
       }
-      const value = await this.opts.decoder.decode(message.value);
+      const value = await this.decoderFor(topic).decode(message.value);
       if (value instanceof RecordRejection) {
         this.reject(entry, head, value);
         continue;
@@ -178,19 +194,29 @@ export class Chain {
           this.reject(entry, stage, result);
           return;
         }
-        const message = this.encode(stage, result, entry, downstream);
-        if (message instanceof RecordRejection) {
-          this.reject(entry, stage, message);
-          return;
+        if (stage.encoder) {
+          const message = this.encode(stage, result, entry, downstream);
+          if (message instanceof RecordRejection) {
+            this.reject(entry, stage, message);
+            return;
+          }
+          entry.record.outputs.push({ topic: stage.spec.output.topic, message });
+          entry.record.trace.producedBy.push(stage.spec.name);
+          entry.inputBytes = message.value as Buffer;
         }
-        entry.record.outputs.push({ topic: stage.spec.output.topic, message });
-        entry.record.trace.producedBy.push(stage.spec.name);
-        entry.inputBytes = message.value as Buffer;
+        entry.record.values.push(result.value);
         if (downstream.length > 0) next.push({ entry, input: { value: result.value, key: Buffer.from(result.key), timestamp: input.timestamp, lineage: input.lineage, source: input.source, headers: input.headers } });
       });
       live = next;
     }
     return entries.map((e) => e.record);
+  }
+
+  private decoderFor(topic: string): AvroDecoder<unknown> {
+    if (topic === this.opts.stages[0].spec.input.topic) return this.opts.decoder;
+    const d = this.opts.decoders?.[topic];
+    if (!d) throw new Error(`chain ${this.name} has no decoder for topic ${topic}`);
+    return d;
   }
 
   private reject(entry: Entry, stage: ChainStage, rejection: RecordRejection): void {
@@ -204,7 +230,7 @@ export class Chain {
       value = entry.inputBytes;
     } else {
       try {
-        value = stage.encoder.encodeWithId(stage.schemaId, out.value);
+        value = stage.encoder!.encodeWithId(stage.schemaId!, out.value);
       } catch (err) {
         return new RecordRejection('PROCESSING_ERROR', `output does not match schema: ${(err as Error).message}`);
       }
@@ -250,6 +276,13 @@ export class Chain {
   }
 
   private deadLetter(entry: Entry, rejection: RecordRejection): Message {
+    const { dlqEncoder, dlqSchemaId } = this.opts;
+    if (!dlqEncoder || dlqSchemaId === undefined) throw new Error(`chain ${this.name} has no dead-letter topic`);
+    const record = this.deadLetterRecord(entry, rejection);
+    return { key: entry.key, value: dlqEncoder.encodeWithId(dlqSchemaId, record), headers: { ...entry.headers, [ERROR_KIND_HEADER]: rejection.kind } };
+  }
+
+  private deadLetterRecord(entry: Entry, rejection: RecordRejection): DeadLetter {
     const max = this.opts.deadLetterMaxValueBytes;
     let value = entry.inputBytes;
     let note = '';
@@ -266,7 +299,7 @@ export class Chain {
       value: value ?? null,
       failedTime: Date.now(),
     };
-    return { key: entry.key, value: this.opts.dlqEncoder.encodeWithId(this.opts.dlqSchemaId, record), headers: { ...entry.headers, [ERROR_KIND_HEADER]: rejection.kind } };
+    return record;
   }
 }
 

@@ -4,6 +4,7 @@ import { isRecordError, kafkaErrorType } from '../kafka/errors';
 import { TributaryError } from '../util/errors';
 import type { Logger } from '../util/logger';
 import { crashPoint } from './fault-injection';
+import { idempotentProducer, type IdempotentProducer } from '../kafka/client';
 
 /** How a chain's outputs and consumed offsets reach Kafka. */
 export type DeliveryMode = 'exactly-once' | 'at-least-once';
@@ -296,65 +297,64 @@ export class PartitionTransactions {
  * offset. A crash between the two re-delivers the records (duplicates possible, nothing lost).
  */
 export class AtLeastOnceSink {
-  private producer?: Promise<Producer>;
+  /** The project's idempotent producer: unlimited retries, replaced after a send that still failed. */
+  private readonly producer: IdempotentProducer;
+  private connected?: Promise<void>;
 
-  constructor(private readonly opts: SinkOptions & { consumer: () => Consumer }) {}
-
-  private connected(): Promise<Producer> {
-    this.producer ??= (async () => {
-      // Idempotent producers keep kafkajs' unlimited retries: limiting them can reorder or lose
-      // records; a send that still fails replaces the producer (below).
-      const producer = this.opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 50, maxRetryTime: 2000 } });
-      await producer.connect();
-      return producer;
-    })();
-    this.producer.catch(() => (this.producer = undefined));
-    return this.producer;
+  constructor(private readonly opts: SinkOptions & { consumer: () => Consumer }) {
+    this.producer = idempotentProducer(opts.kafka, { name: `${opts.groupId} (at-least-once)`, logger: opts.log });
   }
 
   async commit(batch: CommitBatch): Promise<void> {
-    const producer = await this.connected();
+    this.connected ??= this.producer.connect();
+    this.connected.catch(() => (this.connected = undefined));
+    await this.connected;
+    const producer = this.producer;
     rejectOversized(batch, this.opts.limits);
     try {
-      try {
-        for (const round of CommitPlan.of(batch, this.opts).rounds) await producer.sendBatch({ topicMessages: round, acks: -1 });
-      } catch (err) {
-        if (!isRecordError(err)) throw err;
-        this.opts.log.warn({ err: kafkaErrorType(err), partition: batch.partition }, 'batch refused for a record-level reason; sending record by record');
-        // Records already acknowledged are sent again: at-least-once allows it.
-        for (const r of batch.records) {
-          if (r.outputs.length === 0) continue;
-          try {
-            for (const o of r.outputs) await producer.send({ topic: o.topic, acks: -1, messages: [o.message] });
-          } catch (e) {
-            if (!isRecordError(e)) throw e;
-            r.rejection = rejectionFor(e, r.outputs[0].topic);
-            r.outputs = [];
-          }
-        }
-        const dlq = batch.records.filter((r) => r.rejection).map((r) => r.toDeadLetter(r.rejection!));
-        for (const chunk of chunkBySize(dlq, chunkLimit(this.opts.limits.maxMessageBytes(this.opts.deadLetterTopic)))) {
-          await producer.send({ topic: this.opts.deadLetterTopic, acks: -1, messages: chunk });
+      for (const round of CommitPlan.of(batch, this.opts).rounds) await producer.sendBatch({ topicMessages: round });
+    } catch (err) {
+      if (!isRecordError(err)) throw err;
+      this.opts.log.warn({ err: kafkaErrorType(err), partition: batch.partition }, 'batch refused for a record-level reason; sending record by record');
+      // Records already acknowledged are sent again: at-least-once allows it.
+      for (const r of batch.records) {
+        if (r.outputs.length === 0) continue;
+        try {
+          for (const o of r.outputs) await producer.send({ topic: o.topic, messages: [o.message] });
+        } catch (e) {
+          if (!isRecordError(e)) throw e;
+          r.rejection = rejectionFor(e, r.outputs[0].topic);
+          r.outputs = [];
         }
       }
-    } catch (err) {
-      this.drop();
-      throw err;
+      const dlq = batch.records.filter((r) => r.rejection).map((r) => r.toDeadLetter(r.rejection!));
+      for (const chunk of chunkBySize(dlq, chunkLimit(this.opts.limits.maxMessageBytes(this.opts.deadLetterTopic)))) {
+        await producer.send({ topic: this.opts.deadLetterTopic, messages: chunk });
+      }
     }
     // Committed while the consumer still runs: kafkajs silently skips commits once it is stopping,
     // which is why the engine commits before it stops the consumer.
     await this.opts.consumer().commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }]);
   }
 
-  private drop(): void {
-    const p = this.producer;
-    this.producer = undefined;
-    void p?.then((x) => x.disconnect()).catch(() => undefined);
-  }
-
   async close(): Promise<void> {
-    const p = this.producer;
-    this.producer = undefined;
-    if (p) await p.then((x) => x.disconnect()).catch(() => undefined);
+    if (this.connected) await this.producer.disconnect().catch(() => undefined);
+    this.connected = undefined;
+  }
+}
+
+/**
+ * Commits consumed offsets only (no producer): for consumers whose processor acts elsewhere (Redis,
+ * metrics, an alert producer of its own) and writes nothing per record. Rejected records (say,
+ * undecodable) are counted by the runner but written nowhere. At-least-once: a crash before the
+ * commit re-delivers the records, so processors keep their side effects idempotent or tolerant.
+ */
+export class OffsetsOnlySink {
+  constructor(private readonly consumer: () => Consumer) {}
+
+  async commit(batch: CommitBatch): Promise<void> {
+    batch.beforeCommit?.();
+    // Committed while the consumer still runs (kafkajs skips commits of a stopping consumer).
+    await this.consumer().commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }]);
   }
 }

@@ -2,6 +2,7 @@ import type { KafkaMessage } from 'kafkajs';
 import type { Logger } from '../util/logger';
 import type { Chain, ChainRecord } from './chain';
 import { ProducerFencedError, type CommitBatch } from './commit-sink';
+import { RetryLaterError } from './transient';
 
 /** When a lane commits: whichever comes first once records are waiting. */
 export interface CommitPolicy {
@@ -203,7 +204,13 @@ export class PartitionLane {
         this.processing = [];
         // A dependency is down (or a bug): nothing of this chunk is kept; retry it after a backoff.
         this.queue.unshift(...chunk);
-        this.opts.onFailure(err as Error, 'process');
+        if (err instanceof RetryLaterError) {
+          // Waiting for other data is not a failure; stopping does not wait for it.
+          if (this.state === 'draining') {
+            this.queue = [];
+            return;
+          }
+        } else this.opts.onFailure(err as Error, 'process');
         const base = this.opts.chain.stages[0].spec.errors?.backoffMs ?? 200;
         const delay = Math.min(base * 2 ** failures++, MAX_BACKOFF_MS);
         this.opts.log.debug({ partition: this.opts.partition, err: (err as Error).message, retryInMs: delay }, 'processing failed; the chunk will be retried');

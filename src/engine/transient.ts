@@ -23,3 +23,11 @@ export function isTransientError(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * Thrown by a processor whose records cannot be processed yet because they wait for other data
+ * (e.g. a label whose prediction has not been read yet) — not a failure: the lane retries the chunk
+ * with backoff without logging an error or making the chain unready, and a graceful stop does not
+ * wait for it (the waiting records are not committed; they are read again on the next start).
+ */
+export class RetryLaterError extends TransientError {}

@@ -1,3 +1,4 @@
+import { progressText } from '../util/progress';
 /**
  * Bulk load of a batch feature set from a CSV or JSON-lines file into a new Redis version, then an
  * atomic pointer flip (readers never see a half-loaded set) and clean-up of versions retired more
@@ -226,11 +227,9 @@ export async function loadFeatureFile(redis: Redis, set: BatchFeatureSetSpec, op
   return { set: set.name, version, previous, rows, bad, seconds: (Date.now() - started) / 1000, removedVersions };
 }
 
-/** A one-line progress bar: `[#####-----] 50% 5000/10000 rows 12000 rows/s ETA 0.4s (2 bad)`. */
+/** A one-line progress bar (the shared format): `[#####.....] 50.0% 5000/10000 rows  12000 rows/s  ETA 0:01  (2 bad)`. */
 export function progressLine(p: LoadProgress, width = 30): string {
-  const frac = p.total > 0 ? Math.min(1, (p.rows + p.bad) / p.total) : 1;
-  const fill = Math.round(frac * width);
   const rate = p.elapsedMs > 0 ? (p.rows / p.elapsedMs) * 1000 : 0;
-  const eta = rate > 0 ? Math.max(0, (p.total - p.rows - p.bad) / rate) : 0;
-  return `[${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}% ${p.rows}/${p.total} rows ${rate.toFixed(0)} rows/s ETA ${eta.toFixed(1)}s${p.bad ? ` (${p.bad} bad)` : ''}`;
+  const left = p.total - p.rows - p.bad;
+  return progressText({ done: p.rows + p.bad, total: p.total, rate, etaMs: left <= 0 ? 0 : rate > 0 ? (left / rate) * 1000 : null, extra: p.bad ? `(${p.bad} bad)` : undefined }, 'rows', width);
 }

@@ -1,17 +1,20 @@
 import * as path from 'node:path';
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { DriftAlert, FeatureVector, Feedback, Prediction } from '../client/generated/avro-types';
 import { ensureTopics } from '../kafka/admin';
 import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
 import { idempotentProducer, type IdempotentProducer } from '../kafka/client';
-import { RecordRejection } from '../kafka/dead-letter';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
 import { modelDir, readModelCard } from '../inference/model-card';
+import type { ChainRunner } from '../engine/chain-runner';
+import { offsetsOnlyConsumer, sideEffectProcessor } from '../engine/offsets-only';
+import type { InputRecord } from '../stages/processor';
 import type { LoadedTopology } from '../topology/spec';
 import { TributaryError } from '../util/errors';
 import { createLogger, type Logger } from '../util/logger';
+import type { StageMetrics } from './metrics';
 import { DriftMetrics, DriftMonitor, type DriftConfig, type DriftReport } from './drift-monitor';
 import { FeedbackMonitor, type FeedbackConfig } from './feedback-monitor';
 
@@ -31,6 +34,11 @@ export interface DriftServiceOptions {
   groupId: string;
   config?: DriftConfig;
   metricsRegistry?: Registry;
+  /**
+   * The engine's consumer metrics of the monitor (stage `drift`: records in, lag, errors); default a
+   * registry of their own, so a pipeline sharing its registry shows only its stages.
+   */
+  engineMetrics?: StageMetrics;
   /** Read the inputs from the beginning when the group has no committed offsets (default false: from now on). */
   fromBeginning?: boolean;
   /** Emit an alert for every closed window, OK ones included (default: WARN and ALERT only). */
@@ -45,23 +53,24 @@ export interface DriftServiceOptions {
  * The drift monitor as its own consumer group, off the live path: reads the scoring stage's input
  * (feature vectors) and output (predictions) topics, counts them into windows against the model
  * card's training baseline, sets the drift metrics and publishes a DriftAlert for every closed window
- * at WARN or ALERT. Offsets are committed as batches are counted (at-least-once); window state lives
- * in memory, so a restart starts fresh windows — it is a monitor, not a ledger.
+ * at WARN or ALERT. An offsets-only consumer of the engine: offsets are committed as records are
+ * counted (at-least-once); window state lives in memory, so a restart starts fresh windows — it is a
+ * monitor, not a ledger. Alerts that fail to publish are kept and retried every second. Undecodable
+ * records are skipped (counted as ignored, reason `undecodable`).
  */
 export class DriftService {
   readonly monitor: DriftMonitor;
   readonly feedback?: FeedbackMonitor;
-  private readonly feedbackDecoder?: AvroDecoder<Feedback>;
   readonly alerts: DriftAlert[] = [];
-  private readonly consumer: Consumer;
+  private readonly consumer: ChainRunner;
   private readonly producer: IdempotentProducer;
-  private readonly featureDecoder: AvroDecoder<FeatureVector>;
-  private readonly predictionDecoder: AvroDecoder<Prediction>;
   private readonly alertEncoder: AvroEncoder<DriftAlert>;
   private readonly metrics?: DriftMetrics;
   private readonly log: Logger;
+  /** Closed windows to alert on, not published yet. */
+  private unpublished: DriftReport[] = [];
+  private publishing?: Promise<void>;
   private timer?: NodeJS.Timeout;
-  private assigned = 0;
   private running = false;
 
   constructor(private readonly opts: DriftServiceOptions) {
@@ -70,22 +79,29 @@ export class DriftService {
     this.metrics = opts.metricsRegistry ? DriftMetrics.for(opts.metricsRegistry) : undefined;
     this.log = opts.logger ?? createLogger('drift-monitor').child({ model: `${card.name}@${card.version}`, group: opts.groupId });
     const catalog = new SchemaCatalog(opts.schemasDir);
-    this.featureDecoder = new AvroDecoder(opts.registry, catalog.get('feature-vector').type);
-    this.predictionDecoder = new AvroDecoder(opts.registry, catalog.get('prediction').type);
     this.alertEncoder = new AvroEncoder(opts.registry, catalog.get('drift-alert'), opts.alertTopic);
+    const inputs: { topic: string; decoder: AvroDecoder<unknown> }[] = [
+      { topic: opts.featuresTopic, decoder: new AvroDecoder(opts.registry, catalog.get('feature-vector').type) },
+      { topic: opts.predictionsTopic, decoder: new AvroDecoder(opts.registry, catalog.get('prediction').type) },
+    ];
     if (opts.feedbackTopic) {
       this.feedback = new FeedbackMonitor(card.name, card.version, opts.feedback, opts.metricsRegistry);
-      this.feedbackDecoder = new AvroDecoder(opts.registry, catalog.get('feedback').type);
+      inputs.push({ topic: opts.feedbackTopic, decoder: new AvroDecoder(opts.registry, catalog.get('feedback').type) });
     }
-    this.consumer = opts.kafka.consumer({ groupId: opts.groupId, sessionTimeout: 30000, heartbeatInterval: 3000, maxWaitTimeInMs: 200, readUncommitted: false });
-    this.producer = idempotentProducer(opts.kafka, { name: 'drift-alerts', logger: this.log });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
-      this.assigned = Object.values(payload.memberAssignment).reduce((n, parts) => n + parts.length, 0);
+    this.consumer = offsetsOnlyConsumer({
+      kafka: opts.kafka,
+      name: 'drift',
+      groupId: opts.groupId,
+      inputs,
+      processor: sideEffectProcessor((records) => this.observe(records)),
+      fromBeginning: opts.fromBeginning ?? false,
+      consumer: { maxWaitTimeMs: 200 },
+      metrics: opts.engineMetrics,
+      onRejected: (count) => this.metrics?.ignored.inc({ model: card.name, reason: 'undecodable' }, count),
     });
-    for (const e of [this.consumer.events.CRASH, this.consumer.events.STOP, this.consumer.events.DISCONNECT]) this.consumer.on(e, () => (this.assigned = 0));
+    this.producer = idempotentProducer(opts.kafka, { name: 'drift-alerts', logger: this.log });
   }
 
-  /** Resolves once the group has assigned this instance its partitions. */
   /** The live prediction topic this monitor reads. */
   get predictionsTopic(): string {
     return this.opts.predictionsTopic;
@@ -98,75 +114,81 @@ export class DriftService {
     ]);
     await this.alertEncoder.id();
     await this.producer.connect();
-    await this.consumer.connect();
-    const topics = [this.opts.featuresTopic, this.opts.predictionsTopic, ...(this.opts.feedbackTopic ? [this.opts.feedbackTopic] : [])];
-    await this.consumer.subscribe({ topics, fromBeginning: this.opts.fromBeginning ?? false });
-    const joined = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new TributaryError(`drift monitor: no partition assignment within ${timeoutMs} ms`)), timeoutMs);
-      const off = this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
-        clearTimeout(timer);
-        off();
-        resolve();
-      });
-    });
     this.running = true;
-    await this.consumer.run({ eachBatch: (p) => this.handleBatch(p) });
+    const joined = this.consumer.waitForAssignment(timeoutMs).catch(() => {
+      throw new TributaryError(`drift monitor: no partition assignment within ${timeoutMs} ms`);
+    });
+    await this.consumer.start();
     await joined;
-    this.timer = setInterval(() => void this.publish(this.monitor.tick()).catch((err: Error) => this.log.warn({ err: err.message }, 'publishing a drift alert failed')), 1000);
+    this.timer = setInterval(() => this.enqueue(this.monitor.tick()), 1000);
     this.log.info({ features: this.opts.featuresTopic, predictions: this.opts.predictionsTopic, alerts: this.opts.alertTopic, config: this.monitor.config }, 'drift monitor running');
   }
 
   health(): { stage: string; running: boolean; assignedPartitions: number; ready: boolean } {
-    return { stage: 'drift', running: this.running, assignedPartitions: this.assigned, ready: this.running && this.assigned > 0 };
+    const h = this.consumer.health();
+    return { stage: 'drift', running: this.running && h.running, assignedPartitions: h.assignedPartitions, ready: this.running && h.ready };
   }
 
+  /** Graceful: what the consumer holds is counted and committed, pending alerts get a last try. */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
     clearInterval(this.timer);
-    await this.consumer.disconnect();
+    await this.consumer.stop();
+    this.enqueue([]);
+    await this.publishing;
     await this.producer.disconnect();
   }
 
-  private async handleBatch({ batch, heartbeat, resolveOffset }: EachBatchPayload): Promise<void> {
+  /** Counts one chunk of one input partition (all of one topic) into the windows. */
+  private async observe(records: readonly InputRecord<unknown>[]): Promise<void> {
+    if (records.length === 0) return;
     const card = this.monitor.card;
-    const reports: DriftReport[] = [];
-    const isFeatures = batch.topic === this.opts.featuresTopic;
-    if (this.feedbackDecoder && batch.topic === this.opts.feedbackTopic) {
-      for (const m of batch.messages) {
-        const f = await this.feedbackDecoder.decode(m.value);
-        if (f instanceof RecordRejection) this.metrics?.ignored.inc({ model: card.name, reason: 'undecodable' });
-        else this.feedback!.observeFeedback(f.key, f.label);
-        resolveOffset(m.offset);
-      }
-      this.feedback!.flush();
-      await heartbeat();
+    const topic = records[0].lineage.topic;
+    if (this.feedback && topic === this.opts.feedbackTopic) {
+      for (const r of records as readonly InputRecord<Feedback>[]) this.feedback.observeFeedback(r.value.key, r.value.label);
+      this.feedback.flush();
       return;
     }
-    for (const m of batch.messages) {
-      if (isFeatures) {
-        const fv = await this.featureDecoder.decode(m.value);
-        if (fv instanceof RecordRejection) this.metrics?.ignored.inc({ model: card.name, reason: 'undecodable' });
-        else if (fv.featureSet !== card.features.set || fv.featureVersion !== card.features.version) this.metrics?.ignored.inc({ model: card.name, reason: 'feature_set' });
+    const reports: DriftReport[] = [];
+    if (topic === this.opts.featuresTopic) {
+      for (const { value: fv } of records as readonly InputRecord<FeatureVector>[]) {
+        if (fv.featureSet !== card.features.set || fv.featureVersion !== card.features.version) this.metrics?.ignored.inc({ model: card.name, reason: 'feature_set' });
         else {
           const r = this.monitor.observeVector(fv.names, fv.values);
           if (r) reports.push(r);
         }
-      } else {
-        const p = await this.predictionDecoder.decode(m.value);
-        if (p instanceof RecordRejection) this.metrics?.ignored.inc({ model: card.name, reason: 'undecodable' });
-        else if (p.modelName !== card.name || p.modelVersion !== card.version) this.metrics?.ignored.inc({ model: card.name, reason: 'model_version' });
+      }
+    } else {
+      for (const { value: p } of records as readonly InputRecord<Prediction>[]) {
+        if (p.modelName !== card.name || p.modelVersion !== card.version) this.metrics?.ignored.inc({ model: card.name, reason: 'model_version' });
         else {
           const r = this.monitor.observeScore(p.score);
           if (r) reports.push(r);
           this.feedback?.observePrediction(p.key, p.score, p.label);
         }
       }
-      resolveOffset(m.offset);
     }
     this.feedback?.flush();
-    await this.publish(reports);
-    await heartbeat();
+    this.enqueue(reports);
+  }
+
+  /**
+   * Queues closed windows for publishing (one publish at a time, in order). Publishing is not on
+   * the consumer's path: a failure keeps the reports for the next tick rather than re-counting the
+   * records they came from.
+   */
+  private enqueue(reports: DriftReport[]): void {
+    this.unpublished.push(...reports);
+    if (this.publishing || this.unpublished.length === 0) return;
+    const batch = this.unpublished;
+    this.unpublished = [];
+    this.publishing = this.publish(batch)
+      .catch((err: Error) => {
+        this.unpublished.unshift(...batch);
+        this.log.warn({ err: err.message, pending: this.unpublished.length }, 'publishing a drift alert failed; retrying on the next tick');
+      })
+      .finally(() => (this.publishing = undefined));
   }
 
   private async publish(reports: DriftReport[]): Promise<void> {
@@ -212,7 +234,7 @@ export class DriftService {
 /** The drift service for a topology's onnx_inference stage (its input/output topics and model). */
 export function driftServiceFor(
   topology: LoadedTopology,
-  deps: Pick<DriftServiceOptions, 'kafka' | 'registry' | 'config' | 'metricsRegistry' | 'fromBeginning' | 'emitAll' | 'feedbackTopic' | 'feedback'> & { stage?: string; alertTopic?: string; groupId?: string },
+  deps: Pick<DriftServiceOptions, 'kafka' | 'registry' | 'config' | 'metricsRegistry' | 'engineMetrics' | 'fromBeginning' | 'emitAll' | 'feedbackTopic' | 'feedback'> & { stage?: string; alertTopic?: string; groupId?: string },
 ): DriftService {
   const stages = topology.spec.stages.filter((s) => s.processor === 'onnx_inference' && (!deps.stage || s.name === deps.stage));
   if (stages.length !== 1) {

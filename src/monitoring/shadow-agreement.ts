@@ -1,12 +1,15 @@
 import * as path from 'node:path';
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Prediction, ShadowPrediction } from '../client/generated/avro-types';
 import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroDecoder } from '../kafka/avro-serde';
-import { RecordRejection } from '../kafka/dead-letter';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
+import type { ChainRunner } from '../engine/chain-runner';
+import { offsetsOnlyConsumer, sideEffectProcessor } from '../engine/offsets-only';
 import { repoRoot } from '../stack/paths';
+import type { InputRecord } from '../stages/processor';
+import type { StageMetrics } from './metrics';
 
 /** A decision of either side, keyed by the input record it was made for. */
 interface Decision {
@@ -111,43 +114,48 @@ export interface ShadowAgreementConsumerOptions {
   shadowTopic: string;
   groupId: string;
   window?: number;
+  /** The engine's consumer metrics (stage `shadow-agreement`); default a registry of their own. */
+  engineMetrics?: StageMetrics;
 }
 
-/** Runs ShadowAgreement over the two topics in its own consumer group (off the live path). */
+/**
+ * Runs ShadowAgreement over the two topics in its own consumer group (off the live path): an
+ * offsets-only consumer of the engine. Undecodable records are skipped (counted in the engine's metrics).
+ */
 export class ShadowAgreementConsumer {
   readonly agreement: ShadowAgreement;
-  private readonly consumer: Consumer;
-  private readonly live: AvroDecoder<Prediction>;
-  private readonly shadow: AvroDecoder<ShadowPrediction>;
+  private readonly consumer: ChainRunner;
 
   constructor(private readonly opts: ShadowAgreementConsumerOptions) {
     this.agreement = new ShadowAgreement(opts.metricsRegistry, opts.window);
     const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
-    this.live = new AvroDecoder(opts.registry, catalog.get('prediction').type);
-    this.shadow = new AvroDecoder(opts.registry, catalog.get('shadow-prediction').type);
-    this.consumer = opts.kafka.consumer({ groupId: opts.groupId, maxWaitTimeInMs: 100 });
+    this.consumer = offsetsOnlyConsumer({
+      kafka: opts.kafka,
+      name: 'shadow-agreement',
+      groupId: opts.groupId,
+      inputs: [
+        { topic: opts.predictionsTopic, decoder: new AvroDecoder(opts.registry, catalog.get('prediction').type) },
+        { topic: opts.shadowTopic, decoder: new AvroDecoder(opts.registry, catalog.get('shadow-prediction').type) },
+      ],
+      processor: sideEffectProcessor(async (records) => this.observe(records)),
+      fromBeginning: true,
+      consumer: { maxWaitTimeMs: 100 },
+      metrics: opts.engineMetrics,
+    });
   }
 
   async start(): Promise<void> {
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topics: [this.opts.predictionsTopic, this.opts.shadowTopic], fromBeginning: true });
-    await this.consumer.run({ eachBatch: (p) => this.onBatch(p) });
+    await this.consumer.start();
   }
 
   async stop(): Promise<void> {
-    await this.consumer.disconnect();
+    await this.consumer.stop();
   }
 
-  private async onBatch({ batch }: EachBatchPayload): Promise<void> {
-    const isShadow = batch.topic === this.opts.shadowTopic;
-    for (const m of batch.messages) {
-      if (isShadow) {
-        const s = await this.shadow.decode(m.value);
-        if (!(s instanceof RecordRejection)) this.agreement.observeShadow(s);
-      } else {
-        const p = await this.live.decode(m.value);
-        if (!(p instanceof RecordRejection)) this.agreement.observeLive(p);
-      }
+  private observe(records: readonly InputRecord<unknown>[]): void {
+    for (const r of records) {
+      if (r.lineage.topic === this.opts.shadowTopic) this.agreement.observeShadow(r.value as ShadowPrediction);
+      else this.agreement.observeLive(r.value as Prediction);
     }
   }
 }

@@ -30,6 +30,8 @@ export interface LocalStackOptions {
   registryHeap?: string;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
+  /** Called as servers start answering during `up` (for a progress bar). */
+  onStartProgress?: (answering: number, total: number) => void;
 }
 
 export interface ServerStatus {
@@ -296,10 +298,13 @@ export class LocalStack {
       ['registry', registry.value],
       ['redis', redis.value],
     ];
+    let answering = 0;
+    this.opts.onStartProgress?.(0, servers.length);
     const ready = await Promise.allSettled(
       servers.map(async ([name, launched]) => {
         await launched.waitUntilReady(this.startTimeout());
         this.log.info({ server: name, pid: launched.info.pid, ms: Date.now() - started }, `${name} is answering`);
+        this.opts.onStartProgress?.(++answering, servers.length);
       }),
     );
     const failures = ready.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));

@@ -2,31 +2,42 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
-export type PrerequisiteName = 'java' | 'mvn' | 'redis-server';
+export type PrerequisiteName = 'java' | 'mvn' | 'redis-server' | 'chromium' | 'promtool' | 'prometheus' | 'python3' | 'openssl';
 
 interface PrerequisiteSpec {
-  /** What it is needed for, shown in the error. */
+  /** What it is needed for, shown in messages and the README. */
   purpose: string;
+  /** Executables that satisfy it (any one). */
+  binaries: readonly string[];
+  /** Debian/Ubuntu packages that provide it. */
+  packages: readonly string[];
   /** Debian/Ubuntu install command, shown in the error. */
   install: string;
 }
 
 export const MIN_JAVA_MAJOR = 17;
 
+function spec(purpose: string, binaries: readonly string[], packages: readonly string[]): PrerequisiteSpec {
+  return { purpose, binaries, packages, install: `apt-get update && apt-get install -y ${packages.join(' ')}` };
+}
+
 export const PREREQUISITES: Readonly<Record<PrerequisiteName, PrerequisiteSpec>> = {
-  java: {
-    purpose: `runs the Kafka broker and the schema registry (Java ${MIN_JAVA_MAJOR}+)`,
-    install: 'apt-get update && apt-get install -y openjdk-17-jre-headless',
-  },
-  mvn: {
-    purpose: 'downloads the Kafka and schema registry jars on first use',
-    install: 'apt-get update && apt-get install -y maven',
-  },
-  'redis-server': {
-    purpose: 'runs the local Redis',
-    install: 'apt-get update && apt-get install -y redis-server',
-  },
+  java: spec(`runs the Kafka broker and the schema registry (Java ${MIN_JAVA_MAJOR}+)`, ['java'], ['openjdk-17-jre-headless']),
+  mvn: spec('downloads the Kafka and schema registry jars on first use', ['mvn'], ['maven']),
+  'redis-server': spec('runs the local Redis', ['redis-server'], ['redis-server']),
+  chromium: spec('renders the shadow report in a real headless browser in the tests', ['chromium', 'chromium-browser'], ['chromium']),
+  promtool: spec('checks the /metrics exposition format in the tests', ['promtool'], ['prometheus']),
+  prometheus: spec('scrapes the pipeline in the monitoring tests', ['prometheus'], ['prometheus']),
+  openssl: spec('generates the CA and certificates for the TLS tests (keytool comes with Java)', ['openssl'], ['openssl']),
+  python3: spec('runs the model training and parity tools (scripts/train-model.sh, with its venv)', ['python3'], ['python3', 'python3-venv']),
 };
+
+/** What each use needs: the demo and `stack up` need the servers; the test suite needs the tools its tests run too. */
+export const PREREQUISITE_SETS = {
+  stack: ['java', 'mvn', 'redis-server'],
+  tests: ['java', 'mvn', 'redis-server', 'chromium', 'promtool', 'prometheus', 'openssl', 'python3'],
+} as const satisfies Record<string, readonly PrerequisiteName[]>;
+export type PrerequisiteSet = keyof typeof PREREQUISITE_SETS;
 
 export class MissingPrerequisiteError extends Error {
   override readonly name = 'MissingPrerequisiteError';
@@ -116,7 +127,7 @@ export function checkPrerequisites(opts: PrerequisiteOptions = {}): ResolvedPrer
       }
       found.java = java;
     } else {
-      const exe = findExecutable(name, env);
+      const exe = PREREQUISITES[name].binaries.map((b) => findExecutable(b, env)).find(Boolean);
       if (!exe) throw new MissingPrerequisiteError(name);
       found[name] = exe;
     }

@@ -1,4 +1,5 @@
 import { startTestStack, type TestStack } from '../../src/stack/test-harness';
+import prerequisitesSetup from './prerequisites-setup';
 
 /** Key on globalThis where the teardown finds what setup did (setup and teardown share the jest parent process). */
 export const TEST_STACK_KEY = '__tributaryTestStack__';
@@ -12,10 +13,11 @@ export interface GlobalTestStack {
 }
 
 /**
- * Jest globalSetup for the integration project: resolves (or starts) the stack and publishes its endpoints through
+ * Jest globalSetup for the integration and fault projects: installs missing system packages, then resolves (or starts) the stack and publishes its endpoints through
  * process.env, which the test environments (other module registries / workers) inherit.
  */
 export default async function globalSetup(): Promise<void> {
+  await prerequisitesSetup();
   const stack = await startTestStack();
   const previousEnv = Object.fromEntries(PUBLISHED.map((k) => [k, process.env[k]]));
   process.env.KAFKA_BROKERS = stack.endpoints.brokers.join(',');

@@ -31,7 +31,7 @@ class BackfillProcess {
   stdout = '';
   readonly exited: Promise<number | null>;
   constructor(args: string[]) {
-    this.child = spawn(process.execPath, [ENTRY, 'backfill', ...args], { cwd: repoRoot(), env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [ENTRY, 'backfill', ...args], { cwd: repoRoot(), env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));

@@ -80,6 +80,13 @@ describe('tributary CLI (built dist, real stack)', () => {
     expect(summary.labels).toBe(200);
     expect(summary.shadow.records).toBe(200);
     expect(fs.existsSync(summary.shadow.report.html)).toBe(true);
+    // --json: every stderr line is JSON. A clean run logs no ERROR, and its only WARN lines are the
+    // ones README's demo section explains: the five malformed events it injects, dead-lettered.
+    const lines = res.stderr.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as { level: number; msg: string; kinds?: string[] });
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    const warnings = lines.filter((l) => l.level === 40);
+    expect(warnings.map((l) => l.msg)).toEqual(warnings.map(() => 'dead-lettered records'));
+    expect(warnings.flatMap((l) => l.kinds ?? []).sort()).toEqual(['DECODE_ERROR', 'MISSING_FIELD', 'NOT_AVRO', 'UNKNOWN_SCHEMA', 'WRONG_TYPE']);
   });
 
   it('tails a topic as decoded JSON lines', () => {

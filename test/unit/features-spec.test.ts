@@ -59,6 +59,6 @@ describe('feature store helpers', () => {
     expect(toRow(set, { id: 'x', ts: '5', n: '3', b: 'true' })).toEqual({ entity: 'x', ts: 5, values: { n: 3, b: 1 } });
     expect(() => toRow(set, { id: 'x', ts: '5', n: '3.5' })).toThrow(/n: 3.5 is not an integer/);
     expect(() => toRow(set, { id: 'x{1}', ts: '5' })).toThrow(/not allowed/);
-    expect(progressLine({ rows: 50, total: 100, bad: 0, elapsedMs: 1000 }, 10)).toBe('[#####-----]  50% 50/100 rows 50 rows/s ETA 1.0s');
+    expect(progressLine({ rows: 50, total: 100, bad: 0, elapsedMs: 1000 }, 10)).toBe('[#####.....] 50.0% 50/100 rows  50 rows/s  ETA 0:01');
   });
 });

@@ -1,40 +1,53 @@
 /**
- * System under test #1: the fraud pipeline written "the obvious way" with kafkajs — eachMessage,
- * and per event: decode, extract features, (optionally) one Redis HGETALL of the card's hash,
- * one onnxruntime run of a 1-row batch, encode, one producer.send with acks=all. Offsets are
- * auto-committed by kafkajs. Same input topic, same model, same Avro schemas and serde as Tributary,
- * so the difference is the per-event structure (and the Redis read, when on).
+ * Baseline: the fraud pipeline of a topology variant written "the obvious way" with kafkajs —
+ * eachMessage, and per event: decode, assemble the same feature vector as the topology's extraction
+ * stage (same base feature set; the same Redis batch and streaming feature sets through the same
+ * `Enricher`, called with a batch of one event, so the same Redis reads), one onnxruntime run of a
+ * 1-row batch of the topology's model, encode, one producer.send (acks=all, idempotent producer);
+ * offsets auto-committed by kafkajs (at-least-once). What it does differently from the topology is
+ * derived from the topology in main.ts (`naiveDifferences`), not written here.
  */
-import * as path from 'node:path';
 import Redis from 'ioredis';
+import * as path from 'node:path';
 import type { Prediction, Transaction } from '../../../src/client/generated/avro-types';
-import { FraudFeatureExtractor, loadGeneratorSpec } from '../../../src/features/fraud-extractor';
+import { Enricher } from '../../../src/features/enricher';
 import { OnnxModel } from '../../../src/inference/onnx-model';
 import { SchemaCatalog } from '../../../src/kafka/avro-schemas';
 import { AvroDecoder, AvroEncoder } from '../../../src/kafka/avro-serde';
 import { createKafka } from '../../../src/kafka/client';
 import { RecordRejection } from '../../../src/kafka/dead-letter';
 import { SchemaRegistryClient } from '../../../src/kafka/schema-registry';
+import { extractionVector, type ExtractionConfig } from '../../../src/stages/extraction';
+import type { InferenceConfig } from '../../../src/stages/inference';
 import { repoRoot } from '../../../src/stack/paths';
-import { benchTopology, childConfig, inputTopic, predictionTopic, tell } from '../common';
+import { childConfig, tell } from '../common';
+import { loadVariant, topologyFacts } from '../topologies';
+import { loadCode, ownCode } from '../tributary-code';
 
 async function main(): Promise<void> {
   const cfg = childConfig();
-  const topology = benchTopology(cfg.suffix, cfg.partitions);
-  const input = inputTopic(topology);
-  const output = predictionTopic(topology);
+  const topology = loadVariant(loadCode(ownCode()), { variant: cfg.variant ?? 'default', suffix: cfg.suffix, partitions: cfg.partitions });
+  const facts = topologyFacts(topology);
+  const extract = topology.spec.stages.find((s) => s.processor === 'feature_extraction')!;
+  const score = topology.spec.stages.find((s) => s.processor === 'onnx_inference')!;
+  const scfg = score.config as unknown as InferenceConfig & { model: { repository: string; name: string; version: string } };
+  const input = facts.inputTopic;
+  const output = facts.predictionTopic;
   const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
   const registry = new SchemaRegistryClient({ url: cfg.schemaRegistryUrl });
   const decoder = new AvroDecoder<Transaction>(registry, catalog.get('transaction').type);
   const encoder = new AvroEncoder<Prediction>(registry, catalog.get('prediction'), output);
-  const extractor = new FraudFeatureExtractor(loadGeneratorSpec());
-  const model = await OnnxModel.load(path.join(repoRoot(), 'models'), 'fraud', '1');
-  const threshold = model.card.threshold;
-  const redis = cfg.redis ? new Redis(cfg.redisUrl) : undefined;
+  const vector = extractionVector(extract.config as unknown as ExtractionConfig, { topology });
+  const redis = vector.sets.length > 0 ? new Redis(cfg.redisUrl) : undefined;
+  const groupId = `bench-naive-${cfg.suffix}`;
+  const enricher = redis ? new Enricher(vector, { redis, namespace: groupId }) : undefined;
+  await enricher?.init();
+  const model = await OnnxModel.load(path.join(topology.baseDir, scfg.model.repository), scfg.model.name, scfg.model.version, { intraOpNumThreads: scfg.intraOpNumThreads });
+  const threshold = scfg.threshold ?? model.card.threshold;
 
   const kafka = createKafka({ clientId: 'bench-naive', brokers: cfg.brokers });
-  const consumer = kafka.consumer({ groupId: `bench-naive-${cfg.suffix}`, maxWaitTimeInMs: 100 });
-  const producer = kafka.producer();
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
+  const producer = kafka.producer({ idempotent: true });
   await producer.connect();
   await consumer.connect();
   await consumer.subscribe({ topic: input, fromBeginning: true });
@@ -49,23 +62,29 @@ async function main(): Promise<void> {
         counters.rejected++;
         return;
       }
-      const features = new Float32Array(extractor.size);
-      extractor.extractInto(tx, features);
-      if (redis) await redis.hgetall(`bench:card:${tx.cardId}`);
-      const [score] = await model.score(features, 1);
+      let values: number[];
+      if (enricher) {
+        const [r] = await enricher.enrich([{ tx, topic: input, partition, offset: Number(message.offset) }]);
+        if ('error' in r) {
+          counters.rejected++;
+          return;
+        }
+        values = r.values;
+      } else values = vector.base.extract(tx);
+      const [p] = await model.score(Float32Array.from(values), 1);
       const prediction: Prediction = {
-        key: tx.transactionId,
+        key: message.key?.toString() ?? tx.transactionId,
         modelName: model.card.name,
         modelVersion: model.card.version,
-        score,
-        label: score >= threshold,
+        score: p,
+        label: p >= threshold,
         threshold,
         eventTime: tx.eventTime,
         ingestTime: Number(message.timestamp),
         producedTime: Date.now(),
         lineage: { topic: input, partition, offset: Number(message.offset) },
       };
-      await producer.send({ topic: output, messages: [{ key: tx.transactionId, value: await encoder.encode(prediction) }] });
+      await producer.send({ topic: output, acks: -1, messages: [{ key: prediction.key, value: await encoder.encode(prediction) }] });
       counters.produced++;
     },
   });
@@ -80,7 +99,7 @@ async function main(): Promise<void> {
     await producer.disconnect();
     redis?.disconnect();
     await model.close();
-    tell({ type: 'stopped', counters });
+    tell({ type: 'stopped', counters: { ...counters, redisRoundTrips: enricher?.stats.roundTrips ?? 0 } });
     setTimeout(() => process.exit(0), 50);
   };
   process.on('SIGTERM', () => void stop());

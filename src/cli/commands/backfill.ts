@@ -1,22 +1,12 @@
 import type { Command } from 'commander';
 import { runBackfill, type BackfillProgress, type BackfillSummary } from '../../backfill/runner';
-import { TributaryError } from '../../util/errors';
-import { loadTopologyFile } from '../topology-file';
+import { chosenTopology, loadTopologyFile, POSITIONAL_TOPOLOGY_HELP, TOPOLOGY_FLAGS, TOPOLOGY_HELP } from '../topology-file';
+import { oneOf, positiveInt, unitInterval, wantsJson } from '../options';
+import { Progress, progressText } from '../../util/progress';
 
-function duration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`;
-}
-
-/** One progress line: bar, events done/total, events/s, ETA. */
+/** One progress line: bar, events done/total, events/s, ETA, counters. */
 export function progressLine(p: BackfillProgress, width = 24): string {
-  const frac = p.total > 0 ? p.done / p.total : 1;
-  const filled = Math.round(frac * width);
-  const eta = p.etaMs === null ? '--:--' : duration(p.etaMs);
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(1)}% ${p.done}/${p.total} events  ${Math.round(p.eventsPerSecond)} events/s  ETA ${eta}  predictions ${p.counters.predictions}  dead-lettered ${p.counters.deadLettered}`;
+  return progressText({ done: p.done, total: p.total, rate: p.eventsPerSecond, etaMs: p.etaMs, extra: `predictions ${p.counters.predictions}  dead-lettered ${p.counters.deadLettered}` }, 'events', width);
 }
 
 export function summaryText(s: BackfillSummary): string {
@@ -43,22 +33,22 @@ interface BackfillCliOptions {
   from: string;
   to: string;
   output: string;
+  topology?: string;
   format?: 'jsonl' | 'csv';
   warmupFrom?: string;
   job?: string;
   stateDir?: string;
   modelVersion?: string;
   modelRepository?: string;
-  threshold?: string;
+  threshold?: number;
   stateNamespace?: string;
   includeFeatures?: boolean;
   deadLetterTopic?: string;
   restart?: boolean;
   feedback?: string;
-  fetchBytes?: string;
-  workers?: string;
-  progressInterval: string;
-  json?: boolean;
+  fetchBytes?: number;
+  workers?: number;
+  progressInterval: number;
 }
 
 /** `tributary backfill TOPOLOGY --from --to --output`: replay a bounded range through the topology's extraction + model. */
@@ -66,34 +56,28 @@ export function registerBackfillCommands(program: Command): void {
   program
     .command('backfill')
     .description('score a bounded range of the input topic with the topology\'s features and a model version, writing predictions to a topic or a file (resumable)')
-    .argument('<topology>', 'topology file')
+    .argument('[topology]', POSITIONAL_TOPOLOGY_HELP)
+    .option(TOPOLOGY_FLAGS, TOPOLOGY_HELP)
     .requiredOption('--from <spec>', 'range start (inclusive): earliest | ISO-8601 time | epoch ms | p:offset,p:offset,...')
     .option('--to <spec>', 'range end (exclusive), resolved once when the job starts: latest | ISO-8601 time | epoch ms | p:offset,...', 'latest')
     .requiredOption('--output <target>', 'topic:NAME, file:PATH, or a path ending in .jsonl/.csv (else a topic name)')
-    .option('--format <fmt>', 'file output: jsonl or csv (default from the extension)')
+    .option('--format <fmt>', 'file output: jsonl or csv (default from the extension)', oneOf('jsonl', 'csv'))
     .option('--warmup-from <spec>', 'replay records from here up to --from into the streaming state only (no output), so features match a live run that started there')
     .option('--job <name>', 'job name (state under --state-dir); default derived from the topology, range, output and model')
     .option('--state-dir <dir>', 'where jobs keep their plan and checkpoint (default $TRIBUTARY_HOME/backfill)')
     .option('--model-version <v>', 'model version to score with (default: the topology\'s), e.g. a candidate')
     .option('--model-repository <dir>', 'model repository (default: the topology\'s)')
-    .option('--threshold <t>', 'decision threshold (default: the stage\'s or the card\'s)')
+    .option('--threshold <t>', 'decision threshold 0-1 (default: the stage\'s or the card\'s)', unitInterval)
     .option('--state-namespace <ns>', 'streaming-feature state namespace (default backfill.<job>; never the live one)')
     .option('--include-features', 'file output: write each prediction\'s feature vector too')
     .option('--dead-letter-topic <topic>', 'topic output: dead letters go here (default: the topology\'s dead-letter topic)')
     .option('--feedback <topic>', 'feedback topic (schemas/feedback.avsc, keyed by event key): print ROC AUC, precision, recall of the backfilled scores')
     .option('--restart', 'forget an existing job of the same name and start over')
-    .option('--fetch-bytes <n>', 'max bytes fetched per partition and batch')
-    .option('--workers <n>', 'inference worker threads')
-    .option('--progress-interval <ms>', 'progress line interval when stderr is not a terminal', '2000')
-    .option('--json', 'print the summary as JSON')
-    .action(async (file: string, opts: BackfillCliOptions) => {
-      const num = (v: string | undefined, flag: string) => {
-        if (v === undefined) return undefined;
-        const n = Number(v);
-        if (!Number.isFinite(n) || n <= 0) throw new TributaryError(`${flag} must be a positive number, not '${v}'`);
-        return n;
-      };
-      const topology = loadTopologyFile(file);
+    .option('--fetch-bytes <n>', 'max bytes fetched per partition and batch', positiveInt)
+    .option('--workers <n>', 'inference worker threads', positiveInt)
+    .option('--progress-interval <ms>', 'progress line interval when stderr is not a terminal', positiveInt, 2000)
+    .action(async (file: string | undefined, opts: BackfillCliOptions, cmd: Command) => {
+      const topology = loadTopologyFile(chosenTopology(file, opts.topology));
       const streaming = (topology.spec.features?.sets ?? []).filter((set) => set.kind === 'windowed_aggregation').map((set) => set.name);
       if (streaming.length > 0 && !opts.warmupFrom && opts.from !== 'earliest') {
         process.stderr.write(
@@ -102,19 +86,9 @@ export function registerBackfillCommands(program: Command): void {
             `(--warmup-from ${opts.from} confirms an empty start)\n`,
         );
       }
-      const tty = process.stderr.isTTY;
-      const interval = Number(opts.progressInterval);
-      let last = 0;
-      let lastLine = '';
-      const onProgress = (p: BackfillProgress) => {
-        const now = Date.now();
-        if (now - last < (tty ? 200 : interval) && p.done < p.total) return;
-        last = now;
-        const line = progressLine(p);
-        if (!tty && line === lastLine) return;
-        lastLine = line;
-        process.stderr.write(tty ? `\r${line}\u001b[K` : `${line}\n`);
-      };
+      const bar = new Progress({ label: 'backfill', unit: 'events', intervalMs: opts.progressInterval });
+      const onProgress = (p: BackfillProgress) =>
+        bar.update({ done: p.done, total: p.total, rate: p.eventsPerSecond, etaMs: p.etaMs, extra: `predictions ${p.counters.predictions}  dead-lettered ${p.counters.deadLettered}` });
       const stop = new AbortController();
       let signals = 0;
       const onSignal = () => {
@@ -135,19 +109,19 @@ export function registerBackfillCommands(program: Command): void {
         stateDir: opts.stateDir,
         modelVersion: opts.modelVersion,
         modelRepository: opts.modelRepository,
-        threshold: opts.threshold === undefined ? undefined : Number(opts.threshold),
+        threshold: opts.threshold,
         stateNamespace: opts.stateNamespace,
         includeFeatures: opts.includeFeatures,
         deadLetterTopic: opts.deadLetterTopic,
         restart: opts.restart,
         feedbackTopic: opts.feedback,
-        fetchBytes: num(opts.fetchBytes, '--fetch-bytes'),
-        workers: num(opts.workers, '--workers'),
+        fetchBytes: opts.fetchBytes,
+        workers: opts.workers,
         onProgress,
         signal: stop.signal,
       });
-      if (tty) process.stderr.write('\n');
-      process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : summaryText(summary));
+      bar.end();
+      process.stdout.write(wantsJson(cmd) ? `${JSON.stringify(summary)}\n` : summaryText(summary));
       process.exit(summary.complete ? 0 : 3);
     });
 }

@@ -8,7 +8,8 @@ import { thompsonShares } from '../../routing/thompson';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { createRedis } from '../../util/redis';
 import { TributaryError } from '../../util/errors';
-import { DEFAULT_TOPOLOGY, loadTopologyFile } from '../topology-file';
+import { DEFAULT_TOPOLOGY, loadTopologyFile, TOPOLOGY_FLAGS } from '../topology-file';
+import { wantsJson } from '../options';
 import { onShutdownSignal } from './pipeline';
 
 interface RoutedStage {
@@ -32,7 +33,7 @@ export function registerBanditCommands(program: Command): void {
     .command('reward')
     .description('join labels from a feedback topic to the arm that served each key and update the posteriors (runs until stopped)')
     .requiredOption('--feedback <topic>', 'feedback topic (schema feedback)')
-    .option('--topology <file>', 'topology file', DEFAULT_TOPOLOGY)
+    .option(TOPOLOGY_FLAGS, 'topology file', DEFAULT_TOPOLOGY)
     .option('--stage <name>', 'the routed onnx_inference stage', 'score')
     .action(async (opts: { feedback: string; topology: string; stage: string }) => {
       const routed = routedStage(opts.topology, opts.stage);
@@ -50,16 +51,15 @@ export function registerBanditCommands(program: Command): void {
   bandit
     .command('status')
     .description('posteriors and Thompson shares of a routed stage\'s experiment')
-    .option('--topology <file>', 'topology file', DEFAULT_TOPOLOGY)
+    .option(TOPOLOGY_FLAGS, 'topology file', DEFAULT_TOPOLOGY)
     .option('--stage <name>', 'the routed onnx_inference stage', 'score')
-    .option('--json', 'print JSON')
-    .action(async (opts: { topology: string; stage: string; json?: boolean }) => {
+    .action(async (opts: { topology: string; stage: string }, cmd: Command) => {
       const routed = routedStage(opts.topology, opts.stage);
       const redis = createRedis(resolveEndpoints().redisUrl);
       try {
         const posteriors = await new BanditStore(redis, routed.experiment).posteriors(routed.arms);
         const shares = thompsonShares(posteriors);
-        if (opts.json) process.stdout.write(`${JSON.stringify({ experiment: routed.experiment, posteriors, shares }, null, 2)}\n`);
+        if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify({ experiment: routed.experiment, posteriors, shares }, null, 2)}\n`);
         else {
           process.stdout.write(`experiment ${routed.experiment}\n`);
           for (const p of posteriors) {

@@ -5,10 +5,12 @@ import { produceDemoEvents } from '../../demo/produce';
 import { formatSummary, runDemo } from '../../demo/run-demo';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { startTestStack } from '../../stack/test-harness';
-import { DEFAULT_TOPOLOGY, loadTopologyFile } from '../topology-file';
+import { loadTopologyFile, TOPOLOGY_FLAGS, TOPOLOGY_HELP, DEFAULT_TOPOLOGY } from '../topology-file';
+import { nonNegativeInt, nonNegativeNumber, positiveInt, UsageError, wantsJson } from '../options';
+import { ensurePrerequisites } from '../../stack/ensure-prerequisites';
+import { ENDPOINT_ENV } from '../../stack/endpoints';
 import { onShutdownSignal } from './pipeline';
 import { loadGeneratorSpec } from '../../features/fraud-extractor';
-import { TributaryError } from '../../util/errors';
 
 /** JSON-friendly rendering of decoded Avro: bytes as base64, Avro records as plain objects. */
 function toJson(value: unknown): string {
@@ -28,7 +30,7 @@ function parseStartTime(value: string): number | undefined {
   if (value === 'now') return Date.now();
   if (value === 'spec') return loadGeneratorSpec().defaultStartTime;
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new TributaryError(`--start-time: '${value}' is neither "now", "spec", an ISO time nor epoch milliseconds`);
+  if (!Number.isFinite(ms)) throw new UsageError(`--start-time: '${value}' is neither "now", "spec", an ISO time nor epoch milliseconds`);
   return ms;
 }
 
@@ -36,26 +38,27 @@ export function registerDemoCommands(program: Command): void {
   program
     .command('produce-demo')
     .description('publish generated card transactions (Avro via the registry) to the topology\'s input topic')
-    .option('--topology <file>', 'topology file', DEFAULT_TOPOLOGY)
-    .option('--count <n>', 'number of events', '1000')
-    .option('--rate <n>', 'events per second (0 = as fast as possible)', '200')
-    .option('--seed <n>', 'generator seed', String(Date.now() % 1_000_000))
+    .option(TOPOLOGY_FLAGS, TOPOLOGY_HELP, DEFAULT_TOPOLOGY)
+    .option('--count <n>', 'number of events', positiveInt, 1000)
+    .option('--rate <n>', 'events per second (0 = as fast as possible)', nonNegativeNumber, 200)
+    .option('--seed <n>', 'generator seed (default: a fresh one per run)', nonNegativeInt, Date.now() % 1_000_000)
     .option('--feedback <topic>', 'also publish each event\'s planted label (schema feedback, keyed like the event) to this topic')
     .option('--start-time <time>', 'generator clock at the first event: ISO time, epoch ms, "now" or "spec" (the training data\'s fixed date)', 'now')
-    .action(async (opts: { topology: string; count: string; rate: string; seed: string; feedback?: string; startTime: string }) => {
+    .action(async (opts: { topology: string; count: number; rate: number; seed: number; feedback?: string; startTime: string }, cmd: Command) => {
       const topology = loadTopologyFile(opts.topology);
       const endpoints = resolveEndpoints();
       const res = await produceDemoEvents({
         brokers: endpoints.brokers,
         schemaRegistryUrl: endpoints.schemaRegistryUrl,
         topic: topology.spec.stages[0].input.topic,
-        count: Number(opts.count),
-        rate: Number(opts.rate),
-        seed: Number(opts.seed),
+        count: opts.count,
+        rate: opts.rate,
+        seed: opts.seed,
         startTime: parseStartTime(opts.startTime),
         feedbackTopic: opts.feedback,
       });
-      process.stdout.write(`produced ${res.produced} events in ${res.seconds.toFixed(1)} s (dated ${new Date(res.startTime).toISOString().slice(0, 10)})${opts.feedback ? `; ${res.labels} labels to ${opts.feedback}` : ''}\n`);
+      if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify(res)}\n`);
+      else process.stdout.write(`produced ${res.produced} events in ${res.seconds.toFixed(1)} s (dated ${new Date(res.startTime).toISOString().slice(0, 10)})${opts.feedback ? `; ${res.labels} labels to ${opts.feedback}` : ''}\n`);
     });
 
   program
@@ -63,14 +66,14 @@ export function registerDemoCommands(program: Command): void {
     .description('print a topic\'s records as JSON lines, decoded with their registered Avro schemas')
     .argument('<topic>')
     .option('--from-beginning', 'start at the earliest offset', false)
-    .option('--max <n>', 'stop after n records')
+    .option('--max <n>', 'stop after n records', positiveInt)
     .option('--until-end', 'stop at the end of the topic (the last offsets when tail starts) instead of waiting for more')
-    .action(async (topic: string, opts: { fromBeginning: boolean; max?: string; untilEnd?: boolean }) => {
+    .action(async (topic: string, opts: { fromBeginning: boolean; max?: number; untilEnd?: boolean }) => {
       const endpoints = resolveEndpoints();
       const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }).registry;
       const kafka = createKafka({ clientId: 'tributary-tail', brokers: endpoints.brokers });
       const consumer = kafka.consumer({ groupId: `tributary-tail-${process.pid}-${Date.now()}`, maxWaitTimeInMs: 200 });
-      const max = opts.max ? Number(opts.max) : Infinity;
+      const max = opts.max ?? Infinity;
       let seen = 0;
       let stopping = false;
       const stop = async () => {
@@ -123,19 +126,22 @@ export function registerDemoCommands(program: Command): void {
   program
     .command('demo')
     .description('end to end on the local stack: start it, run the topology, produce events, print a summary, stop what it started')
-    .option('--topology <file>', 'topology file (default: the fraud pipeline with a shadow and a canary arm for the candidate model)', DEMO_TOPOLOGY)
-    .option('--count <n>', 'number of events', '1000')
-    .option('--rate <n>', 'events per second (0 = as fast as possible)', '250')
-    .option('--malformed <n>', 'malformed events to mix in (0-5), to show the dead-letter path', '5')
-    .option('--seed <n>', 'generator seed (default: a fresh one per run, so keys never collide with earlier runs)', String(Date.now() % 1_000_000_000))
+    .option(TOPOLOGY_FLAGS, 'topology file (default: the fraud pipeline with a shadow and a canary arm for the candidate model)', DEMO_TOPOLOGY)
+    .option('--count <n>', 'number of events', positiveInt, 1000)
+    .option('--rate <n>', 'events per second (0 = as fast as possible)', nonNegativeNumber, 250)
+    .option('--malformed <n>', 'malformed events to mix in (0-5), to show the dead-letter path', nonNegativeInt, 5)
+    .option('--seed <n>', 'generator seed (default: a fresh one per run, so keys never collide with earlier runs)', nonNegativeInt, Date.now() % 1_000_000_000)
     .option('--no-feedback', 'do not publish the planted labels to the topology\'s feedback topic')
     .option('--no-report', 'skip the shadow report (faster)')
     .option('--report-dir <dir>', 'where the shadow report goes (default .tributary/reports/demo-<time>)')
-    .option('--bootstrap <n>', 'bootstrap resamples for the report\'s confidence intervals (fewer is faster)', '300')
+    .option('--bootstrap <n>', 'bootstrap resamples for the report\'s confidence intervals (fewer is faster)', nonNegativeInt, 300)
     .option('--start-time <time>', 'generator clock at the first event: ISO time, epoch ms, "now" or "spec"', 'now')
-    .option('--json', 'print the summary as JSON')
-    .action(async (opts: { topology: string; count: string; rate: string; malformed: string; seed: string; feedback: boolean; report: boolean; reportDir?: string; bootstrap: string; startTime: string; json?: boolean }) => {
+    .action(async (opts: { topology: string; count: number; rate: number; malformed: number; seed: number; feedback: boolean; report: boolean; reportDir?: string; bootstrap: number; startTime: string }, cmd: Command) => {
+      if (opts.malformed > 5) throw new UsageError(`--malformed: expected 0-5 (one of each kind), got ${opts.malformed}`);
+      const startTime = parseStartTime(opts.startTime);
       loadTopologyFile(opts.topology); // fail fast on a bad file, before starting servers
+      // A fresh machine: install the servers' system packages first (unless every endpoint comes from the env).
+      if (!Object.values(ENDPOINT_ENV).every((name) => Boolean(process.env[name]?.trim()))) await ensurePrerequisites({ set: 'stack' });
       // Existing endpoints (env or a running local stack) are reused and left alone; otherwise the stack
       // is started here and stopped at the end.
       const stack = await startTestStack();
@@ -143,17 +149,17 @@ export function registerDemoCommands(program: Command): void {
         const summary = await runDemo({
           endpoints: stack.endpoints,
           topologyFile: opts.topology,
-          count: Number(opts.count),
-          rate: Number(opts.rate),
-          seed: Number(opts.seed),
-          malformed: Number(opts.malformed),
-          startTime: parseStartTime(opts.startTime),
+          count: opts.count,
+          rate: opts.rate,
+          seed: opts.seed,
+          malformed: opts.malformed,
+          startTime,
           feedback: opts.feedback,
           shadowReport: opts.report,
           reportDir: opts.reportDir,
-          bootstrap: Number(opts.bootstrap),
+          bootstrap: opts.bootstrap,
         });
-        process.stdout.write(`${opts.json ? JSON.stringify(summary, null, 2) : formatSummary(summary)}\n`);
+        process.stdout.write(`${wantsJson(cmd) ? JSON.stringify(summary, null, 2) : formatSummary(summary)}\n`);
         if (summary.predictions + summary.deadLettered < summary.produced + summary.malformedInjected) process.exitCode = 1;
       } finally {
         await stack.stop();

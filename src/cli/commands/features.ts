@@ -2,13 +2,15 @@ import { createRedis } from '../../util/redis';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { collectGarbage, currentVersion, listVersions } from '../../features/batch-store';
-import { loadFeatureFile, progressLine, type LoadProgress } from '../../features/load-file';
+import { loadFeatureFile, type LoadProgress } from '../../features/load-file';
 import type { BatchFeatureSetSpec } from '../../features/spec';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { repoRoot } from '../../stack/paths';
 import { TributaryError } from '../../util/errors';
 import { startOfUtcDay } from '../../demo/produce';
-import { DEFAULT_TOPOLOGY, loadTopologyFile } from '../topology-file';
+import { DEFAULT_TOPOLOGY, loadTopologyFile, TOPOLOGY_FLAGS } from '../topology-file';
+import { nonNegativeInt, oneOf, positiveInt, UsageError, wantsJson } from '../options';
+import { Progress } from '../../util/progress';
 
 function batchSet(topologyFile: string, name: string): BatchFeatureSetSpec {
   const topology = loadTopologyFile(topologyFile);
@@ -23,7 +25,7 @@ function batchSet(topologyFile: string, name: string): BatchFeatureSetSpec {
 function parseRedate(value: string): number {
   if (value === 'yesterday') return startOfUtcDay(Date.now()) - 86_400_000;
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new TributaryError(`--redate-to: '${value}' is neither "yesterday", an ISO time nor epoch milliseconds`);
+  if (!Number.isFinite(ms)) throw new UsageError(`--redate-to: '${value}' is neither "yesterday", an ISO time nor epoch milliseconds`);
   return ms;
 }
 
@@ -35,35 +37,29 @@ export function registerFeatureCommands(program: Command): void {
     .description('bulk-load a batch feature set (CSV or JSON lines) into a new version, then make it current atomically')
     .requiredOption('--set <name>', 'feature set declared in the topology (kind redis_batch)')
     .option('--file <path>', 'CSV with a header row, or JSON lines (.jsonl/.ndjson); default the set\'s config.file')
-    .option('--topology <file>', 'topology file declaring the set', DEFAULT_TOPOLOGY)
-    .option('--format <fmt>', 'csv or jsonl (default: from the file extension)')
-    .option('--on-bad-row <policy>', 'skip: report and skip bad rows; reject: abort the load on the first one', 'skip')
-    .option('--batch-rows <n>', 'rows per pipelined round trip', '1000')
-    .option('--grace-ms <ms>', 'delete versions retired longer ago than this (default: the set\'s gracePeriodMs or 10 min)')
+    .option(TOPOLOGY_FLAGS, 'topology file declaring the set', DEFAULT_TOPOLOGY)
+    .option('--format <fmt>', 'csv or jsonl (default: from the file extension)', oneOf('csv', 'jsonl'))
+    .option('--on-bad-row <policy>', 'skip: report and skip bad rows; reject: abort the load on the first one', oneOf('skip', 'reject'), 'skip' as const)
+    .option('--batch-rows <n>', 'rows per pipelined round trip', positiveInt, 1000)
+    .option('--grace-ms <ms>', 'delete versions retired longer ago than this (default: the set\'s gracePeriodMs or 10 min)', nonNegativeInt)
     .option('--redate-to <time>', 'shift every row\'s ts so the newest is this time: ISO, epoch ms, or "yesterday" (UTC midnight before today, as the demo does for the synthetic files)')
-    .action(async (opts: { set: string; file?: string; topology: string; format?: 'csv' | 'jsonl'; onBadRow: string; batchRows: string; graceMs?: string; redateTo?: string }) => {
-      if (opts.onBadRow !== 'skip' && opts.onBadRow !== 'reject') throw new TributaryError(`--on-bad-row must be skip or reject, not '${opts.onBadRow}'`);
+    .action(async (opts: { set: string; file?: string; topology: string; format?: 'csv' | 'jsonl'; onBadRow: 'skip' | 'reject'; batchRows: number; graceMs?: number; redateTo?: string }, cmd: Command) => {
       const set = batchSet(opts.topology, opts.set);
       const file = opts.file ?? (set.config.file && path.resolve(repoRoot(), set.config.file));
       if (!file) throw new TributaryError(`--file is required: feature set '${set.name}' declares no config.file`);
       const redateTo = opts.redateTo === undefined ? undefined : parseRedate(opts.redateTo);
       const redis = createRedis(resolveEndpoints().redisUrl);
-      const tty = process.stderr.isTTY;
-      let lastPrint = 0;
-      const onProgress = (p: LoadProgress) => {
-        const now = Date.now();
-        if (now - lastPrint < (tty ? 100 : 2000) && p.rows + p.bad < p.total) return;
-        lastPrint = now;
-        process.stderr.write(tty ? `\r${progressLine(p)}` : `${progressLine(p)}\n`);
-      };
+      const bar = new Progress({ label: 'load', unit: 'rows' });
+      const onProgress = (p: LoadProgress) => bar.update({ done: p.rows + p.bad, total: p.total, extra: p.bad ? `(${p.bad} bad)` : undefined });
       try {
-        const res = await loadFeatureFile(redis, set, { file, format: opts.format, onBadRow: opts.onBadRow, batchRows: Number(opts.batchRows), gracePeriodMs: opts.graceMs ? Number(opts.graceMs) : undefined, redateTo, onProgress });
-        if (tty) process.stderr.write('\n');
+        const res = await loadFeatureFile(redis, set, { file, format: opts.format, onBadRow: opts.onBadRow, batchRows: opts.batchRows, gracePeriodMs: opts.graceMs, redateTo, onProgress });
+        bar.end();
         for (const b of res.bad.slice(0, 20)) process.stderr.write(`${file}:${b.line}: ${b.reason} (skipped)\n`);
         if (res.bad.length > 20) process.stderr.write(`... and ${res.bad.length - 20} more bad rows\n`);
-        process.stdout.write(`${set.name}: version ${res.version} is current (${res.rows} rows, ${res.bad.length} bad, ${res.seconds.toFixed(2)} s; previous ${res.previous || 'none'}${res.removedVersions.length ? `; removed ${res.removedVersions.join(', ')}` : ''})\n`);
+        if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify({ ...res, bad: res.bad.length })}\n`);
+        else process.stdout.write(`${set.name}: version ${res.version} is current (${res.rows} rows, ${res.bad.length} bad, ${res.seconds.toFixed(2)} s; previous ${res.previous || 'none'}${res.removedVersions.length ? `; removed ${res.removedVersions.join(', ')}` : ''})\n`);
       } catch (err) {
-        if (tty) process.stderr.write('\n');
+        bar.end();
         const bad = (err as { bad?: Array<{ line: number; reason: string }> }).bad;
         if (bad) throw new TributaryError(`${file}:${bad[0].line}: ${bad[0].reason} (--on-bad-row reject: nothing loaded)`);
         throw err;
@@ -76,10 +72,14 @@ export function registerFeatureCommands(program: Command): void {
     .command('versions')
     .description('list the versions of a batch feature set and which is current')
     .requiredOption('--set <name>')
-    .action(async (opts: { set: string }) => {
+    .action(async (opts: { set: string }, cmd: Command) => {
       const redis = createRedis(resolveEndpoints().redisUrl);
       try {
         const cur = await currentVersion(redis, opts.set);
+        if (wantsJson(cmd)) {
+          process.stdout.write(`${JSON.stringify({ set: opts.set, current: cur, versions: await listVersions(redis, opts.set) })}\n`);
+          return;
+        }
         for (const [v, m] of Object.entries(await listVersions(redis, opts.set))) {
           process.stdout.write(`${v === cur ? '*' : ' '} v${v} ${m.status} rows=${m.rows} loadedAt=${new Date(m.loadedAt).toISOString()}${m.retiredAt ? ` retiredAt=${new Date(m.retiredAt).toISOString()}` : ''}\n`);
         }
@@ -92,12 +92,13 @@ export function registerFeatureCommands(program: Command): void {
     .command('gc')
     .description('delete versions retired longer ago than the grace period')
     .requiredOption('--set <name>')
-    .option('--grace-ms <ms>', 'grace period', '600000')
-    .action(async (opts: { set: string; graceMs: string }) => {
+    .option('--grace-ms <ms>', 'grace period', nonNegativeInt, 600000)
+    .action(async (opts: { set: string; graceMs: number }, cmd: Command) => {
       const redis = createRedis(resolveEndpoints().redisUrl);
       try {
-        const removed = await collectGarbage(redis, opts.set, Number(opts.graceMs));
-        process.stdout.write(`${opts.set}: removed ${removed.length ? removed.map((v) => `v${v}`).join(', ') : 'nothing'}\n`);
+        const removed = await collectGarbage(redis, opts.set, opts.graceMs);
+        if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify({ set: opts.set, removed })}\n`);
+        else process.stdout.write(`${opts.set}: removed ${removed.length ? removed.map((v) => `v${v}`).join(', ') : 'nothing'}\n`);
       } finally {
         redis.disconnect();
       }

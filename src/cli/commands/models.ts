@@ -9,7 +9,9 @@ import { readControl, formatControl, setDesiredVersion, type ControlSnapshot } f
 import { resolveEndpoints } from '../../stack/endpoints';
 import { repoRoot } from '../../stack/paths';
 import { TributaryError } from '../../util/errors';
-import { DEFAULT_TOPOLOGY, loadTopologyFile } from '../topology-file';
+import { DEFAULT_TOPOLOGY, loadTopologyFile, TOPOLOGY_FLAGS } from '../topology-file';
+import { positiveInt, UsageError, wantsJson } from '../options';
+import { Progress } from '../../util/progress';
 
 /** NAME or NAME@VERSION; without a version, the highest version directory in the repository. */
 export function resolveModelRef(repository: string, ref: string): { name: string; version: string; dir: string } {
@@ -26,20 +28,20 @@ export function resolveModelRef(repository: string, ref: string): { name: string
   return { name, version: latest, dir: modelDir(repository, name, latest) };
 }
 
-/** A one-line progress bar on stderr (redrawn in place on a terminal, a line per phase otherwise). */
-function progressBar(stream: NodeJS.WriteStream = process.stderr) {
-  let lastPhase = '';
-  return (phase: string, done: number, total: number) => {
-    const width = 30;
-    const filled = Math.round((done / Math.max(1, total)) * width);
-    const line = `${phase.padEnd(11)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`;
-    if (stream.isTTY) {
-      stream.write(`\r${line}`);
-      if (done >= total) stream.write('\n');
-    } else if (done >= total || phase !== lastPhase) {
-      if (done >= total) stream.write(`${line}\n`);
-    }
-    lastPhase = phase;
+/** Gate progress through the shared bar: one bar per phase (golden set, confidence set, latency). */
+function gateProgress(): { onProgress: (phase: string, done: number, total: number) => void; end: () => void } {
+  let phase = '';
+  let bar: Progress | undefined;
+  return {
+    onProgress: (next, done, total) => {
+      if (next !== phase) {
+        bar?.end();
+        phase = next;
+        bar = new Progress({ label: next, unit: next === 'latency' ? 'runs' : 'rows' });
+      }
+      bar!.update({ done, total });
+    },
+    end: () => bar?.end(),
   };
 }
 
@@ -53,15 +55,18 @@ export function registerModelCommands(program: Command): void {
     .option('--repository <dir>', 'model repository', path.join(repoRoot(), 'models'))
     .option('--live <version>', 'compare against this live version (change bounds)')
     .option('--provider <name...>', 'execution providers to try in order', ['cpu'])
-    .option('--json', 'print the report as JSON')
-    .action(async (ref: string, opts: { repository: string; live?: string; provider: string[]; json?: boolean }) => {
+    .action(async (ref: string, opts: { repository: string; live?: string; provider: string[] }, cmd: Command) => {
+      const json = wantsJson(cmd);
       const target = resolveModelRef(path.resolve(opts.repository), ref);
+      requireVersion(path.resolve(opts.repository), target.name, target.version);
+      if (opts.live) requireVersion(path.resolve(opts.repository), target.name, opts.live, '--live');
       const liveDir = opts.live ? modelDir(path.resolve(opts.repository), target.name, opts.live) : undefined;
-      const report = await runGate(target.dir, { liveDir, session: { executionProviders: opts.provider }, onProgress: opts.json ? undefined : progressBar() });
+      const progress = gateProgress();
+      const report = await runGate(target.dir, { liveDir, session: { executionProviders: opts.provider }, onProgress: progress.onProgress }).finally(progress.end);
       // Without gate.json only integrity and loading are checked: say so, rather than a bare PASSED.
       const loadOnly = readGateSpec(target.dir) === undefined;
-      process.stdout.write(opts.json ? `${JSON.stringify({ ...report, loadCheckOnly: loadOnly }, null, 2)}\n` : `${formatGateReport(report)}\n`);
-      if (loadOnly && !opts.json) process.stdout.write(`load check only: ${report.model}@${report.version} has no gate.json (golden set, confidence set and latency were not checked)\n`);
+      process.stdout.write(json ? `${JSON.stringify({ ...report, loadCheckOnly: loadOnly }, null, 2)}\n` : `${formatGateReport(report)}\n`);
+      if (loadOnly && !json) process.stdout.write(`load check only: ${report.model}@${report.version} has no gate.json (golden set, confidence set and latency were not checked)\n`);
       if (!report.passed) process.exitCode = 1;
     });
   registerHotSwapCommands(models);
@@ -71,8 +76,28 @@ interface ControlOpts {
   topology: string;
   stage?: string;
   group?: string;
-  wait?: string;
+  repository?: string;
+  /** Milliseconds, or false with --no-wait. */
+  wait: number | false;
   json?: boolean;
+}
+
+/** A version exists when its directory has a model card. */
+export function requireVersion(repository: string, name: string, version: string, what = 'model'): void {
+  if (fs.existsSync(path.join(modelDir(repository, name, version), 'model.json'))) return;
+  const base = path.join(repository, name);
+  const known = fs.existsSync(base) ? fs.readdirSync(base).filter((v) => fs.existsSync(path.join(base, v, 'model.json'))) : [];
+  throw new UsageError(`${what}: ${name}@${version} does not exist in ${repository} (versions: ${known.sort().join(', ') || 'none'})`);
+}
+
+/** The model repository of the stage(s) a control command addresses: --repository, else the topology stage's. */
+function controlRepository(opts: ControlOpts, model: string): string {
+  if (opts.repository) return path.resolve(opts.repository);
+  if (opts.group) return path.join(repoRoot(), 'models');
+  const topology = loadTopologyFile(opts.topology);
+  const stage = topology.spec.stages.find((s) => s.processor === 'onnx_inference' && (opts.stage ? s.name === opts.stage : (s.config as { model?: { name?: string } }).model?.name === model));
+  const repo = (stage?.config as { model?: { repository?: string } } | undefined)?.model?.repository ?? 'models';
+  return path.resolve(topology.baseDir, repo);
 }
 
 /** The consumer groups (control namespaces) of the onnx_inference stages with hotSwap serving `model` (or the one named). */
@@ -104,25 +129,30 @@ function controlCommand(models: Command, name: string, description: string): Com
   return models
     .command(name)
     .description(description)
-    .option('--topology <file>', 'topology declaring the stage(s)', DEFAULT_TOPOLOGY)
+    .option(TOPOLOGY_FLAGS, 'topology declaring the stage(s)', DEFAULT_TOPOLOGY)
     .option('--stage <name>', 'only this onnx_inference stage')
-    .option('--group <group>', 'the stage deployment\'s consumer group (instead of --topology/--stage)')
-    .option('--json', 'print JSON');
+    .option('--group <group>', 'the stage deployment\'s consumer group (instead of --topology/--stage)');
 }
 
 /** `tributary models promote|rollback|status`: the hot swap control plane (Redis). */
 export function registerHotSwapCommands(models: Command): void {
   controlCommand(models, 'promote', 'serve NAME@VERSION in the running stage(s): each instance gates it against its live version and swaps between batches, or refuses it and keeps serving')
     .argument('<model>', 'NAME@VERSION')
-    .option('--wait <ms>', 'wait this long for every instance to swap or refuse; exit 1 unless all swapped', '0')
-    .action(async (ref: string, opts: ControlOpts) => {
+    .option('--repository <dir>', 'model repository the version must exist in (default: the stage\'s; models/ with --group)')
+    .option('--wait <ms>', 'how long to wait for every running instance to swap or refuse; exit 1 unless all swapped', positiveInt, 60000)
+    .option('--no-wait', 'only record the desired version; do not wait for the swap')
+    .action(async (ref: string, opts: ControlOpts, cmd: Command) => {
       const [name, version] = ref.split('@', 2);
-      if (!name || !version) throw new TributaryError(`bad model reference '${ref}' (expected NAME@VERSION)`);
-      await applyDesired(controlGroups(opts, name), version, 'promote', opts);
+      if (!name || !version) throw new UsageError(`bad model reference '${ref}' (expected NAME@VERSION)`);
+      requireVersion(controlRepository(opts, name), name, version);
+      const groups = controlGroups(opts, name);
+      await applyDesired(groups, version, 'promote', { ...opts, json: wantsJson(cmd) });
     });
   controlCommand(models, 'rollback', 'serve the version each stage served before its last swap (one command)')
-    .option('--wait <ms>', 'wait this long for every instance to swap back', '0')
-    .action(async (opts: ControlOpts) => {
+    .option('--wait <ms>', 'how long to wait for every running instance to swap back; exit 1 unless all did', positiveInt, 60000)
+    .option('--no-wait', 'only record the desired version; do not wait for the swap')
+    .action(async (opts: ControlOpts, cmd: Command) => {
+      opts = { ...opts, json: wantsJson(cmd) };
       const redis = createRedis(resolveEndpoints().redisUrl);
       try {
         for (const group of controlGroups(opts)) {
@@ -136,30 +166,47 @@ export function registerHotSwapCommands(models: Command): void {
       }
     });
   controlCommand(models, 'status', 'desired and live version of each running instance, the last swap and refused versions with their reasons')
-    .action(async (opts: ControlOpts) => {
+    .action(async (opts: ControlOpts, cmd: Command) => {
       const redis = createRedis(resolveEndpoints().redisUrl);
       try {
         const snaps = await Promise.all(controlGroups(opts).map((g) => readControl(redis, g)));
-        process.stdout.write(opts.json ? `${JSON.stringify(snaps, null, 2)}\n` : `${snaps.map(formatControl).join('\n')}\n`);
+        process.stdout.write(wantsJson(cmd) ? `${JSON.stringify(snaps, null, 2)}\n` : `${snaps.map(formatControl).join('\n')}\n`);
       } finally {
         redis.disconnect();
       }
     });
 }
 
+/** Why `version` was not served by the instances that refused it. */
+function refusals(snapshot: ControlSnapshot, version: string): string[] {
+  return snapshot.instances
+    .filter((i) => i.live !== version)
+    .map((i) => `${i.instance}: ${i.refused[version] ?? (i.lastSwap?.to === version ? i.lastSwap.reason : undefined) ?? 'did not swap in time'}`);
+}
+
 async function applyDesired(groups: string[], version: string, action: string, opts: ControlOpts, shared?: Redis): Promise<void> {
   const redis = shared ?? createRedis(resolveEndpoints().redisUrl);
+  const results: Array<{ group: string; version: string; requestId: string; outcome: 'swapped' | 'refused' | 'not-waited' | 'no-instances'; reasons: string[]; snapshot?: ControlSnapshot }> = [];
   try {
     for (const group of groups) {
+      const running = (await readControl(redis, group, 0)).instances.length;
       const desired = await setDesiredVersion(redis, group, version, action);
-      process.stdout.write(`${group}: desired version ${version} (${action}, request ${desired.requestId})\n`);
-      const waitMs = Number(opts.wait ?? 0);
-      if (waitMs > 0) {
-        const { snapshot, ok } = await waitForOutcome(redis, group, version, desired.at, waitMs);
-        process.stdout.write(`${formatControl(snapshot)}\n`);
-        if (!ok) process.exitCode = 1;
+      if (!opts.json) process.stdout.write(`${group}: desired version ${version} (${action}, request ${desired.requestId})\n`);
+      if (opts.wait === false || running === 0) {
+        results.push({ group, version, requestId: desired.requestId, outcome: opts.wait === false ? 'not-waited' : 'no-instances', reasons: [] });
+        if (!opts.json && running === 0) process.stdout.write(`${group}: no running instance reports; the stage serves ${version} when it starts\n`);
+        continue;
       }
+      const { snapshot, ok } = await waitForOutcome(redis, group, version, desired.at, opts.wait);
+      const reasons = ok ? [] : refusals(snapshot, version);
+      results.push({ group, version, requestId: desired.requestId, outcome: ok ? 'swapped' : 'refused', reasons, snapshot });
+      if (!opts.json) {
+        process.stdout.write(`${formatControl(snapshot)}\n`);
+        if (!ok) process.stderr.write(`${action} of ${version} in ${group} refused:\n${reasons.map((r) => `  ${r}`).join('\n')}\n`);
+      }
+      if (!ok) process.exitCode = 1;
     }
+    if (opts.json) process.stdout.write(`${JSON.stringify(results)}\n`);
   } finally {
     if (!shared) redis.disconnect();
   }

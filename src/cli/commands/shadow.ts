@@ -5,13 +5,13 @@ import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-re
 import { formatReportSummary, writeShadowReport } from '../../shadow/write-report';
 import { resolveEndpoints } from '../../stack/endpoints';
 import { repoRoot } from '../../stack/paths';
-import { TributaryError } from '../../util/errors';
+import { nonNegativeInt, positiveInt, unitInterval, UsageError, wantsJson } from '../options';
 
 /** ISO time or epoch milliseconds. */
 export function parseTime(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new TributaryError(`${flag}: '${value}' is neither an ISO time nor epoch milliseconds`);
+  if (!Number.isFinite(ms)) throw new UsageError(`${flag}: '${value}' is neither an ISO time nor epoch milliseconds`);
   return ms;
 }
 
@@ -23,12 +23,12 @@ interface ReportOpts {
   segmentBy: string;
   from?: string;
   to?: string;
-  threshold?: string;
+  threshold?: number;
   route?: string;
   unlabelledNegative?: boolean;
-  bootstrap: string;
+  bootstrap: number;
   out?: string;
-  timeout: string;
+  timeout: number;
 }
 
 /** `tributary shadow report`: offline comparison of a live prediction log with a shadow log. */
@@ -45,14 +45,15 @@ export function registerShadowCommands(program: Command): void {
     .option('--from <time>', 'only events ingested at or after this time (ISO or epoch ms)')
     .option('--to <time>', 'only events ingested before this time (ISO or epoch ms)')
     .option('--route <route>', 'compare the shadow only with live predictions of this route, e.g. canary:stable (the A/B table keeps every route)')
-    .option('--threshold <x>', 'decision threshold for agreement and metrics (default: each record\'s own)')
+    .option('--threshold <x>', 'decision threshold 0-1 for agreement and metrics (default: each record\'s own)', unitInterval)
     .option('--unlabelled-negative', 'events without feedback count as negatives (feedback carries only confirmed positives)')
-    .option('--bootstrap <n>', 'bootstrap resamples for confidence intervals', '300')
+    .option('--bootstrap <n>', 'bootstrap resamples for confidence intervals', nonNegativeInt, 300)
     .option('--out <dir>', 'output directory (default .tributary/reports/shadow-<time>)')
-    .option('--timeout <ms>', 'bound on reading each topic', '120000')
-    .action(async (opts: ReportOpts) => {
+    .option('--timeout <ms>', 'bound on reading each topic', positiveInt, 120000)
+    .action(async (opts: ReportOpts, cmd: Command) => {
       const from = parseTime(opts.from, '--from');
       const to = parseTime(opts.to, '--to');
+      if (from !== undefined && to !== undefined && from >= to) throw new UsageError(`--from must be before --to`);
       const endpoints = resolveEndpoints();
       const out = path.resolve(opts.out ?? path.join(repoRoot(), '.tributary', 'reports', `shadow-${new Date().toISOString().replace(/[:.]/g, '-')}`));
       const written = await writeShadowReport({
@@ -65,10 +66,12 @@ export function registerShadowCommands(program: Command): void {
         segmentBy: opts.segmentBy.split(',').map((s) => s.trim()).filter(Boolean),
         from,
         to,
-        timeoutMs: Number(opts.timeout),
+        timeoutMs: opts.timeout,
         outDir: out,
-        options: { compareRoute: opts.route, threshold: opts.threshold !== undefined ? Number(opts.threshold) : undefined, unlabelledAsNegative: opts.unlabelledNegative, bootstrapIterations: Number(opts.bootstrap) },
+        options: { compareRoute: opts.route, threshold: opts.threshold, unlabelledAsNegative: opts.unlabelledNegative, bootstrapIterations: opts.bootstrap },
       });
-      process.stdout.write(`${formatReportSummary(written.report)}\nwrote ${written.json} and ${written.html}\n`);
+      const r = written.report;
+      if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify({ counts: r.counts, agreement: r.agreement.rate, psi: r.divergence.psi, shadowOutcomes: r.shadowOutcomes, json: written.json, html: written.html })}\n`);
+      else process.stdout.write(`${formatReportSummary(r)}\nwrote ${written.json} and ${written.html}\n`);
     });
 }

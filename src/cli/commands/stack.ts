@@ -3,6 +3,9 @@ import { artifactsInstalled, ensureArtifacts } from '../../stack/artifacts';
 import { endpointsFromState } from '../../stack/endpoints';
 import { LocalStack, type StackStatus } from '../../stack/local-stack';
 import type { StackState } from '../../stack/state';
+import { TributaryError } from '../../util/errors';
+import { Progress } from '../../util/progress';
+import { ensurePrerequisites } from '../../stack/ensure-prerequisites';
 
 interface StackCommandOptions {
   stateDir?: string;
@@ -48,7 +51,7 @@ function guarded(cmd: Command, fn: (opts: StackCommandOptions) => Promise<void>)
       await fn(opts);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      cmd.error(`error: ${message}`, { exitCode: 1, code: 'tributary.stack' });
+      throw new TributaryError(message, { cause: err });
     }
   };
 }
@@ -59,21 +62,24 @@ export function registerStackCommands(program: Command): void {
     .command('stack')
     .description('Run Kafka, the schema registry and Redis as local processes (127.0.0.1, free ports)')
     .option('--state-dir <dir>', 'stack state/data directory (default: $TRIBUTARY_HOME/stack)');
-  const localStack = (opts: StackCommandOptions): LocalStack => new LocalStack({ stateDir: opts.stateDir });
+  const localStack = (opts: StackCommandOptions, onStartProgress?: (answering: number, total: number) => void): LocalStack => new LocalStack({ stateDir: opts.stateDir, onStartProgress });
 
   const install = stack.command('install').description('Fetch the Kafka and schema registry artifacts into the cache (needs Maven)');
   install.action(
-    guarded(install, async () => {
+    guarded(install, async (opts) => {
       const already = artifactsInstalled();
       const paths = await ensureArtifacts();
-      print(`${already ? 'Already installed' : 'Installed'}: Kafka ${paths.kafkaVersion} in ${paths.kafkaHome}; Apicurio Registry ${paths.registryVersion} in ${paths.registryHome}`);
+      if (opts.json) print(JSON.stringify({ alreadyInstalled: already, ...paths }));
+      else print(`${already ? 'Already installed' : 'Installed'}: Kafka ${paths.kafkaVersion} in ${paths.kafkaHome}; Apicurio Registry ${paths.registryVersion} in ${paths.registryHome}`);
     }),
   );
 
-  const up = stack.command('up').description('Start the local stack (returns the running one if it is already up)').option('--json', 'print the state as JSON');
+  const up = stack.command('up').description('Start the local stack (returns the running one if it is already up)');
   up.action(
     guarded(up, async (opts) => {
-      const state = await localStack(opts).up();
+      await ensurePrerequisites({ set: 'stack' });
+      const bar = new Progress({ label: 'stack up', unit: 'servers' });
+      const state = await localStack(opts, (done, total) => bar.update({ done, total })).up().finally(() => bar.end());
       if (opts.json) {
         print(JSON.stringify(state, null, 2));
       } else {
@@ -82,7 +88,7 @@ export function registerStackCommands(program: Command): void {
     }),
   );
 
-  const down = stack.command('down').description('Stop the processes recorded in the state file').option('--json', 'print the stop report as JSON');
+  const down = stack.command('down').description('Stop the processes recorded in the state file');
   down.action(
     guarded(down, async (opts) => {
       const report = await localStack(opts).down();
@@ -96,7 +102,7 @@ export function registerStackCommands(program: Command): void {
     }),
   );
 
-  const status = stack.command('status').description('Show endpoints and whether each process is alive and answering (exit 1 unless running)').option('--json', 'print the status as JSON');
+  const status = stack.command('status').description('Show endpoints and whether each process is alive and answering (exit 1 unless running)');
   status.action(
     guarded(status, async (opts) => {
       const st = await localStack(opts).status();

@@ -1,0 +1,358 @@
+/**
+ * The systems a run measures and how one is started, restarted on fresh topics, stopped and
+ * cleaned up. Every instance gets its own suffix: fresh topics, consumer groups, transactional ids
+ * and streaming-state namespace; at the end every topic and group whose name holds the suffix, and
+ * its streaming state in Redis, are deleted.
+ */
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Admin, Kafka } from 'kafkajs';
+import Redis from 'ioredis';
+import { prepareFeatureSets } from '../../src/features/prepare';
+import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
+import { provisionTopology } from '../../src/stages/pipeline';
+import { repoRoot } from '../../src/stack/paths';
+import type { LoadedTopology } from '../../src/topology/spec';
+import { sleep, type ChildConfig, type ChildMessage, type ProcSampler } from './common';
+import { OpenLoopDriver, Probe, type Endpoints } from './drive';
+import type { Instance, Session } from './live';
+import type { Progress } from './progress';
+import { loadVariant, topologyFacts, type Delivery, type TopologyFacts, type Variant } from './topologies';
+import { loadCode, ownCode, type TributaryCodeRef } from './tributary-code';
+
+export type SystemKind = 'tributary' | 'naive' | 'kstreams';
+
+export interface SystemDef {
+  name: string;
+  kind: SystemKind;
+  variant: Variant;
+  delivery?: Delivery;
+  fuse?: boolean;
+  code?: TributaryCodeRef;
+  /** Kafka Streams peer settings (undefined = its defaults). */
+  peer?: { commitIntervalMs?: number; lingerMs?: number; guarantee: 'exactly_once_v2' | 'at_least_once' };
+  label: string;
+}
+
+const DIST = path.join(repoRoot(), 'bench', 'dist', 'bench', 'src');
+export const PEER_DIR = path.join(repoRoot(), 'bench', 'peers', 'kstreams');
+export const PEER_JAR = path.join(PEER_DIR, 'target', 'tributary-kstreams-peer.jar');
+
+/** Every system the bench knows, for each Tributary checkout under test. */
+export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
+  const out: SystemDef[] = [];
+  for (const code of codes) {
+    const at = code.label ? `@${code.label}` : '';
+    const t = (variant: Variant, delivery: Delivery, fuse: boolean, label: string): SystemDef => ({
+      name: `tributary-${variant}-${delivery === 'exactly-once' ? 'eos' : 'alo'}-${fuse ? 'fused' : 'split'}${at}`,
+      kind: 'tributary',
+      variant,
+      delivery,
+      fuse,
+      code,
+      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, ${delivery}, stages ${fuse ? 'fused (fuse: true)' : 'split (fuse: false: one consumer group per stage)'}`,
+    });
+    out.push(
+      t('default', 'exactly-once', true, 'demo topology (model 2, batch + streaming features)'),
+      t('default', 'exactly-once', false, 'demo topology (model 2, batch + streaming features)'),
+      t('nostream', 'exactly-once', true, 'demo topology without its streaming feature sets (model 2)'),
+      t('nostream', 'exactly-once', false, 'demo topology without its streaming feature sets (model 2)'),
+      t('stateless', 'exactly-once', true, 'stateless topology (model 1, base features only)'),
+      t('stateless', 'exactly-once', false, 'stateless topology (model 1, base features only)'),
+      t('stateless', 'at-least-once', true, 'stateless topology (model 1, base features only)'),
+      t('stateless', 'at-least-once', false, 'stateless topology (model 1, base features only)'),
+    );
+  }
+  out.push(
+    { name: 'naive-default', kind: 'naive', variant: 'default', label: 'naive kafkajs, per event, doing the demo topology\'s work (model 2, same features and Redis reads)' },
+    { name: 'naive-stateless', kind: 'naive', variant: 'stateless', label: 'naive kafkajs, per event, doing the stateless topology\'s work (model 1)' },
+    { name: 'kstreams-default', kind: 'kstreams', variant: 'stateless', peer: { guarantee: 'exactly_once_v2' }, label: 'Kafka Streams + ONNX Runtime Java peer, exactly_once_v2, Kafka Streams defaults (stateless topology, model 1)' },
+    { name: 'kstreams-tuned', kind: 'kstreams', variant: 'stateless', peer: { guarantee: 'exactly_once_v2', commitIntervalMs: 20, lingerMs: 1 }, label: 'Kafka Streams + ONNX Runtime Java peer, exactly_once_v2, tuned for latency (commit.interval.ms=20, linger.ms=1; stateless topology, model 1)' },
+  );
+  return out;
+}
+
+export const DEFAULT_SYSTEMS = ['tributary-default-eos-fused*', 'tributary-default-eos-split*', 'tributary-nostream-eos-fused*', 'tributary-stateless-*', 'naive-default', 'kstreams-default', 'kstreams-tuned'];
+export const QUICK_SYSTEMS = ['tributary-default-eos-fused*', 'tributary-stateless-eos-fused*', 'naive-default', 'kstreams-tuned'];
+
+/** Filters the catalog by names or `*` patterns, in the catalog's order. */
+export function selectSystems(all: SystemDef[], patterns: string[]): SystemDef[] {
+  const res = patterns.map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
+  for (const [i, re] of res.entries()) if (!all.some((s) => re.test(s.name))) throw new Error(`--systems: '${patterns[i]}' matches no system (${all.map((s) => s.name).join(', ')})`);
+  return all.filter((s) => res.some((re) => re.test(s.name)));
+}
+
+/** Why a system cannot run here (peer jar or java missing), or undefined. */
+export function unavailable(def: SystemDef): string | undefined {
+  if (def.kind !== 'kstreams') return undefined;
+  if (!fs.existsSync(PEER_JAR)) return `Kafka Streams peer jar ${path.relative(repoRoot(), PEER_JAR)} not found: build it with bench/peers/kstreams/build.sh (or pass --build-peer)`;
+  try {
+    execFileSync('java', ['-version'], { stdio: 'ignore' });
+  } catch {
+    return 'java not found on PATH (the Kafka Streams peer needs a JDK 17)';
+  }
+  return undefined;
+}
+
+export interface SessionContext {
+  ep: Endpoints & { redisUrl: string };
+  kafka: Kafka;
+  admin: Admin;
+  sampler: ProcSampler;
+  progress: Progress;
+  partitions: number;
+  runTag: string;
+  logsDir: string;
+  commit?: { intervalMs?: number; maxRecords?: number };
+  baseProcesses: string[];
+}
+
+interface Running {
+  proc: ChildProcess;
+  stop(): Promise<Record<string, number> | undefined>;
+}
+
+/** One system, possibly over several instances (a restart moves it to fresh topics). */
+export class SystemSession implements Session {
+  readonly system: string;
+  readonly restarts: string[] = [];
+  readonly suffixes: string[] = [];
+  readonly logFile: string;
+  topology!: LoadedTopology;
+  facts!: TopologyFacts;
+  counters: Array<Record<string, number> | undefined> = [];
+  private inst?: Instance;
+  private running?: Running;
+  private died?: string;
+  private readonly abandonedProbes: Probe[] = [];
+  /** Groups cleanup could not delete yet (members not gone). */
+  leftoverGroups: string[] = [];
+
+  constructor(
+    readonly def: SystemDef,
+    private readonly ctx: SessionContext,
+  ) {
+    this.system = def.name;
+    this.logFile = path.join(ctx.logsDir, `${ctx.runTag}-${def.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.log`);
+  }
+
+  private get sutName(): string {
+    return `${this.def.name} (${this.def.kind === 'kstreams' ? 'java' : 'node'})`;
+  }
+
+  processNames(): string[] {
+    return [...this.ctx.baseProcesses, this.sutName];
+  }
+
+  current(): Instance {
+    if (!this.inst) throw new Error(`${this.system}: not started`);
+    return this.inst;
+  }
+
+  assertAlive(): void {
+    if (this.died) throw new Error(`${this.system}: ${this.died} (log ${path.relative(repoRoot(), this.logFile)})`);
+  }
+
+  /** Every probe this system used (abandoned ones first). */
+  probes(): Probe[] {
+    return this.inst ? [...this.abandonedProbes, this.inst.probe] : [...this.abandonedProbes];
+  }
+
+  async start(): Promise<void> {
+    const suffix = `${this.ctx.runTag}-${this.suffixes.length}-${this.def.name.replace(/[^A-Za-z0-9-]/g, '-')}`.toLowerCase();
+    this.suffixes.push(suffix);
+    const code = this.def.code ?? ownCode();
+    this.topology = loadVariant(this.def.kind === 'tributary' ? loadCode(code) : loadCode(ownCode()), { variant: this.def.variant, suffix, partitions: this.ctx.partitions, delivery: this.def.delivery, commit: this.ctx.commit });
+    this.facts = topologyFacts(this.topology);
+    await provisionTopology(this.topology, this.ctx.kafka, new SchemaRegistryClient({ url: this.ctx.ep.schemaRegistryUrl }));
+    if (this.facts.featureSets.some((s) => s.kind === 'redis_batch')) await prepareFeatureSets(this.topology, this.ctx.ep.redisUrl);
+    const probe = new Probe(this.ctx.ep, this.facts.predictionTopic, this.def.kind === 'kstreams' ? undefined : this.facts.deadLetterTopic, `bench-probe-${suffix}`, this.ctx.partitions);
+    const driver = new OpenLoopDriver(this.ctx.ep, this.facts.inputTopic);
+    await Promise.all([probe.start(), driver.connect()]);
+    this.inst = { probe, driver };
+    this.died = undefined;
+    fs.appendFileSync(this.logFile, `--- ${new Date().toISOString()} bench: starting ${this.def.name} on suffix ${suffix}\n`);
+    this.running = this.def.kind === 'kstreams' ? await this.startPeer(suffix) : await this.startNode(suffix);
+    this.ctx.sampler.track(this.sutName, this.running.proc.pid!);
+  }
+
+  private async startNode(suffix: string): Promise<Running> {
+    const cfg: ChildConfig = { ...this.ctx.ep, suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, commit: this.ctx.commit, code: this.def.code };
+    const out = fs.openSync(this.logFile, 'a');
+    const proc = fork(path.join(DIST, 'children', `${this.def.kind}.js`), [JSON.stringify(cfg)], { stdio: ['ignore', out, out, 'ipc'], env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'warn' } });
+    fs.closeSync(out);
+    let stopped!: (c: Record<string, number> | undefined) => void;
+    const stoppedP = new Promise<Record<string, number> | undefined>((r) => (stopped = r));
+    let ready = false;
+    proc.on('exit', (code, sig) => {
+      stopped(undefined);
+      if (!this.stopping) this.died = `process exited (${code ?? sig}) while being measured`;
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.system}: not ready within 120 s (log ${this.logFile})`)), 120_000);
+      proc.on('message', (m: ChildMessage) => {
+        if (m.type === 'ready') {
+          ready = true;
+          clearTimeout(timer);
+          resolve();
+        } else if (m.type === 'stopped') stopped(m.counters);
+        else if (m.type === 'error') {
+          clearTimeout(timer);
+          reject(new Error(`${this.system} failed: ${m.message.split('\n')[0]} (log ${path.relative(repoRoot(), this.logFile)})`));
+        }
+      });
+      proc.on('exit', (code) => {
+        clearTimeout(timer);
+        if (!ready) reject(new Error(`${this.system} exited (${code}) before it was ready; log ${path.relative(repoRoot(), this.logFile)}`));
+      });
+    });
+    return {
+      proc,
+      stop: async () => {
+        proc.send({ type: 'stop' });
+        const counters = await Promise.race([stoppedP, sleep(30_000).then(() => undefined)]);
+        if (proc.exitCode === null) await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(5_000)]);
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+        return counters;
+      },
+    };
+  }
+
+  private async startPeer(suffix: string): Promise<Running> {
+    const p = this.def.peer!;
+    const args = ['-jar', PEER_JAR, '--bootstrap', this.ctx.ep.brokers.join(','), '--registry', this.ctx.ep.schemaRegistryUrl, '--input', this.facts.inputTopic, '--output', this.facts.predictionTopic, '--app-id', `bench-kstreams-${suffix}`, '--model', 'models/fraud/1/model.onnx', '--card', 'models/fraud/1/model.json', '--spec', 'models/fraud/generator-spec.json', '--guarantee', p.guarantee];
+    if (p.commitIntervalMs !== undefined) args.push('--commit-interval-ms', String(p.commitIntervalMs));
+    if (p.lingerMs !== undefined) args.push('--linger-ms', String(p.lingerMs));
+    const out = fs.openSync(this.logFile, 'a');
+    const proc = spawn('java', args, { cwd: repoRoot(), stdio: ['ignore', 'pipe', out] });
+    fs.closeSync(out);
+    let running = false;
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    proc.on('exit', (code, sig) => {
+      if (!this.stopping) this.died = `peer exited (${code ?? sig}) while being measured`;
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.system}: no {"event":"running"} within 120 s (log ${this.logFile})`)), 120_000);
+      let buf = '';
+      proc.stdout!.on('data', (d: Buffer) => {
+        fs.appendFileSync(this.logFile, d);
+        buf += d.toString();
+        if (!running && /"event"\s*:\s*"running"/.test(buf)) {
+          running = true;
+          clearTimeout(timer);
+          resolve();
+        }
+        if (buf.length > 65536) buf = buf.slice(-1024);
+      });
+      proc.on('exit', (code) => {
+        clearTimeout(timer);
+        if (!running) reject(new Error(`${this.system} exited (${code}) before running; log ${path.relative(repoRoot(), this.logFile)}`));
+      });
+    });
+    return {
+      proc,
+      stop: async () => {
+        proc.kill('SIGTERM');
+        await Promise.race([exited, sleep(30_000)]);
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+        return undefined;
+      },
+    };
+  }
+
+  private stopping = false;
+
+  /** Stops the system (graceful), then the probe and the driver. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    try {
+      if (this.running) {
+        this.counters.push(await this.running.stop());
+        this.ctx.sampler.untrack(this.sutName);
+      }
+      if (this.inst) await Promise.all([this.inst.probe.stop(), this.inst.driver.close()]);
+    } finally {
+      this.running = undefined;
+      this.stopping = false;
+    }
+  }
+
+  async restart(reason: string): Promise<void> {
+    this.ctx.progress.log(`${this.system}: restarting on fresh topics (${reason})`);
+    this.restarts.push(reason);
+    const old = this.inst!;
+    for (const t of old.probe.phases.values()) if (t.missing() > 0) t.abandoned = true;
+    await this.stop();
+    this.abandonedProbes.push(old.probe);
+    this.inst = undefined;
+    await this.start();
+  }
+
+  /** Kills what is left, deletes the topics and groups of every suffix and their streaming state. */
+  async cleanup(quiet = false): Promise<void> {
+    if (this.running) this.running.proc.kill('SIGKILL');
+    const mine = (n: string) => this.suffixes.some((s) => n.includes(s));
+    try {
+      const topics = (await this.ctx.admin.listTopics()).filter(mine);
+      if (topics.length) await this.ctx.admin.deleteTopics({ topics, timeout: 30000 });
+    } catch (err) {
+      this.ctx.progress.log(`${this.system}: could not delete its topics: ${(err as Error).message}`);
+    }
+    this.leftoverGroups = await deleteGroups(this.ctx.admin, mine, (msg) => (quiet ? undefined : this.ctx.progress.log(`${this.system}: ${msg}`)));
+    const redis = new Redis(this.ctx.ep.redisUrl);
+    try {
+      for (const s of this.suffixes) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `tributary:st:{*${s}*}:*`, 'COUNT', 1000);
+          cursor = next;
+          if (keys.length) await redis.del(...keys);
+        } while (cursor !== '0');
+      }
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  /** ERROR and WARN lines the system logged (pino levels 50/40, or the words, for the Java peer). */
+  logLevels(): { errorLines: number; warnLines: number } {
+    let errorLines = 0;
+    let warnLines = 0;
+    if (!fs.existsSync(this.logFile)) return { errorLines, warnLines };
+    for (const line of fs.readFileSync(this.logFile, 'utf8').split('\n')) {
+      if (/"level":(50|60)\b|\bERROR\b/.test(line)) errorLines++;
+      else if (/"level":40\b|\bWARN\b/.test(line)) warnLines++;
+    }
+    return { errorLines, warnLines };
+  }
+}
+
+/**
+ * Deletes the consumer groups whose id matches, one by one (kafkajs fails a whole DeleteGroups call
+ * for one bad group); a group still emptying after its members left is retried a few times.
+ */
+export async function deleteGroups(admin: Admin, match: (groupId: string) => boolean, log: (msg: string) => void, attempts = 4): Promise<string[]> {
+  let left: string[] = [];
+  try {
+    left = (await admin.listGroups()).groups.map((g) => g.groupId).filter(match);
+  } catch (err) {
+    log(`could not list consumer groups: ${(err as Error).message}`);
+    return [];
+  }
+  for (let attempt = 0; attempt < attempts && left.length > 0; attempt++) {
+    if (attempt > 0) await sleep(2000);
+    const failed: string[] = [];
+    for (const g of left) {
+      try {
+        await admin.deleteGroups([g]);
+      } catch (err) {
+        const why = JSON.stringify((err as { groups?: unknown }).groups ?? (err as Error).message);
+        if (!/GROUP_ID_NOT_FOUND/.test(why)) failed.push(g);
+      }
+    }
+    left = failed;
+  }
+  if (left.length) log(`consumer groups ${left.join(', ')} still have members (Kafka Streams does not leave its group on close); retried at the end of the run`);
+  return left;
+}

@@ -1,0 +1,117 @@
+/**
+ * The topologies the bench runs, all derived from the demo topology file of the checkout under test
+ * (so they follow it when it changes), each on fresh topics `<name>.<suffix>` and a fresh topology
+ * name (hence fresh consumer groups, transactional ids and streaming-state namespaces):
+ *
+ * - `default`: the demo topology as written (model 2; batch + streaming feature sets).
+ * - `nostream`: the demo topology with the streaming (`windowed_aggregation`) sets dropped from the
+ *   extraction stage's `features`; model 2 still scores. The loader may refuse it (model 2's card
+ *   asks for the streaming features): the bench then reports the refusal, see `variantProblems`.
+ * - `stateless`: extraction with the base feature set only (no Redis at all), scored by model 1.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse } from 'yaml';
+import type { LoadedTopology, StageSpec, TopologySpec } from '../../src/topology/spec';
+import type { TributaryCode } from './tributary-code';
+
+export const TOPOLOGY_FILE = 'topologies/fraud-detection.yaml';
+export type Variant = 'default' | 'nostream' | 'stateless';
+export type Delivery = 'exactly-once' | 'at-least-once';
+
+export interface VariantOptions {
+  variant: Variant;
+  suffix: string;
+  partitions: number;
+  delivery?: Delivery;
+  /** Per-stage `commit` (engines that know it); omitted when undefined. */
+  commit?: { intervalMs?: number; maxRecords?: number };
+}
+
+interface FeatureSetLike {
+  name: string;
+  kind: string;
+}
+
+/** The raw (unvalidated) spec of a variant, renamed onto suffixed topics. */
+export function variantSpec(root: string, o: VariantOptions): TopologySpec {
+  const spec = parse(fs.readFileSync(path.join(root, TOPOLOGY_FILE), 'utf8')) as TopologySpec;
+  const extract = spec.stages.find((s) => s.processor === 'feature_extraction');
+  const score = spec.stages.find((s) => s.processor === 'onnx_inference');
+  if (!extract || !score) throw new Error(`${TOPOLOGY_FILE}: expected a feature_extraction and an onnx_inference stage`);
+  const sets = (spec.features?.sets ?? []) as FeatureSetLike[];
+  const kindOf = (n: string) => sets.find((s) => s.name === n)?.kind;
+  const cfg = extract.config as { features?: string[]; vector?: unknown; featureSet?: string };
+  if (o.variant === 'nostream') {
+    cfg.features = (cfg.features ?? []).filter((n) => kindOf(n) !== 'windowed_aggregation');
+  } else if (o.variant === 'stateless') {
+    delete cfg.features;
+    delete cfg.vector;
+    (score.config as { model: { version: string } }).model.version = '1';
+    delete spec.features;
+  }
+  const rename = (t: string) => `${t}.${o.suffix}`;
+  spec.name = `${spec.name}-${o.suffix}`;
+  for (const t of spec.topics) {
+    const dlq = t.name === spec.deadLetter.topic;
+    t.name = rename(t.name);
+    if (!dlq) t.partitions = o.partitions;
+  }
+  spec.deadLetter.topic = rename(spec.deadLetter.topic);
+  for (const s of spec.stages as Array<StageSpec & { commit?: unknown }>) {
+    s.input.topic = rename(s.input.topic);
+    s.output.topic = rename(s.output.topic);
+    if (o.delivery) s.delivery = o.delivery;
+    if (o.commit) s.commit = o.commit;
+  }
+  return spec;
+}
+
+/** Validates a variant with the checkout's own loader; throws the loader's error when it refuses. */
+export function loadVariant(code: TributaryCode, o: VariantOptions): LoadedTopology {
+  const file = path.join(code.ref.root, TOPOLOGY_FILE);
+  return code.loader.validateTopology(variantSpec(code.ref.root, o), file, { registry: code.builtin.builtinProcessors(), baseDir: code.ref.root });
+}
+
+export interface TopologyFacts {
+  stages: string[];
+  /** Topics between stages (each costs one more produce + consume hop when stages are not fused). */
+  intermediateTopics: string[];
+  inputTopic: string;
+  predictionTopic: string;
+  deadLetterTopic: string;
+  baseFeatureSet: string;
+  featureSets: Array<{ name: string; kind: string }>;
+  model: string;
+  featureCount: number;
+  delivery: Delivery;
+}
+
+/** What a loaded topology does, read from its spec (used to name the differences between systems). */
+export function topologyFacts(t: LoadedTopology): TopologyFacts {
+  const stages = t.spec.stages;
+  const extract = stages.find((s) => s.processor === 'feature_extraction')!;
+  const score = stages.find((s) => s.processor === 'onnx_inference')!;
+  const ecfg = extract.config as { featureSet: string; features?: string[] };
+  const model = (score.config as { model: { name: string; version: string; repository: string } }).model;
+  const sets = (t.spec.features?.sets ?? []) as FeatureSetLike[];
+  let featureCount = NaN;
+  try {
+    const card = JSON.parse(fs.readFileSync(path.join(t.baseDir, model.repository, model.name, model.version, 'model.json'), 'utf8')) as { features: { names: string[] } };
+    featureCount = card.features.names.length;
+  } catch {
+    // reported as NaN: the card is not where the topology says (the loader would have refused it)
+  }
+  return {
+    stages: stages.map((s) => s.name),
+    intermediateTopics: stages.slice(0, -1).map((s) => s.output.topic),
+    inputTopic: stages[0].input.topic,
+    predictionTopic: stages[stages.length - 1].output.topic,
+    deadLetterTopic: t.spec.deadLetter.topic,
+    baseFeatureSet: ecfg.featureSet,
+    featureSets: (ecfg.features ?? []).map((n) => ({ name: n, kind: sets.find((s) => s.name === n)?.kind ?? '?' })),
+    model: `${model.name}@${model.version}`,
+    featureCount,
+    delivery: (extract.delivery ?? 'exactly-once') as Delivery,
+  };
+}

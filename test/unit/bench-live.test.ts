@@ -1,0 +1,208 @@
+/**
+ * The benchmark's decision logic, without servers: the live capacity search (bracketing, ≤ 10%
+ * refinement, void steps), the lag slope, the topology variants and the system filter.
+ */
+import { repoRoot } from '../../src/stack/paths';
+import { acceptance } from '../../bench/src/acceptance';
+import { ProcSampler } from '../../bench/src/common';
+import { LiveRunner, slopePerSecond, stepUp, type LiveOptions, type Session, type StepResult, type StepPurpose } from '../../bench/src/live';
+import type { SystemOutcome } from '../../bench/src/main';
+import type { Progress } from '../../bench/src/progress';
+import { catalog, selectSystems } from '../../bench/src/systems';
+import { variantSpec } from '../../bench/src/topologies';
+import { ownCode } from '../../bench/src/tributary-code';
+
+const options: LiveOptions = {
+  stepSeconds: 30,
+  drainTimeoutS: 60,
+  pauseS: 0,
+  p99LimitMs: 1000,
+  lagSlopeFraction: 0.02,
+  driverToleranceMs: 50,
+  tickMs: 5,
+  maxInFlight: 64,
+  startRate: 1000,
+  minRate: 25,
+  maxRate: 64000,
+  coarseFactor: 2,
+  refineStep: 0.1,
+  rates: [1000, 2000, 5000],
+  fractions: [0.25, 0.5, 0.75],
+  maxOverCapacity: 2,
+  warmupRate: 200,
+  warmupSeconds: 5,
+  voidRetries: 2,
+};
+
+const silent = { log: () => undefined, status: () => undefined } as unknown as Progress;
+
+type Verdict = 'pass' | 'fail' | 'void' | 'void-fail';
+
+/** A runner whose steps are decided by `verdict(rate)` instead of a real system. */
+class ScriptedRunner extends LiveRunner {
+  readonly rates: number[] = [];
+  constructor(private readonly verdict: (rate: number) => Verdict) {
+    super(options, new ProcSampler(1000), silent, () => 0, () => 0);
+  }
+  override async step(_s: Session, purpose: StepPurpose, rate: number): Promise<StepResult> {
+    this.rates.push(rate);
+    const v = this.verdict(rate);
+    return {
+      purpose,
+      phase: `s${this.rates.length}`,
+      rate,
+      seconds: 30,
+      sent: rate * 30,
+      achievedEps: rate,
+      predicted: rate * 30,
+      drained: true,
+      drainSeconds: 0,
+      latencyMs: { p50: 10, p95: 20, p99: v === 'pass' ? 30 : 5000, max: 40, undelivered: 0 },
+      producedLatencyMs: { p50: 5, p99: 20 },
+      lag: { endOfStep: 0, max: 0, slopePerS: 0, limitPerS: 1, growing: false },
+      driver: { latenessMs: { p50: 1, p99: v.startsWith('void') ? 200 : 5, max: 300 }, inflightWaits: 0, ackMs: { p50: 1, p99: 2 } },
+      void: v.startsWith('void'),
+      failsDespiteVoid: v === 'void-fail',
+      pass: v === 'pass',
+      reasons: [],
+      duplicates: 0,
+      deadLettered: 0,
+      ingestMismatch: 0,
+      processes: {},
+    };
+  }
+}
+
+const session = {} as Session;
+
+describe('live capacity search', () => {
+  it('brackets by doubling, then refines upward in steps of at most 10% to a resolved capacity', async () => {
+    const r = new ScriptedRunner((rate) => (rate <= 3300 ? 'pass' : 'fail'));
+    const cap = await r.capacity(session);
+    expect(cap.eps).toBeLessThanOrEqual(3300);
+    expect(cap.eps).toBeGreaterThan(3300 / 1.1);
+    expect(cap.resolved).toBe(true);
+    expect(cap.firstFailEps! / cap.eps).toBeLessThanOrEqual(1.1);
+    expect(r.rates.slice(0, 3)).toEqual([1000, 2000, 4000]);
+    // every refinement step climbs at most 10% above the previous pass
+    const refine = r.rates.slice(3);
+    let prev = 2000;
+    for (const x of refine) {
+      expect(x / prev).toBeLessThanOrEqual(1.1 + 1e-9);
+      if (x <= 3300) prev = x;
+    }
+  });
+
+  it('halves below a failing start rate before refining', async () => {
+    const r = new ScriptedRunner((rate) => (rate <= 300 ? 'pass' : 'fail'));
+    const cap = await r.capacity(session);
+    expect(r.rates.slice(0, 3)).toEqual([1000, 500, 250]);
+    expect(cap.eps).toBeLessThanOrEqual(300);
+    expect(cap.eps).toBeGreaterThan(300 / 1.1);
+    expect(cap.resolved).toBe(true);
+  });
+
+  it('retries a void step, never counts it as a pass, and reports a lower bound below the rate the driver could not offer', async () => {
+    const r = new ScriptedRunner((rate) => (rate >= 8000 ? 'void' : 'pass'));
+    const cap = await r.capacity(session);
+    expect(r.rates.filter((x) => x === 8000)).toHaveLength(1 + options.voidRetries);
+    expect(cap.eps).toBeLessThan(8000);
+    expect(cap.eps).toBeGreaterThan(8000 / 1.1);
+    expect(cap.resolved).toBe(false);
+    expect(cap.note).toMatch(/lower bound: the driver could not offer 8000\/s/);
+  });
+
+  it('uses a void step that failed by more than the driver explains as an upper bound, without retrying it', async () => {
+    const r = new ScriptedRunner((rate) => (rate <= 1500 ? 'pass' : 'void-fail'));
+    const cap = await r.capacity(session);
+    expect(r.rates.filter((x) => x === 2000)).toHaveLength(1);
+    expect(cap.eps).toBeLessThanOrEqual(1500);
+    expect(cap.eps).toBeGreaterThan(1500 / 1.1);
+    expect(cap.resolved).toBe(true);
+  });
+
+  it('reports no capacity when nothing passes down to the minimum rate', async () => {
+    const r = new ScriptedRunner(() => 'fail');
+    const cap = await r.capacity(session);
+    expect(cap.eps).toBe(0);
+    expect(Math.min(...r.rates)).toBeGreaterThanOrEqual(options.minRate);
+    expect(cap.note).toMatch(/no offered rate down to 25\/s passed/);
+  });
+
+  it('plans the shared absolute rates up to 2x capacity (the lowest always) and the fractions, ascending', () => {
+    const r = new ScriptedRunner(() => 'pass');
+    expect(r.plannedLatencyRates(1500).map((x) => x.rate)).toEqual([375, 750, 1000, 1125, 2000]);
+    expect(r.plannedLatencyRates(100).map((x) => x.rate)).toEqual([25, 50, 75, 1000]);
+  });
+});
+
+describe('bench helpers', () => {
+  it('stepUp climbs by at most 10% and always moves', () => {
+    for (const r of [25, 63, 999, 1000, 2420, 9999, 16000, 63000]) {
+      const n = stepUp(r, 0.1);
+      expect(n).toBeGreaterThan(r);
+      expect(n).toBeLessThanOrEqual(r * 1.1);
+    }
+  });
+
+  it('slopePerSecond is the least-squares slope per second', () => {
+    const t0 = 1_000_000;
+    expect(slopePerSecond([0, 1, 2, 3, 4].map((i) => [t0 + i * 500, 10 + i * 50] as [number, number]))).toBeCloseTo(100, 6);
+    expect(slopePerSecond([0, 1, 2, 3].map((i) => [t0 + i * 250, i % 2 === 0 ? 100 : 0] as [number, number]))).toBeLessThan(0);
+  });
+
+  it('derives the variants from the demo topology on suffixed topics', () => {
+    const root = repoRoot();
+    const def = variantSpec(root, { variant: 'default', suffix: 'sfx', partitions: 5, delivery: 'at-least-once' });
+    const extractCfg = (spec: typeof def) => spec.stages.find((s) => s.processor === 'feature_extraction')!.config as { features?: string[] };
+    const model = (spec: typeof def) => (spec.stages.find((s) => s.processor === 'onnx_inference')!.config as { model: { version: string } }).model.version;
+    expect(def.topics.every((t) => t.name.endsWith('.sfx'))).toBe(true);
+    expect(def.topics.filter((t) => t.name !== def.deadLetter.topic).every((t) => t.partitions === 5)).toBe(true);
+    expect(def.stages.every((s) => s.delivery === 'at-least-once' && s.input.topic.endsWith('.sfx'))).toBe(true);
+    const kinds = new Map((def.features?.sets ?? []).map((s) => [s.name, s.kind]));
+    expect(extractCfg(def).features!.some((n) => kinds.get(n) === 'windowed_aggregation')).toBe(true);
+
+    const ns = variantSpec(root, { variant: 'nostream', suffix: 'sfx', partitions: 3 });
+    expect(extractCfg(ns).features!.length).toBeGreaterThan(0);
+    expect(extractCfg(ns).features!.some((n) => kinds.get(n) === 'windowed_aggregation')).toBe(false);
+    expect(model(ns)).toBe(model(def));
+
+    const st = variantSpec(root, { variant: 'stateless', suffix: 'sfx', partitions: 3 });
+    expect(extractCfg(st).features).toBeUndefined();
+    expect(model(st)).toBe('1');
+  });
+
+  it('selects systems by name and * pattern, and rejects a pattern matching none', () => {
+    const all = catalog([ownCode(), { ...ownCode(), label: 'old' }]);
+    expect(selectSystems(all, ['tributary-stateless-eos-*']).map((s) => s.name)).toEqual(['tributary-stateless-eos-fused', 'tributary-stateless-eos-split', 'tributary-stateless-eos-fused@old', 'tributary-stateless-eos-split@old'].sort((a, b) => all.findIndex((s) => s.name === a) - all.findIndex((s) => s.name === b)));
+    expect(selectSystems(all, ['naive-default']).map((s) => s.name)).toEqual(['naive-default']);
+    expect(() => selectSystems(all, ['nope-*'])).toThrow(/matches no system/);
+  });
+});
+
+describe('issue 12 acceptance checks', () => {
+  const outcome = (name: string, cap: number, resolved: boolean): SystemOutcome =>
+    ({ name, kind: name.startsWith('kstreams') ? 'kstreams' : 'tributary', status: 'ok', capacity: { eps: cap, resolved, note: '', steps: [] }, latency: [], differences: [], restarts: [], counters: [] }) as unknown as SystemOutcome;
+  const find = (checks: ReturnType<typeof acceptance>, re: RegExp) => checks.find((c) => re.test(c.criterion))!;
+
+  it('decides a capacity comparison only when the lower figure is exact', () => {
+    const exactVsBound = acceptance([outcome('tributary-stateless-eos-fused', 500, true), outcome('kstreams-tuned', 63, false)]);
+    expect(find(exactVsBound, /ahead of kstreams-tuned on live capacity/).ok).toBeUndefined();
+    const exactVsExact = acceptance([outcome('tributary-stateless-eos-fused', 500, true), outcome('kstreams-tuned', 63, true)]);
+    expect(find(exactVsExact, /ahead of kstreams-tuned on live capacity/).ok).toBe(true);
+    const behind = acceptance([outcome('tributary-stateless-eos-fused', 50, true), outcome('kstreams-tuned', 63, false)]);
+    expect(find(behind, /ahead of kstreams-tuned on live capacity/).ok).toBe(false);
+  });
+
+  it('passes the 16,000/s target on a lower bound above it, and never fails it on a lower bound below it', () => {
+    expect(find(acceptance([outcome('tributary-stateless-eos-fused', 17000, false)]), /capacity ≥ 16,000/).ok).toBe(true);
+    expect(find(acceptance([outcome('tributary-stateless-eos-fused', 9000, false)]), /capacity ≥ 16,000/).ok).toBeUndefined();
+    expect(find(acceptance([outcome('tributary-stateless-eos-fused', 9000, true)]), /capacity ≥ 16,000/).ok).toBe(false);
+  });
+
+  it('reports criteria whose systems did not run as not measured', () => {
+    const checks = acceptance([]);
+    expect(checks.length).toBeGreaterThan(5);
+    expect(checks.every((c) => c.ok === undefined)).toBe(true);
+  });
+});
