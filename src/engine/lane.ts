@@ -104,8 +104,6 @@ type LaneState = 'running' | 'draining' | 'closed';
 
 const MAX_BACKOFF_MS = 5000;
 const SLOW_COMMIT_MS = 10000;
-/** How long a lane waits for a failed commit's offset to show (it may have committed) before resending. */
-const SETTLE_MS = 2000;
 
 /**
  * One input partition's pipeline: records handed over by the fetch loop queue here, are processed
@@ -330,14 +328,6 @@ export class PartitionLane {
         let committed: string | null;
         try {
           committed = await this.opts.sink.committed();
-          // A commit whose answer was an error may still be completing: its offset becomes
-          // visible only once the transaction's markers are written (an offset fetch does not
-          // wait for them). Give it a moment before concluding "not committed" and resending,
-          // which would duplicate its outputs (seen under load: CONCURRENT_TRANSACTIONS answers).
-          for (let waited = 0; committed === this.lastCommitted && waited < SETTLE_MS && !this.isClosed(); waited += 100) {
-            await sleep(100);
-            committed = await this.opts.sink.committed();
-          }
         } catch {
           continue; // the broker is still away: the next attempt fails fast or succeeds
         }
