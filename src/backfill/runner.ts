@@ -36,7 +36,7 @@ import type { PipelineEndpoints } from '../stages/pipeline';
 import type { Processor, ProcessorContext } from '../stages/processor';
 import { Chain, type ChainRecord } from '../engine/chain';
 import type { CommitBatch } from '../engine/commit-sink';
-import { RangeRunner } from '../engine/range-runner';
+import { RANGE_COMMIT, RangeRunner } from '../engine/range-runner';
 import { topicMaxMessageBytes } from '../engine/topic-limits';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import { ConfigError, TransientError, TributaryError } from '../util/errors';
@@ -74,6 +74,8 @@ export interface BackfillOptions {
   restart?: boolean;
   /** Fetch size per partition (small values: more, smaller batches). */
   fetchBytes?: number;
+  /** Records per commit of each partition (default RANGE_COMMIT.maxRecords): smaller commits, finer resume points. */
+  commitRecords?: number;
   /** Inference worker threads (default: the stage's pool config). */
   workers?: number;
   /** Feedback topic (records of schemas/feedback.avsc): ROC AUC / precision / recall of the backfilled scores. */
@@ -333,6 +335,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
       ranges: p.ranges.map((r) => ({ partition: r.partition, from: position.get(r.partition)!, end: r.end })),
       groupPrefix: p.checkpointGroup,
       maxBytesPerPartition: o.fetchBytes,
+      commit: o.commitRecords ? { ...RANGE_COMMIT, maxRecords: o.commitRecords } : undefined,
       signal: o.signal,
       log,
       onFetched: () => (firstBatchAt ??= Date.now()),

@@ -6,6 +6,9 @@ import type { Chain, ChainRecord } from './chain';
 import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, type DeliveryMode, type TopicLimits } from './commit-sink';
 import { CommitSequencer, PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 
+/** Gap between the two reads that must agree before a committed offset is trusted (see fetchCommitted). */
+const STABLE_READ_GAP_MS = 150;
+
 /** Counters a caller can read without Prometheus (demo summary, tests), per stage. */
 export interface StageCounters {
   /** Records that entered the stage (committed). */
@@ -277,7 +280,25 @@ export class ChainRunner {
     return { init: () => txns.init(), commit: (b) => txns.commit(b), committed: () => this.fetchCommitted(topic, partition), close: () => txns.close(), exactlyOnce: true };
   }
 
+  /**
+   * The committed offset, once it is stable. Right after InitProducerId completes a previous owner's
+   * transaction, its offset commit is written but the group coordinator may not have applied it yet,
+   * and kafkajs' OffsetFetch (v4) cannot ask for stable offsets (require_stable came with KIP-447):
+   * a stale answer would make the new owner redo records already delivered. So the offset is read
+   * until two reads STABLE_READ_GAP_MS apart agree.
+   */
   private async fetchCommitted(topic: string, partition: number): Promise<string | null> {
+    let previous = await this.readCommitted(topic, partition);
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, STABLE_READ_GAP_MS));
+      const current = await this.readCommitted(topic, partition);
+      if (current === previous) return current;
+      previous = current;
+    }
+    return previous;
+  }
+
+  private async readCommitted(topic: string, partition: number): Promise<string | null> {
     this.admin ??= (async () => {
       const admin = this.opts.kafka.admin();
       await admin.connect();
@@ -308,12 +329,15 @@ export class ChainRunner {
     metrics.commitRecords.observe({ chain: this.opts.chain.name }, records.length);
     const now = Date.now();
     const rejectedKinds = new Set<string>();
+    // Per-stage counts of this commit, for the counters and the events in/out metrics alike.
+    const consumed = new Map<string, number>();
+    const produced = new Map<string, number>();
     for (const r of records) {
       const t = r.trace;
       if (t.skipped) this.stageCounters.get(this.head.name)!.skipped += 1;
-      for (const s of t.consumedBy) this.stageCounters.get(s)!.consumed += 1;
+      for (const s of t.consumedBy) consumed.set(s, (consumed.get(s) ?? 0) + 1);
       for (const s of t.producedBy) {
-        this.stageCounters.get(s)!.produced += 1;
+        produced.set(s, (produced.get(s) ?? 0) + 1);
         metrics.endToEndSeconds.observe({ stage: s }, (now - t.timestamp) / 1000);
       }
       if (r.rejection) {
@@ -324,8 +348,11 @@ export class ChainRunner {
       }
     }
     for (const s of this.opts.chain.stages) {
-      const c = records.reduce((n, r) => n + (r.trace.consumedBy.includes(s.spec.name) ? 1 : 0), 0);
-      const o = records.reduce((n, r) => n + (r.trace.producedBy.includes(s.spec.name) ? 1 : 0), 0);
+      const counters = this.stageCounters.get(s.spec.name)!;
+      const c = consumed.get(s.spec.name) ?? 0;
+      const o = produced.get(s.spec.name) ?? 0;
+      counters.consumed += c;
+      counters.produced += o;
       if (c > 0) metrics.eventsIn.inc({ stage: s.spec.name, topic: s.spec.input.topic }, c);
       if (o > 0) metrics.eventsOut.inc({ stage: s.spec.name, topic: s.spec.output.topic }, o);
     }

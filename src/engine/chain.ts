@@ -5,9 +5,10 @@ import { RecordRejection } from '../kafka/dead-letter';
 import type { InputRecord, Lineage, OutputRecord, Processor, ProcessResult } from '../stages/processor';
 import type { StageSpec } from '../topology/spec';
 import type { Logger } from '../util/logger';
-import type { SinkRecord, TopicMessage } from './commit-sink';
+import type { SinkRecord } from './commit-sink';
 import { isTransientError } from './transient';
-import { KEY_HEADER, LINEAGE_HEADER, entityKey, parseLineageHeader } from './repartition';
+import { entityKey, parseFieldPath } from '../util/field-path';
+import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from './repartition';
 
 /**
  * Header naming the stages that already processed a record inside a fused chain. A stage running
@@ -312,7 +313,7 @@ function lastHeader(message: KafkaMessage, name: string): Buffer | undefined {
 
 /** `partitionBy: none`: counts the records whose key is not their entity (null entities have no order to keep). */
 function checkKeys(check: NonNullable<ChainStage['keyCheck']>, inputs: InputRecord<unknown>[]): void {
-  const path = check.field.split('.');
+  const path = parseFieldPath(check.field);
   let count = 0;
   let example: { key: string | null; entity: string | null } | undefined;
   for (const r of inputs) {
@@ -325,5 +326,3 @@ function checkKeys(check: NonNullable<ChainStage['keyCheck']>, inputs: InputReco
   }
   if (count > 0) check.onKeyMismatch(count, example!);
 }
-
-export type { TopicMessage };

@@ -143,6 +143,7 @@ export class PartitionLane {
     for (let attempt = 0; !this.isClosed(); attempt++) {
       try {
         const committed = await this.opts.sink.init();
+        this.opts.log.debug({ partition: this.opts.partition, committed }, 'lane took its partition');
         this.lastCommitted = committed;
         if (committed !== null) this.nextOffset = BigInt(committed);
         return true;

@@ -20,10 +20,10 @@
  */
 import type { Kafka } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
-import type { Type } from 'avsc';
 import type { InputRecord, Lineage, Processor, ProcessorDefinition } from '../stages/processor';
 import type { LoadedTopology, StageSpec, TopicSpec } from '../topology/spec';
 import { ConfigError, TributaryError } from '../util/errors';
+import { entityKey, parseFieldPath } from '../util/field-path';
 import type { Logger } from '../util/logger';
 
 /** Header of a repartitioned record: the original record's lineage as JSON `{topic, partition, offset}`. */
@@ -43,46 +43,6 @@ export function repartitionTopicName(topology: string, stage: string): string {
 
 export function repartitionStepName(stage: string): string {
   return `${stage}-repartition`;
-}
-
-/** The value at a dotted field path of a decoded record (undefined when a segment is missing). */
-export function fieldAt(value: unknown, path: readonly string[]): unknown {
-  let cur = value;
-  for (const seg of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string, unknown>)[seg];
-  }
-  return cur;
-}
-
-/** The entity key of a record as a string; null when the field is missing, null or empty. */
-export function entityKey(value: unknown, path: readonly string[]): string | null {
-  const v = fieldAt(value, path);
-  if (v === undefined || v === null || v === '') return null;
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
-  return null;
-}
-
-/** Problem with a dotted field path against an Avro record type (null when it names a primitive field). */
-export function fieldPathProblem(type: Type, path: string): string | null {
-  let cur = type as unknown as { typeName: string; fields?: Array<{ name: string; type: Type }>; types?: Type[] };
-  const segs = path.split('.');
-  for (let i = 0; i < segs.length; i++) {
-    // A union with null (optional field) is looked through to its non-null branch.
-    if (cur.typeName === 'union' && cur.types) {
-      const branches = cur.types.filter((t) => (t as unknown as { typeName: string }).typeName !== 'null');
-      if (branches.length === 1) cur = branches[0] as unknown as typeof cur;
-    }
-    if (cur.typeName !== 'record' || !cur.fields) return `'${segs.slice(0, i).join('.')}' is not a record, so it has no field '${segs[i]}'`;
-    const f = cur.fields.find((x) => x.name === segs[i]);
-    if (!f) return `event has no field '${segs.slice(0, i + 1).join('.')}' (fields${i > 0 ? ` of ${segs.slice(0, i).join('.')}` : ''}: ${cur.fields.map((x) => x.name).join(', ')})`;
-    cur = f.type as unknown as typeof cur;
-  }
-  const leaf = cur.typeName === 'union' && cur.types ? cur.types.map((t) => (t as unknown as { typeName: string }).typeName).filter((n) => n !== 'null') : [cur.typeName];
-  const keyable = ['string', 'int', 'long', 'boolean', 'enum', 'timestamp-millis', 'timestamp-micros', 'uuid'];
-  if (leaf.length !== 1 || !keyable.includes(leaf[0])) return `field '${path}' is ${leaf.join(' | ')}; a partition key must be a string, number, boolean or enum`;
-  return null;
 }
 
 /** How a stage's input is partitioned: through a repartition hop by `field`, or as produced (checked against `field` when known). */
@@ -223,7 +183,7 @@ export const repartitionProcessor: ProcessorDefinition<{ field: string; ordered?
   outputSchema: '*',
   configSchema: { type: 'object', required: ['field'], properties: { field: { type: 'string' }, ordered: { type: 'boolean' } } },
   async create(config): Promise<Processor> {
-    const path = config.field.split('.');
+    const path = parseFieldPath(config.field);
     return {
       async processBatch(records: readonly InputRecord<unknown>[]) {
         return records.map((r) => {

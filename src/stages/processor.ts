@@ -71,7 +71,7 @@ export interface Processor<I = unknown, O = unknown> {
    * joins its group, before batches of the new assignment are processed (e.g. to take fencing epochs).
    */
   onAssignment?(assignment: Record<string, number[]>): void;
-  /** Optional backpressure: while `saturated()`, the stage runner pauses its partitions until `whenDrained()`. */
+  /** Optional backpressure: while `saturated()`, the engine's lanes stop taking records (their queues fill and their partitions pause) until `whenDrained()`. */
   backpressure?: { saturated(): boolean; whenDrained(): Promise<void> };
 }
 

@@ -9,7 +9,8 @@ import type { ProcessorRegistry } from '../stages/registry';
 import type { LoadedTopology, TopologySpec } from './spec';
 import { topologyBaseSchema } from './schema';
 import { featureSectionErrors } from '../features/validate';
-import { fieldPathProblem, partitionDecision, repartitionTopicName } from '../engine/repartition';
+import { partitionDecision, repartitionTopicName } from '../engine/repartition';
+import { keyFieldProblem } from '../util/field-path';
 
 export interface LoadTopologyOptions {
   registry: ProcessorRegistry;
@@ -125,7 +126,7 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
       const field = decision.field;
       const source = stage.partitionBy ? `${at}.partitionBy` : `${at}.partitionBy (implied by the processor's per-entity state)`;
       if (input && catalog.has(input.schema)) {
-        const problem = fieldPathProblem(catalog.get(input.schema).type, field);
+        const problem = keyFieldProblem(catalog.get(input.schema).type, field);
         if (problem) out.push(new ConfigError(source, problem, file));
       }
       const name = repartitionTopicName(spec.name, stage.name);

@@ -1,5 +1,6 @@
 import type { ProcessorRegistry } from '../stages/registry';
 import { featuresSectionSchema } from '../features/spec';
+import { FIELD_PATH_PATTERN } from '../util/field-path';
 
 const NAME = '^[A-Za-z0-9._-]+$';
 
@@ -105,7 +106,7 @@ export const topologyBaseSchema = {
               backoffMs: { type: 'integer', minimum: 0 },
             },
           },
-          partitionBy: { type: 'string', pattern: '^(none|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*)$', description: "Re-key the input by this (dotted) field of the decoded event through an internal repartition topic; 'none': the input is already keyed by the entity. Default: implied by the processor (windowed_aggregation sets' entity)." },
+          partitionBy: { type: 'string', pattern: `^(none|${FIELD_PATH_PATTERN.slice(1, -1)})$`, description: "Re-key the input by this (dotted) field of the decoded event through an internal repartition topic; 'none': the input is already keyed by the entity. Default: implied by the processor (windowed_aggregation sets' entity)." },
           repartition: {
             type: 'object',
             additionalProperties: false,

@@ -1,11 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TransactionGenerator } from '../../src/demo/generator';
-import { repoRoot } from '../../src/stack/paths';
+import { cacheDir, repoRoot, tributaryHome } from '../../src/stack/paths';
+import { KAFKA_VERSION } from '../../src/stack/artifacts';
 import type { PipelineEndpoints } from '../../src/stages/pipeline';
 
 export const CLI = path.join(repoRoot(), 'dist/cli/main.js');
@@ -89,9 +90,20 @@ export async function committedKeys(endpoints: PipelineEndpoints, topic: string,
   });
   const deadline = Date.now() + timeoutMs;
   while (distinct.size < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  await new Promise((r) => setTimeout(r, 2000)); // duplicates, if any, would arrive now
   await consumer.stop();
-  return keys;
+  // The verdict comes from Kafka's own read_committed consumer: kafkajs' filter of aborted
+  // transactions is not reliable after crashes (scripts/patch-kafkajs.js fixes one case; Kafka's
+  // console consumer saw 0 duplicates where kafkajs still reported a few), and these tests judge
+  // the pipeline, not the client that reads its output.
+  return kafkaConsoleKeys(endpoints.brokers[0], topic);
+}
+
+/** Every key of a topic as Kafka's console consumer (read_committed) sees it. */
+export function kafkaConsoleKeys(broker: string, topic: string): string[] {
+  const libs = path.join(cacheDir(tributaryHome()), `kafka-${KAFKA_VERSION}`, 'libs', '*');
+  const res = spawnSync('java', ['-cp', libs, 'org.apache.kafka.tools.consumer.ConsoleConsumer', '--bootstrap-server', broker, '--topic', topic, '--from-beginning', '--isolation-level', 'read_committed', '--timeout-ms', '8000', '--property', 'print.key=true', '--property', 'print.value=false'], { encoding: 'utf8', timeout: 120000, maxBuffer: 64 * 1024 * 1024 });
+  if (res.status !== 0 && res.stdout.trim() === '') throw new Error(`console consumer failed on ${topic}: ${res.stderr.slice(-1000)}`);
+  return res.stdout.split('\n').filter((l) => l.trim() !== '');
 }
 
 export function lossAndDuplicates(expectedKeys: string[], seen: string[]): { lost: number; duplicated: number } {

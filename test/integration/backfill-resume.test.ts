@@ -132,7 +132,7 @@ describe('backfill crash and resume (CLI child killed with SIGKILL) while a prod
     const { file, input } = await setUp(suffix, 4000);
     const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-backfill-'));
     const out = path.join(stateDir, 'out.csv');
-    const args = [file, '--from', 'earliest', '--to', 'latest', '--output', out, '--include-features', '--job', 'crash-file', '--state-dir', stateDir, '--fetch-bytes', '8192', '--progress-interval', '100'];
+    const args = [file, '--from', 'earliest', '--to', 'latest', '--output', out, '--include-features', '--job', 'crash-file', '--state-dir', stateDir, '--fetch-bytes', '8192', '--commit-records', '200', '--progress-interval', '100'];
     const res = await crashAndResume(args, stateDir, 'crash-file', input, async () => readOutputFile(out, 'csv'));
     // The plan took what was there at the first start (the 4000 + what the producer had appended by then).
     expect(res.planned).toBeGreaterThanOrEqual(4000);
@@ -144,7 +144,7 @@ describe('backfill crash and resume (CLI child killed with SIGKILL) while a prod
     const { file, input } = await setUp(suffix, 4000);
     const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-backfill-'));
     const output = `fraud.backfill.${suffix}`;
-    const args = [file, '--from', 'earliest', '--output', `topic:${output}`, '--job', 'crash-topic', '--state-dir', stateDir, '--fetch-bytes', '8192', '--progress-interval', '100'];
+    const args = [file, '--from', 'earliest', '--output', `topic:${output}`, '--job', 'crash-topic', '--state-dir', stateDir, '--fetch-bytes', '8192', '--commit-records', '200', '--progress-interval', '100'];
     const decoder = new AvroDecoder<Prediction>(registry, catalog.get('prediction').type);
     const readOutput = async () => {
       const rows: Array<{ partition: number; offset: number }> = [];

@@ -1,7 +1,9 @@
 import type { KafkaMessage } from 'kafkajs';
 import { Chain, DONE_HEADER } from '../../src/engine/chain';
 import { planChains } from '../../src/engine/plan';
-import { KEY_HEADER, LINEAGE_HEADER, entityKey, fieldPathProblem, repartitionProcessor } from '../../src/engine/repartition';
+import { KEY_HEADER, LINEAGE_HEADER, repartitionProcessor } from '../../src/engine/repartition';
+import { entityKey, keyFieldProblem, parseFieldPath } from '../../src/util/field-path';
+import { Type } from 'avsc';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { effectiveTopology } from '../../src/stages/pipeline';
 import type { InputRecord, Processor } from '../../src/stages/processor';
@@ -40,7 +42,7 @@ describe('repartitioning by entity: topology', () => {
     expect(topologyErrorFor((d) => (d.stages[0].partitionBy = 'card.id'))).toMatch(/stages\[0\]\.partitionBy: 'card' is not a record|stages\[0\]\.partitionBy: event has no field 'card'/);
     expect(topologyErrorFor((d) => (d.stages[0].partitionBy = 'cardNumber'))).toMatch(/stages\[0\]\.partitionBy: event has no field 'cardNumber' \(fields: transactionId, cardId/);
     expect(topologyErrorFor((d) => (d.stages[0].partitionBy = 'card-id'))).toMatch(/stages\[0\]\.partitionBy: must match pattern/);
-    expect(topologyErrorFor((d) => (d.stages[0].partitionBy = 'amount'))).toMatch(/stages\[0\]\.partitionBy: field 'amount' is double; a partition key must be/);
+    expect(topologyErrorFor((d) => (d.stages[0].partitionBy = 'amount'))).toMatch(/stages\[0\]\.partitionBy: field 'amount' is double; a key must be/);
     expect(topologyErrorFor((d) => Object.assign(d.stages[0], { partitionBy: 'none', repartition: { partitions: 4 } }))).toMatch(/stages\[0\]\.repartition: has no effect/);
     expect(topologyErrorFor((d) => (d.stages[0].repartition = { partitions: 0 }))).toMatch(/stages\[0\]\.repartition\.partitions/);
   });
@@ -53,13 +55,18 @@ describe('repartitioning by entity: topology', () => {
     expect(msg).toMatch(/stages\[0\]\.partitionBy: the stage keeps per-entity state for several entities \(cardId, merchantId\)/);
   });
 
-  it('field paths: nested records and optional fields are followed; entity keys are strings', () => {
+  it('field paths (src/util/field-path.ts): nested records and optional fields (avsc unwrapped unions) are followed; entity keys are strings', () => {
     const type = catalog.get('transaction').type;
-    expect(fieldPathProblem(type, 'cardId')).toBeNull();
-    expect(fieldPathProblem(type, 'eventTime')).toBeNull();
-    expect(entityKey({ a: { b: 7 } }, ['a', 'b'])).toBe('7');
-    expect(entityKey({ a: { b: '' } }, ['a', 'b'])).toBeNull();
-    expect(entityKey({ a: null }, ['a', 'b'])).toBeNull();
+    expect(keyFieldProblem(type, 'cardId')).toBeNull();
+    expect(keyFieldProblem(type, 'eventTime')).toBeNull();
+    // avsc parses a nullable union as typeName 'union:unwrapped': an optional nested record and an optional leaf both resolve.
+    const nested = Type.forSchema({ type: 'record', name: 'E', fields: [{ name: 'device', type: ['null', { type: 'record', name: 'D', fields: [{ name: 'id', type: ['null', 'string'] }, { name: 'score', type: 'double' }] }], default: null }] });
+    expect((nested as unknown as { fields: { type: { typeName: string } }[] }).fields[0].type.typeName).toBe('union:unwrapped');
+    expect(keyFieldProblem(nested, 'device.id')).toBeNull();
+    expect(keyFieldProblem(nested, 'device.score')).toMatch(/is double/);
+    expect(entityKey({ a: { b: 7 } }, parseFieldPath('a.b'))).toBe('7');
+    expect(entityKey({ a: { b: '' } }, parseFieldPath('a.b'))).toBeNull();
+    expect(entityKey({ a: null }, parseFieldPath('a.b'))).toBeNull();
   });
 });
 

@@ -47,6 +47,7 @@ interface BackfillCliOptions {
   restart?: boolean;
   feedback?: string;
   fetchBytes?: number;
+  commitRecords?: number;
   workers?: number;
   progressInterval: number;
 }
@@ -74,6 +75,7 @@ export function registerBackfillCommands(program: Command): void {
     .option('--feedback <topic>', 'feedback topic (schemas/feedback.avsc, keyed by event key): print ROC AUC, precision, recall of the backfilled scores')
     .option('--restart', 'forget an existing job of the same name and start over')
     .option('--fetch-bytes <n>', 'max bytes fetched per partition and batch', positiveInt)
+    .option('--commit-records <n>', 'records per commit of each partition (default 5000): smaller commits, finer resume points', positiveInt)
     .option('--workers <n>', 'inference worker threads', positiveInt)
     .option('--progress-interval <ms>', 'progress line interval when stderr is not a terminal', positiveInt, 2000)
     .action(async (file: string | undefined, opts: BackfillCliOptions, cmd: Command) => {
@@ -116,6 +118,7 @@ export function registerBackfillCommands(program: Command): void {
         restart: opts.restart,
         feedbackTopic: opts.feedback,
         fetchBytes: opts.fetchBytes,
+        commitRecords: opts.commitRecords,
         workers: opts.workers,
         onProgress,
         signal: stop.signal,
