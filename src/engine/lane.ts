@@ -18,6 +18,11 @@ export interface LaneSink {
   init(): Promise<string | null>;
   /** Writes the batch and its offset; after a failure the next call starts with a fresh producer. */
   commit(batch: CommitBatch): Promise<void>;
+  /**
+   * Optional: sends records as soon as they are processed (inside the transaction their commit
+   * ends), so output order follows processing order (repartition hops: PipelinedTransactions).
+   */
+  stage?(records: ChainRecord[]): void;
   /** The committed offset as the broker has it now (null: none). */
   committed(): Promise<string | null>;
   /** Exactly-once sinks own their partition's transactional id; at-least-once ones simply resend. */
@@ -160,6 +165,11 @@ export class PartitionLane {
     return false;
   }
 
+  /** Resolves once the lane owns its partition (true) or gave up (closed, fenced: false). */
+  whenReady(): Promise<boolean> {
+    return this.ready;
+  }
+
   private isClosed(): boolean {
     return this.state === 'closed';
   }
@@ -217,7 +227,8 @@ export class PartitionLane {
         continue;
       }
       this.processing = [];
-      if (this.isClosed()) return;
+      if (this.isClosed() || this.fenced) return;
+      if (!this.opts.sequencer) this.opts.sink.stage?.(records);
       this.buffer.push(...records);
       for (const m of chunk) this.bufferMeta.push({ timestamp: Number(m.timestamp), next: (BigInt(m.offset) + 1n).toString() });
       const last = BigInt(chunk[chunk.length - 1].offset) + 1n;

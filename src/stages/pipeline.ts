@@ -122,6 +122,10 @@ export class Pipeline {
       // Lag is the chain's group on its input; it is reported under the chain's first stage.
       registerConsumerLag(metrics.registry, kafka, runners.map((r, i) => ({ stage: plan[i].stages[0].name, groupId: r.groupId, topic: plan[i].stages[0].input.topic })));
       await Promise.all(runners.map((r) => Promise.all([r.waitForAssignment(60000), r.start()])));
+      // Started means taking records: every lane owns its partition. Lanes that become ready at
+      // different times would otherwise process their partitions' first records out of step (a
+      // repartition hop would write one entity's first records out of order).
+      await Promise.all(runners.map((r) => r.lanesReady()));
       for (const edge of fusedEdges(plan)) {
         const drain = await CutoverDrain.startIfNeeded({
           kafka,
@@ -241,6 +245,8 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     metrics,
     // A repartition hop keeps one entity's records from several input partitions in write order.
     orderedCommits: head.processor === REPARTITION_PROCESSOR && (head.config as { ordered?: boolean }).ordered === true,
+    // ... and its records are written as they are processed, not when their commit starts.
+    pipelinedCommits: head.processor === REPARTITION_PROCESSOR,
   });
 }
 

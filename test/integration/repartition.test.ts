@@ -37,8 +37,8 @@ const GAP_MS = Number(process.env.REPART_GAP_MS ?? 50);
  * values for the cards the hop kept in order (to measure a variant of the hop).
  */
 const STRICT = process.env.REPART_STRICT !== '0';
-/** The hop with ordered commits (repartition.ordered); REPART_ORDERED=0 measures the default, unordered hop (then use REPART_STRICT=0). */
-const ORDERED = process.env.REPART_ORDERED !== '0';
+/** REPART_ORDERED=1: the hop with serial ordered commits (repartition.ordered) instead of the default pipelined one. */
+const ORDERED = process.env.REPART_ORDERED === '1';
 
 interface Seen<T> {
   key: string | null;
@@ -199,6 +199,10 @@ describe('repartitioning by entity (real stack)', () => {
       const cardOfTx = new Map(events.map((tx) => [tx.transactionId, tx.cardId]));
       const differing = [...rv].filter(([tx, v]) => streaming.some((i) => v.values[i] !== kv.get(tx)!.values[i])).map(([tx]) => tx);
       process.stdout.write(`repartition test: ${differing.length} of ${EVENTS} vectors differ; ${reordered.size} cards reordered by the hop (${[...reordered].slice(0, 10).join(', ')})\n`);
+      for (const card of [...reordered].slice(0, 5)) {
+        const rows = rep.filter((m) => m.key!.toString() === card).map((m) => ({ wave: sentWave.get(m.headers![KEY_HEADER]!.toString()), from: m.headers![LINEAGE_HEADER]!.toString(), ts: Number(m.timestamp), at: m.offset }));
+        process.stdout.write(`repartition test: card ${card} in the repartition log: ${JSON.stringify(rows)}\n`);
+      }
       if (STRICT) expect(inverted).toEqual([]);
       // Every difference is explained by the hop's order: none for the cards it kept in order.
       expect(differing.filter((tx) => !reordered.has(cardOfTx.get(tx)!))).toEqual([]);
