@@ -4,7 +4,7 @@ import type { StageSpec } from '../topology/spec';
 import { createLogger, type Logger } from '../util/logger';
 import type { Chain, ChainRecord } from './chain';
 import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, PipelinedTransactions, type DeliveryMode, type SinkRecord, type TopicLimits } from './commit-sink';
-import { CommitSequencer, PartitionLane, type CommitPolicy, type LaneSink } from './lane';
+import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 import { SendGate } from './send-gate';
 
 /** Gap between the two reads that must agree before a committed offset is trusted (see fetchCommitted). */
@@ -69,8 +69,6 @@ export interface ChainRunnerOptions {
   onCommitted?: (records: readonly ChainRecord[]) => void;
   /** Called for every partition this runner sees a record of, before it is processed. */
   onRecordsSeen?: (partition: number, count: number) => void;
-  /** Lanes commit one at a time, oldest record first (repartition hops: see CommitSequencer in lane.ts). */
-  orderedCommits?: boolean;
   /**
    * Exactly-once lanes send records as they are processed, several producers per lane taking turns
    * so that none waits behind its lane's commit, all sends of the runner through one SendGate
@@ -107,7 +105,6 @@ export class ChainRunner {
   private readonly inputTopic: string;
   private readonly inputTopics: string[];
   private readonly head: StageSpec;
-  private readonly sequencer?: CommitSequencer;
   /** Pipelined lanes: their sends, one at a time in processing order (see SendGate). */
   private sendGate?: SendGate<SinkRecord>;
 
@@ -117,7 +114,6 @@ export class ChainRunner {
     this.inputTopics = opts.topics ?? [this.inputTopic];
     this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
     for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
-    if (opts.orderedCommits) this.sequencer = new CommitSequencer();
     this.consumer = this.createConsumer();
   }
 
@@ -261,9 +257,7 @@ export class ChainRunner {
       onFailure: (err, what) => this.onFailure(err, what),
       onHealthy: () => this.onHealthy(),
       log: this.log,
-      sequencer: this.sequencer,
     });
-    this.sequencer?.add(lane);
     return lane;
   }
 
@@ -286,7 +280,7 @@ export class ChainRunner {
       partition,
       fetchCommitted: (t: string, p: number) => this.fetchCommitted(t, p),
     };
-    if (this.opts.pipelinedCommits && !this.sequencer) {
+    if (this.opts.pipelinedCommits) {
       this.sendGate ??= new SendGate(orderingKey);
       const txns = new PipelinedTransactions({ ...txnOptions, gate: this.sendGate });
       return { init: () => txns.init(), commit: (b) => txns.commit(b), stage: (r) => txns.stage(r), committed: () => this.fetchCommitted(topic, partition), close: () => txns.close(), exactlyOnce: true };

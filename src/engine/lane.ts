@@ -51,58 +51,6 @@ export interface LaneOptions {
   onFailure(err: Error, what: 'process' | 'commit'): void;
   onHealthy(): void;
   log: Logger;
-  /**
-   * Ordered commits (the repartition hop): the runner's lanes commit one at a time, oldest record
-   * (Kafka timestamp) first, so an entity's records from two input partitions reach the output
-   * partition in the order they were written — not in the order independent commits happen to end.
-   */
-  sequencer?: CommitSequencer;
-}
-
-/**
- * Serializes the commits of a runner's lanes in timestamp order: when no commit is running, the lane
- * whose next record to commit is the oldest (Kafka timestamp) commits the prefix of its buffer no
- * newer than every other lane's next record (at least that record, so the lanes always progress). Only used for repartition hops
- * (a transaction per input partition cannot order records across partitions by itself).
- */
-export class CommitSequencer {
-  private readonly lanes = new Set<PartitionLane>();
-  private busy = false;
-
-  add(lane: PartitionLane): void {
-    this.lanes.add(lane);
-  }
-
-  remove(lane: PartitionLane): void {
-    this.lanes.delete(lane);
-    this.kick();
-  }
-
-  kick(): void {
-    if (this.busy) return;
-    let best: PartitionLane | undefined;
-    let bestTs = Number.POSITIVE_INFINITY;
-    const oldest = new Map<PartitionLane, number>();
-    for (const l of this.lanes) {
-      const t = l.oldestPendingTimestamp();
-      if (t === undefined) continue;
-      oldest.set(l, t);
-      if (t < bestTs) {
-        best = l;
-        bestTs = t;
-      }
-    }
-    if (!best) return;
-    let bound = Number.POSITIVE_INFINITY;
-    for (const [l, t] of oldest) if (l !== best) bound = Math.min(bound, t);
-    const started = best.commitOrdered(bound);
-    if (!started) return; // its oldest record is still being processed: the lane kicks again once it is buffered
-    this.busy = true;
-    void started.finally(() => {
-      this.busy = false;
-      this.kick();
-    });
-  }
 }
 
 type LaneState = 'running' | 'draining' | 'closed';
@@ -118,11 +66,7 @@ const SLOW_COMMIT_MS = 10000;
  */
 export class PartitionLane {
   private queue: KafkaMessage[] = [];
-  /** The chunk being processed (ordered commits look at its timestamps). */
-  private processing: KafkaMessage[] = [];
   private buffer: ChainRecord[] = [];
-  /** Per buffered record: its Kafka timestamp and the offset after it (ordered commits commit prefixes). */
-  private bufferMeta: { timestamp: number; next: string }[] = [];
   private bufferNext?: string;
   /** Records below this offset were processed already (or committed by a previous owner). */
   private nextOffset: bigint | null = null;
@@ -205,12 +149,10 @@ export class PartitionLane {
       const chunk = this.takeChunk();
       if (chunk.length === 0) continue;
       let records: ChainRecord[];
-      this.processing = chunk;
       try {
         records = await this.opts.chain.process(this.opts.topic, this.opts.partition, chunk);
         failures = 0;
       } catch (err) {
-        this.processing = [];
         // A dependency is down (or a bug): nothing of this chunk is kept; retry it after a backoff.
         this.queue.unshift(...chunk);
         if (err instanceof RetryLaterError) {
@@ -226,11 +168,9 @@ export class PartitionLane {
         await sleep(delay);
         continue;
       }
-      this.processing = [];
       if (this.isClosed() || this.fenced) return;
-      if (!this.opts.sequencer) this.opts.sink.stage?.(records);
+      this.opts.sink.stage?.(records);
       this.buffer.push(...records);
-      for (const m of chunk) this.bufferMeta.push({ timestamp: Number(m.timestamp), next: (BigInt(m.offset) + 1n).toString() });
       const last = BigInt(chunk[chunk.length - 1].offset) + 1n;
       this.bufferNext = last.toString();
       this.nextOffset = last;
@@ -249,32 +189,7 @@ export class PartitionLane {
     return from === null ? chunk : chunk.filter((m) => BigInt(m.offset) >= from);
   }
 
-  /**
-   * Kafka timestamp of the next record to commit, in offset order: the buffer's head, else the
-   * chunk being processed, else the queue (undefined: nothing pending). The head, not the minimum:
-   * timestamps within one partition need not be monotonic (several producers), and a lane must
-   * always be able to commit its head once it is the oldest, or the lanes would wait for each other.
-   */
-  oldestPendingTimestamp(): number | undefined {
-    if (this.isClosed() || this.fenced) return undefined;
-    const head = this.bufferMeta[0]?.timestamp ?? this.processing[0]?.timestamp ?? this.queue[0]?.timestamp;
-    return head === undefined ? undefined : Number(head);
-  }
-
-  /** Ordered mode: commits the buffered prefix no newer than `bound` (at least the head); undefined when nothing is buffered. */
-  commitOrdered(bound: number): Promise<void> | undefined {
-    if (this.committing || this.buffer.length === 0 || this.isClosed() || this.fenced) return undefined;
-    let k = 0;
-    while (k < this.buffer.length && (k === 0 || this.bufferMeta[k].timestamp <= bound)) k++;
-    this.startCommit(k);
-    return this.committing;
-  }
-
   private maybeCommit(): void {
-    if (this.opts.sequencer) {
-      this.opts.sequencer.kick();
-      return;
-    }
     if (this.committing || this.buffer.length === 0 || this.isClosed() || this.fenced) return;
     const wait = this.lastCommitStart + this.opts.commit.intervalMs - Date.now();
     if (this.state === 'draining' || this.buffer.length >= this.opts.commit.maxRecords || wait <= 0) {
@@ -289,11 +204,10 @@ export class PartitionLane {
     }
   }
 
-  private startCommit(count = this.buffer.length): void {
-    const records = this.buffer.splice(0, count);
-    const nextOffset = count === this.bufferMeta.length ? this.bufferNext! : this.bufferMeta[count - 1].next;
-    this.bufferMeta.splice(0, count);
-    const batch: CommitBatch & { records: ChainRecord[] } = { topic: this.opts.topic, partition: this.opts.partition, nextOffset, records };
+  private startCommit(): void {
+    const records = this.buffer;
+    const batch: CommitBatch & { records: ChainRecord[] } = { topic: this.opts.topic, partition: this.opts.partition, nextOffset: this.bufferNext!, records };
+    this.buffer = [];
     this.lastCommitStart = Date.now();
     this.committing = this.commitUntilDone(batch).finally(() => {
       this.committing = undefined;
@@ -357,9 +271,7 @@ export class PartitionLane {
     this.fenced = true;
     this.queue = [];
     this.buffer = [];
-    this.bufferMeta = [];
     this.opts.onFenced(err);
-    this.opts.sequencer?.kick();
   }
 
   /** Graceful stop: processes what is queued, commits everything, lets go of the partition. */
@@ -369,12 +281,9 @@ export class PartitionLane {
     await this.ready;
     while (this.pumping || this.committing || (this.buffer.length > 0 && !this.fenced)) {
       if (!this.pumping && !this.committing) this.maybeCommit();
-      // Ordered: the commit may wait for another lane's turn; poll instead of spinning.
-      if (this.opts.sequencer && !this.pumping && !this.committing) await sleep(5);
       await Promise.all([this.pumping, this.committing]);
     }
     this.state = 'closed';
-    this.opts.sequencer?.remove(this);
     await this.closeSink();
   }
 
@@ -385,8 +294,6 @@ export class PartitionLane {
     clearTimeout(this.timer);
     this.queue = [];
     this.buffer = [];
-    this.bufferMeta = [];
-    this.opts.sequencer?.remove(this);
     await Promise.allSettled([this.ready, this.pumping, this.committing]);
     await this.closeSink();
   }

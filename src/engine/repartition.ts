@@ -73,8 +73,6 @@ export interface RepartitionEdge {
   topic: TopicSpec;
   field: string;
   purgeIntervalMs: number;
-  /** The hop's lanes commit in timestamp order (CommitSequencer). */
-  ordered: boolean;
 }
 
 export interface EffectiveTopology {
@@ -120,11 +118,11 @@ export function planRepartitions(loaded: LoadedTopology, impliedKeys: (stage: St
       limits: stage.limits,
       commit: stage.commit,
       errors: stage.errors,
-      config: { field: decision.field, ordered: stage.repartition?.ordered === true },
+      config: { field: decision.field },
     };
     topics.push(topic);
     stages.push(step, { ...stage, input: { topic: topic.name, fromBeginning: true } });
-    edges.push({ stage: stage.name, step, topic, field: decision.field, purgeIntervalMs: stage.repartition?.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS, ordered: stage.repartition?.ordered === true });
+    edges.push({ stage: stage.name, step, topic, field: decision.field, purgeIntervalMs: stage.repartition?.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS });
   }
   return { topology: { ...loaded, spec: { ...spec, topics, stages } }, edges, keyChecks };
 }
@@ -176,12 +174,12 @@ export function parseLineageHeader(v: Buffer | string | undefined): Lineage | un
  * (ChainStage.passthroughValue), so what this returns as `value` is only used for the key.
  * A record without the entity keeps its original key (it touches no per-entity state).
  */
-export const repartitionProcessor: ProcessorDefinition<{ field: string; ordered?: boolean }> = {
+export const repartitionProcessor: ProcessorDefinition<{ field: string }> = {
   name: REPARTITION_PROCESSOR,
   summary: 'Internal: re-keys input records by an entity field into the stage\'s repartition topic.',
   inputSchema: '*',
   outputSchema: '*',
-  configSchema: { type: 'object', required: ['field'], properties: { field: { type: 'string' }, ordered: { type: 'boolean' } } },
+  configSchema: { type: 'object', required: ['field'], properties: { field: { type: 'string' } } },
   async create(config): Promise<Processor> {
     const path = parseFieldPath(config.field);
     return {

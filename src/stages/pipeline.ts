@@ -243,9 +243,8 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     deadLetterTopic: topology.spec.deadLetter.topic,
     limits: ctx.limits,
     metrics,
-    // A repartition hop keeps one entity's records from several input partitions in write order.
-    orderedCommits: head.processor === REPARTITION_PROCESSOR && (head.config as { ordered?: boolean }).ordered === true,
-    // ... and its records are written as they are processed, not when their commit starts.
+    // A repartition hop writes records as they are processed, each entity in processing order
+    // (one entity's records from several input partitions meet in one repartition partition).
     pipelinedCommits: head.processor === REPARTITION_PROCESSOR,
   });
 }

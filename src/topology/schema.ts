@@ -114,7 +114,6 @@ export const topologyBaseSchema = {
             properties: {
               partitions: { type: 'integer', minimum: 1, maximum: 10000 },
               purgeIntervalMs: { type: 'integer', minimum: 1000 },
-              ordered: { type: 'boolean', description: "Commit the hop's partitions one at a time, oldest record first, so one entity's records from several input partitions keep their write order (default false: faster, a small share may swap under load; see README)." },
             },
           },
           config: { type: 'object' },

@@ -74,7 +74,7 @@ export interface StageSpec {
    */
   partitionBy?: string;
   /** The repartition topic: partitions (default the input topic's; fixed once created) and purge interval. */
-  repartition?: { partitions?: number; purgeIntervalMs?: number; ordered?: boolean };
+  repartition?: { partitions?: number; purgeIntervalMs?: number };
   /** Processor-specific configuration, validated against the processor's declared spec. */
   config: Record<string, unknown>;
 }

@@ -38,6 +38,22 @@ describe('repartitioning by entity: topology', () => {
     expect(merchant.edges.map((e) => [e.field, e.topic.partitions, e.topic.config?.['retention.ms']])).toEqual([['merchantId', 6, '-1']]);
   });
 
+  it('two stages on one input, one per entity (card, merchant): two hops, two internal topics and groups, each stage reading its own', () => {
+    const base = loadTopology(DEMO_TOPOLOGY, LOAD_OPTIONS);
+    const extract = base.spec.stages.find((s) => s.name === 'extract')!;
+    const merchant = { ...extract, name: 'extract-merchant', partitionBy: 'merchantId', output: { topic: `${extract.output.topic}-merchant` } };
+    const eff = effectiveTopology({ ...base, spec: { ...base.spec, stages: [...base.spec.stages, merchant] } });
+    const name = base.spec.name;
+    expect(eff.edges.map((e) => [e.stage, e.field, e.topic.name, e.step.input.topic])).toEqual([
+      ['extract', 'cardId', `${name}.extract-repartition`, extract.input.topic],
+      ['extract-merchant', 'merchantId', `${name}.extract-merchant-repartition`, extract.input.topic],
+    ]);
+    const stages = new Map(eff.topology.spec.stages.map((s) => [s.name, s]));
+    expect(stages.get('extract')!.input.topic).toBe(`${name}.extract-repartition`);
+    expect(stages.get('extract-merchant')!.input.topic).toBe(`${name}.extract-merchant-repartition`);
+    expect(stages.get('extract-merchant-repartition')!.config).toEqual({ field: 'merchantId' });
+  });
+
   it('names the bad field path of partitionBy and refuses a repartition block that has no effect', () => {
     expect(topologyErrorFor((d) => (d.stages[0].partitionBy = 'card.id'))).toMatch(/stages\[0\]\.partitionBy: 'card' is not a record|stages\[0\]\.partitionBy: event has no field 'card'/);
     expect(topologyErrorFor((d) => (d.stages[0].partitionBy = 'cardNumber'))).toMatch(/stages\[0\]\.partitionBy: event has no field 'cardNumber' \(fields: transactionId, cardId/);
