@@ -125,7 +125,8 @@ export class Pipeline {
       // Started means taking records: every lane owns its partition. Lanes that become ready at
       // different times would otherwise process their partitions' first records out of step (a
       // repartition hop would write one entity's first records out of order).
-      await Promise.all(runners.map((r) => r.lanesReady()));
+      // Bounded: a lane that cannot take its partition keeps retrying in the background (readiness says so).
+      await waitAtMost(Promise.all(runners.map((r) => r.lanesReady())), 60000);
       for (const edge of fusedEdges(plan)) {
         const drain = await CutoverDrain.startIfNeeded({
           kafka,
@@ -247,6 +248,11 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     // (one entity's records from several input partitions meet in one repartition partition).
     pipelinedCommits: head.processor === REPARTITION_PROCESSOR,
   });
+}
+
+function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
 }
 
 async function closeAll(processors: Processor[]): Promise<void> {
