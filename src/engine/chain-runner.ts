@@ -6,6 +6,7 @@ import type { Chain, ChainRecord } from './chain';
 import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, PipelinedTransactions, type DeliveryMode, type SinkRecord, type TopicLimits } from './commit-sink';
 import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 import { SendGate } from './send-gate';
+import { StagingOrder } from './staging-order';
 
 /** Gap between the two reads that must agree before a committed offset is trusted (see fetchCommitted). */
 const STABLE_READ_GAP_MS = 150;
@@ -71,8 +72,9 @@ export interface ChainRunnerOptions {
   onRecordsSeen?: (partition: number, count: number) => void;
   /**
    * Exactly-once lanes send records as they are processed, several producers per lane taking turns
-   * so that none waits behind its lane's commit, all sends of the runner through one SendGate
-   * (repartition hops: write order = processing order; see PipelinedTransactions).
+   * so that none waits behind its lane's commit, fetched records staged in timestamp order across
+   * lanes (StagingOrder) and all sends of the runner through one SendGate (repartition hops: each
+   * entity's write order = that order; see PipelinedTransactions).
    */
   pipelinedCommits?: boolean;
 }
@@ -107,6 +109,8 @@ export class ChainRunner {
   private readonly head: StageSpec;
   /** Pipelined lanes: their sends, one at a time in processing order (see SendGate). */
   private sendGate?: SendGate<SinkRecord>;
+  /** Pipelined lanes: fetched records staged in timestamp order across lanes (see StagingOrder). */
+  private readonly stagingOrder?: StagingOrder;
 
   constructor(private readonly opts: ChainRunnerOptions) {
     this.head = opts.chain.stages[0].spec;
@@ -114,6 +118,7 @@ export class ChainRunner {
     this.inputTopics = opts.topics ?? [this.inputTopic];
     this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
     for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
+    if (opts.pipelinedCommits && opts.delivery === 'exactly-once') this.stagingOrder = new StagingOrder();
     this.consumer = this.createConsumer();
   }
 
@@ -257,7 +262,9 @@ export class ChainRunner {
       onFailure: (err, what) => this.onFailure(err, what),
       onHealthy: () => this.onHealthy(),
       log: this.log,
+      stagingOrder: this.stagingOrder,
     });
+    this.stagingOrder?.add(lane);
     return lane;
   }
 
