@@ -20,7 +20,7 @@ describe('kafkajs read_committed (patched) on the real broker', () => {
     await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
     const producers: Producer[] = [];
     const producer = async (id: string) => {
-      const p = kafka.producer({ transactionalId: `${topic}.${id}`, idempotent: true, maxInFlightRequests: 1 });
+      const p = kafka.producer({ transactionalId: `${topic}.${id}`, idempotent: true, maxInFlightRequests: 1, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 50 } });
       producers.push(p);
       await p.connect();
       return p;
