@@ -2,7 +2,7 @@ import { UsageError } from './options';
 import { loadTopology } from '../topology/loader';
 import type { LoadedTopology } from '../topology/spec';
 import { builtinProcessors } from '../stages/builtin';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 
 export const DEFAULT_TOPOLOGY = 'topologies/fraud-detection.yaml';
 

@@ -8,7 +8,7 @@ import { Pipeline, type PipelineEndpoints } from '../stages/pipeline';
 import { loadTopology } from '../topology/loader';
 import type { LoadedTopology } from '../topology/spec';
 import { builtinProcessors } from '../stages/builtin';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 import { createLogger } from '../util/logger';
 import { prepareFeatureSets } from '../features/prepare';
 import type { ShadowReport } from '../shadow/report';

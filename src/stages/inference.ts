@@ -8,7 +8,7 @@ import { SliceLayout } from '../routing/canary';
 import { BanditStore } from '../routing/bandit-store';
 import { thompsonShares } from '../routing/thompson';
 import { Gauge } from 'prom-client';
-import { resolveEndpoints } from '../stack/endpoints';
+import { resolveEndpoints } from '../util/endpoints';
 import { InferenceMetrics } from '../inference/metrics';
 import { ModelGateError, readGateSpec, runGate } from '../inference/gate';
 import { cardProblems } from '../features/enricher';
