@@ -17,7 +17,7 @@ import type { TopicLimits } from '../engine/commit-sink';
 import { CutoverDrain, fastForward } from '../engine/cutover';
 import { fusedEdges, planChains } from '../engine/plan';
 import { readTopicLimits } from '../engine/topic-limits';
-import { builtinProcessors } from './builtin';
+import { processorsFor } from './load-topology';
 import type { Processor } from './processor';
 import type { ProcessorRegistry } from './registry';
 
@@ -35,6 +35,7 @@ export interface PipelineOptions {
   endpoints: PipelineEndpoints;
   /** Run only these stages (one stage per process deployments); default all. */
   stages?: string[];
+  /** Default: the built-ins plus the topology's plugins. */
   processors?: ProcessorRegistry;
   metrics?: StageMetrics;
   /** Consumer group prefix override (tests, backfills); default the topology name. */
@@ -78,7 +79,7 @@ export class Pipeline {
 
   static async start(options: PipelineOptions): Promise<Pipeline> {
     const { topology, endpoints } = options;
-    const processors = options.processors ?? builtinProcessors();
+    const processors = options.processors ?? processorsFor(topology);
     const metrics = options.metrics ?? new StageMetrics();
     const selected = selectStages(topology, options.stages);
     const kafka = createKafka({ clientId: topology.spec.kafka?.clientId ?? `tributary-${topology.spec.name}`, brokers: topology.spec.kafka?.brokers ?? endpoints.brokers });

@@ -5,6 +5,7 @@ import { createKafka } from '../../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
 import { editorSchema } from '../../topology/schema';
 import { builtinProcessors } from '../../stages/builtin';
+import { TOPOLOGY_SECTIONS } from '../../stages/load-topology';
 import { Pipeline, provisionTopology } from '../../stages/pipeline';
 import { Registry } from 'prom-client';
 import { StageMetrics } from '../../monitoring/metrics';
@@ -113,7 +114,7 @@ export function registerPipelineCommands(program: Command): void {
     .description('print the JSON Schema of topology files (with every registered processor\'s config)')
     .option('--write', `write it to topologies/topology.schema.json`)
     .action((opts: { write?: boolean }) => {
-      const text = `${JSON.stringify(editorSchema(builtinProcessors()), null, 2)}\n`;
+      const text = `${JSON.stringify(editorSchema(builtinProcessors().all(), TOPOLOGY_SECTIONS), null, 2)}\n`;
       if (opts.write) fs.writeFileSync(path.join(repoRoot(), 'topologies', 'topology.schema.json'), text);
       else process.stdout.write(text);
     });

@@ -1,0 +1,80 @@
+/**
+ * A topology as the runtime understands it: the spec layer's loader (src/topology/loader.ts) given
+ * the runtime's validators — the built-in processors plus the topology's plugins, the Avro schemas
+ * of its schemas/ folder (and the package's), the `features` section's JSON Schema and checks.
+ * Everything that loads a topology to run or validate it comes through here.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SchemaCatalog } from '../kafka/avro-schemas';
+import { featuresSectionSchema } from '../features/spec';
+import { featureSectionErrors } from '../features/validate';
+import * as spec from '../topology/loader';
+import type { JsonSchema } from '../topology/schema';
+import type { LoadedTopology } from '../topology/spec';
+import { ConfigErrors } from '../util/errors';
+import { repoRoot } from '../util/paths';
+import { builtinProcessors } from './builtin';
+import { loadPlugins } from './plugin-loader';
+import type { ProcessorRegistry } from './registry';
+
+/** Top-level sections of a topology owned outside the spec layer (one constant object: the loader caches per object). */
+export const TOPOLOGY_SECTIONS: Readonly<Record<string, JsonSchema>> = Object.freeze({
+  features: { description: 'Feature sets: batch (Redis) and streaming (windowed aggregations).', ...featuresSectionSchema },
+});
+
+export interface RuntimeLoadOptions {
+  /** Processors before the topology's plugins are added (default: the built-ins). */
+  registry?: ProcessorRegistry;
+  /** Where schemas/ and model repositories resolve (default: topologyBaseDir(file)). */
+  baseDir?: string;
+}
+
+/**
+ * The directory a topology's relative paths (schemas/, model repositories) resolve against: the
+ * file's own directory when it has a schemas/ folder (a scaffolded pipeline: `tributary init`), else
+ * its parent when that has one (this repository's topologies/), else the package root.
+ */
+export function topologyBaseDir(file: string): string {
+  const dir = path.dirname(path.resolve(file));
+  for (const candidate of [dir, path.dirname(dir)]) {
+    if (fs.existsSync(path.join(candidate, 'schemas'))) return candidate;
+  }
+  return repoRoot();
+}
+
+/** Loads and fully validates a topology file; throws ConfigErrors listing every problem with its path. */
+export function loadTopology(file: string, options: RuntimeLoadOptions = {}): LoadedTopology {
+  const abs = path.resolve(file);
+  return validateTopology(spec.readTopologyDocument(abs), abs, options);
+}
+
+/** Validates an already parsed topology document (tests and benchmarks build specs in memory). */
+export function validateTopology(raw: unknown, file: string, options: RuntimeLoadOptions = {}): LoadedTopology {
+  const abs = path.resolve(file);
+  const baseDir = options.baseDir ?? topologyBaseDir(abs);
+  // Structure first: the plugin list must be well-formed before modules are loaded from it.
+  const parsed = spec.checkStructure(raw, abs, TOPOLOGY_SECTIONS);
+  const { registry, plugins, errors } = loadPlugins(parsed.plugins ?? [], path.dirname(abs), options.registry ?? builtinProcessors(), abs);
+  // Stages naming a processor of a plugin that failed would only repeat its error as "unknown processor".
+  if (errors.length > 0) throw new ConfigErrors(errors);
+  const schemas = new SchemaCatalog(path.join(baseDir, 'schemas'));
+  return spec.validateTopology(raw, abs, {
+    processors: registry,
+    schemas,
+    sections: TOPOLOGY_SECTIONS,
+    checks: [(loaded) => featureSectionErrors(loaded, schemas)],
+    baseDir,
+    plugins,
+  });
+}
+
+/**
+ * The processors a loaded topology runs with: the built-ins plus its plugins (already loaded and
+ * checked by loadTopology; modules are cached, so this returns the same definitions).
+ */
+export function processorsFor(topology: LoadedTopology, base: ProcessorRegistry = builtinProcessors()): ProcessorRegistry {
+  const { registry, errors } = loadPlugins(topology.spec.plugins ?? [], path.dirname(topology.file), base, topology.file);
+  if (errors.length > 0) throw new ConfigErrors(errors);
+  return registry;
+}
