@@ -12,7 +12,8 @@ import { featureSectionErrors } from '../features/validate';
 import * as spec from '../topology/loader';
 import type { JsonSchema } from '../topology/schema';
 import type { LoadedTopology } from '../topology/spec';
-import { ConfigErrors } from '../util/errors';
+import type { Type } from 'avsc';
+import { ConfigError, ConfigErrors } from '../util/errors';
 import { repoRoot } from '../util/paths';
 import { builtinProcessors } from './builtin';
 import { loadPlugins } from './plugin-loader';
@@ -32,15 +33,12 @@ export interface RuntimeLoadOptions {
 
 /**
  * The directory a topology's relative paths (schemas/, model repositories) resolve against: the
- * file's own directory when it has a schemas/ folder (a scaffolded pipeline: `tributary init`), else
- * its parent when that has one (this repository's topologies/), else the package root.
+ * file's own directory when it has a schemas/ folder (a pipeline folder, as `tributary init` makes),
+ * else the package root (this repository's topologies/*.yaml, and topologies written to temp dirs).
  */
 export function topologyBaseDir(file: string): string {
   const dir = path.dirname(path.resolve(file));
-  for (const candidate of [dir, path.dirname(dir)]) {
-    if (fs.existsSync(path.join(candidate, 'schemas'))) return candidate;
-  }
-  return repoRoot();
+  return fs.existsSync(path.join(dir, 'schemas')) ? dir : repoRoot();
 }
 
 /** Loads and fully validates a topology file; throws ConfigErrors listing every problem with its path. */
@@ -77,4 +75,14 @@ export function processorsFor(topology: LoadedTopology, base: ProcessorRegistry 
   const { registry, errors } = loadPlugins(topology.spec.plugins ?? [], path.dirname(topology.file), base, topology.file);
   if (errors.length > 0) throw new ConfigErrors(errors);
   return registry;
+}
+
+/**
+ * The Avro type a topology's topic carries (its schemas/ folder, then the package's): what a
+ * processor checks field paths against (`resolveFieldPath(topicSchema(ctx.topology, ctx.stage.input.topic), path)`).
+ */
+export function topicSchema(topology: LoadedTopology, topic: string): Type {
+  const spec = topology.spec.topics.find((t) => t.name === topic);
+  if (!spec) throw new ConfigError('topics', `no topic '${topic}' in the topology`, topology.file);
+  return new SchemaCatalog(path.join(topology.baseDir, 'schemas')).get(spec.schema).type;
 }

@@ -7,6 +7,8 @@ import { editorSchema } from '../../topology/schema';
 import { builtinProcessors } from '../../stages/builtin';
 import { TOPOLOGY_SECTIONS } from '../../stages/load-topology';
 import { Pipeline, provisionTopology } from '../../stages/pipeline';
+import { exactlyOnceSafe } from '../../stages/processor';
+import type { LoadedTopology } from '../../topology/spec';
 import { Registry } from 'prom-client';
 import { StageMetrics } from '../../monitoring/metrics';
 import { MonitoringServer } from '../../monitoring/http-server';
@@ -90,8 +92,12 @@ export function registerPipelineCommands(program: Command): void {
     .option(TOPOLOGY_FLAGS, TOPOLOGY_HELP)
     .action((file: string | undefined, opts: { topology?: string }, cmd: Command) => {
       const t = loadTopologyFile(chosenTopology(file, opts.topology));
-      if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify({ file: t.file, ok: true, stages: t.spec.stages.length, topics: t.spec.topics.length })}\n`);
-      else process.stdout.write(`${t.file}: ok (${t.spec.stages.length} stages, ${t.spec.topics.length} topics)\n`);
+      const plugins = pluginReport(t);
+      if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify({ file: t.file, ok: true, stages: t.spec.stages.length, topics: t.spec.topics.length, plugins })}\n`);
+      else {
+        process.stdout.write(`${t.file}: ok (${t.spec.stages.length} stages, ${t.spec.topics.length} topics)\n`);
+        for (const line of pluginReportLines(plugins)) process.stdout.write(`${line}\n`);
+      }
     });
 
   const topics = program.command('topics').description('manage a topology\'s topics');
@@ -118,4 +124,29 @@ export function registerPipelineCommands(program: Command): void {
       if (opts.write) fs.writeFileSync(path.join(repoRoot(), 'topologies', 'topology.schema.json'), text);
       else process.stdout.write(text);
     });
+}
+
+/** What each loaded plugin registered, its declared guarantees, and which stages use it. */
+export function pluginReport(t: LoadedTopology) {
+  return (t.plugins ?? []).map((p) => ({
+    plugin: p.ref,
+    file: p.file,
+    processors: p.processors.map((proc) => ({
+      ...proc,
+      exactlyOnce: exactlyOnceSafe(proc),
+      stages: t.spec.stages.filter((s) => s.processor === proc.name).map((s) => s.name),
+    })),
+  }));
+}
+
+/** Human lines for `validate`: one per plugin processor, saying whether exactly-once covers it. */
+function pluginReportLines(report: ReturnType<typeof pluginReport>): string[] {
+  return report.flatMap((p) =>
+    p.processors.map((proc) => {
+      const used = proc.stages.length > 0 ? `used by ${proc.stages.join(', ')}` : 'not used';
+      const guarantees = `${proc.deterministic ? 'deterministic' : 'NOT deterministic'}, ${proc.sideEffects ? 'HAS outside side effects' : 'no outside side effects'}`;
+      const delivery = proc.exactlyOnce ? 'exactly-once applies' : 'exactly-once covers only its Kafka outputs: a retried batch may repeat its side effects or produce other outputs';
+      return `  plugin ${p.plugin}: processor ${proc.name} (${guarantees}; ${used}): ${delivery}`;
+    }),
+  );
 }
