@@ -34,7 +34,8 @@ function loader(): ReturnType<typeof createJiti> {
     const entry = packageEntry();
     // Load the entry through the native require first: the plugin then gets these very instances.
     require(entry);
-    jiti = createJiti(__filename, { alias: { tributary: entry }, interopDefault: true });
+    // interopDefault off: the module object is what the file exports (default export under `default`), no merging proxy.
+    jiti = createJiti(__filename, { alias: { tributary: entry }, interopDefault: false });
   }
   return jiti;
 }
