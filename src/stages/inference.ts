@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { FeatureVector, Prediction } from '../client/generated/avro-types';
+import type { FeatureVector, Prediction } from '../engine/records';
 import { readModelCard, modelDir } from '../inference/model-card';
 import { createRedis } from '../util/redis';
 import { InferencePool } from '../inference/pool';

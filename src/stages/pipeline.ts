@@ -10,7 +10,7 @@ import { closeConsumerLag, registerConsumerLag, registerFeatureCache } from '../
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
-import type { DeadLetter } from '../client/generated/avro-types';
+import type { DeadLetter } from '../engine/records';
 import { Chain, type ChainStage } from '../engine/chain';
 import { ChainRunner, DEFAULT_COMMIT, type StageCounters } from '../engine/chain-runner';
 import type { TopicLimits } from '../engine/commit-sink';
