@@ -152,7 +152,8 @@ export function editorSchema(processors: readonly ProcessorSchemaInfo[], section
       ...sections,
       stages: {
         ...topologyBaseSchema.properties.stages,
-        items: { ...stageItems, properties: { ...stageItems.properties, processor: { enum: processors.map((p) => p.name) } }, allOf },
+        // Known names complete in editors; other snake_case names are a topology's plugin processors.
+        items: { ...stageItems, properties: { ...stageItems.properties, processor: { anyOf: [{ enum: processors.map((p) => p.name) }, { type: 'string', pattern: '^[a-z][a-z0-9_]*$', description: 'a processor registered by one of the topology\'s plugins' }] } }, allOf },
       },
     },
   };
