@@ -32,6 +32,8 @@ export { parseFieldPath, fieldAt, fieldGetter, entityKey, resolveFieldPath, type
 // Topologies: load, validate and run them in-process.
 export { loadTopology, validateTopology, topologyBaseDir, topicSchema } from './stages/load-topology';
 export type { LoadedTopology, LoadedPlugin, StageSpec, TopicSpec, TopologySpec } from './topology/spec';
+// Also brings the `features` section's declaration (src/features/spec.ts augments TopologySpec) into a plugin's program.
+export type { FeaturesSpec } from './features/spec';
 export { ProcessorRegistry } from './stages/registry';
 export { builtinProcessors } from './stages/builtin';
 export { Pipeline, type PipelineOptions, type PipelineEndpoints } from './stages/pipeline';
