@@ -1,5 +1,5 @@
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
-import type { DeadLetter } from '../client/generated/avro-types';
+import type { DeadLetter } from './records';
 import type { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
 import { RecordRejection } from '../kafka/dead-letter';
 import type { InputRecord, Lineage, OutputRecord, Processor, ProcessResult } from '../stages/processor';

@@ -10,7 +10,7 @@ import { closeConsumerLag, registerConsumerLag, registerFeatureCache } from '../
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
-import type { DeadLetter } from '../client/generated/avro-types';
+import type { DeadLetter } from '../engine/records';
 import { Chain, type ChainStage } from '../engine/chain';
 import { ChainRunner, DEFAULT_COMMIT, type StageCounters } from '../engine/chain-runner';
 import type { TopicLimits } from '../engine/commit-sink';
@@ -18,7 +18,7 @@ import { CutoverDrain, fastForward } from '../engine/cutover';
 import { fusedEdges, planChains } from '../engine/plan';
 import { readTopicLimits } from '../engine/topic-limits';
 import { KeyMismatchReporter, REPARTITION_PROCESSOR, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, repartitionStepName, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
-import { builtinProcessors } from './builtin';
+import { processorsFor } from './load-topology';
 import type { Processor, ProcessorDefinition } from './processor';
 import type { ProcessorRegistry } from './registry';
 
@@ -36,6 +36,7 @@ export interface PipelineOptions {
   endpoints: PipelineEndpoints;
   /** Run only these stages (one stage per process deployments); default all. */
   stages?: string[];
+  /** Default: the built-ins plus the topology's plugins. */
   processors?: ProcessorRegistry;
   metrics?: StageMetrics;
   /** Consumer group prefix override (tests, backfills); default the topology name. */
@@ -58,7 +59,7 @@ export async function provisionTopology(topology: LoadedTopology, kafka: Kafka, 
  * The topology as the engine runs it: repartition steps and topics inserted in front of the stages
  * that need their input keyed by an entity (explicit `partitionBy`, or implied by the processor).
  */
-export function effectiveTopology(topology: LoadedTopology, processors: ProcessorRegistry = builtinProcessors()): EffectiveTopology {
+export function effectiveTopology(topology: LoadedTopology, processors: ProcessorRegistry = processorsFor(topology)): EffectiveTopology {
   return planRepartitions(topology, (stage) => processors.get(stage.processor).partitionKeys?.(stage.config, { topology, stage, logger: log }) ?? []);
 }
 
@@ -96,7 +97,7 @@ export class Pipeline {
 
   static async start(options: PipelineOptions): Promise<Pipeline> {
     const { endpoints } = options;
-    const processors = options.processors ?? builtinProcessors();
+    const processors = options.processors ?? processorsFor(options.topology);
     const metrics = options.metrics ?? new StageMetrics();
     const effective = effectiveTopology(options.topology, processors);
     const topology = effective.topology;

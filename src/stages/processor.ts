@@ -114,4 +114,24 @@ export interface ProcessorDefinition<C = unknown> {
    * stage says `partitionBy` itself (or `none`). More than one distinct field is refused (see README).
    */
   partitionKeys?(config: C, ctx: ProcessorContext): string[];
+  /**
+   * The same input records and config always give the same outputs. A batch retried after a crash or
+   * an aborted transaction is processed again; only then does the committed result equal what a
+   * single run would have produced (and backfills reproduce live outputs). Required by defineProcessor.
+   */
+  deterministic?: boolean;
+  /**
+   * The processor writes somewhere outside the stage's Kafka transaction (HTTP calls, databases,
+   * files). Such writes are not rolled back with an aborted transaction: a retried batch repeats them
+   * (at-least-once). Exactly-once covers them only when false. Required by defineProcessor.
+   */
+  sideEffects?: boolean;
+}
+
+/** The guarantees a processor declares; exactly-once holds end to end only for `{ deterministic: true, sideEffects: false }`. */
+export type ProcessorGuarantees = Required<Pick<ProcessorDefinition, 'deterministic' | 'sideEffects'>>;
+
+/** True when the engine's exactly-once delivery covers everything this processor does. */
+export function exactlyOnceSafe(def: Pick<ProcessorDefinition, 'deterministic' | 'sideEffects'>): boolean {
+  return def.deterministic === true && def.sideEffects === false;
 }

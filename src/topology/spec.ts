@@ -1,8 +1,8 @@
-import type { FeaturesSpec } from '../features/spec';
-
 /**
  * The declarative description of a topology, as written in topologies/*.yaml.
  * This is pure description (like Kafka Streams' Topology): the runtime in src/stages executes it.
+ * The spec layer imports no other layer (lint:layers): sections owned elsewhere (`features`) are
+ * added to TopologySections by their owners, and their validators are passed to the loader.
  */
 
 export interface TopicSpec {
@@ -85,21 +85,50 @@ export interface KafkaClientSpec {
   brokers?: string[];
 }
 
-export interface TopologySpec {
+/**
+ * Top-level sections declared by other layers through declaration merging (src/features/spec.ts
+ * adds `features`), so this layer need not import them.
+ */
+export interface TopologySections {}
+
+export interface TopologySpec extends TopologySections {
   name: string;
-  /** Feature sets (batch from Redis, streaming windowed aggregations) extraction stages may use. */
-  features?: FeaturesSpec;
   description?: string;
+  /**
+   * Plugin modules (.js, .ts, .mjs, .cjs, .mts, .cts) registering processors by name, paths relative to the
+   * topology file. See src/stages/plugin-loader.ts and README "Plugins".
+   */
+  plugins?: string[];
   kafka?: KafkaClientSpec;
   topics: TopicSpec[];
   deadLetter: { topic: string };
   stages: StageSpec[];
 }
 
+/** What a topology's plugin declared about one processor it registers (for `validate` and the delivery notes). */
+export interface PluginProcessorInfo {
+  name: string;
+  /** Same inputs and config give the same outputs (a replay reproduces them). */
+  deterministic: boolean;
+  /** Writes to something outside the stage's Kafka transaction (HTTP calls, databases, files). */
+  sideEffects: boolean;
+}
+
+/** A plugin module a topology loaded: its resolved file and what it registered. */
+export interface LoadedPlugin {
+  /** As written in the topology (`plugins[i]`). */
+  ref: string;
+  /** Absolute path of the module. */
+  file: string;
+  processors: PluginProcessorInfo[];
+}
+
 /** A loaded topology: the spec plus where it came from (relative paths resolve against `baseDir`). */
 export interface LoadedTopology {
   spec: TopologySpec;
   file: string;
-  /** Repository root against which schema and model paths resolve. */
+  /** Directory against which `schemas/` and model repository paths resolve (see topologyBaseDir). */
   baseDir: string;
+  /** Plugin modules loaded for this topology, in `plugins` order. */
+  plugins?: LoadedPlugin[];
 }

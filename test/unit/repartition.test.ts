@@ -8,7 +8,7 @@ import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { effectiveTopology } from '../../src/stages/pipeline';
 import type { InputRecord, Processor } from '../../src/stages/processor';
 import { repoRoot } from '../../src/stack/paths';
-import { loadTopology } from '../../src/topology/loader';
+import { loadTopology } from '../../src/stages/load-topology';
 import { createLogger } from '../../src/util/logger';
 import { DEMO_TOPOLOGY, LOAD_OPTIONS, topologyErrorFor } from '../helpers/topology-errors';
 import * as path from 'node:path';
