@@ -29,6 +29,11 @@ export type { Logger } from './util/logger';
 // Reading fields of events: the one field-path syntax (dotted Avro names, nullable unions looked through).
 export { parseFieldPath, fieldAt, fieldGetter, entityKey, resolveFieldPath, type FieldPath, type FieldPathResolution } from './util/field-path';
 
+// Declarative stateless features (README "Declarative features"): the definitions format, loaded,
+// checked against an input Avro schema and compiled like the extraction stage does.
+export { loadFeatureDefinitions, buildFeatureSet, parseDefinitions, FeatureDefinitionsError, type DeclarativeFeatureSet } from './features/declarative/load';
+export type { FeatureDefinitions, FeatureSpec, Expr, TableSpec } from './features/declarative/spec';
+
 // Topologies: load, validate and run them in-process.
 export { loadTopology, validateTopology, topologyBaseDir, topicSchema } from './stages/load-topology';
 export type { LoadedTopology, LoadedPlugin, StageSpec, TopicSpec, TopologySpec } from './topology/spec';
