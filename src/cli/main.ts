@@ -9,6 +9,7 @@ import { registerStatusCommands } from './commands/status';
 import { registerBackfillCommands } from './commands/backfill';
 import { registerBanditCommands } from './commands/bandit';
 import { registerSetupCommands } from './commands/setup';
+import { registerGatewayCommands } from './commands/gateway';
 import { createProgram, runProgram } from './program';
 
 const program = createProgram();
@@ -23,4 +24,5 @@ registerFeatureCommands(program);
 registerStatusCommands(program);
 registerBackfillCommands(program);
 registerBanditCommands(program);
+registerGatewayCommands(program);
 runProgram(program);

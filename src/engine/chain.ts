@@ -5,7 +5,8 @@ import { RecordRejection } from '../kafka/dead-letter';
 import type { InputRecord, Lineage, OutputRecord, Processor, ProcessResult } from '../stages/processor';
 import type { StageSpec } from '../topology/spec';
 import type { Logger } from '../util/logger';
-import type { SinkRecord } from './commit-sink';
+import type { SinkRecord, TopicMessage } from './commit-sink';
+import { replyCopy, replyTarget, type ReplyRoute } from './replies';
 import { isTransientError } from './transient';
 
 /**
@@ -42,6 +43,12 @@ export interface ChainOptions {
   dlqSchemaId?: number;
   /** Dead-letter copies of original values are cut to this many bytes so the DLQ write itself cannot fail. */
   deadLetterMaxValueBytes: number;
+  /**
+   * Request-reply (src/engine/replies.ts): records whose headers name a partition of this topic get
+   * a reply copy of each output and dead letter, written in the same commit. Absent (backfills,
+   * offsets-only consumers): no replies.
+   */
+  replies?: ReplyRoute;
   log: Logger;
 }
 
@@ -137,6 +144,7 @@ export class Chain {
         toDeadLetter: (rejection) => this.deadLetter(entry, rejection),
         deadLetterRecord: (rejection) => this.deadLetterRecord(entry, rejection),
       };
+      if (this.opts.replies) record.replies = () => this.replies(entry);
       const entry: Entry = { message, lineage, headers, inputBytes: message.value, record };
       return entry;
     });
@@ -249,6 +257,20 @@ export class Chain {
         return out;
       }
     }
+  }
+
+  /** Reply copies of what the record finally writes (called at commit time, after size checks settled its fate). */
+  private replies(entry: Entry): TopicMessage[] {
+    const target = replyTarget(entry.headers, this.opts.replies);
+    if (!target) return [];
+    const { record } = entry;
+    const copies = record.outputs.map((o) => replyCopy(o.message, target, this.stageOfTopic(o.topic), 'output'));
+    if (record.rejection) copies.push(replyCopy(this.deadLetter(entry, record.rejection), target, record.trace.rejectedBy ?? this.opts.stages[0].spec.name, 'dead-letter'));
+    return copies;
+  }
+
+  private stageOfTopic(topic: string): string {
+    return this.opts.stages.find((s) => s.spec.output.topic === topic)?.spec.name ?? this.opts.stages[0].spec.name;
   }
 
   private deadLetter(entry: Entry, rejection: RecordRejection): Message {
