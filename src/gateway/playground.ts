@@ -158,7 +158,12 @@ async function init() {
     stages.appendChild(li);
   }
   const fields = document.getElementById('fields');
-  for (const [name, s] of Object.entries(schema.properties)) fields.appendChild(fieldInput(name, s, topo.example[name]));
+  // ?f.<field>=<value> overrides the example (links that reproduce a case).
+  const params = new URLSearchParams(location.search);
+  for (const [name, s] of Object.entries(schema.properties)) {
+    const given = params.get('f.' + name);
+    fields.appendChild(fieldInput(name, s, given !== null ? given : topo.example[name]));
+  }
   document.getElementById('event-form').addEventListener('submit', send);
   document.body.dataset.ready = 'true';
   const auto = new URLSearchParams(location.search).get('autosend');
