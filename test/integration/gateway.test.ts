@@ -194,6 +194,12 @@ describe('tributary gateway through the real stack', () => {
       expect(topic.get(k)![0]).toEqual(answer.prediction);
     }
     for (const { event, answer } of answers) expect(answer.prediction.key).toBe(event.transactionId);
+    // What the gateway adds to the pipeline's own event → prediction time (Kafka timestamp of the
+    // input → the prediction's producedTime), on the same events, under this closed-loop load.
+    const overhead = answers.slice(0, REQUESTS).map(({ answer: x }) => x.ms - (x.prediction.producedTime - x.prediction.ingestTime)).sort((p, q) => p - q);
+    const pipelineMs = answers.slice(0, REQUESTS).map(({ answer: x }) => x.prediction.producedTime - x.prediction.ingestTime).sort((p, q) => p - q);
+    const q = (xs: number[], f: number) => xs[Math.min(xs.length - 1, Math.floor(f * xs.length))];
+    process.stdout.write(`gateway overhead over ${REQUESTS} requests / ${CLIENTS} clients: p50 ${q(overhead, 0.5)} ms, p99 ${q(overhead, 0.99)} ms (pipeline event→prediction p50 ${q(pipelineMs, 0.5)} ms, p99 ${q(pipelineMs, 0.99)} ms)\n`);
 
     // Replies fetched (kafkajs instrumentation): each instance only its own partition, and exactly
     // the copies of its own requests (features + prediction per fresh request; the duplicate
