@@ -19,6 +19,7 @@ import { avroToJson, jsonToAvro, type FieldProblem } from './avro-json';
 import { topologyView, type GatewayEvent, type TopologyView } from './events';
 import { IdempotencyStore, type IdempotencyRecord } from './idempotency';
 import type { GatewayMetrics } from './metrics';
+import { ProduceBatcher } from './produce-batcher';
 import { ProgressProbe } from './progress';
 import { PartitionLease, ReplyConsumer, partitionEnd } from './reply-partitions';
 
@@ -129,6 +130,7 @@ export class Gateway {
   private readonly dlqDecoder: AvroDecoder<DeadLetter>;
   private readonly encoder: AvroEncoder<unknown>;
   private readonly producer: IdempotentProducer;
+  private readonly batcher: ProduceBatcher;
   private readonly keyOf: (v: unknown) => unknown;
   private readonly partitionByOf?: (v: unknown) => unknown;
   private readonly idempotency: IdempotencyStore;
@@ -155,6 +157,7 @@ export class Gateway {
     this.inputType = input.type;
     this.encoder = new AvroEncoder(opts.registry, input, this.view.inputTopic);
     this.producer = idempotentProducer(opts.kafka, { name: `gateway:${this.view.inputTopic}`, logger: opts.log });
+    this.batcher = new ProduceBatcher((messages) => this.producer.send({ topic: this.view.inputTopic, messages }));
     const keyField = opts.keyField ?? firstStringField(this.inputType);
     this.keyOf = fieldGetter(keyField);
     this.partitionByOf = opts.partitionBy ? fieldGetter(opts.partitionBy) : undefined;
@@ -284,14 +287,12 @@ export class Gateway {
     this.timers.add(t);
   }
 
-  private async produce(value: unknown, cid: string): Promise<{ partition: number; offset: string }> {
+  private produce(value: unknown, cid: string): Promise<{ partition: number; offset: string }> {
     const key = String(this.keyOf(value) ?? '');
-    const partition = this.partitionByOf && this.inputPartitions ? partitioner({ topic: this.view.inputTopic, partitionMetadata: this.inputPartitions, message: { key: String(this.partitionByOf(value) ?? ''), value: null } }) : undefined;
-    const [meta] = await this.producer.send({
-      topic: this.view.inputTopic,
-      messages: [{ key, value: this.encoder.encodeWithId(this.schemaId!, value), partition, headers: { [CORRELATION_HEADER]: cid, [REPLY_TOPIC_HEADER]: this.replyTopic, [REPLY_PARTITION_HEADER]: String(this.replyPartition) } }],
-    });
-    return { partition: meta.partition, offset: String(meta.baseOffset ?? meta.offset) };
+    // The partition is chosen here (the default partitioner's choice for the key, or for the
+    // partition-by field), so the batcher can tell each record's offset.
+    const partition = partitioner({ topic: this.view.inputTopic, partitionMetadata: this.inputPartitions!, message: { key: this.partitionByOf ? String(this.partitionByOf(value) ?? '') : key, value: null } });
+    return this.batcher.produce({ key, value: this.encoder.encodeWithId(this.schemaId!, value), partition, headers: { [CORRELATION_HEADER]: cid, [REPLY_TOPIC_HEADER]: this.replyTopic, [REPLY_PARTITION_HEADER]: String(this.replyPartition) } });
   }
 
   private onReply(m: KafkaMessage, only?: Pending): void {
