@@ -15,6 +15,9 @@ export interface FieldProblem {
 
 export type JsonSchema = Record<string, unknown>;
 
+/** The largest magnitude avsc accepts for a long given as a JS number (2^53 - 2). */
+const SAFE_LONG = 9007199254740990;
+
 type UnionType = avro.types.UnwrappedUnionType | avro.types.WrappedUnionType;
 function isUnion(t: avro.Type): t is UnionType {
   return t instanceof avro.types.UnwrappedUnionType || t instanceof avro.types.WrappedUnionType;
@@ -150,8 +153,8 @@ export function jsonSchemaOf(type: avro.Type): JsonSchema {
     case 'int':
       return { type: 'integer', format: 'int32', minimum: -2147483648, maximum: 2147483647 };
     case 'long':
-      // JSON numbers are doubles: longs are accepted within the exactly representable range.
-      return { type: 'integer', format: 'int64', minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER, ...(attrs?.logicalType ? { description: `${attrs.logicalType} (ms since the epoch)` } : {}) };
+      // JSON numbers are doubles: longs are accepted within the range avsc encodes exactly.
+      return { type: 'integer', format: 'int64', minimum: -SAFE_LONG, maximum: SAFE_LONG, ...(attrs?.logicalType ? { description: `${attrs.logicalType} (ms since the epoch)` } : {}) };
     case 'float':
     case 'double':
       return { type: 'number', format: type.typeName };

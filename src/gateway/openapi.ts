@@ -25,12 +25,13 @@ export function openApiDocument(gateway: Gateway, opts: { auth: boolean; maxTime
     ...(opts.auth ? { '401': { description: 'Missing or wrong bearer token.', content: { 'application/json': { schema: error } } } } : {}),
     '413': { description: `Body larger than ${opts.maxBodyBytes} bytes.`, content: { 'application/json': { schema: error } } },
     '415': { description: 'Body is not application/json.', content: { 'application/json': { schema: error } } },
-    '422': { description: 'A stage dead-lettered the event (reason in the body), or the idempotency key was used for another event.', content: { 'application/json': { schema: { type: 'object', properties: { error: { type: 'string' }, stage: { type: 'string' }, errorKind: { type: 'string' }, errorMessage: { type: 'string' } }, required: ['error'] } } } },
+    '409': { description: 'The idempotency key was already used for a different event.', content: { 'application/json': { schema: error } } },
+    '422': { description: 'A stage dead-lettered the event (stage, kind and reason in the body).', content: { 'application/json': { schema: { type: 'object', properties: { error: { type: 'string' }, stage: { type: 'string' }, errorKind: { type: 'string' }, errorMessage: { type: 'string' } }, required: ['error'] } } } },
     '429': { description: 'Too many requests in flight on this instance.', headers: retryAfter, content: { 'application/json': { schema: error } } },
     '503': { description: 'Too many connections, the instance is not ready, or Kafka/Redis refused the request.', headers: retryAfter, content: { 'application/json': { schema: error } } },
   };
   const params = [
-    { name: 'timeoutMs', in: 'query', required: false, description: `Deadline in ms (capped at ${opts.maxTimeoutMs}).`, schema: { type: 'integer', minimum: 1, maximum: opts.maxTimeoutMs } },
+    { name: 'timeoutMs', in: 'query', required: false, description: `Deadline in ms; larger values are capped at ${opts.maxTimeoutMs}.`, schema: { type: 'integer', minimum: 1, maximum: 999999999 } },
     { name: 'Idempotency-Key', in: 'header', required: false, description: 'A retry with the same key (on any instance) gets the same answer and produces no second event.', schema: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' } },
   ];
   const event = { $ref: '#/components/schemas/Event' };
@@ -56,7 +57,7 @@ export function openApiDocument(gateway: Gateway, opts: { auth: boolean; maxTime
           summary: 'Send one event; Server-Sent Events as it flows: accepted, features, prediction, shadow, dead-letter, timeout, end',
           parameters: params,
           requestBody: { required: true, content: { 'application/json': { schema: event } } },
-          responses: { '200': { description: 'An event stream (each `data:` line is one JSON event).', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...refusals },
+          responses: { '200': { description: 'An event stream: each event is named by its type and its `data:` line is the event as JSON.', content: { 'text/event-stream': { schema: { type: 'object', properties: { event: { type: 'string', enum: ['accepted', 'features', 'stage', 'prediction', 'shadow', 'dead-letter', 'timeout', 'end'] }, data: { type: 'string' } }, required: ['event', 'data'] } } } }, ...refusals },
         },
       },
       '/v1/topology': { get: { summary: 'The topology, the input schema and an example event (for the playground)', security: [], responses: { '200': { description: 'ok', content: { 'application/json': { schema: { type: 'object' } } } } } } },

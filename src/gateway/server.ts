@@ -46,6 +46,9 @@ class HttpError extends Error {
 
 const overLimit = new WeakSet<Socket>();
 
+/** Methods of each route (the Allow header of a 405). */
+const ALLOWED: Record<string, string> = { '/': 'GET', '/openapi.json': 'GET', '/v1/topology': 'GET', '/metrics': 'GET', '/healthz': 'GET', '/readyz': 'GET', '/v1/predict': 'POST', '/v1/stream': 'POST' };
+
 /**
  * The gateway's HTTP server: POST /v1/predict (JSON answer), POST /v1/stream (Server-Sent Events),
  * GET / (playground), /v1/topology, /openapi.json, /metrics, /healthz, /readyz. Overload is refused
@@ -126,9 +129,7 @@ export class GatewayServer {
         case 'POST /v1/stream':
           return await this.request(req, res, endpoint as 'predict' | 'stream', url);
         default:
-          if (['/', '/openapi.json', '/v1/topology', '/metrics', '/healthz', '/readyz', '/v1/predict', '/v1/stream'].includes(url.pathname)) {
-            return sendJson(res, 405, { error: `${req.method} not allowed on ${url.pathname}` });
-          }
+          if (ALLOWED[url.pathname]) return sendJson(res, 405, { error: `${req.method} not allowed on ${url.pathname}` }, { allow: ALLOWED[url.pathname] });
           return sendJson(res, 404, { error: `no route ${url.pathname}` });
       }
     } catch (err) {
@@ -258,7 +259,7 @@ export class GatewayServer {
     }
     if (result.kind === 'conflict') {
       this.opts.metrics.requests.inc({ endpoint, outcome: 'conflict' });
-      sendJson(res, 422, { error: result.message });
+      sendJson(res, 409, { error: result.message });
       return true;
     }
     return false;

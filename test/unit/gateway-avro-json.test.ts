@@ -33,7 +33,8 @@ describe('gateway JSON ⇄ Avro', () => {
     const s = jsonSchemaOf(transaction) as { required: string[]; properties: Record<string, Record<string, unknown>>; additionalProperties: boolean };
     expect(s.required).toEqual(Object.keys(tx));
     expect(s.additionalProperties).toBe(false);
-    expect(s.properties.eventTime).toMatchObject({ type: 'integer', maximum: Number.MAX_SAFE_INTEGER });
+    expect(s.properties.eventTime).toMatchObject({ type: 'integer', maximum: 9007199254740990 });
+    expect(jsonToAvro(transaction, { ...tx, eventTime: 9007199254740990 }).problems).toEqual([]);
     expect(s.properties.amount).toMatchObject({ type: 'number', description: 'Amount in the transaction currency.' });
     const p = jsonSchemaOf(prediction) as { required: string[]; properties: Record<string, Record<string, unknown>> };
     expect(p.properties.route).toMatchObject({ type: 'string', nullable: true });
