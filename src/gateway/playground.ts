@@ -166,7 +166,8 @@ async function init() {
   }
   document.getElementById('event-form').addEventListener('submit', send);
   document.body.dataset.ready = 'true';
-  const auto = new URLSearchParams(location.search).get('autosend');
+  if (params.get('timeoutMs')) document.getElementById('timeout').value = params.get('timeoutMs');
+  const auto = params.get('autosend');
   if (auto !== null) document.getElementById('send').click();
 }
 init().catch((e) => { document.getElementById('status').textContent = 'failed to load the topology: ' + e.message; });

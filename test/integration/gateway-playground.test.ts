@@ -14,7 +14,8 @@ function rows(dom: string): string[] {
 
 describe('gateway playground in a real headless browser (Chromium) against the real stack', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-playground-'));
-  const topology = isolatedTopology('topologies/fraud-detection.yaml', `pg${uniqueSuffix()}`, (spec) => {
+  // The demo topology: extract → score, plus a shadow stage in its own group (a `shadow` event).
+  const topology = isolatedTopology('topologies/fraud-demo.yaml', `pg${uniqueSuffix()}`, (spec) => {
     spec.stages[0].limits = { maxMessageBytes: 1024 };
   });
   let pipeline: Pipeline;
@@ -42,23 +43,28 @@ describe('gateway playground in a real headless browser (Chromium) against the r
     await pipeline?.stop();
   }, 60000);
 
-  it('builds the form from the schema with the example, streams the event and shows accepted, features, prediction and end with timings', async () => {
+  it('builds the form from the schema with the example, streams the event and shows accepted, features, prediction, shadow and end with timings', async () => {
     const { dom } = await completed('');
     expect(dom).toContain('data-ready="true"');
     expect(dom).toContain('data-done="true"');
     for (const field of ['transactionId', 'cardId', 'merchantId', 'amount', 'currency', 'merchantCategory', 'country', 'eventTime']) expect(dom).toMatch(new RegExp(`id="f-${field}"`));
     expect(dom).toMatch(/<li data-stage="extract">/);
     expect(dom).toMatch(/<li data-stage="score">/);
-    expect(rows(dom)).toEqual(['accepted', 'features', 'prediction', 'end']);
+    expect(dom).toMatch(/<li data-stage="shadow">/);
+    expect(rows(dom)).toEqual(['accepted', 'features', 'prediction', 'shadow', 'end']);
+    expect(dom).toMatch(/"shadow": "shadow"/);
     expect(dom).toMatch(/"modelName": "fraud"/);
     // Timing columns: server ms and browser ms are numbers.
     expect(dom).toMatch(/<td class="ev ev-prediction">prediction<\/td><td>\d+<\/td><td>\d+\.\d<\/td>/);
   }, 90000);
 
-  it('shows the dead-letter event (stage and reason) for an event a stage rejects, and the 400 for a bad one', async () => {
+  it('shows the dead-letter event (stage and reason), the timeout (naming the stage) and the 400 for a bad event', async () => {
     const { dom: dl } = await completed(`&f.merchantId=${'m'.repeat(1500)}`);
     expect(rows(dl)).toEqual(['accepted', 'dead-letter', 'end']);
     expect(dl).toContain('TOO_LARGE');
+    const { dom: late } = await completed('&timeoutMs=1');
+    expect(rows(late).slice(-2)).toEqual(['timeout', 'end']);
+    expect(late).toMatch(/"stage": "(extract|score|shadow)"/);
     const { dom: bad } = await completed('&f.amount=');
     expect(rows(bad)).toEqual(['error']);
     expect(bad).toMatch(/"status": 400/);
