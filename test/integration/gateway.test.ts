@@ -20,10 +20,10 @@ import { testEndpoints, uniqueSuffix } from '../helpers/topology';
  * The gateway through the real stack (Kafka, registry, Redis): a fused extract+score pipeline
  * in this process, gateways as real `tributary gateway` processes (two behind a "load balancer",
  * one killed -9 between produce and response) and in-process ones for the limits.
- * Scaled from the issue's 1,000 requests / 50 clients to 400 / 40 (2 shared cores).
+ * The issue's scale: 1,000 requests from 50 concurrent clients.
  */
-const REQUESTS = 400;
-const CLIENTS = 40;
+const REQUESTS = 1000;
+const CLIENTS = 50;
 const TOKEN = `test-${uniqueSuffix()}`;
 
 function topologyFile(suffix: string): string {
