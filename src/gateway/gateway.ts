@@ -370,7 +370,7 @@ export class Gateway {
    */
   private async follow(key: string, rec: IdempotencyRecord, started: number, deadline: number, opts: SubmitOptions): Promise<SubmitResult> {
     for (;;) {
-      if (rec.state === 'done' && rec.events) return this.replay(rec.events, started, opts);
+      if (rec.state === 'done' && rec.events) return this.replay(rec.events, opts);
       const local = rec.owner === this.instanceId ? this.pending.get(rec.cid) : undefined;
       if (local) {
         const unsubscribe = opts.onEvent ? local.subscribe(opts.onEvent) : undefined;
@@ -398,20 +398,20 @@ export class Gateway {
       }
       await new Promise((r) => setTimeout(r, 25));
       const again = await this.idempotency.get(key);
-      if (!again) return this.submitAfterExpiry(key, started, deadline, opts);
+      if (!again) return this.expired(key, opts);
       rec = again;
     }
   }
 
-  private submitAfterExpiry(key: string, _started: number, deadline: number, opts: SubmitOptions): Promise<SubmitResult> {
-    // The key expired while we waited: nothing to follow any more; the caller retries as new.
+  /** The key expired while this retry waited on it: nothing left to follow; the caller may retry as new. */
+  private expired(key: string, opts: SubmitOptions): SubmitResult {
     const events: GatewayEvent[] = [{ type: 'timeout', ms: 0, stage: 'gateway', detail: `idempotency key ${key} expired while waiting` }, { type: 'end', ms: 0, outcome: 'timeout' }];
-    void deadline;
     events.forEach((e) => opts.onEvent?.(e));
-    return Promise.resolve({ kind: 'done', events, replayed: true });
+    return { kind: 'done', events, replayed: true };
   }
 
-  private replay(events: GatewayEvent[], _started: number, opts: SubmitOptions): SubmitResult {
+  /** The stored outcome of an earlier request with the same key, closed with a fresh `end`. */
+  private replay(events: GatewayEvent[], opts: SubmitOptions): SubmitResult {
     const out: GatewayEvent[] = events.filter((e) => e.type !== 'end' && e.type !== 'timeout');
     const terminal = out.find((e) => e.type === 'prediction' || e.type === 'dead-letter');
     const end: GatewayEvent = { type: 'end', ms: out[out.length - 1]?.ms ?? 0, outcome: terminal?.type === 'dead-letter' ? 'dead-letter' : 'prediction' };
