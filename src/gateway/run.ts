@@ -9,7 +9,7 @@ import { createLogger } from '../util/logger';
 import { createRedisClient } from '../util/redis';
 import { Gateway } from './gateway';
 import { GatewayMetrics } from './metrics';
-import { DEFAULT_LIMITS, GatewayServer, type GatewayLimits } from './server';
+import { DEFAULT_LIMITS, GatewayServer, type GatewayLimits, type GatewayTls } from './server';
 
 export interface GatewayRunOptions {
   topology: LoadedTopology;
@@ -18,6 +18,7 @@ export interface GatewayRunOptions {
   port?: number;
   limits?: Partial<GatewayLimits>;
   token?: string;
+  tls?: GatewayTls;
   instanceId?: string;
   keyField?: string;
   partitionBy?: string;
@@ -70,7 +71,7 @@ export async function runGateway(options: GatewayRunOptions): Promise<RunningGat
     redis.disconnect();
     throw err;
   }
-  const server = new GatewayServer({ gateway, metrics, log, host: options.host ?? '127.0.0.1', port: options.port ?? 8080, limits, token: options.token });
+  const server = new GatewayServer({ gateway, metrics, log, host: options.host ?? '127.0.0.1', port: options.port ?? 8080, limits, token: options.token, tls: options.tls });
   const { url } = await server.start();
   return {
     gateway,

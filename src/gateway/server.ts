@@ -1,5 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../util/logger';
 import type { GatewayEvent } from './events';
@@ -31,6 +33,14 @@ export interface GatewayServerOptions {
   limits: GatewayLimits;
   /** Bearer token required on /v1/predict and /v1/stream (from the environment; absent: no auth). */
   token?: string;
+  /** HTTPS with this certificate; with `clientCaFile`, mutual TLS: clients must present a certificate that CA signed. */
+  tls?: GatewayTls;
+}
+
+export interface GatewayTls {
+  certFile: string;
+  keyFile: string;
+  clientCaFile?: string;
 }
 
 class HttpError extends Error {
@@ -67,7 +77,12 @@ export class GatewayServer {
   }
 
   async start(): Promise<{ url: string; port: number }> {
-    const server = http.createServer((req, res) => void this.handle(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
+    const { tls } = this.opts;
+    // Mutual TLS refuses a client without a certificate from the CA in the handshake, before any request.
+    const server: http.Server = tls
+      ? https.createServer({ cert: fs.readFileSync(tls.certFile), key: fs.readFileSync(tls.keyFile), ...(tls.clientCaFile ? { ca: fs.readFileSync(tls.clientCaFile), requestCert: true, rejectUnauthorized: true } : {}) }, handler)
+      : http.createServer(handler);
     // Hard stop well past the soft limit (where requests are answered 503): bounds file descriptors.
     server.maxConnections = this.opts.limits.maxConnections * 2;
     server.keepAliveTimeout = 5000;
@@ -89,8 +104,8 @@ export class GatewayServer {
       server.listen(this.opts.port, this.opts.host, () => resolve());
     });
     const { port } = server.address() as AddressInfo;
-    const url = `http://${this.opts.host}:${port}`;
-    this.opts.log.info({ url, bearerTokenRequired: !!this.opts.token }, 'gateway listening');
+    const url = `${tls ? 'https' : 'http'}://${this.opts.host}:${port}`;
+    this.opts.log.info({ url, bearerTokenRequired: !!this.opts.token, clientCertificateRequired: !!tls?.clientCaFile }, 'gateway listening');
     return { url, port };
   }
 

@@ -20,6 +20,9 @@ interface GatewayCliOptions {
   instanceId?: string;
   leaseMs: number;
   idempotencyTtlMs: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
 }
 
 export function registerGatewayCommands(program: Command): void {
@@ -40,17 +43,23 @@ export function registerGatewayCommands(program: Command): void {
     .option('--partition-by <path>', 'partition by this field instead of the key (e.g. the streaming features\' entity)')
     .option('--instance-id <id>', 'names this instance in leases and idempotency records (default random)')
     .option('--lease-ms <ms>', 'reply partition lease TTL: how soon another instance takes over a killed one\'s requests', positiveInt, 10000)
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
+    .option('--tls-key <file>', 'private key of --tls-cert (PEM)')
+    .option('--tls-client-ca <file>', 'mutual TLS: accept only clients with a certificate signed by this CA (PEM)')
     .option('--idempotency-ttl-ms <ms>', 'how long idempotency keys live (at most the reply topic\'s retention, 1 h)', positiveInt, 3_600_000)
     .action(async (file: string | undefined, opts: GatewayCliOptions) => {
       const topology = loadTopologyFile(chosenTopology(file, opts.topology));
       if (opts.timeoutMs > opts.maxTimeoutMs) throw new UsageError(`--timeout-ms (${opts.timeoutMs}) exceeds --max-timeout-ms (${opts.maxTimeoutMs})`);
       const token = process.env[opts.tokenEnv] || undefined;
+      if (!!opts.tlsCert !== !!opts.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
+      if (opts.tlsClientCa && !opts.tlsCert) throw new UsageError('--tls-client-ca needs --tls-cert and --tls-key');
       const running = await runGateway({
         topology,
         endpoints: resolveEndpoints(),
         host: opts.host,
         port: opts.port,
         token,
+        tls: opts.tlsCert && opts.tlsKey ? { certFile: opts.tlsCert, keyFile: opts.tlsKey, clientCaFile: opts.tlsClientCa } : undefined,
         limits: { maxInFlight: opts.maxInFlight, maxConnections: opts.maxConnections, maxBodyBytes: opts.maxBodyBytes, defaultTimeoutMs: opts.timeoutMs, maxTimeoutMs: opts.maxTimeoutMs },
         keyField: opts.keyField,
         partitionBy: opts.partitionBy,
