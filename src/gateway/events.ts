@@ -1,3 +1,4 @@
+import { REPARTITION_PROCESSOR } from '../engine/repartition';
 import type { ProcessorRegistry } from '../stages/registry';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 
@@ -20,7 +21,7 @@ export type GatewayEventType = GatewayEvent['type'];
 export const EVENT_TYPES: readonly GatewayEventType[] = ['accepted', 'features', 'stage', 'prediction', 'shadow', 'dead-letter', 'timeout', 'end'];
 
 /** How a stage's output reaches the client: which event it becomes. */
-export type StageRole = 'features' | 'stage' | 'prediction' | 'shadow';
+export type StageRole = 'features' | 'stage' | 'prediction' | 'shadow' | 'hop';
 
 /** The topology as the gateway sees it: the input, the role of each stage, the stages that read the input. */
 export interface TopologyView {
@@ -32,18 +33,22 @@ export interface TopologyView {
   predictionStage: string;
   /** Shadow stages (their own groups; each answers with a `shadow` event). */
   shadowStages: string[];
-  /** Stages in topology order (for "which stage it had reached"). */
+  /** Stages in topology order, repartition steps included (for "which stage it had reached"). */
   order: StageSpec[];
+  /** The user's stage each repartition step feeds. */
+  hopOf: Map<string, string>;
 }
 
 /**
  * Roles from the topology: stages whose processor runs apart (onnx_shadow) are shadows; the live
  * stage whose output no other live stage reads is the prediction; `feature_extraction` stages
- * give `features`; anything else in between gives `stage` events.
+ * give `features`; repartition steps (the engine's hops) give nothing; anything else gives `stage` events.
+ * `topology` is the effective one (src/stages/pipeline.ts effectiveTopology: hops inserted).
  */
 export function topologyView(topology: LoadedTopology, processors: ProcessorRegistry): TopologyView {
   const stages = topology.spec.stages;
-  const apart = (s: StageSpec) => processors.get(s.processor).runsApart === true;
+  const hop = (s: StageSpec) => s.processor === REPARTITION_PROCESSOR;
+  const apart = (s: StageSpec) => !hop(s) && processors.get(s.processor).runsApart === true;
   const live = stages.filter((s) => !apart(s));
   const produced = new Set(stages.map((s) => s.output.topic));
   const inputs = live.filter((s) => !produced.has(s.input.topic));
@@ -52,12 +57,14 @@ export function topologyView(topology: LoadedTopology, processors: ProcessorRegi
   const predictionStage = terminal[terminal.length - 1];
   const roles = new Map<string, StageRole>();
   for (const s of stages) {
-    if (apart(s)) roles.set(s.name, 'shadow');
+    if (hop(s)) roles.set(s.name, 'hop');
+    else if (apart(s)) roles.set(s.name, 'shadow');
     else if (s === predictionStage) roles.set(s.name, 'prediction');
     else if (s.processor === 'feature_extraction') roles.set(s.name, 'features');
     else roles.set(s.name, 'stage');
   }
   const inputTopic = inputs[0].input.topic;
   const inputSchema = topology.spec.topics.find((t) => t.name === inputTopic)!.schema;
-  return { name: topology.spec.name, inputTopic, inputSchema, roles, predictionStage: predictionStage.name, shadowStages: stages.filter(apart).map((s) => s.name), order: stages };
+  const hopOf = new Map(stages.filter(hop).map((h) => [h.name, stages.find((s) => s.input.topic === h.output.topic)?.name ?? h.name]));
+  return { name: topology.spec.name, inputTopic, inputSchema, roles, predictionStage: predictionStage.name, shadowStages: stages.filter(apart).map((s) => s.name), order: stages, hopOf };
 }

@@ -10,6 +10,7 @@ import { RecordRejection } from '../kafka/dead-letter';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
 import { crashPoint } from '../engine/fault-injection';
 import { CORRELATION_HEADER, REPLY_KIND_HEADER, REPLY_PARTITION_HEADER, REPLY_STAGE_HEADER, REPLY_TOPIC_HEADER, replyTopicName } from '../engine/replies';
+import { effectiveTopology } from '../stages/pipeline';
 import type { ProcessorRegistry } from '../stages/registry';
 import type { LoadedTopology } from '../topology/spec';
 import { fieldGetter } from '../util/field-path';
@@ -146,12 +147,14 @@ export class Gateway {
   constructor(private readonly opts: GatewayOptions) {
     const { topology } = opts;
     this.instanceId = opts.instanceId ?? randomUUID().slice(0, 12);
-    this.view = topologyView(topology, opts.processors);
+    // The topology as the engine runs it (repartition hops inserted): groups, topics and stages the replies name.
+    const effective = effectiveTopology(topology, opts.processors).topology;
+    this.view = topologyView(effective, opts.processors);
     this.replyTopic = replyTopicName(topology.spec.name);
     this.prefix = `tributary:gateway:${topology.spec.name}`;
     const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
-    const schemaOf = (topic: string) => catalog.get(topology.spec.topics.find((t) => t.name === topic)!.schema);
-    for (const s of topology.spec.stages) this.decoders.set(s.name, new AvroDecoder(opts.registry, schemaOf(s.output.topic).type));
+    const schemaOf = (topic: string) => catalog.get(effective.spec.topics.find((t) => t.name === topic)!.schema);
+    for (const s of effective.spec.stages) this.decoders.set(s.name, new AvroDecoder(opts.registry, schemaOf(s.output.topic).type));
     this.dlqDecoder = new AvroDecoder<DeadLetter>(opts.registry, catalog.get('dead-letter').type);
     const input = schemaOf(this.view.inputTopic);
     this.inputType = input.type;
@@ -323,7 +326,7 @@ export class Gateway {
     }
     const role = this.view.roles.get(stage);
     const decoder = this.decoders.get(stage);
-    if (!role || !decoder) return null;
+    if (!role || role === 'hop' || !decoder) return null;
     const decoded = await decoder.decode(value);
     if (decoded instanceof RecordRejection) return null;
     const json = avroToJson(decoded);

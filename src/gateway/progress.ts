@@ -37,13 +37,16 @@ export class ProgressProbe {
   async reached(input: { partition: number; offset: string } | undefined, seenStages: string[]): Promise<StageReached> {
     if (!input) return { stage: 'gateway', detail: 'the event was not acknowledged by Kafka before the deadline' };
     const live = this.view.order.filter((s) => this.view.roles.get(s.name) !== 'shadow');
-    const pending = live.filter((s) => !seenStages.includes(s.name));
+    const pending = live.filter((s) => this.view.roles.get(s.name) !== 'hop' && !seenStages.includes(s.name));
     if (seenStages.length > 0) {
       const next = pending[0]?.name ?? this.view.predictionStage;
       return { stage: next, detail: `stages ${seenStages.join(', ')} answered; waiting for ${next}` };
     }
     const head = live.find((s) => s.input.topic === this.view.inputTopic)!;
     const groupId = `${this.groupPrefix}.${head.name}`;
+    // A repartition hop is named by the stage it feeds (the hop is the engine's, not the user's).
+    const shown = this.view.hopOf.get(head.name);
+    const via = shown ? ` (its repartition hop ${head.name})` : '';
     try {
       const admin = await this.connected();
       const [res] = await admin.fetchOffsets({ groupId, topics: [this.view.inputTopic] });
@@ -51,12 +54,13 @@ export class ProgressProbe {
       const offset = BigInt(input.offset);
       if (committed <= offset) {
         const behind = committed < 0n ? 'has committed nothing on this partition' : `has committed up to offset ${committed} (${offset - committed} records ahead of it)`;
-        return { stage: head.name, detail: `queued for stage ${head.name}: its group ${groupId} ${behind}; the event is at ${this.view.inputTopic}[${input.partition}]@${offset}` };
+        const stage = shown ?? head.name;
+        return { stage, detail: `queued for stage ${stage}${via}: group ${groupId} ${behind}; the event is at ${this.view.inputTopic}[${input.partition}]@${offset}` };
       }
-      const after = pending.find((s) => s !== head)?.name ?? head.name;
-      return { stage: after, detail: `group ${groupId} committed past the event (offset ${committed} > ${offset}); its reply was not read yet` };
+      const after = shown ?? pending.find((s) => s !== head)?.name ?? head.name;
+      return { stage: after, detail: shown ? `past the repartition hop ${head.name} (group ${groupId} committed offset ${committed} > ${offset}); waiting for stage ${after}` : `group ${groupId} committed past the event (offset ${committed} > ${offset}); its reply was not read yet` };
     } catch (err) {
-      return { stage: head.name, detail: `waiting for stage ${head.name} (committed offsets unavailable: ${(err as Error).message})` };
+      return { stage: shown ?? head.name, detail: `waiting for stage ${shown ?? head.name} (committed offsets unavailable: ${(err as Error).message})` };
     }
   }
 

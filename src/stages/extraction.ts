@@ -75,6 +75,12 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
       return [new ConfigError(config.vector || !config.features ? 'features' : 'vector', (err as Error).message)];
     }
   },
+  partitionKeys(config, ctx) {
+    // Windowed aggregations are order-dependent per entity; batch sets are not.
+    const sets = ctx.topology.spec.features?.sets ?? [];
+    const entities = (config.features ?? []).map((n) => sets.find((s) => s.name === n)).filter((s) => s?.kind === 'windowed_aggregation').map((s) => s!.entity);
+    return [...new Set(entities)];
+  },
   async create(config, ctx): Promise<ExtractionProcessor> {
     const vector = extractionVector(config, ctx);
     const names = [...vector.names];
@@ -103,7 +109,8 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
       onAssignment: enricher ? (assignment) => enricher!.onAssignment(assignment) : undefined,
       async processBatch(records: readonly InputRecord<Transaction>[]): Promise<ProcessResult<FeatureVector>[]> {
         if (enricher) {
-          const res = await enricher.enrich(records.map((r) => ({ tx: r.value, topic: r.lineage.topic, partition: r.lineage.partition, offset: r.lineage.offset })));
+          // The streaming checkpoint and fencing epoch follow the consumed position (the repartition topic behind a hop).
+          const res = await enricher.enrich(records.map((r) => ({ tx: r.value, topic: (r.source ?? r.lineage).topic, partition: (r.source ?? r.lineage).partition, offset: (r.source ?? r.lineage).offset })));
           return res.map((x, i) => ('error' in x ? new RecordRejection('PROCESSING_ERROR', x.error) : toVector(records[i], x.values, x.setVersions)));
         }
         return records.map((r) => {

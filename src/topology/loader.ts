@@ -9,6 +9,8 @@ import type { ProcessorRegistry } from '../stages/registry';
 import type { LoadedTopology, TopologySpec } from './spec';
 import { topologyBaseSchema } from './schema';
 import { featureSectionErrors } from '../features/validate';
+import { partitionDecision, repartitionTopicName } from '../engine/repartition';
+import { keyFieldProblem } from '../util/field-path';
 
 export interface LoadTopologyOptions {
   registry: ProcessorRegistry;
@@ -104,10 +106,36 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
       return;
     }
     const ctx = { topology: loaded, stage, logger: createLogger('topology') };
-    for (const e of def.validate?.(stage.config, ctx) ?? []) {
+    const configErrors = def.validate?.(stage.config, ctx) ?? [];
+    for (const e of configErrors) {
       errors.push(new ConfigError(e.path ? `${at}.config.${e.path}` : `${at}.config`, e.detail, file));
     }
+    if (configErrors.length === 0) errors.push(...partitionErrors(stage, def.partitionKeys?.(stage.config, ctx) ?? [], at));
   });
+  /** partitionBy / repartition: a keyable field of the input schema, no clash with declared topics. */
+  function partitionErrors(stage: TopologySpec['stages'][number], implied: string[], at: string): ConfigError[] {
+    const out: ConfigError[] = [];
+    let decision: ReturnType<typeof partitionDecision>;
+    try {
+      decision = partitionDecision(stage, implied);
+    } catch (err) {
+      return [new ConfigError(`${at}.partitionBy`, err instanceof ConfigError ? err.detail : (err as Error).message, file)];
+    }
+    const input = topics.get(stage.input.topic);
+    if (decision.kind === 'repartition') {
+      const field = decision.field;
+      const source = stage.partitionBy ? `${at}.partitionBy` : `${at}.partitionBy (implied by the processor's per-entity state)`;
+      if (input && catalog.has(input.schema)) {
+        const problem = keyFieldProblem(catalog.get(input.schema).type, field);
+        if (problem) out.push(new ConfigError(source, problem, file));
+      }
+      const name = repartitionTopicName(spec.name, stage.name);
+      if (topics.has(name)) out.push(new ConfigError(`${at}.name`, `the stage's repartition topic '${name}' is also declared in topics (it is internal: created and named by Tributary)`, file));
+    } else if (stage.repartition) {
+      out.push(new ConfigError(`${at}.repartition`, `has no effect: the stage is not repartitioned (partitionBy: ${stage.partitionBy ?? 'absent, and nothing implies it'})`, file));
+    }
+    return out;
+  }
   errors.push(...featureSectionErrors(loaded, catalog));
   if (errors.length > 0) throw new ConfigErrors(errors);
   return loaded;

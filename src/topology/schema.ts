@@ -1,5 +1,6 @@
 import type { ProcessorRegistry } from '../stages/registry';
 import { featuresSectionSchema } from '../features/spec';
+import { FIELD_PATH_PATTERN } from '../util/field-path';
 
 const NAME = '^[A-Za-z0-9._-]+$';
 
@@ -103,6 +104,16 @@ export const topologyBaseSchema = {
             properties: {
               maxAttempts: { type: 'integer', minimum: 1, maximum: 100 },
               backoffMs: { type: 'integer', minimum: 0 },
+            },
+          },
+          partitionBy: { type: 'string', pattern: `^(none|${FIELD_PATH_PATTERN.slice(1, -1)})$`, description: "Re-key the input by this (dotted) field of the decoded event through an internal repartition topic; 'none': the input is already keyed by the entity. Default: implied by the processor (windowed_aggregation sets' entity)." },
+          repartition: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'The internal repartition topic <topology>.<stage>-repartition. Its partition count is fixed at creation (see README: changing it).',
+            properties: {
+              partitions: { type: 'integer', minimum: 1, maximum: 10000 },
+              purgeIntervalMs: { type: 'integer', minimum: 1000 },
             },
           },
           config: { type: 'object' },

@@ -63,6 +63,18 @@ export interface StageSpec {
   commit?: { intervalMs?: number; maxRecords?: number };
   /** Transient processing failures are retried this many times (with exponential backoff) before records are isolated and dead-lettered. */
   errors?: { maxAttempts?: number; backoffMs?: number };
+  /**
+   * Repartitioning by entity (src/engine/repartition.ts): a dotted field path into the decoded
+   * input event (e.g. `cardId`). The engine then re-keys every input record by that field into an
+   * internal topic `<topology>.<stage>-repartition` and the stage reads that topic, so all of one
+   * entity's records are applied in order by one partition owner. Absent: implied by the
+   * processor (feature_extraction with windowed_aggregation sets: the sets' entity). `none`: the
+   * producer already keys the input by the entity (no extra hop; records whose key differs from the
+   * entity are counted in tributary_partition_key_mismatch_total and reported).
+   */
+  partitionBy?: string;
+  /** The repartition topic: partitions (default the input topic's; fixed once created) and purge interval. */
+  repartition?: { partitions?: number; purgeIntervalMs?: number };
   /** Processor-specific configuration, validated against the processor's declared spec. */
   config: Record<string, unknown>;
 }

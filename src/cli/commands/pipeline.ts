@@ -5,7 +5,7 @@ import { createKafka } from '../../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
 import { editorSchema } from '../../topology/schema';
 import { builtinProcessors } from '../../stages/builtin';
-import { Pipeline, provisionTopology } from '../../stages/pipeline';
+import { Pipeline, effectiveTopology, provisionTopology } from '../../stages/pipeline';
 import { Registry } from 'prom-client';
 import { StageMetrics } from '../../monitoring/metrics';
 import { MonitoringServer } from '../../monitoring/http-server';
@@ -100,7 +100,8 @@ export function registerPipelineCommands(program: Command): void {
     .argument('[topology]', POSITIONAL_TOPOLOGY_HELP)
     .option(TOPOLOGY_FLAGS, TOPOLOGY_HELP)
     .action(async (file: string | undefined, opts: { topology?: string }, cmd: Command) => {
-      const topology = loadTopologyFile(chosenTopology(file, opts.topology));
+      // With the internal repartition topics the engine would create on start.
+      const topology = effectiveTopology(loadTopologyFile(chosenTopology(file, opts.topology))).topology;
       const endpoints = resolveEndpoints();
       const kafka = createKafka({ clientId: 'tributary-cli', brokers: endpoints.brokers });
       await provisionTopology(topology, kafka, new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }));
