@@ -173,6 +173,8 @@ export class StreamingState {
   /** Version stamps: unique per process and write, so a changed entity never matches an old stamp. */
   private readonly stamp = randomBytes(6).toString('base64url');
   private writes = 0;
+  /** Chunks computed again because the stored state had moved on (another process, or a stale copy here). */
+  staleRetries = 0;
 
   constructor(
     redis: Redis | Cluster,
@@ -365,6 +367,7 @@ export class StreamingState {
         return computed.results;
       }
       // Stale: another process (or an older copy here) changed the checkpoint or an entity.
+      this.staleRetries++;
       this.forget(c.keys, ckId);
       if (attempt >= MAX_ATTEMPTS) throw new TributaryError(`stage state ${this.namespace}: ${topic}[${partition}] stayed stale over ${MAX_ATTEMPTS} attempts (checkpoint ${reply[1]}, entities ${reply.slice(2).join(',')})`);
     }
