@@ -66,6 +66,7 @@ export class FencedError extends TributaryError {
 const DEFAULT_REPLAY_RETENTION_MS = 3_600_000;
 const DEFAULT_REPLAY_RETENTION_OFFSETS = 100_000;
 const DEFAULT_CACHE_ENTITIES = 100_000;
+const DEFAULT_SMALL_ENTITY_EVENTS = 32;
 const DEFAULT_BUCKETS_PER_BLOCK = 60;
 /** Slot groups per namespace when the client is a Redis Cluster (a single Redis needs only one). */
 const DEFAULT_CLUSTER_SLOT_GROUPS = 16;
@@ -126,7 +127,12 @@ export interface StreamingStateOptions {
    * life (checked by `init`). Default 1 on a single Redis, 16 on a Redis Cluster.
    */
   slotGroups?: number;
-  /** Accepted for compatibility; the state no longer has a separate path for small entities. */
+  /**
+   * An entity holding at most this many events is kept in memory as just its events and scored by
+   * scanning them (the cheapest for the many entities with few events); past it, as bucket
+   * summaries and window accumulators (flat cost per event). Default 32. Vectors are the same
+   * either way, and so is what Redis stores.
+   */
   smallEntityEvents?: number;
   /**
    * Buckets summarised together in a block (default 60: an hour of one-minute buckets): an
@@ -167,6 +173,7 @@ export class StreamingState {
   readonly slotGroups: number;
   private readonly metrics?: StreamingMetrics;
   private readonly keep: number;
+  private readonly small: number;
   private readonly cache: LruCache<EntityWindowState>;
   /** Checkpoints as of this process's last load or commit, per topic/partition/group. */
   private readonly ckpts = new Map<string, number>();
@@ -190,6 +197,7 @@ export class StreamingState {
     if (!Number.isInteger(cacheEntities) || cacheEntities < 1) throw new ConfigError('cacheEntities', `must be a positive integer, got ${cacheEntities}`);
     this.plans = sets.map((s) => setPlan(s, valueNames(s), options.bucketsPerBlock ?? DEFAULT_BUCKETS_PER_BLOCK, DEFAULT_REPLAY_RETENTION_MS));
     this.keep = options.replayRetentionOffsets ?? DEFAULT_REPLAY_RETENTION_OFFSETS;
+    this.small = options.smallEntityEvents ?? DEFAULT_SMALL_ENTITY_EVENTS;
     this.cache = new LruCache(cacheEntities, Infinity);
     this.metrics = options.metrics;
     this.metrics?.track(this);
@@ -243,9 +251,8 @@ export class StreamingState {
   }
 
   /** Splits a batch by slot group. */
-  private chunks(events: readonly StreamEvent[]): { list: GroupChunk[]; where: Array<Array<number | undefined>> } {
+  private chunks(events: readonly StreamEvent[]): { list: GroupChunk[] } {
     const groups = new Map<number, GroupChunk & { index: Map<string, number> }>();
-    const where: Array<Array<number | undefined>> = events.map(() => []);
     events.forEach((e, i) => {
       let counted = false;
       const mine = new Map<number, number[]>();
@@ -271,7 +278,6 @@ export class StreamingState {
           mine.set(g, ent);
         }
         ent[si] = ki;
-        where[i][si] = g;
       });
       // The event is counted (applied / replayed) by the group of its first entity only.
       for (const [g, ent] of mine) {
@@ -279,7 +285,7 @@ export class StreamingState {
         counted = true;
       }
     });
-    return { list: [...groups.values()], where };
+    return { list: [...groups.values()] };
   }
 
   /** Forgets the in-memory copies of a chunk's entities and its checkpoint (they are reloaded next time). */
@@ -311,19 +317,21 @@ export class StreamingState {
       states.forEach((st, j) => st === undefined && missing.push(j));
       const stored = new Map<number, string>();
       if (needCk || missing.length > 0) {
-        const reply = await this.redis.tribStreamLoad(2 + missing.length, k.ckpt, k.results, ...missing.map((j) => c.keys[j]), needCk ? '1' : '0', String(minOffset));
+        const reply = (await this.redis.tribStreamLoad(2, k.ckpt, k.results, needCk ? '1' : '0', String(minOffset), JSON.stringify(missing.map((j) => c.keys[j])))) as unknown[];
         if (needCk) {
           ck = reply[0] === null ? -1 : Number(reply[0]);
           this.ckpts.set(ckId, ck);
-          for (const member of reply[1]) {
+          for (const member of reply[1] as string[]) {
             const [offsets, parts] = JSON.parse(member) as [number[], string[]];
             offsets.forEach((o, x) => stored.set(o, parts[x]));
           }
         }
+        const found = new Map<number, string[]>();
+        for (let x = 2; x < reply.length; x += 2) found.set(reply[x] as number, reply[x + 1] as string[]);
         missing.forEach((j, x) => {
           // Another chunk of this process may have loaded (and advanced) it meanwhile: keep that one.
           const held = this.cache.get(c.keys[j]);
-          states[j] = held ?? EntityWindowState.load(this.plans[c.setOf[j]], reply[2 + x] as string[]);
+          states[j] = held ?? EntityWindowState.load(this.plans[c.setOf[j]], this.small, found.get(x + 1) ?? []);
           if (!held) this.cache.set(c.keys[j], states[j]!);
         });
       }
@@ -338,23 +346,32 @@ export class StreamingState {
         throw err;
       }
       // 3. Commit: fenced, checked against the checkpoint and versions it was computed from.
-      const args: Array<string | number> = [4 + c.keys.length, k.epoch, k.ckpt, k.results, k.stats, ...c.keys, String(epoch), String(ckNow)];
-      args.push(computed.lastOffset >= 0 ? String(computed.lastOffset) : '', computed.lastOffset >= 0 ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep));
-      const stats = Object.entries(computed.stats).filter(([, n]) => n !== 0);
-      args.push(String(stats.length));
-      for (const [f, n] of stats) args.push(f, String(n));
+      // Entity writes, length-prefixed (stream-commit.lua): fragments are JSON already.
+      const ents: string[] = [];
+      const put = (x: string) => ents.push(`${Buffer.byteLength(x)}:`, x);
       states.forEach((st, j) => {
+        put(c.keys[j]);
+        put(expected[j]);
         if (!st!.changed) {
-          args.push(expected[j], '', '0', '0');
+          put('');
+          put('0');
+          put('0');
           return;
         }
         const w = st!.takeWrites();
         st!.version = `${this.stamp}.${++this.writes}`;
-        args.push(expected[j], st!.version, String(w.del.length), ...w.del, String(w.set.length / 2), ...w.set);
+        put(st!.version);
+        put(String(w.del.length));
+        for (const f of w.del) put(f);
+        put(String(w.set.length / 2));
+        for (const f of w.set) put(f);
       });
+      const applied = computed.lastOffset >= 0;
+      const stats = Object.fromEntries(Object.entries(computed.stats).filter(([, n]) => n !== 0));
+      const args: string[] = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), ents.join('')];
       let reply: 'OK' | Array<string | number>;
       try {
-        reply = await this.redis.tribStreamCommit(...args);
+        reply = await this.redis.tribStreamCommit(4, ...args);
       } catch (err) {
         this.forget(c.keys, ckId);
         const msg = (err as Error).message;
@@ -440,21 +457,29 @@ export class StreamingState {
    * commit script; the groups run concurrently (on a Cluster each on its own shard).
    */
   async apply(topic: string, partition: number, epoch: number, events: readonly StreamEvent[]): Promise<StreamResult[]> {
-    const { list, where } = this.chunks(events);
-    const byGroup = new Map<number, { chunk: GroupChunk; res: ChunkResult }>();
-    await Promise.all(list.map(async (chunk) => byGroup.set(chunk.g, { chunk, res: await this.applyChunk(topic, partition, epoch, events, chunk) })));
-    const pos = new Map<number, Map<number, number>>(); // group -> event index -> position in its chunk
-    for (const { chunk } of byGroup.values()) pos.set(chunk.g, new Map(chunk.items.map((it, x) => [it.i, x])));
-    return events.map((_, i) => {
+    const { list } = this.chunks(events);
+    const n = this.sets.length;
+    const got: Array<{ late: boolean; values: number[] } | undefined> = new Array(events.length * n);
+    await Promise.all(
+      list.map(async (chunk) => {
+        const res = await this.applyChunk(topic, partition, epoch, events, chunk);
+        chunk.items.forEach((it, x) => {
+          for (let si = 0; si < n; si++) if (it.ent[si] >= 0) got[it.i * n + si] = res[x][si];
+        });
+      }),
+    );
+    const defaults = this.sets.map((s) => s.fields.map(numericDefault));
+    const out: StreamResult[] = new Array(events.length);
+    for (let i = 0; i < events.length; i++) {
       const res: StreamResult = { values: [], late: [] };
-      this.sets.forEach((s, si) => {
-        const g = where[i][si];
-        const got = g === undefined ? undefined : byGroup.get(g)!.res[pos.get(g)!.get(i)!][si];
-        res.values.push(got ? got.values : s.fields.map(numericDefault));
-        res.late.push(got ? got.late : false);
-      });
-      return res;
-    });
+      for (let si = 0; si < n; si++) {
+        const r = got[i * n + si];
+        res.values.push(r ? r.values : [...defaults[si]]);
+        res.late.push(r ? r.late : false);
+      }
+      out[i] = res;
+    }
+    return out;
   }
 
   /** Each node that holds keys (the masters of a Cluster, or the single Redis). */

@@ -152,12 +152,13 @@ export function numericValue(raw: string): number {
 
 // ---- state ----
 
-/** An applied event: time, apply sequence (orders ties), raw values and their numbers. */
+/** An applied event: time, apply sequence (orders ties), raw values, their numbers, and the stored fragment holding it (0: not stored yet). */
 interface Ev {
   t: number;
   s: number;
   raw: string[];
   x: number[];
+  fid: number;
 }
 
 /** Count, exact sums, min, max and the latest event (by time, then sequence) of some events. */
@@ -194,13 +195,9 @@ class Summary {
   }
 }
 
-/** A bucket: its summary, its events in apply order, and how they are stored (fragments). */
+/** A bucket: its summary and its events in apply order. */
 class Bucket extends Summary {
   readonly events: Ev[] = [];
-  /** Stored fragments in apply order: first event's sequence (the field name) and event count. */
-  readonly frags: Array<{ id: number; n: number }> = [];
-  /** Events already stored (a prefix of `events`). */
-  saved = 0;
 }
 
 /** Binary heap of (value, bucket) pairs, max or min first; entries of buckets below `lo` are dropped lazily. */
@@ -304,9 +301,45 @@ function insertSorted(a: number[], x: number): void {
 
 const fieldOf = (bucket: number, id: number) => `b${bucket}:${id}`;
 
-export class EntityWindowState {
-  /** Version stamp of the stored entity this state matches (null: none stored). */
-  version: string | null = null;
+/** Numbers of the numeric slots of raw values. */
+function numbersOf(plan: SetPlan, raw: readonly string[]): number[] {
+  const x: number[] = [];
+  for (const slot of plan.num) x[slot] = numericValue(raw[slot]);
+  return x;
+}
+
+/**
+ * The stores of one bucket's new events: its events in apply order end with the ones not stored
+ * yet; stored ones form fragments (runs of one fid). The new events become a fragment, merged with
+ * the previous ones while those are not larger (a binary counter: O(log n) fragments per bucket and
+ * O(log n) rewrites per event). Pushes the field to write and the fields merged away.
+ */
+function fragmentWrites(B: number, evs: readonly Ev[], set: string[], del: string[]): void {
+  const runs: Array<{ id: number; n: number }> = [];
+  for (const e of evs) {
+    const last = runs[runs.length - 1];
+    if (last && last.id === e.fid) last.n++;
+    else runs.push({ id: e.fid, n: 1 });
+  }
+  if (runs.length === 0 || runs[runs.length - 1].id !== 0) return; // nothing new
+  while (runs.length >= 2 && runs[runs.length - 2].n <= runs[runs.length - 1].n) {
+    const last = runs.pop()!;
+    if (last.id !== 0) del.push(fieldOf(B, last.id));
+    runs[runs.length - 1].n += last.n;
+  }
+  const top = runs[runs.length - 1];
+  const from = evs.length - top.n;
+  const id = top.id !== 0 ? top.id : evs[from].s;
+  const rows: Array<Array<number | string>> = [];
+  for (let i = from; i < evs.length; i++) {
+    evs[i].fid = id;
+    rows.push([evs[i].t, evs[i].s, ...evs[i].raw]);
+  }
+  set.push(fieldOf(B, id), JSON.stringify(rows));
+}
+
+/** Bucket summaries, blocks and window accumulators: flat cost per event whatever the window holds. */
+class BigWindow {
   private readonly buckets = new Map<number, Bucket>();
   /** Bucket indexes present, ascending. */
   private readonly order: number[] = [];
@@ -315,59 +348,39 @@ export class EntityWindowState {
   mt = -Infinity;
   private lt = -Infinity;
   private lv: number[] = [];
-  private seq = 0;
+  seq = 0;
   private readonly accs: Array<Acc | undefined>;
   /** Per distinct slot: value -> ascending times of its applied events (out-of-order distinct counts). */
   private readonly dvals: Array<Map<string, number[]>> = [];
   /** The block the retention cut lies in: partly evicted, so never read whole. */
   private cutBlock = -Infinity;
-  /** Events and buckets held (state size). */
-  eventCount = 0;
+  /** Buckets holding events not stored yet. */
   private readonly dirty = new Set<number>();
-  private removed: string[] = [];
+  removed: string[] = [];
 
   constructor(private readonly plan: SetPlan) {
     this.accs = plan.wins.map(() => undefined);
     for (const slot of plan.dis) this.dvals[slot] = new Map();
   }
 
-  get bucketCount(): number {
-    return this.order.length;
-  }
-
-  /** Rebuilds the state from the stored fields of its hash (`v` and `b<bucket>:<id>` fragments). */
-  static load(plan: SetPlan, fields: readonly string[]): EntityWindowState {
-    const st = new EntityWindowState(plan);
-    const frags: Array<{ bucket: number; id: number; json: string }> = [];
-    for (let i = 0; i < fields.length; i += 2) {
-      const f = fields[i];
-      if (f === 'v') st.version = fields[i + 1];
-      else if (f.charCodeAt(0) === 98 /* b */) {
-        const c = f.indexOf(':');
-        frags.push({ bucket: Number(f.slice(1, c)), id: Number(f.slice(c + 1)), json: fields[i + 1] });
-      }
-    }
-    frags.sort((a, b) => a.bucket - b.bucket || a.id - b.id);
-    const all: Ev[] = [];
-    for (const fr of frags) {
-      let bk = st.buckets.get(fr.bucket);
+  /** Builds the state from events in apply (sequence) order. */
+  static build(plan: SetPlan, events: readonly Ev[]): BigWindow {
+    const st = new BigWindow(plan);
+    for (const e of events) {
+      const B = Math.floor(e.t / plan.R);
+      let bk = st.buckets.get(B);
       if (!bk) {
         bk = new Bucket(plan);
-        st.buckets.set(fr.bucket, bk);
-        st.order.push(fr.bucket);
+        st.buckets.set(B, bk);
+        st.order.push(B);
       }
-      const rows = JSON.parse(fr.json) as Array<Array<number | string>>;
-      for (const r of rows) {
-        const raw = r.slice(2).map(String);
-        const e: Ev = { t: r[0] as number, s: r[1] as number, raw, x: st.numbers(raw) };
-        bk.events.push(e);
-        all.push(e);
-      }
-      bk.frags.push({ id: fr.id, n: rows.length });
-      bk.saved = bk.events.length;
+      bk.events.push(e);
+      if (e.fid === 0) st.dirty.add(B);
+      if (e.s > st.seq) st.seq = e.s;
     }
+    st.order.sort((a, b) => a - b);
     // Summaries and indexes in (time, sequence) order, as they were built when applied.
-    all.sort((a, b) => a.t - b.t || a.s - b.s);
+    const all = [...events].sort((a, b) => a.t - b.t || a.s - b.s);
     for (const e of all) {
       const B = Math.floor(e.t / plan.R);
       st.buckets.get(B)!.add(plan, e);
@@ -376,9 +389,7 @@ export class EntityWindowState {
         st.lt = e.t;
         st.lv = e.x;
       }
-      if (e.s > st.seq) st.seq = e.s;
       for (const slot of plan.dis) st.indexValue(slot, e.raw[slot], e.t);
-      st.eventCount++;
     }
     if (all.length > 0) {
       st.mt = all[all.length - 1].t;
@@ -390,12 +401,6 @@ export class EntityWindowState {
       });
     }
     return st;
-  }
-
-  private numbers(raw: readonly string[]): number[] {
-    const x: number[] = [];
-    for (const slot of this.plan.num) x[slot] = numericValue(raw[slot]);
-    return x;
   }
 
   private blockOf(B: number): Summary {
@@ -475,11 +480,6 @@ export class EntityWindowState {
     for (const h of acc.mn) if (h) n = Math.max(n, h.size);
     for (const h of acc.mx) if (h) n = Math.max(n, h.size);
     return n;
-  }
-
-  /** Whether t is late for this entity (before the greatest applied time by more than the lateness). */
-  isLate(t: number): boolean {
-    return t < this.mt - this.plan.lat;
   }
 
   /** The aggregations as of an event at t (not applied yet). */
@@ -661,10 +661,11 @@ export class EntityWindowState {
   }
 
   /** Applies a (non-late) event: bucket, block, accumulators, indexes; then evicts by event time. */
-  apply(t: number, raw: string[]): ApplyEffect {
+  apply(e: Ev): ApplyEffect {
     const { plan } = this;
     const R = plan.R;
-    const e: Ev = { t, s: ++this.seq, raw, x: this.numbers(raw) };
+    const { t, raw } = e;
+    if (e.s > this.seq) this.seq = e.s;
     const B = Math.floor(t / R);
     let bk = this.buckets.get(B);
     const newBucket = bk === undefined;
@@ -694,7 +695,6 @@ export class EntityWindowState {
       this.lv = e.x;
     }
     for (const slot of plan.dis) this.indexValue(slot, raw[slot], t);
-    this.eventCount++;
     if (t > this.mt) this.mt = t;
     const effect: ApplyEffect = { newBucket, evictedBuckets: 0, evictedEvents: 0 };
     const cut = Math.floor((this.mt - plan.ret) / R);
@@ -712,8 +712,8 @@ export class EntityWindowState {
       const B = this.order[k++];
       const bk = this.buckets.get(B)!;
       effect.evictedEvents += bk.events.length;
-      this.eventCount -= bk.events.length;
-      for (const f of bk.frags) this.removed.push(fieldOf(B, f.id));
+      let fid = 0;
+      for (const e of bk.events) if (e.fid !== 0 && e.fid !== fid) this.removed.push(fieldOf(B, (fid = e.fid)));
       this.buckets.delete(B);
       this.dirty.delete(B);
       const K = Math.floor(B / F);
@@ -740,32 +740,215 @@ export class EntityWindowState {
     return this.dirty.size > 0 || this.removed.length > 0;
   }
 
-  /**
-   * The hash fields to write (field, value, ...) and delete since the last call: each changed
-   * bucket's new events as a fragment, merged with the previous fragments while they are not larger.
-   */
+  /** The hash fields to write (field, value, ...) and delete since the last call. */
   takeWrites(): { set: string[]; del: string[] } {
     const set: string[] = [];
     const del = this.removed;
     this.removed = [];
-    for (const B of this.dirty) {
-      const bk = this.buckets.get(B)!;
-      const fresh = bk.events.length - bk.saved;
-      if (fresh === 0) continue;
-      bk.frags.push({ id: bk.events[bk.saved].s, n: fresh });
-      let unsaved = true; // the last fragment was never stored
-      while (bk.frags.length >= 2 && bk.frags[bk.frags.length - 2].n <= bk.frags[bk.frags.length - 1].n) {
-        const last = bk.frags.pop()!;
-        if (!unsaved) del.push(fieldOf(B, last.id));
-        bk.frags[bk.frags.length - 1].n += last.n;
-        unsaved = false;
-      }
-      const top = bk.frags[bk.frags.length - 1];
-      const rows = bk.events.slice(bk.events.length - top.n).map((e) => [e.t, e.s, ...e.raw]);
-      set.push(fieldOf(B, top.id), JSON.stringify(rows));
-      bk.saved = bk.events.length;
-    }
+    for (const B of this.dirty) fragmentWrites(B, this.buckets.get(B)!.events, set, del);
     this.dirty.clear();
     return { set, del };
+  }
+}
+
+/**
+ * A small entity (at most `small` events held): just its events, scored by scanning them — the
+ * cheapest for the many entities with few events, in memory and per event. Same vectors as BigWindow.
+ */
+class SmallWindow {
+  mt = -Infinity;
+  seq = 0;
+  removed: string[] = [];
+
+  constructor(
+    private readonly plan: SetPlan,
+    /** Applied events in apply order. */
+    readonly log: Ev[],
+  ) {
+    for (const e of log) {
+      if (e.t > this.mt) this.mt = e.t;
+      if (e.s > this.seq) this.seq = e.s;
+    }
+  }
+
+  score(t: number): number[] {
+    const { plan } = this;
+    const out: number[] = new Array(plan.aggs.length);
+    for (let ai = 0; ai < plan.aggs.length; ai++) {
+      const a = plan.aggs[ai];
+      const start = startBucket(plan.wins[a.w], t, plan.R) * plan.R;
+      let n = 0;
+      let mn = Infinity;
+      let mx = -Infinity;
+      let lt = -Infinity;
+      let ls = -1;
+      let lv = 0;
+      const p: number[] = [];
+      const seen = a.k === 'distinct_count' ? new Set<string>() : undefined;
+      for (const e of this.log) {
+        if (e.t < start || e.t > t) continue;
+        n++;
+        if (e.t > lt || (e.t === lt && e.s > ls)) {
+          lt = e.t;
+          ls = e.s;
+          if (a.f >= 0 && a.k === 'last') lv = e.x[a.f];
+        }
+        if (a.f < 0) continue;
+        if (seen) seen.add(e.raw[a.f]);
+        else if (a.k === 'sum' || a.k === 'mean') padd(p, e.x[a.f]);
+        else if (a.k === 'min') mn = Math.min(mn, e.x[a.f]);
+        else if (a.k === 'max') mx = Math.max(mx, e.x[a.f]);
+      }
+      let v: number;
+      switch (a.k) {
+        case 'count':
+          v = n;
+          break;
+        case 'sum':
+          v = psum(p);
+          break;
+        case 'mean':
+          v = n > 0 ? psum(p) / n : a.d;
+          break;
+        case 'min':
+          v = n > 0 ? mn : a.d;
+          break;
+        case 'max':
+          v = n > 0 ? mx : a.d;
+          break;
+        case 'distinct_count':
+          v = seen!.size;
+          break;
+        case 'last':
+          v = n > 0 ? lv : a.d;
+          break;
+        default:
+          v = n > 0 ? t - lt : a.d;
+      }
+      out[ai] = v;
+    }
+    return out;
+  }
+
+  apply(e: Ev): ApplyEffect {
+    const R = this.plan.R;
+    const B = Math.floor(e.t / R);
+    let newBucket = true;
+    for (const o of this.log) if (Math.floor(o.t / R) === B) newBucket = false;
+    this.log.push(e);
+    if (e.t > this.mt) this.mt = e.t;
+    if (e.s > this.seq) this.seq = e.s;
+    const effect: ApplyEffect = { newBucket, evictedBuckets: 0, evictedEvents: 0 };
+    const cutMs = Math.floor((this.mt - this.plan.ret) / R) * R;
+    if (this.log.some((o) => o.t < cutMs)) {
+      const gone = new Set<number>();
+      const fields = new Set<string>();
+      let k = 0;
+      for (const o of this.log) {
+        if (o.t >= cutMs) this.log[k++] = o;
+        else {
+          gone.add(Math.floor(o.t / R));
+          if (o.fid !== 0) fields.add(fieldOf(Math.floor(o.t / R), o.fid));
+        }
+      }
+      effect.evictedEvents = this.log.length - k;
+      effect.evictedBuckets = gone.size;
+      this.log.length = k;
+      this.removed.push(...fields);
+    }
+    return effect;
+  }
+
+  get changed(): boolean {
+    return this.removed.length > 0 || (this.log.length > 0 && this.log[this.log.length - 1].fid === 0);
+  }
+
+  takeWrites(): { set: string[]; del: string[] } {
+    const set: string[] = [];
+    const del = this.removed;
+    this.removed = [];
+    const R = this.plan.R;
+    const fresh = new Set<number>();
+    for (const e of this.log) if (e.fid === 0) fresh.add(Math.floor(e.t / R));
+    for (const B of fresh) fragmentWrites(B, this.log.filter((e) => Math.floor(e.t / R) === B), set, del);
+    return { set, del };
+  }
+}
+
+/**
+ * One entity's window state: small (a scan of its few events) until it holds more than `small`
+ * events, then bucket summaries and accumulators (BigWindow). Both give the same vectors.
+ */
+export class EntityWindowState {
+  /** Version stamp of the stored entity this state matches (null: none stored). */
+  version: string | null = null;
+  private w: SmallWindow | BigWindow;
+
+  constructor(
+    private readonly plan: SetPlan,
+    private readonly small: number,
+    events: Ev[] = [],
+  ) {
+    this.w = events.length > small ? BigWindow.build(plan, events) : new SmallWindow(plan, events);
+  }
+
+  /** Rebuilds the state from the stored fields of its hash (`v` and `b<bucket>:<first seq>` fragments). */
+  static load(plan: SetPlan, small: number, fields: readonly string[]): EntityWindowState {
+    let version: string | null = null;
+    const events: Ev[] = [];
+    for (let i = 0; i < fields.length; i += 2) {
+      const f = fields[i];
+      if (f === 'v') version = fields[i + 1];
+      else if (f.charCodeAt(0) === 98 /* b */) {
+        const fid = Number(f.slice(f.indexOf(':') + 1));
+        for (const r of JSON.parse(fields[i + 1]) as Array<Array<number | string>>) {
+          const raw = r.slice(2).map(String);
+          events.push({ t: r[0] as number, s: r[1] as number, raw, x: numbersOf(plan, raw), fid });
+        }
+      }
+    }
+    events.sort((a, b) => a.s - b.s);
+    const st = new EntityWindowState(plan, small, events);
+    st.version = version;
+    return st;
+  }
+
+  get mt(): number {
+    return this.w.mt;
+  }
+
+  /** Whether t is late for this entity (before the greatest applied time by more than the lateness). */
+  isLate(t: number): boolean {
+    return t < this.w.mt - this.plan.lat;
+  }
+
+  /** The aggregations as of an event at t (not applied yet). */
+  score(t: number): number[] {
+    return this.w.score(t);
+  }
+
+  /** The aggregations as of t without changing the state (a replay whose stored vector is gone). */
+  scoreReadOnly(t: number): number[] {
+    return this.w instanceof BigWindow ? this.w.scoreReadOnly(t) : this.w.score(t);
+  }
+
+  /** Applies a (non-late) event; a small entity past `small` events becomes a big one. */
+  apply(t: number, raw: string[]): ApplyEffect {
+    const e: Ev = { t, s: this.w.seq + 1, raw, x: numbersOf(this.plan, raw), fid: 0 };
+    const effect = this.w.apply(e);
+    if (this.w instanceof SmallWindow && this.w.log.length > this.small) {
+      const removed = this.w.removed;
+      this.w = BigWindow.build(this.plan, this.w.log);
+      this.w.removed = removed;
+    }
+    return effect;
+  }
+
+  get changed(): boolean {
+    return this.w.changed;
+  }
+
+  takeWrites(): { set: string[]; del: string[] } {
+    return this.w.takeWrites();
   }
 }

@@ -4,43 +4,54 @@
 --
 -- KEYS[1] fencing epoch of (group, partition)   KEYS[2] checkpoint of (group, partition)
 -- KEYS[3] stored vectors of (group, partition) (sorted set, score = last offset of the chunk)
--- KEYS[4] stats hash of the group               KEYS[5..] entity hashes of the chunk
--- ARGV: epoch, expected checkpoint ('-1' = none), new checkpoint ('' = nothing applied), chunk
---   member ('' = none), offsets of vectors to keep, number of stats fields, then field/delta
---   pairs, then per entity in KEYS order: expected version ('' = none stored), new version
---   ('' = unchanged), number of fields to delete, fields, number of field/value pairs, pairs.
+-- KEYS[4] stats hash of the group
+-- ARGV[1] epoch   ARGV[2] expected checkpoint ('-1' = none)   ARGV[3] new checkpoint ('' =
+-- nothing applied)   ARGV[4] chunk member ('' = none)   ARGV[5] offsets of vectors to keep
+-- ARGV[6] JSON { stats field: delta }   ARGV[7] per entity: key, expected version ('' = none
+-- stored), new version ('' = unchanged), count of fields to delete, the fields, count of
+-- field/value pairs to set, the pairs — each string written as <byte length>:<bytes> (values are
+-- JSON themselves; this way they are neither escaped nor parsed again). The entity keys carry the
+-- group's hash tag (same slot as KEYS); one argument keeps the client's per-argument cost low.
 -- Returns 'OK'; an error 'FENCED ...' when the caller's epoch is not current; or
--- { 'STALE', checkpoint, index of each entity whose version differs } and writes nothing: the
--- caller reloads and computes the chunk again (another process changed them, or its copy is old).
+-- { 'STALE', checkpoint, index of each entity whose version differs (1-based) } and writes
+-- nothing: the caller reloads and computes the chunk again.
 local held = redis.call('GET', KEYS[1])
 if held ~= ARGV[1] then
   return redis.error_reply('FENCED partition epoch is ' .. tostring(held) .. ', caller holds ' .. ARGV[1])
 end
 local ck = redis.call('GET', KEYS[2]) or '-1'
-local stale = {}
-local a = 7 + 2 * tonumber(ARGV[6])
-local plan = {}
-for k = 5, #KEYS do
-  local expect, new = ARGV[a], ARGV[a + 1]
-  if (redis.call('HGET', KEYS[k], 'v') or '') ~= expect then stale[#stale + 1] = k - 4 end
-  local nd = tonumber(ARGV[a + 2])
-  local ns = tonumber(ARGV[a + 3 + nd])
-  plan[k] = { new = new, d0 = a + 3, nd = nd, s0 = a + 4 + nd, ns = ns }
-  a = a + 4 + nd + 2 * ns
+local body, pos = ARGV[7], 1
+local function nextStr()
+  local c = string.find(body, ':', pos, true)
+  local n = tonumber(string.sub(body, pos, c - 1))
+  pos = c + n + 1
+  return string.sub(body, c + 1, c + n)
+end
+local function nextList(pairs)
+  local n = tonumber(nextStr()) * pairs
+  local out = {}
+  for i = 1, n do out[i] = nextStr() end
+  return out
+end
+local ents, stale = {}, {}
+while pos <= #body do
+  local e = { nextStr(), nextStr(), nextStr() }
+  e[4] = nextList(1)
+  e[5] = nextList(2)
+  ents[#ents + 1] = e
+  if (redis.call('HGET', e[1], 'v') or '') ~= e[2] then stale[#stale + 1] = #ents end
 end
 if ck ~= ARGV[2] or #stale > 0 then
   return { 'STALE', ck, unpack(stale) }
 end
-for k = 5, #KEYS do
-  local p = plan[k]
-  if p.nd > 0 then redis.call('HDEL', KEYS[k], unpack(ARGV, p.d0, p.d0 + p.nd - 1)) end
-  if p.new ~= '' then redis.call('HSET', KEYS[k], 'v', p.new, unpack(ARGV, p.s0, p.s0 + 2 * p.ns - 1)) end
+for _, e in ipairs(ents) do
+  if #e[4] > 0 then redis.call('HDEL', e[1], unpack(e[4])) end
+  if e[3] ~= '' then redis.call('HSET', e[1], 'v', e[3], unpack(e[5])) end
 end
 if ARGV[3] ~= '' then
   redis.call('SET', KEYS[2], ARGV[3])
-  local last = tonumber(ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%d', last - tonumber(ARGV[5]) + 1))
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%d', tonumber(ARGV[3]) - tonumber(ARGV[5]) + 1))
 end
-for i = 7, 6 + 2 * tonumber(ARGV[6]), 2 do redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i + 1]) end
+for field, n in pairs(cjson.decode(ARGV[6])) do redis.call('HINCRBY', KEYS[4], field, n) end
 return 'OK'
