@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   const events = new TransactionGenerator({ seed: 1 }).take(EVENTS).map((g) => g.tx);
   const rows: Array<Record<string, number | string | null>> = [];
 
-  const run = async (label: string, vector: typeof full, batchSize: number, cache: boolean) => {
+  const run = async (label: string, vector: typeof full, batchSize: number, cache: boolean, record = true) => {
     const enricher = new Enricher(vector, { redis, namespace: `bench-${Date.now()}-${label}-${batchSize}`, cache: cache ? { maxEntries: 100000, ttlMs: 600000 } : { maxEntries: 0 } });
     await enricher.init();
     const n = Math.min(EVENTS, batchSize * 400);
@@ -98,10 +98,15 @@ async function main(): Promise<void> {
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     latencies.sort((a, b) => a - b);
     await enricher.streaming?.reset();
+    if (!record) return;
     const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: +latencies[Math.floor(latencies.length / 2)].toFixed(3), batchP99ms: +latencies[Math.floor(latencies.length * 0.99)].toFixed(3), roundTrips: enricher.stats.roundTrips, ...cpu };
     rows.push(row);
     console.log(JSON.stringify(row));
   };
+  // Warm-up (not recorded): a live stage runs for hours, so compile the hot paths (V8's optimising
+  // compiler runs on background threads whose CPU counts in this process) before measuring.
+  if (MODES.includes('full')) await run('warm-up', full, 100, false, false);
+  else if (MODES.includes('batch')) await run('warm-up', batchOnly, 100, false, false);
   for (const size of SIZES) {
     if (MODES.includes('batch')) await run('batch-sets, no LRU', batchOnly, size, false);
     if (MODES.includes('lru')) await run('batch-sets, LRU warm', batchOnly, size, true);
@@ -115,7 +120,7 @@ async function main(): Promise<void> {
     const DAY = 86_400_000;
     const T0 = 1_700_000_000_000;
     const ev = (offset: number, card: string, t: number, i: number): StreamEvent => ({ offset, eventTime: t, entities: [card], values: [[String(10 + (i % 97)), `m${i % 50}`]] });
-    const measure = async (label: string, prefill: StreamEvent[], make: (i: number, offset: number) => StreamEvent) => {
+    const measure = async (label: string, prefill: StreamEvent[], make: (i: number, offset: number) => StreamEvent, record = true) => {
       const state = new StreamingState(redis, `bench-flat-${Date.now()}-${flat.length}`, [activity]);
       const epoch = await state.takeEpoch('flat', 0);
       for (let i = 0; i < prefill.length; i += 100) await state.apply('flat', 0, epoch, prefill.slice(i, i + 100));
@@ -126,6 +131,7 @@ async function main(): Promise<void> {
         for (let i = 0; i < N; i += B) await state.apply('flat', 0, epoch, measured.slice(i, i + B));
       });
       await state.reset();
+      if (!record) return;
       const row = { flatness: label, windowEvents: prefill.length, events: N, batchSize: B, ...cpu };
       flat.push(row);
       console.log(JSON.stringify(row));
@@ -134,6 +140,7 @@ async function main(): Promise<void> {
     const spacing = Math.floor((DAY - 3_600_000) / HOT); // 10,000 events within the last 23 h
     const hot = Array.from({ length: HOT }, (_, i) => ev(i, 'hot', T0 + i * spacing, i));
     const hotEnd = T0 + HOT * spacing;
+    await measure('warm-up', hot.slice(0, 2000), (i, o) => ev(o, i % 2 ? 'hot' : `warm-${i}`, hotEnd - ((i * 7919) % 43_200_000), i), false);
     await measure('cold entities (1 event each)', [], (i, o) => ev(o, `cold-${i}`, hotEnd + i * 10, i));
     await measure('hot entity, in event-time order', hot, (i, o) => ev(o, 'hot', hotEnd + i * 10, i));
     await measure('hot entity, out of order (within 12 h)', hot, (i, o) => ev(o, 'hot', hotEnd - ((i * 7919) % 43_200_000), i));

@@ -1,5 +1,6 @@
 /**
- * Streaming (windowed-aggregation) features with incremental state in Redis.
+ * Streaming (windowed-aggregation) features: incremental window state computed in the process,
+ * made durable and fenced in Redis.
  *
  * Semantics — "as of" an event e at event time t, for one entity and one aggregation:
  *   the aggregation runs over the entity's events that were applied *before* e, were not late,
@@ -11,32 +12,42 @@
  *   latest such event's time). Ties on event time: `last`/`time_since_prev` take the latest
  *   applied. Sums (and means) are the correctly rounded exact sum of the values, whatever the
  *   order they were added in.
- * Cost: an entity with at most `smallEntityEvents` events in its widest window (default 32) is
- *   scored by scanning them — bounded, and the cheapest for few events. Past that, the state keeps
- *   one summary per non-empty bucket (count, exact sum, min, max, last, distinct values with
- *   counts) and, per window, an accumulator of the buckets in it, built once from the events. An
- *   event in event-time order for its entity (t >= every time applied to it) is then scored from
- *   the accumulators: O(1) amortised plus O(log n) for min/max (sorted sets of bucket extremes) —
- *   flat in the number of events in the window. An out-of-order or late event is scored from the
- *   summaries of its window: whole blocks of `bucketsPerBlock` buckets inside it and buckets at
- *   its edges — O(window / (R * F) + 2 F) summaries (24 + up to 118 for 24 h at 1 min, F = 60)
- *   plus O(log n + events in its own bucket), since its own bucket counts only up to t: bounded by
- *   the window, not by the events, but not flat. Distinct counts are exact.
+ * Where it runs: in this process, like a Kafka Streams task's state store. Each entity's window
+ *   state (window-state.ts) is loaded from Redis on first touch, kept in an LRU
+ *   (`cacheEntities`) and updated in memory; Redis is the durable, fenced store, written once per
+ *   consumed batch and slot group. No aggregation runs in Redis.
+ * Cost per event (window-state.ts has the detail): an entity with at most `smallEntityEvents`
+ *   events (default 32) is a list of them, scored by a scan — bounded and the cheapest for few
+ *   events. Past that it keeps one summary per non-empty bucket, per block of `bucketsPerBlock`
+ *   buckets, and per window an accumulator of the buckets in it. An event in event-time order for
+ *   its entity (t >= every time applied to it) is scored from the accumulators: O(1) amortised,
+ *   O(log n) for min/max — flat in the number of events in the window. An out-of-order or late
+ *   event is scored from the summaries of its window: whole blocks inside it and buckets at its
+ *   edges, O(window / (R * F) + 2 F) summaries (24 + up to 118 for 24 h at 1 min, F = 60), plus
+ *   O(distinct values x log n) for distinct counts and the events of its own bucket (it counts
+ *   only up to t): bounded by the window, not by the events. Distinct counts are exact.
+ *   Redis per batch and group: at most one read-only load (stream-load.lua: checkpoint, stored
+ *   vectors of replayed offsets, entities not held; none for a warm batch without replays) and one
+ *   commit (stream-commit.lua) writing only the changed buckets' new events.
  * Lateness: an event is late when t < (the entity's greatest event time applied so far) -
  *   allowedLatenessMs. A late event is scored (as of t) but not added to the aggregations; it is
  *   counted (stats hash, `late:<set>`) and, with onLate: dead_letter, dead-lettered.
  * Retention: per entity, buckets and events older than (greatest event time - (largest window +
  *   allowed lateness + replayRetentionMs)) are evicted, which never changes a non-late event's
  *   vector (nor a late one's within replayRetentionMs past the lateness).
- * Idempotence: one atomic script (scripts/stream-apply.lua) per consumed batch of one partition
- *   and slot group. It refuses a caller whose fencing epoch (raised on partition assignment) is
- *   not current, skips applying offsets at or below the (partition, group) checkpoint, applies the
- *   rest, stores each applied event's vector under its offset and advances the checkpoint. A crash
- *   between the script and the Kafka offset commit thus replays the batch with the same vectors
- *   (read back from the stored ones) and without counting anything twice. Limit: vectors are kept
- *   for the last `replayRetentionOffsets` offsets of a partition (default 100,000) behind its
- *   checkpoint; an older replayed event is scored from the current state (best effort) and
- *   counted (`replay_missed`, tributary_streaming_replay_missed_total).
+ * Idempotence and fencing: the commit (scripts/stream-commit.lua) of one batch of one partition and
+ *   slot group is atomic. It refuses a caller whose fencing epoch (raised on partition assignment)
+ *   is not current. It refuses (STALE) a batch computed from a checkpoint or an entity version
+ *   that is no longer the stored one: the process then reloads and computes the batch again
+ *   (optimistic concurrency: another process may have applied events of the same entity from a
+ *   partition it owns, when producers do not key by the entity). Otherwise it writes the changed
+ *   entities with new version stamps, the batch's vectors as one member keyed by its last offset,
+ *   and the new checkpoint. Offsets at or below the checkpoint are replays: their vectors are read
+ *   back, not recomputed, and nothing is counted twice — so a crash between the commit and the
+ *   Kafka offset commit, or a restart, replays identically. Limit: vectors are kept for at least
+ *   the last `replayRetentionOffsets` offsets of a partition (default 100,000; trimmed in whole
+ *   batches); an older replayed event is scored from the current state (best effort) and counted
+ *   (`replay_missed`, tributary_streaming_replay_missed_total).
  * Determinism: vectors depend on the order events are applied. Within a partition that is the
  *   offset order; across partitions it is the interleaving of batches, so for runs to be
  *   reproducible (kill/restart = uninterrupted run, backfills) key the input topic by the entity.
@@ -45,9 +56,11 @@
  * slot group {N:g}, g = hash(entity) mod slotGroups, so on a Redis Cluster a script's keys share
  * one slot and the groups spread over the shards; no key is shared by all groups.
  *   tributary:st:{N:g}:epoch:<topic>:<p>  tributary:st:{N:g}:ckpt:<topic>:<p>
- *   tributary:st:{N:g}:res:<topic>:<p> (stored vectors)  tributary:st:{N:g}:stats
- *   tributary:st:{N:g}:e:<set>:<len>:<entity> (+ :z :r :x<w>:<slot> :n<w>:<slot> :d<w>:<slot>)
- *   tributary:st:{N}:epochs:<topic>:<p> (epoch counter)  tributary:st:{N}:layout (slot groups)
+ *   tributary:st:{N:g}:res:<topic>:<p> (stored vectors: sorted set, score = a batch's last offset,
+ *     member = JSON [offsets, per event "late:v1,v2;..." per set])  tributary:st:{N:g}:stats
+ *   tributary:st:{N:g}:e:<set>:<len>:<entity> (hash: `v` version stamp, `b<bucket>:<first seq>`
+ *     JSON rows [time, seq, values...] of that bucket's events, in fragments)
+ *   tributary:st:{N}:epochs:<topic>:<p> (epoch counter)  tributary:st:{N}:layout (format, slot groups)
  */
 import { randomBytes } from 'node:crypto';
 import type { Cluster } from 'ioredis';
@@ -161,6 +174,7 @@ interface GroupChunk {
 type ChunkResult = Array<Array<{ late: boolean; values: number[] } | undefined>>;
 
 const MAX_ATTEMPTS = 8;
+const OPTIMISTIC_AFTER = 8;
 
 /**
  * Client of the streaming state of one stage (namespace) for a list of sets. Aggregations run in
@@ -180,8 +194,16 @@ export class StreamingState {
   /** Version stamps: unique per process and write, so a changed entity never matches an old stamp. */
   private readonly stamp = randomBytes(6).toString('base64url');
   private writes = 0;
+  /**
+   * Entities not held are assumed new (absent from Redis) and the load is skipped, after
+   * `OPTIMISTIC_AFTER` loads in a row found none of them: the commit's version check catches a
+   * wrong guess (the batch is then loaded and computed again, and loads resume).
+   */
+  private emptyLoads = 0;
   /** Chunks computed again because the stored state had moved on (another process, or a stale copy here). */
   staleRetries = 0;
+  /** Redis calls made (loads and commits; a chunk makes one or two, one after the other). */
+  calls = 0;
 
   constructor(
     redis: Redis | Cluster,
@@ -316,7 +338,10 @@ export class StreamingState {
       const missing: number[] = [];
       states.forEach((st, j) => st === undefined && missing.push(j));
       const stored = new Map<number, string>();
-      if (needCk || missing.length > 0) {
+      // Skipping the load is a guess only on a first attempt: a retry always reads what it lacks.
+      const guessNew = attempt === 1 && !needCk && this.emptyLoads >= OPTIMISTIC_AFTER;
+      if (needCk || (missing.length > 0 && !guessNew)) {
+        this.calls++;
         const reply = (await this.redis.tribStreamLoad(2, k.ckpt, k.results, needCk ? '1' : '0', String(minOffset), JSON.stringify(missing.map((j) => c.keys[j])))) as unknown[];
         if (needCk) {
           ck = reply[0] === null ? -1 : Number(reply[0]);
@@ -328,12 +353,18 @@ export class StreamingState {
         }
         const found = new Map<number, string[]>();
         for (let x = 2; x < reply.length; x += 2) found.set(reply[x] as number, reply[x + 1] as string[]);
+        if (missing.length > 0) this.emptyLoads = found.size === 0 ? this.emptyLoads + 1 : 0;
         missing.forEach((j, x) => {
           // Another chunk of this process may have loaded (and advanced) it meanwhile: keep that one.
           const held = this.cache.get(c.keys[j]);
           states[j] = held ?? EntityWindowState.load(this.plans[c.setOf[j]], this.small, found.get(x + 1) ?? []);
           if (!held) this.cache.set(c.keys[j], states[j]!);
         });
+      } else {
+        for (const j of missing) {
+          states[j] = EntityWindowState.load(this.plans[c.setOf[j]], this.small, []);
+          this.cache.set(c.keys[j], states[j]!);
+        }
       }
       const ckNow = ck!;
       const expected = states.map((st) => st!.version ?? '');
@@ -371,6 +402,7 @@ export class StreamingState {
       const args: string[] = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), ents.join('')];
       let reply: 'OK' | Array<string | number>;
       try {
+        this.calls++;
         reply = await this.redis.tribStreamCommit(4, ...args);
       } catch (err) {
         this.forget(c.keys, ckId);
@@ -385,6 +417,7 @@ export class StreamingState {
       }
       // Stale: another process (or an older copy here) changed the checkpoint or an entity.
       this.staleRetries++;
+      if (guessNew && missing.length > 0) this.emptyLoads = 0; // perhaps a wrong guess: load again for a while
       this.forget(c.keys, ckId);
       if (attempt >= MAX_ATTEMPTS) throw new TributaryError(`stage state ${this.namespace}: ${topic}[${partition}] stayed stale over ${MAX_ATTEMPTS} attempts (checkpoint ${reply[1]}, entities ${reply.slice(2).join(',')})`);
     }
