@@ -15,7 +15,7 @@ export function readScript(name: string): string {
 export interface FeatureScripts {
   tribFlip(pointer: string, versions: string, version: string, now: string, meta: string): Promise<string>;
   tribStreamLoad(...args: Array<string | number>): Promise<[string | null, string[], ...string[][]]>;
-  tribStreamCommit(...args: Array<string | number>): Promise<'OK' | Array<string | number>>;
+  tribStreamCommit(...args: Array<string | number | Buffer>): Promise<'OK' | Array<string | number>>;
   tribEpochRaise(key: string, epoch: string): Promise<number>;
 }
 

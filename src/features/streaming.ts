@@ -63,6 +63,7 @@
  *   tributary:st:{N}:epochs:<topic>:<p> (epoch counter)  tributary:st:{N}:layout (format, slot groups)
  */
 import { randomBytes } from 'node:crypto';
+import { encode } from '@msgpack/msgpack';
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import { ConfigError, TributaryError } from '../util/errors';
@@ -377,29 +378,17 @@ export class StreamingState {
         throw err;
       }
       // 3. Commit: fenced, checked against the checkpoint and versions it was computed from.
-      // Entity writes, length-prefixed (stream-commit.lua): fragments are JSON already.
-      const ents: string[] = [];
-      const put = (x: string) => ents.push(`${Buffer.byteLength(x)}:`, x);
-      states.forEach((st, j) => {
-        put(c.keys[j]);
-        put(expected[j]);
-        if (!st!.changed) {
-          put('');
-          put('0');
-          put('0');
-          return;
-        }
+      // Entity writes as MessagePack (stream-commit.lua decodes it in C): fragments are JSON already.
+      const ents = states.map((st, j): [string, string, string, string[], string[]] => {
+        if (!st!.changed) return [c.keys[j], expected[j], '', [], []];
         const w = st!.takeWrites();
         st!.version = `${this.stamp}.${++this.writes}`;
-        put(st!.version);
-        put(String(w.del.length));
-        for (const f of w.del) put(f);
-        put(String(w.set.length / 2));
-        for (const f of w.set) put(f);
+        return [c.keys[j], expected[j], st!.version, w.del, w.set];
       });
       const applied = computed.lastOffset >= 0;
       const stats = Object.fromEntries(Object.entries(computed.stats).filter(([, n]) => n !== 0));
-      const args: string[] = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), ents.join('')];
+      const packed = encode(ents);
+      const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength)];
       let reply: 'OK' | Array<string | number>;
       try {
         this.calls++;

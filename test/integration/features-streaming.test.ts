@@ -182,6 +182,36 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
     expect(retries).toBeGreaterThan(0); // the version check did make processes reload and recompute
   });
 
+  it('a process that stopped loading entities it does not hold (they kept being new) recomputes when one was stored by another process', async () => {
+    const sets = [activitySet(10)];
+    const ns = `guess-${uniqueSuffix()}`;
+    // One slot group, so the checkpoint is known after the first batch and only entities are guessed.
+    const a = new StreamingState(redis, ns, sets, { slotGroups: 1 });
+    const b = new StreamingState(redis, ns, sets, { slotGroups: 1 });
+    const ref = new ReferenceStreamingState(sets);
+    try {
+      const [ea, eb] = [await a.takeEpoch('t', 0), await b.takeEpoch('t', 1)];
+      const next = [0, 0];
+      let clock = 1000;
+      const one = (card: string, p: number): StreamEvent => ({ offset: next[p]++, eventTime: clock++, entities: [card], values: [['5', 'm1']] });
+      for (let i = 0; i < 10; i++) {
+        const batch = [one(`new-${i}`, 0)];
+        expect(await a.apply('t', 0, ea, batch)).toEqual(ref.apply('t', 0, batch));
+      }
+      const calls = a.calls;
+      const fromB = [one('shared', 1), one('shared', 1)];
+      expect(await b.apply('t', 1, eb, fromB)).toEqual(ref.apply('t', 1, fromB));
+      const fromA = [one('shared', 0)];
+      const got = await a.apply('t', 0, ea, fromA);
+      expect(got).toEqual(ref.apply('t', 0, fromA));
+      expect(got[0].values[0][0]).toBe(2); // b's two events are counted
+      expect(a.staleRetries).toBe(1);
+      expect(a.calls - calls).toBe(3); // the guessed commit (refused), the load, the commit
+    } finally {
+      await a.reset();
+    }
+  });
+
   it('a replay that overlaps already-applied offsets applies only the new ones (no double counting)', async () => {
     const sets = [activitySet(10)];
     const state = new StreamingState(redis, `overlap-${uniqueSuffix()}`, sets, opts());

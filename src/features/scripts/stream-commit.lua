@@ -7,11 +7,11 @@
 -- KEYS[4] stats hash of the group
 -- ARGV[1] epoch   ARGV[2] expected checkpoint ('-1' = none)   ARGV[3] new checkpoint ('' =
 -- nothing applied)   ARGV[4] chunk member ('' = none)   ARGV[5] offsets of vectors to keep
--- ARGV[6] JSON { stats field: delta }   ARGV[7] per entity: key, expected version ('' = none
--- stored), new version ('' = unchanged), count of fields to delete, the fields, count of
--- field/value pairs to set, the pairs — each string written as <byte length>:<bytes> (values are
--- JSON themselves; this way they are neither escaped nor parsed again). The entity keys carry the
--- group's hash tag (same slot as KEYS); one argument keeps the client's per-argument cost low.
+-- ARGV[6] JSON { stats field: delta }   ARGV[7] MessagePack [[entity key, expected version ('' =
+-- none stored), new version ('' = unchanged), [fields to delete], [field, value, ...]], ...]:
+-- decoded in C (fragment values are JSON themselves and are neither escaped nor parsed again).
+-- The entity keys carry the group's hash tag (same slot as KEYS); one argument keeps the
+-- client's per-argument cost low. All values are strings.
 -- Returns 'OK'; an error 'FENCED ...' when the caller's epoch is not current; or
 -- { 'STALE', checkpoint, index of each entity whose version differs (1-based) } and writes
 -- nothing: the caller reloads and computes the chunk again.
@@ -20,26 +20,10 @@ if held ~= ARGV[1] then
   return redis.error_reply('FENCED partition epoch is ' .. tostring(held) .. ', caller holds ' .. ARGV[1])
 end
 local ck = redis.call('GET', KEYS[2]) or '-1'
-local body, pos = ARGV[7], 1
-local function nextStr()
-  local c = string.find(body, ':', pos, true)
-  local n = tonumber(string.sub(body, pos, c - 1))
-  pos = c + n + 1
-  return string.sub(body, c + 1, c + n)
-end
-local function nextList(pairs)
-  local n = tonumber(nextStr()) * pairs
-  local out = {}
-  for i = 1, n do out[i] = nextStr() end
-  return out
-end
-local ents, stale = {}, {}
-while pos <= #body do
-  local e = { nextStr(), nextStr(), nextStr() }
-  e[4] = nextList(1)
-  e[5] = nextList(2)
-  ents[#ents + 1] = e
-  if (redis.call('HGET', e[1], 'v') or '') ~= e[2] then stale[#stale + 1] = #ents end
+local ents = cmsgpack.unpack(ARGV[7])
+local stale = {}
+for i, e in ipairs(ents) do
+  if (redis.call('HGET', e[1], 'v') or '') ~= e[2] then stale[#stale + 1] = i end
 end
 if ck ~= ARGV[2] or #stale > 0 then
   return { 'STALE', ck, unpack(stale) }
