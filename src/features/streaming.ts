@@ -27,8 +27,9 @@
  *   O(distinct values x log n) for distinct counts and the events of its own bucket (it counts
  *   only up to t): bounded by the window, not by the events. Distinct counts are exact.
  *   Redis per batch and group: at most one read-only load (stream-load.lua: checkpoint, stored
- *   vectors of replayed offsets, entities not held; none for a warm batch without replays) and one
- *   commit (stream-commit.lua) writing only the changed buckets' new events.
+ *   vectors of replayed offsets, entities not held; none for a warm batch without replays, nor
+ *   while entities not held keep turning out new — the commit's check catches a wrong guess) and
+ *   one commit (stream-commit.lua) writing only the changed buckets' new events.
  * Lateness: an event is late when t < (the entity's greatest event time applied so far) -
  *   allowedLatenessMs. A late event is scored (as of t) but not added to the aggregations; it is
  *   counted (stats hash, `late:<set>`) and, with onLate: dead_letter, dead-lettered.
