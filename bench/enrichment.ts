@@ -4,9 +4,10 @@
  * REDIS_URL set). Prints a table and writes bench/results/enrichment-<time>.json.
  *
  * Modes per batch size: batch sets only, LRU off (pure Redis: pointer GET + one HMGET per entity,
- * one pipeline per batch); batch sets with the LRU warm; full vector (batch sets + the Lua streaming
- * script: one round trip per batch for everything). Each row also carries the CPU time per event of
- * the Redis server (utime + stime of its process, from /proc/<pid>/stat) and of this Node process.
+ * one pipeline per batch); batch sets with the LRU warm; full vector (batch sets + the streaming
+ * state: computed in this process, one commit script per batch, concurrent with the batch reads).
+ * Each row also carries the CPU time per event of the Redis server (all its threads, from
+ * /proc/<pid>/task/<tid>/schedstat), of this Node process, and their total.
  *
  * Flatness (the demo's five `card_activity` aggregations through the streaming state alone): Redis
  * CPU per event for events of cold entities (one event each) against events of one entity that
@@ -36,21 +37,33 @@ const SIZES = (process.env.BENCH_SIZES ?? '1,16,64,256,1024').split(',').map(Num
 const MODES = (process.env.BENCH_MODES ?? 'batch,lru,full').split(',');
 const TICKS_PER_SEC = 100; // USER_HZ on Linux
 
-/** CPU seconds (user + system) the process has used so far, from /proc/<pid>/stat. */
+/**
+ * CPU seconds the process has used so far, from /proc: the sum over its threads of
+ * /proc/<pid>/task/<tid>/schedstat (nanoseconds on a CPU), so short runs are not rounded to the
+ * 10 ms ticks of /proc/<pid>/stat; falls back to those ticks where schedstat is missing.
+ */
 function procCpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SEC; // utime, stime (fields 14, 15)
+  try {
+    let ns = 0;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    return ns / 1e9;
+  } catch {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SEC; // utime, stime (fields 14, 15)
+  }
 }
 
 /** Measures Redis and Node CPU over `fn`, per event, in microseconds. */
-async function cpuPerEvent(redisPid: number | undefined, events: number, fn: () => Promise<void>): Promise<{ redisCpuUsPerEvent: number | null; nodeCpuUsPerEvent: number }> {
+async function cpuPerEvent(redisPid: number | undefined, events: number, fn: () => Promise<void>): Promise<{ redisCpuUsPerEvent: number | null; nodeCpuUsPerEvent: number; totalCpuUsPerEvent: number | null }> {
   const r0 = redisPid ? procCpuSeconds(redisPid) : 0;
   const n0 = process.cpuUsage();
   await fn();
   const n1 = process.cpuUsage(n0);
   const r1 = redisPid ? procCpuSeconds(redisPid) : 0;
-  return { redisCpuUsPerEvent: redisPid ? +(((r1 - r0) * 1e6) / events).toFixed(1) : null, nodeCpuUsPerEvent: +((n1.user + n1.system) / events).toFixed(1) };
+  const redisUs = redisPid ? ((r1 - r0) * 1e6) / events : null;
+  const nodeUs = (n1.user + n1.system) / events;
+  return { redisCpuUsPerEvent: redisUs === null ? null : +redisUs.toFixed(1), nodeCpuUsPerEvent: +nodeUs.toFixed(1), totalCpuUsPerEvent: redisUs === null ? null : +(redisUs + nodeUs).toFixed(1) };
 }
 
 async function main(): Promise<void> {
@@ -69,7 +82,7 @@ async function main(): Promise<void> {
   const events = new TransactionGenerator({ seed: 1 }).take(EVENTS).map((g) => g.tx);
   const rows: Array<Record<string, number | string | null>> = [];
 
-  const run = async (label: string, vector: typeof full, batchSize: number, cache: boolean) => {
+  const run = async (label: string, vector: typeof full, batchSize: number, cache: boolean, record = true) => {
     const enricher = new Enricher(vector, { redis, namespace: `bench-${Date.now()}-${label}-${batchSize}`, cache: cache ? { maxEntries: 100000, ttlMs: 600000 } : { maxEntries: 0 } });
     await enricher.init();
     const n = Math.min(EVENTS, batchSize * 400);
@@ -86,14 +99,19 @@ async function main(): Promise<void> {
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     latencies.sort((a, b) => a - b);
     await enricher.streaming?.reset();
+    if (!record) return;
     const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: +latencies[Math.floor(latencies.length / 2)].toFixed(3), batchP99ms: +latencies[Math.floor(latencies.length * 0.99)].toFixed(3), roundTrips: enricher.stats.roundTrips, ...cpu };
     rows.push(row);
     console.log(JSON.stringify(row));
   };
+  // Warm-up (not recorded): a live stage runs for hours, so compile the hot paths (V8's optimising
+  // compiler runs on background threads whose CPU counts in this process) before measuring.
+  if (MODES.includes('full')) await run('warm-up', full, 100, false, false);
+  else if (MODES.includes('batch')) await run('warm-up', batchOnly, 100, false, false);
   for (const size of SIZES) {
     if (MODES.includes('batch')) await run('batch-sets, no LRU', batchOnly, size, false);
     if (MODES.includes('lru')) await run('batch-sets, LRU warm', batchOnly, size, true);
-    if (MODES.includes('full')) await run('full vector (batch + streaming Lua)', full, size, false);
+    if (MODES.includes('full')) await run('full vector (batch + streaming)', full, size, false);
   }
 
   // Flatness: Redis CPU per event of the five card_activity aggregations, cold vs 10,000 events in the window.
@@ -103,17 +121,18 @@ async function main(): Promise<void> {
     const DAY = 86_400_000;
     const T0 = 1_700_000_000_000;
     const ev = (offset: number, card: string, t: number, i: number): StreamEvent => ({ offset, eventTime: t, entities: [card], values: [[String(10 + (i % 97)), `m${i % 50}`]] });
-    const measure = async (label: string, prefill: StreamEvent[], make: (i: number, offset: number) => StreamEvent) => {
+    const measure = async (label: string, prefill: StreamEvent[], make: (i: number, offset: number) => StreamEvent, record = true) => {
       const state = new StreamingState(redis, `bench-flat-${Date.now()}-${flat.length}`, [activity]);
       const epoch = await state.takeEpoch('flat', 0);
       for (let i = 0; i < prefill.length; i += 100) await state.apply('flat', 0, epoch, prefill.slice(i, i + 100));
-      const N = 1000;
+      const N = Number(process.env.BENCH_FLAT_EVENTS ?? 2000);
       const B = 64;
       const measured = Array.from({ length: N }, (_, i) => make(i, prefill.length + i));
       const cpu = await cpuPerEvent(redisPid, N, async () => {
         for (let i = 0; i < N; i += B) await state.apply('flat', 0, epoch, measured.slice(i, i + B));
       });
       await state.reset();
+      if (!record) return;
       const row = { flatness: label, windowEvents: prefill.length, events: N, batchSize: B, ...cpu };
       flat.push(row);
       console.log(JSON.stringify(row));
@@ -122,6 +141,7 @@ async function main(): Promise<void> {
     const spacing = Math.floor((DAY - 3_600_000) / HOT); // 10,000 events within the last 23 h
     const hot = Array.from({ length: HOT }, (_, i) => ev(i, 'hot', T0 + i * spacing, i));
     const hotEnd = T0 + HOT * spacing;
+    await measure('warm-up', hot.slice(0, 2000), (i, o) => ev(o, i % 2 ? 'hot' : `warm-${i}`, hotEnd - ((i * 7919) % 43_200_000), i), false);
     await measure('cold entities (1 event each)', [], (i, o) => ev(o, `cold-${i}`, hotEnd + i * 10, i));
     await measure('hot entity, in event-time order', hot, (i, o) => ev(o, 'hot', hotEnd + i * 10, i));
     await measure('hot entity, out of order (within 12 h)', hot, (i, o) => ev(o, 'hot', hotEnd - ((i * 7919) % 43_200_000), i));
@@ -144,9 +164,9 @@ async function main(): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `enrichment-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(file, JSON.stringify({ events: EVENTS, enrichment: rows, flatness: flat, redisBenchmark: reference }, null, 2));
-  console.log(`\n${'mode'.padEnd(38)} ${'batch'.padStart(6)} ${'events/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'redis µs/ev'.padStart(12)} ${'node µs/ev'.padStart(11)}`);
-  for (const r of rows) console.log(`${String(r.mode).padEnd(38)} ${String(r.batchSize).padStart(6)} ${String(r.eventsPerSec).padStart(10)} ${String(r.batchP50ms).padStart(8)} ${String(r.batchP99ms).padStart(8)} ${String(r.redisCpuUsPerEvent).padStart(12)} ${String(r.nodeCpuUsPerEvent).padStart(11)}`);
-  for (const r of flat) console.log(`${String(r.flatness).padEnd(45)} redis ${String(r.redisCpuUsPerEvent).padStart(8)} µs/event  node ${String(r.nodeCpuUsPerEvent).padStart(8)} µs/event`);
+  console.log(`\n${'mode'.padEnd(38)} ${'batch'.padStart(6)} ${'events/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'redis µs/ev'.padStart(12)} ${'node µs/ev'.padStart(11)} ${'total µs/ev'.padStart(12)}`);
+  for (const r of rows) console.log(`${String(r.mode).padEnd(38)} ${String(r.batchSize).padStart(6)} ${String(r.eventsPerSec).padStart(10)} ${String(r.batchP50ms).padStart(8)} ${String(r.batchP99ms).padStart(8)} ${String(r.redisCpuUsPerEvent).padStart(12)} ${String(r.nodeCpuUsPerEvent).padStart(11)} ${String(r.totalCpuUsPerEvent).padStart(12)}`);
+  for (const r of flat) console.log(`${String(r.flatness).padEnd(45)} redis ${String(r.redisCpuUsPerEvent).padStart(8)} µs/event  node ${String(r.nodeCpuUsPerEvent).padStart(8)} µs/event  total ${String(r.totalCpuUsPerEvent).padStart(8)} µs/event`);
   for (const r of reference) console.log(`${String(r.tool).padEnd(38)} P=${String(r.pipeline).padStart(4)} ${String(r.requestsPerSec).padStart(10)} req/s`);
   console.log(`wrote ${path.relative(root, file)}`);
 }

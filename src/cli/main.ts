@@ -11,6 +11,7 @@ import { registerBanditCommands } from './commands/bandit';
 import { registerSetupCommands } from './commands/setup';
 import { registerInitCommands } from './commands/init';
 import { registerProduceCommands } from './commands/produce';
+import { registerGatewayCommands } from './commands/gateway';
 import { createProgram, runProgram } from './program';
 
 const program = createProgram();
@@ -27,4 +28,5 @@ registerFeatureCommands(program);
 registerStatusCommands(program);
 registerBackfillCommands(program);
 registerBanditCommands(program);
+registerGatewayCommands(program);
 runProgram(program);

@@ -2,3 +2,4 @@
 export * from './generated/avro-types';
 export { TopicProducer, EventValidationError, UnknownTopicError, type TopicProducerOptions } from './topic-producer';
 export { TopicConsumer, type TopicConsumerOptions, type ConsumedMeta } from './topic-consumer';
+export { GatewayClient, GatewayHttpError, type GatewayClientOptions, type RequestOptions, type PredictAnswer, type GatewayEvent } from './gateway-client';

@@ -5,10 +5,11 @@ import { RecordRejection } from '../kafka/dead-letter';
 import type { InputRecord, Lineage, OutputRecord, Processor, ProcessResult } from '../stages/processor';
 import type { StageSpec } from '../topology/spec';
 import type { Logger } from '../util/logger';
-import type { SinkRecord } from './commit-sink';
+import type { SinkRecord, TopicMessage } from './commit-sink';
+import { replyCopy, replyTarget, type ReplyRoute } from './replies';
 import { isTransientError } from './transient';
 import { entityKey, parseFieldPath } from '../util/field-path';
-import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from './repartition';
+import { KEY_HEADER, LINEAGE_HEADER, REPARTITION_PROCESSOR, parseLineageHeader } from './repartition';
 
 /**
  * Header naming the stages that already processed a record inside a fused chain. A stage running
@@ -51,6 +52,12 @@ export interface ChainOptions {
   dlqSchemaId?: number;
   /** Dead-letter copies of original values are cut to this many bytes so the DLQ write itself cannot fail. */
   deadLetterMaxValueBytes: number;
+  /**
+   * Request-reply (src/engine/replies.ts): records whose headers name a partition of this topic get
+   * a reply copy of each output and dead letter, written in the same commit. Absent (backfills,
+   * offsets-only consumers): no replies.
+   */
+  replies?: ReplyRoute;
   log: Logger;
 }
 
@@ -158,6 +165,7 @@ export class Chain {
       };
       const entry: Entry = { message, lineage, key: key === null ? null : Buffer.from(key), headers, inputBytes: message.value, record };
       entry.source = consumed;
+      if (this.opts.replies) record.replies = () => this.replies(entry);
       return entry;
     });
 
@@ -274,6 +282,25 @@ export class Chain {
         return out;
       }
     }
+  }
+
+  /** Reply copies of what the record finally writes (called at commit time, after size checks settled its fate). */
+  private replies(entry: Entry): TopicMessage[] {
+    const target = replyTarget(entry.headers, this.opts.replies);
+    if (!target) return [];
+    const { record } = entry;
+    // A repartition hop's output is the request itself, re-keyed: internal, not worth a reply.
+    const copies = record.outputs.filter((o) => !this.hopTopics.has(o.topic)).map((o) => replyCopy(o.message, target, this.stageOfTopic(o.topic), 'output'));
+    if (record.rejection) copies.push(replyCopy(this.deadLetter(entry, record.rejection), target, record.trace.rejectedBy ?? this.opts.stages[0].spec.name, 'dead-letter'));
+    return copies;
+  }
+
+  private get hopTopics(): Set<string> {
+    return new Set(this.opts.stages.filter((s) => s.spec.processor === REPARTITION_PROCESSOR).map((s) => s.spec.output.topic));
+  }
+
+  private stageOfTopic(topic: string): string {
+    return this.opts.stages.find((s) => s.spec.output.topic === topic)?.spec.name ?? this.opts.stages[0].spec.name;
   }
 
   private deadLetter(entry: Entry, rejection: RecordRejection): Message {

@@ -35,6 +35,8 @@ export interface SinkRecord {
   rejection?: RecordRejection;
   /** The dead-letter message for this record with the given reason. */
   toDeadLetter(rejection: RecordRejection): Message;
+  /** Reply copies of the record's outputs and dead letter for a waiting requester (src/engine/replies.ts); absent: none. */
+  replies?(): TopicMessage[];
 }
 
 /** Records of one input partition, processed, to be written together with the consumed offset. */
@@ -114,6 +116,7 @@ export class CommitPlan {
     for (const r of batch.records) {
       for (const o of r.outputs) add(o.topic, o.message);
       if (r.rejection) add(opts.deadLetterTopic, r.toDeadLetter(r.rejection));
+      for (const reply of r.replies?.() ?? []) add(reply.topic, reply.message);
     }
     const chunked = [...byTopic].map(([topic, messages]) => ({ topic, chunks: chunkBySize(messages, chunkLimit(opts.limits.maxMessageBytes(topic))) }));
     const rounds: TopicMessages[][] = [];
@@ -478,6 +481,8 @@ export class AtLeastOnceSink {
       for (const chunk of chunkBySize(dlq, chunkLimit(this.opts.limits.maxMessageBytes(this.opts.deadLetterTopic)))) {
         await producer.send({ topic: this.opts.deadLetterTopic, messages: chunk });
       }
+      const replies = batch.records.flatMap((r) => r.replies?.() ?? []);
+      if (replies.length > 0) await producer.send({ topic: replies[0].topic, messages: replies.map((x) => x.message) });
     }
     // Committed while the consumer still runs: kafkajs silently skips commits once it is stopping,
     // which is why the engine commits before it stops the consumer.

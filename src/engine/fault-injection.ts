@@ -3,7 +3,7 @@
  * moment: with TRIBUTARY_FAULT_CRASH_AT=<point>:<n> the process SIGKILLs itself the n-th time it
  * passes <point>. Unset (always, outside fault tests), a crash point costs one comparison.
  */
-export type CrashPoint = 'txn-sent';
+export type CrashPoint = 'txn-sent' | 'gateway-produced';
 
 const spec = /^([a-z-]+):(\d+)$/.exec(process.env.TRIBUTARY_FAULT_CRASH_AT ?? '');
 let remaining = spec ? Number(spec[2]) : 0;

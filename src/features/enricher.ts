@@ -11,7 +11,7 @@ import { fieldGetter } from '../util/field-path';
 import type { FeatureExtractor } from './extractors';
 import type { FeatureSetRef } from './declarative/spec';
 import { BatchSetReader, type BatchLookup } from './batch-store';
-import { FencedError, StreamingState, valueNames, type StreamEvent, type StreamPlan, type StreamResult } from './streaming';
+import { FencedError, StreamingState, valueNames, type StreamEvent, type StreamResult } from './streaming';
 import { StreamingMetrics } from './streaming-metrics';
 import { setFeatureNames, setFeatureTypes, type BatchFeatureSetSpec, type FeatureSetSpec, type FeatureType, type FeaturesSpec, type StreamingFeatureSetSpec } from './spec';
 
@@ -226,7 +226,7 @@ export class Enricher {
     const ok = inputs.map((_, i) => i).filter((i) => base[i] !== undefined);
     const entityOf = this.entityOf;
 
-    // Streaming: one script call per partition present in the batch.
+    // Streaming: the batch grouped by partition (each has its own checkpoint and epoch).
     const byPartition = new Map<string, number[]>();
     for (const i of ok) {
       const k = `${inputs[i].topic}\u0000${inputs[i].partition}`;
@@ -238,27 +238,19 @@ export class Enricher {
     let batchResults: Array<{ lookups: BatchLookup[]; version: string }> = [];
     const cluster = this.opts.redis.isCluster;
     const started = process.hrtime.bigint();
-    if (this.streaming && cluster) {
-      // A Cluster pipeline must stay on one node: each slot group's script is its own call.
-      const results = await Promise.all(
-        [...byPartition.values()].map((idx, j) => this.streaming!.apply(inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], idx.map((i) => this.streamEvent(inputs[i], base[i]!)))),
-      );
-      [...byPartition.values()].forEach((idx, j) => idx.forEach((i, k) => (streamResults[i] = results[j][k])));
-      this.stats.roundTrips++;
-    }
+    // Streaming: per partition, the state computes in memory and commits once per slot group; it
+    // runs concurrently with the batch-set reads below.
+    const streaming = this.streaming
+      ? Promise.all([...byPartition.values()].map((idx, j) => this.streaming!.apply(inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], idx.map((i) => this.streamEvent(inputs[i], base[i]!)))))
+      : undefined;
+    streaming?.catch(() => undefined); // awaited below; a batch-set error must not leave it unhandled
     for (let attempt = 0; ; attempt++) {
-      if (cluster) break; // no batch sets on a Cluster (init refuses them)
+      if (cluster || this.batchReaders.length === 0) break; // no batch sets on a Cluster (init refuses them)
       const p = (this.opts.redis as Redis).pipeline();
       const readers = this.batchReaders.map((r) => {
         const ents = ok.map((i) => entityOf(inputs[i].event, r.set.entity));
         return { r, plan: r.plan(p, ents, ok.map((i) => inputs[i].eventTime)) };
       });
-      const streamPlans = this.streaming && attempt === 0
-        ? [...byPartition.values()].map((idx, j) => {
-            const events: StreamEvent[] = idx.map((i) => this.streamEvent(inputs[i], base[i]!));
-            return { idx, plan: this.streaming!.plan(p, inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], events) as StreamPlan };
-          })
-        : [];
       const replies = (await p.exec()) ?? [];
       this.stats.roundTrips++;
       let at = 0;
@@ -270,16 +262,16 @@ export class Enricher {
         at += plan.commands;
         return plan.finish(slice);
       });
-      for (const sp of streamPlans) {
-        const res = sp.plan.finish(replies.slice(at, at + sp.plan.commands) as Array<[Error | null, unknown]>);
-        at += sp.plan.commands;
-        sp.idx.forEach((i, k) => (streamResults[i] = res[k]));
-      }
       if (finished.some((f) => f.retry) && attempt < 3) {
-        continue; // a batch set's version vanished under us: read again with the current one (streaming already applied)
+        continue; // a batch set's version vanished under us: read again with the current one
       }
       batchResults = finished;
       break;
+    }
+    if (streaming) {
+      const results = await streaming;
+      [...byPartition.values()].forEach((idx, j) => idx.forEach((i, k) => (streamResults[i] = results[j][k])));
+      if (cluster || this.batchReaders.length === 0) this.stats.roundTrips++;
     }
     this.metrics?.redisSeconds.observe({ namespace: this.opts.namespace }, Number(process.hrtime.bigint() - started) / 1e9);
     if (!this.streaming) streamResults = [];

@@ -30,6 +30,11 @@ export class LruCache<V> {
     while (this.map.size > this.maxEntries) this.map.delete(this.map.keys().next().value as string);
   }
 
+  /** Forgets an entry (not counted as a hit or a miss). */
+  delete(key: string): void {
+    this.map.delete(key);
+  }
+
   get size(): number {
     return this.map.size;
   }

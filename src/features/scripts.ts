@@ -14,7 +14,8 @@ export function readScript(name: string): string {
 
 export interface FeatureScripts {
   tribFlip(pointer: string, versions: string, version: string, now: string, meta: string): Promise<string>;
-  tribStreamApply(...args: Array<string | number>): Promise<string[]>;
+  tribStreamLoad(...args: Array<string | number>): Promise<[string | null, string[], ...string[][]]>;
+  tribStreamCommit(...args: Array<string | number | Buffer>): Promise<'OK' | Array<string | number>>;
   tribEpochRaise(key: string, epoch: string): Promise<number>;
 }
 
@@ -26,7 +27,8 @@ export function defineFeatureScripts<R extends RedisClient>(redis: R): R & Featu
   const r = redis as R & FeatureScripts & { __tribScripts?: boolean };
   if (!r.__tribScripts) {
     redis.defineCommand('tribFlip', { numberOfKeys: 2, lua: readScript('flip') });
-    redis.defineCommand('tribStreamApply', { lua: readScript('stream-apply') });
+    redis.defineCommand('tribStreamLoad', { lua: readScript('stream-load') });
+    redis.defineCommand('tribStreamCommit', { lua: readScript('stream-commit') });
     redis.defineCommand('tribEpochRaise', { numberOfKeys: 1, lua: readScript('epoch-raise') });
     r.__tribScripts = true;
   }

@@ -1,5 +1,6 @@
 /**
- * Streaming (windowed-aggregation) features with incremental state in Redis.
+ * Streaming (windowed-aggregation) features: incremental window state computed in the process,
+ * made durable and fenced in Redis.
  *
  * Semantics — "as of" an event e at event time t, for one entity and one aggregation:
  *   the aggregation runs over the entity's events that were applied *before* e, were not late,
@@ -11,32 +12,43 @@
  *   latest such event's time). Ties on event time: `last`/`time_since_prev` take the latest
  *   applied. Sums (and means) are the correctly rounded exact sum of the values, whatever the
  *   order they were added in.
- * Cost: an entity with at most `smallEntityEvents` events in its widest window (default 32) is
- *   scored by scanning them — bounded, and the cheapest for few events. Past that, the state keeps
- *   one summary per non-empty bucket (count, exact sum, min, max, last, distinct values with
- *   counts) and, per window, an accumulator of the buckets in it, built once from the events. An
- *   event in event-time order for its entity (t >= every time applied to it) is then scored from
- *   the accumulators: O(1) amortised plus O(log n) for min/max (sorted sets of bucket extremes) —
- *   flat in the number of events in the window. An out-of-order or late event is scored from the
- *   summaries of its window: whole blocks of `bucketsPerBlock` buckets inside it and buckets at
- *   its edges — O(window / (R * F) + 2 F) summaries (24 + up to 118 for 24 h at 1 min, F = 60)
- *   plus O(log n + events in its own bucket), since its own bucket counts only up to t: bounded by
- *   the window, not by the events, but not flat. Distinct counts are exact.
+ * Where it runs: in this process, like a Kafka Streams task's state store. Each entity's window
+ *   state (window-state.ts) is loaded from Redis on first touch, kept in an LRU
+ *   (`cacheEntities`) and updated in memory; Redis is the durable, fenced store, written once per
+ *   consumed batch and slot group. No aggregation runs in Redis.
+ * Cost per event (window-state.ts has the detail): an entity with at most `smallEntityEvents`
+ *   events (default 32) is a list of them, scored by a scan — bounded and the cheapest for few
+ *   events. Past that it keeps one summary per non-empty bucket, per block of `bucketsPerBlock`
+ *   buckets, and per window an accumulator of the buckets in it. An event in event-time order for
+ *   its entity (t >= every time applied to it) is scored from the accumulators: O(1) amortised,
+ *   O(log n) for min/max — flat in the number of events in the window. An out-of-order or late
+ *   event is scored from the summaries of its window: whole blocks inside it and buckets at its
+ *   edges, O(window / (R * F) + 2 F) summaries (24 + up to 118 for 24 h at 1 min, F = 60), plus
+ *   O(distinct values x log n) for distinct counts and the events of its own bucket (it counts
+ *   only up to t): bounded by the window, not by the events. Distinct counts are exact.
+ *   Redis per batch and group: at most one read-only load (stream-load.lua: checkpoint, stored
+ *   vectors of replayed offsets, entities not held; none for a warm batch without replays, nor
+ *   while entities not held keep turning out new — the commit's check catches a wrong guess) and
+ *   one commit (stream-commit.lua) writing only the changed buckets' new events.
  * Lateness: an event is late when t < (the entity's greatest event time applied so far) -
  *   allowedLatenessMs. A late event is scored (as of t) but not added to the aggregations; it is
  *   counted (stats hash, `late:<set>`) and, with onLate: dead_letter, dead-lettered.
  * Retention: per entity, buckets and events older than (greatest event time - (largest window +
  *   allowed lateness + replayRetentionMs)) are evicted, which never changes a non-late event's
  *   vector (nor a late one's within replayRetentionMs past the lateness).
- * Idempotence: one atomic script (scripts/stream-apply.lua) per consumed batch of one partition
- *   and slot group. It refuses a caller whose fencing epoch (raised on partition assignment) is
- *   not current, skips applying offsets at or below the (partition, group) checkpoint, applies the
- *   rest, stores each applied event's vector under its offset and advances the checkpoint. A crash
- *   between the script and the Kafka offset commit thus replays the batch with the same vectors
- *   (read back from the stored ones) and without counting anything twice. Limit: vectors are kept
- *   for the last `replayRetentionOffsets` offsets of a partition (default 100,000) behind its
- *   checkpoint; an older replayed event is scored from the current state (best effort) and
- *   counted (`replay_missed`, tributary_streaming_replay_missed_total).
+ * Idempotence and fencing: the commit (scripts/stream-commit.lua) of one batch of one partition and
+ *   slot group is atomic. It refuses a caller whose fencing epoch (raised on partition assignment)
+ *   is not current. It refuses (STALE) a batch computed from a checkpoint or an entity version
+ *   that is no longer the stored one: the process then reloads and computes the batch again
+ *   (optimistic concurrency: another process may have applied events of the same entity from a
+ *   partition it owns, when producers do not key by the entity). Otherwise it writes the changed
+ *   entities with new version stamps, the batch's vectors as one member keyed by its last offset,
+ *   and the new checkpoint. Offsets at or below the checkpoint are replays: their vectors are read
+ *   back, not recomputed, and nothing is counted twice — so a crash between the commit and the
+ *   Kafka offset commit, or a restart, replays identically. Limit: vectors are kept for at least
+ *   the last `replayRetentionOffsets` offsets of a partition (default 100,000; trimmed in whole
+ *   batches); an older replayed event is scored from the current state (best effort) and counted
+ *   (`replay_missed`, tributary_streaming_replay_missed_total).
  * Determinism: vectors depend on the order events are applied. Within a partition that is the
  *   offset order; across partitions it is the interleaving of batches, so for runs to be
  *   reproducible (kill/restart = uninterrupted run, backfills) key the input topic by the entity.
@@ -45,16 +57,22 @@
  * slot group {N:g}, g = hash(entity) mod slotGroups, so on a Redis Cluster a script's keys share
  * one slot and the groups spread over the shards; no key is shared by all groups.
  *   tributary:st:{N:g}:epoch:<topic>:<p>  tributary:st:{N:g}:ckpt:<topic>:<p>
- *   tributary:st:{N:g}:res:<topic>:<p> (stored vectors)  tributary:st:{N:g}:stats
- *   tributary:st:{N:g}:e:<set>:<len>:<entity> (+ :z :r :x<w>:<slot> :n<w>:<slot> :d<w>:<slot>)
- *   tributary:st:{N}:epochs:<topic>:<p> (epoch counter)  tributary:st:{N}:layout (slot groups)
+ *   tributary:st:{N:g}:res:<topic>:<p> (stored vectors: sorted set, score = a batch's last offset,
+ *     member = JSON [offsets, per event "late:v1,v2;..." per set])  tributary:st:{N:g}:stats
+ *   tributary:st:{N:g}:e:<set>:<len>:<entity> (hash: `v` version stamp, `b<bucket>:<first seq>`
+ *     JSON rows [time, seq, values...] of that bucket's events, in fragments)
+ *   tributary:st:{N}:epochs:<topic>:<p> (epoch counter)  tributary:st:{N}:layout (format, slot groups)
  */
-import type { ChainableCommander, Cluster } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { encode } from '@msgpack/msgpack';
+import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import { ConfigError, TributaryError } from '../util/errors';
+import { LruCache } from './lru';
 import { defineFeatureScripts, type FeatureScripts, type RedisClient } from './scripts';
-import { bucketMsOf, effectiveWindow, numericDefault, type AggregationFieldSpec, type StreamingFeatureSetSpec } from './spec';
+import { effectiveWindow, numericDefault, type AggregationFieldSpec, type StreamingFeatureSetSpec } from './spec';
 import type { StreamingBatchReport, StreamingMetrics } from './streaming-metrics';
+import { EntityWindowState, numericValue, padd, psum, setPlan, type SetPlan } from './window-state';
 
 export class FencedError extends TributaryError {
   override readonly name = 'FencedError';
@@ -62,11 +80,13 @@ export class FencedError extends TributaryError {
 
 const DEFAULT_REPLAY_RETENTION_MS = 3_600_000;
 const DEFAULT_REPLAY_RETENTION_OFFSETS = 100_000;
+const DEFAULT_CACHE_ENTITIES = 100_000;
 const DEFAULT_SMALL_ENTITY_EVENTS = 32;
 const DEFAULT_BUCKETS_PER_BLOCK = 60;
 /** Slot groups per namespace when the client is a Redis Cluster (a single Redis needs only one). */
 const DEFAULT_CLUSTER_SLOT_GROUPS = 16;
 
+const ckptKey = (topic: string, p: number, g: number) => `${topic}\u0000${p}\u0000${g}`;
 const prefix = (ns: string, g: number) => `tributary:st:{${ns}:${g}}`;
 
 export const streamKeys = {
@@ -116,49 +136,6 @@ export function valueNames(set: StreamingFeatureSetSpec): string[] {
   return out;
 }
 
-const NUMERIC = new Set(['sum', 'mean', 'min', 'max', 'last']);
-const POINT = new Set(['last', 'time_since_prev']);
-
-/** The script's static description of a set: bucket resolution, windows and what each accumulates. */
-function setRequest(set: StreamingFeatureSetSpec, small: number, bucketsPerBlock: number) {
-  const slots = valueNames(set);
-  const R = bucketMsOf(set);
-  const wins: Array<{ t: 's' | 'h'; sz: number; hop: number; acc: boolean; mn: number[]; mx: number[]; ds: number[]; sm: number[]; key: string }> = [];
-  const num = slots.map(() => false);
-  const dis = slots.map(() => false);
-  const aggs = set.fields.map((f: AggregationFieldSpec) => {
-    const w = effectiveWindow(f, set);
-    const t = w.type === 'sliding' ? ('s' as const) : ('h' as const);
-    const key = `${t}:${w.sizeMs}:${w.hopMs}`;
-    let wi = wins.findIndex((x) => x.key === key);
-    if (wi < 0) wins.push({ t, sz: w.sizeMs, hop: w.hopMs, acc: false, mn: [], mx: [], ds: [], sm: [], key });
-    wi = wins.findIndex((x) => x.key === key);
-    const win = wins[wi];
-    const slot = f.of ? slots.indexOf(f.of) + 1 : 0; // Lua arrays are 1-based
-    if (!POINT.has(f.aggregation)) win.acc = true;
-    if (slot > 0 && NUMERIC.has(f.aggregation)) num[slot - 1] = true;
-    if (slot > 0 && f.aggregation === 'distinct_count') dis[slot - 1] = true;
-    const add = (list: number[]) => !list.includes(slot) && list.push(slot);
-    if (slot > 0 && (f.aggregation === 'sum' || f.aggregation === 'mean')) add(win.sm);
-    if (slot > 0 && f.aggregation === 'min') add(win.mn);
-    if (slot > 0 && f.aggregation === 'max') add(win.mx);
-    if (slot > 0 && f.aggregation === 'distinct_count') add(win.ds);
-    return { k: f.aggregation, f: f.aggregation === 'count' || f.aggregation === 'time_since_prev' ? 0 : slot, w: wi + 1, d: numericDefault(f) };
-  });
-  const maxW = Math.max(...wins.map((w) => w.sz));
-  return {
-    R,
-    F: bucketsPerBlock,
-    small,
-    lat: set.config.allowedLatenessMs,
-    ret: maxW + set.config.allowedLatenessMs + (set.config.replayRetentionMs ?? DEFAULT_REPLAY_RETENTION_MS),
-    num,
-    dis,
-    wins: wins.map(({ key: _key, ...w }) => w),
-    aggs,
-  };
-}
-
 export interface StreamingStateOptions {
   /**
    * Slot groups (hash tags) the namespace's entities are spread over; fixed for the namespace's
@@ -166,10 +143,10 @@ export interface StreamingStateOptions {
    */
   slotGroups?: number;
   /**
-   * An entity with at most this many events in its widest window is scored by scanning them
-   * (cheapest for the many entities with few events); past it, its bucket summaries and window
-   * accumulators are built once and kept (flat cost per event). Default 32. Vectors are the same
-   * either way.
+   * An entity holding at most this many events is kept in memory as just its events and scored by
+   * scanning them (the cheapest for the many entities with few events); past it, as bucket
+   * summaries and window accumulators (flat cost per event). Default 32. Vectors are the same
+   * either way, and so is what Redis stores.
    */
   smallEntityEvents?: number;
   /**
@@ -177,27 +154,58 @@ export interface StreamingStateOptions {
    * out-of-order event reads the whole blocks inside its window and buckets only at its edges.
    */
   bucketsPerBlock?: number;
-  /** Stored vectors kept per partition for replays, in offsets behind the checkpoint (default 100,000). */
+  /** Stored vectors kept per partition for replays: at least this many offsets behind the checkpoint, in whole chunks (default 100,000). */
   replayRetentionOffsets?: number;
+  /** Entities kept in memory (least recently used dropped first; reloaded from Redis when touched again). Default 100,000. */
+  cacheEntities?: number;
   /** Late events, evictions and missed replays are counted here; the state size is reported on scrape. */
   metrics?: StreamingMetrics;
 }
 
-type Reply = [Error | null, unknown];
-
-/** What `plan` queued on a pipeline: how many replies it takes, and how to read them. */
-export interface StreamPlan {
-  commands: number;
-  finish(replies: readonly Reply[]): StreamResult[];
+/** The entities (per set) and events of one batch that fall in one slot group. */
+interface GroupChunk {
+  g: number;
+  /** Entity hash keys, and per key the set it belongs to. */
+  keys: string[];
+  setOf: number[];
+  /** Per event of the chunk: its index in the batch, whether this group counts it, and per set the index in `keys` (-1: none here). */
+  items: Array<{ i: number; counts: boolean; ent: number[] }>;
 }
 
-/** Client of the streaming state of one stage (namespace) for a list of sets. */
+/** Per event of a chunk, per set: late flag and values ('' = the set's entity is in another group). */
+type ChunkResult = Array<Array<{ late: boolean; values: number[] } | undefined>>;
+
+const MAX_ATTEMPTS = 8;
+const OPTIMISTIC_AFTER = 8;
+
+/**
+ * Client of the streaming state of one stage (namespace) for a list of sets. Aggregations run in
+ * this process over an in-memory copy of each entity's window state (window-state.ts); Redis is
+ * the durable, fenced store, written once per chunk (stream-commit.lua) with optimistic checks.
+ */
 export class StreamingState {
-  private readonly request: ReturnType<typeof setRequest>[];
-  private readonly staticRequest: string;
+  private readonly plans: SetPlan[];
   readonly redis: RedisClient & FeatureScripts;
   readonly slotGroups: number;
   private readonly metrics?: StreamingMetrics;
+  private readonly keep: number;
+  private readonly small: number;
+  private readonly cache: LruCache<EntityWindowState>;
+  /** Checkpoints as of this process's last load or commit, per topic/partition/group. */
+  private readonly ckpts = new Map<string, number>();
+  /** Version stamps: unique per process and write, so a changed entity never matches an old stamp. */
+  private readonly stamp = randomBytes(6).toString('base64url');
+  private writes = 0;
+  /**
+   * Entities not held are assumed new (absent from Redis) and the load is skipped, after
+   * `OPTIMISTIC_AFTER` loads in a row found none of them: the commit's version check catches a
+   * wrong guess (the batch is then loaded and computed again, and loads resume).
+   */
+  private emptyLoads = 0;
+  /** Chunks computed again because the stored state had moved on (another process, or a stale copy here). */
+  staleRetries = 0;
+  /** Redis calls made (loads and commits; a chunk makes one or two, one after the other). */
+  calls = 0;
 
   constructor(
     redis: Redis | Cluster,
@@ -206,12 +214,15 @@ export class StreamingState {
     options: StreamingStateOptions = {},
   ) {
     this.redis = defineFeatureScripts(redis);
-    this.request = sets.map((s) => setRequest(s, options.smallEntityEvents ?? DEFAULT_SMALL_ENTITY_EVENTS, options.bucketsPerBlock ?? DEFAULT_BUCKETS_PER_BLOCK));
     this.slotGroups = options.slotGroups ?? (redis.isCluster ? DEFAULT_CLUSTER_SLOT_GROUPS : 1);
     if (!Number.isInteger(this.slotGroups) || this.slotGroups < 1) throw new ConfigError('slotGroups', `must be a positive integer, got ${this.slotGroups}`);
     if (options.bucketsPerBlock !== undefined && (!Number.isInteger(options.bucketsPerBlock) || options.bucketsPerBlock < 1)) throw new ConfigError('bucketsPerBlock', `must be a positive integer, got ${options.bucketsPerBlock}`);
-    const keep = options.replayRetentionOffsets ?? DEFAULT_REPLAY_RETENTION_OFFSETS;
-    this.staticRequest = JSON.stringify({ names: sets.map((s) => s.name), sets: this.request, keep }).slice(0, -1);
+    const cacheEntities = options.cacheEntities ?? DEFAULT_CACHE_ENTITIES;
+    if (!Number.isInteger(cacheEntities) || cacheEntities < 1) throw new ConfigError('cacheEntities', `must be a positive integer, got ${cacheEntities}`);
+    this.plans = sets.map((s) => setPlan(s, valueNames(s), options.bucketsPerBlock ?? DEFAULT_BUCKETS_PER_BLOCK, DEFAULT_REPLAY_RETENTION_MS));
+    this.keep = options.replayRetentionOffsets ?? DEFAULT_REPLAY_RETENTION_OFFSETS;
+    this.small = options.smallEntityEvents ?? DEFAULT_SMALL_ENTITY_EVENTS;
+    this.cache = new LruCache(cacheEntities, Infinity);
     this.metrics = options.metrics;
     this.metrics?.track(this);
   }
@@ -221,12 +232,12 @@ export class StreamingState {
   }
 
   /**
-   * Records the namespace's slot-group count on first use and refuses another one later: entities
-   * would land in other groups and their state would be lost.
+   * Records the namespace's layout (format and slot-group count) on first use and refuses another
+   * one later: entities would land in other groups, or be read in another format.
    */
   async init(): Promise<void> {
     const key = streamKeys.layout(this.namespace);
-    const want = `incremental-v2 slotGroups=${this.slotGroups}`;
+    const want = `incremental-v3 slotGroups=${this.slotGroups}`;
     await this.redis.set(key, want, 'NX');
     const have = await this.redis.get(key);
     if (have !== want) throw new ConfigError('slotGroups', `streaming state ${this.namespace} was created with '${have}', not '${want}' (reset the namespace to change it)`);
@@ -237,6 +248,7 @@ export class StreamingState {
    * counter, raised into every slot group, so any holder of an older epoch is fenced off.
    */
   async takeEpoch(topic: string, partition: number): Promise<number> {
+    for (let g = 0; g < this.slotGroups; g++) this.ckpts.delete(ckptKey(topic, partition, g));
     const epoch = await this.redis.incr(streamKeys.epochCounter(this.namespace, topic, partition));
     await Promise.all(Array.from({ length: this.slotGroups }, (_, g) => this.redis.tribEpochRaise(streamKeys.epoch(this.namespace, g, topic, partition), String(epoch))));
     return epoch;
@@ -252,7 +264,7 @@ export class StreamingState {
   async stats(): Promise<Record<string, number>> {
     const all = await Promise.all(Array.from({ length: this.slotGroups }, (_, g) => this.redis.hgetall(streamKeys.stats(this.namespace, g))));
     const out: Record<string, number> = {};
-    for (const raw of all) for (const [k, v] of Object.entries(raw)) if (k !== 'seq') out[k] = (out[k] ?? 0) + Number(v);
+    for (const raw of all) for (const [k, v] of Object.entries(raw)) out[k] = (out[k] ?? 0) + Number(v);
     return out;
   }
 
@@ -262,100 +274,235 @@ export class StreamingState {
     return Object.fromEntries(this.sets.map((s) => [s.name, { buckets: st[`sb:${s.name}`] ?? 0, events: st[`sr:${s.name}`] ?? 0 }]));
   }
 
-  /** The script calls of a batch: one per slot group holding an entity of the batch. */
-  private calls(topic: string, partition: number, epoch: number, events: readonly StreamEvent[]) {
-    const groups = new Map<number, { keys: string[]; index: Map<string, number>; ev: string[]; at: number[] }>();
-    const where: Array<Array<number | undefined>> = events.map(() => []);
+  /** Splits a batch by slot group. */
+  private chunks(events: readonly StreamEvent[]): { list: GroupChunk[] } {
+    const groups = new Map<number, GroupChunk & { index: Map<string, number> }>();
     events.forEach((e, i) => {
-      const k: Array<Map<number, number>> = [];
+      let counted = false;
+      const mine = new Map<number, number[]>();
       this.sets.forEach((s, si) => {
         const entity = e.entities[si];
         if (entity === null) return;
         const g = slotGroupOf(entity, this.slotGroups);
-        let call = groups.get(g);
-        if (!call) {
-          call = { keys: [streamKeys.epoch(this.namespace, g, topic, partition), streamKeys.ckpt(this.namespace, g, topic, partition), streamKeys.results(this.namespace, g, topic, partition), streamKeys.stats(this.namespace, g)], index: new Map(), ev: [], at: [] };
-          groups.set(g, call);
+        let c = groups.get(g);
+        if (!c) {
+          c = { g, keys: [], setOf: [], items: [], index: new Map() };
+          groups.set(g, c);
         }
         const key = streamKeys.entity(this.namespace, g, s.name, entity);
-        let ki = call.index.get(key);
+        let ki = c.index.get(key);
         if (ki === undefined) {
-          call.keys.push(key);
-          ki = call.keys.length; // Lua KEYS are 1-based
-          call.index.set(key, ki);
+          ki = c.keys.push(key) - 1;
+          c.setOf.push(si);
+          c.index.set(key, ki);
         }
-        (k[g] ??= new Map()).set(si, ki);
-        where[i][si] = g;
+        let ent = mine.get(g);
+        if (!ent) {
+          ent = this.sets.map(() => -1);
+          mine.set(g, ent);
+        }
+        ent[si] = ki;
       });
       // The event is counted (applied / replayed) by the group of its first entity only.
-      const counter = where[i].find((g) => g !== undefined);
-      for (const [g, bySet] of k.entries()) {
-        if (!bySet) continue;
-        const call = groups.get(g)!;
-        call.at.push(i);
-        call.ev.push(JSON.stringify({ o: e.offset, t: e.eventTime, c: g === counter ? 1 : 0, k: this.sets.map((_, si) => bySet.get(si) ?? 0), v: this.sets.map((_, si) => (bySet.has(si) ? e.values[si] : [])) }));
+      for (const [g, ent] of mine) {
+        groups.get(g)!.items.push({ i, counts: !counted, ent });
+        counted = true;
       }
     });
-    const list = [...groups.entries()].map(([g, c]) => ({ g, at: c.at, args: [c.keys.length, ...c.keys, String(epoch), `${this.staticRequest},"ev":[${c.ev.join(',')}]}`] as Array<string | number> }));
-    return { list, where };
+    return { list: [...groups.values()] };
   }
 
-  private merge(topic: string, partition: number, events: readonly StreamEvent[], calls: ReturnType<StreamingState['calls']>, replies: readonly Reply[]): StreamResult[] {
-    const parsed = new Map<number, string[][]>(); // group -> per event of the call, per set "late:values"
-    calls.list.forEach((c, j) => {
-      const [err, reply] = replies[j];
-      if (err) {
-        if (/FENCED/.test(err.message)) throw new FencedError(`stage state ${this.namespace}: ${topic}[${partition}] ${err.message.replace(/^.*FENCED /, '')}`);
-        throw err;
-      }
-      const lines = reply as string[];
-      const report = JSON.parse(lines[lines.length - 1]) as { late: Record<string, number> | unknown[]; evb: Record<string, number> | unknown[]; evr: Record<string, number> | unknown[]; missed: number };
-      const obj = (x: Record<string, number> | unknown[]) => (Array.isArray(x) ? {} : x); // cjson writes an empty table as []
-      const batch: StreamingBatchReport = { late: obj(report.late), evictedBuckets: obj(report.evb), evictedEvents: obj(report.evr), replayMissed: report.missed };
-      this.metrics?.record(this.namespace, batch, (name) => this.sets.find((s) => s.name === name)?.config.onLate ?? 'ignore');
-      const byEvent: string[][] = new Array(events.length);
-      c.at.forEach((i, k) => (byEvent[i] = lines[k].split(';')));
-      parsed.set(c.g, byEvent);
-    });
-    return events.map((_, i) => {
-      const res: StreamResult = { values: [], late: [] };
-      this.sets.forEach((s, si) => {
-        const g = calls.where[i][si];
-        if (g === undefined) {
-          res.values.push(s.fields.map(numericDefault));
-          res.late.push(false);
-          return;
-        }
-        const part = parsed.get(g)![i][si];
-        res.late.push(part[0] === '1');
-        res.values.push(part.slice(2).split(',').map(Number));
-      });
-      return res;
-    });
+  /** Forgets the in-memory copies of a chunk's entities and its checkpoint (they are reloaded next time). */
+  private forget(keys: readonly string[], ck: string): void {
+    for (const k of keys) this.cache.delete(k);
+    this.ckpts.delete(ck);
   }
 
   /**
-   * Queues the batch's script calls (one per slot group present) on `p`, which must reach every
-   * group's slot: a single Redis's pipeline. On a Cluster use `apply`.
+   * Loads what a chunk needs and is not held (checkpoint, stored vectors of replayed offsets,
+   * entities), computes it in memory and commits it; on a stale copy, reloads and computes again.
    */
-  plan(p: ChainableCommander, topic: string, partition: number, epoch: number, events: readonly StreamEvent[]): StreamPlan {
-    const calls = this.calls(topic, partition, epoch, events);
-    for (const c of calls.list) (p as unknown as { tribStreamApply(...a: Array<string | number>): void }).tribStreamApply(...c.args);
-    return { commands: calls.list.length, finish: (replies) => this.merge(topic, partition, events, calls, replies) };
+  private async applyChunk(topic: string, partition: number, epoch: number, events: readonly StreamEvent[], c: GroupChunk): Promise<ChunkResult> {
+    const ckId = ckptKey(topic, partition, c.g);
+    const k = {
+      epoch: streamKeys.epoch(this.namespace, c.g, topic, partition),
+      ckpt: streamKeys.ckpt(this.namespace, c.g, topic, partition),
+      results: streamKeys.results(this.namespace, c.g, topic, partition),
+      stats: streamKeys.stats(this.namespace, c.g),
+    };
+    let minOffset = Infinity;
+    for (const it of c.items) minOffset = Math.min(minOffset, events[it.i].offset);
+    for (let attempt = 1; ; attempt++) {
+      // 1. Load (only what is not held; nothing at all for a warm chunk without replays).
+      let ck = this.ckpts.get(ckId);
+      const needCk = ck === undefined || minOffset <= ck;
+      const states: Array<EntityWindowState | undefined> = c.keys.map((key) => this.cache.get(key));
+      const missing: number[] = [];
+      states.forEach((st, j) => st === undefined && missing.push(j));
+      const stored = new Map<number, string>();
+      // Skipping the load is a guess only on a first attempt: a retry always reads what it lacks.
+      const guessNew = attempt === 1 && !needCk && this.emptyLoads >= OPTIMISTIC_AFTER;
+      if (needCk || (missing.length > 0 && !guessNew)) {
+        this.calls++;
+        const reply = (await this.redis.tribStreamLoad(2, k.ckpt, k.results, needCk ? '1' : '0', String(minOffset), JSON.stringify(missing.map((j) => c.keys[j])))) as unknown[];
+        if (needCk) {
+          ck = reply[0] === null ? -1 : Number(reply[0]);
+          this.ckpts.set(ckId, ck);
+          for (const member of reply[1] as string[]) {
+            const [offsets, parts] = JSON.parse(member) as [number[], string[]];
+            offsets.forEach((o, x) => stored.set(o, parts[x]));
+          }
+        }
+        const found = new Map<number, string[]>();
+        for (let x = 2; x < reply.length; x += 2) found.set(reply[x] as number, reply[x + 1] as string[]);
+        if (missing.length > 0) this.emptyLoads = found.size === 0 ? this.emptyLoads + 1 : 0;
+        missing.forEach((j, x) => {
+          // Another chunk of this process may have loaded (and advanced) it meanwhile: keep that one.
+          const held = this.cache.get(c.keys[j]);
+          states[j] = held ?? EntityWindowState.load(this.plans[c.setOf[j]], this.small, found.get(x + 1) ?? []);
+          if (!held) this.cache.set(c.keys[j], states[j]!);
+        });
+      } else {
+        for (const j of missing) {
+          states[j] = EntityWindowState.load(this.plans[c.setOf[j]], this.small, []);
+          this.cache.set(c.keys[j], states[j]!);
+        }
+      }
+      const ckNow = ck!;
+      const expected = states.map((st) => st!.version ?? '');
+      // 2. Compute in memory.
+      let computed: ReturnType<StreamingState['compute']>;
+      try {
+        computed = this.compute(events, c, states as EntityWindowState[], ckNow, stored);
+      } catch (err) {
+        this.forget(c.keys, ckId);
+        throw err;
+      }
+      // 3. Commit: fenced, checked against the checkpoint and versions it was computed from.
+      // Entity writes as MessagePack (stream-commit.lua decodes it in C): fragments are JSON already.
+      const ents = states.map((st, j): [string, string, string, string[], string[]] => {
+        if (!st!.changed) return [c.keys[j], expected[j], '', [], []];
+        const w = st!.takeWrites();
+        st!.version = `${this.stamp}.${++this.writes}`;
+        return [c.keys[j], expected[j], st!.version, w.del, w.set];
+      });
+      const applied = computed.lastOffset >= 0;
+      const stats = Object.fromEntries(Object.entries(computed.stats).filter(([, n]) => n !== 0));
+      const packed = encode(ents);
+      const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength)];
+      let reply: 'OK' | Array<string | number>;
+      try {
+        this.calls++;
+        reply = await this.redis.tribStreamCommit(4, ...args);
+      } catch (err) {
+        this.forget(c.keys, ckId);
+        const msg = (err as Error).message;
+        if (/FENCED/.test(msg)) throw new FencedError(`stage state ${this.namespace}: ${topic}[${partition}] ${msg.replace(/^.*FENCED /, '')}`);
+        throw err;
+      }
+      if (reply === 'OK') {
+        if (computed.lastOffset >= 0) this.ckpts.set(ckId, computed.lastOffset);
+        this.metrics?.record(this.namespace, computed.report, (name) => this.sets.find((s) => s.name === name)?.config.onLate ?? 'ignore');
+        return computed.results;
+      }
+      // Stale: another process (or an older copy here) changed the checkpoint or an entity.
+      this.staleRetries++;
+      if (guessNew && missing.length > 0) this.emptyLoads = 0; // perhaps a wrong guess: load again for a while
+      this.forget(c.keys, ckId);
+      if (attempt >= MAX_ATTEMPTS) throw new TributaryError(`stage state ${this.namespace}: ${topic}[${partition}] stayed stale over ${MAX_ATTEMPTS} attempts (checkpoint ${reply[1]}, entities ${reply.slice(2).join(',')})`);
+    }
   }
 
-  /** Applies one batch: one pipeline on a single Redis; on a Cluster one call per slot group, concurrently. */
-  async apply(topic: string, partition: number, epoch: number, events: readonly StreamEvent[]): Promise<StreamResult[]> {
-    const calls = this.calls(topic, partition, epoch, events);
-    let replies: Reply[];
-    if (this.isCluster) {
-      replies = await Promise.all(calls.list.map((c) => this.redis.tribStreamApply(...c.args).then((r): Reply => [null, r], (err: Error): Reply => [err, null])));
-    } else {
-      const p = this.redis.pipeline();
-      for (const c of calls.list) (p as unknown as { tribStreamApply(...a: Array<string | number>): void }).tribStreamApply(...c.args);
-      replies = calls.list.length > 0 ? ((await p.exec()) as Reply[]) : [];
+  /** Scores (and applies the new offsets of) a chunk over the in-memory states. */
+  private compute(events: readonly StreamEvent[], c: GroupChunk, states: EntityWindowState[], ck: number, stored: ReadonlyMap<number, string>) {
+    const results: ChunkResult = [];
+    const offsets: number[] = [];
+    const parts: string[] = [];
+    const stats: Record<string, number> = {};
+    const bump = (f: string, n: number) => (stats[f] = (stats[f] ?? 0) + n);
+    const report: StreamingBatchReport = { late: {}, evictedBuckets: {}, evictedEvents: {}, replayMissed: 0 };
+    let lastOffset = -1;
+    for (const it of c.items) {
+      const e = events[it.i];
+      const per: Array<{ late: boolean; values: number[] } | undefined> = this.sets.map(() => undefined);
+      if (e.offset <= ck) {
+        if (it.counts) bump('replayed', 1);
+        const part = stored.get(e.offset);
+        if (part !== undefined) {
+          part.split(';').forEach((x, si) => {
+            if (it.ent[si] >= 0) per[si] = { late: x[0] === '1', values: x.slice(2).split(',').map(Number) };
+          });
+        } else {
+          // Its stored vector was trimmed: best effort, from the current state (counted).
+          report.replayMissed++;
+          bump('replay_missed', 1);
+          it.ent.forEach((ki, si) => {
+            if (ki >= 0) per[si] = { late: states[ki].isLate(e.eventTime), values: states[ki].scoreReadOnly(e.eventTime) };
+          });
+        }
+        results.push(per);
+        continue;
+      }
+      if (it.counts) bump('applied', 1);
+      const texts: string[] = [];
+      this.sets.forEach((s, si) => {
+        const ki = it.ent[si];
+        if (ki < 0) {
+          texts.push('');
+          return;
+        }
+        const st = states[ki];
+        const late = st.isLate(e.eventTime);
+        const values = st.score(e.eventTime);
+        per[si] = { late, values };
+        texts.push(`${late ? 1 : 0}:${values.join(',')}`);
+        if (late) {
+          report.late[s.name] = (report.late[s.name] ?? 0) + 1;
+          bump(`late:${s.name}`, 1);
+          return;
+        }
+        const eff = st.apply(e.eventTime, e.values[si]);
+        bump(`sr:${s.name}`, 1 - eff.evictedEvents);
+        bump(`sb:${s.name}`, (eff.newBucket ? 1 : 0) - eff.evictedBuckets);
+        if (eff.evictedBuckets > 0) report.evictedBuckets[s.name] = (report.evictedBuckets[s.name] ?? 0) + eff.evictedBuckets;
+        if (eff.evictedEvents > 0) report.evictedEvents[s.name] = (report.evictedEvents[s.name] ?? 0) + eff.evictedEvents;
+      });
+      results.push(per);
+      offsets.push(e.offset);
+      parts.push(texts.join(';'));
+      if (e.offset > lastOffset) lastOffset = e.offset;
     }
-    return this.merge(topic, partition, events, calls, replies);
+    return { results, offsets, parts, stats, report, lastOffset: lastOffset > ck ? lastOffset : -1 };
+  }
+
+  /**
+   * Applies one batch: per slot group present, a load of what is not held (when needed) and one
+   * commit script; the groups run concurrently (on a Cluster each on its own shard).
+   */
+  async apply(topic: string, partition: number, epoch: number, events: readonly StreamEvent[]): Promise<StreamResult[]> {
+    const { list } = this.chunks(events);
+    const n = this.sets.length;
+    const got: Array<{ late: boolean; values: number[] } | undefined> = new Array(events.length * n);
+    await Promise.all(
+      list.map(async (chunk) => {
+        const res = await this.applyChunk(topic, partition, epoch, events, chunk);
+        chunk.items.forEach((it, x) => {
+          for (let si = 0; si < n; si++) if (it.ent[si] >= 0) got[it.i * n + si] = res[x][si];
+        });
+      }),
+    );
+    const defaults = this.sets.map((s) => s.fields.map(numericDefault));
+    const out: StreamResult[] = new Array(events.length);
+    for (let i = 0; i < events.length; i++) {
+      const res: StreamResult = { values: [], late: [] };
+      for (let si = 0; si < n; si++) {
+        const r = got[i * n + si];
+        res.values.push(r ? r.values : [...defaults[si]]);
+        res.late.push(r ? r.late : false);
+      }
+      out[i] = res;
+    }
+    return out;
   }
 
   /** Each node that holds keys (the masters of a Cluster, or the single Redis). */
@@ -389,8 +536,10 @@ export class StreamingState {
     return out;
   }
 
-  /** Deletes all state of this namespace. */
+  /** Deletes all state of this namespace (and this process's copies of it). */
   async reset(): Promise<void> {
+    this.cache.clear();
+    this.ckpts.clear();
     const keys = await this.keys();
     // One key per command: on a Cluster a multi-key UNLINK must stay within one slot.
     for (let i = 0; i < keys.length; i += 500) await Promise.all(keys.slice(i, i + 500).map((k) => this.redis.unlink(k)));
@@ -485,46 +634,14 @@ export function referenceAggregate(f: AggregationFieldSpec, set: StreamingFeatur
   }
 }
 
-/** A value slot as a number, as the script reads it: not a number -> 0, and never -0. */
-function numericValue(raw: string): number {
-  const x = Number(raw);
-  return Number.isNaN(x) ? 0 : x + 0;
-}
+export { numericValue };
 
 /**
  * The correctly rounded sum of `xs` (Shewchuk's partials, as Python's math.fsum), which does not
- * depend on their order: the script keeps its sums this way, so evicting a bucket subtracts exactly.
+ * depend on their order: the state keeps its sums this way, so evicting a bucket subtracts exactly.
  */
 export function exactSum(xs: readonly number[]): number {
   const p: number[] = [];
-  for (let x of xs) {
-    let i = 0;
-    for (let j = 0; j < p.length; j++) {
-      let y = p[j];
-      if (Math.abs(x) < Math.abs(y)) [x, y] = [y, x];
-      const hi = x + y;
-      const lo = y - (hi - x);
-      if (lo !== 0) p[i++] = lo;
-      x = hi;
-    }
-    p.length = i;
-    p.push(x);
-  }
-  let n = p.length;
-  if (n === 0) return 0;
-  let hi = p[--n];
-  let lo = 0;
-  while (n > 0) {
-    const x = hi;
-    const y = p[--n];
-    hi = x + y;
-    lo = y - (hi - x);
-    if (lo !== 0) break;
-  }
-  if (n > 0 && ((lo < 0 && p[n - 1] < 0) || (lo > 0 && p[n - 1] > 0))) {
-    const y = lo * 2;
-    const x = hi + y;
-    if (y === x - hi) hi = x;
-  }
-  return hi + 0;
+  for (const x of xs) padd(p, x);
+  return psum(p);
 }

@@ -7,7 +7,7 @@ import { createKafka } from '../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
 import { StageMetrics } from '../monitoring/metrics';
 import { closeConsumerLag, registerConsumerLag, registerFeatureCache } from '../monitoring/stage-collectors';
-import type { LoadedTopology, StageSpec } from '../topology/spec';
+import type { LoadedTopology, StageSpec, TopicSpec } from '../topology/spec';
 import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
 import type { DeadLetter } from '../engine/records';
@@ -17,6 +17,7 @@ import type { TopicLimits } from '../engine/commit-sink';
 import { CutoverDrain, fastForward } from '../engine/cutover';
 import { fusedEdges, planChains } from '../engine/plan';
 import { readTopicLimits } from '../engine/topic-limits';
+import { DEFAULT_REPLY_PARTITIONS, REPLY_RETENTION_MS, replyTopicName, type ReplyRoute } from '../engine/replies';
 import { KeyMismatchReporter, REPARTITION_PROCESSOR, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, repartitionStepName, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
 import { processorsFor } from './load-topology';
 import type { Processor, ProcessorDefinition } from './processor';
@@ -51,8 +52,26 @@ export interface PipelineOptions {
 
 /** Creates the topology's topics and registers every topic's value schema (idempotent). */
 export async function provisionTopology(topology: LoadedTopology, kafka: Kafka, registry: SchemaRegistryClient, catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'))): Promise<void> {
-  await ensureTopics(kafka, topology.spec.topics);
+  await ensureTopics(kafka, [...topology.spec.topics, replyTopicSpec(topology)]);
   for (const t of topology.spec.topics) await registry.register(`${t.name}-value`, catalog.get(t.schema).text);
+}
+
+/** The topology's reply topic (request-reply through the gateway, src/engine/replies.ts): created with its topics. */
+export function replyTopicSpec(topology: LoadedTopology): TopicSpec {
+  return { name: replyTopicName(topology.spec.name), partitions: DEFAULT_REPLY_PARTITIONS, schema: 'prediction', config: { 'retention.ms': String(REPLY_RETENTION_MS) } };
+}
+
+/** The reply topic and how many partitions it really has (it may have been created larger). */
+export async function readReplyRoute(kafka: Kafka, topology: LoadedTopology): Promise<ReplyRoute> {
+  const topic = replyTopicName(topology.spec.name);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+    return { topic, partitions: meta.topics[0].partitions.length };
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /**
@@ -77,6 +96,7 @@ interface BuildContext {
   metrics: StageMetrics;
   limits: TopicLimits;
   dlq: { encoder: AvroEncoder<DeadLetter>; id: number };
+  replies: ReplyRoute;
 }
 
 /** The stages of one topology running in this process, as chains of the stage engine. */
@@ -108,10 +128,11 @@ export class Pipeline {
     await checkRepartitionTopics(kafka, effective.edges);
     await provisionTopology(topology, kafka, registry, catalog);
     const deadLetterTopic = topology.spec.deadLetter.topic;
-    const limits = await readTopicLimits(kafka, [...selected.map((s) => s.output.topic), deadLetterTopic]);
+    const replies = await readReplyRoute(kafka, topology);
+    const limits = await readTopicLimits(kafka, [...selected.map((s) => s.output.topic), deadLetterTopic, replies.topic]);
     const dlqEncoder = new AvroEncoder<DeadLetter>(registry, catalog.get('dead-letter'), deadLetterTopic);
     const keyMismatches = new KeyMismatchReporter(metrics.registry, log);
-    const ctx: BuildContext = { options, topology, keyChecks: effective.keyChecks, keyMismatches, processors, kafka, registry, catalog, metrics, limits, dlq: { encoder: dlqEncoder, id: await dlqEncoder.id() } };
+    const ctx: BuildContext = { options, topology, keyChecks: effective.keyChecks, keyMismatches, processors, kafka, registry, catalog, metrics, limits, dlq: { encoder: dlqEncoder, id: await dlqEncoder.id() }, replies };
 
     const defOf = (s: StageSpec) => definition(processors, s.processor);
     const plan = planChains(selected, { fuse: options.fuse ?? true, runsApart: (s) => defOf(s).runsApart === true, boundaries: new Set(effective.edges.map((e) => e.topic.name)) });
@@ -233,6 +254,7 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     dlqEncoder: ctx.dlq.encoder,
     dlqSchemaId: ctx.dlq.id,
     deadLetterMaxValueBytes: 512 * 1024,
+    replies: ctx.replies,
     log: createLogger('engine'),
   });
   const delivery = head.delivery ?? 'exactly-once';
