@@ -3,12 +3,13 @@
  * train_iot.py reads them: one generator serves training and serving).
  *
  *   node dist-examples/examples/iot/generate.js --out FILE --seed S [--sessions K] [--session-events N]
- *        [--fleet-out FILE]
+ *        [--start MS] [--fleet-out FILE]
  *
  * Session k is a fresh `SensorGenerator` (seed S * 100003 + k) whose clock starts at a time drawn
  * uniformly over the year after DEFAULT_START_TIME (so every local hour, weekday and DST edge
  * appears), like a demo run that starts "now" with fresh streaming state. Each line:
- * {"session": k, "event": {...}, "anomaly": bool, "kind": "overheat" | ... | null}.
+ * {"session": k, "start": clock start ms, "event": {...}, "anomaly": bool, "kind": "overheat" | ... | null}.
+ * --start fixes every session's clock start instead (the golden stream starts at DEFAULT_START_TIME).
  * --fleet-out writes the fleet (devices and sites) the batch feature tables are derived from.
  */
 import * as fs from 'node:fs';
@@ -33,13 +34,15 @@ function main(argv: string[]): void {
     process.stderr.write('usage: generate --out FILE --seed INT [--sessions K] [--session-events N] [--fleet-out FILE]\n');
     process.exit(2);
   }
+  const fixedStart = arg('start');
   const fd = fs.openSync(out, 'w');
   for (let k = 0; k < sessions; k++) {
-    const gen = new SensorGenerator({ seed: seed * 100_003 + k, startTime: sessionStart(seed, k) });
+    const start = fixedStart !== undefined ? Number(fixedStart) : sessionStart(seed, k);
+    const gen = new SensorGenerator({ seed: seed * 100_003 + k, startTime: start });
     const lines: string[] = [];
     for (let i = 0; i < perSession; i++) {
       const g = gen.next();
-      lines.push(JSON.stringify({ session: k, event: g.event, anomaly: g.anomaly, kind: g.kind }));
+      lines.push(JSON.stringify({ session: k, start, event: g.event, anomaly: g.anomaly, kind: g.kind }));
     }
     fs.writeSync(fd, lines.join('\n') + '\n');
   }
