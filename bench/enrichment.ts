@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import Redis from 'ioredis';
 import { TransactionGenerator } from '../src/demo/generator';
 import { Enricher, describeVector, type VectorConfig } from '../src/features/enricher';
+import { extractionBase } from '../src/stages/extraction';
 import { batchKeys, currentVersion } from '../src/features/batch-store';
 import { prepareFeatureSets } from '../src/features/prepare';
 import { resolveEndpoints } from '../src/stack/endpoints';
@@ -57,9 +58,9 @@ async function main(): Promise<void> {
   const redisUrl = process.env.REDIS_URL ?? resolveEndpoints().redisUrl;
   const topology = loadTopology(path.join(root, 'topologies/fraud-detection.yaml'), { registry: builtinProcessors(), baseDir: root });
   await prepareFeatureSets(topology, redisUrl);
-  const cfg = topology.spec.stages[0].config as unknown as VectorConfig & { spec: string };
-  const full = describeVector(cfg, topology.spec.features, path.join(root, cfg.spec));
-  const batchOnly = describeVector({ ...cfg, features: cfg.features!.filter((f) => f !== 'card_activity') }, topology.spec.features, path.join(root, cfg.spec));
+  const cfg = topology.spec.stages[0].config as unknown as VectorConfig;
+  const full = describeVector(cfg, topology.spec.features, extractionBase(cfg, { topology }));
+  const batchOnly = describeVector({ ...cfg, features: cfg.features!.filter((f) => f !== 'card_activity') }, topology.spec.features, extractionBase(cfg, { topology }));
   const redis = new Redis(redisUrl);
   // The Redis server's pid, when it runs on this machine (CPU from /proc); null otherwise.
   const info = await redis.info('server');
@@ -72,13 +73,13 @@ async function main(): Promise<void> {
     const enricher = new Enricher(vector, { redis, namespace: `bench-${Date.now()}-${label}-${batchSize}`, cache: cache ? { maxEntries: 100000, ttlMs: 600000 } : { maxEntries: 0 } });
     await enricher.init();
     const n = Math.min(EVENTS, batchSize * 400);
-    if (cache) await enricher.enrich(events.slice(0, n).map((tx, i) => ({ tx, topic: 'warm', partition: 0, offset: i }))); // warm the LRU
+    if (cache) await enricher.enrich(events.slice(0, n).map((tx, i) => ({ event: tx, eventTime: tx.eventTime, topic: 'warm', partition: 0, offset: i }))); // warm the LRU
     const latencies: number[] = [];
     const t0 = process.hrtime.bigint();
     const cpu = await cpuPerEvent(redisPid, n, async () => {
       for (let i = 0; i < n; i += batchSize) {
         const s = process.hrtime.bigint();
-        await enricher.enrich(events.slice(i, i + batchSize).map((tx, k) => ({ tx, topic: 'bench', partition: 0, offset: i + k })));
+        await enricher.enrich(events.slice(i, i + batchSize).map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 'bench', partition: 0, offset: i + k })));
         latencies.push(Number(process.hrtime.bigint() - s) / 1e6);
       }
     });

@@ -8,7 +8,8 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { TransactionGenerator } = require('../dist/demo/generator');
-const { FraudFeatureExtractor, loadGeneratorSpec } = require('../dist/features/fraud-extractor');
+const { loadGeneratorSpec } = require('../dist/demo/generator-spec');
+const { loadFeatureDefinitions } = require('../dist/features/declarative/load');
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,7 +22,7 @@ const out = path.resolve(arg('out', path.join(__dirname, '..', 'models', 'fraud'
 process.chdir(path.join(__dirname, '..'));
 const spec = loadGeneratorSpec();
 const generator = new TransactionGenerator({ seed, spec });
-const fx = new FraudFeatureExtractor(spec);
+const fx = loadFeatureDefinitions(path.join(__dirname, '..', 'models/fraud/features/fraud_txn.yaml'));
 const lines = [];
 let positives = 0;
 for (let i = 0; i < rows; i++) {

@@ -13,7 +13,7 @@
  * carry a time up to ~24 h before or after the clock).
  */
 import type { Transaction } from '../client/generated/avro-types';
-import { loadGeneratorSpec, validateGeneratorSpec, type GeneratorSpec } from '../features/fraud-extractor';
+import { loadGeneratorSpec, validateGeneratorSpec, type GeneratorSpec } from './generator-spec';
 
 const MS_PER_HOUR = 3_600_000;
 const MS_PER_DAY = 86_400_000;

@@ -1,14 +1,15 @@
 /**
- * Assembles a model's feature vector for a consumed batch: stateless base features (a registered
- * extractor, e.g. `fraud_txn`), batch sets read from Redis and streaming windowed aggregations —
+ * Assembles a model's feature vector for a consumed batch: stateless base features (declarative
+ * definitions, e.g. models/fraud/features/fraud_txn.yaml), batch sets read from Redis and streaming windowed aggregations —
  * all Redis work of a batch in ONE pipelined round trip (pointer GETs + HMGETs of cache misses +
  * one EVALSHA per partition).
  */
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import type { Registry } from 'prom-client';
-import type { Transaction } from '../client/generated/avro-types';
-import { createExtractor, type FeatureExtractor } from './extractors';
+import { fieldGetter } from '../util/field-path';
+import type { FeatureExtractor } from './extractors';
+import type { FeatureSetRef } from './declarative/spec';
 import { BatchSetReader, type BatchLookup } from './batch-store';
 import { FencedError, StreamingState, valueNames, type StreamEvent, type StreamPlan, type StreamResult } from './streaming';
 import { StreamingMetrics } from './streaming-metrics';
@@ -16,8 +17,8 @@ import { setFeatureNames, setFeatureTypes, type BatchFeatureSetSpec, type Featur
 
 /** The extraction stage's feature-related config (see src/stages/extraction.ts). */
 export interface VectorConfig {
-  featureSet: string;
-  spec?: string;
+  /** Declarative stateless definitions: the base of the vector. */
+  featureSet: FeatureSetRef;
   /** Name and definitions version of the assembled vector (the model card's features.set/version). */
   vector?: { set: string; version: number };
   /** Feature sets from the topology's `features:` section, in vector order after the base features. */
@@ -40,9 +41,8 @@ export interface VectorDescription {
   sets: FeatureSetSpec[];
 }
 
-/** What an extraction stage produces, from its config and the topology's feature declarations. Throws on unknown names. */
-export function describeVector(config: VectorConfig, features: FeaturesSpec | undefined, specFile?: string): VectorDescription {
-  const base = createExtractor(config.featureSet, { specFile });
+/** What an extraction stage produces, from its config, its compiled base definitions and the topology's feature declarations. Throws on unknown names. */
+export function describeVector(config: VectorConfig, features: FeaturesSpec | undefined, base: FeatureExtractor): VectorDescription {
   const definitions: Record<string, FeatureDefinition> = {};
   for (const n of base.names) definitions[n] = { set: base.set, setVersion: base.version, type: 'double' };
   const sets = (config.features ?? []).map((name) => {
@@ -69,8 +69,11 @@ export function describeVector(config: VectorConfig, features: FeaturesSpec | un
  * Problems feeding a model whose card lists `card` with a vector `v`: missing names, other set or
  * definitions version, other type, other order. Empty when they fit.
  */
-export function cardProblems(card: { set: string; version: number; names: string[]; definitions?: Record<string, Partial<FeatureDefinition>> }, v: Pick<VectorDescription, 'set' | 'version' | 'names' | 'definitions'>): string[] {
+export function cardProblems(card: { set: string; version: number; names: string[]; definitions?: Record<string, Partial<FeatureDefinition>>; definitionsHash?: string }, v: Pick<VectorDescription, 'set' | 'version' | 'names' | 'definitions'> & { base?: Pick<FeatureExtractor, 'hash' | 'file'> }): string[] {
   const problems: string[] = [];
+  if (card.definitionsHash !== undefined && v.base && card.definitionsHash !== v.base.hash) {
+    problems.push(`definitions ${v.base.file} have hash ${v.base.hash}, the card was trained with ${card.definitionsHash}`);
+  }
   if (card.set !== v.set) problems.push(`feature set '${v.set}' != card's '${card.set}'`);
   if (card.version !== v.version) problems.push(`feature version ${v.version} != card's ${card.version}`);
   const missing = card.names.filter((n) => !v.names.includes(n));
@@ -87,7 +90,10 @@ export function cardProblems(card: { set: string; version: number; names: string
 }
 
 export interface EnrichInput {
-  tx: Transaction;
+  /** The decoded input event (any Avro record). */
+  event: unknown;
+  /** Its event time (ms): the definitions' `eventTime` field, else the Kafka timestamp. */
+  eventTime: number;
   topic: string;
   partition: number;
   offset: number;
@@ -172,20 +178,27 @@ export class Enricher {
     return e;
   }
 
-  /** An event's entity for a set: null when absent, empty or holding braces (batch keys hash-tag the entity). */
-  private readonly entityOf = (tx: Transaction, field: string): string | null => {
-    const v = (tx as unknown as Record<string, unknown>)[field];
+  private readonly getters = new Map<string, (v: unknown) => unknown>();
+
+  /** An event's entity for a set (a field path): null when absent, empty or holding braces (batch keys hash-tag the entity). */
+  private readonly entityOf = (event: unknown, field: string): string | null => {
+    let get = this.getters.get(field);
+    if (!get) {
+      get = fieldGetter(field);
+      this.getters.set(field, get);
+    }
+    const v = get(event);
     return v === undefined || v === null || v === '' || /[{}]/.test(String(v)) ? null : String(v);
   };
 
   /** What the streaming state sees of a record: per set its entity and the values its aggregations read. */
   private streamEvent(input: EnrichInput, base: number[]): StreamEvent {
     const feats = new Map(this.vector.base.names.map((n, k) => [n, base[k]]));
-    const tx = input.tx as unknown as Record<string, unknown>;
+    const tx = input.event as Record<string, unknown>;
     return {
       offset: input.offset,
-      eventTime: input.tx.eventTime,
-      entities: this.streamingSets.map((s) => this.entityOf(input.tx, s.entity)),
+      eventTime: input.eventTime,
+      entities: this.streamingSets.map((s) => this.entityOf(input.event, s.entity)),
       values: this.streamingSets.map((s) => valueNames(s).map((n) => String(feats.has(n) ? feats.get(n) : tx[n] ?? ''))),
     };
   }
@@ -197,8 +210,8 @@ export class Enricher {
     const out: EnrichOutput[] = new Array(inputs.length);
     const base: Array<number[] | undefined> = inputs.map((r, i) => {
       try {
-        const v = vector.base.extract(r.tx);
-        if (v.some((x) => !Number.isFinite(x))) throw new Error(`non-finite value for ${r.tx.transactionId}`);
+        const v = vector.base.extract(r.event);
+        if (v.some((x) => !Number.isFinite(x))) throw new Error(`non-finite value for ${vector.base.names.filter((_, k) => !Number.isFinite(v[k])).join(', ')}`);
         return v;
       } catch (err) {
         out[i] = { error: `feature extraction failed: ${(err as Error).message}` };
@@ -232,8 +245,8 @@ export class Enricher {
       if (cluster) break; // no batch sets on a Cluster (init refuses them)
       const p = (this.opts.redis as Redis).pipeline();
       const readers = this.batchReaders.map((r) => {
-        const ents = ok.map((i) => entityOf(inputs[i].tx, r.set.entity));
-        return { r, plan: r.plan(p, ents, ok.map((i) => inputs[i].tx.eventTime)) };
+        const ents = ok.map((i) => entityOf(inputs[i].event, r.set.entity));
+        return { r, plan: r.plan(p, ents, ok.map((i) => inputs[i].eventTime)) };
       });
       const streamPlans = this.streaming && attempt === 0
         ? [...byPartition.values()].map((idx, j) => {
@@ -282,14 +295,14 @@ export class Enricher {
           if (s.config.missingIndicator) values.push(look.missing ? 1 : 0);
           if (look.missing) {
             this.stats.missing[s.name] = (this.stats.missing[s.name] ?? 0) + 1;
-            if (s.config.onMissing === 'dead_letter') error ??= `feature set ${s.name}: entity ${s.entity}=${entityOf(inputs[i].tx, s.entity) ?? '(none)'} ${look.stale ? 'is stale' : 'is missing'} in version ${batchResults[bi - 1].version || 'none'}`;
+            if (s.config.onMissing === 'dead_letter') error ??= `feature set ${s.name}: entity ${s.entity}=${entityOf(inputs[i].event, s.entity) ?? '(none)'} ${look.stale ? 'is stale' : 'is missing'} in version ${batchResults[bi - 1].version || 'none'}`;
           }
         } else {
           const r = streamResults[i]!;
           values.push(...r.values[si]);
           if (r.late[si]) {
             this.stats.late[s.name] = (this.stats.late[s.name] ?? 0) + 1;
-            if (s.config.onLate === 'dead_letter') error ??= `feature set ${s.name}: event time ${inputs[i].tx.eventTime} is later than the allowed lateness of ${s.config.allowedLatenessMs} ms`;
+            if (s.config.onLate === 'dead_letter') error ??= `feature set ${s.name}: event time ${inputs[i].eventTime} is later than the allowed lateness of ${s.config.allowedLatenessMs} ms`;
           }
           si++;
         }

@@ -1,28 +1,42 @@
-import type { Transaction } from '../client/generated/avro-types';
-import { FraudFeatureExtractor, FRAUD_FEATURE_SET, loadGeneratorSpec } from './fraud-extractor';
+/**
+ * The stateless base of an extraction stage's vector: declarative feature definitions
+ * (src/features/declarative) loaded from the file the stage names, checked against the Avro schema
+ * of the stage's input topic. Compiled sets are cached per (file bytes, input schema), so the
+ * loader's validation, version sync and the running stage compile each file once.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Type } from 'avsc';
+import { loadFeatureDefinitions, type DeclarativeFeatureSet } from './declarative/load';
+import type { FeatureSetRef } from './declarative/spec';
 
 /** A stateless feature extractor: one input event -> one vector of named features. */
-export interface FeatureExtractor<E = Transaction> {
-  readonly set: string;
-  readonly version: number;
-  readonly names: readonly string[];
-  extract(event: E): number[];
+export type FeatureExtractor = DeclarativeFeatureSet;
+
+export interface InputSchemaRef {
+  /** Avro schema name (file stem in schemas/) of the stage's input topic. */
+  name: string;
+  type: Type;
 }
 
-/** Feature sets known to the extraction stage, by name. */
-const factories: Record<string, (options: { specFile?: string }) => FeatureExtractor> = {
-  [FRAUD_FEATURE_SET]: ({ specFile }) => {
-    const inner = new FraudFeatureExtractor(loadGeneratorSpec(specFile));
-    return { set: FRAUD_FEATURE_SET, version: inner.version, names: inner.names, extract: (tx) => inner.extract(tx) };
-  },
-};
+const cache = new Map<string, DeclarativeFeatureSet>();
 
-export function featureSetNames(): string[] {
-  return Object.keys(factories).sort();
-}
-
-export function createExtractor(set: string, options: { specFile?: string } = {}): FeatureExtractor {
-  const factory = factories[set];
-  if (!factory) throw new Error(`unknown feature set '${set}' (known: ${featureSetNames().join(', ')})`);
-  return factory(options);
+/** Loads (or reuses) the compiled definitions `ref.file` (relative to `baseDir`) for events of `input`. Throws FeatureDefinitionsError. */
+export function createExtractor(ref: FeatureSetRef, baseDir: string, input: InputSchemaRef): FeatureExtractor {
+  const file = path.resolve(baseDir, ref.file);
+  let digest = '';
+  try {
+    digest = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  } catch {
+    /* reported by the loader, with the path */
+  }
+  const key = `${file}\u0000${input.name}\u0000${digest}`;
+  let set = cache.get(key);
+  if (!set) {
+    set = loadFeatureDefinitions(file, { schema: input.type, schemaName: input.name });
+    if (cache.size > 64) cache.clear();
+    cache.set(key, set);
+  }
+  return set;
 }

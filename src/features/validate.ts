@@ -1,8 +1,8 @@
-import * as path from 'node:path';
 import type { SchemaCatalog } from '../kafka/avro-schemas';
 import type { LoadedTopology } from '../topology/spec';
 import { ConfigError } from '../util/errors';
 import { createExtractor } from './extractors';
+import type { FeatureSetRef } from './declarative/spec';
 import { featureSetProblems } from './spec';
 
 /**
@@ -28,8 +28,8 @@ export function featureSectionErrors(loaded: LoadedTopology, catalog: SchemaCata
       const eventFields = (type.fields ?? []).map((f) => f.name);
       let baseFeatures: string[] = [];
       try {
-        const c = st.config as { featureSet: string; spec?: string };
-        baseFeatures = [...createExtractor(c.featureSet, { specFile: c.spec && path.resolve(loaded.baseDir, c.spec) }).names];
+        const c = st.config as { featureSet: FeatureSetRef };
+        baseFeatures = [...createExtractor(c.featureSet, loaded.baseDir, { name: topic.schema, type: catalog.get(topic.schema).type }).names];
       } catch {
         /* reported on the stage */
       }

@@ -79,7 +79,7 @@ export interface ProcessorDefinition<C = unknown> {
   summary: string;
   /** JSON Schema (draft 2020-12 subset understood by ajv) of the stage's `config` block. */
   configSchema: Record<string, unknown>;
-  /** Avro schema names (schemas/*.avsc) the input and output topics must carry. */
+  /** Avro schema names (schemas/*.avsc) the input and output topics must carry; `*`: any record schema (the processor checks its config against it). */
   inputSchema: string;
   outputSchema: string;
   /** Checks that need files or other parts of the topology (e.g. the model's feature list). Path-prefixed errors. */

@@ -90,7 +90,7 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
     for (const [side, expected] of [['input', def.inputSchema], ['output', def.outputSchema]] as const) {
       const topic = topics.get(stage[side].topic);
       if (!topic) errors.push(new ConfigError(`${at}.${side}.topic`, `topic '${stage[side].topic}' is not declared in topics`, file));
-      else if (topic.schema !== expected) {
+      else if (expected !== '*' && topic.schema !== expected) {
         errors.push(new ConfigError(`${at}.${side}.topic`, `processor '${def.name}' needs schema '${expected}' but topic '${topic.name}' carries '${topic.schema}'`, file));
       }
     }

@@ -63,7 +63,7 @@ export function v1Topology(suffix: string, repository = path.join(repoRoot(), 'm
 export function applyV1(spec: TopologySpec, repository: string): void {
   delete spec.features;
   const extract = spec.stages.find((s) => s.name === 'extract')!;
-  extract.config = { featureSet: 'fraud_txn', spec: 'models/fraud/generator-spec.json' };
+  extract.config = { featureSet: { file: 'models/fraud/features/fraud_txn.yaml' } };
   const score = spec.stages.find((s) => s.name === 'score')!;
   score.config = { model: { repository, name: 'fraud', version: '1' }, threshold: 0.5 };
   for (const s of spec.stages) s.consumer = { ...(s.consumer ?? {}), sessionTimeoutMs: 10000, heartbeatIntervalMs: 1000 };

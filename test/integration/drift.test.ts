@@ -26,7 +26,7 @@ const WINDOW = 3000;
 describe('drift monitor through the real stack', () => {
   const suffix = uniqueSuffix();
   const topology = isolatedTopology('topologies/fraud-detection.yaml', suffix, (spec) => {
-    spec.stages[0].config = { featureSet: 'fraud_txn', spec: 'models/fraud/generator-spec.json' };
+    spec.stages[0].config = { featureSet: { file: 'models/fraud/features/fraud_txn.yaml' } };
     (spec.stages[1].config as { model: { version: string } }).model.version = '1';
   });
   const metrics = new StageMetrics(new Registry());

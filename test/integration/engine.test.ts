@@ -55,7 +55,7 @@ function stateless(suffix: string, edit?: (spec: TopologySpec) => void): LoadedT
   return isolatedTopology('topologies/fraud-detection.yaml', suffix, (spec) => {
     delete spec.features;
     const extract = spec.stages.find((s) => s.name === 'extract')!;
-    extract.config = { featureSet: 'fraud_txn', spec: 'models/fraud/generator-spec.json' };
+    extract.config = { featureSet: { file: 'models/fraud/features/fraud_txn.yaml' } };
     const score = spec.stages.find((s) => s.name === 'score')!;
     score.config = { ...score.config, model: { repository: 'models', name: 'fraud', version: '1' } };
     edit?.(spec);

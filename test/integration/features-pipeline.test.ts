@@ -7,6 +7,7 @@ import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../src/demo/generator';
 import { Enricher, describeVector } from '../../src/features/enricher';
+import { extractionBase, type ExtractionConfig } from '../../src/stages/extraction';
 import { batchKeys, listVersions } from '../../src/features/batch-store';
 import { LoadRejectedError, loadFeatureFile } from '../../src/features/load-file';
 import type { BatchFeatureSetSpec } from '../../src/features/spec';
@@ -19,7 +20,7 @@ import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpe
 const endpoints = testEndpoints();
 const root = repoRoot();
 const demo = isolatedTopology('topologies/fraud-detection.yaml', 'shape');
-const extractConfig = demo.spec.stages[0].config as { featureSet: string; spec: string; vector: { set: string; version: number }; features: string[] };
+const extractConfig = demo.spec.stages[0].config as unknown as ExtractionConfig;
 const setSpec = (name: string) => demo.spec.features!.sets.find((s) => s.name === name)! as BatchFeatureSetSpec;
 const featureFile = (name: string) => path.join(root, setSpec(name).config.file!);
 
@@ -51,13 +52,13 @@ describe('online features against the real stack', () => {
 
   it('reproduces the Python golden stream of model 2: same vectors (batch sets from Redis + Lua streaming state) and scores', async () => {
     await loadDemoSets(redis);
-    const vector = describeVector(extractConfig, demo.spec.features, path.join(root, extractConfig.spec));
+    const vector = describeVector(extractConfig, demo.spec.features, extractionBase(extractConfig, { topology: demo }));
     const enricher = new Enricher(vector, { redis, namespace: `golden-${uniqueSuffix()}` });
     await enricher.init();
     const golden = fs.readFileSync(path.join(root, 'models/fraud/2/golden.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: Transaction; features: number[]; score: number });
     const got: number[][] = [];
     for (let i = 0; i < golden.length; i += 64) {
-      const res = await enricher.enrich(golden.slice(i, i + 64).map((g, k) => ({ tx: g.event, topic: 'golden', partition: 0, offset: i + k })));
+      const res = await enricher.enrich(golden.slice(i, i + 64).map((g, k) => ({ event: g.event, eventTime: g.event.eventTime, topic: 'golden', partition: 0, offset: i + k })));
       for (const r of res) got.push('values' in r ? r.values : [NaN]);
     }
     golden.forEach((g, i) => expect(got[i]).toEqual(g.features));
@@ -140,10 +141,10 @@ describe('online features against the real stack', () => {
     });
     const events = new TransactionGenerator({ seed: 5 }).take(400).map((g) => g.tx);
     // Uninterrupted reference: the same enricher code over the same offsets in one go.
-    const vector = describeVector(extractConfig, demo.spec.features, path.join(root, extractConfig.spec));
+    const vector = describeVector(extractConfig, demo.spec.features, extractionBase(extractConfig, { topology: demo }));
     const ref = new Enricher(vector, { redis, namespace: `ref-${suffix}` });
     await ref.init();
-    const expected = await ref.enrich(events.map((tx, i) => ({ tx, topic: 't', partition: 0, offset: i })));
+    const expected = await ref.enrich(events.map((tx, i) => ({ event: tx, eventTime: tx.eventTime, topic: 't', partition: 0, offset: i })));
     await ref.streaming!.reset();
 
     let stage = new StageProcess(file, ['--stage', 'extract']);

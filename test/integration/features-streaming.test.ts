@@ -4,6 +4,7 @@ import Redis, { Cluster } from 'ioredis';
 import { Registry } from 'prom-client';
 import { TransactionGenerator } from '../../src/demo/generator';
 import { Enricher, describeVector, type VectorConfig } from '../../src/features/enricher';
+import { extractionBase } from '../../src/stages/extraction';
 import { FencedError, ReferenceStreamingState, StreamingState, type StreamEvent, type StreamingStateOptions } from '../../src/features/streaming';
 import { StreamingMetrics } from '../../src/features/streaming-metrics';
 import type { StreamingFeatureSetSpec } from '../../src/features/spec';
@@ -263,8 +264,8 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
     it('the enricher gives the same streaming features on the Cluster as on a single Redis', async () => {
       const root = repoRoot();
       const topology = loadTopology(path.join(root, 'topologies/fraud-detection.yaml'), { registry: builtinProcessors(), baseDir: root });
-      const cfg = topology.spec.stages[0].config as unknown as VectorConfig & { spec: string };
-      const vector = describeVector({ ...cfg, features: ['card_activity'] }, topology.spec.features, path.join(root, cfg.spec));
+      const cfg = topology.spec.stages[0].config as unknown as VectorConfig;
+      const vector = describeVector({ ...cfg, features: ['card_activity'] }, topology.spec.features, extractionBase(cfg, { topology }));
       const single = new Redis(redisUrl);
       const registry = new Registry();
       const onCluster = new Enricher(vector, { redis, namespace: `enrich-c-${uniqueSuffix()}`, metricsRegistry: registry });
@@ -273,7 +274,7 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
         await Promise.all([onCluster.init(), onSingle.init()]);
         const txs = new TransactionGenerator({ seed: 3 }).take(600).map((g) => g.tx);
         for (let i = 0; i < txs.length; i += 100) {
-          const batch = txs.slice(i, i + 100).map((tx, k) => ({ tx, topic: 't', partition: (i / 100) % 2, offset: i + k }));
+          const batch = txs.slice(i, i + 100).map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 't', partition: (i / 100) % 2, offset: i + k }));
           expect(await onCluster.enrich(batch)).toEqual(await onSingle.enrich(batch));
         }
         expect(onCluster.streaming!.slotGroups).toBe(16);

@@ -12,7 +12,7 @@ import type { Prediction, Transaction } from '../../src/client/generated/avro-ty
 import { TopicConsumer, type ConsumedMeta } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../src/demo/generator';
-import { FraudFeatureExtractor, loadGeneratorSpec } from '../../src/features/fraud-extractor';
+import { fraudFeatures } from '../helpers/fraud-features';
 import { readModelCard } from '../../src/inference/model-card';
 import { createKafka } from '../../src/kafka/client';
 import { repoRoot } from '../../src/stack/paths';
@@ -57,7 +57,7 @@ async function collect<S extends 'prediction' | 'transaction'>(topic: string, sc
 /** Tributary's own scoring of the events: the TypeScript extractor, float32 rows, onnxruntime-node. */
 async function tributaryScores(events: Transaction[]): Promise<Map<string, number>> {
   const card = readModelCard(path.join(repoRoot(), MODEL_DIR));
-  const extractor = new FraudFeatureExtractor(loadGeneratorSpec());
+  const extractor = fraudFeatures();
   const width = extractor.size;
   const rows = new Float32Array(events.length * width);
   events.forEach((e, i) => extractor.extractInto(e, rows, i * width));

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
 import { TransactionGenerator } from '../../src/demo/generator';
-import { createExtractor } from '../../src/features/extractors';
+import { fraudFeatures } from '../helpers/fraud-features';
 import { readModelCard } from '../../src/inference/model-card';
 import { DriftMonitor, binOf, readBaseline, type NumericProfile } from '../../src/monitoring/drift-monitor';
 import { adjustPValues, chiSquareSurvival, jsDivergence, ksPValue, normalSurvival, percentileCdf, psi } from '../../src/monitoring/drift-stats';
@@ -93,7 +93,7 @@ describe('model card baselines', () => {
 
   it('the TypeScript generator and extractor reproduce the v1 training distribution (baseline written by Python)', () => {
     const monitor = new DriftMonitor(card1, { windowEvents: 5000 });
-    const fx = createExtractor('fraud_txn');
+    const fx = fraudFeatures();
     const gen = new TransactionGenerator({ seed: 99 });
     let report;
     for (let i = 0; i < 5000; i++) report = monitor.observeVector(fx.names, fx.extract(gen.next().tx));
@@ -108,7 +108,7 @@ describe('DriftMonitor windows', () => {
   function windowOf(shift: (tx: ReturnType<TransactionGenerator['next']>['tx']) => void, seed: number) {
     const registry = new Registry();
     const monitor = new DriftMonitor(card1, { windowEvents: 3000 }, registry);
-    const fx = createExtractor('fraud_txn');
+    const fx = fraudFeatures();
     const gen = new TransactionGenerator({ seed });
     let report;
     for (let i = 0; i < 3000; i++) {
@@ -141,7 +141,7 @@ describe('DriftMonitor windows', () => {
 
   it('closes by time only with enough events, and reorders named vectors to the card order', () => {
     const monitor = new DriftMonitor(card1, { windowEvents: 100000, windowMs: 1000, minEvents: 10 }, undefined, 0);
-    const fx = createExtractor('fraud_txn');
+    const fx = fraudFeatures();
     const gen = new TransactionGenerator({ seed: 1 });
     const names = [...fx.names].reverse();
     for (let i = 0; i < 5; i++) monitor.observeVector(names, fx.extract(gen.next().tx).reverse(), 0);

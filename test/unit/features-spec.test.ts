@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { cardProblems, describeVector } from '../../src/features/enricher';
+import { extractionBase } from '../../src/stages/extraction';
 import { LruCache } from '../../src/features/lru';
 import { progressLine, splitCsv, toRow } from '../../src/features/load-file';
 import type { BatchFeatureSetSpec } from '../../src/features/spec';
@@ -17,7 +18,7 @@ describe('feature declarations and the model card (version sync)', () => {
   it('the demo topology supplies exactly what model 2 asks for', () => {
     const t = loadTopology(file, options);
     const cfg = t.spec.stages[0].config as never;
-    const v = describeVector(cfg, t.spec.features, path.join(repoRoot(), 'models/fraud/generator-spec.json'));
+    const v = describeVector(cfg, t.spec.features, extractionBase(cfg, { topology: t }));
     const card = readModelCard(path.join(repoRoot(), 'models/fraud/2'));
     expect(cardProblems(card.features as never, v)).toEqual([]);
     expect(v.names).toEqual(card.features.names);

@@ -4,12 +4,15 @@ import { repoRoot } from '../../src/stack/paths';
 import type { Transaction } from '../../src/client/generated/avro-types';
 import {
   FRAUD_FEATURE_SET,
-  FraudFeatureExtractor,
   fraudFeatureNames,
   loadGeneratorSpec,
   validateGeneratorSpec,
   type GeneratorSpec,
-} from '../../src/features/fraud-extractor';
+} from '../../src/demo/generator-spec';
+import type { DeclarativeFeatureSet } from '../../src/features/declarative/load';
+import { TransactionGenerator } from '../../src/demo/generator';
+import { FraudFeatureExtractor } from '../../bench/frozen/fraud-extractor';
+import { fraudFeatures } from '../helpers/fraud-features';
 
 interface GoldenRow {
   event: Transaction;
@@ -53,12 +56,48 @@ describe('repo root and spec loading', () => {
   });
 });
 
-describe('FraudFeatureExtractor', () => {
+describe('fraud_txn, declarative (models/fraud/features/fraud_txn.yaml)', () => {
   let spec: GeneratorSpec;
-  let fx: FraudFeatureExtractor;
+  let fx: DeclarativeFeatureSet;
   beforeAll(() => {
     spec = loadGeneratorSpec();
-    fx = new FraudFeatureExtractor(spec);
+    fx = fraudFeatures();
+  });
+
+  it('its tables and vocabulary are the generator spec\'s', () => {
+    const t = fx.definitions.tables!;
+    expect(t.usdPerUnit.values).toEqual(Object.fromEntries(spec.currencies.map((c) => [c.code, c.toUsd])));
+    expect(t.countryCurrency.values).toEqual(Object.fromEntries(spec.countries.map((c) => [c.code, c.currency])));
+    expect(Object.keys(t.highRiskCountry.values).sort()).toEqual(spec.countries.filter((c) => c.highRisk).map((c) => c.code).sort());
+    const cat = fx.definitions.features.find((f) => f.name === 'cat') as { oneHot: { vocabulary: string[] } };
+    expect(cat.oneHot.vocabulary).toEqual(spec.categories.map((c) => c.name));
+    expect(fx.hash).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('computes bit-identical vectors to the frozen hand-written extractor (20,000 generated events + edge cases)', () => {
+    const frozen = new FraudFeatureExtractor(spec);
+    const events: Transaction[] = new TransactionGenerator({ seed: 31 }).take(20000).map((g) => g.tx);
+    for (const row of golden) events.push(row.event);
+    for (const amount of [0, -0, -1, 1e-300, 1e300, -12.5]) events.push({ ...golden[0].event, amount });
+    for (const eventTime of [0, -1, -3600001, 86399999, 253402300799999]) events.push({ ...golden[0].event, eventTime });
+    for (const e of events) {
+      const a = fx.extract(e);
+      const b = frozen.extract(e);
+      for (let j = 0; j < a.length; j++) {
+        if (!Object.is(a[j], b[j] + 0)) throw new Error(`${JSON.stringify(e)}: ${fx.names[j]} declarative ${a[j]} != frozen ${b[j]}`);
+      }
+    }
+  });
+
+  it('reproduces the base features of the model 2 and 3 golden sets', () => {
+    for (const v of ['2', '3']) {
+      const rows = fs.readFileSync(path.join(repoRoot(), 'models/fraud', v, 'golden.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as GoldenRow);
+      expect(rows.length).toBeGreaterThan(50);
+      for (const row of rows) {
+        const got = fx.extract(row.event);
+        got.forEach((x, j) => expect(Math.abs(x - row.features[j])).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(x))));
+      }
+    }
   });
 
   it('names and version equal the spec and the model card', () => {

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from '../../src/stack/paths';
 import type { Transaction } from '../../src/client/generated/avro-types';
-import { FraudFeatureExtractor, loadGeneratorSpec } from '../../src/features/fraud-extractor';
+import { fraudFeatures } from '../helpers/fraud-features';
 
 import * as ort from 'onnxruntime-node'; // typed arrays shared by test/helpers/node-environment.js
 
@@ -50,7 +50,7 @@ describe('fraud model v1', () => {
   });
 
   it('reproduces every golden score from TypeScript-extracted features in one batch', async () => {
-    const fx = new FraudFeatureExtractor(loadGeneratorSpec());
+    const fx = fraudFeatures();
     expect([...fx.names]).toEqual(card.features.names);
     const n = golden.length;
     const width = fx.size;

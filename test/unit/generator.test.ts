@@ -3,7 +3,8 @@ import * as path from 'path';
 import { repoRoot } from '../../src/stack/paths';
 import { Mulberry32, TransactionGenerator, type GeneratedTransaction } from '../../src/demo/generator';
 import type { Transaction } from '../../src/client/generated/avro-types';
-import { FraudFeatureExtractor, loadGeneratorSpec, type GeneratorSpec } from '../../src/features/fraud-extractor';
+import { loadGeneratorSpec, type GeneratorSpec } from '../../src/demo/generator-spec';
+import { fraudFeatures } from '../helpers/fraud-features';
 
 import * as ort from 'onnxruntime-node'; // typed arrays shared by test/helpers/node-environment.js
 
@@ -131,7 +132,7 @@ describe('TransactionGenerator', () => {
     });
 
     // planted patterns are visible: fraud is far more often at night, high-risk, mismatched
-    const fx = new FraudFeatureExtractor(spec);
+    const fx = fraudFeatures();
     const col = (name: string) => fx.names.indexOf(name);
     const mean = (subset: GeneratedTransaction[], name: string) =>
       subset.reduce((s, e) => s + fx.extract(e.tx)[col(name)], 0) / subset.length;
@@ -144,7 +145,7 @@ describe('TransactionGenerator', () => {
   });
 
   it('the model separates TS-generated fraud (ROC AUC > 0.8)', async () => {
-    const fx = new FraudFeatureExtractor(spec);
+    const fx = fraudFeatures();
     const width = fx.size;
     const data = new Float32Array(N * width);
     events.forEach((e, i) => fx.extractInto(e.tx, data, i * width));

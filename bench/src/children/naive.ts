@@ -64,7 +64,7 @@ async function main(): Promise<void> {
       }
       let values: number[];
       if (enricher) {
-        const [r] = await enricher.enrich([{ tx, topic: input, partition, offset: Number(message.offset) }]);
+        const [r] = await enricher.enrich([{ event: tx, eventTime: tx.eventTime, topic: input, partition, offset: Number(message.offset) }]);
         if ('error' in r) {
           counters.rejected++;
           return;

@@ -5,7 +5,7 @@
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FraudFeatureExtractor, loadGeneratorSpec } from '../../../src/features/fraud-extractor';
+import { loadFeatureDefinitions } from '../../../src/features/declarative/load';
 import { OnnxModel } from '../../../src/inference/onnx-model';
 import { TransactionGenerator } from '../../../src/demo/generator';
 import { repoRoot } from '../../../src/stack/paths';
@@ -39,12 +39,11 @@ async function measure(model: OnnxModel, rows: Float32Array, batch: number, seco
 async function main(): Promise<void> {
   const cfg = childConfig();
   const seconds = cfg.seconds ?? 1;
-  const spec = loadGeneratorSpec();
-  const extractor = new FraudFeatureExtractor(spec);
-  const gen = new TransactionGenerator({ seed: 7, spec });
+  const extractor = loadFeatureDefinitions(path.join(repoRoot(), 'models/fraud/features/fraud_txn.yaml'));
+  const gen = new TransactionGenerator({ seed: 7 });
   const maxBatch = 4096;
-  const rows = new Float32Array(maxBatch * extractor.size);
-  for (let i = 0; i < maxBatch; i++) extractor.extractInto(gen.next().tx, rows, i * extractor.size);
+  const rows = new Float32Array(maxBatch * extractor.names.length);
+  for (let i = 0; i < maxBatch; i++) extractor.extractInto(gen.next().tx, rows, i * extractor.names.length);
   const cores = os.cpus().length;
   const out: OnnxRow[] = [];
   const repo = path.join(repoRoot(), 'models');

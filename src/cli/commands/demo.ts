@@ -10,7 +10,7 @@ import { nonNegativeInt, nonNegativeNumber, positiveInt, UsageError, wantsJson }
 import { ensurePrerequisites } from '../../stack/ensure-prerequisites';
 import { ENDPOINT_ENV } from '../../stack/endpoints';
 import { onShutdownSignal } from './pipeline';
-import { loadGeneratorSpec } from '../../features/fraud-extractor';
+import { loadGeneratorSpec } from '../../demo/generator-spec';
 
 /** JSON-friendly rendering of decoded Avro: bytes as base64, Avro records as plain objects. */
 function toJson(value: unknown): string {

@@ -81,6 +81,12 @@ export interface FeatureVector {
   lineage: Lineage;
   /** Version of each batch feature set (Redis) the values were read from, by set name; empty when none was used. */
   featureSetVersions?: Record<string, string>;
+  /** Name of the declarative stateless feature definitions that computed the base features ('' when written by an older producer). */
+  definitionsSet?: string;
+  /** Their declared version (0: unknown). */
+  definitionsVersion?: number;
+  /** First 16 hex characters of the sha256 of the definitions file's bytes ('' : unknown); the model card may pin it. */
+  definitionsHash?: string;
 }
 
 export interface Feedback {

@@ -1,29 +1,11 @@
 /**
- * Fraud demo features (feature set `fraud_txn`, definitions version 1): the TypeScript twin of
- * `FeatureExtractor` in models/train/train_fraud.py. Both read the ordered feature list, the
- * categories, the countries and the FX rates from models/fraud/generator-spec.json, and the golden
- * set models/fraud/<v>/golden.jsonl (features computed in Python) keeps the two identical.
- *
- * Features, all computed from the one event (stateless), in this order:
- *
- * | name                   | definition                                                                  |
- * |------------------------|-----------------------------------------------------------------------------|
- * | `amount_usd`           | `amount * toUsd[currency]`; unknown currency: rate 1.0                       |
- * | `log_amount_usd`       | `ln(1 + amount_usd)` if `amount_usd > 0`, else 0 (negative, zero, NaN -> 0)  |
- * | `hour_of_day`          | `floor(eventTime / 3600000) mod 24`, UTC, 0..23 (also for negative times)    |
- * | `is_night`             | 1 if `hour_of_day < 6`, else 0                                               |
- * | `is_high_risk_country` | 1 if `country` is in the spec and marked `highRisk`, else 0 (unknown -> 0)   |
- * | `currency_mismatch`    | 0 only if country and currency are both known and the currency is the       |
- * |                        | country's; else 1 (unknown currency or unknown country -> 1)                 |
- * | `cat_<category>`       | one-hot over the spec's categories in spec order; unknown category -> all 0 |
- *
- * Strings are matched exactly (case-sensitive, untrimmed): `usd` is an unknown currency. A
- * non-finite `eventTime` gives NaN for `hour_of_day` (and `is_night` 0); the schema makes it a long,
- * so that only happens to hand-built events.
+ * The fraud demo's generator spec (models/fraud/generator-spec.json): distributions and planted
+ * fraud patterns the TypeScript generator (generator.ts) and the Python trainer share. The features
+ * the models read are declared in models/fraud/features/fraud_txn.yaml (declarative definitions);
+ * `features` here must list their names (checked against the spec's categories).
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { Transaction } from '../client/generated/avro-types';
 import { repoRoot } from '../stack/paths';
 
 /** Name of the feature set these features belong to (the model card's `features.set`). */
@@ -43,8 +25,6 @@ export const FRAUD_BASE_FEATURES: readonly string[] = Object.freeze([
   'currency_mismatch',
 ]);
 
-const MS_PER_HOUR = 3_600_000;
-const NIGHT_END_HOUR = 6;
 
 export interface CategorySpec {
   name: string;
@@ -237,77 +217,3 @@ export function loadGeneratorSpec(specPath: string = DEFAULT_GENERATOR_SPEC_PATH
   return validateGeneratorSpec(parsed);
 }
 
-/** Anything indexable the extractor can write feature values into. */
-export type FeatureBuffer = number[] | Float32Array | Float64Array;
-
-interface CountryInfo {
-  readonly currency: string;
-  readonly highRisk: number;
-}
-
-/**
- * Stateless, pure feature extractor (see the module comment for the definitions). After
- * construction, `extract` allocates only its output array and `extractInto` allocates nothing.
- */
-export class FraudFeatureExtractor {
-  /** Ordered feature names (= spec.features = the model card's features.names). */
-  readonly names: readonly string[];
-  /** Feature-definitions version (= spec.featureVersion). */
-  readonly version: number;
-  readonly featureSet: string = FRAUD_FEATURE_SET;
-
-  private readonly width: number;
-  private readonly nCategories: number;
-  private readonly categoryIndex: ReadonlyMap<string, number>;
-  private readonly countries: ReadonlyMap<string, CountryInfo>;
-  private readonly toUsd: ReadonlyMap<string, number>;
-
-  constructor(spec: GeneratorSpec) {
-    validateGeneratorSpec(spec);
-    this.names = Object.freeze(spec.features.slice());
-    this.version = spec.featureVersion;
-    this.width = this.names.length;
-    this.nCategories = spec.categories.length;
-    this.categoryIndex = new Map(spec.categories.map((c, i) => [c.name, i]));
-    this.countries = new Map(
-      spec.countries.map((c) => [c.code, Object.freeze({ currency: c.currency, highRisk: c.highRisk ? 1 : 0 })]),
-    );
-    this.toUsd = new Map(spec.currencies.map((c) => [c.code, c.toUsd]));
-  }
-
-  /** Number of features (= names.length). */
-  get size(): number {
-    return this.width;
-  }
-
-  /** Features of one event, in `names` order. Does not modify `tx`. */
-  extract(tx: Transaction): number[] {
-    const out = new Array<number>(this.width).fill(0);
-    this.extractInto(tx, out, 0);
-    return out;
-  }
-
-  /**
-   * Writes the features of `tx` to `out[offset .. offset + size)` (e.g. row i of a batch
-   * Float32Array at offset i * size). Every slot of that range is written. Returns `out`.
-   */
-  extractInto<T extends FeatureBuffer>(tx: Transaction, out: T, offset = 0): T {
-    const rate = this.toUsd.get(tx.currency);
-    const usd = tx.amount * (rate === undefined ? 1 : rate);
-    out[offset] = usd;
-    out[offset + 1] = usd > 0 ? Math.log1p(usd) : 0;
-    let hour = Math.floor(tx.eventTime / MS_PER_HOUR) % 24;
-    if (hour < 0) hour += 24;
-    out[offset + 2] = hour;
-    out[offset + 3] = hour < NIGHT_END_HOUR ? 1 : 0;
-    const country = this.countries.get(tx.country);
-    out[offset + 4] = country === undefined ? 0 : country.highRisk;
-    out[offset + 5] =
-      country !== undefined && rate !== undefined && tx.currency === country.currency ? 0 : 1;
-    const base = offset + FRAUD_BASE_FEATURES.length;
-    for (let i = 0; i < this.nCategories; i++) out[base + i] = 0;
-    const ci = this.categoryIndex.get(tx.merchantCategory);
-    if (ci !== undefined) out[base + ci] = 1;
-    return out;
-  }
-}
