@@ -18,6 +18,7 @@ import numpy as np
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 sys.path.insert(0, os.path.join(REPO_ROOT, "python"))
 
+SCHEMA = os.path.join(REPO_ROOT, "examples", "iot", "schemas", "sensor-reading.avsc")
 ZONES = ["America/Chicago", "Europe/Berlin", "Asia/Tokyo", "Australia/Sydney", "America/Sao_Paulo", "Asia/Kolkata"]
 RATED = {"VX100": 70.0, "VX200": 85.0, "PT7": 60.0}
 FIRMWARE = ["3.1.0", "3.2.0", "4.0.1", "4.2.1"]
@@ -92,12 +93,12 @@ class BaseFeatures:
     def __init__(self, definitions_file: str) -> None:
         self.file = definitions_file
         try:
-            import tributary_features  # noqa: F401  (the shared package, once merged)
-            self._pkg = tributary_features.load_definitions(definitions_file)  # type: ignore[attr-defined]
+            from tributary_features import load_feature_set  # the shared package (python/), once merged
+            self._pkg = load_feature_set(definitions_file, schema=SCHEMA)
             self.names = list(self._pkg.names)
-            self.set = self._pkg.feature_set
+            self.set = self._pkg.set
             self.version = self._pkg.version
-            self.impl = "python/tributary_features"
+            self.impl = f"python/tributary_features (definitions hash {self._pkg.hash}, tzdb {self._pkg.tzdb})"
         except ImportError:
             self._pkg = None
             self._mirror = _MirrorV1()

@@ -15,6 +15,8 @@ import { createLogger } from '../../../../src/util/logger';
 import type { TopologySpec } from '../../../../src/topology/spec';
 import { DEFAULT_START_TIME, SensorGenerator, fleet, localParts, type SensorReading } from '../../generator';
 import { readingSchema } from '../../produce';
+import { loadIotTopology } from '../../topology';
+import { extractionBase, extractionVector, type ExtractionConfig } from '../../../../src/stages/extraction';
 
 const EXAMPLE = path.resolve(__dirname, '..', '..');
 const MODEL_DIR = path.join(EXAMPLE, 'models', 'sensor_anomaly', '1');
@@ -64,6 +66,23 @@ describe('IoT generator', () => {
     const events = new SensorGenerator({ seed: seed * 100_003, startTime: DEFAULT_START_TIME }).take(golden.length);
     expect(events.map((g) => g.event)).toEqual(golden.map((g) => g.event));
     expect(events.map((g) => g.anomaly)).toEqual(golden.map((g) => g.anomaly));
+  });
+});
+
+describe('examples/iot/topology.yaml', () => {
+  it('validates with the engine\'s loader and built-in processors, and assembles exactly the vector the card asks for', () => {
+    const topology = loadIotTopology();
+    const config = topology.spec.stages[0].config as unknown as ExtractionConfig;
+    const vector = extractionVector(config, { topology });
+    expect(vector.names).toEqual(card.features.names);
+    expect({ set: vector.set, version: vector.version }).toEqual({ set: card.features.set, version: card.features.version });
+    expect(vector.base).toMatchObject({ set: 'sensor_base', version: 1 });
+  });
+
+  it('the declarative sensor_base definitions give the golden stateless columns for every golden reading (bit for bit)', () => {
+    const topology = loadIotTopology();
+    const base = extractionBase(topology.spec.stages[0].config as unknown as ExtractionConfig, { topology });
+    for (const g of golden) expect(base.extract(g.event)).toEqual(g.features.slice(0, base.names.length));
   });
 });
 
