@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ensureArtifacts } from '../../stack/artifacts';
 import { ensurePrerequisites, NO_INSTALL_ENV } from '../../stack/ensure-prerequisites';
+import { ensurePythonEnv } from '../../stack/python-env';
 import { PREREQUISITE_SETS, type PrerequisiteSet } from '../../stack/prerequisites';
 import { oneOf, wantsJson } from '../options';
 
@@ -14,6 +15,9 @@ export function registerSetupCommands(program: Command): void {
     .action(async (opts: { for: PrerequisiteSet; artifacts: boolean }, cmd: Command) => {
       const result = await ensurePrerequisites({ set: opts.for });
       const artifacts = opts.artifacts && result.stillMissing.length === 0 ? await ensureArtifacts() : undefined;
+      // The features package's venv (numpy, PyYAML, pinned tzdata) for the TypeScript/Python parity test.
+      const venv = opts.for === 'tests' && !result.stillMissing.includes('python3') ? ensurePythonEnv() : undefined;
+      if (venv?.installed && !wantsJson(cmd)) process.stdout.write(`python env: ${venv.python} (python/requirements.txt)\n`);
       const summary = { installed: result.installed, stillMissing: result.stillMissing, artifacts: artifacts ? { kafka: artifacts.kafkaHome, registry: artifacts.registryHome } : undefined };
       if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else {

@@ -176,12 +176,12 @@ export function checkDefinitions(defs: FeatureDefinitions, input: Type): Checked
       }
       case 'clip': {
         const arg = numeric(check(v, at), at);
-        const lo = e.min ?? -Infinity;
-        const hi = e.max ?? Infinity;
-        if (typeof lo !== 'number' || Number.isNaN(lo)) return bad(`${path}.min`, 'must be a number');
-        if (typeof hi !== 'number' || Number.isNaN(hi)) return bad(`${path}.max`, 'must be a number');
-        if (e.min === undefined && e.max === undefined) return bad(path, "'clip' needs min, max or both");
-        if (lo > hi) return bad(path, `min ${lo} > max ${hi}`);
+        const lo = e.lower ?? -Infinity;
+        const hi = e.upper ?? Infinity;
+        if (typeof lo !== 'number' || Number.isNaN(lo)) return bad(`${path}.lower`, 'must be a number');
+        if (typeof hi !== 'number' || Number.isNaN(hi)) return bad(`${path}.upper`, 'must be a number');
+        if (e.lower === undefined && e.upper === undefined) return bad(path, "'clip' needs lower, upper or both");
+        if (lo > hi) return bad(path, `lower ${lo} > upper ${hi}`);
         return { k: 'clip', arg, lo, hi, ty: 'number', nullable: arg.nullable };
       }
       case 'bucketize': {

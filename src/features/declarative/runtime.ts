@@ -6,9 +6,9 @@
  */
 import { murmur3 } from '../../routing/murmur3';
 
-/** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: outside, time parts are null (Python's datetime range). */
-export const MIN_TIME_MS = -62135596800000;
-export const MAX_TIME_MS = 253402300799999;
+/** 0001-01-02T00:00:00Z and 9999-12-30T23:59:59.999Z: outside, time parts are null (Python's datetime range, less a day for any offset). */
+export const MIN_TIME_MS = -62135510400000;
+export const MAX_TIME_MS = 253402214399999;
 const MS_PER_DAY = 86_400_000;
 const MS_PER_HOUR = 3_600_000;
 /** Offsets are cached per 15 minutes of UTC time; a slice holding a transition is computed per instant. */
@@ -100,13 +100,14 @@ export class ZoneClock {
 
   hour(t: number): number | null {
     const l = this.local(t);
-    return l === null ? null : Math.floor(fmod(l, MS_PER_DAY) / MS_PER_HOUR);
+    // + 0: fmod of an exact negative multiple is -0, and the Python twin computes with integers (+0).
+    return l === null ? null : Math.floor(fmod(l, MS_PER_DAY) / MS_PER_HOUR) + 0;
   }
 
   /** Day of the week, Monday 0 .. Sunday 6 (1970-01-01 was a Thursday). */
   dayOfWeek(t: number): number | null {
     const l = this.local(t);
-    return l === null ? null : fmod(Math.floor(l / MS_PER_DAY) + 3, 7);
+    return l === null ? null : fmod(Math.floor(l / MS_PER_DAY) + 3, 7) + 0;
   }
 }
 

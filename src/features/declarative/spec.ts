@@ -78,7 +78,7 @@ export const OPERATORS: Readonly<Record<string, readonly string[]>> = {
   feature: [],
   add: [], sub: [], mul: [], div: [], mod: [], min: [], max: [],
   neg: [], abs: [], floor: [], ceil: [], sqrt: [], log1p: [], log: [], exp: [],
-  clip: ['min', 'max'],
+  clip: ['lower', 'upper'],
   bucketize: ['edges'],
   hash: ['buckets', 'seed'],
   hour: ['timeZone'],
