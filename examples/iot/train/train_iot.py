@@ -7,7 +7,7 @@ Run through examples/iot/train.sh (same pinned venv/toolchain as models/train, s
 Vector (set `sensor_online` v1, in this order; mirrors examples/iot/topology.yaml, which the golden
 test replays through the real pipeline code):
   - stateless `sensor_base` v1: examples/iot/features/sensor_base.yaml (declarative definitions,
-    computed by stateless.py: the shared Python package when present, else a mirror of v1)
+    computed by python/tributary_features: the file the extraction stage compiles)
   - batch set `device_profile` (entity deviceId) and `site_climate` (entity siteId): tables derived
     here from the generator's fleet, written beside the model (features/*.csv|jsonl) and loaded by the
     demo/tests with the same loader as `tributary features load`
@@ -374,7 +374,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "createdBy": "examples/iot/train.sh",
         "trainingData": {"version": f"iot-synthetic/seed-{args.seed}/sessions-{args.sessions}x{args.session}/batch-seed-{BATCH['seed']}",
                          "generator": "examples/iot/generator.ts SensorGenerator (JSON lines via generate.ts), sessions with fresh streaming state",
-                         "definitions": rel(DEFINITIONS), "definitionsSha256": sha256_file(DEFINITIONS),
+                         "definitions": rel(DEFINITIONS), "definitionsHash": base.hash,
                          "statelessImplementation": base.impl,
                          "seed": args.seed, "rows": int(len(y)), "sessionEvents": args.session, "anomalyRate": round(float(y.mean()), 6),
                          "batchFeatures": {"generator": "examples/iot/train/train_iot.py batch_tables", **BATCH,
