@@ -4,7 +4,8 @@
  * with the same loader as `tributary features load`, runs examples/iot/topology.yaml in-process on
  * the unchanged engine, produces generated readings dated now plus malformed ones, waits until every
  * reading is accounted for (a prediction or a dead letter) and prints a summary against the
- * generator's planted anomalies. Stops what it started.
+ * generator's planted anomalies. Stops what it started. The streaming state starts empty each run
+ * (like a training session); readings of earlier runs on the topics are skipped by key.
  *
  *   node dist-examples/examples/iot/demo.js [--count N] [--rate R] [--seed S] [--malformed 0-5] [--json]
  */
@@ -34,7 +35,7 @@ export interface IotDemoOptions {
   malformed: number;
   /** Generator clock at the first reading (default now). */
   startTime?: number;
-  /** Topic/topology suffix (default: per run), so runs never share topics or state. */
+  /** Topic/topology suffix (tests: their own topics and state); default none: the topology's topics, as `tributary run` would use them. */
   suffix?: string;
   timeoutMs?: number;
 }
@@ -64,8 +65,8 @@ function percentile(sorted: number[], p: number): number {
 
 export async function runIotDemo(options: IotDemoOptions): Promise<IotDemoSummary> {
   const started = Date.now();
-  const suffix = options.suffix ?? `demo${started.toString(36)}`;
-  const topology = loadIotTopology({ suffix });
+  const topology = loadIotTopology({ suffix: options.suffix });
+  const runId = `iot-demo-${options.seed}-${started}`;
   const roles = iotRoles(topology);
   const startTime = options.startTime ?? started;
   if (options.endpoints.redisUrl) {
@@ -73,7 +74,8 @@ export async function runIotDemo(options: IotDemoOptions): Promise<IotDemoSummar
   }
   const readings = new SensorGenerator({ seed: options.seed, startTime }).take(options.count);
   const truth = new Map(readings.map((g) => [g.event.readingId, g.kind] as [string, AnomalyKind | null]));
-  const badPrefix = `iot-${options.seed}-${started}-bad-`;
+  // Other runs' records on the same topics are told apart by key (reading ids carry the seed).
+  const badPrefix = `${runId}-bad-`;
   const ours = (key: string | null) => key !== null && (truth.has(key) || key.startsWith(badPrefix));
 
   const pipeline = await Pipeline.start({ topology, endpoints: options.endpoints });
@@ -83,7 +85,7 @@ export async function runIotDemo(options: IotDemoOptions): Promise<IotDemoSummar
   const latencies: number[] = [];
   const dlqKinds: Record<string, number> = {};
   const consumerOf = <S extends 'prediction' | 'dead-letter'>(topic: string, schema: S) =>
-    new TopicConsumer({ brokers: options.endpoints.brokers, schemaRegistryUrl: options.endpoints.schemaRegistryUrl, topic, schema, groupId: `iot-demo-${suffix}-${schema}`, fromBeginning: true });
+    new TopicConsumer({ brokers: options.endpoints.brokers, schemaRegistryUrl: options.endpoints.schemaRegistryUrl, topic, schema, groupId: `${runId}-${schema}`, fromBeginning: true });
   const predictionConsumer = consumerOf(roles.predictions, 'prediction');
   const dlqConsumer = consumerOf(roles.dlq, 'dead-letter');
   const malformed = Math.min(options.malformed, 5);
