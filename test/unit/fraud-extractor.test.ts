@@ -79,13 +79,23 @@ describe('fraud_txn, declarative (models/fraud/features/fraud_txn.yaml)', () => 
     const events: Transaction[] = new TransactionGenerator({ seed: 31 }).take(20000).map((g) => g.tx);
     for (const row of golden) events.push(row.event);
     for (const amount of [0, -0, -1, 1e-300, 1e300, -12.5]) events.push({ ...golden[0].event, amount });
-    for (const eventTime of [0, -1, -3600001, 86399999, 253402300799999]) events.push({ ...golden[0].event, eventTime });
+    for (const eventTime of [0, -1, -3600001, 86399999, 253402214399999, -62135510400000]) events.push({ ...golden[0].event, eventTime });
     for (const e of events) {
       const a = fx.extract(e);
       const b = frozen.extract(e);
       for (let j = 0; j < a.length; j++) {
         if (!Object.is(a[j], b[j] + 0)) throw new Error(`${JSON.stringify(e)}: ${fx.names[j]} declarative ${a[j]} != frozen ${b[j]}`);
       }
+    }
+  });
+
+  it('differs from the frozen extractor only where time parts are undefined (SEMANTICS.md): hour 0 (default), is_night 1', () => {
+    const frozen = new FraudFeatureExtractor(spec);
+    for (const eventTime of [253402300799999, NaN]) {
+      const e = { ...golden[0].event, eventTime };
+      const got = fx.extract(e);
+      expect([got[2], got[3]]).toEqual([0, 1]);
+      expect(frozen.extract(e).slice(0, 2)).toEqual(got.slice(0, 2));
     }
   });
 
