@@ -80,6 +80,13 @@ describe('examples/iot/topology.yaml', () => {
     expect(vector.base).toMatchObject({ set: 'sensor_base', version: 1 });
   });
 
+  it('refuses to serve the model with definitions other than those it was trained with (the card pins their hash)', () => {
+    const copy = path.join(fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'iot-defs-')), 'sensor_base.yaml');
+    fs.writeFileSync(copy, fs.readFileSync(path.join(EXAMPLE, 'features', 'sensor_base.yaml'), 'utf8').replace('values: { VX100: 70, VX200: 85, PT7: 60 }', 'values: { VX100: 75, VX200: 85, PT7: 60 }'));
+    expect(() => loadIotTopology({ edit: (spec) => ((spec.stages[0].config as { featureSet: { file: string } }).featureSet.file = copy) })).toThrow(/stages\[1\]\.config.*card was trained with/s);
+    expect((card.features as { definitionsHash?: string }).definitionsHash).toMatch(/^[0-9a-f]{16}$/);
+  });
+
   it('the declarative sensor_base definitions give the golden stateless columns for every golden reading (bit for bit; 1 ulp for libm values)', () => {
     const topology = loadIotTopology();
     const base = extractionBase(topology.spec.stages[0].config as unknown as ExtractionConfig, { topology });
