@@ -80,6 +80,20 @@ describe('examples/iot/topology.yaml', () => {
     expect(vector.base).toMatchObject({ set: 'sensor_base', version: 1 });
   });
 
+  it('a definitions file naming a field the schema lacks, or of the wrong type, fails validation with both paths', () => {
+    const copy = path.join(fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'iot-defs-')), 'sensor_base.yaml');
+    const text = fs.readFileSync(path.join(EXAMPLE, 'features', 'sensor_base.yaml'), 'utf8');
+    fs.writeFileSync(copy, text.replace('expr: location.floor', 'expr: location.flor').replace('{ log1p: vibrationMmS }', '{ log1p: firmware }'));
+    let message = '';
+    try {
+      loadIotTopology({ edit: (spec) => ((spec.stages[0].config as { featureSet: { file: string } }).featureSet.file = copy) });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/stages\[0\]\.config\.featureSet\.file: .*features\[8\]\.expr.*location\.flor/);
+    expect(message).toMatch(/stages\[0\]\.config\.featureSet\.file: .*features\[2\]\.expr\.log1p/);
+  });
+
   it('refuses to serve the model with definitions other than those it was trained with (the card pins their hash)', () => {
     const copy = path.join(fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'iot-defs-')), 'sensor_base.yaml');
     fs.writeFileSync(copy, fs.readFileSync(path.join(EXAMPLE, 'features', 'sensor_base.yaml'), 'utf8').replace('values: { VX100: 70, VX200: 85, PT7: 60 }', 'values: { VX100: 75, VX200: 85, PT7: 60 }'));
