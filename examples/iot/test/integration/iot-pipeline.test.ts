@@ -120,6 +120,8 @@ describe('IoT example on the real stack', () => {
         expect(d).toBeDefined();
         expect(d.errorKind).toBe(b.expectedKind);
         expect(d.errorMessage.length).toBeGreaterThan(0);
+        expect(d.stage).toBe('extract');
+        expect(d.lineage.topic).toBe(roles.input);
         expect(Buffer.from(d.value!).equals(b.value)).toBe(true);
       }
     } finally {
