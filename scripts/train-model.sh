@@ -7,7 +7,8 @@
 #                                                             examples/iot/train.sh) in the same venv
 #
 # Creates ./.venv (git-ignored) with `python3 -m venv` on first use and installs the pinned
-# toolchain from models/train/requirements.txt (re-installed only when that file changes).
+# toolchain from models/train/requirements.txt, which includes python/requirements.txt (the features
+# package the trainers compute fraud_txn with; re-installed only when either file changes).
 # Set PYTHON to choose the interpreter (default python3, needs >= 3.9).
 # After retraining, run the unit tests: the golden set and the model card's sha256 change together.
 set -euo pipefail
@@ -30,7 +31,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 stamp="$VENV/.tributary-requirements.sha256"
-want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+want="$(cat "$REQS" "$ROOT/python/requirements.txt" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "installing $(basename "$REQS") into $VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip

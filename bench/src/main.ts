@@ -27,6 +27,7 @@ import { catalog, deleteGroups, DEFAULT_SYSTEMS, PEER_DIR, PEER_JAR, QUICK_SYSTE
 import { loadVariant, topologyFacts, type TopologyFacts } from './topologies';
 import { exportRef, gitState, loadCode, parseCodeRefs, type CodeState } from './tributary-code';
 import type { OnnxRow } from './children/onnx';
+import { featuresMarkdown, runFeaturesBench } from './features';
 
 // kafkajs v2's one-time partitioner notice is noise here (children inherit this too)
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
@@ -59,6 +60,9 @@ const HELP = `npm run bench -- [options]
   --build-peer            run bench/peers/kstreams/build.sh when the peer jar is missing
   --no-markdown           do not touch BENCHMARKS.md
   --tag NAME              label of this run (results file, BENCHMARKS.md section; default quick|default)
+  --features              only the feature-extraction microbenchmark (no stack): declarative fraud_txn vs the
+                          frozen hand-written extractor, events/s per core, and random definitions' ns per
+                          feature (bench/src/features.ts); every full run measures it first too
   --help`;
 
 interface Options {
@@ -72,6 +76,7 @@ interface Options {
   buildPeer: boolean;
   markdown: boolean;
   tag: string;
+  featuresOnly: boolean;
   commit?: { intervalMs?: number; maxRecords?: number };
   live: LiveOptions;
 }
@@ -99,6 +104,7 @@ function options(): Options {
       'build-peer': { type: 'boolean', default: false },
       'no-markdown': { type: 'boolean', default: false },
       tag: { type: 'string' },
+      features: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -120,6 +126,7 @@ function options(): Options {
     buildPeer: values['build-peer'],
     markdown: !values['no-markdown'],
     tag: values.tag ?? (q ? 'quick' : 'default'),
+    featuresOnly: values.features,
     commit,
     live: {
       stepSeconds: step,
@@ -250,6 +257,26 @@ async function main(): Promise<number> {
   const resultsDir = path.join(BENCH_DIR, 'results');
   const logsDir = path.join(resultsDir, 'logs');
   fs.mkdirSync(logsDir, { recursive: true });
+  // ---- 0. feature extraction (one core, no stack): declarative vs the frozen hand-written fraud_txn
+  {
+    progress.log('feature extraction microbenchmark (declarative vs frozen fraud_txn, random definitions)');
+    const fr = runFeaturesBench(opts.quick && !opts.featuresOnly ? { seconds: 0.3, rounds: 5, randomDefinitions: 10 } : {});
+    const stamp = startedAt.toISOString().replace(/[:]/g, '-').replace(/\..*/, '');
+    const jsonFile = path.join(resultsDir, `${stamp}-features.json`);
+    fs.writeFileSync(jsonFile, `${JSON.stringify(fr, null, 2)}\n`);
+    progress.log(`fraud_txn: declarative ${fr.fraudTxn.declarativeEventsPerSec}/s, frozen ${fr.fraudTxn.frozenEventsPerSec}/s (x${fr.fraudTxn.ratio}); random definitions ${fr.random.nsPerFeatureMedian} ns/feature (median); ${path.relative(process.cwd(), jsonFile)}`);
+    if (opts.markdown) {
+      const mdFile = path.join(repoRoot(), 'BENCHMARKS.md');
+      const block = `<!-- bench:features:start -->\n${featuresMarkdown(fr, startedAt.toISOString().slice(0, 16), path.relative(path.dirname(mdFile), jsonFile))}\n<!-- bench:features:end -->`;
+      let md = fs.existsSync(mdFile) ? fs.readFileSync(mdFile, 'utf8') : '# Benchmarks\n';
+      const i = md.indexOf('<!-- bench:features:start -->');
+      const j = md.indexOf('<!-- bench:features:end -->');
+      md = i >= 0 && j > i ? md.slice(0, i) + block + md.slice(j + '<!-- bench:features:end -->'.length) : `${md.trimEnd()}\n\n${block}\n`;
+      fs.writeFileSync(mdFile, md);
+    }
+    if (fr.fraudTxn.ratio < 1) progress.log(`WARNING: declarative fraud_txn is slower than the frozen hand-written extractor (x${fr.fraudTxn.ratio})`);
+    if (opts.featuresOnly) return fr.fraudTxn.ratio >= 0.95 ? 0 : 1;
+  }
   const codeRefs = parseCodeRefs(opts.tributaryDirs);
   if (opts.compareRefs.length) {
     // this checkout gets a label too, so every Tributary system says which code it ran

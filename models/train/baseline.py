@@ -73,10 +73,7 @@ def _training_data_v1(card: Dict[str, Any]) -> np.ndarray:
     td = card["trainingData"]
     spec = load_spec(os.path.join(REPO_ROOT, td["spec"]))
     fx, gen = FeatureExtractor(spec), FraudGenerator(spec, td["seed"])
-    X = np.empty((td["rows"], len(card["features"]["names"])), dtype=np.float64)
-    for i in range(td["rows"]):
-        X[i] = fx.extract(gen.next()[0])
-    return X
+    return fx.extract_many([gen.next()[0] for _ in range(td["rows"])])
 
 
 def _training_data_v2(card: Dict[str, Any]) -> np.ndarray:
@@ -92,8 +89,9 @@ def _training_data_v2(card: Dict[str, Any]) -> np.ndarray:
     for s in range((rows + session - 1) // session):  # as train_fraud_v2.main
         gen = FraudGenerator(spec, seed * 100_003 + s)
         online.reset()
-        for _ in range(min(session, rows - i)):
-            X[i] = online.vector(gen.next()[0])
+        drawn = [gen.next()[0] for _ in range(min(session, rows - i))]
+        for ev, base in zip(drawn, online.fx.extract_many(drawn).tolist()):
+            X[i] = online.vector(ev, base)
             i += 1
     return X
 

@@ -9,8 +9,8 @@ Writes models/fraud/<version>/model.onnx   (HistGradientBoostingClassifier, inpu
        models/fraud/<version>/golden.jsonl (raw events + Python features + onnxruntime score: the
                                             end-to-end check set for the TypeScript extractor/runtime)
 
-The synthetic generator and the feature code below mirror src/demo/generator.ts and
-src/features/fraud-extractor.ts. Both generators use the same PRNG (mulberry32) and the same draw
+The synthetic generator below mirrors src/demo/generator.ts; the features are the declarative
+definitions models/fraud/features/fraud_txn.yaml, computed by python/tributary_features. Both generators use the same PRNG (mulberry32) and the same draw
 order (documented in the spec's "$mechanism"), so a seed yields the same stream in both languages
 (barring a last-bit libm difference in exp/log/cos that could move a rounded amount by one minor
 unit); the TypeScript unit tests check this against the golden set.
@@ -202,45 +202,36 @@ class FraudGenerator:
 
 
 # --------------------------------------------------------------------------------------------
-# Features (mirror of src/features/fraud-extractor.ts), definitions version 1
+# Features: models/fraud/features/fraud_txn.yaml through python/tributary_features -- the same
+# declarative definitions the extraction stage compiles (no hand-kept twin any more).
 # --------------------------------------------------------------------------------------------
+FEATURES_FILE = os.path.join(REPO_ROOT, "models", "fraud", "features", "fraud_txn.yaml")
+
+
 class FeatureExtractor:
-    """Stateless features from one event.
+    """The fraud_txn feature set (definitions in FEATURES_FILE, semantics in
+    src/features/declarative/SEMANTICS.md). `extract_many` computes a batch (numpy, fast);
+    `extract` one event."""
 
-    amount_usd           amount * toUsd[currency]; unknown currency -> rate 1.0
-    log_amount_usd       ln(1 + amount_usd) if amount_usd > 0 else 0 (negative/NaN -> 0)
-    hour_of_day          floor(eventTime / 3600000) mod 24 (UTC, 0..23, also for negative times)
-    is_night             1 if hour_of_day < 6 else 0
-    is_high_risk_country 1 if the country is in the spec with highRisk, else 0 (unknown -> 0)
-    currency_mismatch    0 only if country and currency are known and currency is the country's, else 1
-    cat_<name>           one-hot over the spec's categories in spec order (unknown -> all 0)
-    Strings are matched exactly (case-sensitive, no trimming).
-    """
+    def __init__(self, spec: Dict[str, Any], path: str = FEATURES_FILE) -> None:
+        sys.path.insert(0, os.path.join(REPO_ROOT, "python"))
+        from tributary_features import load_feature_set
 
-    def __init__(self, spec: Dict[str, Any]) -> None:
-        self.names = feature_names(spec)
-        self.version = int(spec["featureVersion"])
-        self.cat_index = {c["name"]: i for i, c in enumerate(spec["categories"])}
-        self.country = {c["code"]: (c["currency"], bool(c["highRisk"])) for c in spec["countries"]}
-        self.fx = {c["code"]: float(c["toUsd"]) for c in spec["currencies"]}
-        self.n_base = len(BASE_FEATURES)
+        self.features = load_feature_set(path)
+        if self.features.set != FEATURE_SET:
+            raise ValueError(f"{path} defines {self.features.set!r}, not {FEATURE_SET!r}")
+        if self.features.names != feature_names(spec):
+            raise ValueError(f"{path} features {self.features.names} != the spec's {feature_names(spec)}")
+        self.names = self.features.names
+        self.version = self.features.version
+        self.hash = self.features.hash
+        self.file = os.path.relpath(path, REPO_ROOT).replace(os.sep, "/")
+
+    def extract_many(self, events: Sequence[Dict[str, Any]]) -> np.ndarray:
+        return self.features.compute(events)
 
     def extract(self, ev: Dict[str, Any]) -> List[float]:
-        out = [0.0] * len(self.names)
-        rate = self.fx.get(ev["currency"])
-        usd = float(ev["amount"]) * (1.0 if rate is None else rate)
-        out[0] = usd
-        out[1] = math.log1p(usd) if usd > 0 else 0.0
-        hour = math.floor(ev["eventTime"] / MS_PER_HOUR) % 24
-        out[2] = float(hour)
-        out[3] = 1.0 if hour < NIGHT_END_HOUR else 0.0
-        country = self.country.get(ev["country"])
-        out[4] = 1.0 if country is not None and country[1] else 0.0
-        out[5] = 0.0 if (country is not None and rate is not None and ev["currency"] == country[0]) else 1.0
-        ci = self.cat_index.get(ev["merchantCategory"])
-        if ci is not None:
-            out[self.n_base + ci] = 1.0
-        return out
+        return self.features.compute_one(ev)
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,12 +314,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     # ---- data
     gen = FraudGenerator(spec, args.seed)
-    X = np.empty((args.rows, n_features), dtype=np.float64)
-    y = np.empty(args.rows, dtype=np.int64)
-    for i in range(args.rows):
-        event, is_fraud = gen.next()
-        X[i] = fx.extract(event)
-        y[i] = 1 if is_fraud else 0
+    drawn = [gen.next() for _ in range(args.rows)]
+    X = fx.extract_many([e for e, _ in drawn])
+    y = np.array([1 if f else 0 for _, f in drawn], dtype=np.int64)
     t_data = time.perf_counter()
     fraud_rate = float(y.mean())
     print(f"generated {args.rows} rows ({fraud_rate:.4f} fraud) in {t_data - t_start:.1f}s", flush=True)
@@ -415,7 +403,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             fraud_needed -= 1
     for case, event in edge_case_events(spec):
         golden.append((event, {"case": case}))
-    G = np.array([fx.extract(e) for e, _ in golden], dtype=np.float64)
+    G = fx.extract_many([e for e, _ in golden])
     g_scores = score(G)
     golden_path = os.path.join(args.out_dir, "golden.jsonl")
     with open(golden_path, "w", encoding="utf-8") as f:
@@ -465,7 +453,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         },
         "hyperparameters": hyper,
         "metrics": metrics,
-        "features": {"set": FEATURE_SET, "version": fx.version, "names": names},
+        "features": {"set": FEATURE_SET, "version": fx.version, "names": names, "definitionsFile": fx.file, "definitionsHash": fx.hash},
         "inputs": [{"name": "float_input", "type": "float32", "shape": [-1, n_features]}],
         "outputs": [
             {"name": "label", "type": "int64", "shape": [-1]},

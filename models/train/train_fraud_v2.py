@@ -216,8 +216,9 @@ class OnlineFeatures:
         log.append((t, self.seq, late, values))
         return out
 
-    def vector(self, ev: Dict[str, Any]) -> List[float]:
-        base = self.fx.extract(ev)
+    def vector(self, ev: Dict[str, Any], base: Optional[Sequence[float]] = None) -> List[float]:
+        """The online vector of the next event of the stream; `base` = its fraud_txn row when computed in a batch."""
+        base = list(base) if base is not None else self.fx.extract(ev)
         named = dict(zip(self.fx.names, base))
         return base + self._batch(CARD_PROFILE, ev) + self._batch(MERCHANT_RISK, ev) + self._stream(ev, named)
 
@@ -237,9 +238,10 @@ def write_confidence(out_dir: str, spec: Dict[str, Any], online: "OnlineFeatures
     while n < rows:
         gen = FraudGenerator(spec, seed * 100_003 + s)
         online.reset()
-        for _ in range(min(session, rows - n)):
-            ev, is_fraud = gen.next()
-            feats = np.asarray(online.vector(ev), dtype=np.float32).tolist()  # float32 like the pipeline's matrix
+        drawn = [gen.next() for _ in range(min(session, rows - n))]
+        bases = online.fx.extract_many([e for e, _ in drawn]).tolist()
+        for (ev, is_fraud), base in zip(drawn, bases):
+            feats = np.asarray(online.vector(ev, base), dtype=np.float32).tolist()  # float32 like the pipeline's matrix
             lines.append(json.dumps({"key": ev["transactionId"], "segment": {"merchantCategory": ev["merchantCategory"]},
                                      "features": feats, "label": 1 if is_fraud else 0}))
             positives += 1 if is_fraud else 0
@@ -300,9 +302,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for s in range(sessions):
         gen = FraudGenerator(spec, args.seed * 100_003 + s)
         online.reset()
-        for _ in range(min(args.session, args.rows - i)):
-            ev, is_fraud = gen.next()
-            X[i] = online.vector(ev)
+        drawn = [gen.next() for _ in range(min(args.session, args.rows - i))]
+        bases = online.fx.extract_many([e for e, _ in drawn]).tolist()
+        for (ev, is_fraud), base in zip(drawn, bases):
+            X[i] = online.vector(ev, base)
             y[i] = 1 if is_fraud else 0
             i += 1
     t_data = time.perf_counter()
@@ -357,9 +360,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     online.reset()
     ggen = FraudGenerator(spec, args.golden_seed)
     golden = []
-    for _ in range(args.golden_rows):
-        ev, is_fraud = ggen.next()
-        golden.append((ev, is_fraud, online.vector(ev)))
+    drawn = [ggen.next() for _ in range(args.golden_rows)]
+    for (ev, is_fraud), base in zip(drawn, online.fx.extract_many([e for e, _ in drawn]).tolist()):
+        golden.append((ev, is_fraud, online.vector(ev, base)))
     g_scores = score(np.array([g[2] for g in golden], dtype=np.float64))
     with open(os.path.join(args.out_dir, "golden.jsonl"), "w", encoding="utf-8") as f:
         for (ev, is_fraud, feats), s in zip(golden, g_scores.tolist()):

@@ -18,7 +18,8 @@ export interface ModelCard {
   name: string;
   version: string;
   description?: string;
-  features: { set: string; version: number; names: string[] };
+  /** `definitionsHash` (optional): the declarative definitions the model was trained with; the loader refuses others. */
+  features: { set: string; version: number; names: string[]; definitionsFile?: string; definitionsHash?: string };
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   /** Which output holds the positive-class score, and at which column. */
@@ -73,6 +74,8 @@ const cardSchema = {
         set: { type: 'string', minLength: 1 },
         version: { type: 'integer', minimum: 1 },
         names: { type: 'array', items: { type: 'string' }, minItems: 1 },
+        definitionsFile: { type: 'string', minLength: 1 },
+        definitionsHash: { type: 'string', pattern: '^[0-9a-f]{16}$' },
       },
     },
     inputs: { type: 'array', items: tensorSpec, minItems: 1 },

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { NO_INSTALL_ENV } from './ensure-prerequisites';
 import { repoRoot } from './paths';
 
 export interface PythonEnv {
@@ -29,8 +30,17 @@ export function ensurePythonEnv(root = repoRoot(), python = process.env.PYTHON ?
   const want = createHash('sha256').update(fs.readFileSync(p.requirements)).digest('hex');
   const have = fs.existsSync(p.stamp) ? fs.readFileSync(p.stamp, 'utf8').trim() : '';
   if (fs.existsSync(p.python) && have === want) return { python: p.python, pythonPath: p.pythonPath, installed: false };
-  if (!fs.existsSync(p.python)) execFileSync(python, ['-m', 'venv', p.venv], { stdio: 'pipe' });
-  execFileSync(p.python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', p.requirements], { stdio: 'pipe', timeout: 600_000 });
+  const command = `${python} -m venv .venv && .venv/bin/python -m pip install -r python/requirements.txt`;
+  if (['1', 'true', 'yes'].includes((process.env[NO_INSTALL_ENV] ?? '').trim().toLowerCase())) {
+    throw new Error(`the Python environment for python/tributary_features is missing or out of date and ${NO_INSTALL_ENV} is set; create it with: ${command}`);
+  }
+  try {
+    if (!fs.existsSync(p.python)) execFileSync(python, ['-m', 'venv', p.venv], { stdio: 'pipe' });
+    execFileSync(p.python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', p.requirements], { stdio: 'pipe', timeout: 600_000 });
+  } catch (err) {
+    const e = err as Error & { stderr?: Buffer };
+    throw new Error(`could not set up ${p.venv} for python/tributary_features (${String(e.stderr ?? e.message).trim().split('\n').pop()}); run: ${command}`);
+  }
   fs.writeFileSync(p.stamp, `${want}\n`);
   return { python: p.python, pythonPath: p.pythonPath, installed: true };
 }

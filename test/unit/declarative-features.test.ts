@@ -151,6 +151,21 @@ describe('pinned semantics (SEMANTICS.md)', () => {
   });
 });
 
+describe('the README example', () => {
+  it('validates and computes against a click schema', () => {
+    const readme = fs.readFileSync(path.join(repoRoot(), 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Declarative features'));
+    const yamlText = /```yaml\n([\s\S]*?)```/.exec(section)![1];
+    const userType = { type: 'record', name: 'U', fields: [{ name: 'id', type: 'string' }, { name: 'country', type: ['null', 'string'], default: null }] };
+    const schema = avro.Type.forSchema({ ...CLICK, name: 'ReadmeClick', fields: [...CLICK.fields.filter((f) => f.name !== 'user'), { name: 'user', type: ['null', userType], default: null }] } as avro.Schema);
+    const set = buildFeatureSet(parseDefinitions(yamlText, 'README.md'), schema, 'README.md', '0'.repeat(16));
+    expect(set.names).toEqual(['log_price', 'price_bucket', 'evening', 'risk', 'user_bucket', 'page_home', 'page_search', 'page__unknown']);
+    const v = set.extract(click({ page: 'item', price: 10, at: Date.UTC(2025, 5, 1, 17), user: { id: 'u1', country: 'NG' } }));
+    expect(v.slice(0, 4)).toEqual([Math.log1p(10), 2, 1, 0.9]); // 19:00 in Paris (CEST)
+    expect(v.slice(5)).toEqual([0, 0, 1]);
+  });
+});
+
 describe('extraction stage over any Avro schema', () => {
   it('builds vectors of a click schema, records the definitions version and hash, no Transaction anywhere', async () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'clicks-'));
@@ -176,6 +191,17 @@ describe('extraction stage over any Avro schema', () => {
     const wrong = { ...raw, topics: raw.topics.map((t) => (t.name === 'clicks' ? { ...t, schema: 'feature-vector' } : t)) };
     expect(() => validateTopology(wrong, 'x.yaml', { registry: builtinProcessors(), baseDir: base })).toThrow(ConfigErrors);
     expect(() => validateTopology(wrong, 'x.yaml', { registry: builtinProcessors(), baseDir: base })).toThrow(/stages\[0\]\.config\.featureSet\.file: clicks\.yaml: input: definitions are for schema 'click', the input topic carries 'feature-vector'/);
+  });
+
+  it('the loader refuses a model whose card pins other definitions (definitionsHash)', () => {
+    const repo = fs.mkdtempSync(path.join(os.tmpdir(), 'models-'));
+    fs.cpSync(path.join(repoRoot(), 'models/fraud/2'), path.join(repo, 'fraud/2'), { recursive: true });
+    const cardFile = path.join(repo, 'fraud/2/model.json');
+    const card = JSON.parse(fs.readFileSync(cardFile, 'utf8'));
+    card.features.definitionsHash = '0123456789abcdef';
+    fs.writeFileSync(cardFile, JSON.stringify(card));
+    const msg = topologyErrorFor((d) => (d.stages[1].config.model.repository = repo));
+    expect(msg).toMatch(/stages\[1\]\.config\.model: model fraud@2 cannot be fed by stage 'extract': definitions .*fraud_txn\.yaml have hash [0-9a-f]{16}, the card was trained with 0123456789abcdef/);
   });
 
   it('a model card may pin the definitions hash', () => {

@@ -21,7 +21,7 @@ interface Base {
 export type Node = Base &
   (
     | { k: 'const'; value: number | boolean | string | null }
-    | { k: 'field'; segments: string[]; fallback?: number | boolean | string }
+    | { k: 'field'; segments: string[]; fallback?: number | boolean | string; integral: boolean }
     | { k: 'feature'; slot: number; column?: number }
     | { k: 'arith'; op: 'add' | 'sub' | 'mul' | 'div' | 'mod' | 'min' | 'max'; args: Node[] }
     | { k: 'unary'; op: 'neg' | 'abs' | 'floor' | 'ceil' | 'sqrt' | 'log1p' | 'log' | 'exp'; arg: Node }
@@ -302,7 +302,8 @@ export function checkDefinitions(defs: FeatureDefinitions, input: Type): Checked
     const ty = avroTy(r.type);
     if (ty !== 'number' && ty !== 'string' && ty !== 'boolean') return bad(path, `field '${p}' is ${ty}; features read numbers, booleans, strings and enums`);
     if (fallback !== undefined && (ty === 'number' ? typeof fallback !== 'number' : typeof fallback !== ty)) return bad(path, `default of field '${p}' must be a ${ty}`);
-    return { k: 'field', segments: p.split('.'), fallback, ty, nullable: r.nullable && fallback === undefined };
+    const integral = ['int', 'long'].includes((r.type as unknown as AvroLike).typeName) && (fallback === undefined || Number.isInteger(fallback));
+    return { k: 'field', segments: p.split('.'), fallback, integral, ty, nullable: r.nullable && fallback === undefined };
   };
 
   const features: CheckedFeature[] = [];

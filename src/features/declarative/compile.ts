@@ -13,7 +13,7 @@
  * through arithmetic and functions and is false in logic and comparisons, a null feature takes its
  * `default`, booleans are 0/1, -0 is written as +0.
  */
-import { bucketize, fmod, hashBucket, max2, min2, ZoneClock } from './runtime';
+import { bucketize, fmod, hashBucket, max2, MAX_TIME_MS, min2, MIN_TIME_MS, ZoneClock } from './runtime';
 import type { CheckedDefinitions, Node } from './check';
 
 export type FeatureBuffer = number[] | Float32Array | Float64Array;
@@ -23,6 +23,8 @@ export interface CompiledFunction {
   extractInto: ExtractInto;
   /** The generated source (for tests and `--explain`-style debugging). */
   source: string;
+  /** Builds a function from another source over the same pools (benchmark experiments only). */
+  make?: (source: string) => ExtractInto;
 }
 
 /** A JS literal for a number taken from the validated tree. */
@@ -55,6 +57,8 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
   const tmp = () => `t${n++}`;
   const fieldMemo = new Map<string, string>();
   const tables = checked.defs.tables ?? {};
+  const fieldKey = (f: Extract<Node, { k: 'field' }>) => `${f.segments.join('.')}|${f.fallback === undefined ? '' : typeof f.fallback + String(f.fallback)}`;
+  const fusedTables = fuseLookups(checked, tables);
 
   /** As a number: booleans become 1/0 (the value must not be null here). */
   const asNum = (x: string, node: Node) => (node.ty === 'boolean' ? `(${x} ? 1 : 0)` : x);
@@ -77,12 +81,18 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
         if (typeof node.value === 'boolean') return node.value ? 'true' : 'false';
         return pool(node.value);
       case 'field': {
-        const key = `${node.segments.join('.')}|${node.fallback === undefined ? '' : typeof node.fallback + String(node.fallback)}`;
+        const key = fieldKey(node);
         const memo = fieldMemo.get(key);
         if (memo) return memo;
         for (const s of node.segments) if (!SEGMENT.test(s)) throw new Error('internal: bad field segment');
         const t = tmp();
         const access = node.segments.map((s) => `[${JSON.stringify(s)}]`);
+        if (!node.nullable && node.fallback === undefined) {
+          // No nullable union on the path: the decoded event has every segment (SEMANTICS.md).
+          lines.push(`const ${t} = ev${access.join('')};`);
+          fieldMemo.set(key, t);
+          return t;
+        }
         lines.push(`let ${t} = ev;`);
         for (const a of access) lines.push(`${t} = ${t} == null ? null : ${t}${a};`);
         lines.push(`if (${t} === undefined) ${t} = null;`);
@@ -138,14 +148,30 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
       case 'time': {
         if (node.arg.ty === 'null') return 'null';
         const x = emit(node.arg);
+        if (node.zone === 'UTC') return utcTime(node, x, 'null');
         return let_(guarded([[x, node.arg]], `${zone(node.zone)}.${node.part === 'hour' ? 'hour' : 'dayOfWeek'}(${asNum(x, node.arg)})`));
       }
       case 'lookup': {
         const t = tables[node.table];
-        const key = node.key.ty === 'null' ? 'null' : emit(node.key);
         const def = t.default === undefined || t.default === null ? 'null' : typeof t.default === 'number' ? num(t.default) : pool(t.default);
-        const m = pool(new Map(Object.entries(t.values)));
         const r = tmp();
+        const group = node.key.k === 'field' ? fusedTables.get(fieldKey(node.key)) : undefined;
+        if (group && node.key.k === 'field') {
+          // Several tables looked up by the same field: one hash lookup of a row of their values.
+          const memoKey = `lookup|${fieldKey(node.key)}`;
+          let row = fieldMemo.get(memoKey);
+          if (!row) {
+            const key = emit(node.key);
+            row = tmp();
+            lines.push(`const ${row} = ${pool(group.rows)}.get(${key});`);
+            fieldMemo.set(memoKey, row);
+          }
+          const i = group.tables.indexOf(node.table);
+          lines.push(`let ${r} = ${row} === undefined ? undefined : ${row}[${i}];`, `if (${r} === undefined) ${r} = ${def};`);
+          return r;
+        }
+        const key = node.key.ty === 'null' ? 'null' : emit(node.key);
+        const m = pool(new Map(Object.entries(t.values)));
         lines.push(`let ${r} = ${m}.get(${key});`, `if (${r} === undefined) ${r} = ${def};`);
         return r;
       }
@@ -187,10 +213,17 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
         return let_(node.arg.ty === 'boolean' ? `${x} !== null` : `(${x} !== null && Number.isFinite(${x}))`);
       }
       case 'if': {
+        // Only the taken branch is evaluated (its field reads are not shared with code after it).
         const c = node.cond.ty === 'null' ? 'false' : emit(node.cond);
-        const th = branch(node.then, node.ty);
-        const el = branch(node.else, node.ty);
-        return let_(`${c} === true ? ${th} : ${el}`);
+        const t = tmp();
+        lines.push(`let ${t};`, `if (${truthy(c, node.cond)}) {`);
+        for (const [part, open] of [[node.then, '} else {'], [node.else, '}']] as const) {
+          const memo = new Map(fieldMemo);
+          lines.push(`${t} = ${branch(part, node.ty)};`, open);
+          fieldMemo.clear();
+          for (const [k, v] of memo) fieldMemo.set(k, v);
+        }
+        return t;
       }
       case 'coalesce': {
         const xs = node.args.map((a) => branch(a, node.ty));
@@ -198,6 +231,20 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
       }
     }
   };
+  /**
+   * A UTC time part: ZoneClock's arithmetic inlined (same formulas, SEMANTICS.md), `outside` when
+   * the instant is out of range (null, or directly the feature's default at the root of a feature).
+   */
+  const utcTime = (node: Extract<Node, { k: 'time' }>, x: string, outside: string): string => {
+    const v = asNum(x, node.arg);
+    // An Avro int/long is already whole; floor(t / 3600000) is exact in range and small enough for integer arithmetic.
+    const ti = node.arg.k === 'field' && node.arg.integral ? v : `Math.floor(${v})`;
+    const r = tmp();
+    lines.push(`let ${r} = ${node.part === 'hour' ? `Math.floor(${ti} / 3600000) % 24` : `(Math.floor(${ti} / 86400000) + 3) % 7`};`, `if (${r} < 0) ${r} += ${node.part === 'hour' ? 24 : 7};`);
+    return let_(guarded([[x, node.arg]], `(${v} >= ${num(MIN_TIME_MS)} && ${v} <= ${num(MAX_TIME_MS)}) ? ${r} + 0 : ${outside}`));
+  };
+  /** A condition: a non-nullable boolean is used as is, otherwise only `true` counts (null is false). */
+  const truthy = (x: string, node: Node) => (node.ty === 'boolean' && !node.nullable ? x : `${x} === true`);
   /** A branch value in the type of its if/coalesce: booleans become numbers where the result is a number. */
   const branch = (node: Node, ty: Node['ty']): string => {
     if (node.ty === 'null') return 'null';
@@ -209,10 +256,19 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
   let col = 0;
   checked.features.forEach((f, slot) => {
     if (f.kind === 'scalar') {
+      const e = f.expr;
+      if (e.k === 'time' && e.zone === 'UTC' && !e.arg.nullable && e.arg.ty !== 'null') {
+        // A UTC time part at the root: out of range writes the default directly (no null in between).
+        lines.push(`const v${slot} = ${utcTime(e, emit(e.arg), num(f.fallback))};`, `out[o + ${col}] = v${slot};`);
+        col += 1;
+        return;
+      }
       const x = f.expr.ty === 'null' ? 'null' : emit(f.expr);
-      let v = f.expr.ty === 'boolean' ? `(${x} === true ? 1 : 0)` : `${x} + 0`;
+      // `+ 0` turns -0 into +0; skipped where the value cannot be -0 (it costs a conversion per event).
+      const z = canBeNegZero(f.expr, tables) ? ' + 0' : '';
+      let v = f.expr.ty === 'boolean' ? `(${truthy(x, f.expr)} ? 1 : 0)` : `${x}${z}`;
       if (f.expr.ty === 'null') v = num(f.fallback);
-      else if (f.expr.nullable && f.expr.ty !== 'boolean') v = `(${x} === null ? ${num(f.fallback)} : ${x} + 0)`;
+      else if (f.expr.nullable && f.expr.ty !== 'boolean') v = `(${x} === null ? ${num(f.fallback)} : ${x}${z})`;
       else if (f.expr.nullable) v = `(${x} === null ? ${num(f.fallback)} : ${x} === true ? 1 : 0)`;
       lines.push(`const v${slot} = ${v};`, `out[o + ${col}] = v${slot};`);
       col += 1;
@@ -225,10 +281,84 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
       col += f.columns.length;
     }
   });
-  const source = `"use strict";\nreturn function extractInto(ev, out, o) {\n  ${lines.join('\n  ')}\n  return out;\n};`;
+  // Pools become constants of the closure (P0, P1, ...): the hot function reads no array.
+  const body = lines.join('\n  ').replace(/P\[(\d+)\]/g, 'P$1');
+  const consts = pools.map((_, i) => `const P${i} = P[${i}];`).join('\n');
+  const source = `"use strict";\n${consts}\nreturn function extractInto(ev, out, o) {\n  ${body}\n  return out;\n};`;
   const runtime = Object.freeze({ fmod, min2, max2, bucketize, hashBucket });
   // The source is generated from the validated tree only (see the module comment).
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
   const extractInto = new Function('R', 'P', source)(runtime, Object.freeze(pools)) as ExtractInto;
-  return { extractInto, source };
+  return { extractInto, source, make: (src: string) => new Function('R', 'P', src)(runtime, Object.freeze(pools)) as ExtractInto };
+}
+
+/** Every node of a tree (pre-order). */
+function* nodes(n: Node): Generator<Node> {
+  yield n;
+  for (const v of Object.values(n)) {
+    if (v && typeof v === 'object' && 'k' in v) yield* nodes(v as Node);
+    else if (Array.isArray(v)) for (const x of v) if (x && typeof x === 'object' && 'k' in x) yield* nodes(x as Node);
+  }
+}
+
+/**
+ * Tables looked up by the same field path (e.g. a country's currency and its risk flag): one Map
+ * from key to the row of their values, so an event hashes the key once. Per field path with two or
+ * more distinct tables.
+ */
+function fuseLookups(checked: CheckedDefinitions, tables: Record<string, { values: Record<string, number | string> }>): Map<string, { tables: string[]; rows: Map<string, Array<number | string | undefined>> }> {
+  const byField = new Map<string, Set<string>>();
+  const roots = checked.features.map((f) => (f.kind === 'scalar' ? f.expr : f.of));
+  for (const root of roots) {
+    for (const n of nodes(root)) {
+      if (n.k !== 'lookup' || n.key.k !== 'field') continue;
+      const k = `${n.key.segments.join('.')}|${n.key.fallback === undefined ? '' : typeof n.key.fallback + String(n.key.fallback)}`;
+      if (!byField.has(k)) byField.set(k, new Set());
+      byField.get(k)!.add(n.table);
+    }
+  }
+  const out = new Map<string, { tables: string[]; rows: Map<string, Array<number | string | undefined>> }>();
+  for (const [k, set] of byField) {
+    if (set.size < 2) continue;
+    const names = [...set];
+    const rows = new Map<string, Array<number | string | undefined>>();
+    names.forEach((t, i) => {
+      for (const [key, v] of Object.entries(tables[t].values)) {
+        if (!rows.has(key)) rows.set(key, new Array(names.length).fill(undefined));
+        rows.get(key)![i] = v;
+      }
+    });
+    out.set(k, { tables: names, rows });
+  }
+  return out;
+}
+
+const isNegZero = (v: unknown) => Object.is(v, -0);
+
+/** Whether a number-valued node may evaluate to -0 (conservative: true when unsure). */
+export function canBeNegZero(n: Node, tables: Record<string, { values: Record<string, number | string>; default?: number | string | null }>): boolean {
+  const z = (x: Node) => canBeNegZero(x, tables);
+  switch (n.k) {
+    case 'const': return isNegZero(n.value);
+    case 'field': return n.ty === 'number' || isNegZero(n.fallback);
+    case 'feature': return false; // columns are written without -0
+    case 'arith':
+      if (n.op === 'add') return n.args.every(z); // x + y is -0 only when both are -0
+      if (n.op === 'sub') return z(n.args[0]);
+      if (n.op === 'min' || n.op === 'max') return n.args.some(z);
+      return true;
+    case 'unary':
+      if (n.op === 'abs' || n.op === 'log' || n.op === 'exp') return false;
+      if (n.op === 'neg' || n.op === 'ceil') return true;
+      return z(n.arg); // floor, sqrt, log1p keep the sign of a zero
+    case 'clip': return z(n.arg) || isNegZero(n.lo) || isNegZero(n.hi);
+    case 'ordinal': return isNegZero(n.unknown);
+    case 'lookup': {
+      const t = tables[n.table];
+      return Object.values(t.values).some(isNegZero) || isNegZero(t.default);
+    }
+    case 'if': return z(n.then) || z(n.else);
+    case 'coalesce': return n.args.some(z);
+    default: return false; // buckets, hashes, time parts, booleans, comparisons
+  }
 }

@@ -37,8 +37,8 @@ export interface DeclarativeFeatureSet {
   readonly tzdb: string;
   /** Features of one event, in `names` order. */
   extract(event: unknown): number[];
-  /** Writes the features of `event` to out[offset .. offset + names.length). */
-  extractInto<T extends FeatureBuffer>(event: unknown, out: T, offset?: number): T;
+  /** Writes the features of `event` to out[offset .. offset + names.length) (e.g. row i of a batch at offset i * size). */
+  extractInto<T extends FeatureBuffer>(event: unknown, out: T, offset: number): T;
   /** The event time (ms) per `eventTime`, or undefined when the definitions name none / the field is null. */
   eventTimeOf(event: unknown): number | undefined;
   /** The key per `key`, or undefined. */
@@ -143,8 +143,8 @@ export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: st
     checked,
     tzdb: tzdbVersion(),
     source,
-    extract: (event) => extractInto(event, new Array<number>(width), 0),
-    extractInto: (event, out, offset = 0) => extractInto(event, out, offset),
+    extract: (event) => extractInto(event, new Array<number>(width).fill(0), 0),
+    extractInto: extractInto as DeclarativeFeatureSet['extractInto'],
     eventTimeOf: (event) => {
       const v = timeOf?.(event);
       return typeof v === 'number' ? v : undefined;

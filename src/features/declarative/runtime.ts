@@ -101,7 +101,8 @@ export class ZoneClock {
   hour(t: number): number | null {
     const l = this.local(t);
     // + 0: fmod of an exact negative multiple is -0, and the Python twin computes with integers (+0).
-    return l === null ? null : Math.floor(fmod(l, MS_PER_DAY) / MS_PER_HOUR) + 0;
+    // = floor(mod(l, 86400000) / 3600000): floor(l / 3600000) is exact for |l| < 4.5e15.
+    return l === null ? null : fmod(Math.floor(l / MS_PER_HOUR), 24) + 0;
   }
 
   /** Day of the week, Monday 0 .. Sunday 6 (1970-01-01 was a Thursday). */
