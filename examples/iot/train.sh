@@ -3,7 +3,8 @@
 # golden.jsonl, confidence.jsonl, features/). Compiles the example's TypeScript generator (the one
 # the demo produces with; the training script reads its JSON-lines output), then runs
 # examples/iot/train/train_iot.py in the repository's pinned venv (scripts/train-model.sh) with the
-# declarative-features package python/tributary_features. Needs `npm ci` (dist/) first.
+# declarative-features package python/tributary_features (its requirements are part of the pinned
+# training toolchain, models/train/requirements.txt).
 #
 #   examples/iot/train.sh [train_iot.py options]     e.g. --sessions 60 --seed 11
 # After retraining, run the example's tests: the golden set and the card's sha256 change together.
@@ -11,6 +12,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 npx tsc -p examples/iot/tsconfig.json
-# python/tributary_features' own requirements (PyYAML, pinned tzdata) into the same ./.venv.
-node -e "require('./dist/stack/python-env').ensurePythonEnv()"
 exec "$ROOT/scripts/train-model.sh" --script "$ROOT/examples/iot/train/train_iot.py" "$@"

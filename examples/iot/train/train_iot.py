@@ -386,7 +386,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "metrics": metrics,
         # definitionsHash pins sensor_base.yaml: the loader refuses a topology whose definitions file differs.
         "features": {"set": VECTOR_SET, "version": VECTOR_VERSION, "names": names, "definitions": online.definitions(),
-                     "definitionsHash": base.hash},
+                     "definitionsFile": rel(DEFINITIONS), "definitionsHash": base.hash},
         "inputs": [{"name": "float_input", "type": "float32", "shape": [-1, nf]}],
         "outputs": [{"name": "label", "type": "int64", "shape": [-1]}, {"name": "probabilities", "type": "float32", "shape": [-1, 2]}],
         "score": {"output": "probabilities", "index": 1},
