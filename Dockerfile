@@ -28,12 +28,13 @@ COPY --from=build /build/package.json /build/package-lock.json ./
 COPY --from=build /build/node_modules ./node_modules
 COPY --from=build /build/dist ./dist
 # Files the compiled code reads from the package root at run time (Lua scripts loaded into Redis,
-# Avro schemas, topologies, model versions with their cards and batch feature files).
+# Avro schemas, topologies, model versions with their cards and batch feature files, `init` templates).
 COPY src/features/scripts ./src/features/scripts
 COPY src/routing/scripts ./src/routing/scripts
 COPY schemas ./schemas
 COPY topologies ./topologies
 COPY models ./models
+COPY templates ./templates
 COPY scripts/docker-healthcheck.js ./scripts/docker-healthcheck.js
 RUN mkdir -p /app/.tributary && chown node:node /app/.tributary
 USER node

@@ -28,7 +28,7 @@ import { resolveEndpoints } from '../src/stack/endpoints';
 import { repoRoot } from '../src/stack/paths';
 import { StreamingState, type StreamEvent } from '../src/features/streaming';
 import type { StreamingFeatureSetSpec } from '../src/features/spec';
-import { loadTopology } from '../src/topology/loader';
+import { loadTopology } from '../src/stages/load-topology';
 import { builtinProcessors } from '../src/stages/builtin';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20000);

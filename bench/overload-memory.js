@@ -6,8 +6,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { Pipeline } = require('../dist/stages/pipeline');
-const { loadTopology } = require('../dist/topology/loader');
-const { validateTopology } = require('../dist/topology/loader');
+const { loadTopology, validateTopology } = require('../dist/stages/load-topology');
 const { builtinProcessors } = require('../dist/stages/builtin');
 const { prepareFeatureSets } = require('../dist/features/prepare');
 const { produceDemoEvents } = require('../dist/demo/produce');

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as PipelineModule from '../../src/stages/pipeline';
-import type * as LoaderModule from '../../src/topology/loader';
+import type * as LoaderModule from '../../src/stages/load-topology';
 import type * as BuiltinModule from '../../src/stages/builtin';
 import { repoRoot } from '../../src/stack/paths';
 
@@ -66,7 +66,8 @@ export function loadCode(ref: TributaryCodeRef): TributaryCode {
   return {
     ref,
     pipeline: req('stages/pipeline.js') as typeof PipelineModule,
-    loader: req('topology/loader.js') as typeof LoaderModule,
+    // Checkouts from before plugins had the runtime loader in topology/loader.js (same call shape).
+    loader: req(fs.existsSync(path.join(ref.dist, 'stages', 'load-topology.js')) ? 'stages/load-topology.js' : 'topology/loader.js') as typeof LoaderModule,
     builtin: req('stages/builtin.js') as typeof BuiltinModule,
     knowsFuse: /\bfuse\b/.test(fs.readFileSync(pipelineFile, 'utf8')),
   };

@@ -1,15 +1,14 @@
 /**
- * Loads examples/iot/topology.yaml with the engine's own loader and built-in processors. The
- * topology's base directory is this example folder (its schemas/, models and feature definitions
- * live here), which the engine's topology-relative resolution uses. `suffix` renames every topic
+ * Loads examples/iot/topology.yaml with the engine's own loader (built-in processors, feature checks).
+ * The topology's base directory is this example folder (its schemas/, models and feature definitions
+ * live here; the shared schemas come from the package), as `tributary validate|run` finds it. `suffix` renames every topic
  * and the topology (hence its consumer groups and streaming state namespace) so tests and repeated
  * runs on a shared broker never meet.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
-import { builtinProcessors } from '../../src/stages/builtin';
-import { validateTopology } from '../../src/topology/loader';
+import { validateTopology } from '../../src/stages/load-topology';
 import type { LoadedTopology, TopologySpec } from '../../src/topology/spec';
 import { EXAMPLE_DIR } from './produce';
 
@@ -28,7 +27,7 @@ export function loadIotTopology(options: { suffix?: string; edit?: (spec: Topolo
     });
   }
   options.edit?.(spec);
-  return validateTopology(spec, TOPOLOGY_FILE, { registry: builtinProcessors(), baseDir: EXAMPLE_DIR });
+  return validateTopology(spec, TOPOLOGY_FILE, { baseDir: EXAMPLE_DIR });
 }
 
 /** The roles the demo and the tests drive: input, features side output, predictions, dead letters. */

@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tributaryHome } from '../stack/paths';
+import { tributaryHome } from '../util/paths';
 import { TributaryError } from '../util/errors';
 import type { PartitionRange } from './range';
 

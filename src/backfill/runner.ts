@@ -29,7 +29,7 @@ import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroDecoder } from '../kafka/avro-serde';
 import { createKafka } from '../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
-import { resolveEndpoints } from '../stack/endpoints';
+import { resolveEndpoints } from '../util/endpoints';
 import { extractionVector, featureExtraction, type ExtractionConfig } from '../stages/extraction';
 import { onnxInference, type InferenceConfig } from '../stages/inference';
 import type { PipelineEndpoints } from '../stages/pipeline';

@@ -9,13 +9,17 @@ import { registerStatusCommands } from './commands/status';
 import { registerBackfillCommands } from './commands/backfill';
 import { registerBanditCommands } from './commands/bandit';
 import { registerSetupCommands } from './commands/setup';
+import { registerInitCommands } from './commands/init';
+import { registerProduceCommands } from './commands/produce';
 import { createProgram, runProgram } from './program';
 
 const program = createProgram();
 program.description('Streaming prediction pipelines on Kafka: features, ONNX inference, shadow models').version('0.1.0');
 registerSetupCommands(program);
 registerStackCommands(program);
+registerInitCommands(program);
 registerPipelineCommands(program);
+registerProduceCommands(program);
 registerDemoCommands(program);
 registerModelCommands(program);
 registerShadowCommands(program);

@@ -1,14 +1,15 @@
 import { UsageError } from './options';
-import { loadTopology } from '../topology/loader';
+import { loadTopology } from '../stages/load-topology';
 import type { LoadedTopology } from '../topology/spec';
-import { builtinProcessors } from '../stages/builtin';
-import { repoRoot } from '../stack/paths';
 
 export const DEFAULT_TOPOLOGY = 'topologies/fraud-detection.yaml';
 
-/** Loads and fully validates a topology file with the built-in processors; schemas/models resolve from the repo root. */
+/**
+ * Loads and fully validates a topology file with the built-in processors and its plugins; schemas/
+ * and models resolve from the topology's base directory (src/stages/load-topology.ts topologyBaseDir).
+ */
 export function loadTopologyFile(file: string): LoadedTopology {
-  return loadTopology(file, { registry: builtinProcessors(), baseDir: repoRoot() });
+  return loadTopology(file);
 }
 
 /** The one convention: `--topology FILE` (default the shipped topology). */

@@ -5,7 +5,7 @@ import { AvroDecoder } from '../kafka/avro-serde';
 import { createKafka } from '../kafka/client';
 import { RecordRejection } from '../kafka/dead-letter';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 import type { SchemaTypes } from './generated/avro-types';
 
 export interface ConsumedMeta {

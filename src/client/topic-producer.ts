@@ -4,7 +4,7 @@ import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroEncoder } from '../kafka/avro-serde';
 import { createKafka, idempotentProducer, type IdempotentProducer } from '../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 import { TributaryError } from '../util/errors';
 import type { SchemaTypes } from './generated/avro-types';
 

@@ -5,10 +5,9 @@ import { SchemaCatalog } from '../kafka/avro-schemas';
 import { createKafka } from '../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
 import { Pipeline, type PipelineEndpoints } from '../stages/pipeline';
-import { loadTopology } from '../topology/loader';
+import { loadTopology } from '../stages/load-topology';
 import type { LoadedTopology } from '../topology/spec';
-import { builtinProcessors } from '../stages/builtin';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 import { createLogger } from '../util/logger';
 import { prepareFeatureSets } from '../features/prepare';
 import type { ShadowReport } from '../shadow/report';
@@ -116,7 +115,7 @@ export function demoRoles(topology: LoadedTopology): { input: string; prediction
  */
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const started = Date.now();
-  const topology = loadTopology(options.topologyFile, { registry: builtinProcessors(), baseDir: repoRoot() });
+  const topology = loadTopology(options.topologyFile);
   const roles = demoRoles(topology);
   const startTime = options.startTime ?? started;
   const runId = `demo-${options.seed}-${started}`;

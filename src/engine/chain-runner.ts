@@ -3,8 +3,10 @@ import type { StageMetrics } from '../monitoring/metrics';
 import type { StageSpec } from '../topology/spec';
 import { createLogger, type Logger } from '../util/logger';
 import type { Chain, ChainRecord } from './chain';
-import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, type DeliveryMode, type TopicLimits } from './commit-sink';
+import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, PipelinedTransactions, type DeliveryMode, type SinkRecord, type TopicLimits } from './commit-sink';
 import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
+import { SendGate } from './send-gate';
+import { StagingOrder } from './staging-order';
 
 /** Gap between the two reads that must agree before a committed offset is trusted (see fetchCommitted). */
 const STABLE_READ_GAP_MS = 150;
@@ -68,6 +70,13 @@ export interface ChainRunnerOptions {
   onCommitted?: (records: readonly ChainRecord[]) => void;
   /** Called for every partition this runner sees a record of, before it is processed. */
   onRecordsSeen?: (partition: number, count: number) => void;
+  /**
+   * Exactly-once lanes send records as they are processed, several producers per lane taking turns
+   * so that none waits behind its lane's commit, fetched records staged in timestamp order across
+   * lanes (StagingOrder) and all sends of the runner through one SendGate (repartition hops: each
+   * entity's write order = that order; see PipelinedTransactions).
+   */
+  pipelinedCommits?: boolean;
 }
 
 /**
@@ -98,6 +107,10 @@ export class ChainRunner {
   private readonly inputTopic: string;
   private readonly inputTopics: string[];
   private readonly head: StageSpec;
+  /** Pipelined lanes: their sends, one at a time in processing order (see SendGate). */
+  private sendGate?: SendGate<SinkRecord>;
+  /** Pipelined lanes: fetched records staged in timestamp order across lanes (see StagingOrder). */
+  private readonly stagingOrder?: StagingOrder;
 
   constructor(private readonly opts: ChainRunnerOptions) {
     this.head = opts.chain.stages[0].spec;
@@ -105,6 +118,7 @@ export class ChainRunner {
     this.inputTopics = opts.topics ?? [this.inputTopic];
     this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
     for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
+    if (opts.pipelinedCommits && opts.delivery === 'exactly-once') this.stagingOrder = new StagingOrder();
     this.consumer = this.createConsumer();
   }
 
@@ -248,7 +262,9 @@ export class ChainRunner {
       onFailure: (err, what) => this.onFailure(err, what),
       onHealthy: () => this.onHealthy(),
       log: this.log,
+      stagingOrder: this.stagingOrder,
     });
+    this.stagingOrder?.add(lane);
     return lane;
   }
 
@@ -261,7 +277,7 @@ export class ChainRunner {
       const sink = this.aloSink;
       return { init: async () => null, commit: (b) => sink.commit(b), committed: async () => null, close: async () => undefined, exactlyOnce: false };
     }
-    const txns = new PartitionTransactions({
+    const txnOptions = {
       kafka: this.opts.kafka,
       groupId: this.opts.groupId,
       deadLetterTopic: this.opts.deadLetterTopic,
@@ -269,8 +285,14 @@ export class ChainRunner {
       log: this.log,
       topic,
       partition,
-      fetchCommitted: (t, p) => this.fetchCommitted(t, p),
-    });
+      fetchCommitted: (t: string, p: number) => this.fetchCommitted(t, p),
+    };
+    if (this.opts.pipelinedCommits) {
+      this.sendGate ??= new SendGate(orderingKey);
+      const txns = new PipelinedTransactions({ ...txnOptions, gate: this.sendGate });
+      return { init: () => txns.init(), commit: (b) => txns.commit(b), stage: (r) => txns.stage(r), committed: () => this.fetchCommitted(topic, partition), close: () => txns.close(), exactlyOnce: true };
+    }
+    const txns = new PartitionTransactions(txnOptions);
     return { init: () => txns.init(), commit: (b) => txns.commit(b), committed: () => this.fetchCommitted(topic, partition), close: () => txns.close(), exactlyOnce: true };
   }
 
@@ -411,6 +433,11 @@ export class ChainRunner {
     });
   }
 
+  /** Resolves once every lane of the current assignment owns its partition (transactional ids taken, committed offset read). */
+  async lanesReady(): Promise<void> {
+    await Promise.all([...this.lanes.values()].map((l) => l.whenReady()));
+  }
+
   /** Partition -> queued records (for tests and status). */
   queued(): Record<number, number> {
     return Object.fromEntries([...this.lanes].filter(([key]) => key.startsWith(`${this.inputTopic}\0`)).map(([key, l]) => [Number(key.slice(this.inputTopic.length + 1)), l.queued]));
@@ -445,6 +472,11 @@ export class ChainRunner {
     if (this.admin) await (await this.admin.catch(() => undefined))?.disconnect().catch(() => undefined);
     this.log.info({ counters: this.counters, stages: Object.fromEntries(this.stageCounters) }, 'chain stopped');
   }
+}
+
+/** A record's ordering key for the SendGate: its outputs' topics and keys (a repartition record: the entity). */
+function orderingKey(r: SinkRecord): string {
+  return r.outputs.map((o) => `${o.topic}\0${o.message.key == null ? '' : o.message.key.toString()}`).join('\n');
 }
 
 /** Lanes are per input partition of each topic the group reads. */

@@ -1,5 +1,5 @@
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
-import type { DeadLetter } from '../client/generated/avro-types';
+import type { DeadLetter } from './records';
 import type { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
 import { RecordRejection } from '../kafka/dead-letter';
 import type { InputRecord, Lineage, OutputRecord, Processor, ProcessResult } from '../stages/processor';
@@ -7,6 +7,8 @@ import type { StageSpec } from '../topology/spec';
 import type { Logger } from '../util/logger';
 import type { SinkRecord } from './commit-sink';
 import { isTransientError } from './transient';
+import { entityKey, parseFieldPath } from '../util/field-path';
+import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from './repartition';
 
 /**
  * Header naming the stages that already processed a record inside a fused chain. A stage running
@@ -29,6 +31,13 @@ export interface ChainStage {
   encoder?: AvroEncoder<unknown>;
   /** Registry id of the output topic's schema (registered at start; with `encoder`). */
   schemaId?: number;
+  /** Write the consumed value bytes unchanged instead of encoding the processor's value (the repartition step, a chain head). */
+  passthroughValue?: boolean;
+  /**
+   * `partitionBy: none` stages: the entity field their input keys should equal; records whose key
+   * differs are passed to `onKeyMismatch` (they are still processed).
+   */
+  keyCheck?: { field: string; onKeyMismatch(count: number, example: { key: string | null; entity: string | null }): void };
 }
 
 export interface ChainOptions {
@@ -72,18 +81,23 @@ export interface ChainRecord extends SinkRecord {
 
 interface Entry {
   message: KafkaMessage;
+  /** The original record's lineage (from LINEAGE_HEADER behind a repartition hop, else the consumed position). */
   lineage: Lineage;
+  /** The original record's key. */
+  key: Buffer | null;
   headers: Record<string, Buffer>;
   /** Bytes of the input of the stage currently processing the record (for dead letters). */
   inputBytes: Buffer | null;
   record: ChainRecord;
+  /** The consumed position. */
+  source?: Lineage;
 }
 
 /** Kafka headers as plain buffers, without the engine's per-hop ones. */
 export function inheritedHeaders(headers: IHeaders | undefined): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
   for (const [k, v] of Object.entries(headers ?? {})) {
-    if (v === undefined || k === DONE_HEADER || k === ERROR_KIND_HEADER) continue;
+    if (v === undefined || k === DONE_HEADER || k === ERROR_KIND_HEADER || k === LINEAGE_HEADER || k === KEY_HEADER) continue;
     const one = Array.isArray(v) ? v[v.length - 1] : v;
     out[k] = typeof one === 'string' ? Buffer.from(one) : one;
   }
@@ -128,7 +142,12 @@ export class Chain {
   async process(topic: string, partition: number, messages: KafkaMessage[]): Promise<ChainRecord[]> {
     const head = this.opts.stages[0];
     const entries: Entry[] = messages.map((message) => {
-      const lineage = { topic, partition, offset: Number(message.offset) };
+      const consumed = { topic, partition, offset: Number(message.offset) };
+      // Behind a repartition hop the record carries the original lineage and key: processors,
+      // outputs and dead letters see the original record; `source` keeps the consumed position.
+      const original = parseLineageHeader(lastHeader(message, LINEAGE_HEADER));
+      const lineage = original ?? consumed;
+      const key = original ? (lastHeader(message, KEY_HEADER) ?? null) : message.key;
       const headers = inheritedHeaders(message.headers);
       const record: ChainRecord = {
         outputs: [],
@@ -137,7 +156,8 @@ export class Chain {
         toDeadLetter: (rejection) => this.deadLetter(entry, rejection),
         deadLetterRecord: (rejection) => this.deadLetterRecord(entry, rejection),
       };
-      const entry: Entry = { message, lineage, headers, inputBytes: message.value, record };
+      const entry: Entry = { message, lineage, key: key === null ? null : Buffer.from(key), headers, inputBytes: message.value, record };
+      entry.source = consumed;
       return entry;
     });
 
@@ -159,12 +179,13 @@ export class Chain {
         this.reject(entry, head, value);
         continue;
       }
-      live.push({ entry, input: { value, key: message.key, timestamp: Number(message.timestamp), lineage: entry.lineage, headers: entry.headers } });
+      live.push({ entry, input: { value, key: entry.key, timestamp: Number(message.timestamp), lineage: entry.lineage, source: entry.source, headers: entry.headers } });
     }
 
     for (let i = 0; i < this.opts.stages.length && live.length > 0; i++) {
       const stage = this.opts.stages[i];
       if (i > 0) for (const l of live) l.entry.record.trace.consumedBy.push(stage.spec.name);
+      if (stage.keyCheck) checkKeys(stage.keyCheck, live.map((l) => l.input));
       const results = await this.runStage(stage, live.map((l) => l.input));
       const downstream = this.opts.stages.slice(i + 1).map((s) => s.spec.name);
       const next: typeof live = [];
@@ -185,7 +206,7 @@ export class Chain {
           entry.inputBytes = message.value as Buffer;
         }
         entry.record.values.push(result.value);
-        if (downstream.length > 0) next.push({ entry, input: { value: result.value, key: Buffer.from(result.key), timestamp: input.timestamp, lineage: input.lineage, headers: input.headers } });
+        if (downstream.length > 0) next.push({ entry, input: { value: result.value, key: Buffer.from(result.key), timestamp: input.timestamp, lineage: input.lineage, source: input.source, headers: input.headers } });
       });
       live = next;
     }
@@ -206,14 +227,18 @@ export class Chain {
 
   private encode(stage: ChainStage, out: OutputRecord<unknown>, entry: Entry, downstream: string[]): Message | RecordRejection {
     let value: Buffer;
-    try {
-      value = stage.encoder!.encodeWithId(stage.schemaId!, out.value);
-    } catch (err) {
-      return new RecordRejection('PROCESSING_ERROR', `output does not match schema: ${(err as Error).message}`);
+    if (stage.passthroughValue && entry.inputBytes) {
+      value = entry.inputBytes;
+    } else {
+      try {
+        value = stage.encoder!.encodeWithId(stage.schemaId!, out.value);
+      } catch (err) {
+        return new RecordRejection('PROCESSING_ERROR', `output does not match schema: ${(err as Error).message}`);
+      }
     }
     const headers: Record<string, Buffer | string> = { ...entry.headers, ...(out.headers ?? {}) };
     if (downstream.length > 0) headers[DONE_HEADER] = downstream.join(',');
-    return { key: out.key, value, headers };
+    return { key: out.key, value, headers, ...(out.timestamp === undefined ? {} : { timestamp: String(out.timestamp) }) };
   }
 
   /**
@@ -255,7 +280,7 @@ export class Chain {
     const { dlqEncoder, dlqSchemaId } = this.opts;
     if (!dlqEncoder || dlqSchemaId === undefined) throw new Error(`chain ${this.name} has no dead-letter topic`);
     const record = this.deadLetterRecord(entry, rejection);
-    return { key: entry.message.key, value: dlqEncoder.encodeWithId(dlqSchemaId, record), headers: { ...entry.headers, [ERROR_KIND_HEADER]: rejection.kind } };
+    return { key: entry.key, value: dlqEncoder.encodeWithId(dlqSchemaId, record), headers: { ...entry.headers, [ERROR_KIND_HEADER]: rejection.kind } };
   }
 
   private deadLetterRecord(entry: Entry, rejection: RecordRejection): DeadLetter {
@@ -271,7 +296,7 @@ export class Chain {
       errorKind: rejection.kind,
       errorMessage: rejection.message + note,
       lineage: entry.lineage,
-      key: entry.message.key ?? null,
+      key: entry.key,
       value: value ?? null,
       failedTime: Date.now(),
     };
@@ -279,3 +304,25 @@ export class Chain {
   }
 }
 
+function lastHeader(message: KafkaMessage, name: string): Buffer | undefined {
+  const v = message.headers?.[name];
+  if (v === undefined) return undefined;
+  const one = Array.isArray(v) ? v[v.length - 1] : v;
+  return typeof one === 'string' ? Buffer.from(one) : one;
+}
+
+/** `partitionBy: none`: counts the records whose key is not their entity (null entities have no order to keep). */
+function checkKeys(check: NonNullable<ChainStage['keyCheck']>, inputs: InputRecord<unknown>[]): void {
+  const path = parseFieldPath(check.field);
+  let count = 0;
+  let example: { key: string | null; entity: string | null } | undefined;
+  for (const r of inputs) {
+    const entity = entityKey(r.value, path);
+    const key = r.key?.toString() ?? null;
+    if (entity !== null && key !== entity) {
+      count++;
+      example ??= { key, entity };
+    }
+  }
+  if (count > 0) check.onKeyMismatch(count, example!);
+}

@@ -5,6 +5,7 @@ import { TributaryError } from '../util/errors';
 import type { Logger } from '../util/logger';
 import { crashPoint } from './fault-injection';
 import { idempotentProducer, type IdempotentProducer } from '../kafka/client';
+import type { SendGate } from './send-gate';
 
 /** How a chain's outputs and consumed offsets reach Kafka. */
 export type DeliveryMode = 'exactly-once' | 'at-least-once';
@@ -159,13 +160,53 @@ export function rejectOversized(batch: CommitBatch, limits: TopicLimits): void {
  */
 export class PartitionTransactions {
   private producer?: Promise<Producer>;
+  /** Eager mode (see stage()): the transaction records were sent into as they were processed. */
+  private open?: OpenTransaction;
 
   constructor(
-    private readonly opts: SinkOptions & { topic: string; partition: number; fetchCommitted: (topic: string, partition: number) => Promise<string | null> },
+    private readonly opts: SinkOptions & {
+      topic: string;
+      partition: number;
+      fetchCommitted: (topic: string, partition: number) => Promise<string | null>;
+      /** Appended to the transactional id (a lane with several producers: see PipelinedTransactions). */
+      idSuffix?: string;
+      /** Eager sends (stage) of a repartition hop's lanes go through one gate, in processing order. */
+      gate?: SendGate<SinkRecord>;
+    },
   ) {}
 
   get transactionalId(): string {
-    return `${this.opts.groupId}.${this.opts.topic}.${this.opts.partition}`;
+    return `${this.opts.groupId}.${this.opts.topic}.${this.opts.partition}${this.opts.idSuffix ?? ''}`;
+  }
+
+  /** Takes the transactional id (fencing a previous owner) without reading the committed offset. */
+  async takeOwnership(): Promise<void> {
+    await this.connected();
+  }
+
+  /**
+   * Eager mode: sends processed records now, into this producer's open transaction (begun at the
+   * first send, as Kafka Streams' StreamsProducer does), so that their order in the output
+   * partitions is the order they were processed in, not the order commits end in. The commit that
+   * follows adds the offset and commits if the transaction holds exactly that commit's records;
+   * otherwise (a send failed, a retry, records split differently) it aborts the transaction and
+   * writes the batch the classic way. Must not be called while this producer commits.
+   */
+  stage(records: SinkRecord[]): void {
+    if (records.length === 0) return;
+    rejectOversized({ records } as unknown as CommitBatch, this.opts.limits);
+    if (!this.open) {
+      const txn = this.connected().then((p) => p.transaction());
+      txn.catch(() => undefined); // surfaced through `sends`
+      this.open = { txn, records: [], sends: Promise.resolve() };
+    }
+    const open = this.open;
+    open.records.push(...records);
+    const send = async (rs: SinkRecord[]) => {
+      if (open.error === undefined) await this.sendPlan(await open.txn, CommitPlan.of({ records: rs } as unknown as CommitBatch, this.opts));
+    };
+    const sent = this.opts.gate ? this.opts.gate.submit(open, records, send) : open.sends.then(() => send(records));
+    open.sends = Promise.all([open.sends, sent.catch((err: unknown) => void (open.error ??= err))]).then(() => undefined);
   }
 
   /**
@@ -210,12 +251,45 @@ export class PartitionTransactions {
 
   /** Writes the batch and its offset in one transaction. Throws ProducerFencedError when this instance lost the partition. */
   async commit(batch: CommitBatch): Promise<void> {
+    const open = this.open;
+    this.open = undefined;
+    let txn: Transaction | undefined;
+    let eager = false;
+    if (open) {
+      await open.sends;
+      txn = await open.txn.catch(() => undefined);
+      eager = open.error === undefined && txn !== undefined && sameRecords(open.records, batch.records);
+      if (!eager) {
+        this.opts.log.debug({ partition: batch.partition, staged: open.records.length, batch: batch.records.length, err: open.error === undefined ? undefined : (open.error as Error).message }, 'txn: eager transaction does not hold the batch; aborting it and writing the batch at commit');
+        if (txn?.isActive()) await txn.abort().catch(() => undefined);
+        txn = undefined;
+        // Anything but a record-level refusal leaves this producer in an unknown state: the lane
+        // retries (after checking the committed offset) with a fresh one.
+        if (open.error !== undefined && !isRecordError(open.error)) {
+          this.drop();
+          throw this.classify(open.error);
+        }
+      }
+    }
+    const offsets = { consumerGroupId: this.opts.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: batch.nextOffset }] }] };
+    if (eager) {
+      try {
+        await txn!.sendOffsets(offsets);
+        batch.beforeCommit?.();
+        crashPoint('txn-sent');
+        this.opts.log.debug({ partition: batch.partition, nextOffset: batch.nextOffset, records: batch.records.length }, 'txn: committing (records sent as processed)');
+        await txn!.commit();
+        return;
+      } catch (err) {
+        if (txn!.isActive()) await txn!.abort().catch(() => undefined);
+        this.drop();
+        throw this.classify(err);
+      }
+    }
     const producer = await this.connected();
     rejectOversized(batch, this.opts.limits);
-    let txn: Transaction | undefined;
     try {
       txn = await producer.transaction();
-      const offsets = { consumerGroupId: this.opts.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: batch.nextOffset }] }] };
       try {
         await this.sendPlan(txn, CommitPlan.of(batch, this.opts));
       } catch (err) {
@@ -281,9 +355,87 @@ export class PartitionTransactions {
   }
 
   async close(): Promise<void> {
+    const open = this.open;
+    this.open = undefined;
+    if (open) {
+      // Records of a lane that lets go uncommitted (a rebalance): abort now, or read_committed
+      // readers of the output partitions would wait for the transaction timeout.
+      await open.sends;
+      const txn = await open.txn.catch(() => undefined);
+      if (txn?.isActive()) await txn.abort().catch(() => undefined);
+    }
     const p = this.producer;
     this.producer = undefined;
     if (p) await p.then((x) => x.disconnect()).catch(() => undefined);
+  }
+}
+
+/** Producers per input partition of a pipelined lane (see PipelinedTransactions). */
+export const PIPELINE_PRODUCERS = 3;
+
+/** A transaction records are sent into as they are processed (PartitionTransactions.stage). */
+interface OpenTransaction {
+  txn: Promise<Transaction>;
+  /** The records sent (or being sent) into it, in order. */
+  records: SinkRecord[];
+  /** The chain of its sends, in order; never rejects (a failure lands in `error`). */
+  sends: Promise<void>;
+  error?: unknown;
+}
+
+function sameRecords(a: readonly SinkRecord[], b: readonly SinkRecord[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
+}
+
+/**
+ * Exactly-once with records sent as they are processed and no wait behind the lane's own commit:
+ * PIPELINE_PRODUCERS transactional producers per input partition (`<group>.<topic>.<p>`, `…<p>.1`,
+ * `…<p>.2`) take turns. While one commits (offsets, EndTxn: several round trips, longer under
+ * load), the records the lane processes meanwhile go straight into the next one's transaction, so
+ * their write order in the output partition follows processing order. A repartition hop needs that:
+ * one entity's records from several input partitions meet in one repartition partition, and a
+ * record that waited behind its lane's commit could land after a later record of the same entity
+ * from another lane. Three, not two: a producer that just committed cannot start its next
+ * transaction until the coordinator has written the commit markers (it answers
+ * CONCURRENT_TRANSACTIONS, and kafkajs backs off), so the producer that takes new records is the
+ * one whose commit ended a whole commit earlier.
+ *
+ * Exactly-once holds as with one producer: the lane commits one batch at a time, in offset order,
+ * so a later producer's transaction (later records, later offset) commits only after the earlier
+ * one's did; a failed commit leaves the other transactions holding records of later batches, which
+ * no longer match their commits and are aborted then (see PartitionTransactions.commit); and a new
+ * owner takes every id (fencing all, aborting whatever any left open) before it reads the committed
+ * offset.
+ */
+export class PipelinedTransactions {
+  private readonly slots: PartitionTransactions[];
+  /** The producer that takes processed records (the previous one may be committing). */
+  private current = 0;
+
+  constructor(private readonly opts: ConstructorParameters<typeof PartitionTransactions>[0]) {
+    this.slots = Array.from({ length: PIPELINE_PRODUCERS }, (_, i) => new PartitionTransactions({ ...opts, idSuffix: i === 0 ? '' : `.${i}` }));
+  }
+
+  async init(): Promise<string | null> {
+    for (const slot of this.slots) await slot.takeOwnership();
+    return this.opts.fetchCommitted(this.opts.topic, this.opts.partition);
+  }
+
+  stage(records: SinkRecord[]): void {
+    this.slots[this.current].stage(records);
+  }
+
+  /** Commits with the producer that took the batch's records; from now on the other one takes new records. */
+  async commit(batch: CommitBatch): Promise<void> {
+    const slot = this.slots[this.current];
+    this.current = (this.current + 1) % this.slots.length;
+    // Should this fail, the lane retries the batch with the other producer: the records that one took
+    // meanwhile belong to a later batch, so its transaction does not match and is aborted first.
+    await slot.commit(batch);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.close()));
   }
 }
 

@@ -2,6 +2,7 @@ import type { KafkaMessage } from 'kafkajs';
 import type { Logger } from '../util/logger';
 import type { Chain, ChainRecord } from './chain';
 import { ProducerFencedError, type CommitBatch } from './commit-sink';
+import type { OrderedLane, StagingOrder } from './staging-order';
 import { RetryLaterError } from './transient';
 
 /** When a lane commits: whichever comes first once records are waiting. */
@@ -18,6 +19,11 @@ export interface LaneSink {
   init(): Promise<string | null>;
   /** Writes the batch and its offset; after a failure the next call starts with a fresh producer. */
   commit(batch: CommitBatch): Promise<void>;
+  /**
+   * Optional: sends records as soon as they are processed (inside the transaction their commit
+   * ends), so output order follows processing order (repartition hops: PipelinedTransactions).
+   */
+  stage?(records: ChainRecord[]): void;
   /** The committed offset as the broker has it now (null: none). */
   committed(): Promise<string | null>;
   /** Exactly-once sinks own their partition's transactional id; at-least-once ones simply resend. */
@@ -46,6 +52,11 @@ export interface LaneOptions {
   onFailure(err: Error, what: 'process' | 'commit'): void;
   onHealthy(): void;
   log: Logger;
+  /**
+   * Repartition hops: processed records are staged (sink.stage) in timestamp order across the
+   * runner's lanes, as far as they are fetched (see StagingOrder).
+   */
+  stagingOrder?: StagingOrder;
 }
 
 type LaneState = 'running' | 'draining' | 'closed';
@@ -59,8 +70,11 @@ const SLOW_COMMIT_MS = 10000;
  * the next records overlaps the commit of the previous ones, and lanes are independent of each
  * other: one lane's commit never holds back another's fetch, processing or commit.
  */
-export class PartitionLane {
+export class PartitionLane implements OrderedLane {
   private queue: KafkaMessage[] = [];
+  /** Staging order only: the chunk being processed, and the timestamps of its processed records not yet staged. */
+  private processing: KafkaMessage[] = [];
+  private unstaged: number[] = [];
   private buffer: ChainRecord[] = [];
   private bufferNext?: string;
   /** Records below this offset were processed already (or committed by a previous owner). */
@@ -104,6 +118,11 @@ export class PartitionLane {
     return false;
   }
 
+  /** Resolves once the lane owns its partition (true) or gave up (closed, fenced: false). */
+  whenReady(): Promise<boolean> {
+    return this.ready;
+  }
+
   private isClosed(): boolean {
     return this.state === 'closed';
   }
@@ -137,12 +156,17 @@ export class PartitionLane {
       await this.opts.whileSaturated();
       if (this.isClosed() || this.fenced) return;
       const chunk = this.takeChunk();
-      if (chunk.length === 0) continue;
+      if (chunk.length === 0) {
+        this.opts.stagingOrder?.changed();
+        continue;
+      }
       let records: ChainRecord[];
+      this.processing = chunk;
       try {
         records = await this.opts.chain.process(this.opts.topic, this.opts.partition, chunk);
         failures = 0;
       } catch (err) {
+        this.processing = [];
         // A dependency is down (or a bug): nothing of this chunk is kept; retry it after a backoff.
         this.queue.unshift(...chunk);
         if (err instanceof RetryLaterError) {
@@ -158,7 +182,11 @@ export class PartitionLane {
         await sleep(delay);
         continue;
       }
-      if (this.isClosed()) return;
+      this.processing = [];
+      if (this.isClosed() || this.fenced) return;
+      if (this.opts.stagingOrder && this.opts.sink.stage) {
+        if (!(await this.stageInOrder(this.opts.stagingOrder, chunk, records))) return;
+      } else this.opts.sink.stage?.(records);
       this.buffer.push(...records);
       const last = BigInt(chunk[chunk.length - 1].offset) + 1n;
       this.bufferNext = last.toString();
@@ -169,6 +197,40 @@ export class PartitionLane {
       }
       this.maybeCommit();
     }
+  }
+
+  /** Oldest record fetched and not yet staged (StagingOrder compares lanes by it). */
+  headTimestamp(): number | undefined {
+    if (this.isClosed() || this.fenced) return undefined;
+    const head = this.unstaged[0] ?? this.processing[0]?.timestamp ?? this.queue[0]?.timestamp;
+    return head === undefined ? undefined : Number(head);
+  }
+
+  /**
+   * Stages a processed chunk's records in order, each prefix once no other lane holds an older
+   * fetched record; false when the lane closed or was fenced meanwhile.
+   */
+  private async stageInOrder(order: StagingOrder, chunk: KafkaMessage[], records: ChainRecord[]): Promise<boolean> {
+    // One ChainRecord per consumed record; should that ever not hold, the chunk goes as one piece.
+    const ts = records.length === chunk.length ? chunk.map((m) => Number(m.timestamp)) : [Math.max(...chunk.map((m) => Number(m.timestamp)))];
+    const pieces = records.length === chunk.length ? records.map((r) => [r]) : [records];
+    this.unstaged = ts;
+    const stopped = () => this.isClosed() || this.fenced;
+    for (let i = 0; i < pieces.length; ) {
+      await order.waitFor(this, ts[i], stopped);
+      if (stopped()) {
+        this.unstaged = [];
+        return false;
+      }
+      const bound = order.bound(this);
+      let j = i + 1;
+      while (j < pieces.length && ts[j] <= bound) j++;
+      this.opts.sink.stage!(pieces.slice(i, j).flat());
+      this.unstaged = ts.slice(j);
+      i = j;
+      order.changed();
+    }
+    return true;
   }
 
   /** The next chunk, without records already processed (re-delivered after a rebalance) or below the committed offset. */
@@ -258,6 +320,7 @@ export class PartitionLane {
   private fence(err: Error): void {
     if (this.fenced) return;
     this.fenced = true;
+    this.opts.stagingOrder?.remove(this);
     this.queue = [];
     this.buffer = [];
     this.opts.onFenced(err);
@@ -273,6 +336,7 @@ export class PartitionLane {
       await Promise.all([this.pumping, this.committing]);
     }
     this.state = 'closed';
+    this.opts.stagingOrder?.remove(this);
     await this.closeSink();
   }
 
@@ -280,6 +344,7 @@ export class PartitionLane {
   async abandon(): Promise<void> {
     if (this.isClosed()) return;
     this.state = 'closed';
+    this.opts.stagingOrder?.remove(this);
     clearTimeout(this.timer);
     this.queue = [];
     this.buffer = [];

@@ -10,6 +10,11 @@ export interface PlanOptions {
   fuse: boolean;
   /** Stages that never join a chain (their processor says `runsApart`, e.g. shadows). */
   runsApart(stage: StageSpec): boolean;
+  /**
+   * Topics a chain never fuses across (repartition topics): the records must really go through
+   * Kafka to be re-partitioned, so the stage after such a topic heads a chain of its own.
+   */
+  boundaries?: ReadonlySet<string>;
 }
 
 /**
@@ -23,7 +28,7 @@ export function planChains(selected: StageSpec[], opts: PlanOptions): PlannedCha
   const next = new Map<StageSpec, StageSpec>();
   if (opts.fuse) {
     for (const a of selected) {
-      if (opts.runsApart(a)) continue;
+      if (opts.runsApart(a) || opts.boundaries?.has(a.output.topic)) continue;
       const readers = selected.filter((s) => s !== a && s.input.topic === a.output.topic && !opts.runsApart(s));
       if (readers.length === 1 && delivery(readers[0]) === delivery(a)) next.set(a, readers[0]);
     }

@@ -180,14 +180,19 @@ export class Enricher {
 
   private readonly getters = new Map<string, (v: unknown) => unknown>();
 
-  /** An event's entity for a set (a field path): null when absent, empty or holding braces (batch keys hash-tag the entity). */
-  private readonly entityOf = (event: unknown, field: string): string | null => {
+  /** The value at a field path of an event (getters cached per path). */
+  private read(event: unknown, field: string): unknown {
     let get = this.getters.get(field);
     if (!get) {
       get = fieldGetter(field);
       this.getters.set(field, get);
     }
-    const v = get(event);
+    return get(event);
+  }
+
+  /** An event's entity for a set (a field path): null when absent, empty or holding braces (batch keys hash-tag the entity). */
+  private readonly entityOf = (event: unknown, field: string): string | null => {
+    const v = this.read(event, field);
     return v === undefined || v === null || v === '' || /[{}]/.test(String(v)) ? null : String(v);
   };
 
@@ -199,7 +204,7 @@ export class Enricher {
       offset: input.offset,
       eventTime: input.eventTime,
       entities: this.streamingSets.map((s) => this.entityOf(input.event, s.entity)),
-      values: this.streamingSets.map((s) => valueNames(s).map((n) => String(feats.has(n) ? feats.get(n) : tx[n] ?? ''))),
+      values: this.streamingSets.map((s) => valueNames(s).map((n) => String(feats.has(n) ? feats.get(n) : this.read(tx, n) ?? ''))),
     };
   }
 

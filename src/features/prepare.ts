@@ -1,6 +1,6 @@
 import { createRedis } from '../util/redis';
 import * as path from 'node:path';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 import type { LoadedTopology } from '../topology/spec';
 import { createLogger } from '../util/logger';
 import { loadFeatureFile, type LoadResult } from './load-file';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 
 /**
  * Redis Lua scripts kept in src/features/scripts/*.lua. They are read relative to the repository

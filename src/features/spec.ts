@@ -288,3 +288,11 @@ export function setFeatureTypes(set: FeatureSetSpec): Record<string, FeatureType
 export function numericDefault(f: FeatureFieldSpec): number {
   return typeof f.default === 'boolean' ? (f.default ? 1 : 0) : f.default;
 }
+
+/** The topology's `features:` section: declared here so the spec layer (src/topology) imports no feature code. */
+declare module '../topology/spec' {
+  interface TopologySections {
+    /** Feature sets (batch from Redis, streaming windowed aggregations) extraction stages may use. */
+    features?: FeaturesSpec;
+  }
+}

@@ -24,8 +24,7 @@ export function featureSectionErrors(loaded: LoadedTopology, catalog: SchemaCata
     for (const st of users) {
       const topic = spec.topics.find((t) => t.name === st.input.topic);
       if (!topic || !catalog.has(topic.schema)) continue; // reported elsewhere
-      const type = catalog.get(topic.schema).type as unknown as { fields?: Array<{ name: string }> };
-      const eventFields = (type.fields ?? []).map((f) => f.name);
+      const eventFields = fieldPaths(catalog.get(topic.schema).type);
       let baseFeatures: string[] = [];
       try {
         const c = st.config as { featureSet: FeatureSetRef };
@@ -39,4 +38,22 @@ export function featureSectionErrors(loaded: LoadedTopology, catalog: SchemaCata
     }
   });
   return errors;
+}
+
+interface AvroNode {
+  typeName: string;
+  fields?: Array<{ name: string; type: AvroNode }>;
+  types?: AvroNode[];
+}
+
+/** Every field path of a record type (src/util/field-path.ts syntax: nested records, nullable unions looked through). */
+export function fieldPaths(type: unknown, prefix = '', depth = 0): string[] {
+  let t = type as AvroNode;
+  if (t.typeName.startsWith('union') && t.types) {
+    const branches = t.types.filter((b) => b.typeName !== 'null');
+    if (branches.length !== 1) return [];
+    t = branches[0];
+  }
+  if (t.typeName !== 'record' || !t.fields || depth > 8) return [];
+  return t.fields.flatMap((f) => [`${prefix}${f.name}`, ...fieldPaths(f.type, `${prefix}${f.name}.`, depth + 1)]);
 }

@@ -13,7 +13,10 @@ export class ModelGateError extends TributaryError {
   }
 }
 
-export type MetricName = 'rocAuc' | 'precision' | 'recall' | 'f1' | 'accuracy';
+import { classificationMetrics, rocAuc, type MetricName } from '../util/stats';
+
+/** Metrics a gate can bound (defined with the shared statistics in src/util/stats.ts). */
+export { classificationMetrics, rocAuc, type MetricName };
 
 /** Bounds on one metric: absolute (min/max) and/or change against the live version. */
 export interface MetricBound {
@@ -131,49 +134,6 @@ export function readGateSpec(dir: string, card: ModelCard = readModelCard(dir)):
 
 // ---- metrics (pure) ----
 
-/** ROC AUC by the rank statistic (Mann-Whitney U), ties counted half. NaN without both classes. */
-export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
-  const n = scores.length;
-  const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
-  let pos = 0;
-  let rankSumPos = 0;
-  for (let i = 0; i < n; ) {
-    let j = i;
-    while (j + 1 < n && scores[idx[j + 1]] === scores[idx[i]]) j++;
-    const avgRank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) {
-      if (labels[idx[k]] === 1) {
-        pos++;
-        rankSumPos += avgRank;
-      }
-    }
-    i = j + 1;
-  }
-  const neg = n - pos;
-  if (pos === 0 || neg === 0) return NaN;
-  return (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
-}
-
-/** Threshold metrics (score >= threshold is positive). */
-export function classificationMetrics(scores: ArrayLike<number>, labels: ArrayLike<number>, threshold: number): Record<MetricName, number> {
-  let tp = 0, fp = 0, fn = 0, tn = 0;
-  for (let i = 0; i < scores.length; i++) {
-    const p = scores[i] >= threshold;
-    if (p && labels[i] === 1) tp++;
-    else if (p) fp++;
-    else if (labels[i] === 1) fn++;
-    else tn++;
-  }
-  const precision = tp + fp === 0 ? NaN : tp / (tp + fp);
-  const recall = tp + fn === 0 ? NaN : tp / (tp + fn);
-  return {
-    rocAuc: rocAuc(scores, labels),
-    precision,
-    recall,
-    f1: precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : NaN,
-    accuracy: (tp + tn) / Math.max(1, scores.length),
-  };
-}
 
 /** Checks one metric value against its bound (and the live value for change bounds). */
 export function checkBound(name: string, bound: MetricBound, value: number, live?: number): GateCheck[] {

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as avro from 'avsc';
 import { TributaryError } from '../util/errors';
+import { repoRoot } from '../util/paths';
 
 /** A schema from schemas/: its name (file stem), the parsed avsc type and the canonical JSON text. */
 export interface LocalSchema {
@@ -13,11 +14,22 @@ export interface LocalSchema {
 
 export class SchemaNotFoundError extends TributaryError {}
 
-/** Reads Avro schemas from the project's schemas/ folder, once each. */
+/** The package's own schemas (dead letters, feature vectors, predictions, ...): every pipeline may use them. */
+export function packageSchemasDir(): string {
+  return path.join(repoRoot(), 'schemas');
+}
+
+/**
+ * Reads Avro schemas from a pipeline's schemas/ folder, once each; a name not found there is read
+ * from the package's schemas/ (so a scaffolded pipeline carries only its own event schemas).
+ */
 export class SchemaCatalog {
   private readonly cache = new Map<string, LocalSchema>();
+  private readonly dirs: string[];
 
-  constructor(readonly dir: string) {}
+  constructor(readonly dir: string, fallbackDirs: readonly string[] = [packageSchemasDir()]) {
+    this.dirs = [path.resolve(dir), ...fallbackDirs.map((d) => path.resolve(d))].filter((d, i, all) => all.indexOf(d) === i);
+  }
 
   has(name: string): boolean {
     return fs.existsSync(this.fileOf(name));
@@ -38,14 +50,16 @@ export class SchemaCatalog {
   }
 
   names(): string[] {
-    return fs
-      .readdirSync(this.dir)
-      .filter((f) => f.endsWith('.avsc'))
-      .map((f) => f.slice(0, -'.avsc'.length))
-      .sort();
+    const names = this.dirs.flatMap((d) => (fs.existsSync(d) ? fs.readdirSync(d) : []).filter((f) => f.endsWith('.avsc')).map((f) => f.slice(0, -'.avsc'.length)));
+    return [...new Set(names)].sort();
   }
 
+  /** The first folder holding `name.avsc` (the pipeline's own before the package's); the pipeline's path when none does. */
   private fileOf(name: string): string {
-    return path.join(this.dir, `${name}.avsc`);
+    for (const d of this.dirs) {
+      const file = path.join(d, `${name}.avsc`);
+      if (fs.existsSync(file)) return file;
+    }
+    return path.join(this.dirs[0], `${name}.avsc`);
   }
 }

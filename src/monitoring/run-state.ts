@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tributaryHome } from '../stack/paths';
+import { tributaryHome } from '../util/paths';
 
 /** A running tributary process that serves /metrics: written at start, removed at stop; `tributary status` reads them. */
 export interface RunRecord {

@@ -7,7 +7,7 @@ import { AvroDecoder } from '../kafka/avro-serde';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
 import type { ChainRunner } from '../engine/chain-runner';
 import { offsetsOnlyConsumer, sideEffectProcessor } from '../engine/offsets-only';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 import type { InputRecord } from '../stages/processor';
 import type { StageMetrics } from './metrics';
 

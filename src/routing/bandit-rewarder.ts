@@ -5,7 +5,7 @@ import type { Feedback, Prediction } from '../client/generated/avro-types';
 import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroDecoder } from '../kafka/avro-serde';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 import type { ChainRunner } from '../engine/chain-runner';
 import { offsetsOnlyConsumer, sideEffectProcessor } from '../engine/offsets-only';
 import type { StageMetrics } from '../monitoring/metrics';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type Redis from 'ioredis';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 import type { ArmPosterior } from './thompson';
 
 /** Key layout; the hash tag keeps one experiment's keys in one Redis Cluster slot (the script touches two). */

@@ -1,4 +1,4 @@
-import { rng } from '../shadow/stats';
+import { rng } from '../util/stats';
 /**
  * Thompson sampling over Beta-Bernoulli arms: the share of traffic an arm gets is the probability
  * that its success rate is the highest, estimated by sampling the posteriors, with a floor so every

@@ -5,7 +5,7 @@ import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroDecoder } from '../kafka/avro-serde';
 import { RecordRejection } from '../kafka/dead-letter';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
-import { repoRoot } from '../stack/paths';
+import { repoRoot } from '../util/paths';
 import { TributaryError } from '../util/errors';
 
 export interface LogRecord<T> {

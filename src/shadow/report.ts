@@ -15,7 +15,7 @@ import {
   type Interval,
   type MetricName,
   type ZTest,
-} from './stats';
+} from '../util/stats';
 
 export interface LineageRef {
   topic: string;

@@ -2,7 +2,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { createLogger, type Logger } from '../util/logger';
-import { cacheDir as defaultCacheDir, repoRoot } from './paths';
+import { cacheDir as defaultCacheDir, repoRoot } from '../util/paths';
 import { checkPrerequisites } from './prerequisites';
 import { runCommand } from './process';
 

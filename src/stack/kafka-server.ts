@@ -6,7 +6,7 @@ import { KAFKA_VERSION } from './artifacts';
 import { pollUntilAnswering, ServerStartError, type LaunchedServer } from './launched';
 import { LOCALHOST } from './ports';
 import { runCommand, spawnDetached, wholeArg } from './process';
-import type { KafkaState } from './state';
+import type { KafkaState } from '../util/stack-state';
 import type { TlsMaterial } from './tls';
 
 export interface KafkaServerOptions {

@@ -5,13 +5,13 @@ import { ensureArtifacts, type ArtifactPaths } from './artifacts';
 import { kafkaAnswers, kafkaFiles, kafkaProcessMarkers, launchKafkaServer } from './kafka-server';
 import { ServerStartError, type LaunchedServer } from './launched';
 import { withLock } from './lock';
-import { cacheDir as cacheDirOf, stackDir, stateFilePath, tributaryHome } from './paths';
+import { cacheDir as cacheDirOf, stackDir, stateFilePath, tributaryHome } from '../util/paths';
 import { findFreePorts } from './ports';
 import { checkPrerequisites, type ResolvedPrerequisites } from './prerequisites';
 import { isOurProcess, processesWorkingIn, stopProcess, wholeArg, type StopResult } from './process';
 import { launchRedisServer, redisAnswers, redisLogFile, redisProcessMarkers } from './redis-server';
 import { launchRegistryServer, registryAnswers, registryLogFile, registryProcessMarkers } from './registry-server';
-import { readState, removeState, StateFileError, writeState, type ServerName, type StackState } from './state';
+import { readState, removeState, StateFileError, writeState, type ServerName, type StackState } from '../util/stack-state';
 
 export interface LocalStackOptions {
   /** TRIBUTARY_HOME to use instead of the env var / `<repo>/.tributary`; stateDir and cacheDir derive from it. */

@@ -1,27 +1,12 @@
 import { execFile, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
+import { isPidAlive } from '../util/process-alive';
+
+export { isPidAlive };
 
 /** Sleeps `ms` milliseconds. */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** True when a process with this pid exists and is not a zombie (it may belong to anything). */
-export function isPidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    // Linux: field 3 of /proc/<pid>/stat is the state; 'Z' (zombie) and 'X' (dead) are not running.
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return true; // no /proc (macOS) or a race: trust kill(0)
-  }
 }
 
 /** The process's command line joined by spaces, or undefined when it is gone or unreadable. */

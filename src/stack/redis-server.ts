@@ -4,7 +4,7 @@ import Redis, { type RedisOptions } from 'ioredis';
 import { pollUntilAnswering, type LaunchedServer } from './launched';
 import { LOCALHOST } from './ports';
 import { spawnDetached, wholeArg } from './process';
-import type { RedisState } from './state';
+import type { RedisState } from '../util/stack-state';
 import type { TlsMaterial } from './tls';
 
 export interface RedisServerOptions {

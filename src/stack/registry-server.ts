@@ -4,7 +4,7 @@ import { REGISTRY_VERSION } from './artifacts';
 import { pollUntilAnswering, type LaunchedServer } from './launched';
 import { LOCALHOST } from './ports';
 import { spawnDetached, wholeArg } from './process';
-import type { RegistryState } from './state';
+import type { RegistryState } from '../util/stack-state';
 
 export interface RegistryServerOptions {
   /** The Apicurio Quarkus runner jar (its lib/ dir must sit next to it). */

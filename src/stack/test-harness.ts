@@ -1,5 +1,5 @@
 import { createLogger } from '../util/logger';
-import { ENDPOINT_ENV, resolveEndpoints, type StackEndpoints } from './endpoints';
+import { ENDPOINT_ENV, resolveEndpoints, type StackEndpoints } from '../util/endpoints';
 import { LocalStack, type LocalStackOptions } from './local-stack';
 import { startContainerStack } from './testcontainers-stack';
 

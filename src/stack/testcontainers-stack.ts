@@ -1,4 +1,4 @@
-import type { StackEndpoints } from './endpoints';
+import type { StackEndpoints } from '../util/endpoints';
 import { findFreePort } from './ports';
 
 /** Images used when a container engine is available (TRIBUTARY_TESTCONTAINERS=1). */

@@ -1,14 +1,14 @@
 import { createRedisClient } from '../util/redis';
 import * as path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
-import type { FeatureVector } from '../client/generated/avro-types';
+import type { FeatureVector } from '../engine/records';
 import { createExtractor, type FeatureExtractor, type InputSchemaRef } from '../features/extractors';
 import { Enricher, describeVector, type VectorConfig } from '../features/enricher';
 import { FeatureDefinitionsError } from '../features/declarative/load';
 import { SchemaCatalog } from '../kafka/avro-schemas';
 import { RecordRejection } from '../kafka/dead-letter';
 import type { LoadedTopology } from '../topology/spec';
-import { resolveEndpoints } from '../stack/endpoints';
+import { resolveEndpoints } from '../util/endpoints';
 import { ConfigError } from '../util/errors';
 import type { InputRecord, Processor, ProcessorContext, ProcessorDefinition, ProcessResult } from './processor';
 
@@ -95,6 +95,12 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
       return [new ConfigError(config.vector || !config.features ? 'features' : 'vector', (err as Error).message)];
     }
   },
+  partitionKeys(config, ctx) {
+    // Windowed aggregations are order-dependent per entity; batch sets are not.
+    const sets = ctx.topology.spec.features?.sets ?? [];
+    const entities = (config.features ?? []).map((n) => sets.find((s) => s.name === n)).filter((s) => s?.kind === 'windowed_aggregation').map((s) => s!.entity);
+    return [...new Set(entities)];
+  },
   async create(config, ctx): Promise<ExtractionProcessor> {
     const vector = extractionVector(config, ctx);
     const names = [...vector.names];
@@ -126,7 +132,8 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
       onAssignment: enricher ? (assignment) => enricher!.onAssignment(assignment) : undefined,
       async processBatch(records: readonly InputRecord<Record<string, unknown>>[]): Promise<ProcessResult<FeatureVector>[]> {
         if (enricher) {
-          const res = await enricher.enrich(records.map((r) => ({ event: r.value, eventTime: eventTime(r), topic: r.lineage.topic, partition: r.lineage.partition, offset: r.lineage.offset })));
+          // The streaming checkpoint and fencing epoch follow the consumed position (the repartition topic behind a hop).
+          const res = await enricher.enrich(records.map((r) => ({ event: r.value, eventTime: eventTime(r), topic: (r.source ?? r.lineage).topic, partition: (r.source ?? r.lineage).partition, offset: (r.source ?? r.lineage).offset })));
           return res.map((x, i) => ('error' in x ? new RecordRejection('PROCESSING_ERROR', x.error) : toVector(records[i], x.values, x.setVersions)));
         }
         return records.map((r) => {

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { FeatureVector, Prediction } from '../client/generated/avro-types';
+import type { FeatureVector, Prediction } from '../engine/records';
 import { readModelCard, modelDir } from '../inference/model-card';
 import { createRedis } from '../util/redis';
 import { InferencePool } from '../inference/pool';
@@ -8,7 +8,7 @@ import { SliceLayout } from '../routing/canary';
 import { BanditStore } from '../routing/bandit-store';
 import { thompsonShares } from '../routing/thompson';
 import { Gauge } from 'prom-client';
-import { resolveEndpoints } from '../stack/endpoints';
+import { resolveEndpoints } from '../util/endpoints';
 import { InferenceMetrics } from '../inference/metrics';
 import { ModelGateError, readGateSpec, runGate } from '../inference/gate';
 import { cardProblems } from '../features/enricher';

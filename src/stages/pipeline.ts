@@ -10,15 +10,16 @@ import { closeConsumerLag, registerConsumerLag, registerFeatureCache } from '../
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
-import type { DeadLetter } from '../client/generated/avro-types';
+import type { DeadLetter } from '../engine/records';
 import { Chain, type ChainStage } from '../engine/chain';
 import { ChainRunner, DEFAULT_COMMIT, type StageCounters } from '../engine/chain-runner';
 import type { TopicLimits } from '../engine/commit-sink';
 import { CutoverDrain, fastForward } from '../engine/cutover';
 import { fusedEdges, planChains } from '../engine/plan';
 import { readTopicLimits } from '../engine/topic-limits';
-import { builtinProcessors } from './builtin';
-import type { Processor } from './processor';
+import { KeyMismatchReporter, REPARTITION_PROCESSOR, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, repartitionStepName, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
+import { processorsFor } from './load-topology';
+import type { Processor, ProcessorDefinition } from './processor';
 import type { ProcessorRegistry } from './registry';
 
 const log = createLogger('pipeline');
@@ -35,6 +36,7 @@ export interface PipelineOptions {
   endpoints: PipelineEndpoints;
   /** Run only these stages (one stage per process deployments); default all. */
   stages?: string[];
+  /** Default: the built-ins plus the topology's plugins. */
   processors?: ProcessorRegistry;
   metrics?: StageMetrics;
   /** Consumer group prefix override (tests, backfills); default the topology name. */
@@ -53,9 +55,21 @@ export async function provisionTopology(topology: LoadedTopology, kafka: Kafka, 
   for (const t of topology.spec.topics) await registry.register(`${t.name}-value`, catalog.get(t.schema).text);
 }
 
+/**
+ * The topology as the engine runs it: repartition steps and topics inserted in front of the stages
+ * that need their input keyed by an entity (explicit `partitionBy`, or implied by the processor).
+ */
+export function effectiveTopology(topology: LoadedTopology, processors: ProcessorRegistry = processorsFor(topology)): EffectiveTopology {
+  return planRepartitions(topology, (stage) => processors.get(stage.processor).partitionKeys?.(stage.config, { topology, stage, logger: log }) ?? []);
+}
+
 /** What building a chain needs, shared by the pipeline's chains and cut-over drains. */
 interface BuildContext {
   options: PipelineOptions;
+  /** The effective topology (with repartition steps). */
+  topology: LoadedTopology;
+  keyChecks: Map<string, string>;
+  keyMismatches: KeyMismatchReporter;
   processors: ProcessorRegistry;
   kafka: Kafka;
   registry: SchemaRegistryClient;
@@ -74,23 +88,33 @@ export class Pipeline {
     private readonly drains: CutoverDrain[],
     private readonly fused: { groupId: string; topic: string }[],
     private readonly kafka: Kafka,
+    /** Repartition hops whose reading stage runs in this process (their purgers run here). */
+    readonly repartitions: RepartitionEdge[],
+    private readonly purgers: RepartitionPurger[],
+    /** Mismatched keys of `partitionBy: none` stages, counted. */
+    readonly keyMismatches: KeyMismatchReporter,
   ) {}
 
   static async start(options: PipelineOptions): Promise<Pipeline> {
-    const { topology, endpoints } = options;
-    const processors = options.processors ?? builtinProcessors();
+    const { endpoints } = options;
+    const processors = options.processors ?? processorsFor(options.topology);
     const metrics = options.metrics ?? new StageMetrics();
+    const effective = effectiveTopology(options.topology, processors);
+    const topology = effective.topology;
     const selected = selectStages(topology, options.stages);
     const kafka = createKafka({ clientId: topology.spec.kafka?.clientId ?? `tributary-${topology.spec.name}`, brokers: topology.spec.kafka?.brokers ?? endpoints.brokers });
     const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() });
     const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
+    await checkRepartitionTopics(kafka, effective.edges);
     await provisionTopology(topology, kafka, registry, catalog);
     const deadLetterTopic = topology.spec.deadLetter.topic;
     const limits = await readTopicLimits(kafka, [...selected.map((s) => s.output.topic), deadLetterTopic]);
     const dlqEncoder = new AvroEncoder<DeadLetter>(registry, catalog.get('dead-letter'), deadLetterTopic);
-    const ctx: BuildContext = { options, processors, kafka, registry, catalog, metrics, limits, dlq: { encoder: dlqEncoder, id: await dlqEncoder.id() } };
+    const keyMismatches = new KeyMismatchReporter(metrics.registry, log);
+    const ctx: BuildContext = { options, topology, keyChecks: effective.keyChecks, keyMismatches, processors, kafka, registry, catalog, metrics, limits, dlq: { encoder: dlqEncoder, id: await dlqEncoder.id() } };
 
-    const plan = planChains(selected, { fuse: options.fuse ?? true, runsApart: (s) => processors.get(s.processor).runsApart === true });
+    const defOf = (s: StageSpec) => definition(processors, s.processor);
+    const plan = planChains(selected, { fuse: options.fuse ?? true, runsApart: (s) => defOf(s).runsApart === true, boundaries: new Set(effective.edges.map((e) => e.topic.name)) });
     const runners: ChainRunner[] = [];
     const created: Processor[] = [];
     const drains: CutoverDrain[] = [];
@@ -99,6 +123,11 @@ export class Pipeline {
       // Lag is the chain's group on its input; it is reported under the chain's first stage.
       registerConsumerLag(metrics.registry, kafka, runners.map((r, i) => ({ stage: plan[i].stages[0].name, groupId: r.groupId, topic: plan[i].stages[0].input.topic })));
       await Promise.all(runners.map((r) => Promise.all([r.waitForAssignment(60000), r.start()])));
+      // Started means taking records: every lane owns its partition. Lanes that become ready at
+      // different times would otherwise process their partitions' first records out of step (a
+      // repartition hop would write one entity's first records out of order).
+      // Bounded: a lane that cannot take its partition keeps retrying in the background (readiness says so).
+      await waitAtMost(Promise.all(runners.map((r) => r.lanesReady())), 60000);
       for (const edge of fusedEdges(plan)) {
         const drain = await CutoverDrain.startIfNeeded({
           kafka,
@@ -119,8 +148,12 @@ export class Pipeline {
       throw err;
     }
     const fused = fusedEdges(plan).map((e) => ({ groupId: groupOf(options, e.downstream), topic: e.topic }));
-    log.info({ topology: topology.spec.name, chains: runners.map((r) => r.chainName) }, 'pipeline running');
-    return new Pipeline(runners, metrics, created, drains, fused, kafka);
+    const repartitions = effective.edges.filter((e) => selected.some((s) => s.name === e.stage));
+    const purged = purgedCounter(metrics.registry);
+    const purgers = repartitions.map((e) => new RepartitionPurger({ kafka, groupId: groupOf(options, selected.find((s) => s.name === e.stage)!), topic: e.topic.name, intervalMs: e.purgeIntervalMs, log, purged }));
+    for (const p of purgers) p.start();
+    log.info({ topology: topology.spec.name, chains: runners.map((r) => r.chainName), repartitions: repartitions.map((e) => ({ stage: e.stage, by: e.field, topic: e.topic.name })) }, 'pipeline running');
+    return new Pipeline(runners, metrics, created, drains, fused, kafka, repartitions, purgers, keyMismatches);
   }
 
   /** Committed counters of one stage (whichever chain runs it). */
@@ -147,7 +180,15 @@ export class Pipeline {
   }
 
   /** Graceful: each chain finishes and commits what it holds, then processors close. */
+  /** Purges consumed repartition records now (also done every `repartition.purgeIntervalMs`); returns the records deleted. */
+  async purgeRepartitions(): Promise<number> {
+    let n = 0;
+    for (const p of this.purgers) n += await p.purgeOnce();
+    return n;
+  }
+
   async stop(): Promise<void> {
+    await Promise.all(this.purgers.map((p) => p.stop()));
     await Promise.all([...this.runners.map((r) => r.stop()), ...this.drains.map((d) => d.stop())]);
     await closeAll(this.processors);
     // Nothing of the split era is left to drain: move the downstream groups past what they would skip.
@@ -162,18 +203,26 @@ function groupOf(options: PipelineOptions, stage: StageSpec): string {
 }
 
 async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Processor[]): Promise<ChainRunner> {
-  const { options, processors, kafka, registry, catalog, metrics } = ctx;
-  const { topology, endpoints } = options;
+  const { options, processors, kafka, registry, catalog, metrics, topology } = ctx;
+  const { endpoints } = options;
   const topicSchema = (name: string) => catalog.get(topology.spec.topics.find((t) => t.name === name)!.schema);
   const chainStages: ChainStage[] = [];
   for (const stage of stages) {
-    const def = processors.get(stage.processor);
+    const def = definition(processors, stage.processor);
     // Processors keep their own stage's group name for state (streaming state, hot-swap control)
     // whether fused or not, so a cut-over does not move their state.
     const processor = await def.create(stage.config, { topology, stage, logger: createLogger(`processor.${def.name}`), redisUrl: endpoints.redisUrl, groupId: groupOf(options, stage), metricsRegistry: metrics.registry });
     created.push(processor);
     const encoder = new AvroEncoder<unknown>(registry, topicSchema(stage.output.topic), stage.output.topic);
-    chainStages.push({ spec: stage, processor, encoder, schemaId: await encoder.id() });
+    const checkField = ctx.keyChecks.get(stage.name);
+    chainStages.push({
+      spec: stage,
+      processor,
+      encoder,
+      schemaId: await encoder.id(),
+      passthroughValue: stage.processor === REPARTITION_PROCESSOR,
+      keyCheck: checkField ? { field: checkField, onKeyMismatch: (count, example) => ctx.keyMismatches.report(stage.name, checkField, count, example) } : undefined,
+    });
     const enricher = (processor as { enricher?: { stats: { cacheHits: number; cacheMisses: number } } }).enricher;
     if (enricher) registerFeatureCache(metrics.registry, stage.name, () => enricher.stats);
   }
@@ -196,18 +245,34 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     deadLetterTopic: topology.spec.deadLetter.topic,
     limits: ctx.limits,
     metrics,
+    // A repartition hop writes records as they are processed, each entity in processing order
+    // (one entity's records from several input partitions meet in one repartition partition).
+    pipelinedCommits: head.processor === REPARTITION_PROCESSOR,
   });
+}
+
+function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
 }
 
 async function closeAll(processors: Processor[]): Promise<void> {
   await Promise.allSettled(processors.map((p) => p.close()));
 }
 
+/** The processor definition of a stage, the internal repartition step included. */
+function definition(processors: ProcessorRegistry, name: string): ProcessorDefinition<unknown> {
+  return name === REPARTITION_PROCESSOR ? (repartitionProcessor as ProcessorDefinition<unknown>) : processors.get(name);
+}
+
+/** The stages to run; selecting a stage selects its repartition step too (it feeds nothing else). */
 function selectStages(topology: LoadedTopology, names?: string[]): StageSpec[] {
   if (!names || names.length === 0) return topology.spec.stages;
-  return names.map((n) => {
-    const s = topology.spec.stages.find((x) => x.name === n);
-    if (!s) throw new TributaryError(`no stage '${n}' in topology ${topology.spec.name} (stages: ${topology.spec.stages.map((x) => x.name).join(', ')})`);
-    return s;
-  });
+  const wanted = new Set<string>();
+  for (const n of names) {
+    if (!topology.spec.stages.some((x) => x.name === n)) throw new TributaryError(`no stage '${n}' in topology ${topology.spec.name} (stages: ${topology.spec.stages.map((x) => x.name).join(', ')})`);
+    wanted.add(n);
+    if (topology.spec.stages.some((x) => x.name === repartitionStepName(n))) wanted.add(repartitionStepName(n));
+  }
+  return topology.spec.stages.filter((s) => wanted.has(s.name));
 }

@@ -11,13 +11,28 @@ export interface Lineage {
   offset: number;
 }
 
-/** A decoded input record handed to a processor. */
+/**
+ * A decoded input record handed to a processor.
+ *
+ * Behind a repartition hop (a stage with `partitionBy`, see src/engine/repartition.ts) the record
+ * a processor sees is the ORIGINAL one: `key`, `timestamp`, `lineage` and `headers` are those of
+ * the record the producer wrote, carried through the repartition topic; only `source` tells where
+ * it was actually consumed. Without a hop `source` equals `lineage`.
+ */
 export interface InputRecord<I> {
   value: I;
+  /** Key of the original record (not the repartition key). */
   key: Buffer | null;
-  /** Kafka timestamp of the consumed message (ms). */
+  /** Kafka timestamp of the original record (ms); the repartition hop keeps it. */
   timestamp: number;
+  /** Where the original record was written (outputs and dead letters carry it). */
   lineage: Lineage;
+  /**
+   * The position this stage consumed (the repartition topic's partition and offset behind a hop).
+   * State that checkpoints by consumed position (streaming windows, fencing epochs per assigned
+   * partition) must use this, not `lineage`. Optional for callers outside the engine (then = lineage).
+   */
+  source?: Lineage;
   /**
    * Kafka headers of the source record (lineage, reply-to, tracing...). The engine copies them onto
    * every output of this record, at every stage and hop, so a processor need not.
@@ -31,6 +46,8 @@ export interface OutputRecord<O> {
   value: O;
   /** Headers to add to (or override on) the ones inherited from the input record. */
   headers?: Record<string, Buffer | string>;
+  /** Kafka timestamp of the output message (ms); default: the producer's clock at send. */
+  timestamp?: number;
 }
 
 export type ProcessResult<O> = OutputRecord<O> | RecordRejection;
@@ -90,4 +107,31 @@ export interface ProcessorDefinition<C = unknown> {
    * committed topic (shadow models: a slow or failing shadow must not touch the live path).
    */
   runsApart?: boolean;
+  /**
+   * Optional: the input fields (dotted paths) whose per-entity state this processor keeps and
+   * therefore needs applied in order by one partition owner (feature_extraction: the entity of each
+   * windowed_aggregation set). The planner then inserts a repartition hop by that field unless the
+   * stage says `partitionBy` itself (or `none`). More than one distinct field is refused (see README).
+   */
+  partitionKeys?(config: C, ctx: ProcessorContext): string[];
+  /**
+   * The same input records and config always give the same outputs. A batch retried after a crash or
+   * an aborted transaction is processed again; only then does the committed result equal what a
+   * single run would have produced (and backfills reproduce live outputs). Required by defineProcessor.
+   */
+  deterministic?: boolean;
+  /**
+   * The processor writes somewhere outside the stage's Kafka transaction (HTTP calls, databases,
+   * files). Such writes are not rolled back with an aborted transaction: a retried batch repeats them
+   * (at-least-once). Exactly-once covers them only when false. Required by defineProcessor.
+   */
+  sideEffects?: boolean;
+}
+
+/** The guarantees a processor declares; exactly-once holds end to end only for `{ deterministic: true, sideEffects: false }`. */
+export type ProcessorGuarantees = Required<Pick<ProcessorDefinition, 'deterministic' | 'sideEffects'>>;
+
+/** True when the engine's exactly-once delivery covers everything this processor does. */
+export function exactlyOnceSafe(def: Pick<ProcessorDefinition, 'deterministic' | 'sideEffects'>): boolean {
+  return def.deterministic === true && def.sideEffects === false;
 }

@@ -1,4 +1,4 @@
-import type { FeatureVector, Prediction, ShadowPrediction } from '../client/generated/avro-types';
+import type { FeatureVector, Prediction, ShadowPrediction } from '../engine/records';
 import { RecordRejection } from '../kafka/dead-letter';
 import { modelDir } from '../inference/model-card';
 import { ConfigError } from '../util/errors';

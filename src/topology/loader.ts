@@ -1,19 +1,60 @@
+/**
+ * The topology loader: a pure spec layer. It parses and validates a topology file against what it is
+ * given — the processor types (their config specs and checks), the Avro schema names available, the
+ * JSON Schemas of sections other layers own and their checks — and imports none of those layers
+ * (lint:layers). The runtime assembles them in src/stages/load-topology.ts.
+ */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import Ajv, { type ErrorObject } from 'ajv';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { parseDocument } from 'yaml';
 import { ConfigError, ConfigErrors } from '../util/errors';
-import { createLogger } from '../util/logger';
-import { SchemaCatalog } from '../kafka/avro-schemas';
-import type { ProcessorRegistry } from '../stages/registry';
-import type { LoadedTopology, TopologySpec } from './spec';
-import { topologyBaseSchema } from './schema';
-import { featureSectionErrors } from '../features/validate';
+import { createLogger, type Logger } from '../util/logger';
+import type { LoadedPlugin, LoadedTopology, StageSpec, TopologySpec } from './spec';
+import { topologySchema, type JsonSchema } from './schema';
 
-export interface LoadTopologyOptions {
-  registry: ProcessorRegistry;
-  /** Root that schemas/ and models/ resolve against. */
+/** What a processor check sees (the runtime's ProcessorContext is a superset). */
+export interface ProcessorCheckContext {
+  topology: LoadedTopology;
+  stage: StageSpec;
+  logger: Logger;
+}
+
+/** What the loader needs of a processor type: its topic schemas, config spec and extra checks. */
+export interface ProcessorSpec {
+  name: string;
+  inputSchema: string;
+  outputSchema: string;
+  configSchema: JsonSchema;
+  /** Checks beyond the JSON Schema; paths relative to the stage's `config`. */
+  validate?(config: any, ctx: ProcessorCheckContext): ConfigError[];
+}
+
+/** Processor types by name (src/stages/registry.ts implements it). */
+export interface ProcessorCatalog {
+  has(name: string): boolean;
+  get(name: string): ProcessorSpec;
+  names(): string[];
+}
+
+/** A whole-topology check run once structure and stages are valid (e.g. the features section against the input schemas). */
+export type TopologyCheck = (loaded: LoadedTopology) => ConfigError[];
+
+/** The validators a topology is checked with: passed in, so this layer depends on none of them. */
+export interface TopologyValidators {
+  processors: ProcessorCatalog;
+  /** Avro schema names (schemas/*.avsc) the topics may carry. */
+  schemas: { has(name: string): boolean };
+  /** JSON Schemas of top-level sections owned by other layers, e.g. `{ features: ... }`. */
+  sections?: Readonly<Record<string, JsonSchema>>;
+  checks?: readonly TopologyCheck[];
+}
+
+export interface LoadTopologyOptions extends TopologyValidators {
+  /** Directory that schemas/ and model repositories resolve against. */
   baseDir: string;
+  /** Plugins already loaded for this topology (recorded on the result). */
+  plugins?: LoadedPlugin[];
 }
 
 /** `/stages/1/config/threshold` -> `stages[1].config.threshold` */
@@ -42,8 +83,33 @@ function ajvErrorToConfigError(err: ErrorObject, prefix: string, file: string): 
 }
 
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
-const validateBase = ajv.compile(topologyBaseSchema);
-const configValidators = new Map<string, ReturnType<typeof ajv.compile>>();
+/** Compiled structure validators per sections object (the runtime passes one constant object). */
+const structureValidators = new WeakMap<object, ValidateFunction>();
+const NO_SECTIONS = {};
+/** Compiled config validators per processor config schema (plugins may reuse a name across topologies, not a schema object). */
+const configValidators = new WeakMap<object, ValidateFunction>();
+
+/** Reads a topology YAML file into plain data; a missing file or bad YAML is a ConfigErrors. */
+export function readTopologyDocument(file: string): unknown {
+  const abs = path.resolve(file);
+  if (!fs.existsSync(abs)) throw new ConfigError('', `topology file not found`, abs);
+  const doc = parseDocument(fs.readFileSync(abs, 'utf8'), { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigErrors(doc.errors.map((e) => new ConfigError('', `YAML syntax: ${e.message}`, abs)));
+  }
+  return doc.toJS();
+}
+
+/** Checks the document's structure (the topology JSON Schema plus the given sections); throws ConfigErrors with paths. */
+export function checkStructure(raw: unknown, file: string, sections: Readonly<Record<string, JsonSchema>> = NO_SECTIONS): TopologySpec {
+  let validate = structureValidators.get(sections);
+  if (!validate) {
+    validate = ajv.compile(topologySchema(sections));
+    structureValidators.set(sections, validate);
+  }
+  if (!validate(raw)) throw new ConfigErrors((validate.errors ?? []).map((e) => ajvErrorToConfigError(e, '', file)));
+  return raw as TopologySpec;
+}
 
 /**
  * Reads a topology YAML file and validates it completely before anything starts: structure,
@@ -51,24 +117,15 @@ const configValidators = new Map<string, ReturnType<typeof ajv.compile>>();
  * checks. All problems are reported at once, each with the path of the bad field.
  */
 export function loadTopology(file: string, options: LoadTopologyOptions): LoadedTopology {
-  const abs = path.resolve(file);
-  if (!fs.existsSync(abs)) throw new ConfigError('', `topology file not found`, abs);
-  const doc = parseDocument(fs.readFileSync(abs, 'utf8'), { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigErrors(doc.errors.map((e) => new ConfigError('', `YAML syntax: ${e.message}`, abs)));
-  }
-  const raw: unknown = doc.toJS();
-  return validateTopology(raw, abs, options);
+  return validateTopology(readTopologyDocument(file), path.resolve(file), options);
 }
 
 export function validateTopology(raw: unknown, file: string, options: LoadTopologyOptions): LoadedTopology {
   const errors: ConfigError[] = [];
-  if (!validateBase(raw)) {
-    throw new ConfigErrors((validateBase.errors ?? []).map((e) => ajvErrorToConfigError(e, '', file)));
-  }
-  const spec = raw as unknown as TopologySpec;
-  const loaded: LoadedTopology = { spec, file, baseDir: options.baseDir };
-  const catalog = new SchemaCatalog(path.join(options.baseDir, 'schemas'));
+  const spec = checkStructure(raw, file, options.sections);
+  const loaded: LoadedTopology = { spec, file, baseDir: options.baseDir, ...(options.plugins ? { plugins: options.plugins } : {}) };
+  const catalog = options.schemas;
+  const registry = options.processors;
   const topics = new Map(spec.topics.map((t) => [t.name, t]));
 
   spec.topics.forEach((t, i) => {
@@ -82,11 +139,11 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
 
   spec.stages.forEach((stage, i) => {
     const at = `stages[${i}]`;
-    if (!options.registry.has(stage.processor)) {
-      errors.push(new ConfigError(`${at}.processor`, `unknown processor '${stage.processor}' (known: ${options.registry.names().join(', ')})`, file));
+    if (!registry.has(stage.processor)) {
+      errors.push(new ConfigError(`${at}.processor`, `unknown processor '${stage.processor}' (known: ${registry.names().join(', ')})`, file));
       return;
     }
-    const def = options.registry.get(stage.processor);
+    const def = registry.get(stage.processor);
     for (const [side, expected] of [['input', def.inputSchema], ['output', def.outputSchema]] as const) {
       const topic = topics.get(stage[side].topic);
       if (!topic) errors.push(new ConfigError(`${at}.${side}.topic`, `topic '${stage[side].topic}' is not declared in topics`, file));
@@ -94,10 +151,10 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
         errors.push(new ConfigError(`${at}.${side}.topic`, `processor '${def.name}' needs schema '${expected}' but topic '${topic.name}' carries '${topic.schema}'`, file));
       }
     }
-    let validate = configValidators.get(def.name);
+    let validate = configValidators.get(def.configSchema);
     if (!validate) {
       validate = ajv.compile(def.configSchema);
-      configValidators.set(def.name, validate);
+      configValidators.set(def.configSchema, validate);
     }
     if (!validate(stage.config)) {
       errors.push(...(validate.errors ?? []).map((e) => ajvErrorToConfigError(e, `${at}.config`, file)));
@@ -108,7 +165,7 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
       errors.push(new ConfigError(e.path ? `${at}.config.${e.path}` : `${at}.config`, e.detail, file));
     }
   });
-  errors.push(...featureSectionErrors(loaded, catalog));
+  for (const check of options.checks ?? []) errors.push(...check(loaded));
   if (errors.length > 0) throw new ConfigErrors(errors);
   return loaded;
 }

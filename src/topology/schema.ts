@@ -1,5 +1,11 @@
-import type { ProcessorRegistry } from '../stages/registry';
-import { featuresSectionSchema } from '../features/spec';
+/**
+ * JSON Schema of topology files. Pure spec layer: sections owned by other layers (`features`) and the
+ * processors' config specs are passed in (see TopologyValidators in ./loader).
+ */
+import { FIELD_PATH_PATTERN } from '../util/field-path';
+
+/** A JSON Schema object. */
+export type JsonSchema = Record<string, unknown>;
 
 const NAME = '^[A-Za-z0-9._-]+$';
 
@@ -38,7 +44,12 @@ export const topologyBaseSchema = {
         },
       },
     },
-    features: { description: 'Feature sets: batch (Redis) and streaming (windowed aggregations).', ...featuresSectionSchema },
+    plugins: {
+      type: 'array',
+      description: 'Plugin modules (.js/.ts) registering processors, paths relative to this file.',
+      items: { type: 'string', minLength: 1 },
+      uniqueItems: true,
+    },
     deadLetter: {
       type: 'object',
       additionalProperties: false,
@@ -105,6 +116,16 @@ export const topologyBaseSchema = {
               backoffMs: { type: 'integer', minimum: 0 },
             },
           },
+          partitionBy: { type: 'string', pattern: `^(none|${FIELD_PATH_PATTERN.slice(1, -1)})$`, description: "Re-key the input by this (dotted) field of the decoded event through an internal repartition topic; 'none': the input is already keyed by the entity. Default: implied by the processor (windowed_aggregation sets' entity)." },
+          repartition: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'The internal repartition topic <topology>.<stage>-repartition. Its partition count is fixed at creation (see README: changing it).',
+            properties: {
+              partitions: { type: 'integer', minimum: 1, maximum: 10000 },
+              purgeIntervalMs: { type: 'integer', minimum: 1000 },
+            },
+          },
           config: { type: 'object' },
         },
       },
@@ -112,13 +133,25 @@ export const topologyBaseSchema = {
   },
 } as const;
 
+/** The topology schema with the given top-level sections (e.g. `{ features: ... }`) added. */
+export function topologySchema(sections: Readonly<Record<string, JsonSchema>> = {}): JsonSchema {
+  return { ...topologyBaseSchema, properties: { ...topologyBaseSchema.properties, ...sections } };
+}
+
+/** What the editor schema needs of each processor type. */
+export interface ProcessorSchemaInfo {
+  name: string;
+  summary?: string;
+  configSchema: JsonSchema;
+}
+
 /**
- * The full schema for editors: the base schema plus, per registered processor, an if/then that
+ * The full schema for editors: the base schema and sections plus, per processor, an if/then that
  * applies that processor's config schema. Written to topologies/topology.schema.json.
  */
-export function editorSchema(registry: ProcessorRegistry): Record<string, unknown> {
+export function editorSchema(processors: readonly ProcessorSchemaInfo[], sections: Readonly<Record<string, JsonSchema>> = {}): JsonSchema {
   const stageItems = topologyBaseSchema.properties.stages.items;
-  const allOf = registry.all().map((def) => ({
+  const allOf = processors.map((def) => ({
     if: { properties: { processor: { const: def.name } } },
     then: { properties: { config: { description: def.summary, ...def.configSchema } } },
   }));
@@ -127,9 +160,11 @@ export function editorSchema(registry: ProcessorRegistry): Record<string, unknow
     ...topologyBaseSchema,
     properties: {
       ...topologyBaseSchema.properties,
+      ...sections,
       stages: {
         ...topologyBaseSchema.properties.stages,
-        items: { ...stageItems, properties: { ...stageItems.properties, processor: { enum: registry.names() } }, allOf },
+        // Known names complete in editors; other snake_case names are a topology's plugin processors.
+        items: { ...stageItems, properties: { ...stageItems.properties, processor: { anyOf: [{ enum: processors.map((p) => p.name) }, { type: 'string', pattern: '^[a-z][a-z0-9_]*$', description: 'a processor registered by one of the topology\'s plugins' }] } }, allOf },
       },
     },
   };

@@ -1,8 +1,8 @@
-import type { FeaturesSpec } from '../features/spec';
-
 /**
  * The declarative description of a topology, as written in topologies/*.yaml.
  * This is pure description (like Kafka Streams' Topology): the runtime in src/stages executes it.
+ * The spec layer imports no other layer (lint:layers): sections owned elsewhere (`features`) are
+ * added to TopologySections by their owners, and their validators are passed to the loader.
  */
 
 export interface TopicSpec {
@@ -63,6 +63,18 @@ export interface StageSpec {
   commit?: { intervalMs?: number; maxRecords?: number };
   /** Transient processing failures are retried this many times (with exponential backoff) before records are isolated and dead-lettered. */
   errors?: { maxAttempts?: number; backoffMs?: number };
+  /**
+   * Repartitioning by entity (src/engine/repartition.ts): a dotted field path into the decoded
+   * input event (e.g. `cardId`). The engine then re-keys every input record by that field into an
+   * internal topic `<topology>.<stage>-repartition` and the stage reads that topic, so all of one
+   * entity's records are applied in order by one partition owner. Absent: implied by the
+   * processor (feature_extraction with windowed_aggregation sets: the sets' entity). `none`: the
+   * producer already keys the input by the entity (no extra hop; records whose key differs from the
+   * entity are counted in tributary_partition_key_mismatch_total and reported).
+   */
+  partitionBy?: string;
+  /** The repartition topic: partitions (default the input topic's; fixed once created) and purge interval. */
+  repartition?: { partitions?: number; purgeIntervalMs?: number };
   /** Processor-specific configuration, validated against the processor's declared spec. */
   config: Record<string, unknown>;
 }
@@ -73,21 +85,50 @@ export interface KafkaClientSpec {
   brokers?: string[];
 }
 
-export interface TopologySpec {
+/**
+ * Top-level sections declared by other layers through declaration merging (src/features/spec.ts
+ * adds `features`), so this layer need not import them.
+ */
+export interface TopologySections {}
+
+export interface TopologySpec extends TopologySections {
   name: string;
-  /** Feature sets (batch from Redis, streaming windowed aggregations) extraction stages may use. */
-  features?: FeaturesSpec;
   description?: string;
+  /**
+   * Plugin modules (.js, .ts, .mjs, .cjs, .mts, .cts) registering processors by name, paths relative to the
+   * topology file. See src/stages/plugin-loader.ts and README "Plugins".
+   */
+  plugins?: string[];
   kafka?: KafkaClientSpec;
   topics: TopicSpec[];
   deadLetter: { topic: string };
   stages: StageSpec[];
 }
 
+/** What a topology's plugin declared about one processor it registers (for `validate` and the delivery notes). */
+export interface PluginProcessorInfo {
+  name: string;
+  /** Same inputs and config give the same outputs (a replay reproduces them). */
+  deterministic: boolean;
+  /** Writes to something outside the stage's Kafka transaction (HTTP calls, databases, files). */
+  sideEffects: boolean;
+}
+
+/** A plugin module a topology loaded: its resolved file and what it registered. */
+export interface LoadedPlugin {
+  /** As written in the topology (`plugins[i]`). */
+  ref: string;
+  /** Absolute path of the module. */
+  file: string;
+  processors: PluginProcessorInfo[];
+}
+
 /** A loaded topology: the spec plus where it came from (relative paths resolve against `baseDir`). */
 export interface LoadedTopology {
   spec: TopologySpec;
   file: string;
-  /** Repository root against which schema and model paths resolve. */
+  /** Directory against which `schemas/` and model repository paths resolve (see topologyBaseDir). */
   baseDir: string;
+  /** Plugin modules loaded for this topology, in `plugins` order. */
+  plugins?: LoadedPlugin[];
 }

@@ -91,10 +91,9 @@ export async function committedKeys(endpoints: PipelineEndpoints, topic: string,
   const deadline = Date.now() + timeoutMs;
   while (distinct.size < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
   await consumer.stop();
-  // The verdict comes from Kafka's own read_committed consumer: kafkajs' filter of aborted
-  // transactions is not reliable after crashes (scripts/patch-kafkajs.js fixes one case; Kafka's
-  // console consumer saw 0 duplicates where kafkajs still reported a few), and these tests judge
-  // the pipeline, not the client that reads its output.
+  // The verdict comes from Kafka's own read_committed consumer: these tests judge the pipeline,
+  // not the client that reads its output. (kafkajs' filter of aborted transactions delivered a few
+  // aborted records after crashes; scripts/patch-kafkajs.js fixes both causes found.)
   return kafkaConsoleKeys(endpoints.brokers[0], topic);
 }
 

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { builtinProcessors } from '../../src/stages/builtin';
 import { repoRoot } from '../../src/stack/paths';
-import { loadTopology } from '../../src/topology/loader';
+import { loadTopology } from '../../src/stages/load-topology';
 import { ConfigErrors } from '../../src/util/errors';
 
 export const DEMO_TOPOLOGY = path.join(repoRoot(), 'topologies/fraud-detection.yaml');

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
-import { validateTopology } from '../../src/topology/loader';
+import { validateTopology } from '../../src/stages/load-topology';
 import type { LoadedTopology, TopologySpec } from '../../src/topology/spec';
 import { builtinProcessors } from '../../src/stages/builtin';
 import { repoRoot } from '../../src/stack/paths';

@@ -10,7 +10,7 @@ import { StreamingMetrics } from '../../src/features/streaming-metrics';
 import type { StreamingFeatureSetSpec } from '../../src/features/spec';
 import { repoRoot } from '../../src/stack/paths';
 import { builtinProcessors } from '../../src/stages/builtin';
-import { loadTopology } from '../../src/topology/loader';
+import { loadTopology } from '../../src/stages/load-topology';
 import { DedicatedRedisCluster } from '../helpers/dedicated-redis';
 import { uniqueSuffix } from '../helpers/topology';
 

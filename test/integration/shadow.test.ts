@@ -13,7 +13,7 @@ import { TransactionGenerator } from '../../src/demo/generator';
 import { Pipeline } from '../../src/stages/pipeline';
 import { repoRoot } from '../../src/stack/paths';
 import { builtinProcessors } from '../../src/stages/builtin';
-import { validateTopology } from '../../src/topology/loader';
+import { validateTopology } from '../../src/stages/load-topology';
 import { v1Topology, stage } from '../helpers/model-repo';
 import { CLI, StageProcess } from '../helpers/processes';
 import { execFile } from 'node:child_process';

@@ -9,12 +9,12 @@ import * as path from 'node:path';
 import * as avro from 'avsc';
 import { stringify } from 'yaml';
 import { cardProblems } from '../../src/features/enricher';
+import { fieldPaths } from '../../src/features/validate';
 import { buildFeatureSet, FeatureDefinitionsError, loadFeatureDefinitions, parseDefinitions } from '../../src/features/declarative/load';
 import type { FeatureDefinitions } from '../../src/features/declarative/spec';
-import { builtinProcessors } from '../../src/stages/builtin';
 import { featureExtraction, type ExtractionConfig } from '../../src/stages/extraction';
 import { repoRoot } from '../../src/stack/paths';
-import { validateTopology } from '../../src/topology/loader';
+import { validateTopology } from '../../src/stages/load-topology';
 import { createLogger } from '../../src/util/logger';
 import { ConfigErrors } from '../../src/util/errors';
 import { topologyErrorFor } from '../helpers/topology-errors';
@@ -151,6 +151,12 @@ describe('pinned semantics (SEMANTICS.md)', () => {
   });
 });
 
+describe('one field-path syntax for streaming and batch sets too', () => {
+  it('lists nested paths (through nullable unions) as event fields a set may key or aggregate on', () => {
+    expect(fieldPaths(type)).toEqual(['id', 'at', 'price', 'page', 'mobile', 'user', 'user.country', 'user.age', 'user.tags']);
+  });
+});
+
 describe('the README example', () => {
   it('validates and computes against a click schema', () => {
     const readme = fs.readFileSync(path.join(repoRoot(), 'README.md'), 'utf8');
@@ -179,7 +185,7 @@ describe('extraction stage over any Avro schema', () => {
       deadLetter: { topic: 'dlq' },
       stages: [{ name: 'extract', processor: 'feature_extraction', input: { topic: 'clicks' }, output: { topic: 'click.features' }, config: { featureSet: { file: 'clicks.yaml' } } }],
     };
-    const topology = validateTopology(raw, path.join(base, 'clicks.topology.yaml'), { registry: builtinProcessors(), baseDir: base });
+    const topology = validateTopology(raw, path.join(base, 'clicks.topology.yaml'), { baseDir: base });
     const config = topology.spec.stages[0].config as unknown as ExtractionConfig;
     const p = await featureExtraction.create(config, { topology, stage: topology.spec.stages[0], logger: createLogger('test') });
     const lineage = { topic: 'clicks', partition: 0, offset: 5 };
@@ -189,8 +195,8 @@ describe('extraction stage over any Avro schema', () => {
     expect(out).toEqual({ key: 'c1', value: expect.objectContaining({ key: 'c1', featureSet: 'clicks', featureVersion: 1, names: ['price', 'pg_home', 'pg_item'], values: [Math.log1p(10), 0, 1], eventTime: click().at, definitionsSet: 'clicks', definitionsVersion: 1, definitionsHash: hash }) });
     // The same definitions on a topic of another schema are refused at load, naming the field.
     const wrong = { ...raw, topics: raw.topics.map((t) => (t.name === 'clicks' ? { ...t, schema: 'feature-vector' } : t)) };
-    expect(() => validateTopology(wrong, 'x.yaml', { registry: builtinProcessors(), baseDir: base })).toThrow(ConfigErrors);
-    expect(() => validateTopology(wrong, 'x.yaml', { registry: builtinProcessors(), baseDir: base })).toThrow(/stages\[0\]\.config\.featureSet\.file: clicks\.yaml: input: definitions are for schema 'click', the input topic carries 'feature-vector'/);
+    expect(() => validateTopology(wrong, 'x.yaml', { baseDir: base })).toThrow(ConfigErrors);
+    expect(() => validateTopology(wrong, 'x.yaml', { baseDir: base })).toThrow(/stages\[0\]\.config\.featureSet\.file: clicks\.yaml: input: definitions are for schema 'click', the input topic carries 'feature-vector'/);
   });
 
   it('the loader refuses a model whose card pins other definitions (definitionsHash)', () => {

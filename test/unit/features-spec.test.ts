@@ -6,7 +6,7 @@ import { progressLine, splitCsv, toRow } from '../../src/features/load-file';
 import type { BatchFeatureSetSpec } from '../../src/features/spec';
 import { readModelCard } from '../../src/inference/model-card';
 import { repoRoot } from '../../src/stack/paths';
-import { loadTopology } from '../../src/topology/loader';
+import { loadTopology } from '../../src/stages/load-topology';
 
 import { DEMO_TOPOLOGY, LOAD_OPTIONS, topologyErrorFor } from '../helpers/topology-errors';
 const file = DEMO_TOPOLOGY;

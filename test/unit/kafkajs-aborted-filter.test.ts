@@ -18,6 +18,14 @@ describe('kafkajs aborted-transaction filter (patched)', () => {
     expect(kept.map((m) => m.offset)).toEqual(['17', '18', '19', '20']);
   });
 
+  it('hides an aborted transaction that began before another but was aborted after it (the broker lists them in abort order)', () => {
+    // Producer 2 began at 5 and was aborted at 13; producer 1 began at 10 and was aborted at 12. The
+    // fetch answer lists producer 1 first (its abort marker came first); unpatched, 5 and 6 leaked.
+    const messages = [record(5, '2'), record(6, '2'), record(10, '1'), record(11, '3', { inTransaction: false }), record(12, '1', { control: true }), record(13, '2', { control: true })];
+    const kept = filterAbortedMessages({ messages, abortedTransactions: [{ producerId: '1', firstOffset: '10' }, { producerId: '2', firstOffset: '5' }] });
+    expect(kept.map((m) => m.offset)).toEqual(['11', '12', '13']);
+  });
+
   it('keeps a later transaction of the same producer once its aborted one ended', () => {
     const messages = [record(10, '1'), record(11, '1', { control: true }), record(12, '1'), record(13, '1', { control: true })];
     const kept = filterAbortedMessages({ messages, abortedTransactions: [{ producerId: '1', firstOffset: '10' }] });

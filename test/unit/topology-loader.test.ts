@@ -1,9 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadTopology, jsonPointerToPath } from '../../src/topology/loader';
+import { loadTopology, TOPOLOGY_SECTIONS } from '../../src/stages/load-topology';
+import { jsonPointerToPath } from '../../src/topology/loader';
 import { builtinProcessors } from '../../src/stages/builtin';
 import { repoRoot } from '../../src/stack/paths';
 import { editorSchema } from '../../src/topology/schema';
+import { definitionsFileSchema } from '../../src/features/declarative/spec';
 
 import { DEMO_TOPOLOGY, LOAD_OPTIONS, topologyErrorFor } from '../helpers/topology-errors';
 const file = DEMO_TOPOLOGY;
@@ -55,8 +57,13 @@ describe('topology loader', () => {
     expect(jsonPointerToPath('')).toBe('');
   });
 
+  it('keeps topologies/feature-definitions.schema.json in sync with the definitions format', () => {
+    const committed = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'topologies/feature-definitions.schema.json'), 'utf8'));
+    expect(committed).toEqual(JSON.parse(JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...definitionsFileSchema })));
+  });
+
   it('keeps topologies/topology.schema.json in sync with the registered processors', () => {
     const committed = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'topologies/topology.schema.json'), 'utf8'));
-    expect(committed).toEqual(JSON.parse(JSON.stringify(editorSchema(builtinProcessors()))));
+    expect(committed).toEqual(JSON.parse(JSON.stringify(editorSchema(builtinProcessors().all(), TOPOLOGY_SECTIONS))));
   });
 });

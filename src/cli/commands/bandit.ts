@@ -5,7 +5,7 @@ import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-re
 import { BanditRewarder } from '../../routing/bandit-rewarder';
 import { BanditStore } from '../../routing/bandit-store';
 import { thompsonShares } from '../../routing/thompson';
-import { resolveEndpoints } from '../../stack/endpoints';
+import { resolveEndpoints } from '../../util/endpoints';
 import { createRedis } from '../../util/redis';
 import { TributaryError } from '../../util/errors';
 import { DEFAULT_TOPOLOGY, loadTopologyFile, TOPOLOGY_FLAGS } from '../topology-file';

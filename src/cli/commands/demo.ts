@@ -3,12 +3,12 @@ import { createKafka } from '../../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
 import { produceDemoEvents } from '../../demo/produce';
 import { formatSummary, runDemo } from '../../demo/run-demo';
-import { resolveEndpoints } from '../../stack/endpoints';
+import { resolveEndpoints } from '../../util/endpoints';
 import { startTestStack } from '../../stack/test-harness';
 import { loadTopologyFile, TOPOLOGY_FLAGS, TOPOLOGY_HELP, DEFAULT_TOPOLOGY } from '../topology-file';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, UsageError, wantsJson } from '../options';
 import { ensurePrerequisites } from '../../stack/ensure-prerequisites';
-import { ENDPOINT_ENV } from '../../stack/endpoints';
+import { ENDPOINT_ENV } from '../../util/endpoints';
 import { onShutdownSignal } from './pipeline';
 import { loadGeneratorSpec } from '../../demo/generator-spec';
 

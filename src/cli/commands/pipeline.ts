@@ -1,3 +1,4 @@
+import { definitionsFileSchema } from '../../features/declarative/spec';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
@@ -5,14 +6,17 @@ import { createKafka } from '../../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
 import { editorSchema } from '../../topology/schema';
 import { builtinProcessors } from '../../stages/builtin';
-import { Pipeline, provisionTopology } from '../../stages/pipeline';
+import { TOPOLOGY_SECTIONS } from '../../stages/load-topology';
+import { Pipeline, effectiveTopology, provisionTopology } from '../../stages/pipeline';
+import { exactlyOnceSafe } from '../../stages/processor';
+import type { LoadedTopology } from '../../topology/spec';
 import { Registry } from 'prom-client';
 import { StageMetrics } from '../../monitoring/metrics';
 import { MonitoringServer } from '../../monitoring/http-server';
 import { UsageError } from '../options';
 import { recordRun } from '../../monitoring/run-state';
-import { resolveEndpoints } from '../../stack/endpoints';
-import { repoRoot } from '../../stack/paths';
+import { resolveEndpoints } from '../../util/endpoints';
+import { repoRoot } from '../../util/paths';
 import { createLogger } from '../../util/logger';
 import { chosenTopology, loadTopologyFile, POSITIONAL_TOPOLOGY_HELP, TOPOLOGY_FLAGS, TOPOLOGY_HELP } from '../topology-file';
 import { port, positiveInt, wantsJson } from '../options';
@@ -89,8 +93,12 @@ export function registerPipelineCommands(program: Command): void {
     .option(TOPOLOGY_FLAGS, TOPOLOGY_HELP)
     .action((file: string | undefined, opts: { topology?: string }, cmd: Command) => {
       const t = loadTopologyFile(chosenTopology(file, opts.topology));
-      if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify({ file: t.file, ok: true, stages: t.spec.stages.length, topics: t.spec.topics.length })}\n`);
-      else process.stdout.write(`${t.file}: ok (${t.spec.stages.length} stages, ${t.spec.topics.length} topics)\n`);
+      const plugins = pluginReport(t);
+      if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify({ file: t.file, ok: true, stages: t.spec.stages.length, topics: t.spec.topics.length, plugins })}\n`);
+      else {
+        process.stdout.write(`${t.file}: ok (${t.spec.stages.length} stages, ${t.spec.topics.length} topics)\n`);
+        for (const line of pluginReportLines(plugins)) process.stdout.write(`${line}\n`);
+      }
     });
 
   const topics = program.command('topics').description('manage a topology\'s topics');
@@ -100,7 +108,8 @@ export function registerPipelineCommands(program: Command): void {
     .argument('[topology]', POSITIONAL_TOPOLOGY_HELP)
     .option(TOPOLOGY_FLAGS, TOPOLOGY_HELP)
     .action(async (file: string | undefined, opts: { topology?: string }, cmd: Command) => {
-      const topology = loadTopologyFile(chosenTopology(file, opts.topology));
+      // With the internal repartition topics the engine would create on start.
+      const topology = effectiveTopology(loadTopologyFile(chosenTopology(file, opts.topology))).topology;
       const endpoints = resolveEndpoints();
       const kafka = createKafka({ clientId: 'tributary-cli', brokers: endpoints.brokers });
       await provisionTopology(topology, kafka, new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }));
@@ -111,10 +120,39 @@ export function registerPipelineCommands(program: Command): void {
   program
     .command('topology-schema')
     .description('print the JSON Schema of topology files (with every registered processor\'s config)')
-    .option('--write', `write it to topologies/topology.schema.json`)
+    .option('--write', `write it to topologies/topology.schema.json (and the feature-definitions file schema to topologies/feature-definitions.schema.json)`)
     .action((opts: { write?: boolean }) => {
-      const text = `${JSON.stringify(editorSchema(builtinProcessors()), null, 2)}\n`;
-      if (opts.write) fs.writeFileSync(path.join(repoRoot(), 'topologies', 'topology.schema.json'), text);
+      const text = `${JSON.stringify(editorSchema(builtinProcessors().all(), TOPOLOGY_SECTIONS), null, 2)}\n`;
+      if (opts.write) {
+        fs.writeFileSync(path.join(repoRoot(), 'topologies', 'topology.schema.json'), text);
+        // The feature-definitions files' structure, for editors (expressions are checked by the loader).
+        fs.writeFileSync(path.join(repoRoot(), 'topologies', 'feature-definitions.schema.json'), `${JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...definitionsFileSchema }, null, 2)}\n`);
+      }
       else process.stdout.write(text);
     });
+}
+
+/** What each loaded plugin registered, its declared guarantees, and which stages use it. */
+export function pluginReport(t: LoadedTopology) {
+  return (t.plugins ?? []).map((p) => ({
+    plugin: p.ref,
+    file: p.file,
+    processors: p.processors.map((proc) => ({
+      ...proc,
+      exactlyOnce: exactlyOnceSafe(proc),
+      stages: t.spec.stages.filter((s) => s.processor === proc.name).map((s) => s.name),
+    })),
+  }));
+}
+
+/** Human lines for `validate`: one per plugin processor, saying whether exactly-once covers it. */
+function pluginReportLines(report: ReturnType<typeof pluginReport>): string[] {
+  return report.flatMap((p) =>
+    p.processors.map((proc) => {
+      const used = proc.stages.length > 0 ? `used by ${proc.stages.join(', ')}` : 'not used';
+      const guarantees = `${proc.deterministic ? 'deterministic' : 'NOT deterministic'}, ${proc.sideEffects ? 'HAS outside side effects' : 'no outside side effects'}`;
+      const delivery = proc.exactlyOnce ? 'exactly-once applies' : 'exactly-once covers only its Kafka outputs: a retried batch may repeat its side effects or produce other outputs';
+      return `  plugin ${p.plugin}: processor ${proc.name} (${guarantees}; ${used}): ${delivery}`;
+    }),
+  );
 }

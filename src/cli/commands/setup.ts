@@ -16,9 +16,19 @@ export function registerSetupCommands(program: Command): void {
       const result = await ensurePrerequisites({ set: opts.for });
       const artifacts = opts.artifacts && result.stillMissing.length === 0 ? await ensureArtifacts() : undefined;
       // The features package's venv (numpy, PyYAML, pinned tzdata) for the TypeScript/Python parity test.
-      const venv = opts.for === 'tests' && !result.stillMissing.includes('python3') ? ensurePythonEnv() : undefined;
-      if (venv?.installed && !wantsJson(cmd)) process.stdout.write(`python env: ${venv.python} (python/requirements.txt)\n`);
-      const summary = { installed: result.installed, stillMissing: result.stillMissing, artifacts: artifacts ? { kafka: artifacts.kafkaHome, registry: artifacts.registryHome } : undefined };
+      let venv: ReturnType<typeof ensurePythonEnv> | undefined;
+      let venvProblem: string | undefined;
+      try {
+        venv = opts.for === 'tests' && !result.stillMissing.includes('python3') ? ensurePythonEnv() : undefined;
+      } catch (err) {
+        venvProblem = (err as Error).message;
+        process.exitCode = 1;
+      }
+      if (!wantsJson(cmd)) {
+        if (venv?.installed) process.stdout.write(`python env: ${venv.python} (python/requirements.txt)\n`);
+        if (venvProblem) process.stdout.write(`python env: ${venvProblem}\n`);
+      }
+      const summary = { installed: result.installed, stillMissing: result.stillMissing, pythonEnv: venvProblem ?? (venv ? 'ok' : undefined), artifacts: artifacts ? { kafka: artifacts.kafkaHome, registry: artifacts.registryHome } : undefined };
       if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else {
         process.stdout.write(`prerequisites for ${opts.for}: ${result.stillMissing.length ? `missing ${result.stillMissing.join(', ')}` : 'ok'}${result.installed.length ? ` (installed ${result.installed.join(' ')})` : ''}\n`);

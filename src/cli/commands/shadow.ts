@@ -3,8 +3,8 @@ import type { Command } from 'commander';
 import { createKafka } from '../../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
 import { formatReportSummary, writeShadowReport } from '../../shadow/write-report';
-import { resolveEndpoints } from '../../stack/endpoints';
-import { repoRoot } from '../../stack/paths';
+import { resolveEndpoints } from '../../util/endpoints';
+import { repoRoot } from '../../util/paths';
 import { nonNegativeInt, positiveInt, unitInterval, UsageError, wantsJson } from '../options';
 
 /** ISO time or epoch milliseconds. */

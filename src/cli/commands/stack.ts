@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { artifactsInstalled, ensureArtifacts } from '../../stack/artifacts';
-import { endpointsFromState } from '../../stack/endpoints';
+import { endpointsFromState } from '../../util/endpoints';
 import { LocalStack, type StackStatus } from '../../stack/local-stack';
 import type { StackState } from '../../stack/state';
 import { TributaryError } from '../../util/errors';

@@ -10,7 +10,7 @@ import { MonitoringServer } from '../../monitoring/http-server';
 import { StageMetrics } from '../../monitoring/metrics';
 import { listRuns, recordRun } from '../../monitoring/run-state';
 import { parseExposition, renderStatus, summarize, type ProcessStatus, type Sample } from '../../monitoring/status-view';
-import { resolveEndpoints } from '../../stack/endpoints';
+import { resolveEndpoints } from '../../util/endpoints';
 import { UsageError } from '../options';
 import { chosenTopology, loadTopologyFile, POSITIONAL_TOPOLOGY_HELP, TOPOLOGY_FLAGS, TOPOLOGY_HELP } from '../topology-file';
 import { oneOf, port, positiveInt, positiveNumber, unitInterval, wantsJson } from '../options';

@@ -12,7 +12,7 @@ import type { Type } from 'avsc';
 import { parseDocument } from 'yaml';
 import { fieldGetter } from '../../util/field-path';
 import { SchemaCatalog } from '../../kafka/avro-schemas';
-import { repoRoot } from '../../stack/paths';
+import { repoRoot } from '../../util/paths';
 import { checkDefinitions, DefinitionsError, type CheckedDefinitions, type DefinitionProblem } from './check';
 import { compileDefinitions, type FeatureBuffer } from './compile';
 import { tzdbVersion } from './runtime';

@@ -1,0 +1,96 @@
+/**
+ * The records the engine and the built-in processors themselves read and write — dead letters,
+ * feature vectors, predictions, shadow predictions — declared here for the engine, so that it does
+ * not import the generated client types (lint:layers: src/client/generated is the typed client's
+ * and the examples'). They mirror the package's schemas/*.avsc; test/unit/engine-records.test.ts
+ * fails to compile when they and the generated types drift apart (after `npm run gen:types`).
+ */
+
+export interface DeadLetter {
+  stage: string;
+  errorKind: ErrorKind;
+  errorMessage: string;
+  lineage: Lineage;
+  key?: null | Buffer;
+  /** The original message bytes, untouched. */
+  value?: null | Buffer;
+  failedTime: number;
+}
+
+export type ErrorKind = 'NOT_AVRO' | 'UNKNOWN_SCHEMA' | 'MISSING_FIELD' | 'WRONG_TYPE' | 'DECODE_ERROR' | 'PROCESSING_ERROR' | 'PRODUCE_FAILED' | 'TOO_LARGE';
+
+export interface Lineage {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+export interface FeatureVector {
+  /** Entity/event key carried through to the prediction. */
+  key: string;
+  /** Name of the feature definitions that produced the values. */
+  featureSet: string;
+  /** Version of those definitions; must match the model card. */
+  featureVersion: number;
+  names: string[];
+  values: number[];
+  eventTime: number;
+  /** Kafka timestamp of the input event's message (when it entered the pipeline); end-to-end latency is measured from it. */
+  ingestTime: number;
+  lineage: Lineage;
+  /** Version of each batch feature set (Redis) the values were read from, by set name; empty when none was used. */
+  featureSetVersions?: Record<string, string>;
+  /** Name of the declarative stateless feature definitions that computed the base features ('' when written by an older producer). */
+  definitionsSet?: string;
+  /** Their declared version (0: unknown). */
+  definitionsVersion?: number;
+  /** First 16 hex characters of the sha256 of the definitions file's bytes ('' : unknown); the model card may pin it. */
+  definitionsHash?: string;
+}
+
+export interface Prediction {
+  key: string;
+  modelName: string;
+  modelVersion: string;
+  /** Probability of the positive class. */
+  score: number;
+  /** score >= the stage's decision threshold. */
+  label: boolean;
+  threshold: number;
+  eventTime: number;
+  /** Kafka timestamp of the input event's message (when it entered the pipeline); end-to-end latency is measured from it. */
+  ingestTime: number;
+  /** When the inference stage produced this prediction. */
+  producedTime: number;
+  lineage: Lineage;
+  /** Version of each batch feature set (Redis) the scored features were read from, by set name (from the feature vector). */
+  featureSetVersions?: Record<string, string>;
+  /** Which route chose the version that made this prediction: 'live' (one version served), or the routing arm, e.g. 'canary:candidate', 'blue'. */
+  route?: null | string;
+  /** Time the model took to score the inference request this event was part of (ms). */
+  latencyMs?: null | number;
+}
+
+export interface ShadowPrediction {
+  key: string;
+  /** The shadow stage that made it. */
+  shadow: string;
+  modelName: string;
+  modelVersion: string;
+  /** OK: scored; ERROR: the shadow model failed; TIMEOUT: no score within the shadow's timeout. */
+  status: ShadowStatus;
+  score?: null | number;
+  label?: null | boolean;
+  threshold: number;
+  /** Time the shadow model took for the request this event was in (up to the timeout). */
+  latencyMs: number;
+  error?: null | string;
+  eventTime: number;
+  ingestTime: number;
+  producedTime: number;
+  /** The input event's topic/partition/offset (same as the live prediction's). */
+  lineage: Lineage;
+  featureSetVersions?: Record<string, string>;
+}
+
+export type ShadowStatus = 'OK' | 'ERROR' | 'TIMEOUT';
