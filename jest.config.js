@@ -12,7 +12,8 @@ module.exports = {
       displayName: 'unit',
       testEnvironment: '<rootDir>/test/helpers/node-environment.js',
       transform: { '^.+\\.ts$': tsJest },
-      testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+      // Examples keep their own tests beside them (examples/<name>/test/{unit,integration}).
+      testMatch: ['<rootDir>/test/unit/**/*.test.ts', '<rootDir>/examples/*/test/unit/**/*.test.ts'],
       // System packages some unit tests run (chromium): same set-up as the other projects, no servers.
       globalSetup: '<rootDir>/test/helpers/prerequisites-setup.ts',
     },
@@ -20,7 +21,7 @@ module.exports = {
       displayName: 'integration',
       testEnvironment: '<rootDir>/test/helpers/node-environment.js',
       transform: { '^.+\\.ts$': tsJest },
-      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts', '<rootDir>/examples/*/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
       globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
     },

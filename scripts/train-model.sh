@@ -3,6 +3,8 @@
 #
 #   scripts/train-model.sh [train_fraud.py options]     e.g. --rows 100000 --seed 11
 #   scripts/train-model.sh --v2 [train_fraud_v2.py options]   version 2 (online features) into models/fraud/2
+#   scripts/train-model.sh --script FILE [options]            another training script (e.g. an example's,
+#                                                             examples/iot/train.sh) in the same venv
 #
 # Creates ./.venv (git-ignored) with `python3 -m venv` on first use and installs the pinned
 # toolchain from models/train/requirements.txt, which includes python/requirements.txt (the features
@@ -38,7 +40,11 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
 fi
 
 start=$(date +%s)
-if [ "${1:-}" = "--v2" ]; then
+if [ "${1:-}" = "--script" ]; then
+  script="$2"
+  shift 2
+  "$VENV/bin/python" "$script" "$@"
+elif [ "${1:-}" = "--v2" ]; then
   shift
   "$VENV/bin/python" "$ROOT/models/train/train_fraud_v2.py" "$@"
 else
