@@ -35,7 +35,7 @@ describe('tributary init (built CLI, real stack)', () => {
     expect(init.status).toBe(0);
     const created = JSON.parse(init.stdout) as { dir: string; name: string; files: string[] };
     expect(created.name).toBe(name);
-    expect(created.files.sort()).toEqual(['README.md', 'events.jsonl', `models/${name}/1/model.json`, 'plugins/features.ts', `schemas/${name}-event.avsc`, 'topology.yaml']);
+    expect(created.files.sort()).toEqual(['README.md', 'events.jsonl', 'features/features.yaml', `models/${name}/1/model.json`, `schemas/${name}-event.avsc`, 'topology.yaml']);
     // Refuses to scaffold over what is there.
     const again = run([CLI, 'init', dir], parent);
     expect(again.status).toBe(2);

@@ -40,6 +40,7 @@ function substitutions(name: string): Record<string, string> {
     setName: `${snake}_features`,
     createdAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     schemaUrl: path.join(repoRoot(), 'topologies', 'topology.schema.json'),
+    definitionsSchemaUrl: path.join(repoRoot(), 'topologies', 'feature-definitions.schema.json'),
   };
 }
 
