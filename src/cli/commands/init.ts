@@ -1,6 +1,6 @@
 /**
  * `tributary init DIR`: scaffolds a pipeline folder from templates/init — topology, Avro schema,
- * feature definitions (in the topology, read by a plugin processor), a model folder in the
+ * feature definitions (features/features.yaml, declarative), a model folder in the
  * repository layout models/<name>/<version>/ with a card template, a README and example events.
  * The result validates as written and runs once a model file is dropped in (README inside).
  */
@@ -81,7 +81,7 @@ export function scaffoldPipeline(dir: string, options: InitOptions = {}): InitRe
 export function registerInitCommands(program: Command): void {
   program
     .command('init')
-    .description('scaffold a pipeline folder: topology, Avro schema, feature definitions, plugin, model card template, README, example events')
+    .description('scaffold a pipeline folder: topology, Avro schema, feature definitions, model card template, README, example events')
     .argument('<dir>', 'folder to create (its name names the pipeline unless --name)')
     .option('--name <name>', 'pipeline name: topics, model and consumer groups (default: the folder name)')
     .option('--force', 'write into a folder that already has files (never overwrites one)')
