@@ -7,15 +7,14 @@
 # Copies the committed tree (git ls-files) to a temp dir, deletes EXAMPLE_DIR there, then runs the
 # build (tsc -p tsconfig.build.json) and the unit tests, minus the example's own tests
 # (EXAMPLE_DIR/test and any test file that imports from EXAMPLE_DIR), against this checkout's
-# node_modules. Not wired into .ci/run yet: the fraud code moves into examples/fraud after the
-# features branch is merged; add `bash scripts/check-without-example.sh` to .ci/run then.
+# node_modules. Run by .ci/run (for examples/fraud and examples/iot) before `npm test`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXAMPLE="${1:-examples/fraud}"
 cd "$ROOT"
 if [ ! -d "$EXAMPLE" ]; then
-  echo "error: $EXAMPLE does not exist (the fraud example moves there after the features merge)" >&2
+  echo "error: $EXAMPLE does not exist" >&2
   exit 2
 fi
 if [ ! -d node_modules ]; then
