@@ -50,6 +50,14 @@ module.exports = {
       from: { path: '^src/', pathNot: ['^src/cli/', '^src/backfill/main\\.ts$'] },
       to: { path: '^src/cli/' },
     },
+    {
+      name: 'engine-does-not-import-the-examples',
+      comment:
+        'examples/<name> (the fraud and IoT domains) are users of the engine: nothing under src/ imports them, so the engine builds and its unit tests pass with an example folder deleted (scripts/check-without-example.sh, in .ci/run). `tributary demo` runs the fraud example\'s compiled runner in a child process instead.',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^examples/' },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

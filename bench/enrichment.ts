@@ -20,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Redis from 'ioredis';
-import { TransactionGenerator } from '../src/demo/generator';
+import { TransactionGenerator } from '../examples/fraud/generator';
 import { Enricher, describeVector, type VectorConfig } from '../src/features/enricher';
 import { extractionBase } from '../src/stages/extraction';
 import { batchKeys, currentVersion } from '../src/features/batch-store';

@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { TopicConsumer } from '../src/client/topic-consumer';
-import { TransactionGenerator } from '../src/demo/generator';
+import { TransactionGenerator } from '../examples/fraud/generator';
 import { resolveEndpoints } from '../src/stack/endpoints';
 import { repoRoot } from '../src/stack/paths';
 

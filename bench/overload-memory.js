@@ -9,7 +9,7 @@ const { Pipeline } = require('../dist/stages/pipeline');
 const { loadTopology, validateTopology } = require('../dist/stages/load-topology');
 const { builtinProcessors } = require('../dist/stages/builtin');
 const { prepareFeatureSets } = require('../dist/features/prepare');
-const { produceDemoEvents } = require('../dist/demo/produce');
+const { produceDemoEvents } = require('../dist-examples/examples/fraud/produce');
 const { resolveEndpoints } = require('../dist/stack/endpoints');
 const { repoRoot } = require('../dist/stack/paths');
 

@@ -7,8 +7,8 @@
  */
 const fs = require('node:fs');
 const path = require('node:path');
-const { TransactionGenerator } = require('../dist/demo/generator');
-const { loadGeneratorSpec } = require('../dist/demo/generator-spec');
+const { TransactionGenerator } = require('../dist-examples/examples/fraud/generator');
+const { loadGeneratorSpec } = require('../dist-examples/examples/fraud/generator-spec');
 const { loadFeatureDefinitions } = require('../dist/features/declarative/load');
 
 const arg = (name, dflt) => {

@@ -6,7 +6,7 @@
  * "the same vectors" are measured against.
  */
 import type { Transaction } from '../../src/client/generated/avro-types';
-import { FRAUD_BASE_FEATURES, validateGeneratorSpec, type GeneratorSpec } from '../../src/demo/generator-spec';
+import { FRAUD_BASE_FEATURES, validateGeneratorSpec, type GeneratorSpec } from '../../examples/fraud/generator-spec';
 
 const MS_PER_HOUR = 3_600_000;
 const NIGHT_END_HOUR = 6;

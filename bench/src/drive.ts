@@ -16,7 +16,7 @@
 import * as path from 'node:path';
 import type { Consumer, Producer } from 'kafkajs';
 import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { AvroDecoder, AvroEncoder } from '../../src/kafka/avro-serde';
 import { createKafka } from '../../src/kafka/client';

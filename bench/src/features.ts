@@ -13,8 +13,8 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as avro from 'avsc';
-import { loadGeneratorSpec } from '../../src/demo/generator-spec';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { loadGeneratorSpec } from '../../examples/fraud/generator-spec';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { buildFeatureSet, loadFeatureDefinitions } from '../../src/features/declarative/load';
 import { repoRoot } from '../../src/stack/paths';
 import { randomDefinitions, randomEvent, rng, SCHEMA } from '../../test/helpers/random-definitions';

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { createKafka } from '../../src/kafka/client';
 import { artifactPaths, KAFKA_VERSION } from '../../src/stack/artifacts';

@@ -9,7 +9,7 @@ Writes models/fraud/<version>/model.onnx   (HistGradientBoostingClassifier, inpu
        models/fraud/<version>/golden.jsonl (raw events + Python features + onnxruntime score: the
                                             end-to-end check set for the TypeScript extractor/runtime)
 
-The synthetic generator below mirrors src/demo/generator.ts; the features are the declarative
+The synthetic generator below mirrors examples/fraud/generator.ts; the features are the declarative
 definitions models/fraud/features/fraud_txn.yaml, computed by python/tributary_features. Both generators use the same PRNG (mulberry32) and the same draw
 order (documented in the spec's "$mechanism"), so a seed yields the same stream in both languages
 (barring a last-bit libm difference in exp/log/cos that could move a rounded amount by one minor
@@ -77,7 +77,7 @@ def load_spec(path: str) -> Dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Generator (mirror of src/demo/generator.ts)
+# Generator (mirror of examples/fraud/generator.ts)
 # --------------------------------------------------------------------------------------------
 class Mulberry32:
     """32-bit state PRNG; next() returns a float in [0, 1) with 32 random bits."""

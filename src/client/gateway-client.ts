@@ -1,5 +1,5 @@
 import type { GatewayEvent } from '../gateway/events';
-import type { Prediction, Transaction } from './generated/avro-types';
+import type { Prediction } from './generated/avro-types';
 
 export type { GatewayEvent } from '../gateway/events';
 
@@ -42,9 +42,9 @@ export interface PredictAnswer<P> {
  * Typed client of `tributary gateway`: `predict(event)` resolves with the prediction (or throws
  * GatewayHttpError: 400 bad event, 422 dead-lettered, 504 deadline naming the stage, 429/503
  * overload with retryAfter); `stream(event)` yields the update events as the gateway sends them.
- * Type parameters default to the fraud topology's Transaction → Prediction.
+ * Type parameters: the topology's input event type (any object; pass your generated type) → Prediction.
  */
-export class GatewayClient<E = Transaction, P = Prediction> {
+export class GatewayClient<E = unknown, P = Prediction> {
   constructor(private readonly opts: GatewayClientOptions) {}
 
   private request(path: string, event: E, o: RequestOptions): Promise<Response> {

@@ -1,4 +1,3 @@
-import { TransactionGenerator } from '../demo/generator';
 import { avroToJson, jsonSchemaOf } from './avro-json';
 import type { Gateway } from './gateway';
 
@@ -15,13 +14,16 @@ export function topologyDocument(gateway: Gateway): Record<string, unknown> {
   };
 }
 
-/** A realistic example: a demo transaction for the fraud topologies, otherwise a random valid value of the input schema. */
+/**
+ * An example event: a random valid value of the input schema (any domain; the engine knows no
+ * example's generator), with a timestamp-millis `eventTime` field, if there is one, set to now.
+ */
 export function exampleEvent(gateway: Gateway): unknown {
-  if (gateway.view.inputSchema === 'transaction') {
-    const { tx } = new TransactionGenerator({ seed: Date.now() % 100000, startTime: Date.now() - 60000 }).next();
-    return { ...tx, eventTime: Date.now() };
+  const value = avroToJson(gateway.inputType.random());
+  if (value && typeof value === 'object' && 'eventTime' in value && typeof (value as { eventTime: unknown }).eventTime === 'number') {
+    return { ...(value as Record<string, unknown>), eventTime: Date.now() };
   }
-  return avroToJson(gateway.inputType.random());
+  return value;
 }
 
 /**

@@ -1,7 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Kafka } from 'kafkajs';
-import type { Transaction } from '../client/generated/avro-types';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
 import { renderHtml } from './html';
 import { readTopicRange } from './log-reader';
@@ -43,7 +42,7 @@ export async function writeShadowReport(o: WriteReportOptions): Promise<WrittenR
     o.events ? readTopicRange(o.kafka, o.registry, o.events, 'transaction', read) : Promise.resolve([]),
   ]);
   const segments = o.events
-    ? new Map(events.map((e) => [lineageKey(e), Object.fromEntries(o.segmentBy.map((f) => [f, String((e.value as Transaction & Record<string, unknown>)[f] ?? '(none)')]))]))
+    ? new Map(events.map((e) => [lineageKey(e), Object.fromEntries(o.segmentBy.map((f) => [f, String((e.value as unknown as Record<string, unknown>)[f] ?? '(none)')]))]))
     : undefined;
   const report = buildReport({
     live: live.map((r) => r.value),

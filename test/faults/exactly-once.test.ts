@@ -1,4 +1,4 @@
-import { produceDemoEvents } from '../../src/demo/produce';
+import { produceDemoEvents } from '../../examples/fraud/produce';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
 import { committedKeys, faultTopologyFile, generatedKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
 

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { produceDemoEvents } from '../../src/demo/produce';
+import { produceDemoEvents } from '../../examples/fraud/produce';
 import { prepareFeatureSets } from '../../src/features/prepare';
 import { repoRoot } from '../../src/stack/paths';
 import { createRedis } from '../../src/util/redis';

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import Redis from 'ioredis';
 import type { FeatureVector, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
-import { produceDemoEvents } from '../../src/demo/produce';
+import { produceDemoEvents } from '../../examples/fraud/produce';
 import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from '../../src/engine/repartition';
 import { Enricher, describeVector } from '../../src/features/enricher';
 import { extractionBase, type ExtractionConfig } from '../../src/stages/extraction';

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { createKafka, kafkaSecurityFromEnv } from '../../src/kafka/client';
 import type { Prediction } from '../../src/client/generated/avro-types';
 import { Pipeline } from '../../src/stages/pipeline';

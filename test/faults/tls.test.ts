@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import type { Prediction } from '../../src/client/generated/avro-types';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { createKafka, kafkaSecurityFromEnv } from '../../src/kafka/client';
 import { repoRoot } from '../../src/stack/paths';
 import { generateTlsMaterial, type TlsMaterial } from '../../src/stack/tls';

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { TopicConsumer } from '../../src/client/topic-consumer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { cacheDir, repoRoot, tributaryHome } from '../../src/stack/paths';
 import { KAFKA_VERSION } from '../../src/stack/artifacts';
 import type { PipelineEndpoints } from '../../src/stages/pipeline';

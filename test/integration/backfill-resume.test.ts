@@ -6,7 +6,7 @@ import type { Prediction, Transaction } from '../../src/client/generated/avro-ty
 import { TopicProducer } from '../../src/client/topic-producer';
 import { readOutputFile, readTopicNow } from '../../src/backfill/feedback';
 import { JobStore } from '../../src/backfill/job-store';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { prepareFeatureSets } from '../../src/features/prepare';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { AvroDecoder } from '../../src/kafka/avro-serde';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Feedback } from '../../src/client/generated/avro-types';
 import { TopicProducer } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { createKafka } from '../../src/kafka/client';
 import { ensureTopics } from '../../src/kafka/admin';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';

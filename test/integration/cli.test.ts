@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
-import { produceDemoEvents } from '../../src/demo/produce';
+import { produceDemoEvents } from '../../examples/fraud/produce';
 import { repoRoot } from '../../src/stack/paths';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 import { faultTopologyFile } from '../helpers/processes';

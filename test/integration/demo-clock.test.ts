@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import * as path from 'node:path';
 import type { Feedback, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
-import { batchAsOf, produceDemoEvents, startOfUtcDay } from '../../src/demo/produce';
+import { batchAsOf, produceDemoEvents, startOfUtcDay } from '../../examples/fraud/produce';
 import { batchKeys, TS_FIELD } from '../../src/features/batch-store';
 import { loadFeatureFile } from '../../src/features/load-file';
 import type { BatchFeatureSetSpec } from '../../src/features/spec';

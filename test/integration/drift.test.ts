@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import type { DriftAlert, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { createKafka } from '../../src/kafka/client';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import { collectStatus } from '../../src/cli/commands/status';

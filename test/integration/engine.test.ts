@@ -1,7 +1,7 @@
 import type { FeatureVector, Prediction, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { DONE_HEADER } from '../../src/engine/chain';
 import { createKafka } from '../../src/kafka/client';
 import { Pipeline } from '../../src/stages/pipeline';

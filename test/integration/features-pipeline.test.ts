@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import type { FeatureVector, Prediction, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { Enricher, describeVector } from '../../src/features/enricher';
 import { extractionBase, type ExtractionConfig } from '../../src/stages/extraction';
 import { batchKeys, listVersions } from '../../src/features/batch-store';

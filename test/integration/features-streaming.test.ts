@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import Redis, { Cluster } from 'ioredis';
 import { Registry } from 'prom-client';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { Enricher, describeVector, type VectorConfig } from '../../src/features/enricher';
 import { extractionBase } from '../../src/stages/extraction';
 import { FencedError, ReferenceStreamingState, StreamingState, type StreamEvent, type StreamResult, type StreamingStateOptions } from '../../src/features/streaming';

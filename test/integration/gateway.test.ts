@@ -7,7 +7,7 @@ import { parse, stringify } from 'yaml';
 import { GatewayClient, GatewayHttpError, type GatewayEvent } from '../../src/client/gateway-client';
 import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { createKafka } from '../../src/kafka/client';
 import { runGateway, type RunningGateway } from '../../src/gateway/run';
 import { Pipeline } from '../../src/stages/pipeline';

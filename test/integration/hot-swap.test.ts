@@ -4,7 +4,7 @@ import Redis from 'ioredis';
 import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { readControl, setDesiredVersion } from '../../src/inference/model-control';
 import { Pipeline } from '../../src/stages/pipeline';
 import { repoRoot } from '../../src/stack/paths';

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { featureExtraction } from '../../src/stages/extraction';
 import { onnxInference, type InferenceConfig, type InferenceProcessor } from '../../src/stages/inference';
 import { Pipeline } from '../../src/stages/pipeline';

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { createKafka, idempotentProducer } from '../../src/kafka/client';
 import { kafkaErrorType } from '../../src/kafka/errors';
 import { TopicProducer, UnknownTopicError } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { repoRoot } from '../../src/stack/paths';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
 

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
-import { produceDemoEvents } from '../../src/demo/produce';
+import { produceDemoEvents } from '../../examples/fraud/produce';
 import { MonitoringServer } from '../../src/monitoring/http-server';
 import { StageMetrics } from '../../src/monitoring/metrics';
 import { Pipeline } from '../../src/stages/pipeline';

@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer, type ConsumedMeta } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { fraudFeatures } from '../helpers/fraud-features';
 import { readModelCard } from '../../src/inference/model-card';
 import { createKafka } from '../../src/kafka/client';

@@ -18,7 +18,7 @@ import type { KafkaMessage } from 'kafkajs';
 import type { FeatureVector, Prediction, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { KEY_HEADER, LINEAGE_HEADER, repartitionTopicName } from '../../src/engine/repartition';
 import { createKafka } from '../../src/kafka/client';
 import { Pipeline } from '../../src/stages/pipeline';

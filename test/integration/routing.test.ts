@@ -1,7 +1,7 @@
 import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { SliceLayout } from '../../src/routing/canary';
 import { Pipeline } from '../../src/stages/pipeline';
 import { tempModelRepo, v1Topology, stage } from '../helpers/model-repo';

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as avro from 'avsc';
 import { stringify } from 'yaml';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { loadFeatureDefinitions, type DeclarativeFeatureSet } from '../../src/features/declarative/load';
 import type { FeatureDefinitions } from '../../src/features/declarative/spec';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { fraudFeatures } from '../helpers/fraud-features';
 import { readModelCard } from '../../src/inference/model-card';
 import { DriftMonitor, binOf, readBaseline, type NumericProfile } from '../../src/monitoring/drift-monitor';

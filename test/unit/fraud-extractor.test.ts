@@ -8,9 +8,9 @@ import {
   loadGeneratorSpec,
   validateGeneratorSpec,
   type GeneratorSpec,
-} from '../../src/demo/generator-spec';
+} from '../../examples/fraud/generator-spec';
 import type { DeclarativeFeatureSet } from '../../src/features/declarative/load';
-import { TransactionGenerator } from '../../src/demo/generator';
+import { TransactionGenerator } from '../../examples/fraud/generator';
 import { FraudFeatureExtractor } from '../../bench/frozen/fraud-extractor';
 import { fraudFeatures } from '../helpers/fraud-features';
 

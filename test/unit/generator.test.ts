@@ -1,9 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from '../../src/stack/paths';
-import { Mulberry32, TransactionGenerator, type GeneratedTransaction } from '../../src/demo/generator';
+import { Mulberry32, TransactionGenerator, type GeneratedTransaction } from '../../examples/fraud/generator';
 import type { Transaction } from '../../src/client/generated/avro-types';
-import { loadGeneratorSpec, type GeneratorSpec } from '../../src/demo/generator-spec';
+import { loadGeneratorSpec, type GeneratorSpec } from '../../examples/fraud/generator-spec';
 import { fraudFeatures } from '../helpers/fraud-features';
 
 import * as ort from 'onnxruntime-node'; // typed arrays shared by test/helpers/node-environment.js

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadFeatureDefinitions } from '../../../src/features/declarative/load';
 import { OnnxModel } from '../../../src/inference/onnx-model';
-import { TransactionGenerator } from '../../../src/demo/generator';
+import { TransactionGenerator } from '../../../examples/fraud/generator';
 import { repoRoot } from '../../../src/stack/paths';
 import { childConfig, round, tell } from '../common';
 

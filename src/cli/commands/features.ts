@@ -7,7 +7,7 @@ import type { BatchFeatureSetSpec } from '../../features/spec';
 import { resolveEndpoints } from '../../util/endpoints';
 import { repoRoot } from '../../util/paths';
 import { TributaryError } from '../../util/errors';
-import { startOfUtcDay } from '../../demo/produce';
+import { startOfUtcDay } from '../../util/time';
 import { DEFAULT_TOPOLOGY, loadTopologyFile, TOPOLOGY_FLAGS } from '../topology-file';
 import { nonNegativeInt, oneOf, positiveInt, UsageError, wantsJson } from '../options';
 import { Progress } from '../../util/progress';

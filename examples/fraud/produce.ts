@@ -1,5 +1,6 @@
-import type { Feedback, Transaction } from '../client/generated/avro-types';
-import { TopicProducer } from '../client/topic-producer';
+import type { Feedback, Transaction } from '../../src/client/generated/avro-types';
+import { TopicProducer } from '../../src/client/topic-producer';
+import { MS_PER_DAY, startOfUtcDay } from '../../src/util/time';
 import { TransactionGenerator } from './generator';
 
 export interface ProduceDemoOptions {
@@ -27,12 +28,7 @@ export interface ProduceDemoOptions {
   onEvent?: (tx: Transaction, isFraud: boolean) => void;
 }
 
-const MS_PER_DAY = 86_400_000;
-
-/** UTC midnight of the day holding `ms`. */
-export function startOfUtcDay(ms: number): number {
-  return Math.floor(ms / MS_PER_DAY) * MS_PER_DAY;
-}
+export { startOfUtcDay };
 
 /**
  * When the batch feature files are dated for a run whose generator clock starts at `startTime`:

@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { repoRoot } from '../util/paths';
+import { repoRoot } from '../../src/util/paths';
 
 /** Name of the feature set these features belong to (the model card's `features.set`). */
 export const FRAUD_FEATURE_SET = 'fraud_txn';

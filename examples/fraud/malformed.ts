@@ -1,7 +1,7 @@
 import * as avro from 'avsc';
-import type { ErrorKind } from '../kafka/dead-letter';
-import type { SchemaRegistryClient } from '../kafka/schema-registry';
-import type { LocalSchema } from '../kafka/avro-schemas';
+import type { ErrorKind } from '../../src/kafka/dead-letter';
+import type { SchemaRegistryClient } from '../../src/kafka/schema-registry';
+import type { LocalSchema } from '../../src/kafka/avro-schemas';
 
 export interface MalformedEvent {
   key: string;
