@@ -44,7 +44,8 @@ describe('metrics and health endpoints (real pipeline, promtool, Prometheus serv
     const res = await fetch(`${url}/readyz`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { checks: { stages: { stage: string; assignedPartitions: number }[] } };
-    expect(body.checks.stages.map((s) => s.stage)).toEqual(['extract', 'score']);
+    // The repartition step the extract stage's windowed set implies (by cardId) is a stage of its own.
+    expect(body.checks.stages.map((s) => s.stage)).toEqual(['extract-repartition', 'extract', 'score']);
     expect(body.checks.stages.every((s) => s.assignedPartitions === 3)).toBe(true);
   });
 
