@@ -12,6 +12,23 @@ import { isolatedTopology, testEndpoints, uniqueSuffix } from '../helpers/topolo
 
 const endpoints = testEndpoints();
 
+/**
+ * GET /readyz's status. A pooled keep-alive connection the server closed while idle can fail one
+ * request with "other side closed" (seen once in CI after minutes without a request): that is the
+ * HTTP client's race, not a readiness answer, so a socket error is retried (a server that is really
+ * gone fails every try and the status is -1).
+ */
+async function readyStatus(url: string): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    try {
+      return (await fetch(`${url}/readyz`)).status;
+    } catch {
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+  return -1;
+}
+
 describe('Redis outages and security', () => {
   it('Redis stopped for 30 s mid-stream: the pipeline reports not-ready, pauses, recovers by itself, nothing lost or duplicated', async () => {
     const redis = await DedicatedRedis.start();
@@ -44,7 +61,7 @@ describe('Redis outages and security', () => {
       recordFault({ scenario: 'Redis stopped 30 s mid-stream', events: input.length, lost, duplicated, recoverySeconds: (Date.now() - resumedAt) / 1000 });
       expect(sawNotReady).toBe(true);
       expect(proc.running()).toBe(true);
-      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      expect(await readyStatus(url)).toBe(200);
       expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
     } finally {
       await proc.stop();
