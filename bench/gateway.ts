@@ -12,13 +12,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { parse, stringify } from 'yaml';
 import { TopicConsumer } from '../src/client/topic-consumer';
 import { TransactionGenerator } from '../examples/fraud/generator';
 import { resolveEndpoints } from '../src/stack/endpoints';
 import { repoRoot } from '../src/stack/paths';
+import { suffixedTopologyFile } from '../test/helpers/processes';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
@@ -26,20 +25,6 @@ const RATE = Number(args.get('rate') ?? 50);
 const SECONDS = Number(args.get('seconds') ?? 20);
 const STREAMS = Number(args.get('streams') ?? 2000);
 const CLI = path.join(repoRoot(), 'dist/cli/main.js');
-
-function topologyFile(suffix: string): string {
-  const doc = parse(fs.readFileSync(path.join(repoRoot(), 'topologies/fraud-detection.yaml'), 'utf8'));
-  doc.name = `${doc.name}-${suffix}`;
-  for (const t of doc.topics) t.name = `${t.name}.${suffix}`;
-  doc.deadLetter.topic = `${doc.deadLetter.topic}.${suffix}`;
-  for (const s of doc.stages) {
-    s.input.topic = `${s.input.topic}.${suffix}`;
-    s.output.topic = `${s.output.topic}.${suffix}`;
-  }
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-bench-gw-')), 'topology.yaml');
-  fs.writeFileSync(file, stringify(doc));
-  return file;
-}
 
 function start(cmd: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; out: () => string; err: () => string } {
   const child = spawn(process.execPath, [CLI, ...cmd], { cwd: repoRoot(), env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -82,7 +67,7 @@ async function main(): Promise<void> {
   const ep = resolveEndpoints();
   const env = { KAFKA_BROKERS: ep.brokers.join(','), SCHEMA_REGISTRY_URL: ep.schemaRegistryUrl, REDIS_URL: ep.redisUrl ?? '', TRIBUTARY_LOG_LEVEL: 'warn' };
   const suffix = `bgw${Date.now().toString(36)}`;
-  const file = topologyFile(suffix);
+  const file = suffixedTopologyFile(suffix, undefined, 'tributary-bench-gw-');
   const predictions = `fraud.predictions.${suffix}`;
   const pipeline = start(['run', '--topology', file, '--metrics-port', '0'], { ...env, TRIBUTARY_LOG_LEVEL: 'info' });
   await until(() => pipeline.err().includes('pipeline running'), 'the pipeline');

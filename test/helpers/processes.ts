@@ -12,10 +12,10 @@ import type { PipelineEndpoints } from '../../src/stages/pipeline';
 export const CLI = path.join(repoRoot(), 'dist/cli/main.js');
 
 /**
- * Writes a copy of the demo topology with suffixed topics (fresh per test) and fault-test
- * friendly consumer settings: a short session timeout so a killed member leaves its group fast.
+ * Writes a copy of the demo topology with suffixed topics (fresh per test, so runs sharing a stack
+ * never meet), edited by `edit`, into a new temp dir; returns the file.
  */
-export function faultTopologyFile(suffix: string, edit?: (doc: any) => void): string {
+export function suffixedTopologyFile(suffix: string, edit?: (doc: any) => void, tmpPrefix = 'tributary-topology-'): string {
   const doc = parse(fs.readFileSync(path.join(repoRoot(), 'topologies/fraud-detection.yaml'), 'utf8'));
   doc.name = `${doc.name}-${suffix}`;
   for (const t of doc.topics) t.name = `${t.name}.${suffix}`;
@@ -23,12 +23,26 @@ export function faultTopologyFile(suffix: string, edit?: (doc: any) => void): st
   for (const s of doc.stages) {
     s.input.topic = `${s.input.topic}.${suffix}`;
     s.output.topic = `${s.output.topic}.${suffix}`;
-    s.consumer = { ...(s.consumer ?? {}), sessionTimeoutMs: 6000, heartbeatIntervalMs: 1000 };
   }
   edit?.(doc);
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-fault-')), 'topology.yaml');
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), tmpPrefix)), 'topology.yaml');
   fs.writeFileSync(file, stringify(doc));
   return file;
+}
+
+/**
+ * The suffixed demo topology with fault-test friendly consumer settings: a short session timeout
+ * so a killed member leaves its group fast.
+ */
+export function faultTopologyFile(suffix: string, edit?: (doc: any) => void): string {
+  return suffixedTopologyFile(
+    suffix,
+    (doc) => {
+      for (const s of doc.stages) s.consumer = { ...(s.consumer ?? {}), sessionTimeoutMs: 6000, heartbeatIntervalMs: 1000 };
+      edit?.(doc);
+    },
+    'tributary-fault-',
+  );
 }
 
 /** A `tributary run` child process whose structured logs are kept for assertions. */

@@ -1,9 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { parse, stringify } from 'yaml';
 import { GatewayClient, GatewayHttpError, type GatewayEvent } from '../../src/client/gateway-client';
 import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
@@ -13,7 +9,7 @@ import { runGateway, type RunningGateway } from '../../src/gateway/run';
 import { Pipeline } from '../../src/stages/pipeline';
 import { repoRoot } from '../../src/stack/paths';
 import { loadTopologyFile } from '../../src/cli/topology-file';
-import { CLI } from '../helpers/processes';
+import { CLI, suffixedTopologyFile } from '../helpers/processes';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
 
 /**
@@ -27,19 +23,8 @@ const CLIENTS = 50;
 const TOKEN = `test-${uniqueSuffix()}`;
 
 function topologyFile(suffix: string): string {
-  const doc = parse(fs.readFileSync(path.join(repoRoot(), 'topologies/fraud-detection.yaml'), 'utf8'));
-  doc.name = `${doc.name}-${suffix}`;
-  for (const t of doc.topics) t.name = `${t.name}.${suffix}`;
-  doc.deadLetter.topic = `${doc.deadLetter.topic}.${suffix}`;
-  for (const s of doc.stages) {
-    s.input.topic = `${s.input.topic}.${suffix}`;
-    s.output.topic = `${s.output.topic}.${suffix}`;
-  }
   // A transaction with an absurd merchant id is dead-lettered (TOO_LARGE) by the extract stage.
-  doc.stages[0].limits = { maxMessageBytes: 1024 };
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-gateway-')), 'topology.yaml');
-  fs.writeFileSync(file, stringify(doc));
-  return file;
+  return suffixedTopologyFile(suffix, (doc) => (doc.stages[0].limits = { maxMessageBytes: 1024 }), 'tributary-gateway-');
 }
 
 class GatewayProcess {
