@@ -5,6 +5,7 @@
  * config spec, the Avro schemas of its input and output topics, optional checks and a factory.
  */
 import Ajv from 'ajv';
+import { isDefinedFeatureFunction, type DefinedFeatureFunction } from '../features/declarative/functions';
 import { TributaryError } from '../util/errors';
 import type { ProcessorDefinition } from './processor';
 
@@ -31,11 +32,13 @@ export type ProcessorDeclaration<C = unknown> = ProcessorDefinition<C> & {
 /** A defined processor: the declaration, checked and frozen, marked as coming from defineProcessor. */
 export type DefinedProcessor<C = unknown> = Readonly<ProcessorDeclaration<C>>;
 
-/** A plugin module's contents: processors registered by name (feature functions are not pluggable yet). */
+/** A plugin module's contents: processors and feature functions, registered by name. */
 export interface PluginDefinition {
   /** Shown in errors and `validate` (default: the module's file name). */
   name?: string;
-  processors: readonly DefinedProcessor<any>[];
+  processors?: readonly DefinedProcessor<any>[];
+  /** Feature functions declarative definitions may call (made by defineFeatureFunction). */
+  functions?: readonly DefinedFeatureFunction[];
 }
 
 /**
@@ -80,11 +83,18 @@ export function defineProcessor<C = unknown>(declaration: ProcessorDeclaration<C
 
 /** Groups processors into one plugin object (a module may also just export defined processors). */
 export function definePlugin(plugin: PluginDefinition): PluginDefinition {
-  if (!plugin || !Array.isArray(plugin.processors)) throw new PluginDefinitionError('processors', 'definePlugin needs { processors: [...] }');
-  plugin.processors.forEach((p, i) => {
+  if (!plugin || typeof plugin !== 'object') throw new PluginDefinitionError('(definition)', 'definePlugin needs { processors: [...], functions: [...] }');
+  for (const k of ['processors', 'functions'] as const) {
+    if (plugin[k] !== undefined && !Array.isArray(plugin[k])) throw new PluginDefinitionError(k, 'must be a list');
+  }
+  if (!plugin.processors?.length && !plugin.functions?.length) throw new PluginDefinitionError('processors', 'definePlugin needs { processors: [...] } and/or { functions: [...] }');
+  (plugin.processors ?? []).forEach((p, i) => {
     if (!isDefinedProcessor(p)) throw new PluginDefinitionError(`processors[${i}]`, 'is not made by defineProcessor');
   });
-  const defined = { ...plugin, processors: Object.freeze([...plugin.processors]) };
+  (plugin.functions ?? []).forEach((f, i) => {
+    if (!isDefinedFeatureFunction(f)) throw new PluginDefinitionError(`functions[${i}]`, 'is not made by defineFeatureFunction');
+  });
+  const defined = { ...plugin, processors: Object.freeze([...(plugin.processors ?? [])]), functions: Object.freeze([...(plugin.functions ?? [])]) };
   Object.defineProperty(defined, PLUGIN_BRAND, { value: true });
   return Object.freeze(defined);
 }

@@ -13,7 +13,7 @@
  * through arithmetic and functions and is false in logic and comparisons, a null feature takes its
  * `default`, booleans are 0/1, -0 is written as +0.
  */
-import { bucketize, fmod, hashBucket, max2, MAX_TIME_MS, min2, MIN_TIME_MS, ZoneClock } from './runtime';
+import { bucketize, fmod, fnResult, hashBucket, max2, MAX_TIME_MS, min2, MIN_TIME_MS, ZoneClock } from './runtime';
 import type { CheckedDefinitions, Node } from './check';
 
 export type FeatureBuffer = number[] | Float32Array | Float64Array;
@@ -225,6 +225,21 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
         }
         return t;
       }
+      case 'call': {
+        // A null argument makes the result null without a call (SEMANTICS.md, plugin feature functions).
+        if (node.args.some((a) => a.ty === 'null')) return 'null';
+        const xs = node.args.map((a) => [emit(a), a] as [string, Node]);
+        const vals = xs.map(([x, a], i) => (node.argTypes[i] === 'double' ? asNum(x, a) : x));
+        const fn = checked.functions.get(node.fn);
+        if (!fn) throw new Error(`internal: feature function '${node.fn}' not in the checked catalog`);
+        const f = pool(fn.definition.compute);
+        const name = pool(node.fn);
+        const r = tmp();
+        lines.push(`let ${r} = ${guarded(xs, `${f}(${vals.join(', ')})`)};`);
+        // Only a number or null crosses the boundary; undefined counts as null.
+        lines.push(`if (typeof ${r} !== 'number') ${r} = R.fnResult(${name}, ${r});`);
+        return r;
+      }
       case 'coalesce': {
         const xs = node.args.map((a) => branch(a, node.ty));
         return let_(xs.slice(0, -1).reduceRight((acc, x) => `(${x} !== null ? ${x} : ${acc})`, xs[xs.length - 1]));
@@ -285,7 +300,7 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
   const body = lines.join('\n  ').replace(/P\[(\d+)\]/g, 'P$1');
   const consts = pools.map((_, i) => `const P${i} = P[${i}];`).join('\n');
   const source = `"use strict";\n${consts}\nreturn function extractInto(ev, out, o) {\n  ${body}\n  return out;\n};`;
-  const runtime = Object.freeze({ fmod, min2, max2, bucketize, hashBucket });
+  const runtime = Object.freeze({ fmod, min2, max2, bucketize, hashBucket, fnResult });
   // The source is generated from the validated tree only (see the module comment).
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
   const extractInto = new Function('R', 'P', source)(runtime, Object.freeze(pools)) as ExtractInto;
@@ -359,6 +374,7 @@ export function canBeNegZero(n: Node, tables: Record<string, { values: Record<st
     }
     case 'if': return z(n.then) || z(n.else);
     case 'coalesce': return n.args.some(z);
+    case 'call': return true; // a plugin function may return -0
     default: return false; // buckets, hashes, time parts, booleans, comparisons
   }
 }

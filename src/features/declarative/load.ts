@@ -15,6 +15,7 @@ import { SchemaCatalog } from '../../kafka/avro-schemas';
 import { repoRoot } from '../../util/paths';
 import { checkDefinitions, DefinitionsError, type CheckedDefinitions, type DefinitionProblem } from './check';
 import { compileDefinitions, type FeatureBuffer } from './compile';
+import type { FeatureFunctionCatalog } from './functions';
 import { tzdbVersion } from './runtime';
 import { definitionsFileSchema, type FeatureDefinitions } from './spec';
 
@@ -95,6 +96,8 @@ export interface LoadOptions {
   /** Name of the input schema (checked against `input:` when both are known). */
   schemaName?: string;
   schemasDir?: string;
+  /** Plugin feature functions the expressions may call (a topology's plugins; src/stages/plugin-loader.ts). */
+  functions?: FeatureFunctionCatalog;
 }
 
 /** Loads, checks and compiles a definitions file. Throws FeatureDefinitionsError with every problem. */
@@ -116,14 +119,14 @@ export function loadFeatureDefinitions(file: string, options: LoadOptions = {}):
     if (!catalog.has(defs.input)) throw new FeatureDefinitionsError(file, [{ path: 'input', message: `no schema '${defs.input}' in ${catalog.dir}` }]);
     schema = catalog.get(defs.input).type;
   }
-  return buildFeatureSet(defs, schema, file, createHash('sha256').update(bytes).digest('hex').slice(0, HASH_HEX_CHARS));
+  return buildFeatureSet(defs, schema, file, createHash('sha256').update(bytes).digest('hex').slice(0, HASH_HEX_CHARS), options.functions);
 }
 
 /** Checks and compiles already-parsed definitions (tests, generated definitions); `hash` as recorded. */
-export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: string, hash: string): DeclarativeFeatureSet {
+export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: string, hash: string, functions?: FeatureFunctionCatalog): DeclarativeFeatureSet {
   let checked: CheckedDefinitions;
   try {
-    checked = checkDefinitions(defs, schema);
+    checked = checkDefinitions(defs, schema, functions);
   } catch (err) {
     if (err instanceof DefinitionsError) throw new FeatureDefinitionsError(file, err.problems);
     throw err;

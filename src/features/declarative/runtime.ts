@@ -5,6 +5,7 @@
  * functions (python/tributary_features/ops.py).
  */
 import { murmur3 } from '../../routing/murmur3';
+import { FeatureFunctionResultError } from './functions';
 
 /** 0001-01-02T00:00:00Z and 9999-12-30T23:59:59.999Z: outside, time parts are null (Python's datetime range, less a day for any offset). */
 export const MIN_TIME_MS = -62135510400000;
@@ -45,6 +46,12 @@ export function bucketize(edges: readonly number[], x: number): number | null {
 /** Bucket of a string: murmur3_32(UTF-8 bytes, seed) mod buckets. */
 export function hashBucket(s: string, seed: number, buckets: number): number {
   return murmur3(s, seed) % buckets;
+}
+
+/** A plugin function's result that is not a number: null/undefined are null, anything else throws (the event is dead-lettered). */
+export function fnResult(name: string, r: unknown): number | null {
+  if (r === null || r === undefined) return null;
+  throw new FeatureFunctionResultError(name, r);
 }
 
 /** UTC offset (ms) of IANA zones at an instant, from the runtime's (ICU) time-zone database. */
