@@ -36,7 +36,7 @@ export { loadFeatureDefinitions, buildFeatureSet, parseDefinitions, FeatureDefin
 export type { FeatureDefinitions, FeatureSpec, Expr, TableSpec } from './features/declarative/spec';
 // Plugin feature functions (README "Plugins"): called from definitions like a built-in operator, with a Python twin for training.
 export { defineFeatureFunction, isDefinedFeatureFunction, pythonTwins, FeatureFunctionDefinitionError, FeatureFunctionResultError } from './features/declarative/functions';
-export type { FeatureFunctionDeclaration, DefinedFeatureFunction, FeatureFunctionArg, FeatureFunctionArgType, FeatureFunctionCatalog, RegisteredFeatureFunction } from './features/declarative/functions';
+export type { FeatureFunctionDeclaration, DefinedFeatureFunction, FeatureFunctionArg, FeatureFunctionArgType, FeatureFunctionCatalog, RegisteredFeatureFunction, PythonTwinRef } from './features/declarative/functions';
 export { loadPlugins, featureFunctionsFor, type PluginLoadResult } from './stages/plugin-loader';
 
 // Topologies: load, validate and run them in-process.

@@ -127,9 +127,17 @@ export class FeatureFunctionResultError extends Error {
   }
 }
 
-/** The Python twins of a catalog, `name -> /abs/file.py:function` (what python/tributary_features takes as `functions`). */
-export function pythonTwins(catalog: FeatureFunctionCatalog): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, f] of catalog) if (f.python) out[name] = `${f.python.file}:${f.python.function}`;
+/** A Python twin as python/tributary_features takes it (`functions={name: {...}}`). */
+export interface PythonTwinRef {
+  /** `/abs/file.py:function`. */
+  twin: string;
+  /** Declared argument types, so the Python side converts arguments as the TypeScript side does. */
+  args: FeatureFunctionArgType[];
+}
+
+/** The Python twins of a catalog (functions without one are left out: they are serving-only). */
+export function pythonTwins(catalog: FeatureFunctionCatalog): Record<string, PythonTwinRef> {
+  const out: Record<string, PythonTwinRef> = {};
+  for (const [name, f] of catalog) if (f.python) out[name] = { twin: `${f.python.file}:${f.python.function}`, args: f.definition.args.map((a) => a.type) };
   return out;
 }
