@@ -11,7 +11,7 @@
 
 // The plugin API: processor definitions and what processors see and return.
 export { defineProcessor, definePlugin, isDefinedProcessor, PluginDefinitionError } from './stages/define';
-export type { DefinedProcessor, PluginDefinition, ProcessorDeclaration } from './stages/define';
+export type { DefinedPlugin, DefinedProcessor, PluginDefinition, ProcessorDeclaration } from './stages/define';
 export { exactlyOnceSafe } from './stages/processor';
 export type {
   InputRecord,

@@ -41,6 +41,9 @@ export interface PluginDefinition {
   functions?: readonly DefinedFeatureFunction[];
 }
 
+/** What definePlugin returns: both lists present (empty when the plugin has none of a kind). */
+export type DefinedPlugin = Readonly<{ name?: string; processors: readonly DefinedProcessor<any>[]; functions: readonly DefinedFeatureFunction[] }>;
+
 /**
  * Brands are global symbols, not object identity, so a plugin that resolved its own copy of the
  * package (e.g. a nested node_modules) is still recognised.
@@ -82,7 +85,7 @@ export function defineProcessor<C = unknown>(declaration: ProcessorDeclaration<C
 }
 
 /** Groups processors into one plugin object (a module may also just export defined processors). */
-export function definePlugin(plugin: PluginDefinition): PluginDefinition {
+export function definePlugin(plugin: PluginDefinition): DefinedPlugin {
   if (!plugin || typeof plugin !== 'object') throw new PluginDefinitionError('(definition)', 'definePlugin needs { processors: [...], functions: [...] }');
   for (const k of ['processors', 'functions'] as const) {
     if (plugin[k] !== undefined && !Array.isArray(plugin[k])) throw new PluginDefinitionError(k, 'must be a list');
@@ -103,6 +106,6 @@ export function isDefinedProcessor(value: unknown): value is DefinedProcessor<un
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PROCESSOR_BRAND] === true;
 }
 
-export function isPluginDefinition(value: unknown): value is PluginDefinition {
+export function isPluginDefinition(value: unknown): value is DefinedPlugin {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PLUGIN_BRAND] === true;
 }
