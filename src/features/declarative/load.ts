@@ -44,7 +44,7 @@ export interface DeclarativeFeatureSet {
   eventTimeOf(event: unknown): number | undefined;
   /** The key per `key`, or undefined. */
   keyOf(event: unknown): string | undefined;
-  /** Generated source of the compiled function. */
+  /** Generated source of the compiled functions (extractInto, then extract). */
   readonly source: string;
 }
 
@@ -131,7 +131,9 @@ export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: st
     if (err instanceof DefinitionsError) throw new FeatureDefinitionsError(file, err.problems);
     throw err;
   }
-  const { extractInto, source } = compileDefinitions(checked);
+  const compiled = compileDefinitions(checked);
+  const { extractInto, extract } = compiled;
+  const source = `${compiled.source}\n${compiled.extractSource}`;
   const width = checked.names.length;
   const timeOf = defs.eventTime ? fieldGetter(defs.eventTime) : undefined;
   const keyGet = defs.key ? fieldGetter(defs.key) : undefined;
@@ -146,7 +148,7 @@ export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: st
     checked,
     tzdb: tzdbVersion(),
     source,
-    extract: (event) => extractInto(event, new Array<number>(width).fill(0), 0),
+    extract,
     extractInto: extractInto as DeclarativeFeatureSet['extractInto'],
     eventTimeOf: (event) => {
       const v = timeOf?.(event);

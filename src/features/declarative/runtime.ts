@@ -109,13 +109,20 @@ export class ZoneClock {
     const l = this.local(t);
     // + 0: fmod of an exact negative multiple is -0, and the Python twin computes with integers (+0).
     // = floor(mod(l, 86400000) / 3600000): floor(l / 3600000) is exact for |l| < 4.5e15.
-    return l === null ? null : fmod(Math.floor(l / MS_PER_HOUR), 24) + 0;
+    if (l === null) return null;
+    // floor(l / 3600000) is within ±7.1e7 in range: int32, so the remainder is an integer one (= fmod).
+    let h = (Math.floor(l / MS_PER_HOUR) | 0) % 24;
+    if (h < 0) h += 24;
+    return h + 0;
   }
 
   /** Day of the week, Monday 0 .. Sunday 6 (1970-01-01 was a Thursday). */
   dayOfWeek(t: number): number | null {
     const l = this.local(t);
-    return l === null ? null : fmod(Math.floor(l / MS_PER_DAY) + 3, 7) + 0;
+    if (l === null) return null;
+    let d = ((Math.floor(l / MS_PER_DAY) | 0) + 3) % 7;
+    if (d < 0) d += 7;
+    return d + 0;
   }
 }
 
