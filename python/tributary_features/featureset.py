@@ -199,8 +199,10 @@ def load_twin(ref: str) -> Callable[..., Any]:
 class FeatureSet:
     """Compiled view of one definitions file: `names`, `version`, `hash`, `compute(events)`.
 
-    `functions` maps plugin feature function names to their Python twins: callables, or
-    '/path/file.py:function' references."""
+    `functions` maps plugin feature function names to their Python twins: what the TypeScript
+    `pythonTwins()` returns ({"twin": "/path/file.py:function", "args": ["double", ...]}: the
+    declared argument types make a boolean passed to a double argument 1.0 / 0.0, as in
+    TypeScript), or a bare callable / 'file.py:function' (arguments then keep their column's kind)."""
 
     def __init__(self, defs: Dict[str, Any], schema: Any, hash_: str, file: str = "",
                  functions: Optional[Dict[str, Union[str, Callable[..., Any]]]] = None) -> None:

@@ -10,7 +10,7 @@
  */
 import type { Type } from 'avsc';
 import { parseFieldPath, resolveFieldPath } from '../../util/field-path';
-import { FUNCTION_NAME_PATTERN, type FeatureFunctionCatalog } from './functions';
+import { FUNCTION_NAME_PATTERN, type FeatureFunctionCatalog, type RegisteredFeatureFunction } from './functions';
 import { FEATURE_NAME_PATTERN, OPERATORS, type Expr, type FeatureDefinitions, type FeatureSpec, type OneHotFeatureSpec, type TableSpec } from './spec';
 
 export type Ty = 'number' | 'string' | 'boolean' | 'null';
@@ -129,7 +129,7 @@ export function checkDefinitions(defs: FeatureDefinitions, input: Type, function
   }
 
   const servingOnly = new Set(defs.servingOnly ?? []);
-  const used = new Map<string, FeatureFunctionCatalog extends ReadonlyMap<string, infer F> ? F : never>();
+  const used = new Map<string, RegisteredFeatureFunction>();
   (defs.servingOnly ?? []).forEach((name, i) => {
     if (!functions.has(name)) problems.push({ path: `servingOnly[${i}]`, message: `no feature function '${name}' (${registered()})` });
   });
