@@ -11,7 +11,7 @@ import type { StreamingFeatureSetSpec } from '../../src/features/spec';
 import { repoRoot } from '../../src/stack/paths';
 import { builtinProcessors } from '../../src/stages/builtin';
 import { loadTopology } from '../../src/stages/load-topology';
-import { DedicatedRedisCluster } from '../helpers/dedicated-redis';
+import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { activitySet } from '../helpers/streaming-sets';
 import { uniqueSuffix } from '../helpers/topology';
 
@@ -58,25 +58,14 @@ function cuts(n: number, sizes: number[]): StreamEvent[][] | number[][] {
 }
 
 /** The same tests on the stack's single Redis and on a 3-node Redis Cluster of their own. */
-const targets: Array<[string, () => Promise<{ redis: Redis | Cluster; stop(): Promise<void> }>]> = [
-  ['a single Redis', async () => {
-    const redis = new Redis(redisUrl);
-    return { redis, stop: async () => redis.disconnect() };
-  }],
-  ['a 3-node Redis Cluster', async () => {
-    const cluster = await DedicatedRedisCluster.start();
-    const redis = new Cluster(cluster.startupNodes);
-    return { redis, stop: async () => { redis.disconnect(); await cluster.stop(); } };
-  }],
-];
-
-describe.each(targets)('streaming windowed aggregations on %s', (_label, connect) => {
+describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, connect) => {
   let redis: Redis | Cluster;
-  let stop: () => Promise<void>;
+  let target: RedisTarget;
   beforeAll(async () => {
-    ({ redis, stop } = await connect());
+    target = await connect();
+    redis = target.client();
   }, 60_000);
-  afterAll(async () => stop());
+  afterAll(async () => target.stop());
   /** On the Cluster, several slot groups, so the three cards and four merchants spread over the shards. */
   const opts = (extra: StreamingStateOptions = {}): StreamingStateOptions => ({ ...(redis.isCluster ? { slotGroups: 7 } : {}), ...extra });
 
