@@ -101,7 +101,7 @@ describe.each(redisTargets())('repartitioning by entity through crashes on %s (r
     const copies = new Map<string, number[][]>();
     for (const v of written) copies.set(v.key, [...(copies.get(v.key) ?? []), v.values]);
     const recomputed = [...copies.values()].filter((c) => c.length > 1);
-    recordFault({ scenario: `vectors written again after a crash, on ${_label}`, events: recomputed.length, lost: 0, duplicated: 0, recoverySeconds: 'n/a' });
+    expect(recomputed.length).toBeGreaterThan(0); // five kills under load leave aborted vectors behind (38 in one Cluster run)
     expect(recomputed.filter((c) => c.some((v) => v.some((x, i) => x !== c[0][i])))).toEqual([]);
 
     // Uninterrupted reference: the repartition log, partition by partition in offset order, through a fresh enricher on the single Redis.
