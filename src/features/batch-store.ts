@@ -82,7 +82,7 @@ export async function beginVersion(redis: RedisClient, set: string, source?: str
   return version;
 }
 
-/** Writes rows of a version with one pipeline (one round trip) per call. */
+/** Writes rows of a version: one pipeline (one round trip) per call on a single Redis, auto-pipelined single commands on a Cluster. */
 export async function writeRows(redis: RedisClient, set: string, version: string, rows: readonly FeatureRow[]): Promise<void> {
   if (rows.length === 0) return;
   const args = rows.map((r) => {
