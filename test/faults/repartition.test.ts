@@ -66,8 +66,10 @@ describe.each(redisTargets())('repartitioning by entity through crashes on %s (r
     const seed = 1717;
     const topic = `fraud.transactions.${suffix}`;
     const producing = produceDemoEvents({ ...endpoints, topic, count, rate: 150, seed });
-    // The 12th transaction of the first process dies after its sends and offsets, before its commit.
-    let proc = new StageProcess(file, [], { ...env, TRIBUTARY_FAULT_CRASH_AT: 'txn-sent:12' });
+    // The first process dies in its 3rd extract+score transaction (group <topology>.extract, not the
+    // hop's), after the vectors and predictions were sent, before the commit: those vectors are in
+    // the log, aborted, and computed again by the next process.
+    let proc = new StageProcess(file, [], { ...env, TRIBUTARY_FAULT_CRASH_AT: `txn-sent@fraud-detection-${suffix}.extract:3` });
     expect((await proc.exited).signal).toBe('SIGKILL');
     expect(proc.output).toContain('chain started');
     proc = new StageProcess(file, [], env);
@@ -101,7 +103,7 @@ describe.each(redisTargets())('repartitioning by entity through crashes on %s (r
     const copies = new Map<string, number[][]>();
     for (const v of written) copies.set(v.key, [...(copies.get(v.key) ?? []), v.values]);
     const recomputed = [...copies.values()].filter((c) => c.length > 1);
-    expect(recomputed.length).toBeGreaterThan(0); // five kills under load leave aborted vectors behind (38 in one Cluster run)
+    expect(recomputed.length).toBeGreaterThan(0); // at least the crashed 3rd transaction's
     expect(recomputed.filter((c) => c.some((v) => v.some((x, i) => x !== c[0][i])))).toEqual([]);
 
     // Uninterrupted reference: the repartition log, partition by partition in offset order, through a fresh enricher on the single Redis.
