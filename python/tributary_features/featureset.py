@@ -452,7 +452,8 @@ def load_schema(name_or_path: str) -> Any:
 
 def load_feature_set(path: str, schema: Any = None) -> FeatureSet:
     """Reads a definitions file; `schema` is the input Avro schema (parsed JSON, a path or a name),
-    default the file's `input:` from <repo>/schemas."""
+    default the file's `input:` from <repo>/schemas (the package's own; an example's input schema
+    lives in its folder, e.g. examples/fraud/schemas/transaction.avsc: pass its path)."""
     with open(path, "rb") as f:
         raw = f.read()
     defs = parse_yaml(raw.decode("utf-8"))

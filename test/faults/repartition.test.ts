@@ -1,6 +1,5 @@
-import * as path from 'node:path';
 import Redis from 'ioredis';
-import type { FeatureVector, Transaction } from '../../src/client/generated/avro-types';
+import type { FeatureVector } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { produceDemoEvents } from '../../examples/fraud/produce';
 import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from '../../src/engine/repartition';
@@ -10,9 +9,9 @@ import { AvroDecoder } from '../../src/kafka/avro-serde';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { createKafka } from '../../src/kafka/client';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
-import { repoRoot } from '../../src/stack/paths';
 import { committedKeys, faultTopologyFile, generatedKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { FRAUD_SCHEMAS_DIR, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 
@@ -70,7 +69,7 @@ describe('repartitioning by entity through crashes (real processes, real broker,
     const vector = describeVector(config, demo.spec.features, extractionBase(config, { topology: demo }));
     const redis = new Redis(endpoints.redisUrl!);
     const ref = new Enricher(vector, { redis, namespace: `ref-${suffix}` });
-    const decoder = new AvroDecoder<Transaction>(new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl }), new SchemaCatalog(path.join(repoRoot(), 'schemas')).get('transaction').type);
+    const decoder = new AvroDecoder<Transaction>(new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl }), new SchemaCatalog(FRAUD_SCHEMAS_DIR).get('transaction').type);
     try {
       await ref.init();
       const want = new Map<string, number[]>();

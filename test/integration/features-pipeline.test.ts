@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Redis from 'ioredis';
 import * as ort from 'onnxruntime-node';
-import type { FeatureVector, Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { FeatureVector, Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -16,6 +16,7 @@ import { Pipeline } from '../../src/stages/pipeline';
 import { repoRoot } from '../../src/stack/paths';
 import { faultTopologyFile, StageProcess } from '../helpers/processes';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 const root = repoRoot();
@@ -37,7 +38,7 @@ function collect<T>(topic: string, schema: 'feature-vector' | 'prediction') {
 }
 
 async function produce(topic: string, events: Transaction[]): Promise<void> {
-  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: 'transaction', key: (tx) => tx.transactionId });
+  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
   await producer.connect();
   await producer.send(events);
   await producer.disconnect();

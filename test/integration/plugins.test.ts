@@ -8,11 +8,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
-import type { DeadLetter, FeatureVector, Transaction } from '../../src/client/generated/avro-types';
+import type { DeadLetter, FeatureVector } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { repoRoot } from '../../src/util/paths';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const CLI = path.join(repoRoot(), 'dist/cli/main.js');
 const FIXTURES = path.join(repoRoot(), 'test/fixtures/plugins');
@@ -32,6 +33,8 @@ function pipelineFolder(suffix: string, plugins: string[], edit?: (doc: any) => 
   const doc = {
     name: `plugins-${suffix}`,
     plugins: plugins.map((p) => `./plugins/${p}`),
+    // The input events' schema is the fraud example's (relative to the base directory, the repository root here).
+    schemas: ['examples/fraud/schemas'],
     topics: [
       { name: t('tx'), partitions: 2, schema: 'transaction' },
       { name: t('amounts'), partitions: 2, schema: 'feature-vector' },
@@ -112,7 +115,7 @@ describe('plugins (built CLI, real stack)', () => {
       await consumers[1].run((v) => {
         dead.push(v);
       });
-      const producer = new TopicProducer({ ...endpoints, topic: t('tx'), schema: 'transaction', key: (e) => e.transactionId });
+      const producer = new TopicProducer({ ...endpoints, topic: t('tx'), schema: 'transaction', schemas: fraudSchemas, key: (e) => e.transactionId });
       await producer.connect();
       const events: Transaction[] = Array.from({ length: 40 }, (_, i) => ({
         transactionId: `tx-${i}`,

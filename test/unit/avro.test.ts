@@ -6,8 +6,9 @@ import { classifyIncompatibility } from '../../src/kafka/avro-serde';
 import { generateTypes } from '../../src/kafka/avro-typegen';
 import { repoRoot } from '../../src/stack/paths';
 import { chunkBySize } from '../../src/engine/commit-sink';
+import { FRAUD_SCHEMAS_DIR } from '../../examples/fraud/schemas';
 
-const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+const catalog = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
 
 function classify(writerSchema: unknown) {
   const reader = catalog.get('transaction').type;
