@@ -19,7 +19,7 @@ import { CLI, StageProcess } from '../helpers/processes';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
-import { fraudSchemas, type FraudSchemaTypes, type Transaction } from '../../examples/fraud/schemas';
+import { fraudSchemas, transactionSchema, type FraudSchemaTypes, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 
@@ -201,7 +201,7 @@ describe('shadow model stage (onnx_shadow) beside the live stage, through real K
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-report-'));
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [CLI, 'shadow', 'report', '--live', `fraud.predictions.${suffix}`, '--shadow', shadowTopic, '--feedback', `fraud.feedback.${suffix}`, '--events', `fraud.transactions.${suffix}`, '--out', out, '--bootstrap', '100'],
+      [CLI, 'shadow', 'report', '--live', `fraud.predictions.${suffix}`, '--shadow', shadowTopic, '--feedback', `fraud.feedback.${suffix}`, '--events', `fraud.transactions.${suffix}`, '--events-schema', transactionSchema().file, '--segment-by', 'country,merchantCategory', '--out', out, '--bootstrap', '100'],
       { cwd: repoRoot(), env: process.env },
     );
     expect(stdout).toContain('report.html');
