@@ -23,7 +23,7 @@ module.exports = {
     {
       name: 'engine-does-not-import-generated-types',
       comment:
-        'The engine, stages, features and kafka layers work on any schema: they declare the records they own in src/engine/records.ts and never import src/client/generated (the typed client and the examples use those).',
+        'The engine, stages, features and kafka layers work on any schema: they declare the records they own in src/engine/records.ts and never import src/client/generated (the typed client uses those; they hold only the package\'s own schemas, an example\'s input types live in examples/<name>/generated).',
       severity: 'error',
       from: { path: '^src/(engine|stages|features|kafka)/' },
       to: { path: '^src/client/generated/' },

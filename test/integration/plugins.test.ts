@@ -13,7 +13,7 @@ import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { repoRoot } from '../../src/util/paths';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
-import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
+import { fraudSchemas, transactionSchema, type Transaction } from '../../examples/fraud/schemas';
 
 const CLI = path.join(repoRoot(), 'dist/cli/main.js');
 const FIXTURES = path.join(repoRoot(), 'test/fixtures/plugins');
@@ -23,18 +23,17 @@ function cli(args: string[], cwd: string) {
   return spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 60000, env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn' } });
 }
 
-/** A pipeline folder in a temp dir: schemas/ (empty: the package's schemas serve), plugins/ with the given fixtures, topology.yaml. */
+/** A pipeline folder in a temp dir: schemas/ (the input events' schema, a copy of the fraud example's; the package's schemas serve the rest), plugins/ with the given fixtures, topology.yaml. */
 function pipelineFolder(suffix: string, plugins: string[], edit?: (doc: any) => void): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-plugins-'));
   fs.mkdirSync(path.join(dir, 'schemas'));
+  fs.copyFileSync(transactionSchema().file, path.join(dir, 'schemas', 'transaction.avsc'));
   fs.mkdirSync(path.join(dir, 'plugins'));
   for (const p of plugins) fs.copyFileSync(path.join(FIXTURES, p), path.join(dir, 'plugins', p));
   const t = (name: string) => `plug.${name}.${suffix}`;
   const doc = {
     name: `plugins-${suffix}`,
     plugins: plugins.map((p) => `./plugins/${p}`),
-    // The input events' schema is the fraud example's (relative to the base directory, the repository root here).
-    schemas: ['examples/fraud/schemas'],
     topics: [
       { name: t('tx'), partitions: 2, schema: 'transaction' },
       { name: t('amounts'), partitions: 2, schema: 'feature-vector' },
