@@ -28,6 +28,7 @@ import { loadVariant, topologyFacts, type TopologyFacts } from './topologies';
 import { exportRef, gitState, loadCode, parseCodeRefs, type CodeState } from './tributary-code';
 import type { OnnxRow } from './children/onnx';
 import { featuresMarkdown, runFeaturesBench } from './features';
+import { FRAUD_SCHEMAS_DIR } from '../../examples/fraud/schemas';
 
 // kafkajs v2's one-time partitioner notice is noise here (children inherit this too)
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
@@ -325,7 +326,7 @@ async function main(): Promise<number> {
   }
   sampler.start();
 
-  const catalogS = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+  const catalogS = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
   const gen = new TransactionGenerator({ seed: 1 });
   const sizes: number[] = [];
   for (let i = 0; i < 200; i++) sizes.push(5 + catalogS.get('transaction').type.toBuffer(gen.next().tx).length);

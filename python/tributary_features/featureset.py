@@ -536,8 +536,10 @@ def load_schema(name_or_path: str) -> Any:
 def load_feature_set(path: str, schema: Any = None,
                      functions: Optional[Dict[str, Union[str, Callable[..., Any]]]] = None) -> FeatureSet:
     """Reads a definitions file; `schema` is the input Avro schema (parsed JSON, a path or a name),
-    default the file's `input:` from <repo>/schemas; `functions`: the Python twins of the plugin
-    feature functions the definitions call (name -> callable or 'file.py:function')."""
+    default the file's `input:` from <repo>/schemas (the package's own; an example's input schema
+    lives in its folder, e.g. examples/fraud/schemas/transaction.avsc: pass its path); `functions`:
+    the Python twins of the plugin feature functions the definitions call (name -> callable or
+    'file.py:function')."""
     with open(path, "rb") as f:
         raw = f.read()
     defs = parse_yaml(raw.decode("utf-8"))

@@ -1,11 +1,10 @@
 import { createRedisClient } from '../util/redis';
-import * as path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 import type { FeatureVector } from '../engine/records';
 import { createExtractor, type FeatureExtractor, type InputSchemaRef } from '../features/extractors';
 import { Enricher, describeVector, type VectorConfig } from '../features/enricher';
 import { FeatureDefinitionsError } from '../features/declarative/load';
-import { SchemaCatalog } from '../kafka/avro-schemas';
+import { topologySchemas } from '../kafka/avro-schemas';
 import { RecordRejection } from '../kafka/dead-letter';
 import type { LoadedTopology } from '../topology/spec';
 import { resolveEndpoints } from '../util/endpoints';
@@ -35,7 +34,7 @@ export function extractionInputSchema(topology: LoadedTopology, config: Extracti
   const stage = stages.find((s) => s.config === (config as unknown)) ?? stages.find((s) => (s.config as Partial<ExtractionConfig>).featureSet?.file === config.featureSet?.file);
   const topic = stage && topology.spec.topics.find((t) => t.name === stage.input.topic);
   if (!topic) throw new Error('no input topic for this extraction stage');
-  const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
+  const catalog = topologySchemas(topology);
   return { name: topic.schema, type: catalog.get(topic.schema).type };
 }
 

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SchemaCatalog } from '../kafka/avro-schemas';
+import { topologySchemas, type SchemaCatalog } from '../kafka/avro-schemas';
 import { featuresSectionSchema } from '../features/spec';
 import { featureSectionErrors } from '../features/validate';
 import * as spec from '../topology/loader';
@@ -59,7 +59,10 @@ export function validateTopology(raw: unknown, file: string, options: RuntimeLoa
   const { registry, functions, plugins, errors } = loadPlugins(parsed.plugins ?? [], path.dirname(abs), options.registry ?? builtinProcessors(), abs);
   // Stages naming a processor of a plugin that failed would only repeat its error as "unknown processor".
   if (errors.length > 0) throw new ConfigErrors(errors);
-  const schemas = new SchemaCatalog(path.join(baseDir, 'schemas'));
+  // A missing schemas entry would only show up as unknown schemas on every topic that needs it.
+  const sourceErrors = schemaSourceErrors(parsed.schemas ?? [], baseDir, abs);
+  if (sourceErrors.length > 0) throw new ConfigErrors(sourceErrors);
+  const schemas = topologySchemas({ baseDir, spec: parsed });
   return spec.validateTopology(raw, abs, {
     processors: registry,
     schemas,
@@ -80,14 +83,27 @@ export function processorsFor(topology: LoadedTopology, base: ProcessorRegistry 
   return registry;
 }
 
+/** `schemas[i]`: each entry must be an existing folder or `.avsc` file (relative to the base directory). */
+function schemaSourceErrors(entries: readonly string[], baseDir: string, file: string): ConfigError[] {
+  const out: ConfigError[] = [];
+  entries.forEach((entry, i) => {
+    const abs = path.resolve(baseDir, entry);
+    const stat = fs.statSync(abs, { throwIfNoEntry: false });
+    if (!stat) out.push(new ConfigError(`schemas[${i}]`, `${abs} does not exist (a folder of <name>.avsc files or one .avsc file, relative to ${baseDir})`, file));
+    else if (stat.isFile() ? !entry.endsWith('.avsc') : !stat.isDirectory()) out.push(new ConfigError(`schemas[${i}]`, `${abs} is neither a folder nor an .avsc file`, file));
+  });
+  return out;
+}
+
 /**
- * The Avro type a topology's topic carries (its schemas/ folder, then the package's): what a
+ * The Avro type a topology's topic carries (its schemas, then the package's: topologySchemas): what a
  * processor checks field paths against (`resolveFieldPath(topicSchema(ctx.topology, ctx.stage.input.topic), path)`).
+ * `at` names the field that referred to the topic, for the error when the topology does not declare it.
  */
-export function topicSchema(topology: LoadedTopology, topic: string): Type {
+export function topicSchema(topology: LoadedTopology, topic: string, at = 'topics'): Type {
   const spec = topology.spec.topics.find((t) => t.name === topic);
-  if (!spec) throw new ConfigError('topics', `no topic '${topic}' in the topology`, topology.file);
-  return new SchemaCatalog(path.join(topology.baseDir, 'schemas')).get(spec.schema).type;
+  if (!spec) throw new ConfigError(at, `topic '${topic}' is not declared in topics`, topology.file);
+  return topologySchemas(topology).get(spec.schema).type;
 }
 
 /**

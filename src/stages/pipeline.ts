@@ -1,6 +1,5 @@
-import * as path from 'node:path';
 import type { Kafka } from 'kafkajs';
-import { SchemaCatalog } from '../kafka/avro-schemas';
+import { SchemaCatalog, topologySchemas } from '../kafka/avro-schemas';
 import { ensureTopics } from '../kafka/admin';
 import { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
 import { createKafka } from '../kafka/client';
@@ -51,7 +50,7 @@ export interface PipelineOptions {
 }
 
 /** Creates the topology's topics and registers every topic's value schema (idempotent). */
-export async function provisionTopology(topology: LoadedTopology, kafka: Kafka, registry: SchemaRegistryClient, catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'))): Promise<void> {
+export async function provisionTopology(topology: LoadedTopology, kafka: Kafka, registry: SchemaRegistryClient, catalog = topologySchemas(topology)): Promise<void> {
   await ensureTopics(kafka, [...topology.spec.topics, replyTopicSpec(topology)]);
   for (const t of topology.spec.topics) await registry.register(`${t.name}-value`, catalog.get(t.schema).text);
 }
@@ -124,7 +123,7 @@ export class Pipeline {
     const selected = selectStages(topology, options.stages);
     const kafka = createKafka({ clientId: topology.spec.kafka?.clientId ?? `tributary-${topology.spec.name}`, brokers: topology.spec.kafka?.brokers ?? endpoints.brokers });
     const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() });
-    const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
+    const catalog = topologySchemas(topology);
     await checkRepartitionTopics(kafka, effective.edges);
     await provisionTopology(topology, kafka, registry, catalog);
     const deadLetterTopic = topology.spec.deadLetter.topic;

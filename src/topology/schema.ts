@@ -39,10 +39,16 @@ export const topologyBaseSchema = {
           name: { type: 'string', pattern: NAME },
           partitions: { type: 'integer', minimum: 1, maximum: 10000 },
           replicationFactor: { type: 'integer', minimum: 1 },
-          schema: { type: 'string', minLength: 1, description: 'Avro schema in schemas/ (file name without .avsc).' },
+          schema: { type: 'string', minLength: 1, description: 'Avro schema name (file name without .avsc) in the schemas/ folder beside the topology, a `schemas` entry, or the package\'s schemas/.' },
           config: { type: 'object', additionalProperties: { type: ['string', 'number'] } },
         },
       },
+    },
+    schemas: {
+      type: 'array',
+      description: 'Folders of <name>.avsc files or single .avsc files holding the topics\' own schemas (the input events\'), relative to the topology\'s base directory; searched after a schemas/ folder there, before the package\'s schemas/.',
+      items: { type: 'string', minLength: 1 },
+      uniqueItems: true,
     },
     plugins: {
       type: 'array',

@@ -10,7 +10,10 @@ export interface TopicSpec {
   name: string;
   partitions: number;
   replicationFactor?: number;
-  /** Avro schema file name in schemas/ without the extension, e.g. `transaction`. */
+  /**
+   * Avro schema name: the file stem of `<name>.avsc` in the topology's schemas/ folder, one of its
+   * `schemas` entries, or the package's schemas/ (e.g. `prediction`).
+   */
   schema: string;
   /** Extra topic configs passed to CreateTopics, e.g. `max.message.bytes`. */
   config?: Record<string, string>;
@@ -99,6 +102,12 @@ export interface TopologySpec extends TopologySections {
    * name, paths relative to the topology file. See src/stages/plugin-loader.ts and README "Plugins".
    */
   plugins?: string[];
+  /**
+   * Where the topics' own schemas (the input events') are, besides a schemas/ folder in the base
+   * directory: folders of `<name>.avsc` files or single `.avsc` files, relative to the base directory
+   * (`baseDir`). E.g. `[examples/fraud/schemas]`. The package's schemas/ is always searched last.
+   */
+  schemas?: string[];
   kafka?: KafkaClientSpec;
   topics: TopicSpec[];
   deadLetter: { topic: string };

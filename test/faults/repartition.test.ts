@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import Redis from 'ioredis';
-import type { FeatureVector, Transaction } from '../../src/client/generated/avro-types';
+import type { FeatureVector } from '../../src/client/generated/avro-types';
+import { FRAUD_SCHEMAS_DIR, type Transaction } from '../../examples/fraud/schemas';
 import { produceDemoEvents } from '../../examples/fraud/produce';
 import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from '../../src/engine/repartition';
 import { Enricher, describeVector } from '../../src/features/enricher';
@@ -117,7 +118,7 @@ describe.each(redisTargets())('repartitioning by entity through crashes on %s (r
     const vector = describeVector(config, demo.spec.features, extractionBase(config, { topology: demo }));
     const redis = new Redis(endpoints.redisUrl!);
     const ref = new Enricher(vector, { redis, namespace: `ref-${suffix}` });
-    const decoder = new AvroDecoder<Transaction>(registry, catalog.get('transaction').type);
+    const decoder = new AvroDecoder<Transaction>(registry, new SchemaCatalog(FRAUD_SCHEMAS_DIR).get('transaction').type);
     try {
       await ref.init();
       const want = new Map<string, number[]>();

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Redis, { type Cluster } from 'ioredis';
 import * as ort from 'onnxruntime-node';
-import type { FeatureVector, Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { FeatureVector, Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -17,6 +17,7 @@ import { repoRoot } from '../../src/stack/paths';
 import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { faultTopologyFile, StageProcess } from '../helpers/processes';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 const root = repoRoot();
@@ -38,7 +39,7 @@ function collect<T>(topic: string, schema: 'feature-vector' | 'prediction') {
 }
 
 async function produce(topic: string, events: Transaction[]): Promise<void> {
-  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: 'transaction', key: (tx) => tx.transactionId });
+  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
   await producer.connect();
   await producer.send(events);
   await producer.disconnect();

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
-import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -11,6 +11,7 @@ import { Pipeline } from '../../src/stages/pipeline';
 import { repoRoot } from '../../src/stack/paths';
 import { corruptWeights, impossibleGate, tempModelRepo, v1Topology, stage } from '../helpers/model-repo';
 import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
+import { fraudSchemas, type FraudSchemaTypes, type Transaction } from '../../examples/fraud/schemas';
 import { CLI } from '../helpers/processes';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 
@@ -33,7 +34,7 @@ describe.each(redisTargets())('hot swap of model versions through real Kafka (on
   let pipeline: Pipeline;
   const predictions: Prediction[] = [];
   let consumer: TopicConsumer<'prediction'>;
-  let producer: TopicProducer<'transaction'>;
+  let producer: TopicProducer<'transaction', FraudSchemaTypes>;
   const generator = new TransactionGenerator({ seed: 41 });
   const sent: Transaction[] = [];
 
@@ -53,7 +54,7 @@ describe.each(redisTargets())('hot swap of model versions through real Kafka (on
     await consumer.run((p) => {
       predictions.push(p);
     });
-    producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+    producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
     await producer.connect();
   });
   afterAll(async () => {

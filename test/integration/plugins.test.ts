@@ -9,13 +9,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
-import type { DeadLetter, FeatureVector, Transaction } from '../../src/client/generated/avro-types';
+import type { DeadLetter, FeatureVector } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { repoRoot } from '../../src/util/paths';
 import { SensorGenerator, type SensorReading } from '../../examples/iot/generator';
 import { produceReadings } from '../../examples/iot/produce';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, transactionSchema, type Transaction } from '../../examples/fraud/schemas';
 
 const CLI = path.join(repoRoot(), 'dist/cli/main.js');
 const FIXTURES = path.join(repoRoot(), 'test/fixtures/plugins');
@@ -25,10 +26,11 @@ function cli(args: string[], cwd: string) {
   return spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 60000, env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn' } });
 }
 
-/** A pipeline folder in a temp dir: schemas/ (empty: the package's schemas serve), plugins/ with the given fixtures, topology.yaml. */
+/** A pipeline folder in a temp dir: schemas/ (the input events' schema, a copy of the fraud example's; the package's schemas serve the rest), plugins/ with the given fixtures, topology.yaml. */
 function pipelineFolder(suffix: string, plugins: string[], edit?: (doc: any) => void): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-plugins-'));
   fs.mkdirSync(path.join(dir, 'schemas'));
+  fs.copyFileSync(transactionSchema().file, path.join(dir, 'schemas', 'transaction.avsc'));
   fs.mkdirSync(path.join(dir, 'plugins'));
   for (const p of plugins) fs.copyFileSync(path.join(FIXTURES, p), path.join(dir, 'plugins', p));
   const t = (name: string) => `plug.${name}.${suffix}`;
@@ -115,7 +117,7 @@ describe('plugins (built CLI, real stack)', () => {
       await consumers[1].run((v) => {
         dead.push(v);
       });
-      const producer = new TopicProducer({ ...endpoints, topic: t('tx'), schema: 'transaction', key: (e) => e.transactionId });
+      const producer = new TopicProducer({ ...endpoints, topic: t('tx'), schema: 'transaction', schemas: fraudSchemas, key: (e) => e.transactionId });
       await producer.connect();
       const events: Transaction[] = Array.from({ length: 40 }, (_, i) => ({
         transactionId: `tx-${i}`,

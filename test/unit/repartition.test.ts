@@ -7,13 +7,12 @@ import { Type } from 'avsc';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { effectiveTopology } from '../../src/stages/pipeline';
 import type { InputRecord, Processor } from '../../src/stages/processor';
-import { repoRoot } from '../../src/stack/paths';
 import { loadTopology } from '../../src/stages/load-topology';
 import { createLogger } from '../../src/util/logger';
 import { DEMO_TOPOLOGY, LOAD_OPTIONS, topologyErrorFor } from '../helpers/topology-errors';
-import * as path from 'node:path';
+import { FRAUD_SCHEMAS_DIR } from '../../examples/fraud/schemas';
 
-const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+const catalog = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
 
 describe('repartitioning by entity: topology', () => {
   it('the demo extraction stage is repartitioned by the entity of its windowed set (cardId), never fused across the hop', () => {

@@ -6,13 +6,11 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import Ajv from 'ajv';
 import type { Type } from 'avsc';
 import { parseDocument } from 'yaml';
 import { fieldGetter } from '../../util/field-path';
-import { SchemaCatalog } from '../../kafka/avro-schemas';
-import { repoRoot } from '../../util/paths';
+import { SchemaCatalog, packageSchemasDir } from '../../kafka/avro-schemas';
 import { checkDefinitions, DefinitionsError, type CheckedDefinitions, type DefinitionProblem } from './check';
 import { compileDefinitions, type FeatureBuffer } from './compile';
 import type { FeatureFunctionCatalog } from './functions';
@@ -91,11 +89,16 @@ export function parseDefinitions(text: string, file: string): FeatureDefinitions
 }
 
 export interface LoadOptions {
-  /** Input record type; default: schemas/<definitions.input>.avsc under `schemasDir`. */
+  /** Input record type; default: `<definitions.input>.avsc` found in `schemaSources`. */
   schema?: Type;
   /** Name of the input schema (checked against `input:` when both are known). */
   schemaName?: string;
-  schemasDir?: string;
+  /**
+   * Folders of `.avsc` files (or single `.avsc` files) searched for the input schema when `schema` is
+   * not given, before the package's schemas/ — e.g. an example's schemas folder. A topology's
+   * extraction stage passes the input topic's type instead.
+   */
+  schemaSources?: readonly string[];
   /** Plugin feature functions the expressions may call (a topology's plugins; src/stages/plugin-loader.ts). */
   functions?: FeatureFunctionCatalog;
 }
@@ -115,8 +118,9 @@ export function loadFeatureDefinitions(file: string, options: LoadOptions = {}):
   let schema = options.schema;
   if (!schema) {
     if (!defs.input) throw new FeatureDefinitionsError(file, [{ path: 'input', message: 'is required when no input schema is given' }]);
-    const catalog = new SchemaCatalog(options.schemasDir ?? path.join(repoRoot(), 'schemas'));
-    if (!catalog.has(defs.input)) throw new FeatureDefinitionsError(file, [{ path: 'input', message: `no schema '${defs.input}' in ${catalog.dir}` }]);
+    const [first = packageSchemasDir(), ...rest] = options.schemaSources ?? [];
+    const catalog = new SchemaCatalog(first, [...rest, packageSchemasDir()]);
+    if (!catalog.has(defs.input)) throw new FeatureDefinitionsError(file, [{ path: 'input', message: `no schema '${defs.input}' (no ${defs.input}.avsc in ${catalog.searched.join(', ')}; pass the folder of the input schema)` }]);
     schema = catalog.get(defs.input).type;
   }
   return buildFeatureSet(defs, schema, file, createHash('sha256').update(bytes).digest('hex').slice(0, HASH_HEX_CHARS), options.functions);
