@@ -77,6 +77,32 @@ export interface StageSpec {
   repartition?: { partitions?: number; purgeIntervalMs?: number };
   /** Processor-specific configuration, validated against the processor's declared spec. */
   config: Record<string, unknown>;
+  /**
+   * Set by the engine's planner (src/engine/repartition.ts), never in a topology file: this stage is
+   * an internal step inserted for the user's stage of this name (a repartition hop, or a per-entity
+   * step of a stage chained over several entities). `--stage <name>` runs its steps too.
+   */
+  internalOf?: string;
+  /**
+   * Set by the planner on every step of a stage chained over several entities (the user's stage
+   * itself being the last one): which entity this step applies and where it stands.
+   */
+  entityStep?: EntityStepSpec;
+}
+
+/**
+ * One step of a stage whose per-entity state is kept for several entities (README "Two entities on
+ * one input"): the steps run in `entities` order, each reading its input keyed by its entity; every
+ * step but the last writes a partial record (schemas/partial-vector.avsc) keyed by the next entity.
+ */
+export interface EntityStepSpec {
+  /** The field this step's input is keyed by (its windowed sets' entity). */
+  entity: string;
+  /** Every entity of the stage, in the vector's order; this step is `entities[index]`. */
+  entities: string[];
+  index: number;
+  /** The user's stage's input topic: where the events come from (every step after the first reads partial records). */
+  eventTopic: string;
 }
 
 export interface KafkaClientSpec {
