@@ -68,7 +68,8 @@ export interface StageSpec {
    * input event (e.g. `cardId`). The engine then re-keys every input record by that field into an
    * internal topic `<topology>.<stage>-repartition` and the stage reads that topic, so all of one
    * entity's records are applied in order by one partition owner. Absent: implied by the
-   * processor (feature_extraction with windowed_aggregation sets: the sets' entity). `none`: the
+   * processor (feature_extraction with windowed_aggregation sets: the sets' entity; sets on several
+   * entities: chained, one internal step per entity, see `entityStep`). `none`: the
    * producer already keys the input by the entity (no extra hop; records whose key differs from the
    * entity are counted in tributary_partition_key_mismatch_total and reported).
    */

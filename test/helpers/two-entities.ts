@@ -31,3 +31,23 @@ export function twoEntityExtract(spec: TopologySpec, features = ['card_profile',
   const extract = spec.stages[0];
   extract.config = { ...extract.config, vector: { set: 'fraud_two_entities', version: 1 }, features };
 }
+
+/**
+ * Waves of events for order-sensitive equivalence tests: taken in event-time order, no entity (of
+ * any of `keys`) twice in one wave and an entity's next event in a later wave, so each entity's
+ * events are sent in event-time order, one wave apart.
+ */
+export function entityWaves<T>(events: readonly T[], size: number, time: (e: T) => number, keys: ReadonlyArray<(e: T) => string>): T[][] {
+  const sorted = [...events].sort((a, b) => time(a) - time(b));
+  const out: T[][] = [];
+  const lastWave = keys.map(() => new Map<string, number>());
+  let open = 0;
+  for (const e of sorted) {
+    let w = Math.max(open, ...keys.map((k, i) => (lastWave[i].get(k(e)) ?? -1) + 1));
+    while ((out[w]?.length ?? 0) >= size) w++;
+    (out[w] ??= []).push(e);
+    keys.forEach((k, i) => lastWave[i].set(k(e), w));
+    while ((out[open]?.length ?? 0) >= size) open++;
+  }
+  return out.filter((w) => w.length > 0);
+}
