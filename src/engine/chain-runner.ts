@@ -77,12 +77,6 @@ export interface ChainRunnerOptions {
    * entity's write order = that order; see PipelinedTransactions).
    */
   pipelinedCommits?: boolean;
-  /**
-   * With pipelinedCommits: how long a record may wait for an idle lane of this runner to fetch past
-   * its timestamp (StagingOrder idle wait; default 0). The per-entity steps of a chained stage set
-   * it: their input is written by the transactions of the hop before, which surface per partition.
-   */
-  stagingIdleMs?: number;
 }
 
 /**
@@ -124,7 +118,7 @@ export class ChainRunner {
     this.inputTopics = opts.topics ?? [this.inputTopic];
     this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
     for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
-    if (opts.pipelinedCommits && opts.delivery === 'exactly-once') this.stagingOrder = new StagingOrder(opts.stagingIdleMs ?? 0);
+    if (opts.pipelinedCommits && opts.delivery === 'exactly-once') this.stagingOrder = new StagingOrder();
     this.consumer = this.createConsumer();
   }
 

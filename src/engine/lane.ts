@@ -75,8 +75,6 @@ export class PartitionLane implements OrderedLane {
   /** Staging order only: the chunk being processed, and the timestamps of its processed records not yet staged. */
   private processing: KafkaMessage[] = [];
   private unstaged: number[] = [];
-  /** Newest Kafka timestamp fetched so far (see watermark()). */
-  private fetchedUpTo = Number.NEGATIVE_INFINITY;
   private buffer: ChainRecord[] = [];
   private bufferNext?: string;
   /** Records below this offset were processed already (or committed by a previous owner). */
@@ -140,13 +138,7 @@ export class PartitionLane implements OrderedLane {
   /** Hands consumed records to the lane (called from the fetch loop; returns at once). */
   enqueue(messages: KafkaMessage[]): void {
     if (this.state !== 'running' || this.fenced) return;
-    for (const m of messages) {
-      this.queue.push(m);
-      const ts = Number(m.timestamp);
-      if (ts > this.fetchedUpTo) this.fetchedUpTo = ts;
-    }
-    // Lanes held back by this one's watermark (StagingOrder idle wait) may go on.
-    this.opts.stagingOrder?.changed();
+    for (const m of messages) this.queue.push(m);
     if (!this.paused && this.queue.length >= this.opts.highWater) {
       this.paused = true;
       this.pauses += 1;
@@ -205,11 +197,6 @@ export class PartitionLane implements OrderedLane {
       }
       this.maybeCommit();
     }
-  }
-
-  /** Newest Kafka timestamp fetched (StagingOrder's idle wait); -Infinity: nothing yet. */
-  watermark(): number | undefined {
-    return this.isClosed() || this.fenced ? undefined : this.fetchedUpTo;
   }
 
   /** Oldest record fetched and not yet staged (StagingOrder compares lanes by it). */

@@ -41,13 +41,6 @@ export const LINEAGE_HEADER = 'tributary-lineage';
 export const KEY_HEADER = 'tributary-key';
 /** Name of the internal repartition processor (not in the user-visible registry). */
 export const REPARTITION_PROCESSOR = 'repartition';
-/**
- * How long a per-entity step holds a record back for another of its input partitions with nothing
- * fetched to reach the record's timestamp (StagingOrder idle wait): its input surfaces one hop
- * transaction at a time per partition, so one merchant's records from two card partitions could
- * otherwise be written in the order the hop's commits happened to end.
- */
-export const ENTITY_STEP_IDLE_MS = 5000;
 /** Default interval between purges of consumed repartition records. */
 export const DEFAULT_PURGE_INTERVAL_MS = 30000;
 

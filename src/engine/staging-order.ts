@@ -10,20 +10,10 @@
  *
  * Progress: heads only are compared (timestamps within one partition need not be monotonic), so the
  * lane holding the oldest head never waits, and every wait ends when another lane's head moves.
- *
- * Idle wait (`idleMs` > 0; the per-entity steps of a chained stage, whose input is itself written
- * by transactions of the hop before, visible to a read_committed reader only once each commits, so
- * one partition's records can surface well after another's newer ones): a lane with nothing
- * fetched also holds back records newer than the newest one it has fetched (its watermark; none
- * fetched yet: everything), for at most `idleMs` per record — Kafka Streams' max.task.idle.ms.
- * A lane that has fetched past a record's timestamp no longer holds it back, so under steady
- * traffic the wait is the skew between partitions; an idle partition costs up to `idleMs`.
  */
 export interface OrderedLane {
   /** Kafka timestamp of the oldest record this lane fetched and has not yet sent (its head); undefined: none, or closed. */
   headTimestamp(): number | undefined;
-  /** The newest Kafka timestamp this lane has fetched (-Infinity: nothing yet); undefined: closed. Only read with an idle wait. */
-  watermark?(): number | undefined;
 }
 
 /** Re-check interval of a waiting lane, in case a change was not signalled (a lane closed elsewhere). */
@@ -32,9 +22,6 @@ const RECHECK_MS = 50;
 export class StagingOrder {
   private readonly lanes = new Set<OrderedLane>();
   private waiters: Array<() => void> = [];
-
-  /** `idleMs`: how long a record may be held back by a lane with nothing fetched (0: never). */
-  constructor(private readonly idleMs = 0) {}
 
   add(lane: OrderedLane): void {
     this.lanes.add(lane);
@@ -45,24 +32,20 @@ export class StagingOrder {
     this.changed();
   }
 
-  /**
-   * The newest timestamp `lane` may send now: the oldest head of every other lane (Infinity: none);
-   * `idle`: a lane with nothing fetched counts with its watermark.
-   */
-  bound(lane: OrderedLane, idle = false): number {
+  /** The newest timestamp `lane` may send now: the oldest head of every other lane (Infinity: none). */
+  bound(lane: OrderedLane): number {
     let min = Number.POSITIVE_INFINITY;
     for (const l of this.lanes) {
       if (l === lane) continue;
-      const t = l.headTimestamp() ?? (idle ? l.watermark?.() : undefined);
+      const t = l.headTimestamp();
       if (t !== undefined && t < min) min = t;
     }
     return min;
   }
 
-  /** Resolves once `timestamp` is within `lane`'s bound (idle lanes counting for `idleMs`), or `cancelled()` says to stop waiting. */
+  /** Resolves once `timestamp` is within `lane`'s bound, or `cancelled()` says to stop waiting. */
   async waitFor(lane: OrderedLane, timestamp: number, cancelled: () => boolean): Promise<void> {
-    const until = Date.now() + this.idleMs;
-    while (timestamp > this.bound(lane, this.idleMs > 0 && Date.now() < until) && !cancelled()) {
+    while (timestamp > this.bound(lane) && !cancelled()) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, RECHECK_MS);
         function done() {

@@ -18,7 +18,7 @@ import { CutoverDrain, fastForward } from '../engine/cutover';
 import { fusedEdges, planChains } from '../engine/plan';
 import { readTopicLimits } from '../engine/topic-limits';
 import { DEFAULT_REPLY_PARTITIONS, REPLY_RETENTION_MS, replyTopicName, type ReplyRoute } from '../engine/replies';
-import { ENTITY_STEP_IDLE_MS, KeyMismatchReporter, REPARTITION_PROCESSOR, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
+import { KeyMismatchReporter, REPARTITION_PROCESSOR, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
 import { PartialVectorDecoder } from '../engine/partial-vector';
 import { processorsFor } from './load-topology';
 import type { Processor, ProcessorDefinition } from './processor';
@@ -280,7 +280,6 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     // writes records as they are processed, each entity in processing order (one entity's records
     // from several input partitions meet in one repartition partition).
     pipelinedCommits: head.processor === REPARTITION_PROCESSOR || wrapsEvent(head),
-    stagingIdleMs: wrapsEvent(head) ? ENTITY_STEP_IDLE_MS : 0,
   });
 }
 

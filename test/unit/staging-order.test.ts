@@ -45,27 +45,4 @@ describe('StagingOrder (repartition hop: fetched records leave the lanes in time
     closed = true;
     await waiting; // re-checks within its interval even without a signal
   });
-
-  it('idle wait (per-entity steps): a lane with nothing fetched holds back records newer than its watermark until it fetches past them, for at most idleMs', async () => {
-    const order = new StagingOrder(300);
-    const a = lane(200);
-    const idle = Object.assign(lane(undefined), { mark: 120 as number, watermark() { return this.mark; } });
-    order.add(a);
-    order.add(idle);
-    expect(order.bound(a)).toBe(Number.POSITIVE_INFINITY); // without the idle wait it holds nobody back
-    expect(order.bound(a, true)).toBe(120);
-    await order.waitFor(a, 100, () => false); // older than the watermark: goes at once
-    let released = false;
-    const waiting = order.waitFor(a, 200, () => false).then(() => (released = true));
-    await new Promise((r) => setTimeout(r, 60));
-    expect(released).toBe(false);
-    idle.mark = 250; // it fetched (and sent) something newer: nothing older can come from it now
-    order.changed();
-    await waiting;
-    // Never fetching past it: the record goes after idleMs.
-    const started = Date.now();
-    await order.waitFor(a, 400, () => false);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
-    expect(Date.now() - started).toBeLessThan(1000);
-  });
 });
