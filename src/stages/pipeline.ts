@@ -280,6 +280,8 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     // writes records as they are processed, each entity in processing order (one entity's records
     // from several input partitions meet in one repartition partition).
     pipelinedCommits: head.processor === REPARTITION_PROCESSOR || wrapsEvent(head),
+    // In front of a later per-entity step, each internal partition in processing order across entities.
+    orderAcrossEntities: wrapsEvent(head) || (head.processor === REPARTITION_PROCESSOR && topology.spec.stages.some((s) => s.input.topic === head.output.topic && s.entityStep !== undefined && s.entityStep.index < s.entityStep.entities.length - 1)),
   });
 }
 
