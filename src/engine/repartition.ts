@@ -24,7 +24,10 @@
  * original event's bytes plus the features so far, schemas/partial-vector.avsc) keyed by the next
  * entity into `<topology>.<stage>-<entity>-repartition`, with the same lineage/key headers and
  * timestamp; the last step is the stage itself and emits the finished output (planStage). Each
- * step is an ordinary exactly-once chain whose state checkpoints by the position it consumes.
+ * step is an ordinary exactly-once chain whose state checkpoints by the position it consumes. The
+ * hop and the steps in front of a later step keep their topic's partitions in processing order
+ * across entities, not only per entity (ChainRunnerOptions.orderAcrossEntities): the later entity's
+ * records meet there across the earlier entity's keys.
  */
 import type { Kafka } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
