@@ -97,6 +97,11 @@ export interface EnrichInput {
   topic: string;
   partition: number;
   offset: number;
+  /**
+   * The base features, already computed (a later per-entity step of a chained stage gets them from
+   * the step before): used as they are instead of extracting them from the event again.
+   */
+  base?: number[];
 }
 
 export type EnrichOutput = { values: number[]; setVersions: Record<string, string> } | { error: string };
@@ -214,7 +219,7 @@ export class Enricher {
     const out: EnrichOutput[] = new Array(inputs.length);
     const base: Array<number[] | undefined> = inputs.map((r, i) => {
       try {
-        const v = vector.base.extract(r.event);
+        const v = r.base ?? vector.base.extract(r.event);
         if (v.some((x) => !Number.isFinite(x))) throw new Error(`non-finite value for ${vector.base.names.filter((_, k) => !Number.isFinite(v[k])).join(', ')}`);
         return v;
       } catch (err) {

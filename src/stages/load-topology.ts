@@ -16,7 +16,7 @@ import type { Type } from 'avsc';
 import { ConfigError, ConfigErrors } from '../util/errors';
 import { repoRoot } from '../util/paths';
 import { builtinProcessors } from './builtin';
-import { partitionDecision, repartitionTopicName } from '../engine/repartition';
+import { partitionDecision, planStage } from '../engine/repartition';
 import { keyFieldProblem } from '../util/field-path';
 import { createLogger } from '../util/logger';
 import { loadPlugins } from './plugin-loader';
@@ -108,12 +108,14 @@ export function topicSchema(topology: LoadedTopology, topic: string, at = 'topic
 
 /**
  * partitionBy / repartition of every stage: the decision (explicit, `none`, or implied by the
- * processor's per-entity state) must name one keyable field of the input schema, and the internal
- * repartition topic must not clash with a declared topic.
+ * processor's per-entity state — several entities chained when the processor allows it) must name
+ * keyable fields of the input schema, and the internal steps and topics must not clash with
+ * declared stages and topics.
  */
 function repartitionErrors(loaded: LoadedTopology, registry: ProcessorRegistry, schemas: SchemaCatalog): ConfigError[] {
   const out: ConfigError[] = [];
   const topics = new Map(loaded.spec.topics.map((t) => [t.name, t]));
+  const stageNames = new Set(loaded.spec.stages.map((s) => s.name));
   loaded.spec.stages.forEach((stage, i) => {
     const at = `stages[${i}]`;
     if (!registry.has(stage.processor)) return;
@@ -121,22 +123,31 @@ function repartitionErrors(loaded: LoadedTopology, registry: ProcessorRegistry, 
     const implied = def.partitionKeys?.(stage.config, { topology: loaded, stage, logger: createLogger('topology') }) ?? [];
     let decision: ReturnType<typeof partitionDecision>;
     try {
-      decision = partitionDecision(stage, implied);
+      decision = partitionDecision(stage, implied, def.entitySteps === true);
     } catch (err) {
       out.push(new ConfigError(`${at}.partitionBy`, err instanceof ConfigError ? err.detail : (err as Error).message, loaded.file));
       return;
     }
     const input = topics.get(stage.input.topic);
-    if (decision.kind === 'repartition') {
-      const source = stage.partitionBy ? `${at}.partitionBy` : `${at}.partitionBy (implied by the processor's per-entity state)`;
-      if (input && schemas.has(input.schema)) {
-        const problem = keyFieldProblem(schemas.get(input.schema).type, decision.field);
+    if (decision.kind === 'as-produced') {
+      if (stage.repartition) out.push(new ConfigError(`${at}.repartition`, `has no effect: the stage is not repartitioned (partitionBy: ${stage.partitionBy ?? 'absent, and nothing implies it'})`, loaded.file));
+      return;
+    }
+    const source = stage.partitionBy ? `${at}.partitionBy` : `${at}.partitionBy (implied by the processor's per-entity state)`;
+    const fields = decision.kind === 'chain' ? decision.fields : [decision.field];
+    if (input && schemas.has(input.schema)) {
+      for (const field of fields) {
+        const problem = keyFieldProblem(schemas.get(input.schema).type, field);
         if (problem) out.push(new ConfigError(source, problem, loaded.file));
       }
-      const name = repartitionTopicName(loaded.spec.name, stage.name);
-      if (topics.has(name)) out.push(new ConfigError(`${at}.name`, `the stage's repartition topic '${name}' is also declared in topics (it is internal: created and named by Tributary)`, loaded.file));
-    } else if (stage.repartition) {
-      out.push(new ConfigError(`${at}.repartition`, `has no effect: the stage is not repartitioned (partitionBy: ${stage.partitionBy ?? 'absent, and nothing implies it'})`, loaded.file));
+    }
+    if (!input) return;
+    const plan = planStage(loaded.spec.name, stage, input, decision);
+    for (const t of plan.topics) {
+      if (topics.has(t.name)) out.push(new ConfigError(`${at}.name`, `the stage's internal topic '${t.name}' is also declared in topics (it is internal: created and named by Tributary)`, loaded.file));
+    }
+    for (const step of plan.stages) {
+      if (step.name !== stage.name && stageNames.has(step.name)) out.push(new ConfigError(`${at}.name`, `the stage's internal step '${step.name}' has the name of another stage (the engine names it after the stage${decision.kind === 'chain' ? ' and its entities' : ''}; rename one)`, loaded.file));
     }
   });
   return out;

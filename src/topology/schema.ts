@@ -122,7 +122,7 @@ export const topologyBaseSchema = {
               backoffMs: { type: 'integer', minimum: 0 },
             },
           },
-          partitionBy: { type: 'string', pattern: `^(none|${FIELD_PATH_PATTERN.slice(1, -1)})$`, description: "Re-key the input by this (dotted) field of the decoded event through an internal repartition topic; 'none': the input is already keyed by the entity. Default: implied by the processor (windowed_aggregation sets' entity)." },
+          partitionBy: { type: 'string', pattern: `^(none|${FIELD_PATH_PATTERN.slice(1, -1)})$`, description: "Re-key the input by this (dotted) field of the decoded event through an internal repartition topic; 'none': the input is already keyed by the entity. Default: implied by the processor (windowed_aggregation sets' entity; several entities: chained, one internal step per entity)." },
           repartition: {
             type: 'object',
             additionalProperties: false,

@@ -71,7 +71,8 @@ export interface StageSpec {
    * input event (e.g. `cardId`). The engine then re-keys every input record by that field into an
    * internal topic `<topology>.<stage>-repartition` and the stage reads that topic, so all of one
    * entity's records are applied in order by one partition owner. Absent: implied by the
-   * processor (feature_extraction with windowed_aggregation sets: the sets' entity). `none`: the
+   * processor (feature_extraction with windowed_aggregation sets: the sets' entity; sets on several
+   * entities: chained, one internal step per entity, see `entityStep`). `none`: the
    * producer already keys the input by the entity (no extra hop; records whose key differs from the
    * entity are counted in tributary_partition_key_mismatch_total and reported).
    */
@@ -80,6 +81,32 @@ export interface StageSpec {
   repartition?: { partitions?: number; purgeIntervalMs?: number };
   /** Processor-specific configuration, validated against the processor's declared spec. */
   config: Record<string, unknown>;
+  /**
+   * Set by the engine's planner (src/engine/repartition.ts), never in a topology file: this stage is
+   * an internal step inserted for the user's stage of this name (a repartition hop, or a per-entity
+   * step of a stage chained over several entities). `--stage <name>` runs its steps too.
+   */
+  internalOf?: string;
+  /**
+   * Set by the planner on every step of a stage chained over several entities (the user's stage
+   * itself being the last one): which entity this step applies and where it stands.
+   */
+  entityStep?: EntityStepSpec;
+}
+
+/**
+ * One step of a stage whose per-entity state is kept for several entities (README "Two entities on
+ * one input"): the steps run in `entities` order, each reading its input keyed by its entity; every
+ * step but the last writes a partial record (schemas/partial-vector.avsc) keyed by the next entity.
+ */
+export interface EntityStepSpec {
+  /** The field this step's input is keyed by (its windowed sets' entity). */
+  entity: string;
+  /** Every entity of the stage, in the vector's order; this step is `entities[index]`. */
+  entities: string[];
+  index: number;
+  /** The user's stage's input topic: where the events come from (every step after the first reads partial records). */
+  eventTopic: string;
 }
 
 export interface KafkaClientSpec {

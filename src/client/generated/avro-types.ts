@@ -99,6 +99,16 @@ export interface Feedback {
   labelTime: number;
 }
 
+export interface PartialVector {
+  /** The original input record's value bytes, exactly as produced (schema-registry framed): the next step decodes the event from them, and its dead letters carry them. */
+  event: Buffer;
+  /** Features computed so far, in the vector's order (the base features, the batch sets, the windowed sets of the steps before). */
+  names: string[];
+  values: number[];
+  /** Version of each batch feature set the values so far were read from, by set name. */
+  featureSetVersions?: Record<string, string>;
+}
+
 export interface Prediction {
   key: string;
   modelName: string;
@@ -152,6 +162,7 @@ export interface SchemaTypes {
   'drift-alert': DriftAlert;
   'feature-vector': FeatureVector;
   'feedback': Feedback;
+  'partial-vector': PartialVector;
   'prediction': Prediction;
   'shadow-prediction': ShadowPrediction;
 }
