@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Admin, Transaction } from 'kafkajs';
 import { kafkaErrorType } from './errors';
 
@@ -13,6 +14,17 @@ export interface ConsumerGroupMetadata {
   memberId: string;
   /** Static membership id; kafkajs has none, so always null here. */
   groupInstanceId: string | null;
+}
+
+/** Fails fast when kafkajs lacks the exactly-once v2 additions (npm ci runs scripts/patch-kafkajs.js). */
+export function assertEosV2Patched(): void {
+  try {
+    require.resolve('kafkajs/src/protocol/requests/txnOffsetCommit/v3/request');
+    require.resolve('kafkajs/src/protocol/requests/offsetFetch/v7/request');
+    if (!fs.readFileSync(require.resolve('kafkajs/src/consumer/consumerGroup.js'), 'utf8').includes('generationId: this.generationId')) throw new Error('GROUP_JOIN lacks the generation');
+  } catch (err) {
+    throw new Error(`shared transactions need kafkajs patched by scripts/patch-kafkajs.js (run by npm ci / npm install): ${(err as Error).message}`);
+  }
 }
 
 /** The group coordinator refused offsets because the member is no longer in that generation: a zombie. */

@@ -270,6 +270,7 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     // A repartition hop writes records as they are processed, each entity in processing order
     // (one entity's records from several input partitions meet in one repartition partition).
     pipelinedCommits: head.processor === REPARTITION_PROCESSOR,
+    transactions: head.transactions,
   });
 }
 
