@@ -302,7 +302,9 @@ export class ChainRunner {
       const sink = this.aloSink;
       return { init: async () => null, commit: (b) => sink.commit(b), committed: async () => null, close: async () => undefined, exactlyOnce: false };
     }
-    if (this.shared && this.generation) {
+    if (this.shared) {
+      // Lanes are only built in onJoin, after the generation was taken from the join (patched kafkajs, checked at construction).
+      if (!this.generation) throw new Error(`chain ${this.opts.chain.name}: shared transactions got a group join without the generation`);
       const shared = this.shared;
       const generation = this.generation;
       const stable = () => this.fetchStable(topic, partition);

@@ -60,8 +60,9 @@ describe('exactly-once v2 (shared transactions) through crashes (real processes,
     await producing;
     const seen = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
     const { lost, duplicated } = lossAndDuplicates(generatedKeys(seed, count), seen);
-    recordFault({ scenario: 'shared transactions: paused past session timeout, resumed', events: count, lost, duplicated, recoverySeconds: 'n/a' });
     await Promise.all([a.stop(), b.stop()]);
+    const how = [/group generation is stale/.test(a.output) && 'generation refused', /fenced: another instance owns/.test(a.output) && 'lanes fenced', /timed out|INVALID_PRODUCER_EPOCH|PRODUCER_FENCED/.test(a.output) && 'transaction timed out'].filter(Boolean).join(', ');
+    recordFault({ scenario: `shared transactions: paused past session timeout, resumed (zombie: ${how || 'no fencing logged'})`, events: count, lost, duplicated, recoverySeconds: 'n/a' });
     // The resumed zombie's lanes of the old generation were fenced (refused generation, or a
     // committed offset that moved under them), not committed.
     expect(a.output).toMatch(/group generation is stale|fenced: another instance owns/);
