@@ -283,7 +283,16 @@ export class ChainRunner {
       resume: () => this.consumer.resume([{ topic, partitions: [partition] }]),
       whileSaturated: () => this.whileSaturated(),
       onCommitted: (records, seconds) => this.onCommitted(records, seconds),
-      onFenced: (err) => this.onFenced(topic, partition, err),
+      onFenced: (err) => {
+        // Shared transactions: joining a new generation refuses the previous generation's pending
+        // batches at once, so a lane abandoned by that join reports fenced after its successor took
+        // the partition; pausing the partition then would stall the successor.
+        if (this.shared && this.lanes.get(laneKey(topic, partition)) !== lane) {
+          this.log.debug({ topic, partition, err: err.message }, 'a lane of a previous generation was refused; its successor owns the partition');
+          return;
+        }
+        this.onFenced(topic, partition, err);
+      },
       onFailure: (err, what) => this.onFailure(err, what),
       onHealthy: () => this.onHealthy(),
       log: this.log,

@@ -43,6 +43,26 @@ describe('exactly-once v2 (shared transactions) through crashes (real processes,
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
   });
 
+  it('two instances in one group, one killed -9: the other takes its partitions once the dead one\'s transaction timed out, and the output is exact', async () => {
+    const suffix = uniqueSuffix();
+    const file = sharedTopology(suffix);
+    const count = 1500;
+    const seed = 633;
+    const a = new StageProcess(file);
+    const b = new StageProcess(file);
+    await Promise.all([a.waitForLog('pipeline running', 60000), b.waitForLog('pipeline running', 60000)]);
+    const producing = produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 150, seed });
+    await new Promise((r) => setTimeout(r, 3000));
+    a.kill('SIGKILL');
+    const killedAt = Date.now();
+    await producing;
+    const seen = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
+    const { lost, duplicated } = lossAndDuplicates(generatedKeys(seed, count), seen);
+    recordFault({ scenario: 'shared transactions: two instances, one kill -9', events: count, lost, duplicated, recoverySeconds: (Date.now() - killedAt) / 1000 });
+    expect((await b.stop()).code).toBe(0);
+    expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
+  });
+
   it('an instance paused past its session timeout is refused by the group coordinator when it resumes: it commits nothing for the generation it lost', async () => {
     const suffix = uniqueSuffix();
     const file = sharedTopology(suffix);
