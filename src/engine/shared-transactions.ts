@@ -9,6 +9,15 @@ import { crashPoint } from './fault-injection';
 export const SHARED_PRODUCERS = 3;
 
 /**
+ * Shared transactions in flight at once. Each holds different partitions' batches (a lane has one
+ * batch in flight), so they are independent; one means the most sharing (fewest transactions, the
+ * broker's CPU per transaction dominates on a small box), more overlaps round trips when the broker
+ * is slow. Kept below the producer count so the producer used next is never the one that just
+ * committed.
+ */
+export const SHARED_MAX_IN_FLIGHT = 1;
+
+/**
  * Transaction timeout of the shared producers. Their ids are this process's own
  * (`<group>.<instance>.<k>`, a fresh instance per start), so after a crash nobody re-initialises
  * them: the coordinator's timeout is what aborts a dead process's open transaction. Until then the
@@ -96,6 +105,8 @@ export interface SharedTransactionsOptions extends SinkOptions {
   /** Producers taking turns (default SHARED_PRODUCERS). */
   producers?: number;
   transactionTimeoutMs?: number;
+  /** Transactions in flight at once, each on its own producer (default SHARED_MAX_IN_FLIGHT; at most producers - 1). */
+  maxInFlight?: number;
 }
 
 /** What a shared sink did, for status and tests. */
@@ -131,7 +142,9 @@ export class SharedTransactions {
   private readonly slots: Slot[];
   private next = 0;
   private pending: Pending[] = [];
-  private inFlight?: Promise<void>;
+  /** Transactions in flight (each on its own producer). */
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly busy = new Set<Slot>();
   private current?: Generation;
   private closed = false;
 
@@ -167,14 +180,35 @@ export class SharedTransactions {
   }
 
   private kick(): void {
-    if (this.inFlight || this.pending.length === 0) return;
-    this.inFlight = this.runOne().finally(() => {
-      this.inFlight = undefined;
-      this.kick();
-    });
+    const max = Math.min(this.opts.maxInFlight ?? SHARED_MAX_IN_FLIGHT, this.slots.length - 1) || 1;
+    while (this.pending.length > 0 && this.inFlight.size < max) {
+      const slot = this.freeSlot();
+      if (!slot) return;
+      this.busy.add(slot);
+      const run: Promise<void> = this.runOne(slot).finally(() => {
+        this.busy.delete(slot);
+        this.inFlight.delete(run);
+        // Not at once: the lanes this transaction just resolved hand in their next batches in the
+        // same turn of the event loop (microtasks); starting after it puts them in the next
+        // transaction too, instead of lanes settling into alternating groups that never share.
+        setImmediate(() => this.kick());
+      });
+      this.inFlight.add(run);
+    }
   }
 
-  private async runOne(): Promise<void> {
+  /** The next producer in turn that has no transaction in flight (the one used longest ago first). */
+  private freeSlot(): Slot | undefined {
+    for (let i = 0; i < this.slots.length; i++) {
+      const slot = this.slots[(this.next + i) % this.slots.length];
+      if (this.busy.has(slot)) continue;
+      this.next = (this.next + i + 1) % this.slots.length;
+      return slot;
+    }
+    return undefined;
+  }
+
+  private async runOne(slot: Slot): Promise<void> {
     const taken = this.pending;
     this.pending = [];
     const entries: Pending[] = [];
@@ -184,8 +218,6 @@ export class SharedTransactions {
     }
     if (entries.length === 0) return;
     const generation = entries[0].generation;
-    const slot = this.slots[this.next];
-    this.next = (this.next + 1) % this.slots.length;
     try {
       await this.transact(slot, entries.map((e) => e.batch), generation);
       this.counters.transactions += 1;
@@ -231,6 +263,7 @@ export class SharedTransactions {
 
   /** One transaction: the batches' writes, their offsets with the group metadata, commit. */
   private async transact(slot: Slot, batches: CommitBatch[], generation: Generation, probe = false): Promise<void> {
+    const t0 = performance.now();
     const producer = await slot.connected();
     for (const b of batches) rejectOversized(b, this.opts.limits);
     const records: SinkRecord[] = batches.flatMap((b) => b.records);
@@ -246,6 +279,7 @@ export class SharedTransactions {
         txn = await producer.transaction();
         await this.sendPlan(txn, records);
       }
+      const tSent = performance.now();
       const byTopic = new Map<string, { partition: number; offset: string }[]>();
       for (const b of batches) {
         let list = byTopic.get(b.topic);
@@ -255,8 +289,10 @@ export class SharedTransactions {
       await sendOffsets(txn, { consumerGroupId: this.opts.groupId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }, () => (this.counters.concurrentRetries += 1));
       for (const b of batches) b.beforeCommit?.();
       crashPoint('txn-sent');
-      this.opts.log.debug({ transactionalId: slot.transactionalId, batches: batches.length, records: records.length }, 'shared txn: committing');
+      const tOffsets = performance.now();
       await txn.commit();
+      const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+      this.opts.log.debug({ transactionalId: slot.transactionalId, batches: batches.length, records: records.length, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
     } catch (err) {
       if (txn?.isActive()) await txn.abort().catch(() => undefined);
       throw err;
@@ -271,7 +307,7 @@ export class SharedTransactions {
   /** Waits for the transaction in flight, refuses what is still pending, closes the producers. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.inFlight?.catch(() => undefined);
+    await Promise.allSettled([...this.inFlight]);
     for (const e of this.pending.splice(0)) e.reject(new Error('shared transactions closed'));
     await Promise.all(this.slots.map((s) => s.close()));
   }
