@@ -63,7 +63,7 @@ describe('exactly-once v2 (shared transactions) through crashes (real processes,
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
   });
 
-  it('an instance paused past its session timeout is refused by the group coordinator when it resumes: it commits nothing for the generation it lost', async () => {
+  it('an instance paused past its session timeout is fenced when it resumes (its stale generation refused, or its lanes fenced by the rejoin or by offsets that moved): it commits nothing for the generation it lost', async () => {
     const suffix = uniqueSuffix();
     const file = sharedTopology(suffix);
     const count = 1500;
