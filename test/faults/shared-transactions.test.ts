@@ -43,6 +43,29 @@ describe('exactly-once v2 (shared transactions) through crashes (real processes,
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
   });
 
+  it('kill -9 at a fixed point inside a shared transaction (outputs sent and offsets added, not committed; its offsets stay pending until the transaction timeout aborts it): 0 lost, 0 duplicated in both topics', async () => {
+    const suffix = uniqueSuffix();
+    const file = sharedTopology(suffix);
+    const count = 1200;
+    const seed = 644;
+    const producing = produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 200, seed });
+    // The 8th shared transaction dies after its sends and TxnOffsetCommit, before EndTxn: its offsets
+    // are pending until the coordinator's transaction timeout aborts it.
+    const crashing = new StageProcess(file, [], { TRIBUTARY_FAULT_CRASH_AT: 'txn-sent:8' });
+    const exit = await crashing.exited;
+    expect(exit.signal).toBe('SIGKILL');
+    const proc = new StageProcess(file);
+    await producing;
+    const expected = generatedKeys(seed, count);
+    const predictions = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
+    const features = await committedKeys(endpoints, `fraud.features.${suffix}`, count, 60000, suffix, 'feature-vector');
+    expect((await proc.stop()).code).toBe(0);
+    const p = lossAndDuplicates(expected, predictions);
+    const f = lossAndDuplicates(expected, features);
+    recordFault({ scenario: 'shared transactions: kill -9 inside a transaction (after sends and offsets, before commit)', events: count, lost: p.lost + f.lost, duplicated: p.duplicated + f.duplicated, recoverySeconds: 0 });
+    expect({ predictions: p, features: f }).toEqual({ predictions: { lost: 0, duplicated: 0 }, features: { lost: 0, duplicated: 0 } });
+  });
+
   it('two instances in one group, one killed -9: the other takes its partitions once the dead one\'s transaction timed out, and the output is exact', async () => {
     const suffix = uniqueSuffix();
     const file = sharedTopology(suffix);
