@@ -288,7 +288,7 @@ export class SharedTransactions {
       }
       await sendOffsets(txn, { consumerGroupId: this.opts.groupId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }, () => (this.counters.concurrentRetries += 1));
       for (const b of batches) b.beforeCommit?.();
-      crashPoint('txn-sent');
+      crashPoint('txn-sent', this.opts.groupId);
       const tOffsets = performance.now();
       await txn.commit();
       const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;

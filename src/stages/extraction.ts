@@ -10,6 +10,7 @@ import { RecordRejection } from '../kafka/dead-letter';
 import type { LoadedTopology } from '../topology/spec';
 import { resolveEndpoints } from '../util/endpoints';
 import { ConfigError } from '../util/errors';
+import { featureFunctionsFor } from './plugin-loader';
 import type { InputRecord, Processor, ProcessorContext, ProcessorDefinition, ProcessResult } from './processor';
 
 export interface ExtractionConfig extends VectorConfig {
@@ -40,7 +41,7 @@ export function extractionInputSchema(topology: LoadedTopology, config: Extracti
 
 /** The stage's compiled stateless definitions. Throws FeatureDefinitionsError (problems with their paths in the file). */
 export function extractionBase(config: ExtractionConfig, ctx: Pick<ProcessorContext, 'topology'>): FeatureExtractor {
-  return createExtractor(config.featureSet, ctx.topology.baseDir, extractionInputSchema(ctx.topology, config));
+  return createExtractor(config.featureSet, ctx.topology.baseDir, extractionInputSchema(ctx.topology, config), featureFunctionsFor(ctx.topology));
 }
 
 /** What the stage outputs (set, version, names, per-feature definitions); used by onnx_inference's version sync. */

@@ -56,7 +56,7 @@ export function validateTopology(raw: unknown, file: string, options: RuntimeLoa
   const baseDir = options.baseDir ?? topologyBaseDir(abs);
   // Structure first: the plugin list must be well-formed before modules are loaded from it.
   const parsed = spec.checkStructure(raw, abs, TOPOLOGY_SECTIONS);
-  const { registry, plugins, errors } = loadPlugins(parsed.plugins ?? [], path.dirname(abs), options.registry ?? builtinProcessors(), abs);
+  const { registry, functions, plugins, errors } = loadPlugins(parsed.plugins ?? [], path.dirname(abs), options.registry ?? builtinProcessors(), abs);
   // Stages naming a processor of a plugin that failed would only repeat its error as "unknown processor".
   if (errors.length > 0) throw new ConfigErrors(errors);
   const schemas = new SchemaCatalog(path.join(baseDir, 'schemas'));
@@ -64,7 +64,7 @@ export function validateTopology(raw: unknown, file: string, options: RuntimeLoa
     processors: registry,
     schemas,
     sections: TOPOLOGY_SECTIONS,
-    checks: [(loaded) => featureSectionErrors(loaded, schemas), (loaded) => repartitionErrors(loaded, registry, schemas)],
+    checks: [(loaded) => featureSectionErrors(loaded, schemas, functions), (loaded) => repartitionErrors(loaded, registry, schemas)],
     baseDir,
     plugins,
   });

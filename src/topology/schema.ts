@@ -46,7 +46,7 @@ export const topologyBaseSchema = {
     },
     plugins: {
       type: 'array',
-      description: 'Plugin modules (.js/.ts) registering processors, paths relative to this file.',
+      description: 'Plugin modules (.js/.ts) registering processors and feature functions, paths relative to this file.',
       items: { type: 'string', minLength: 1 },
       uniqueItems: true,
     },

@@ -102,8 +102,8 @@ export interface TopologySpec extends TopologySections {
   name: string;
   description?: string;
   /**
-   * Plugin modules (.js, .ts, .mjs, .cjs, .mts, .cts) registering processors by name, paths relative to the
-   * topology file. See src/stages/plugin-loader.ts and README "Plugins".
+   * Plugin modules (.js, .ts, .mjs, .cjs, .mts, .cts) registering processors and feature functions by
+   * name, paths relative to the topology file. See src/stages/plugin-loader.ts and README "Plugins".
    */
   plugins?: string[];
   kafka?: KafkaClientSpec;
@@ -128,6 +128,17 @@ export interface LoadedPlugin {
   /** Absolute path of the module. */
   file: string;
   processors: PluginProcessorInfo[];
+  /** Feature functions it registered (callable from declarative feature definitions). */
+  functions?: PluginFunctionInfo[];
+}
+
+/** What a topology's plugin declared about one feature function. */
+export interface PluginFunctionInfo {
+  name: string;
+  deterministic: boolean;
+  sideEffects: boolean;
+  /** The Python twin (`/abs/file.py:function`), absent when the function has none (serving only). */
+  python?: string;
 }
 
 /** A loaded topology: the spec plus where it came from (relative paths resolve against `baseDir`). */

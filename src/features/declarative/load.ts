@@ -15,6 +15,7 @@ import { SchemaCatalog } from '../../kafka/avro-schemas';
 import { repoRoot } from '../../util/paths';
 import { checkDefinitions, DefinitionsError, type CheckedDefinitions, type DefinitionProblem } from './check';
 import { compileDefinitions, type FeatureBuffer } from './compile';
+import type { FeatureFunctionCatalog } from './functions';
 import { tzdbVersion } from './runtime';
 import { definitionsFileSchema, type FeatureDefinitions } from './spec';
 
@@ -43,7 +44,7 @@ export interface DeclarativeFeatureSet {
   eventTimeOf(event: unknown): number | undefined;
   /** The key per `key`, or undefined. */
   keyOf(event: unknown): string | undefined;
-  /** Generated source of the compiled function. */
+  /** Generated source of the compiled functions (extractInto, then extract). */
   readonly source: string;
 }
 
@@ -95,6 +96,8 @@ export interface LoadOptions {
   /** Name of the input schema (checked against `input:` when both are known). */
   schemaName?: string;
   schemasDir?: string;
+  /** Plugin feature functions the expressions may call (a topology's plugins; src/stages/plugin-loader.ts). */
+  functions?: FeatureFunctionCatalog;
 }
 
 /** Loads, checks and compiles a definitions file. Throws FeatureDefinitionsError with every problem. */
@@ -116,19 +119,21 @@ export function loadFeatureDefinitions(file: string, options: LoadOptions = {}):
     if (!catalog.has(defs.input)) throw new FeatureDefinitionsError(file, [{ path: 'input', message: `no schema '${defs.input}' in ${catalog.dir}` }]);
     schema = catalog.get(defs.input).type;
   }
-  return buildFeatureSet(defs, schema, file, createHash('sha256').update(bytes).digest('hex').slice(0, HASH_HEX_CHARS));
+  return buildFeatureSet(defs, schema, file, createHash('sha256').update(bytes).digest('hex').slice(0, HASH_HEX_CHARS), options.functions);
 }
 
 /** Checks and compiles already-parsed definitions (tests, generated definitions); `hash` as recorded. */
-export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: string, hash: string): DeclarativeFeatureSet {
+export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: string, hash: string, functions?: FeatureFunctionCatalog): DeclarativeFeatureSet {
   let checked: CheckedDefinitions;
   try {
-    checked = checkDefinitions(defs, schema);
+    checked = checkDefinitions(defs, schema, functions);
   } catch (err) {
     if (err instanceof DefinitionsError) throw new FeatureDefinitionsError(file, err.problems);
     throw err;
   }
-  const { extractInto, source } = compileDefinitions(checked);
+  const compiled = compileDefinitions(checked);
+  const { extractInto, extract } = compiled;
+  const source = `${compiled.source}\n${compiled.extractSource}`;
   const width = checked.names.length;
   const timeOf = defs.eventTime ? fieldGetter(defs.eventTime) : undefined;
   const keyGet = defs.key ? fieldGetter(defs.key) : undefined;
@@ -143,7 +148,7 @@ export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: st
     checked,
     tzdb: tzdbVersion(),
     source,
-    extract: (event) => extractInto(event, new Array<number>(width).fill(0), 0),
+    extract,
     extractInto: extractInto as DeclarativeFeatureSet['extractInto'],
     eventTimeOf: (event) => {
       const v = timeOf?.(event);
