@@ -16,47 +16,191 @@
  *    the other's first offset were delivered. Kafka's consumer keeps the list in a priority queue by
  *    first offset; the patch sorts it by first offset.
  *
+ * It also adds what exactly-once v2 (KIP-447, `transactions: shared`, src/engine/shared-transactions.ts)
+ * needs and kafkajs 2.2.4 lacks, without changing any request kafkajs already sends:
+ *
+ * 3. TxnOffsetCommit v3 (the consumer's generation, member id and instance id, so the group
+ *    coordinator refuses a zombie's offsets): used only when `transaction.sendOffsets` is given
+ *    `consumerGroupMetadata`; otherwise v0/v1 as before.
+ * 4. OffsetFetch v7 with require_stable (UNSTABLE_OFFSET_COMMIT while a transaction holding the
+ *    group's offsets is pending): used only when `admin.fetchOffsets` is given `requireStable: true`.
+ * 5. The consumer's generationId in the GROUP_JOIN event's payload (memberId is there already).
+ *
+ * The new requests are files of scripts/kafkajs-eosv2/, copied into kafkajs' protocol folder.
  * Run by `npm ci` (the package's prepare script) and idempotent; fails loudly if kafkajs changed.
- * Tested by test/unit/kafkajs-aborted-filter.test.ts.
+ * Tested by test/unit/kafkajs-aborted-filter.test.ts and test/unit/kafkajs-eosv2.test.ts.
  */
 const fs = require('node:fs');
 const path = require('node:path');
 
-const file = path.join(path.dirname(require.resolve('kafkajs/package.json')), 'src/consumer/filterAbortedMessages.js');
-const patches = [
-  {
-    what: 'activate every aborted transaction behind a record',
-    before: `    if (
+const root = path.dirname(require.resolve('kafkajs/package.json'));
+const MARK = '// patched by tributary scripts/patch-kafkajs.js';
+
+const files = {
+  'src/consumer/filterAbortedMessages.js': [
+    {
+      what: 'activate every aborted transaction behind a record',
+      before: `    if (
       remainingAbortedTransactions.length &&
       Long.fromValue(message.offset).gte(remainingAbortedTransactions[0].firstOffset)
     ) {`,
-    after: `    while (
+      after: `    while (
       remainingAbortedTransactions.length &&
       Long.fromValue(message.offset).gte(remainingAbortedTransactions[0].firstOffset)
     ) { // patched by tributary scripts/patch-kafkajs.js`,
-  },
-  {
-    what: 'walk aborted transactions in first-offset order',
-    before: `  const remainingAbortedTransactions = [...abortedTransactions]
+    },
+    {
+      what: 'walk aborted transactions in first-offset order',
+      before: `  const remainingAbortedTransactions = [...abortedTransactions]
 `,
-    after: `  const remainingAbortedTransactions = [...abortedTransactions].sort((a, b) =>
+      after: `  const remainingAbortedTransactions = [...abortedTransactions].sort((a, b) =>
     Long.fromValue(a.firstOffset).compare(Long.fromValue(b.firstOffset))
   ) // patched by tributary scripts/patch-kafkajs.js: the broker lists them in abort order
 `,
-  },
-];
-let text = fs.readFileSync(file, 'utf8');
+    },
+  ],
+  'src/broker/index.js': [
+    {
+      what: 'TxnOffsetCommit v3 when the consumer group metadata is given',
+      before: `  async txnOffsetCommit({ transactionalId, groupId, producerId, producerEpoch, topics }) {
+    const txnOffsetCommit`,
+      after: `  async txnOffsetCommit({ transactionalId, groupId, producerId, producerEpoch, topics, consumerGroupMetadata }) {
+    if (consumerGroupMetadata) { ${MARK}: KIP-447 (v3)
+      const v = this.versions[apiKeys.TxnOffsetCommit]
+      if (!v || v.maxVersion < 3) throw new KafkaJSNonRetriableError('The broker does not support TxnOffsetCommit v3 (Kafka 2.5+), needed by shared transactions')
+      const { generationId, memberId, groupInstanceId = null } = consumerGroupMetadata
+      return await this[PRIVATE.SEND_REQUEST]({
+        request: require('../protocol/requests/txnOffsetCommit/v3/request')({ transactionalId, groupId, producerId, producerEpoch, generationId, memberId, groupInstanceId, topics }),
+        response: require('../protocol/requests/txnOffsetCommit/v3/response'),
+      })
+    }
+    const txnOffsetCommit`,
+    },
+    {
+      what: 'OffsetFetch v7 with require_stable when asked',
+      before: `  async offsetFetch({ groupId, topics }) {
+    const offsetFetch`,
+      after: `  async offsetFetch({ groupId, topics, requireStable }) {
+    if (requireStable) { ${MARK}: KIP-447 (v7)
+      const v = this.versions[apiKeys.OffsetFetch]
+      if (!v || v.maxVersion < 7) throw new KafkaJSNonRetriableError('The broker does not support OffsetFetch v7 (Kafka 2.5+), needed by shared transactions')
+      return await this[PRIVATE.SEND_REQUEST]({
+        request: require('../protocol/requests/offsetFetch/v7/request')({ groupId, topics, requireStable: true }),
+        response: require('../protocol/requests/offsetFetch/v7/response'),
+      })
+    }
+    const offsetFetch`,
+    },
+  ],
+  'src/producer/eosManager/index.js': [
+    {
+      what: 'sendOffsets passes the consumer group metadata on',
+      before: `      async sendOffsets({ consumerGroupId, topics }) {`,
+      after: `      async sendOffsets({ consumerGroupId, topics, consumerGroupMetadata }) { ${MARK}`,
+    },
+    {
+      what: 'TxnOffsetCommit carries the consumer group metadata',
+      before: `              groupId: consumerGroupId,
+              topics,
+            })`,
+      after: `              groupId: consumerGroupId,
+              topics,
+              consumerGroupMetadata, ${MARK}
+            })`,
+    },
+  ],
+  'src/producer/index.js': [
+    {
+      what: 'transaction.sendOffsets passes the consumer group metadata on',
+      before: `      sendOffsets: transactionGuard(async ({ consumerGroupId, topics }) => {
+        await transactionalEosManager.sendOffsets({ consumerGroupId, topics })`,
+      after: `      sendOffsets: transactionGuard(async ({ consumerGroupId, topics, consumerGroupMetadata }) => {
+        await transactionalEosManager.sendOffsets({ consumerGroupId, topics, consumerGroupMetadata }) ${MARK}`,
+    },
+  ],
+  'src/admin/index.js': [
+    {
+      what: 'fetchOffsets can ask for stable offsets',
+      before: `  const fetchOffsets = async ({ groupId, topics, resolveOffsets = false }) => {`,
+      after: `  const fetchOffsets = async ({ groupId, topics, resolveOffsets = false, requireStable = false }) => { ${MARK}`,
+    },
+    {
+      what: 'fetchOffsets passes requireStable to OffsetFetch',
+      before: `    let { responses: consumerOffsets } = await coordinator.offsetFetch({
+      groupId,
+      topics: topicsToFetch,
+    })`,
+      after: `    let { responses: consumerOffsets } = await coordinator.offsetFetch({
+      groupId,
+      topics: topicsToFetch,
+      requireStable, ${MARK}
+    })`,
+    },
+    {
+      what: 'fetchOffsets marks partitions whose offset is held by a pending transaction',
+      before: `      const completePartitions = partitions.map(({ partition, offset, metadata }) => ({
+        partition,
+        offset,
+        metadata: metadata || null,
+      }))`,
+      after: `      const completePartitions = partitions.map(({ partition, offset, metadata, errorCode }) => ({
+        partition,
+        offset,
+        metadata: metadata || null,
+        ...(requireStable ? { unstable: errorCode === 88 } : {}), ${MARK}
+      }))`,
+    },
+  ],
+  'src/consumer/consumerGroup.js': [
+    {
+      what: 'GROUP_JOIN carries the generation',
+      before: `          memberId: this.memberId,
+          leaderId: this.leaderId,`,
+      after: `          memberId: this.memberId,
+          generationId: this.generationId, ${MARK}
+          leaderId: this.leaderId,`,
+    },
+  ],
+};
+
+const copies = {
+  'txnOffsetCommit-v3-request.js': 'src/protocol/requests/txnOffsetCommit/v3/request.js',
+  'txnOffsetCommit-v3-response.js': 'src/protocol/requests/txnOffsetCommit/v3/response.js',
+  'offsetFetch-v7-request.js': 'src/protocol/requests/offsetFetch/v7/request.js',
+  'offsetFetch-v7-response.js': 'src/protocol/requests/offsetFetch/v7/response.js',
+};
+
 const applied = [];
-for (const p of patches) {
-  if (text.includes(p.after)) continue;
-  if (!text.includes(p.before)) {
-    console.error(`patch-kafkajs: ${file} does not contain the expected code for "${p.what}"; check whether this kafkajs version still needs the aborted-transaction fixes`);
-    process.exit(1);
+for (const [rel, patches] of Object.entries(files)) {
+  const file = path.join(root, rel);
+  let text = fs.readFileSync(file, 'utf8');
+  let changed = false;
+  for (const p of patches) {
+    if (text.includes(p.after)) continue;
+    if (!text.includes(p.before)) {
+      console.error(`patch-kafkajs: ${file} does not contain the expected code for "${p.what}"; check whether this kafkajs version still needs the patch`);
+      process.exit(1);
+    }
+    text = text.replace(p.before, p.after);
+    applied.push(p.what);
+    changed = true;
   }
-  text = text.replace(p.before, p.after);
-  applied.push(p.what);
+  if (changed) fs.writeFileSync(file, text);
 }
-if (applied.length > 0) {
-  fs.writeFileSync(file, text);
-  console.log(`patch-kafkajs: read_committed filter of aborted transactions fixed (${applied.join('; ')})`);
+for (const [src, rel] of Object.entries(copies)) {
+  const from = path.join(__dirname, 'kafkajs-eosv2', src);
+  const to = path.join(root, rel);
+  const wanted = fs.readFileSync(from, 'utf8');
+  if (fs.existsSync(to)) {
+    const have = fs.readFileSync(to, 'utf8');
+    if (have === wanted) continue;
+    if (!have.includes('tributary scripts/patch-kafkajs.js')) {
+      console.error(`patch-kafkajs: ${to} exists and is not ours; this kafkajs version ships its own, check whether the patch is still needed`);
+      process.exit(1);
+    }
+  }
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  fs.writeFileSync(to, wanted);
+  applied.push(`add ${rel}`);
 }
+if (applied.length > 0) console.log(`patch-kafkajs: ${applied.join('; ')}`);

@@ -6,6 +6,8 @@ import type { Chain, ChainRecord } from './chain';
 import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, PipelinedTransactions, type DeliveryMode, type SinkRecord, type TopicLimits } from './commit-sink';
 import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 import { SendGate } from './send-gate';
+import { SharedTransactions, type Generation, type SharedTransactionCounters } from './shared-transactions';
+import { assertEosV2Patched, fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { StagingOrder } from './staging-order';
 
 /** Gap between the two reads that must agree before a committed offset is trusted (see fetchCommitted). */
@@ -84,6 +86,15 @@ export interface ChainRunnerOptions {
    * entity's keys, so each internal partition must be written in processing (timestamp) order.
    */
   orderAcrossEntities?: boolean;
+  /**
+   * Exactly-once only: `per-partition` (default) gives each lane a transactional producer of its
+   * own (PartitionTransactions); `shared` commits all lanes' batches in one transaction at a time
+   * with the group generation (exactly-once v2, SharedTransactions). Ignored for pipelined commits
+   * (repartition hops keep their sink).
+   */
+  transactions?: 'per-partition' | 'shared';
+  /** Shared transactions: this process's part of the transactional ids (default: random per start). */
+  instanceId?: string;
 }
 
 /**
@@ -118,6 +129,9 @@ export class ChainRunner {
   private sendGate?: SendGate<SinkRecord>;
   /** Pipelined lanes: fetched records staged in timestamp order across lanes (see StagingOrder). */
   private readonly stagingOrder?: StagingOrder;
+  /** Shared transactions (exactly-once v2): the runner's one sink, and the generation its lanes commit for. */
+  private readonly shared?: SharedTransactions;
+  private generation?: Generation;
 
   constructor(private readonly opts: ChainRunnerOptions) {
     this.head = opts.chain.stages[0].spec;
@@ -126,7 +140,16 @@ export class ChainRunner {
     this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
     for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
     if (opts.pipelinedCommits && opts.delivery === 'exactly-once') this.stagingOrder = new StagingOrder();
+    if (opts.transactions === 'shared' && opts.delivery === 'exactly-once' && !opts.pipelinedCommits) {
+      assertEosV2Patched();
+      this.shared = new SharedTransactions({ kafka: opts.kafka, groupId: opts.groupId, deadLetterTopic: opts.deadLetterTopic, limits: opts.limits, log: this.log, instanceId: opts.instanceId });
+    }
     this.consumer = this.createConsumer();
+  }
+
+  /** Shared transactions only: what the runner's shared sink did. */
+  get sharedCounters(): SharedTransactionCounters | undefined {
+    return this.shared?.counters;
   }
 
   get groupId(): string {
@@ -153,7 +176,7 @@ export class ChainRunner {
       maxWaitTimeInMs: tuning.maxWaitTimeMs ?? 100,
       readUncommitted: false,
     });
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment));
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment, groupMetadataOf(payload)));
     for (const event of [consumer.events.CRASH, consumer.events.DISCONNECT, consumer.events.STOP]) {
       consumer.on(event, () => (this.assignedPartitions = 0));
     }
@@ -185,7 +208,7 @@ export class ChainRunner {
     if (this.opts.delivery === 'offsets-only') this.offsetsSink = new OffsetsOnlySink(() => this.consumer);
     this.running = true;
     await this.subscribeAndRun();
-    this.log.info({ input: this.inputTopics.join(','), outputs: this.opts.chain.stages.map((s) => s.spec.output.topic), delivery: this.opts.delivery, commit: this.opts.commit }, 'chain started');
+    this.log.info({ input: this.inputTopics.join(','), outputs: this.opts.chain.stages.map((s) => s.spec.output.topic), delivery: this.opts.delivery, commit: this.opts.commit, ...(this.shared ? { transactions: 'shared', transactionalIds: this.shared.transactionalIds } : {}) }, 'chain started');
   }
 
   private async subscribeAndRun(): Promise<void> {
@@ -224,7 +247,9 @@ export class ChainRunner {
     resolveOffset(batch.messages[batch.messages.length - 1].offset);
   }
 
-  private onJoin(assignment: Record<string, number[]>): void {
+  private onJoin(assignment: Record<string, number[]>, member?: ConsumerGroupMetadata): void {
+    // Shared transactions commit for the generation the lanes are built in (checked at construction: kafkajs is patched).
+    if (this.shared && member) this.generation = this.shared.join(member);
     const partitions = assignment[this.inputTopic] ?? [];
     this.assignedPartitions = this.inputTopics.reduce((n, t) => n + (assignment[t]?.length ?? 0), 0);
     for (const s of this.opts.chain.stages) s.processor.onAssignment?.(assignment);
@@ -265,7 +290,16 @@ export class ChainRunner {
       resume: () => this.consumer.resume([{ topic, partitions: [partition] }]),
       whileSaturated: () => this.whileSaturated(),
       onCommitted: (records, seconds) => this.onCommitted(records, seconds),
-      onFenced: (err) => this.onFenced(topic, partition, err),
+      onFenced: (err) => {
+        // Shared transactions: joining a new generation refuses the previous generation's pending
+        // batches at once, so a lane abandoned by that join reports fenced after its successor took
+        // the partition; pausing the partition then would stall the successor.
+        if (this.shared && this.lanes.get(laneKey(topic, partition)) !== lane) {
+          this.log.debug({ topic, partition, err: err.message }, 'a lane of a previous generation was refused; its successor owns the partition');
+          return;
+        }
+        this.onFenced(topic, partition, err);
+      },
       onFailure: (err, what) => this.onFailure(err, what),
       onHealthy: () => this.onHealthy(),
       log: this.log,
@@ -283,6 +317,14 @@ export class ChainRunner {
     if (this.aloSink) {
       const sink = this.aloSink;
       return { init: async () => null, commit: (b) => sink.commit(b), committed: async () => null, close: async () => undefined, exactlyOnce: false };
+    }
+    if (this.shared) {
+      // Lanes are only built in onJoin, after the generation was taken from the join (patched kafkajs, checked at construction).
+      if (!this.generation) throw new Error(`chain ${this.opts.chain.name}: shared transactions got a group join without the generation`);
+      const shared = this.shared;
+      const generation = this.generation;
+      const stable = () => this.fetchStable(topic, partition);
+      return { init: stable, commit: (b) => shared.commit(b, generation), committed: stable, close: async () => undefined, exactlyOnce: true };
     }
     const txnOptions = {
       kafka: this.opts.kafka,
@@ -319,6 +361,21 @@ export class ChainRunner {
       previous = current;
     }
     return previous;
+  }
+
+  /** Shared transactions: the committed offset once no pending transaction holds it (OffsetFetch require_stable). */
+  private async fetchStable(topic: string, partition: number): Promise<string | null> {
+    return fetchStableOffset(await this.adminClient(), this.opts.groupId, topic, partition, { timeoutMs: 60000 });
+  }
+
+  private adminClient(): Promise<Admin> {
+    this.admin ??= (async () => {
+      const admin = this.opts.kafka.admin();
+      await admin.connect();
+      return admin;
+    })();
+    this.admin.catch(() => (this.admin = undefined));
+    return this.admin;
   }
 
   private async readCommitted(topic: string, partition: number): Promise<string | null> {
@@ -476,6 +533,7 @@ export class ChainRunner {
     this.running = false;
     await this.consumer.disconnect().catch(() => undefined);
     await this.aloSink?.close();
+    await this.shared?.close();
     if (this.admin) await (await this.admin.catch(() => undefined))?.disconnect().catch(() => undefined);
     this.log.info({ counters: this.counters, stages: Object.fromEntries(this.stageCounters) }, 'chain stopped');
   }

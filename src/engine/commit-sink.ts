@@ -332,22 +332,8 @@ export class PartitionTransactions {
     for (const round of plan.rounds) await txn.sendBatch({ topicMessages: round, acks: -1 });
   }
 
-  private async probe(producer: Producer, batch: CommitBatch): Promise<void> {
-    for (const r of batch.records) {
-      if (r.outputs.length === 0) continue;
-      const probe = await producer.transaction();
-      try {
-        for (const o of r.outputs) await probe.send({ topic: o.topic, acks: -1, messages: [o.message] });
-      } catch (err) {
-        if (!isRecordError(err)) {
-          await probe.abort().catch(() => undefined);
-          throw err;
-        }
-        r.rejection = rejectionFor(err, r.outputs[0].topic);
-        r.outputs = [];
-      }
-      await probe.abort().catch(() => undefined);
-    }
+  private probe(producer: Producer, batch: CommitBatch): Promise<void> {
+    return probeRecords(producer, batch);
   }
 
   /** Forgets the producer (its state is unknown); the next commit or init creates a fresh one. */
@@ -370,6 +356,29 @@ export class PartitionTransactions {
     const p = this.producer;
     this.producer = undefined;
     if (p) await p.then((x) => x.disconnect()).catch(() => undefined);
+  }
+}
+
+/**
+ * After a record-level refusal poisoned a transaction: finds the offending records with probe
+ * transactions that are always aborted (invisible to read_committed) and turns each into a dead
+ * letter (its outputs dropped), so the batch can then be written.
+ */
+export async function probeRecords(producer: Producer, batch: Pick<CommitBatch, 'records'>): Promise<void> {
+  for (const r of batch.records) {
+    if (r.outputs.length === 0) continue;
+    const probe = await producer.transaction();
+    try {
+      for (const o of r.outputs) await probe.send({ topic: o.topic, acks: -1, messages: [o.message] });
+    } catch (err) {
+      if (!isRecordError(err)) {
+        await probe.abort().catch(() => undefined);
+        throw err;
+      }
+      r.rejection = rejectionFor(err, r.outputs[0].topic);
+      r.outputs = [];
+    }
+    await probe.abort().catch(() => undefined);
   }
 }
 

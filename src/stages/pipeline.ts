@@ -281,6 +281,7 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     pipelinedCommits: head.processor === REPARTITION_PROCESSOR || wrapsEvent(head),
     // In front of a later per-entity step, each internal partition in processing order across entities.
     orderAcrossEntities: wrapsEvent(head) || (head.processor === REPARTITION_PROCESSOR && topology.spec.stages.some((s) => s.input.topic === head.output.topic && s.entityStep !== undefined && s.entityStep.index < s.entityStep.entities.length - 1)),
+    transactions: head.transactions,
   });
 }
 

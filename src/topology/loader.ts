@@ -146,6 +146,9 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
       errors.push(new ConfigError(`${at}.processor`, `unknown processor '${stage.processor}' (known: ${registry.names().join(', ')})`, file));
       return;
     }
+    if (stage.transactions === 'shared' && stage.delivery === 'at-least-once') {
+      errors.push(new ConfigError(`${at}.transactions`, "'shared' transactions need delivery: exactly-once (this stage is at-least-once)", file));
+    }
     const def = registry.get(stage.processor);
     for (const [side, expected] of [['input', def.inputSchema], ['output', def.outputSchema]] as const) {
       const topic = topics.get(stage[side].topic);

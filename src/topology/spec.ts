@@ -54,6 +54,13 @@ export interface StageSpec {
   /** `exactly-once` (default): Kafka transactions per input partition; `at-least-once`: opt-in, may duplicate after a crash. */
   delivery?: 'exactly-once' | 'at-least-once';
   /**
+   * Exactly-once only. `per-partition` (default): one transactional producer per input partition
+   * (src/engine/commit-sink.ts PartitionTransactions). `shared`: exactly-once v2 (KIP-447), one
+   * transaction at a time for all the chain's partitions, zombies fenced by the group generation
+   * (src/engine/shared-transactions.ts). A fused chain uses its first stage's setting.
+   */
+  transactions?: 'per-partition' | 'shared';
+  /**
    * Input limits. A record larger than `maxMessageBytes` is dead-lettered (TOO_LARGE) without being
    * decoded; `maxBatchBytes` bounds what one fetch may bring into memory (kafkajs maxBytes).
    */

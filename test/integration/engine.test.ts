@@ -97,10 +97,13 @@ describe('stage engine: fused and split chains', () => {
     expect(results.split.features.some((r) => DONE_HEADER in r.headers)).toBe(false);
   });
 
-  for (const delivery of ['exactly-once', 'at-least-once'] as const) {
-    it(`graceful stop in the middle of a chunk finishes and commits it (${delivery})`, async () => {
+  for (const [delivery, transactions] of [['exactly-once', undefined], ['at-least-once', undefined], ['exactly-once', 'shared']] as const) {
+    it(`graceful stop in the middle of a chunk finishes and commits it (${delivery}${transactions ? `, ${transactions} transactions` : ''})`, async () => {
       const topology = stateless(uniqueSuffix(), (spec) => {
-        for (const s of spec.stages) s.delivery = delivery;
+        for (const s of spec.stages) {
+          s.delivery = delivery;
+          if (transactions) s.transactions = transactions;
+        }
         const score = spec.stages.find((s) => s.name === 'score')!;
         (score.config as { simulateDelayMs?: number }).simulateDelayMs = 2500;
       });

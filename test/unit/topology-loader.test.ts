@@ -31,6 +31,20 @@ describe('topology loader', () => {
     expect(errorFor((d) => (d.stages[0].inptu = {}))).toMatch(/stages\[0\]\.inptu: is not a known field/);
   });
 
+  it('accepts shared transactions (exactly-once v2) and names the path of a wrong or contradictory setting', () => {
+    expect(errorFor((d) => {
+      d.stages[0].transactions = 'shared';
+      d.stages[1].transactions = 'per-stage';
+    })).toMatch(/stages\[1\]\.transactions: /);
+    const bad = errorFor((d) => {
+      d.stages[0].transactions = 'shared';
+      d.stages[1].transactions = 'shared';
+      d.stages[1].delivery = 'at-least-once';
+    });
+    expect(bad).toMatch(/stages\[1\]\.transactions: 'shared' transactions need delivery: exactly-once/);
+    expect(bad).not.toContain('stages[0]');
+  });
+
   it('rejects a stage reading an undeclared topic', () => {
     expect(errorFor((d) => (d.stages[0].input.topic = 'nope'))).toMatch(/stages\[0\]\.input\.topic: topic 'nope' is not declared/);
   });

@@ -1,0 +1,87 @@
+import fs from 'node:fs';
+import type { Admin, Transaction } from 'kafkajs';
+import { kafkaErrorType } from './errors';
+
+/**
+ * Typed access to what scripts/patch-kafkajs.js adds to kafkajs 2.2.4 for exactly-once v2
+ * (KIP-447): TxnOffsetCommit v3 with the consumer's group membership, OffsetFetch v7 with
+ * require_stable, and the generation in the GROUP_JOIN event. kafkajs' own typings know none of it.
+ */
+
+/** The consumer group member a transaction's offsets are committed for (Java's ConsumerGroupMetadata). */
+export interface ConsumerGroupMetadata {
+  generationId: number;
+  memberId: string;
+  /** Static membership id; kafkajs has none, so always null here. */
+  groupInstanceId: string | null;
+}
+
+/** Fails fast when kafkajs lacks the exactly-once v2 additions (npm ci runs scripts/patch-kafkajs.js). */
+export function assertEosV2Patched(): void {
+  try {
+    require.resolve('kafkajs/src/protocol/requests/txnOffsetCommit/v3/request');
+    require.resolve('kafkajs/src/protocol/requests/offsetFetch/v7/request');
+    if (!fs.readFileSync(require.resolve('kafkajs/src/consumer/consumerGroup.js'), 'utf8').includes('generationId: this.generationId')) throw new Error('GROUP_JOIN lacks the generation');
+  } catch (err) {
+    throw new Error(`shared transactions need kafkajs patched by scripts/patch-kafkajs.js (run by npm ci / npm install): ${(err as Error).message}`);
+  }
+}
+
+/** The group coordinator refused offsets because the member is no longer in that generation: a zombie. */
+const GENERATION_ERRORS = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
+
+export function isGenerationError(err: unknown): boolean {
+  return GENERATION_ERRORS.has(kafkaErrorType(err) ?? '');
+}
+
+/** The member's metadata from a GROUP_JOIN payload (patched kafkajs adds generationId); undefined if unpatched. */
+export function groupMetadataOf(payload: unknown): ConsumerGroupMetadata | undefined {
+  const p = payload as { generationId?: unknown; memberId?: unknown };
+  if (typeof p.generationId !== 'number' || typeof p.memberId !== 'string') return undefined;
+  return { generationId: p.generationId, memberId: p.memberId, groupInstanceId: null };
+}
+
+export interface TxnOffsets {
+  consumerGroupId: string;
+  topics: { topic: string; partitions: { partition: number; offset: string }[] }[];
+  /** Present: TxnOffsetCommit v3, refused for a stale member. Absent: v0/v1 as kafkajs sends it. */
+  consumerGroupMetadata?: ConsumerGroupMetadata;
+}
+
+/**
+ * transaction.sendOffsets with the group metadata passed through (AddOffsetsToTxn + TxnOffsetCommit).
+ * kafkajs does not retry AddOffsetsToTxn's CONCURRENT_TRANSACTIONS (the coordinator still writes
+ * the producer's previous markers when a transaction's first request is this one): retried here
+ * every 10 ms; nothing was added when it is answered, so retrying is safe. `onRetry` counts them.
+ */
+export async function sendOffsets(txn: Transaction, offsets: TxnOffsets, onRetry?: () => void): Promise<void> {
+  const send = txn.sendOffsets as (o: TxnOffsets) => Promise<void>;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send(offsets);
+    } catch (err) {
+      if (kafkaErrorType(err) !== 'CONCURRENT_TRANSACTIONS' || attempt >= 200) throw err;
+      onRetry?.();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/**
+ * The group's committed offset of one partition, stable: OffsetFetch v7 with require_stable marks a
+ * partition UNSTABLE_OFFSET_COMMIT while a transaction holding its offset is pending (another
+ * producer's commit in flight, or a crashed one's until its transaction times out); the read is
+ * repeated until it clears or `timeoutMs` passes. null: none committed.
+ */
+export async function fetchStableOffset(admin: Admin, groupId: string, topic: string, partition: number, opts: { timeoutMs?: number; retryMs?: number } = {}): Promise<string | null> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 120000);
+  type Stable = { topic: string; partitions: { partition: number; offset: string; unstable?: boolean }[] }[];
+  const fetch = admin.fetchOffsets as unknown as (o: { groupId: string; topics: string[]; requireStable: boolean }) => Promise<Stable>;
+  for (;;) {
+    const res = await fetch({ groupId, topics: [topic], requireStable: true });
+    const entry = res.find((r) => r.topic === topic)?.partitions.find((p) => p.partition === partition);
+    if (entry?.unstable !== true) return entry && Number(entry.offset) >= 0 ? entry.offset : null;
+    if (Date.now() >= deadline) throw new Error(`the committed offset of ${topic}[${partition}] (group ${groupId}) stayed unstable for ${opts.timeoutMs ?? 120000} ms: a transaction holding it is still pending`);
+    await new Promise((r) => setTimeout(r, opts.retryMs ?? 20));
+  }
+}

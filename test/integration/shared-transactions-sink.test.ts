@@ -1,0 +1,114 @@
+/**
+ * SharedTransactions (src/engine/shared-transactions.ts) against the real broker and a real group
+ * member: batches of several partitions commit in one transaction with the member's generation;
+ * a record the broker refuses is dead-lettered without holding back the other lane's batch; and a
+ * stale generation is refused (ProducerFencedError) with nothing of it visible or committed.
+ */
+import type { Consumer, Kafka } from 'kafkajs';
+import { ProducerFencedError, type CommitBatch } from '../../src/engine/commit-sink';
+import { SharedTransactions } from '../../src/engine/shared-transactions';
+import { createKafka } from '../../src/kafka/client';
+import { RecordRejection } from '../../src/kafka/dead-letter';
+import { fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../../src/kafka/eos-v2';
+import { createLogger } from '../../src/util/logger';
+import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+
+const endpoints = testEndpoints();
+
+function batch(topic: string, partition: number, output: string, values: string[], nextOffset: string): CommitBatch {
+  return {
+    topic,
+    partition,
+    nextOffset,
+    records: values.map((v) => ({ outputs: [{ topic: output, message: { key: v.slice(0, 20), value: v } }], toDeadLetter: (r: RecordRejection) => ({ key: v.slice(0, 20), value: `${r.kind}` }) })),
+  };
+}
+
+async function readCommitted(kafka: Kafka, topic: string, expected: number): Promise<string[]> {
+  const consumer = kafka.consumer({ groupId: `verify-${topic}-${Date.now()}`, readUncommitted: false, maxWaitTimeInMs: 100 });
+  const values: string[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({ eachMessage: async ({ message }) => void values.push(message.value!.toString()) });
+  const deadline = Date.now() + 15000;
+  while (values.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 1500));
+  await consumer.disconnect();
+  return values;
+}
+
+async function member(kafka: Kafka, groupId: string, topic: string, joins: ConsumerGroupMetadata[]): Promise<Consumer> {
+  const consumer = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 500 });
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => void joins.push(groupMetadataOf(payload)!));
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  // The test commits for it: this member only holds the group membership (it is paused).
+  await consumer.run({ autoCommit: false, eachMessage: async () => undefined });
+  return consumer;
+}
+
+describe('SharedTransactions against the real broker', () => {
+  it('commits several partitions in one transaction, dead-letters a refused record alone, and refuses a stale generation', async () => {
+    const suffix = uniqueSuffix();
+    const input = `shared-in.${suffix}`;
+    const output = `shared-out.${suffix}`;
+    const dlq = `shared-dlq.${suffix}`;
+    const groupId = `shared-group-${suffix}`;
+    const kafka = createKafka({ clientId: 'shared-sink-test', brokers: endpoints.brokers });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic: input, numPartitions: 3 },
+        // Small on purpose: the sink believes 1 MB (limits below), the broker refuses the large record.
+        { topic: output, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '3000' }] },
+        { topic: dlq, numPartitions: 1 },
+      ],
+    });
+    // Input records for the offsets committed below (an offset past the log end would be reset).
+    const raw = kafka.producer();
+    await raw.connect();
+    for (const [partition, n] of [[0, 5], [1, 3], [2, 1]]) await raw.send({ topic: input, messages: Array.from({ length: n }, (_, i) => ({ partition, value: `in-${i}` })) });
+    await raw.disconnect();
+    const joinsA: ConsumerGroupMetadata[] = [];
+    const joinsB: ConsumerGroupMetadata[] = [];
+    const a = await member(kafka, groupId, input, joinsA);
+    a.pause([{ topic: input }]);
+    let b: Consumer | undefined;
+    const sink = new SharedTransactions({ kafka, groupId, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('shared-sink-test'), instanceId: `t${suffix}` });
+    try {
+      await waitFor(() => joinsA.length > 0, 30000, () => 'member never joined');
+      const gen = sink.join(joinsA[joinsA.length - 1]);
+      await Promise.all([sink.commit(batch(input, 0, output, ['p0-a', 'p0-b'], '2'), gen), sink.commit(batch(input, 1, output, ['p1-a'], '1'), gen)]);
+      expect(sink.counters).toMatchObject({ batches: 2, generationRefusals: 0 });
+      expect(sink.counters.transactions).toBeLessThanOrEqual(2);
+      expect(await fetchStableOffset(admin, groupId, input, 0)).toBe('2');
+      expect(await fetchStableOffset(admin, groupId, input, 1)).toBe('1');
+
+      // One lane's record is refused by the broker (MESSAGE_TOO_LARGE) in a transaction shared with
+      // another lane (partition 2's batch occupies the first transaction, so these two wait and share
+      // the next): the record becomes a dead letter, the other lane's batch still commits.
+      const big = 'x'.repeat(5000);
+      const before = sink.counters.transactions;
+      await Promise.all([sink.commit(batch(input, 2, output, ['p2-a'], '1'), gen), sink.commit(batch(input, 0, output, ['p0-c', big], '4'), gen), sink.commit(batch(input, 1, output, ['p1-b'], '2'), gen)]);
+      expect(sink.counters.transactions - before).toBe(3); // p2 alone, then p0 and p1 each alone after the shared one was refused
+      expect(await fetchStableOffset(admin, groupId, input, 0)).toBe('4');
+      expect(await fetchStableOffset(admin, groupId, input, 1)).toBe('2');
+
+      // A second member joins: the group moves to a new generation; the old one's commits are refused.
+      b = await member(kafka, groupId, input, joinsB);
+      await waitFor(() => joinsB.length > 0 && joinsA.some((m) => m.generationId > gen.metadata.generationId), 30000, () => 'no rebalance');
+      await expect(sink.commit(batch(input, 0, output, ['zombie'], '5'), gen)).rejects.toBeInstanceOf(ProducerFencedError);
+      expect(sink.counters.generationRefusals).toBe(1);
+      await expect(sink.commit(batch(input, 1, output, ['zombie-2'], '3'), gen)).rejects.toBeInstanceOf(ProducerFencedError); // refused at once
+      expect(await fetchStableOffset(admin, groupId, input, 0)).toBe('4');
+
+      expect((await readCommitted(kafka, output, 6)).sort()).toEqual(['p0-a', 'p0-b', 'p0-c', 'p1-a', 'p1-b', 'p2-a']);
+      expect(await readCommitted(kafka, dlq, 1)).toEqual(['TOO_LARGE']);
+    } finally {
+      await sink.close();
+      await Promise.allSettled([a.disconnect(), b?.disconnect(), admin.disconnect()]);
+    }
+  });
+});
