@@ -16,6 +16,7 @@ export interface ChildConfig {
   partitions: number;
   variant?: Variant;
   delivery?: Delivery;
+  transactions?: 'per-partition' | 'shared';
   /** tributary: run consecutive stages as one chain (engines that know the option). */
   fuse?: boolean;
   commit?: { intervalMs?: number; maxRecords?: number };

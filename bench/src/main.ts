@@ -455,7 +455,7 @@ async function main(): Promise<number> {
       }
       // a variant the checkout's loader refuses is reported, not run
       try {
-        const facts = topologyFacts(loadVariant(def.kind === 'tributary' ? loadCode(code) : loadCode(codeRefs.find((c) => !c.label) ?? parseCodeRefs(undefined)[0]), { variant: def.variant, suffix: 'x', partitions: opts.partitions, delivery: def.delivery, commit: mergeCommit(opts.commit, def.commit) }));
+        const facts = topologyFacts(loadVariant(def.kind === 'tributary' ? loadCode(code) : loadCode(codeRefs.find((c) => !c.label) ?? parseCodeRefs(undefined)[0]), { variant: def.variant, suffix: 'x', partitions: opts.partitions, delivery: def.delivery, commit: mergeCommit(opts.commit, def.commit), transactions: def.transactions }));
         out.facts = facts;
         out.differences = differences(def, facts, demo);
       } catch (err) {

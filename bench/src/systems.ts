@@ -32,6 +32,8 @@ export interface SystemDef {
   code?: TributaryCodeRef;
   /** Kafka Streams peer settings (undefined = its defaults). */
   peer?: { commitIntervalMs?: number; lingerMs?: number; guarantee: 'exactly_once_v2' | 'at_least_once' };
+  /** Exactly-once transactions (`shared`: exactly-once v2, one transaction across a chain's lanes). */
+  transactions?: 'shared';
   /** Commit settings of this system (a --commit-interval-ms sweep); undefined: the run's. */
   commit?: { intervalMs?: number; maxRecords?: number };
   label: string;
@@ -70,8 +72,16 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       code,
       label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, ${delivery}, stages ${fuse ? 'fused (fuse: true)' : 'split (fuse: false: one consumer group per stage)'}`,
     });
+    const shared = (variant: Variant, label: string): SystemDef => ({
+      ...t(variant, 'exactly-once', true, label),
+      name: `tributary-${variant}-eos2-fused${at}`,
+      transactions: 'shared',
+      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, exactly-once v2 (transactions: shared — one transaction at a time across the chain's lanes), stages fused (fuse: true)`,
+    });
     out.push(
       t('default', 'exactly-once', true, 'demo topology (model 2, batch + streaming features)'),
+      shared('default', 'demo topology (model 2, batch + streaming features)'),
+      shared('stateless', 'stateless topology (model 1, base features only)'),
       t('default', 'exactly-once', false, 'demo topology (model 2, batch + streaming features)'),
       t('nostream', 'exactly-once', true, 'demo topology without its streaming feature sets (model 2)'),
       t('nostream', 'exactly-once', false, 'demo topology without its streaming feature sets (model 2)'),
@@ -180,7 +190,7 @@ export class SystemSession implements Session {
     const suffix = `${this.ctx.runTag}-${this.suffixes.length}-${this.def.name.replace(/[^A-Za-z0-9-]/g, '-')}`.toLowerCase();
     this.suffixes.push(suffix);
     const code = this.def.code ?? ownCode();
-    this.topology = loadVariant(this.def.kind === 'tributary' ? loadCode(code) : loadCode(ownCode()), { variant: this.def.variant, suffix, partitions: this.ctx.partitions, delivery: this.def.delivery, commit: mergeCommit(this.ctx.commit, this.def.commit) });
+    this.topology = loadVariant(this.def.kind === 'tributary' ? loadCode(code) : loadCode(ownCode()), { variant: this.def.variant, suffix, partitions: this.ctx.partitions, delivery: this.def.delivery, commit: mergeCommit(this.ctx.commit, this.def.commit), transactions: this.def.transactions });
     this.facts = topologyFacts(this.topology);
     await provisionTopology(this.topology, this.ctx.kafka, new SchemaRegistryClient({ url: this.ctx.ep.schemaRegistryUrl }));
     if (this.facts.featureSets.some((s) => s.kind === 'redis_batch')) await prepareFeatureSets(this.topology, this.ctx.ep.redisUrl);
@@ -195,7 +205,7 @@ export class SystemSession implements Session {
   }
 
   private async startNode(suffix: string): Promise<Running> {
-    const cfg: ChildConfig = { ...this.ctx.ep, suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, commit: mergeCommit(this.ctx.commit, this.def.commit), code: this.def.code };
+    const cfg: ChildConfig = { ...this.ctx.ep, suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, transactions: this.def.transactions, commit: mergeCommit(this.ctx.commit, this.def.commit), code: this.def.code };
     const out = fs.openSync(this.logFile, 'a');
     // BENCH_CPU_PROF_DIR: each system process writes a V8 CPU profile there when it stops
     // (summarise with `node bench/dist/bench/src/profile.js FILE`).

@@ -26,6 +26,8 @@ export interface VariantOptions {
   delivery?: Delivery;
   /** Per-stage `commit` (engines that know it); omitted when undefined. */
   commit?: { intervalMs?: number; maxRecords?: number };
+  /** Exactly-once transactions per stage (`shared`: exactly-once v2); omitted when undefined. */
+  transactions?: 'per-partition' | 'shared';
 }
 
 interface FeatureSetLike {
@@ -63,6 +65,7 @@ export function variantSpec(root: string, o: VariantOptions): TopologySpec {
     s.output.topic = rename(s.output.topic);
     if (o.delivery) s.delivery = o.delivery;
     if (o.commit) s.commit = o.commit;
+    if (o.transactions) (s as { transactions?: string }).transactions = o.transactions;
   }
   return spec;
 }

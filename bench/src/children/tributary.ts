@@ -12,7 +12,7 @@ import { loadCode, ownCode } from '../tributary-code';
 async function main(): Promise<void> {
   const cfg = childConfig();
   const code = loadCode(cfg.code ?? ownCode());
-  const topology = loadVariant(code, { variant: cfg.variant ?? 'default', suffix: cfg.suffix, partitions: cfg.partitions, delivery: cfg.delivery, commit: cfg.commit });
+  const topology = loadVariant(code, { variant: cfg.variant ?? 'default', suffix: cfg.suffix, partitions: cfg.partitions, delivery: cfg.delivery, commit: cfg.commit, transactions: cfg.transactions });
   const options: PipelineOptions & { fuse?: boolean } = { topology, endpoints: { brokers: cfg.brokers, schemaRegistryUrl: cfg.schemaRegistryUrl, redisUrl: cfg.redisUrl }, fuse: cfg.fuse };
   const pipeline = await code.pipeline.Pipeline.start(options);
   tell({ type: 'ready' });
