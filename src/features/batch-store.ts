@@ -15,7 +15,7 @@
 import type Redis from 'ioredis';
 import type { ChainableCommander } from 'ioredis';
 import { LruCache } from './lru';
-import { defineFeatureScripts } from './scripts';
+import { defineFeatureScripts, type FeatureScripts } from './scripts';
 import { numericDefault, type BatchFeatureSetSpec } from './spec';
 
 export const TS_FIELD = '__ts';
@@ -150,6 +150,7 @@ export class BatchSetReader {
   /** Version used for the next batch ('' = nothing loaded yet). */
   version = '';
   private readonly fields: string[];
+  private readonly defaults: number[];
 
   constructor(
     readonly set: BatchFeatureSetSpec,
@@ -157,13 +158,19 @@ export class BatchSetReader {
   ) {
     this.cache = new LruCache(options.cacheMaxEntries ?? 100_000, options.cacheTtlMs ?? 30_000);
     this.fields = set.fields.map((f) => f.name);
+    this.defaults = set.fields.map(numericDefault);
   }
 
   async init(redis: Redis): Promise<void> {
+    defineFeatureScripts(redis);
     this.version = (await currentVersion(redis, this.set.name)) ?? '';
   }
 
-  /** Queues the reads of `entities` on `p`; returns a function that turns the replies into lookups. */
+  /**
+   * Queues the reads of `entities` on `p` — one command: the pointer, the version check and the
+   * HMGET of each cache miss run in one read-only script (scripts/batch-read.lua) — and returns a
+   * function that turns its reply into lookups.
+   */
   plan(p: ChainableCommander, entities: readonly (string | null)[], eventTimes: readonly number[]): { commands: number; finish: (replies: unknown[]) => { lookups: BatchLookup[]; version: string; retry: boolean } } {
     const version = this.version;
     const rows = new Map<string, CachedRow | undefined>();
@@ -174,29 +181,31 @@ export class BatchSetReader {
       rows.set(e, hit);
       if (!hit && version) misses.push(e);
     }
-    p.get(batchKeys.pointer(this.set.name));
-    p.hexists(batchKeys.versions(this.set.name), version || '-');
-    for (const e of misses) p.hmget(batchKeys.entity(this.set.name, version, e), TS_FIELD, ...this.fields);
-    const commands = 2 + misses.length;
+    const args: string[] = new Array(2 + misses.length);
+    args[0] = batchKeys.pointer(this.set.name);
+    args[1] = batchKeys.versions(this.set.name);
+    for (let i = 0; i < misses.length; i++) args[2 + i] = batchKeys.entity(this.set.name, version, misses[i]);
+    (p as unknown as FeatureScripts).tribBatchRead(String(args.length), ...args, version || '-', TS_FIELD, ...this.fields);
     return {
-      commands,
+      commands: 1,
       finish: (replies) => {
-        const pointer = (replies[0] as string | null) ?? '';
-        const versionExists = replies[1] === 1;
+        const reply = replies[0] as [string | null, number, ...Array<Array<string | null>>];
+        const pointer = reply[0] ?? '';
+        const versionExists = reply[1] === 1;
         if (version && !versionExists && pointer !== version) {
           // Our version was cleaned up under us (a stall longer than the grace period): re-read with the current one.
           this.version = pointer;
           return { lookups: [], version, retry: true };
         }
         misses.forEach((e, i) => {
-          const raw = replies[2 + i] as Array<string | null>;
+          const raw = reply[2 + i] as Array<string | null>;
           const present = raw[0] !== null;
           const row: CachedRow = { present, ts: present ? Number(raw[0]) : 0, values: this.set.fields.map((f, j) => (raw[j + 1] === null ? numericDefault(f) : Number(raw[j + 1]))) };
           rows.set(e, row);
           this.cache.set(`${version}\u0000${e}`, row);
         });
         if (pointer !== this.version) this.version = pointer; // a flip: the next batch reads the new version
-        const defaults = this.set.fields.map(numericDefault);
+        const defaults = this.defaults;
         const lookups = entities.map((e, i): BatchLookup => {
           const row = e === null ? undefined : rows.get(e);
           if (!row || !row.present) return { values: defaults, missing: true, stale: false };

@@ -17,6 +17,7 @@ export interface FeatureScripts {
   tribStreamLoad(...args: Array<string | number>): Promise<[string | null, string[], ...string[][]]>;
   tribStreamCommit(...args: Array<string | number | Buffer>): Promise<'OK' | Array<string | number>>;
   tribEpochRaise(key: string, epoch: string): Promise<number>;
+  tribBatchRead(...args: string[]): Promise<[string | null, number, ...Array<Array<string | null>>]>;
 }
 
 /** A single Redis or a Redis Cluster client (both take the same commands; a Cluster routes by key slot). */
@@ -30,6 +31,7 @@ export function defineFeatureScripts<R extends RedisClient>(redis: R): R & Featu
     redis.defineCommand('tribStreamLoad', { lua: readScript('stream-load') });
     redis.defineCommand('tribStreamCommit', { lua: readScript('stream-commit') });
     redis.defineCommand('tribEpochRaise', { numberOfKeys: 1, lua: readScript('epoch-raise') });
+    redis.defineCommand('tribBatchRead', { lua: readScript('batch-read') });
     r.__tribScripts = true;
   }
   return r;

@@ -64,7 +64,7 @@
  *   tributary:st:{N}:epochs:<topic>:<p> (epoch counter)  tributary:st:{N}:layout (format, slot groups)
  */
 import { randomBytes } from 'node:crypto';
-import { encode } from '@msgpack/msgpack';
+import { Encoder } from '@msgpack/msgpack';
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import { ConfigError, TributaryError } from '../util/errors';
@@ -175,6 +175,9 @@ interface GroupChunk {
 /** Per event of a chunk, per set: late flag and values ('' = the set's entity is in another group). */
 type ChunkResult = Array<Array<{ late: boolean; values: number[] } | undefined>>;
 
+/** One encoder for all commits: `encode` copies its result out, so reusing the encoder's buffer is safe and saves a fresh one per call. */
+const packer = new Encoder();
+
 const MAX_ATTEMPTS = 8;
 const OPTIMISTIC_AFTER = 8;
 
@@ -185,6 +188,8 @@ const OPTIMISTIC_AFTER = 8;
  */
 export class StreamingState {
   private readonly plans: SetPlan[];
+  /** Per set, its stats hash fields (built once, not per event). */
+  private readonly statFields: Array<{ late: string; sr: string; sb: string }>;
   readonly redis: RedisClient & FeatureScripts;
   readonly slotGroups: number;
   private readonly metrics?: StreamingMetrics;
@@ -220,6 +225,7 @@ export class StreamingState {
     const cacheEntities = options.cacheEntities ?? DEFAULT_CACHE_ENTITIES;
     if (!Number.isInteger(cacheEntities) || cacheEntities < 1) throw new ConfigError('cacheEntities', `must be a positive integer, got ${cacheEntities}`);
     this.plans = sets.map((s) => setPlan(s, valueNames(s), options.bucketsPerBlock ?? DEFAULT_BUCKETS_PER_BLOCK, DEFAULT_REPLAY_RETENTION_MS));
+    this.statFields = sets.map((s) => ({ late: `late:${s.name}`, sr: `sr:${s.name}`, sb: `sb:${s.name}` }));
     this.keep = options.replayRetentionOffsets ?? DEFAULT_REPLAY_RETENTION_OFFSETS;
     this.small = options.smallEntityEvents ?? DEFAULT_SMALL_ENTITY_EVENTS;
     this.cache = new LruCache(cacheEntities, Infinity);
@@ -388,7 +394,7 @@ export class StreamingState {
       });
       const applied = computed.lastOffset >= 0;
       const stats = Object.fromEntries(Object.entries(computed.stats).filter(([, n]) => n !== 0));
-      const packed = encode(ents);
+      const packed = packer.encode(ents);
       const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength)];
       let reply: 'OK' | Array<string | number>;
       try {
@@ -458,12 +464,12 @@ export class StreamingState {
         texts.push(`${late ? 1 : 0}:${values.join(',')}`);
         if (late) {
           report.late[s.name] = (report.late[s.name] ?? 0) + 1;
-          bump(`late:${s.name}`, 1);
+          bump(this.statFields[si].late, 1);
           return;
         }
         const eff = st.apply(e.eventTime, e.values[si]);
-        bump(`sr:${s.name}`, 1 - eff.evictedEvents);
-        bump(`sb:${s.name}`, (eff.newBucket ? 1 : 0) - eff.evictedBuckets);
+        bump(this.statFields[si].sr, 1 - eff.evictedEvents);
+        bump(this.statFields[si].sb, (eff.newBucket ? 1 : 0) - eff.evictedBuckets);
         if (eff.evictedBuckets > 0) report.evictedBuckets[s.name] = (report.evictedBuckets[s.name] ?? 0) + eff.evictedBuckets;
         if (eff.evictedEvents > 0) report.evictedEvents[s.name] = (report.evictedEvents[s.name] ?? 0) + eff.evictedEvents;
       });
