@@ -64,11 +64,11 @@
  *   tributary:st:{N}:epochs:<topic>:<p> (epoch counter)  tributary:st:{N}:layout (format, slot groups)
  */
 import { randomBytes } from 'node:crypto';
-import { Encoder } from '@msgpack/msgpack';
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import { ConfigError, TributaryError } from '../util/errors';
 import { LruCache } from './lru';
+import { packStrings } from './pack-strings';
 import { defineFeatureScripts, type FeatureScripts, type RedisClient } from './scripts';
 import { effectiveWindow, numericDefault, type AggregationFieldSpec, type StreamingFeatureSetSpec } from './spec';
 import type { StreamingBatchReport, StreamingMetrics } from './streaming-metrics';
@@ -174,9 +174,6 @@ interface GroupChunk {
 
 /** Per event of a chunk, per set: late flag and values ('' = the set's entity is in another group). */
 type ChunkResult = Array<Array<{ late: boolean; values: number[] } | undefined>>;
-
-/** One encoder for all commits: `encode` copies its result out, so reusing the encoder's buffer is safe and saves a fresh one per call. */
-const packer = new Encoder();
 
 const MAX_ATTEMPTS = 8;
 const OPTIMISTIC_AFTER = 8;
@@ -394,8 +391,8 @@ export class StreamingState {
       });
       const applied = computed.lastOffset >= 0;
       const stats = Object.fromEntries(Object.entries(computed.stats).filter(([, n]) => n !== 0));
-      const packed = packer.encode(ents);
-      const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength)];
+      const packed = packStrings(ents);
+      const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), packed];
       let reply: 'OK' | Array<string | number>;
       try {
         this.calls++;
