@@ -277,41 +277,52 @@ export class StreamingState {
     return Object.fromEntries(this.sets.map((s) => [s.name, { buckets: st[`sb:${s.name}`] ?? 0, events: st[`sr:${s.name}`] ?? 0 }]));
   }
 
+  /** Per slot group and set, the entity key up to the entity's length (streamKeys.entity without its last parts), built once. */
+  private readonly keyPrefixes: string[][] = [];
+
+  private entityKey(g: number, si: number, entity: string): string {
+    let row = this.keyPrefixes[g];
+    if (!row) row = this.keyPrefixes[g] = this.sets.map((s) => `${prefix(this.namespace, g)}:e:${s.name}:`);
+    return `${row[si]}${entity.length}:${entity}`;
+  }
+
   /** Splits a batch by slot group. */
   private chunks(events: readonly StreamEvent[]): { list: GroupChunk[] } {
     const groups = new Map<number, GroupChunk & { index: Map<string, number> }>();
-    events.forEach((e, i) => {
-      let counted = false;
-      const mine = new Map<number, number[]>();
-      this.sets.forEach((s, si) => {
+    const nSets = this.sets.length;
+    // Per event, the groups it touches and per group its entities' key indexes (few sets: arrays, not maps).
+    const gs: number[] = [];
+    const ents: number[][] = [];
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i];
+      gs.length = 0;
+      ents.length = 0;
+      for (let si = 0; si < nSets; si++) {
         const entity = e.entities[si];
-        if (entity === null) return;
+        if (entity === null) continue;
         const g = slotGroupOf(entity, this.slotGroups);
         let c = groups.get(g);
         if (!c) {
           c = { g, keys: [], setOf: [], items: [], index: new Map() };
           groups.set(g, c);
         }
-        const key = streamKeys.entity(this.namespace, g, s.name, entity);
+        const key = this.entityKey(g, si, entity);
         let ki = c.index.get(key);
         if (ki === undefined) {
           ki = c.keys.push(key) - 1;
           c.setOf.push(si);
           c.index.set(key, ki);
         }
-        let ent = mine.get(g);
-        if (!ent) {
-          ent = this.sets.map(() => -1);
-          mine.set(g, ent);
+        let at = gs.indexOf(g);
+        if (at < 0) {
+          at = gs.push(g) - 1;
+          ents.push(new Array<number>(nSets).fill(-1));
         }
-        ent[si] = ki;
-      });
-      // The event is counted (applied / replayed) by the group of its first entity only.
-      for (const [g, ent] of mine) {
-        groups.get(g)!.items.push({ i, counts: !counted, ent });
-        counted = true;
+        ents[at][si] = ki;
       }
-    });
+      // The event is counted (applied / replayed) by the group of its first entity only.
+      for (let x = 0; x < gs.length; x++) groups.get(gs[x])!.items.push({ i, counts: x === 0, ent: ents[x] });
+    }
     return { list: [...groups.values()] };
   }
 

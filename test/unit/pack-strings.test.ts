@@ -6,7 +6,7 @@ import { packStrings, type StringTree } from '../../src/features/pack-strings';
 // them as MessagePack: any standard reader must get the same strings and nesting back.
 const tree: fc.Arbitrary<StringTree> = fc.letrec((tie) => ({
   node: fc.oneof({ depthSize: 'small', withCrossShrink: true }, fc.oneof(fc.string(), fc.string({ unit: 'grapheme', maxLength: 120 }), fc.string({ minLength: 20000, maxLength: 30000 })), fc.array(tie('node'), { maxLength: 20 })),
-})).node;
+})).node as fc.Arbitrary<StringTree>;
 
 describe('packStrings', () => {
   it('decodes to the same strings and arrays with a standard MessagePack reader', () => {
