@@ -23,7 +23,7 @@ module.exports = {
     {
       name: 'engine-does-not-import-generated-types',
       comment:
-        'The engine, stages, features and kafka layers work on any schema: they declare the records they own in src/engine/records.ts and never import src/client/generated (the typed client and the examples use those).',
+        'The engine, stages, features and kafka layers work on any schema: they declare the records they own in src/engine/records.ts and never import src/client/generated (the typed client uses those; they hold only the package\'s own schemas, an example\'s input types live in examples/<name>/generated).',
       severity: 'error',
       from: { path: '^src/(engine|stages|features|kafka)/' },
       to: { path: '^src/client/generated/' },
@@ -58,12 +58,28 @@ module.exports = {
       from: { path: '^src/' },
       to: { path: '^examples/' },
     },
+    {
+      name: 'example-types-stay-with-their-users',
+      comment:
+        'An example\'s generated Avro types (examples/<name>/generated, from examples/<name>/schemas by scripts/gen-types.js) describe that domain\'s events: only the example itself and the tests and benchmarks that exercise the domain (test/, bench/) import them. src/client/generated holds only the package\'s own schemas, so the engine and the typed client stay domain-free; an example\'s records are typed through a SchemaSet (src/client/schema-set.ts).',
+      severity: 'error',
+      from: { pathNot: '^(examples|test|bench)/' },
+      to: { path: '^examples/[^/]+/generated/' },
+    },
+    {
+      name: 'examples-do-not-share-generated-types',
+      comment: 'One example never imports another\'s generated types: each can be deleted on its own (scripts/check-without-example.sh).',
+      severity: 'error',
+      from: { path: '^examples/([^/]+)/' },
+      to: { path: '^examples/[^/]+/generated/', pathNot: '^examples/$1/generated/' },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
     // Type-only imports count: a layer that names another's types depends on it.
     tsPreCompilationDeps: true,
-    tsConfig: { fileName: 'tsconfig.build.json' },
-    exclude: { path: '^(dist|node_modules)/' },
+    // tsconfig.json covers src/, test/, bench/ and examples/ (lint:layers cruises them all).
+    tsConfig: { fileName: 'tsconfig.json' },
+    exclude: { path: '^(dist|dist-examples|node_modules)/|^bench/dist' },
   },
 };

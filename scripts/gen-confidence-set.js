@@ -22,7 +22,8 @@ const out = path.resolve(arg('out', path.join(__dirname, '..', 'models', 'fraud'
 process.chdir(path.join(__dirname, '..'));
 const spec = loadGeneratorSpec();
 const generator = new TransactionGenerator({ seed, spec });
-const fx = loadFeatureDefinitions(path.join(__dirname, '..', 'models/fraud/features/fraud_txn.yaml'));
+// The input schema is the fraud example's (examples/fraud/schemas/transaction.avsc).
+const fx = loadFeatureDefinitions(path.join(__dirname, '..', 'models/fraud/features/fraud_txn.yaml'), { schemaSources: [path.join(__dirname, '..', 'examples', 'fraud', 'schemas')] });
 const lines = [];
 let positives = 0;
 for (let i = 0; i < rows; i++) {

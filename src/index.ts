@@ -1,16 +1,17 @@
 /**
  * The `tributary` package: what a plugin or an embedding service imports.
  *
- *   import { defineProcessor, RecordRejection, type InputRecord } from 'tributary';
+ *   import { defineProcessor, defineFeatureFunction, RecordRejection, type InputRecord } from 'tributary';
  *
- * Plugins (README "Plugins") register processors through the same API the built-ins use; the engine
+ * Plugins (README "Plugins") register processors through the same API the built-ins use, and feature
+ * functions that declarative definitions call; the engine
  * runs them like any stage (chains, side outputs, dead letters, transactions). A plugin loaded by a
  * topology gets this very module instance, whatever folder it lives in.
  */
 
 // The plugin API: processor definitions and what processors see and return.
 export { defineProcessor, definePlugin, isDefinedProcessor, PluginDefinitionError } from './stages/define';
-export type { DefinedProcessor, PluginDefinition, ProcessorDeclaration } from './stages/define';
+export type { DefinedPlugin, DefinedProcessor, PluginDefinition, ProcessorDeclaration } from './stages/define';
 export { exactlyOnceSafe } from './stages/processor';
 export type {
   InputRecord,
@@ -33,10 +34,14 @@ export { parseFieldPath, fieldAt, fieldGetter, entityKey, resolveFieldPath, type
 // checked against an input Avro schema and compiled like the extraction stage does.
 export { loadFeatureDefinitions, buildFeatureSet, parseDefinitions, FeatureDefinitionsError, type DeclarativeFeatureSet } from './features/declarative/load';
 export type { FeatureDefinitions, FeatureSpec, Expr, TableSpec } from './features/declarative/spec';
+// Plugin feature functions (README "Plugins"): called from definitions like a built-in operator, with a Python twin for training.
+export { defineFeatureFunction, isDefinedFeatureFunction, pythonTwins, FeatureFunctionDefinitionError, FeatureFunctionResultError } from './features/declarative/functions';
+export type { FeatureFunctionDeclaration, DefinedFeatureFunction, FeatureFunctionArg, FeatureFunctionArgType, FeatureFunctionCatalog, RegisteredFeatureFunction, PythonTwinRef } from './features/declarative/functions';
+export { loadPlugins, featureFunctionsFor, type PluginLoadResult } from './stages/plugin-loader';
 
 // Topologies: load, validate and run them in-process.
 export { loadTopology, validateTopology, topologyBaseDir, topicSchema } from './stages/load-topology';
-export type { LoadedTopology, LoadedPlugin, StageSpec, TopicSpec, TopologySpec } from './topology/spec';
+export type { LoadedTopology, LoadedPlugin, PluginFunctionInfo, StageSpec, TopicSpec, TopologySpec } from './topology/spec';
 // Also brings the `features` section's declaration (src/features/spec.ts augments TopologySpec) into a plugin's program.
 export type { FeaturesSpec } from './features/spec';
 export { ProcessorRegistry } from './stages/registry';

@@ -5,8 +5,9 @@
  * (test/unit/declarative-fraud.test.ts). Do not change it: it is what "at least as fast" and
  * "the same vectors" are measured against.
  */
-import type { Transaction } from '../../src/client/generated/avro-types';
+
 import { FRAUD_BASE_FEATURES, validateGeneratorSpec, type GeneratorSpec } from '../../examples/fraud/generator-spec';
+import type { Transaction } from '../../examples/fraud/schemas';
 
 const MS_PER_HOUR = 3_600_000;
 const NIGHT_END_HOUR = 6;

@@ -13,17 +13,16 @@
  * the driver set), and times it from the driver's send time of that event: latency = probe receive
  * time - send time, both on this process's clock. It counts duplicates, unknown keys and dead letters.
  */
-import * as path from 'node:path';
 import type { Consumer, Producer } from 'kafkajs';
-import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { Prediction } from '../../src/client/generated/avro-types';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { AvroDecoder, AvroEncoder } from '../../src/kafka/avro-serde';
 import { createKafka } from '../../src/kafka/client';
 import { RecordRejection } from '../../src/kafka/dead-letter';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
-import { repoRoot } from '../../src/stack/paths';
 import { sleep } from './common';
+import { FRAUD_SCHEMAS_DIR, type Transaction } from '../../examples/fraud/schemas';
 
 export interface Endpoints {
   brokers: string[];
@@ -98,7 +97,7 @@ export class OpenLoopDriver {
     const kafka = createKafka({ clientId: 'bench-driver', brokers: ep.brokers });
     // not idempotent, so it may keep several requests in flight; acks=all like a real gateway
     this.producer = kafka.producer({ allowAutoTopicCreation: false });
-    const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+    const catalog = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
     this.encoder = new AvroEncoder(new SchemaRegistryClient({ url: ep.schemaRegistryUrl }), catalog.get('transaction'), topic);
     this.gen = new TransactionGenerator({ seed, startTime: Date.now() });
   }
@@ -206,7 +205,7 @@ export class Probe {
   ) {
     const kafka = createKafka({ clientId: 'bench-probe', brokers: ep.brokers });
     this.consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, readUncommitted: false });
-    const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+    const catalog = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
     this.decoder = new AvroDecoder(new SchemaRegistryClient({ url: ep.schemaRegistryUrl }), catalog.get('prediction').type);
   }
 

@@ -23,11 +23,12 @@ import { LiveRunner, type CapacityResult, type LiveOptions, type StepResult } fr
 import { Progress } from './progress';
 import { kafkaPerf, preloadRedis, redisRaw, type KafkaPerf, type RedisRaw } from './raw';
 import { writeReport } from './report';
-import { catalog, deleteGroups, DEFAULT_SYSTEMS, PEER_DIR, PEER_JAR, QUICK_SYSTEMS, selectSystems, SystemSession, unavailable, type SystemDef } from './systems';
+import { catalog, mergeCommit, withCommitSweep, deleteGroups, DEFAULT_SYSTEMS, PEER_DIR, PEER_JAR, QUICK_SYSTEMS, selectSystems, SystemSession, unavailable, type SystemDef } from './systems';
 import { loadVariant, topologyFacts, type TopologyFacts } from './topologies';
 import { exportRef, gitState, loadCode, parseCodeRefs, type CodeState } from './tributary-code';
 import type { OnnxRow } from './children/onnx';
 import { featuresMarkdown, runFeaturesBench } from './features';
+import { FRAUD_SCHEMAS_DIR } from '../../examples/fraud/schemas';
 
 // kafkajs v2's one-time partitioner notice is noise here (children inherit this too)
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
@@ -54,7 +55,9 @@ const HELP = `npm run bench -- [options]
   --driver-tolerance-ms N a step whose driver lateness p99 exceeds this is void (default 50)
   --partitions N          partitions of the data topics (default 3)
   --commit-interval-ms N, --commit-max-records N
-                          per-stage commit settings for engines that know them (default: the engine's)
+                          per-stage commit settings for engines that know them (default: the engine's);
+                          a list (--commit-interval-ms 5,10,30) measures every Tributary system once per
+                          interval in the same run, as <system>~i<N>
   --skip-raw              skip the raw limits (Kafka perf tools, onnxruntime, Redis)
   --raw-records N         records for Kafka's perf tools (default 500000; quick 100000)
   --build-peer            run bench/peers/kstreams/build.sh when the peer jar is missing
@@ -78,6 +81,8 @@ interface Options {
   tag: string;
   featuresOnly: boolean;
   commit?: { intervalMs?: number; maxRecords?: number };
+  /** Commit intervals (ms) to measure each Tributary system at, as systems <name>~i<N> (one run). */
+  commitSweep?: number[];
   live: LiveOptions;
 }
 
@@ -114,7 +119,10 @@ function options(): Options {
   }
   const q = values.quick;
   const step = Number(values['step-seconds'] ?? (q ? 8 : 30));
-  const commit = values['commit-interval-ms'] || values['commit-max-records'] ? { intervalMs: values['commit-interval-ms'] ? Number(values['commit-interval-ms']) : undefined, maxRecords: values['commit-max-records'] ? Number(values['commit-max-records']) : undefined } : undefined;
+  // Several intervals (a sweep): every Tributary system is measured once per interval, as <system>~i<N>.
+  const intervals = values['commit-interval-ms'] ? nums(values['commit-interval-ms']) : [];
+  const sweep = intervals.length > 1 ? intervals : undefined;
+  const commit = intervals.length === 1 || values['commit-max-records'] ? { intervalMs: intervals.length === 1 ? intervals[0] : undefined, maxRecords: values['commit-max-records'] ? Number(values['commit-max-records']) : undefined } : undefined;
   return {
     quick: q,
     systems: (values.systems ? values.systems.split(',') : q ? QUICK_SYSTEMS : DEFAULT_SYSTEMS).map((s) => s.trim()).filter(Boolean),
@@ -128,6 +136,7 @@ function options(): Options {
     tag: values.tag ?? (q ? 'quick' : 'default'),
     featuresOnly: values.features,
     commit,
+    commitSweep: sweep,
     live: {
       stepSeconds: step,
       drainTimeoutS: Math.max(20, 2 * step),
@@ -289,7 +298,7 @@ async function main(): Promise<number> {
   for (const c of codeRefs) if (c.commit) states.set(c.root, { commit: c.commit, srcDirty: false, dirtyFiles: [] });
   for (const c of codeRefs) codeState(c.root);
   codeState(repoRoot());
-  const defs = selectSystems(catalog(codeRefs), opts.systems);
+  const defs = withCommitSweep(selectSystems(catalog(codeRefs), opts.systems), opts.commitSweep);
   progress.log(`run ${runId} (${opts.tag}): ${defs.length} systems: ${defs.map((d) => d.name).join(', ')}; ${opts.live.stepSeconds} s per step`);
 
   // The load generator should not be starved by other work on a shared machine: the bench process
@@ -317,7 +326,7 @@ async function main(): Promise<number> {
   }
   sampler.start();
 
-  const catalogS = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+  const catalogS = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
   const gen = new TransactionGenerator({ seed: 1 });
   const sizes: number[] = [];
   for (let i = 0; i < 200; i++) sizes.push(5 + catalogS.get('transaction').type.toBuffer(gen.next().tx).length);
@@ -446,7 +455,7 @@ async function main(): Promise<number> {
       }
       // a variant the checkout's loader refuses is reported, not run
       try {
-        const facts = topologyFacts(loadVariant(def.kind === 'tributary' ? loadCode(code) : loadCode(codeRefs.find((c) => !c.label) ?? parseCodeRefs(undefined)[0]), { variant: def.variant, suffix: 'x', partitions: opts.partitions, delivery: def.delivery, commit: opts.commit }));
+        const facts = topologyFacts(loadVariant(def.kind === 'tributary' ? loadCode(code) : loadCode(codeRefs.find((c) => !c.label) ?? parseCodeRefs(undefined)[0]), { variant: def.variant, suffix: 'x', partitions: opts.partitions, delivery: def.delivery, commit: mergeCommit(opts.commit, def.commit) }));
         out.facts = facts;
         out.differences = differences(def, facts, demo);
       } catch (err) {

@@ -32,7 +32,24 @@ export interface SystemDef {
   code?: TributaryCodeRef;
   /** Kafka Streams peer settings (undefined = its defaults). */
   peer?: { commitIntervalMs?: number; lingerMs?: number; guarantee: 'exactly_once_v2' | 'at_least_once' };
+  /** Commit settings of this system (a --commit-interval-ms sweep); undefined: the run's. */
+  commit?: { intervalMs?: number; maxRecords?: number };
   label: string;
+}
+
+type CommitSettings = { intervalMs?: number; maxRecords?: number };
+
+/** The run's commit settings with a system's own (a sweep's interval) on top; undefined when neither sets any. */
+export function mergeCommit(run: CommitSettings | undefined, own: CommitSettings | undefined): CommitSettings | undefined {
+  return run || own ? { ...run, ...own } : undefined;
+}
+
+/** A sweep: each Tributary system once per commit interval, named <name>~i<N>; others unchanged. */
+export function withCommitSweep(defs: SystemDef[], intervals: number[] | undefined): SystemDef[] {
+  if (!intervals) return defs;
+  return defs.flatMap((d) =>
+    d.kind !== 'tributary' ? [d] : intervals.map((ms) => ({ ...d, name: `${d.name}~i${ms}`, commit: { ...d.commit, intervalMs: ms }, label: `${d.label}, commit interval ${ms} ms` })),
+  );
 }
 
 const DIST = path.join(repoRoot(), 'bench', 'dist', 'bench', 'src');
@@ -163,7 +180,7 @@ export class SystemSession implements Session {
     const suffix = `${this.ctx.runTag}-${this.suffixes.length}-${this.def.name.replace(/[^A-Za-z0-9-]/g, '-')}`.toLowerCase();
     this.suffixes.push(suffix);
     const code = this.def.code ?? ownCode();
-    this.topology = loadVariant(this.def.kind === 'tributary' ? loadCode(code) : loadCode(ownCode()), { variant: this.def.variant, suffix, partitions: this.ctx.partitions, delivery: this.def.delivery, commit: this.ctx.commit });
+    this.topology = loadVariant(this.def.kind === 'tributary' ? loadCode(code) : loadCode(ownCode()), { variant: this.def.variant, suffix, partitions: this.ctx.partitions, delivery: this.def.delivery, commit: mergeCommit(this.ctx.commit, this.def.commit) });
     this.facts = topologyFacts(this.topology);
     await provisionTopology(this.topology, this.ctx.kafka, new SchemaRegistryClient({ url: this.ctx.ep.schemaRegistryUrl }));
     if (this.facts.featureSets.some((s) => s.kind === 'redis_batch')) await prepareFeatureSets(this.topology, this.ctx.ep.redisUrl);
@@ -178,9 +195,13 @@ export class SystemSession implements Session {
   }
 
   private async startNode(suffix: string): Promise<Running> {
-    const cfg: ChildConfig = { ...this.ctx.ep, suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, commit: this.ctx.commit, code: this.def.code };
+    const cfg: ChildConfig = { ...this.ctx.ep, suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, commit: mergeCommit(this.ctx.commit, this.def.commit), code: this.def.code };
     const out = fs.openSync(this.logFile, 'a');
-    const proc = fork(path.join(DIST, 'children', `${this.def.kind}.js`), [JSON.stringify(cfg)], { stdio: ['ignore', out, out, 'ipc'], env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'warn' } });
+    // BENCH_CPU_PROF_DIR: each system process writes a V8 CPU profile there when it stops
+    // (summarise with `node bench/dist/bench/src/profile.js FILE`).
+    const profDir = process.env.BENCH_CPU_PROF_DIR;
+    const execArgv = profDir ? [...process.execArgv, '--cpu-prof', '--cpu-prof-dir', profDir] : process.execArgv;
+    const proc = fork(path.join(DIST, 'children', `${this.def.kind}.js`), [JSON.stringify(cfg)], { execArgv, stdio: ['ignore', out, out, 'ipc'], env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'warn' } });
     fs.closeSync(out);
     let stopped!: (c: Record<string, number> | undefined) => void;
     const stoppedP = new Promise<Record<string, number> | undefined>((r) => (stopped = r));

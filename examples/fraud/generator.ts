@@ -12,8 +12,9 @@
  * present at any rate. Consequence: within a day, eventTime is not monotonic in n (an event may
  * carry a time up to ~24 h before or after the clock).
  */
-import type { Transaction } from '../../src/client/generated/avro-types';
+
 import { loadGeneratorSpec, validateGeneratorSpec, type GeneratorSpec } from './generator-spec';
+import type { Transaction } from './schemas';
 
 const MS_PER_HOUR = 3_600_000;
 const MS_PER_DAY = 86_400_000;

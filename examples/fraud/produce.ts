@@ -1,7 +1,8 @@
-import type { Feedback, Transaction } from '../../src/client/generated/avro-types';
+import type { Feedback } from '../../src/client/generated/avro-types';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { MS_PER_DAY, startOfUtcDay } from '../../src/util/time';
 import { TransactionGenerator } from './generator';
+import { fraudSchemas, type Transaction } from './schemas';
 
 export interface ProduceDemoOptions {
   brokers: string[];
@@ -48,7 +49,7 @@ export async function produceDemoEvents(options: ProduceDemoOptions): Promise<{ 
     brokers: options.brokers,
     schemaRegistryUrl: options.schemaRegistryUrl,
     topic: options.topic,
-    schema: 'transaction',
+    schema: 'transaction', schemas: fraudSchemas,
     key: (tx) => tx.transactionId,
     partitionBy: (tx) => tx.cardId,
     clientId: 'tributary-demo-producer',

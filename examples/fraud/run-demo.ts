@@ -1,11 +1,10 @@
 import * as path from 'node:path';
 import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
-import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { createKafka } from '../../src/kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../src/kafka/schema-registry';
 import { Pipeline, type PipelineEndpoints } from '../../src/stages/pipeline';
-import { loadTopology } from '../../src/stages/load-topology';
+import { loadTopology, topicSchema } from '../../src/stages/load-topology';
 import type { LoadedTopology } from '../../src/topology/spec';
 import { repoRoot } from '../../src/util/paths';
 import { createLogger } from '../../src/util/logger';
@@ -14,6 +13,7 @@ import type { ShadowReport } from '../../src/shadow/report';
 import { writeShadowReport } from '../../src/shadow/write-report';
 import { malformedTransactions } from './malformed';
 import { batchAsOf, produceDemoEvents } from './produce';
+import { transactionSchema } from './schemas';
 
 const log = createLogger('demo');
 
@@ -170,8 +170,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     ]);
 
     const registry = new SchemaRegistryClient({ url: options.endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() });
-    const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
-    const bad = (await malformedTransactions(registry, catalog.get('transaction'), `${runId}-bad-`)).slice(0, options.malformed);
+    const bad = (await malformedTransactions(registry, transactionSchema(), `${runId}-bad-`)).slice(0, options.malformed);
     const produceBad = async () => {
       if (bad.length === 0) return;
       const kafka = createKafka({ clientId: 'tributary-demo-malformed', brokers: options.endpoints.brokers });
@@ -219,7 +218,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         live: roles.predictions,
         shadow: roles.shadow.topic,
         feedback: feedbackTopic,
-        events: roles.input,
+        // The input topic's schema as the topology declares it (the engine assumes none).
+        events: { topic: roles.input, schema: topicSchema(topology, roles.input) },
         segmentBy: ['country', 'merchantCategory'],
         from: producedFrom,
         timeoutMs: 60000,

@@ -19,6 +19,7 @@
  * generator never sleeps) plus up to 1.5 s of sampling jitter, so a unit's readings are nearly,
  * not strictly, in time order.
  */
+import type { SensorReading } from './generated/avro-types';
 
 /** mulberry32: a 32-bit-state PRNG, `next()` in [0, 1). */
 export class Prng {
@@ -56,20 +57,8 @@ export class Prng {
   }
 }
 
-/** The event type of examples/iot/schemas/sensor-reading.avsc. */
-export interface SensorReading {
-  readingId: string;
-  deviceId: string;
-  siteId: string;
-  deviceModel: 'VX100' | 'VX200' | 'PT7' | 'UNKNOWN';
-  firmware: string;
-  eventTime: number;
-  temperatureC: number;
-  vibrationMmS: number;
-  pressureKpa: number | null;
-  batteryPct: number | null;
-  location: { building: string; floor: number; zone: string; indoor: boolean; timezone: string };
-}
+/** The event type of examples/iot/schemas/sensor-reading.avsc, generated from it (`npm run gen:types`). */
+export type { SensorReading };
 
 export type AnomalyKind = 'overheat' | 'bearing' | 'leak' | 'off_shift' | 'stuck';
 

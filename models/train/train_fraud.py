@@ -206,6 +206,8 @@ class FraudGenerator:
 # declarative definitions the extraction stage compiles (no hand-kept twin any more).
 # --------------------------------------------------------------------------------------------
 FEATURES_FILE = os.path.join(REPO_ROOT, "models", "fraud", "features", "fraud_txn.yaml")
+# The input schema belongs to the fraud example (the package's schemas/ holds only the engine's own).
+TRANSACTION_SCHEMA = os.path.join(REPO_ROOT, "examples", "fraud", "schemas", "transaction.avsc")
 
 
 class FeatureExtractor:
@@ -217,7 +219,7 @@ class FeatureExtractor:
         sys.path.insert(0, os.path.join(REPO_ROOT, "python"))
         from tributary_features import load_feature_set
 
-        self.features = load_feature_set(path)
+        self.features = load_feature_set(path, TRANSACTION_SCHEMA)
         if self.features.set != FEATURE_SET:
             raise ValueError(f"{path} defines {self.features.set!r}, not {FEATURE_SET!r}")
         if self.features.names != feature_names(spec):

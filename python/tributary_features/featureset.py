@@ -5,11 +5,13 @@ of bad nodes); this module raises DefinitionsError for what it cannot evaluate."
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import numbers
 import math
 import os
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import yaml
@@ -164,10 +166,46 @@ def _libm(fn, x: float) -> float:
         return -math.inf if x == 0 else math.nan
 
 
-class FeatureSet:
-    """Compiled view of one definitions file: `names`, `version`, `hash`, `compute(events)`."""
+# ---------------------------------------------------------------------------------------------
+# Plugin feature functions: a dotted operator key (`geo.haversineKm`) calls the Python twin a plugin
+# declares (`python: './file.py:function'`). Same boundary as the TypeScript side (SEMANTICS.md):
+# a null argument gives null without a call; doubles are passed as float, strings as str, booleans
+# as bool; the result is a float (int accepted), or None for null.
+# ---------------------------------------------------------------------------------------------
+_FUNCTION_NAME = re.compile(r"^[a-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")
+_twin_modules: Dict[str, Any] = {}
 
-    def __init__(self, defs: Dict[str, Any], schema: Any, hash_: str, file: str = "") -> None:
+
+def load_twin(ref: str) -> Callable[..., Any]:
+    """The function `ref` names, `/path/file.py:function` (the TypeScript `pythonTwins()` gives absolute paths)."""
+    file, sep, name = ref.rpartition(":")
+    if not sep or not file.endswith(".py"):
+        raise DefinitionsError(f"feature function twin {ref!r} is not 'file.py:function'")
+    file = os.path.abspath(file)
+    mod = _twin_modules.get(file)
+    if mod is None:
+        if not os.path.exists(file):
+            raise DefinitionsError(f"feature function twin file not found: {file}")
+        spec = importlib.util.spec_from_file_location(f"tributary_twin_{len(_twin_modules)}", file)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        _twin_modules[file] = mod
+    fn = getattr(mod, name, None)
+    if not callable(fn):
+        raise DefinitionsError(f"{file} has no function {name!r}")
+    return fn
+
+
+class FeatureSet:
+    """Compiled view of one definitions file: `names`, `version`, `hash`, `compute(events)`.
+
+    `functions` maps plugin feature function names to their Python twins: what the TypeScript
+    `pythonTwins()` returns ({"twin": "/path/file.py:function", "args": ["double", ...]}: the
+    declared argument types make a boolean passed to a double argument 1.0 / 0.0, as in
+    TypeScript), or a bare callable / 'file.py:function' (arguments then keep their column's kind)."""
+
+    def __init__(self, defs: Dict[str, Any], schema: Any, hash_: str, file: str = "",
+                 functions: Optional[Dict[str, Union[str, Callable[..., Any]]]] = None) -> None:
         self.defs = defs
         self.schema = schema
         self.hash = hash_
@@ -178,6 +216,14 @@ class FeatureSet:
         self.tables = defs.get("tables") or {}
         self.clocks: Dict[str, ZoneClock] = {}
         self.tzdb = tzdb_version()
+        self.serving_only = set(defs.get("servingOnly") or [])
+        # name -> (callable, declared argument types or None)
+        self.functions: Dict[str, Tuple[Callable[..., Any], Optional[List[str]]]] = {}
+        for name, fn in (functions or {}).items():
+            if isinstance(fn, dict):
+                self.functions[name] = (load_twin(fn["twin"]), list(fn["args"]) if fn.get("args") is not None else None)
+            else:
+                self.functions[name] = (load_twin(fn) if isinstance(fn, str) else fn, None)
         self.names: List[str] = []
         for f in defs["features"]:
             if "oneHot" in f:
@@ -283,6 +329,9 @@ class FeatureSet:
         if not isinstance(e, dict):
             raise DefinitionsError(f"not an expression: {e!r}")
         ops = [k for k in e if k in _OPS]
+        calls = [k for k in e if k not in _OPS and _FUNCTION_NAME.match(k)]
+        if not ops and len(calls) == 1:
+            return self._call(calls[0], e[calls[0]])
         if len(ops) != 1:
             raise DefinitionsError(f"expression needs exactly one operator: {list(e)}")
         op = ops[0]
@@ -416,6 +465,40 @@ class FeatureSet:
             return self._merge(pairs, cs[-1])
         raise DefinitionsError(f"unknown operator {op}")
 
+    def _call(self, name: str, a: Any) -> Col:
+        if name in self.serving_only:
+            raise DefinitionsError(f"feature function '{name}' is servingOnly in {self.file or 'these definitions'}: "
+                                   "it has no Python twin, so this feature set cannot be computed for training")
+        entry = self.functions.get(name)
+        if entry is None:
+            raise DefinitionsError(f"no Python twin for feature function '{name}' (pass functions={{'{name}': 'file.py:function'}}, "
+                                   "e.g. from pythonTwins() of the topology's plugins)")
+        fn, types = entry
+        n = self._n
+        cs = [self._eval(x) for x in (a if isinstance(a, list) else [a])]
+        if types is not None and len(types) != len(cs):
+            raise DefinitionsError(f"feature function '{name}' takes {len(types)} arguments, got {len(cs)}")
+        if any(c.kind == "null" for c in cs):
+            return self._full("null", None)
+        m = np.logical_or.reduce([c.m for c in cs]) if cs else np.zeros(n, dtype=bool)
+        v = np.zeros(n, dtype=np.float64)
+        m = m.copy()
+        # Plain Python values, converted once per column: a double argument is a float (a boolean
+        # column as 1.0 / 0.0, like the TypeScript side), booleans bool, strings str.
+        cols = [(_num(c) if (types is None and c.kind == "number") or (types is not None and types[k] == "double") else c.v).tolist()
+                for k, c in enumerate(cs)]
+        for i in range(n):
+            if m[i]:
+                continue
+            r = fn(*[col[i] for col in cols])
+            if r is None:
+                m[i] = True
+            elif isinstance(r, numbers.Real) and not isinstance(r, bool):
+                v[i] = float(r)
+            else:
+                raise DefinitionsError(f"feature function '{name}' returned {r!r}; it must return a number or None")
+        return Col("number", v, m)
+
     def _merge(self, pairs: List[Tuple[np.ndarray, Col]], last: Col) -> Col:
         """First branch whose selector is true, else `last`; numbers and booleans mix to numbers."""
         n = self._n
@@ -450,9 +533,13 @@ def load_schema(name_or_path: str) -> Any:
         return json.load(f)
 
 
-def load_feature_set(path: str, schema: Any = None) -> FeatureSet:
+def load_feature_set(path: str, schema: Any = None,
+                     functions: Optional[Dict[str, Union[str, Callable[..., Any]]]] = None) -> FeatureSet:
     """Reads a definitions file; `schema` is the input Avro schema (parsed JSON, a path or a name),
-    default the file's `input:` from <repo>/schemas."""
+    default the file's `input:` from <repo>/schemas (the package's own; an example's input schema
+    lives in its folder, e.g. examples/fraud/schemas/transaction.avsc: pass its path); `functions`:
+    the Python twins of the plugin feature functions the definitions call (name -> callable or
+    'file.py:function')."""
     with open(path, "rb") as f:
         raw = f.read()
     defs = parse_yaml(raw.decode("utf-8"))
@@ -462,4 +549,4 @@ def load_feature_set(path: str, schema: Any = None) -> FeatureSet:
         schema = defs["input"]
     if isinstance(schema, str):
         schema = load_schema(schema)
-    return FeatureSet(defs, schema, hashlib.sha256(raw).hexdigest()[:HASH_HEX_CHARS], path)
+    return FeatureSet(defs, schema, hashlib.sha256(raw).hexdigest()[:HASH_HEX_CHARS], path, functions)

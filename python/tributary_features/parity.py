@@ -1,6 +1,7 @@
 """Parity runner for the TypeScript golden test (test/unit/declarative-parity.test.ts):
 `python -m tributary_features.parity DIR` reads DIR/manifest.json (cases: definitions file, Avro
-schema file, events JSON), computes each case and writes DIR/<case>.bin (float64 little-endian,
+schema file, events JSON, optional `functions`: plugin feature function name -> '/abs/file.py:function'),
+computes each case and writes DIR/<case>.bin (float64 little-endian,
 row-major) and DIR/result.json (hashes, names, tzdb version). Events encode non-finite numbers and
 -0 as {"$num": "NaN" | "Infinity" | "-Infinity" | "-0"} (JSON has no literal for them)."""
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
             schema = json.load(f)
         with open(os.path.join(d, case["events"]), encoding="utf-8") as f:
             events = json.load(f, object_hook=_hook)
-        fs = load_feature_set(os.path.join(d, case["definitions"]), schema)
+        fs = load_feature_set(os.path.join(d, case["definitions"]), schema, case.get("functions"))
         X = fs.compute(events)
         X.astype("<f8").tofile(os.path.join(d, case["out"]))
         result["tzdb"] = fs.tzdb

@@ -25,7 +25,7 @@ import { Registry } from 'prom-client';
 import type { DeadLetter, FeatureVector, Prediction } from '../client/generated/avro-types';
 import { FencedError, StreamingState } from '../features/streaming';
 import { ensureTopics } from '../kafka/admin';
-import { SchemaCatalog } from '../kafka/avro-schemas';
+import { topologySchemas } from '../kafka/avro-schemas';
 import { AvroDecoder } from '../kafka/avro-serde';
 import { createKafka } from '../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
@@ -34,6 +34,7 @@ import { extractionVector, featureExtraction, type ExtractionConfig } from '../s
 import { onnxInference, type InferenceConfig } from '../stages/inference';
 import type { PipelineEndpoints } from '../stages/pipeline';
 import type { Processor, ProcessorContext } from '../stages/processor';
+import { topicSchema } from '../stages/load-topology';
 import { Chain, type ChainRecord } from '../engine/chain';
 import type { CommitBatch } from '../engine/commit-sink';
 import { RANGE_COMMIT, RangeRunner } from '../engine/range-runner';
@@ -183,6 +184,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
   const endpoints = o.endpoints ?? resolveEndpoints();
   const { extract, score } = backfillStages(topology);
   const inputTopic = extract.input.topic;
+  // The input events' schema comes from the topology (the topic's `schema`), whatever the domain.
+  const inputType = topicSchema(topology, inputTopic, `stages[${topology.spec.stages.indexOf(extract)}].input.topic`);
   const target = parseOutput(o.output, o.format);
   const scoreConfig = score.config as unknown as InferenceConfig;
   const model = { repository: path.resolve(topology.baseDir, o.modelRepository ?? scoreConfig.model.repository), name: scoreConfig.model.name, version: o.modelVersion ?? scoreConfig.model.version };
@@ -200,7 +203,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
   if (o.restart) store.remove();
   const kafka = createKafka({ clientId: `tributary-backfill-${job}`, brokers: topology.spec.kafka?.brokers ?? endpoints.brokers });
   const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() });
-  const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
+  const catalog = topologySchemas(topology);
   const redisUrl = endpoints.redisUrl ?? process.env.REDIS_URL;
   const deadLetterTopic = target.kind === 'topic' ? (o.deadLetterTopic ?? topology.spec.deadLetter.topic) : undefined;
   const want = { topology: topology.spec.name, inputTopic, specs, output: target, model, stateNamespace, includeFeatures: !!o.includeFeatures, ...(deadLetterTopic ? { deadLetterTopic } : {}) };
@@ -316,7 +319,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
 
     // The topology's own extract -> score chain, in memory: no encoder (nothing goes to the live
     // topics); the sinks write each record's prediction (and vector) to the job's topic or file.
-    const decoder = new AvroDecoder<unknown>(registry, catalog.get(topology.spec.topics.find((t) => t.name === inputTopic)?.schema ?? 'transaction').type);
+    const decoder = new AvroDecoder<unknown>(registry, inputType);
     const chain = new Chain({
       stages: [
         { spec: extract, processor: guardJob(extractor, job, (err) => runner.fail(err)) },

@@ -1,12 +1,9 @@
-import * as path from 'node:path';
 import type { Consumer, Kafka } from 'kafkajs';
-import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroDecoder } from '../kafka/avro-serde';
 import { createKafka } from '../kafka/client';
 import { RecordRejection } from '../kafka/dead-letter';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
-import { repoRoot } from '../util/paths';
-import type { SchemaTypes } from './generated/avro-types';
+import { schemaCatalog, type SchemaName, type SchemaRecord, type SchemaSet } from './schema-set';
 
 export interface ConsumedMeta {
   topic: string;
@@ -18,11 +15,14 @@ export interface ConsumedMeta {
   headers: Record<string, string>;
 }
 
-export interface TopicConsumerOptions<S extends keyof SchemaTypes> {
+export interface TopicConsumerOptions<S extends SchemaName<M>, M = {}> {
   brokers: string[];
   schemaRegistryUrl: string;
   topic: string;
+  /** Schema name (`<name>.avsc` in `schemas`, else in the package's schemas/), which fixes the record type. */
   schema: S;
+  /** The set holding `schema` when it is not one of the package's own (see TopicProducerOptions.schemas). */
+  schemas?: SchemaSet<M>;
   groupId: string;
   fromBeginning?: boolean;
   clientId?: string;
@@ -36,19 +36,19 @@ export interface TopicConsumerOptions<S extends keyof SchemaTypes> {
  * registry into the generated TypeScript types. Reads only committed records (read_committed);
  * offsets are committed after the handler returns, so a crash re-delivers, never skips.
  */
-export class TopicConsumer<S extends keyof SchemaTypes> {
+export class TopicConsumer<S extends SchemaName<M>, M = {}> {
   private readonly consumer: Consumer;
-  private readonly decoder: AvroDecoder<SchemaTypes[S]>;
+  private readonly decoder: AvroDecoder<SchemaRecord<S, M>>;
 
-  constructor(private readonly options: TopicConsumerOptions<S>) {
+  constructor(private readonly options: TopicConsumerOptions<S, M>) {
     const kafka = options.kafka ?? createKafka({ clientId: options.clientId ?? 'tributary-consumer', brokers: options.brokers });
     this.consumer = kafka.consumer({ groupId: options.groupId, readUncommitted: false, maxWaitTimeInMs: 100 });
     const registry = new SchemaRegistryClient({ url: options.schemaRegistryUrl, auth: registryAuthFromEnv() });
-    const reader = new SchemaCatalog(path.join(repoRoot(), 'schemas')).get(options.schema).type;
+    const reader = schemaCatalog(options.schemas).get(options.schema).type;
     this.decoder = new AvroDecoder(registry, reader);
   }
 
-  async run(handler: (event: SchemaTypes[S], meta: ConsumedMeta) => void | Promise<void>): Promise<void> {
+  async run(handler: (event: SchemaRecord<S, M>, meta: ConsumedMeta) => void | Promise<void>): Promise<void> {
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.options.topic, fromBeginning: this.options.fromBeginning ?? true });
     await this.consumer.run({

@@ -1,12 +1,9 @@
-import * as path from 'node:path';
 import { Partitioners, type Kafka, type PartitionMetadata } from 'kafkajs';
-import { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroEncoder } from '../kafka/avro-serde';
 import { createKafka, idempotentProducer, type IdempotentProducer } from '../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
-import { repoRoot } from '../util/paths';
 import { TributaryError } from '../util/errors';
-import type { SchemaTypes } from './generated/avro-types';
+import { schemaCatalog, type SchemaName, type SchemaRecord, type SchemaSet } from './schema-set';
 
 const partitioner = Partitioners.DefaultPartitioner();
 
@@ -20,23 +17,25 @@ export class EventValidationError extends TributaryError {
 /** The topic to publish to does not exist (topics are created by `tributary topics` / the pipeline, never implicitly). */
 export class UnknownTopicError extends TributaryError {}
 
-export interface TopicProducerOptions<S extends keyof SchemaTypes> {
+export interface TopicProducerOptions<S extends SchemaName<M>, M = {}> {
   brokers: string[];
   schemaRegistryUrl: string;
   topic: string;
-  /** Schema file name in schemas/, which fixes the event type. */
+  /** Schema name (`<name>.avsc` in `schemas`, else in the package's schemas/), which fixes the event type. */
   schema: S;
+  /** The set holding `schema` when it is not one of the package's own (e.g. an example's input events): its folders are searched first and its generated types type the records. */
+  schemas?: SchemaSet<M>;
   /** Picks the message key (partitioning: the same key always lands on the same partition). */
-  key: (event: SchemaTypes[S]) => string;
+  key: (event: SchemaRecord<S, M>) => string;
   /** Kafka headers per event (e.g. a request id); every stage of a topology carries them onto its outputs. */
-  headers?: (event: SchemaTypes[S]) => Record<string, string>;
+  headers?: (event: SchemaRecord<S, M>) => Record<string, string>;
   clientId?: string;
   /**
    * Partition by this value instead of the message key (same hash as keying by it): e.g. the
    * streaming feature entity, so each entity's events stay in order on one partition (and a replay
    * sees them in the same order) while every record keeps its own key.
    */
-  partitionBy?: (event: SchemaTypes[S]) => string;
+  partitionBy?: (event: SchemaRecord<S, M>) => string;
   /** How long connect() waits for the topic to appear (a pipeline starting alongside creates it); default 0: fail at once. */
   waitForTopicMs?: number;
   /** Share an existing kafkajs client instead of creating one. */
@@ -48,18 +47,18 @@ export interface TopicProducerOptions<S extends keyof SchemaTypes> {
  * against its Avro schema, encodes it with the registry's schema id, publishes with acks=all
  * through an idempotent producer with unlimited retries (replaced after a send that still failed).
  */
-export class TopicProducer<S extends keyof SchemaTypes> {
+export class TopicProducer<S extends SchemaName<M>, M = {}> {
   private readonly producer: IdempotentProducer;
-  private readonly encoder: AvroEncoder<SchemaTypes[S]>;
+  private readonly encoder: AvroEncoder<SchemaRecord<S, M>>;
   private readonly catalogType;
   private readonly kafka: Kafka;
   private partitions?: PartitionMetadata[];
 
-  constructor(private readonly options: TopicProducerOptions<S>) {
+  constructor(private readonly options: TopicProducerOptions<S, M>) {
     const kafka = options.kafka ?? createKafka({ clientId: options.clientId ?? 'tributary-producer', brokers: options.brokers });
     this.kafka = kafka;
     this.producer = idempotentProducer(kafka, { name: `topic-producer:${options.topic}` });
-    const schema = new SchemaCatalog(path.join(repoRoot(), 'schemas')).get(options.schema);
+    const schema = schemaCatalog(options.schemas).get(options.schema);
     this.catalogType = schema.type;
     const registry = new SchemaRegistryClient({ url: options.schemaRegistryUrl, auth: registryAuthFromEnv() });
     this.encoder = new AvroEncoder(registry, schema, options.topic);
@@ -89,19 +88,19 @@ export class TopicProducer<S extends keyof SchemaTypes> {
   }
 
   /** The partition `partitionBy` picks (the default partitioner's choice for that value as key). */
-  private partitionOf(event: SchemaTypes[S]): number | undefined {
+  private partitionOf(event: SchemaRecord<S, M>): number | undefined {
     if (!this.options.partitionBy || !this.partitions) return undefined;
     return partitioner({ topic: this.options.topic, partitionMetadata: this.partitions, message: { key: this.options.partitionBy(event), value: null } });
   }
 
   /** Throws EventValidationError (sending nothing) if any event is invalid. */
-  validate(event: SchemaTypes[S]): void {
+  validate(event: SchemaRecord<S, M>): void {
     const paths: string[] = [];
     this.catalogType.isValid(event, { errorHook: (p: string[]) => paths.push(p.join('.') || '(root)') });
     if (paths.length > 0) throw new EventValidationError(paths);
   }
 
-  async send(events: SchemaTypes[S][]): Promise<void> {
+  async send(events: SchemaRecord<S, M>[]): Promise<void> {
     events.forEach((e) => this.validate(e));
     const id = await this.encoder.id();
     await this.producer.send({

@@ -77,6 +77,13 @@ export interface ChainRunnerOptions {
    * entity's write order = that order; see PipelinedTransactions).
    */
   pipelinedCommits?: boolean;
+  /**
+   * With pipelinedCommits: keep the processing order across entities too, not only per entity (the
+   * SendGate's ordering key is the output topic, so no record overtakes another). The hops and steps
+   * in front of a later per-entity step need it: that step's entity meets there across the earlier
+   * entity's keys, so each internal partition must be written in processing (timestamp) order.
+   */
+  orderAcrossEntities?: boolean;
 }
 
 /**
@@ -288,7 +295,7 @@ export class ChainRunner {
       fetchCommitted: (t: string, p: number) => this.fetchCommitted(t, p),
     };
     if (this.opts.pipelinedCommits) {
-      this.sendGate ??= new SendGate(orderingKey);
+      this.sendGate ??= new SendGate(this.opts.orderAcrossEntities ? topicsKey : orderingKey);
       const txns = new PipelinedTransactions({ ...txnOptions, gate: this.sendGate });
       return { init: () => txns.init(), commit: (b) => txns.commit(b), stage: (r) => txns.stage(r), committed: () => this.fetchCommitted(topic, partition), close: () => txns.close(), exactlyOnce: true };
     }
@@ -477,6 +484,11 @@ export class ChainRunner {
 /** A record's ordering key for the SendGate: its outputs' topics and keys (a repartition record: the entity). */
 function orderingKey(r: SinkRecord): string {
   return r.outputs.map((o) => `${o.topic}\0${o.message.key == null ? '' : o.message.key.toString()}`).join('\n');
+}
+
+/** A record's ordering key when the order across entities matters too: its outputs' topics only. */
+function topicsKey(r: SinkRecord): string {
+  return r.outputs.map((o) => o.topic).join('\n');
 }
 
 /** Lanes are per input partition of each topic the group reads. */

@@ -1,15 +1,16 @@
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 import type { DeadLetter } from './records';
-import type { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
+import type { AvroEncoder } from '../kafka/avro-serde';
 import { RecordRejection } from '../kafka/dead-letter';
-import type { InputRecord, Lineage, OutputRecord, Processor, ProcessResult } from '../stages/processor';
+import type { InputRecord, Lineage, OutputRecord, PartialValues, Processor, ProcessResult } from '../stages/processor';
 import type { StageSpec } from '../topology/spec';
 import type { Logger } from '../util/logger';
 import type { SinkRecord, TopicMessage } from './commit-sink';
 import { replyCopy, replyTarget, type ReplyRoute } from './replies';
 import { isTransientError } from './transient';
 import { entityKey, parseFieldPath } from '../util/field-path';
-import { KEY_HEADER, LINEAGE_HEADER, REPARTITION_PROCESSOR, parseLineageHeader } from './repartition';
+import { CarriedEvent, partialRecord, type ValueDecoder } from './partial-vector';
+import { KEY_HEADER, LINEAGE_HEADER, REPARTITION_PROCESSOR, lineageHeader, parseLineageHeader } from './repartition';
 
 /**
  * Header naming the stages that already processed a record inside a fused chain. A stage running
@@ -35,6 +36,13 @@ export interface ChainStage {
   /** Write the consumed value bytes unchanged instead of encoding the processor's value (the repartition step, a chain head). */
   passthroughValue?: boolean;
   /**
+   * A per-entity step before the last of a stage chained over several entities: the processor's
+   * value (PartialValues) is written as a partial record wrapping the original event's bytes
+   * (src/engine/partial-vector.ts), with the original lineage and key in LINEAGE_HEADER/KEY_HEADER
+   * and the original Kafka timestamp, as a repartition hop writes them.
+   */
+  wrapsEvent?: boolean;
+  /**
    * `partitionBy: none` stages: the entity field their input keys should equal; records whose key
    * differs are passed to `onKeyMismatch` (they are still processed).
    */
@@ -43,10 +51,10 @@ export interface ChainStage {
 
 export interface ChainOptions {
   stages: ChainStage[];
-  /** Decoder of the first stage's input topic. */
-  decoder: AvroDecoder<unknown>;
+  /** Decoder of the first stage's input topic (a PartialVectorDecoder behind an earlier per-entity step). */
+  decoder: ValueDecoder<unknown>;
   /** Chains that read several topics (one consumer group): the decoder of each other input topic. */
-  decoders?: Record<string, AvroDecoder<unknown>>;
+  decoders?: Record<string, ValueDecoder<unknown>>;
   /** Absent: the chain's sink never writes dead letters (offsets-only consumers). */
   dlqEncoder?: AvroEncoder<DeadLetter>;
   dlqSchemaId?: number;
@@ -95,6 +103,10 @@ interface Entry {
   headers: Record<string, Buffer>;
   /** Bytes of the input of the stage currently processing the record (for dead letters). */
   inputBytes: Buffer | null;
+  /** The original event's value bytes (unwrapped from a partial record behind an earlier per-entity step). */
+  eventBytes: Buffer | null;
+  /** Kafka timestamp of the original record (kept by hops and per-entity steps). */
+  timestamp: number;
   record: ChainRecord;
   /** The consumed position. */
   source?: Lineage;
@@ -163,7 +175,7 @@ export class Chain {
         toDeadLetter: (rejection) => this.deadLetter(entry, rejection),
         deadLetterRecord: (rejection) => this.deadLetterRecord(entry, rejection),
       };
-      const entry: Entry = { message, lineage, key: key === null ? null : Buffer.from(key), headers, inputBytes: message.value, record };
+      const entry: Entry = { message, lineage, key: key === null ? null : Buffer.from(key), headers, inputBytes: message.value, eventBytes: message.value, timestamp: Number(message.timestamp), record };
       entry.source = consumed;
       if (this.opts.replies) record.replies = () => this.replies(entry);
       return entry;
@@ -182,12 +194,17 @@ export class Chain {
         this.reject(entry, head, new RecordRejection('TOO_LARGE', `input record of ${size} bytes exceeds the stage's limits.maxMessageBytes (${this.maxInputBytes})`));
         continue;
       }
-      const value = await this.decoderFor(topic).decode(message.value);
-      if (value instanceof RecordRejection) {
-        this.reject(entry, head, value);
+      const decoded = await this.decoderFor(topic).decode(message.value);
+      if (decoded instanceof RecordRejection) {
+        this.reject(entry, head, decoded);
         continue;
       }
-      live.push({ entry, input: { value, key: entry.key, timestamp: Number(message.timestamp), lineage: entry.lineage, source: entry.source, headers: entry.headers } });
+      // Behind an earlier per-entity step: the processor sees the original event and the features so
+      // far; dead letters carry the event's bytes (what a replay of the input would need).
+      const carried = decoded instanceof CarriedEvent ? decoded : undefined;
+      if (carried) entry.inputBytes = entry.eventBytes = carried.eventBytes;
+      const value = carried ? carried.event : decoded;
+      live.push({ entry, input: { value, key: entry.key, timestamp: entry.timestamp, lineage: entry.lineage, source: entry.source, headers: entry.headers, ...(carried ? { partial: carried.partial } : {}) } });
     }
 
     for (let i = 0; i < this.opts.stages.length && live.length > 0; i++) {
@@ -221,7 +238,7 @@ export class Chain {
     return entries.map((e) => e.record);
   }
 
-  private decoderFor(topic: string): AvroDecoder<unknown> {
+  private decoderFor(topic: string): ValueDecoder<unknown> {
     if (topic === this.opts.stages[0].spec.input.topic) return this.opts.decoder;
     const d = this.opts.decoders?.[topic];
     if (!d) throw new Error(`chain ${this.name} has no decoder for topic ${topic}`);
@@ -238,15 +255,23 @@ export class Chain {
     if (stage.passthroughValue && entry.inputBytes) {
       value = entry.inputBytes;
     } else {
+      if (stage.wrapsEvent && !entry.eventBytes) return new RecordRejection('PROCESSING_ERROR', 'no event bytes to carry to the next per-entity step');
       try {
-        value = stage.encoder!.encodeWithId(stage.schemaId!, out.value);
+        value = stage.encoder!.encodeWithId(stage.schemaId!, stage.wrapsEvent ? partialRecord(entry.eventBytes!, out.value as PartialValues) : out.value);
       } catch (err) {
         return new RecordRejection('PROCESSING_ERROR', `output does not match schema: ${(err as Error).message}`);
       }
     }
     const headers: Record<string, Buffer | string> = { ...entry.headers, ...(out.headers ?? {}) };
     if (downstream.length > 0) headers[DONE_HEADER] = downstream.join(',');
-    return { key: out.key, value, headers, ...(out.timestamp === undefined ? {} : { timestamp: String(out.timestamp) }) };
+    let timestamp = out.timestamp;
+    if (stage.wrapsEvent) {
+      // Like a repartition hop: the next step sees the original record (lineage, key, timestamp).
+      headers[LINEAGE_HEADER] = lineageHeader(entry.lineage);
+      if (entry.key) headers[KEY_HEADER] = entry.key;
+      timestamp ??= entry.timestamp;
+    }
+    return { key: out.key, value, headers, ...(timestamp === undefined ? {} : { timestamp: String(timestamp) }) };
   }
 
   /**
@@ -289,14 +314,15 @@ export class Chain {
     const target = replyTarget(entry.headers, this.opts.replies);
     if (!target) return [];
     const { record } = entry;
-    // A repartition hop's output is the request itself, re-keyed: internal, not worth a reply.
+    // A repartition hop's output is the request itself, re-keyed, and a per-entity step's is a
+    // partial record: internal, not worth a reply.
     const copies = record.outputs.filter((o) => !this.hopTopics.has(o.topic)).map((o) => replyCopy(o.message, target, this.stageOfTopic(o.topic), 'output'));
     if (record.rejection) copies.push(replyCopy(this.deadLetter(entry, record.rejection), target, record.trace.rejectedBy ?? this.opts.stages[0].spec.name, 'dead-letter'));
     return copies;
   }
 
   private get hopTopics(): Set<string> {
-    return new Set(this.opts.stages.filter((s) => s.spec.processor === REPARTITION_PROCESSOR).map((s) => s.spec.output.topic));
+    return new Set(this.opts.stages.filter((s) => s.spec.processor === REPARTITION_PROCESSOR || s.wrapsEvent).map((s) => s.spec.output.topic));
   }
 
   private stageOfTopic(topic: string): string {

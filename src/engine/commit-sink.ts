@@ -279,7 +279,7 @@ export class PartitionTransactions {
       try {
         await txn!.sendOffsets(offsets);
         batch.beforeCommit?.();
-        crashPoint('txn-sent');
+        crashPoint('txn-sent', this.opts.groupId);
         this.opts.log.debug({ partition: batch.partition, nextOffset: batch.nextOffset, records: batch.records.length }, 'txn: committing (records sent as processed)');
         await txn!.commit();
         return;
@@ -310,7 +310,7 @@ export class PartitionTransactions {
       // retries, outputs were seen committed without their offset (duplicates in fault tests).
       await txn.sendOffsets(offsets);
       batch.beforeCommit?.();
-      crashPoint('txn-sent');
+      crashPoint('txn-sent', this.opts.groupId);
       this.opts.log.debug({ partition: batch.partition, nextOffset: batch.nextOffset, records: batch.records.length }, 'txn: committing');
       await txn.commit();
       this.opts.log.debug({ partition: batch.partition, nextOffset: batch.nextOffset }, 'txn: committed');

@@ -48,6 +48,20 @@ export interface FeatureVector {
   definitionsHash?: string;
 }
 
+/**
+ * Internal: what a per-entity step of an extraction stage hands to the next (schemas/partial-vector.avsc,
+ * src/engine/partial-vector.ts): the original event's bytes and the features computed so far.
+ */
+export interface PartialVector {
+  /** The original input record's value bytes, exactly as produced (schema-registry framed): the next step decodes the event from them, and its dead letters carry them. */
+  event: Buffer;
+  /** Features computed so far, in the vector's order (the base features, the batch sets, the windowed sets of the steps before). */
+  names: string[];
+  values: number[];
+  /** Version of each batch feature set the values so far were read from, by set name. */
+  featureSetVersions?: Record<string, string>;
+}
+
 export interface Prediction {
   key: string;
   modelName: string;

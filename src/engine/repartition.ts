@@ -17,6 +17,17 @@
  *    and hands the consumed position to processors as `InputRecord.source`.
  * Consumed repartition records are purged (DeleteRecords up to the consuming group's committed
  * offset) every `repartition.purgeIntervalMs`.
+ *
+ * A stage whose state is kept for several entities (card and merchant windows in one vector) is
+ * chained when its processor allows it (ProcessorDefinition.entitySteps): the hop re-keys by the
+ * first entity, a step per entity applies that entity's state and writes a partial record (the
+ * original event's bytes plus the features so far, schemas/partial-vector.avsc) keyed by the next
+ * entity into `<topology>.<stage>-<entity>-repartition`, with the same lineage/key headers and
+ * timestamp; the last step is the stage itself and emits the finished output (planStage). Each
+ * step is an ordinary exactly-once chain whose state checkpoints by the position it consumes. The
+ * hop and the steps in front of a later step keep their topic's partitions in processing order
+ * across entities, not only per entity (ChainRunnerOptions.orderAcrossEntities): the later entity's
+ * records meet there across the earlier entity's keys.
  */
 import type { Kafka } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
@@ -24,6 +35,7 @@ import type { InputRecord, Lineage, Processor, ProcessorDefinition } from '../st
 import type { LoadedTopology, StageSpec, TopicSpec } from '../topology/spec';
 import { ConfigError, TributaryError } from '../util/errors';
 import { entityKey, parseFieldPath } from '../util/field-path';
+import { PARTIAL_VECTOR_SCHEMA } from './partial-vector';
 import type { Logger } from '../util/logger';
 
 /** Header of a repartitioned record: the original record's lineage as JSON `{topic, partition, offset}`. */
@@ -45,30 +57,52 @@ export function repartitionStepName(stage: string): string {
   return `${stage}-repartition`;
 }
 
-/** How a stage's input is partitioned: through a repartition hop by `field`, or as produced (checked against `field` when known). */
-export type PartitionDecision = { kind: 'repartition'; field: string } | { kind: 'as-produced'; checkField?: string };
+/**
+ * The internal topic keyed by a later entity of a stage chained over several entities, written by
+ * the step before it (partial records): `<topology>.<stage>-<entity>-repartition`.
+ */
+export function entityTopicName(topology: string, stage: string, entity: string): string {
+  return repartitionTopicName(topology, `${stage}-${entity}`);
+}
+
+/** The per-entity step of a chained stage for `entity` (every entity but the last; the last step is the stage itself). */
+export function entityStepName(stage: string, entity: string): string {
+  return `${stage}-${entity}`;
+}
+
+/**
+ * How a stage's input is partitioned: through a repartition hop by `field`; chained over several
+ * entities (a hop by the first, then one step per entity, each writing partial records keyed by the
+ * next: README "Two entities on one input"); or as produced (checked against `field` when known).
+ */
+export type PartitionDecision = { kind: 'repartition'; field: string } | { kind: 'chain'; fields: string[] } | { kind: 'as-produced'; checkField?: string };
 
 /**
  * The decision for one stage: `partitionBy: <field>` repartitions; `partitionBy: none` trusts the
  * producer (records whose key is not the implied entity are counted); absent, the processor's
- * `partitionKeys` (its per-entity state) imply the field. Throws ConfigError (path `partitionBy`)
- * when the processor keeps state for several entities and the stage does not choose.
+ * `partitionKeys` (its per-entity state) imply the field, or — several of them, for a processor
+ * that can run as one step per entity (`chainable`: ProcessorDefinition.entitySteps) — a chain of
+ * steps in their order. Throws ConfigError (path `partitionBy`) when the processor keeps state for
+ * several entities, cannot be chained and the stage does not choose.
  */
-export function partitionDecision(stage: StageSpec, implied: string[]): PartitionDecision {
+export function partitionDecision(stage: StageSpec, implied: string[], chainable = false): PartitionDecision {
   if (stage.partitionBy === 'none') return { kind: 'as-produced', checkField: implied.length === 1 ? implied[0] : undefined };
   if (stage.partitionBy) return { kind: 'repartition', field: stage.partitionBy };
   if (implied.length === 0) return { kind: 'as-produced' };
   if (implied.length > 1) {
-    throw new ConfigError('partitionBy', `the stage keeps per-entity state for several entities (${implied.join(', ')}), which one repartition cannot order together: split the sets over one extraction stage per entity, or set partitionBy to the one whose order matters (or 'none')`);
+    if (chainable) return { kind: 'chain', fields: [...implied] };
+    throw new ConfigError('partitionBy', `the stage keeps per-entity state for several entities (${implied.join(', ')}), which one repartition cannot order together and its processor cannot run as one step per entity: split the state over one stage per entity, or set partitionBy to the one whose order matters (or 'none')`);
   }
   return { kind: 'repartition', field: implied[0] };
 }
 
-/** One repartition hop of the effective topology. */
+/** One repartition hop of the effective topology: a step writing an internal topic keyed by an entity, and the stage reading it. */
 export interface RepartitionEdge {
-  /** The user's stage that reads the repartitioned records. */
+  /** The user's stage the hop belongs to. */
+  of: string;
+  /** The stage that reads the repartitioned records (the user's stage, or its next per-entity step). */
   stage: string;
-  /** The internal step (a stage of its own, processor `repartition`). */
+  /** The internal step writing the topic (processor `repartition`, or a per-entity step writing partial records). */
   step: StageSpec;
   topic: TopicSpec;
   field: string;
@@ -83,15 +117,67 @@ export interface EffectiveTopology {
   keyChecks: Map<string, string>;
 }
 
-/** Inserts the repartition steps and topics (pure: the loaded topology is not changed). */
-export function planRepartitions(loaded: LoadedTopology, impliedKeys: (stage: StageSpec) => string[]): EffectiveTopology {
+/** What the planner puts in place of one repartitioned stage, in topology order. */
+export interface StagePlan {
+  stages: StageSpec[];
+  topics: TopicSpec[];
+  edges: RepartitionEdge[];
+}
+
+/**
+ * The steps and internal topics of one stage decided `repartition` or `chain` (pure). A chain over
+ * entities e1..en becomes: the hop `<stage>-repartition` (by e1, into `<topology>.<stage>-repartition`,
+ * the same as a stage with the one entity e1), then the steps `<stage>-e1` ... `<stage>-e(n-1)` and
+ * the stage itself, step k reading the topic keyed by ek and writing partial records keyed by
+ * e(k+1) into `<topology>.<stage>-e(k+1)-repartition`; the stage itself writes its output.
+ */
+export function planStage(topologyName: string, stage: StageSpec, input: TopicSpec, decision: Extract<PartitionDecision, { kind: 'repartition' | 'chain' }>): StagePlan {
+  const fields = decision.kind === 'chain' ? decision.fields : [decision.field];
+  const partitions = stage.repartition?.partitions ?? input.partitions;
+  const purgeIntervalMs = stage.repartition?.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS;
+  const internalTopic = (name: string, schema: string): TopicSpec => ({
+    name,
+    partitions,
+    replicationFactor: input.replicationFactor,
+    schema,
+    // Kept until consumed (then purged), as Kafka Streams does: a stage that lags for longer
+    // than a time retention would otherwise lose records.
+    config: { ...(input.config?.['max.message.bytes'] ? { 'max.message.bytes': String(input.config['max.message.bytes']) } : {}), 'retention.ms': '-1', 'cleanup.policy': 'delete' },
+  });
+  const common = { consumer: stage.consumer, delivery: stage.delivery, limits: stage.limits, commit: stage.commit, errors: stage.errors };
+  const first = internalTopic(repartitionTopicName(topologyName, stage.name), input.schema);
+  const hop: StageSpec = { name: repartitionStepName(stage.name), processor: REPARTITION_PROCESSOR, input: stage.input, output: { topic: first.name }, ...common, config: { field: fields[0] }, internalOf: stage.name };
+  const plan: StagePlan = { stages: [hop], topics: [first], edges: [] };
+  let writer = hop;
+  let reading = first;
+  fields.forEach((entity, index) => {
+    const last = index === fields.length - 1;
+    const entityStep = decision.kind === 'chain' ? { entityStep: { entity, entities: [...fields], index, eventTopic: stage.input.topic } } : {};
+    const next = last ? undefined : internalTopic(entityTopicName(topologyName, stage.name, fields[index + 1]), PARTIAL_VECTOR_SCHEMA);
+    const step: StageSpec = last
+      ? { ...stage, input: { topic: reading.name, fromBeginning: true }, ...entityStep }
+      : { name: entityStepName(stage.name, entity), processor: stage.processor, input: { topic: reading.name, fromBeginning: true }, output: { topic: next!.name }, ...common, config: stage.config, internalOf: stage.name, ...entityStep };
+    plan.edges.push({ of: stage.name, stage: step.name, step: writer, topic: reading, field: entity, purgeIntervalMs });
+    plan.stages.push(step);
+    if (next) plan.topics.push(next);
+    writer = step;
+    if (next) reading = next;
+  });
+  return plan;
+}
+
+/**
+ * Inserts the repartition steps and topics (pure: the loaded topology is not changed). `chainable`:
+ * whether a stage's processor can run as one step per entity (ProcessorDefinition.entitySteps).
+ */
+export function planRepartitions(loaded: LoadedTopology, impliedKeys: (stage: StageSpec) => string[], chainable: (stage: StageSpec) => boolean = () => false): EffectiveTopology {
   const spec = loaded.spec;
   const topics = [...spec.topics];
   const stages: StageSpec[] = [];
   const edges: RepartitionEdge[] = [];
   const keyChecks = new Map<string, string>();
   for (const stage of spec.stages) {
-    const decision = partitionDecision(stage, impliedKeys(stage));
+    const decision = partitionDecision(stage, impliedKeys(stage), chainable(stage));
     if (decision.kind === 'as-produced') {
       if (decision.checkField) keyChecks.set(stage.name, decision.checkField);
       stages.push(stage);
@@ -99,30 +185,10 @@ export function planRepartitions(loaded: LoadedTopology, impliedKeys: (stage: St
     }
     const input = spec.topics.find((t) => t.name === stage.input.topic);
     if (!input) throw new TributaryError(`stage ${stage.name}: input topic ${stage.input.topic} is not declared`);
-    const topic: TopicSpec = {
-      name: repartitionTopicName(spec.name, stage.name),
-      partitions: stage.repartition?.partitions ?? input.partitions,
-      replicationFactor: input.replicationFactor,
-      schema: input.schema,
-      // Kept until consumed (then purged), as Kafka Streams does: a stage that lags for longer
-      // than a time retention would otherwise lose records.
-      config: { ...(input.config?.['max.message.bytes'] ? { 'max.message.bytes': String(input.config['max.message.bytes']) } : {}), 'retention.ms': '-1', 'cleanup.policy': 'delete' },
-    };
-    const step: StageSpec = {
-      name: repartitionStepName(stage.name),
-      processor: REPARTITION_PROCESSOR,
-      input: stage.input,
-      output: { topic: topic.name },
-      consumer: stage.consumer,
-      delivery: stage.delivery,
-      limits: stage.limits,
-      commit: stage.commit,
-      errors: stage.errors,
-      config: { field: decision.field },
-    };
-    topics.push(topic);
-    stages.push(step, { ...stage, input: { topic: topic.name, fromBeginning: true } });
-    edges.push({ stage: stage.name, step, topic, field: decision.field, purgeIntervalMs: stage.repartition?.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS });
+    const plan = planStage(spec.name, stage, input, decision);
+    topics.push(...plan.topics);
+    stages.push(...plan.stages);
+    edges.push(...plan.edges);
   }
   return { topology: { ...loaded, spec: { ...spec, topics, stages } }, edges, keyChecks };
 }
@@ -144,7 +210,7 @@ export async function checkRepartitionTopics(kafka: Kafka, edges: RepartitionEdg
     for (const e of present) {
       const have = meta.topics.find((t) => t.name === e.topic.name)?.partitions.length;
       if (have !== undefined && have !== e.topic.partitions) {
-        throw new RepartitionTopicError(`repartition topic ${e.topic.name} has ${have} partitions but stage ${e.stage} asks for ${e.topic.partitions}; the count is fixed at creation (see README "Repartitioning by entity" for how to change it)`);
+        throw new RepartitionTopicError(`repartition topic ${e.topic.name} has ${have} partitions but stage ${e.of} asks for ${e.topic.partitions}; the count is fixed at creation (see README "Repartitioning by entity" for how to change it)`);
       }
     }
   } finally {
@@ -152,7 +218,8 @@ export async function checkRepartitionTopics(kafka: Kafka, edges: RepartitionEdg
   }
 }
 
-function lineageHeader(l: Lineage): string {
+/** LINEAGE_HEADER's value for a record of this lineage. */
+export function lineageHeader(l: Lineage): string {
   return JSON.stringify({ topic: l.topic, partition: l.partition, offset: l.offset });
 }
 

@@ -9,13 +9,16 @@
  *   tributary:fs:S:vN:{E}             hash    field -> value, plus `__ts` (ms the row's values are as of)
  * The entity hash carries the entity as its Redis Cluster hash tag, so entity rows spread over the
  * cluster and every set's row for one entity shares a slot; the per-set keys share the set's tag.
+ * On a Cluster a pipeline must stay on one node, so the row writes and a batch's reads are sent as
+ * single commands that the client auto-pipelines per node (`commandsFor`), and a version is
+ * deleted key by key on each primary.
  * A reader uses one version per set for a whole batch (the version is part of every key it reads),
  * so a flip during a run gives each batch either the old or the new version entirely, never a mix.
  */
 import type Redis from 'ioredis';
-import type { ChainableCommander } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import { LruCache } from './lru';
-import { defineFeatureScripts, type FeatureScripts } from './scripts';
+import { defineFeatureScripts, type RedisClient } from './scripts';
 import { numericDefault, type BatchFeatureSetSpec } from './spec';
 
 export const TS_FIELD = '__ts';
@@ -44,53 +47,96 @@ export interface FeatureRow {
   values: Record<string, number>;
 }
 
+/** The commands a batch read queues: a pipeline on a single Redis, direct commands on a Cluster. */
+export interface BatchCommands {
+  get(key: string): unknown;
+  hexists(key: string, field: string): unknown;
+  hmget(key: string, ...fields: string[]): unknown;
+  /**
+   * scripts/batch-read.lua (numkeys, keys, args): on a single Redis's pipeline, where one script
+   * may read keys of any slot; absent on a Cluster, whose entity keys span slots.
+   */
+  tribBatchRead?(...args: string[]): unknown;
+  /** Replies in queue order, as `[error, value]` pairs (a pipeline's `exec` shape). */
+  exec(): Promise<Array<[Error | null, unknown]> | null>;
+}
+
+/**
+ * A pipeline on a single Redis (one round trip). On a Cluster each command goes out alone and the
+ * client's auto-pipelining groups them per node: keys of different entities live on different
+ * shards, which one Cluster pipeline refuses.
+ */
+export function commandsFor(redis: RedisClient): BatchCommands {
+  if (!redis.isCluster) return (redis as Redis).pipeline() as unknown as BatchCommands;
+  const cluster = redis as Cluster;
+  const sent: Array<Promise<unknown>> = [];
+  const settle = (p: Promise<unknown>): Promise<[Error | null, unknown]> => p.then((v): [null, unknown] => [null, v], (e: Error): [Error, null] => [e, null]);
+  return {
+    get: (key) => sent.push(cluster.get(key)),
+    hexists: (key, field) => sent.push(cluster.hexists(key, field)),
+    hmget: (key, ...fields) => sent.push(cluster.hmget(key, ...fields)),
+    exec: () => Promise.all(sent.map(settle)),
+  };
+}
+
 /** Starts a new version: allocates its number and marks it loading. */
-export async function beginVersion(redis: Redis, set: string, source?: string): Promise<string> {
+export async function beginVersion(redis: RedisClient, set: string, source?: string): Promise<string> {
   const version = String(await redis.incr(batchKeys.seq(set)));
   const meta: VersionMeta = { rows: 0, loadedAt: Date.now(), status: 'loading', source };
   await redis.hset(batchKeys.versions(set), version, JSON.stringify(meta));
   return version;
 }
 
-/** Writes rows of a version with one pipeline (one round trip) per call. */
-export async function writeRows(redis: Redis, set: string, version: string, rows: readonly FeatureRow[]): Promise<void> {
+/** Writes rows of a version: one pipeline (one round trip) per call on a single Redis, auto-pipelined single commands on a Cluster. */
+export async function writeRows(redis: RedisClient, set: string, version: string, rows: readonly FeatureRow[]): Promise<void> {
   if (rows.length === 0) return;
-  const p = redis.pipeline();
-  for (const r of rows) {
-    const args: Array<string | number> = [TS_FIELD, r.ts];
-    for (const [k, v] of Object.entries(r.values)) args.push(k, String(v));
-    p.hset(batchKeys.entity(set, version, r.entity), ...args);
+  const args = rows.map((r) => {
+    const a: Array<string | number> = [TS_FIELD, r.ts];
+    for (const [k, v] of Object.entries(r.values)) a.push(k, String(v));
+    return a;
+  });
+  if (redis.isCluster) {
+    // Rows hash to different shards: single commands, auto-pipelined per node by the client.
+    await Promise.all(rows.map((r, i) => redis.hset(batchKeys.entity(set, version, r.entity), ...args[i])));
+    return;
   }
+  const p = (redis as Redis).pipeline();
+  rows.forEach((r, i) => p.hset(batchKeys.entity(set, version, r.entity), ...args[i]));
   const res = await p.exec();
   const failed = res?.find(([err]) => err);
   if (failed) throw failed[0];
 }
 
 /** Makes `version` current atomically; returns the previous version ('' if none). */
-export async function flipVersion(redis: Redis, set: string, version: string, rows: number, source?: string): Promise<string> {
+export async function flipVersion(redis: RedisClient, set: string, version: string, rows: number, source?: string): Promise<string> {
   const r = defineFeatureScripts(redis);
   const meta: VersionMeta = { rows, loadedAt: Date.now(), status: 'current', source };
   return r.tribFlip(batchKeys.pointer(set), batchKeys.versions(set), version, String(Date.now()), JSON.stringify(meta));
 }
 
-export async function currentVersion(redis: Redis, set: string): Promise<string | null> {
+export async function currentVersion(redis: RedisClient, set: string): Promise<string | null> {
   return redis.get(batchKeys.pointer(set));
 }
 
-export async function listVersions(redis: Redis, set: string): Promise<Record<string, VersionMeta>> {
+export async function listVersions(redis: RedisClient, set: string): Promise<Record<string, VersionMeta>> {
   const all = await redis.hgetall(batchKeys.versions(set));
   return Object.fromEntries(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as VersionMeta]));
 }
 
-/** Deletes every key of one version (SCAN + UNLINK; on a cluster run it against each primary). */
-export async function deleteVersion(redis: Redis, set: string, version: string): Promise<number> {
-  let cursor = '0';
+/** Deletes every key of one version (SCAN + UNLINK on each primary of a Cluster, or the single Redis). */
+export async function deleteVersion(redis: RedisClient, set: string, version: string): Promise<number> {
+  const nodes = redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis];
   let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', batchKeys.entityPattern(set, version), 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.unlink(...keys);
-  } while (cursor !== '0');
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', batchKeys.entityPattern(set, version), 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      // On a Cluster one UNLINK must stay within a slot, and every entity has its own.
+      deleted += redis.isCluster ? (await Promise.all(keys.map((k) => node.unlink(k)))).reduce((a, b) => a + b, 0) : await node.unlink(...keys);
+    } while (cursor !== '0');
+  }
   await redis.hdel(batchKeys.versions(set), version);
   return deleted;
 }
@@ -99,7 +145,7 @@ export async function deleteVersion(redis: Redis, set: string, version: string):
  * Deletes versions retired more than `graceMs` ago and aborted loads. The current version and
  * recently retired ones (readers may still be finishing a batch on them) are kept.
  */
-export async function collectGarbage(redis: Redis, set: string, graceMs: number, now = Date.now()): Promise<string[]> {
+export async function collectGarbage(redis: RedisClient, set: string, graceMs: number, now = Date.now()): Promise<string[]> {
   const cur = await currentVersion(redis, set);
   const removed: string[] = [];
   for (const [v, meta] of Object.entries(await listVersions(redis, set))) {
@@ -113,7 +159,7 @@ export async function collectGarbage(redis: Redis, set: string, graceMs: number,
   return removed;
 }
 
-export async function abortVersion(redis: Redis, set: string, version: string): Promise<void> {
+export async function abortVersion(redis: RedisClient, set: string, version: string): Promise<void> {
   const meta: VersionMeta = { rows: 0, loadedAt: Date.now(), status: 'aborted' };
   await redis.hset(batchKeys.versions(set), version, JSON.stringify(meta));
   await deleteVersion(redis, set, version);
@@ -161,17 +207,18 @@ export class BatchSetReader {
     this.defaults = set.fields.map(numericDefault);
   }
 
-  async init(redis: Redis): Promise<void> {
-    defineFeatureScripts(redis);
+  async init(redis: RedisClient): Promise<void> {
+    defineFeatureScripts(redis); // batch-read.lua, used on a single Redis
     this.version = (await currentVersion(redis, this.set.name)) ?? '';
   }
 
   /**
-   * Queues the reads of `entities` on `p` — one command: the pointer, the version check and the
-   * HMGET of each cache miss run in one read-only script (scripts/batch-read.lua) — and returns a
-   * function that turns its reply into lookups.
+   * Queues the reads of `entities` on `p` and returns a function that turns the replies into
+   * lookups. On a single Redis that is one command: the pointer, the version check and the HMGET of
+   * each cache miss in one read-only script (scripts/batch-read.lua), which keeps the client's
+   * per-command cost off the per-entity path; on a Cluster, a GET, an HEXISTS and one HMGET per miss.
    */
-  plan(p: ChainableCommander, entities: readonly (string | null)[], eventTimes: readonly number[]): { commands: number; finish: (replies: unknown[]) => { lookups: BatchLookup[]; version: string; retry: boolean } } {
+  plan(p: BatchCommands, entities: readonly (string | null)[], eventTimes: readonly number[]): { commands: number; finish: (replies: unknown[]) => { lookups: BatchLookup[]; version: string; retry: boolean } } {
     const version = this.version;
     const rows = new Map<string, CachedRow | undefined>();
     const misses: string[] = [];
@@ -181,24 +228,33 @@ export class BatchSetReader {
       rows.set(e, hit);
       if (!hit && version) misses.push(e);
     }
-    const args: string[] = new Array(2 + misses.length);
-    args[0] = batchKeys.pointer(this.set.name);
-    args[1] = batchKeys.versions(this.set.name);
-    for (let i = 0; i < misses.length; i++) args[2 + i] = batchKeys.entity(this.set.name, version, misses[i]);
-    (p as unknown as FeatureScripts).tribBatchRead(String(args.length), ...args, version || '-', TS_FIELD, ...this.fields);
+    const scripted = p.tribBatchRead !== undefined;
+    if (scripted) {
+      const keys: string[] = new Array(2 + misses.length);
+      keys[0] = batchKeys.pointer(this.set.name);
+      keys[1] = batchKeys.versions(this.set.name);
+      for (let i = 0; i < misses.length; i++) keys[2 + i] = batchKeys.entity(this.set.name, version, misses[i]);
+      p.tribBatchRead!(String(keys.length), ...keys, version || '-', TS_FIELD, ...this.fields);
+    } else {
+      p.get(batchKeys.pointer(this.set.name));
+      p.hexists(batchKeys.versions(this.set.name), version || '-');
+      for (const e of misses) p.hmget(batchKeys.entity(this.set.name, version, e), TS_FIELD, ...this.fields);
+    }
+    const commands = scripted ? 1 : 2 + misses.length;
     return {
-      commands: 1,
-      finish: (replies) => {
-        const reply = replies[0] as [string | null, number, ...Array<Array<string | null>>];
-        const pointer = reply[0] ?? '';
-        const versionExists = reply[1] === 1;
+      commands,
+      finish: (results) => {
+        // The script's reply has the shape of the separate commands' replies.
+        const replies = scripted ? (results[0] as unknown[]) : results;
+        const pointer = (replies[0] as string | null) ?? '';
+        const versionExists = replies[1] === 1;
         if (version && !versionExists && pointer !== version) {
           // Our version was cleaned up under us (a stall longer than the grace period): re-read with the current one.
           this.version = pointer;
           return { lookups: [], version, retry: true };
         }
         misses.forEach((e, i) => {
-          const raw = reply[2 + i] as Array<string | null>;
+          const raw = replies[2 + i] as Array<string | null>;
           const present = raw[0] !== null;
           const row: CachedRow = { present, ts: present ? Number(raw[0]) : 0, values: this.set.fields.map((f, j) => (raw[j + 1] === null ? numericDefault(f) : Number(raw[j + 1]))) };
           rows.set(e, row);

@@ -10,7 +10,7 @@ import type { Registry } from 'prom-client';
 import { fieldGetter } from '../util/field-path';
 import type { FeatureExtractor } from './extractors';
 import type { FeatureSetRef } from './declarative/spec';
-import { BatchSetReader, type BatchLookup } from './batch-store';
+import { BatchSetReader, commandsFor, type BatchLookup } from './batch-store';
 import { FencedError, StreamingState, valueNames, type StreamEvent, type StreamResult } from './streaming';
 import { StreamingMetrics } from './streaming-metrics';
 import { setFeatureNames, setFeatureTypes, type BatchFeatureSetSpec, type FeatureSetSpec, type FeatureType, type FeaturesSpec, type StreamingFeatureSetSpec } from './spec';
@@ -97,6 +97,11 @@ export interface EnrichInput {
   topic: string;
   partition: number;
   offset: number;
+  /**
+   * The base features, already computed (a later per-entity step of a chained stage gets them from
+   * the step before): used as they are instead of extracting them from the event again.
+   */
+  base?: number[];
 }
 
 export type EnrichOutput = { values: number[]; setVersions: Record<string, string> } | { error: string };
@@ -113,8 +118,8 @@ export interface EnricherStats {
 export interface EnricherOptions {
   /**
    * A single Redis, or a Redis Cluster client: then the streaming state's slot groups are spread
-   * over the shards and each group's script is its own call (batch sets are read from a single
-   * Redis only: their keys span slots).
+   * over the shards and each group's script is its own call, and a batch's batch-set reads are
+   * single commands auto-pipelined per node (their entity keys span slots).
    */
   redis: Redis | Cluster;
   /** Streaming state namespace (the stage's consumer group). */
@@ -153,8 +158,7 @@ export class Enricher {
   }
 
   async init(): Promise<void> {
-    if (this.batchReaders.length > 0 && this.opts.redis.isCluster) throw new Error('batch feature sets need a single Redis (their keys span slots); a Redis Cluster serves streaming sets only');
-    await Promise.all(this.batchReaders.map((r) => r.init(this.opts.redis as Redis)));
+    await Promise.all(this.batchReaders.map((r) => r.init(this.opts.redis)));
     await this.streaming?.init();
   }
 
@@ -226,7 +230,7 @@ export class Enricher {
     const out: EnrichOutput[] = new Array(inputs.length);
     const base: Array<number[] | undefined> = inputs.map((r, i) => {
       try {
-        const v = vector.base.extract(r.event);
+        const v = r.base ?? vector.base.extract(r.event);
         if (v.some((x) => !Number.isFinite(x))) throw new Error(`non-finite value for ${vector.base.names.filter((_, k) => !Number.isFinite(v[k])).join(', ')}`);
         return v;
       } catch (err) {
@@ -258,8 +262,8 @@ export class Enricher {
       : undefined;
     streaming?.catch(() => undefined); // awaited below; a batch-set error must not leave it unhandled
     for (let attempt = 0; ; attempt++) {
-      if (cluster || this.batchReaders.length === 0) break; // no batch sets on a Cluster (init refuses them)
-      const p = (this.opts.redis as Redis).pipeline();
+      if (this.batchReaders.length === 0) break;
+      const p = commandsFor(this.opts.redis);
       const readers = this.batchReaders.map((r) => {
         const ents = ok.map((i) => entityOf(inputs[i].event, r.set.entity));
         return { r, plan: r.plan(p, ents, ok.map((i) => inputs[i].eventTime)) };
@@ -284,6 +288,7 @@ export class Enricher {
     if (streaming) {
       const results = await streaming;
       [...byPartition.values()].forEach((idx, j) => idx.forEach((i, k) => (streamResults[i] = results[j][k])));
+      // On a Cluster the scripts are their own calls, apart from the batch-set reads.
       if (cluster || this.batchReaders.length === 0) this.stats.roundTrips++;
     }
     this.metrics?.redisSeconds.observe({ namespace: this.opts.namespace }, Number(process.hrtime.bigint() - started) / 1e9);

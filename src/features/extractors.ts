@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Type } from 'avsc';
+import type { FeatureFunctionCatalog } from './declarative/functions';
 import { loadFeatureDefinitions, type DeclarativeFeatureSet } from './declarative/load';
 import type { FeatureSetRef } from './declarative/spec';
 
@@ -21,9 +22,24 @@ export interface InputSchemaRef {
 }
 
 const cache = new Map<string, DeclarativeFeatureSet>();
+const functionKeys = new WeakMap<FeatureFunctionCatalog, string>();
+const computeIds = new WeakMap<object, number>();
+/** A stable id per compute function object (a reloaded plugin gets a new one). */
+function computeId(f: object): number {
+  let id = computeIds.get(f);
+  if (id === undefined) {
+    id = nextId++;
+    computeIds.set(f, id);
+  }
+  return id;
+}
+let nextId = 1;
 
-/** Loads (or reuses) the compiled definitions `ref.file` (relative to `baseDir`) for events of `input`. Throws FeatureDefinitionsError. */
-export function createExtractor(ref: FeatureSetRef, baseDir: string, input: InputSchemaRef): FeatureExtractor {
+/**
+ * Loads (or reuses) the compiled definitions `ref.file` (relative to `baseDir`) for events of `input`,
+ * calling the topology's plugin feature `functions`. Throws FeatureDefinitionsError.
+ */
+export function createExtractor(ref: FeatureSetRef, baseDir: string, input: InputSchemaRef, functions: FeatureFunctionCatalog = new Map()): FeatureExtractor {
   const file = path.resolve(baseDir, ref.file);
   let digest = '';
   try {
@@ -31,10 +47,16 @@ export function createExtractor(ref: FeatureSetRef, baseDir: string, input: Inpu
   } catch {
     /* reported by the loader, with the path */
   }
-  const key = `${file}\u0000${input.name}\u0000${digest}`;
+  // Functions by name and the object that computes them: a topology with other plugins compiles anew.
+  let fnKey = functionKeys.get(functions);
+  if (fnKey === undefined) {
+    fnKey = [...functions].map(([name, f]) => `${name}@${f.pluginFile}#${computeId(f.definition.compute)}`).sort().join(',');
+    functionKeys.set(functions, fnKey);
+  }
+  const key = `${file}\u0000${input.name}\u0000${digest}\u0000${fnKey}`;
   let set = cache.get(key);
   if (!set) {
-    set = loadFeatureDefinitions(file, { schema: input.type, schemaName: input.name });
+    set = loadFeatureDefinitions(file, { schema: input.type, schemaName: input.name, functions });
     if (cache.size > 64) cache.clear();
     cache.set(key, set);
   }

@@ -12,6 +12,7 @@ import { progressText } from '../util/progress';
  */
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
+import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import { abortVersion, beginVersion, collectGarbage, flipVersion, writeRows, type FeatureRow } from './batch-store';
 import type { BatchFeatureSetSpec, FeatureFieldSpec } from './spec';
@@ -176,7 +177,7 @@ async function newestTs(set: BatchFeatureSetSpec, file: string, format: 'csv' | 
   return Number.isFinite(newest) ? newest : 0;
 }
 
-export async function loadFeatureFile(redis: Redis, set: BatchFeatureSetSpec, opts: LoadOptions): Promise<LoadResult> {
+export async function loadFeatureFile(redis: Redis | Cluster, set: BatchFeatureSetSpec, opts: LoadOptions): Promise<LoadResult> {
   const started = Date.now();
   const format = opts.format ?? detectFormat(opts.file);
   const batchRows = opts.batchRows ?? 1000;

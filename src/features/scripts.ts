@@ -32,6 +32,12 @@ export function defineFeatureScripts<R extends RedisClient>(redis: R): R & Featu
     redis.defineCommand('tribStreamCommit', { lua: readScript('stream-commit') });
     redis.defineCommand('tribEpochRaise', { numberOfKeys: 1, lua: readScript('epoch-raise') });
     redis.defineCommand('tribBatchRead', { lua: readScript('batch-read') });
+    // ioredis' auto-pipelining routes a script by its first argument, taken as its key; the stream
+    // scripts' first argument is their key count, so on a Cluster they would be queued for the
+    // wrong node (and the pipeline refused: keys of another slot group). They go out on their own.
+    const ignored = new Set(redis.options.autoPipeliningIgnoredCommands ?? []);
+    for (const name of ['tribStreamLoad', 'tribStreamCommit']) ignored.add(name);
+    redis.options.autoPipeliningIgnoredCommands = [...ignored]; // a fresh array: the client's default one is shared
     r.__tribScripts = true;
   }
   return r;

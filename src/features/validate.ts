@@ -2,6 +2,7 @@ import type { SchemaCatalog } from '../kafka/avro-schemas';
 import type { LoadedTopology } from '../topology/spec';
 import { ConfigError } from '../util/errors';
 import { createExtractor } from './extractors';
+import type { FeatureFunctionCatalog } from './declarative/functions';
 import type { FeatureSetRef } from './declarative/spec';
 import { featureSetProblems } from './spec';
 
@@ -10,7 +11,7 @@ import { featureSetProblems } from './spec';
  * per set the entity and `of` fields against the input schema and base features of every
  * extraction stage that uses it. Errors carry the exact path, e.g. `features.sets[2].fields[1].of`.
  */
-export function featureSectionErrors(loaded: LoadedTopology, catalog: SchemaCatalog): ConfigError[] {
+export function featureSectionErrors(loaded: LoadedTopology, catalog: SchemaCatalog, functions: FeatureFunctionCatalog = new Map()): ConfigError[] {
   const { spec, file } = loaded;
   const errors: ConfigError[] = [];
   const sets = spec.features?.sets ?? [];
@@ -28,7 +29,7 @@ export function featureSectionErrors(loaded: LoadedTopology, catalog: SchemaCata
       let baseFeatures: string[] = [];
       try {
         const c = st.config as { featureSet: FeatureSetRef };
-        baseFeatures = [...createExtractor(c.featureSet, loaded.baseDir, { name: topic.schema, type: catalog.get(topic.schema).type }).names];
+        baseFeatures = [...createExtractor(c.featureSet, loaded.baseDir, { name: topic.schema, type: catalog.get(topic.schema).type }, functions).names];
       } catch {
         /* reported on the stage */
       }

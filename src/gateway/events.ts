@@ -35,7 +35,7 @@ export interface TopologyView {
   shadowStages: string[];
   /** Stages in topology order, repartition steps included (for "which stage it had reached"). */
   order: StageSpec[];
-  /** The user's stage each repartition step feeds. */
+  /** The user's stage each internal step (repartition hop, per-entity step) belongs to. */
   hopOf: Map<string, string>;
 }
 
@@ -47,7 +47,8 @@ export interface TopologyView {
  */
 export function topologyView(topology: LoadedTopology, processors: ProcessorRegistry): TopologyView {
   const stages = topology.spec.stages;
-  const hop = (s: StageSpec) => s.processor === REPARTITION_PROCESSOR;
+  // The engine's internal steps (repartition hops, the per-entity steps before a chained stage) answer nothing of their own.
+  const hop = (s: StageSpec) => s.processor === REPARTITION_PROCESSOR || s.internalOf !== undefined;
   const apart = (s: StageSpec) => !hop(s) && processors.get(s.processor).runsApart === true;
   const live = stages.filter((s) => !apart(s));
   const produced = new Set(stages.map((s) => s.output.topic));
@@ -65,6 +66,6 @@ export function topologyView(topology: LoadedTopology, processors: ProcessorRegi
   }
   const inputTopic = inputs[0].input.topic;
   const inputSchema = topology.spec.topics.find((t) => t.name === inputTopic)!.schema;
-  const hopOf = new Map(stages.filter(hop).map((h) => [h.name, stages.find((s) => s.input.topic === h.output.topic)?.name ?? h.name]));
+  const hopOf = new Map(stages.filter(hop).map((h) => [h.name, h.internalOf ?? stages.find((s) => s.input.topic === h.output.topic)?.name ?? h.name]));
   return { name: topology.spec.name, inputTopic, inputSchema, roles, predictionStage: predictionStage.name, shadowStages: stages.filter(apart).map((s) => s.name), order: stages, hopOf };
 }

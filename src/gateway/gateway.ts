@@ -1,9 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import * as path from 'node:path';
 import { Partitioners, type Kafka, type KafkaMessage, type PartitionMetadata } from 'kafkajs';
 import type { Cluster, Redis } from 'ioredis';
 import type * as avro from 'avsc';
-import { SchemaCatalog } from '../kafka/avro-schemas';
+import { topologySchemas } from '../kafka/avro-schemas';
 import { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
 import { idempotentProducer, type IdempotentProducer } from '../kafka/client';
 import { RecordRejection } from '../kafka/dead-letter';
@@ -152,7 +151,7 @@ export class Gateway {
     this.view = topologyView(effective, opts.processors);
     this.replyTopic = replyTopicName(topology.spec.name);
     this.prefix = `tributary:gateway:${topology.spec.name}`;
-    const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
+    const catalog = topologySchemas(topology);
     const schemaOf = (topic: string) => catalog.get(effective.spec.topics.find((t) => t.name === topic)!.schema);
     for (const s of effective.spec.stages) this.decoders.set(s.name, new AvroDecoder(opts.registry, schemaOf(s.output.topic).type));
     this.dlqDecoder = new AvroDecoder<DeadLetter>(opts.registry, catalog.get('dead-letter').type);

@@ -1,5 +1,4 @@
-import * as path from 'node:path';
-import { SchemaCatalog } from '../kafka/avro-schemas';
+import { topologySchemas } from '../kafka/avro-schemas';
 import { jsonSchemaOf, type JsonSchema } from './avro-json';
 import type { Gateway } from './gateway';
 
@@ -12,7 +11,7 @@ import type { Gateway } from './gateway';
 export function openApiDocument(gateway: Gateway, opts: { auth: boolean; maxTimeoutMs: number; maxBodyBytes: number }): Record<string, unknown> {
   const { view } = gateway;
   const { topology } = gateway;
-  const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
+  const catalog = topologySchemas(topology);
   const schemaOfStage = (stage: string) => {
     const s = topology.spec.stages.find((x) => x.name === stage)!;
     return jsonSchemaOf(catalog.get(topology.spec.topics.find((t) => t.name === s.output.topic)!.schema).type);

@@ -1,6 +1,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import { TributaryError } from '../util/errors';
 import type { Logger } from '../util/logger';
@@ -47,9 +48,9 @@ export interface HotSwapperOptions<V extends ServingVersion> {
   logger: Logger;
   metrics: InferenceMetrics;
   /** Control plane; required for the explicit policy, optional (status only) for latest-approved. */
-  redis?: Redis;
+  redis?: Redis | Cluster;
   /** A second connection for pub/sub (subscriber mode blocks other commands). */
-  subscriber?: Redis;
+  subscriber?: Redis | Cluster;
 }
 
 /** The highest version directory of `name` whose card is approved (numeric-aware order); undefined if none. */

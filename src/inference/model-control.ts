@@ -1,5 +1,6 @@
 import * as crypto from 'node:crypto';
 import * as os from 'node:os';
+import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 
 /**
@@ -68,7 +69,7 @@ export function instanceId(): string {
 }
 
 /** Sets the desired version of a stage deployment and notifies its running instances. */
-export async function setDesiredVersion(redis: Redis, group: string, version: string, action = 'promote'): Promise<DesiredVersion> {
+export async function setDesiredVersion(redis: Redis | Cluster, group: string, version: string, action = 'promote'): Promise<DesiredVersion> {
   const desired: DesiredVersion = { version, requestId: crypto.randomUUID(), at: new Date().toISOString(), by: `${os.userInfo().username}@${os.hostname()}`, action };
   const keys = controlKeys(group);
   await redis.set(keys.desired, JSON.stringify(desired));
@@ -76,20 +77,20 @@ export async function setDesiredVersion(redis: Redis, group: string, version: st
   return desired;
 }
 
-export async function getDesiredVersion(redis: Redis, group: string): Promise<DesiredVersion | undefined> {
+export async function getDesiredVersion(redis: Redis | Cluster, group: string): Promise<DesiredVersion | undefined> {
   const raw = await redis.get(controlKeys(group).desired);
   return raw ? (JSON.parse(raw) as DesiredVersion) : undefined;
 }
 
-export async function writeStatus(redis: Redis, group: string, status: ServingStatus): Promise<void> {
+export async function writeStatus(redis: Redis | Cluster, group: string, status: ServingStatus): Promise<void> {
   await redis.hset(controlKeys(group).status, status.instance, JSON.stringify(status));
 }
 
-export async function removeStatus(redis: Redis, group: string, instance: string): Promise<void> {
+export async function removeStatus(redis: Redis | Cluster, group: string, instance: string): Promise<void> {
   await redis.hdel(controlKeys(group).status, instance);
 }
 
-export async function recordEvent(redis: Redis, group: string, event: SwapEvent): Promise<void> {
+export async function recordEvent(redis: Redis | Cluster, group: string, event: SwapEvent): Promise<void> {
   const key = controlKeys(group).events;
   await redis.multi().lpush(key, JSON.stringify(event)).ltrim(key, 0, MAX_EVENTS - 1).exec();
 }
@@ -102,7 +103,7 @@ export interface ControlSnapshot {
 }
 
 /** What `tributary models status` shows: desired version, each instance's live version and last swap, recent events. */
-export async function readControl(redis: Redis, group: string, events = 10): Promise<ControlSnapshot> {
+export async function readControl(redis: Redis | Cluster, group: string, events = 10): Promise<ControlSnapshot> {
   const keys = controlKeys(group);
   const [desired, statuses, list] = await Promise.all([redis.get(keys.desired), redis.hgetall(keys.status), redis.lrange(keys.events, 0, events - 1)]);
   return {

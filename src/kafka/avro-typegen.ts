@@ -2,13 +2,14 @@ import * as avro from 'avsc';
 import type { SchemaCatalog } from './avro-schemas';
 
 /**
- * Emits TypeScript declarations for the Avro schemas in schemas/, so producers, stages and
- * downstream consumers share one contract. Output is deterministic (checked by a unit test).
+ * Emits TypeScript declarations for the Avro schemas of a catalog (the package's schemas/, or an
+ * example's), so producers, stages and downstream consumers share one contract. Output is
+ * deterministic (checked by a unit test). `origin` names the folder in the header.
  */
-export function generateTypes(catalog: SchemaCatalog): string {
+export function generateTypes(catalog: SchemaCatalog, origin = 'schemas'): string {
   const emitted = new Map<string, string>();
   const lines: string[] = [
-    '// Generated from schemas/*.avsc by `npm run gen:types`. Do not edit by hand.',
+    `// Generated from ${origin}/*.avsc by \`npm run gen:types\`. Do not edit by hand.`,
     '/* eslint-disable */',
     '',
   ];
@@ -19,7 +20,7 @@ export function generateTypes(catalog: SchemaCatalog): string {
     schemaNames.push(`  '${name}': ${root};`);
   }
   for (const decl of emitted.values()) lines.push(decl, '');
-  lines.push('/** Schema file name (schemas/<name>.avsc) -> the TypeScript type of its records. */');
+  lines.push(`/** Schema file name (${origin}/<name>.avsc) -> the TypeScript type of its records. */`);
   lines.push('export interface SchemaTypes {', ...schemaNames, '}', '');
   return lines.join('\n');
 }

@@ -108,7 +108,7 @@ const GLOSSARY: [string, string][] = [
   ['PSI', 'population stability index of the two score distributions: below 0.1 similar, 0.1–0.25 moderate shift, above 0.25 large shift.'],
   ['Jensen–Shannon divergence', 'symmetric distance between the two score distributions, 0 (same) to 1 bit (disjoint).'],
   ['95% CI (paired bootstrap)', 'range of the metric difference over resamples of the same labelled events; a range wholly above or below 0 is a significant difference.'],
-  ['ECE', 'expected calibration error: how far predicted scores are from observed fraud rates, averaged over score bins.'],
+  ['ECE', 'expected calibration error: how far predicted scores are from observed positive rates, averaged over score bins.'],
   ['model latency', 'time of the model call for the record (batching included).'],
   ['end to end', 'input record written to Kafka → output record produced.'],
   ['catch-up', 'time the shadow\'s consumer group spent working through records that were waiting when it started; reported apart from its latency.'],

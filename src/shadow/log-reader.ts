@@ -1,11 +1,10 @@
-import * as path from 'node:path';
 import type { Kafka } from 'kafkajs';
+import type { Type } from 'avsc';
 import type { SchemaTypes } from '../client/generated/avro-types';
-import { SchemaCatalog } from '../kafka/avro-schemas';
+import { SchemaCatalog, packageSchemasDir } from '../kafka/avro-schemas';
 import { AvroDecoder } from '../kafka/avro-serde';
 import { RecordRejection } from '../kafka/dead-letter';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
-import { repoRoot } from '../util/paths';
 import { TributaryError } from '../util/errors';
 
 export interface LogRecord<T> {
@@ -32,7 +31,10 @@ export interface ReadOptions {
  * never show. Completion is tracked per partition on kafkajs' batch events, which also report
  * batches holding only transaction markers.
  */
-export async function readTopicRange<S extends keyof SchemaTypes>(kafka: Kafka, registry: SchemaRegistryClient, topic: string, schema: S, options: ReadOptions = {}): Promise<LogRecord<SchemaTypes[S]>[]> {
+export async function readTopicRange<S extends keyof SchemaTypes>(kafka: Kafka, registry: SchemaRegistryClient, topic: string, schema: S, options?: ReadOptions): Promise<LogRecord<SchemaTypes[S]>[]>;
+/** Any other schema (e.g. a topology's input events): the caller passes the reader type and names the record type. */
+export async function readTopicRange<T = unknown>(kafka: Kafka, registry: SchemaRegistryClient, topic: string, reader: Type, options?: ReadOptions): Promise<LogRecord<T>[]>;
+export async function readTopicRange(kafka: Kafka, registry: SchemaRegistryClient, topic: string, schema: string | Type, options: ReadOptions = {}): Promise<LogRecord<unknown>[]> {
   const admin = kafka.admin();
   await admin.connect();
   let ends: Map<number, bigint>;
@@ -51,11 +53,12 @@ export async function readTopicRange<S extends keyof SchemaTypes>(kafka: Kafka, 
     await admin.disconnect();
   }
   const pending = new Set([...ends].filter(([p, end]) => end > starts.get(p)!).map(([p]) => p));
-  const out: LogRecord<SchemaTypes[S]>[] = [];
+  const out: LogRecord<unknown>[] = [];
   if (pending.size === 0) return out;
 
-  const reader = new SchemaCatalog(path.join(repoRoot(), 'schemas')).get(schema).type;
-  const decoder = new AvroDecoder<SchemaTypes[S]>(registry, reader);
+  // The engine's own schemas by name (the package's schemas/); anything else as the given type.
+  const reader = typeof schema === 'string' ? new SchemaCatalog(packageSchemasDir(), []).get(schema).type : schema;
+  const decoder = new AvroDecoder<unknown>(registry, reader);
   const consumer = kafka.consumer({ groupId: `tributary-report-${topic}-${Date.now()}-${Math.floor(Math.random() * 1e9)}`, readUncommitted: false, maxWaitTimeInMs: 200 });
   let finish!: () => void;
   let fail!: (err: Error) => void;

@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Kafka } from 'kafkajs';
+import type { Type } from 'avsc';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
+import { ConfigError } from '../util/errors';
 import { renderHtml } from './html';
 import { readTopicRange } from './log-reader';
 import { buildReport, lineageKey, reportJson, type ReportInput, type ShadowReport } from './report';
@@ -12,8 +14,12 @@ export interface WriteReportOptions {
   live: string;
   shadow?: string;
   feedback?: string;
-  /** Input events, joined by lineage for per-segment rows. */
-  events?: string;
+  /**
+   * Input events, joined by lineage for per-segment rows: their topic and Avro type (the topology's
+   * input schema: topicSchema(topology, topic)); the engine assumes no domain.
+   */
+  events?: { topic: string; schema: Type };
+  /** Event fields to break down by (top-level names of the events' schema); required with `events`. */
   segmentBy: string[];
   from?: number;
   to?: number;
@@ -35,14 +41,15 @@ export interface WrittenReport {
 export async function writeShadowReport(o: WriteReportOptions): Promise<WrittenReport> {
   // Logs are written after their events were ingested: reading from `from` by log time loses nothing.
   const read = { fromMs: o.from, timeoutMs: o.timeoutMs };
+  if (o.events) segmentFieldsCheck(o.events.schema, o.segmentBy);
   const [live, shadowLog, feedback, events] = await Promise.all([
     readTopicRange(o.kafka, o.registry, o.live, 'prediction', read),
     o.shadow ? readTopicRange(o.kafka, o.registry, o.shadow, 'shadow-prediction', read) : Promise.resolve([]),
     o.feedback ? readTopicRange(o.kafka, o.registry, o.feedback, 'feedback', { timeoutMs: o.timeoutMs }) : Promise.resolve([]),
-    o.events ? readTopicRange(o.kafka, o.registry, o.events, 'transaction', read) : Promise.resolve([]),
+    o.events ? readTopicRange<Record<string, unknown>>(o.kafka, o.registry, o.events.topic, o.events.schema, read) : Promise.resolve([]),
   ]);
   const segments = o.events
-    ? new Map(events.map((e) => [lineageKey(e), Object.fromEntries(o.segmentBy.map((f) => [f, String((e.value as unknown as Record<string, unknown>)[f] ?? '(none)')]))]))
+    ? new Map(events.map((e) => [lineageKey(e), Object.fromEntries(o.segmentBy.map((f) => [f, String(e.value[f] ?? '(none)')]))]))
     : undefined;
   const report = buildReport({
     live: live.map((r) => r.value),
@@ -52,7 +59,7 @@ export async function writeShadowReport(o: WriteReportOptions): Promise<WrittenR
     segmentBy: o.events ? o.segmentBy : undefined,
     from: o.from,
     to: o.to,
-    sources: Object.fromEntries(Object.entries({ live: o.live, shadow: o.shadow, feedback: o.feedback, events: o.events }).filter(([, v]) => v)) as Record<string, string>,
+    sources: Object.fromEntries(Object.entries({ live: o.live, shadow: o.shadow, feedback: o.feedback, events: o.events?.topic }).filter(([, v]) => v)) as Record<string, string>,
     options: o.options,
   });
   fs.mkdirSync(o.outDir, { recursive: true });
@@ -61,6 +68,15 @@ export async function writeShadowReport(o: WriteReportOptions): Promise<WrittenR
   fs.writeFileSync(json, reportJson(report));
   fs.writeFileSync(html, renderHtml(report));
   return { report, json, html };
+}
+
+/** Segment fields must be top-level fields of the events' record schema (else every row would read '(none)'). */
+function segmentFieldsCheck(schema: Type, segmentBy: readonly string[]): void {
+  if (segmentBy.length === 0) throw new ConfigError('segmentBy', 'name the event fields to break down by when input events are read');
+  const fields = new Set(((schema as Type & { fields?: { name: string }[] }).fields ?? []).map((f) => f.name));
+  segmentBy.forEach((f, i) => {
+    if (!fields.has(f)) throw new ConfigError(`segmentBy[${i}]`, `'${f}' is not a field of the events' schema ${schema.name ?? ''} (fields: ${[...fields].join(', ')})`);
+  });
 }
 
 /** The report in a few lines for a terminal: counts, agreement, divergence, metrics or why not, verdict. */

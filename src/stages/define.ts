@@ -5,6 +5,7 @@
  * config spec, the Avro schemas of its input and output topics, optional checks and a factory.
  */
 import Ajv from 'ajv';
+import { isDefinedFeatureFunction, type DefinedFeatureFunction } from '../features/declarative/functions';
 import { TributaryError } from '../util/errors';
 import type { ProcessorDefinition } from './processor';
 
@@ -31,12 +32,17 @@ export type ProcessorDeclaration<C = unknown> = ProcessorDefinition<C> & {
 /** A defined processor: the declaration, checked and frozen, marked as coming from defineProcessor. */
 export type DefinedProcessor<C = unknown> = Readonly<ProcessorDeclaration<C>>;
 
-/** A plugin module's contents: processors registered by name (feature functions are not pluggable yet). */
+/** A plugin module's contents: processors and feature functions, registered by name. */
 export interface PluginDefinition {
   /** Shown in errors and `validate` (default: the module's file name). */
   name?: string;
-  processors: readonly DefinedProcessor<any>[];
+  processors?: readonly DefinedProcessor<any>[];
+  /** Feature functions declarative definitions may call (made by defineFeatureFunction). */
+  functions?: readonly DefinedFeatureFunction[];
 }
+
+/** What definePlugin returns: both lists present (empty when the plugin has none of a kind). */
+export type DefinedPlugin = Readonly<{ name?: string; processors: readonly DefinedProcessor<any>[]; functions: readonly DefinedFeatureFunction[] }>;
 
 /**
  * Brands are global symbols, not object identity, so a plugin that resolved its own copy of the
@@ -79,12 +85,19 @@ export function defineProcessor<C = unknown>(declaration: ProcessorDeclaration<C
 }
 
 /** Groups processors into one plugin object (a module may also just export defined processors). */
-export function definePlugin(plugin: PluginDefinition): PluginDefinition {
-  if (!plugin || !Array.isArray(plugin.processors)) throw new PluginDefinitionError('processors', 'definePlugin needs { processors: [...] }');
-  plugin.processors.forEach((p, i) => {
+export function definePlugin(plugin: PluginDefinition): DefinedPlugin {
+  if (!plugin || typeof plugin !== 'object') throw new PluginDefinitionError('(definition)', 'definePlugin needs { processors: [...], functions: [...] }');
+  for (const k of ['processors', 'functions'] as const) {
+    if (plugin[k] !== undefined && !Array.isArray(plugin[k])) throw new PluginDefinitionError(k, 'must be a list');
+  }
+  if (!plugin.processors?.length && !plugin.functions?.length) throw new PluginDefinitionError('processors', 'definePlugin needs { processors: [...] } and/or { functions: [...] }');
+  (plugin.processors ?? []).forEach((p, i) => {
     if (!isDefinedProcessor(p)) throw new PluginDefinitionError(`processors[${i}]`, 'is not made by defineProcessor');
   });
-  const defined = { ...plugin, processors: Object.freeze([...plugin.processors]) };
+  (plugin.functions ?? []).forEach((f, i) => {
+    if (!isDefinedFeatureFunction(f)) throw new PluginDefinitionError(`functions[${i}]`, 'is not made by defineFeatureFunction');
+  });
+  const defined = { ...plugin, processors: Object.freeze([...(plugin.processors ?? [])]), functions: Object.freeze([...(plugin.functions ?? [])]) };
   Object.defineProperty(defined, PLUGIN_BRAND, { value: true });
   return Object.freeze(defined);
 }
@@ -93,6 +106,6 @@ export function isDefinedProcessor(value: unknown): value is DefinedProcessor<un
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PROCESSOR_BRAND] === true;
 }
 
-export function isPluginDefinition(value: unknown): value is PluginDefinition {
+export function isPluginDefinition(value: unknown): value is DefinedPlugin {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PLUGIN_BRAND] === true;
 }

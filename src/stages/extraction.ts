@@ -1,16 +1,18 @@
 import { createRedisClient } from '../util/redis';
-import * as path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 import type { FeatureVector } from '../engine/records';
 import { createExtractor, type FeatureExtractor, type InputSchemaRef } from '../features/extractors';
-import { Enricher, describeVector, type VectorConfig } from '../features/enricher';
+import { Enricher, describeVector, type EnrichInput, type EnrichOutput, type VectorConfig, type VectorDescription } from '../features/enricher';
+import { setFeatureNames, type FeatureSetSpec } from '../features/spec';
 import { FeatureDefinitionsError } from '../features/declarative/load';
-import { SchemaCatalog } from '../kafka/avro-schemas';
+import { topologySchemas } from '../kafka/avro-schemas';
 import { RecordRejection } from '../kafka/dead-letter';
-import type { LoadedTopology } from '../topology/spec';
+import type { EntityStepSpec, LoadedTopology } from '../topology/spec';
 import { resolveEndpoints } from '../util/endpoints';
 import { ConfigError } from '../util/errors';
-import type { InputRecord, Processor, ProcessorContext, ProcessorDefinition, ProcessResult } from './processor';
+import { featureFunctionsFor } from './plugin-loader';
+import { entityKey, parseFieldPath } from '../util/field-path';
+import type { InputRecord, PartialValues, Processor, ProcessorContext, ProcessorDefinition, ProcessResult } from './processor';
 
 export interface ExtractionConfig extends VectorConfig {
   /** In-process LRU of batch-set rows (defaults: 100000 entries, 30 s). */
@@ -32,20 +34,38 @@ export interface ExtractionProcessor extends Processor<Record<string, unknown>, 
 export function extractionInputSchema(topology: LoadedTopology, config: ExtractionConfig): InputSchemaRef {
   const stages = topology.spec.stages.filter((s) => s.processor === 'feature_extraction');
   const stage = stages.find((s) => s.config === (config as unknown)) ?? stages.find((s) => (s.config as Partial<ExtractionConfig>).featureSet?.file === config.featureSet?.file);
-  const topic = stage && topology.spec.topics.find((t) => t.name === stage.input.topic);
+  // A per-entity step after the first reads partial records: the events are its stage's input topic's.
+  const eventTopic = stage?.entityStep?.eventTopic ?? stage?.input.topic;
+  const topic = eventTopic && topology.spec.topics.find((t) => t.name === eventTopic);
   if (!topic) throw new Error('no input topic for this extraction stage');
-  const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
+  const catalog = topologySchemas(topology);
   return { name: topic.schema, type: catalog.get(topic.schema).type };
 }
 
 /** The stage's compiled stateless definitions. Throws FeatureDefinitionsError (problems with their paths in the file). */
 export function extractionBase(config: ExtractionConfig, ctx: Pick<ProcessorContext, 'topology'>): FeatureExtractor {
-  return createExtractor(config.featureSet, ctx.topology.baseDir, extractionInputSchema(ctx.topology, config));
+  return createExtractor(config.featureSet, ctx.topology.baseDir, extractionInputSchema(ctx.topology, config), featureFunctionsFor(ctx.topology));
 }
 
 /** What the stage outputs (set, version, names, per-feature definitions); used by onnx_inference's version sync. */
 export function extractionVector(config: ExtractionConfig, ctx: Pick<ProcessorContext, 'topology'>) {
   return describeVector(config, ctx.topology.spec.features, extractionBase(config, ctx));
+}
+
+/**
+ * The sets one per-entity step of a chained extraction stage computes (README "Two entities on one
+ * input"): the windowed sets of its entity, and — the first step — the batch sets, which need no
+ * order and are read once, with the base features.
+ */
+export function entityStepSets(sets: readonly FeatureSetSpec[], step: Pick<EntityStepSpec, 'entity' | 'index'>): FeatureSetSpec[] {
+  return sets.filter((s) => (s.kind === 'windowed_aggregation' ? s.entity === step.entity : step.index === 0));
+}
+
+/** The features the steps before `step` have computed, in the vector's order (what its partial records must carry). */
+export function featuresBefore(vector: Pick<VectorDescription, 'names' | 'base' | 'sets'>, step: EntityStepSpec): string[] {
+  const done = new Set(vector.base.names);
+  for (let k = 0; k < step.index; k++) for (const s of entityStepSets(vector.sets, { entity: step.entities[k], index: k })) for (const n of setFeatureNames(s)) done.add(n);
+  return vector.names.filter((n) => done.has(n));
 }
 
 /** input events -> feature vectors, one per event, keyed by the event's key. */
@@ -101,17 +121,24 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
     const entities = (config.features ?? []).map((n) => sets.find((s) => s.name === n)).filter((s) => s?.kind === 'windowed_aggregation').map((s) => s!.entity);
     return [...new Set(entities)];
   },
+  // Windowed sets on several entities: one step per entity, chained (see entityStepSets).
+  entitySteps: true,
   async create(config, ctx): Promise<ExtractionProcessor> {
     const vector = extractionVector(config, ctx);
     const names = [...vector.names];
+    const step = ctx.stage.entityStep;
+    // A per-entity step computes its own sets only; the rest comes from (or goes to) the other steps.
+    const own: VectorDescription = step ? { ...vector, sets: entityStepSets(vector.sets, step) } : vector;
+    // Each step is a consumer group of its own, and so is its state; an explicit namespace is the stage's, its earlier steps' suffixed.
+    const explicit = config.stateNamespace && step && ctx.stage.internalOf ? `${config.stateNamespace}-${step.entity}` : config.stateNamespace;
     let enricher: Enricher | undefined;
     let redis: Redis | Cluster | undefined;
-    if (vector.sets.length > 0) {
+    if (own.sets.length > 0) {
       const url = ctx.redisUrl ?? process.env.REDIS_URL ?? resolveEndpoints().redisUrl;
       redis = createRedisClient(url);
-      enricher = new Enricher(vector, {
+      enricher = new Enricher(own, {
         redis,
-        namespace: config.stateNamespace ?? ctx.groupId ?? `${ctx.topology.spec.name}.${ctx.stage.name}`,
+        namespace: explicit ?? ctx.groupId ?? `${ctx.topology.spec.name}.${ctx.stage.name}`,
         cache: config.cache,
         metricsRegistry: ctx.metricsRegistry,
       });
@@ -127,10 +154,12 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
         value: { key, featureSet: vector.set, featureVersion: vector.version, names, values, eventTime: eventTime(r), ingestTime: r.timestamp, lineage: r.lineage, featureSetVersions: setVersions, ...definitions },
       };
     };
+    const stepBatch = step ? entityStepProcessor({ step, vector, own, enricher, eventTime, toVector }) : undefined;
     return {
       enricher,
       onAssignment: enricher ? (assignment) => enricher!.onAssignment(assignment) : undefined,
       async processBatch(records: readonly InputRecord<Record<string, unknown>>[]): Promise<ProcessResult<FeatureVector>[]> {
+        if (stepBatch) return (await stepBatch(records)) as ProcessResult<FeatureVector>[];
         if (enricher) {
           // The streaming checkpoint and fencing epoch follow the consumed position (the repartition topic behind a hop).
           const res = await enricher.enrich(records.map((r) => ({ event: r.value, eventTime: eventTime(r), topic: (r.source ?? r.lineage).topic, partition: (r.source ?? r.lineage).partition, offset: (r.source ?? r.lineage).offset })));
@@ -156,6 +185,64 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
     };
   },
 };
+
+/**
+ * One per-entity step of a chained extraction stage. It computes its own sets for each event (the
+ * first step also the base features and the batch sets; later ones take the base features from the
+ * partial record instead of extracting them again), adds them to the features so far, and returns
+ * either the partial values, keyed by the next step's entity (the engine wraps them with the event),
+ * or — the last step — the finished vector in the vector's (the model's) order.
+ */
+function entityStepProcessor(opts: {
+  step: EntityStepSpec;
+  vector: VectorDescription;
+  own: VectorDescription;
+  enricher?: Enricher;
+  eventTime: (r: InputRecord<Record<string, unknown>>) => number;
+  toVector: (r: InputRecord<Record<string, unknown>>, values: number[], setVersions: Record<string, string>) => ProcessResult<FeatureVector>;
+}): (records: readonly InputRecord<Record<string, unknown>>[]) => Promise<ProcessResult<FeatureVector | PartialValues>[]> {
+  const { step, vector, own, enricher, eventTime, toVector } = opts;
+  const last = step.index === step.entities.length - 1;
+  const nextEntity = last ? undefined : parseFieldPath(step.entities[step.index + 1]);
+  const before = featuresBefore(vector, step);
+  const ownNames = [...vector.base.names, ...own.sets.flatMap((s) => setFeatureNames(s))];
+  const baseCount = vector.base.names.length;
+  return async (records) => {
+    const out: ProcessResult<FeatureVector | PartialValues>[] = new Array(records.length);
+    const todo: number[] = [];
+    const inputs: EnrichInput[] = [];
+    records.forEach((r, i) => {
+      let base: number[] | undefined;
+      if (step.index > 0) {
+        // The partial record must be what the steps before compute now: one written by another
+        // configuration (a deploy while records were in flight) cannot be completed correctly.
+        if (!r.partial) return void (out[i] = new RecordRejection('PROCESSING_ERROR', `step ${step.index + 1} of ${step.entities.length} (entity ${step.entity}) got no partial record from the step before`));
+        if (r.partial.names.join('\u0000') !== before.join('\u0000')) {
+          return void (out[i] = new RecordRejection('PROCESSING_ERROR', `the partial record carries features [${r.partial.names.join(', ')}], but the steps before entity ${step.entity} compute [${before.join(', ')}] (configuration changed while records were in flight)`));
+        }
+        base = r.partial.values.slice(0, baseCount);
+      }
+      const at = r.source ?? r.lineage;
+      todo.push(i);
+      inputs.push({ event: r.value, eventTime: eventTime(r), topic: at.topic, partition: at.partition, offset: at.offset, base });
+    });
+    const results: EnrichOutput[] = enricher ? await enricher.enrich(inputs) : inputs.map((x) => ({ values: x.base ?? vector.base.extract(x.event), setVersions: {} }));
+    results.forEach((x, j) => {
+      const i = todo[j];
+      const r = records[i];
+      if ('error' in x) return void (out[i] = new RecordRejection('PROCESSING_ERROR', x.error));
+      const have = new Map<string, number>();
+      r.partial?.names.forEach((n, k) => have.set(n, r.partial!.values[k]));
+      ownNames.forEach((n, k) => have.set(n, x.values[k]));
+      const setVersions = { ...(r.partial?.featureSetVersions ?? {}), ...x.setVersions };
+      if (last) return void (out[i] = toVector(r, vector.names.map((n) => have.get(n)!), setVersions));
+      const names = vector.names.filter((n) => have.has(n));
+      // Keyed by the next step's entity; a record without it keeps its original key (it touches no per-entity state there).
+      out[i] = { key: entityKey(r.value, nextEntity!) ?? r.key?.toString() ?? '', value: { names, values: names.map((n) => have.get(n)!), featureSetVersions: setVersions } };
+    });
+    return out;
+  };
+}
 
 /** Names of the non-finite features of a vector (the dead-letter reason). */
 export function nonFinite(names: readonly string[], values: readonly number[]): string {

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { FeatureVector, Prediction } from '../engine/records';
 import { readModelCard, modelDir } from '../inference/model-card';
-import { createRedis } from '../util/redis';
+import { createRedis, createRedisClient } from '../util/redis';
 import { InferencePool } from '../inference/pool';
 import { HotSwapper, type HotSwapConfig, type ServingVersion } from '../inference/hot-swap';
 import { SliceLayout } from '../routing/canary';
@@ -212,8 +212,8 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
         load: (dir, liveDir) => loadServedVersion(dir, config, ctx, liveDir),
         logger: ctx.logger,
         metrics,
-        redis: redisUrl ? createRedis(redisUrl) : undefined,
-        subscriber: redisUrl ? createRedis(redisUrl, { maxRetriesPerRequest: null }) : undefined,
+        redis: redisUrl ? createRedisClient(redisUrl) : undefined,
+        subscriber: redisUrl ? createRedisClient(redisUrl, { maxRetriesPerRequest: null }) : undefined,
       });
       try {
         await swapper.start();

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SchemaCatalog } from '../kafka/avro-schemas';
+import { topologySchemas, type SchemaCatalog } from '../kafka/avro-schemas';
 import { featuresSectionSchema } from '../features/spec';
 import { featureSectionErrors } from '../features/validate';
 import * as spec from '../topology/loader';
@@ -16,7 +16,7 @@ import type { Type } from 'avsc';
 import { ConfigError, ConfigErrors } from '../util/errors';
 import { repoRoot } from '../util/paths';
 import { builtinProcessors } from './builtin';
-import { partitionDecision, repartitionTopicName } from '../engine/repartition';
+import { partitionDecision, planStage } from '../engine/repartition';
 import { keyFieldProblem } from '../util/field-path';
 import { createLogger } from '../util/logger';
 import { loadPlugins } from './plugin-loader';
@@ -56,15 +56,18 @@ export function validateTopology(raw: unknown, file: string, options: RuntimeLoa
   const baseDir = options.baseDir ?? topologyBaseDir(abs);
   // Structure first: the plugin list must be well-formed before modules are loaded from it.
   const parsed = spec.checkStructure(raw, abs, TOPOLOGY_SECTIONS);
-  const { registry, plugins, errors } = loadPlugins(parsed.plugins ?? [], path.dirname(abs), options.registry ?? builtinProcessors(), abs);
+  const { registry, functions, plugins, errors } = loadPlugins(parsed.plugins ?? [], path.dirname(abs), options.registry ?? builtinProcessors(), abs);
   // Stages naming a processor of a plugin that failed would only repeat its error as "unknown processor".
   if (errors.length > 0) throw new ConfigErrors(errors);
-  const schemas = new SchemaCatalog(path.join(baseDir, 'schemas'));
+  // A missing schemas entry would only show up as unknown schemas on every topic that needs it.
+  const sourceErrors = schemaSourceErrors(parsed.schemas ?? [], baseDir, abs);
+  if (sourceErrors.length > 0) throw new ConfigErrors(sourceErrors);
+  const schemas = topologySchemas({ baseDir, spec: parsed });
   return spec.validateTopology(raw, abs, {
     processors: registry,
     schemas,
     sections: TOPOLOGY_SECTIONS,
-    checks: [(loaded) => featureSectionErrors(loaded, schemas), (loaded) => repartitionErrors(loaded, registry, schemas)],
+    checks: [(loaded) => featureSectionErrors(loaded, schemas, functions), (loaded) => repartitionErrors(loaded, registry, schemas)],
     baseDir,
     plugins,
   });
@@ -80,24 +83,39 @@ export function processorsFor(topology: LoadedTopology, base: ProcessorRegistry 
   return registry;
 }
 
+/** `schemas[i]`: each entry must be an existing folder or `.avsc` file (relative to the base directory). */
+function schemaSourceErrors(entries: readonly string[], baseDir: string, file: string): ConfigError[] {
+  const out: ConfigError[] = [];
+  entries.forEach((entry, i) => {
+    const abs = path.resolve(baseDir, entry);
+    const stat = fs.statSync(abs, { throwIfNoEntry: false });
+    if (!stat) out.push(new ConfigError(`schemas[${i}]`, `${abs} does not exist (a folder of <name>.avsc files or one .avsc file, relative to ${baseDir})`, file));
+    else if (stat.isFile() ? !entry.endsWith('.avsc') : !stat.isDirectory()) out.push(new ConfigError(`schemas[${i}]`, `${abs} is neither a folder nor an .avsc file`, file));
+  });
+  return out;
+}
+
 /**
- * The Avro type a topology's topic carries (its schemas/ folder, then the package's): what a
+ * The Avro type a topology's topic carries (its schemas, then the package's: topologySchemas): what a
  * processor checks field paths against (`resolveFieldPath(topicSchema(ctx.topology, ctx.stage.input.topic), path)`).
+ * `at` names the field that referred to the topic, for the error when the topology does not declare it.
  */
-export function topicSchema(topology: LoadedTopology, topic: string): Type {
+export function topicSchema(topology: LoadedTopology, topic: string, at = 'topics'): Type {
   const spec = topology.spec.topics.find((t) => t.name === topic);
-  if (!spec) throw new ConfigError('topics', `no topic '${topic}' in the topology`, topology.file);
-  return new SchemaCatalog(path.join(topology.baseDir, 'schemas')).get(spec.schema).type;
+  if (!spec) throw new ConfigError(at, `topic '${topic}' is not declared in topics`, topology.file);
+  return topologySchemas(topology).get(spec.schema).type;
 }
 
 /**
  * partitionBy / repartition of every stage: the decision (explicit, `none`, or implied by the
- * processor's per-entity state) must name one keyable field of the input schema, and the internal
- * repartition topic must not clash with a declared topic.
+ * processor's per-entity state — several entities chained when the processor allows it) must name
+ * keyable fields of the input schema, and the internal steps and topics must not clash with
+ * declared stages and topics.
  */
 function repartitionErrors(loaded: LoadedTopology, registry: ProcessorRegistry, schemas: SchemaCatalog): ConfigError[] {
   const out: ConfigError[] = [];
   const topics = new Map(loaded.spec.topics.map((t) => [t.name, t]));
+  const stageNames = new Set(loaded.spec.stages.map((s) => s.name));
   loaded.spec.stages.forEach((stage, i) => {
     const at = `stages[${i}]`;
     if (!registry.has(stage.processor)) return;
@@ -105,22 +123,31 @@ function repartitionErrors(loaded: LoadedTopology, registry: ProcessorRegistry, 
     const implied = def.partitionKeys?.(stage.config, { topology: loaded, stage, logger: createLogger('topology') }) ?? [];
     let decision: ReturnType<typeof partitionDecision>;
     try {
-      decision = partitionDecision(stage, implied);
+      decision = partitionDecision(stage, implied, def.entitySteps === true);
     } catch (err) {
       out.push(new ConfigError(`${at}.partitionBy`, err instanceof ConfigError ? err.detail : (err as Error).message, loaded.file));
       return;
     }
     const input = topics.get(stage.input.topic);
-    if (decision.kind === 'repartition') {
-      const source = stage.partitionBy ? `${at}.partitionBy` : `${at}.partitionBy (implied by the processor's per-entity state)`;
-      if (input && schemas.has(input.schema)) {
-        const problem = keyFieldProblem(schemas.get(input.schema).type, decision.field);
+    if (decision.kind === 'as-produced') {
+      if (stage.repartition) out.push(new ConfigError(`${at}.repartition`, `has no effect: the stage is not repartitioned (partitionBy: ${stage.partitionBy ?? 'absent, and nothing implies it'})`, loaded.file));
+      return;
+    }
+    const source = stage.partitionBy ? `${at}.partitionBy` : `${at}.partitionBy (implied by the processor's per-entity state)`;
+    const fields = decision.kind === 'chain' ? decision.fields : [decision.field];
+    if (input && schemas.has(input.schema)) {
+      for (const field of fields) {
+        const problem = keyFieldProblem(schemas.get(input.schema).type, field);
         if (problem) out.push(new ConfigError(source, problem, loaded.file));
       }
-      const name = repartitionTopicName(loaded.spec.name, stage.name);
-      if (topics.has(name)) out.push(new ConfigError(`${at}.name`, `the stage's repartition topic '${name}' is also declared in topics (it is internal: created and named by Tributary)`, loaded.file));
-    } else if (stage.repartition) {
-      out.push(new ConfigError(`${at}.repartition`, `has no effect: the stage is not repartitioned (partitionBy: ${stage.partitionBy ?? 'absent, and nothing implies it'})`, loaded.file));
+    }
+    if (!input) return;
+    const plan = planStage(loaded.spec.name, stage, input, decision);
+    for (const t of plan.topics) {
+      if (topics.has(t.name)) out.push(new ConfigError(`${at}.name`, `the stage's internal topic '${t.name}' is also declared in topics (it is internal: created and named by Tributary)`, loaded.file));
+    }
+    for (const step of plan.stages) {
+      if (step.name !== stage.name && stageNames.has(step.name)) out.push(new ConfigError(`${at}.name`, `the stage's internal step '${step.name}' has the name of another stage (the engine names it after the stage${decision.kind === 'chain' ? ' and its entities' : ''}; rename one)`, loaded.file));
     }
   });
   return out;

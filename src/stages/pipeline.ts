@@ -1,6 +1,5 @@
-import * as path from 'node:path';
 import type { Kafka } from 'kafkajs';
-import { SchemaCatalog } from '../kafka/avro-schemas';
+import { SchemaCatalog, topologySchemas } from '../kafka/avro-schemas';
 import { ensureTopics } from '../kafka/admin';
 import { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
 import { createKafka } from '../kafka/client';
@@ -10,7 +9,7 @@ import { closeConsumerLag, registerConsumerLag, registerFeatureCache } from '../
 import type { LoadedTopology, StageSpec, TopicSpec } from '../topology/spec';
 import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
-import type { DeadLetter } from '../engine/records';
+import type { DeadLetter, PartialVector } from '../engine/records';
 import { Chain, type ChainStage } from '../engine/chain';
 import { ChainRunner, DEFAULT_COMMIT, type StageCounters } from '../engine/chain-runner';
 import type { TopicLimits } from '../engine/commit-sink';
@@ -18,7 +17,8 @@ import { CutoverDrain, fastForward } from '../engine/cutover';
 import { fusedEdges, planChains } from '../engine/plan';
 import { readTopicLimits } from '../engine/topic-limits';
 import { DEFAULT_REPLY_PARTITIONS, REPLY_RETENTION_MS, replyTopicName, type ReplyRoute } from '../engine/replies';
-import { KeyMismatchReporter, REPARTITION_PROCESSOR, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, repartitionStepName, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
+import { KeyMismatchReporter, REPARTITION_PROCESSOR, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
+import { PartialVectorDecoder } from '../engine/partial-vector';
 import { processorsFor } from './load-topology';
 import type { Processor, ProcessorDefinition } from './processor';
 import type { ProcessorRegistry } from './registry';
@@ -51,7 +51,7 @@ export interface PipelineOptions {
 }
 
 /** Creates the topology's topics and registers every topic's value schema (idempotent). */
-export async function provisionTopology(topology: LoadedTopology, kafka: Kafka, registry: SchemaRegistryClient, catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'))): Promise<void> {
+export async function provisionTopology(topology: LoadedTopology, kafka: Kafka, registry: SchemaRegistryClient, catalog = topologySchemas(topology)): Promise<void> {
   await ensureTopics(kafka, [...topology.spec.topics, replyTopicSpec(topology)]);
   for (const t of topology.spec.topics) await registry.register(`${t.name}-value`, catalog.get(t.schema).text);
 }
@@ -79,7 +79,11 @@ export async function readReplyRoute(kafka: Kafka, topology: LoadedTopology): Pr
  * that need their input keyed by an entity (explicit `partitionBy`, or implied by the processor).
  */
 export function effectiveTopology(topology: LoadedTopology, processors: ProcessorRegistry = processorsFor(topology)): EffectiveTopology {
-  return planRepartitions(topology, (stage) => processors.get(stage.processor).partitionKeys?.(stage.config, { topology, stage, logger: log }) ?? []);
+  return planRepartitions(
+    topology,
+    (stage) => processors.get(stage.processor).partitionKeys?.(stage.config, { topology, stage, logger: log }) ?? [],
+    (stage) => processors.get(stage.processor).entitySteps === true,
+  );
 }
 
 /** What building a chain needs, shared by the pipeline's chains and cut-over drains. */
@@ -124,7 +128,7 @@ export class Pipeline {
     const selected = selectStages(topology, options.stages);
     const kafka = createKafka({ clientId: topology.spec.kafka?.clientId ?? `tributary-${topology.spec.name}`, brokers: topology.spec.kafka?.brokers ?? endpoints.brokers });
     const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() });
-    const catalog = new SchemaCatalog(path.join(topology.baseDir, 'schemas'));
+    const catalog = topologySchemas(topology);
     await checkRepartitionTopics(kafka, effective.edges);
     await provisionTopology(topology, kafka, registry, catalog);
     const deadLetterTopic = topology.spec.deadLetter.topic;
@@ -242,15 +246,19 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
       encoder,
       schemaId: await encoder.id(),
       passthroughValue: stage.processor === REPARTITION_PROCESSOR,
+      wrapsEvent: wrapsEvent(stage),
       keyCheck: checkField ? { field: checkField, onKeyMismatch: (count, example) => ctx.keyMismatches.report(stage.name, checkField, count, example) } : undefined,
     });
     const enricher = (processor as { enricher?: { stats: { cacheHits: number; cacheMisses: number } } }).enricher;
     if (enricher) registerFeatureCache(metrics.registry, stage.name, () => enricher.stats);
   }
   const head = stages[0];
+  const inputDecoder = new AvroDecoder(registry, topicSchema(head.input.topic).type);
+  // Behind an earlier per-entity step the input is a partial record carrying the original event.
+  const carried = head.entityStep && head.entityStep.index > 0 ? new PartialVectorDecoder(inputDecoder as AvroDecoder<PartialVector>, new AvroDecoder(registry, topicSchema(head.entityStep.eventTopic).type)) : undefined;
   const chain = new Chain({
     stages: chainStages,
-    decoder: new AvroDecoder(registry, topicSchema(head.input.topic).type),
+    decoder: carried ?? inputDecoder,
     dlqEncoder: ctx.dlq.encoder,
     dlqSchemaId: ctx.dlq.id,
     deadLetterMaxValueBytes: 512 * 1024,
@@ -267,9 +275,12 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     deadLetterTopic: topology.spec.deadLetter.topic,
     limits: ctx.limits,
     metrics,
-    // A repartition hop writes records as they are processed, each entity in processing order
-    // (one entity's records from several input partitions meet in one repartition partition).
-    pipelinedCommits: head.processor === REPARTITION_PROCESSOR,
+    // A repartition hop (or a per-entity step writing partial records keyed by the next entity)
+    // writes records as they are processed, each entity in processing order (one entity's records
+    // from several input partitions meet in one repartition partition).
+    pipelinedCommits: head.processor === REPARTITION_PROCESSOR || wrapsEvent(head),
+    // In front of a later per-entity step, each internal partition in processing order across entities.
+    orderAcrossEntities: wrapsEvent(head) || (head.processor === REPARTITION_PROCESSOR && topology.spec.stages.some((s) => s.input.topic === head.output.topic && s.entityStep !== undefined && s.entityStep.index < s.entityStep.entities.length - 1)),
   });
 }
 
@@ -287,14 +298,20 @@ function definition(processors: ProcessorRegistry, name: string): ProcessorDefin
   return name === REPARTITION_PROCESSOR ? (repartitionProcessor as ProcessorDefinition<unknown>) : processors.get(name);
 }
 
-/** The stages to run; selecting a stage selects its repartition step too (it feeds nothing else). */
+/** A per-entity step before the last: it writes partial records keyed by the next entity. */
+function wrapsEvent(stage: StageSpec): boolean {
+  return stage.entityStep !== undefined && stage.entityStep.index < stage.entityStep.entities.length - 1;
+}
+
+/** The stages to run; selecting a stage selects its internal steps too (repartition hop, per-entity steps: they feed nothing else). */
 function selectStages(topology: LoadedTopology, names?: string[]): StageSpec[] {
   if (!names || names.length === 0) return topology.spec.stages;
   const wanted = new Set<string>();
+  const user = topology.spec.stages.filter((x) => x.internalOf === undefined);
   for (const n of names) {
-    if (!topology.spec.stages.some((x) => x.name === n)) throw new TributaryError(`no stage '${n}' in topology ${topology.spec.name} (stages: ${topology.spec.stages.map((x) => x.name).join(', ')})`);
+    if (!user.some((x) => x.name === n)) throw new TributaryError(`no stage '${n}' in topology ${topology.spec.name} (stages: ${user.map((x) => x.name).join(', ')})`);
     wanted.add(n);
-    if (topology.spec.stages.some((x) => x.name === repartitionStepName(n))) wanted.add(repartitionStepName(n));
+    for (const x of topology.spec.stages) if (x.internalOf === n) wanted.add(x.name);
   }
   return topology.spec.stages.filter((s) => wanted.has(s.name));
 }

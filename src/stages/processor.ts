@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { PartialVector } from '../engine/records';
 import type { RecordRejection } from '../kafka/dead-letter';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import type { Logger } from '../util/logger';
@@ -38,7 +39,16 @@ export interface InputRecord<I> {
    * every output of this record, at every stage and hop, so a processor need not.
    */
   headers?: Record<string, Buffer>;
+  /**
+   * Only for the steps after the first of a stage chained over several entities (ProcessorDefinition
+   * `entitySteps`): the features the steps before computed for this event, in the vector's order.
+   * `value` is still the original event (decoded from the partial record).
+   */
+  partial?: PartialValues;
 }
+
+/** Features computed so far by a stage's earlier per-entity steps (a PartialVector without its event). */
+export type PartialValues = Omit<PartialVector, 'event'>;
 
 /** An output of a processor for one input: a keyed record for the output topic. */
 export interface OutputRecord<O> {
@@ -111,9 +121,20 @@ export interface ProcessorDefinition<C = unknown> {
    * Optional: the input fields (dotted paths) whose per-entity state this processor keeps and
    * therefore needs applied in order by one partition owner (feature_extraction: the entity of each
    * windowed_aggregation set). The planner then inserts a repartition hop by that field unless the
-   * stage says `partitionBy` itself (or `none`). More than one distinct field is refused (see README).
+   * stage says `partitionBy` itself (or `none`). More than one distinct field is refused unless the
+   * processor declares `entitySteps` (see README "Two entities on one input"). Order matters there:
+   * the steps run in the order of the returned fields.
    */
   partitionKeys?(config: C, ctx: ProcessorContext): string[];
+  /**
+   * With several `partitionKeys`, the stage runs as one step per entity, chained by re-keying: the
+   * planner inserts a repartition hop by the first entity and a step per entity, each an instance of
+   * this processor with `ctx.stage.entityStep` set; every step but the last returns the features it
+   * has so far (PartialValues), which the engine wraps with the original event into a partial record
+   * keyed by the next entity; the next step gets them as `InputRecord.partial`; the last returns the
+   * stage's real output. Without it, a stage with several keys must choose one (`partitionBy`).
+   */
+  entitySteps?: boolean;
   /**
    * The same input records and config always give the same outputs. A batch retried after a crash or
    * an aborted transaction is processed again; only then does the committed result equal what a

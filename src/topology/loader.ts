@@ -43,8 +43,8 @@ export type TopologyCheck = (loaded: LoadedTopology) => ConfigError[];
 /** The validators a topology is checked with: passed in, so this layer depends on none of them. */
 export interface TopologyValidators {
   processors: ProcessorCatalog;
-  /** Avro schema names (schemas/*.avsc) the topics may carry. */
-  schemas: { has(name: string): boolean };
+  /** Avro schema names the topics may carry; `searched` (folders and files, in order) goes into the error for an unknown one. */
+  schemas: { has(name: string): boolean; readonly searched?: readonly string[] };
   /** JSON Schemas of top-level sections owned by other layers, e.g. `{ features: ... }`. */
   sections?: Readonly<Record<string, JsonSchema>>;
   checks?: readonly TopologyCheck[];
@@ -129,7 +129,10 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
   const topics = new Map(spec.topics.map((t) => [t.name, t]));
 
   spec.topics.forEach((t, i) => {
-    if (!catalog.has(t.schema)) errors.push(new ConfigError(`topics[${i}].schema`, `no schema '${t.schema}' in schemas/`, file));
+    if (!catalog.has(t.schema)) {
+      const where = catalog.searched ? catalog.searched.map((d) => path.relative(options.baseDir, d) || '.').join(', ') : 'schemas/';
+      errors.push(new ConfigError(`topics[${i}].schema`, `no schema '${t.schema}' (no ${t.schema}.avsc in ${where}; a topology names the folders or files of its own schemas in \`schemas\`)`, file));
+    }
   });
   duplicates(spec.topics.map((t) => t.name)).forEach((i) => errors.push(new ConfigError(`topics[${i}].name`, 'duplicate topic', file)));
   duplicates(spec.stages.map((s) => s.name)).forEach((i) => errors.push(new ConfigError(`stages[${i}].name`, 'duplicate stage name', file)));

@@ -10,7 +10,10 @@ export interface TopicSpec {
   name: string;
   partitions: number;
   replicationFactor?: number;
-  /** Avro schema file name in schemas/ without the extension, e.g. `transaction`. */
+  /**
+   * Avro schema name: the file stem of `<name>.avsc` in the topology's schemas/ folder, one of its
+   * `schemas` entries, or the package's schemas/ (e.g. `prediction`).
+   */
   schema: string;
   /** Extra topic configs passed to CreateTopics, e.g. `max.message.bytes`. */
   config?: Record<string, string>;
@@ -68,7 +71,8 @@ export interface StageSpec {
    * input event (e.g. `cardId`). The engine then re-keys every input record by that field into an
    * internal topic `<topology>.<stage>-repartition` and the stage reads that topic, so all of one
    * entity's records are applied in order by one partition owner. Absent: implied by the
-   * processor (feature_extraction with windowed_aggregation sets: the sets' entity). `none`: the
+   * processor (feature_extraction with windowed_aggregation sets: the sets' entity; sets on several
+   * entities: chained, one internal step per entity, see `entityStep`). `none`: the
    * producer already keys the input by the entity (no extra hop; records whose key differs from the
    * entity are counted in tributary_partition_key_mismatch_total and reported).
    */
@@ -77,6 +81,32 @@ export interface StageSpec {
   repartition?: { partitions?: number; purgeIntervalMs?: number };
   /** Processor-specific configuration, validated against the processor's declared spec. */
   config: Record<string, unknown>;
+  /**
+   * Set by the engine's planner (src/engine/repartition.ts), never in a topology file: this stage is
+   * an internal step inserted for the user's stage of this name (a repartition hop, or a per-entity
+   * step of a stage chained over several entities). `--stage <name>` runs its steps too.
+   */
+  internalOf?: string;
+  /**
+   * Set by the planner on every step of a stage chained over several entities (the user's stage
+   * itself being the last one): which entity this step applies and where it stands.
+   */
+  entityStep?: EntityStepSpec;
+}
+
+/**
+ * One step of a stage whose per-entity state is kept for several entities (README "Two entities on
+ * one input"): the steps run in `entities` order, each reading its input keyed by its entity; every
+ * step but the last writes a partial record (schemas/partial-vector.avsc) keyed by the next entity.
+ */
+export interface EntityStepSpec {
+  /** The field this step's input is keyed by (its windowed sets' entity). */
+  entity: string;
+  /** Every entity of the stage, in the vector's order; this step is `entities[index]`. */
+  entities: string[];
+  index: number;
+  /** The user's stage's input topic: where the events come from (every step after the first reads partial records). */
+  eventTopic: string;
 }
 
 export interface KafkaClientSpec {
@@ -95,10 +125,16 @@ export interface TopologySpec extends TopologySections {
   name: string;
   description?: string;
   /**
-   * Plugin modules (.js, .ts, .mjs, .cjs, .mts, .cts) registering processors by name, paths relative to the
-   * topology file. See src/stages/plugin-loader.ts and README "Plugins".
+   * Plugin modules (.js, .ts, .mjs, .cjs, .mts, .cts) registering processors and feature functions by
+   * name, paths relative to the topology file. See src/stages/plugin-loader.ts and README "Plugins".
    */
   plugins?: string[];
+  /**
+   * Where the topics' own schemas (the input events') are, besides a schemas/ folder in the base
+   * directory: folders of `<name>.avsc` files or single `.avsc` files, relative to the base directory
+   * (`baseDir`). E.g. `[examples/fraud/schemas]`. The package's schemas/ is always searched last.
+   */
+  schemas?: string[];
   kafka?: KafkaClientSpec;
   topics: TopicSpec[];
   deadLetter: { topic: string };
@@ -121,6 +157,17 @@ export interface LoadedPlugin {
   /** Absolute path of the module. */
   file: string;
   processors: PluginProcessorInfo[];
+  /** Feature functions it registered (callable from declarative feature definitions). */
+  functions?: PluginFunctionInfo[];
+}
+
+/** What a topology's plugin declared about one feature function. */
+export interface PluginFunctionInfo {
+  name: string;
+  deterministic: boolean;
+  sideEffects: boolean;
+  /** The Python twin (`/abs/file.py:function`), absent when the function has none (serving only). */
+  python?: string;
 }
 
 /** A loaded topology: the spec plus where it came from (relative paths resolve against `baseDir`). */

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TopicProducer } from '../../src/client/topic-producer';
-import type { Transaction } from '../../src/client/generated/avro-types';
+
 import { produceDemoEvents } from '../../examples/fraud/produce';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
@@ -10,6 +10,7 @@ import { repoRoot, stateFilePath } from '../../src/stack/paths';
 import { DedicatedKafka } from '../helpers/dedicated-kafka';
 import { committedKeys, exactlyOnceAgainstInput, faultTopologyFile, generatedKeys, inputKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
+import { FRAUD_SCHEMAS_DIR, fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 
@@ -54,12 +55,12 @@ describe('outages: the pipeline pauses, recovers by itself, loses and duplicates
     try {
       await proc.waitForLog('pipeline running', 90000);
       // A producer on a newer (compatible) version of the schema, registered before the outage but never seen by the pipeline.
-      const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+      const catalog = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
       const v2 = JSON.parse(catalog.get('transaction').text);
       v2.fields.push({ name: 'channel', type: 'string', default: 'web' });
       const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl });
       const v2Id = await registry.register(`${topic}-v2-value`, JSON.stringify(v2));
-      const producer = new TopicProducer({ ...endpoints, topic, schema: 'transaction', key: (tx) => tx.transactionId });
+      const producer = new TopicProducer({ ...endpoints, topic, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
       await producer.connect();
       const g = new TransactionGenerator({ seed: 606, startTime: 0 });
       const before: Transaction[] = Array.from({ length: 200 }, () => g.next().tx);

@@ -12,6 +12,7 @@ import { DedicatedKafka } from '../helpers/dedicated-kafka';
 import { CLI, faultTopologyFile } from '../helpers/processes';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 import { repoRoot } from '../../src/stack/paths';
+import { fraudSchemas } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 
@@ -44,7 +45,7 @@ describe('Kafka SASL/SCRAM against a real broker configured for it', () => {
     const pipeline = await Pipeline.start({ topology, endpoints: local });
     try {
       const kafka = createKafka({ clientId: 'sasl-test', brokers: broker.brokers, security });
-      const producer = new TopicProducer({ ...local, kafka, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+      const producer = new TopicProducer({ ...local, kafka, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
       await producer.connect();
       const g = new TransactionGenerator({ seed: 9 });
       await producer.send(Array.from({ length: 100 }, () => g.next().tx));

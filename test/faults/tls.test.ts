@@ -15,6 +15,7 @@ import { createRedis } from '../../src/util/redis';
 import { AuthenticatingProxy, DedicatedTlsServers } from '../helpers/dedicated-tls';
 import { CLI, faultTopologyFile } from '../helpers/processes';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas } from '../../examples/fraud/schemas';
 
 const shared = testEndpoints();
 
@@ -63,7 +64,7 @@ describe('TLS to Kafka and Redis, basic auth to the schema registry', () => {
     const pipeline = await Pipeline.start({ topology, endpoints });
     try {
       const kafka = createKafka({ clientId: 'tls-test', brokers: servers.brokers, security: kafkaSecurityFromEnv(env) });
-      const producer = new TopicProducer({ ...endpoints, kafka, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+      const producer = new TopicProducer({ ...endpoints, kafka, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
       await producer.connect();
       const g = new TransactionGenerator({ seed: 15 });
       await producer.send(Array.from({ length: 100 }, () => g.next().tx));

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { findFreePort } from '../../src/stack/ports';
-import { createRedis } from '../../src/util/redis';
+import type { Cluster } from 'ioredis';
+import type Redis from 'ioredis';
+import { LocalRedisCluster as DedicatedRedisCluster } from '../../src/stack/redis-cluster';
+import { createRedis, createRedisClient } from '../../src/util/redis';
 
 /** A redis-server of its own (optionally with AUTH) for tests that pause or reconfigure Redis. */
 export class DedicatedRedis {
@@ -50,4 +53,48 @@ export class DedicatedRedis {
   }
 }
 
-export { LocalRedisCluster as DedicatedRedisCluster } from '../../src/stack/redis-cluster';
+export { DedicatedRedisCluster };
+
+/** A Redis a test runs against: its URL, a client on it, and how to let it go. */
+export interface RedisTarget {
+  url: string;
+  /** True for a server started for this test (empty: batch sets must be loaded into it). */
+  dedicated: boolean;
+  client(): Redis | Cluster;
+  stop(): Promise<void>;
+}
+
+/**
+ * The Redis targets state-bearing tests run on (`describe.each`): the stack's single Redis and a
+ * 3-node Redis Cluster of the test's own (keys spread over shards, scripts per slot group).
+ */
+export function redisTargets(): Array<[string, () => Promise<RedisTarget>]> {
+  /** A target whose clients are all disconnected by its stop (before the servers go). */
+  const target = (url: string, dedicated: boolean, stopServers: () => Promise<void>): RedisTarget => {
+    const clients: Array<Redis | Cluster> = [];
+    return {
+      url,
+      dedicated,
+      client: () => {
+        const c = createRedisClient(url);
+        clients.push(c);
+        return c;
+      },
+      stop: async () => {
+        clients.splice(0).forEach((c) => c.disconnect());
+        await stopServers();
+      },
+    };
+  };
+  return [
+    ['a single Redis', async () => {
+      const url = process.env.REDIS_URL;
+      if (!url) throw new Error("REDIS_URL is not set: the integration global setup publishes the stack's Redis");
+      return target(url, false, async () => undefined);
+    }],
+    ['a 3-node Redis Cluster', async () => {
+      const cluster = await DedicatedRedisCluster.start();
+      return target(cluster.url, true, () => cluster.stop());
+    }],
+  ];
+}

@@ -6,8 +6,10 @@ import { builtinProcessors } from '../../src/stages/builtin';
 import { repoRoot } from '../../src/stack/paths';
 import { loadTopology } from '../../src/stages/load-topology';
 import { ConfigErrors } from '../../src/util/errors';
+import { FRAUD_TOPOLOGY } from '../../examples/fraud/topologies';
 
-export const DEMO_TOPOLOGY = path.join(repoRoot(), 'topologies/fraud-detection.yaml');
+/** The fraud topology (the fraud example's: it needs examples/fraud/schemas). */
+export const DEMO_TOPOLOGY = FRAUD_TOPOLOGY;
 export const LOAD_OPTIONS = { registry: builtinProcessors(), baseDir: repoRoot() };
 
 /** Writes a modified copy of the demo topology and returns the ConfigErrors message loading it gives. */

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { readOutputFile, readTopicNow } from '../../src/backfill/feedback';
 import { JobStore } from '../../src/backfill/job-store';
@@ -17,6 +17,7 @@ import { provisionTopology } from '../../src/stages/pipeline';
 import { repoRoot } from '../../src/stack/paths';
 import { faultTopologyFile } from '../helpers/processes';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
@@ -48,7 +49,7 @@ function keepAppending(topic: string, seed: number) {
   let stop = false;
   let count = 0;
   const gen = new TransactionGenerator({ seed });
-  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: 'transaction', key: (tx: Transaction) => tx.transactionId });
+  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: 'transaction', schemas: fraudSchemas, key: (tx: Transaction) => tx.transactionId });
   const done = (async () => {
     await producer.connect();
     while (!stop) {
@@ -77,7 +78,7 @@ async function setUp(suffix: string, n: number) {
   await prepareFeatureSets(topology, endpoints.redisUrl!);
   await provisionTopology(topology, kafka, registry);
   const input = `fraud.transactions.${suffix}`;
-  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: input, schema: 'transaction', key: (tx: Transaction) => tx.transactionId });
+  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: input, schema: 'transaction', schemas: fraudSchemas, key: (tx: Transaction) => tx.transactionId });
   await producer.connect();
   const events = new TransactionGenerator({ seed: 61 }).take(n).map((g) => g.tx);
   for (let i = 0; i < n; i += 1000) await producer.send(events.slice(i, i + 1000));

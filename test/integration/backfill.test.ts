@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { DeadLetter, FeatureVector, Feedback, Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { DeadLetter, FeatureVector, Feedback, Prediction } from '../../src/client/generated/avro-types';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { readJobPredictions, readTopicNow } from '../../src/backfill/feedback';
 import { JobStore } from '../../src/backfill/job-store';
@@ -17,17 +17,18 @@ import { ensureTopics } from '../../src/kafka/admin';
 import { RecordRejection } from '../../src/kafka/dead-letter';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import { Pipeline, provisionTopology } from '../../src/stages/pipeline';
-import { repoRoot, tributaryHome } from '../../src/stack/paths';
+import { tributaryHome } from '../../src/stack/paths';
 import { tempModelRepo, v1Topology } from '../helpers/model-repo';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { FRAUD_SCHEMAS_DIR, fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
-const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+const catalog = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
 const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl });
 const kafka = createKafka({ clientId: 'test-backfill', brokers: endpoints.brokers });
 
 async function produce<T extends Transaction | Feedback>(topic: string, schema: 'transaction' | 'feedback', events: T[], key: (e: T) => string): Promise<void> {
-  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema, key: key as never });
+  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema, schemas: fraudSchemas, key: key as never });
   await producer.connect();
   for (let i = 0; i < events.length; i += 1000) await producer.send(events.slice(i, i + 1000) as never);
   await producer.disconnect();

@@ -12,6 +12,7 @@ import { Pipeline } from '../../src/stages/pipeline';
 import { createRedis } from '../../src/util/redis';
 import { stage, tempModelRepo, v1Topology } from '../helpers/model-repo';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 
@@ -68,7 +69,7 @@ describe('bandit routing (Thompson sampling, posteriors in Redis)', () => {
 
       const g = new TransactionGenerator({ seed: 31 });
       const generated = Array.from({ length: 600 }, () => g.next());
-      const producer = new TopicProducer({ ...endpoints, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+      const producer = new TopicProducer({ ...endpoints, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
       await producer.connect();
       await producer.send(generated.map((x) => x.tx));
       await producer.disconnect();

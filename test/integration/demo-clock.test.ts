@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 import * as path from 'node:path';
-import type { Feedback, Transaction } from '../../src/client/generated/avro-types';
+import type { Feedback } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { batchAsOf, produceDemoEvents, startOfUtcDay } from '../../examples/fraud/produce';
 import { batchKeys, TS_FIELD } from '../../src/features/batch-store';
@@ -9,6 +9,7 @@ import type { BatchFeatureSetSpec } from '../../src/features/spec';
 import { createKafka } from '../../src/kafka/client';
 import { repoRoot } from '../../src/stack/paths';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 /**
  * The demo's clock (issue 15): events dated by the run's clock, batch feature rows re-dated to the
@@ -59,7 +60,7 @@ describe('demo clock, keying and labels', () => {
 
     const events: { partition: number; key: string | null; value: Transaction }[] = [];
     const labels: Feedback[] = [];
-    const ev = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud-demo.transactions.${suffix}`, schema: 'transaction', groupId: `verify-ev-${suffix}`, fromBeginning: true });
+    const ev = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud-demo.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, groupId: `verify-ev-${suffix}`, fromBeginning: true });
     const fb = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud-demo.feedback.${suffix}`, schema: 'feedback', groupId: `verify-fb-${suffix}`, fromBeginning: true });
     await ev.run((value, meta) => void events.push({ partition: meta.partition, key: meta.key, value }));
     await fb.run((f) => void labels.push(f));

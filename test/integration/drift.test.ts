@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { Registry } from 'prom-client';
-import type { DriftAlert, Transaction } from '../../src/client/generated/avro-types';
+import type { DriftAlert } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -13,6 +13,7 @@ import { renderStatus } from '../../src/monitoring/status-view';
 import { StageMetrics } from '../../src/monitoring/metrics';
 import { Pipeline } from '../../src/stages/pipeline';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 const WINDOW = 3000;
@@ -44,7 +45,7 @@ describe('drift monitor through the real stack', () => {
 
   const truth = new Map<string, boolean>();
   async function produce(seed: number, shift: (tx: Transaction) => void): Promise<void> {
-    const producer = new TopicProducer({ ...endpoints, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+    const producer = new TopicProducer({ ...endpoints, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
     await producer.connect();
     const gen = new TransactionGenerator({ seed, startTime: Date.now() });
     for (let sent = 0; sent < WINDOW; sent += 500) {

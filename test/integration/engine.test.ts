@@ -1,4 +1,4 @@
-import type { FeatureVector, Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { FeatureVector, Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -7,6 +7,7 @@ import { createKafka } from '../../src/kafka/client';
 import { Pipeline } from '../../src/stages/pipeline';
 import type { LoadedTopology, TopologySpec } from '../../src/topology/spec';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 
@@ -28,7 +29,7 @@ async function collect<T>(topic: string, schema: 'prediction' | 'feature-vector'
 }
 
 async function produce(topology: LoadedTopology, events: Transaction[], headers?: Record<string, string>) {
-  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: topology.spec.stages[0].input.topic, schema: 'transaction', key: (tx) => tx.transactionId, headers: headers ? () => headers : undefined });
+  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: topology.spec.stages[0].input.topic, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId, headers: headers ? () => headers : undefined });
   await producer.connect();
   await producer.send(events);
   await producer.disconnect();

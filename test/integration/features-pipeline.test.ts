@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import Redis from 'ioredis';
+import Redis, { type Cluster } from 'ioredis';
 import * as ort from 'onnxruntime-node';
-import type { FeatureVector, Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { FeatureVector, Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -14,8 +14,10 @@ import type { BatchFeatureSetSpec } from '../../src/features/spec';
 import { readModelCard } from '../../src/inference/model-card';
 import { Pipeline } from '../../src/stages/pipeline';
 import { repoRoot } from '../../src/stack/paths';
+import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { faultTopologyFile, StageProcess } from '../helpers/processes';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 const root = repoRoot();
@@ -24,7 +26,7 @@ const extractConfig = demo.spec.stages[0].config as unknown as ExtractionConfig;
 const setSpec = (name: string) => demo.spec.features!.sets.find((s) => s.name === name)! as BatchFeatureSetSpec;
 const featureFile = (name: string) => path.join(root, setSpec(name).config.file!);
 
-async function loadDemoSets(redis: Redis): Promise<Record<string, string>> {
+async function loadDemoSets(redis: Redis | Cluster): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const name of ['card_profile', 'merchant_risk']) out[name] = (await loadFeatureFile(redis, setSpec(name), { file: featureFile(name) })).version;
   return out;
@@ -37,18 +39,21 @@ function collect<T>(topic: string, schema: 'feature-vector' | 'prediction') {
 }
 
 async function produce(topic: string, events: Transaction[]): Promise<void> {
-  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: 'transaction', key: (tx) => tx.transactionId });
+  const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
   await producer.connect();
   await producer.send(events);
   await producer.disconnect();
 }
 
-describe('online features against the real stack', () => {
-  let redis: Redis;
-  beforeAll(() => {
-    redis = new Redis(endpoints.redisUrl!);
-  });
-  afterAll(() => redis.disconnect());
+/** Batch sets (load, versions, reads) and the enricher on the stack's single Redis and on a 3-node Redis Cluster. */
+describe.each(redisTargets())('batch feature sets and the enricher on %s', (_label, connect) => {
+  let redis: Redis | Cluster;
+  let target: RedisTarget;
+  beforeAll(async () => {
+    target = await connect();
+    redis = target.client();
+  }, 60_000);
+  afterAll(async () => target.stop());
 
   it('reproduces the Python golden stream of model 2: same vectors (batch sets from Redis + streaming state) and scores', async () => {
     await loadDemoSets(redis);
@@ -63,10 +68,12 @@ describe('online features against the real stack', () => {
     }
     golden.forEach((g, i) => expect(got[i]).toEqual(g.features));
     const batches = Math.ceil(golden.length / 64);
-    expect(enricher.stats.roundTrips).toBe(batches); // one pipeline of batch-set reads per batch
-    // Alongside it, the streaming state: one commit per batch, plus a load when it touches entities it does not hold.
+    // One pipeline of batch-set reads per batch; on a Cluster the state's scripts are their own calls.
+    expect(enricher.stats.roundTrips).toBe(redis.isCluster ? 2 * batches : batches);
+    // Alongside it, the streaming state: one commit per batch and slot group it touches (one group on
+    // a single Redis, 16 on a Cluster), plus a load when it touches entities it does not hold.
     expect(enricher.streaming!.calls).toBeGreaterThanOrEqual(batches);
-    expect(enricher.streaming!.calls).toBeLessThanOrEqual(2 * batches);
+    expect(enricher.streaming!.calls).toBeLessThanOrEqual(2 * batches * enricher.streaming!.slotGroups);
     const card = readModelCard(path.join(root, 'models/fraud/2'));
     const session = await ort.InferenceSession.create(path.join(root, 'models/fraud/2/model.onnx'));
     const out = await session.run({ float_input: new ort.Tensor('float32', Float32Array.from(got.flat()), [got.length, card.features.names.length]) });
@@ -90,6 +97,29 @@ describe('online features against the real stack', () => {
     const versions = await listVersions(redis, set.name);
     expect(Object.keys(versions)).toEqual([res.version]); // and its partial rows are gone
   });
+
+  it('a newer version replaces the old one, whose rows are deleted from every node once its grace period is over', async () => {
+    const set: BatchFeatureSetSpec = { ...setSpec('merchant_risk'), name: `mr_${uniqueSuffix()}` };
+    const first = await loadFeatureFile(redis, set, { file: featureFile('merchant_risk') });
+    const second = await loadFeatureFile(redis, set, { file: featureFile('merchant_risk'), gracePeriodMs: 0 });
+    expect(second.previous).toBe(first.version);
+    expect(second.removedVersions).toEqual([first.version]);
+    const nodes = redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis];
+    const keysOf = async (version: string) => (await Promise.all(nodes.map((n) => n.keys(batchKeys.entityPattern(set.name, version))))).map((k) => k.length);
+    const current = await keysOf(second.version);
+    expect(current.reduce((x, y) => x + y, 0)).toBe(second.rows);
+    if (redis.isCluster) expect(current.every((n) => n > 0)).toBe(true); // the rows are spread over the shards
+    expect(await keysOf(first.version)).toEqual(nodes.map(() => 0));
+    expect(Object.keys(await listVersions(redis, set.name))).toEqual([second.version]);
+  });
+});
+
+describe('online features against the real stack', () => {
+  let redis: Redis;
+  beforeAll(() => {
+    redis = new Redis(endpoints.redisUrl!);
+  });
+  afterAll(() => redis.disconnect());
 
   it('a feature-set version flip during a live run: every prediction used the old or the new version entirely, recorded in the prediction', async () => {
     const suffix = uniqueSuffix();

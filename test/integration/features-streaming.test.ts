@@ -5,13 +5,13 @@ import { Registry } from 'prom-client';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { Enricher, describeVector, type VectorConfig } from '../../src/features/enricher';
 import { extractionBase } from '../../src/stages/extraction';
-import { FencedError, ReferenceStreamingState, StreamingState, type StreamEvent, type StreamResult, type StreamingStateOptions } from '../../src/features/streaming';
+import { FencedError, ReferenceStreamingState, StreamingState, slotGroupOf, type StreamEvent, type StreamResult, type StreamingStateOptions } from '../../src/features/streaming';
 import { StreamingMetrics } from '../../src/features/streaming-metrics';
 import type { StreamingFeatureSetSpec } from '../../src/features/spec';
 import { repoRoot } from '../../src/stack/paths';
 import { builtinProcessors } from '../../src/stages/builtin';
 import { loadTopology } from '../../src/stages/load-topology';
-import { DedicatedRedisCluster } from '../helpers/dedicated-redis';
+import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { activitySet } from '../helpers/streaming-sets';
 import { uniqueSuffix } from '../helpers/topology';
 
@@ -58,25 +58,14 @@ function cuts(n: number, sizes: number[]): StreamEvent[][] | number[][] {
 }
 
 /** The same tests on the stack's single Redis and on a 3-node Redis Cluster of their own. */
-const targets: Array<[string, () => Promise<{ redis: Redis | Cluster; stop(): Promise<void> }>]> = [
-  ['a single Redis', async () => {
-    const redis = new Redis(redisUrl);
-    return { redis, stop: async () => redis.disconnect() };
-  }],
-  ['a 3-node Redis Cluster', async () => {
-    const cluster = await DedicatedRedisCluster.start();
-    const redis = new Cluster(cluster.startupNodes);
-    return { redis, stop: async () => { redis.disconnect(); await cluster.stop(); } };
-  }],
-];
-
-describe.each(targets)('streaming windowed aggregations on %s', (_label, connect) => {
+describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, connect) => {
   let redis: Redis | Cluster;
-  let stop: () => Promise<void>;
+  let target: RedisTarget;
   beforeAll(async () => {
-    ({ redis, stop } = await connect());
+    target = await connect();
+    redis = target.client();
   }, 60_000);
-  afterAll(async () => stop());
+  afterAll(async () => target.stop());
   /** On the Cluster, several slot groups, so the three cards and four merchants spread over the shards. */
   const opts = (extra: StreamingStateOptions = {}): StreamingStateOptions => ({ ...(redis.isCluster ? { slotGroups: 7 } : {}), ...extra });
 
@@ -228,6 +217,41 @@ describe.each(targets)('streaming windowed aggregations on %s', (_label, connect
       expect(r.values[0][0]).toBe(1); // count of earlier events in (71, 101]
     } finally {
       await state.reset();
+    }
+  });
+
+  it('a partition taken over by another process fences the old owner in every slot group: none of its (partition, slot group) commits lands, and the new owner continues from the last committed batch', async () => {
+    const sets = [activitySet(10)];
+    const ns = `takeover-${uniqueSuffix()}`;
+    // Seven slot groups on both targets (on the Cluster they sit on all three shards).
+    const oldOwner = new StreamingState(redis, ns, sets, { slotGroups: 7 });
+    const newOwner = new StreamingState(redis, ns, sets, { slotGroups: 7 });
+    const ref = new ReferenceStreamingState(sets);
+    const cards = Array.from({ length: 40 }, (_, i) => `card-${i}`);
+    const batch = (from: number, n: number): StreamEvent[] => Array.from({ length: n }, (_, i) => ({ offset: from + i, eventTime: 1000 + 3 * (from + i), entities: [cards[(from + i) % cards.length]], values: [[String(from + i), `m${i % 5}`]] }));
+    try {
+      expect(new Set(cards.map((c) => slotGroupOf(c, 7))).size).toBe(7);
+      const stale = await oldOwner.takeEpoch('t', 2);
+      const first = batch(0, 80);
+      expect(await oldOwner.apply('t', 2, stale, first)).toEqual(ref.apply('t', 2, first));
+      // The group gives the partition to another process; the old one, frozen meanwhile, wakes up
+      // with a batch touching every slot group, its caches still warm.
+      const current = await newOwner.takeEpoch('t', 2);
+      expect(current).toBeGreaterThan(stale);
+      const before = await oldOwner.dump();
+      const second = batch(80, 80);
+      await expect(oldOwner.apply('t', 2, stale, second)).rejects.toBeInstanceOf(FencedError);
+      await expect(oldOwner.apply('t', 2, stale, batch(80, 1))).rejects.toBeInstanceOf(FencedError); // and again, cold or warm
+      expect(await oldOwner.dump()).toEqual(before);
+      expect(await oldOwner.checkpoint('t', 2)).toBe(79);
+      // The new owner (nothing in memory) gets the vectors an uninterrupted owner would have.
+      expect(await newOwner.apply('t', 2, current, second)).toEqual(ref.apply('t', 2, second));
+      expect(await newOwner.checkpoint('t', 2)).toBe(159);
+      const groups = new Set(Object.keys(await newOwner.dump()).map((k) => /:ckpt:t:2$/.test(k) && k).filter(Boolean));
+      expect(groups.size).toBe(7); // a checkpoint per (partition, slot group)
+    } finally {
+      oldOwner.close();
+      await newOwner.reset();
     }
   });
 

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { DeadLetter, FeatureVector, Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { DeadLetter, FeatureVector, Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -13,9 +13,10 @@ import { Pipeline } from '../../src/stages/pipeline';
 import { repoRoot } from '../../src/stack/paths';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 import { repartitionStepName } from '../../src/engine/repartition';
+import { FRAUD_SCHEMAS_DIR, fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
-const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+const catalog = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
 
 /** Collects every record of a topic (decoded) under its key until stopped. */
 async function collect<S extends 'prediction' | 'dead-letter' | 'feature-vector'>(topic: string, schema: S) {
@@ -47,7 +48,7 @@ describe('fraud-detection topology end to end (real Kafka, registry, onnxruntime
 
     const generator = new TransactionGenerator({ seed: 7 });
     const events: Transaction[] = Array.from({ length: 500 }, () => generator.next().tx);
-    const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: topic('fraud.transactions'), schema: 'transaction', key: (tx) => tx.transactionId });
+    const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: topic('fraud.transactions'), schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
     await producer.connect();
     const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl });
     const bad = await malformedTransactions(registry, catalog.get('transaction'), `bad-${suffix}-`);
@@ -114,7 +115,7 @@ describe('produce failures go to the dead-letter topic', () => {
       const generator = new TransactionGenerator({ seed: 11 });
       const events = Array.from({ length: 50 }, () => generator.next().tx);
       events[20] = { ...events[20], transactionId: `huge-${'x'.repeat(6000)}` };
-      const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+      const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
       await producer.connect();
       await producer.send(events);
       await producer.disconnect();
@@ -145,7 +146,7 @@ describe('input limits', () => {
       const generator = new TransactionGenerator({ seed: 12 });
       const events = Array.from({ length: 30 }, () => generator.next().tx);
       events[7] = { ...events[7], merchantId: `m-${'z'.repeat(600)}` };
-      const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+      const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
       await producer.connect();
       await producer.send(events);
       await producer.disconnect();

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import { GatewayClient, GatewayHttpError, type GatewayEvent } from '../../src/client/gateway-client';
-import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { createKafka } from '../../src/kafka/client';
@@ -11,6 +11,7 @@ import { repoRoot } from '../../src/stack/paths';
 import { loadTopologyFile } from '../../src/cli/topology-file';
 import { CLI, suffixedTopologyFile } from '../helpers/processes';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
+import type { Transaction } from '../../examples/fraud/schemas';
 
 /**
  * The gateway through the real stack (Kafka, registry, Redis): a fused extract+score pipeline

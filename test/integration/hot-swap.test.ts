@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import Redis from 'ioredis';
-import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { Cluster } from 'ioredis';
+import type Redis from 'ioredis';
+import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -9,13 +10,16 @@ import { readControl, setDesiredVersion } from '../../src/inference/model-contro
 import { Pipeline } from '../../src/stages/pipeline';
 import { repoRoot } from '../../src/stack/paths';
 import { corruptWeights, impossibleGate, tempModelRepo, v1Topology, stage } from '../helpers/model-repo';
+import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
+import { fraudSchemas, type FraudSchemaTypes, type Transaction } from '../../examples/fraud/schemas';
 import { CLI } from '../helpers/processes';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 
 const endpoints = testEndpoints();
 const run = promisify(execFile);
 
-describe('hot swap of model versions through real Kafka (onnx_inference hotSwap)', () => {
+/** The control plane (desired version, pub/sub notice, instance status) on the stack's single Redis and on a 3-node Redis Cluster. */
+describe.each(redisTargets())('hot swap of model versions through real Kafka (onnx_inference hotSwap), control in %s', (_label, connect) => {
   const suffix = uniqueSuffix();
   // 1: live; 2: a good candidate; 3: gate bound v1 cannot meet; 4: corrupted weights.
   const repo = tempModelRepo({ '1': null, '2': null, '3': impossibleGate, '4': corruptWeights });
@@ -23,11 +27,14 @@ describe('hot swap of model versions through real Kafka (onnx_inference hotSwap)
     stage(spec, 'score').config.hotSwap = { policy: 'explicit', pollIntervalMs: 300 };
   });
   const group = `${topology.spec.name}.score`;
-  const redis = new Redis(endpoints.redisUrl!);
+  let target: RedisTarget;
+  let redis: Redis | Cluster;
+  /** The CLI talks to the same Redis as the pipeline. */
+  let cliEnv: NodeJS.ProcessEnv;
   let pipeline: Pipeline;
   const predictions: Prediction[] = [];
   let consumer: TopicConsumer<'prediction'>;
-  let producer: TopicProducer<'transaction'>;
+  let producer: TopicProducer<'transaction', FraudSchemaTypes>;
   const generator = new TransactionGenerator({ seed: 41 });
   const sent: Transaction[] = [];
 
@@ -39,19 +46,22 @@ describe('hot swap of model versions through real Kafka (onnx_inference hotSwap)
   const live = async () => (await readControl(redis, group)).instances.map((i) => i.live);
 
   beforeAll(async () => {
-    pipeline = await Pipeline.start({ topology, endpoints });
+    target = await connect();
+    redis = target.client();
+    cliEnv = { ...process.env, REDIS_URL: target.url };
+    pipeline = await Pipeline.start({ topology, endpoints: { ...endpoints, redisUrl: target.url } });
     consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.predictions.${suffix}`, schema: 'prediction', groupId: `verify-${suffix}` });
     await consumer.run((p) => {
       predictions.push(p);
     });
-    producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+    producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
     await producer.connect();
   });
   afterAll(async () => {
     await producer?.disconnect();
     await consumer?.stop();
     await pipeline?.stop();
-    redis.disconnect();
+    await target?.stop();
   });
 
   it('refuses a candidate with a failing gate bound and one with corrupted weights while v1 keeps serving; the reasons show in metrics and `models status`', async () => {
@@ -78,7 +88,7 @@ describe('hot swap of model versions through real Kafka (onnx_inference hotSwap)
     expect(metrics).toMatch(new RegExp(`tributary_model_swap_total\\{model="fraud",stage="score",result="refused"\\} 2`));
     expect(metrics).toMatch(/tributary_model_live_version_info\{model="fraud",stage="score",version="1"\} 1/);
 
-    const { stdout } = await run(process.execPath, [CLI, 'models', 'status', '--group', group], { cwd: repoRoot(), env: process.env });
+    const { stdout } = await run(process.execPath, [CLI, 'models', 'status', '--group', group], { cwd: repoRoot(), env: cliEnv });
     expect(stdout).toContain('fraud@1 live');
     expect(stdout).toMatch(/refused 3: gate failed/);
     expect(stdout).toMatch(/refused 4: gate failed: load: .*sha256/);
@@ -93,7 +103,7 @@ describe('hot swap of model versions through real Kafka (onnx_inference hotSwap)
       }
     })();
     await new Promise((r) => setTimeout(r, 500));
-    const { stdout } = await run(process.execPath, [CLI, 'models', 'promote', 'fraud@2', '--group', group, '--wait', '20000'], { cwd: repoRoot(), env: process.env });
+    const { stdout } = await run(process.execPath, [CLI, 'models', 'promote', 'fraud@2', '--group', group, '--wait', '20000'], { cwd: repoRoot(), env: cliEnv });
     expect(stdout).toContain('fraud@2 live, previous 1');
     await streaming;
     await send(100); // certainly after the swap
@@ -121,7 +131,7 @@ describe('hot swap of model versions through real Kafka (onnx_inference hotSwap)
     expect(metrics).toMatch(/tributary_model_live_version_info\{model="fraud",stage="score",version="1"\} 0/);
 
     // Rollback: one command back to the previous version.
-    const back = await run(process.execPath, [CLI, 'models', 'rollback', '--group', group, '--wait', '20000'], { cwd: repoRoot(), env: process.env });
+    const back = await run(process.execPath, [CLI, 'models', 'rollback', '--group', group, '--wait', '20000'], { cwd: repoRoot(), env: cliEnv });
     expect(back.stdout).toContain('fraud@1 live, previous 2');
     const before = predictions.length;
     await send(50);

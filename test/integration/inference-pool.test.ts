@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -10,6 +10,7 @@ import { ProcessorRegistry } from '../../src/stages/registry';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 import { firstWorkingProvider } from '../helpers/execution-providers';
 import { repoRoot } from '../../src/stack/paths';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 
@@ -59,7 +60,7 @@ describe('onnx_inference through the worker pool, on real Kafka', () => {
       const generator = new TransactionGenerator({ seed: 21 });
       const N = 12000;
       const events: Transaction[] = Array.from({ length: N }, () => generator.next().tx);
-      const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+      const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
       await producer.connect();
       for (let i = 0; i < N; i += 2000) await producer.send(events.slice(i, i + 2000));
       await producer.disconnect();

@@ -7,6 +7,7 @@ import { TopicProducer, UnknownTopicError } from '../../src/client/topic-produce
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { repoRoot } from '../../src/stack/paths';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
+import { fraudSchemas } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 const run = promisify(execFile);
@@ -75,7 +76,7 @@ describe('kafkajs through createKafka, on the real broker', () => {
     const admin = kafka.admin();
     await admin.connect();
     await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true });
-    const producer = new TopicProducer({ ...endpoints, kafka, topic, schema: 'transaction', key: (tx) => tx.transactionId });
+    const producer = new TopicProducer({ ...endpoints, kafka, topic, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
     try {
       await producer.connect();
       const g = new TransactionGenerator({ seed: 12, startTime: 0 });
@@ -89,7 +90,7 @@ describe('kafkajs through createKafka, on the real broker', () => {
   });
 
   it('TopicProducer fails fast with UnknownTopicError for a topic that does not exist (its sends retry without limit)', async () => {
-    const producer = new TopicProducer({ ...endpoints, topic: `clientfix.missing.${uniqueSuffix()}`, schema: 'transaction', key: (tx) => tx.transactionId });
+    const producer = new TopicProducer({ ...endpoints, topic: `clientfix.missing.${uniqueSuffix()}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
     await expect(producer.connect()).rejects.toBeInstanceOf(UnknownTopicError);
     await producer.disconnect();
   });

@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer, type ConsumedMeta } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -17,6 +17,7 @@ import { readModelCard } from '../../src/inference/model-card';
 import { createKafka } from '../../src/kafka/client';
 import { repoRoot } from '../../src/stack/paths';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const PEER_DIR = path.join(repoRoot(), 'bench/peers/kstreams');
 const MODEL_DIR = 'models/fraud/1';
@@ -47,7 +48,7 @@ function goldenEdgeCases(): Transaction[] {
 async function collect<S extends 'prediction' | 'transaction'>(topic: string, schema: S) {
   const endpoints = testEndpoints();
   const records: { value: S extends 'prediction' ? Prediction : Transaction; meta: ConsumedMeta }[] = [];
-  const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema, groupId: `test-${topic}-${uniqueSuffix()}` });
+  const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema, schemas: fraudSchemas, groupId: `test-${topic}-${uniqueSuffix()}` });
   await consumer.run((value, meta) => {
     records.push({ value: value as never, meta });
   });
@@ -126,7 +127,7 @@ describePeer(title, () => {
     expect(events.length).toBeGreaterThan(GENERATED); // the golden edge cases are there
     const expected = await tributaryScores(events);
 
-    const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: input, schema: 'transaction', key: (tx) => tx.transactionId });
+    const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: input, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
     await producer.connect();
     for (let i = 0; i < events.length; i += 50) await producer.send(events.slice(i, i + 50));
     await producer.disconnect();

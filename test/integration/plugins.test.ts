@@ -1,6 +1,7 @@
 /**
  * Plugins: processors from the user's own .ts/.js files (test/fixtures/plugins, copied into a
- * pipeline folder outside the repository, with no node_modules), validated and run by the built CLI
+ * pipeline folder outside the repository, with no node_modules), and a feature function called from
+ * declarative definitions (the IoT example's plugin), validated and run by the built CLI
  * (`node dist/cli/main.js`, no build step for the TypeScript plugin) against the real stack.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -8,11 +9,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
-import type { DeadLetter, FeatureVector, Transaction } from '../../src/client/generated/avro-types';
+import type { DeadLetter, FeatureVector } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { repoRoot } from '../../src/util/paths';
+import { SensorGenerator, type SensorReading } from '../../examples/iot/generator';
+import { produceReadings } from '../../examples/iot/produce';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, transactionSchema, type Transaction } from '../../examples/fraud/schemas';
 
 const CLI = path.join(repoRoot(), 'dist/cli/main.js');
 const FIXTURES = path.join(repoRoot(), 'test/fixtures/plugins');
@@ -22,10 +26,11 @@ function cli(args: string[], cwd: string) {
   return spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 60000, env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn' } });
 }
 
-/** A pipeline folder in a temp dir: schemas/ (empty: the package's schemas serve), plugins/ with the given fixtures, topology.yaml. */
+/** A pipeline folder in a temp dir: schemas/ (the input events' schema, a copy of the fraud example's; the package's schemas serve the rest), plugins/ with the given fixtures, topology.yaml. */
 function pipelineFolder(suffix: string, plugins: string[], edit?: (doc: any) => void): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-plugins-'));
   fs.mkdirSync(path.join(dir, 'schemas'));
+  fs.copyFileSync(transactionSchema().file, path.join(dir, 'schemas', 'transaction.avsc'));
   fs.mkdirSync(path.join(dir, 'plugins'));
   for (const p of plugins) fs.copyFileSync(path.join(FIXTURES, p), path.join(dir, 'plugins', p));
   const t = (name: string) => `plug.${name}.${suffix}`;
@@ -112,7 +117,7 @@ describe('plugins (built CLI, real stack)', () => {
       await consumers[1].run((v) => {
         dead.push(v);
       });
-      const producer = new TopicProducer({ ...endpoints, topic: t('tx'), schema: 'transaction', key: (e) => e.transactionId });
+      const producer = new TopicProducer({ ...endpoints, topic: t('tx'), schema: 'transaction', schemas: fraudSchemas, key: (e) => e.transactionId });
       await producer.connect();
       const events: Transaction[] = Array.from({ length: 40 }, (_, i) => ({
         transactionId: `tx-${i}`,
@@ -145,6 +150,124 @@ describe('plugins (built CLI, real stack)', () => {
     }
     expect(await exited).toBe(0);
     // A clean run: no ERROR lines (the dead letters' WARN is the dead-letter path working).
+    expect(logs.join('')).not.toMatch(/"level":"?(error|50)/i);
+  });
+});
+
+/**
+ * A plugin feature function (examples/iot/plugins/vibration-severity.ts and its Python twin, copied
+ * into a pipeline folder outside the repository) called by the declarative definitions of a
+ * feature_extraction stage: validated and run by the built CLI against the real stack.
+ */
+describe('plugin feature functions (built CLI, real stack)', () => {
+  const IOT = path.join(repoRoot(), 'examples/iot');
+  const severity = (v: number, model: string, indoor: boolean): number | null => {
+    const limit = ({ VX100: 4.5, VX200: 7.1, PT7: 2.8 } as Record<string, number>)[model];
+    if (limit === undefined) return null;
+    return (v < 0 ? 0 : v) / (indoor ? limit : limit * 1.25);
+  };
+
+  function iotFolder(suffix: string, severityExpr: unknown = { 'iot.vibrationSeverity': ['vibrationMmS', 'deviceModel', 'location.indoor'] }): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-fn-'));
+    for (const sub of ['schemas', 'plugins', 'features']) fs.mkdirSync(path.join(dir, sub));
+    fs.copyFileSync(path.join(IOT, 'schemas/sensor-reading.avsc'), path.join(dir, 'schemas/sensor-reading.avsc'));
+    for (const f of ['vibration-severity.ts', 'vibration_severity.py']) fs.copyFileSync(path.join(IOT, 'plugins', f), path.join(dir, 'plugins', f));
+    fs.writeFileSync(
+      path.join(dir, 'features/severity.yaml'),
+      stringify({
+        featureSet: 'severity',
+        version: 1,
+        input: 'sensor-reading',
+        key: 'readingId',
+        features: [
+          { name: 'severity', expr: severityExpr, default: -1 },
+          { name: 'alarm', expr: { ge: [{ 'iot.vibrationSeverity': ['vibrationMmS', 'deviceModel', 'location.indoor'] }, 1] } },
+          { name: 'temperature_c', expr: 'temperatureC' },
+        ],
+      }),
+    );
+    const t = (name: string) => `fn.${name}.${suffix}`;
+    fs.writeFileSync(
+      path.join(dir, 'topology.yaml'),
+      stringify({
+        name: `fn-${suffix}`,
+        plugins: ['./plugins/vibration-severity.ts'],
+        topics: [
+          { name: t('readings'), partitions: 2, schema: 'sensor-reading' },
+          { name: t('features'), partitions: 2, schema: 'feature-vector' },
+          { name: t('dlq'), partitions: 1, schema: 'dead-letter' },
+        ],
+        deadLetter: { topic: t('dlq') },
+        stages: [{ name: 'features', processor: 'feature_extraction', input: { topic: t('readings'), fromBeginning: true }, output: { topic: t('features') }, config: { featureSet: { file: 'features/severity.yaml' } } }],
+      }),
+    );
+    return dir;
+  }
+
+  it('validates, reporting the function, its twin and its guarantees; a bad call fails with the path of the feature', () => {
+    const dir = iotFolder(uniqueSuffix());
+    const res = cli(['--json', 'validate', 'topology.yaml'], dir);
+    expect(res.stderr).toBe('');
+    expect(res.status).toBe(0);
+    const out = JSON.parse(res.stdout) as { plugins: { functions: { name: string; exactlyOnce: boolean; python?: string }[] }[] };
+    expect(out.plugins[0].functions).toEqual([expect.objectContaining({ name: 'iot.vibrationSeverity', exactlyOnce: true, python: `${path.join(dir, 'plugins/vibration_severity.py')}:vibration_severity` })]);
+    expect(cli(['validate', 'topology.yaml'], dir).stdout).toMatch(/feature function iot\.vibrationSeverity \(deterministic, no outside side effects; Python twin .*vibration_severity\.py:vibration_severity\): exactly-once applies/);
+
+    const arity = cli(['validate', 'topology.yaml'], iotFolder(uniqueSuffix(), { 'iot.vibrationSeverity': ['vibrationMmS', 'deviceModel'] }));
+    expect(arity.status).toBe(1);
+    expect(arity.stderr).toMatch(/stages\[0\]\.config\.featureSet\.file: features\/severity\.yaml: features\[0\]\.expr\.iot\.vibrationSeverity: takes 3 arguments/);
+    const argType = cli(['validate', 'topology.yaml'], iotFolder(uniqueSuffix(), { 'iot.vibrationSeverity': ['firmware', 'deviceModel', 'location.indoor'] }));
+    expect(argType.status).toBe(1);
+    expect(argType.stderr).toMatch(/features\[0\]\.expr\.iot\.vibrationSeverity\[0\]: is a string; argument 'vibrationMmS' of iot\.vibrationSeverity\(vibrationMmS: double, deviceModel: string, indoor: boolean\) is a double/);
+    const unknown = cli(['validate', 'topology.yaml'], iotFolder(uniqueSuffix(), { 'iot.vibrationSeverty': ['vibrationMmS', 'deviceModel', 'location.indoor'] }));
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toMatch(/features\[0\]\.expr\.iot\.vibrationSeverty: unknown feature function 'iot\.vibrationSeverty' \(registered by the topology's plugins: iot\.vibrationSeverity\)/);
+  });
+
+  it('runs end to end: readings -> extraction calling the .ts plugin function -> expected vectors; a non-finite result dead-lettered', async () => {
+    const suffix = uniqueSuffix();
+    const dir = iotFolder(suffix);
+    const t = (name: string) => `fn.${name}.${suffix}`;
+    const child = spawn(process.execPath, [CLI, 'run', 'topology.yaml', '--metrics-port', '0'], { cwd: dir, env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const logs: string[] = [];
+    child.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const out: FeatureVector[] = [];
+    const dead: DeadLetter[] = [];
+    const consumers = [
+      new TopicConsumer({ ...endpoints, topic: t('features'), schema: 'feature-vector', groupId: `fn-out-${suffix}`, fromBeginning: true }),
+      new TopicConsumer({ ...endpoints, topic: t('dlq'), schema: 'dead-letter', groupId: `fn-dlq-${suffix}`, fromBeginning: true }),
+    ] as const;
+    try {
+      await waitFor(() => logs.join('').includes('"pipeline running"'), 90000, () => `pipeline did not start: ${logs.join('').slice(-3000)}`);
+      await consumers[0].run((v) => {
+        out.push(v);
+      });
+      await consumers[1].run((v) => {
+        dead.push(v);
+      });
+      const readings: SensorReading[] = new SensorGenerator({ seed: 4242 }).take(60).map((g) => g.event);
+      readings[5] = { ...readings[5], deviceModel: 'UNKNOWN' };
+      readings[7] = { ...readings[7], vibrationMmS: -0 };
+      readings[11] = { ...readings[11], vibrationMmS: Infinity };
+      await produceReadings(readings, { brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: t('readings'), rate: 0 });
+      await waitFor(() => out.length >= 59 && dead.length >= 1, 60000, () => `${out.length} vectors, ${dead.length} dead letters; logs: ${logs.join('').slice(-2000)}`);
+      const byKey = new Map(out.map((v) => [v.key, v]));
+      expect(byKey.size).toBe(59);
+      for (const r of readings.filter((_, i) => i !== 11)) {
+        const v = byKey.get(r.readingId)!;
+        expect(v.names).toEqual(['severity', 'alarm', 'temperature_c']);
+        const s = severity(r.vibrationMmS, r.deviceModel, r.location.indoor);
+        expect(v.values).toEqual([s === null ? -1 : s + 0, s !== null && s >= 1 ? 1 : 0, r.temperatureC]);
+      }
+      expect(byKey.get(readings[5].readingId)!.values[0]).toBe(-1);
+      expect(Object.is(byKey.get(readings[7].readingId)!.values[0], 0)).toBe(true);
+      expect(dead.map((d) => [d.stage, d.errorKind, d.errorMessage])).toEqual([['features', 'PROCESSING_ERROR', 'feature extraction produced a non-finite value for severity']]);
+    } finally {
+      await Promise.allSettled(consumers.map((c) => c.stop()));
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
     expect(logs.join('')).not.toMatch(/"level":"?(error|50)/i);
   });
 });

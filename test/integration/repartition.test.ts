@@ -15,7 +15,7 @@
  * minimum time between two events of one card, default 50).
  */
 import type { KafkaMessage } from 'kafkajs';
-import type { FeatureVector, Prediction, Transaction } from '../../src/client/generated/avro-types';
+import type { FeatureVector, Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -24,6 +24,7 @@ import { createKafka } from '../../src/kafka/client';
 import { Pipeline } from '../../src/stages/pipeline';
 import type { LoadedTopology } from '../../src/topology/spec';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 const EVENTS = Number(process.env.REPART_EVENTS ?? 2000);
@@ -54,7 +55,7 @@ async function collect<T>(topic: string, schema: 'prediction' | 'feature-vector'
   // The reader is at-least-once (a rebalance re-delivers): a record is counted once per position,
   // so a duplicate written by the pipeline (another offset) is still seen.
   const seen = new Set<string>();
-  const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema, groupId: `repart-test-${topic}-${uniqueSuffix()}` });
+  const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic, schema, schemas: fraudSchemas, groupId: `repart-test-${topic}-${uniqueSuffix()}` });
   await consumer.run((value, meta) => {
     const at = `${meta.partition}:${meta.offset}`;
     if (seen.has(at)) return;
@@ -85,7 +86,7 @@ export function waves(events: Transaction[], size: number): Transaction[][] {
 
 /** Three producers per topic, each sending its share of a wave concurrently; the next wave 50 ms after the previous was acknowledged. */
 async function produceWaves(targets: { topic: string; key: (tx: Transaction) => string }[], plan: Transaction[][]): Promise<void> {
-  const producers = targets.flatMap((t) => [0, 1, 2].map(() => ({ target: t, p: new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: t.topic, schema: 'transaction', key: t.key, headers: (tx) => ({ 'x-trace': tx.transactionId }) }) })));
+  const producers = targets.flatMap((t) => [0, 1, 2].map(() => ({ target: t, p: new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: t.topic, schema: 'transaction', schemas: fraudSchemas, key: t.key, headers: (tx) => ({ 'x-trace': tx.transactionId }) }) })));
   await Promise.all(producers.map((x) => x.p.connect()));
   try {
     for (const wave of plan) {

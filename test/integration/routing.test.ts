@@ -6,6 +6,7 @@ import { SliceLayout } from '../../src/routing/canary';
 import { Pipeline } from '../../src/stages/pipeline';
 import { tempModelRepo, v1Topology, stage } from '../helpers/model-repo';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 
@@ -22,7 +23,7 @@ describe('canary routing between versions in the onnx_inference stage (real Kafk
     const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.predictions.${suffix}`, schema: 'prediction', groupId: `verify-${suffix}` });
     try {
       await consumer.run((p) => void predictions.push(p));
-      const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+      const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
       await producer.connect();
       const generator = new TransactionGenerator({ seed: 3 });
       await producer.send(Array.from({ length: 400 }, () => generator.next().tx));

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
-import type { Prediction, ShadowPrediction, Transaction } from '../../src/client/generated/avro-types';
+import type { Prediction, ShadowPrediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
@@ -19,6 +19,7 @@ import { CLI, StageProcess } from '../helpers/processes';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { fraudSchemas, transactionSchema, type FraudSchemaTypes, type Transaction } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 
@@ -52,7 +53,7 @@ describe('shadow model stage (onnx_shadow) beside the live stage, through real K
   const predictions: Prediction[] = [];
   const shadowLog: ShadowPrediction[] = [];
   const consumers: TopicConsumer<'prediction' | 'shadow-prediction'>[] = [];
-  let producer: TopicProducer<'transaction'>;
+  let producer: TopicProducer<'transaction', FraudSchemaTypes>;
   const generator = new TransactionGenerator({ seed: 5 });
   const sent: Transaction[] = [];
   const truth = new Map<string, boolean>();
@@ -82,7 +83,7 @@ describe('shadow model stage (onnx_shadow) beside the live stage, through real K
     const s = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: shadowTopic, schema: 'shadow-prediction', groupId: `verify-s-${suffix}` });
     await s.run((v) => void shadowLog.push(v));
     consumers.push(p, s);
-    producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', key: (tx) => tx.transactionId });
+    producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: `fraud.transactions.${suffix}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
     await producer.connect();
   });
   afterAll(async () => {
@@ -200,7 +201,7 @@ describe('shadow model stage (onnx_shadow) beside the live stage, through real K
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-report-'));
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [CLI, 'shadow', 'report', '--live', `fraud.predictions.${suffix}`, '--shadow', shadowTopic, '--feedback', `fraud.feedback.${suffix}`, '--events', `fraud.transactions.${suffix}`, '--out', out, '--bootstrap', '100'],
+      [CLI, 'shadow', 'report', '--live', `fraud.predictions.${suffix}`, '--shadow', shadowTopic, '--feedback', `fraud.feedback.${suffix}`, '--events', `fraud.transactions.${suffix}`, '--events-schema', transactionSchema().file, '--segment-by', 'country,merchantCategory', '--out', out, '--bootstrap', '100'],
       { cwd: repoRoot(), env: process.env },
     );
     expect(stdout).toContain('report.html');

@@ -18,6 +18,7 @@ import { validateTopology } from '../../src/stages/load-topology';
 import { createLogger } from '../../src/util/logger';
 import { ConfigErrors } from '../../src/util/errors';
 import { topologyErrorFor } from '../helpers/topology-errors';
+import { randomDefinitions, randomEvent, rng, SCHEMA as RANDOM_SCHEMA } from '../helpers/random-definitions';
 
 const CLICK = {
   type: 'record', name: 'Click', namespace: 'test.clicks',
@@ -214,5 +215,29 @@ describe('extraction stage over any Avro schema', () => {
     const v = { set: 's', version: 1, names: ['a'], definitions: {}, base: { hash: 'abc', file: 'f.yaml' } };
     expect(cardProblems({ set: 's', version: 1, names: ['a'], definitionsHash: 'abc' }, v)).toEqual([]);
     expect(cardProblems({ set: 's', version: 1, names: ['a'], definitionsHash: 'def' }, v)).toEqual(['definitions f.yaml have hash abc, the card was trained with def']);
+  });
+});
+
+describe('the two compiled functions agree', () => {
+  it('extract (array literal) and extractInto (a buffer at an offset) give the same bits for random definitions and edge events', () => {
+    const randomType = avro.Type.forSchema(RANDOM_SCHEMA as avro.Schema);
+    const r = rng(77);
+    let compared = 0;
+    for (let k = 0; k < 30; k++) {
+      const set = buildFeatureSet(randomDefinitions(r, k), randomType, `random-${k}`, '0'.repeat(16));
+      const buf = new Float64Array(set.size + 3).fill(-5);
+      for (let i = 0; i < 100; i++) {
+        const ev = randomEvent(r);
+        const a = set.extract(ev);
+        set.extractInto(ev, buf, 3);
+        expect(a).toHaveLength(set.size);
+        for (let j = 0; j < set.size; j++) {
+          if (!Object.is(a[j], buf[3 + j])) throw new Error(`random-${k} ${set.names[j]}: extract ${a[j]}, extractInto ${buf[3 + j]}`);
+          compared++;
+        }
+        expect([...buf.slice(0, 3)]).toEqual([-5, -5, -5]);
+      }
+    }
+    expect(compared).toBeGreaterThan(10_000);
   });
 });

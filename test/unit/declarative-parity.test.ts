@@ -15,11 +15,11 @@ import { stringify } from 'yaml';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { loadFeatureDefinitions, type DeclarativeFeatureSet } from '../../src/features/declarative/load';
 import type { FeatureDefinitions } from '../../src/features/declarative/spec';
-import { SchemaCatalog } from '../../src/kafka/avro-schemas';
+import { SchemaCatalog, packageSchemasDir } from '../../src/kafka/avro-schemas';
 import { ensurePythonEnv } from '../../src/stack/python-env';
-import { repoRoot } from '../../src/stack/paths';
 import { FRAUD_TXN_FILE } from '../helpers/fraud-features';
 import { randomDefinitions, randomEvent, rng, SCHEMA, TIMES, ZONES } from '../helpers/random-definitions';
+import { FRAUD_SCHEMAS_DIR, transactionSchema } from '../../examples/fraud/schemas';
 
 jest.setTimeout(600_000);
 
@@ -72,8 +72,8 @@ describe('TypeScript ⇄ Python parity of declarative features (computed in this
     for (const amount of [NaN, Infinity, -Infinity, -0, 0, -1, 1e308]) fraudEvents.push({ ...base, amount });
     for (const c of ['', 'pets', 'usd', 'é']) fraudEvents.push({ ...base, merchantCategory: c, currency: c, country: c });
     for (const eventTime of TIMES) fraudEvents.push({ ...base, eventTime });
-    const txSchema = path.join(repoRoot(), 'schemas/transaction.avsc');
-    cases.push({ label: 'fraud_txn', set: loadFeatureDefinitions(FRAUD_TXN_FILE), events: fraudEvents, definitionsFile: FRAUD_TXN_FILE, schemaFile: txSchema });
+    const txSchema = transactionSchema().file;
+    cases.push({ label: 'fraud_txn', set: loadFeatureDefinitions(FRAUD_TXN_FILE, { schemaSources: [FRAUD_SCHEMAS_DIR] }), events: fraudEvents, definitionsFile: FRAUD_TXN_FILE, schemaFile: txSchema });
 
     const type = avro.Type.forSchema(SCHEMA as avro.Schema);
     const schemaFile = path.join(dir, 'random.avsc');
@@ -139,9 +139,12 @@ describe('TypeScript ⇄ Python parity of declarative features (computed in this
     process.stdout.write(`parity: ${compared} values compared, ${oneUlp} one ulp apart (libm), tzdb ${result.tzdb}\n`);
   });
 
-  it('the fraud input schema is the topology\'s (definitions name it with input:)', () => {
-    const set = loadFeatureDefinitions(FRAUD_TXN_FILE);
+  it('the fraud input schema is the example\'s, not the package\'s (definitions name it with input:)', () => {
+    const set = loadFeatureDefinitions(FRAUD_TXN_FILE, { schemaSources: [FRAUD_SCHEMAS_DIR] });
     expect(set.definitions.input).toBe('transaction');
-    expect(new SchemaCatalog(path.join(repoRoot(), 'schemas')).has('transaction')).toBe(true);
+    expect(new SchemaCatalog(FRAUD_SCHEMAS_DIR, []).has('transaction')).toBe(true);
+    expect(new SchemaCatalog(packageSchemasDir(), []).has('transaction')).toBe(false);
+    // Without the example's folder the name is unknown, and the error says where it looked.
+    expect(() => loadFeatureDefinitions(FRAUD_TXN_FILE)).toThrow(/input: no schema 'transaction' \(no transaction\.avsc in .*schemas/);
   });
 });

@@ -12,6 +12,7 @@ const checks: Record<string, true> = {
   ErrorKind: true as Same<engine.ErrorKind, generated.ErrorKind>,
   Lineage: true as Same<engine.Lineage, generated.Lineage>,
   FeatureVector: true as Same<engine.FeatureVector, generated.FeatureVector>,
+  PartialVector: true as Same<engine.PartialVector, generated.PartialVector>,
   Prediction: true as Same<engine.Prediction, generated.Prediction>,
   ShadowPrediction: true as Same<engine.ShadowPrediction, generated.ShadowPrediction>,
   ShadowStatus: true as Same<engine.ShadowStatus, generated.ShadowStatus>,

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from '../../src/stack/paths';
-import type { Transaction } from '../../src/client/generated/avro-types';
+
 import {
   FRAUD_FEATURE_SET,
   fraudFeatureNames,
@@ -13,6 +13,7 @@ import type { DeclarativeFeatureSet } from '../../src/features/declarative/load'
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { FraudFeatureExtractor } from '../../bench/frozen/fraud-extractor';
 import { fraudFeatures } from '../helpers/fraud-features';
+import type { Transaction } from '../../examples/fraud/schemas';
 
 interface GoldenRow {
   event: Transaction;

@@ -2,10 +2,11 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from '../../src/stack/paths';
-import type { Transaction } from '../../src/client/generated/avro-types';
+
 import { fraudFeatures } from '../helpers/fraud-features';
 
 import * as ort from 'onnxruntime-node'; // typed arrays shared by test/helpers/node-environment.js
+import type { Transaction } from '../../examples/fraud/schemas';
 
 interface ModelCard {
   name: string;

@@ -1,10 +1,9 @@
-import * as path from 'node:path';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
-import { repoRoot } from '../../src/stack/paths';
 import { avroToJson, jsonSchemaOf, jsonToAvro } from '../../src/gateway/avro-json';
 import { CORRELATION_HEADER, REPLY_PARTITION_HEADER, REPLY_TOPIC_HEADER, replyTarget } from '../../src/engine/replies';
+import { FRAUD_SCHEMAS_DIR } from '../../examples/fraud/schemas';
 
-const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+const catalog = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
 const tx = { transactionId: 't1', cardId: 'c1', merchantId: 'm1', amount: 12.5, currency: 'USD', merchantCategory: 'grocery', country: 'US', eventTime: 1700000000000 };
 
 describe('gateway JSON ⇄ Avro', () => {

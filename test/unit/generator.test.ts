@@ -2,11 +2,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from '../../src/stack/paths';
 import { Mulberry32, TransactionGenerator, type GeneratedTransaction } from '../../examples/fraud/generator';
-import type { Transaction } from '../../src/client/generated/avro-types';
+
 import { loadGeneratorSpec, type GeneratorSpec } from '../../examples/fraud/generator-spec';
 import { fraudFeatures } from '../helpers/fraud-features';
 
 import * as ort from 'onnxruntime-node'; // typed arrays shared by test/helpers/node-environment.js
+import type { Transaction } from '../../examples/fraud/schemas';
 
 const MODEL_DIR = path.join(repoRoot(), 'models', 'fraud', '1');
 const N = 20_000;

@@ -16,7 +16,7 @@ for tool in java mvn; do
   fi
 done
 
-inputs=("$here/pom.xml" "$here/src" "$repo/schemas/transaction.avsc" "$repo/schemas/prediction.avsc")
+inputs=("$here/pom.xml" "$here/src" "$repo/examples/fraud/schemas/transaction.avsc" "$repo/schemas/prediction.avsc")
 if [[ -f "$jar" ]] && [[ -z "$(find "${inputs[@]}" -newer "$jar" -print -quit)" ]]; then
   echo "$jar"
   exit 0

@@ -9,7 +9,7 @@
  */
 import Redis from 'ioredis';
 import * as path from 'node:path';
-import type { Prediction, Transaction } from '../../../src/client/generated/avro-types';
+import type { Prediction } from '../../../src/client/generated/avro-types';
 import { Enricher } from '../../../src/features/enricher';
 import { OnnxModel } from '../../../src/inference/onnx-model';
 import { SchemaCatalog } from '../../../src/kafka/avro-schemas';
@@ -19,10 +19,10 @@ import { RecordRejection } from '../../../src/kafka/dead-letter';
 import { SchemaRegistryClient } from '../../../src/kafka/schema-registry';
 import { extractionVector, type ExtractionConfig } from '../../../src/stages/extraction';
 import type { InferenceConfig } from '../../../src/stages/inference';
-import { repoRoot } from '../../../src/stack/paths';
 import { childConfig, tell } from '../common';
 import { loadVariant, topologyFacts } from '../topologies';
 import { loadCode, ownCode } from '../tributary-code';
+import { FRAUD_SCHEMAS_DIR, type Transaction } from '../../../examples/fraud/schemas';
 
 async function main(): Promise<void> {
   const cfg = childConfig();
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const scfg = score.config as unknown as InferenceConfig & { model: { repository: string; name: string; version: string } };
   const input = facts.inputTopic;
   const output = facts.predictionTopic;
-  const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
+  const catalog = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
   const registry = new SchemaRegistryClient({ url: cfg.schemaRegistryUrl });
   const decoder = new AvroDecoder<Transaction>(registry, catalog.get('transaction').type);
   const encoder = new AvroEncoder<Prediction>(registry, catalog.get('prediction'), output);

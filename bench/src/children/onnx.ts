@@ -10,6 +10,7 @@ import { OnnxModel } from '../../../src/inference/onnx-model';
 import { TransactionGenerator } from '../../../examples/fraud/generator';
 import { repoRoot } from '../../../src/stack/paths';
 import { childConfig, round, tell } from '../common';
+import { FRAUD_SCHEMAS_DIR } from '../../../examples/fraud/schemas';
 
 export interface OnnxRow {
   config: string;
@@ -39,7 +40,7 @@ async function measure(model: OnnxModel, rows: Float32Array, batch: number, seco
 async function main(): Promise<void> {
   const cfg = childConfig();
   const seconds = cfg.seconds ?? 1;
-  const extractor = loadFeatureDefinitions(path.join(repoRoot(), 'models/fraud/features/fraud_txn.yaml'));
+  const extractor = loadFeatureDefinitions(path.join(repoRoot(), 'models/fraud/features/fraud_txn.yaml'), { schemaSources: [FRAUD_SCHEMAS_DIR] });
   const gen = new TransactionGenerator({ seed: 7 });
   const maxBatch = 4096;
   const rows = new Float32Array(maxBatch * extractor.names.length);

@@ -3,8 +3,9 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { formatGateReport, readGateSpec, runGate } from '../../inference/gate';
 import { modelDir } from '../../inference/model-card';
+import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
-import { createRedis } from '../../util/redis';
+import { createRedisClient } from '../../util/redis';
 import { readControl, formatControl, setDesiredVersion, type ControlSnapshot } from '../../inference/model-control';
 import { resolveEndpoints } from '../../util/endpoints';
 import { repoRoot } from '../../util/paths';
@@ -115,7 +116,7 @@ export function controlGroups(opts: ControlOpts, model?: string): string[] {
 }
 
 /** Waits until every reporting instance of `group` serves `version` or refused it (after `since`); returns the snapshot. */
-async function waitForOutcome(redis: Redis, group: string, version: string, since: string, timeoutMs: number): Promise<{ snapshot: ControlSnapshot; ok: boolean }> {
+async function waitForOutcome(redis: Redis | Cluster, group: string, version: string, since: string, timeoutMs: number): Promise<{ snapshot: ControlSnapshot; ok: boolean }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const snapshot = await readControl(redis, group);
@@ -153,7 +154,7 @@ export function registerHotSwapCommands(models: Command): void {
     .option('--no-wait', 'only record the desired version; do not wait for the swap')
     .action(async (opts: ControlOpts, cmd: Command) => {
       opts = { ...opts, json: wantsJson(cmd) };
-      const redis = createRedis(resolveEndpoints().redisUrl);
+      const redis = createRedisClient(resolveEndpoints().redisUrl);
       try {
         for (const group of controlGroups(opts)) {
           const snap = await readControl(redis, group, 100);
@@ -167,7 +168,7 @@ export function registerHotSwapCommands(models: Command): void {
     });
   controlCommand(models, 'status', 'desired and live version of each running instance, the last swap and refused versions with their reasons')
     .action(async (opts: ControlOpts, cmd: Command) => {
-      const redis = createRedis(resolveEndpoints().redisUrl);
+      const redis = createRedisClient(resolveEndpoints().redisUrl);
       try {
         const snaps = await Promise.all(controlGroups(opts).map((g) => readControl(redis, g)));
         process.stdout.write(wantsJson(cmd) ? `${JSON.stringify(snaps, null, 2)}\n` : `${snaps.map(formatControl).join('\n')}\n`);
@@ -184,8 +185,8 @@ function refusals(snapshot: ControlSnapshot, version: string): string[] {
     .map((i) => `${i.instance}: ${i.refused[version] ?? (i.lastSwap?.to === version ? i.lastSwap.reason : undefined) ?? 'did not swap in time'}`);
 }
 
-async function applyDesired(groups: string[], version: string, action: string, opts: ControlOpts, shared?: Redis): Promise<void> {
-  const redis = shared ?? createRedis(resolveEndpoints().redisUrl);
+async function applyDesired(groups: string[], version: string, action: string, opts: ControlOpts, shared?: Redis | Cluster): Promise<void> {
+  const redis = shared ?? createRedisClient(resolveEndpoints().redisUrl);
   const results: Array<{ group: string; version: string; requestId: string; outcome: 'swapped' | 'refused' | 'not-waited' | 'no-instances'; reasons: string[]; snapshot?: ControlSnapshot }> = [];
   try {
     for (const group of groups) {

@@ -142,6 +142,8 @@ export function pluginReport(t: LoadedTopology) {
       exactlyOnce: exactlyOnceSafe(proc),
       stages: t.spec.stages.filter((s) => s.processor === proc.name).map((s) => s.name),
     })),
+    // Feature functions run inside the extraction stage: its exactly-once covers them only when deterministic and side-effect free.
+    functions: (p.functions ?? []).map((f) => ({ ...f, exactlyOnce: exactlyOnceSafe(f) })),
   }));
 }
 
@@ -153,6 +155,13 @@ function pluginReportLines(report: ReturnType<typeof pluginReport>): string[] {
       const guarantees = `${proc.deterministic ? 'deterministic' : 'NOT deterministic'}, ${proc.sideEffects ? 'HAS outside side effects' : 'no outside side effects'}`;
       const delivery = proc.exactlyOnce ? 'exactly-once applies' : 'exactly-once covers only its Kafka outputs: a retried batch may repeat its side effects or produce other outputs';
       return `  plugin ${p.plugin}: processor ${proc.name} (${guarantees}; ${used}): ${delivery}`;
-    }),
+    }).concat(
+      p.functions.map((f) => {
+        const guarantees = `${f.deterministic ? 'deterministic' : 'NOT deterministic'}, ${f.sideEffects ? 'HAS outside side effects' : 'no outside side effects'}`;
+        const twin = f.python ? `Python twin ${f.python}` : 'no Python twin (serving only)';
+        const delivery = f.exactlyOnce ? 'exactly-once applies' : 'exactly-once does not cover it: a retried batch calls it again and may compute other values';
+        return `  plugin ${p.plugin}: feature function ${f.name} (${guarantees}; ${twin}): ${delivery}`;
+      }),
+    ),
   );
 }

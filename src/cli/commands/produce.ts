@@ -4,9 +4,8 @@
  * package's) through the registry — how a scaffolded pipeline (`tributary init`) gets its first events.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Command } from 'commander';
-import { SchemaCatalog } from '../../kafka/avro-schemas';
+import { topologySchemas } from '../../kafka/avro-schemas';
 import { AvroEncoder } from '../../kafka/avro-serde';
 import { createKafka, idempotentProducer } from '../../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
@@ -41,7 +40,7 @@ export function registerProduceCommands(program: Command): void {
           throw new UsageError(`--key: ${(err as Error).message}`);
         }
       }
-      const schema = new SchemaCatalog(path.join(topology.baseDir, 'schemas')).get(topic.schema);
+      const schema = topologySchemas(topology).get(topic.schema);
       const text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
       const events: unknown[] = [];
       const problems: string[] = [];

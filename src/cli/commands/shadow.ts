@@ -1,11 +1,14 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
+import type { Type } from 'avsc';
+import { SchemaCatalog, topologySchemas } from '../../kafka/avro-schemas';
 import { createKafka } from '../../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
 import { formatReportSummary, writeShadowReport } from '../../shadow/write-report';
 import { resolveEndpoints } from '../../util/endpoints';
 import { repoRoot } from '../../util/paths';
 import { nonNegativeInt, positiveInt, unitInterval, UsageError, wantsJson } from '../options';
+import { loadTopologyFile } from '../topology-file';
 
 /** ISO time or epoch milliseconds. */
 export function parseTime(value: string | undefined, flag: string): number | undefined {
@@ -20,7 +23,9 @@ interface ReportOpts {
   shadow?: string;
   feedback?: string;
   events?: string;
-  segmentBy: string;
+  eventsSchema?: string;
+  topology?: string;
+  segmentBy?: string;
   from?: string;
   to?: string;
   threshold?: number;
@@ -29,6 +34,29 @@ interface ReportOpts {
   bootstrap: number;
   out?: string;
   timeout: number;
+}
+
+/**
+ * The Avro type of the `--events` topic: `--events-schema FILE.avsc`, or a schema name (or, without
+ * one, the schema the `--topology` declares for that topic) resolved in the topology's schemas. No
+ * domain is assumed: without either flag the events cannot be decoded, and that is a usage error.
+ */
+export function eventsSchemaOf(opts: Pick<ReportOpts, 'events' | 'eventsSchema' | 'topology'>): Type | undefined {
+  if (!opts.events) {
+    if (opts.eventsSchema) throw new UsageError('--events-schema: only with --events');
+    return undefined;
+  }
+  if (opts.eventsSchema?.endsWith('.avsc')) {
+    const file = path.resolve(opts.eventsSchema);
+    return new SchemaCatalog(file, []).get(path.basename(file, '.avsc')).type;
+  }
+  if (!opts.topology) throw new UsageError(`--events: name the events' schema with --events-schema <file.avsc>, or --topology <file> declaring topic '${opts.events}' (or with --events-schema <name> in its schemas)`);
+  const topology = loadTopologyFile(opts.topology);
+  const name = opts.eventsSchema ?? topology.spec.topics.find((t) => t.name === opts.events)?.schema;
+  if (!name) throw new UsageError(`--events: topic '${opts.events}' is not declared in ${opts.topology}; name its schema with --events-schema`);
+  const catalog = topologySchemas(topology);
+  if (!catalog.has(name)) throw new UsageError(`--events-schema: no schema '${name}' in ${catalog.searched.join(', ')}`);
+  return catalog.get(name).type;
 }
 
 /** `tributary shadow report`: offline comparison of a live prediction log with a shadow log. */
@@ -40,8 +68,10 @@ export function registerShadowCommands(program: Command): void {
     .requiredOption('--live <topic>', 'live prediction topic (schema prediction)')
     .option('--shadow <topic>', 'shadow log topic (schema shadow-prediction)')
     .option('--feedback <topic>', 'labels arriving later (schema feedback), joined by key')
-    .option('--events <topic>', 'input event topic (schema transaction), joined by lineage for per-segment breakdowns')
-    .option('--segment-by <fields>', 'comma-separated event fields to break down by', 'country,merchantCategory')
+    .option('--events <topic>', 'input event topic, joined by lineage for per-segment breakdowns (with --segment-by, and --events-schema or --topology)')
+    .option('--events-schema <schema>', 'Avro schema of the --events topic: an .avsc file, or a schema name in the --topology\'s schemas (default: the schema the topology declares for that topic)')
+    .option('--topology <file>', 'topology the --events topic belongs to (its schemas resolve --events-schema)')
+    .option('--segment-by <fields>', 'comma-separated top-level event fields to break down by (required with --events)')
     .option('--from <time>', 'only events ingested at or after this time (ISO or epoch ms)')
     .option('--to <time>', 'only events ingested before this time (ISO or epoch ms)')
     .option('--route <route>', 'compare the shadow only with live predictions of this route, e.g. canary:stable (the A/B table keeps every route)')
@@ -54,6 +84,9 @@ export function registerShadowCommands(program: Command): void {
       const from = parseTime(opts.from, '--from');
       const to = parseTime(opts.to, '--to');
       if (from !== undefined && to !== undefined && from >= to) throw new UsageError(`--from must be before --to`);
+      const eventsSchema = eventsSchemaOf(opts);
+      const segmentBy = (opts.segmentBy ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      if (eventsSchema && segmentBy.length === 0) throw new UsageError('--segment-by: name the event fields to break down by (required with --events)');
       const endpoints = resolveEndpoints();
       const out = path.resolve(opts.out ?? path.join(repoRoot(), '.tributary', 'reports', `shadow-${new Date().toISOString().replace(/[:.]/g, '-')}`));
       const written = await writeShadowReport({
@@ -62,8 +95,8 @@ export function registerShadowCommands(program: Command): void {
         live: opts.live,
         shadow: opts.shadow,
         feedback: opts.feedback,
-        events: opts.events,
-        segmentBy: opts.segmentBy.split(',').map((s) => s.trim()).filter(Boolean),
+        events: opts.events && eventsSchema ? { topic: opts.events, schema: eventsSchema } : undefined,
+        segmentBy,
         from,
         to,
         timeoutMs: opts.timeout,

@@ -99,6 +99,16 @@ export interface Feedback {
   labelTime: number;
 }
 
+export interface PartialVector {
+  /** The original input record's value bytes, exactly as produced (schema-registry framed): the next step decodes the event from them, and its dead letters carry them. */
+  event: Buffer;
+  /** Features computed so far, in the vector's order (the base features, the batch sets, the windowed sets of the steps before). */
+  names: string[];
+  values: number[];
+  /** Version of each batch feature set the values so far were read from, by set name. */
+  featureSetVersions?: Record<string, string>;
+}
+
 export interface Prediction {
   key: string;
   modelName: string;
@@ -146,30 +156,13 @@ export interface ShadowPrediction {
 
 export type ShadowStatus = 'OK' | 'ERROR' | 'TIMEOUT';
 
-export interface Transaction {
-  /** Unique id; also the Kafka message key. */
-  transactionId: string;
-  cardId: string;
-  merchantId: string;
-  /** Amount in the transaction currency. */
-  amount: number;
-  /** ISO 4217 code. */
-  currency: string;
-  /** Merchant category (e.g. grocery, electronics). */
-  merchantCategory: string;
-  /** ISO 3166-1 alpha-2 country of the merchant. */
-  country: string;
-  /** When the transaction happened (ms since epoch). */
-  eventTime: number;
-}
-
 /** Schema file name (schemas/<name>.avsc) -> the TypeScript type of its records. */
 export interface SchemaTypes {
   'dead-letter': DeadLetter;
   'drift-alert': DriftAlert;
   'feature-vector': FeatureVector;
   'feedback': Feedback;
+  'partial-vector': PartialVector;
   'prediction': Prediction;
   'shadow-prediction': ShadowPrediction;
-  'transaction': Transaction;
 }

@@ -10,6 +10,7 @@
  */
 import type { Type } from 'avsc';
 import { parseFieldPath, resolveFieldPath } from '../../util/field-path';
+import { FUNCTION_NAME_PATTERN, type FeatureFunctionCatalog, type RegisteredFeatureFunction } from './functions';
 import { FEATURE_NAME_PATTERN, OPERATORS, type Expr, type FeatureDefinitions, type FeatureSpec, type OneHotFeatureSpec, type TableSpec } from './spec';
 
 export type Ty = 'number' | 'string' | 'boolean' | 'null';
@@ -39,6 +40,7 @@ export type Node = Base &
     | { k: 'isFinite'; arg: Node }
     | { k: 'if'; cond: Node; then: Node; else: Node }
     | { k: 'coalesce'; args: Node[] }
+    | { k: 'call'; fn: string; args: Node[]; argTypes: Array<'double' | 'string' | 'boolean'> }
   );
 
 /** A checked feature: a scalar (one column) or a one-hot (several). */
@@ -53,6 +55,8 @@ export interface CheckedDefinitions {
   names: string[];
   /** Time zones used (checked to exist in this runtime's time-zone database). */
   zones: string[];
+  /** Plugin feature functions the expressions call, by name. */
+  functions: FeatureFunctionCatalog;
 }
 
 /** One problem: path inside the definitions and what is wrong. */
@@ -98,7 +102,7 @@ const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFi
  * Checks `defs` (already structure-checked by definitionsFileSchema) against the input record type.
  * Throws DefinitionsError listing every problem.
  */
-export function checkDefinitions(defs: FeatureDefinitions, input: Type): CheckedDefinitions {
+export function checkDefinitions(defs: FeatureDefinitions, input: Type, functions: FeatureFunctionCatalog = new Map()): CheckedDefinitions {
   const problems: DefinitionProblem[] = [];
   const bad = (path: string, message: string): Node => {
     problems.push({ path, message });
@@ -124,6 +128,40 @@ export function checkDefinitions(defs: FeatureDefinitions, input: Type): Checked
     else if (what === 'eventTime' && avroTy(r.type) !== 'number') problems.push({ path: what, message: `field '${p}' is ${avroTy(r.type)}; the event time is a number of ms since the epoch` });
   }
 
+  const servingOnly = new Set(defs.servingOnly ?? []);
+  const used = new Map<string, RegisteredFeatureFunction>();
+  (defs.servingOnly ?? []).forEach((name, i) => {
+    if (!functions.has(name)) problems.push({ path: `servingOnly[${i}]`, message: `no feature function '${name}' (${registered()})` });
+  });
+  function registered(): string {
+    return functions.size ? `registered by the topology's plugins: ${[...functions.keys()].join(', ')}` : "the topology's plugins register no feature function";
+  }
+
+  /** A call of a plugin feature function: `{ ns.fn: [args...] }` (one argument may be written without the list). */
+  const call = (name: string, v: unknown, path: string): Node => {
+    const at = `${path}.${name}`;
+    const f = functions.get(name);
+    if (!f) return bad(at, `unknown feature function '${name}' (${registered()})`);
+    const d = f.definition;
+    if (!f.python && !servingOnly.has(name)) return bad(at, `feature function '${name}' declares no Python twin (python: './file.py:function'), so training cannot compute it; list it under servingOnly to serve it without one`);
+    const raw = Array.isArray(v) ? v : d.args.length === 1 ? [v] : null;
+    const sig = `${name}(${d.args.map((a) => `${a.name}: ${a.type}`).join(', ')})`;
+    if (!raw || raw.length !== d.args.length) return bad(at, `takes ${d.args.length} argument${d.args.length === 1 ? '' : 's'}, ${sig}; got ${raw ? raw.length : 'no list'}`);
+    const args = raw.map((x, i) => check(x, `${at}[${i}]`));
+    let ok = true;
+    args.forEach((a, i) => {
+      const want = d.args[i].type;
+      const fits = a.ty === 'null' || (want === 'double' ? a.ty === 'number' || a.ty === 'boolean' : want === 'string' ? a.ty === 'string' : a.ty === 'boolean');
+      if (!fits) {
+        ok = false;
+        bad(`${at}[${i}]`, `is a ${a.ty}; argument '${d.args[i].name}' of ${sig} is a ${want}`);
+      }
+    });
+    if (!ok) return { k: 'const', value: null, ty: 'null', nullable: true };
+    used.set(name, f);
+    return { k: 'call', fn: name, args, argTypes: d.args.map((a) => a.type), ty: 'number', nullable: true };
+  };
+
   /** Scalar features seen so far, by name -> slot; one-hot columns -> (slot, column). */
   const scope = new Map<string, { slot: number; column?: number }>();
 
@@ -136,6 +174,12 @@ export function checkDefinitions(defs: FeatureDefinitions, input: Type): Checked
     if (!isObj(e)) return bad(path, 'is not an expression');
     const keys = Object.keys(e);
     const ops = keys.filter((k) => k in OPERATORS);
+    const calls = keys.filter((k) => !(k in OPERATORS) && FUNCTION_NAME_PATTERN.test(k));
+    if (ops.length === 0 && calls.length === 1) {
+      if (keys.length > 1) return bad(`${path}.${keys.find((k) => k !== calls[0])}`, `a feature function call takes no options (arguments go in its list)`);
+      return call(calls[0], e[calls[0]], path);
+    }
+    if (ops.length === 0 && calls.length > 1) return bad(path, `more than one feature function: ${calls.join(', ')}`);
     if (ops.length !== 1) return bad(path, ops.length === 0 ? `no operator (one of ${Object.keys(OPERATORS).join(', ')}); got ${keys.join(', ') || 'an empty map'}` : `more than one operator: ${ops.join(', ')}`);
     const op = ops[0];
     const extra = keys.filter((k) => k !== op && !OPERATORS[op].includes(k));
@@ -337,5 +381,5 @@ export function checkDefinitions(defs: FeatureDefinitions, input: Type): Checked
     if (names.indexOf(n) !== i) problems.push({ path: 'features', message: `duplicate feature name '${n}'` });
   });
   if (problems.length > 0) throw new DefinitionsError(problems);
-  return { defs, features, names, zones: [...zones] };
+  return { defs, features, names, zones: [...zones], functions: used };
 }

@@ -13,16 +13,26 @@
  * through arithmetic and functions and is false in logic and comparisons, a null feature takes its
  * `default`, booleans are 0/1, -0 is written as +0.
  */
-import { bucketize, fmod, hashBucket, max2, MAX_TIME_MS, min2, MIN_TIME_MS, ZoneClock } from './runtime';
+import { bucketize, fmod, fnResult, hashBucket, max2, MAX_TIME_MS, min2, MIN_TIME_MS, ZoneClock } from './runtime';
 import type { CheckedDefinitions, Node } from './check';
 
 export type FeatureBuffer = number[] | Float32Array | Float64Array;
 export type ExtractInto = <T extends FeatureBuffer>(event: unknown, out: T, offset: number) => T;
+export type ExtractVector = (event: unknown) => number[];
 
 export interface CompiledFunction {
   extractInto: ExtractInto;
-  /** The generated source (for tests and `--explain`-style debugging). */
+  /**
+   * The vector of one event as a new array: the same computation as extractInto, generated as its
+   * own function that returns an array literal of the columns (one allocation of exactly the
+   * vector's size and element kind, no zero-fill, no second store per column), and that is not
+   * shared with extractInto's buffer types (each function's stores stay monomorphic).
+   */
+  extract: ExtractVector;
+  /** The generated source of extractInto (for tests and `--explain`-style debugging). */
   source: string;
+  /** The generated source of extract. */
+  extractSource: string;
   /** Builds a function from another source over the same pools (benchmark experiments only). */
   make?: (source: string) => ExtractInto;
 }
@@ -225,6 +235,21 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
         }
         return t;
       }
+      case 'call': {
+        // A null argument makes the result null without a call (SEMANTICS.md, plugin feature functions).
+        if (node.args.some((a) => a.ty === 'null')) return 'null';
+        const xs = node.args.map((a) => [emit(a), a] as [string, Node]);
+        const vals = xs.map(([x, a], i) => (node.argTypes[i] === 'double' ? asNum(x, a) : x));
+        const fn = checked.functions.get(node.fn);
+        if (!fn) throw new Error(`internal: feature function '${node.fn}' not in the checked catalog`);
+        const f = pool(fn.definition.compute);
+        const name = pool(node.fn);
+        const r = tmp();
+        lines.push(`let ${r} = ${guarded(xs, `${f}(${vals.join(', ')})`)};`);
+        // Only a number or null crosses the boundary; undefined counts as null.
+        lines.push(`if (typeof ${r} !== 'number') ${r} = R.fnResult(${name}, ${r});`);
+        return r;
+      }
       case 'coalesce': {
         const xs = node.args.map((a) => branch(a, node.ty));
         return let_(xs.slice(0, -1).reduceRight((acc, x) => `(${x} !== null ? ${x} : ${acc})`, xs[xs.length - 1]));
@@ -240,7 +265,10 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
     // An Avro int/long is already whole; floor(t / 3600000) is exact in range and small enough for integer arithmetic.
     const ti = node.arg.k === 'field' && node.arg.integral ? v : `Math.floor(${v})`;
     const r = tmp();
-    lines.push(`let ${r} = ${node.part === 'hour' ? `Math.floor(${ti} / 3600000) % 24` : `(Math.floor(${ti} / 86400000) + 3) % 7`};`, `if (${r} < 0) ${r} += ${node.part === 'hour' ? 24 : 7};`);
+    // In range, floor(t / 3600000) and floor(t / 86400000) lie within ±7.1e7: int32, so `| 0` is exact
+    // and the remainder is an integer one, not a float64 fmod. Out of range (and NaN) the value is
+    // discarded by the range test below.
+    lines.push(`let ${r} = ${node.part === 'hour' ? `(Math.floor(${ti} / 3600000) | 0) % 24` : `((Math.floor(${ti} / 86400000) | 0) + 3) % 7`};`, `if (${r} < 0) ${r} += ${node.part === 'hour' ? 24 : 7};`);
     return let_(guarded([[x, node.arg]], `(${v} >= ${num(MIN_TIME_MS)} && ${v} <= ${num(MAX_TIME_MS)}) ? ${r} + 0 : ${outside}`));
   };
   /** A condition: a non-nullable boolean is used as is, otherwise only `true` counts (null is false). */
@@ -253,13 +281,25 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
     return x;
   };
 
+  /** Column writes of extractInto, by position in `lines` (extract returns the columns as one array literal instead). */
+  const writes = new Map<number, string[]>();
+  const write = (stmt: string) => {
+    const at = lines.length;
+    if (!writes.has(at)) writes.set(at, []);
+    writes.get(at)!.push(stmt);
+  };
+  /** Each column's value as an expression over the locals, for extract's literal. */
+  const columns: string[] = [];
+  const oneHots: Array<{ slot: number; col: number }> = [];
   let col = 0;
   checked.features.forEach((f, slot) => {
     if (f.kind === 'scalar') {
       const e = f.expr;
       if (e.k === 'time' && e.zone === 'UTC' && !e.arg.nullable && e.arg.ty !== 'null') {
         // A UTC time part at the root: out of range writes the default directly (no null in between).
-        lines.push(`const v${slot} = ${utcTime(e, emit(e.arg), num(f.fallback))};`, `out[o + ${col}] = v${slot};`);
+        lines.push(`const v${slot} = ${utcTime(e, emit(e.arg), num(f.fallback))};`);
+        write(`out[o + ${col}] = v${slot};`);
+        columns.push(`v${slot}`);
         col += 1;
         return;
       }
@@ -270,26 +310,35 @@ export function compileDefinitions(checked: CheckedDefinitions): CompiledFunctio
       if (f.expr.ty === 'null') v = num(f.fallback);
       else if (f.expr.nullable && f.expr.ty !== 'boolean') v = `(${x} === null ? ${num(f.fallback)} : ${x}${z})`;
       else if (f.expr.nullable) v = `(${x} === null ? ${num(f.fallback)} : ${x} === true ? 1 : 0)`;
-      lines.push(`const v${slot} = ${v};`, `out[o + ${col}] = v${slot};`);
+      lines.push(`const v${slot} = ${v};`);
+      write(`out[o + ${col}] = v${slot};`);
+      columns.push(`v${slot}`);
       col += 1;
     } else {
       const x = f.of.ty === 'null' ? 'null' : emit(f.of);
       const m = pool(new Map(f.vocabulary.map((v, i) => [v, i])));
       lines.push(`let j${slot} = ${m}.get(${x});`, `if (j${slot} === undefined) j${slot} = ${f.bucket ? f.vocabulary.length : -1};`);
-      for (let i = 0; i < f.columns.length; i++) lines.push(`out[o + ${col + i}] = 0;`);
-      lines.push(`if (j${slot} >= 0) out[o + ${col} + j${slot}] = 1;`);
+      const zeros: string[] = [];
+      for (let i = 0; i < f.columns.length; i++) zeros.push(`out[o + ${col + i}] = 0;`);
+      write([...zeros, `if (j${slot} >= 0) out[o + ${col} + j${slot}] = 1;`].join('\n  '));
+      // extract: zeros in the literal, then the one set column (below).
+      for (let i = 0; i < f.columns.length; i++) columns.push('0');
+      oneHots.push({ slot, col });
       col += f.columns.length;
     }
   });
   // Pools become constants of the closure (P0, P1, ...): the hot function reads no array.
-  const body = lines.join('\n  ').replace(/P\[(\d+)\]/g, 'P$1');
+  const withWrites = lines.flatMap((l, i) => [...(writes.get(i) ?? []), l]).concat(writes.get(lines.length) ?? []);
+  const intoBody = withWrites.join('\n  ').replace(/P\[(\d+)\]/g, 'P$1');
+  const newBody = [...lines, `const out = [${columns.join(', ')}];`, ...oneHots.map(({ slot, col: c }) => `if (j${slot} >= 0) out[${c} + j${slot}] = 1;`)].join('\n  ').replace(/P\[(\d+)\]/g, 'P$1');
   const consts = pools.map((_, i) => `const P${i} = P[${i}];`).join('\n');
-  const source = `"use strict";\n${consts}\nreturn function extractInto(ev, out, o) {\n  ${body}\n  return out;\n};`;
-  const runtime = Object.freeze({ fmod, min2, max2, bucketize, hashBucket });
-  // The source is generated from the validated tree only (see the module comment).
+  const source = `"use strict";\n${consts}\nreturn function extractInto(ev, out, o) {\n  ${intoBody}\n  return out;\n};`;
+  const extractSource = `"use strict";\n${consts}\nreturn function extract(ev) {\n  ${newBody}\n  return out;\n};`;
+  const runtime = Object.freeze({ fmod, min2, max2, bucketize, hashBucket, fnResult });
+  // The sources are generated from the validated tree only (see the module comment).
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const extractInto = new Function('R', 'P', source)(runtime, Object.freeze(pools)) as ExtractInto;
-  return { extractInto, source, make: (src: string) => new Function('R', 'P', src)(runtime, Object.freeze(pools)) as ExtractInto };
+  const make = <F>(src: string) => new Function('R', 'P', src)(runtime, Object.freeze(pools)) as F;
+  return { extractInto: make<ExtractInto>(source), extract: make<ExtractVector>(extractSource), source, extractSource, make: (src: string) => make<ExtractInto>(src) };
 }
 
 /** Every node of a tree (pre-order). */
@@ -359,6 +408,7 @@ export function canBeNegZero(n: Node, tables: Record<string, { values: Record<st
     }
     case 'if': return z(n.then) || z(n.else);
     case 'coalesce': return n.args.some(z);
+    case 'call': return true; // a plugin function may return -0
     default: return false; // buckets, hashes, time parts, booleans, comparisons
   }
 }

@@ -6,15 +6,14 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import Ajv from 'ajv';
 import type { Type } from 'avsc';
 import { parseDocument } from 'yaml';
 import { fieldGetter } from '../../util/field-path';
-import { SchemaCatalog } from '../../kafka/avro-schemas';
-import { repoRoot } from '../../util/paths';
+import { SchemaCatalog, packageSchemasDir } from '../../kafka/avro-schemas';
 import { checkDefinitions, DefinitionsError, type CheckedDefinitions, type DefinitionProblem } from './check';
 import { compileDefinitions, type FeatureBuffer } from './compile';
+import type { FeatureFunctionCatalog } from './functions';
 import { tzdbVersion } from './runtime';
 import { definitionsFileSchema, type FeatureDefinitions } from './spec';
 
@@ -43,7 +42,7 @@ export interface DeclarativeFeatureSet {
   eventTimeOf(event: unknown): number | undefined;
   /** The key per `key`, or undefined. */
   keyOf(event: unknown): string | undefined;
-  /** Generated source of the compiled function. */
+  /** Generated source of the compiled functions (extractInto, then extract). */
   readonly source: string;
 }
 
@@ -90,11 +89,18 @@ export function parseDefinitions(text: string, file: string): FeatureDefinitions
 }
 
 export interface LoadOptions {
-  /** Input record type; default: schemas/<definitions.input>.avsc under `schemasDir`. */
+  /** Input record type; default: `<definitions.input>.avsc` found in `schemaSources`. */
   schema?: Type;
   /** Name of the input schema (checked against `input:` when both are known). */
   schemaName?: string;
-  schemasDir?: string;
+  /**
+   * Folders of `.avsc` files (or single `.avsc` files) searched for the input schema when `schema` is
+   * not given, before the package's schemas/ — e.g. an example's schemas folder. A topology's
+   * extraction stage passes the input topic's type instead.
+   */
+  schemaSources?: readonly string[];
+  /** Plugin feature functions the expressions may call (a topology's plugins; src/stages/plugin-loader.ts). */
+  functions?: FeatureFunctionCatalog;
 }
 
 /** Loads, checks and compiles a definitions file. Throws FeatureDefinitionsError with every problem. */
@@ -112,23 +118,26 @@ export function loadFeatureDefinitions(file: string, options: LoadOptions = {}):
   let schema = options.schema;
   if (!schema) {
     if (!defs.input) throw new FeatureDefinitionsError(file, [{ path: 'input', message: 'is required when no input schema is given' }]);
-    const catalog = new SchemaCatalog(options.schemasDir ?? path.join(repoRoot(), 'schemas'));
-    if (!catalog.has(defs.input)) throw new FeatureDefinitionsError(file, [{ path: 'input', message: `no schema '${defs.input}' in ${catalog.dir}` }]);
+    const [first = packageSchemasDir(), ...rest] = options.schemaSources ?? [];
+    const catalog = new SchemaCatalog(first, [...rest, packageSchemasDir()]);
+    if (!catalog.has(defs.input)) throw new FeatureDefinitionsError(file, [{ path: 'input', message: `no schema '${defs.input}' (no ${defs.input}.avsc in ${catalog.searched.join(', ')}; pass the folder of the input schema)` }]);
     schema = catalog.get(defs.input).type;
   }
-  return buildFeatureSet(defs, schema, file, createHash('sha256').update(bytes).digest('hex').slice(0, HASH_HEX_CHARS));
+  return buildFeatureSet(defs, schema, file, createHash('sha256').update(bytes).digest('hex').slice(0, HASH_HEX_CHARS), options.functions);
 }
 
 /** Checks and compiles already-parsed definitions (tests, generated definitions); `hash` as recorded. */
-export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: string, hash: string): DeclarativeFeatureSet {
+export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: string, hash: string, functions?: FeatureFunctionCatalog): DeclarativeFeatureSet {
   let checked: CheckedDefinitions;
   try {
-    checked = checkDefinitions(defs, schema);
+    checked = checkDefinitions(defs, schema, functions);
   } catch (err) {
     if (err instanceof DefinitionsError) throw new FeatureDefinitionsError(file, err.problems);
     throw err;
   }
-  const { extractInto, source } = compileDefinitions(checked);
+  const compiled = compileDefinitions(checked);
+  const { extractInto, extract } = compiled;
+  const source = `${compiled.source}\n${compiled.extractSource}`;
   const width = checked.names.length;
   const timeOf = defs.eventTime ? fieldGetter(defs.eventTime) : undefined;
   const keyGet = defs.key ? fieldGetter(defs.key) : undefined;
@@ -143,7 +152,7 @@ export function buildFeatureSet(defs: FeatureDefinitions, schema: Type, file: st
     checked,
     tzdb: tzdbVersion(),
     source,
-    extract: (event) => extractInto(event, new Array<number>(width).fill(0), 0),
+    extract,
     extractInto: extractInto as DeclarativeFeatureSet['extractInto'],
     eventTimeOf: (event) => {
       const v = timeOf?.(event);

@@ -5,6 +5,7 @@
  * functions (python/tributary_features/ops.py).
  */
 import { murmur3 } from '../../routing/murmur3';
+import { FeatureFunctionResultError } from './functions';
 
 /** 0001-01-02T00:00:00Z and 9999-12-30T23:59:59.999Z: outside, time parts are null (Python's datetime range, less a day for any offset). */
 export const MIN_TIME_MS = -62135510400000;
@@ -45,6 +46,12 @@ export function bucketize(edges: readonly number[], x: number): number | null {
 /** Bucket of a string: murmur3_32(UTF-8 bytes, seed) mod buckets. */
 export function hashBucket(s: string, seed: number, buckets: number): number {
   return murmur3(s, seed) % buckets;
+}
+
+/** A plugin function's result that is not a number: null/undefined are null, anything else throws (the event is dead-lettered). */
+export function fnResult(name: string, r: unknown): number | null {
+  if (r === null || r === undefined) return null;
+  throw new FeatureFunctionResultError(name, r);
 }
 
 /** UTC offset (ms) of IANA zones at an instant, from the runtime's (ICU) time-zone database. */
@@ -102,13 +109,20 @@ export class ZoneClock {
     const l = this.local(t);
     // + 0: fmod of an exact negative multiple is -0, and the Python twin computes with integers (+0).
     // = floor(mod(l, 86400000) / 3600000): floor(l / 3600000) is exact for |l| < 4.5e15.
-    return l === null ? null : fmod(Math.floor(l / MS_PER_HOUR), 24) + 0;
+    if (l === null) return null;
+    // floor(l / 3600000) is within ±7.1e7 in range: int32, so the remainder is an integer one (= fmod).
+    let h = (Math.floor(l / MS_PER_HOUR) | 0) % 24;
+    if (h < 0) h += 24;
+    return h + 0;
   }
 
   /** Day of the week, Monday 0 .. Sunday 6 (1970-01-01 was a Thursday). */
   dayOfWeek(t: number): number | null {
     const l = this.local(t);
-    return l === null ? null : fmod(Math.floor(l / MS_PER_DAY) + 3, 7) + 0;
+    if (l === null) return null;
+    let d = ((Math.floor(l / MS_PER_DAY) | 0) + 3) % 7;
+    if (d < 0) d += 7;
+    return d + 0;
   }
 }
 

@@ -16,7 +16,9 @@ export const FEATURE_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
 /**
  * An expression: a number / boolean / null literal, a bare string (a field path into the event,
  * `merchant.country`), or a map with exactly one operator key plus that operator's options, e.g.
- * `{ mul: [amount, { lookup: usdRate, key: currency }] }`. Operators are listed in OPERATORS.
+ * `{ mul: [amount, { lookup: usdRate, key: currency }] }`. Operators are listed in OPERATORS; a
+ * dotted key calls a plugin feature function, `{ geo.haversineKm: [lat, lon, 52.5, 13.4] }`
+ * (functions.ts).
  */
 export type Expr = number | boolean | null | string | { [key: string]: unknown };
 
@@ -68,6 +70,11 @@ export interface FeatureDefinitions {
   /** Field path of the vector's key when the input record has no Kafka key. */
   key?: string;
   tables?: Record<string, TableSpec>;
+  /**
+   * Plugin feature functions used here that have (or may have) no Python twin: the loader then
+   * accepts them without one, and python/tributary_features refuses to compute the set, naming them.
+   */
+  servingOnly?: string[];
   features: FeatureSpec[];
 }
 
@@ -111,6 +118,7 @@ export const definitionsFileSchema = {
     timeZone: { type: 'string', minLength: 1 },
     eventTime: { type: 'string', minLength: 1 },
     key: { type: 'string', minLength: 1 },
+    servingOnly: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true },
     tables: {
       type: 'object',
       propertyNames: { pattern: SET_NAME_PATTERN },
