@@ -3,18 +3,24 @@
  * in the same run on the same Redis. Not a test: `npm run bench:enrichment` (stack must be up, or
  * REDIS_URL set). Prints a table and writes bench/results/enrichment-<time>.json.
  *
- * Modes per batch size: batch sets only, LRU off (pure Redis: pointer GET + one HMGET per entity,
- * one pipeline per batch); batch sets with the LRU warm; full vector (batch sets + the streaming
- * state: computed in this process, one commit script per batch, concurrent with the batch reads).
+ * Modes per batch size: batch sets only, LRU off (pure Redis: one read script per set and batch —
+ * pointer, version check and one HMGET per entity); batch sets with the LRU warm; full vector
+ * (batch sets, LRU off, + the streaming state: computed in this process, one commit script per
+ * batch, concurrent with the batch reads); full vector with the stage's default LRU (100,000
+ * entries, 30 s TTL), started cold so it fills from the run's own repeats as a live stage's does.
  * Each row also carries the CPU time per event of the Redis server (all its threads, from
  * /proc/<pid>/task/<tid>/schedstat), of this Node process, and their total.
  *
  * Flatness (the demo's five `card_activity` aggregations through the streaming state alone): Redis
  * CPU per event for events of cold entities (one event each) against events of one entity that
- * already holds 10,000 events in its 24 h window, in event-time order and out of order.
+ * already holds 10,000 events in its 24 h window, in event-time order and out of order. V8 keeps
+ * optimising this path for tens of thousands of events (its compiler threads count as this
+ * process's CPU), so the three cases first run BENCH_FLAT_WARMUP events each unrecorded (default
+ * 20,000), then BENCH_FLAT_ROUNDS recorded rounds (default 3) of BENCH_FLAT_EVENTS (default 5,000);
+ * a row is the median round (all rounds are in the JSON).
  *
- * BENCH_EVENTS, BENCH_SIZES, BENCH_MODES (comma list of: batch, lru, full), BENCH_FLAT=0 to skip it,
- * BENCH_REFERENCE=0 to skip redis-benchmark.
+ * BENCH_EVENTS, BENCH_SIZES, BENCH_MODES (comma list of: batch, lru, full, full-lru), BENCH_FLAT=0
+ * to skip it, BENCH_REFERENCE=0 to skip redis-benchmark.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -34,7 +40,7 @@ import { builtinProcessors } from '../src/stages/builtin';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20000);
 const SIZES = (process.env.BENCH_SIZES ?? '1,16,64,256,1024').split(',').map(Number);
-const MODES = (process.env.BENCH_MODES ?? 'batch,lru,full').split(',');
+const MODES = (process.env.BENCH_MODES ?? 'batch,lru,full,full-lru').split(',');
 const TICKS_PER_SEC = 100; // USER_HZ on Linux
 
 /**
@@ -81,12 +87,16 @@ async function main(): Promise<void> {
   const redisPid = pidMatch && fs.existsSync(`/proc/${pidMatch[1]}/stat`) ? Number(pidMatch[1]) : undefined;
   const events = new TransactionGenerator({ seed: 1 }).take(EVENTS).map((g) => g.tx);
   const rows: Array<Record<string, number | string | null>> = [];
+  // The host is often shared: the load average goes with the figures.
+  const loadAverage = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  console.log(`load average at start: ${loadAverage}`);
 
-  const run = async (label: string, vector: typeof full, batchSize: number, cache: boolean, record = true) => {
-    const enricher = new Enricher(vector, { redis, namespace: `bench-${Date.now()}-${label}-${batchSize}`, cache: cache ? { maxEntries: 100000, ttlMs: 600000 } : { maxEntries: 0 } });
+  // cache: 'warm' = an LRU filled with the measured events first; 'default' = the stage's default LRU, cold at the start.
+  const run = async (label: string, vector: typeof full, batchSize: number, cache: 'off' | 'warm' | 'default', record = true) => {
+    const enricher = new Enricher(vector, { redis, namespace: `bench-${Date.now()}-${label}-${batchSize}`, cache: cache === 'warm' ? { maxEntries: 100000, ttlMs: 600000 } : cache === 'off' ? { maxEntries: 0 } : undefined });
     await enricher.init();
     const n = Math.min(EVENTS, batchSize * 400);
-    if (cache) await enricher.enrich(events.slice(0, n).map((tx, i) => ({ event: tx, eventTime: tx.eventTime, topic: 'warm', partition: 0, offset: i }))); // warm the LRU
+    if (cache === 'warm') await enricher.enrich(events.slice(0, n).map((tx, i) => ({ event: tx, eventTime: tx.eventTime, topic: 'warm', partition: 0, offset: i }))); // warm the LRU
     const latencies: number[] = [];
     const t0 = process.hrtime.bigint();
     const cpu = await cpuPerEvent(redisPid, n, async () => {
@@ -106,12 +116,13 @@ async function main(): Promise<void> {
   };
   // Warm-up (not recorded): a live stage runs for hours, so compile the hot paths (V8's optimising
   // compiler runs on background threads whose CPU counts in this process) before measuring.
-  if (MODES.includes('full')) await run('warm-up', full, 100, false, false);
-  else if (MODES.includes('batch')) await run('warm-up', batchOnly, 100, false, false);
+  if (MODES.some((m) => m.startsWith('full'))) await run('warm-up', full, 100, 'off', false);
+  else if (MODES.includes('batch')) await run('warm-up', batchOnly, 100, 'off', false);
   for (const size of SIZES) {
-    if (MODES.includes('batch')) await run('batch-sets, no LRU', batchOnly, size, false);
-    if (MODES.includes('lru')) await run('batch-sets, LRU warm', batchOnly, size, true);
-    if (MODES.includes('full')) await run('full vector (batch + streaming)', full, size, false);
+    if (MODES.includes('batch')) await run('batch-sets, no LRU', batchOnly, size, 'off');
+    if (MODES.includes('lru')) await run('batch-sets, LRU warm', batchOnly, size, 'warm');
+    if (MODES.includes('full')) await run('full vector (batch + streaming)', full, size, 'off');
+    if (MODES.includes('full-lru')) await run('full vector, default LRU (cold start)', full, size, 'default');
   }
 
   // Flatness: Redis CPU per event of the five card_activity aggregations, cold vs 10,000 events in the window.
@@ -121,30 +132,50 @@ async function main(): Promise<void> {
     const DAY = 86_400_000;
     const T0 = 1_700_000_000_000;
     const ev = (offset: number, card: string, t: number, i: number): StreamEvent => ({ offset, eventTime: t, entities: [card], values: [[String(10 + (i % 97)), `m${i % 50}`]] });
-    const measure = async (label: string, prefill: StreamEvent[], make: (i: number, offset: number) => StreamEvent, record = true) => {
-      const state = new StreamingState(redis, `bench-flat-${Date.now()}-${flat.length}`, [activity]);
+    const N = Number(process.env.BENCH_FLAT_EVENTS ?? 5000);
+    const WARMUP = Number(process.env.BENCH_FLAT_WARMUP ?? 20000);
+    const ROUNDS = Number(process.env.BENCH_FLAT_ROUNDS ?? 3);
+    const B = 64;
+    const measure = async (prefill: StreamEvent[], events: number, make: (i: number, offset: number) => StreamEvent) => {
+      const state = new StreamingState(redis, `bench-flat-${Date.now()}-${flat.length}-${Math.random().toString(36).slice(2)}`, [activity]);
       const epoch = await state.takeEpoch('flat', 0);
       for (let i = 0; i < prefill.length; i += 100) await state.apply('flat', 0, epoch, prefill.slice(i, i + 100));
-      const N = Number(process.env.BENCH_FLAT_EVENTS ?? 2000);
-      const B = 64;
-      const measured = Array.from({ length: N }, (_, i) => make(i, prefill.length + i));
-      const cpu = await cpuPerEvent(redisPid, N, async () => {
-        for (let i = 0; i < N; i += B) await state.apply('flat', 0, epoch, measured.slice(i, i + B));
+      const measured = Array.from({ length: events }, (_, i) => make(i, prefill.length + i));
+      const cpu = await cpuPerEvent(redisPid, events, async () => {
+        for (let i = 0; i < events; i += B) await state.apply('flat', 0, epoch, measured.slice(i, i + B));
       });
       await state.reset();
-      if (!record) return;
-      const row = { flatness: label, windowEvents: prefill.length, events: N, batchSize: B, ...cpu };
-      flat.push(row);
-      console.log(JSON.stringify(row));
+      return cpu;
     };
     const HOT = 10_000;
     const spacing = Math.floor((DAY - 3_600_000) / HOT); // 10,000 events within the last 23 h
     const hot = Array.from({ length: HOT }, (_, i) => ev(i, 'hot', T0 + i * spacing, i));
     const hotEnd = T0 + HOT * spacing;
-    await measure('warm-up', hot.slice(0, 2000), (i, o) => ev(o, i % 2 ? 'hot' : `warm-${i}`, hotEnd - ((i * 7919) % 43_200_000), i), false);
-    await measure('cold entities (1 event each)', [], (i, o) => ev(o, `cold-${i}`, hotEnd + i * 10, i));
-    await measure('hot entity, in event-time order', hot, (i, o) => ev(o, 'hot', hotEnd + i * 10, i));
-    await measure('hot entity, out of order (within 12 h)', hot, (i, o) => ev(o, 'hot', hotEnd - ((i * 7919) % 43_200_000), i));
+    const cases: Array<[string, StreamEvent[], (i: number, o: number) => StreamEvent]> = [
+      ['cold entities (1 event each)', [], (i, o) => ev(o, `cold-${i}`, hotEnd + i * 10, i)],
+      ['hot entity, in event-time order', hot, (i, o) => ev(o, 'hot', hotEnd + i * 10, i)],
+      ['hot entity, out of order (within 12 h)', hot, (i, o) => ev(o, 'hot', hotEnd - ((i * 7919) % 43_200_000), i)],
+    ];
+    if (WARMUP > 0) for (const [, prefill, make] of cases) await measure(prefill, WARMUP, make);
+    const median = (xs: Array<number | null>) => (xs.some((x) => x === null) ? null : [...(xs as number[])].sort((a, b) => a - b)[Math.floor(xs.length / 2)]);
+    for (const [label, prefill, make] of cases) {
+      const rounds: Array<Awaited<ReturnType<typeof cpuPerEvent>>> = [];
+      for (let r = 0; r < ROUNDS; r++) rounds.push(await measure(prefill, N, make));
+      const row = {
+        flatness: label,
+        windowEvents: prefill.length,
+        events: N,
+        batchSize: B,
+        rounds: ROUNDS,
+        warmupEvents: WARMUP,
+        redisCpuUsPerEvent: median(rounds.map((x) => x.redisCpuUsPerEvent)),
+        nodeCpuUsPerEvent: median(rounds.map((x) => x.nodeCpuUsPerEvent))!,
+        totalCpuUsPerEvent: median(rounds.map((x) => x.totalCpuUsPerEvent)),
+        perRound: rounds,
+      };
+      flat.push(row as unknown as Record<string, number | string | null>);
+      console.log(JSON.stringify(row));
+    }
   }
 
   // redis-benchmark: pipelined HMGET of a real entity hash (same fields as the card_profile reads).
@@ -163,11 +194,12 @@ async function main(): Promise<void> {
   const dir = path.join(root, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `enrichment-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  fs.writeFileSync(file, JSON.stringify({ events: EVENTS, enrichment: rows, flatness: flat, redisBenchmark: reference }, null, 2));
+  fs.writeFileSync(file, JSON.stringify({ events: EVENTS, loadAverageAtStart: loadAverage, loadAverageAtEnd: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '), enrichment: rows, flatness: flat, redisBenchmark: reference }, null, 2));
   console.log(`\n${'mode'.padEnd(38)} ${'batch'.padStart(6)} ${'events/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'redis µs/ev'.padStart(12)} ${'node µs/ev'.padStart(11)} ${'total µs/ev'.padStart(12)}`);
   for (const r of rows) console.log(`${String(r.mode).padEnd(38)} ${String(r.batchSize).padStart(6)} ${String(r.eventsPerSec).padStart(10)} ${String(r.batchP50ms).padStart(8)} ${String(r.batchP99ms).padStart(8)} ${String(r.redisCpuUsPerEvent).padStart(12)} ${String(r.nodeCpuUsPerEvent).padStart(11)} ${String(r.totalCpuUsPerEvent).padStart(12)}`);
   for (const r of flat) console.log(`${String(r.flatness).padEnd(45)} redis ${String(r.redisCpuUsPerEvent).padStart(8)} µs/event  node ${String(r.nodeCpuUsPerEvent).padStart(8)} µs/event  total ${String(r.totalCpuUsPerEvent).padStart(8)} µs/event`);
   for (const r of reference) console.log(`${String(r.tool).padEnd(38)} P=${String(r.pipeline).padStart(4)} ${String(r.requestsPerSec).padStart(10)} req/s`);
+  console.log(`load average at start ${loadAverage}, at end ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   console.log(`wrote ${path.relative(root, file)}`);
 }
 

@@ -52,6 +52,11 @@ export interface BatchCommands {
   get(key: string): unknown;
   hexists(key: string, field: string): unknown;
   hmget(key: string, ...fields: string[]): unknown;
+  /**
+   * scripts/batch-read.lua (numkeys, keys, args): on a single Redis's pipeline, where one script
+   * may read keys of any slot; absent on a Cluster, whose entity keys span slots.
+   */
+  tribBatchRead?(...args: string[]): unknown;
   /** Replies in queue order, as `[error, value]` pairs (a pipeline's `exec` shape). */
   exec(): Promise<Array<[Error | null, unknown]> | null>;
 }
@@ -191,6 +196,7 @@ export class BatchSetReader {
   /** Version used for the next batch ('' = nothing loaded yet). */
   version = '';
   private readonly fields: string[];
+  private readonly defaults: number[];
 
   constructor(
     readonly set: BatchFeatureSetSpec,
@@ -198,13 +204,20 @@ export class BatchSetReader {
   ) {
     this.cache = new LruCache(options.cacheMaxEntries ?? 100_000, options.cacheTtlMs ?? 30_000);
     this.fields = set.fields.map((f) => f.name);
+    this.defaults = set.fields.map(numericDefault);
   }
 
   async init(redis: RedisClient): Promise<void> {
+    defineFeatureScripts(redis); // batch-read.lua, used on a single Redis
     this.version = (await currentVersion(redis, this.set.name)) ?? '';
   }
 
-  /** Queues the reads of `entities` on `p`; returns a function that turns the replies into lookups. */
+  /**
+   * Queues the reads of `entities` on `p` and returns a function that turns the replies into
+   * lookups. On a single Redis that is one command: the pointer, the version check and the HMGET of
+   * each cache miss in one read-only script (scripts/batch-read.lua), which keeps the client's
+   * per-command cost off the per-entity path; on a Cluster, a GET, an HEXISTS and one HMGET per miss.
+   */
   plan(p: BatchCommands, entities: readonly (string | null)[], eventTimes: readonly number[]): { commands: number; finish: (replies: unknown[]) => { lookups: BatchLookup[]; version: string; retry: boolean } } {
     const version = this.version;
     const rows = new Map<string, CachedRow | undefined>();
@@ -215,13 +228,24 @@ export class BatchSetReader {
       rows.set(e, hit);
       if (!hit && version) misses.push(e);
     }
-    p.get(batchKeys.pointer(this.set.name));
-    p.hexists(batchKeys.versions(this.set.name), version || '-');
-    for (const e of misses) p.hmget(batchKeys.entity(this.set.name, version, e), TS_FIELD, ...this.fields);
-    const commands = 2 + misses.length;
+    const scripted = p.tribBatchRead !== undefined;
+    if (scripted) {
+      const keys: string[] = new Array(2 + misses.length);
+      keys[0] = batchKeys.pointer(this.set.name);
+      keys[1] = batchKeys.versions(this.set.name);
+      for (let i = 0; i < misses.length; i++) keys[2 + i] = batchKeys.entity(this.set.name, version, misses[i]);
+      p.tribBatchRead!(String(keys.length), ...keys, version || '-', TS_FIELD, ...this.fields);
+    } else {
+      p.get(batchKeys.pointer(this.set.name));
+      p.hexists(batchKeys.versions(this.set.name), version || '-');
+      for (const e of misses) p.hmget(batchKeys.entity(this.set.name, version, e), TS_FIELD, ...this.fields);
+    }
+    const commands = scripted ? 1 : 2 + misses.length;
     return {
       commands,
-      finish: (replies) => {
+      finish: (results) => {
+        // The script's reply has the shape of the separate commands' replies.
+        const replies = scripted ? (results[0] as unknown[]) : results;
         const pointer = (replies[0] as string | null) ?? '';
         const versionExists = replies[1] === 1;
         if (version && !versionExists && pointer !== version) {
@@ -237,7 +261,7 @@ export class BatchSetReader {
           this.cache.set(`${version}\u0000${e}`, row);
         });
         if (pointer !== this.version) this.version = pointer; // a flip: the next batch reads the new version
-        const defaults = this.set.fields.map(numericDefault);
+        const defaults = this.defaults;
         const lookups = entities.map((e, i): BatchLookup => {
           const row = e === null ? undefined : rows.get(e);
           if (!row || !row.present) return { values: defaults, missing: true, stale: false };

@@ -138,6 +138,8 @@ export class Enricher {
   private readonly streamingSets: StreamingFeatureSetSpec[];
   private readonly epochs = new Map<string, Promise<number>>();
   private readonly metrics?: StreamingMetrics;
+  /** Per streaming set: its entity's getter and, per value slot, a base feature's index or a field getter (built once, not per event). */
+  private readonly streamPlan: Array<{ entity: (v: unknown) => unknown; slots: Array<number | ((v: unknown) => unknown)> }>;
 
   constructor(
     readonly vector: VectorDescription,
@@ -146,6 +148,12 @@ export class Enricher {
     this.batchReaders = vector.sets.filter((s): s is BatchFeatureSetSpec => s.kind === 'redis_batch').map((s) => new BatchSetReader(s, { cacheMaxEntries: opts.cache?.maxEntries, cacheTtlMs: opts.cache?.ttlMs }));
     this.streamingSets = vector.sets.filter((s): s is StreamingFeatureSetSpec => s.kind === 'windowed_aggregation');
     this.metrics = opts.metricsRegistry ? StreamingMetrics.for(opts.metricsRegistry) : undefined;
+    const baseNames = vector.base.names;
+    this.streamPlan = this.streamingSets.map((s) => ({
+      entity: this.getter(s.entity),
+      // A base feature of that name wins over an event field (the last one, as a name -> value map would give).
+      slots: valueNames(s).map((n) => (baseNames.lastIndexOf(n) >= 0 ? baseNames.lastIndexOf(n) : this.getter(n))),
+    }));
     this.streaming = this.streamingSets.length > 0 ? new StreamingState(opts.redis, opts.namespace, this.streamingSets, { metrics: this.metrics, slotGroups: opts.slotGroups }) : undefined;
   }
 
@@ -184,32 +192,35 @@ export class Enricher {
 
   private readonly getters = new Map<string, (v: unknown) => unknown>();
 
-  /** The value at a field path of an event (getters cached per path). */
-  private read(event: unknown, field: string): unknown {
+  /** The getter of a field path (cached per path). */
+  private getter(field: string): (v: unknown) => unknown {
     let get = this.getters.get(field);
     if (!get) {
       get = fieldGetter(field);
       this.getters.set(field, get);
     }
-    return get(event);
+    return get;
   }
 
   /** An event's entity for a set (a field path): null when absent, empty or holding braces (batch keys hash-tag the entity). */
-  private readonly entityOf = (event: unknown, field: string): string | null => {
-    const v = this.read(event, field);
-    return v === undefined || v === null || v === '' || /[{}]/.test(String(v)) ? null : String(v);
-  };
+  private readonly entityOf = (event: unknown, field: string): string | null => entityValue(this.getter(field)(event));
 
   /** What the streaming state sees of a record: per set its entity and the values its aggregations read. */
   private streamEvent(input: EnrichInput, base: number[]): StreamEvent {
-    const feats = new Map(this.vector.base.names.map((n, k) => [n, base[k]]));
-    const tx = input.event as Record<string, unknown>;
-    return {
-      offset: input.offset,
-      eventTime: input.eventTime,
-      entities: this.streamingSets.map((s) => this.entityOf(input.event, s.entity)),
-      values: this.streamingSets.map((s) => valueNames(s).map((n) => String(feats.has(n) ? feats.get(n) : this.read(tx, n) ?? ''))),
-    };
+    const plan = this.streamPlan;
+    const entities: Array<string | null> = new Array(plan.length);
+    const values: string[][] = new Array(plan.length);
+    for (let si = 0; si < plan.length; si++) {
+      const { entity, slots } = plan[si];
+      entities[si] = entityValue(entity(input.event));
+      const vals: string[] = new Array(slots.length);
+      for (let j = 0; j < slots.length; j++) {
+        const src = slots[j];
+        vals[j] = typeof src === 'number' ? String(base[src]) : String(src(input.event) ?? '');
+      }
+      values[si] = vals;
+    }
+    return { offset: input.offset, eventTime: input.eventTime, entities, values };
   }
 
   /** The vectors of a batch, in order; per-record problems come back as `{ error }`. */
@@ -234,7 +245,9 @@ export class Enricher {
     const byPartition = new Map<string, number[]>();
     for (const i of ok) {
       const k = `${inputs[i].topic}\u0000${inputs[i].partition}`;
-      byPartition.set(k, [...(byPartition.get(k) ?? []), i]);
+      const list = byPartition.get(k);
+      if (list) list.push(i);
+      else byPartition.set(k, [i]);
     }
     const epochs = this.streaming ? await Promise.all([...byPartition.values()].map((idx) => this.epoch(inputs[idx[0]].topic, inputs[idx[0]].partition))) : [];
 
@@ -313,6 +326,13 @@ export class Enricher {
     });
     return out;
   }
+}
+
+/** An entity value as a string key: null when absent, empty or holding braces (batch keys hash-tag the entity). */
+function entityValue(v: unknown): string | null {
+  if (v === undefined || v === null || v === '') return null;
+  const s = String(v);
+  return s.includes('{') || s.includes('}') ? null : s;
 }
 
 export { FencedError };

@@ -12,7 +12,8 @@ export class LruCache<V> {
 
   get(key: string): V | undefined {
     const e = this.map.get(key);
-    if (!e || e.expires <= this.now()) {
+    // An entry that never expires (TTL Infinity, e.g. the streaming state's entities) skips the clock.
+    if (!e || (e.expires !== Infinity && e.expires <= this.now())) {
       if (e) this.map.delete(key);
       this.misses++;
       return undefined;

@@ -17,6 +17,7 @@ export interface FeatureScripts {
   tribStreamLoad(...args: Array<string | number>): Promise<[string | null, string[], ...string[][]]>;
   tribStreamCommit(...args: Array<string | number | Buffer>): Promise<'OK' | Array<string | number>>;
   tribEpochRaise(key: string, epoch: string): Promise<number>;
+  tribBatchRead(...args: string[]): Promise<[string | null, number, ...Array<Array<string | null>>]>;
 }
 
 /** A single Redis or a Redis Cluster client (both take the same commands; a Cluster routes by key slot). */
@@ -30,6 +31,7 @@ export function defineFeatureScripts<R extends RedisClient>(redis: R): R & Featu
     redis.defineCommand('tribStreamLoad', { lua: readScript('stream-load') });
     redis.defineCommand('tribStreamCommit', { lua: readScript('stream-commit') });
     redis.defineCommand('tribEpochRaise', { numberOfKeys: 1, lua: readScript('epoch-raise') });
+    redis.defineCommand('tribBatchRead', { lua: readScript('batch-read') });
     // ioredis' auto-pipelining routes a script by its first argument, taken as its key; the stream
     // scripts' first argument is their key count, so on a Cluster they would be queued for the
     // wrong node (and the pipeline refused: keys of another slot group). They go out on their own.

@@ -64,11 +64,11 @@
  *   tributary:st:{N}:epochs:<topic>:<p> (epoch counter)  tributary:st:{N}:layout (format, slot groups)
  */
 import { randomBytes } from 'node:crypto';
-import { encode } from '@msgpack/msgpack';
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import { ConfigError, TributaryError } from '../util/errors';
 import { LruCache } from './lru';
+import { packStrings } from './pack-strings';
 import { defineFeatureScripts, type FeatureScripts, type RedisClient } from './scripts';
 import { effectiveWindow, numericDefault, type AggregationFieldSpec, type StreamingFeatureSetSpec } from './spec';
 import type { StreamingBatchReport, StreamingMetrics } from './streaming-metrics';
@@ -185,6 +185,8 @@ const OPTIMISTIC_AFTER = 8;
  */
 export class StreamingState {
   private readonly plans: SetPlan[];
+  /** Per set, its stats hash fields (built once, not per event). */
+  private readonly statFields: Array<{ late: string; sr: string; sb: string }>;
   readonly redis: RedisClient & FeatureScripts;
   readonly slotGroups: number;
   private readonly metrics?: StreamingMetrics;
@@ -220,6 +222,7 @@ export class StreamingState {
     const cacheEntities = options.cacheEntities ?? DEFAULT_CACHE_ENTITIES;
     if (!Number.isInteger(cacheEntities) || cacheEntities < 1) throw new ConfigError('cacheEntities', `must be a positive integer, got ${cacheEntities}`);
     this.plans = sets.map((s) => setPlan(s, valueNames(s), options.bucketsPerBlock ?? DEFAULT_BUCKETS_PER_BLOCK, DEFAULT_REPLAY_RETENTION_MS));
+    this.statFields = sets.map((s) => ({ late: `late:${s.name}`, sr: `sr:${s.name}`, sb: `sb:${s.name}` }));
     this.keep = options.replayRetentionOffsets ?? DEFAULT_REPLAY_RETENTION_OFFSETS;
     this.small = options.smallEntityEvents ?? DEFAULT_SMALL_ENTITY_EVENTS;
     this.cache = new LruCache(cacheEntities, Infinity);
@@ -274,41 +277,52 @@ export class StreamingState {
     return Object.fromEntries(this.sets.map((s) => [s.name, { buckets: st[`sb:${s.name}`] ?? 0, events: st[`sr:${s.name}`] ?? 0 }]));
   }
 
+  /** Per slot group and set, the entity key up to the entity's length (streamKeys.entity without its last parts), built once. */
+  private readonly keyPrefixes: string[][] = [];
+
+  private entityKey(g: number, si: number, entity: string): string {
+    let row = this.keyPrefixes[g];
+    if (!row) row = this.keyPrefixes[g] = this.sets.map((s) => `${prefix(this.namespace, g)}:e:${s.name}:`);
+    return `${row[si]}${entity.length}:${entity}`;
+  }
+
   /** Splits a batch by slot group. */
   private chunks(events: readonly StreamEvent[]): { list: GroupChunk[] } {
     const groups = new Map<number, GroupChunk & { index: Map<string, number> }>();
-    events.forEach((e, i) => {
-      let counted = false;
-      const mine = new Map<number, number[]>();
-      this.sets.forEach((s, si) => {
+    const nSets = this.sets.length;
+    // Per event, the groups it touches and per group its entities' key indexes (few sets: arrays, not maps).
+    const gs: number[] = [];
+    const ents: number[][] = [];
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i];
+      gs.length = 0;
+      ents.length = 0;
+      for (let si = 0; si < nSets; si++) {
         const entity = e.entities[si];
-        if (entity === null) return;
+        if (entity === null) continue;
         const g = slotGroupOf(entity, this.slotGroups);
         let c = groups.get(g);
         if (!c) {
           c = { g, keys: [], setOf: [], items: [], index: new Map() };
           groups.set(g, c);
         }
-        const key = streamKeys.entity(this.namespace, g, s.name, entity);
+        const key = this.entityKey(g, si, entity);
         let ki = c.index.get(key);
         if (ki === undefined) {
           ki = c.keys.push(key) - 1;
           c.setOf.push(si);
           c.index.set(key, ki);
         }
-        let ent = mine.get(g);
-        if (!ent) {
-          ent = this.sets.map(() => -1);
-          mine.set(g, ent);
+        let at = gs.indexOf(g);
+        if (at < 0) {
+          at = gs.push(g) - 1;
+          ents.push(new Array<number>(nSets).fill(-1));
         }
-        ent[si] = ki;
-      });
-      // The event is counted (applied / replayed) by the group of its first entity only.
-      for (const [g, ent] of mine) {
-        groups.get(g)!.items.push({ i, counts: !counted, ent });
-        counted = true;
+        ents[at][si] = ki;
       }
-    });
+      // The event is counted (applied / replayed) by the group of its first entity only.
+      for (let x = 0; x < gs.length; x++) groups.get(gs[x])!.items.push({ i, counts: x === 0, ent: ents[x] });
+    }
     return { list: [...groups.values()] };
   }
 
@@ -388,8 +402,8 @@ export class StreamingState {
       });
       const applied = computed.lastOffset >= 0;
       const stats = Object.fromEntries(Object.entries(computed.stats).filter(([, n]) => n !== 0));
-      const packed = encode(ents);
-      const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength)];
+      const packed = packStrings(ents);
+      const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), packed];
       let reply: 'OK' | Array<string | number>;
       try {
         this.calls++;
@@ -458,12 +472,12 @@ export class StreamingState {
         texts.push(`${late ? 1 : 0}:${values.join(',')}`);
         if (late) {
           report.late[s.name] = (report.late[s.name] ?? 0) + 1;
-          bump(`late:${s.name}`, 1);
+          bump(this.statFields[si].late, 1);
           return;
         }
         const eff = st.apply(e.eventTime, e.values[si]);
-        bump(`sr:${s.name}`, 1 - eff.evictedEvents);
-        bump(`sb:${s.name}`, (eff.newBucket ? 1 : 0) - eff.evictedBuckets);
+        bump(this.statFields[si].sr, 1 - eff.evictedEvents);
+        bump(this.statFields[si].sb, (eff.newBucket ? 1 : 0) - eff.evictedBuckets);
         if (eff.evictedBuckets > 0) report.evictedBuckets[s.name] = (report.evictedBuckets[s.name] ?? 0) + eff.evictedBuckets;
         if (eff.evictedEvents > 0) report.evictedEvents[s.name] = (report.evictedEvents[s.name] ?? 0) + eff.evictedEvents;
       });

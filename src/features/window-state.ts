@@ -783,7 +783,8 @@ class SmallWindow {
       let lt = -Infinity;
       let ls = -1;
       let lv = 0;
-      const p: number[] = [];
+      // Only the aggregations that need them get a partials array or a set (this runs per event).
+      const p: number[] | undefined = a.k === 'sum' || a.k === 'mean' ? [] : undefined;
       const seen = a.k === 'distinct_count' ? new Set<string>() : undefined;
       for (const e of this.log) {
         if (e.t < start || e.t > t) continue;
@@ -795,7 +796,7 @@ class SmallWindow {
         }
         if (a.f < 0) continue;
         if (seen) seen.add(e.raw[a.f]);
-        else if (a.k === 'sum' || a.k === 'mean') padd(p, e.x[a.f]);
+        else if (p) padd(p, e.x[a.f]);
         else if (a.k === 'min') mn = Math.min(mn, e.x[a.f]);
         else if (a.k === 'max') mx = Math.max(mx, e.x[a.f]);
       }
@@ -805,10 +806,10 @@ class SmallWindow {
           v = n;
           break;
         case 'sum':
-          v = psum(p);
+          v = psum(p!);
           break;
         case 'mean':
-          v = n > 0 ? psum(p) / n : a.d;
+          v = n > 0 ? psum(p!) / n : a.d;
           break;
         case 'min':
           v = n > 0 ? mn : a.d;
@@ -868,9 +869,14 @@ class SmallWindow {
     const del = this.removed;
     this.removed = [];
     const R = this.plan.R;
-    const fresh = new Set<number>();
-    for (const e of this.log) if (e.fid === 0) fresh.add(Math.floor(e.t / R));
-    for (const B of fresh) fragmentWrites(B, this.log.filter((e) => Math.floor(e.t / R) === B), set, del);
+    // Buckets with events not stored yet, in first-seen order (usually one or two: an array, not a set).
+    const fresh: number[] = [];
+    for (const e of this.log) {
+      if (e.fid !== 0) continue;
+      const B = Math.floor(e.t / R);
+      if (!fresh.includes(B)) fresh.push(B);
+    }
+    for (const B of fresh) fragmentWrites(B, fresh.length === 1 && this.log.every((e) => Math.floor(e.t / R) === B) ? this.log : this.log.filter((e) => Math.floor(e.t / R) === B), set, del);
     return { set, del };
   }
 }
