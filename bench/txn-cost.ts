@@ -25,7 +25,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
+import { connectEngineProducer } from '../src/engine/commit-sink';
 import { createKafka } from '../src/kafka/client';
 import { resolveEndpoints } from '../src/stack/endpoints';
 import { repoRoot } from '../src/stack/paths';
@@ -71,20 +72,9 @@ function quantile(sorted: number[], q: number): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function transactionalProducer(kafka: Kafka, id: string): Promise<Producer> {
-  // The engine's settings (src/engine/commit-sink.ts): one request in flight, fast retries of
-  // CONCURRENT_TRANSACTIONS, unlimited retries.
-  const producer = kafka.producer({
-    transactionalId: id,
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    transactionTimeout: 60000,
-    createPartitioner: Partitioners.DefaultPartitioner,
-    retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: Number.MAX_SAFE_INTEGER },
-  });
-  await producer.connect();
-  return producer;
+/** The engine's own transactional producer (src/engine/commit-sink.ts), so the figures are the engine's. */
+function transactionalProducer(kafka: Kafka, id: string): Promise<Producer> {
+  return connectEngineProducer(kafka, id, 60000);
 }
 
 /**

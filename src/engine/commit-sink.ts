@@ -153,6 +153,36 @@ export function rejectOversized(batch: CommitBatch, limits: TopicLimits): void {
 }
 
 /**
+ * The engine's transactional producer, connected and with its id taken (InitProducerId bumps the
+ * epoch, fencing a previous owner, and waits until that owner's open transaction is finished). One
+ * request in flight; the broker answers CONCURRENT_TRANSACTIONS while it still writes the previous
+ * commit's markers (a few ms) and a Kafka 3.9 client cannot see when they are written, so retries
+ * start at 10 ms (doubling, capped at 1 s). Retries are not limited (kafkajs: limiting them may break
+ * idempotence); fencing and record errors are not retried, and a commit that stays stuck shows in
+ * readiness (see lane.ts). Used by PartitionTransactions and SharedTransactions.
+ */
+export async function connectEngineProducer(kafka: Kafka, transactionalId: string, transactionTimeoutMs: number): Promise<Producer> {
+  const producer = kafka.producer({
+    transactionalId,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    transactionTimeout: transactionTimeoutMs,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: Number.MAX_SAFE_INTEGER },
+  });
+  try {
+    await producer.connect();
+    const init = await producer.transaction();
+    await init.abort();
+  } catch (err) {
+    await producer.disconnect().catch(() => undefined);
+    throw err;
+  }
+  return producer;
+}
+
+/**
  * Exactly-once for one input partition: the classic (pre-KIP-447) pattern kafkajs supports. One
  * transactional producer per input partition, transactional id `<group>.<topic>.<partition>`, so
  * the instance that takes a partition over fences the one that lost it. A commit opens the
@@ -224,29 +254,11 @@ export class PartitionTransactions {
 
   private connected(): Promise<Producer> {
     this.producer ??= (async () => {
-      const producer = this.opts.kafka.producer({
-        transactionalId: this.transactionalId,
-        idempotent: true,
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: false,
-        transactionTimeout: 60000,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        // The broker answers CONCURRENT_TRANSACTIONS while it still writes the previous commit's
-        // markers (a few ms) and a Kafka 3.9 client cannot see when they are written: retry fast
-        // (10 ms, doubling, capped at 1 s), not at the client's default backoff. Retries are not
-        // limited (kafkajs: limiting them may break idempotence); fencing and record errors are not
-        // retried, and a commit that stays stuck shows in readiness (see lane.ts).
-        retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: Number.MAX_SAFE_INTEGER },
-      });
       try {
-        await producer.connect();
-        const init = await producer.transaction();
-        await init.abort();
+        return await connectEngineProducer(this.opts.kafka, this.transactionalId, 60000);
       } catch (err) {
-        await producer.disconnect().catch(() => undefined);
         throw this.classify(err);
       }
-      return producer;
     })();
     this.producer.catch(() => (this.producer = undefined));
     return this.producer;

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { Partitioners, type Producer, type Transaction } from 'kafkajs';
+import type { Producer, Transaction } from 'kafkajs';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
 import { isGenerationError, sendOffsets, type ConsumerGroupMetadata } from '../kafka/eos-v2';
-import { CommitPlan, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
+import { CommitPlan, connectEngineProducer, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
 import { crashPoint } from './fault-injection';
 
 /** Transactional producers of one runner's shared sink, taking turns (see SharedTransactions). */
@@ -54,28 +54,7 @@ class Slot {
   ) {}
 
   connected(): Promise<Producer> {
-    this.producer ??= (async () => {
-      const producer = this.opts.kafka.producer({
-        transactionalId: this.transactionalId,
-        idempotent: true,
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: false,
-        transactionTimeout: this.opts.transactionTimeoutMs ?? SHARED_TRANSACTION_TIMEOUT_MS,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        // As PartitionTransactions: retriable answers retried fast and without limit (a stuck
-        // commit shows in readiness through the lanes' watchdog).
-        retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: Number.MAX_SAFE_INTEGER },
-      });
-      try {
-        await producer.connect();
-        const init = await producer.transaction();
-        await init.abort();
-      } catch (err) {
-        await producer.disconnect().catch(() => undefined);
-        throw err;
-      }
-      return producer;
-    })();
+    this.producer ??= connectEngineProducer(this.opts.kafka, this.transactionalId, this.opts.transactionTimeoutMs ?? SHARED_TRANSACTION_TIMEOUT_MS);
     this.producer.catch(() => (this.producer = undefined));
     return this.producer;
   }
