@@ -15,7 +15,6 @@ import type { FeatureDefinitions } from '../../src/features/declarative/spec';
 import { definePlugin, PluginDefinitionError } from '../../src/stages/define';
 import { loadPlugins } from '../../src/stages/plugin-loader';
 import { ProcessorRegistry } from '../../src/stages/registry';
-import { repoRoot } from '../../src/stack/paths';
 
 const SCHEMA = {
   type: 'record', name: 'Ping', namespace: 'test.fn',
@@ -170,14 +169,22 @@ describe('plugin loader: feature functions from a module', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   const write = (name: string, text: string) => fs.writeFileSync(path.join(dir, name), text);
 
-  it('registers the IoT example function with its twin resolved beside the plugin', () => {
-    const plugin = path.join(repoRoot(), 'examples/iot/plugins/vibration-severity.ts');
-    const res = loadPlugins([plugin], dir, new ProcessorRegistry());
+  it('registers a TypeScript plugin\'s function with its twin resolved beside the plugin file (no compile step)', () => {
+    // Domain-free on purpose: the engine's unit tests run with either example folder deleted
+    // (scripts/check-without-example.sh); the IoT example's own plugin is covered by its parity test.
+    fs.mkdirSync(path.join(dir, 'plugins'), { recursive: true });
+    write('plugins/scale.py', 'def scale(v, unit, on):\n    return v * 2.0 if on else v\n');
+    write(
+      'plugins/scale.ts',
+      "import { defineFeatureFunction } from 'tributary';\n" +
+        "export default defineFeatureFunction({ name: 'units.scale', args: [{ name: 'v', type: 'double' }, { name: 'unit', type: 'string' }, { name: 'on', type: 'boolean' }], returns: 'double', deterministic: true, sideEffects: false, compute: (v: number, _unit: string, on: boolean): number => (on ? v * 2 : v), python: './scale.py:scale' });\n",
+    );
+    const res = loadPlugins(['./plugins/scale.ts'], dir, new ProcessorRegistry());
     expect(res.errors).toEqual([]);
-    const f = res.functions.get('iot.vibrationSeverity')!;
-    expect(f.python).toEqual({ file: path.join(repoRoot(), 'examples/iot/plugins/vibration_severity.py'), function: 'vibration_severity' });
-    expect(res.plugins[0].functions).toEqual([{ name: 'iot.vibrationSeverity', deterministic: true, sideEffects: false, python: `${f.python!.file}:vibration_severity` }]);
-    expect(pythonTwins(res.functions)).toEqual({ 'iot.vibrationSeverity': { twin: `${f.python!.file}:vibration_severity`, args: ['double', 'string', 'boolean'] } });
+    const f = res.functions.get('units.scale')!;
+    expect(f.python).toEqual({ file: path.join(dir, 'plugins', 'scale.py'), function: 'scale' });
+    expect(res.plugins[0].functions).toEqual([{ name: 'units.scale', deterministic: true, sideEffects: false, python: `${f.python!.file}:scale` }]);
+    expect(pythonTwins(res.functions)).toEqual({ 'units.scale': { twin: `${f.python!.file}:scale`, args: ['double', 'string', 'boolean'] } });
   });
 
   it('reports a missing twin file, a name registered twice and a bad definition at plugins[i]', () => {
