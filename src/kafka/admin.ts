@@ -1,4 +1,5 @@
-import type { Kafka } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
+import { kafkaErrorType } from './errors';
 import type { TopicSpec } from '../topology/spec';
 import { createLogger } from '../util/logger';
 
@@ -21,6 +22,9 @@ export async function ensureTopics(kafka: Kafka, topics: TopicSpec[]): Promise<E
     const existing = new Set(await admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t.name));
     if (missing.length > 0) {
+      // Another process (a second instance, the gateway) may create the same topics at the same
+      // moment: kafkajs then answers false for those instead of waiting for their leaders, which
+      // waitUntilServed below does for every topic.
       await admin.createTopics({
         waitForLeaders: true,
         topics: missing.map((t) => ({
@@ -46,8 +50,33 @@ export async function ensureTopics(kafka: Kafka, topics: TopicSpec[]): Promise<E
         log.info({ topics: partitionsAdded }, 'added partitions');
       }
     }
+    await waitUntilServed(admin, topics.map((t) => t.name));
     return { created: missing.map((t) => t.name), existing: present.map((t) => t.name), partitionsAdded };
   } finally {
     await admin.disconnect();
+  }
+}
+
+const NOT_SERVED_YET = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION']);
+
+/**
+ * Waits until the broker serves every partition of `topics` (a ListOffsets request for each topic
+ * answers). A topic another process has just created is listed, and even has a leader in the
+ * metadata, a moment before its leader serves it ("This server is not the leader for that
+ * topic-partition", "does not host this topic-partition"); reading it then would fail the start.
+ */
+export async function waitUntilServed(admin: Admin, topics: string[], timeoutMs = 30000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const topic of topics) {
+    for (;;) {
+      try {
+        await admin.fetchTopicOffsets(topic);
+        break;
+      } catch (err) {
+        if (!NOT_SERVED_YET.has(kafkaErrorType(err) ?? '')) throw err;
+        if (Date.now() > deadline) throw new Error(`topic ${topic} not served by the broker within ${timeoutMs} ms: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 }

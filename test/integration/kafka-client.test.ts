@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { createKafka, idempotentProducer } from '../../src/kafka/client';
 import { kafkaErrorType } from '../../src/kafka/errors';
+import { ensureTopics } from '../../src/kafka/admin';
 import { TopicProducer, UnknownTopicError } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { repoRoot } from '../../src/stack/paths';
@@ -93,5 +94,29 @@ describe('kafkajs through createKafka, on the real broker', () => {
     const producer = new TopicProducer({ ...endpoints, topic: `clientfix.missing.${uniqueSuffix()}`, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
     await expect(producer.connect()).rejects.toBeInstanceOf(UnknownTopicError);
     await producer.disconnect();
+  });
+});
+
+describe('ensureTopics on the real broker', () => {
+  it('two processes creating the same topics at once both return only once every partition is served (the run + gateway start race)', async () => {
+    const suffix = uniqueSuffix();
+    const topics = Array.from({ length: 4 }, (_, i) => ({ name: `race-${i}.${suffix}`, partitions: 6, schema: 'prediction' }));
+    // Two clients, as two processes would have: each lists, finds some or all missing, creates.
+    const a = createKafka({ clientId: 'race-a', brokers: endpoints.brokers });
+    const b = createKafka({ clientId: 'race-b', brokers: endpoints.brokers });
+    const reports = await Promise.all([ensureTopics(a, topics), ensureTopics(b, topics)]);
+    expect(reports.flatMap((r) => [...r.created, ...r.existing]).sort()).toEqual([...topics, ...topics].map((t) => t.name).sort());
+    // Served at once: every partition has a leader and answers an offsets request.
+    const admin = b.admin();
+    await admin.connect();
+    try {
+      for (const t of topics) {
+        const offsets = await admin.fetchTopicOffsets(t.name);
+        expect(offsets).toHaveLength(6);
+      }
+      await admin.deleteTopics({ topics: topics.map((t) => t.name) });
+    } finally {
+      await admin.disconnect();
+    }
   });
 });
