@@ -6,7 +6,7 @@ import type { Chain, ChainRecord } from './chain';
 import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, PipelinedTransactions, type DeliveryMode, type SinkRecord, type TopicLimits } from './commit-sink';
 import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 import { SendGate } from './send-gate';
-import { SharedTransactions, type Generation, type SharedTransactionCounters } from './shared-transactions';
+import { SharedTransactions, type Generation, type SharedGroup, type SharedTransactionCounters } from './shared-transactions';
 import { assertEosV2Patched, fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { StagingOrder } from './staging-order';
 
@@ -89,12 +89,17 @@ export interface ChainRunnerOptions {
   /**
    * Exactly-once only: `per-partition` (default) gives each lane a transactional producer of its
    * own (PartitionTransactions); `shared` commits all lanes' batches in one transaction at a time
-   * with the group generation (exactly-once v2, SharedTransactions). Ignored for pipelined commits
-   * (repartition hops keep their sink).
+   * with the group generation (exactly-once v2, SharedTransactions); a repartition hop then writes
+   * in processing order through the shared transactions (no pipelined producers, no SendGate).
    */
   transactions?: 'per-partition' | 'shared';
   /** Shared transactions: this process's part of the transactional ids (default: random per start). */
   instanceId?: string;
+  /**
+   * Shared transactions: the process's sink, shared with its other chains (one transaction per
+   * interval for all of them; the caller closes it). Absent: the runner creates its own.
+   */
+  sharedSink?: SharedTransactions;
 }
 
 /**
@@ -131,6 +136,9 @@ export class ChainRunner {
   private readonly stagingOrder?: StagingOrder;
   /** Shared transactions (exactly-once v2): the runner's one sink, and the generation its lanes commit for. */
   private readonly shared?: SharedTransactions;
+  /** Whether this runner created (and closes) its shared sink. */
+  private ownsShared = false;
+  private sharedGroup?: SharedGroup;
   private generation?: Generation;
 
   constructor(private readonly opts: ChainRunnerOptions) {
@@ -140,9 +148,15 @@ export class ChainRunner {
     this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
     for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
     if (opts.pipelinedCommits && opts.delivery === 'exactly-once') this.stagingOrder = new StagingOrder();
-    if (opts.transactions === 'shared' && opts.delivery === 'exactly-once' && !opts.pipelinedCommits) {
+    if (opts.transactions === 'shared' && opts.delivery === 'exactly-once') {
       assertEosV2Patched();
-      this.shared = new SharedTransactions({ kafka: opts.kafka, groupId: opts.groupId, deadLetterTopic: opts.deadLetterTopic, limits: opts.limits, log: this.log, instanceId: opts.instanceId });
+      this.ownsShared = opts.sharedSink === undefined;
+      this.shared = opts.sharedSink ?? new SharedTransactions({ kafka: opts.kafka, groupId: opts.groupId, deadLetterTopic: opts.deadLetterTopic, limits: opts.limits, log: this.log, instanceId: opts.instanceId, commit: opts.commit });
+      this.sharedGroup = this.shared.group(opts.groupId, {
+        readStable: (topic, partition) => this.fetchStable(topic, partition),
+        onFailure: (err) => this.onFailure(err, 'commit'),
+        onHealthy: () => this.onHealthy(),
+      });
     }
     this.consumer = this.createConsumer();
   }
@@ -249,7 +263,7 @@ export class ChainRunner {
 
   private onJoin(assignment: Record<string, number[]>, member?: ConsumerGroupMetadata): void {
     // Shared transactions commit for the generation the lanes are built in (checked at construction: kafkajs is patched).
-    if (this.shared && member) this.generation = this.shared.join(member);
+    if (this.sharedGroup && member) this.generation = this.sharedGroup.join(member);
     const partitions = assignment[this.inputTopic] ?? [];
     this.assignedPartitions = this.inputTopics.reduce((n, t) => n + (assignment[t]?.length ?? 0), 0);
     for (const s of this.opts.chain.stages) s.processor.onAssignment?.(assignment);
@@ -324,7 +338,10 @@ export class ChainRunner {
       const shared = this.shared;
       const generation = this.generation;
       const stable = () => this.fetchStable(topic, partition);
-      return { init: stable, commit: (b) => shared.commit(b, generation), committed: stable, close: async () => undefined, exactlyOnce: true };
+      // A hop's records are numbered in processing order across lanes (StagingOrder calls stage in
+      // that order); the shared transaction writes them in it.
+      const stage = this.stagingOrder ? (records: SinkRecord[]) => shared.stage(records) : undefined;
+      return { init: stable, commit: (b) => shared.commit(b, generation), stage, coordinated: shared, committed: stable, close: async () => undefined, exactlyOnce: true };
     }
     const txnOptions = {
       kafka: this.opts.kafka,
@@ -533,7 +550,7 @@ export class ChainRunner {
     this.running = false;
     await this.consumer.disconnect().catch(() => undefined);
     await this.aloSink?.close();
-    await this.shared?.close();
+    if (this.ownsShared) await this.shared?.close();
     if (this.admin) await (await this.admin.catch(() => undefined))?.disconnect().catch(() => undefined);
     this.log.info({ counters: this.counters, stages: Object.fromEntries(this.stageCounters) }, 'chain stopped');
   }

@@ -12,6 +12,8 @@ import { createLogger } from '../util/logger';
 import type { DeadLetter, PartialVector } from '../engine/records';
 import { Chain, type ChainStage } from '../engine/chain';
 import { ChainRunner, DEFAULT_COMMIT, type StageCounters } from '../engine/chain-runner';
+import type { CommitPolicy } from '../engine/lane';
+import { SharedTransactions } from '../engine/shared-transactions';
 import type { TopicLimits } from '../engine/commit-sink';
 import { CutoverDrain, fastForward } from '../engine/cutover';
 import { fusedEdges, planChains } from '../engine/plan';
@@ -48,6 +50,18 @@ export interface PipelineOptions {
    * transaction. False: every stage is its own consumer group and the topic is the hand-off.
    */
   fuse?: boolean;
+  /**
+   * Shared transactions (stages with `transactions: shared`): this process's part of the
+   * transactional ids (default: random per start). Unique among live processes; the same id after
+   * a restart lets the new process abort its predecessor's open transaction at once.
+   */
+  instanceId?: string;
+  /**
+   * Shared transactions: `process` (default) — every shared chain of this process (a repartition
+   * hop and the chain reading it included) commits in one transaction per interval; `chain` — one
+   * shared sink per chain (more transactions; for comparison).
+   */
+  sharedScope?: 'process' | 'chain';
 }
 
 /** Creates the topology's topics and registers every topic's value schema (idempotent). */
@@ -101,6 +115,8 @@ interface BuildContext {
   limits: TopicLimits;
   dlq: { encoder: AvroEncoder<DeadLetter>; id: number };
   replies: ReplyRoute;
+  /** The process's shared-transaction sink (created with the first chain that uses it). */
+  shared?: SharedTransactions;
 }
 
 /** The stages of one topology running in this process, as chains of the stage engine. */
@@ -117,6 +133,8 @@ export class Pipeline {
     private readonly purgers: RepartitionPurger[],
     /** Mismatched keys of `partitionBy: none` stages, counted. */
     readonly keyMismatches: KeyMismatchReporter,
+    /** The process-wide shared-transaction sink, if any chain uses one. */
+    readonly shared?: SharedTransactions,
   ) {}
 
   static async start(options: PipelineOptions): Promise<Pipeline> {
@@ -169,6 +187,7 @@ export class Pipeline {
       }
     } catch (err) {
       await Promise.allSettled([...runners.map((r) => r.stop()), ...drains.map((d) => d.stop())]);
+      await ctx.shared?.close();
       await closeAll(created);
       throw err;
     }
@@ -178,7 +197,7 @@ export class Pipeline {
     const purgers = repartitions.map((e) => new RepartitionPurger({ kafka, groupId: groupOf(options, selected.find((s) => s.name === e.stage)!), topic: e.topic.name, intervalMs: e.purgeIntervalMs, log, purged }));
     for (const p of purgers) p.start();
     log.info({ topology: topology.spec.name, chains: runners.map((r) => r.chainName), repartitions: repartitions.map((e) => ({ stage: e.stage, by: e.field, topic: e.topic.name })) }, 'pipeline running');
-    return new Pipeline(runners, metrics, created, drains, fused, kafka, repartitions, purgers, keyMismatches);
+    return new Pipeline(runners, metrics, created, drains, fused, kafka, repartitions, purgers, keyMismatches, ctx.shared);
   }
 
   /** Committed counters of one stage (whichever chain runs it). */
@@ -215,6 +234,7 @@ export class Pipeline {
   async stop(): Promise<void> {
     await Promise.all(this.purgers.map((p) => p.stop()));
     await Promise.all([...this.runners.map((r) => r.stop()), ...this.drains.map((d) => d.stop())]);
+    await this.shared?.close();
     await closeAll(this.processors);
     // Nothing of the split era is left to drain: move the downstream groups past what they would skip.
     if (this.drains.every((d) => d.completed)) for (const f of this.fused) await fastForward(this.kafka, f.groupId, f.topic, log);
@@ -266,12 +286,14 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     log: createLogger('engine'),
   });
   const delivery = head.delivery ?? 'exactly-once';
+  const commit = { ...DEFAULT_COMMIT[delivery], ...(head.commit ?? {}) };
+  const shared = head.transactions === 'shared' && delivery === 'exactly-once' ? sharedSinkOf(ctx, groupOf(options, head), commit) : undefined;
   return new ChainRunner({
     kafka,
     chain,
     groupId: groupOf(options, head),
     delivery,
-    commit: { ...DEFAULT_COMMIT[delivery], ...(head.commit ?? {}) },
+    commit,
     deadLetterTopic: topology.spec.deadLetter.topic,
     limits: ctx.limits,
     metrics,
@@ -282,7 +304,24 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     // In front of a later per-entity step, each internal partition in processing order across entities.
     orderAcrossEntities: wrapsEvent(head) || (head.processor === REPARTITION_PROCESSOR && topology.spec.stages.some((s) => s.input.topic === head.output.topic && s.entityStep !== undefined && s.entityStep.index < s.entityStep.entities.length - 1)),
     transactions: head.transactions,
+    instanceId: options.instanceId,
+    sharedSink: shared,
   });
+}
+
+/**
+ * The process's shared-transaction sink: created with the first chain that uses one (its group is
+ * the transactional ids' prefix, unique per deployment), committing at the shortest interval any
+ * of its chains asks for. `sharedScope: chain`: undefined (each runner makes its own).
+ */
+function sharedSinkOf(ctx: BuildContext, groupId: string, commit: CommitPolicy): SharedTransactions | undefined {
+  if (ctx.options.sharedScope === 'chain') return undefined;
+  if (ctx.shared) {
+    ctx.shared.tighten(commit);
+    return ctx.shared;
+  }
+  ctx.shared = new SharedTransactions({ kafka: ctx.kafka, groupId, idPrefix: groupId, deadLetterTopic: ctx.topology.spec.deadLetter.topic, limits: ctx.limits, log: createLogger('engine').child({ shared: groupId }), instanceId: ctx.options.instanceId, commit: { ...commit } });
+  return ctx.shared;
 }
 
 function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
