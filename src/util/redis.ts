@@ -58,6 +58,10 @@ export function createRedisCluster(url: string, overrides: RedisOptions = {}, en
     // and reports not-ready until the node is back. A node that leaves the Cluster for good drops
     // out at the next slot refresh.
     clusterNodeRetryStrategy: clusterNodeRetryDelay,
+    // A node kept reconnecting no longer triggers a MOVED, which was how the client learned of a
+    // replica promoted in a failed master's place; re-read the slot map every 5 s instead (one
+    // CLUSTER SLOTS per client), so commands find the new master within seconds.
+    slotsRefreshInterval: 5000,
   });
   logClusterErrors(cluster);
   return cluster;
