@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import type { Kafka } from 'kafkajs';
+import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import type { Feedback, Prediction } from '../client/generated/avro-types';
 import { SchemaCatalog } from '../kafka/avro-schemas';
@@ -17,7 +18,8 @@ import { BanditStore } from './bandit-store';
 export interface BanditRewarderOptions {
   kafka: Kafka;
   registry: SchemaRegistryClient;
-  redis: Redis;
+  /** A single Redis or a Cluster client (createRedisClient). */
+  redis: Redis | Cluster;
   experiment: string;
   predictionsTopic: string;
   feedbackTopic: string;

@@ -15,6 +15,14 @@ export interface RedisClusterOptions {
   dir?: string;
   redisServerPath?: string;
   redisCliPath?: string;
+  /**
+   * Keep each node's data across a stop and start (an append-only file per node, fsynced every
+   * second and on a clean shutdown): fault tests restart nodes, and a Redis restarted without
+   * persistence comes back empty, which no client can recover from. Default false.
+   */
+  persistent?: boolean;
+  /** cluster-node-timeout: how long a node is unreachable before the others mark it failed (Redis default 15000). */
+  nodeTimeoutMs?: number;
 }
 
 /**
@@ -26,6 +34,8 @@ export class LocalRedisCluster {
   private constructor(
     readonly ports: number[],
     private readonly children: ChildProcess[],
+    /** Each node's redis-server command line (the same one restarts it: same node id, slots and data). */
+    private readonly commands: Array<{ path: string; args: string[] }>,
     private readonly dir: string,
     private readonly ownDir: boolean,
   ) {}
@@ -46,14 +56,17 @@ export class LocalRedisCluster {
     fs.mkdirSync(dir, { recursive: true });
     const free = await findFreePorts(2 * n);
     const ports = free.slice(0, n);
-    const children = ports.map((port, i) =>
-      spawn(
-        opts.redisServerPath ?? 'redis-server',
-        ['--port', String(port), '--cluster-port', String(free[n + i]), '--bind', LOCALHOST, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--save', '', '--appendonly', 'no', '--dir', dir],
-        { stdio: 'ignore' },
-      ),
-    );
-    const cluster = new LocalRedisCluster(ports, children, dir, opts.dir === undefined);
+    const commands = ports.map((port, i) => ({
+      path: opts.redisServerPath ?? 'redis-server',
+      args: [
+        ...['--port', String(port), '--cluster-port', String(free[n + i]), '--bind', LOCALHOST, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--save', '', '--dir', dir],
+        // One append-only dir per node: they share `dir`, and Redis 7's default dir name would collide.
+        ...(opts.persistent ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--appenddirname', `appendonly-${port}`] : ['--appendonly', 'no']),
+        ...(opts.nodeTimeoutMs ? ['--cluster-node-timeout', String(opts.nodeTimeoutMs)] : []),
+      ],
+    }));
+    const children = commands.map((c) => spawn(c.path, c.args, { stdio: 'ignore' }));
+    const cluster = new LocalRedisCluster(ports, children, commands, dir, opts.dir === undefined);
     try {
       await cluster.waitFor(async (c) => (await c.ping()) === 'PONG', 'answer PING');
       await run(opts.redisCliPath ?? 'redis-cli', ['--cluster', 'create', ...ports.map((p) => `${LOCALHOST}:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
@@ -65,9 +78,9 @@ export class LocalRedisCluster {
     }
   }
 
-  private async waitFor(check: (client: Redis) => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  private async waitFor(check: (client: Redis) => Promise<boolean>, what: string, timeoutMs = 20_000, ports = this.ports): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    for (const port of this.ports) {
+    for (const port of ports) {
       for (;;) {
         const client = new Redis({ host: LOCALHOST, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
         client.on('error', () => undefined);
@@ -92,18 +105,54 @@ export class LocalRedisCluster {
     return this.children[this.ports.indexOf(port)];
   }
 
+  /** Stops one node cleanly (SIGTERM: with `persistent`, its data is flushed) and waits for it to exit. */
+  async stopNode(port: number): Promise<void> {
+    await stopChild(this.child(port));
+  }
+
+  /**
+   * Starts a stopped node again with its own command line: it reloads its node id and slots from
+   * its cluster config file (and its data with `persistent`) and rejoins; resolves once it answers
+   * PING (the cluster may still report fail until the others clear its failure; see waitUntilOk).
+   */
+  async startNode(port: number): Promise<void> {
+    const i = this.ports.indexOf(port);
+    if (i < 0) throw new Error(`no node on port ${port}`);
+    const old = this.children[i];
+    if (old.exitCode === null && old.signalCode === null) throw new Error(`node ${LOCALHOST}:${port} is still running`);
+    this.children[i] = spawn(this.commands[i].path, this.commands[i].args, { stdio: 'ignore' });
+    await this.waitFor(async (c) => (await c.ping()) === 'PONG', 'answer PING', 20_000, [port]);
+  }
+
+  /** cluster_state as the node on `port` reports it: 'ok' (all slots served) or 'fail'. */
+  async clusterState(port: number): Promise<string> {
+    const client = new Redis({ host: LOCALHOST, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return /cluster_state:(\w+)/.exec(await client.cluster('INFO'))?.[1] ?? 'unknown';
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** Resolves once every node reports cluster_state:ok (all slots served). */
+  async waitUntilOk(timeoutMs = 60_000): Promise<void> {
+    await this.waitFor(async (c) => /cluster_state:ok/.test(await c.cluster('INFO')), 'reach cluster_state:ok', timeoutMs);
+  }
+
   async stop(): Promise<void> {
-    await Promise.all(
-      this.children.map((c) =>
-        c.exitCode !== null || c.signalCode !== null
-          ? Promise.resolve()
-          : new Promise<void>((resolve) => {
-              c.once('exit', () => resolve());
-              c.kill('SIGCONT');
-              c.kill('SIGTERM');
-            }),
-      ),
-    );
+    await Promise.all(this.children.map(stopChild));
     if (this.ownDir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** SIGTERM (after SIGCONT, in case a test paused it) and wait for the exit; nothing for a process already gone. */
+function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    c.once('exit', () => resolve());
+    c.kill('SIGCONT');
+    c.kill('SIGTERM');
+  });
 }

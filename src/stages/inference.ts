@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { FeatureVector, Prediction } from '../engine/records';
 import { readModelCard, modelDir } from '../inference/model-card';
-import { createRedis, createRedisClient } from '../util/redis';
+import { createRedisClient } from '../util/redis';
 import { InferencePool } from '../inference/pool';
 import { HotSwapper, type HotSwapConfig, type ServingVersion } from '../inference/hot-swap';
 import { SliceLayout } from '../routing/canary';
@@ -380,7 +380,7 @@ async function createRouted(config: InferenceConfig, ctx: ProcessorContext): Pro
 function startBanditReweighting(routing: NonNullable<InferenceConfig['routing']>, ctx: ProcessorContext, apply: (layout: SliceLayout) => void): () => Promise<void> {
   const bandit = routing.bandit!;
   const url = ctx.redisUrl ?? process.env.REDIS_URL ?? resolveEndpoints().redisUrl;
-  const redis = createRedis(url);
+  const redis = createRedisClient(url);
   const store = new BanditStore(redis, routing.experiment);
   const names = routing.arms.map((a) => a.name);
   const shareName = 'tributary_routing_share_ratio';

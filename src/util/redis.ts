@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
+import { createLogger } from './logger';
 
 /**
  * One way to open Redis everywhere, so security and timeouts are uniform:
@@ -40,7 +41,49 @@ export function createRedisCluster(url: string, overrides: RedisOptions = {}, en
   if (username) options.username = username;
   if (password) options.password = password;
   if (tls && !options.tls) options.tls = {};
-  return new Cluster(nodes, { redisOptions: { ...options, ...overrides }, enableAutoPipelining: true });
+  const cluster = new Cluster(nodes, {
+    redisOptions: { ...options, ...overrides },
+    enableAutoPipelining: true,
+    // Reconnect to a node that went away, as a single-node client does. ioredis' default (null)
+    // drops a lost node and waits for a MOVED to rediscover it; found by the outage tests in
+    // test/faults/redis.test.ts, that made a Redis restart lose records or hang:
+    // - one master down: commands for its slots went to another node and came back as MOVED to
+    //   the lost one; an auto-pipeline mixing several such slots does not retry and hands the
+    //   MOVED to the caller, which the engine takes for a bad record (dead-lettered);
+    // - every node down: the pool empties, the client reconnects as a whole and queues commands
+    //   with no deadline (the command timeout starts only when a command reaches a node), so a
+    //   batch hung through the outage and /readyz stayed 200.
+    // A node kept and reconnecting instead fails its commands after maxRetriesPerRequest attempts
+    // (MaxRetriesPerRequestError) or the command timeout: the engine retries the batch with backoff
+    // and reports not-ready until the node is back. A node that leaves the Cluster for good drops
+    // out at the next slot refresh.
+    clusterNodeRetryStrategy: clusterNodeRetryDelay,
+    // A node kept reconnecting no longer triggers a MOVED, which was how the client learned of a
+    // replica promoted in a failed master's place; re-read the slot map every 5 s instead (one
+    // CLUSTER SLOTS per client), so commands find the new master within seconds.
+    slotsRefreshInterval: 5000,
+  });
+  logClusterErrors(cluster);
+  return cluster;
+}
+
+/** Delay before a Cluster client reconnects to a node it lost: 100 ms more per attempt, at most 2 s. */
+export function clusterNodeRetryDelay(times: number): number {
+  return Math.min(100 * times, 2000);
+}
+
+/**
+ * Without a listener ioredis prints every failed slot refresh to stderr (several a second while the
+ * Cluster is down); the engine reports the outage itself, so one structured line per 10 s is enough.
+ */
+function logClusterErrors(cluster: Cluster): void {
+  const log = createLogger('redis-cluster');
+  let lastLog = 0;
+  cluster.on('error', (err: Error) => {
+    if (Date.now() - lastLog < 10_000) return;
+    lastLog = Date.now();
+    log.warn({ err: `${err.name}: ${err.message}` }, 'Redis Cluster client error (it keeps reconnecting)');
+  });
 }
 
 /** The seed nodes and credentials of a `redis+cluster://` URL; throws on anything else. */

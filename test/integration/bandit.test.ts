@@ -7,33 +7,58 @@ import { createKafka } from '../../src/kafka/client';
 import { ensureTopics } from '../../src/kafka/admin';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import { BanditRewarder } from '../../src/routing/bandit-rewarder';
-import { BanditStore } from '../../src/routing/bandit-store';
+import type { Cluster } from 'ioredis';
+import type Redis from 'ioredis';
+import { BanditStore, banditKeys } from '../../src/routing/bandit-store';
 import { Pipeline } from '../../src/stages/pipeline';
-import { createRedis } from '../../src/util/redis';
 import { stage, tempModelRepo, v1Topology } from '../helpers/model-repo';
+import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 import { fraudSchemas } from '../../examples/fraud/schemas';
 
 const endpoints = testEndpoints();
 
-describe('bandit routing (Thompson sampling, posteriors in Redis)', () => {
+/** The posteriors on the stack's single Redis, then on a 3-node Cluster of the test's own (routes spread over its shards). */
+describe.each(redisTargets())('bandit routing (Thompson sampling, posteriors in Redis) on %s', (_label, connect) => {
+  let target: RedisTarget;
+  beforeAll(async () => {
+    target = await connect();
+  }, 60_000);
+  afterAll(async () => target?.stop());
+
   it('counts rewards atomically and once per feedback record, from concurrent writers', async () => {
     const experiment = `atomic-${uniqueSuffix()}`;
-    const [r1, r2, r3] = [createRedis(endpoints.redisUrl!), createRedis(endpoints.redisUrl!), createRedis(endpoints.redisUrl!)];
-    try {
-      const [a, b] = [new BanditStore(r1, experiment), new BanditStore(r2, experiment)];
-      const writes: Promise<boolean>[] = [];
-      for (let i = 0; i < 400; i++) {
-        writes.push(a.reward(`fb-${i}`, 'x', i % 4 !== 0)); // 300 successes, 100 failures
-        writes.push(b.reward(`fb-${i}`, 'x', i % 4 !== 0)); // the same feedback again, racing: counted once
-      }
-      const counted = (await Promise.all(writes)).filter(Boolean).length;
-      expect(counted).toBe(400);
-      // A new instance (a restart) sees the same posterior.
-      const c = new BanditStore(r3, experiment);
-      expect(await c.posteriors(['x'])).toEqual([{ arm: 'x', successes: 300, failures: 100 }]);
-    } finally {
-      for (const r of [r1, r2, r3]) r.disconnect();
+    const [r1, r2, r3] = [target.client(), target.client(), target.client()];
+    const [a, b] = [new BanditStore(r1, experiment), new BanditStore(r2, experiment)];
+    const writes: Promise<boolean>[] = [];
+    for (let i = 0; i < 400; i++) {
+      writes.push(a.reward(`fb-${i}`, 'x', i % 4 !== 0)); // 300 successes, 100 failures
+      writes.push(b.reward(`fb-${i}`, 'x', i % 4 !== 0)); // the same feedback again, racing: counted once
+    }
+    const counted = (await Promise.all(writes)).filter(Boolean).length;
+    expect(counted).toBe(400);
+    // A new instance (a restart) sees the same posterior.
+    const c = new BanditStore(r3, experiment);
+    expect(await c.posteriors(['x'])).toEqual([{ arm: 'x', successes: 300, failures: 100 }]);
+  });
+
+  it('records and reads back routes of many keys in one call (spread over the shards on a Cluster); a route in the pre-issue-13 layout is still read on a single Redis', async () => {
+    const experiment = `routes-${uniqueSuffix()}`;
+    const redis = target.client();
+    const store = new BanditStore(redis, experiment);
+    const routes = Array.from({ length: 300 }, (_, i) => ({ key: `tx-${i}`, arm: i % 3 === 0 ? 'bad' : 'stable', label: i % 2 === 0 }));
+    await store.recordRoutes(routes);
+    const read = await store.routesOf([...routes.map((r) => r.key), 'never-routed']);
+    expect(read).toEqual([...routes.map(({ arm, label }) => ({ arm, label })), null]);
+    if (redis.isCluster) {
+      // Every master holds some of the experiment's routes (before issue 13 they all sat on one).
+      const perNode = await Promise.all((redis as Cluster).nodes('master').map(async (node) => (await Promise.all(routes.map((r) => node.exists(banditKeys(experiment).route(r.key)).catch(() => 0)))).reduce((a, b) => a + b, 0)));
+      expect(perNode).toHaveLength(3);
+      expect(perNode.every((n) => n > 0)).toBe(true);
+      expect(perNode.reduce((a, b) => a + b, 0)).toBe(routes.length);
+    } else {
+      await (redis as Redis).set(banditKeys(experiment).legacyRoute('old-key'), 'bad|1', 'EX', 60);
+      expect(await store.routesOf(['old-key', 'tx-1'])).toEqual([{ arm: 'bad', label: true }, { arm: 'stable', label: false }]);
     }
   });
 
@@ -58,8 +83,8 @@ describe('bandit routing (Thompson sampling, posteriors in Redis)', () => {
     const feedbackTopic = `fraud.feedback.${suffix}`;
     const kafka = createKafka({ clientId: 'bandit-test', brokers: endpoints.brokers });
     await ensureTopics(kafka, [{ name: feedbackTopic, partitions: 1, schema: 'feedback' }]);
-    const redis = createRedis(endpoints.redisUrl!);
-    const pipeline = await Pipeline.start({ topology, endpoints });
+    const redis = target.client();
+    const pipeline = await Pipeline.start({ topology, endpoints: { ...endpoints, redisUrl: target.url } });
     const rewarder = new BanditRewarder({ kafka, registry: new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl }), redis, experiment, predictionsTopic: `fraud.predictions.${suffix}`, feedbackTopic, groupId: `bandit-${suffix}` });
     await rewarder.start();
     try {
@@ -98,7 +123,6 @@ describe('bandit routing (Thompson sampling, posteriors in Redis)', () => {
     } finally {
       await rewarder.stop();
       await pipeline.stop();
-      redis.disconnect();
     }
   });
 });
