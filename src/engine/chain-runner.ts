@@ -6,7 +6,7 @@ import type { Chain, ChainRecord } from './chain';
 import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, PipelinedTransactions, type DeliveryMode, type SinkRecord, type TopicLimits } from './commit-sink';
 import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 import { SendGate } from './send-gate';
-import { SharedTransactions, type Generation, type SharedTransactionCounters } from './shared-transactions';
+import { SharedTransactions, type Generation, type SharedTransactionCounters, type SharedTransactionsObserver } from './shared-transactions';
 import { assertEosV2Patched, fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { StagingOrder } from './staging-order';
 
@@ -93,7 +93,11 @@ export interface ChainRunnerOptions {
    * (repartition hops keep their sink).
    */
   transactions?: 'per-partition' | 'shared';
-  /** Shared transactions: this process's part of the transactional ids (default: random per start). */
+  /**
+   * Shared transactions: this process's part of the transactional ids (default: random per start).
+   * Stable across restarts, the lanes' first offset read waits for nothing the previous process left
+   * open: warming up the producers aborts it.
+   */
   instanceId?: string;
 }
 
@@ -142,9 +146,26 @@ export class ChainRunner {
     if (opts.pipelinedCommits && opts.delivery === 'exactly-once') this.stagingOrder = new StagingOrder();
     if (opts.transactions === 'shared' && opts.delivery === 'exactly-once' && !opts.pipelinedCommits) {
       assertEosV2Patched();
-      this.shared = new SharedTransactions({ kafka: opts.kafka, groupId: opts.groupId, deadLetterTopic: opts.deadLetterTopic, limits: opts.limits, log: this.log, instanceId: opts.instanceId });
+      this.shared = new SharedTransactions({ kafka: opts.kafka, groupId: opts.groupId, deadLetterTopic: opts.deadLetterTopic, limits: opts.limits, log: this.log, instanceId: opts.instanceId, observer: this.sharedObserver() });
     }
     this.consumer = this.createConsumer();
+  }
+
+  /** Exports the shared sink's work as Prometheus metrics labelled by chain and group (every series from 0, so alerts see it). */
+  private sharedObserver(): SharedTransactionsObserver {
+    const m = this.opts.metrics;
+    const labels = { chain: this.opts.chain.name, group: this.opts.groupId };
+    for (const c of [m.sharedTransactions, m.sharedBatches, m.sharedConcurrentRetries, m.sharedGenerationRefusals]) c.inc(labels, 0);
+    return {
+      committed: (batches, records, seconds) => {
+        m.sharedTransactions.inc(labels);
+        m.sharedBatches.inc(labels, batches);
+        m.sharedRecords.observe(labels, records);
+        m.sharedSeconds.observe(labels, seconds);
+      },
+      concurrentRetry: () => m.sharedConcurrentRetries.inc(labels),
+      generationRefused: () => m.sharedGenerationRefusals.inc(labels),
+    };
   }
 
   /** Shared transactions only: what the runner's shared sink did. */
@@ -324,7 +345,14 @@ export class ChainRunner {
       const shared = this.shared;
       const generation = this.generation;
       const stable = () => this.fetchStable(topic, partition);
-      return { init: stable, commit: (b) => shared.commit(b, generation), committed: stable, close: async () => undefined, exactlyOnce: true };
+      // The pool is initialised before the first offset read (once per runner start: warmUp is
+      // memoised): with a stable instance id, InitProducerId aborts what a crashed predecessor left
+      // open on the same ids, so require_stable answers at once instead of after its timeout.
+      const init = async () => {
+        await shared.warmUp();
+        return stable();
+      };
+      return { init, commit: (b) => shared.commit(b, generation), committed: stable, close: async () => undefined, exactlyOnce: true };
     }
     const txnOptions = {
       kafka: this.opts.kafka,

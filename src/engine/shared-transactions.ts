@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import type { Producer, Transaction } from 'kafkajs';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
 import { isGenerationError, sendOffsets, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { CommitPlan, connectEngineProducer, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
 import { crashPoint } from './fault-injection';
+import { checkInstanceId, randomInstanceId } from './instance-id';
 
 /** Transactional producers of one runner's shared sink, taking turns (see SharedTransactions). */
 export const SHARED_PRODUCERS = 3;
@@ -18,12 +18,13 @@ export const SHARED_PRODUCERS = 3;
 export const SHARED_MAX_IN_FLIGHT = 1;
 
 /**
- * Transaction timeout of the shared producers. Their ids are this process's own
- * (`<group>.<instance>.<k>`, a fresh instance per start), so after a crash nobody re-initialises
- * them: the coordinator's timeout is what aborts a dead process's open transaction. Until then the
- * new owners of its partitions read their offsets as unstable (they wait) and read_committed
- * readers of its output partitions cannot read past it. A commit takes milliseconds, so 10 s
- * leaves ample room for a slow broker while bounding that stall.
+ * Transaction timeout of the shared producers. Their ids are `<group>.<instance>.<k>`: with the
+ * default instance (random per start) nobody re-initialises a crashed process's ids, so the
+ * coordinator's timeout is what aborts its open transaction. Until then the new owners of its
+ * partitions read their offsets as unstable (they wait) and read_committed readers of its output
+ * partitions cannot read past it. (A process restarted with the same stable instance id aborts it
+ * at once: the runner warms the pool up, InitProducerId, before its lanes read their offsets.) A
+ * commit takes milliseconds, so 10 s leaves ample room for a slow broker while bounding that stall.
  */
 export const SHARED_TRANSACTION_TIMEOUT_MS = 10000;
 
@@ -78,9 +79,24 @@ class Slot {
   }
 }
 
+/** What a shared sink reports as it goes (Prometheus metrics; see ChainRunner). */
+export interface SharedTransactionsObserver {
+  /** A transaction committed `batches` lane batches holding `records` records in `seconds`. */
+  committed(batches: number, records: number, seconds: number): void;
+  /** AddOffsetsToTxn answered CONCURRENT_TRANSACTIONS and was retried. */
+  concurrentRetry(): void;
+  /** A transaction was refused for a stale group generation. */
+  generationRefused(): void;
+}
+
 export interface SharedTransactionsOptions extends SinkOptions {
-  /** This process's part of the transactional ids; two live processes must never share one. Default: random per start. */
+  /**
+   * This process's part of the transactional ids ([A-Za-z0-9._-], at most 64); two live processes
+   * must never share one. Default: random per start. Reused after a restart, warmUp aborts what the
+   * previous process left open.
+   */
   instanceId?: string;
+  observer?: SharedTransactionsObserver;
   /** Producers taking turns (default SHARED_PRODUCERS). */
   producers?: number;
   transactionTimeoutMs?: number;
@@ -126,9 +142,10 @@ export class SharedTransactions {
   private readonly busy = new Set<Slot>();
   private current?: Generation;
   private closed = false;
+  private warm?: Promise<void>;
 
   constructor(private readonly opts: SharedTransactionsOptions) {
-    this.instanceId = opts.instanceId ?? randomBytes(6).toString('hex');
+    this.instanceId = opts.instanceId === undefined ? randomInstanceId() : checkInstanceId(opts.instanceId, 'instanceId');
     this.slots = Array.from({ length: opts.producers ?? SHARED_PRODUCERS }, (_, k) => new Slot(`${opts.groupId}.${this.instanceId}.${k}`, opts));
   }
 
@@ -136,9 +153,16 @@ export class SharedTransactions {
     return this.slots.map((s) => s.transactionalId);
   }
 
-  /** Initialises the producers ahead of the first commit (optional). */
-  async warmUp(): Promise<void> {
-    await Promise.all(this.slots.map((s) => s.connected()));
+  /**
+   * Initialises every producer (InitProducerId), once; a failed warm-up is tried again by the next
+   * call. With a stable instance id this is what aborts the transaction a crashed predecessor left
+   * open on the same ids, so the runner's lanes await it before reading their offsets with
+   * require_stable (else they would wait for the transaction timeout).
+   */
+  warmUp(): Promise<void> {
+    this.warm ??= Promise.all(this.slots.map((s) => s.connected())).then(() => undefined);
+    this.warm.catch(() => (this.warm = undefined));
+    return this.warm;
   }
 
   /** The member joined a (new) generation: batches of earlier ones are refused from now on (the coordinator would). */
@@ -231,6 +255,7 @@ export class SharedTransactions {
 
   private refused(err: unknown, entries: Pending[], generation: Generation): void {
     this.counters.generationRefusals += 1;
+    this.opts.observer?.generationRefused();
     generation.fenced ??= err as Error;
     this.opts.log.warn({ generation: generation.metadata.generationId, err: kafkaErrorType(err) }, 'shared transaction refused: this member\'s group generation is stale (a rebalance passed it by); its lanes are fenced');
     for (const e of entries) e.reject(this.fencedError(generation, e.batch));
@@ -265,11 +290,15 @@ export class SharedTransactions {
         if (!list) byTopic.set(b.topic, (list = []));
         list.push({ partition: b.partition, offset: b.nextOffset });
       }
-      await sendOffsets(txn, { consumerGroupId: this.opts.groupId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }, () => (this.counters.concurrentRetries += 1));
+      await sendOffsets(txn, { consumerGroupId: this.opts.groupId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }, () => {
+        this.counters.concurrentRetries += 1;
+        this.opts.observer?.concurrentRetry();
+      });
       for (const b of batches) b.beforeCommit?.();
       crashPoint('txn-sent', this.opts.groupId);
       const tOffsets = performance.now();
       await txn.commit();
+      this.opts.observer?.committed(batches.length, records.length, (performance.now() - t0) / 1000);
       const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
       this.opts.log.debug({ transactionalId: slot.transactionalId, batches: batches.length, records: records.length, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
     } catch (err) {

@@ -15,6 +15,7 @@ import { ChainRunner, DEFAULT_COMMIT, type StageCounters } from '../engine/chain
 import type { TopicLimits } from '../engine/commit-sink';
 import { CutoverDrain, fastForward } from '../engine/cutover';
 import { fusedEdges, planChains } from '../engine/plan';
+import { checkInstanceId } from '../engine/instance-id';
 import { readTopicLimits } from '../engine/topic-limits';
 import { DEFAULT_REPLY_PARTITIONS, REPLY_RETENTION_MS, replyTopicName, type ReplyRoute } from '../engine/replies';
 import { KeyMismatchReporter, REPARTITION_PROCESSOR, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
@@ -48,6 +49,13 @@ export interface PipelineOptions {
    * transaction. False: every stage is its own consumer group and the topic is the hand-off.
    */
   fuse?: boolean;
+  /**
+   * This process's part of the transactional ids of `transactions: shared` chains
+   * (`<group>.<instance>.<k>`; [A-Za-z0-9._-], at most 64). Default: random per start. Must be unique
+   * among live processes; reusing it after a restart lets the new process abort its predecessor's
+   * open transaction at once (InitProducerId) instead of waiting for the transaction timeout.
+   */
+  instanceId?: string;
 }
 
 /** Creates the topology's topics and registers every topic's value schema (idempotent). */
@@ -121,6 +129,7 @@ export class Pipeline {
 
   static async start(options: PipelineOptions): Promise<Pipeline> {
     const { endpoints } = options;
+    if (options.instanceId !== undefined) checkInstanceId(options.instanceId, 'instanceId');
     const processors = options.processors ?? processorsFor(options.topology);
     const metrics = options.metrics ?? new StageMetrics();
     const effective = effectiveTopology(options.topology, processors);
@@ -282,6 +291,7 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     // In front of a later per-entity step, each internal partition in processing order across entities.
     orderAcrossEntities: wrapsEvent(head) || (head.processor === REPARTITION_PROCESSOR && topology.spec.stages.some((s) => s.input.topic === head.output.topic && s.entityStep !== undefined && s.entityStep.index < s.entityStep.entities.length - 1)),
     transactions: head.transactions,
+    instanceId: options.instanceId,
   });
 }
 
