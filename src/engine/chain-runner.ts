@@ -291,6 +291,13 @@ export class ChainRunner {
       if (paused.length > 0) this.consumer.resume([{ topic, partitions: paused }]);
     }
     this.log.debug({ partitions }, 'assignment: lanes rebuilt');
+    // How long the new owners waited to take their partitions (fencing, offsets held by a pending
+    // transaction: a crashed predecessor's stalls this until it is aborted). Once per join.
+    const lanes = this.lanes;
+    const joinedAt = Date.now();
+    void Promise.all([...lanes.values()].map((l) => l.whenReady())).then((ready) => {
+      if (this.lanes === lanes && ready.every(Boolean)) this.log.info({ partitions: this.assignedPartitions, waitedMs: Date.now() - joinedAt }, 'lanes own their partitions');
+    });
   }
 
   private createLane(topic: string, partition: number, after?: Promise<void>): PartitionLane {
