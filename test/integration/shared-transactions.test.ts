@@ -22,7 +22,7 @@ function sample(text: string, name: string, group: string): number {
 }
 
 describe('shared transactions (exactly-once v2) in the stage engine', () => {
-  it('every event is predicted once, read_committed, offsets committed, several lanes per transaction; undecodable records dead-lettered; the shared-transaction metrics move with the traffic and match the sink'\''s counters', async () => {
+  it('every event is predicted once, read_committed, offsets committed, several lanes per transaction; undecodable records dead-lettered; the shared-transaction metrics move with the traffic and match the sink\'s counters', async () => {
     const topology = isolatedTopology('topologies/fraud-detection.yaml', uniqueSuffix(), (spec) => {
       delete spec.features;
       const extract = spec.stages.find((s) => s.name === 'extract')!;
