@@ -6,7 +6,7 @@ import type { Chain, ChainRecord } from './chain';
 import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, PipelinedTransactions, type DeliveryMode, type SinkRecord, type TopicLimits } from './commit-sink';
 import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 import { SendGate } from './send-gate';
-import { SharedTransactions, type Generation, type SharedTransactionCounters, type SharedTransactionsObserver } from './shared-transactions';
+import { SharedTransactions, type Generation, type SharedGroup, type SharedTransactionCounters, type SharedTransactionsObserver } from './shared-transactions';
 import { assertEosV2Patched, fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { StagingOrder } from './staging-order';
 
@@ -89,8 +89,8 @@ export interface ChainRunnerOptions {
   /**
    * Exactly-once only: `per-partition` (default) gives each lane a transactional producer of its
    * own (PartitionTransactions); `shared` commits all lanes' batches in one transaction at a time
-   * with the group generation (exactly-once v2, SharedTransactions). Ignored for pipelined commits
-   * (repartition hops keep their sink).
+   * with the group generation (exactly-once v2, SharedTransactions); a repartition hop then writes
+   * in processing order through the shared transactions (no pipelined producers, no SendGate).
    */
   transactions?: 'per-partition' | 'shared';
   /**
@@ -99,6 +99,11 @@ export interface ChainRunnerOptions {
    * open: warming up the producers aborts it.
    */
   instanceId?: string;
+  /**
+   * Shared transactions: the process's sink, shared with its other chains (one transaction per
+   * interval for all of them; the caller closes it). Absent: the runner creates its own.
+   */
+  sharedSink?: SharedTransactions;
 }
 
 /**
@@ -135,6 +140,9 @@ export class ChainRunner {
   private readonly stagingOrder?: StagingOrder;
   /** Shared transactions (exactly-once v2): the runner's one sink, and the generation its lanes commit for. */
   private readonly shared?: SharedTransactions;
+  /** Whether this runner created (and closes) its shared sink. */
+  private ownsShared = false;
+  private sharedGroup?: SharedGroup;
   private generation?: Generation;
 
   constructor(private readonly opts: ChainRunnerOptions) {
@@ -144,28 +152,24 @@ export class ChainRunner {
     this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
     for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
     if (opts.pipelinedCommits && opts.delivery === 'exactly-once') this.stagingOrder = new StagingOrder();
-    if (opts.transactions === 'shared' && opts.delivery === 'exactly-once' && !opts.pipelinedCommits) {
+    if (opts.transactions === 'shared' && opts.delivery === 'exactly-once') {
       assertEosV2Patched();
-      this.shared = new SharedTransactions({ kafka: opts.kafka, groupId: opts.groupId, deadLetterTopic: opts.deadLetterTopic, limits: opts.limits, log: this.log, instanceId: opts.instanceId, observer: this.sharedObserver() });
+      this.ownsShared = opts.sharedSink === undefined;
+      this.shared = opts.sharedSink ?? new SharedTransactions({ kafka: opts.kafka, groupId: opts.groupId, deadLetterTopic: opts.deadLetterTopic, limits: opts.limits, log: this.log, instanceId: opts.instanceId, commit: opts.commit, observer: sharedSinkObserver(opts.metrics, opts.groupId) });
+      // Per-group metrics, every series from 0 (alerts see it).
+      const m = opts.metrics;
+      const labels = { chain: opts.chain.name, group: opts.groupId };
+      m.sharedBatches.inc(labels, 0);
+      m.sharedGenerationRefusals.inc(labels, 0);
+      this.sharedGroup = this.shared.group(opts.groupId, {
+        readStable: (topic, partition) => this.fetchStable(topic, partition),
+        onFailure: (err) => this.onFailure(err, 'commit'),
+        onHealthy: () => this.onHealthy(),
+        onCommitted: (batches) => m.sharedBatches.inc(labels, batches),
+        onRefused: () => m.sharedGenerationRefusals.inc(labels),
+      });
     }
     this.consumer = this.createConsumer();
-  }
-
-  /** Exports the shared sink's work as Prometheus metrics labelled by chain and group (every series from 0, so alerts see it). */
-  private sharedObserver(): SharedTransactionsObserver {
-    const m = this.opts.metrics;
-    const labels = { chain: this.opts.chain.name, group: this.opts.groupId };
-    for (const c of [m.sharedTransactions, m.sharedBatches, m.sharedConcurrentRetries, m.sharedGenerationRefusals]) c.inc(labels, 0);
-    return {
-      committed: (batches, records, seconds) => {
-        m.sharedTransactions.inc(labels);
-        m.sharedBatches.inc(labels, batches);
-        m.sharedRecords.observe(labels, records);
-        m.sharedSeconds.observe(labels, seconds);
-      },
-      concurrentRetry: () => m.sharedConcurrentRetries.inc(labels),
-      generationRefused: () => m.sharedGenerationRefusals.inc(labels),
-    };
   }
 
   /** Shared transactions only: what the runner's shared sink did. */
@@ -270,7 +274,7 @@ export class ChainRunner {
 
   private onJoin(assignment: Record<string, number[]>, member?: ConsumerGroupMetadata): void {
     // Shared transactions commit for the generation the lanes are built in (checked at construction: kafkajs is patched).
-    if (this.shared && member) this.generation = this.shared.join(member);
+    if (this.sharedGroup && member) this.generation = this.sharedGroup.join(member);
     const partitions = assignment[this.inputTopic] ?? [];
     this.assignedPartitions = this.inputTopics.reduce((n, t) => n + (assignment[t]?.length ?? 0), 0);
     for (const s of this.opts.chain.stages) s.processor.onAssignment?.(assignment);
@@ -352,14 +356,17 @@ export class ChainRunner {
       const shared = this.shared;
       const generation = this.generation;
       const stable = () => this.fetchStable(topic, partition);
-      // The pool is initialised before the first offset read (once per runner start: warmUp is
-      // memoised): with a stable instance id, InitProducerId aborts what a crashed predecessor left
-      // open on the same ids, so require_stable answers at once instead of after its timeout.
+      // A hop's records are numbered in processing order across lanes (StagingOrder calls stage in
+      // that order); the shared transaction writes them in it.
+      const stage = this.stagingOrder ? (records: SinkRecord[]) => shared.stage(records) : undefined;
+      // The pool is initialised before the first offset read (once per sink: warmUp is memoised):
+      // with a stable instance id, InitProducerId aborts what a crashed predecessor left open on the
+      // same ids, so require_stable answers at once instead of after the transaction timeout.
       const init = async () => {
         await shared.warmUp();
         return stable();
       };
-      return { init, commit: (b) => shared.commit(b, generation), committed: stable, close: async () => undefined, exactlyOnce: true };
+      return { init, commit: (b) => shared.commit(b, generation), stage, coordinated: shared, committed: stable, close: async () => undefined, exactlyOnce: true };
     }
     const txnOptions = {
       kafka: this.opts.kafka,
@@ -568,7 +575,7 @@ export class ChainRunner {
     this.running = false;
     await this.consumer.disconnect().catch(() => undefined);
     await this.aloSink?.close();
-    await this.shared?.close();
+    if (this.ownsShared) await this.shared?.close();
     if (this.admin) await (await this.admin.catch(() => undefined))?.disconnect().catch(() => undefined);
     this.log.info({ counters: this.counters, stages: Object.fromEntries(this.stageCounters) }, 'chain stopped');
   }
@@ -582,6 +589,25 @@ function orderingKey(r: SinkRecord): string {
 /** A record's ordering key when the order across entities matters too: its outputs' topics only. */
 function topicsKey(r: SinkRecord): string {
   return r.outputs.map((o) => o.topic).join('\n');
+}
+
+/**
+ * Transaction-level metrics of a shared sink, labelled by `sink`: its transactional-id prefix (the
+ * first shared group of the process, or the runner's own group). Per-group batch and refusal
+ * counts come from each runner's group hooks.
+ */
+export function sharedSinkObserver(metrics: StageMetrics, sink: string): SharedTransactionsObserver {
+  const labels = { sink };
+  metrics.sharedTransactions.inc(labels, 0);
+  metrics.sharedConcurrentRetries.inc(labels, 0);
+  return {
+    committed: (records, seconds) => {
+      metrics.sharedTransactions.inc(labels);
+      metrics.sharedRecords.observe(labels, records);
+      metrics.sharedSeconds.observe(labels, seconds);
+    },
+    concurrentRetry: () => metrics.sharedConcurrentRetries.inc(labels),
+  };
 }
 
 /** Lanes are per input partition of each topic the group reads. */

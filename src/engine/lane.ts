@@ -2,6 +2,7 @@ import type { KafkaMessage } from 'kafkajs';
 import type { Logger } from '../util/logger';
 import type { Chain, ChainRecord } from './chain';
 import { ProducerFencedError, type CommitBatch } from './commit-sink';
+import type { CuttableLane } from './shared-transactions';
 import type { OrderedLane, StagingOrder } from './staging-order';
 import { RetryLaterError } from './transient';
 
@@ -24,6 +25,12 @@ export interface LaneSink {
    * ends), so output order follows processing order (repartition hops: PipelinedTransactions).
    */
   stage?(records: ChainRecord[]): void;
+  /**
+   * Optional: the sink decides when the lane commits (shared transactions): the lane announces that
+   * it holds records instead of timing its own commits, and hands them in when cut (see
+   * SharedTransactions).
+   */
+  coordinated?: { announce(lane: CuttableLane, urgent: boolean): void };
   /** The committed offset as the broker has it now (null: none). */
   committed(): Promise<string | null>;
   /** Exactly-once sinks own their partition's transactional id; at-least-once ones simply resend. */
@@ -70,7 +77,7 @@ const SLOW_COMMIT_MS = 10000;
  * the next records overlaps the commit of the previous ones, and lanes are independent of each
  * other: one lane's commit never holds back another's fetch, processing or commit.
  */
-export class PartitionLane implements OrderedLane {
+export class PartitionLane implements OrderedLane, CuttableLane {
   private queue: KafkaMessage[] = [];
   /** Staging order only: the chunk being processed, and the timestamps of its processed records not yet staged. */
   private processing: KafkaMessage[] = [];
@@ -88,6 +95,8 @@ export class PartitionLane implements OrderedLane {
   private committing?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private lastCommitStart = 0;
+  /** Coordinated mode: a drain waiting for the sink's next cut. */
+  private cutWaiter?: () => void;
   private readonly ready: Promise<boolean>;
   /** Backpressure pauses of this lane. */
   pauses = 0;
@@ -184,19 +193,27 @@ export class PartitionLane implements OrderedLane {
       }
       this.processing = [];
       if (this.isClosed() || this.fenced) return;
+      // Coordinated (shared transactions): staged records join the buffer as they are staged, so a
+      // cut taken while this lane waits for older records of other lanes holds everything staged
+      // before it (a hop's order across lanes then holds across transactions too).
+      const progressive = this.opts.sink.coordinated !== undefined && this.opts.stagingOrder !== undefined && this.opts.sink.stage !== undefined;
       if (this.opts.stagingOrder && this.opts.sink.stage) {
-        if (!(await this.stageInOrder(this.opts.stagingOrder, chunk, records))) return;
+        if (!(await this.stageInOrder(this.opts.stagingOrder, chunk, records, progressive))) return;
       } else this.opts.sink.stage?.(records);
-      this.buffer.push(...records);
-      const last = BigInt(chunk[chunk.length - 1].offset) + 1n;
-      this.bufferNext = last.toString();
-      this.nextOffset = last;
+      if (!progressive) this.take(records, BigInt(chunk[chunk.length - 1].offset) + 1n);
       if (this.paused && this.queue.length <= this.opts.highWater / 2) {
         this.paused = false;
         this.opts.resume();
       }
       this.maybeCommit();
     }
+  }
+
+  /** Processed records join the buffer; `next` is the offset after the last of them. */
+  private take(records: ChainRecord[], next: bigint): void {
+    this.buffer.push(...records);
+    this.bufferNext = next.toString();
+    this.nextOffset = next;
   }
 
   /** Oldest record fetched and not yet staged (StagingOrder compares lanes by it). */
@@ -210,10 +227,11 @@ export class PartitionLane implements OrderedLane {
    * Stages a processed chunk's records in order, each prefix once no other lane holds an older
    * fetched record; false when the lane closed or was fenced meanwhile.
    */
-  private async stageInOrder(order: StagingOrder, chunk: KafkaMessage[], records: ChainRecord[]): Promise<boolean> {
+  private async stageInOrder(order: StagingOrder, chunk: KafkaMessage[], records: ChainRecord[], progressive: boolean): Promise<boolean> {
     // One ChainRecord per consumed record; should that ever not hold, the chunk goes as one piece.
-    const ts = records.length === chunk.length ? chunk.map((m) => Number(m.timestamp)) : [Math.max(...chunk.map((m) => Number(m.timestamp)))];
-    const pieces = records.length === chunk.length ? records.map((r) => [r]) : [records];
+    const oneToOne = records.length === chunk.length;
+    const ts = oneToOne ? chunk.map((m) => Number(m.timestamp)) : [Math.max(...chunk.map((m) => Number(m.timestamp)))];
+    const pieces = oneToOne ? records.map((r) => [r]) : [records];
     this.unstaged = ts;
     const stopped = () => this.isClosed() || this.fenced;
     for (let i = 0; i < pieces.length; ) {
@@ -225,7 +243,12 @@ export class PartitionLane implements OrderedLane {
       const bound = order.bound(this);
       let j = i + 1;
       while (j < pieces.length && ts[j] <= bound) j++;
-      this.opts.sink.stage!(pieces.slice(i, j).flat());
+      const staged = pieces.slice(i, j).flat();
+      this.opts.sink.stage!(staged);
+      if (progressive) {
+        this.take(staged, BigInt(chunk[oneToOne ? j - 1 : chunk.length - 1].offset) + 1n);
+        this.maybeCommit();
+      }
       this.unstaged = ts.slice(j);
       i = j;
       order.changed();
@@ -242,6 +265,11 @@ export class PartitionLane implements OrderedLane {
 
   private maybeCommit(): void {
     if (this.committing || this.buffer.length === 0 || this.isClosed() || this.fenced) return;
+    const coordinated = this.opts.sink.coordinated;
+    if (coordinated) {
+      coordinated.announce(this, this.state === 'draining' || this.buffer.length >= this.opts.commit.maxRecords);
+      return;
+    }
     const wait = this.lastCommitStart + this.opts.commit.intervalMs - Date.now();
     if (this.state === 'draining' || this.buffer.length >= this.opts.commit.maxRecords || wait <= 0) {
       clearTimeout(this.timer);
@@ -253,6 +281,25 @@ export class PartitionLane implements OrderedLane {
         this.maybeCommit();
       }, wait);
     }
+  }
+
+  /** Coordinated mode: the sink starts a transaction and takes what this lane processed so far. */
+  cut(): void {
+    if (!this.committing && this.buffer.length > 0 && !this.isClosed() && !this.fenced) this.startCommit();
+    const waiter = this.cutWaiter;
+    this.cutWaiter = undefined;
+    waiter?.();
+  }
+
+  /** Coordinated mode: resolves at the sink's next cut of this lane. */
+  private nextCut(): Promise<void> {
+    return new Promise((resolve) => {
+      const previous = this.cutWaiter;
+      this.cutWaiter = () => {
+        previous?.();
+        resolve();
+      };
+    });
   }
 
   private startCommit(): void {
@@ -332,7 +379,12 @@ export class PartitionLane implements OrderedLane {
     this.state = 'draining';
     await this.ready;
     while (this.pumping || this.committing || (this.buffer.length > 0 && !this.fenced)) {
-      if (!this.pumping && !this.committing) this.maybeCommit();
+      if (!this.pumping && !this.committing) {
+        // Coordinated: the sink cuts the lane (soon: a draining lane is urgent); wait for that.
+        const cut = this.opts.sink.coordinated && this.buffer.length > 0 ? this.nextCut() : undefined;
+        this.maybeCommit();
+        if (cut && !this.committing) await cut;
+      }
       await Promise.all([this.pumping, this.committing]);
     }
     this.state = 'closed';

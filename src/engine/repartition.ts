@@ -144,7 +144,7 @@ export function planStage(topologyName: string, stage: StageSpec, input: TopicSp
     // than a time retention would otherwise lose records.
     config: { ...(input.config?.['max.message.bytes'] ? { 'max.message.bytes': String(input.config['max.message.bytes']) } : {}), 'retention.ms': '-1', 'cleanup.policy': 'delete' },
   });
-  const common = { consumer: stage.consumer, delivery: stage.delivery, limits: stage.limits, commit: stage.commit, errors: stage.errors };
+  const common = { consumer: stage.consumer, delivery: stage.delivery, transactions: stage.transactions, limits: stage.limits, commit: stage.commit, errors: stage.errors };
   const first = internalTopic(repartitionTopicName(topologyName, stage.name), input.schema);
   const hop: StageSpec = { name: repartitionStepName(stage.name), processor: REPARTITION_PROCESSOR, input: stage.input, output: { topic: first.name }, ...common, config: { field: fields[0] }, internalOf: stage.name };
   const plan: StagePlan = { stages: [hop], topics: [first], edges: [] };

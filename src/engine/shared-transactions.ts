@@ -4,29 +4,23 @@ import { isGenerationError, sendOffsets, type ConsumerGroupMetadata } from '../k
 import { CommitPlan, connectEngineProducer, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
 import { crashPoint } from './fault-injection';
 import { checkInstanceId, randomInstanceId } from './instance-id';
+import type { CommitPolicy } from './lane';
 
-/** Transactional producers of one runner's shared sink, taking turns (see SharedTransactions). */
+/** Transactional producers of one shared sink, taking turns (see SharedTransactions). */
 export const SHARED_PRODUCERS = 3;
 
 /**
- * Shared transactions in flight at once. Each holds different partitions' batches (a lane has one
- * batch in flight), so they are independent; one means the most sharing (fewest transactions, the
- * broker's CPU per transaction dominates on a small box), more overlaps round trips when the broker
- * is slow. Kept below the producer count so the producer used next is never the one that just
- * committed.
- */
-export const SHARED_MAX_IN_FLIGHT = 1;
-
-/**
- * Transaction timeout of the shared producers. Their ids are `<group>.<instance>.<k>`: with the
+ * Transaction timeout of the shared producers. Their ids are `<prefix>.<instance>.<k>`: with the
  * default instance (random per start) nobody re-initialises a crashed process's ids, so the
  * coordinator's timeout is what aborts its open transaction. Until then the new owners of its
  * partitions read their offsets as unstable (they wait) and read_committed readers of its output
  * partitions cannot read past it. (A process restarted with the same stable instance id aborts it
- * at once: the runner warms the pool up, InitProducerId, before its lanes read their offsets.) A
+ * at once: the runners warm the pool up, InitProducerId, before their lanes read their offsets.) A
  * commit takes milliseconds, so 10 s leaves ample room for a slow broker while bounding that stall.
  */
 export const SHARED_TRANSACTION_TIMEOUT_MS = 10000;
+
+const MAX_BACKOFF_MS = 5000;
 
 /**
  * One consumer group generation as this member joined it. Batches are committed with its
@@ -35,7 +29,46 @@ export const SHARED_TRANSACTION_TIMEOUT_MS = 10000;
  */
 export class Generation {
   fenced?: Error;
-  constructor(readonly metadata: ConsumerGroupMetadata) {}
+  constructor(
+    readonly metadata: ConsumerGroupMetadata,
+    readonly group: SharedGroup,
+  ) {}
+}
+
+/** What a consumer group using a shared sink tells it (a chain runner). */
+export interface SharedGroupHooks {
+  /** The group's committed offset of a partition once stable (used after a failed commit: did it commit after all?). */
+  readStable(topic: string, partition: number): Promise<string | null>;
+  /** A commit failed for a reason that is retried (broker away): readiness and ERROR logs. */
+  onFailure?(err: Error): void;
+  /** A commit succeeded again. */
+  onHealthy?(): void;
+  /** `batches` of the group's lane batches were committed (metrics). */
+  onCommitted?(batches: number): void;
+  /** A transaction was refused for the group's stale generation (metrics). */
+  onRefused?(): void;
+}
+
+/** One consumer group committing through a shared sink: its current generation and hooks. */
+export class SharedGroup {
+  current?: Generation;
+  constructor(
+    readonly groupId: string,
+    readonly hooks: SharedGroupHooks,
+  ) {}
+
+  /** The member joined a (new) generation: batches of earlier ones are refused from now on (the coordinator would). */
+  join(metadata: ConsumerGroupMetadata): Generation {
+    if (this.current) this.current.fenced ??= new Error(`generation ${this.current.metadata.generationId} was replaced by ${metadata.generationId}`);
+    this.current = new Generation(metadata, this);
+    return this.current;
+  }
+}
+
+/** A lane whose commits the sink schedules (PartitionLane in coordinated mode). */
+export interface CuttableLane {
+  /** Hands everything processed so far to the sink (a commit() call, synchronously), unless a batch of it is in flight. */
+  cut(): void;
 }
 
 interface Pending {
@@ -43,6 +76,8 @@ interface Pending {
   generation: Generation;
   resolve(): void;
   reject(err: Error): void;
+  /** A transaction holding it failed in a way that may still have committed it: check before resending. */
+  uncertain?: boolean;
 }
 
 /** One producer of the pool: created and initialised (InitProducerId) on first use, recreated after a failure. */
@@ -79,29 +114,36 @@ class Slot {
   }
 }
 
-/** What a shared sink reports as it goes (Prometheus metrics; see ChainRunner). */
-export interface SharedTransactionsObserver {
-  /** A transaction committed `batches` lane batches holding `records` records in `seconds`. */
-  committed(batches: number, records: number, seconds: number): void;
-  /** AddOffsetsToTxn answered CONCURRENT_TRANSACTIONS and was retried. */
-  concurrentRetry(): void;
-  /** A transaction was refused for a stale group generation. */
-  generationRefused(): void;
-}
-
 export interface SharedTransactionsOptions extends SinkOptions {
+  /**
+   * First part of the transactional ids (`<idPrefix>.<instance>.<k>`); default `groupId`. A sink
+   * shared by several groups of one process uses one of them (ids must be unique per deployment).
+   */
+  idPrefix?: string;
   /**
    * This process's part of the transactional ids ([A-Za-z0-9._-], at most 64); two live processes
    * must never share one. Default: random per start. Reused after a restart, warmUp aborts what the
    * previous process left open.
    */
   instanceId?: string;
+  /** Transaction-level reports (metrics). */
   observer?: SharedTransactionsObserver;
   /** Producers taking turns (default SHARED_PRODUCERS). */
   producers?: number;
   transactionTimeoutMs?: number;
-  /** Transactions in flight at once, each on its own producer (default SHARED_MAX_IN_FLIGHT; at most producers - 1). */
-  maxInFlight?: number;
+  /**
+   * When a transaction starts: `intervalMs` after the previous one started (and never while one is
+   * in flight), or at once when a lane holds `maxRecords` or drains. Default: as soon as a batch waits.
+   */
+  commit?: CommitPolicy;
+}
+
+/** What a shared sink reports per transaction (Prometheus metrics; see sharedSinkObserver). */
+export interface SharedTransactionsObserver {
+  /** A transaction committed `records` consumed records in `seconds` (taking the producer to EndTxn). */
+  committed(records: number, seconds: number): void;
+  /** AddOffsetsToTxn answered CONCURRENT_TRANSACTIONS and was retried. */
+  concurrentRetry(): void;
 }
 
 /** What a shared sink did, for status and tests. */
@@ -111,42 +153,75 @@ export interface SharedTransactionCounters {
   batches: number;
   /** AddOffsetsToTxn answered CONCURRENT_TRANSACTIONS (a producer's previous markers not written yet) and retried. */
   concurrentRetries: number;
-  /** Transactions refused because this member's generation is stale (lanes fenced). */
+  /** Transactions refused because a member's generation is stale (its lanes fenced). */
   generationRefusals: number;
+  /** Transactions that failed and were retried (broker away, producer reset). */
+  retries: number;
+}
+
+/** TxnOffsetCommit of one group was refused for a stale generation: the transaction is aborted. */
+class GroupRefused extends Error {
+  constructor(
+    readonly group: SharedGroup,
+    readonly original: unknown,
+  ) {
+    super(`group ${group.groupId}: ${kafkaErrorType(original)}`);
+  }
 }
 
 /**
- * Exactly-once v2 (KIP-447) for one chain runner: lanes hand their commit batches here and one
- * transaction at a time commits everything pending — every batch's outputs, side outputs, dead
- * letters and replies, and every partition's offset in one TxnOffsetCommit carrying the consumer
- * group generation. A few producers (`<group>.<instance>.<k>`) take turns, one transaction in
- * flight each and one in flight overall, so a producer that just committed (the coordinator still
- * writing its markers, answering CONCURRENT_TRANSACTIONS) is not the next one used.
+ * Exactly-once v2 (KIP-447) for the chains of one process: one transaction at a time commits
+ * everything lanes have processed — every batch's outputs, side outputs, dead letters and replies,
+ * and every partition's offset, one TxnOffsetCommit per consumer group carrying that group's
+ * generation. A repartition hop and the chain reading its topic, both in one process, share it: a
+ * transaction's fixed cost (~2–3 ms of broker CPU and 1–2 ms of client CPU, `npm run bench:txn`)
+ * is paid once per interval for the whole process instead of once per partition and chain.
  *
- * Fencing moves from transactional ids to the group coordinator: a member that missed a rebalance
- * (a zombie) has its TxnOffsetCommit refused (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID), the
- * transaction is aborted and every lane of that generation is fenced (ProducerFencedError); the
- * runner rebuilds its lanes on the next join. A new owner reads its start offset with
- * require_stable, so it waits while any transaction holding that partition's offset is pending.
- * Batches of one partition never share or overtake a transaction: a lane has at most one batch
- * in flight.
+ * Scheduling: lanes in coordinated mode (LaneSink.coordinated) announce that they hold records; the
+ * sink starts a transaction once the commit interval has passed since the previous one started and
+ * none is in flight (or at once for a full or draining lane), and then *cuts* every announced lane:
+ * each hands in all it has processed. Because a transaction takes everything processed before it
+ * started and transactions never overlap, records staged in order (stage(): a repartition hop's
+ * processing order across its lanes, StagingOrder) are written in that order — within a
+ * transaction they are sorted by it, and a later transaction only holds later records. A failed
+ * transaction is retried here, its batches first, so that order also holds across failures.
+ *
+ * A few producers (`<prefix>.<instance>.<k>`) take turns so that the one just committed (the
+ * coordinator still writing its markers, answering CONCURRENT_TRANSACTIONS) is not the next one
+ * used. Fencing moves from transactional ids to the group coordinator: a member that missed a
+ * rebalance (a zombie) has its TxnOffsetCommit refused (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID), the
+ * transaction is aborted, that generation's batches are refused (ProducerFencedError: the runner
+ * rebuilds its lanes on the next join) and the other groups' batches go into the next transaction.
+ * A new owner reads its start offset with require_stable, so it waits while any transaction holding
+ * that partition's offset is pending. A lane has at most one batch in flight.
  */
 export class SharedTransactions {
-  readonly counters: SharedTransactionCounters = { transactions: 0, batches: 0, concurrentRetries: 0, generationRefusals: 0 };
+  readonly counters: SharedTransactionCounters = { transactions: 0, batches: 0, concurrentRetries: 0, generationRefusals: 0, retries: 0 };
   readonly instanceId: string;
   private readonly slots: Slot[];
   private next = 0;
   private pending: Pending[] = [];
-  /** Transactions in flight (each on its own producer). */
-  private readonly inFlight = new Set<Promise<void>>();
-  private readonly busy = new Set<Slot>();
-  private current?: Generation;
+  /** Batches of a failed transaction, sent first in the next one. */
+  private retry: Pending[] = [];
+  private readonly announced = new Set<CuttableLane>();
+  private urgent = false;
+  private running?: Promise<void>;
+  private timer?: NodeJS.Timeout;
+  private soon?: NodeJS.Immediate;
+  private lastStart = 0;
+  private failures = 0;
+  private backoffUntil = 0;
+  /** Staging order of records (stage()), for sorting a transaction's records. */
+  private readonly order = new WeakMap<SinkRecord, number>();
+  private seq = 0;
+  private readonly groups = new Map<string, SharedGroup>();
   private closed = false;
   private warm?: Promise<void>;
 
-  constructor(private readonly opts: SharedTransactionsOptions) {
+  constructor(private opts: SharedTransactionsOptions) {
     this.instanceId = opts.instanceId === undefined ? randomInstanceId() : checkInstanceId(opts.instanceId, 'instanceId');
-    this.slots = Array.from({ length: opts.producers ?? SHARED_PRODUCERS }, (_, k) => new Slot(`${opts.groupId}.${this.instanceId}.${k}`, opts));
+    const prefix = opts.idPrefix ?? opts.groupId;
+    this.slots = Array.from({ length: opts.producers ?? SHARED_PRODUCERS }, (_, k) => new Slot(`${prefix}.${this.instanceId}.${k}`, opts));
   }
 
   get transactionalIds(): string[] {
@@ -156,7 +231,7 @@ export class SharedTransactions {
   /**
    * Initialises every producer (InitProducerId), once; a failed warm-up is tried again by the next
    * call. With a stable instance id this is what aborts the transaction a crashed predecessor left
-   * open on the same ids, so the runner's lanes await it before reading their offsets with
+   * open on the same ids, so the runners' lanes await it before reading their offsets with
    * require_stable (else they would wait for the transaction timeout).
    */
   warmUp(): Promise<void> {
@@ -165,11 +240,35 @@ export class SharedTransactions {
     return this.warm;
   }
 
-  /** The member joined a (new) generation: batches of earlier ones are refused from now on (the coordinator would). */
+  /** Another chain joins this sink: transactions start at the shorter of the two intervals, the smaller record bound. */
+  tighten(commit: CommitPolicy): void {
+    const own = this.opts.commit;
+    this.opts.commit = own ? { intervalMs: Math.min(own.intervalMs, commit.intervalMs), maxRecords: Math.min(own.maxRecords, commit.maxRecords) } : { ...commit };
+  }
+
+  /** The handle of one consumer group committing here (one per chain runner). */
+  group(groupId: string, hooks: SharedGroupHooks): SharedGroup {
+    let g = this.groups.get(groupId);
+    if (!g) this.groups.set(groupId, (g = new SharedGroup(groupId, hooks)));
+    return g;
+  }
+
+  /** Single-group use (tests): the member of `opts.groupId` joined a (new) generation. */
   join(metadata: ConsumerGroupMetadata): Generation {
-    if (this.current) this.current.fenced ??= new Error(`generation ${this.current.metadata.generationId} was replaced by ${metadata.generationId}`);
-    this.current = new Generation(metadata);
-    return this.current;
+    return this.group(this.opts.groupId, { readStable: async () => null }).join(metadata);
+  }
+
+  /** Numbers records in the order they are staged; a transaction writes them in that order. */
+  stage(records: readonly SinkRecord[]): void {
+    for (const r of records) this.order.set(r, this.seq++);
+  }
+
+  /** A coordinated lane holds records (urgent: it is full or draining). It is cut when the next transaction starts. */
+  announce(lane: CuttableLane, urgent: boolean): void {
+    if (this.closed) return;
+    this.announced.add(lane);
+    if (urgent) this.urgent = true;
+    this.schedule();
   }
 
   /** Commits the batch in the next shared transaction. ProducerFencedError: its generation is stale. */
@@ -178,99 +277,173 @@ export class SharedTransactions {
     if (this.closed) return Promise.reject(new Error('shared transactions closed'));
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ batch, generation, resolve, reject });
-      this.kick();
+      this.schedule();
     });
   }
 
-  private kick(): void {
-    const max = Math.min(this.opts.maxInFlight ?? SHARED_MAX_IN_FLIGHT, this.slots.length - 1) || 1;
-    while (this.pending.length > 0 && this.inFlight.size < max) {
-      const slot = this.freeSlot();
-      if (!slot) return;
-      this.busy.add(slot);
-      const run: Promise<void> = this.runOne(slot).finally(() => {
-        this.busy.delete(slot);
-        this.inFlight.delete(run);
-        // Not at once: the lanes this transaction just resolved hand in their next batches in the
-        // same turn of the event loop (microtasks); starting after it puts them in the next
-        // transaction too, instead of lanes settling into alternating groups that never share.
-        setImmediate(() => this.kick());
+  private schedule(): void {
+    if (this.running || this.closed) return;
+    if (this.announced.size === 0 && this.pending.length === 0 && this.retry.length === 0) return;
+    const now = Date.now();
+    const interval = this.opts.commit?.intervalMs ?? 0;
+    const wait = Math.max(this.backoffUntil - now, this.urgent ? 0 : this.lastStart + interval - now);
+    // Never from inside the caller's turn: lanes resolved by the last transaction hand in (announce)
+    // through microtasks, one after another; starting in a later macrotask cuts all of them, so no
+    // lane's earlier records miss a transaction that takes another lane's later ones.
+    if (wait <= 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.soon ??= setImmediate(() => {
+        this.soon = undefined;
+        if (!this.running && !this.closed) this.start();
       });
-      this.inFlight.add(run);
+    } else if (!this.timer && !this.soon) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.schedule();
+      }, wait);
     }
   }
 
-  /** The next producer in turn that has no transaction in flight (the one used longest ago first). */
-  private freeSlot(): Slot | undefined {
-    for (let i = 0; i < this.slots.length; i++) {
-      const slot = this.slots[(this.next + i) % this.slots.length];
-      if (this.busy.has(slot)) continue;
-      this.next = (this.next + i + 1) % this.slots.length;
-      return slot;
-    }
-    return undefined;
-  }
-
-  private async runOne(slot: Slot): Promise<void> {
-    const taken = this.pending;
+  private start(): void {
+    this.lastStart = Date.now();
+    this.urgent = false;
+    // The cut: every announced lane hands in what it processed (synchronously, into `pending`).
+    const lanes = [...this.announced];
+    this.announced.clear();
+    for (const lane of lanes) lane.cut();
+    const entries = [...this.retry, ...this.pending];
+    this.retry = [];
     this.pending = [];
-    const entries: Pending[] = [];
-    for (const e of taken) {
-      if (e.generation.fenced || e.generation !== this.current) e.reject(this.fencedError(e.generation, e.batch));
+    if (entries.length === 0) return;
+    this.running = this.runOne(entries).finally(() => {
+      this.running = undefined;
+      this.schedule();
+    });
+  }
+
+  /** The next producer in turn. */
+  private nextSlot(): Slot {
+    const slot = this.slots[this.next];
+    this.next = (this.next + 1) % this.slots.length;
+    return slot;
+  }
+
+  private async runOne(all: Pending[]): Promise<void> {
+    let entries: Pending[] = [];
+    for (const e of all) {
+      if (e.generation.fenced || e.generation !== e.generation.group.current) e.reject(this.fencedError(e.generation, e.batch));
       else entries.push(e);
     }
     if (entries.length === 0) return;
-    const generation = entries[0].generation;
+    const slot = this.nextSlot();
     try {
-      await this.transact(slot, entries.map((e) => e.batch), generation);
-      this.counters.transactions += 1;
-      this.counters.batches += entries.length;
-      for (const e of entries) e.resolve();
+      entries = await this.settleUncertain(entries);
+      if (entries.length === 0) return;
+      await this.transact(slot, entries);
+      this.committed(entries, 1);
     } catch (err) {
-      if (isGenerationError(err)) return this.refused(err, entries, generation);
-      if (!isRecordError(err)) {
+      if (err instanceof GroupRefused) return this.refused(err, entries);
+      if (isRecordError(err)) return this.oneByOne(slot, entries);
+      // The broker is away or the producer broke: a fresh producer, the same batches again (first
+      // in the next transaction, so a hop's write order holds), after a backoff.
+      slot.reset();
+      this.counters.retries += 1;
+      this.failures += 1;
+      this.backoffUntil = Date.now() + Math.min(50 * 2 ** (this.failures - 1), MAX_BACKOFF_MS);
+      const groups = new Set(entries.map((e) => e.generation.group));
+      for (const g of groups) g.hooks.onFailure?.(err as Error);
+      this.opts.log.debug({ err: (err as Error).message, batches: entries.length, failures: this.failures }, 'shared transaction failed; retrying its batches with a fresh producer');
+      for (const e of entries) e.uncertain = true;
+      this.retry.unshift(...entries);
+    }
+  }
+
+  private committed(entries: Pending[], transactions: number): void {
+    this.counters.transactions += transactions;
+    this.counters.batches += entries.length;
+    const perGroup = new Map<SharedGroup, number>();
+    for (const e of entries) perGroup.set(e.generation.group, (perGroup.get(e.generation.group) ?? 0) + 1);
+    for (const [g, n] of perGroup) g.hooks.onCommitted?.(n);
+    if (this.failures > 0) {
+      this.failures = 0;
+      for (const g of new Set(entries.map((e) => e.generation.group))) g.hooks.onHealthy?.();
+    }
+    for (const e of entries) e.resolve();
+  }
+
+  /**
+   * Batches of a failed transaction may have committed after all (EndTxn's answer lost): their
+   * partition's stable committed offset says so. Those are resolved, the others sent again. A lane
+   * has one batch in flight, so "the group's offset equals the batch's next offset" is exact.
+   */
+  private async settleUncertain(entries: Pending[]): Promise<Pending[]> {
+    const uncertain = entries.filter((e) => e.uncertain);
+    if (uncertain.length === 0) return entries;
+    const done = await Promise.all(uncertain.map(async (e) => (await e.generation.group.hooks.readStable(e.batch.topic, e.batch.partition)) === e.batch.nextOffset));
+    const settled = new Set(uncertain.filter((_, i) => done[i]));
+    if (settled.size > 0) {
+      this.opts.log.debug({ batches: settled.size }, 'a failed shared transaction had committed after all');
+      this.committed([...settled], 0);
+    }
+    for (const e of entries) e.uncertain = false;
+    return entries.filter((e) => !settled.has(e));
+  }
+
+  /**
+   * A record-level refusal poisoned the shared transaction (aborted by transact): each batch is
+   * committed alone, probing its records as PartitionTransactions does, so one lane's bad record
+   * does not hold the others back. (Rare: across lanes, these batches keep batch order only.)
+   */
+  private async oneByOne(slot: Slot, entries: Pending[]): Promise<void> {
+    this.opts.log.warn({ batches: entries.length }, 'shared transaction refused for a record-level reason; committing each batch alone');
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      try {
+        await this.transact(slot, [e], true);
+        this.committed([e], 1);
+      } catch (one) {
+        if (one instanceof GroupRefused) return this.refused(one, entries.slice(i));
         slot.reset();
-        for (const e of entries) e.reject(err as Error);
-        return;
-      }
-      // A record-level refusal poisoned the shared transaction (aborted by transact): each batch
-      // is committed alone, probing its records as PartitionTransactions does, so one lane's bad
-      // record does not hold the others back.
-      this.opts.log.warn({ err: kafkaErrorType(err), batches: entries.length }, 'shared transaction refused for a record-level reason; committing each batch alone');
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i];
-        try {
-          await this.transact(slot, [e.batch], generation, true);
-          this.counters.transactions += 1;
-          this.counters.batches += 1;
-          e.resolve();
-        } catch (one) {
-          if (isGenerationError(one)) return this.refused(one, entries.slice(i), generation);
-          slot.reset();
-          e.reject(one as Error);
-        }
+        e.reject(one as Error);
       }
     }
   }
 
-  private refused(err: unknown, entries: Pending[], generation: Generation): void {
+  /** One group's generation was refused: its batches are fenced, the others go into the next transaction. */
+  private refused(err: GroupRefused, entries: Pending[]): void {
     this.counters.generationRefusals += 1;
-    this.opts.observer?.generationRefused();
-    generation.fenced ??= err as Error;
-    this.opts.log.warn({ generation: generation.metadata.generationId, err: kafkaErrorType(err) }, 'shared transaction refused: this member\'s group generation is stale (a rebalance passed it by); its lanes are fenced');
-    for (const e of entries) e.reject(this.fencedError(generation, e.batch));
+    err.group.hooks.onRefused?.();
+    const stale = new Set<Generation>();
+    for (const e of entries) if (e.generation.group === err.group) stale.add(e.generation);
+    for (const g of stale) g.fenced ??= err.original as Error;
+    this.opts.log.warn({ group: err.group.groupId, generations: [...stale].map((g) => g.metadata.generationId), err: kafkaErrorType(err.original) }, "shared transaction refused: a member's group generation is stale (a rebalance passed it by); its lanes are fenced");
+    const others: Pending[] = [];
+    for (const e of entries) {
+      if (e.generation.group === err.group) e.reject(this.fencedError(e.generation, e.batch));
+      else others.push(e);
+    }
+    this.retry.unshift(...others);
   }
 
   private fencedError(generation: Generation, batch: CommitBatch): ProducerFencedError {
     return new ProducerFencedError(`generation ${generation.metadata.generationId} of member ${generation.metadata.memberId} is stale; nothing of ${batch.topic}[${batch.partition}] committed here`, { cause: generation.fenced });
   }
 
-  /** One transaction: the batches' writes, their offsets with the group metadata, commit. */
-  private async transact(slot: Slot, batches: CommitBatch[], generation: Generation, probe = false): Promise<void> {
+  /** The transaction's records: staged ones in staging order (a hop's processing order), then the rest in batch order. */
+  private recordsOf(entries: Pending[]): SinkRecord[] {
+    const records = entries.flatMap((e) => e.batch.records);
+    if (!records.some((r) => this.order.has(r))) return records;
+    const key = records.map((r, i) => this.order.get(r) ?? Number.MAX_SAFE_INTEGER / 2 + i);
+    return records.map((r, i) => ({ r, k: key[i] })).sort((a, b) => a.k - b.k).map((x) => x.r);
+  }
+
+  /** One transaction: the batches' writes, each group's offsets with its generation, commit. */
+  private async transact(slot: Slot, entries: Pending[], probe = false): Promise<void> {
     const t0 = performance.now();
     const producer = await slot.connected();
-    for (const b of batches) rejectOversized(b, this.opts.limits);
-    const records: SinkRecord[] = batches.flatMap((b) => b.records);
+    for (const e of entries) rejectOversized(e.batch, this.opts.limits);
+    const records = this.recordsOf(entries);
     let txn: Transaction | undefined = await producer.transaction();
     try {
       try {
@@ -284,25 +457,39 @@ export class SharedTransactions {
         await this.sendPlan(txn, records);
       }
       const tSent = performance.now();
-      const byTopic = new Map<string, { partition: number; offset: string }[]>();
-      for (const b of batches) {
-        let list = byTopic.get(b.topic);
-        if (!list) byTopic.set(b.topic, (list = []));
-        list.push({ partition: b.partition, offset: b.nextOffset });
+      const byGroup = new Map<Generation, Map<string, { partition: number; offset: string }[]>>();
+      for (const e of entries) {
+        let topics = byGroup.get(e.generation);
+        if (!topics) byGroup.set(e.generation, (topics = new Map()));
+        let list = topics.get(e.batch.topic);
+        if (!list) topics.set(e.batch.topic, (list = []));
+        list.push({ partition: e.batch.partition, offset: e.batch.nextOffset });
       }
-      await sendOffsets(txn, { consumerGroupId: this.opts.groupId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }, () => {
-        this.counters.concurrentRetries += 1;
-        this.opts.observer?.concurrentRetry();
-      });
-      for (const b of batches) b.beforeCommit?.();
-      crashPoint('txn-sent', this.opts.groupId);
+      for (const [generation, topics] of byGroup) {
+        try {
+          await sendOffsets(txn, { consumerGroupId: generation.group.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }, () => {
+            this.counters.concurrentRetries += 1;
+            this.opts.observer?.concurrentRetry();
+          });
+        } catch (err) {
+          throw isGenerationError(err) ? new GroupRefused(generation.group, err) : err;
+        }
+      }
+      for (const e of entries) e.batch.beforeCommit?.();
+      for (const g of new Set(entries.map((e) => e.generation.group.groupId))) crashPoint('txn-sent', g);
       const tOffsets = performance.now();
       await txn.commit();
-      this.opts.observer?.committed(batches.length, records.length, (performance.now() - t0) / 1000);
+      this.opts.observer?.committed(records.length, (performance.now() - t0) / 1000);
       const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
-      this.opts.log.debug({ transactionalId: slot.transactionalId, batches: batches.length, records: records.length, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
+      this.opts.log.debug({ transactionalId: slot.transactionalId, batches: entries.length, groups: byGroup.size, records: records.length, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
     } catch (err) {
-      if (txn?.isActive()) await txn.abort().catch(() => undefined);
+      if (txn?.isActive()) {
+        try {
+          await txn.abort();
+        } catch {
+          slot.reset(); // its state is unknown: a fresh producer aborts what is left open
+        }
+      }
       throw err;
     }
   }
@@ -315,8 +502,11 @@ export class SharedTransactions {
   /** Waits for the transaction in flight, refuses what is still pending, closes the producers. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([...this.inFlight]);
-    for (const e of this.pending.splice(0)) e.reject(new Error('shared transactions closed'));
+    clearTimeout(this.timer);
+    if (this.soon) clearImmediate(this.soon);
+    await this.running?.catch(() => undefined);
+    for (const e of [...this.retry.splice(0), ...this.pending.splice(0)]) e.reject(new Error('shared transactions closed'));
+    this.announced.clear();
     await Promise.all(this.slots.map((s) => s.close()));
   }
 }

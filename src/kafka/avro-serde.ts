@@ -87,6 +87,9 @@ function typeName(t: avro.Type): string {
   return t.name ?? t.typeName;
 }
 
+/** Scratch space of encodeWithId (synchronous, so one buffer serves every encoder of the thread); grows on demand. */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
 /** Encodes values of one local schema for one topic, registering the schema under the topic's value subject once. */
 export class AvroEncoder<T> {
   private schemaId?: Promise<number>;
@@ -108,11 +111,19 @@ export class AvroEncoder<T> {
 
   /** Encodes synchronously once the id is known: hot paths call id() once, then this per record. */
   encodeWithId(id: number, value: T): Buffer {
-    const body = this.schema.type.toBuffer(value);
-    const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-    out[0] = MAGIC_BYTE;
-    out.writeInt32BE(id, 1);
-    body.copy(out, HEADER_BYTES);
+    // Written behind the header into a scratch buffer shared by all encoders, then copied once into
+    // a buffer of the exact size: type.toBuffer would allocate (zero-filled) a buffer of its own that
+    // this would copy again — two allocations per record on the hottest path of every stage.
+    let end = this.schema.type.encode(value, scratch, HEADER_BYTES);
+    if (end < 0) {
+      // A negative end is the number of bytes missing.
+      scratch = Buffer.allocUnsafe(Math.max(2 * scratch.length, scratch.length - end));
+      end = this.schema.type.encode(value, scratch, HEADER_BYTES);
+    }
+    scratch[0] = MAGIC_BYTE;
+    scratch.writeInt32BE(id, 1);
+    const out = Buffer.allocUnsafe(end);
+    scratch.copy(out, 0, 0, end);
     return out;
   }
 

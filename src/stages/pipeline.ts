@@ -11,7 +11,9 @@ import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
 import type { DeadLetter, PartialVector } from '../engine/records';
 import { Chain, type ChainStage } from '../engine/chain';
-import { ChainRunner, DEFAULT_COMMIT, type StageCounters } from '../engine/chain-runner';
+import { ChainRunner, DEFAULT_COMMIT, sharedSinkObserver, type StageCounters } from '../engine/chain-runner';
+import type { CommitPolicy } from '../engine/lane';
+import { SharedTransactions } from '../engine/shared-transactions';
 import type { TopicLimits } from '../engine/commit-sink';
 import { CutoverDrain, fastForward } from '../engine/cutover';
 import { fusedEdges, planChains } from '../engine/plan';
@@ -50,12 +52,17 @@ export interface PipelineOptions {
    */
   fuse?: boolean;
   /**
-   * This process's part of the transactional ids of `transactions: shared` chains
-   * (`<group>.<instance>.<k>`; [A-Za-z0-9._-], at most 64). Default: random per start. Must be unique
-   * among live processes; reusing it after a restart lets the new process abort its predecessor's
-   * open transaction at once (InitProducerId) instead of waiting for the transaction timeout.
+   * Shared transactions (stages with `transactions: shared`): this process's part of the
+   * transactional ids (default: random per start). Unique among live processes; the same id after
+   * a restart lets the new process abort its predecessor's open transaction at once.
    */
   instanceId?: string;
+  /**
+   * Shared transactions: `process` (default) — every shared chain of this process (a repartition
+   * hop and the chain reading it included) commits in one transaction per interval; `chain` — one
+   * shared sink per chain (more transactions; for comparison).
+   */
+  sharedScope?: 'process' | 'chain';
 }
 
 /** Creates the topology's topics and registers every topic's value schema (idempotent). */
@@ -109,6 +116,8 @@ interface BuildContext {
   limits: TopicLimits;
   dlq: { encoder: AvroEncoder<DeadLetter>; id: number };
   replies: ReplyRoute;
+  /** The process's shared-transaction sink (created with the first chain that uses it). */
+  shared?: SharedTransactions;
 }
 
 /** The stages of one topology running in this process, as chains of the stage engine. */
@@ -125,6 +134,8 @@ export class Pipeline {
     private readonly purgers: RepartitionPurger[],
     /** Mismatched keys of `partitionBy: none` stages, counted. */
     readonly keyMismatches: KeyMismatchReporter,
+    /** The process-wide shared-transaction sink, if any chain uses one. */
+    readonly shared?: SharedTransactions,
   ) {}
 
   static async start(options: PipelineOptions): Promise<Pipeline> {
@@ -178,6 +189,7 @@ export class Pipeline {
       }
     } catch (err) {
       await Promise.allSettled([...runners.map((r) => r.stop()), ...drains.map((d) => d.stop())]);
+      await ctx.shared?.close();
       await closeAll(created);
       throw err;
     }
@@ -187,7 +199,7 @@ export class Pipeline {
     const purgers = repartitions.map((e) => new RepartitionPurger({ kafka, groupId: groupOf(options, selected.find((s) => s.name === e.stage)!), topic: e.topic.name, intervalMs: e.purgeIntervalMs, log, purged }));
     for (const p of purgers) p.start();
     log.info({ topology: topology.spec.name, chains: runners.map((r) => r.chainName), repartitions: repartitions.map((e) => ({ stage: e.stage, by: e.field, topic: e.topic.name })) }, 'pipeline running');
-    return new Pipeline(runners, metrics, created, drains, fused, kafka, repartitions, purgers, keyMismatches);
+    return new Pipeline(runners, metrics, created, drains, fused, kafka, repartitions, purgers, keyMismatches, ctx.shared);
   }
 
   /** Committed counters of one stage (whichever chain runs it). */
@@ -224,6 +236,7 @@ export class Pipeline {
   async stop(): Promise<void> {
     await Promise.all(this.purgers.map((p) => p.stop()));
     await Promise.all([...this.runners.map((r) => r.stop()), ...this.drains.map((d) => d.stop())]);
+    await this.shared?.close();
     await closeAll(this.processors);
     // Nothing of the split era is left to drain: move the downstream groups past what they would skip.
     if (this.drains.every((d) => d.completed)) for (const f of this.fused) await fastForward(this.kafka, f.groupId, f.topic, log);
@@ -275,12 +288,14 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     log: createLogger('engine'),
   });
   const delivery = head.delivery ?? 'exactly-once';
+  const commit = { ...DEFAULT_COMMIT[delivery], ...(head.commit ?? {}) };
+  const shared = head.transactions === 'shared' && delivery === 'exactly-once' ? sharedSinkOf(ctx, groupOf(options, head), commit) : undefined;
   return new ChainRunner({
     kafka,
     chain,
     groupId: groupOf(options, head),
     delivery,
-    commit: { ...DEFAULT_COMMIT[delivery], ...(head.commit ?? {}) },
+    commit,
     deadLetterTopic: topology.spec.deadLetter.topic,
     limits: ctx.limits,
     metrics,
@@ -292,7 +307,23 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     orderAcrossEntities: wrapsEvent(head) || (head.processor === REPARTITION_PROCESSOR && topology.spec.stages.some((s) => s.input.topic === head.output.topic && s.entityStep !== undefined && s.entityStep.index < s.entityStep.entities.length - 1)),
     transactions: head.transactions,
     instanceId: options.instanceId,
+    sharedSink: shared,
   });
+}
+
+/**
+ * The process's shared-transaction sink: created with the first chain that uses one (its group is
+ * the transactional ids' prefix, unique per deployment), committing at the shortest interval any
+ * of its chains asks for. `sharedScope: chain`: undefined (each runner makes its own).
+ */
+function sharedSinkOf(ctx: BuildContext, groupId: string, commit: CommitPolicy): SharedTransactions | undefined {
+  if (ctx.options.sharedScope === 'chain') return undefined;
+  if (ctx.shared) {
+    ctx.shared.tighten(commit);
+    return ctx.shared;
+  }
+  ctx.shared = new SharedTransactions({ kafka: ctx.kafka, groupId, idPrefix: groupId, deadLetterTopic: ctx.topology.spec.deadLetter.topic, limits: ctx.limits, log: createLogger('engine').child({ shared: groupId }), instanceId: ctx.options.instanceId, commit: { ...commit }, observer: sharedSinkObserver(ctx.metrics, groupId) });
+  return ctx.shared;
 }
 
 function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {

@@ -56,8 +56,9 @@ export interface StageSpec {
   /**
    * Exactly-once only. `per-partition` (default): one transactional producer per input partition
    * (src/engine/commit-sink.ts PartitionTransactions). `shared`: exactly-once v2 (KIP-447), one
-   * transaction at a time for all the chain's partitions, zombies fenced by the group generation
-   * (src/engine/shared-transactions.ts). A fused chain uses its first stage's setting.
+   * transaction per commit interval for every shared chain of the process (the stage's repartition
+   * hop included), zombies fenced by the group generation (src/engine/shared-transactions.ts). A
+   * fused chain uses its first stage's setting; the hop in front of a stage uses the stage's.
    */
   transactions?: 'per-partition' | 'shared';
   /**

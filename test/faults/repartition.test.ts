@@ -48,7 +48,14 @@ async function readTopic(topic: string, minimum: number, readUncommitted: boolea
  * The uninterrupted reference always runs on the single node, so on the Cluster it also checks
  * that both give the same values.
  */
-describe.each(redisTargets())('repartitioning by entity through crashes on %s (real processes, real broker)', (_label, connect) => {
+/**
+ * Per-partition transactions on a single Redis and on a Cluster; shared transactions (exactly-once
+ * v2: the hop and extract+score in one transaction per interval for the process) on a single Redis.
+ */
+const single = redisTargets()[0];
+const cases: Array<[string, 'per-partition' | 'shared', () => Promise<RedisTarget>]> = [...redisTargets().map(([label, connect]) => [label, 'per-partition', connect] as [string, 'per-partition', () => Promise<RedisTarget>]), [single[0], 'shared', single[1]]];
+
+describe.each(cases)('repartitioning by entity through crashes on %s (real processes, real broker), %s transactions', (_label, mode, connect) => {
   let target: RedisTarget;
   beforeAll(async () => {
     target = await connect();
@@ -59,6 +66,7 @@ describe.each(redisTargets())('repartitioning by entity through crashes on %s (r
     const suffix = uniqueSuffix();
     const file = faultTopologyFile(suffix, (doc) => {
       doc.stages[0].repartition = { purgeIntervalMs: 3_600_000 }; // kept for the replay below
+      doc.stages[0].transactions = mode;
     });
     // A dedicated server starts empty: the batch sets the vector reads are loaded into it first.
     if (target.dedicated) await prepareFeatureSets(isolatedTopology('topologies/fraud-detection.yaml', suffix), target.url);
@@ -85,7 +93,8 @@ describe.each(redisTargets())('repartitioning by entity through crashes on %s (r
     const predictions = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 150000, suffix);
     expect((await proc.stop()).code).toBe(0);
     const { lost, duplicated } = lossAndDuplicates(expected, predictions);
-    recordFault({ scenario: `kill -9 x5 (1 fixed, 4 random) with a repartition hop, on ${_label}`, events: count, lost, duplicated, recoverySeconds: 'n/a' });
+    if (mode === 'shared') expect(proc.output).toContain('"transactions":"shared"');
+    recordFault({ scenario: `kill -9 x5 (1 fixed, 4 random) with a repartition hop, on ${_label}, ${mode} transactions`, events: count, lost, duplicated, recoverySeconds: 'n/a' });
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
 
     const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl });

@@ -52,6 +52,8 @@ const GAP_MS = Number(process.env.REPART_GAP_MS ?? 50);
  * CI run on a loaded machine; README, "Two entities"). TWO_ENTITY_STRICT=1 demands none.
  */
 const STRICT = process.env.TWO_ENTITY_STRICT === '1';
+/** TWO_ENTITY_TRANSACTIONS=shared: the hop, the per-entity step and the stage in one process-wide shared transaction per interval. */
+const TRANSACTIONS = process.env.TWO_ENTITY_TRANSACTIONS as 'per-partition' | 'shared' | undefined;
 
 /** A stage after the extraction (fused with it): forwards the vectors, so the features topic carries tributary-done. */
 const vectorTap = defineProcessor({
@@ -106,6 +108,7 @@ function twoEntityTopology(suffix: string): LoadedTopology {
   const t = isolatedTopology('topologies/fraud-detection.yaml', suffix, (spec) => {
     twoEntityExtract(spec);
     spec.stages[0].repartition = { purgeIntervalMs: 3_600_000 }; // purged explicitly by the test
+    if (TRANSACTIONS) spec.stages[0].transactions = TRANSACTIONS;
   });
   const extract = t.spec.stages[0];
   const tapped = `${extract.output.topic}-tapped`;

@@ -40,6 +40,8 @@ const GAP_MS = Number(process.env.REPART_GAP_MS ?? 50);
  * hop kept in order (to measure a variant of the hop).
  */
 const STRICT = process.env.REPART_STRICT !== '0';
+/** `per-partition` or `shared` (exactly-once v2: the hop and the chain behind it in one transaction per interval); default: each mode in turn. */
+const MODES = (process.env.REPART_TRANSACTIONS ?? 'per-partition,shared').split(',') as ('per-partition' | 'shared')[];
 
 interface Seen<T> {
   key: string | null;
@@ -101,9 +103,10 @@ async function produceWaves(targets: { topic: string; key: (tx: Transaction) => 
   }
 }
 
-function topologyFor(suffix: string, partitionBy?: 'none'): LoadedTopology {
+function topologyFor(suffix: string, transactions: 'per-partition' | 'shared', partitionBy?: 'none'): LoadedTopology {
   return isolatedTopology('topologies/fraud-detection.yaml', suffix, (spec) => {
     const extract = spec.stages.find((s) => s.name === 'extract')!;
+    extract.transactions = transactions;
     if (partitionBy) extract.partitionBy = partitionBy;
     else extract.repartition = { purgeIntervalMs: 3_600_000 }; // purged explicitly by the test
   });
@@ -120,13 +123,13 @@ async function rawRecords(topic: string, minimum: number): Promise<KafkaMessage[
   return out;
 }
 
-describe('repartitioning by entity (real stack)', () => {
+describe.each(MODES)('repartitioning by entity (real stack), %s transactions', (mode) => {
   it(`${EVENTS} events keyed by transaction id and repartitioned by card give the same streaming features and scores as the same events keyed by card id; lineage, timestamps and headers are the original ones; consumed records are purged`, async () => {
     const gen = new TransactionGenerator({ seed: 1313 });
     const events = gen.take(EVENTS).map((g) => g.tx);
     const plan = waves(events, WAVE);
-    const repart = topologyFor(uniqueSuffix());
-    const keyed = topologyFor(uniqueSuffix(), 'none');
+    const repart = topologyFor(uniqueSuffix(), mode);
+    const keyed = topologyFor(uniqueSuffix(), mode, 'none');
     const input = (t: LoadedTopology) => t.spec.stages[0].input.topic;
     const out = (t: LoadedTopology, stage: string) => t.spec.stages.find((s) => s.name === stage)!.output.topic;
 
@@ -142,6 +145,9 @@ describe('repartitioning by entity (real stack)', () => {
     try {
       expect(pr.runners.map((r) => r.chainName)).toEqual(['extract-repartition', 'extract+score']);
       expect(pk.runners.map((r) => r.chainName)).toEqual(['extract+score']);
+      // Shared: one sink for the hop and the chain behind it (one transaction per interval for the process).
+      if (mode === 'shared') expect(pr.shared).toBeDefined();
+      else expect(pr.shared).toBeUndefined();
       const started = Date.now();
       await produceWaves([{ topic: input(repart), key: (tx) => tx.transactionId }, { topic: input(keyed), key: (tx) => tx.cardId }], plan);
       const produceSeconds = (Date.now() - started) / 1000;
@@ -244,7 +250,8 @@ describe('repartitioning by entity (real stack)', () => {
         const ms = rows.map((r) => r.timestamp - m.get(`${r.value.lineage.partition}:${r.value.lineage.offset}`)!.timestamp).sort((x, y) => x - y);
         return `p50 ${ms[Math.floor(ms.length * 0.5)]} ms, p99 ${ms[Math.floor(ms.length * 0.99)]} ms`;
       };
-      process.stdout.write(`repartition test: ${EVENTS} events in ${plan.length} waves of <= ${WAVE}, produced in ${produceSeconds.toFixed(1)} s; ${compared} scores compared; ${deleted} repartition records purged; input -> prediction with the hop ${latency(sinks.rp.records, rIn)}, keyed by card without it ${latency(sinks.kp.records, kIn)}\n`);
+      if (pr.shared) process.stdout.write(`repartition test (shared): ${JSON.stringify(pr.shared.counters)}\n`);
+      process.stdout.write(`repartition test (${mode}): ${EVENTS} events in ${plan.length} waves of <= ${WAVE}, produced in ${produceSeconds.toFixed(1)} s; ${compared} scores compared; ${deleted} repartition records purged; input -> prediction with the hop ${latency(sinks.rp.records, rIn)}, keyed by card without it ${latency(sinks.kp.records, kIn)}\n`);
     } finally {
       await Promise.allSettled(Object.values(sinks).map((s) => s.stop()));
       await Promise.allSettled([pr.stop(), pk.stop()]);

@@ -2,7 +2,10 @@
  * SharedTransactions (src/engine/shared-transactions.ts) against the real broker and a real group
  * member: batches of several partitions commit in one transaction with the member's generation;
  * a record the broker refuses is dead-lettered without holding back the other lane's batch; and a
- * stale generation is refused (ProducerFencedError) with nothing of it visible or committed.
+ * stale generation is refused (ProducerFencedError) with nothing of it visible or committed. One
+ * sink shared by two consumer groups (a repartition hop and the chain behind it, in one process)
+ * commits both groups' offsets in one transaction, writes staged records in staging order, and
+ * when one group's generation is stale commits the other group's batches all the same.
  */
 import type { Consumer, Kafka } from 'kafkajs';
 import { ProducerFencedError, type CommitBatch } from '../../src/engine/commit-sink';
@@ -109,6 +112,69 @@ describe('SharedTransactions against the real broker', () => {
     } finally {
       await sink.close();
       await Promise.allSettled([a.disconnect(), b?.disconnect(), admin.disconnect()]);
+    }
+  });
+
+  it('two groups in one sink: one transaction for both, records in staging order, a stale group refused while the other commits', async () => {
+    const suffix = uniqueSuffix();
+    const input = `shared2-in.${suffix}`;
+    const output = `shared2-out.${suffix}`;
+    const dlq = `shared2-dlq.${suffix}`;
+    const [g1, g2] = [`shared2-g1-${suffix}`, `shared2-g2-${suffix}`];
+    const kafka = createKafka({ clientId: 'shared-sink-test-2', brokers: endpoints.brokers });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: 2 }, { topic: output, numPartitions: 1 }, { topic: dlq, numPartitions: 1 }] });
+    const raw = kafka.producer();
+    await raw.connect();
+    for (const partition of [0, 1]) await raw.send({ topic: input, messages: Array.from({ length: 6 }, (_, i) => ({ partition, value: `in-${i}` })) });
+    await raw.disconnect();
+    const joins1: ConsumerGroupMetadata[] = [];
+    const joins2: ConsumerGroupMetadata[] = [];
+    const m1 = await member(kafka, g1, input, joins1);
+    const m2 = await member(kafka, g2, input, joins2);
+    m1.pause([{ topic: input }]);
+    m2.pause([{ topic: input }]);
+    let m2b: Consumer | undefined;
+    const sink = new SharedTransactions({ kafka, groupId: g1, idPrefix: g1, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('shared-sink-test'), instanceId: `t${suffix}` });
+    const stable = (group: string) => (topic: string, partition: number) => fetchStableOffset(admin, group, topic, partition);
+    const h1 = sink.group(g1, { readStable: stable(g1) });
+    const h2 = sink.group(g2, { readStable: stable(g2) });
+    try {
+      await waitFor(() => joins1.length > 0 && joins2.length > 0, 30000, () => 'members never joined');
+      const gen1 = h1.join(joins1[joins1.length - 1]);
+      let gen2 = h2.join(joins2[joins2.length - 1]);
+
+      // Both groups' batches, handed in in the same turn: one transaction, both offsets.
+      const a = batch(input, 0, output, ['a1', 'a3'], '2');
+      const b = batch(input, 1, output, ['b2', 'b4'], '2');
+      // Staged (processing order across the groups' lanes): a1, b2, a3, b4 — not batch order.
+      sink.stage([a.records[0]]);
+      sink.stage([b.records[0]]);
+      sink.stage([a.records[1]]);
+      sink.stage([b.records[1]]);
+      await Promise.all([sink.commit(a, gen1), sink.commit(b, gen2)]);
+      expect(sink.counters).toMatchObject({ transactions: 1, batches: 2 });
+      expect(await fetchStableOffset(admin, g1, input, 0)).toBe('2');
+      expect(await fetchStableOffset(admin, g2, input, 1)).toBe('2');
+      expect(await readCommitted(kafka, output, 4)).toEqual(['a1', 'b2', 'a3', 'b4']);
+
+      // Group 2 rebalances behind this member's back: its batch is refused, group 1's commits.
+      m2b = await member(kafka, g2, input, joins2);
+      await waitFor(() => joins2.some((m) => m.generationId > gen2.metadata.generationId && m.memberId === joins2[0].memberId), 30000, () => 'no rebalance of group 2');
+      const [ok, stale] = await Promise.allSettled([sink.commit(batch(input, 0, output, ['a5'], '4'), gen1), sink.commit(batch(input, 1, output, ['zombie'], '4'), gen2)]);
+      expect(ok.status).toBe('fulfilled');
+      expect(stale.status === 'rejected' && stale.reason).toBeInstanceOf(ProducerFencedError);
+      expect(sink.counters.generationRefusals).toBe(1);
+      expect(await fetchStableOffset(admin, g1, input, 0)).toBe('4');
+      expect(await fetchStableOffset(admin, g2, input, 1)).toBe('2');
+      gen2 = h2.join(joins2[joins2.length - 1]); // the member's new generation commits again
+      await sink.commit(batch(input, 1, output, ['b6'], '3'), gen2);
+      expect(await fetchStableOffset(admin, g2, input, 1)).toBe('3');
+      expect(await readCommitted(kafka, output, 6)).toEqual(['a1', 'b2', 'a3', 'b4', 'a5', 'b6']);
+    } finally {
+      await sink.close();
+      await Promise.allSettled([m1.disconnect(), m2.disconnect(), m2b?.disconnect(), admin.disconnect()]);
     }
   });
 });

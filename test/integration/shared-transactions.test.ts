@@ -15,9 +15,9 @@ import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpe
 
 const endpoints = testEndpoints();
 
-/** The value of one series in a Prometheus text exposition, picked by metric name and group label (NaN: absent). */
-function sample(text: string, name: string, group: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`group="${group}"`));
+/** The value of one series in a Prometheus text exposition, picked by metric name and one label (`group="…"`, `sink="…"`; NaN: absent). */
+function sample(text: string, name: string, label: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(label));
   return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
@@ -35,7 +35,9 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
     const g = new TransactionGenerator({ seed: 91 });
     const events: Transaction[] = Array.from({ length: 900 }, () => g.next().tx);
     const pipeline = await Pipeline.start({ topology, endpoints, instanceId: `it-${uniqueSuffix()}` });
-    const group = `${topology.spec.name}.extract`;
+    // The chain's group; its process-wide sink is named by it too (the first shared group).
+    const group = `group="${topology.spec.name}.extract"`;
+    const sink = `sink="${topology.spec.name}.extract"`;
     const before = await pipeline.metrics.registry.metrics();
     const predictions: string[] = [];
     const deadLetters: string[] = [];
@@ -65,7 +67,7 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
       await pipeline.stop();
     }
     // Exported from the start at 0 (alerts see the series), moved by the traffic.
-    expect(sample(before, 'tributary_engine_shared_transactions_total', group)).toBe(0);
+    expect(sample(before, 'tributary_engine_shared_transactions_total', sink)).toBe(0);
     expect(sample(before, 'tributary_engine_shared_transaction_generation_refusals_total', group)).toBe(0);
     expect(predictions).toHaveLength(events.length);
     expect(new Set(predictions)).toEqual(new Set(events.map((e) => e.transactionId)));
@@ -75,16 +77,16 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
     expect(counters.batches).toBeGreaterThan(counters.transactions); // lanes shared transactions
     const text = await pipeline.metrics.registry.metrics();
     expect(pipeline.runners[0].sharedCounters).toBeDefined();
-    expect(text).toContain(`tributary_engine_shared_transactions_total{chain="extract+score",group="${group}"}`);
-    expect(sample(text, 'tributary_engine_shared_transactions_total', group)).toBe(counters.transactions);
+    expect(text).toContain(`tributary_engine_shared_transaction_batches_total{chain="extract+score",${group}}`);
+    expect(sample(text, 'tributary_engine_shared_transactions_total', sink)).toBe(counters.transactions);
     expect(sample(text, 'tributary_engine_shared_transaction_batches_total', group)).toBe(counters.batches);
-    expect(sample(text, 'tributary_engine_shared_transaction_concurrent_retries_total', group)).toBe(counters.concurrentRetries);
+    expect(sample(text, 'tributary_engine_shared_transaction_concurrent_retries_total', sink)).toBe(counters.concurrentRetries);
     expect(sample(text, 'tributary_engine_shared_transaction_generation_refusals_total', group)).toBe(0);
     // Every consumed record (the dead letter's included) was committed in exactly one transaction.
-    expect(sample(text, 'tributary_engine_shared_transaction_records_count', group)).toBe(counters.transactions);
-    expect(sample(text, 'tributary_engine_shared_transaction_records_sum', group)).toBe(events.length + 1);
-    expect(sample(text, 'tributary_engine_shared_transaction_seconds_count', group)).toBe(counters.transactions);
-    expect(sample(text, 'tributary_engine_shared_transaction_seconds_sum', group)).toBeGreaterThan(0);
+    expect(sample(text, 'tributary_engine_shared_transaction_records_count', sink)).toBe(counters.transactions);
+    expect(sample(text, 'tributary_engine_shared_transaction_records_sum', sink)).toBe(events.length + 1);
+    expect(sample(text, 'tributary_engine_shared_transaction_seconds_count', sink)).toBe(counters.transactions);
+    expect(sample(text, 'tributary_engine_shared_transaction_seconds_sum', sink)).toBeGreaterThan(0);
     const admin = createKafka({ clientId: 'shared-test', brokers: endpoints.brokers }).admin();
     await admin.connect();
     try {

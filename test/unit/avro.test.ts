@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as avro from 'avsc';
 import { SchemaCatalog, packageSchemasDir } from '../../src/kafka/avro-schemas';
-import { classifyIncompatibility } from '../../src/kafka/avro-serde';
+import { AvroEncoder, classifyIncompatibility } from '../../src/kafka/avro-serde';
+import type { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import { generateTypes } from '../../src/kafka/avro-typegen';
 import { repoRoot } from '../../src/stack/paths';
 import { chunkBySize } from '../../src/engine/commit-sink';
@@ -52,6 +53,25 @@ describe('Avro schemas and serde', () => {
     }
     // (The fraud example may be deleted: scripts/check-without-example.sh drops this test with it.)
     expect(withSchemas).toContain('fraud');
+  });
+
+  it('encodes with the Confluent header, each record in its own exact-size buffer, also past the scratch buffer\'s size', () => {
+    const schema = new SchemaCatalog(packageSchemasDir()).get('feature-vector');
+    const enc = new AvroEncoder<Record<string, unknown>>(undefined as unknown as SchemaRegistryClient, schema, 't');
+    const vector = (names: string[]) => ({ key: 'k', featureSet: 's', featureVersion: 1, names, values: names.map((_, i) => i / 3), eventTime: 1, ingestTime: 2, lineage: { topic: 't', partition: 0, offset: 5 } });
+    const small = vector(['a', 'b']);
+    const large = vector(Array.from({ length: 4000 }, (_, i) => `feature_name_${i}_`.repeat(2))); // ~150 KB > the 64 KB scratch
+    const a = enc.encodeWithId(7, small);
+    const b = enc.encodeWithId(8, large);
+    const c = enc.encodeWithId(9, small);
+    expect(b.length).toBeGreaterThan(64 * 1024);
+    // Checked after all three: an earlier record is not overwritten by later encodes.
+    for (const [buf, id, v] of [[a, 7, small], [b, 8, large], [c, 9, small]] as const) {
+      expect(buf[0]).toBe(0);
+      expect(buf.readInt32BE(1)).toBe(id);
+      expect(schema.type.fromBuffer(buf.subarray(5))).toMatchObject({ names: v.names, values: v.values });
+      expect(buf.length).toBe(5 + schema.type.toBuffer(v).length);
+    }
   });
 
   it('chunks messages so no chunk exceeds the size limit unless a single record does', () => {
