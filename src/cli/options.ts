@@ -5,6 +5,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { TributaryError } from '../util/errors';
+import { instanceIdProblem } from '../engine/instance-id';
 
 /** Exit code of a bad invocation (unknown option, bad value, missing argument), as in most Unix tools. */
 export const USAGE_EXIT_CODE = 2;
@@ -35,6 +36,13 @@ export const nonNegativeNumber = numeric('a number >= 0', (n) => n >= 0);
 /** A probability or ratio strictly between 0 and 1 (a significance level, a threshold). */
 export const unitInterval = numeric('a number between 0 and 1 (decimal point, e.g. 0.2)', (n) => n >= 0 && n <= 1);
 export const port = numeric('a port number 0-65535 (0 = any free port)', (n) => Number.isInteger(n) && n >= 0 && n <= 65535);
+
+/** A process instance id (shared transactions' transactional ids): [A-Za-z0-9._-], at most 64 characters. */
+export function instanceId(value: string): string {
+  const problem = instanceIdProblem(value);
+  if (problem) throw new InvalidArgumentError(`expected an instance id ([A-Za-z0-9._-], 1-64 characters): ${problem}.`);
+  return value;
+}
 
 /** One of a fixed set of words. */
 export function oneOf<T extends string>(...choices: T[]): Parser<T> {

@@ -6,7 +6,7 @@ import type { Chain, ChainRecord } from './chain';
 import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, PipelinedTransactions, type DeliveryMode, type SinkRecord, type TopicLimits } from './commit-sink';
 import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 import { SendGate } from './send-gate';
-import { SharedTransactions, type Generation, type SharedGroup, type SharedTransactionCounters } from './shared-transactions';
+import { SharedTransactions, type Generation, type SharedGroup, type SharedTransactionCounters, type SharedTransactionsObserver } from './shared-transactions';
 import { assertEosV2Patched, fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { StagingOrder } from './staging-order';
 
@@ -93,7 +93,11 @@ export interface ChainRunnerOptions {
    * in processing order through the shared transactions (no pipelined producers, no SendGate).
    */
   transactions?: 'per-partition' | 'shared';
-  /** Shared transactions: this process's part of the transactional ids (default: random per start). */
+  /**
+   * Shared transactions: this process's part of the transactional ids (default: random per start).
+   * Stable across restarts, the lanes' first offset read waits for nothing the previous process left
+   * open: warming up the producers aborts it.
+   */
   instanceId?: string;
   /**
    * Shared transactions: the process's sink, shared with its other chains (one transaction per
@@ -151,11 +155,18 @@ export class ChainRunner {
     if (opts.transactions === 'shared' && opts.delivery === 'exactly-once') {
       assertEosV2Patched();
       this.ownsShared = opts.sharedSink === undefined;
-      this.shared = opts.sharedSink ?? new SharedTransactions({ kafka: opts.kafka, groupId: opts.groupId, deadLetterTopic: opts.deadLetterTopic, limits: opts.limits, log: this.log, instanceId: opts.instanceId, commit: opts.commit });
+      this.shared = opts.sharedSink ?? new SharedTransactions({ kafka: opts.kafka, groupId: opts.groupId, deadLetterTopic: opts.deadLetterTopic, limits: opts.limits, log: this.log, instanceId: opts.instanceId, commit: opts.commit, observer: sharedSinkObserver(opts.metrics, opts.groupId) });
+      // Per-group metrics, every series from 0 (alerts see it).
+      const m = opts.metrics;
+      const labels = { chain: opts.chain.name, group: opts.groupId };
+      m.sharedBatches.inc(labels, 0);
+      m.sharedGenerationRefusals.inc(labels, 0);
       this.sharedGroup = this.shared.group(opts.groupId, {
         readStable: (topic, partition) => this.fetchStable(topic, partition),
         onFailure: (err) => this.onFailure(err, 'commit'),
         onHealthy: () => this.onHealthy(),
+        onCommitted: (batches) => m.sharedBatches.inc(labels, batches),
+        onRefused: () => m.sharedGenerationRefusals.inc(labels),
       });
     }
     this.consumer = this.createConsumer();
@@ -284,6 +295,13 @@ export class ChainRunner {
       if (paused.length > 0) this.consumer.resume([{ topic, partitions: paused }]);
     }
     this.log.debug({ partitions }, 'assignment: lanes rebuilt');
+    // How long the new owners waited to take their partitions (fencing, offsets held by a pending
+    // transaction: a crashed predecessor's stalls this until it is aborted). Once per join.
+    const lanes = this.lanes;
+    const joinedAt = Date.now();
+    void Promise.all([...lanes.values()].map((l) => l.whenReady())).then((ready) => {
+      if (this.lanes === lanes && ready.every(Boolean)) this.log.info({ partitions: this.assignedPartitions, waitedMs: Date.now() - joinedAt }, 'lanes own their partitions');
+    });
   }
 
   private createLane(topic: string, partition: number, after?: Promise<void>): PartitionLane {
@@ -341,7 +359,14 @@ export class ChainRunner {
       // A hop's records are numbered in processing order across lanes (StagingOrder calls stage in
       // that order); the shared transaction writes them in it.
       const stage = this.stagingOrder ? (records: SinkRecord[]) => shared.stage(records) : undefined;
-      return { init: stable, commit: (b) => shared.commit(b, generation), stage, coordinated: shared, committed: stable, close: async () => undefined, exactlyOnce: true };
+      // The pool is initialised before the first offset read (once per sink: warmUp is memoised):
+      // with a stable instance id, InitProducerId aborts what a crashed predecessor left open on the
+      // same ids, so require_stable answers at once instead of after the transaction timeout.
+      const init = async () => {
+        await shared.warmUp();
+        return stable();
+      };
+      return { init, commit: (b) => shared.commit(b, generation), stage, coordinated: shared, committed: stable, close: async () => undefined, exactlyOnce: true };
     }
     const txnOptions = {
       kafka: this.opts.kafka,
@@ -564,6 +589,25 @@ function orderingKey(r: SinkRecord): string {
 /** A record's ordering key when the order across entities matters too: its outputs' topics only. */
 function topicsKey(r: SinkRecord): string {
   return r.outputs.map((o) => o.topic).join('\n');
+}
+
+/**
+ * Transaction-level metrics of a shared sink, labelled by `sink`: its transactional-id prefix (the
+ * first shared group of the process, or the runner's own group). Per-group batch and refusal
+ * counts come from each runner's group hooks.
+ */
+export function sharedSinkObserver(metrics: StageMetrics, sink: string): SharedTransactionsObserver {
+  const labels = { sink };
+  metrics.sharedTransactions.inc(labels, 0);
+  metrics.sharedConcurrentRetries.inc(labels, 0);
+  return {
+    committed: (records, seconds) => {
+      metrics.sharedTransactions.inc(labels);
+      metrics.sharedRecords.observe(labels, records);
+      metrics.sharedSeconds.observe(labels, seconds);
+    },
+    concurrentRetry: () => metrics.sharedConcurrentRetries.inc(labels),
+  };
 }
 
 /** Lanes are per input partition of each topic the group reads. */

@@ -1,21 +1,22 @@
-import { randomBytes } from 'node:crypto';
 import type { Producer, Transaction } from 'kafkajs';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
 import { isGenerationError, sendOffsets, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { CommitPlan, connectEngineProducer, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
 import { crashPoint } from './fault-injection';
+import { checkInstanceId, randomInstanceId } from './instance-id';
 import type { CommitPolicy } from './lane';
 
 /** Transactional producers of one shared sink, taking turns (see SharedTransactions). */
 export const SHARED_PRODUCERS = 3;
 
 /**
- * Transaction timeout of the shared producers. Their ids are this process's own
- * (`<prefix>.<instance>.<k>`, a fresh instance per start unless one is given), so after a crash
- * nobody re-initialises them: the coordinator's timeout is what aborts a dead process's open
- * transaction. Until then the new owners of its partitions read their offsets as unstable (they
- * wait) and read_committed readers of its output partitions cannot read past it. A commit takes
- * milliseconds, so 10 s leaves ample room for a slow broker while bounding that stall.
+ * Transaction timeout of the shared producers. Their ids are `<prefix>.<instance>.<k>`: with the
+ * default instance (random per start) nobody re-initialises a crashed process's ids, so the
+ * coordinator's timeout is what aborts its open transaction. Until then the new owners of its
+ * partitions read their offsets as unstable (they wait) and read_committed readers of its output
+ * partitions cannot read past it. (A process restarted with the same stable instance id aborts it
+ * at once: the runners warm the pool up, InitProducerId, before their lanes read their offsets.) A
+ * commit takes milliseconds, so 10 s leaves ample room for a slow broker while bounding that stall.
  */
 export const SHARED_TRANSACTION_TIMEOUT_MS = 10000;
 
@@ -42,6 +43,10 @@ export interface SharedGroupHooks {
   onFailure?(err: Error): void;
   /** A commit succeeded again. */
   onHealthy?(): void;
+  /** `batches` of the group's lane batches were committed (metrics). */
+  onCommitted?(batches: number): void;
+  /** A transaction was refused for the group's stale generation (metrics). */
+  onRefused?(): void;
 }
 
 /** One consumer group committing through a shared sink: its current generation and hooks. */
@@ -115,8 +120,14 @@ export interface SharedTransactionsOptions extends SinkOptions {
    * shared by several groups of one process uses one of them (ids must be unique per deployment).
    */
   idPrefix?: string;
-  /** This process's part of the transactional ids; two live processes must never share one. Default: random per start. */
+  /**
+   * This process's part of the transactional ids ([A-Za-z0-9._-], at most 64); two live processes
+   * must never share one. Default: random per start. Reused after a restart, warmUp aborts what the
+   * previous process left open.
+   */
   instanceId?: string;
+  /** Transaction-level reports (metrics). */
+  observer?: SharedTransactionsObserver;
   /** Producers taking turns (default SHARED_PRODUCERS). */
   producers?: number;
   transactionTimeoutMs?: number;
@@ -125,6 +136,14 @@ export interface SharedTransactionsOptions extends SinkOptions {
    * in flight), or at once when a lane holds `maxRecords` or drains. Default: as soon as a batch waits.
    */
   commit?: CommitPolicy;
+}
+
+/** What a shared sink reports per transaction (Prometheus metrics; see sharedSinkObserver). */
+export interface SharedTransactionsObserver {
+  /** A transaction committed `records` consumed records in `seconds` (taking the producer to EndTxn). */
+  committed(records: number, seconds: number): void;
+  /** AddOffsetsToTxn answered CONCURRENT_TRANSACTIONS and was retried. */
+  concurrentRetry(): void;
 }
 
 /** What a shared sink did, for status and tests. */
@@ -197,9 +216,10 @@ export class SharedTransactions {
   private seq = 0;
   private readonly groups = new Map<string, SharedGroup>();
   private closed = false;
+  private warm?: Promise<void>;
 
   constructor(private opts: SharedTransactionsOptions) {
-    this.instanceId = opts.instanceId ?? randomBytes(6).toString('hex');
+    this.instanceId = opts.instanceId === undefined ? randomInstanceId() : checkInstanceId(opts.instanceId, 'instanceId');
     const prefix = opts.idPrefix ?? opts.groupId;
     this.slots = Array.from({ length: opts.producers ?? SHARED_PRODUCERS }, (_, k) => new Slot(`${prefix}.${this.instanceId}.${k}`, opts));
   }
@@ -208,9 +228,16 @@ export class SharedTransactions {
     return this.slots.map((s) => s.transactionalId);
   }
 
-  /** Initialises the producers ahead of the first commit (optional). */
-  async warmUp(): Promise<void> {
-    await Promise.all(this.slots.map((s) => s.connected()));
+  /**
+   * Initialises every producer (InitProducerId), once; a failed warm-up is tried again by the next
+   * call. With a stable instance id this is what aborts the transaction a crashed predecessor left
+   * open on the same ids, so the runners' lanes await it before reading their offsets with
+   * require_stable (else they would wait for the transaction timeout).
+   */
+  warmUp(): Promise<void> {
+    this.warm ??= Promise.all(this.slots.map((s) => s.connected())).then(() => undefined);
+    this.warm.catch(() => (this.warm = undefined));
+    return this.warm;
   }
 
   /** Another chain joins this sink: transactions start at the shorter of the two intervals, the smaller record bound. */
@@ -335,6 +362,9 @@ export class SharedTransactions {
   private committed(entries: Pending[], transactions: number): void {
     this.counters.transactions += transactions;
     this.counters.batches += entries.length;
+    const perGroup = new Map<SharedGroup, number>();
+    for (const e of entries) perGroup.set(e.generation.group, (perGroup.get(e.generation.group) ?? 0) + 1);
+    for (const [g, n] of perGroup) g.hooks.onCommitted?.(n);
     if (this.failures > 0) {
       this.failures = 0;
       for (const g of new Set(entries.map((e) => e.generation.group))) g.hooks.onHealthy?.();
@@ -383,6 +413,7 @@ export class SharedTransactions {
   /** One group's generation was refused: its batches are fenced, the others go into the next transaction. */
   private refused(err: GroupRefused, entries: Pending[]): void {
     this.counters.generationRefusals += 1;
+    err.group.hooks.onRefused?.();
     const stale = new Set<Generation>();
     for (const e of entries) if (e.generation.group === err.group) stale.add(e.generation);
     for (const g of stale) g.fenced ??= err.original as Error;
@@ -436,7 +467,10 @@ export class SharedTransactions {
       }
       for (const [generation, topics] of byGroup) {
         try {
-          await sendOffsets(txn, { consumerGroupId: generation.group.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }, () => (this.counters.concurrentRetries += 1));
+          await sendOffsets(txn, { consumerGroupId: generation.group.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }, () => {
+            this.counters.concurrentRetries += 1;
+            this.opts.observer?.concurrentRetry();
+          });
         } catch (err) {
           throw isGenerationError(err) ? new GroupRefused(generation.group, err) : err;
         }
@@ -445,6 +479,7 @@ export class SharedTransactions {
       for (const g of new Set(entries.map((e) => e.generation.group.groupId))) crashPoint('txn-sent', g);
       const tOffsets = performance.now();
       await txn.commit();
+      this.opts.observer?.committed(records.length, (performance.now() - t0) / 1000);
       const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
       this.opts.log.debug({ transactionalId: slot.transactionalId, batches: entries.length, groups: byGroup.size, records: records.length, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
     } catch (err) {

@@ -13,6 +13,17 @@ export class StageMetrics {
   readonly endToEndSeconds: Histogram<'stage'>;
   readonly commitSeconds: Histogram<'chain'>;
   readonly commitRecords: Histogram<'chain'>;
+  /**
+   * Shared transactions (exactly-once v2, `transactions: shared`): per sink (one per process, or
+   * per chain; labelled by its transactional-id prefix) and, for lane batches and refusals, per
+   * chain and consumer group.
+   */
+  readonly sharedTransactions: Counter<'sink'>;
+  readonly sharedBatches: Counter<'chain' | 'group'>;
+  readonly sharedConcurrentRetries: Counter<'sink'>;
+  readonly sharedGenerationRefusals: Counter<'chain' | 'group'>;
+  readonly sharedRecords: Histogram<'sink'>;
+  readonly sharedSeconds: Histogram<'sink'>;
 
   constructor(registry: Registry = new Registry(), withDefaults = false) {
     this.registry = registry;
@@ -32,6 +43,14 @@ export class StageMetrics {
     this.batchSeconds = new Histogram({ name: 'tributary_stage_batch_processing_seconds', help: 'Time to decode, process, produce and commit one batch', labelNames: ['stage'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
     this.commitSeconds = new Histogram({ name: 'tributary_engine_commit_seconds', help: 'Time of one lane commit (transaction: outputs, dead letters, offset, commit) including retries', labelNames: ['chain'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
     this.commitRecords = new Histogram({ name: 'tributary_engine_commit_records', help: 'Consumed records per lane commit', labelNames: ['chain'], buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000], registers });
+    const shared = ['chain', 'group'] as const;
+    const sink = ['sink'] as const;
+    this.sharedTransactions = new Counter({ name: 'tributary_engine_shared_transactions_total', help: 'Shared transactions (transactions: shared) committed, by sink (its transactional-id prefix)', labelNames: sink, registers });
+    this.sharedBatches = new Counter({ name: 'tributary_engine_shared_transaction_batches_total', help: 'Lane batches committed in shared transactions (several per transaction when lanes share)', labelNames: shared, registers });
+    this.sharedConcurrentRetries = new Counter({ name: 'tributary_engine_shared_transaction_concurrent_retries_total', help: 'AddOffsetsToTxn answered CONCURRENT_TRANSACTIONS (a producer\'s previous markers not written yet) and retried', labelNames: sink, registers });
+    this.sharedGenerationRefusals = new Counter({ name: 'tributary_engine_shared_transaction_generation_refusals_total', help: 'Shared transactions refused because this member\'s group generation was stale (its lanes fenced)', labelNames: shared, registers });
+    this.sharedRecords = new Histogram({ name: 'tributary_engine_shared_transaction_records', help: 'Consumed records committed per shared transaction (each with its outputs, side outputs, dead letter, replies)', labelNames: sink, buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000], registers });
+    this.sharedSeconds = new Histogram({ name: 'tributary_engine_shared_transaction_seconds', help: 'Time of one shared transaction, from taking its producer to the end of EndTxn', labelNames: sink, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
     // tributary_kafka_retriable_errors_total{type}: retriable broker answers (CONCURRENT_TRANSACTIONS...), logged at debug.
     kafkaRetriableCounter(registry);
     this.endToEndSeconds = new Histogram({ name: 'tributary_stage_event_to_output_seconds', help: 'From the input event entering Kafka to this stage producing its output', labelNames: ['stage'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });

@@ -11,12 +11,13 @@ import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
 import type { DeadLetter, PartialVector } from '../engine/records';
 import { Chain, type ChainStage } from '../engine/chain';
-import { ChainRunner, DEFAULT_COMMIT, type StageCounters } from '../engine/chain-runner';
+import { ChainRunner, DEFAULT_COMMIT, sharedSinkObserver, type StageCounters } from '../engine/chain-runner';
 import type { CommitPolicy } from '../engine/lane';
 import { SharedTransactions } from '../engine/shared-transactions';
 import type { TopicLimits } from '../engine/commit-sink';
 import { CutoverDrain, fastForward } from '../engine/cutover';
 import { fusedEdges, planChains } from '../engine/plan';
+import { checkInstanceId } from '../engine/instance-id';
 import { readTopicLimits } from '../engine/topic-limits';
 import { DEFAULT_REPLY_PARTITIONS, REPLY_RETENTION_MS, replyTopicName, type ReplyRoute } from '../engine/replies';
 import { KeyMismatchReporter, REPARTITION_PROCESSOR, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
@@ -139,6 +140,7 @@ export class Pipeline {
 
   static async start(options: PipelineOptions): Promise<Pipeline> {
     const { endpoints } = options;
+    if (options.instanceId !== undefined) checkInstanceId(options.instanceId, 'instanceId');
     const processors = options.processors ?? processorsFor(options.topology);
     const metrics = options.metrics ?? new StageMetrics();
     const effective = effectiveTopology(options.topology, processors);
@@ -320,7 +322,7 @@ function sharedSinkOf(ctx: BuildContext, groupId: string, commit: CommitPolicy):
     ctx.shared.tighten(commit);
     return ctx.shared;
   }
-  ctx.shared = new SharedTransactions({ kafka: ctx.kafka, groupId, idPrefix: groupId, deadLetterTopic: ctx.topology.spec.deadLetter.topic, limits: ctx.limits, log: createLogger('engine').child({ shared: groupId }), instanceId: ctx.options.instanceId, commit: { ...commit } });
+  ctx.shared = new SharedTransactions({ kafka: ctx.kafka, groupId, idPrefix: groupId, deadLetterTopic: ctx.topology.spec.deadLetter.topic, limits: ctx.limits, log: createLogger('engine').child({ shared: groupId }), instanceId: ctx.options.instanceId, commit: { ...commit }, observer: sharedSinkObserver(ctx.metrics, groupId) });
   return ctx.shared;
 }
 

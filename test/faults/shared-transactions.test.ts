@@ -1,9 +1,10 @@
 /**
  * Exactly-once v2 (`transactions: shared`) through crashes and zombies, judged by Kafka's own
- * read_committed console consumer (committedKeys), as test/faults/exactly-once.test.ts does for the
- * classic per-partition transactions. Here a dead process's open transaction is ended by the
- * coordinator's transaction timeout (its producer ids are its own), and a zombie is refused by the
- * group coordinator (stale generation), not by a transactional id.
+ * read_committed console consumer (committedKeys). The kill -9 x10 loop runs for both transaction
+ * modes in test/faults/exactly-once.test.ts; here are the scenarios only shared transactions have:
+ * a dead process's open transaction is ended either by its successor re-initialising the same
+ * transactional ids (a stable instance id) or by the coordinator's transaction timeout (a random
+ * one), and a zombie is refused by the group coordinator (stale generation), not by a transactional id.
  */
 import { produceDemoEvents } from '../../examples/fraud/produce';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
@@ -17,53 +18,76 @@ function sharedTopology(suffix: string): string {
   });
 }
 
-describe('exactly-once v2 (shared transactions) through crashes (real processes, real broker)', () => {
-  it('kill -9 of the pipeline process 4 times under load: 0 lost, 0 duplicated', async () => {
-    const suffix = uniqueSuffix();
-    const file = sharedTopology(suffix);
-    const count = 2000;
-    const seed = 611;
-    const producing = produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 120, seed });
-    let proc = new StageProcess(file);
-    await proc.waitForLog('pipeline running', 60000);
-    expect(proc.output).toContain('"transactions":"shared"');
-    for (let kill = 0; kill < 4; kill++) {
-      await new Promise((r) => setTimeout(r, 2000 + Math.random() * 3000));
-      proc.kill('SIGKILL');
-      await proc.exited;
-      proc = new StageProcess(file);
-    }
-    await producing;
-    const recoveryStart = Date.now();
-    const seen = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 150000, suffix);
-    const recoverySeconds = (Date.now() - recoveryStart) / 1000;
-    expect((await proc.stop()).code).toBe(0);
-    const { lost, duplicated } = lossAndDuplicates(generatedKeys(seed, count), seen);
-    recordFault({ scenario: 'shared transactions: kill -9 x4 under load', events: count, lost, duplicated, recoverySeconds });
-    expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
-  });
+/** The first log line of `proc` (pino JSON lines) with this message and these fields. */
+function logged(proc: StageProcess, msg: string, fields: Record<string, unknown>): { time: number; [k: string]: unknown } | undefined {
+  for (const line of proc.output.split('\n')) {
+    if (!line.includes(`"msg":"${msg}"`)) continue;
+    const entry = JSON.parse(line) as { time: number; [k: string]: unknown };
+    if (Object.entries(fields).every(([k, v]) => entry[k] === v)) return entry;
+  }
+  return undefined;
+}
 
-  it('kill -9 at a fixed point inside a shared transaction (outputs sent and offsets added, not committed; its offsets stay pending until the transaction timeout aborts it): 0 lost, 0 duplicated in both topics', async () => {
+/**
+ * A process restarted after a crash inside a shared transaction of group `group`: seconds from
+ * its group join until every lane owned its partition (ChainRunner logs it), and from the crash
+ * until then. The crashed transaction's offsets are pending until it is aborted, and the lanes
+ * read their offsets with require_stable: those of its partitions wait until then.
+ */
+async function restartStall(proc: StageProcess, group: string, crashedAt: number): Promise<{ fromJoin: number; fromCrash: number }> {
+  const deadline = Date.now() + 90000;
+  for (;;) {
+    const entry = logged(proc, 'lanes own their partitions', { group });
+    if (entry) return { fromJoin: (entry.waitedMs as number) / 1000, fromCrash: (entry.time - crashedAt) / 1000 };
+    if (!proc.running()) throw new Error(`process exited before its lanes owned their partitions: ${proc.output.slice(-1500)}`);
+    if (Date.now() > deadline) throw new Error(`lanes of ${group} not ready within 90 s: ${proc.output.slice(-1500)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('exactly-once v2 (shared transactions) through crashes (real processes, real broker)', () => {
+  it('kill -9 at a fixed point inside a shared transaction (outputs sent, offsets added, before EndTxn), twice: restarted with the same instance id the open transaction is aborted at once, with a fresh random id the successor waits for the transaction timeout; 0 lost, 0 duplicated in both topics', async () => {
     const suffix = uniqueSuffix();
     const file = sharedTopology(suffix);
-    const count = 1200;
+    const count = 4500;
     const seed = 644;
-    const producing = produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 200, seed });
-    // The 8th shared transaction dies after its sends and TxnOffsetCommit, before EndTxn: its offsets
-    // are pending until the coordinator's transaction timeout aborts it.
-    const crashing = new StageProcess(file, [], { TRIBUTARY_FAULT_CRASH_AT: 'txn-sent:8' });
-    const exit = await crashing.exited;
-    expect(exit.signal).toBe('SIGKILL');
-    const proc = new StageProcess(file);
+    const instance = `fault-${suffix}`;
+    const producing = produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 150, seed });
+    // Each crashing process dies in a shared transaction of the extract+score chain (not the
+    // repartition hop's) after its sends and TxnOffsetCommit, before EndTxn (the first in its 8th,
+    // the second in its 40th: after its lanes took their partitions): its offsets stay pending
+    // (require_stable readers wait) until someone ends it.
+    const group = `fraud-detection-${suffix}.extract`;
+    const first = new StageProcess(file, [], { TRIBUTARY_FAULT_CRASH_AT: `txn-sent@${group}:8`, TRIBUTARY_INSTANCE_ID: instance });
+    const firstExit = await first.exited;
+    const firstCrashedAt = Date.now();
+    expect(firstExit.signal).toBe('SIGKILL');
+    // Same instance id (the flag this time): its warm-up re-initialises the ids and aborts the open transaction.
+    const second = new StageProcess(file, ['--instance-id', instance], { TRIBUTARY_FAULT_CRASH_AT: `txn-sent@${group}:40` });
+    const secondExit = second.exited.then((e) => ({ ...e, at: Date.now() }));
+    const sameId = await restartStall(second, group, firstCrashedAt);
+    expect(second.output).toContain(`${instance}.0`);
+    const crashed = await secondExit;
+    expect(crashed.signal).toBe('SIGKILL');
+    // A fresh random id: nobody ends the open transaction but the coordinator's timeout (10 s after it began).
+    const third = new StageProcess(file);
+    const randomId = await restartStall(third, group, crashed.at);
     await producing;
     const expected = generatedKeys(seed, count);
     const predictions = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
     const features = await committedKeys(endpoints, `fraud.features.${suffix}`, count, 60000, suffix, 'feature-vector');
-    expect((await proc.stop()).code).toBe(0);
+    expect((await third.stop()).code).toBe(0);
     const p = lossAndDuplicates(expected, predictions);
     const f = lossAndDuplicates(expected, features);
-    recordFault({ scenario: 'shared transactions: kill -9 inside a transaction (after sends and offsets, before commit)', events: count, lost: p.lost + f.lost, duplicated: p.duplicated + f.duplicated, recoverySeconds: 0 });
+    const waits = `every lane owned its partition ${sameId.fromJoin.toFixed(1)} s after joining (${sameId.fromCrash.toFixed(1)} s after the crash) with the same instance id, ${randomId.fromJoin.toFixed(1)} s after joining (${randomId.fromCrash.toFixed(1)} s after the crash) with a random one`;
+    process.stdout.write(`shared transactions, crash inside a transaction: ${waits}\n`);
+    recordFault({ scenario: `shared transactions: kill -9 inside a transaction (after sends and offsets, before commit), restarted with the same then a random instance id: ${waits}`, events: count, lost: p.lost + f.lost, duplicated: p.duplicated + f.duplicated, recoverySeconds: sameId.fromJoin });
     expect({ predictions: p, features: f }).toEqual({ predictions: { lost: 0, duplicated: 0 }, features: { lost: 0, duplicated: 0 } });
+    // The same id aborts the predecessor's transaction before the lanes read their offsets; a
+    // random one cannot, so the lanes of its partitions wait until the coordinator aborted it
+    // (transaction timeout 10 s from its start, checked every 10 s).
+    expect(sameId.fromJoin).toBeLessThan(5);
+    expect(randomId.fromCrash).toBeGreaterThanOrEqual(8);
   });
 
   it('two instances in one group, one killed -9: the other takes its partitions once the dead one\'s transaction timed out, and the output is exact', async () => {

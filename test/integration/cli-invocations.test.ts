@@ -66,6 +66,8 @@ describe('tributary CLI invocations (no servers needed: every case fails or fini
     [['run', '--metrics-port', '70000'], /--metrics-port.*port number 0-65535/],
     [['run', '--shutdown-timeout', '1e'], /--shutdown-timeout.*positive integer/],
     [['run', '--stage', 'nope'], /--stage: no stage 'nope'/],
+    [['run', '--instance-id', 'pod 0'], /--instance-id.*'pod 0' is invalid\. expected an instance id \(\[A-Za-z0-9\._-\], 1-64 characters\)/],
+    [['run', '--instance-id', 'x'.repeat(65)], /--instance-id.*it has 65 characters \(at most 64\)/],
     [['validate', 'topologies/a.yaml', '--topology', 'topologies/b.yaml'], /topology given twice/],
     [['backfill', '--from', 'earliest', '--output', 'x.jsonl', '--workers', '0'], /--workers.*positive integer/],
     [['backfill', '--from', 'earliest', '--output', 'x.jsonl', '--format', 'xml'], /--format.*expected one of jsonl, csv/],
@@ -92,6 +94,13 @@ describe('tributary CLI invocations (no servers needed: every case fails or fini
     expect(res.stderr).toMatch(message);
     expect(res.status).toBe(2);
     expect(res.stderr.split('\n')[0]).toMatch(/^error: /);
+  });
+
+  it('a bad TRIBUTARY_INSTANCE_ID stops `run` at start, naming the variable and the flag', () => {
+    const res = cli(['run'], { TRIBUTARY_INSTANCE_ID: 'a/b' });
+    expect(res.stderr).toMatch(/option '--instance-id <id>' value 'a\/b' from env 'TRIBUTARY_INSTANCE_ID' is invalid/);
+    expect(res.status).toBe(2);
+    expect(cli(['run', '--help']).stdout).toMatch(/--instance-id <id>[\s\S]*\(env:\s+TRIBUTARY_INSTANCE_ID\)/);
   });
 
   it('--json works globally and per command: only JSON on stdout', () => {

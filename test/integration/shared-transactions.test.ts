@@ -3,6 +3,7 @@
  * partitions commits its lanes' batches in shared transactions with the group generation; every
  * event is predicted exactly once (read_committed), offsets are committed, and fewer transactions
  * than lane batches were needed. A dead letter (undecodable record) rides in the same transactions.
+ * The shared sink's Prometheus metrics (scraped from the pipeline's registry) agree with its counters.
  */
 import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 import { TopicConsumer } from '../../src/client/topic-consumer';
@@ -14,8 +15,14 @@ import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpe
 
 const endpoints = testEndpoints();
 
+/** The value of one series in a Prometheus text exposition, picked by metric name and one label (`group="…"`, `sink="…"`; NaN: absent). */
+function sample(text: string, name: string, label: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(label));
+  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 describe('shared transactions (exactly-once v2) in the stage engine', () => {
-  it('every event is predicted once, read_committed, offsets committed, several lanes per transaction; undecodable records dead-lettered', async () => {
+  it('every event is predicted once, read_committed, offsets committed, several lanes per transaction; undecodable records dead-lettered; the shared-transaction metrics move with the traffic and match the sink\'s counters', async () => {
     const topology = isolatedTopology('topologies/fraud-detection.yaml', uniqueSuffix(), (spec) => {
       delete spec.features;
       const extract = spec.stages.find((s) => s.name === 'extract')!;
@@ -27,7 +34,11 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
     const input = topology.spec.stages[0].input.topic;
     const g = new TransactionGenerator({ seed: 91 });
     const events: Transaction[] = Array.from({ length: 900 }, () => g.next().tx);
-    const pipeline = await Pipeline.start({ topology, endpoints });
+    const pipeline = await Pipeline.start({ topology, endpoints, instanceId: `it-${uniqueSuffix()}` });
+    // The chain's group; its process-wide sink is named by it too (the first shared group).
+    const group = `group="${topology.spec.name}.extract"`;
+    const sink = `sink="${topology.spec.name}.extract"`;
+    const before = await pipeline.metrics.registry.metrics();
     const predictions: string[] = [];
     const deadLetters: string[] = [];
     const consumers = [
@@ -55,12 +66,27 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
       await Promise.all(consumers.map((c) => c.stop()));
       await pipeline.stop();
     }
+    // Exported from the start at 0 (alerts see the series), moved by the traffic.
+    expect(sample(before, 'tributary_engine_shared_transactions_total', sink)).toBe(0);
+    expect(sample(before, 'tributary_engine_shared_transaction_generation_refusals_total', group)).toBe(0);
     expect(predictions).toHaveLength(events.length);
     expect(new Set(predictions)).toEqual(new Set(events.map((e) => e.transactionId)));
     expect(deadLetters).toEqual(['NOT_AVRO']);
     const counters = pipeline.runners[0].sharedCounters!;
     expect(counters.generationRefusals).toBe(0);
     expect(counters.batches).toBeGreaterThan(counters.transactions); // lanes shared transactions
+    const text = await pipeline.metrics.registry.metrics();
+    expect(pipeline.runners[0].sharedCounters).toBeDefined();
+    expect(text).toContain(`tributary_engine_shared_transaction_batches_total{chain="extract+score",${group}}`);
+    expect(sample(text, 'tributary_engine_shared_transactions_total', sink)).toBe(counters.transactions);
+    expect(sample(text, 'tributary_engine_shared_transaction_batches_total', group)).toBe(counters.batches);
+    expect(sample(text, 'tributary_engine_shared_transaction_concurrent_retries_total', sink)).toBe(counters.concurrentRetries);
+    expect(sample(text, 'tributary_engine_shared_transaction_generation_refusals_total', group)).toBe(0);
+    // Every consumed record (the dead letter's included) was committed in exactly one transaction.
+    expect(sample(text, 'tributary_engine_shared_transaction_records_count', sink)).toBe(counters.transactions);
+    expect(sample(text, 'tributary_engine_shared_transaction_records_sum', sink)).toBe(events.length + 1);
+    expect(sample(text, 'tributary_engine_shared_transaction_seconds_count', sink)).toBe(counters.transactions);
+    expect(sample(text, 'tributary_engine_shared_transaction_seconds_sum', sink)).toBeGreaterThan(0);
     const admin = createKafka({ clientId: 'shared-test', brokers: endpoints.brokers }).admin();
     await admin.connect();
     try {

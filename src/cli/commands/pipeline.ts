@@ -1,7 +1,7 @@
 import { definitionsFileSchema } from '../../features/declarative/spec';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { createKafka } from '../../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../kafka/schema-registry';
 import { editorSchema } from '../../topology/schema';
@@ -19,7 +19,7 @@ import { resolveEndpoints } from '../../util/endpoints';
 import { repoRoot } from '../../util/paths';
 import { createLogger } from '../../util/logger';
 import { chosenTopology, loadTopologyFile, POSITIONAL_TOPOLOGY_HELP, TOPOLOGY_FLAGS, TOPOLOGY_HELP } from '../topology-file';
-import { port, positiveInt, wantsJson } from '../options';
+import { instanceId, port, positiveInt, wantsJson } from '../options';
 import { startMonitoringServer } from '../monitoring-port';
 
 const log = createLogger('cli');
@@ -62,7 +62,12 @@ export function registerPipelineCommands(program: Command): void {
     .option('--shutdown-timeout <ms>', 'graceful shutdown bound', positiveInt, 30000)
     .option('--metrics-port <port>', '/metrics, /healthz, /readyz port (0 = any free port; env TRIBUTARY_METRICS_PORT)', port, port(process.env.TRIBUTARY_METRICS_PORT ?? '9400'))
     .option('--metrics-host <host>', 'address the monitoring server binds', process.env.TRIBUTARY_METRICS_HOST ?? '127.0.0.1')
-    .action(async (file: string | undefined, opts: { topology?: string; stage?: string[]; split?: boolean; shutdownTimeout: number; metricsPort: number; metricsHost: string }) => {
+    .addOption(
+      new Option('--instance-id <id>', 'this process\'s stable name in the transactional ids of `transactions: shared` stages ([A-Za-z0-9._-], at most 64; default random per start). Unique among live processes (e.g. the pod name of a StatefulSet); reused after a restart, the new process aborts its predecessor\'s open transaction at once instead of waiting for the transaction timeout')
+        .env('TRIBUTARY_INSTANCE_ID')
+        .argParser(instanceId),
+    )
+    .action(async (file: string | undefined, opts: { topology?: string; stage?: string[]; split?: boolean; shutdownTimeout: number; metricsPort: number; metricsHost: string; instanceId?: string }) => {
       const topology = loadTopologyFile(chosenTopology(file, opts.topology));
       const unknown = (opts.stage ?? []).filter((name) => !topology.spec.stages.some((s) => s.name === name));
       if (unknown.length) throw new UsageError(`--stage: no stage ${unknown.map((n) => `'${n}'`).join(', ')} in ${topology.file} (stages: ${topology.spec.stages.map((s) => s.name).join(', ')})`);
@@ -75,7 +80,7 @@ export function registerPipelineCommands(program: Command): void {
         readiness: () => pipeline?.readiness() ?? { ready: false, checks: { pipeline: 'starting' } },
       });
       const { url } = await startMonitoringServer(monitoring, { port: opts.metricsPort, host: opts.metricsHost, flag: '--metrics-port', env: 'TRIBUTARY_METRICS_PORT' });
-      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split });
+      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split, instanceId: opts.instanceId });
       const running = pipeline;
       // `tributary status` finds this process's /metrics here.
       const unrecord = recordRun({ kind: 'run', topology: topology.spec.name, stages: opts.stage ?? topology.spec.stages.map((s) => s.name), metricsUrl: url });
