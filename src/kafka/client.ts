@@ -123,6 +123,11 @@ export function classifyKafkajsLog(entry: Pick<LogEntry, 'level' | 'namespace' |
   const level = LEVELS[entry.level] ?? 'info';
   if (level !== 'error' && level !== 'warn') return { level, count: false };
   const { message, error, retryCount } = entry.log as { message: string; error?: unknown; retryCount?: unknown };
+  // A CreateTopics answer with per-topic errors: the connection logs the aggregate ("Topic creation
+  // errors") at ERROR before the admin sees it. kafkajs' admin treats "all TOPIC_ALREADY_EXISTS" (two
+  // processes creating a topology's topics at once) as done and throws anything else to the caller
+  // (ensureTopics), which fails loudly — so this line is never the only trace of a real failure.
+  if (entry.namespace === 'Connection' && typeof message === 'string' && message.startsWith('Response CreateTopics') && error === 'Topic creation errors') return { level: 'debug', count: false };
   const answer = protocolError(error) ?? protocolError(message);
   if (answer) {
     if (!answer.retriable && !RECOVERED_BY_KAFKAJS.has(answer.type)) return { level, count: false };

@@ -64,6 +64,12 @@ describe('kafkajs log mapping', () => {
     expect(classifyKafkajsLog(entry(logLevel.WARN, 'RequestQueue', 'Response without match', { clientId: 'c' })).level).toBe('warn');
   });
 
+  it("a CreateTopics answer's aggregate 'Topic creation errors' goes to debug (the admin decides: already-exists is done, anything else is thrown to the caller); other CreateTopics failures keep ERROR", () => {
+    expect(classifyKafkajsLog(entry(logLevel.ERROR, 'Connection', 'Response CreateTopics(key: 19, version: 3)', { error: 'Topic creation errors', broker: 'b:9092' }))).toEqual({ level: 'debug', count: false });
+    expect(classifyKafkajsLog(entry(logLevel.ERROR, 'Connection', 'Response CreateTopics(key: 19, version: 3)', { error: 'Not authorized to access topics: [Topic authorization failed.]' })).level).toBe('error');
+    expect(classifyKafkajsLog(entry(logLevel.ERROR, 'Connection', 'Response Produce(key: 0, version: 7)', { error: 'Topic creation errors' })).level).toBe('error');
+  });
+
   it('INFO and DEBUG entries pass through unchanged and are never counted', () => {
     expect(classifyKafkajsLog(entry(logLevel.DEBUG, 'Connection', 'Response AddPartitionsToTxn(key: 24, version: 1)', { error: CONCURRENT }))).toEqual({ level: 'debug', count: false });
     expect(classifyKafkajsLog(entry(logLevel.INFO, 'Consumer', 'Starting', { groupId: 'g' }))).toEqual({ level: 'info', count: false });
