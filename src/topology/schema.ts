@@ -99,7 +99,7 @@ export const topologyBaseSchema = {
           delivery: { enum: ['exactly-once', 'at-least-once'], description: 'exactly-once (default) uses Kafka transactions; at-least-once may duplicate after a crash.' },
           transactions: {
             enum: ['per-partition', 'shared'],
-            description: "Exactly-once only. per-partition (default): one transactional producer per input partition, zombies fenced by the transactional id. shared (exactly-once v2, KIP-447): one transaction per commit interval holds the outputs and offsets of every shared chain of the process (the stage's repartition hop included), zombies fenced by the consumer group generation. A fused chain uses its first stage's setting.",
+            description: "Exactly-once only. shared (default; exactly-once v2, KIP-447): one transaction per commit interval holds the outputs and offsets of every shared chain of the process (the stage's repartition hop included; a shadow stage has its own), zombies fenced by the consumer group generation. per-partition: one transactional producer per input partition, zombies fenced by the transactional id (more transactions, higher latency). A fused chain uses its first stage's setting.",
           },
           limits: {
             type: 'object',

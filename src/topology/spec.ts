@@ -51,14 +51,15 @@ export interface StageSpec {
   input: StageInputSpec;
   output: StageOutputSpec;
   consumer?: ConsumerTuning;
-  /** `exactly-once` (default): Kafka transactions per input partition; `at-least-once`: opt-in, may duplicate after a crash. */
+  /** `exactly-once` (default): Kafka transactions (see `transactions`); `at-least-once`: opt-in, may duplicate after a crash. */
   delivery?: 'exactly-once' | 'at-least-once';
   /**
-   * Exactly-once only. `per-partition` (default): one transactional producer per input partition
-   * (src/engine/commit-sink.ts PartitionTransactions). `shared`: exactly-once v2 (KIP-447), one
-   * transaction per commit interval for every shared chain of the process (the stage's repartition
-   * hop included), zombies fenced by the group generation (src/engine/shared-transactions.ts). A
-   * fused chain uses its first stage's setting; the hop in front of a stage uses the stage's.
+   * Exactly-once only. `shared` (default): exactly-once v2 (KIP-447), one transaction per commit
+   * interval for every shared chain of the process (the stage's repartition hop included; a stage
+   * that runs apart, a shadow, has a sink of its own), zombies fenced by the group generation
+   * (src/engine/shared-transactions.ts). `per-partition`: one transactional producer per input
+   * partition (src/engine/commit-sink.ts PartitionTransactions). A fused chain uses its first
+   * stage's setting; the hop in front of a stage uses the stage's.
    */
   transactions?: 'per-partition' | 'shared';
   /**

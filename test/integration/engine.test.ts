@@ -97,8 +97,9 @@ describe('stage engine: fused and split chains', () => {
     expect(results.split.features.some((r) => DONE_HEADER in r.headers)).toBe(false);
   });
 
-  for (const [delivery, transactions] of [['exactly-once', undefined], ['at-least-once', undefined], ['exactly-once', 'shared']] as const) {
-    it(`graceful stop in the middle of a chunk finishes and commits it (${delivery}${transactions ? `, ${transactions} transactions` : ''})`, async () => {
+  // Exactly-once without `transactions` is the default (shared); per-partition is set explicitly.
+  for (const [delivery, transactions] of [['exactly-once', undefined], ['at-least-once', undefined], ['exactly-once', 'per-partition']] as const) {
+    it(`graceful stop in the middle of a chunk finishes and commits it (${delivery}${transactions ? `, ${transactions} transactions` : delivery === 'exactly-once' ? ', default (shared) transactions' : ''})`, async () => {
       const topology = stateless(uniqueSuffix(), (spec) => {
         for (const s of spec.stages) {
           s.delivery = delivery;
@@ -109,6 +110,8 @@ describe('stage engine: fused and split chains', () => {
       });
       const input = events(57, 120);
       const pipeline = await Pipeline.start({ topology, endpoints });
+      // The default for exactly-once is the process's shared sink; per-partition and at-least-once have none.
+      expect(pipeline.shared !== undefined).toBe(delivery === 'exactly-once' && transactions === undefined);
       await produce(topology, input);
       // The first chunks are now inside the (slow) inference: stop while they are in flight.
       await new Promise((r) => setTimeout(r, 1200));

@@ -16,7 +16,8 @@ import { MonitoringServer } from '../../monitoring/http-server';
 import { UsageError } from '../options';
 import { recordRun } from '../../monitoring/run-state';
 import { resolveEndpoints } from '../../util/endpoints';
-import { repoRoot } from '../../util/paths';
+import { repoRoot, tributaryHome } from '../../util/paths';
+import { claimHostInstance, type HostInstanceClaim } from '../../engine/host-instance';
 import { createLogger } from '../../util/logger';
 import { chosenTopology, loadTopologyFile, POSITIONAL_TOPOLOGY_HELP, TOPOLOGY_FLAGS, TOPOLOGY_HELP } from '../topology-file';
 import { instanceId, port, positiveInt, wantsJson } from '../options';
@@ -51,6 +52,23 @@ export function onShutdownSignal(stop: () => Promise<void>, timeoutMs = 30000): 
   process.on('SIGINT', handler);
 }
 
+/**
+ * `tributary run`'s instance id when none is given: this host's lowest free slot for the topology
+ * (src/engine/host-instance.ts). Where $TRIBUTARY_HOME is not writable the id is random per start
+ * (said at info: a crash then leaves its partitions waiting for the transaction timeout).
+ */
+function claimDefaultInstance(topologyName: string): HostInstanceClaim | undefined {
+  const dir = path.join(tributaryHome(), 'instances');
+  try {
+    const claim = claimHostInstance({ dir, scope: topologyName });
+    log.info({ instanceId: claim.id, slotFile: claim.file }, 'instance id from this host\'s free slot');
+    return claim;
+  } catch (err) {
+    log.info({ dir, reason: (err as Error).message }, 'no host slot for the instance id; a random one is used (give --instance-id for fast recovery after a crash)');
+    return undefined;
+  }
+}
+
 export function registerPipelineCommands(program: Command): void {
   program
     .command('run')
@@ -63,7 +81,7 @@ export function registerPipelineCommands(program: Command): void {
     .option('--metrics-port <port>', '/metrics, /healthz, /readyz port (0 = any free port; env TRIBUTARY_METRICS_PORT)', port, port(process.env.TRIBUTARY_METRICS_PORT ?? '9400'))
     .option('--metrics-host <host>', 'address the monitoring server binds', process.env.TRIBUTARY_METRICS_HOST ?? '127.0.0.1')
     .addOption(
-      new Option('--instance-id <id>', 'this process\'s stable name in the transactional ids of `transactions: shared` stages ([A-Za-z0-9._-], at most 64; default random per start). Unique among live processes (e.g. the pod name of a StatefulSet); reused after a restart, the new process aborts its predecessor\'s open transaction at once instead of waiting for the transaction timeout')
+      new Option('--instance-id <id>', 'this process\'s stable name in the transactional ids of its exactly-once stages (`transactions: shared`, the default) ([A-Za-z0-9._-], at most 64). Default: <host>-<slot>, the lowest slot no live process on this host holds for the topology ($TRIBUTARY_HOME/instances), so a restart on the same host gets the same id and aborts its predecessor\'s open transaction at once instead of waiting for the transaction timeout. Must be unique among live processes (e.g. the pod name of a StatefulSet)')
         .env('TRIBUTARY_INSTANCE_ID')
         .argParser(instanceId),
     )
@@ -80,7 +98,8 @@ export function registerPipelineCommands(program: Command): void {
         readiness: () => pipeline?.readiness() ?? { ready: false, checks: { pipeline: 'starting' } },
       });
       const { url } = await startMonitoringServer(monitoring, { port: opts.metricsPort, host: opts.metricsHost, flag: '--metrics-port', env: 'TRIBUTARY_METRICS_PORT' });
-      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split, instanceId: opts.instanceId });
+      const claim = opts.instanceId === undefined ? claimDefaultInstance(topology.spec.name) : undefined;
+      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split, instanceId: opts.instanceId ?? claim?.id });
       const running = pipeline;
       // `tributary status` finds this process's /metrics here.
       const unrecord = recordRun({ kind: 'run', topology: topology.spec.name, stages: opts.stage ?? topology.spec.stages.map((s) => s.name), metricsUrl: url });
@@ -88,6 +107,7 @@ export function registerPipelineCommands(program: Command): void {
         unrecord();
         await running.stop();
         await monitoring.stop();
+        claim?.release();
       }, opts.shutdownTimeout);
     });
 
