@@ -26,9 +26,17 @@
  *    group's offsets is pending): used only when `admin.fetchOffsets` is given `requireStable: true`.
  * 5. The consumer's generationId in the GROUP_JOIN event's payload (memberId is there already).
  *
+ * And one cost fix:
+ *
+ * 6. Coordinators are remembered (scripts/kafkajs-eosv2/coordinator-cache.js) instead of being
+ *    looked up with a FindCoordinator request before every transactional or group request — 3-6
+ *    round trips per exactly-once commit — and forgotten when a broker answers that coordination
+ *    moved, as Kafka's Java client does.
+ *
  * The new requests are files of scripts/kafkajs-eosv2/, copied into kafkajs' protocol folder.
  * Run by `npm ci` (the package's prepare script) and idempotent; fails loudly if kafkajs changed.
- * Tested by test/unit/kafkajs-aborted-filter.test.ts and test/unit/kafkajs-eosv2.test.ts.
+ * Tested by test/unit/kafkajs-aborted-filter.test.ts, test/unit/kafkajs-eosv2.test.ts and
+ * test/integration/kafkajs-coordinator-cache.test.ts.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -75,6 +83,14 @@ const files = {
       })
     }
     const txnOffsetCommit`,
+    },
+    {
+      what: 'coordination errors empty the coordinator cache',
+      before: `      return await this.connectionPool.send(protocolRequest)
+    } catch (e) {`,
+      after: `      return await this.connectionPool.send(protocolRequest)
+    } catch (e) {
+      require('../cluster/coordinatorCache').observe(e) ${MARK}`,
     },
     {
       what: 'OffsetFetch v7 with require_stable when asked',
@@ -151,6 +167,39 @@ const files = {
       }))`,
     },
   ],
+  'src/cluster/index.js': [
+    {
+      what: 'remember coordinators instead of a FindCoordinator request per use',
+      before: `  async findGroupCoordinator({ groupId, coordinatorType = COORDINATOR_TYPES.GROUP }) {
+    return this.retrier(async (bail, retryCount, retryTime) => {
+      try {
+        const { coordinator } = await this.findGroupCoordinatorMetadata({
+          groupId,
+          coordinatorType,
+        })
+        return await this.findBroker({ nodeId: coordinator.nodeId })`,
+      after: `  async findGroupCoordinator({ groupId, coordinatorType = COORDINATOR_TYPES.GROUP }) {
+    const coordinators = this.coordinators || (this.coordinators = require('./coordinatorCache')) ${MARK}
+    if (!this.coordinatorCache) this.coordinatorCache = coordinators.create()
+    const known = coordinators.get(this.coordinatorCache, groupId, coordinatorType)
+    if (known !== undefined) {
+      try {
+        return await this.findBroker({ nodeId: known })
+      } catch (e) {
+        coordinators.delete(this.coordinatorCache, groupId, coordinatorType)
+      }
+    }
+    return this.retrier(async (bail, retryCount, retryTime) => {
+      try {
+        const { coordinator } = await this.findGroupCoordinatorMetadata({
+          groupId,
+          coordinatorType,
+        })
+        const found = await this.findBroker({ nodeId: coordinator.nodeId })
+        coordinators.set(this.coordinatorCache, groupId, coordinatorType, coordinator.nodeId)
+        return found`,
+    },
+  ],
   'src/consumer/consumerGroup.js': [
     {
       what: 'GROUP_JOIN carries the generation',
@@ -168,6 +217,7 @@ const copies = {
   'txnOffsetCommit-v3-response.js': 'src/protocol/requests/txnOffsetCommit/v3/response.js',
   'offsetFetch-v7-request.js': 'src/protocol/requests/offsetFetch/v7/request.js',
   'offsetFetch-v7-response.js': 'src/protocol/requests/offsetFetch/v7/response.js',
+  'coordinator-cache.js': 'src/cluster/coordinatorCache.js',
 };
 
 const applied = [];

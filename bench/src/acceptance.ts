@@ -45,6 +45,8 @@ export function acceptance(systems: SystemOutcome[], suffix = ''): Check[] {
   // The same criteria with exactly-once v2 (transactions: shared), when the run measured it.
   const def2 = sys('tributary-default-eos2-fused');
   if (def2) checks.push({ criterion: '… the same with transactions: shared (exactly-once v2)', ok: le(p99(at(def2, 1000)), 60), measured: show(p99(at(def2, 1000))) });
+  const def1 = sys('tributary-default-eos1-fused');
+  if (def1) checks.push({ criterion: '… the same with transactions: per-partition', ok: le(p99(at(def1, 1000)), 60), measured: show(p99(at(def1, 1000))) });
 
   const ns = systems.find((s) => s.name === `tributary-nostream-eos-fused${suffix}`);
   if (ns?.status === 'not-servable') checks.push({ criterion: 'default topology without its streaming sets: live capacity ≥ 10,000/s, p99 ≤ 100 ms at 50% of it', ok: undefined, measured: `not servable (model 2 needs the streaming features); see tributary-stateless-* for the closest servable variant` });

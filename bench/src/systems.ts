@@ -32,8 +32,8 @@ export interface SystemDef {
   code?: TributaryCodeRef;
   /** Kafka Streams peer settings (undefined = its defaults). */
   peer?: { commitIntervalMs?: number; lingerMs?: number; guarantee: 'exactly_once_v2' | 'at_least_once' };
-  /** Exactly-once transactions (`shared`: exactly-once v2, one transaction across a chain's lanes). */
-  transactions?: 'shared';
+  /** Exactly-once transactions set explicitly (`shared`: exactly-once v2; `per-partition`: classic); undefined: the code's default. */
+  transactions?: 'shared' | 'per-partition';
   /** Commit settings of this system (a --commit-interval-ms sweep); undefined: the run's. */
   commit?: { intervalMs?: number; maxRecords?: number };
   label: string;
@@ -70,18 +70,26 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       delivery,
       fuse,
       code,
-      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, ${delivery}, stages ${fuse ? 'fused (fuse: true)' : 'split (fuse: false: one consumer group per stage)'}`,
+      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, ${delivery}${delivery === 'exactly-once' ? ' (that code\'s default transactions: shared since 2026-11-30, per-partition before)' : ''}, stages ${fuse ? 'fused (fuse: true)' : 'split (fuse: false: one consumer group per stage)'}`,
     });
     const shared = (variant: Variant, label: string): SystemDef => ({
       ...t(variant, 'exactly-once', true, label),
       name: `tributary-${variant}-eos2-fused${at}`,
       transactions: 'shared',
-      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, exactly-once v2 (transactions: shared — one transaction at a time across the chain's lanes), stages fused (fuse: true)`,
+      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, exactly-once v2 (transactions: shared — one transaction at a time for the process), stages fused (fuse: true)`,
+    });
+    const classic = (variant: Variant, label: string): SystemDef => ({
+      ...t(variant, 'exactly-once', true, label),
+      name: `tributary-${variant}-eos1-fused${at}`,
+      transactions: 'per-partition',
+      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, exactly-once with per-partition transactions (transactions: per-partition — one transactional producer per input partition), stages fused (fuse: true)`,
     });
     out.push(
       t('default', 'exactly-once', true, 'demo topology (model 2, batch + streaming features)'),
       shared('default', 'demo topology (model 2, batch + streaming features)'),
       shared('stateless', 'stateless topology (model 1, base features only)'),
+      classic('default', 'demo topology (model 2, batch + streaming features)'),
+      classic('stateless', 'stateless topology (model 1, base features only)'),
       t('default', 'exactly-once', false, 'demo topology (model 2, batch + streaming features)'),
       t('nostream', 'exactly-once', true, 'demo topology without its streaming feature sets (model 2)'),
       t('nostream', 'exactly-once', false, 'demo topology without its streaming feature sets (model 2)'),

@@ -1,3 +1,5 @@
+import * as os from 'node:os';
+import { hostPart } from '../../src/engine/host-instance';
 import { produceDemoEvents } from '../../examples/fraud/produce';
 import { prepareFeatureSets } from '../../src/features/prepare';
 import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
@@ -23,15 +25,15 @@ function laneWaitsMs(proc: StageProcess, group: string): number[] {
 }
 
 /**
- * The kill -9 x10 loop, once per transaction mode and Redis: per-partition transactions (the
- * default), shared transactions (exactly-once v2) restarted with the same instance id every time
- * (as a StatefulSet pod would be, so a restart aborts its predecessor's open transaction at once
- * instead of waiting for the 10 s transaction timeout), and per-partition transactions with the
+ * The kill -9 x10 loop, once per transaction mode and Redis: shared transactions (exactly-once v2,
+ * the default) with the default instance id — this host's slot, the same for every restart on this
+ * host, so a restart aborts its predecessor's open transaction at once instead of waiting for the
+ * 10 s transaction timeout —, per-partition transactions, and per-partition transactions with the
  * streaming state, batch sets and model control on a 3-node Redis Cluster.
  */
 const killLoopCases: Array<[string, { transactions: 'per-partition' | 'shared'; redis: (typeof stackRedis)[1] }]> = [
   ['per-partition transactions, the stack\'s Redis', { transactions: 'per-partition', redis: stackRedis[1] }],
-  ['shared transactions with a stable instance id, the stack\'s Redis', { transactions: 'shared', redis: stackRedis[1] }],
+  ['shared transactions (the default) with the default instance id (this host\'s slot), the stack\'s Redis', { transactions: 'shared', redis: stackRedis[1] }],
   [`per-partition transactions, ${redisCluster[0]}`, { transactions: 'per-partition', redis: redisCluster[1] }],
 ];
 
@@ -50,7 +52,7 @@ describe.each(killLoopCases)('exactly-once through crashes with %s (real process
     });
     // A dedicated server starts empty: the batch sets the vectors read are loaded into it first.
     if (target.dedicated) await prepareFeatureSets(isolatedTopology('topologies/fraud-detection.yaml', suffix), target.url);
-    const env = { REDIS_URL: target.url, ...(mode.transactions === 'shared' ? { TRIBUTARY_INSTANCE_ID: `pod-${suffix}` } : {}) };
+    const env = { REDIS_URL: target.url };
     const count = 3000;
     const seed = 101;
     const expected = generatedKeys(seed, count);
@@ -75,7 +77,8 @@ describe.each(killLoopCases)('exactly-once through crashes with %s (real process
     const seen = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 150000, suffix);
     const recoverySeconds = (Date.now() - recoveryStart) / 1000;
     expect((await proc.stop()).code).toBe(0);
-    if (mode.transactions === 'shared') expect(proc.output).toContain(`.pod-${suffix}.0`);
+    // Every start took the same slot back: the same transactional ids (<group>.<host>-0.<k>).
+    if (mode.transactions === 'shared') for (const p of procs) expect(p.output).toContain(`.${hostPart(os.hostname())}-0.0`);
     const { lost, duplicated } = lossAndDuplicates(expected, seen);
     // How long each process's extract+score lanes waited after joining to take their partitions (ChainRunner logs it per join).
     const waits = procs.flatMap((p) => laneWaitsMs(p, group));
@@ -139,7 +142,8 @@ describe('exactly-once in the fused stage engine (real processes, real broker)',
     const count = 1200;
     const seed = 404;
     const producing = produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 200, seed });
-    // The 8th transaction of the process dies after its sends, before AddOffsetsToTxn/EndTxn.
+    // The 8th transaction of the process dies after its sends, before EndTxn (shared transactions,
+    // the default: after the offsets too; per-partition: before AddOffsetsToTxn).
     const crashing = new StageProcess(file, [], { TRIBUTARY_FAULT_CRASH_AT: 'txn-sent:8' });
     const exit = await crashing.exited;
     expect(exit.signal).toBe('SIGKILL');
