@@ -124,8 +124,7 @@ export class LocalRedisCluster {
 
   /** Every node's role and master, as the node on `askPort` (default the first live one) sees them. */
   async roles(askPort?: number): Promise<ClusterNodeRole[]> {
-    const live = (p: number) => this.child(p).exitCode === null && this.child(p).signalCode === null;
-    const ports = askPort ? [askPort] : this.ports.filter(live);
+    const ports = askPort ? [askPort] : this.ports.filter((p) => this.running(p));
     const client = new Redis({ host: LOCALHOST, port: ports[0], lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     client.on('error', () => undefined);
     try {
@@ -190,9 +189,14 @@ export class LocalRedisCluster {
     }
   }
 
-  /** Resolves once every node reports cluster_state:ok (all slots served). */
+  /** Resolves once every running node reports cluster_state:ok (all slots served; a killed node is not asked). */
   async waitUntilOk(timeoutMs = 60_000): Promise<void> {
-    await this.waitFor(async (c) => /cluster_state:ok/.test(await c.cluster('INFO')), 'reach cluster_state:ok', timeoutMs);
+    await this.waitFor(async (c) => /cluster_state:ok/.test(await c.cluster('INFO')), 'reach cluster_state:ok', timeoutMs, this.ports.filter((p) => this.running(p)));
+  }
+
+  private running(port: number): boolean {
+    const c = this.child(port);
+    return c.exitCode === null && c.signalCode === null;
   }
 
   async stop(): Promise<void> {
