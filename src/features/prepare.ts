@@ -1,4 +1,4 @@
-import { createRedisClient } from '../util/redis';
+import { connectRedisClient } from '../util/redis';
 import * as path from 'node:path';
 import { repoRoot } from '../util/paths';
 import type { LoadedTopology } from '../topology/spec';
@@ -15,7 +15,7 @@ const log = createLogger('features');
  * `redateTo` re-dates every file so its newest row has this time (see LoadOptions).
  */
 export async function prepareFeatureSets(topology: LoadedTopology, redisUrl: string, opts: { resetStreaming?: boolean; groupPrefix?: string; redateTo?: number } = {}): Promise<LoadResult[]> {
-  const redis = createRedisClient(redisUrl);
+  const redis = await connectRedisClient(redisUrl);
   try {
     const results: LoadResult[] = [];
     for (const set of topology.spec.features?.sets ?? []) {

@@ -73,7 +73,29 @@ export interface StreamingSetConfig {
    * window size and hop of the set (one minute for minute-aligned windows).
    */
   bucketMs?: number;
+  /**
+   * Make the state durable on Redis replicas before the Kafka transaction commits: after each
+   * state write (one script per batch and slot group) the same connection sends `WAIT replicas
+   * timeoutMs` to the node that ran it; fewer acknowledgements within timeoutMs fail the batch as a
+   * transient error (retried, nothing committed to Kafka). Without it, a master that dies before
+   * replicating and a promoted replica lose acknowledged state while Kafka keeps the offsets (the
+   * events are never applied again). Costs one replication round trip per batch and slot group, and
+   * blocks that node's connection meanwhile. Sets of one stage share their writes: the stage waits
+   * for the most replicas (and longest timeout) any of its sets asks for. README "Redis Cluster".
+   */
+  durability?: StateDurability;
 }
+
+/** See StreamingSetConfig.durability. */
+export interface StateDurability {
+  /** Replicas that must acknowledge each state write (WAIT numreplicas); at least 1. */
+  replicas: number;
+  /** How long to wait for them (WAIT timeout, ms; default 100); below TRIBUTARY_REDIS_COMMAND_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
+/** WAIT timeout when a set's durability names none. */
+export const DEFAULT_DURABILITY_TIMEOUT_MS = 100;
 
 interface FeatureSetBase {
   name: string;
@@ -159,6 +181,16 @@ export const featureSourceKinds: readonly FeatureSourceKind[] = [
         onLate: { enum: ['ignore', 'dead_letter'], default: 'ignore' },
         replayRetentionMs: { type: 'integer', minimum: 0 },
         bucketMs: { type: 'integer', minimum: 1 },
+        durability: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['replicas'],
+          properties: {
+            replicas: { type: 'integer', minimum: 1 },
+            // 0 would make WAIT block forever; the client's command timeout (5 s by default) caps it anyway.
+            timeoutMs: { type: 'integer', minimum: 1, maximum: 60000 },
+          },
+        },
       },
     },
     fieldSchema: {

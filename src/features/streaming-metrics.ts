@@ -23,6 +23,8 @@ export class StreamingMetrics {
   readonly evictions: Counter<'namespace' | 'set' | 'kind'>;
   readonly lateEvents: Counter<'namespace' | 'set' | 'policy'>;
   readonly replayMissed: Counter<'namespace'>;
+  readonly stateBehind: Counter<'namespace'>;
+  readonly durabilityTimeouts: Counter<'namespace'>;
   readonly stateEntries: Gauge<'namespace' | 'set' | 'kind'>;
   private readonly sources = new Set<StateSizeSource>();
 
@@ -38,6 +40,8 @@ export class StreamingMetrics {
     this.evictions = new Counter({ name: 'tributary_streaming_evictions_total', help: 'Streaming state evicted by event time: bucket summaries (kind=bucket) and stored events (kind=event)', labelNames: ['namespace', 'set', 'kind'], registers });
     this.lateEvents = new Counter({ name: 'tributary_streaming_late_events_total', help: 'Events later than the allowed lateness (scored, not added), by the set\'s onLate policy', labelNames: ['namespace', 'set', 'policy'], registers });
     this.replayMissed = new Counter({ name: 'tributary_streaming_replay_missed_total', help: 'Replayed events whose stored vector was already trimmed (scored from the current state instead)', labelNames: ['namespace'], registers });
+    this.stateBehind = new Counter({ name: 'tributary_streaming_state_behind_total', help: 'Loads that found a (partition, slot group) checkpoint below one this process had committed: acknowledged state writes were lost (e.g. a Redis failover without durability)', labelNames: ['namespace'], registers });
+    this.durabilityTimeouts = new Counter({ name: 'tributary_streaming_durability_timeouts_total', help: 'State writes that fewer replicas than the durability asks for acknowledged in time (the batch is retried, not committed)', labelNames: ['namespace'], registers });
     const sources = this.sources;
     this.stateEntries = new Gauge({
       name: 'tributary_streaming_state_entries',

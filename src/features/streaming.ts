@@ -66,16 +66,33 @@
 import { randomBytes } from 'node:crypto';
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
-import { ConfigError, TributaryError } from '../util/errors';
+import { ConfigError, TransientError, TributaryError } from '../util/errors';
+import { createLogger } from '../util/logger';
+import { redisKeySlot } from '../util/redis-slot';
 import { LruCache } from './lru';
 import { packStrings } from './pack-strings';
 import { defineFeatureScripts, type FeatureScripts, type RedisClient } from './scripts';
-import { effectiveWindow, numericDefault, type AggregationFieldSpec, type StreamingFeatureSetSpec } from './spec';
+import { DEFAULT_DURABILITY_TIMEOUT_MS, effectiveWindow, numericDefault, type AggregationFieldSpec, type StateDurability, type StreamingFeatureSetSpec } from './spec';
 import type { StreamingBatchReport, StreamingMetrics } from './streaming-metrics';
 import { EntityWindowState, numericValue, padd, psum, setPlan, type SetPlan } from './window-state';
 
 export class FencedError extends TributaryError {
   override readonly name = 'FencedError';
+}
+
+/** A state write fewer replicas acknowledged than the durability asks for: transient, the batch is retried and not committed. */
+export class DurabilityTimeoutError extends TransientError {}
+
+const log = createLogger('streaming-state');
+
+/**
+ * The durability of a stage's state: its sets share every write, so the strictest set decides
+ * (most replicas, longest timeout). Undefined when no set asks for any.
+ */
+export function stateDurability(sets: readonly StreamingFeatureSetSpec[]): Required<StateDurability> | undefined {
+  const asked = sets.map((s) => s.config.durability).filter((d): d is StateDurability => d !== undefined);
+  if (asked.length === 0) return undefined;
+  return { replicas: Math.max(...asked.map((d) => d.replicas)), timeoutMs: Math.max(...asked.map((d) => d.timeoutMs ?? DEFAULT_DURABILITY_TIMEOUT_MS)) };
 }
 
 const DEFAULT_REPLAY_RETENTION_MS = 3_600_000;
@@ -160,6 +177,8 @@ export interface StreamingStateOptions {
   cacheEntities?: number;
   /** Late events, evictions and missed replays are counted here; the state size is reported on scrape. */
   metrics?: StreamingMetrics;
+  /** Replicas each state write waits for (WAIT); default from the sets' `config.durability` (stateDurability). */
+  durability?: Required<StateDurability>;
 }
 
 /** The entities (per set) and events of one batch that fall in one slot group. */
@@ -195,6 +214,15 @@ export class StreamingState {
   private readonly cache: LruCache<EntityWindowState>;
   /** Checkpoints as of this process's last load or commit, per topic/partition/group. */
   private readonly ckpts = new Map<string, number>();
+  /**
+   * The highest checkpoint this process has seen stored (loaded or committed), per
+   * topic/partition/group. Checkpoints only grow (until `reset`), so a load below it means Redis
+   * lost acknowledged writes (a failover to a replica that had not received them).
+   */
+  private readonly highest = new Map<string, number>();
+  /** Partitions whose state was found behind already (logged once each, counted every time). */
+  private readonly behindLogged = new Set<string>();
+  readonly durability?: Required<StateDurability>;
   /** Version stamps: unique per process and write, so a changed entity never matches an old stamp. */
   private readonly stamp = randomBytes(6).toString('base64url');
   private writes = 0;
@@ -227,6 +255,7 @@ export class StreamingState {
     this.small = options.smallEntityEvents ?? DEFAULT_SMALL_ENTITY_EVENTS;
     this.cache = new LruCache(cacheEntities, Infinity);
     this.metrics = options.metrics;
+    this.durability = options.durability ?? stateDurability(sets);
     this.metrics?.track(this);
   }
 
@@ -361,6 +390,7 @@ export class StreamingState {
         const reply = (await this.redis.tribStreamLoad(2, k.ckpt, k.results, needCk ? '1' : '0', String(minOffset), JSON.stringify(missing.map((j) => c.keys[j])))) as unknown[];
         if (needCk) {
           ck = reply[0] === null ? -1 : Number(reply[0]);
+          this.noteCheckpoint(ckId, ck, topic, partition, c.g);
           this.ckpts.set(ckId, ck);
           for (const member of reply[1] as string[]) {
             const [offsets, parts] = JSON.parse(member) as [number[], string[]];
@@ -405,9 +435,12 @@ export class StreamingState {
       const packed = packStrings(ents);
       const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), packed];
       let reply: 'OK' | Array<string | number>;
+      // The node serving the group's slot before the write (a Cluster): WAIT must go to the one that ran it.
+      const owner = this.durability ? this.slotOwner(k.ckpt) : undefined;
       try {
         this.calls++;
         reply = await this.redis.tribStreamCommit(4, ...args);
+        if (reply === 'OK' && this.durability) await this.waitForReplicas(k.ckpt, owner, `${topic}[${partition}] group ${c.g}`);
       } catch (err) {
         this.forget(c.keys, ckId);
         const msg = (err as Error).message;
@@ -415,7 +448,10 @@ export class StreamingState {
         throw err;
       }
       if (reply === 'OK') {
-        if (computed.lastOffset >= 0) this.ckpts.set(ckId, computed.lastOffset);
+        if (computed.lastOffset >= 0) {
+          this.ckpts.set(ckId, computed.lastOffset);
+          this.highest.set(ckId, Math.max(this.highest.get(ckId) ?? -1, computed.lastOffset));
+        }
         this.metrics?.record(this.namespace, computed.report, (name) => this.sets.find((s) => s.name === name)?.config.onLate ?? 'ignore');
         return computed.results;
       }
@@ -519,6 +555,61 @@ export class StreamingState {
     return out;
   }
 
+  /**
+   * Records a checkpoint read from Redis; one below what this process saw stored before means the
+   * state went backwards: events between the two were applied, acknowledged and then lost, while
+   * Kafka may have committed their offsets — they will not be applied again, and windows lack them.
+   * Counted every time, logged at ERROR once per partition and group; processing goes on (the lost
+   * events cannot be recovered from here; `durability` prevents it).
+   */
+  private noteCheckpoint(ckId: string, ck: number, topic: string, partition: number, g: number): void {
+    // Only committed checkpoints count (with durability, once replicas acknowledged them): a load may read a write whose WAIT failed, which a failover may rightly undo.
+    const high = this.highest.get(ckId) ?? -1;
+    if (ck >= high) return;
+    this.metrics?.stateBehind.inc({ namespace: this.namespace });
+    this.stateBehindCount++;
+    if (!this.behindLogged.has(ckId)) {
+      this.behindLogged.add(ckId);
+      log.error(
+        { namespace: this.namespace, topic, partition, slotGroup: g, storedCheckpoint: ck, committedBefore: high, durability: this.durability ?? 'none' },
+        'streaming state went backwards: Redis lost acknowledged state writes (a failover to a replica that had not received them?); events after the stored checkpoint up to the one committed before are missing from the windows and, their offsets committed, will not be applied again. Set the streaming sets\' config.durability to wait for replicas (README "Redis Cluster")',
+      );
+    }
+    this.highest.set(ckId, ck);
+  }
+
+  /** Times a load found a checkpoint below one committed before (see noteCheckpoint). */
+  stateBehindCount = 0;
+
+  /** The node (host:port) serving a key's slot as this client knows it; undefined on a single Redis. */
+  private slotOwner(key: string): string | undefined {
+    return this.redis.isCluster ? (this.redis as Cluster).slots[redisKeySlot(key)]?.[0] : undefined;
+  }
+
+  /**
+   * WAIT on the connection that ran the write: Redis counts the replicas that acknowledged this
+   * connection's latest write. On a Cluster that is the client's connection to the node serving
+   * the key's slot; if the slot moved between the write and now (a failover, a MOVED), the write
+   * went elsewhere and the batch is retried (transient) rather than trusting another node's count.
+   */
+  private async waitForReplicas(key: string, before: string | undefined, where: string): Promise<void> {
+    const { replicas, timeoutMs } = this.durability!;
+    let node: Redis;
+    if (this.redis.isCluster) {
+      const now = this.slotOwner(key);
+      const found = now === before ? (this.redis as Cluster).nodes('master').find((n) => `${n.options.host}:${n.options.port}` === now) : undefined;
+      if (!found) throw new DurabilityTimeoutError(`stage state ${this.namespace}: ${where}: the slot's node changed during the write (${before ?? 'none'} -> ${now ?? 'none'}); retrying the batch`);
+      node = found;
+    } else {
+      node = this.redis as Redis;
+    }
+    const acked = Number(await node.call('WAIT', String(replicas), String(timeoutMs)));
+    if (acked < replicas) {
+      this.metrics?.durabilityTimeouts.inc({ namespace: this.namespace });
+      throw new DurabilityTimeoutError(`stage state ${this.namespace}: ${where}: ${acked} of ${replicas} replicas acknowledged the state write within ${timeoutMs} ms (durability); the batch is retried, not committed`);
+    }
+  }
+
   /** Each node that holds keys (the masters of a Cluster, or the single Redis). */
   private nodes(): Redis[] {
     return this.redis.isCluster ? (this.redis as Cluster).nodes('master') : [this.redis as Redis];
@@ -554,6 +645,7 @@ export class StreamingState {
   async reset(): Promise<void> {
     this.cache.clear();
     this.ckpts.clear();
+    this.highest.clear();
     const keys = await this.keys();
     // One key per command: on a Cluster a multi-key UNLINK must stay within one slot.
     for (let i = 0; i < keys.length; i += 500) await Promise.all(keys.slice(i, i + 500).map((k) => this.redis.unlink(k)));

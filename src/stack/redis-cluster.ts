@@ -9,8 +9,13 @@ import { findFreePorts, LOCALHOST } from './ports';
 const run = promisify(execFile);
 
 export interface RedisClusterOptions {
-  /** Master nodes (no replicas); default 3, the least `redis-cli --cluster create` accepts. */
+  /** Master nodes; default 3, the least `redis-cli --cluster create` accepts. */
   nodes?: number;
+  /**
+   * Replicas per master (`--cluster-replicas`); default 0. With replicas the Cluster fails over:
+   * a replica of a master that stays unreachable past nodeTimeoutMs is promoted in its place.
+   */
+  replicas?: number;
   /** Working dir for the nodes' cluster config files; default a fresh temp dir (removed on stop). */
   dir?: string;
   redisServerPath?: string;
@@ -25,10 +30,22 @@ export interface RedisClusterOptions {
   nodeTimeoutMs?: number;
 }
 
+/** A node's place in the Cluster, as CLUSTER NODES reports it. */
+export interface ClusterNodeRole {
+  port: number;
+  id: string;
+  role: 'master' | 'replica';
+  /** A replica's master (its port); undefined for a master. */
+  masterPort?: number;
+  /** Whether the others consider it failed. */
+  failed: boolean;
+}
+
 /**
- * A local Redis Cluster of `nodes` masters on free loopback ports: `redis-server --cluster-enabled
- * yes` per node (client and cluster-bus ports both chosen free), joined by `redis-cli --cluster
- * create ... --cluster-replicas 0 --cluster-yes`, ready once every node reports cluster_state:ok.
+ * A local Redis Cluster of `nodes` masters (and `replicas` replicas of each) on free loopback
+ * ports: `redis-server --cluster-enabled yes` per node (client and cluster-bus ports both chosen
+ * free), joined by `redis-cli --cluster create ... --cluster-replicas R --cluster-yes`, ready once
+ * every node reports cluster_state:ok and every replica's link to its master is up.
  */
 export class LocalRedisCluster {
   private constructor(
@@ -51,7 +68,7 @@ export class LocalRedisCluster {
   }
 
   static async start(opts: RedisClusterOptions = {}): Promise<LocalRedisCluster> {
-    const n = opts.nodes ?? 3;
+    const n = (opts.nodes ?? 3) * (1 + (opts.replicas ?? 0));
     const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-redis-cluster-'));
     fs.mkdirSync(dir, { recursive: true });
     const free = await findFreePorts(2 * n);
@@ -69,8 +86,13 @@ export class LocalRedisCluster {
     const cluster = new LocalRedisCluster(ports, children, commands, dir, opts.dir === undefined);
     try {
       await cluster.waitFor(async (c) => (await c.ping()) === 'PONG', 'answer PING');
-      await run(opts.redisCliPath ?? 'redis-cli', ['--cluster', 'create', ...ports.map((p) => `${LOCALHOST}:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
+      await run(opts.redisCliPath ?? 'redis-cli', ['--cluster', 'create', ...ports.map((p) => `${LOCALHOST}:${p}`), '--cluster-replicas', String(opts.replicas ?? 0), '--cluster-yes']);
       await cluster.waitFor(async (c) => /cluster_state:ok/.test(await c.cluster('INFO')), 'reach cluster_state:ok');
+      // A replica counts once it has synced with its master (writes are replicated from then on).
+      await cluster.waitFor(async (c) => {
+        const info = await c.info('replication');
+        return /role:master/.test(info) || /master_link_status:up/.test(info);
+      }, 'sync with its master');
       return cluster;
     } catch (err) {
       await cluster.stop();
@@ -98,6 +120,37 @@ export class LocalRedisCluster {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
+  }
+
+  /** Every node's role and master, as the node on `askPort` (default the first live one) sees them. */
+  async roles(askPort?: number): Promise<ClusterNodeRole[]> {
+    const ports = askPort ? [askPort] : this.ports.filter((p) => this.running(p));
+    const client = new Redis({ host: LOCALHOST, port: ports[0], lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      const lines = (await client.cluster('NODES')) as string;
+      const rows = lines.trim().split('\n').map((l) => l.split(' '));
+      const portOf = (addr: string) => Number(/:(\d+)@/.exec(addr)?.[1]);
+      const byId = new Map(rows.map((r) => [r[0], portOf(r[1])]));
+      return rows.map((r) => {
+        const flags = r[2].split(',');
+        const master = flags.includes('master');
+        return { port: portOf(r[1]), id: r[0], role: master ? 'master' : 'replica', masterPort: master ? undefined : byId.get(r[3]), failed: flags.includes('fail') };
+      });
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** Kills a node at once (SIGKILL: nothing flushed, no goodbye to the others), as a crashed host would. */
+  async killNode(port: number): Promise<void> {
+    const c = this.child(port);
+    if (c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill('SIGKILL');
+    });
   }
 
   /** The process of the node on `port` (fault tests). */
@@ -136,9 +189,14 @@ export class LocalRedisCluster {
     }
   }
 
-  /** Resolves once every node reports cluster_state:ok (all slots served). */
+  /** Resolves once every running node reports cluster_state:ok (all slots served; a killed node is not asked). */
   async waitUntilOk(timeoutMs = 60_000): Promise<void> {
-    await this.waitFor(async (c) => /cluster_state:ok/.test(await c.cluster('INFO')), 'reach cluster_state:ok', timeoutMs);
+    await this.waitFor(async (c) => /cluster_state:ok/.test(await c.cluster('INFO')), 'reach cluster_state:ok', timeoutMs, this.ports.filter((p) => this.running(p)));
+  }
+
+  private running(port: number): boolean {
+    const c = this.child(port);
+    return c.exitCode === null && c.signalCode === null;
   }
 
   async stop(): Promise<void> {

@@ -1,4 +1,4 @@
-import { createRedisClient } from '../util/redis';
+import { connectRedisClient } from '../util/redis';
 import type { Cluster, Redis } from 'ioredis';
 import type { FeatureVector } from '../engine/records';
 import { createExtractor, type FeatureExtractor, type InputSchemaRef } from '../features/extractors';
@@ -135,7 +135,8 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
     let redis: Redis | Cluster | undefined;
     if (own.sets.length > 0) {
       const url = ctx.redisUrl ?? process.env.REDIS_URL ?? resolveEndpoints().redisUrl;
-      redis = createRedisClient(url);
+      // Bounded: an unreachable Redis (Cluster) fails the start with the URL and nodes tried, instead of hanging it.
+      redis = await connectRedisClient(url);
       enricher = new Enricher(own, {
         redis,
         namespace: explicit ?? ctx.groupId ?? `${ctx.topology.spec.name}.${ctx.stage.name}`,

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { FeatureVector, Prediction } from '../engine/records';
 import { readModelCard, modelDir } from '../inference/model-card';
-import { createRedisClient } from '../util/redis';
+import { connectRedisClient, createRedisClient } from '../util/redis';
 import { InferencePool } from '../inference/pool';
 import { HotSwapper, type HotSwapConfig, type ServingVersion } from '../inference/hot-swap';
 import { SliceLayout } from '../routing/canary';
@@ -212,8 +212,9 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
         load: (dir, liveDir) => loadServedVersion(dir, config, ctx, liveDir),
         logger: ctx.logger,
         metrics,
-        redis: redisUrl ? createRedisClient(redisUrl) : undefined,
-        subscriber: redisUrl ? createRedisClient(redisUrl, { maxRetriesPerRequest: null }) : undefined,
+        // Bounded at start: an unreachable Redis (Cluster) fails it clearly instead of hanging it.
+        redis: redisUrl ? await connectRedisClient(redisUrl) : undefined,
+        subscriber: redisUrl ? await connectRedisClient(redisUrl, { maxRetriesPerRequest: null }) : undefined,
       });
       try {
         await swapper.start();

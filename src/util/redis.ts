@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
+import { TributaryError } from './errors';
 import { createLogger } from './logger';
+import { redactUrlCredentials } from './redact';
 
 /**
  * One way to open Redis everywhere, so security and timeouts are uniform:
@@ -111,4 +113,59 @@ export function parseClusterUrl(url: string): { nodes: Array<{ host: string; por
 /** createRedis for `redis://` / `rediss://`, createRedisCluster for `redis+cluster://` / `rediss+cluster://`. */
 export function createRedisClient(url: string, overrides: RedisOptions = {}, env: NodeJS.ProcessEnv = process.env): Redis | Cluster {
   return CLUSTER_SCHEME.test(url) ? createRedisCluster(url, overrides, env) : createRedis(url, overrides, env);
+}
+
+/** How long a process waits at start for Redis to answer (TRIBUTARY_REDIS_CONNECT_TIMEOUT_MS; default 30 s, as for topics the broker must serve). */
+export function redisConnectTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const ms = Number(env.TRIBUTARY_REDIS_CONNECT_TIMEOUT_MS ?? 30_000);
+  return Number.isFinite(ms) && ms > 0 ? ms : 30_000;
+}
+
+/** Redis (or a Redis Cluster: every seed node) could not be reached at start within the deadline. */
+export class RedisUnreachableError extends TributaryError {}
+
+/**
+ * Resolves once the client is ready (a Cluster: the slot map read from a seed node), or disconnects
+ * it and throws a RedisUnreachableError naming the URL (credentials redacted), the nodes tried and
+ * the last error each gave. Only for the start: a Cluster client queues commands until it has a
+ * slot map, with no deadline (the command timeout starts when a command reaches a node), so an
+ * unreachable Cluster would otherwise hang the start silently. Once ready, an outage is retried
+ * as before (the engine retries batches and reports not-ready).
+ */
+export async function waitUntilRedisReady(client: Redis | Cluster, url: string, timeoutMs = redisConnectTimeoutMs()): Promise<void> {
+  if (client.status === 'ready') return;
+  const errors = new Map<string, string>();
+  const cluster = client.isCluster;
+  const seeds = cluster ? parseClusterUrl(url).nodes.map((n) => `${n.host}:${n.port}`) : [new URL(url).host];
+  const onNodeError = (err: Error, address?: string) => errors.set(address ?? seeds[0], err.message);
+  const onError = (err: Error & { lastNodeError?: Error }) => {
+    if (!cluster) errors.set(seeds[0], err.message);
+    else if (err.lastNodeError) errors.set('last', err.lastNodeError.message);
+  };
+  client.on('node error', onNodeError);
+  client.on('error', onError);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve());
+      timer = setTimeout(() => reject(new Error('deadline')), timeoutMs);
+    });
+  } catch {
+    client.disconnect();
+    const what = cluster ? `Redis Cluster ${redactUrlCredentials(url)}` : `Redis ${redactUrlCredentials(url)}`;
+    const tried = cluster ? `tried seed nodes ${seeds.join(', ')} for the slot map (CLUSTER SLOTS), reconnecting until the deadline` : `tried ${seeds[0]}, reconnecting until the deadline`;
+    const last = [...errors].map(([node, msg]) => (node === 'last' ? msg : `${node}: ${msg}`));
+    throw new RedisUnreachableError(`${what} not reachable within ${timeoutMs} ms (TRIBUTARY_REDIS_CONNECT_TIMEOUT_MS): ${tried}; last errors: ${last.length > 0 ? [...new Set(last)].join('; ') : 'none reported'}`);
+  } finally {
+    clearTimeout(timer);
+    client.off('node error', onNodeError);
+    client.off('error', onError);
+  }
+}
+
+/** createRedisClient, then waitUntilRedisReady: for a process's start, which must fail clearly rather than hang. */
+export async function connectRedisClient(url: string, overrides: RedisOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Redis | Cluster> {
+  const client = createRedisClient(url, overrides, env);
+  await waitUntilRedisReady(client, url, redisConnectTimeoutMs(env));
+  return client;
 }

@@ -1,46 +1,12 @@
-import * as path from 'node:path';
-import Redis from 'ioredis';
-import type { FeatureVector } from '../../src/client/generated/avro-types';
-import { FRAUD_SCHEMAS_DIR, type Transaction } from '../../examples/fraud/schemas';
 import { produceDemoEvents } from '../../examples/fraud/produce';
-import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from '../../src/engine/repartition';
-import { Enricher, describeVector } from '../../src/features/enricher';
+import { LINEAGE_HEADER, parseLineageHeader } from '../../src/engine/repartition';
 import { prepareFeatureSets } from '../../src/features/prepare';
-import { extractionBase, type ExtractionConfig } from '../../src/stages/extraction';
-import { AvroDecoder } from '../../src/kafka/avro-serde';
-import { SchemaCatalog } from '../../src/kafka/avro-schemas';
-import { createKafka } from '../../src/kafka/client';
-import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
-import { repoRoot } from '../../src/stack/paths';
 import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { committedKeys, faultTopologyFile, generatedKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
-import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { readTopic, referenceValues, streamingIndexes, vectorDecoder } from '../helpers/streaming-reference';
+import { isolatedTopology, testEndpoints, uniqueSuffix } from '../helpers/topology';
 
 const endpoints = testEndpoints();
-
-interface Row {
-  partition: number;
-  offset: number;
-  value: Buffer;
-  headers: Record<string, string>;
-}
-
-/** Every record of a topic, read_committed or (to see what crashed transactions wrote) read_uncommitted. */
-async function readTopic(topic: string, minimum: number, readUncommitted: boolean): Promise<Row[]> {
-  const kafka = createKafka({ clientId: 'verify-repart', brokers: endpoints.brokers });
-  const consumer = kafka.consumer({ groupId: `verify-${topic}-${readUncommitted}-${Date.now()}`, readUncommitted, maxWaitTimeInMs: 100 });
-  const rows: Row[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ partition, message }) =>
-      void rows.push({ partition, offset: Number(message.offset), value: message.value!, headers: Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])) }),
-  });
-  await waitFor(() => rows.length >= minimum, 60000, () => `${rows.length} records of ${topic}`);
-  await new Promise((r) => setTimeout(r, 1500));
-  await consumer.disconnect();
-  return rows;
-}
 
 /**
  * The pipeline's Redis is the stack's single node, then a 3-node Cluster of the test's own (window
@@ -97,10 +63,7 @@ describe.each(cases)('repartitioning by entity through crashes on %s (real proce
     recordFault({ scenario: `kill -9 x5 (1 fixed, 4 random) with a repartition hop, on ${_label}, ${mode} transactions`, events: count, lost, duplicated, recoverySeconds: 'n/a' });
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
 
-    const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl });
-    const catalog = new SchemaCatalog(path.join(repoRoot(), 'schemas'));
-    const vectorDecoder = new AvroDecoder<FeatureVector>(registry, catalog.get('feature-vector').type);
-    const decodeAll = (rows: Row[]) => Promise.all(rows.map(async (r) => (await vectorDecoder.decode(r.value)) as FeatureVector));
+    const decodeAll = vectorDecoder();
 
     // Every committed feature vector: original lineage (the input topic), key = transaction id.
     const vectors = await decodeAll(await readTopic(`fraud.features.${suffix}`, count, false));
@@ -122,33 +85,10 @@ describe.each(cases)('repartitioning by entity through crashes on %s (real proce
     expect(rows).toHaveLength(count); // exactly once through the hop as well
     for (const r of rows) expect(parseLineageHeader(r.headers[LINEAGE_HEADER])!.topic).toBe(topic);
 
-    const demo = isolatedTopology('topologies/fraud-detection.yaml', suffix);
-    const config = demo.spec.stages[0].config as unknown as ExtractionConfig;
-    const vector = describeVector(config, demo.spec.features, extractionBase(config, { topology: demo }));
-    const redis = new Redis(endpoints.redisUrl!);
-    const ref = new Enricher(vector, { redis, namespace: `ref-${suffix}` });
-    const decoder = new AvroDecoder<Transaction>(registry, new SchemaCatalog(FRAUD_SCHEMAS_DIR).get('transaction').type);
-    try {
-      await ref.init();
-      const want = new Map<string, number[]>();
-      rows.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
-      for (let i = 0; i < rows.length; i += 100) {
-        const chunk = rows.slice(i, i + 100);
-        const txs = await Promise.all(chunk.map(async (r) => (await decoder.decode(r.value)) as Transaction));
-        // One call per partition (the enricher checkpoints per partition).
-        for (const p of new Set(chunk.map((r) => r.partition))) {
-          const idx = chunk.map((r, k) => k).filter((k) => chunk[k].partition === p);
-          const res = await ref.enrich(idx.map((k) => ({ event: txs[k], eventTime: txs[k].eventTime, topic: repTopic, partition: p, offset: chunk[k].offset })));
-          idx.forEach((k, j) => want.set(chunk[k].headers[KEY_HEADER], (res[j] as { values: number[] }).values));
-        }
-      }
-      const streaming = vectors[0].names.map((n, i) => [n, i] as const).filter(([n]) => n.startsWith('card_') && /_(24h|prev)$/.test(n)).map(([, i]) => i);
-      expect(streaming).toHaveLength(5);
-      const differing = vectors.filter((v) => streaming.some((i) => v.values[i] !== want.get(v.key)![i])).map((v) => v.key);
-      expect(differing).toEqual([]);
-    } finally {
-      await ref.streaming?.reset();
-      redis.disconnect();
-    }
+    const want = await referenceValues(suffix, repTopic, rows);
+    const streaming = streamingIndexes(vectors[0]);
+    expect(streaming).toHaveLength(5);
+    const differing = vectors.filter((v) => streaming.some((i) => v.values[i] !== want.get(v.key)![i])).map((v) => v.key);
+    expect(differing).toEqual([]);
   });
 });

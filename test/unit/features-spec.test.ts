@@ -38,6 +38,13 @@ describe('feature declarations and the model card (version sync)', () => {
     expect(errorFor((d) => (d.features.sets[2].config.allowedLatenessMs = 'soon'))).toMatch(/features\.sets\[2\]\.config\.allowedLatenessMs: must be integer/);
     expect(errorFor((d) => (d.stages[0].config.features = ['card_profile', 'nope']))).toMatch(/stages\[0\]\.config\.features: no feature set 'nope'/);
   });
+
+  it('checks a streaming set\'s durability (replicas to WAIT for) with the bad field\'s path', () => {
+    expect(errorFor((d) => (d.features.sets[2].config.durability = { replicas: 0 }))).toMatch(/features\.sets\[2\]\.config\.durability\.replicas: must be >= 1/);
+    expect(errorFor((d) => (d.features.sets[2].config.durability = { timeoutMs: 100 }))).toMatch(/features\.sets\[2\]\.config\.durability\.replicas: is required/);
+    expect(errorFor((d) => (d.features.sets[2].config.durability = { replicas: 1, timeoutMs: 0 }))).toMatch(/features\.sets\[2\]\.config\.durability\.timeoutMs: must be >= 1/);
+    expect(errorFor((d) => (d.features.sets[2].config.durability = { replicas: 1, timeout: 5 }))).toMatch(/features\.sets\[2\]\.config\.durability\.timeout: is not a known field/);
+  });
 });
 
 describe('feature store helpers', () => {
