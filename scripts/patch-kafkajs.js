@@ -42,6 +42,12 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.dirname(require.resolve('kafkajs/package.json'));
+const EXPECTED_VERSION = '2.2.4';
+const version = require(path.join(root, 'package.json')).version;
+if (version !== EXPECTED_VERSION) {
+  console.error(`patch-kafkajs: kafkajs ${version} found, the patches are written against ${EXPECTED_VERSION}; check each one against the new version before changing EXPECTED_VERSION`);
+  process.exit(1);
+}
 const MARK = '// patched by tributary scripts/patch-kafkajs.js';
 
 const files = {
