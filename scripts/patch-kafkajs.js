@@ -33,10 +33,17 @@
  *    round trips per exactly-once commit — and forgotten when a broker answers that coordination
  *    moved, as Kafka's Java client does.
  *
+ * And some for the CPU of every produced record:
+ *
+ * 7. The protocol Encoder (every request, every produced record and header) allocates its buffers
+ *    unfilled from Node's pool and writes varints in place (kafkajs zero-filled a fresh 512-byte
+ *    buffer per record and header and built an array and a Buffer per varint); the bytes written
+ *    are the same.
+ *
  * The new requests are files of scripts/kafkajs-eosv2/, copied into kafkajs' protocol folder.
  * Run by `npm ci` (the package's prepare script) and idempotent; fails loudly if kafkajs changed.
- * Tested by test/unit/kafkajs-aborted-filter.test.ts, test/unit/kafkajs-eosv2.test.ts and
- * test/integration/kafkajs-coordinator-cache.test.ts.
+ * Tested by test/unit/kafkajs-aborted-filter.test.ts, test/unit/kafkajs-eosv2.test.ts,
+ * test/integration/kafkajs-coordinator-cache.test.ts, test/unit/kafkajs-encoder.test.ts.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -204,6 +211,69 @@ const files = {
         const found = await this.findBroker({ nodeId: coordinator.nodeId })
         coordinators.set(this.coordinatorCache, groupId, coordinatorType, coordinator.nodeId)
         return found`,
+    },
+  ],
+  'src/protocol/encoder.js': [
+    {
+      what: 'encoders start from pooled, unfilled buffers',
+      before: `    this.buf = Buffer.alloc(Encoder.nextPowerOfTwo(initialSize))
+    this.offset = 0`,
+      after: `    // ${MARK}: only bytes [0, offset) are ever read (the buffer getter
+    // slices them, growing copies them), so zero-filling was wasted; small ones come from Node's pool
+    this.buf = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(initialSize))
+    this.offset = 0`,
+    },
+    {
+      what: 'a grown encoder buffer is not zero-filled either',
+      before: `      const newBuffer = Buffer.alloc(newLength)
+      this.buf.copy(newBuffer, 0, 0, this.offset)`,
+      after: `      const newBuffer = Buffer.allocUnsafe(newLength) ${MARK}
+      this.buf.copy(newBuffer, 0, 0, this.offset)`,
+    },
+    {
+      what: 'varints written in place',
+      before: `  writeUVarInt(value) {
+    const byteArray = []
+    while ((value & UNSIGNED_INT32_MAX_NUMBER) !== 0) {
+      byteArray.push((value & OTHER_BITS) | MOST_SIGNIFICANT_BIT)
+      value >>>= 7
+    }
+    byteArray.push(value & OTHER_BITS)
+    this.writeBufferInternal(Buffer.from(byteArray))
+    return this
+  }`,
+      after: `  writeUVarInt(value) {
+    // ${MARK}: the same bytes, without an array and a Buffer per varint
+    this.ensureAvailable(5)
+    while ((value & UNSIGNED_INT32_MAX_NUMBER) !== 0) {
+      this.buf[this.offset++] = (value & OTHER_BITS) | MOST_SIGNIFICANT_BIT
+      value >>>= 7
+    }
+    this.buf[this.offset++] = value & OTHER_BITS
+    return this
+  }`,
+    },
+    {
+      what: 'sizes of small varlongs without Long arithmetic',
+      before: `  static sizeOfVarLong(value) {
+    let longValue = Encoder.encodeZigZag64(value)`,
+      after: `  static sizeOfVarLong(value) {
+    if (typeof value === 'number' && value > -0x40000000 && value < 0x40000000 && Number.isInteger(value)) {
+      return Encoder.sizeOfVarInt(value) ${MARK}: as writeVarLong
+    }
+    let longValue = Encoder.encodeZigZag64(value)`,
+    },
+    {
+      what: 'small varlongs written as varints',
+      before: `  writeVarLong(value) {
+    const byteArray = []`,
+      after: `  writeVarLong(value) {
+    // ${MARK}: below 2^30 in magnitude the 64-bit zigzag varint has the
+    // same bytes as the 32-bit one (record timestamp deltas), without Long arithmetic
+    if (typeof value === 'number' && value > -0x40000000 && value < 0x40000000 && Number.isInteger(value)) {
+      return this.writeVarInt(value)
+    }
+    const byteArray = []`,
     },
   ],
   'src/consumer/consumerGroup.js': [

@@ -4,9 +4,11 @@
  * Runs the stateless topology (model 1, exactly-once, `transactions: shared`, stages fused — the
  * bench's `tributary-stateless-eos2-fused`) in its own process on the running stack, offers a fixed
  * open-loop rate, waits until every event is predicted and reads that process's utime + stime from
- * /proc. CPU time, unlike wall time, barely moves with other load on a shared machine, so two builds
- * can be compared there: rounds alternate A and B (ABBA order), each on fresh topics, and the
- * median of the per-round B/A ratios is reported.
+ * /proc. CPU time moves less than wall time with other load on a shared machine, but not nothing:
+ * a busier machine packs more events into each transaction and fetch, which lowers CPU per event.
+ * So by default each round runs A and B side by side (same rate, own topics, same moment, same
+ * load); `--sequential` runs them one after the other in ABBA order instead. Every round uses fresh
+ * topics; the median of the per-round B/A ratios is reported.
  *
  *   npm run bench:cpu -- --a base=/path/to/other/checkout --b this --rate 3000 --seconds 20 --rounds 3
  *
@@ -67,8 +69,9 @@ async function main(): Promise<void> {
     .option('--warmup-seconds <n>', 'warm-up seconds per round (not measured)', '4')
     .option('--rounds <n>', 'A/B rounds', '3')
     .option('--partitions <n>', 'partitions', '3')
+    .option('--sequential', 'run A and B one after the other (ABBA) instead of side by side')
     .parse()
-    .opts<{ a: string; b: string; envA: string[]; envB: string[]; rate: string; seconds: string; warmupSeconds: string; rounds: string; partitions: string }>();
+    .opts<{ a: string; b: string; envA: string[]; envB: string[]; rate: string; seconds: string; warmupSeconds: string; rounds: string; partitions: string; sequential?: boolean }>();
   const ep = { brokers: (process.env.KAFKA_BROKERS ?? '').split(',').filter(Boolean), schemaRegistryUrl: process.env.SCHEMA_REGISTRY_URL ?? '', redisUrl: process.env.REDIS_URL ?? '' };
   if (!ep.brokers.length || !ep.schemaRegistryUrl || !ep.redisUrl) throw new Error('KAFKA_BROKERS, SCHEMA_REGISTRY_URL and REDIS_URL must be set (source the stack env)');
   const envOf = (kvs: string[]) => Object.fromEntries(kvs.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
@@ -84,27 +87,51 @@ async function main(): Promise<void> {
   const runTag = `cpuab${Date.now().toString(36)}`;
   const results: RoundResult[][] = [[], []];
   const rate = Number(o.rate);
+  const startSide = async (side: number, r: number): Promise<SystemSession> => {
+    const { ref, env } = sides[side];
+    const def: SystemDef = { ...catalog([ref]).find((d) => d.variant === 'stateless' && d.transactions === 'shared')!, name: `${side === 0 ? 'A' : 'B'}-${ref.label}-r${r}` };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    const session = new SystemSession(def, { ep, kafka, admin, sampler, progress, partitions: Number(o.partitions), runTag, logsDir: '/tmp', baseProcesses: [] });
+    try {
+      await session.start();
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    return session;
+  };
+  const measureSide = async (session: SystemSession, side: number, r: number): Promise<void> => {
+    const pid = () => (session as unknown as { running: { proc: { pid: number } } }).running.proc.pid;
+    const m = await measure(session, pid, rate, Number(o.seconds), Number(o.warmupSeconds));
+    results[side].push({ label: sides[side].ref.label, ...m });
+    progress.log(`round ${r} ${side === 0 ? 'A' : 'B'} (${sides[side].ref.label}): ${round(m.cpuPer1k, 3)} CPU-s / 1k events (${round(m.cpuS, 2)} CPU-s for ${m.events} events in ${round(m.wallS, 1)} s; p50/p99 ${m.p50}/${m.p99} ms)`);
+  };
+  const finish = async (session: SystemSession) => {
+    await session.stop().catch(() => undefined);
+    await session.cleanup(true).catch(() => undefined);
+  };
   try {
     for (let r = 0; r < Number(o.rounds); r++) {
-      // ABBA: a slow drift of the machine's load cancels out over two rounds
-      const order = r % 2 === 0 ? [0, 1] : [1, 0];
-      for (const side of order) {
-        const { ref, env } = sides[side];
-        const def: SystemDef = { ...catalog([ref]).find((d) => d.variant === 'stateless' && d.transactions === 'shared')!, name: `${side === 0 ? 'A' : 'B'}-${ref.label}-r${r}` };
-        const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-        Object.assign(process.env, env);
-        const session = new SystemSession(def, { ep, kafka, admin, sampler, progress, partitions: Number(o.partitions), runTag, logsDir: '/tmp', baseProcesses: [] });
+      if (o.sequential) {
+        // ABBA: a slow drift of the machine's load cancels out over two rounds
+        for (const side of r % 2 === 0 ? [0, 1] : [1, 0]) {
+          const session = await startSide(side, r);
+          try {
+            await measureSide(session, side, r);
+          } finally {
+            await finish(session);
+          }
+        }
+      } else {
+        // A and B at the same time, each on its own topics at the full rate: whatever else loads the
+        // machine (and how many events each transaction and fetch carries because of it) hits both alike
+        const sessions: SystemSession[] = [];
         try {
-          await session.start();
-          for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
-          else process.env[k] = v;
-          const pid = () => (session as unknown as { running: { proc: { pid: number } } }).running.proc.pid;
-          const m = await measure(session, pid, rate, Number(o.seconds), Number(o.warmupSeconds));
-          results[side].push({ label: ref.label, ...m });
-          progress.log(`round ${r} ${side === 0 ? 'A' : 'B'} (${ref.label}): ${round(m.cpuPer1k, 3)} CPU-s / 1k events (${round(m.cpuS, 2)} CPU-s for ${m.events} events in ${round(m.wallS, 1)} s; p50/p99 ${m.p50}/${m.p99} ms)`);
+          for (const side of [0, 1]) sessions.push(await startSide(side, r));
+          await Promise.all(sessions.map((s, side) => measureSide(s, side, r)));
         } finally {
-          await session.stop().catch(() => undefined);
-          await session.cleanup(true).catch(() => undefined);
+          for (const s of sessions) await finish(s);
         }
       }
     }
