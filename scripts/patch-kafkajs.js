@@ -39,11 +39,14 @@
  *    unfilled from Node's pool and writes varints in place (kafkajs zero-filled a fresh 512-byte
  *    buffer per record and header and built an array and a Buffer per varint); the bytes written
  *    are the same.
+ * 8. A send's messages are grouped per partition by appending (kafkajs copied the partition's
+ *    array for every message: quadratic in the records of one transaction's send).
  *
  * The new requests are files of scripts/kafkajs-eosv2/, copied into kafkajs' protocol folder.
  * Run by `npm ci` (the package's prepare script) and idempotent; fails loudly if kafkajs changed.
  * Tested by test/unit/kafkajs-aborted-filter.test.ts, test/unit/kafkajs-eosv2.test.ts,
- * test/integration/kafkajs-coordinator-cache.test.ts, test/unit/kafkajs-encoder.test.ts.
+ * test/integration/kafkajs-coordinator-cache.test.ts, test/unit/kafkajs-encoder.test.ts,
+ * test/unit/kafkajs-produce-grouping.test.ts.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -274,6 +277,26 @@ const files = {
       return this.writeVarInt(value)
     }
     const byteArray = []`,
+    },
+  ],
+  'src/producer/groupMessagesPerPartition.js': [
+    {
+      what: 'messages grouped per partition in linear time',
+      before: `  return messages.reduce((result, message) => {
+    const partition = partitioner({ topic, partitionMetadata, message })
+    const current = result[partition] || []
+    return Object.assign(result, { [partition]: [...current, message] })
+  }, {})`,
+      after: `  // ${MARK}: kafkajs copied the partition's array for every message
+  // (quadratic in the messages of a send); the same groups, in the same order, by appending
+  const result = {}
+  for (const message of messages) {
+    const partition = partitioner({ topic, partitionMetadata, message })
+    const current = result[partition]
+    if (current) current.push(message)
+    else result[partition] = [message]
+  }
+  return result`,
     },
   ],
   'src/consumer/consumerGroup.js': [
