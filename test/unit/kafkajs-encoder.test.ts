@@ -8,7 +8,7 @@
 /* eslint-disable @typescript-eslint/no-require-imports */
 type Enc = { writeVarInt(v: number): Enc; writeUVarInt(v: number): Enc; writeVarLong(v: unknown): Enc; writeVarIntBytes(v: Buffer | null): Enc; buffer: Buffer };
 const Encoder = require('kafkajs/src/protocol/encoder') as { new (size?: number): Enc; sizeOfVarLong(v: unknown): number; sizeOfVarInt(v: number): number };
-const Record = require('kafkajs/src/protocol/recordBatch/record/v0') as (r: object) => Enc;
+const Record = require('kafkajs/src/protocol/recordBatch/record/v0') as ((r: object) => Enc) & { unpatched: (r: object) => Enc };
 const Decoder = require('kafkajs/src/protocol/decoder') as new (b: Buffer) => { readVarLong(): { toString(): string }; readVarInt(): number };
 
 /** Zigzag + unsigned LEB128 of a 64-bit signed value (Kafka's varlong; a varint is the same for int32). */
@@ -83,6 +83,28 @@ describe('kafkajs protocol encoder (patched)', () => {
     } finally {
       alloc.mockRestore();
       from.mockRestore();
+    }
+  });
+
+  it('records with any mix of key, value and headers encode to the same bytes as kafkajs did', () => {
+    const pick = <T>(xs: T[], i: number) => xs[i % xs.length];
+    const keys = [null, Buffer.from('card-1'), 'string-key', Buffer.alloc(0)];
+    const values = [null, Buffer.alloc(200, 3), 'text value', Buffer.alloc(70000, 1)];
+    const headerSets: Array<Record<string, Buffer | string | Array<Buffer | string>> | undefined> = [undefined, {}, { a: 'x' }, { 'tributary-done': 'score', trace: Buffer.from([1, 2, 3]) }, { multi: ['one', Buffer.from('two')], 'ü': 'é' }];
+    for (let i = 0; i < 200; i++) {
+      const r = { key: pick(keys, i), value: pick(values, i * 7), headers: pick(headerSets, i * 3), offsetDelta: i * 37, timestampDelta: i % 2 ? i * 1000 : -i };
+      expect(Record(r).buffer.toString('hex')).toBe(Record.unpatched(r).buffer.toString('hex'));
+    }
+    expect(() => Record({ key: null, value: null, headers: { bad: undefined } })).toThrow();
+  });
+
+  it('a record with headers is one allocation (kafkajs: one more per header)', () => {
+    const unsafe = jest.spyOn(Buffer, 'allocUnsafe');
+    try {
+      Record({ offsetDelta: 0, timestampDelta: 0, key: null, value: null, headers: { h1: 'a', h2: 'b' } });
+      expect(unsafe.mock.calls.length).toBe(1);
+    } finally {
+      unsafe.mockRestore();
     }
   });
 });
