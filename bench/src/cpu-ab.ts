@@ -15,8 +15,11 @@
  * `--a` / `--b` take what `npm run bench -- --tributary-dir` takes (LABEL=PATH of a built checkout,
  * or `this`); `--env-b K=V` sets an environment variable in B's process only (an env switch).
  * BENCH_CPU_PROF_DIR makes each process write a V8 CPU profile (summarise with profile.js).
- * Endpoints come from KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL.
+ * Endpoints come from KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL; each system's log goes to the
+ * OS temp folder. To compare a kafkajs patch, give A a checkout whose node_modules lack it (the
+ * pipeline code of a checkout loads kafkajs from that checkout's node_modules).
  */
+import * as os from 'node:os';
 import { Command } from 'commander';
 import { createKafka } from '../../src/kafka/client';
 import { percentile, readProc, round, sleep, ProcSampler } from './common';
@@ -92,7 +95,7 @@ async function main(): Promise<void> {
     const def: SystemDef = { ...catalog([ref]).find((d) => d.variant === 'stateless' && d.transactions === 'shared')!, name: `${side === 0 ? 'A' : 'B'}-${ref.label}-r${r}` };
     const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
     Object.assign(process.env, env);
-    const session = new SystemSession(def, { ep, kafka, admin, sampler, progress, partitions: Number(o.partitions), runTag, logsDir: '/tmp', baseProcesses: [] });
+    const session = new SystemSession(def, { ep, kafka, admin, sampler, progress, partitions: Number(o.partitions), runTag, logsDir: os.tmpdir(), baseProcesses: [] });
     try {
       await session.start();
     } finally {
