@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     .option('--b <ref>', 'build B', 'b=this')
     .option('--env-a <kv...>', 'environment K=V for A only', [])
     .option('--env-b <kv...>', 'environment K=V for B only', [])
-    .option('--rate <n>', 'offered events/s', '3000')
+    .option('--rate <n>', 'offered events/s (each of A and B)', '2000')
     .option('--seconds <n>', 'measured seconds per round', '20')
     .option('--warmup-seconds <n>', 'warm-up seconds per round (not measured)', '4')
     .option('--rounds <n>', 'A/B rounds', '3')
