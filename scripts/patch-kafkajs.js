@@ -33,15 +33,33 @@
  *    round trips per exactly-once commit — and forgotten when a broker answers that coordination
  *    moved, as Kafka's Java client does.
  *
+ * And some for the CPU of every produced record:
+ *
+ * 7. The protocol Encoder (every request, every produced record and header) allocates its buffers
+ *    unfilled from Node's pool and writes varints in place (kafkajs zero-filled a fresh 512-byte
+ *    buffer per record and header and built an array and a Buffer per varint); the bytes written
+ *    are the same.
+ * 8. A send's messages are grouped per partition by appending (kafkajs copied the partition's
+ *    array for every message: quadratic in the records of one transaction's send).
+ * 9. A produced record and its headers are encoded into one buffer (kafkajs made an encoder, an
+ *    object and an array per header and copied every message object); the same bytes.
+ *
  * The new requests are files of scripts/kafkajs-eosv2/, copied into kafkajs' protocol folder.
  * Run by `npm ci` (the package's prepare script) and idempotent; fails loudly if kafkajs changed.
- * Tested by test/unit/kafkajs-aborted-filter.test.ts, test/unit/kafkajs-eosv2.test.ts and
- * test/integration/kafkajs-coordinator-cache.test.ts.
+ * Tested by test/unit/kafkajs-aborted-filter.test.ts, test/unit/kafkajs-eosv2.test.ts,
+ * test/integration/kafkajs-coordinator-cache.test.ts, test/unit/kafkajs-encoder.test.ts,
+ * test/unit/kafkajs-produce-grouping.test.ts.
  */
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.dirname(require.resolve('kafkajs/package.json'));
+const EXPECTED_VERSION = '2.2.4';
+const version = require(path.join(root, 'package.json')).version;
+if (version !== EXPECTED_VERSION) {
+  console.error(`patch-kafkajs: kafkajs ${version} found, the patches are written against ${EXPECTED_VERSION}; check each one against the new version before changing EXPECTED_VERSION`);
+  process.exit(1);
+}
 const MARK = '// patched by tributary scripts/patch-kafkajs.js';
 
 const files = {
@@ -198,6 +216,161 @@ const files = {
         const found = await this.findBroker({ nodeId: coordinator.nodeId })
         coordinators.set(this.coordinatorCache, groupId, coordinatorType, coordinator.nodeId)
         return found`,
+    },
+  ],
+  'src/protocol/encoder.js': [
+    {
+      what: 'encoders start from pooled, unfilled buffers',
+      before: `    this.buf = Buffer.alloc(Encoder.nextPowerOfTwo(initialSize))
+    this.offset = 0`,
+      after: `    // ${MARK}: only bytes [0, offset) are ever read (the buffer getter
+    // slices them, growing copies them), so zero-filling was wasted; small ones come from Node's pool
+    this.buf = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(initialSize))
+    this.offset = 0`,
+    },
+    {
+      what: 'a grown encoder buffer is not zero-filled either',
+      before: `      const newBuffer = Buffer.alloc(newLength)
+      this.buf.copy(newBuffer, 0, 0, this.offset)`,
+      after: `      const newBuffer = Buffer.allocUnsafe(newLength) ${MARK}
+      this.buf.copy(newBuffer, 0, 0, this.offset)`,
+    },
+    {
+      what: 'varints written in place',
+      before: `  writeUVarInt(value) {
+    const byteArray = []
+    while ((value & UNSIGNED_INT32_MAX_NUMBER) !== 0) {
+      byteArray.push((value & OTHER_BITS) | MOST_SIGNIFICANT_BIT)
+      value >>>= 7
+    }
+    byteArray.push(value & OTHER_BITS)
+    this.writeBufferInternal(Buffer.from(byteArray))
+    return this
+  }`,
+      after: `  writeUVarInt(value) {
+    // ${MARK}: the same bytes, without an array and a Buffer per varint
+    this.ensureAvailable(5)
+    while ((value & UNSIGNED_INT32_MAX_NUMBER) !== 0) {
+      this.buf[this.offset++] = (value & OTHER_BITS) | MOST_SIGNIFICANT_BIT
+      value >>>= 7
+    }
+    this.buf[this.offset++] = value & OTHER_BITS
+    return this
+  }`,
+    },
+    {
+      what: 'sizes of small varlongs without Long arithmetic',
+      before: `  static sizeOfVarLong(value) {
+    let longValue = Encoder.encodeZigZag64(value)`,
+      after: `  static sizeOfVarLong(value) {
+    if (typeof value === 'number' && value > -0x40000000 && value < 0x40000000 && Number.isInteger(value)) {
+      return Encoder.sizeOfVarInt(value) ${MARK}: as writeVarLong
+    }
+    let longValue = Encoder.encodeZigZag64(value)`,
+    },
+    {
+      what: 'small varlongs written as varints',
+      before: `  writeVarLong(value) {
+    const byteArray = []`,
+      after: `  writeVarLong(value) {
+    // ${MARK}: below 2^30 in magnitude the 64-bit zigzag varint has the
+    // same bytes as the 32-bit one (record timestamp deltas), without Long arithmetic
+    if (typeof value === 'number' && value > -0x40000000 && value < 0x40000000 && Number.isInteger(value)) {
+      return this.writeVarInt(value)
+    }
+    const byteArray = []`,
+    },
+  ],
+  'src/producer/groupMessagesPerPartition.js': [
+    {
+      what: 'messages grouped per partition in linear time',
+      before: `  return messages.reduce((result, message) => {
+    const partition = partitioner({ topic, partitionMetadata, message })
+    const current = result[partition] || []
+    return Object.assign(result, { [partition]: [...current, message] })
+  }, {})`,
+      after: `  // ${MARK}: kafkajs copied the partition's array for every message
+  // (quadratic in the messages of a send); the same groups, in the same order, by appending
+  const result = {}
+  for (const message of messages) {
+    const partition = partitioner({ topic, partitionMetadata, message })
+    const current = result[partition]
+    if (current) current.push(message)
+    else result[partition] = [message]
+  }
+  return result`,
+    },
+  ],
+  'src/protocol/recordBatch/record/v0/index.js': [
+    {
+      what: 'a record and its headers encoded into one buffer',
+      before: `module.exports = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }) => {
+  const headersArray = Object.keys(headers).flatMap(headerKey =>
+    !Array.isArray(headers[headerKey])
+      ? [{ key: headerKey, value: headers[headerKey] }]
+      : headers[headerKey].map(headerValue => ({ key: headerKey, value: headerValue }))
+  )
+`,
+      after: `module.exports = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }) => {
+  // ${MARK}: the same bytes as below (Header v0 = varint-string key,
+  // varint-bytes value), written into the record's own encoder instead of an encoder, an object
+  // and an array per header
+  let headerCount = 0
+  let headersSize = 0
+  for (const headerKey of Object.keys(headers)) {
+    const v = headers[headerKey]
+    const values = Array.isArray(v) ? v : [v]
+    const keySize = Buffer.byteLength(headerKey)
+    for (const one of values) {
+      headerCount++
+      const valueSize = Buffer.byteLength(one) // throws on a missing value, as kafkajs did
+      headersSize += Encoder.sizeOfVarInt(keySize) + keySize + Encoder.sizeOfVarInt(valueSize) + valueSize
+    }
+  }
+  const bodySize =
+    1 +
+    Encoder.sizeOfVarLong(timestampDelta) +
+    Encoder.sizeOfVarInt(offsetDelta) +
+    Encoder.sizeOfVarIntBytes(key) +
+    Encoder.sizeOfVarIntBytes(value) +
+    Encoder.sizeOfVarInt(headerCount) +
+    headersSize
+  const encoder = new Encoder(bodySize + 5)
+    .writeVarInt(bodySize)
+    .writeInt8(0)
+    .writeVarLong(timestampDelta)
+    .writeVarInt(offsetDelta)
+    .writeVarIntBytes(key)
+    .writeVarIntBytes(value)
+    .writeVarInt(headerCount)
+  for (const headerKey of Object.keys(headers)) {
+    const v = headers[headerKey]
+    for (const one of Array.isArray(v) ? v : [v]) encoder.writeVarIntString(headerKey).writeVarIntBytes(one)
+  }
+  return encoder
+}
+
+// kafkajs' original encoding, no longer called: the oracle of test/unit/kafkajs-encoder.test.ts
+module.exports.unpatched = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }) => {
+  const headersArray = Object.keys(headers).flatMap(headerKey =>
+    !Array.isArray(headers[headerKey])
+      ? [{ key: headerKey, value: headers[headerKey] }]
+      : headers[headerKey].map(headerValue => ({ key: headerKey, value: headerValue }))
+  )
+`,
+    },
+  ],
+  'src/protocol/requests/produce/v3/request.js': [
+    {
+      what: 'records built without copying each message object',
+      before: `    Record({
+      ...message,
+      offsetDelta: i,`,
+      after: `    Record({ ${MARK}: Record reads these fields only
+      key: message.key,
+      value: message.value,
+      headers: message.headers,
+      offsetDelta: i,`,
     },
   ],
   'src/consumer/consumerGroup.js': [
