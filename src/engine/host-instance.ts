@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { isPidAlive } from '../util/process-alive';
 
 /**
  * The default instance id of a `tributary run` process: `<host>-<slot>`, the slot being the lowest
@@ -125,7 +126,7 @@ function takeSlotFile(file: string, pid: number): boolean {
 /** A live process other than `pid` holds the slot file (an unreadable file counts as stale). */
 function heldByOther(file: string, pid: number): boolean {
   const holder = readPid(file);
-  return holder !== undefined && holder !== pid && alive(holder);
+  return holder !== undefined && holder !== pid && isPidAlive(holder);
 }
 
 function readPid(file: string): number | undefined {
@@ -137,12 +138,3 @@ function readPid(file: string): number | undefined {
   }
 }
 
-/** Whether a process with this pid exists (EPERM: it exists, owned by another user). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

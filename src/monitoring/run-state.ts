@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tributaryHome } from '../util/paths';
+import { isPidAlive } from '../util/process-alive';
 
 /** A running tributary process that serves /metrics: written at start, removed at stop; `tributary status` reads them. */
 export interface RunRecord {
@@ -27,14 +28,6 @@ export function recordRun(rec: Omit<RunRecord, 'pid' | 'startedAt'>, home?: stri
   return () => fs.rmSync(file, { force: true });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Records of live processes; files of dead ones are removed. */
 export function listRuns(home?: string): RunRecord[] {
@@ -45,7 +38,7 @@ export function listRuns(home?: string): RunRecord[] {
     const file = path.join(dir, f);
     try {
       const rec = JSON.parse(fs.readFileSync(file, 'utf8')) as RunRecord;
-      if (alive(rec.pid)) out.push(rec);
+      if (isPidAlive(rec.pid)) out.push(rec);
       else fs.rmSync(file, { force: true });
     } catch {
       // half-written or foreign file: skip
