@@ -45,6 +45,9 @@ export function acceptance(systems: SystemOutcome[], suffix = ''): Check[] {
   // The same criteria with exactly-once v2 (transactions: shared), when the run measured it.
   const def2 = sys('tributary-default-eos2-fused');
   if (def2) checks.push({ criterion: '… the same with transactions: shared (exactly-once v2)', ok: le(p99(at(def2, 1000)), 60), measured: show(p99(at(def2, 1000))) });
+  // The same work without the repartition hop (producer keyed by card, partitionBy: none): what the hop costs.
+  const byCard = sys('tributary-bycard-eos-fused');
+  if (byCard) checks.push({ criterion: '… the same with events keyed by card and no repartition hop (partitionBy: none)', ok: le(p99(at(byCard, 1000)), 60), measured: show(p99(at(byCard, 1000))) });
   const def1 = sys('tributary-default-eos1-fused');
   if (def1) checks.push({ criterion: '… the same with transactions: per-partition', ok: le(p99(at(def1, 1000)), 60), measured: show(p99(at(def1, 1000))) });
 

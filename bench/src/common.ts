@@ -17,6 +17,8 @@ export interface ChildConfig {
   variant?: Variant;
   delivery?: Delivery;
   transactions?: 'per-partition' | 'shared';
+  /** Shared transactions: one sink for the process (the engine's default) or one per chain. */
+  sharedScope?: 'process' | 'chain';
   /** tributary: run consecutive stages as one chain (engines that know the option). */
   fuse?: boolean;
   commit?: { intervalMs?: number; maxRecords?: number };

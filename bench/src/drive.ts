@@ -83,6 +83,9 @@ export interface DriveOptions {
   onTick?: (elapsedMs: number) => void;
 }
 
+/** The event id (`<phase>:<i>`) of a record the driver keyed by another field (outputs inherit it). */
+export const EVENT_HEADER = 'bench-event';
+
 export class OpenLoopDriver {
   private readonly producer: Producer;
   private readonly encoder: AvroEncoder<Transaction>;
@@ -93,6 +96,8 @@ export class OpenLoopDriver {
     ep: Endpoints,
     readonly topic: string,
     seed = 42,
+    /** The event field each record is keyed by (the probe matches predictions by transactionId either way). */
+    private readonly keyField: 'transactionId' | 'cardId' = 'transactionId',
   ) {
     const kafka = createKafka({ clientId: 'bench-driver', brokers: ep.brokers });
     // not idempotent, so it may keep several requests in flight; acks=all like a real gateway
@@ -146,7 +151,11 @@ export class OpenLoopDriver {
           const t = Date.now();
           track.sentAt[i] = t;
           lateness[i] = t - (start + i * msPerEvent);
-          messages.push({ key: tx.transactionId, value: this.encoder.encodeWithId(id, tx), timestamp: String(t) });
+          const value = this.encoder.encodeWithId(id, tx);
+          // Keyed by another field, the event's id travels in a header (outputs inherit headers),
+          // so the probe still matches each prediction to its event.
+          if (this.keyField === 'transactionId') messages.push({ key: tx.transactionId, value, timestamp: String(t) });
+          else messages.push({ key: tx[this.keyField], value, timestamp: String(t), headers: { [EVENT_HEADER]: tx.transactionId } });
         }
         const n = last - track.sent;
         track.sent = last;
@@ -241,7 +250,7 @@ export class Probe {
         if (batch.topic !== this.topic) {
           for (const m of batch.messages) {
             this.deadLetters++;
-            const hit = this.lookup(m.key?.toString());
+            const hit = this.lookup(m.key?.toString()) ?? this.lookup(m.headers?.[EVENT_HEADER]?.toString());
             if (hit) hit.t.deadLettered++;
           }
           return;
@@ -252,7 +261,7 @@ export class Probe {
             this.undecodable++;
             continue;
           }
-          const hit = this.lookup(p.key) ?? this.lookup(m.key?.toString());
+          const hit = this.lookup(p.key) ?? this.lookup(m.key?.toString()) ?? this.lookup(m.headers?.[EVENT_HEADER]?.toString());
           if (!hit) {
             this.unknownKeys++;
             continue;

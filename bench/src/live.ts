@@ -90,6 +90,8 @@ export interface StepResult {
   drainSeconds: number;
   /** Over every sent event; null = infinite (more undelivered events than the percentile leaves out). */
   latencyMs: { p50: number | null; p95: number | null; p99: number | null; max: number | null; undelivered: number };
+  /** The 5 slowest 100 ms windows of the step by send time: epoch ms, worst latency (null: undelivered), events sent in it. */
+  slowestWindows?: Array<{ t: number; maxMs: number | null; events: number }>;
   /** producedTime stamped by the system - send time, over delivered events: the probe's share is latencyMs minus this. */
   producedLatencyMs: { p50: number | null; p99: number | null };
   lag: { endOfStep: number; max: number; slopePerS: number; limitPerS: number; growing: boolean };
@@ -171,6 +173,17 @@ export class LiveRunner {
         lat[i] = Infinity;
       } else lat[i] = r - track.sentAt[i];
     }
+    // The slowest 100 ms windows by send time (epoch ms of the window, its worst latency, events in
+    // it): a recurring stall shows as a few windows far above p50, to line up with the system's log.
+    const windows = new Map<number, { max: number; n: number }>();
+    for (let i = 0; i < track.sent; i++) {
+      const w = Math.floor(track.sentAt[i] / 100) * 100;
+      const x = windows.get(w) ?? { max: 0, n: 0 };
+      x.max = Math.max(x.max, lat[i]);
+      x.n += 1;
+      windows.set(w, x);
+    }
+    const slowestWindows = [...windows].sort((a, b) => b[1].max - a[1].max).slice(0, 5).map(([t, x]) => ({ t, maxMs: Number.isFinite(x.max) ? Math.round(x.max) : null, events: x.n }));
     lat.sort();
     // the system's own share: its producedTime - send time (no probe fetch, no read_committed wait)
     const sys: number[] = [];
@@ -213,6 +226,7 @@ export class LiveRunner {
       drainSeconds: round(drainSeconds, 1),
       latencyMs,
       producedLatencyMs: { p50: fin(percentile(sys, 50)), p99: fin(percentile(sys, 99)) },
+      slowestWindows,
       lag,
       driver: { latenessMs: d.latenessMs, inflightWaits: d.inflightWaits, ackMs: d.ackMs },
       void: isVoid,

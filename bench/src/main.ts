@@ -255,6 +255,9 @@ function differences(def: SystemDef, facts: TopologyFacts, demo: TopologyFacts):
     d.push(`Java: Kafka Streams ${def.peer?.guarantee}, ONNX Runtime Java${def.peer?.commitIntervalMs !== undefined ? `, commit.interval.ms=${def.peer.commitIntervalMs}` : ', default commit interval'}${def.peer?.lingerMs !== undefined ? `, linger.ms=${def.peer.lingerMs}` : ''}`);
     d.push('no dead-letter topic');
   } else if (facts.delivery !== demo.delivery) d.push(`delivery ${facts.delivery}`);
+  if (def.kind === 'tributary' && facts.partitionBy === 'none' && demo.partitionBy !== 'none') {
+    d.push('events keyed by cardId by the driver and `partitionBy: none` on extract: no repartition hop (one transaction between event and prediction instead of two)');
+  }
   return d;
 }
 

@@ -18,7 +18,7 @@ import { sleep, type ChildConfig, type ChildMessage, type ProcSampler } from './
 import { OpenLoopDriver, Probe, type Endpoints } from './drive';
 import type { Instance, Session } from './live';
 import type { Progress } from './progress';
-import { loadVariant, topologyFacts, type Delivery, type TopologyFacts, type Variant } from './topologies';
+import { driverKeyField, loadVariant, topologyFacts, type Delivery, type TopologyFacts, type Variant } from './topologies';
 import { loadCode, ownCode, type TributaryCodeRef } from './tributary-code';
 
 export type SystemKind = 'tributary' | 'naive' | 'kstreams';
@@ -34,6 +34,8 @@ export interface SystemDef {
   peer?: { commitIntervalMs?: number; lingerMs?: number; guarantee: 'exactly_once_v2' | 'at_least_once' };
   /** Exactly-once transactions set explicitly (`shared`: exactly-once v2; `per-partition`: classic); undefined: the code's default. */
   transactions?: 'shared' | 'per-partition';
+  /** Shared transactions' scope (`Pipeline` option sharedScope); undefined: the code's default (process). */
+  sharedScope?: 'process' | 'chain';
   /** Commit settings of this system (a --commit-interval-ms sweep); undefined: the run's. */
   commit?: { intervalMs?: number; maxRecords?: number };
   label: string;
@@ -78,6 +80,13 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       transactions: 'shared',
       label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, exactly-once v2 (transactions: shared — one transaction at a time for the process), stages fused (fuse: true)`,
     });
+    const perChain = (variant: Variant, label: string): SystemDef => ({
+      ...t(variant, 'exactly-once', true, label),
+      name: `tributary-${variant}-eos2c-fused${at}`,
+      transactions: 'shared',
+      sharedScope: 'chain',
+      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, exactly-once v2 (transactions: shared, one sink per chain — Pipeline option sharedScope: chain: the repartition hop and the chain behind it commit in transactions of their own, concurrently), stages fused (fuse: true)`,
+    });
     const classic = (variant: Variant, label: string): SystemDef => ({
       ...t(variant, 'exactly-once', true, label),
       name: `tributary-${variant}-eos1-fused${at}`,
@@ -88,9 +97,11 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       t('default', 'exactly-once', true, 'demo topology (model 2, batch + streaming features)'),
       shared('default', 'demo topology (model 2, batch + streaming features)'),
       shared('stateless', 'stateless topology (model 1, base features only)'),
+      perChain('default', 'demo topology (model 2, batch + streaming features)'),
       classic('default', 'demo topology (model 2, batch + streaming features)'),
       classic('stateless', 'stateless topology (model 1, base features only)'),
       t('default', 'exactly-once', false, 'demo topology (model 2, batch + streaming features)'),
+      t('bycard', 'exactly-once', true, 'demo topology (model 2, batch + streaming features) with events keyed by card and partitionBy: none (no repartition hop)'),
       t('nostream', 'exactly-once', true, 'demo topology without its streaming feature sets (model 2)'),
       t('nostream', 'exactly-once', false, 'demo topology without its streaming feature sets (model 2)'),
       t('stateless', 'exactly-once', true, 'stateless topology (model 1, base features only)'),
@@ -203,7 +214,7 @@ export class SystemSession implements Session {
     await provisionTopology(this.topology, this.ctx.kafka, new SchemaRegistryClient({ url: this.ctx.ep.schemaRegistryUrl }));
     if (this.facts.featureSets.some((s) => s.kind === 'redis_batch')) await prepareFeatureSets(this.topology, this.ctx.ep.redisUrl);
     const probe = new Probe(this.ctx.ep, this.facts.predictionTopic, this.def.kind === 'kstreams' ? undefined : this.facts.deadLetterTopic, `bench-probe-${suffix}`, this.ctx.partitions);
-    const driver = new OpenLoopDriver(this.ctx.ep, this.facts.inputTopic);
+    const driver = new OpenLoopDriver(this.ctx.ep, this.facts.inputTopic, undefined, driverKeyField(this.def.variant));
     await Promise.all([probe.start(), driver.connect()]);
     this.inst = { probe, driver };
     this.died = undefined;
@@ -213,7 +224,7 @@ export class SystemSession implements Session {
   }
 
   private async startNode(suffix: string): Promise<Running> {
-    const cfg: ChildConfig = { ...this.ctx.ep, suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, transactions: this.def.transactions, commit: mergeCommit(this.ctx.commit, this.def.commit), code: this.def.code };
+    const cfg: ChildConfig = { ...this.ctx.ep, suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, transactions: this.def.transactions, sharedScope: this.def.sharedScope, commit: mergeCommit(this.ctx.commit, this.def.commit), code: this.def.code };
     const out = fs.openSync(this.logFile, 'a');
     // BENCH_CPU_PROF_DIR: each system process writes a V8 CPU profile there when it stops
     // (summarise with `node bench/dist/bench/src/profile.js FILE`).

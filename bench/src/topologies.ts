@@ -8,6 +8,10 @@
  *   extraction stage's `features`; model 2 still scores. The loader may refuse it (model 2's card
  *   asks for the streaming features): the bench then reports the refusal, see `variantProblems`.
  * - `stateless`: extraction with the base feature set only (no Redis at all), scored by model 1.
+ * - `bycard`: the demo topology with `partitionBy: none` on the extraction stage, fed by a driver
+ *   that keys each event by its `cardId` (the deployment the README names for producers that key by
+ *   the entity): the same work without the repartition hop, so the pair default/bycard measures
+ *   what the hop costs.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,7 +20,12 @@ import type { LoadedTopology, StageSpec, TopologySpec } from '../../src/topology
 import type { TributaryCode } from './tributary-code';
 
 export const TOPOLOGY_FILE = 'topologies/fraud-detection.yaml';
-export type Variant = 'default' | 'nostream' | 'stateless';
+export type Variant = 'default' | 'nostream' | 'stateless' | 'bycard';
+
+/** The field of the input event the bench's driver keys records by for a variant. */
+export function driverKeyField(variant: Variant): 'transactionId' | 'cardId' {
+  return variant === 'bycard' ? 'cardId' : 'transactionId';
+}
 export type Delivery = 'exactly-once' | 'at-least-once';
 
 export interface VariantOptions {
@@ -46,6 +55,8 @@ export function variantSpec(root: string, o: VariantOptions): TopologySpec {
   const cfg = extract.config as { features?: string[]; vector?: unknown; featureSet?: string };
   if (o.variant === 'nostream') {
     cfg.features = (cfg.features ?? []).filter((n) => kindOf(n) !== 'windowed_aggregation');
+  } else if (o.variant === 'bycard') {
+    (extract as { partitionBy?: string }).partitionBy = 'none';
   } else if (o.variant === 'stateless') {
     delete cfg.features;
     delete cfg.vector;
@@ -88,6 +99,8 @@ export interface TopologyFacts {
   model: string;
   featureCount: number;
   delivery: Delivery;
+  /** The extraction stage's `partitionBy` as written (undefined: implied by its streaming sets). */
+  partitionBy?: string;
 }
 
 /** What a loaded topology does, read from its spec (used to name the differences between systems). */
@@ -116,5 +129,6 @@ export function topologyFacts(t: LoadedTopology): TopologyFacts {
     model: `${model.name}@${model.version}`,
     featureCount,
     delivery: (extract.delivery ?? 'exactly-once') as Delivery,
+    partitionBy: (extract as { partitionBy?: string }).partitionBy,
   };
 }

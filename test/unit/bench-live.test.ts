@@ -9,7 +9,7 @@ import { LiveRunner, slopePerSecond, stepUp, type LiveOptions, type Session, typ
 import type { SystemOutcome } from '../../bench/src/main';
 import type { Progress } from '../../bench/src/progress';
 import { catalog, selectSystems } from '../../bench/src/systems';
-import { variantSpec } from '../../bench/src/topologies';
+import { driverKeyField, variantSpec } from '../../bench/src/topologies';
 import { ownCode } from '../../bench/src/tributary-code';
 
 const options: LiveOptions = {
@@ -170,6 +170,24 @@ describe('bench helpers', () => {
     const st = variantSpec(root, { variant: 'stateless', suffix: 'sfx', partitions: 3 });
     expect(extractCfg(st).features).toBeUndefined();
     expect(model(st)).toBe('1');
+
+    // bycard: the same work, the hop skipped (partitionBy: none) and the driver keying by card
+    const extractOf = (spec: typeof def) => spec.stages.find((s) => s.processor === 'feature_extraction')! as { partitionBy?: string };
+    const bc = variantSpec(root, { variant: 'bycard', suffix: 'sfx', partitions: 3 });
+    expect(extractOf(bc).partitionBy).toBe('none');
+    expect(extractOf(def).partitionBy).toBeUndefined();
+    expect(extractCfg(bc).features).toEqual(extractCfg(def).features);
+    expect(model(bc)).toBe(model(def));
+    expect(driverKeyField('bycard')).toBe('cardId');
+    expect(driverKeyField('default')).toBe('transactionId');
+  });
+
+  it('names the per-chain shared-transaction and keyed-by-card systems', () => {
+    const all = catalog([ownCode()]);
+    const perChain = all.find((s) => s.name === 'tributary-default-eos2c-fused')!;
+    expect(perChain).toMatchObject({ variant: 'default', transactions: 'shared', sharedScope: 'chain', fuse: true });
+    expect(all.find((s) => s.name === 'tributary-default-eos2-fused')!.sharedScope).toBeUndefined();
+    expect(all.find((s) => s.name === 'tributary-bycard-eos-fused')).toMatchObject({ variant: 'bycard', delivery: 'exactly-once', fuse: true });
   });
 
   it('selects systems by name and * pattern, and rejects a pattern matching none', () => {

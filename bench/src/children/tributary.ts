@@ -4,6 +4,8 @@
  * in the config (this one by default). `fuse` is passed through: `true` runs consecutive stages as
  * one chain, `false` each stage its own consumer group; an engine without the option ignores it.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { PipelineOptions } from '../../../src/stages/pipeline';
 import { childConfig, tell } from '../common';
 import { loadVariant } from '../topologies';
@@ -13,13 +15,32 @@ async function main(): Promise<void> {
   const cfg = childConfig();
   const code = loadCode(cfg.code ?? ownCode());
   const topology = loadVariant(code, { variant: cfg.variant ?? 'default', suffix: cfg.suffix, partitions: cfg.partitions, delivery: cfg.delivery, commit: cfg.commit, transactions: cfg.transactions });
-  const options: PipelineOptions & { fuse?: boolean } = { topology, endpoints: { brokers: cfg.brokers, schemaRegistryUrl: cfg.schemaRegistryUrl, redisUrl: cfg.redisUrl }, fuse: cfg.fuse };
+  const options: PipelineOptions & { fuse?: boolean } = { topology, endpoints: { brokers: cfg.brokers, schemaRegistryUrl: cfg.schemaRegistryUrl, redisUrl: cfg.redisUrl }, fuse: cfg.fuse, ...(cfg.sharedScope ? { sharedScope: cfg.sharedScope } : {}) };
   const pipeline = await code.pipeline.Pipeline.start(options);
   tell({ type: 'ready' });
+  // BENCH_METRICS_DIR: the system's Prometheus metrics (stage, engine, streaming-state histograms)
+  // are written there when it stops, to break a run's latency down by where the time went.
+  const metricsDir = process.env.BENCH_METRICS_DIR;
+  // ... with the moments this process's event loop was blocked for 40 ms or more (epoch ms, ms late),
+  // to tell a stall in this process from one in the broker or Redis.
+  const blocked: Array<[number, number]> = [];
+  if (metricsDir) {
+    let expected = Date.now() + 10;
+    setInterval(() => {
+      const now = Date.now();
+      if (now - expected >= 40) blocked.push([now, now - expected]);
+      expected = now + 10;
+    }, 10).unref();
+  }
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
+    if (metricsDir) {
+      const registry = (pipeline as unknown as { metrics?: { registry?: { metrics(): Promise<string> } } }).metrics?.registry;
+      if (registry) fs.writeFileSync(path.join(metricsDir, `${cfg.suffix}.prom`), await registry.metrics());
+      fs.writeFileSync(path.join(metricsDir, `${cfg.suffix}.blocked.json`), JSON.stringify(blocked));
+    }
     await pipeline.stop();
     const counters: Record<string, number> = {};
     // today's engine exposes its stage runners; a rewritten one may not
