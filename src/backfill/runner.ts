@@ -42,7 +42,7 @@ import { topicMaxMessageBytes } from '../engine/topic-limits';
 import type { LoadedTopology, StageSpec } from '../topology/spec';
 import { ConfigError, TransientError, TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
-import { createRedis } from '../util/redis';
+import { connectRedisClient } from '../util/redis';
 import { evaluateFeedback, type FeedbackReport } from './feedback';
 import { JobStore, defaultStateDir, emptyCounters, type BackfillPlan, type Counters, type OutputTarget } from './job-store';
 import { parseRangeSpec, resolveRanges, type PartitionRange } from './range';
@@ -225,7 +225,7 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
     }
     // A new job starts from empty streaming state in its own namespace.
     if (redisUrl) {
-      const redis = createRedis(redisUrl);
+      const redis = await connectRedisClient(redisUrl);
       try {
         await new StreamingState(redis, stateNamespace, []).reset();
       } finally {

@@ -6,7 +6,7 @@ import { builtinProcessors } from '../stages/builtin';
 import type { LoadedTopology } from '../topology/spec';
 import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
-import { createRedisClient } from '../util/redis';
+import { connectRedisClient } from '../util/redis';
 import { Gateway } from './gateway';
 import { GatewayMetrics } from './metrics';
 import { DEFAULT_LIMITS, GatewayServer, type GatewayLimits, type GatewayTls } from './server';
@@ -45,7 +45,7 @@ export async function runGateway(options: GatewayRunOptions): Promise<RunningGat
   const kafka = createKafka({ clientId: `tributary-gateway-${topology.spec.name}`, brokers: topology.spec.kafka?.brokers ?? endpoints.brokers });
   const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() });
   await provisionTopology(topology, kafka, registry);
-  const redis = createRedisClient(endpoints.redisUrl);
+  const redis = await connectRedisClient(endpoints.redisUrl);
   const metrics = new GatewayMetrics(undefined, true);
   const limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
   const gateway = new Gateway({

@@ -170,4 +170,30 @@ describe('a Redis Cluster unreachable at start', () => {
     // The deadline plus the start before it (topics, model load), far below a hang.
     expect(seconds).toBeLessThan(60);
   });
+
+  // The operator commands that talk to Redis connect the same bounded way: an unreachable Redis is
+  // a clear error after the deadline, not a Cluster client queueing commands forever (or a single
+  // node retrying each command 20 times).
+  it.each([
+    ['features versions', ['features', 'versions', '--set', 'card_profile'], 'cluster'],
+    ['models status', ['models', 'status'], 'cluster'],
+    ['features gc (single node)', ['features', 'gc', '--set', 'card_profile'], 'single'],
+  ])('`tributary %s` fails within the connect deadline, naming the URL with credentials redacted', async (_name, args, kind) => {
+    const ports = await findFreePorts(3);
+    const url = kind === 'cluster' ? `redis+cluster://ops:s3cret-pw@${ports.map((p) => `127.0.0.1:${p}`).join(',')}` : `redis://ops:s3cret-pw@127.0.0.1:${ports[0]}`;
+    const started = Date.now();
+    const res = spawnSync(process.execPath, [CLI, ...args], {
+      cwd: repoRoot(),
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, REDIS_URL: url, TRIBUTARY_REDIS_CONNECT_TIMEOUT_MS: '2000' },
+    });
+    const seconds = (Date.now() - started) / 1000;
+    const out = `${res.stdout}${res.stderr}`;
+    expect(res.signal).toBeNull();
+    expect(res.status).not.toBe(0);
+    expect(out).toMatch(kind === 'cluster' ? /Redis Cluster redis\+cluster:\/\/ops:\[redacted\]@127\.0\.0\.1:\d+,.* not reachable within 2000 ms/ : /Redis redis:\/\/ops:\[redacted\]@127\.0\.0\.1:\d+ not reachable within 2000 ms/);
+    expect(out).not.toContain('s3cret-pw');
+    expect(seconds).toBeLessThan(30);
+  });
 });

@@ -6,7 +6,7 @@ import { BanditRewarder } from '../../routing/bandit-rewarder';
 import { BanditStore } from '../../routing/bandit-store';
 import { thompsonShares } from '../../routing/thompson';
 import { resolveEndpoints } from '../../util/endpoints';
-import { createRedisClient } from '../../util/redis';
+import { connectRedisClient } from '../../util/redis';
 import { TributaryError } from '../../util/errors';
 import { DEFAULT_TOPOLOGY, loadTopologyFile, TOPOLOGY_FLAGS } from '../topology-file';
 import { wantsJson } from '../options';
@@ -40,7 +40,7 @@ export function registerBanditCommands(program: Command): void {
       const endpoints = resolveEndpoints();
       const kafka = createKafka({ clientId: 'tributary-bandit', brokers: endpoints.brokers });
       await ensureTopics(kafka, [{ name: opts.feedback, partitions: 3, schema: 'feedback' }]);
-      const redis = createRedisClient(endpoints.redisUrl);
+      const redis = await connectRedisClient(endpoints.redisUrl);
       const rewarder = new BanditRewarder({ kafka, registry: new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() }), redis, experiment: routed.experiment, predictionsTopic: routed.predictionsTopic, feedbackTopic: opts.feedback, groupId: routed.group });
       await rewarder.start();
       onShutdownSignal(async () => {
@@ -55,7 +55,7 @@ export function registerBanditCommands(program: Command): void {
     .option('--stage <name>', 'the routed onnx_inference stage', 'score')
     .action(async (opts: { topology: string; stage: string }, cmd: Command) => {
       const routed = routedStage(opts.topology, opts.stage);
-      const redis = createRedisClient(resolveEndpoints().redisUrl);
+      const redis = await connectRedisClient(resolveEndpoints().redisUrl);
       try {
         const posteriors = await new BanditStore(redis, routed.experiment).posteriors(routed.arms);
         const shares = thompsonShares(posteriors);

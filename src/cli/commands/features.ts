@@ -1,4 +1,4 @@
-import { createRedisClient } from '../../util/redis';
+import { connectRedisClient } from '../../util/redis';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { collectGarbage, currentVersion, listVersions } from '../../features/batch-store';
@@ -48,7 +48,7 @@ export function registerFeatureCommands(program: Command): void {
       const file = opts.file ?? (set.config.file && path.resolve(repoRoot(), set.config.file));
       if (!file) throw new TributaryError(`--file is required: feature set '${set.name}' declares no config.file`);
       const redateTo = opts.redateTo === undefined ? undefined : parseRedate(opts.redateTo);
-      const redis = createRedisClient(resolveEndpoints().redisUrl);
+      const redis = await connectRedisClient(resolveEndpoints().redisUrl);
       const bar = new Progress({ label: 'load', unit: 'rows' });
       const onProgress = (p: LoadProgress) => bar.update({ done: p.rows + p.bad, total: p.total, extra: p.bad ? `(${p.bad} bad)` : undefined });
       try {
@@ -73,7 +73,7 @@ export function registerFeatureCommands(program: Command): void {
     .description('list the versions of a batch feature set and which is current')
     .requiredOption('--set <name>')
     .action(async (opts: { set: string }, cmd: Command) => {
-      const redis = createRedisClient(resolveEndpoints().redisUrl);
+      const redis = await connectRedisClient(resolveEndpoints().redisUrl);
       try {
         const cur = await currentVersion(redis, opts.set);
         if (wantsJson(cmd)) {
@@ -94,7 +94,7 @@ export function registerFeatureCommands(program: Command): void {
     .requiredOption('--set <name>')
     .option('--grace-ms <ms>', 'grace period', nonNegativeInt, 600000)
     .action(async (opts: { set: string; graceMs: number }, cmd: Command) => {
-      const redis = createRedisClient(resolveEndpoints().redisUrl);
+      const redis = await connectRedisClient(resolveEndpoints().redisUrl);
       try {
         const removed = await collectGarbage(redis, opts.set, opts.graceMs);
         if (wantsJson(cmd)) process.stdout.write(`${JSON.stringify({ set: opts.set, removed })}\n`);

@@ -5,7 +5,7 @@ import { formatGateReport, readGateSpec, runGate } from '../../inference/gate';
 import { modelDir } from '../../inference/model-card';
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
-import { createRedisClient } from '../../util/redis';
+import { connectRedisClient } from '../../util/redis';
 import { readControl, formatControl, setDesiredVersion, type ControlSnapshot } from '../../inference/model-control';
 import { resolveEndpoints } from '../../util/endpoints';
 import { repoRoot } from '../../util/paths';
@@ -154,7 +154,7 @@ export function registerHotSwapCommands(models: Command): void {
     .option('--no-wait', 'only record the desired version; do not wait for the swap')
     .action(async (opts: ControlOpts, cmd: Command) => {
       opts = { ...opts, json: wantsJson(cmd) };
-      const redis = createRedisClient(resolveEndpoints().redisUrl);
+      const redis = await connectRedisClient(resolveEndpoints().redisUrl);
       try {
         for (const group of controlGroups(opts)) {
           const snap = await readControl(redis, group, 100);
@@ -168,7 +168,7 @@ export function registerHotSwapCommands(models: Command): void {
     });
   controlCommand(models, 'status', 'desired and live version of each running instance, the last swap and refused versions with their reasons')
     .action(async (opts: ControlOpts, cmd: Command) => {
-      const redis = createRedisClient(resolveEndpoints().redisUrl);
+      const redis = await connectRedisClient(resolveEndpoints().redisUrl);
       try {
         const snaps = await Promise.all(controlGroups(opts).map((g) => readControl(redis, g)));
         process.stdout.write(wantsJson(cmd) ? `${JSON.stringify(snaps, null, 2)}\n` : `${snaps.map(formatControl).join('\n')}\n`);
@@ -186,7 +186,7 @@ function refusals(snapshot: ControlSnapshot, version: string): string[] {
 }
 
 async function applyDesired(groups: string[], version: string, action: string, opts: ControlOpts, shared?: Redis | Cluster): Promise<void> {
-  const redis = shared ?? createRedisClient(resolveEndpoints().redisUrl);
+  const redis = shared ?? (await connectRedisClient(resolveEndpoints().redisUrl));
   const results: Array<{ group: string; version: string; requestId: string; outcome: 'swapped' | 'refused' | 'not-waited' | 'no-instances'; reasons: string[]; snapshot?: ControlSnapshot }> = [];
   try {
     for (const group of groups) {
