@@ -125,6 +125,35 @@ async function main(): Promise<void> {
     if (MODES.includes('full-lru')) await run('full vector, default LRU (cold start)', full, size, 'default');
   }
 
+  // Growth (BENCH_GROWTH=<events>, off by default): the demo stream as the live bench's driver
+  // offers it (one generator, 5,000 cards, event times of one day at 50/s of pacing clock, so every
+  // card's 24 h window keeps filling) through the full vector with the stage's default LRU, in
+  // batches of 64; CPU per event and events/s per block of BENCH_GROWTH_BLOCK events. A flat row
+  // says the state's cost does not grow with the events per card; a rising one names the culprit
+  // of a live run that slows down as it goes.
+  const growth: Array<Record<string, number | null>> = [];
+  const GROWTH = Number(process.env.BENCH_GROWTH ?? 0);
+  if (GROWTH > 0) {
+    const BLOCK = Number(process.env.BENCH_GROWTH_BLOCK ?? 50000);
+    const gen = new TransactionGenerator({ seed: 42, startTime: Date.now() });
+    const enricher = new Enricher(full, { redis, namespace: `bench-growth-${Date.now()}` });
+    await enricher.init();
+    let offset = 0;
+    for (let done = 0; done < GROWTH; done += BLOCK) {
+      const block = gen.take(BLOCK).map((g) => g.tx);
+      const t0 = process.hrtime.bigint();
+      const cpu = await cpuPerEvent(redisPid, BLOCK, async () => {
+        for (let i = 0; i < BLOCK; i += 64) await enricher.enrich(block.slice(i, i + 64).map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 'growth', partition: 0, offset: offset + i + k })));
+      });
+      offset += BLOCK;
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      const row = { eventsBefore: done, events: BLOCK, eventsPerCardBefore: Math.round(done / 5000), eventsPerSec: Math.round(BLOCK / secs), ...cpu };
+      growth.push(row);
+      console.log(JSON.stringify({ growth: row }));
+    }
+    await enricher.streaming?.reset();
+  }
+
   // Flatness: Redis CPU per event of the five card_activity aggregations, cold vs 10,000 events in the window.
   const flat: Array<Record<string, number | string | null>> = [];
   if (process.env.BENCH_FLAT !== '0') {
@@ -194,7 +223,7 @@ async function main(): Promise<void> {
   const dir = path.join(root, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `enrichment-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  fs.writeFileSync(file, JSON.stringify({ events: EVENTS, loadAverageAtStart: loadAverage, loadAverageAtEnd: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '), enrichment: rows, flatness: flat, redisBenchmark: reference }, null, 2));
+  fs.writeFileSync(file, JSON.stringify({ events: EVENTS, loadAverageAtStart: loadAverage, loadAverageAtEnd: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '), enrichment: rows, flatness: flat, growth, redisBenchmark: reference }, null, 2));
   console.log(`\n${'mode'.padEnd(38)} ${'batch'.padStart(6)} ${'events/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'redis µs/ev'.padStart(12)} ${'node µs/ev'.padStart(11)} ${'total µs/ev'.padStart(12)}`);
   for (const r of rows) console.log(`${String(r.mode).padEnd(38)} ${String(r.batchSize).padStart(6)} ${String(r.eventsPerSec).padStart(10)} ${String(r.batchP50ms).padStart(8)} ${String(r.batchP99ms).padStart(8)} ${String(r.redisCpuUsPerEvent).padStart(12)} ${String(r.nodeCpuUsPerEvent).padStart(11)} ${String(r.totalCpuUsPerEvent).padStart(12)}`);
   for (const r of flat) console.log(`${String(r.flatness).padEnd(45)} redis ${String(r.redisCpuUsPerEvent).padStart(8)} µs/event  node ${String(r.nodeCpuUsPerEvent).padStart(8)} µs/event  total ${String(r.totalCpuUsPerEvent).padStart(8)} µs/event`);
