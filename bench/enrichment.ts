@@ -126,7 +126,7 @@ async function main(): Promise<void> {
   }
 
   // Growth (BENCH_GROWTH=<events>, off by default): the demo stream as the live bench's driver
-  // offers it (one generator, 5,000 cards, event times of one day at 50/s of pacing clock, so every
+  // offers it (one generator, the spec's 5,000 cards, event times of one day at 50/s of pacing clock, so every
   // card's 24 h window keeps filling) through the full vector with the stage's default LRU, in
   // batches of 64; CPU per event and events/s per block of BENCH_GROWTH_BLOCK events. A flat row
   // says the state's cost does not grow with the events per card; a rising one names the culprit
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
       });
       offset += BLOCK;
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-      const row = { eventsBefore: done, events: BLOCK, eventsPerCardBefore: Math.round(done / 5000), eventsPerSec: Math.round(BLOCK / secs), ...cpu };
+      const row = { eventsBefore: done, events: BLOCK, eventsPerCardBefore: Math.round(done / gen.spec.cards), eventsPerSec: Math.round(BLOCK / secs), ...cpu };
       growth.push(row);
       console.log(JSON.stringify({ growth: row }));
     }

@@ -24,7 +24,7 @@ import { Progress } from './progress';
 import { kafkaPerf, preloadRedis, redisRaw, type KafkaPerf, type RedisRaw } from './raw';
 import { writeReport } from './report';
 import { catalog, mergeCommit, withCommitSweep, deleteGroups, DEFAULT_SYSTEMS, PEER_DIR, PEER_JAR, QUICK_SYSTEMS, selectSystems, SystemSession, unavailable, type SystemDef } from './systems';
-import { loadVariant, topologyFacts, type TopologyFacts } from './topologies';
+import { driverKeyField, loadVariant, topologyFacts, type TopologyFacts } from './topologies';
 import { exportRef, gitState, loadCode, parseCodeRefs, type CodeState } from './tributary-code';
 import type { OnnxRow } from './children/onnx';
 import { featuresMarkdown, runFeaturesBench } from './features';
@@ -256,7 +256,7 @@ function differences(def: SystemDef, facts: TopologyFacts, demo: TopologyFacts):
     d.push('no dead-letter topic');
   } else if (facts.delivery !== demo.delivery) d.push(`delivery ${facts.delivery}`);
   if (def.kind === 'tributary' && facts.partitionBy === 'none' && demo.partitionBy !== 'none') {
-    d.push('events keyed by cardId by the driver and `partitionBy: none` on extract: no repartition hop (one transaction between event and prediction instead of two)');
+    d.push(`events keyed by ${driverKeyField(def.variant)} by the driver and \`partitionBy: none\` on extract: no repartition hop (one transaction between event and prediction instead of two)`);
   }
   return d;
 }
