@@ -25,6 +25,8 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import Redis from 'ioredis';
 import { TransactionGenerator } from '../examples/fraud/generator';
 import { Enricher, describeVector, type VectorConfig } from '../src/features/enricher';
@@ -70,6 +72,13 @@ async function cpuPerEvent(redisPid: number | undefined, events: number, fn: () 
   const redisUs = redisPid ? ((r1 - r0) * 1e6) / events : null;
   const nodeUs = (n1.user + n1.system) / events;
   return { redisCpuUsPerEvent: redisUs === null ? null : +redisUs.toFixed(1), nodeCpuUsPerEvent: +nodeUs.toFixed(1), totalCpuUsPerEvent: redisUs === null ? null : +(redisUs + nodeUs).toFixed(1) };
+}
+
+/** The heap in use after a full collection, MB (the process's retained state; gc exposed at run time). */
+function heapAfterGcMB(): number {
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
+  return +(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1);
 }
 
 async function main(): Promise<void> {
@@ -147,7 +156,7 @@ async function main(): Promise<void> {
       });
       offset += BLOCK;
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-      const row = { eventsBefore: done, events: BLOCK, eventsPerCardBefore: Math.round(done / gen.spec.cards), eventsPerSec: Math.round(BLOCK / secs), ...cpu };
+      const row = { eventsBefore: done, events: BLOCK, eventsPerCardBefore: Math.round(done / gen.spec.cards), eventsPerSec: Math.round(BLOCK / secs), ...cpu, heapAfterGcMB: heapAfterGcMB() };
       growth.push(row);
       console.log(JSON.stringify({ growth: row }));
     }

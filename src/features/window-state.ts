@@ -195,9 +195,33 @@ class Summary {
   }
 }
 
-/** A bucket: its summary and its events in apply order. */
-class Bucket extends Summary {
-  readonly events: Ev[] = [];
+/**
+ * A bucket is just its events in apply order: no summary object per bucket. With events spread
+ * over a day most one-minute buckets hold one or two events, and a summary per bucket (count,
+ * partials, extremes, latest) made the retained heap ~1.6 kB per event; whatever needs a bucket's
+ * aggregate folds its few events instead (each event enters and leaves an accumulator once, so the
+ * amortised cost per event is unchanged). Blocks of F buckets keep summaries.
+ */
+type Bucket = Ev[];
+
+/** The latest event (by time, then sequence) of a bucket. */
+function latestOf(bk: Bucket): Ev {
+  let best = bk[0];
+  for (let i = 1; i < bk.length; i++) {
+    const e = bk[i];
+    if (e.t > best.t || (e.t === best.t && e.s > best.s)) best = e;
+  }
+  return best;
+}
+
+/** The extreme of a slot over a bucket's events (min or max). */
+function extremeOf(bk: Bucket, slot: number, max: boolean): number {
+  let v = bk[0].x[slot];
+  for (let i = 1; i < bk.length; i++) {
+    const x = bk[i].x[slot];
+    if (max ? x > v : x < v) v = x;
+  }
+  return v;
 }
 
 /** Binary heap of (value, bucket) pairs, max or min first; entries of buckets below `lo` are dropped lazily. */
@@ -303,7 +327,8 @@ const fieldOf = (bucket: number, id: number) => `b${bucket}:${id}`;
 
 /** Numbers of the numeric slots of raw values. */
 function numbersOf(plan: SetPlan, raw: readonly string[]): number[] {
-  const x: number[] = [];
+  // Sized once (one per applied event is retained: growing an empty array would reserve 17 slots).
+  const x = new Array<number>(plan.slots);
   for (const slot of plan.num) x[slot] = numericValue(raw[slot]);
   return x;
 }
@@ -368,13 +393,12 @@ class BigWindow {
     const st = new BigWindow(plan);
     for (const e of events) {
       const B = Math.floor(e.t / plan.R);
-      let bk = st.buckets.get(B);
-      if (!bk) {
-        bk = new Bucket(plan);
-        st.buckets.set(B, bk);
+      const bk = st.buckets.get(B);
+      if (bk) bk.push(e);
+      else {
+        st.buckets.set(B, [e]);
         st.order.push(B);
       }
-      bk.events.push(e);
       if (e.fid === 0) st.dirty.add(B);
       if (e.s > st.seq) st.seq = e.s;
     }
@@ -382,9 +406,7 @@ class BigWindow {
     // Summaries and indexes in (time, sequence) order, as they were built when applied.
     const all = [...events].sort((a, b) => a.t - b.t || a.s - b.s);
     for (const e of all) {
-      const B = Math.floor(e.t / plan.R);
-      st.buckets.get(B)!.add(plan, e);
-      st.blockOf(B).add(plan, e);
+      st.blockOf(Math.floor(e.t / plan.R)).add(plan, e);
       if (e.t >= st.lt) {
         st.lt = e.t;
         st.lv = e.x;
@@ -435,13 +457,13 @@ class BigWindow {
   private accAddBucket(wi: number, acc: Acc, B: number): void {
     const w = this.plan.wins[wi];
     const bk = this.buckets.get(B)!;
-    acc.n += bk.n;
-    for (const slot of w.sm) for (const x of bk.s[slot]) padd(acc.s[slot], x);
-    for (const slot of w.mn) acc.mn[slot].push(bk.mn[slot], B);
-    for (const slot of w.mx) acc.mx[slot].push(bk.mx[slot], B);
+    acc.n += bk.length;
+    for (const slot of w.sm) for (const e of bk) padd(acc.s[slot], e.x[slot]);
+    for (const slot of w.mn) acc.mn[slot].push(extremeOf(bk, slot, false), B);
+    for (const slot of w.mx) acc.mx[slot].push(extremeOf(bk, slot, true), B);
     for (const slot of w.ds) {
       const d = acc.d[slot];
-      for (const e of bk.events) d.set(e.raw[slot], (d.get(e.raw[slot]) ?? 0) + 1);
+      for (const e of bk) d.set(e.raw[slot], (d.get(e.raw[slot]) ?? 0) + 1);
     }
   }
 
@@ -450,11 +472,11 @@ class BigWindow {
     const w = this.plan.wins[wi];
     for (let i = lowerBound(this.order, acc.lo); i < this.order.length && this.order[i] < newLo; i++) {
       const bk = this.buckets.get(this.order[i])!;
-      acc.n -= bk.n;
-      for (const slot of w.sm) for (const x of bk.s[slot]) padd(acc.s[slot], -x);
+      acc.n -= bk.length;
+      for (const slot of w.sm) for (const e of bk) padd(acc.s[slot], -e.x[slot]);
       for (const slot of w.ds) {
         const d = acc.d[slot];
-        for (const e of bk.events) {
+        for (const e of bk) {
           const c = d.get(e.raw[slot])! - 1;
           if (c <= 0) d.delete(e.raw[slot]);
           else d.set(e.raw[slot], c);
@@ -469,8 +491,8 @@ class BigWindow {
       for (let i = lowerBound(this.order, acc.lo); i < this.order.length; i++) {
         const B = this.order[i];
         const bk = this.buckets.get(B)!;
-        for (const slot of w.mn) acc.mn[slot].push(bk.mn[slot], B);
-        for (const slot of w.mx) acc.mx[slot].push(bk.mx[slot], B);
+        for (const slot of w.mn) acc.mn[slot].push(extremeOf(bk, slot, false), B);
+        for (const slot of w.mx) acc.mx[slot].push(extremeOf(bk, slot, true), B);
       }
     }
   }
@@ -543,7 +565,7 @@ class BigWindow {
     const R = plan.R;
     const B = Math.floor(t / R);
     const own = this.buckets.get(B);
-    const current = own ? own.events.filter((e) => e.t <= t) : [];
+    const current = own ? own.filter((e) => e.t <= t) : [];
     type Agg = { n: number; s: number[][]; mn: number[]; mx: number[] };
     const perWin: Array<Agg | undefined> = plan.wins.map((w) => {
       if (!w.acc) return undefined;
@@ -561,15 +583,16 @@ class BigWindow {
         for (const slot of w.mn) if (r.mn[slot] < agg.mn[slot]) agg.mn[slot] = r.mn[slot];
         for (const slot of w.mx) if (r.mx[slot] > agg.mx[slot]) agg.mx[slot] = r.mx[slot];
       };
-      this.forRange(sb, B - 1, take);
-      if (B >= sb) {
-        for (const e of current) {
+      const takeEvents = (bk: readonly Ev[]) => {
+        for (const e of bk) {
           agg.n++;
           for (const slot of w.sm) padd(agg.s[slot], e.x[slot]);
           for (const slot of w.mn) if (e.x[slot] < agg.mn[slot]) agg.mn[slot] = e.x[slot];
           for (const slot of w.mx) if (e.x[slot] > agg.mx[slot]) agg.mx[slot] = e.x[slot];
         }
-      }
+      };
+      this.forRange(sb, B - 1, take, takeEvents);
+      if (B >= sb) takeEvents(current);
       return agg;
     });
     const out: number[] = new Array(plan.aggs.length);
@@ -612,9 +635,9 @@ class BigWindow {
           if (lt === -Infinity && sb <= B - 1) {
             const i = lowerBound(this.order, B) - 1; // the newest bucket before B
             if (i >= 0 && this.order[i] >= sb) {
-              const bk = this.buckets.get(this.order[i])!;
-              lt = bk.lt;
-              lv = bk.lv;
+              const latest = latestOf(this.buckets.get(this.order[i])!);
+              lt = latest.t;
+              lv = latest.x;
             }
           }
           if (lt === -Infinity) v = a.d;
@@ -627,7 +650,7 @@ class BigWindow {
   }
 
   /** Summaries covering buckets [lo, hi]: whole blocks where they fit, buckets at the edges. */
-  private forRange(lo: number, hi: number, take: (r: Summary) => void): void {
+  private forRange(lo: number, hi: number, take: (r: Summary) => void, takeEvents: (bk: Bucket) => void): void {
     if (lo > hi) return;
     const F = this.plan.F;
     const kl = Math.floor(lo / F);
@@ -635,18 +658,18 @@ class BigWindow {
     let k0 = kl + 1;
     if (k0 <= this.cutBlock) k0 = this.cutBlock + 1;
     if (F > 1 && kh - k0 >= 1) {
-      this.forBuckets(lo, k0 * F - 1, take);
+      this.forBuckets(lo, k0 * F - 1, takeEvents);
       for (let K = k0; K < kh; K++) {
         const k = this.blocks.get(K);
         if (k) take(k);
       }
-      this.forBuckets(kh * F, hi, take);
+      this.forBuckets(kh * F, hi, takeEvents);
     } else {
-      this.forBuckets(lo, hi, take);
+      this.forBuckets(lo, hi, takeEvents);
     }
   }
 
-  private forBuckets(lo: number, hi: number, take: (r: Summary) => void): void {
+  private forBuckets(lo: number, hi: number, take: (bk: Bucket) => void): void {
     for (let i = lowerBound(this.order, lo); i < this.order.length && this.order[i] <= hi; i++) take(this.buckets.get(this.order[i])!);
   }
 
@@ -667,27 +690,26 @@ class BigWindow {
     const { t, raw } = e;
     if (e.s > this.seq) this.seq = e.s;
     const B = Math.floor(t / R);
-    let bk = this.buckets.get(B);
+    const bk = this.buckets.get(B);
     const newBucket = bk === undefined;
-    if (!bk) {
-      bk = new Bucket(plan);
-      this.buckets.set(B, bk);
-      if (this.order.length === 0 || this.order[this.order.length - 1] < B) this.order.push(B);
-      else this.order.splice(lowerBound(this.order, B), 0, B);
-    }
     for (let wi = 0; wi < plan.wins.length; wi++) {
       const acc = this.accs[wi];
       if (acc === undefined || B < acc.lo) continue;
       const w = plan.wins[wi];
       acc.n++;
       for (const slot of w.sm) padd(acc.s[slot], e.x[slot]);
-      // A heap needs a new entry only when the bucket's extreme moves (bk is not updated yet).
-      for (const slot of w.mn) if (e.x[slot] < bk.mn[slot]) acc.mn[slot].push(e.x[slot], B);
-      for (const slot of w.mx) if (e.x[slot] > bk.mx[slot]) acc.mx[slot].push(e.x[slot], B);
+      // A heap entry per event (no bucket extreme is kept to compare with); stale and dominated
+      // entries are dropped lazily or by the rebuild in accEvict, so the heap stays O(events).
+      for (const slot of w.mn) acc.mn[slot].push(e.x[slot], B);
+      for (const slot of w.mx) acc.mx[slot].push(e.x[slot], B);
       for (const slot of w.ds) acc.d[slot].set(raw[slot], (acc.d[slot].get(raw[slot]) ?? 0) + 1);
     }
-    bk.add(plan, e);
-    bk.events.push(e);
+    if (bk) bk.push(e);
+    else {
+      this.buckets.set(B, [e]);
+      if (this.order.length === 0 || this.order[this.order.length - 1] < B) this.order.push(B);
+      else this.order.splice(lowerBound(this.order, B), 0, B);
+    }
     this.dirty.add(B);
     this.blockOf(B).add(plan, e);
     if (t >= this.lt) {
@@ -711,9 +733,9 @@ class BigWindow {
     while (k < this.order.length && this.order[k] < cut) {
       const B = this.order[k++];
       const bk = this.buckets.get(B)!;
-      effect.evictedEvents += bk.events.length;
+      effect.evictedEvents += bk.length;
       let fid = 0;
-      for (const e of bk.events) if (e.fid !== 0 && e.fid !== fid) this.removed.push(fieldOf(B, (fid = e.fid)));
+      for (const e of bk) if (e.fid !== 0 && e.fid !== fid) this.removed.push(fieldOf(B, (fid = e.fid)));
       this.buckets.delete(B);
       this.dirty.delete(B);
       const K = Math.floor(B / F);
@@ -745,7 +767,7 @@ class BigWindow {
     const set: string[] = [];
     const del = this.removed;
     this.removed = [];
-    for (const B of this.dirty) fragmentWrites(B, this.buckets.get(B)!.events, set, del);
+    for (const B of this.dirty) fragmentWrites(B, this.buckets.get(B)!, set, del);
     this.dirty.clear();
     return { set, del };
   }
