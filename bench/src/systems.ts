@@ -229,7 +229,9 @@ export class SystemSession implements Session {
     // BENCH_CPU_PROF_DIR: each system process writes a V8 CPU profile there when it stops
     // (summarise with `node bench/dist/bench/src/profile.js FILE`).
     const profDir = process.env.BENCH_CPU_PROF_DIR;
-    const execArgv = profDir ? [...process.execArgv, '--cpu-prof', '--cpu-prof-dir', profDir] : process.execArgv;
+    // BENCH_NODE_ARGS: more V8/Node flags for the system processes (e.g. --trace-gc, into the system's log).
+    const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const execArgv = [...process.execArgv, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...extra];
     const proc = fork(path.join(DIST, 'children', `${this.def.kind}.js`), [JSON.stringify(cfg)], { execArgv, stdio: ['ignore', out, out, 'ipc'], env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'warn' } });
     fs.closeSync(out);
     let stopped!: (c: Record<string, number> | undefined) => void;

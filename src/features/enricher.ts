@@ -129,6 +129,8 @@ export interface EnricherOptions {
   metricsRegistry?: Registry;
   /** Slot groups of the streaming state (default 1 on a single Redis, 16 on a Cluster); see StreamingStateOptions. */
   slotGroups?: number;
+  /** Bounds of the streaming state's in-memory entity cache (StreamingStateOptions cacheEntities / cacheBytes). */
+  stateCache?: { maxEntities?: number; maxBytes?: number };
 }
 
 export class Enricher {
@@ -154,7 +156,7 @@ export class Enricher {
       // A base feature of that name wins over an event field (the last one, as a name -> value map would give).
       slots: valueNames(s).map((n) => (baseNames.lastIndexOf(n) >= 0 ? baseNames.lastIndexOf(n) : this.getter(n))),
     }));
-    this.streaming = this.streamingSets.length > 0 ? new StreamingState(opts.redis, opts.namespace, this.streamingSets, { metrics: this.metrics, slotGroups: opts.slotGroups }) : undefined;
+    this.streaming = this.streamingSets.length > 0 ? new StreamingState(opts.redis, opts.namespace, this.streamingSets, { metrics: this.metrics, slotGroups: opts.slotGroups, cacheEntities: opts.stateCache?.maxEntities, cacheBytes: opts.stateCache?.maxBytes }) : undefined;
   }
 
   async init(): Promise<void> {

@@ -12,6 +12,8 @@ export interface StreamingBatchReport {
 export interface StateSizeSource {
   readonly namespace: string;
   stateSize(): Promise<Record<string, { buckets: number; events: number }>>;
+  /** The in-memory entity cache: entities held, their estimated bytes, entities dropped to keep within its bounds (since start). */
+  cacheSize?(): { entities: number; bytes: number; evictions: number };
 }
 
 /**
@@ -26,7 +28,12 @@ export class StreamingMetrics {
   readonly stateBehind: Counter<'namespace'>;
   readonly durabilityTimeouts: Counter<'namespace'>;
   readonly stateEntries: Gauge<'namespace' | 'set' | 'kind'>;
+  readonly cacheEntities: Gauge<'namespace'>;
+  readonly cacheBytes: Gauge<'namespace'>;
+  readonly cacheEvictions: Counter<'namespace'>;
   private readonly sources = new Set<StateSizeSource>();
+  /** Cache evictions already counted, per source (the counter follows the source's running total). */
+  private readonly evictionsSeen = new WeakMap<StateSizeSource, number>();
 
   private constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -55,6 +62,47 @@ export class StreamingMetrics {
             this.set({ namespace: s.namespace, set, kind: 'bucket' }, n.buckets);
             this.set({ namespace: s.namespace, set, kind: 'event' }, n.events);
           }
+        }
+      },
+    });
+    const cacheOf = (s: StateSizeSource) => s.cacheSize?.();
+    this.cacheEntities = new Gauge({
+      name: 'tributary_streaming_cache_entities',
+      help: 'Entities whose window state this process holds in memory (an LRU bounded by entities and estimated bytes)',
+      labelNames: ['namespace'],
+      registers,
+      collect() {
+        for (const s of sources) {
+          const c = cacheOf(s);
+          if (c) this.set({ namespace: s.namespace }, c.entities);
+        }
+      },
+    });
+    this.cacheBytes = new Gauge({
+      name: 'tributary_streaming_cache_bytes',
+      help: 'Estimated heap bytes of the window state held in memory (bounded by the stage\'s stateCache.maxBytes)',
+      labelNames: ['namespace'],
+      registers,
+      collect() {
+        for (const s of sources) {
+          const c = cacheOf(s);
+          if (c) this.set({ namespace: s.namespace }, c.bytes);
+        }
+      },
+    });
+    const seen = this.evictionsSeen;
+    this.cacheEvictions = new Counter({
+      name: 'tributary_streaming_cache_evictions_total',
+      help: 'Entities dropped from the in-memory window state to stay within its bounds (reloaded from Redis when touched again)',
+      labelNames: ['namespace'],
+      registers,
+      collect() {
+        for (const s of sources) {
+          const c = cacheOf(s);
+          if (!c) continue;
+          const delta = c.evictions - (seen.get(s) ?? 0);
+          if (delta > 0) this.inc({ namespace: s.namespace }, delta);
+          seen.set(s, c.evictions);
         }
       },
     });

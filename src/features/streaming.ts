@@ -18,8 +18,10 @@
  *   consumed batch and slot group. No aggregation runs in Redis.
  * Cost per event (window-state.ts has the detail): an entity with at most `smallEntityEvents`
  *   events (default 32) is a list of them, scored by a scan — bounded and the cheapest for few
- *   events. Past that it keeps one summary per non-empty bucket, per block of `bucketsPerBlock`
- *   buckets, and per window an accumulator of the buckets in it. An event in event-time order for
+ *   events. Past that its events are held in typed-array columns sorted by bucket (no object per
+ *   event or bucket, so the heap the garbage collector traces does not grow with the windows),
+ *   with a summary per block of `bucketsPerBlock` buckets and per window an accumulator of the
+ *   buckets in it. The LRU of entities is bounded by entities and by estimated bytes. An event in event-time order for
  *   its entity (t >= every time applied to it) is scored from the accumulators: O(1) amortised,
  *   O(log n) for min/max — flat in the number of events in the window. An out-of-order or late
  *   event is scored from the summaries of its window: whole blocks inside it and buckets at its
@@ -64,6 +66,7 @@
  *   tributary:st:{N}:epochs:<topic>:<p> (epoch counter)  tributary:st:{N}:layout (format, slot groups)
  */
 import { randomBytes } from 'node:crypto';
+import { getHeapStatistics } from 'node:v8';
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
 import { ConfigError, TransientError, TributaryError } from '../util/errors';
@@ -175,6 +178,12 @@ export interface StreamingStateOptions {
   replayRetentionOffsets?: number;
   /** Entities kept in memory (least recently used dropped first; reloaded from Redis when touched again). Default 100,000. */
   cacheEntities?: number;
+  /**
+   * Estimated heap bytes of the entities kept in memory (EntityWindowState.approxBytes): the cache
+   * drops least recently used entities past it, so memory stays bounded however many events the
+   * windows hold. Default a quarter of the V8 heap limit (`--max-old-space-size`).
+   */
+  cacheBytes?: number;
   /** Late events, evictions and missed replays are counted here; the state size is reported on scrape. */
   metrics?: StreamingMetrics;
   /** Replicas each state write waits for (WAIT); default from the sets' `config.durability` (stateDurability). */
@@ -253,7 +262,9 @@ export class StreamingState {
     this.statFields = sets.map((s) => ({ late: `late:${s.name}`, sr: `sr:${s.name}`, sb: `sb:${s.name}` }));
     this.keep = options.replayRetentionOffsets ?? DEFAULT_REPLAY_RETENTION_OFFSETS;
     this.small = options.smallEntityEvents ?? DEFAULT_SMALL_ENTITY_EVENTS;
-    this.cache = new LruCache(cacheEntities, Infinity);
+    const cacheBytes = options.cacheBytes ?? Math.floor(getHeapStatistics().heap_size_limit / 4);
+    if (!Number.isInteger(cacheBytes) || cacheBytes < 1) throw new ConfigError('cacheBytes', `must be a positive integer, got ${cacheBytes}`);
+    this.cache = new LruCache(cacheEntities, Infinity, Date.now, cacheBytes);
     this.metrics = options.metrics;
     this.durability = options.durability ?? stateDurability(sets);
     this.metrics?.track(this);
@@ -298,6 +309,11 @@ export class StreamingState {
     const out: Record<string, number> = {};
     for (const raw of all) for (const [k, v] of Object.entries(raw)) out[k] = (out[k] ?? 0) + Number(v);
     return out;
+  }
+
+  /** The in-memory entity cache (metrics). */
+  cacheSize(): { entities: number; bytes: number; evictions: number } {
+    return { entities: this.cache.size, bytes: this.cache.weight, evictions: this.cache.evictions };
   }
 
   /** Per set, the bucket summaries and stored events the state holds (metrics). */
@@ -404,12 +420,12 @@ export class StreamingState {
           // Another chunk of this process may have loaded (and advanced) it meanwhile: keep that one.
           const held = this.cache.get(c.keys[j]);
           states[j] = held ?? EntityWindowState.load(this.plans[c.setOf[j]], this.small, found.get(x + 1) ?? []);
-          if (!held) this.cache.set(c.keys[j], states[j]!);
+          if (!held) this.cache.set(c.keys[j], states[j]!, states[j]!.approxBytes);
         });
       } else {
         for (const j of missing) {
           states[j] = EntityWindowState.load(this.plans[c.setOf[j]], this.small, []);
-          this.cache.set(c.keys[j], states[j]!);
+          this.cache.set(c.keys[j], states[j]!, states[j]!.approxBytes);
         }
       }
       const ckNow = ck!;
@@ -422,6 +438,8 @@ export class StreamingState {
         this.forget(c.keys, ckId);
         throw err;
       }
+      // The states grew (or shrank) in place: the cache's byte bound sees their new sizes.
+      for (let j = 0; j < states.length; j++) this.cache.reweigh(c.keys[j], states[j]!.approxBytes);
       // 3. Commit: fenced, checked against the checkpoint and versions it was computed from.
       // Entity writes as MessagePack (stream-commit.lua decodes it in C): fragments are JSON already.
       const ents = states.map((st, j): [string, string, string, string[], string[]] => {

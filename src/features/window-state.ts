@@ -1,7 +1,7 @@
 /**
  * The in-memory window state of one entity of one streaming set: its applied events grouped in
- * buckets of R ms, summaries of blocks of F buckets, and per window an accumulator of the buckets in
- * it. Pure computation, no I/O: StreamingState (streaming.ts) loads an entity from Redis, scores and
+ * buckets of R ms (held in typed-array columns once the entity is big: no object per event or
+ * bucket), summaries of blocks of F buckets, and per window an accumulator of the buckets in it. Pure computation, no I/O: StreamingState (streaming.ts) loads an entity from Redis, scores and
  * applies a chunk's events here and writes back what changed (`takeWrites`). The semantics are
  * stated at the top of streaming.ts; ReferenceStreamingState there is the brute-force judge.
  *
@@ -52,6 +52,8 @@ export interface SetPlan {
   num: number[];
   /** Slots read as distinct values. */
   dis: number[];
+  /** Per slot: read only as a number (held as one, not as its text). */
+  numOnly: boolean[];
   wins: WindowPlan[];
   aggs: AggPlan[];
 }
@@ -91,6 +93,7 @@ export function setPlan(set: StreamingFeatureSetSpec, slotNames: string[], bucke
     slots: slotNames.length,
     num: [...num],
     dis: [...dis],
+    numOnly: slotNames.map((_, slot) => !dis.has(slot)),
     wins: wins.map(({ key: _key, ...w }) => w),
     aggs,
   };
@@ -152,24 +155,38 @@ export function numericValue(raw: string): number {
 
 // ---- state ----
 
-/** An applied event: time, apply sequence (orders ties), raw values, their numbers, and the stored fragment holding it (0: not stored yet). */
+/**
+ * An applied event: time, apply sequence (orders ties), its values per slot and the stored fragment
+ * holding it (0: not stored yet). A slot read only as a number holds the number (not its text and
+ * a second array of numbers: one array per retained event); a slot read as a distinct value holds
+ * the text (`num` parses it where it is also read as a number).
+ */
 interface Ev {
   t: number;
   s: number;
-  raw: string[];
-  x: number[];
+  v: Vals;
   fid: number;
 }
 
-/** Count, exact sums, min, max and the latest event (by time, then sequence) of some events. */
+type Vals = Array<string | number>;
+
+/** A slot's value as a number. */
+function num(v: Vals, slot: number): number {
+  const x = v[slot];
+  return typeof x === 'number' ? x : numericValue(x);
+}
+
+/** A distinct slot's value (always held as text). */
+function str(v: Vals, slot: number): string {
+  return v[slot] as string;
+}
+
+/** Count, exact sums, min and max of some events (a block of buckets). */
 class Summary {
   n = 0;
   readonly s: number[][] = [];
   readonly mn: number[] = [];
   readonly mx: number[] = [];
-  lt = -Infinity;
-  ls = -1;
-  lv: number[] = [];
 
   constructor(plan: SetPlan) {
     for (const slot of plan.num) {
@@ -179,49 +196,16 @@ class Summary {
     }
   }
 
-  add(plan: SetPlan, e: Ev): void {
+  /** Adds the event at column index i of a BigWindow's number columns. */
+  addAt(plan: SetPlan, X: readonly Float64Array[], i: number): void {
     this.n++;
-    if (e.t > this.lt || (e.t === this.lt && e.s > this.ls)) {
-      this.lt = e.t;
-      this.ls = e.s;
-      this.lv = e.x;
-    }
     for (const slot of plan.num) {
-      const x = e.x[slot];
+      const x = X[slot][i];
       padd(this.s[slot], x);
       if (x < this.mn[slot]) this.mn[slot] = x;
       if (x > this.mx[slot]) this.mx[slot] = x;
     }
   }
-}
-
-/**
- * A bucket is just its events in apply order: no summary object per bucket. With events spread
- * over a day most one-minute buckets hold one or two events, and a summary per bucket (count,
- * partials, extremes, latest) made the retained heap ~1.6 kB per event; whatever needs a bucket's
- * aggregate folds its few events instead (each event enters and leaves an accumulator once, so the
- * amortised cost per event is unchanged). Blocks of F buckets keep summaries.
- */
-type Bucket = Ev[];
-
-/** The latest event (by time, then sequence) of a bucket. */
-function latestOf(bk: Bucket): Ev {
-  let best = bk[0];
-  for (let i = 1; i < bk.length; i++) {
-    const e = bk[i];
-    if (e.t > best.t || (e.t === best.t && e.s > best.s)) best = e;
-  }
-  return best;
-}
-
-/** The extreme of a slot over a bucket's events (min or max). */
-function extremeOf(bk: Bucket, slot: number, max: boolean): number {
-  let v = bk[0].x[slot];
-  for (let i = 1; i < bk.length; i++) {
-    const x = bk[i].x[slot];
-    if (max ? x > v : x < v) v = x;
-  }
-  return v;
 }
 
 /** Binary heap of (value, bucket) pairs, max or min first; entries of buckets below `lo` are dropped lazily. */
@@ -325,12 +309,45 @@ function insertSorted(a: number[], x: number): void {
 
 const fieldOf = (bucket: number, id: number) => `b${bucket}:${id}`;
 
-/** Numbers of the numeric slots of raw values. */
-function numbersOf(plan: SetPlan, raw: readonly string[]): number[] {
+/** See EntityWindowState.approxBytes. */
+const ENTITY_BYTES = 2048;
+const EVENT_BYTES = 250;
+const SLOT_BYTES = 60;
+
+/** An event's held values from its raw text: numbers for the slots read only as numbers. */
+function valuesOf(plan: SetPlan, raw: readonly string[]): Vals {
   // Sized once (one per applied event is retained: growing an empty array would reserve 17 slots).
-  const x = new Array<number>(plan.slots);
-  for (const slot of plan.num) x[slot] = numericValue(raw[slot]);
-  return x;
+  const v: Vals = new Array<string | number>(raw.length);
+  for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : raw[slot];
+  return v;
+}
+
+/** Stored text of a held value: a number as String() writes it (reads back to the same number, Infinity included). */
+const textOf = (x: string | number): string => (typeof x === 'number' ? String(x) : x);
+
+/** One bucket's events in apply order, as fragmentWrites reads them (a BigWindow's columns or a SmallWindow's events). */
+interface BucketEvents {
+  readonly length: number;
+  fid(i: number): number;
+  setFid(i: number, id: number): void;
+  seq(i: number): number;
+  /** The stored row: [time, seq, text per slot]. */
+  row(i: number): Array<number | string>;
+}
+
+/** A list of events as BucketEvents. */
+function eventList(evs: Ev[]): BucketEvents {
+  return {
+    length: evs.length,
+    fid: (i) => evs[i].fid,
+    setFid: (i, id) => (evs[i].fid = id),
+    seq: (i) => evs[i].s,
+    row: (i) => {
+      const r: Array<number | string> = [evs[i].t, evs[i].s];
+      for (const x of evs[i].v) r.push(textOf(x));
+      return r;
+    },
+  };
 }
 
 /**
@@ -339,12 +356,13 @@ function numbersOf(plan: SetPlan, raw: readonly string[]): number[] {
  * the previous ones while those are not larger (a binary counter: O(log n) fragments per bucket and
  * O(log n) rewrites per event). Pushes the field to write and the fields merged away.
  */
-function fragmentWrites(B: number, evs: readonly Ev[], set: string[], del: string[]): void {
+function fragmentWrites(B: number, evs: BucketEvents, set: string[], del: string[]): void {
   const runs: Array<{ id: number; n: number }> = [];
-  for (const e of evs) {
+  for (let i = 0; i < evs.length; i++) {
+    const fid = evs.fid(i);
     const last = runs[runs.length - 1];
-    if (last && last.id === e.fid) last.n++;
-    else runs.push({ id: e.fid, n: 1 });
+    if (last && last.id === fid) last.n++;
+    else runs.push({ id: fid, n: 1 });
   }
   if (runs.length === 0 || runs[runs.length - 1].id !== 0) return; // nothing new
   while (runs.length >= 2 && runs[runs.length - 2].n <= runs[runs.length - 1].n) {
@@ -354,75 +372,182 @@ function fragmentWrites(B: number, evs: readonly Ev[], set: string[], del: strin
   }
   const top = runs[runs.length - 1];
   const from = evs.length - top.n;
-  const id = top.id !== 0 ? top.id : evs[from].s;
+  const id = top.id !== 0 ? top.id : evs.seq(from);
   const rows: Array<Array<number | string>> = [];
   for (let i = from; i < evs.length; i++) {
-    evs[i].fid = id;
-    rows.push([evs[i].t, evs[i].s, ...evs[i].raw]);
+    evs.setFid(i, id);
+    rows.push(evs.row(i));
   }
   set.push(fieldOf(B, id), JSON.stringify(rows));
 }
 
-/** Bucket summaries, blocks and window accumulators: flat cost per event whatever the window holds. */
+/**
+ * Bucket summaries, blocks and window accumulators: flat cost per event whatever the window holds.
+ *
+ * Storage: the held events live in columns — typed arrays of times, sequences, fragment ids and
+ * numbers per numeric slot, an array of texts per distinct slot — sorted by (bucket, apply order)
+ * and live in [head, len); a bucket is a range of them (`bid` ascending, `bstart`). There is no
+ * object per event or per bucket, so the garbage collector traces O(entities) however many events
+ * the windows hold (the distinct slots' texts aside), and an event costs 8 bytes per column (a
+ * retained heap of ~1.6 kB per event with an object per event and per bucket made a grown demo
+ * stage spend seconds in full collections). An event in event-time order is appended; an
+ * out-of-order one is inserted into its bucket (a move of the columns behind it, memmove speed);
+ * eviction by event time advances `head`, and the columns are compacted when the dead prefix
+ * outgrows the live part (amortised O(1)).
+ */
 class BigWindow {
-  private readonly buckets = new Map<number, Bucket>();
-  /** Bucket indexes present, ascending. */
-  private readonly order: number[] = [];
+  private cap: number;
+  private head = 0;
+  private len = 0;
+  private T: Float64Array;
+  private S: Float64Array;
+  private FID: Float64Array;
+  /** Per slot read as a number (or only stored): its numbers. */
+  private X: Float64Array[] = [];
+  /** Per distinct slot: its texts, aligned with the columns (length len). */
+  private readonly D: string[][] = [];
+  /** Slots with a number column. */
+  private readonly xs: number[];
+  /** Bucket ids present, ascending, and the column index each starts at. */
+  private bid: number[] = [];
+  private bstart: number[] = [];
   private readonly blocks = new Map<number, Summary>();
   /** Greatest event time applied (-Infinity: none). */
   mt = -Infinity;
+  /** The latest applied event (by time, then sequence): time, sequence, numbers by slot. */
   private lt = -Infinity;
-  private lv: number[] = [];
+  private ls = -1;
+  private lvx: number[] = [];
   seq = 0;
   private readonly accs: Array<Acc | undefined>;
-  /** Per distinct slot: value -> ascending times of its applied events (out-of-order distinct counts). */
-  private readonly dvals: Array<Map<string, number[]>> = [];
+  /**
+   * Per distinct slot: value -> ascending times of its applied events (out-of-order distinct
+   * counts); a value seen once holds its time as a number (most do: no array per event).
+   */
+  private readonly dvals: Array<Map<string, number | number[]>> = [];
   /** The block the retention cut lies in: partly evicted, so never read whole. */
   private cutBlock = -Infinity;
   /** Buckets holding events not stored yet. */
   private readonly dirty = new Set<number>();
   removed: string[] = [];
 
-  constructor(private readonly plan: SetPlan) {
+  constructor(
+    private readonly plan: SetPlan,
+    capacity = 64,
+  ) {
     this.accs = plan.wins.map(() => undefined);
     for (const slot of plan.dis) this.dvals[slot] = new Map();
+    this.xs = [];
+    for (let slot = 0; slot < plan.slots; slot++) if (plan.num.includes(slot) || plan.numOnly[slot]) this.xs.push(slot);
+    this.cap = capacity;
+    this.T = new Float64Array(capacity);
+    this.S = new Float64Array(capacity);
+    this.FID = new Float64Array(capacity);
+    for (const slot of this.xs) this.X[slot] = new Float64Array(capacity);
+    for (const slot of plan.dis) this.D[slot] = [];
+  }
+
+  /** Events held (applied, not evicted). */
+  get held(): number {
+    return this.len - this.head;
   }
 
   /** Builds the state from events in apply (sequence) order. */
   static build(plan: SetPlan, events: readonly Ev[]): BigWindow {
-    const st = new BigWindow(plan);
-    for (const e of events) {
-      const B = Math.floor(e.t / plan.R);
-      const bk = st.buckets.get(B);
-      if (bk) bk.push(e);
-      else {
-        st.buckets.set(B, [e]);
-        st.order.push(B);
+    let cap = 64;
+    while (cap < events.length) cap *= 2;
+    const st = new BigWindow(plan, cap);
+    const R = plan.R;
+    // Columns in (bucket, apply order); summaries and indexes need no particular order.
+    const sorted = [...events].sort((a, b) => Math.floor(a.t / R) - Math.floor(b.t / R) || a.s - b.s);
+    for (const e of sorted) {
+      const i = st.len++;
+      st.put(i, e);
+      const B = Math.floor(e.t / R);
+      if (st.bid.length === 0 || st.bid[st.bid.length - 1] !== B) {
+        st.bid.push(B);
+        st.bstart.push(i);
       }
       if (e.fid === 0) st.dirty.add(B);
       if (e.s > st.seq) st.seq = e.s;
+      st.blockOf(B).addAt(plan, st.X, i);
+      st.noteLatest(i);
+      for (const slot of plan.dis) st.indexValue(slot, st.D[slot][i], e.t);
+      if (e.t > st.mt) st.mt = e.t;
     }
-    st.order.sort((a, b) => a - b);
-    // Summaries and indexes in (time, sequence) order, as they were built when applied.
-    const all = [...events].sort((a, b) => a.t - b.t || a.s - b.s);
-    for (const e of all) {
-      st.blockOf(Math.floor(e.t / plan.R)).add(plan, e);
-      if (e.t >= st.lt) {
-        st.lt = e.t;
-        st.lv = e.x;
-      }
-      for (const slot of plan.dis) st.indexValue(slot, e.raw[slot], e.t);
-    }
-    if (all.length > 0) {
-      st.mt = all[all.length - 1].t;
-      st.cutBlock = Math.floor(Math.floor((st.mt - plan.ret) / plan.R) / plan.F);
+    if (events.length > 0) {
+      st.cutBlock = Math.floor(Math.floor((st.mt - plan.ret) / R) / plan.F);
       plan.wins.forEach((w, wi) => {
         if (!w.acc) return;
-        const acc = st.newAcc(wi, startBucket(w, st.mt, plan.R));
-        for (let i = lowerBound(st.order, acc.lo); i < st.order.length; i++) st.accAddBucket(wi, acc, st.order[i]);
+        const acc = st.newAcc(wi, startBucket(w, st.mt, R));
+        for (let bi = lowerBound(st.bid, acc.lo); bi < st.bid.length; bi++) st.accAddBucket(wi, acc, bi);
       });
     }
     return st;
+  }
+
+  /** Writes event e into column index i (capacity reserved). */
+  private put(i: number, e: Ev): void {
+    this.T[i] = e.t;
+    this.S[i] = e.s;
+    this.FID[i] = e.fid;
+    for (const slot of this.xs) this.X[slot][i] = num(e.v, slot);
+    for (const slot of this.plan.dis) this.D[slot][i] = str(e.v, slot);
+  }
+
+  private noteLatest(i: number): void {
+    const t = this.T[i];
+    const s = this.S[i];
+    if (t > this.lt || (t === this.lt && s > this.ls)) {
+      this.lt = t;
+      this.ls = s;
+      const lv: number[] = [];
+      for (const slot of this.xs) lv[slot] = this.X[slot][i];
+      this.lvx = lv;
+    }
+  }
+
+  /** End (exclusive column index) of bucket index bi. */
+  private bend(bi: number): number {
+    return bi + 1 < this.bid.length ? this.bstart[bi + 1] : this.len;
+  }
+
+  /** Room for one more event at the end: compacts the dead prefix or doubles the columns. */
+  private reserve(): void {
+    if (this.len < this.cap) return;
+    this.relayout(this.head * 2 >= this.cap ? this.cap : this.cap * 2);
+  }
+
+  /** Moves the live events to the start of columns of capacity cap. */
+  private relayout(cap: number): void {
+    const { head, len } = this;
+    const move = (a: Float64Array): Float64Array => {
+      if (cap === this.cap) return a.copyWithin(0, head, len);
+      const b = new Float64Array(cap);
+      b.set(a.subarray(head, len));
+      return b;
+    };
+    this.T = move(this.T);
+    this.S = move(this.S);
+    this.FID = move(this.FID);
+    for (const slot of this.xs) this.X[slot] = move(this.X[slot]);
+    for (const slot of this.plan.dis) this.D[slot].splice(0, head);
+    for (let bi = 0; bi < this.bstart.length; bi++) this.bstart[bi] -= head;
+    this.len = len - head;
+    this.head = 0;
+    this.cap = cap;
+  }
+
+  /** Opens column index p (shifting [p, len) one place up); capacity reserved. */
+  private open(p: number): void {
+    if (p < this.len) {
+      this.T.copyWithin(p + 1, p, this.len);
+      this.S.copyWithin(p + 1, p, this.len);
+      this.FID.copyWithin(p + 1, p, this.len);
+      for (const slot of this.xs) this.X[slot].copyWithin(p + 1, p, this.len);
+      for (const slot of this.plan.dis) this.D[slot].splice(p, 0, '');
+    }
+    this.len++;
   }
 
   private blockOf(B: number): Summary {
@@ -438,8 +563,9 @@ class BigWindow {
   private indexValue(slot: number, v: string, t: number): void {
     const m = this.dvals[slot];
     const times = m.get(v);
-    if (times) insertSorted(times, t);
-    else m.set(v, [t]);
+    if (times === undefined) m.set(v, t);
+    else if (typeof times === 'number') m.set(v, times <= t ? [times, t] : [t, times]);
+    else insertSorted(times, t);
   }
 
   private newAcc(wi: number, lo: number): Acc {
@@ -453,33 +579,46 @@ class BigWindow {
     return acc;
   }
 
-  /** Adds a whole bucket to an accumulator (rebuilds). */
-  private accAddBucket(wi: number, acc: Acc, B: number): void {
+  /** The extreme of a slot over column range [from, to) (min or max). */
+  private extreme(slot: number, from: number, to: number, max: boolean): number {
+    const X = this.X[slot];
+    let v = X[from];
+    for (let i = from + 1; i < to; i++) if (max ? X[i] > v : X[i] < v) v = X[i];
+    return v;
+  }
+
+  /** Adds a whole bucket (index bi) to an accumulator (rebuilds). */
+  private accAddBucket(wi: number, acc: Acc, bi: number): void {
     const w = this.plan.wins[wi];
-    const bk = this.buckets.get(B)!;
-    acc.n += bk.length;
-    for (const slot of w.sm) for (const e of bk) padd(acc.s[slot], e.x[slot]);
-    for (const slot of w.mn) acc.mn[slot].push(extremeOf(bk, slot, false), B);
-    for (const slot of w.mx) acc.mx[slot].push(extremeOf(bk, slot, true), B);
+    const from = this.bstart[bi];
+    const to = this.bend(bi);
+    const B = this.bid[bi];
+    acc.n += to - from;
+    for (const slot of w.sm) for (let i = from; i < to; i++) padd(acc.s[slot], this.X[slot][i]);
+    for (const slot of w.mn) acc.mn[slot].push(this.extreme(slot, from, to, false), B);
+    for (const slot of w.mx) acc.mx[slot].push(this.extreme(slot, from, to, true), B);
     for (const slot of w.ds) {
       const d = acc.d[slot];
-      for (const e of bk) d.set(e.raw[slot], (d.get(e.raw[slot]) ?? 0) + 1);
+      const D = this.D[slot];
+      for (let i = from; i < to; i++) d.set(D[i], (d.get(D[i]) ?? 0) + 1);
     }
   }
 
   /** Moves an accumulator forward to start at bucket newLo (whole buckets leave it). */
   private accEvict(wi: number, acc: Acc, newLo: number): void {
     const w = this.plan.wins[wi];
-    for (let i = lowerBound(this.order, acc.lo); i < this.order.length && this.order[i] < newLo; i++) {
-      const bk = this.buckets.get(this.order[i])!;
-      acc.n -= bk.length;
-      for (const slot of w.sm) for (const e of bk) padd(acc.s[slot], -e.x[slot]);
+    for (let bi = lowerBound(this.bid, acc.lo); bi < this.bid.length && this.bid[bi] < newLo; bi++) {
+      const from = this.bstart[bi];
+      const to = this.bend(bi);
+      acc.n -= to - from;
+      for (const slot of w.sm) for (let i = from; i < to; i++) padd(acc.s[slot], -this.X[slot][i]);
       for (const slot of w.ds) {
         const d = acc.d[slot];
-        for (const e of bk) {
-          const c = d.get(e.raw[slot])! - 1;
-          if (c <= 0) d.delete(e.raw[slot]);
-          else d.set(e.raw[slot], c);
+        const D = this.D[slot];
+        for (let i = from; i < to; i++) {
+          const c = d.get(D[i])! - 1;
+          if (c <= 0) d.delete(D[i]);
+          else d.set(D[i], c);
         }
       }
     }
@@ -488,11 +627,11 @@ class BigWindow {
     if (w.mn.length + w.mx.length > 0 && this.heapSize(acc) > 4 * acc.n + 64) {
       for (const slot of w.mn) acc.mn[slot].clear();
       for (const slot of w.mx) acc.mx[slot].clear();
-      for (let i = lowerBound(this.order, acc.lo); i < this.order.length; i++) {
-        const B = this.order[i];
-        const bk = this.buckets.get(B)!;
-        for (const slot of w.mn) acc.mn[slot].push(extremeOf(bk, slot, false), B);
-        for (const slot of w.mx) acc.mx[slot].push(extremeOf(bk, slot, true), B);
+      for (let bi = lowerBound(this.bid, acc.lo); bi < this.bid.length; bi++) {
+        const from = this.bstart[bi];
+        const to = this.bend(bi);
+        for (const slot of w.mn) acc.mn[slot].push(this.extreme(slot, from, to, false), this.bid[bi]);
+        for (const slot of w.mx) acc.mx[slot].push(this.extreme(slot, from, to, true), this.bid[bi]);
       }
     }
   }
@@ -546,7 +685,7 @@ class BigWindow {
           v = acc.n > 0 ? acc.d[a.f].size : 0;
           break;
         default: // last, time_since_prev: the latest applied event, if its bucket is in the window
-          if (Math.floor(this.lt / R) >= startBucket(plan.wins[a.w], t, R)) v = a.k === 'last' ? this.lv[a.f] : t - this.lt;
+          if (Math.floor(this.lt / R) >= startBucket(plan.wins[a.w], t, R)) v = a.k === 'last' ? this.lvx[a.f] : t - this.lt;
           else v = a.d;
       }
       out[ai] = v;
@@ -564,8 +703,11 @@ class BigWindow {
     const { plan } = this;
     const R = plan.R;
     const B = Math.floor(t / R);
-    const own = this.buckets.get(B);
-    const current = own ? own.filter((e) => e.t <= t) : [];
+    const obi = lowerBound(this.bid, B);
+    const own = obi < this.bid.length && this.bid[obi] === B;
+    // t's own bucket counts its events up to t (column indexes).
+    const current: number[] = [];
+    if (own) for (let i = this.bstart[obi], to = this.bend(obi); i < to; i++) if (this.T[i] <= t) current.push(i);
     type Agg = { n: number; s: number[][]; mn: number[]; mx: number[] };
     const perWin: Array<Agg | undefined> = plan.wins.map((w) => {
       if (!w.acc) return undefined;
@@ -583,16 +725,16 @@ class BigWindow {
         for (const slot of w.mn) if (r.mn[slot] < agg.mn[slot]) agg.mn[slot] = r.mn[slot];
         for (const slot of w.mx) if (r.mx[slot] > agg.mx[slot]) agg.mx[slot] = r.mx[slot];
       };
-      const takeEvents = (bk: readonly Ev[]) => {
-        for (const e of bk) {
-          agg.n++;
-          for (const slot of w.sm) padd(agg.s[slot], e.x[slot]);
-          for (const slot of w.mn) if (e.x[slot] < agg.mn[slot]) agg.mn[slot] = e.x[slot];
-          for (const slot of w.mx) if (e.x[slot] > agg.mx[slot]) agg.mx[slot] = e.x[slot];
-        }
+      const takeOne = (i: number) => {
+        agg.n++;
+        for (const slot of w.sm) padd(agg.s[slot], this.X[slot][i]);
+        for (const slot of w.mn) agg.mn[slot] = Math.min(agg.mn[slot], this.X[slot][i]);
+        for (const slot of w.mx) agg.mx[slot] = Math.max(agg.mx[slot], this.X[slot][i]);
       };
-      this.forRange(sb, B - 1, take, takeEvents);
-      if (B >= sb) takeEvents(current);
+      this.forRange(sb, B - 1, take, (from, to) => {
+        for (let i = from; i < to; i++) takeOne(i);
+      });
+      if (B >= sb) for (const i of current) takeOne(i);
       return agg;
     });
     const out: number[] = new Array(plan.aggs.length);
@@ -622,26 +764,16 @@ class BigWindow {
           break;
         default: {
           const sb = startBucket(w, t, R);
-          let lt = -Infinity;
-          let ls = -1;
-          let lv: number[] = [];
-          for (const e of current) {
-            if (e.t > lt || (e.t === lt && e.s > ls)) {
-              lt = e.t;
-              ls = e.s;
-              lv = e.x;
-            }
+          // The latest event (time, then sequence) of t's bucket up to t, else of the newest bucket before it in the window.
+          let li = -1;
+          const later = (i: number) => li < 0 || this.T[i] > this.T[li] || (this.T[i] === this.T[li] && this.S[i] > this.S[li]);
+          for (const i of current) if (later(i)) li = i;
+          if (li < 0 && sb <= B - 1) {
+            const bi = obi - 1; // the newest bucket before B
+            if (bi >= 0 && this.bid[bi] >= sb) for (let i = this.bstart[bi], to = this.bend(bi); i < to; i++) if (later(i)) li = i;
           }
-          if (lt === -Infinity && sb <= B - 1) {
-            const i = lowerBound(this.order, B) - 1; // the newest bucket before B
-            if (i >= 0 && this.order[i] >= sb) {
-              const latest = latestOf(this.buckets.get(this.order[i])!);
-              lt = latest.t;
-              lv = latest.x;
-            }
-          }
-          if (lt === -Infinity) v = a.d;
-          else v = a.k === 'last' ? lv[a.f] : t - lt;
+          if (li < 0) v = a.d;
+          else v = a.k === 'last' ? this.X[a.f][li] : t - this.T[li];
         }
       }
       out[ai] = v;
@@ -649,8 +781,8 @@ class BigWindow {
     return out;
   }
 
-  /** Summaries covering buckets [lo, hi]: whole blocks where they fit, buckets at the edges. */
-  private forRange(lo: number, hi: number, take: (r: Summary) => void, takeEvents: (bk: Bucket) => void): void {
+  /** Summaries covering buckets [lo, hi]: whole blocks where they fit, bucket column ranges at the edges. */
+  private forRange(lo: number, hi: number, take: (r: Summary) => void, takeRange: (from: number, to: number) => void): void {
     if (lo > hi) return;
     const F = this.plan.F;
     const kl = Math.floor(lo / F);
@@ -658,100 +790,120 @@ class BigWindow {
     let k0 = kl + 1;
     if (k0 <= this.cutBlock) k0 = this.cutBlock + 1;
     if (F > 1 && kh - k0 >= 1) {
-      this.forBuckets(lo, k0 * F - 1, takeEvents);
+      this.forBuckets(lo, k0 * F - 1, takeRange);
       for (let K = k0; K < kh; K++) {
         const k = this.blocks.get(K);
         if (k) take(k);
       }
-      this.forBuckets(kh * F, hi, takeEvents);
+      this.forBuckets(kh * F, hi, takeRange);
     } else {
-      this.forBuckets(lo, hi, takeEvents);
+      this.forBuckets(lo, hi, takeRange);
     }
   }
 
-  private forBuckets(lo: number, hi: number, take: (bk: Bucket) => void): void {
-    for (let i = lowerBound(this.order, lo); i < this.order.length && this.order[i] <= hi; i++) take(this.buckets.get(this.order[i])!);
+  private forBuckets(lo: number, hi: number, takeRange: (from: number, to: number) => void): void {
+    for (let bi = lowerBound(this.bid, lo); bi < this.bid.length && this.bid[bi] <= hi; bi++) takeRange(this.bstart[bi], this.bend(bi));
   }
 
   /** Values of a slot with an applied event in [loMs, hiMs]. */
   private distinctIn(slot: number, loMs: number, hiMs: number): number {
     let n = 0;
     for (const times of this.dvals[slot].values()) {
+      if (typeof times === 'number') {
+        if (times >= loMs && times <= hiMs) n++;
+        continue;
+      }
       const i = lowerBound(times, loMs);
       if (i < times.length && times[i] <= hiMs) n++;
     }
     return n;
   }
 
-  /** Applies a (non-late) event: bucket, block, accumulators, indexes; then evicts by event time. */
+  /** Applies a (non-late) event: columns, bucket, block, accumulators, indexes; then evicts by event time. */
   apply(e: Ev): ApplyEffect {
     const { plan } = this;
     const R = plan.R;
-    const { t, raw } = e;
+    const { t } = e;
     if (e.s > this.seq) this.seq = e.s;
     const B = Math.floor(t / R);
-    const bk = this.buckets.get(B);
-    const newBucket = bk === undefined;
     for (let wi = 0; wi < plan.wins.length; wi++) {
       const acc = this.accs[wi];
       if (acc === undefined || B < acc.lo) continue;
       const w = plan.wins[wi];
       acc.n++;
-      for (const slot of w.sm) padd(acc.s[slot], e.x[slot]);
+      for (const slot of w.sm) padd(acc.s[slot], num(e.v, slot));
       // A heap entry per event (no bucket extreme is kept to compare with); stale and dominated
       // entries are dropped lazily or by the rebuild in accEvict, so the heap stays O(events).
-      for (const slot of w.mn) acc.mn[slot].push(e.x[slot], B);
-      for (const slot of w.mx) acc.mx[slot].push(e.x[slot], B);
-      for (const slot of w.ds) acc.d[slot].set(raw[slot], (acc.d[slot].get(raw[slot]) ?? 0) + 1);
+      for (const slot of w.mn) acc.mn[slot].push(num(e.v, slot), B);
+      for (const slot of w.mx) acc.mx[slot].push(num(e.v, slot), B);
+      for (const slot of w.ds) {
+        const key = str(e.v, slot);
+        acc.d[slot].set(key, (acc.d[slot].get(key) ?? 0) + 1);
+      }
     }
-    if (bk) bk.push(e);
-    else {
-      this.buckets.set(B, [e]);
-      if (this.order.length === 0 || this.order[this.order.length - 1] < B) this.order.push(B);
-      else this.order.splice(lowerBound(this.order, B), 0, B);
-    }
+    this.reserve();
+    const bi = lowerBound(this.bid, B);
+    const newBucket = !(bi < this.bid.length && this.bid[bi] === B);
+    let p: number;
+    if (newBucket) {
+      p = bi < this.bid.length ? this.bstart[bi] : this.len;
+      this.bid.splice(bi, 0, B);
+      this.bstart.splice(bi, 0, p);
+    } else p = this.bend(bi);
+    this.open(p);
+    for (let j = bi + 1; j < this.bstart.length; j++) this.bstart[j]++;
+    this.put(p, e);
     this.dirty.add(B);
-    this.blockOf(B).add(plan, e);
-    if (t >= this.lt) {
-      this.lt = t;
-      this.lv = e.x;
-    }
-    for (const slot of plan.dis) this.indexValue(slot, raw[slot], t);
+    this.blockOf(B).addAt(plan, this.X, p);
+    this.noteLatest(p);
+    for (const slot of plan.dis) this.indexValue(slot, this.D[slot][p], t);
     if (t > this.mt) this.mt = t;
     const effect: ApplyEffect = { newBucket, evictedBuckets: 0, evictedEvents: 0 };
     const cut = Math.floor((this.mt - plan.ret) / R);
-    if (this.order[0] < cut) this.evict(cut, effect);
+    if (this.bid[0] < cut) this.evict(cut, effect);
     return effect;
   }
 
   /** Drops buckets below `cut` (event-time retention), their events and the blocks wholly below it. */
   private evict(cut: number, effect: ApplyEffect): void {
     const { F } = this.plan;
-    let k = 0;
     const dropK = new Set<number>();
     if (this.cutBlock !== -Infinity && (this.cutBlock + 1) * F <= cut) dropK.add(this.cutBlock);
-    while (k < this.order.length && this.order[k] < cut) {
-      const B = this.order[k++];
-      const bk = this.buckets.get(B)!;
-      effect.evictedEvents += bk.length;
+    let k = 0;
+    while (k < this.bid.length && this.bid[k] < cut) {
+      const B = this.bid[k];
+      const from = this.bstart[k];
+      const to = this.bend(k);
+      effect.evictedEvents += to - from;
       let fid = 0;
-      for (const e of bk) if (e.fid !== 0 && e.fid !== fid) this.removed.push(fieldOf(B, (fid = e.fid)));
-      this.buckets.delete(B);
+      for (let i = from; i < to; i++) if (this.FID[i] !== 0 && this.FID[i] !== fid) this.removed.push(fieldOf(B, (fid = this.FID[i])));
       this.dirty.delete(B);
       const K = Math.floor(B / F);
       if ((K + 1) * F <= cut) dropK.add(K);
+      k++;
     }
-    this.order.splice(0, k);
+    this.head = k < this.bid.length ? this.bstart[k] : this.len;
+    this.bid.splice(0, k);
+    this.bstart.splice(0, k);
     effect.evictedBuckets += k;
+    if (this.head === this.len) {
+      for (const slot of this.plan.dis) this.D[slot].length = 0;
+      this.head = this.len = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.len) this.relayout(this.cap);
     for (const K of dropK) this.blocks.delete(K);
     this.cutBlock = Math.floor(cut / F);
     const cutMs = cut * this.plan.R;
     for (const slot of this.plan.dis) {
       const m = this.dvals[slot];
       for (const [v, times] of m) {
+        if (typeof times === 'number') {
+          if (times < cutMs) m.delete(v);
+          continue;
+        }
         if (times[0] >= cutMs) continue;
         const i = lowerBound(times, cutMs);
         if (i >= times.length) m.delete(v);
+        else if (i === times.length - 1) m.set(v, times[i]);
         else times.splice(0, i);
       }
     }
@@ -767,9 +919,31 @@ class BigWindow {
     const set: string[] = [];
     const del = this.removed;
     this.removed = [];
-    for (const B of this.dirty) fragmentWrites(B, this.buckets.get(B)!, set, del);
+    for (const B of this.dirty) {
+      const bi = lowerBound(this.bid, B);
+      const from = this.bstart[bi];
+      fragmentWrites(
+        B,
+        {
+          length: this.bend(bi) - from,
+          fid: (i) => this.FID[from + i],
+          setFid: (i, id) => (this.FID[from + i] = id),
+          seq: (i) => this.S[from + i],
+          row: (i) => this.row(from + i),
+        },
+        set,
+        del,
+      );
+    }
     this.dirty.clear();
     return { set, del };
+  }
+
+  /** Stored row of column index i: [time, seq, text per slot]. */
+  private row(i: number): Array<number | string> {
+    const r: Array<number | string> = [this.T[i], this.S[i]];
+    for (let slot = 0; slot < this.plan.slots; slot++) r.push(this.plan.numOnly[slot] ? String(this.X[slot][i]) : this.D[slot][i]);
+    return r;
   }
 }
 
@@ -779,6 +953,9 @@ class BigWindow {
  */
 class SmallWindow {
   mt = -Infinity;
+  get held(): number {
+    return this.log.length;
+  }
   seq = 0;
   removed: string[] = [];
 
@@ -814,13 +991,13 @@ class SmallWindow {
         if (e.t > lt || (e.t === lt && e.s > ls)) {
           lt = e.t;
           ls = e.s;
-          if (a.f >= 0 && a.k === 'last') lv = e.x[a.f];
+          if (a.f >= 0 && a.k === 'last') lv = num(e.v, a.f);
         }
         if (a.f < 0) continue;
-        if (seen) seen.add(e.raw[a.f]);
-        else if (p) padd(p, e.x[a.f]);
-        else if (a.k === 'min') mn = Math.min(mn, e.x[a.f]);
-        else if (a.k === 'max') mx = Math.max(mx, e.x[a.f]);
+        if (seen) seen.add(str(e.v, a.f));
+        else if (p) padd(p, num(e.v, a.f));
+        else if (a.k === 'min') mn = Math.min(mn, num(e.v, a.f));
+        else if (a.k === 'max') mx = Math.max(mx, num(e.v, a.f));
       }
       let v: number;
       switch (a.k) {
@@ -898,7 +1075,7 @@ class SmallWindow {
       const B = Math.floor(e.t / R);
       if (!fresh.includes(B)) fresh.push(B);
     }
-    for (const B of fresh) fragmentWrites(B, fresh.length === 1 && this.log.every((e) => Math.floor(e.t / R) === B) ? this.log : this.log.filter((e) => Math.floor(e.t / R) === B), set, del);
+    for (const B of fresh) fragmentWrites(B, eventList(fresh.length === 1 && this.log.every((e) => Math.floor(e.t / R) === B) ? this.log : this.log.filter((e) => Math.floor(e.t / R) === B)), set, del);
     return { set, del };
   }
 }
@@ -930,8 +1107,7 @@ export class EntityWindowState {
       else if (f.charCodeAt(0) === 98 /* b */) {
         const fid = Number(f.slice(f.indexOf(':') + 1));
         for (const r of JSON.parse(fields[i + 1]) as Array<Array<number | string>>) {
-          const raw = r.slice(2).map(String);
-          events.push({ t: r[0] as number, s: r[1] as number, raw, x: numbersOf(plan, raw), fid });
+          events.push({ t: r[0] as number, s: r[1] as number, v: valuesOf(plan, r.slice(2).map(String)), fid });
         }
       }
     }
@@ -943,6 +1119,20 @@ export class EntityWindowState {
 
   get mt(): number {
     return this.w.mt;
+  }
+
+  /** Events held in memory (applied, not evicted). */
+  get heldEvents(): number {
+    return this.w.held;
+  }
+
+  /**
+   * Estimated bytes of this state, heap and typed arrays (for a cache bounded by bytes): a fixed
+   * part plus a part per held event and value slot, rounded up from the demo's card windows
+   * (5,000 cards, ~100 events each in columns: ~350 bytes per event with two slots).
+   */
+  get approxBytes(): number {
+    return ENTITY_BYTES + this.w.held * (EVENT_BYTES + SLOT_BYTES * this.plan.slots);
   }
 
   /** Whether t is late for this entity (before the greatest applied time by more than the lateness). */
@@ -962,7 +1152,7 @@ export class EntityWindowState {
 
   /** Applies a (non-late) event; a small entity past `small` events becomes a big one. */
   apply(t: number, raw: string[]): ApplyEffect {
-    const e: Ev = { t, s: this.w.seq + 1, raw, x: numbersOf(this.plan, raw), fid: 0 };
+    const e: Ev = { t, s: this.w.seq + 1, v: valuesOf(this.plan, raw), fid: 0 };
     const effect = this.w.apply(e);
     if (this.w instanceof SmallWindow && this.w.log.length > this.small) {
       const removed = this.w.removed;

@@ -19,6 +19,12 @@ export interface ExtractionConfig extends VectorConfig {
   cache?: { maxEntries?: number; ttlMs?: number };
   /** Namespace of the streaming state in Redis; default the stage's consumer group. */
   stateNamespace?: string;
+  /**
+   * In-memory window state of the streaming sets' entities (an LRU; Redis holds the durable copy):
+   * at most maxEntities entities (default 100000) and maxBytes estimated heap bytes (default a
+   * quarter of the V8 heap limit).
+   */
+  stateCache?: { maxEntities?: number; maxBytes?: number };
 }
 
 /** An extraction processor; `enricher` is set when the stage uses feature sets from the topology. */
@@ -99,6 +105,15 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
         properties: { maxEntries: { type: 'integer', minimum: 0 }, ttlMs: { type: 'integer', minimum: 0 } },
       },
       stateNamespace: { type: 'string', pattern: '^[A-Za-z0-9._-]+$' },
+      stateCache: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'In-memory window state of the streaming sets (LRU over entities; Redis keeps the durable copy). Past either bound the least recently used entities are dropped and reloaded from Redis when touched again.',
+        properties: {
+          maxEntities: { type: 'integer', minimum: 1, description: 'Entities held (default 100000).' },
+          maxBytes: { type: 'integer', minimum: 1, description: 'Estimated heap bytes held (default a quarter of the V8 heap limit).' },
+        },
+      },
     },
   },
   validate(config, ctx) {
@@ -141,6 +156,7 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
         redis,
         namespace: explicit ?? ctx.groupId ?? `${ctx.topology.spec.name}.${ctx.stage.name}`,
         cache: config.cache,
+        stateCache: config.stateCache,
         metricsRegistry: ctx.metricsRegistry,
       });
       await enricher.init();

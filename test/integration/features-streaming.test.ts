@@ -105,16 +105,17 @@ describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, 
     );
   });
 
-  it('two processes taking turns on shared entities from two partitions, with caches down to one entity, equal the reference; a restarted process replays bit-identically', async () => {
+  it('two processes taking turns on shared entities from two partitions, with caches down to one entity (by count or by bytes), equal the reference; a restarted process replays bit-identically', async () => {
     let retries = 0;
     await fc.assert(
       // Producers keyed by something else than the entity: one card's events arrive on both
       // partitions, owned by different processes. Each process computes from its in-memory copy;
       // the commit's version check makes it reload what the other changed and compute again.
-      fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 50 }), fc.array(fc.integer({ min: 0, max: 1 }), { minLength: 50, maxLength: 50 }), fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 12 }), fc.integer({ min: 0, max: 30 }), fc.constantFrom(1, 2, 100_000), async (raw, partOf, sizes, lateness, cacheEntities) => {
+      fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 50 }), fc.array(fc.integer({ min: 0, max: 1 }), { minLength: 50, maxLength: 50 }), fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 12 }), fc.integer({ min: 0, max: 30 }), fc.constantFrom(1, 2, 100_000), fc.constantFrom(undefined, 1, 6_000), async (raw, partOf, sizes, lateness, cacheEntities, cacheBytes) => {
         const sets = [activitySet(lateness), merchantSet];
         const ns = `procs-${uniqueSuffix()}`;
-        const procs = [new StreamingState(redis, ns, sets, opts({ cacheEntities })), new StreamingState(redis, ns, sets, opts({ cacheEntities }))];
+        // Bounded by entities or by estimated bytes (1: only the entity just touched stays).
+        const procs = [new StreamingState(redis, ns, sets, opts({ cacheEntities, cacheBytes })), new StreamingState(redis, ns, sets, opts({ cacheEntities, cacheBytes }))];
         const ref = new ReferenceStreamingState(sets);
         const next = [0, 0];
         const events = toEvents(raw).map((e, i) => ({ p: partOf[i], e: { ...e, offset: next[partOf[i]]++ } }));
@@ -139,7 +140,7 @@ describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, 
           }
           // A restarted process (nothing in memory) replays every batch: the stored vectors, unchanged state.
           const before = await procs[0].dump();
-          const restarted = new StreamingState(redis, ns, sets, opts({ cacheEntities }));
+          const restarted = new StreamingState(redis, ns, sets, opts({ cacheEntities, cacheBytes }));
           for (let i = 0; i < runs.length; i++) expect(await restarted.apply('t', runs[i].p, epochs[runs[i].p], runs[i].batch)).toEqual(got[i]);
           expect(await procs[0].dump()).toEqual(before);
           retries += procs[0].staleRetries + procs[1].staleRetries;
@@ -329,6 +330,12 @@ describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, 
       const size = await state.stateSize();
       expect(text).toMatch(new RegExp(`tributary_streaming_state_entries\\{namespace="${state.namespace}",set="activity",kind="event"\\} ${size.activity.events}\\n`));
       expect(size.activity.events).toBe(100 - evicted.find((v) => v.labels.kind === 'event')!.value);
+      // The in-memory cache: one entity, its estimated bytes, nothing dropped (no bound reached).
+      const cache = state.cacheSize();
+      expect(cache.entities).toBe(1);
+      expect(cache.bytes).toBeGreaterThan(size.activity.events * 100);
+      expect(text).toMatch(new RegExp(`tributary_streaming_cache_bytes\\{namespace="${state.namespace}"\\} ${cache.bytes}\\n`));
+      expect(text).toMatch(new RegExp(`tributary_streaming_cache_entities\\{namespace="${state.namespace}"\\} 1\\n`));
     } finally {
       state.close();
       await state.reset();

@@ -61,6 +61,27 @@ describe('feature store helpers', () => {
     expect([c.hits, c.misses]).toEqual([1, 2]);
   });
 
+  it('refuses a bad stateCache bound at load, naming the field', () => {
+    expect(errorFor((d) => (d.stages[0].config.stateCache = { maxBytes: 0 }))).toMatch(/stateCache\.maxBytes|stateCache\/maxBytes/);
+    expect(errorFor((d) => (d.stages[0].config.stateCache = { maxEntries: 10, bytes: 5 }))).toMatch(/stateCache/);
+  });
+
+  it('an LRU bounded by weight drops the least recent entries as held ones grow, never the one just touched', () => {
+    const c = new LruCache<string>(100, Infinity, Date.now, 100);
+    c.set('a', 'a', 40);
+    c.set('b', 'b', 40);
+    expect(c.weight).toBe(80);
+    c.get('a'); // b is now the least recent
+    c.reweigh('a', 70); // 110 > 100: b goes
+    expect([c.get('b'), c.get('a'), c.weight, c.evictions]).toEqual([undefined, 'a', 70, 1]);
+    c.set('c', 'c', 500); // alone over the bound: a goes, c stays
+    expect([c.get('a'), c.get('c'), c.size, c.weight, c.evictions]).toEqual([undefined, 'c', 1, 500, 2]);
+    c.reweigh('c', 10);
+    c.set('d', 'd', 10);
+    c.delete('c');
+    expect([c.size, c.weight]).toEqual([1, 10]);
+  });
+
   it('parses CSV cells and typed rows, naming the bad field', () => {
     expect(splitCsv('a,"b,c","d""e",')).toEqual(['a', 'b,c', 'd"e', '']);
     const set: BatchFeatureSetSpec = { name: 's', kind: 'redis_batch', version: 1, entity: 'id', config: {}, fields: [{ name: 'n', type: 'long', default: 0 }, { name: 'b', type: 'boolean', default: false }] };
