@@ -309,6 +309,9 @@ function insertSorted(a: number[], x: number): void {
 
 const fieldOf = (bucket: number, id: number) => `b${bucket}:${id}`;
 
+/** Events from which a bucket of a big entity keeps a summary (BigWindow.bsum). */
+const BUCKET_SUMMARY_EVENTS = 4;
+
 /** See EntityWindowState.approxBytes. */
 const ENTITY_BYTES = 2048;
 const EVENT_BYTES = 250;
@@ -385,32 +388,44 @@ function fragmentWrites(B: number, evs: BucketEvents, set: string[], del: string
  * Bucket summaries, blocks and window accumulators: flat cost per event whatever the window holds.
  *
  * Storage: the held events live in columns — typed arrays of times, sequences, fragment ids and
- * numbers per numeric slot, an array of texts per distinct slot — sorted by (bucket, apply order)
- * and live in [head, len); a bucket is a range of them (`bid` ascending, `bstart`). There is no
- * object per event or per bucket, so the garbage collector traces O(entities) however many events
- * the windows hold (the distinct slots' texts aside), and an event costs 8 bytes per column (a
- * retained heap of ~1.6 kB per event with an object per event and per bucket made a grown demo
- * stage spend seconds in full collections). An event in event-time order is appended; an
- * out-of-order one is inserted into its bucket (a move of the columns behind it, memmove speed);
- * eviction by event time advances `head`, and the columns are compacted when the dead prefix
- * outgrows the live part (amortised O(1)).
+ * numbers per numeric slot, an array of texts per distinct slot — in apply order; a bucket is a
+ * linked list of its events (`NX`: next event of the same bucket, `bhead`/`btail` per bucket, `bid`
+ * ascending), so an event lands in any bucket in O(1) and a bucket lists its events in apply
+ * order. There is no object per event or per bucket, so the garbage collector traces O(entities)
+ * however many events the windows hold (the distinct slots' texts aside), and an event costs 8
+ * bytes per column (a retained heap of ~1.6 kB per event with an object per event and per bucket
+ * made a grown demo stage spend seconds in full collections). Evicted events leave dead slots;
+ * the columns are compacted when the dead outnumber the live (amortised O(1) per event).
  */
 class BigWindow {
   private cap: number;
-  private head = 0;
+  /** Column slots used (live and dead). */
   private len = 0;
+  /** Dead (evicted) slots among them. */
+  private dead = 0;
   private T: Float64Array;
   private S: Float64Array;
   private FID: Float64Array;
+  /** Next event of the same bucket, in apply order (-1: last). */
+  private NX: Int32Array;
   /** Per slot read as a number (or only stored): its numbers. */
   private X: Float64Array[] = [];
   /** Per distinct slot: its texts, aligned with the columns (length len). */
-  private readonly D: string[][] = [];
+  private D: string[][] = [];
   /** Slots with a number column. */
   private readonly xs: number[];
-  /** Bucket ids present, ascending, and the column index each starts at. */
+  /** Bucket ids present, ascending; per bucket its first and last event (column index) and count. */
   private bid: number[] = [];
-  private bstart: number[] = [];
+  private bhead: number[] = [];
+  private btail: number[] = [];
+  private bcount: number[] = [];
+  /**
+   * Per bucket, a summary once it holds BUCKET_SUMMARY_EVENTS events (undefined before): an
+   * out-of-order event reads the buckets at its window's edges, and a busy bucket is then one
+   * summary instead of its events. Few buckets are busy when events are spread out (no summary
+   * per event), and a busy one spreads its summary over many events.
+   */
+  private bsum: Array<Summary | undefined> = [];
   private readonly blocks = new Map<number, Summary>();
   /** Greatest event time applied (-Infinity: none). */
   mt = -Infinity;
@@ -443,13 +458,14 @@ class BigWindow {
     this.T = new Float64Array(capacity);
     this.S = new Float64Array(capacity);
     this.FID = new Float64Array(capacity);
+    this.NX = new Int32Array(capacity);
     for (const slot of this.xs) this.X[slot] = new Float64Array(capacity);
     for (const slot of plan.dis) this.D[slot] = [];
   }
 
   /** Events held (applied, not evicted). */
   get held(): number {
-    return this.len - this.head;
+    return this.len - this.dead;
   }
 
   /** Builds the state from events in apply (sequence) order. */
@@ -458,16 +474,9 @@ class BigWindow {
     while (cap < events.length) cap *= 2;
     const st = new BigWindow(plan, cap);
     const R = plan.R;
-    // Columns in (bucket, apply order); summaries and indexes need no particular order.
-    const sorted = [...events].sort((a, b) => Math.floor(a.t / R) - Math.floor(b.t / R) || a.s - b.s);
-    for (const e of sorted) {
-      const i = st.len++;
-      st.put(i, e);
+    for (const e of events) {
       const B = Math.floor(e.t / R);
-      if (st.bid.length === 0 || st.bid[st.bid.length - 1] !== B) {
-        st.bid.push(B);
-        st.bstart.push(i);
-      }
+      const i = st.append(e, B);
       if (e.fid === 0) st.dirty.add(B);
       if (e.s > st.seq) st.seq = e.s;
       st.blockOf(B).addAt(plan, st.X, i);
@@ -486,13 +495,89 @@ class BigWindow {
     return st;
   }
 
-  /** Writes event e into column index i (capacity reserved). */
-  private put(i: number, e: Ev): void {
+  /** Appends event e to the columns and to the end of bucket B's list; returns its column index. */
+  private append(e: Ev, B: number): number {
+    if (this.len === this.cap) this.relayout(this.dead * 2 >= this.cap ? this.cap : this.cap * 2);
+    const i = this.len++;
     this.T[i] = e.t;
     this.S[i] = e.s;
     this.FID[i] = e.fid;
+    this.NX[i] = -1;
     for (const slot of this.xs) this.X[slot][i] = num(e.v, slot);
     for (const slot of this.plan.dis) this.D[slot][i] = str(e.v, slot);
+    this.link(i, B);
+    return i;
+  }
+
+  /** Puts column index i at the end of bucket B's list (a new bucket when B has none). */
+  private link(i: number, B: number): void {
+    const n = this.bid.length;
+    // Events mostly arrive in time order: the newest bucket first, then a binary search.
+    const bi = n > 0 && this.bid[n - 1] === B ? n - 1 : n > 0 && this.bid[n - 1] < B ? n : lowerBound(this.bid, B);
+    if (bi < n && this.bid[bi] === B) {
+      this.NX[this.btail[bi]] = i;
+      this.btail[bi] = i;
+      const count = ++this.bcount[bi];
+      const sum = this.bsum[bi];
+      if (sum) sum.addAt(this.plan, this.X, i);
+      else if (count >= BUCKET_SUMMARY_EVENTS) {
+        const k = new Summary(this.plan);
+        for (let j = this.bhead[bi]; j >= 0; j = this.NX[j]) k.addAt(this.plan, this.X, j);
+        this.bsum[bi] = k;
+      }
+    } else if (bi === n) {
+      this.bid.push(B);
+      this.bhead.push(i);
+      this.btail.push(i);
+      this.bcount.push(1);
+      this.bsum.push(undefined);
+    } else {
+      this.bid.splice(bi, 0, B);
+      this.bhead.splice(bi, 0, i);
+      this.btail.splice(bi, 0, i);
+      this.bcount.splice(bi, 0, 1);
+      this.bsum.splice(bi, 0, undefined);
+    }
+  }
+
+  /**
+   * Moves the live events (bucket by bucket, each in apply order) to the start of columns of
+   * capacity cap, dropping the dead slots.
+   */
+  private relayout(cap: number): void {
+    const T = new Float64Array(cap);
+    const S = new Float64Array(cap);
+    const FID = new Float64Array(cap);
+    const NX = new Int32Array(cap);
+    const X: Float64Array[] = [];
+    for (const slot of this.xs) X[slot] = new Float64Array(cap);
+    const D: string[][] = [];
+    for (const slot of this.plan.dis) D[slot] = [];
+    let j = 0;
+    for (let bi = 0; bi < this.bid.length; bi++) {
+      const first = this.bhead[bi];
+      this.bhead[bi] = j;
+      for (let i = first; i >= 0; i = this.NX[i]) {
+        T[j] = this.T[i];
+        S[j] = this.S[i];
+        FID[j] = this.FID[i];
+        NX[j] = j + 1;
+        for (const slot of this.xs) X[slot][j] = this.X[slot][i];
+        for (const slot of this.plan.dis) D[slot][j] = this.D[slot][i];
+        j++;
+      }
+      NX[j - 1] = -1;
+      this.btail[bi] = j - 1;
+    }
+    this.T = T;
+    this.S = S;
+    this.FID = FID;
+    this.NX = NX;
+    this.X = X;
+    this.D = D;
+    this.len = j;
+    this.dead = 0;
+    this.cap = cap;
   }
 
   private noteLatest(i: number): void {
@@ -505,49 +590,6 @@ class BigWindow {
       for (const slot of this.xs) lv[slot] = this.X[slot][i];
       this.lvx = lv;
     }
-  }
-
-  /** End (exclusive column index) of bucket index bi. */
-  private bend(bi: number): number {
-    return bi + 1 < this.bid.length ? this.bstart[bi + 1] : this.len;
-  }
-
-  /** Room for one more event at the end: compacts the dead prefix or doubles the columns. */
-  private reserve(): void {
-    if (this.len < this.cap) return;
-    this.relayout(this.head * 2 >= this.cap ? this.cap : this.cap * 2);
-  }
-
-  /** Moves the live events to the start of columns of capacity cap. */
-  private relayout(cap: number): void {
-    const { head, len } = this;
-    const move = (a: Float64Array): Float64Array => {
-      if (cap === this.cap) return a.copyWithin(0, head, len);
-      const b = new Float64Array(cap);
-      b.set(a.subarray(head, len));
-      return b;
-    };
-    this.T = move(this.T);
-    this.S = move(this.S);
-    this.FID = move(this.FID);
-    for (const slot of this.xs) this.X[slot] = move(this.X[slot]);
-    for (const slot of this.plan.dis) this.D[slot].splice(0, head);
-    for (let bi = 0; bi < this.bstart.length; bi++) this.bstart[bi] -= head;
-    this.len = len - head;
-    this.head = 0;
-    this.cap = cap;
-  }
-
-  /** Opens column index p (shifting [p, len) one place up); capacity reserved. */
-  private open(p: number): void {
-    if (p < this.len) {
-      this.T.copyWithin(p + 1, p, this.len);
-      this.S.copyWithin(p + 1, p, this.len);
-      this.FID.copyWithin(p + 1, p, this.len);
-      for (const slot of this.xs) this.X[slot].copyWithin(p + 1, p, this.len);
-      for (const slot of this.plan.dis) this.D[slot].splice(p, 0, '');
-    }
-    this.len++;
   }
 
   private blockOf(B: number): Summary {
@@ -579,28 +621,33 @@ class BigWindow {
     return acc;
   }
 
-  /** The extreme of a slot over column range [from, to) (min or max). */
-  private extreme(slot: number, from: number, to: number, max: boolean): number {
+  /** The extreme of a slot over bucket index bi's events (min or max). */
+  private extreme(slot: number, bi: number, max: boolean): number {
+    const sum = this.bsum[bi];
+    if (sum) return max ? sum.mx[slot] : sum.mn[slot];
     const X = this.X[slot];
-    let v = X[from];
-    for (let i = from + 1; i < to; i++) if (max ? X[i] > v : X[i] < v) v = X[i];
+    let i = this.bhead[bi];
+    let v = X[i];
+    for (i = this.NX[i]; i >= 0; i = this.NX[i]) if (max ? X[i] > v : X[i] < v) v = X[i];
     return v;
   }
 
   /** Adds a whole bucket (index bi) to an accumulator (rebuilds). */
   private accAddBucket(wi: number, acc: Acc, bi: number): void {
     const w = this.plan.wins[wi];
-    const from = this.bstart[bi];
-    const to = this.bend(bi);
     const B = this.bid[bi];
-    acc.n += to - from;
-    for (const slot of w.sm) for (let i = from; i < to; i++) padd(acc.s[slot], this.X[slot][i]);
-    for (const slot of w.mn) acc.mn[slot].push(this.extreme(slot, from, to, false), B);
-    for (const slot of w.mx) acc.mx[slot].push(this.extreme(slot, from, to, true), B);
+    acc.n += this.bcount[bi];
+    const sum = this.bsum[bi];
+    for (const slot of w.sm) {
+      if (sum) for (const x of sum.s[slot]) padd(acc.s[slot], x);
+      else for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) padd(acc.s[slot], this.X[slot][i]);
+    }
+    for (const slot of w.mn) acc.mn[slot].push(this.extreme(slot, bi, false), B);
+    for (const slot of w.mx) acc.mx[slot].push(this.extreme(slot, bi, true), B);
     for (const slot of w.ds) {
       const d = acc.d[slot];
       const D = this.D[slot];
-      for (let i = from; i < to; i++) d.set(D[i], (d.get(D[i]) ?? 0) + 1);
+      for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) d.set(D[i], (d.get(D[i]) ?? 0) + 1);
     }
   }
 
@@ -608,14 +655,16 @@ class BigWindow {
   private accEvict(wi: number, acc: Acc, newLo: number): void {
     const w = this.plan.wins[wi];
     for (let bi = lowerBound(this.bid, acc.lo); bi < this.bid.length && this.bid[bi] < newLo; bi++) {
-      const from = this.bstart[bi];
-      const to = this.bend(bi);
-      acc.n -= to - from;
-      for (const slot of w.sm) for (let i = from; i < to; i++) padd(acc.s[slot], -this.X[slot][i]);
+      acc.n -= this.bcount[bi];
+      const sum = this.bsum[bi];
+      for (const slot of w.sm) {
+        if (sum) for (const x of sum.s[slot]) padd(acc.s[slot], -x);
+        else for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) padd(acc.s[slot], -this.X[slot][i]);
+      }
       for (const slot of w.ds) {
         const d = acc.d[slot];
         const D = this.D[slot];
-        for (let i = from; i < to; i++) {
+        for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) {
           const c = d.get(D[i])! - 1;
           if (c <= 0) d.delete(D[i]);
           else d.set(D[i], c);
@@ -628,10 +677,8 @@ class BigWindow {
       for (const slot of w.mn) acc.mn[slot].clear();
       for (const slot of w.mx) acc.mx[slot].clear();
       for (let bi = lowerBound(this.bid, acc.lo); bi < this.bid.length; bi++) {
-        const from = this.bstart[bi];
-        const to = this.bend(bi);
-        for (const slot of w.mn) acc.mn[slot].push(this.extreme(slot, from, to, false), this.bid[bi]);
-        for (const slot of w.mx) acc.mx[slot].push(this.extreme(slot, from, to, true), this.bid[bi]);
+        for (const slot of w.mn) acc.mn[slot].push(this.extreme(slot, bi, false), this.bid[bi]);
+        for (const slot of w.mx) acc.mx[slot].push(this.extreme(slot, bi, true), this.bid[bi]);
       }
     }
   }
@@ -707,7 +754,7 @@ class BigWindow {
     const own = obi < this.bid.length && this.bid[obi] === B;
     // t's own bucket counts its events up to t (column indexes).
     const current: number[] = [];
-    if (own) for (let i = this.bstart[obi], to = this.bend(obi); i < to; i++) if (this.T[i] <= t) current.push(i);
+    if (own) for (let i = this.bhead[obi]; i >= 0; i = this.NX[i]) if (this.T[i] <= t) current.push(i);
     type Agg = { n: number; s: number[][]; mn: number[]; mx: number[] };
     const perWin: Array<Agg | undefined> = plan.wins.map((w) => {
       if (!w.acc) return undefined;
@@ -731,8 +778,10 @@ class BigWindow {
         for (const slot of w.mn) agg.mn[slot] = Math.min(agg.mn[slot], this.X[slot][i]);
         for (const slot of w.mx) agg.mx[slot] = Math.max(agg.mx[slot], this.X[slot][i]);
       };
-      this.forRange(sb, B - 1, take, (from, to) => {
-        for (let i = from; i < to; i++) takeOne(i);
+      this.forRange(sb, B - 1, take, (bi) => {
+        const sum = this.bsum[bi];
+        if (sum) take(sum);
+        else for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) takeOne(i);
       });
       if (B >= sb) for (const i of current) takeOne(i);
       return agg;
@@ -770,7 +819,7 @@ class BigWindow {
           for (const i of current) if (later(i)) li = i;
           if (li < 0 && sb <= B - 1) {
             const bi = obi - 1; // the newest bucket before B
-            if (bi >= 0 && this.bid[bi] >= sb) for (let i = this.bstart[bi], to = this.bend(bi); i < to; i++) if (later(i)) li = i;
+            if (bi >= 0 && this.bid[bi] >= sb) for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) if (later(i)) li = i;
           }
           if (li < 0) v = a.d;
           else v = a.k === 'last' ? this.X[a.f][li] : t - this.T[li];
@@ -781,8 +830,8 @@ class BigWindow {
     return out;
   }
 
-  /** Summaries covering buckets [lo, hi]: whole blocks where they fit, bucket column ranges at the edges. */
-  private forRange(lo: number, hi: number, take: (r: Summary) => void, takeRange: (from: number, to: number) => void): void {
+  /** Summaries covering buckets [lo, hi]: whole blocks where they fit, buckets (by index) at the edges. */
+  private forRange(lo: number, hi: number, take: (r: Summary) => void, takeBucket: (bi: number) => void): void {
     if (lo > hi) return;
     const F = this.plan.F;
     const kl = Math.floor(lo / F);
@@ -790,19 +839,19 @@ class BigWindow {
     let k0 = kl + 1;
     if (k0 <= this.cutBlock) k0 = this.cutBlock + 1;
     if (F > 1 && kh - k0 >= 1) {
-      this.forBuckets(lo, k0 * F - 1, takeRange);
+      this.forBuckets(lo, k0 * F - 1, takeBucket);
       for (let K = k0; K < kh; K++) {
         const k = this.blocks.get(K);
         if (k) take(k);
       }
-      this.forBuckets(kh * F, hi, takeRange);
+      this.forBuckets(kh * F, hi, takeBucket);
     } else {
-      this.forBuckets(lo, hi, takeRange);
+      this.forBuckets(lo, hi, takeBucket);
     }
   }
 
-  private forBuckets(lo: number, hi: number, takeRange: (from: number, to: number) => void): void {
-    for (let bi = lowerBound(this.bid, lo); bi < this.bid.length && this.bid[bi] <= hi; bi++) takeRange(this.bstart[bi], this.bend(bi));
+  private forBuckets(lo: number, hi: number, takeBucket: (bi: number) => void): void {
+    for (let bi = lowerBound(this.bid, lo); bi < this.bid.length && this.bid[bi] <= hi; bi++) takeBucket(bi);
   }
 
   /** Values of a slot with an applied event in [loMs, hiMs]. */
@@ -841,18 +890,8 @@ class BigWindow {
         acc.d[slot].set(key, (acc.d[slot].get(key) ?? 0) + 1);
       }
     }
-    this.reserve();
-    const bi = lowerBound(this.bid, B);
-    const newBucket = !(bi < this.bid.length && this.bid[bi] === B);
-    let p: number;
-    if (newBucket) {
-      p = bi < this.bid.length ? this.bstart[bi] : this.len;
-      this.bid.splice(bi, 0, B);
-      this.bstart.splice(bi, 0, p);
-    } else p = this.bend(bi);
-    this.open(p);
-    for (let j = bi + 1; j < this.bstart.length; j++) this.bstart[j]++;
-    this.put(p, e);
+    const p = this.append(e, B);
+    const newBucket = this.bcount[lowerBound(this.bid, B)] === 1;
     this.dirty.add(B);
     this.blockOf(B).addAt(plan, this.X, p);
     this.noteLatest(p);
@@ -872,24 +911,22 @@ class BigWindow {
     let k = 0;
     while (k < this.bid.length && this.bid[k] < cut) {
       const B = this.bid[k];
-      const from = this.bstart[k];
-      const to = this.bend(k);
-      effect.evictedEvents += to - from;
+      effect.evictedEvents += this.bcount[k];
+      this.dead += this.bcount[k];
       let fid = 0;
-      for (let i = from; i < to; i++) if (this.FID[i] !== 0 && this.FID[i] !== fid) this.removed.push(fieldOf(B, (fid = this.FID[i])));
+      for (let i = this.bhead[k]; i >= 0; i = this.NX[i]) if (this.FID[i] !== 0 && this.FID[i] !== fid) this.removed.push(fieldOf(B, (fid = this.FID[i])));
       this.dirty.delete(B);
       const K = Math.floor(B / F);
       if ((K + 1) * F <= cut) dropK.add(K);
       k++;
     }
-    this.head = k < this.bid.length ? this.bstart[k] : this.len;
     this.bid.splice(0, k);
-    this.bstart.splice(0, k);
+    this.bhead.splice(0, k);
+    this.btail.splice(0, k);
+    this.bcount.splice(0, k);
+    this.bsum.splice(0, k);
     effect.evictedBuckets += k;
-    if (this.head === this.len) {
-      for (const slot of this.plan.dis) this.D[slot].length = 0;
-      this.head = this.len = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.len) this.relayout(this.cap);
+    if (this.dead > 1024 && this.dead * 2 > this.len) this.relayout(this.cap);
     for (const K of dropK) this.blocks.delete(K);
     this.cutBlock = Math.floor(cut / F);
     const cutMs = cut * this.plan.R;
@@ -921,15 +958,17 @@ class BigWindow {
     this.removed = [];
     for (const B of this.dirty) {
       const bi = lowerBound(this.bid, B);
-      const from = this.bstart[bi];
+      // The bucket's column indexes in apply order (usually a few).
+      const at: number[] = [];
+      for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) at.push(i);
       fragmentWrites(
         B,
         {
-          length: this.bend(bi) - from,
-          fid: (i) => this.FID[from + i],
-          setFid: (i, id) => (this.FID[from + i] = id),
-          seq: (i) => this.S[from + i],
-          row: (i) => this.row(from + i),
+          length: at.length,
+          fid: (x) => this.FID[at[x]],
+          setFid: (x, id) => (this.FID[at[x]] = id),
+          seq: (x) => this.S[at[x]],
+          row: (x) => this.row(at[x]),
         },
         set,
         del,
