@@ -9,7 +9,8 @@
  * - in event-time order (t >= every time applied): O(1) amortised for count, sum, mean, distinct,
  *   last and time since previous, O(log n) for min/max (heaps of bucket extremes);
  * - out of order or late: whole blocks inside the window plus buckets at its edges,
- *   O(window / (R F) + 2 F) summaries, plus O(distinct values x log n) for distinct counts and the
+ *   O(window / (R F) + 2 F) summaries (a bucket of fewer than BUCKET_SUMMARY_EVENTS events is read
+ *   as its events), plus O(distinct values x log n) for distinct counts and the
  *   events of its own bucket (it counts only up to t) — bounded by the window in buckets, not by
  *   the events in it.
  * Persistence: a bucket's events are stored in fragments (hash fields `b<bucket>:<first seq>`),
