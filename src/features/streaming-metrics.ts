@@ -66,30 +66,22 @@ export class StreamingMetrics {
       },
     });
     const cacheOf = (s: StateSizeSource) => s.cacheSize?.();
-    this.cacheEntities = new Gauge({
-      name: 'tributary_streaming_cache_entities',
-      help: 'Entities whose window state this process holds in memory (an LRU bounded by entities and estimated bytes)',
-      labelNames: ['namespace'],
-      registers,
-      collect() {
-        for (const s of sources) {
-          const c = cacheOf(s);
-          if (c) this.set({ namespace: s.namespace }, c.entities);
-        }
-      },
-    });
-    this.cacheBytes = new Gauge({
-      name: 'tributary_streaming_cache_bytes',
-      help: 'Estimated heap bytes of the window state held in memory (bounded by the stage\'s stateCache.maxBytes)',
-      labelNames: ['namespace'],
-      registers,
-      collect() {
-        for (const s of sources) {
-          const c = cacheOf(s);
-          if (c) this.set({ namespace: s.namespace }, c.bytes);
-        }
-      },
-    });
+    /** A gauge per namespace of one figure of the sources' entity caches, read on scrape. */
+    const cacheGauge = (name: string, help: string, figure: (c: { entities: number; bytes: number }) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['namespace'],
+        registers,
+        collect() {
+          for (const s of sources) {
+            const c = cacheOf(s);
+            if (c) this.set({ namespace: s.namespace }, figure(c));
+          }
+        },
+      });
+    this.cacheEntities = cacheGauge('tributary_streaming_cache_entities', 'Entities whose window state this process holds in memory (an LRU bounded by entities and estimated bytes)', (c) => c.entities);
+    this.cacheBytes = cacheGauge('tributary_streaming_cache_bytes', 'Estimated bytes of the window state held in memory (bounded by the stage\'s stateCache.maxBytes)', (c) => c.bytes);
     const seen = this.evictionsSeen;
     this.cacheEvictions = new Counter({
       name: 'tributary_streaming_cache_evictions_total',
