@@ -11,7 +11,7 @@ import { fieldGetter } from '../util/field-path';
 import type { FeatureExtractor } from './extractors';
 import type { FeatureSetRef } from './declarative/spec';
 import { BatchSetReader, commandsFor, type BatchLookup } from './batch-store';
-import { FencedError, StreamingState, valueNames, type StreamEvent, type StreamResult } from './streaming';
+import { FencedError, StreamingState, valueNames, type StateCacheBounds, type StreamEvent, type StreamResult } from './streaming';
 import { StreamingMetrics } from './streaming-metrics';
 import { setFeatureNames, setFeatureTypes, type BatchFeatureSetSpec, type FeatureSetSpec, type FeatureType, type FeaturesSpec, type StreamingFeatureSetSpec } from './spec';
 
@@ -130,7 +130,7 @@ export interface EnricherOptions {
   /** Slot groups of the streaming state (default 1 on a single Redis, 16 on a Cluster); see StreamingStateOptions. */
   slotGroups?: number;
   /** Bounds of the streaming state's in-memory entity cache (StreamingStateOptions cacheEntities / cacheBytes). */
-  stateCache?: { maxEntities?: number; maxBytes?: number };
+  stateCache?: StateCacheBounds;
 }
 
 export class Enricher {

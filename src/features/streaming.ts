@@ -18,8 +18,8 @@
  *   consumed batch and slot group. No aggregation runs in Redis.
  * Cost per event (window-state.ts has the detail): an entity with at most `smallEntityEvents`
  *   events (default 32) is a list of them, scored by a scan — bounded and the cheapest for few
- *   events. Past that its events are held in typed-array columns sorted by bucket (no object per
- *   event or bucket, so the heap the garbage collector traces does not grow with the windows),
+ *   events. Past that its events are held in typed-array columns linked per bucket (no object per
+ *   event, so the heap the garbage collector traces does not grow with the windows),
  *   with a summary per block of `bucketsPerBlock` buckets and per window an accumulator of the
  *   buckets in it. The LRU of entities is bounded by entities and by estimated bytes. An event in event-time order for
  *   its entity (t >= every time applied to it) is scored from the accumulators: O(1) amortised,
@@ -154,6 +154,14 @@ export function valueNames(set: StreamingFeatureSetSpec): string[] {
   const out: string[] = [];
   for (const f of set.fields) if (f.of && !out.includes(f.of)) out.push(f.of);
   return out;
+}
+
+/** Bounds of the in-memory entity cache, as a stage declares them (`stateCache`). */
+export interface StateCacheBounds {
+  /** Entities held (default 100,000): StreamingStateOptions.cacheEntities. */
+  maxEntities?: number;
+  /** Estimated bytes held (default a quarter of the V8 heap limit): StreamingStateOptions.cacheBytes. */
+  maxBytes?: number;
 }
 
 export interface StreamingStateOptions {

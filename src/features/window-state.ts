@@ -55,6 +55,8 @@ export interface SetPlan {
   dis: number[];
   /** Per slot: read only as a number (held as one, not as its text). */
   numOnly: boolean[];
+  /** Slots a big entity keeps a number column for: read as numbers, or held only as numbers. */
+  xs: number[];
   wins: WindowPlan[];
   aggs: AggPlan[];
 }
@@ -95,6 +97,7 @@ export function setPlan(set: StreamingFeatureSetSpec, slotNames: string[], bucke
     num: [...num],
     dis: [...dis],
     numOnly: slotNames.map((_, slot) => !dis.has(slot)),
+    xs: slotNames.map((_, slot) => slot).filter((slot) => num.has(slot) || !dis.has(slot)),
     wins: wins.map(({ key: _key, ...w }) => w),
     aggs,
   };
@@ -413,8 +416,6 @@ class BigWindow {
   private X: Float64Array[] = [];
   /** Per distinct slot: its texts, aligned with the columns (length len). */
   private D: string[][] = [];
-  /** Slots with a number column. */
-  private readonly xs: number[];
   /** Bucket ids present, ascending; per bucket its first and last event (column index) and count. */
   private bid: number[] = [];
   private bhead: number[] = [];
@@ -433,7 +434,7 @@ class BigWindow {
   /** The latest applied event (by time, then sequence): time, sequence, numbers by slot. */
   private lt = -Infinity;
   private ls = -1;
-  private lvx: number[] = [];
+  private readonly lvx: number[] = [];
   seq = 0;
   private readonly accs: Array<Acc | undefined>;
   /**
@@ -453,14 +454,12 @@ class BigWindow {
   ) {
     this.accs = plan.wins.map(() => undefined);
     for (const slot of plan.dis) this.dvals[slot] = new Map();
-    this.xs = [];
-    for (let slot = 0; slot < plan.slots; slot++) if (plan.num.includes(slot) || plan.numOnly[slot]) this.xs.push(slot);
     this.cap = capacity;
     this.T = new Float64Array(capacity);
     this.S = new Float64Array(capacity);
     this.FID = new Float64Array(capacity);
     this.NX = new Int32Array(capacity);
-    for (const slot of this.xs) this.X[slot] = new Float64Array(capacity);
+    for (const slot of this.plan.xs) this.X[slot] = new Float64Array(capacity);
     for (const slot of plan.dis) this.D[slot] = [];
   }
 
@@ -477,7 +476,8 @@ class BigWindow {
     const R = plan.R;
     for (const e of events) {
       const B = Math.floor(e.t / R);
-      const i = st.append(e, B);
+      const i = st.push(e);
+      st.link(i, B);
       if (e.fid === 0) st.dirty.add(B);
       if (e.s > st.seq) st.seq = e.s;
       st.blockOf(B).addAt(plan, st.X, i);
@@ -496,22 +496,21 @@ class BigWindow {
     return st;
   }
 
-  /** Appends event e to the columns and to the end of bucket B's list; returns its column index. */
-  private append(e: Ev, B: number): number {
+  /** Appends event e to the columns (not to a bucket yet: `link`); returns its column index. */
+  private push(e: Ev): number {
     if (this.len === this.cap) this.relayout(this.dead * 2 >= this.cap ? this.cap : this.cap * 2);
     const i = this.len++;
     this.T[i] = e.t;
     this.S[i] = e.s;
     this.FID[i] = e.fid;
     this.NX[i] = -1;
-    for (const slot of this.xs) this.X[slot][i] = num(e.v, slot);
+    for (const slot of this.plan.xs) this.X[slot][i] = num(e.v, slot);
     for (const slot of this.plan.dis) this.D[slot][i] = str(e.v, slot);
-    this.link(i, B);
     return i;
   }
 
-  /** Puts column index i at the end of bucket B's list (a new bucket when B has none). */
-  private link(i: number, B: number): void {
+  /** Puts column index i at the end of bucket B's list; true when that made a new bucket. */
+  private link(i: number, B: number): boolean {
     const n = this.bid.length;
     // Events mostly arrive in time order: the newest bucket first, then a binary search.
     const bi = n > 0 && this.bid[n - 1] === B ? n - 1 : n > 0 && this.bid[n - 1] < B ? n : lowerBound(this.bid, B);
@@ -526,7 +525,9 @@ class BigWindow {
         for (let j = this.bhead[bi]; j >= 0; j = this.NX[j]) k.addAt(this.plan, this.X, j);
         this.bsum[bi] = k;
       }
-    } else if (bi === n) {
+      return false;
+    }
+    if (bi === n) {
       this.bid.push(B);
       this.bhead.push(i);
       this.btail.push(i);
@@ -539,6 +540,7 @@ class BigWindow {
       this.bcount.splice(bi, 0, 1);
       this.bsum.splice(bi, 0, undefined);
     }
+    return true;
   }
 
   /**
@@ -551,7 +553,7 @@ class BigWindow {
     const FID = new Float64Array(cap);
     const NX = new Int32Array(cap);
     const X: Float64Array[] = [];
-    for (const slot of this.xs) X[slot] = new Float64Array(cap);
+    for (const slot of this.plan.xs) X[slot] = new Float64Array(cap);
     const D: string[][] = [];
     for (const slot of this.plan.dis) D[slot] = [];
     let j = 0;
@@ -563,7 +565,7 @@ class BigWindow {
         S[j] = this.S[i];
         FID[j] = this.FID[i];
         NX[j] = j + 1;
-        for (const slot of this.xs) X[slot][j] = this.X[slot][i];
+        for (const slot of this.plan.xs) X[slot][j] = this.X[slot][i];
         for (const slot of this.plan.dis) D[slot][j] = this.D[slot][i];
         j++;
       }
@@ -587,9 +589,7 @@ class BigWindow {
     if (t > this.lt || (t === this.lt && s > this.ls)) {
       this.lt = t;
       this.ls = s;
-      const lv: number[] = [];
-      for (const slot of this.xs) lv[slot] = this.X[slot][i];
-      this.lvx = lv;
+      for (const slot of this.plan.xs) this.lvx[slot] = this.X[slot][i];
     }
   }
 
@@ -891,8 +891,8 @@ class BigWindow {
         acc.d[slot].set(key, (acc.d[slot].get(key) ?? 0) + 1);
       }
     }
-    const p = this.append(e, B);
-    const newBucket = this.bcount[lowerBound(this.bid, B)] === 1;
+    const p = this.push(e);
+    const newBucket = this.link(p, B);
     this.dirty.add(B);
     this.blockOf(B).addAt(plan, this.X, p);
     this.noteLatest(p);

@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { FeatureVector } from '../engine/records';
 import { createExtractor, type FeatureExtractor, type InputSchemaRef } from '../features/extractors';
 import { Enricher, describeVector, type EnrichInput, type EnrichOutput, type VectorConfig, type VectorDescription } from '../features/enricher';
+import type { StateCacheBounds } from '../features/streaming';
 import { setFeatureNames, type FeatureSetSpec } from '../features/spec';
 import { FeatureDefinitionsError } from '../features/declarative/load';
 import { topologySchemas } from '../kafka/avro-schemas';
@@ -24,7 +25,7 @@ export interface ExtractionConfig extends VectorConfig {
    * at most maxEntities entities (default 100000) and maxBytes estimated heap bytes (default a
    * quarter of the V8 heap limit).
    */
-  stateCache?: { maxEntities?: number; maxBytes?: number };
+  stateCache?: StateCacheBounds;
 }
 
 /** An extraction processor; `enricher` is set when the stage uses feature sets from the topology. */
