@@ -1,11 +1,12 @@
-import { Partitioners, type Kafka, type PartitionMetadata } from 'kafkajs';
+import { type Kafka, type PartitionMetadata } from 'kafkajs';
+import { JavaCompatiblePartitioner } from '../kafka/partitioner';
 import { AvroEncoder } from '../kafka/avro-serde';
 import { createKafka, idempotentProducer, type IdempotentProducer } from '../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
 import { TributaryError } from '../util/errors';
 import { schemaCatalog, type SchemaName, type SchemaRecord, type SchemaSet } from './schema-set';
 
-const partitioner = Partitioners.DefaultPartitioner();
+const partitioner = JavaCompatiblePartitioner();
 
 /** An event that does not match its schema; `paths` lists the offending fields. */
 export class EventValidationError extends TributaryError {

@@ -1,4 +1,5 @@
-import { Partitioners, type Consumer, type Kafka, type Message, type Producer, type TopicMessages, type Transaction } from 'kafkajs';
+import { type Consumer, type Kafka, type Message, type Producer, type TopicMessages, type Transaction } from 'kafkajs';
+import { JavaCompatiblePartitioner } from '../kafka/partitioner';
 import { RecordRejection, type ErrorKind } from '../kafka/dead-letter';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
 import { TributaryError } from '../util/errors';
@@ -168,7 +169,7 @@ export async function connectEngineProducer(kafka: Kafka, transactionalId: strin
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
     transactionTimeout: transactionTimeoutMs,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: JavaCompatiblePartitioner,
     retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: Number.MAX_SAFE_INTEGER },
   });
   try {

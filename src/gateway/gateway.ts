@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Partitioners, type Kafka, type KafkaMessage, type PartitionMetadata } from 'kafkajs';
+import { type Kafka, type KafkaMessage, type PartitionMetadata } from 'kafkajs';
+import { JavaCompatiblePartitioner } from '../kafka/partitioner';
 import type { Cluster, Redis } from 'ioredis';
 import type * as avro from 'avsc';
 import { topologySchemas } from '../kafka/avro-schemas';
@@ -112,7 +113,7 @@ class Pending {
   }
 }
 
-const partitioner = Partitioners.DefaultPartitioner();
+const partitioner = JavaCompatiblePartitioner();
 
 /**
  * The request → prediction gateway over one topology: validates an event against the input

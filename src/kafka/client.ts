@@ -1,7 +1,6 @@
 import * as fs from 'node:fs';
 import {
   Kafka,
-  Partitioners,
   logLevel,
   type KafkaConfig,
   type LogEntry,
@@ -12,6 +11,7 @@ import {
   type RecordMetadata,
   type SASLOptions,
 } from 'kafkajs';
+import { JavaCompatiblePartitioner } from './partitioner';
 import { Counter, type Registry } from 'prom-client';
 import { TributaryError } from '../util/errors';
 import { createLogger, type Logger } from '../util/logger';
@@ -200,13 +200,13 @@ function kafkajsLogCreator() {
 
 /**
  * kafkajs with our logging, security from the environment, and one explicit partitioner for every
- * producer made from it: kafkajs' DefaultPartitioner (Java-compatible murmur2, which is also what
- * kafkajs 2 uses when none is named, so placement is unchanged; naming it silences the "switched
- * default partitioner" warning). A producer config may still name another one.
+ * producer made from it: JavaCompatiblePartitioner (src/kafka/partitioner.ts: the same choices as
+ * kafkajs' DefaultPartitioner, which kafkajs 2 uses when none is named, so placement is unchanged;
+ * naming one silences the "switched default partitioner" warning). A producer config may still name another one.
  */
 class TributaryKafka extends Kafka {
   override producer(config: ProducerConfig = {}): Producer {
-    return super.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config });
+    return super.producer({ createPartitioner: JavaCompatiblePartitioner, ...config });
   }
 }
 
