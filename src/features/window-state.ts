@@ -212,6 +212,9 @@ class Summary {
   }
 }
 
+/** BigWindow.scoreRange's scratch: one window's count, exact sums, min and max (slot-indexed). */
+const RANGE: { n: number; s: number[][]; mn: number[]; mx: number[] } = { n: 0, s: [], mn: [], mx: [] };
+
 /** Binary heap of (value, bucket) pairs, max or min first; entries of buckets below `lo` are dropped lazily. */
 class BucketHeap {
   private v: number[] = [];
@@ -746,93 +749,109 @@ class BigWindow {
     return this.scoreRange(t);
   }
 
-  /** Any event time (read only): summaries of the window's buckets before t's, and t's bucket up to t. */
+  /**
+   * Any event time (read only): summaries of the window's buckets before t's, and t's bucket up to
+   * t. Runs for every out-of-order event, so it allocates nothing but its result: each window's
+   * count, exact sums, min and max gather in one scratch (RANGE), read out before the next window.
+   */
   private scoreRange(t: number): number[] {
     const { plan } = this;
     const R = plan.R;
     const B = Math.floor(t / R);
     const obi = lowerBound(this.bid, B);
     const own = obi < this.bid.length && this.bid[obi] === B;
-    // t's own bucket counts its events up to t (column indexes).
-    const current: number[] = [];
-    if (own) for (let i = this.bhead[obi]; i >= 0; i = this.NX[i]) if (this.T[i] <= t) current.push(i);
-    type Agg = { n: number; s: number[][]; mn: number[]; mx: number[] };
-    const perWin: Array<Agg | undefined> = plan.wins.map((w) => {
-      if (!w.acc) return undefined;
-      const sb = startBucket(w, t, R);
-      const agg: Agg = { n: 0, s: [], mn: [], mx: [] };
-      const slots = [...w.sm, ...w.mn, ...w.mx];
-      for (const slot of slots) {
-        agg.s[slot] = [];
-        agg.mn[slot] = Infinity;
-        agg.mx[slot] = -Infinity;
-      }
-      const take = (r: Summary) => {
-        agg.n += r.n;
-        for (const slot of w.sm) for (const x of r.s[slot]) padd(agg.s[slot], x);
-        for (const slot of w.mn) if (r.mn[slot] < agg.mn[slot]) agg.mn[slot] = r.mn[slot];
-        for (const slot of w.mx) if (r.mx[slot] > agg.mx[slot]) agg.mx[slot] = r.mx[slot];
-      };
-      const takeOne = (i: number) => {
-        agg.n++;
-        for (const slot of w.sm) padd(agg.s[slot], this.X[slot][i]);
-        for (const slot of w.mn) agg.mn[slot] = Math.min(agg.mn[slot], this.X[slot][i]);
-        for (const slot of w.mx) agg.mx[slot] = Math.max(agg.mx[slot], this.X[slot][i]);
-      };
-      this.forRange(sb, B - 1, take, (bi) => {
-        const sum = this.bsum[bi];
-        if (sum) take(sum);
-        else for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) takeOne(i);
-      });
-      if (B >= sb) for (const i of current) takeOne(i);
-      return agg;
-    });
     const out: number[] = new Array(plan.aggs.length);
-    for (let ai = 0; ai < plan.aggs.length; ai++) {
-      const a = plan.aggs[ai];
-      const w = plan.wins[a.w];
-      const agg = perWin[a.w];
-      let v: number;
-      switch (a.k) {
-        case 'count':
-          v = agg!.n;
-          break;
-        case 'sum':
-          v = psum(agg!.s[a.f]);
-          break;
-        case 'mean':
-          v = agg!.n > 0 ? psum(agg!.s[a.f]) / agg!.n : a.d;
-          break;
-        case 'min':
-          v = agg!.n > 0 ? agg!.mn[a.f] : a.d;
-          break;
-        case 'max':
-          v = agg!.n > 0 ? agg!.mx[a.f] : a.d;
-          break;
-        case 'distinct_count':
-          v = this.distinctIn(a.f, startBucket(w, t, R) * R, t);
-          break;
-        default: {
-          const sb = startBucket(w, t, R);
-          // The latest event (time, then sequence) of t's bucket up to t, else of the newest bucket before it in the window.
-          let li = -1;
-          const later = (i: number) => li < 0 || this.T[i] > this.T[li] || (this.T[i] === this.T[li] && this.S[i] > this.S[li]);
-          for (const i of current) if (later(i)) li = i;
-          if (li < 0 && sb <= B - 1) {
-            const bi = obi - 1; // the newest bucket before B
-            if (bi >= 0 && this.bid[bi] >= sb) for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) if (later(i)) li = i;
-          }
-          if (li < 0) v = a.d;
-          else v = a.k === 'last' ? this.X[a.f][li] : t - this.T[li];
+    const g = RANGE;
+    for (let wi = 0; wi < plan.wins.length; wi++) {
+      const w = plan.wins[wi];
+      if (!w.acc) continue;
+      const sb = startBucket(w, t, R);
+      g.n = 0;
+      for (const slot of w.sm) (g.s[slot] ??= []).length = 0;
+      for (const slot of w.mn) g.mn[slot] = Infinity;
+      for (const slot of w.mx) g.mx[slot] = -Infinity;
+      this.rangeInto(w, sb, B - 1);
+      // t's own bucket counts its events up to t.
+      if (own && B >= sb) for (let i = this.bhead[obi]; i >= 0; i = this.NX[i]) if (this.T[i] <= t) this.takeEvent(w, i);
+      for (let ai = 0; ai < plan.aggs.length; ai++) {
+        const a = plan.aggs[ai];
+        if (a.w !== wi) continue;
+        switch (a.k) {
+          case 'count':
+            out[ai] = g.n;
+            break;
+          case 'sum':
+            out[ai] = psum(g.s[a.f]);
+            break;
+          case 'mean':
+            out[ai] = g.n > 0 ? psum(g.s[a.f]) / g.n : a.d;
+            break;
+          case 'min':
+            out[ai] = g.n > 0 ? g.mn[a.f] : a.d;
+            break;
+          case 'max':
+            out[ai] = g.n > 0 ? g.mx[a.f] : a.d;
+            break;
         }
       }
-      out[ai] = v;
+    }
+    for (let ai = 0; ai < plan.aggs.length; ai++) {
+      const a = plan.aggs[ai];
+      if (a.k === 'count' || a.k === 'sum' || a.k === 'mean' || a.k === 'min' || a.k === 'max') continue;
+      const sb = startBucket(plan.wins[a.w], t, R);
+      if (a.k === 'distinct_count') {
+        out[ai] = this.distinctIn(a.f, sb * R, t);
+        continue;
+      }
+      // last, time_since_prev: the latest event (time, then sequence) of t's bucket up to t, else of
+      // the newest bucket before it in the window.
+      let li = -1;
+      if (own) for (let i = this.bhead[obi]; i >= 0; i = this.NX[i]) if (this.T[i] <= t && this.later(i, li)) li = i;
+      if (li < 0 && sb <= B - 1) {
+        const bi = obi - 1; // the newest bucket before B
+        if (bi >= 0 && this.bid[bi] >= sb) for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) if (this.later(i, li)) li = i;
+      }
+      if (li < 0) out[ai] = a.d;
+      else out[ai] = a.k === 'last' ? this.X[a.f][li] : t - this.T[li];
     }
     return out;
   }
 
-  /** Summaries covering buckets [lo, hi]: whole blocks where they fit, buckets (by index) at the edges. */
-  private forRange(lo: number, hi: number, take: (r: Summary) => void, takeBucket: (bi: number) => void): void {
+  /** Whether the event at column index i is later (time, then sequence) than the one at li (none: -1). */
+  private later(i: number, li: number): boolean {
+    return li < 0 || this.T[i] > this.T[li] || (this.T[i] === this.T[li] && this.S[i] > this.S[li]);
+  }
+
+  /** Adds a summary to RANGE (window w's slots). */
+  private takeSummary(w: WindowPlan, r: Summary): void {
+    const g = RANGE;
+    g.n += r.n;
+    for (const slot of w.sm) {
+      const p = g.s[slot];
+      for (const x of r.s[slot]) padd(p, x);
+    }
+    for (const slot of w.mn) if (r.mn[slot] < g.mn[slot]) g.mn[slot] = r.mn[slot];
+    for (const slot of w.mx) if (r.mx[slot] > g.mx[slot]) g.mx[slot] = r.mx[slot];
+  }
+
+  /** Adds the event at column index i to RANGE (window w's slots). */
+  private takeEvent(w: WindowPlan, i: number): void {
+    const g = RANGE;
+    g.n++;
+    for (const slot of w.sm) padd(g.s[slot], this.X[slot][i]);
+    for (const slot of w.mn) g.mn[slot] = Math.min(g.mn[slot], this.X[slot][i]);
+    for (const slot of w.mx) g.mx[slot] = Math.max(g.mx[slot], this.X[slot][i]);
+  }
+
+  /** Adds bucket index bi to RANGE: its summary where it has one, else its events. */
+  private takeBucket(w: WindowPlan, bi: number): void {
+    const sum = this.bsum[bi];
+    if (sum) this.takeSummary(w, sum);
+    else for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) this.takeEvent(w, i);
+  }
+
+  /** Adds buckets [lo, hi] to RANGE: whole blocks where they fit, buckets (by index) at the edges. */
+  private rangeInto(w: WindowPlan, lo: number, hi: number): void {
     if (lo > hi) return;
     const F = this.plan.F;
     const kl = Math.floor(lo / F);
@@ -840,19 +859,19 @@ class BigWindow {
     let k0 = kl + 1;
     if (k0 <= this.cutBlock) k0 = this.cutBlock + 1;
     if (F > 1 && kh - k0 >= 1) {
-      this.forBuckets(lo, k0 * F - 1, takeBucket);
+      this.bucketsInto(w, lo, k0 * F - 1);
       for (let K = k0; K < kh; K++) {
         const k = this.blocks.get(K);
-        if (k) take(k);
+        if (k) this.takeSummary(w, k);
       }
-      this.forBuckets(kh * F, hi, takeBucket);
+      this.bucketsInto(w, kh * F, hi);
     } else {
-      this.forBuckets(lo, hi, takeBucket);
+      this.bucketsInto(w, lo, hi);
     }
   }
 
-  private forBuckets(lo: number, hi: number, takeBucket: (bi: number) => void): void {
-    for (let bi = lowerBound(this.bid, lo); bi < this.bid.length && this.bid[bi] <= hi; bi++) takeBucket(bi);
+  private bucketsInto(w: WindowPlan, lo: number, hi: number): void {
+    for (let bi = lowerBound(this.bid, lo); bi < this.bid.length && this.bid[bi] <= hi; bi++) this.takeBucket(w, bi);
   }
 
   /** Values of a slot with an applied event in [loMs, hiMs]. */
@@ -991,6 +1010,10 @@ class BigWindow {
  * A small entity (at most `small` events held): just its events, scored by scanning them — the
  * cheapest for the many entities with few events, in memory and per event. Same vectors as BigWindow.
  */
+/** SmallWindow.score's scratch (one aggregation at a time). */
+const SMALL_PARTIALS: number[] = [];
+const SMALL_SEEN = new Set<string>();
+
 class SmallWindow {
   mt = -Infinity;
   get held(): number {
@@ -1022,9 +1045,11 @@ class SmallWindow {
       let lt = -Infinity;
       let ls = -1;
       let lv = 0;
-      // Only the aggregations that need them get a partials array or a set (this runs per event).
-      const p: number[] | undefined = a.k === 'sum' || a.k === 'mean' ? [] : undefined;
-      const seen = a.k === 'distinct_count' ? new Set<string>() : undefined;
+      // Only the aggregations that need them use the partials array or the set (module scratch: this runs per event).
+      const p: number[] | undefined = a.k === 'sum' || a.k === 'mean' ? SMALL_PARTIALS : undefined;
+      if (p) p.length = 0;
+      const seen = a.k === 'distinct_count' ? SMALL_SEEN : undefined;
+      seen?.clear();
       for (const e of this.log) {
         if (e.t < start || e.t > t) continue;
         n++;
