@@ -5,6 +5,7 @@
  * one chain, `false` each stage its own consumer group; an engine without the option ignores it.
  */
 import fs from 'node:fs';
+import inspector from 'node:inspector';
 import path from 'node:path';
 import type { PipelineOptions } from '../../../src/stages/pipeline';
 import { childConfig, tell } from '../common';
@@ -32,10 +33,24 @@ async function main(): Promise<void> {
       expected = now + 10;
     }, 10).unref();
   }
+  // BENCH_HEAP_SAMPLE_DIR: a sampling heap profile of what survives young-generation collections
+  // (objects still alive at the stop, and those a full collection freed — not those a scavenge
+  // freed): the allocation sites that feed the old generation, i.e. the full collections that set
+  // the tail at low rates. Written as <suffix>.heapprofile (Chrome DevTools' format).
+  const heapDir = process.env.BENCH_HEAP_SAMPLE_DIR;
+  const heap = heapDir ? new inspector.Session() : undefined;
+  if (heap) {
+    heap.connect();
+    heap.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false } as inspector.HeapProfiler.StartSamplingParameterType);
+  }
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
+    if (heap && heapDir) {
+      const profile = await new Promise<unknown>((resolve) => heap.post('HeapProfiler.stopSampling', (err, r) => resolve(err ? { error: err.message } : r.profile)));
+      fs.writeFileSync(path.join(heapDir, `${cfg.suffix}.heapprofile`), JSON.stringify(profile));
+    }
     if (metricsDir) {
       const registry = (pipeline as unknown as { metrics?: { registry?: { metrics(): Promise<string> } } }).metrics?.registry;
       if (registry) fs.writeFileSync(path.join(metricsDir, `${cfg.suffix}.prom`), await registry.metrics());
