@@ -17,6 +17,7 @@ import type { SchemaCatalog } from '../kafka/avro-schemas';
 import { AvroEncoder } from '../kafka/avro-serde';
 import type { SchemaRegistryClient } from '../kafka/schema-registry';
 import { PartitionTransactions, type SinkRecord } from '../engine/commit-sink';
+import { crashPoint } from '../engine/fault-injection';
 import { RecordRejection } from '../kafka/dead-letter';
 import type { Logger } from '../util/logger';
 import type { Counters, FileCheckpoint, JobStore } from './job-store';
@@ -160,6 +161,8 @@ export class FileSink implements Sink {
       const dlq = batch.deadLetters.map(deadLetterLine).join('');
       const outBytes = appendSync(this.file, text);
       const dlqBytes = appendSync(this.deadLetterFile, dlq);
+      // Rows on disk, checkpoint not yet replaced: a resume must truncate them (fault tests crash here).
+      crashPoint('file-appended');
       const c = this.state.counters;
       const next: FileCheckpoint = {
         offsets: { ...this.state.offsets, [String(batch.partition)]: batch.nextOffset },

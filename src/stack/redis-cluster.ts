@@ -93,6 +93,14 @@ export class LocalRedisCluster {
         const info = await c.info('replication');
         return /role:master/.test(info) || /master_link_status:up/.test(info);
       }, 'sync with its master');
+      // Gossip has converged: every node's CLUSTER NODES lists every node, with the masters and
+      // replicas `create` assigned (a node may still list fewer, or a replica as a master, for a
+      // moment after the syncs above; callers and fault tests read roles from any one node).
+      const masters = opts.nodes ?? 3;
+      await cluster.waitFor(async (c) => {
+        const rows = ((await c.cluster('NODES')) as string).trim().split('\n').map((l) => l.split(' '));
+        return rows.length === n && rows.filter((r) => r[2].split(',').includes('master')).length === masters;
+      }, `list all ${n} nodes with ${masters} masters`);
       return cluster;
     } catch (err) {
       await cluster.stop();

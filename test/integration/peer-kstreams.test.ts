@@ -148,7 +148,8 @@ describePeer(title, () => {
     });
     const running = peer;
     await waitFor(() => running.stdout.includes('{"event":"running"}') || running.child.exitCode !== null, 120_000, () => `peer not running; stderr: ${running.stderr.join('\n')}`);
-    expect(running.child.exitCode).toBeNull();
+    // An early exit says why (its stderr), not only its code.
+    if (running.child.exitCode !== null) throw new Error(`peer exited with ${running.child.exitCode} before running; stderr: ${running.stderr.join('\n')}`);
 
     await waitFor(() => predictions.records.length >= events.length && inputs.records.length >= events.length, 120_000, () => `${predictions.records.length}/${events.length} predictions; stderr: ${running.stderr.join('\n')}`);
     await new Promise((r) => setTimeout(r, 1500)); // anything extra (duplicates) would show up now
