@@ -63,6 +63,8 @@ export interface SetPlan {
 
 const NUMERIC = new Set<AggregationKind>(['sum', 'mean', 'min', 'max', 'last']);
 const POINT = new Set<AggregationKind>(['last', 'time_since_prev']);
+/** Aggregations read from a window's totals (count, exact sums, min, max); the others look at single events or values. */
+const TOTALS = new Set<AggregationKind>(['count', 'sum', 'mean', 'min', 'max']);
 
 export function setPlan(set: StreamingFeatureSetSpec, slotNames: string[], bucketsPerBlock: number, replayRetentionMs: number): SetPlan {
   const wins: Array<WindowPlan & { key: string }> = [];
@@ -775,7 +777,7 @@ class BigWindow {
       if (own && B >= sb) for (let i = this.bhead[obi]; i >= 0; i = this.NX[i]) if (this.T[i] <= t) this.takeEvent(w, i);
       for (let ai = 0; ai < plan.aggs.length; ai++) {
         const a = plan.aggs[ai];
-        if (a.w !== wi) continue;
+        if (a.w !== wi || !TOTALS.has(a.k)) continue;
         switch (a.k) {
           case 'count':
             out[ai] = g.n;
@@ -797,7 +799,7 @@ class BigWindow {
     }
     for (let ai = 0; ai < plan.aggs.length; ai++) {
       const a = plan.aggs[ai];
-      if (a.k === 'count' || a.k === 'sum' || a.k === 'mean' || a.k === 'min' || a.k === 'max') continue;
+      if (TOTALS.has(a.k)) continue;
       const sb = startBucket(plan.wins[a.w], t, R);
       if (a.k === 'distinct_count') {
         out[ai] = this.distinctIn(a.f, sb * R, t);
@@ -1006,14 +1008,14 @@ class BigWindow {
   }
 }
 
-/**
- * A small entity (at most `small` events held): just its events, scored by scanning them — the
- * cheapest for the many entities with few events, in memory and per event. Same vectors as BigWindow.
- */
 /** SmallWindow.score's scratch (one aggregation at a time). */
 const SMALL_PARTIALS: number[] = [];
 const SMALL_SEEN = new Set<string>();
 
+/**
+ * A small entity (at most `small` events held): just its events, scored by scanning them — the
+ * cheapest for the many entities with few events, in memory and per event. Same vectors as BigWindow.
+ */
 class SmallWindow {
   mt = -Infinity;
   get held(): number {

@@ -42,15 +42,14 @@ function murmur2Bytes(data: Uint8Array): number {
   return h | 0;
 }
 
-/** An ASCII string's bytes are its char codes: hashed without encoding it into a buffer. */
-const asciiScratch = { buf: new Uint8Array(256) };
+/** An ASCII string's bytes are its char codes: hashed from here without encoding it into a buffer. */
+const ASCII = new Uint8Array(256);
 
 /** murmur2 of a key as kafkajs sees it: a Buffer as is, anything else as the UTF-8 of `String(key)`. */
 export function murmur2(key: Buffer | Uint8Array | string | number): number {
   if (key instanceof Uint8Array) return murmur2Bytes(key);
   const s = typeof key === 'string' ? key : String(key);
-  if (s.length <= asciiScratch.buf.length) {
-    const buf = asciiScratch.buf;
+  if (s.length <= ASCII.length) {
     let ascii = true;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
@@ -58,9 +57,9 @@ export function murmur2(key: Buffer | Uint8Array | string | number): number {
         ascii = false;
         break;
       }
-      buf[i] = c;
+      ASCII[i] = c;
     }
-    if (ascii) return murmur2Bytes(buf.subarray(0, s.length));
+    if (ascii) return murmur2Bytes(ASCII.subarray(0, s.length));
   }
   return murmur2Bytes(Buffer.from(s, 'utf8'));
 }

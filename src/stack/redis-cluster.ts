@@ -98,8 +98,8 @@ export class LocalRedisCluster {
       // moment after the syncs above; callers and fault tests read roles from any one node).
       const masters = opts.nodes ?? 3;
       await cluster.waitFor(async (c) => {
-        const rows = ((await c.cluster('NODES')) as string).trim().split('\n').map((l) => l.split(' '));
-        return rows.length === n && rows.filter((r) => r[2].split(',').includes('master')).length === masters;
+        const rows = nodeRows((await c.cluster('NODES')) as string);
+        return rows.length === n && rows.filter(isMasterRow).length === masters;
       }, `list all ${n} nodes with ${masters} masters`);
       return cluster;
     } catch (err) {
@@ -137,14 +137,12 @@ export class LocalRedisCluster {
     client.on('error', () => undefined);
     try {
       await client.connect();
-      const lines = (await client.cluster('NODES')) as string;
-      const rows = lines.trim().split('\n').map((l) => l.split(' '));
+      const rows = nodeRows((await client.cluster('NODES')) as string);
       const portOf = (addr: string) => Number(/:(\d+)@/.exec(addr)?.[1]);
       const byId = new Map(rows.map((r) => [r[0], portOf(r[1])]));
       return rows.map((r) => {
-        const flags = r[2].split(',');
-        const master = flags.includes('master');
-        return { port: portOf(r[1]), id: r[0], role: master ? 'master' : 'replica', masterPort: master ? undefined : byId.get(r[3]), failed: flags.includes('fail') };
+        const master = isMasterRow(r);
+        return { port: portOf(r[1]), id: r[0], role: master ? 'master' : 'replica', masterPort: master ? undefined : byId.get(r[3]), failed: r[2].split(',').includes('fail') };
       });
     } finally {
       client.disconnect();
@@ -211,6 +209,16 @@ export class LocalRedisCluster {
     await Promise.all(this.children.map(stopChild));
     if (this.ownDir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** CLUSTER NODES as rows of fields (id, address, flags, master id, ...), one per node. */
+function nodeRows(text: string): string[][] {
+  return text.trim().split('\n').map((l) => l.split(' '));
+}
+
+/** Whether a CLUSTER NODES row is a master (its flags name it). */
+function isMasterRow(row: string[]): boolean {
+  return row[2].split(',').includes('master');
 }
 
 /** SIGTERM (after SIGCONT, in case a test paused it) and wait for the exit; nothing for a process already gone. */
