@@ -155,8 +155,12 @@ export function rejectOversized(batch: CommitBatch, limits: TopicLimits): void {
 
 /**
  * The engine's transactional producer, connected and with its id taken (InitProducerId bumps the
- * epoch, fencing a previous owner, and waits until that owner's open transaction is finished). One
- * request in flight; the broker answers CONCURRENT_TRANSACTIONS while it still writes the previous
+ * epoch, fencing a previous owner, and waits until that owner's open transaction is finished).
+ * Several requests may be in flight on one connection so that a transaction's TxnOffsetCommits go
+ * out while its Produce is answered (SharedTransactions.transact; on one broker every coordinator
+ * and leader shares the connection). Produce requests still go one at a time per broker: kafkajs
+ * holds a per-broker lock of the idempotent producer from AddPartitionsToTxn to the Produce
+ * response, which keeps sequence numbers in order. The broker answers CONCURRENT_TRANSACTIONS while it still writes the previous
  * commit's markers (a few ms) and a Kafka 3.9 client cannot see when they are written, so retries
  * start at 10 ms (doubling, capped at 1 s). Retries are not limited (kafkajs: limiting them may break
  * idempotence); fencing and record errors are not retried, and a commit that stays stuck shows in
@@ -166,7 +170,7 @@ export async function connectEngineProducer(kafka: Kafka, transactionalId: strin
   const producer = kafka.producer({
     transactionalId,
     idempotent: true,
-    maxInFlightRequests: 1,
+    maxInFlightRequests: 5,
     allowAutoTopicCreation: false,
     transactionTimeout: transactionTimeoutMs,
     createPartitioner: JavaCompatiblePartitioner,

@@ -46,6 +46,53 @@ export interface TxnOffsets {
   topics: { topic: string; partitions: { partition: number; offset: string }[] }[];
   /** Present: TxnOffsetCommit v3, refused for a stale member. Absent: v0/v1 as kafkajs sends it. */
   consumerGroupMetadata?: ConsumerGroupMetadata;
+  /** The group's offsets partition is in the transaction already (addOffsets): TxnOffsetCommit only. */
+  offsetsPartitionAdded?: boolean;
+}
+
+/** What scripts/patch-kafkajs.js (10) adds to a kafkajs transaction. */
+interface RoundTripTransaction {
+  addOffsets(o: { consumerGroupId: string }): Promise<void>;
+  addPartitions(topicData: { topic: string; partitions: { partition: number }[] }[]): Promise<void>;
+  addPartitionsWithNextSend(topicData: { topic: string; partitions: { partition: number }[] }[]): Promise<void>;
+}
+
+/** Whether this kafkajs carries patch 10 (offsets added alone, the send's AddPartitionsToTxn observable). */
+export function canOverlapOffsets(txn: Transaction): boolean {
+  const t = txn as unknown as Partial<RoundTripTransaction>;
+  return typeof t.addOffsets === 'function' && typeof t.addPartitions === 'function' && typeof t.addPartitionsWithNextSend === 'function';
+}
+
+/**
+ * AddOffsetsToTxn for one group (its offsets partition joins the transaction). CONCURRENT_TRANSACTIONS
+ * (the coordinator still writing this producer's previous markers; nothing was added) is retried
+ * every 10 ms, as sendOffsets does.
+ */
+export async function addOffsets(txn: Transaction, consumerGroupId: string, onRetry?: () => void): Promise<void> {
+  const t = txn as unknown as RoundTripTransaction;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await t.addOffsets({ consumerGroupId });
+    } catch (err) {
+      if (kafkaErrorType(err) !== 'CONCURRENT_TRANSACTIONS' || attempt >= 200) throw err;
+      onRetry?.();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/**
+ * Resolves once the AddPartitionsToTxn of the transaction's next send is done (its records'
+ * partitions are in; the Produce follows). Rejects when that request fails or the transaction
+ * ends first. Call `addWaitingPartitions` after the sends, in case none needed a request.
+ */
+export function nextSendPartitionsAdded(txn: Transaction): Promise<void> {
+  return (txn as unknown as RoundTripTransaction).addPartitionsWithNextSend([]);
+}
+
+/** Settles a `nextSendPartitionsAdded` that no send took (no request when there is nothing to add). */
+export function addWaitingPartitions(txn: Transaction): Promise<void> {
+  return (txn as unknown as RoundTripTransaction).addPartitions([]);
 }
 
 /**

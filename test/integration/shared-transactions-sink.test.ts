@@ -5,11 +5,13 @@
  * stale generation is refused (ProducerFencedError) with nothing of it visible or committed. One
  * sink shared by two consumer groups (a repartition hop and the chain behind it, in one process)
  * commits both groups' offsets in one transaction, writes staged records in staging order, and
- * when one group's generation is stale commits the other group's batches all the same.
+ * when one group's generation is stale commits the other group's batches all the same. Its
+ * TxnOffsetCommits go out while the Produce is in flight (fewer serial round trips), as the
+ * broker's requests show, and commit what the one-after-the-other order commits.
  */
-import type { Consumer, Kafka } from 'kafkajs';
+import { Kafka as KafkaClient, logLevel, type Consumer, type Kafka } from 'kafkajs';
 import { ProducerFencedError, type CommitBatch } from '../../src/engine/commit-sink';
-import { SharedTransactions } from '../../src/engine/shared-transactions';
+import { SHARED_PRODUCERS, SharedTransactions } from '../../src/engine/shared-transactions';
 import { createKafka } from '../../src/kafka/client';
 import { RecordRejection } from '../../src/kafka/dead-letter';
 import { fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../../src/kafka/eos-v2';
@@ -175,6 +177,79 @@ describe('SharedTransactions against the real broker', () => {
     } finally {
       await sink.close();
       await Promise.allSettled([m1.disconnect(), m2.disconnect(), m2b?.disconnect(), admin.disconnect()]);
+    }
+  });
+
+  it("overlapped offsets: AddOffsetsToTxn per group, the outputs' AddPartitionsToTxn, then Produce and both TxnOffsetCommits at once; the same commits as one request after the other", async () => {
+    const suffix = uniqueSuffix();
+    const input = `shared3-in.${suffix}`;
+    const output = `shared3-out.${suffix}`;
+    const dlq = `shared3-dlq.${suffix}`;
+    const [g1, g2] = [`shared3-g1-${suffix}`, `shared3-g2-${suffix}`];
+    const kafka = createKafka({ clientId: 'shared-sink-test-3', brokers: endpoints.brokers });
+    // The sink's producers log every request and response (kafkajs debug lines: "Request Produce(…)").
+    const wire: string[] = [];
+    const logged = new KafkaClient({
+      clientId: 'shared-sink-test-3-wire',
+      brokers: endpoints.brokers,
+      logLevel: logLevel.DEBUG,
+      logCreator: () => (entry) => {
+        const m = /^(Request|Response) (\w+)\(/.exec(entry.log.message);
+        if (m) wire.push(`${m[1]} ${m[2]}`);
+      },
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: 2 }, { topic: output, numPartitions: 1 }, { topic: dlq, numPartitions: 1 }] });
+    const joins1: ConsumerGroupMetadata[] = [];
+    const joins2: ConsumerGroupMetadata[] = [];
+    const m1 = await member(kafka, g1, input, joins1);
+    const m2 = await member(kafka, g2, input, joins2);
+    m1.pause([{ topic: input }]);
+    m2.pause([{ topic: input }]);
+    try {
+      await waitFor(() => joins1.length > 0 && joins2.length > 0, 30000, () => 'members never joined');
+      const expected: string[] = [];
+      let next = 0;
+      for (const overlapOffsets of [true, false]) {
+        const sink = new SharedTransactions({ kafka: logged, groupId: g1, idPrefix: `${g1}-${overlapOffsets}`, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('shared-sink-test'), instanceId: `t${suffix}`, overlapOffsets });
+        const stable = (group: string) => (topic: string, partition: number) => fetchStableOffset(admin, group, topic, partition);
+        const gen1 = sink.group(g1, { readStable: stable(g1) }).join(joins1[joins1.length - 1]);
+        const gen2 = sink.group(g2, { readStable: stable(g2) }).join(joins2[joins2.length - 1]);
+        try {
+          // Producers take turns (SHARED_PRODUCERS); each one's first transaction also looks up
+          // its coordinators. The last round, on a producer used before, is measured.
+          for (let round = 0; round <= SHARED_PRODUCERS; round++) {
+            const [va, vb] = [`a${next}`, `b${next}`];
+            next += 1;
+            expected.push(va, vb);
+            wire.length = 0;
+            await Promise.all([sink.commit(batch(input, 0, output, [va], String(next)), gen1), sink.commit(batch(input, 1, output, [vb], String(next)), gen2)]);
+            expect(await fetchStableOffset(admin, g1, input, 0)).toBe(String(next));
+            expect(await fetchStableOffset(admin, g2, input, 1)).toBe(String(next));
+          }
+        } finally {
+          await sink.close();
+        }
+        const at = (what: string) => wire.indexOf(what);
+        const all = (what: string) => wire.flatMap((w, i) => (w === what ? [i] : []));
+        expect(all('Request TxnOffsetCommit')).toHaveLength(2);
+        expect(all('Request AddOffsetsToTxn').length).toBeGreaterThanOrEqual(2);
+        if (overlapOffsets) {
+          // Offsets partitions first, then the outputs' partitions; both TxnOffsetCommits are on the
+          // wire before the Produce is answered.
+          expect(Math.max(...all('Response AddOffsetsToTxn'))).toBeLessThan(at('Request AddPartitionsToTxn'));
+          expect(Math.max(...all('Request TxnOffsetCommit'))).toBeLessThan(at('Response Produce'));
+          expect(Math.min(...all('Request TxnOffsetCommit'))).toBeGreaterThan(at('Response AddPartitionsToTxn'));
+        } else {
+          expect(Math.min(...all('Request TxnOffsetCommit'))).toBeGreaterThan(at('Response Produce'));
+          expect(Math.min(...all('Request AddOffsetsToTxn'))).toBeGreaterThan(at('Response Produce'));
+        }
+        expect(Math.max(...all('Response TxnOffsetCommit'))).toBeLessThan(at('Request EndTxn'));
+      }
+      expect(await readCommitted(kafka, output, expected.length)).toEqual(expected);
+    } finally {
+      await Promise.allSettled([m1.disconnect(), m2.disconnect(), admin.disconnect()]);
     }
   });
 });
