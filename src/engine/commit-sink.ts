@@ -2,6 +2,7 @@ import { type Consumer, type Kafka, type Message, type Producer, type TopicMessa
 import { JavaCompatiblePartitioner } from '../kafka/partitioner';
 import { RecordRejection, type ErrorKind } from '../kafka/dead-letter';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
+import { canOverlapOffsets, sendWithOffsets } from '../kafka/eos-v2';
 import { TributaryError } from '../util/errors';
 import type { Logger } from '../util/logger';
 import { crashPoint } from './fault-injection';
@@ -193,8 +194,8 @@ export async function connectEngineProducer(kafka: Kafka, transactionalId: strin
  * the instance that takes a partition over fences the one that lost it. A commit opens the
  * transaction only when everything to write is ready (a read_committed reader cannot read past an
  * open transaction on an output partition), sends outputs, dead letters and the consumed offset,
- * and commits: five round trips (AddPartitionsToTxn, Produce, AddOffsetsToTxn, TxnOffsetCommit,
- * EndTxn), none of them while records are being processed.
+ * and commits: four serial round trips (AddOffsetsToTxn, AddPartitionsToTxn, Produce beside
+ * TxnOffsetCommit, EndTxn: sendWithOffsets), none of them while records are being processed.
  */
 export class PartitionTransactions {
   private producer?: Promise<Producer>;
@@ -310,8 +311,15 @@ export class PartitionTransactions {
     rejectOversized(batch, this.opts.limits);
     try {
       txn = await producer.transaction();
+      let offsetsSent = false;
       try {
-        await this.sendPlan(txn, CommitPlan.of(batch, this.opts));
+        const t = txn;
+        // Fewest round trips (sendWithOffsets): AddOffsetsToTxn, AddPartitionsToTxn, then Produce
+        // and TxnOffsetCommit at once.
+        if (canOverlapOffsets(t)) {
+          await sendWithOffsets(t, () => this.sendPlan(t, CommitPlan.of(batch, this.opts)), [offsets]);
+          offsetsSent = true;
+        } else await this.sendPlan(t, CommitPlan.of(batch, this.opts));
       } catch (err) {
         if (!isRecordError(err)) throw err;
         // A refused send poisons the transaction: abort, find the offending records with probe
@@ -322,10 +330,11 @@ export class PartitionTransactions {
         txn = await producer.transaction();
         await this.sendPlan(txn, CommitPlan.of(batch, this.opts));
       }
-      // Sequential on purpose: sending the offset beside the outputs halves the commit time, but the
-      // coordinator then answers CONCURRENT_TRANSACTIONS to one of the two chains and, with kafkajs'
-      // retries, outputs were seen committed without their offset (duplicates in fault tests).
-      await txn.sendOffsets(offsets);
+      // Not AddOffsetsToTxn beside the outputs' AddPartitionsToTxn: the coordinator answers
+      // CONCURRENT_TRANSACTIONS to one of two state changes at once and, with kafkajs' retries,
+      // outputs were seen committed without their offset (duplicates in fault tests). Without
+      // patch 10 (and after probing), one request after the other.
+      if (!offsetsSent) await txn.sendOffsets(offsets);
       batch.beforeCommit?.();
       crashPoint('txn-sent', this.opts.groupId);
       this.opts.log.debug({ partition: batch.partition, nextOffset: batch.nextOffset, records: batch.records.length }, 'txn: committing');

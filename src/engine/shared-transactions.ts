@@ -1,6 +1,6 @@
 import type { Producer, Transaction } from 'kafkajs';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
-import { addOffsets, addWaitingPartitions, canOverlapOffsets, isGenerationError, nextSendPartitionsAdded, sendOffsets, type ConsumerGroupMetadata } from '../kafka/eos-v2';
+import { canOverlapOffsets, isGenerationError, sendOffsets, sendWithOffsets, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { CommitPlan, connectEngineProducer, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
 import { crashPoint } from './fault-injection';
 import { checkInstanceId, randomInstanceId } from './instance-id';
@@ -445,16 +445,10 @@ export class SharedTransactions {
   }
 
   /**
-   * One transaction: the batches' writes, each group's offsets with its generation, commit.
-   *
-   * Round trips: kafkajs sends AddPartitionsToTxn, Produce, then per group AddOffsetsToTxn and
-   * TxnOffsetCommit, then EndTxn, each after the previous one answered (7 for a hop and its chain
-   * in one transaction). Here the groups' AddOffsetsToTxn go first (they need no records), then
-   * the send's AddPartitionsToTxn, then the Produce and every group's TxnOffsetCommit at once, then
-   * EndTxn: 5 (4 for one group). Nothing overlaps a request that changes the transaction's state at
-   * the coordinator (two such requests at once are answered CONCURRENT_TRANSACTIONS); Produce and
-   * TxnOffsetCommit only have their partitions verified. A client cannot name __consumer_offsets in
-   * AddPartitionsToTxn (the broker refuses internal topics), so AddOffsetsToTxn stays a request.
+   * One transaction: the batches' writes, each group's offsets with its generation, commit. The
+   * writes and offsets go out with the fewest serial round trips (sendWithOffsets: 5 with EndTxn
+   * for a hop and its chain, where kafkajs' order takes 7), unless `overlapOffsets` is false or a
+   * record-level refusal is being probed.
    */
   private async transact(slot: Slot, entries: Pending[], probe = false): Promise<void> {
     const t0 = performance.now();
@@ -469,47 +463,19 @@ export class SharedTransactions {
       if (!list) topics.set(e.batch.topic, (list = []));
       list.push({ partition: e.batch.partition, offset: e.batch.nextOffset });
     }
-    const onConcurrent = () => {
+    const generations = [...byGroup.keys()];
+    const offsets = [...byGroup].map(([generation, topics]) => ({ consumerGroupId: generation.group.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }));
+    const refusedAs = (g: number, err: unknown) => (isGenerationError(err) ? new GroupRefused(generations[g].group, err) : err);
+    const onRetry = () => {
       this.counters.concurrentRetries += 1;
       this.opts.observer?.concurrentRetry();
-    };
-    const refusedAs = (generation: Generation, err: unknown) => (isGenerationError(err) ? new GroupRefused(generation.group, err) : err);
-    const offsetsOf = (generation: Generation, topics: Map<string, { partition: number; offset: string }[]>, offsetsPartitionAdded: boolean) => ({
-      consumerGroupId: generation.group.groupId,
-      topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })),
-      consumerGroupMetadata: generation.metadata,
-      offsetsPartitionAdded,
-    });
-    // Every group's TxnOffsetCommit at once; all settle before an error is thrown, so an abort never
-    // overtakes one still in flight.
-    const commitOffsetsAtOnce = async (txn: Transaction) => {
-      const results = await Promise.allSettled(
-        [...byGroup].map(async ([generation, topics]) => {
-          try {
-            await sendOffsets(txn, offsetsOf(generation, topics, true), onConcurrent);
-          } catch (err) {
-            throw refusedAs(generation, err);
-          }
-        }),
-      );
-      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
-      if (failed.length > 0) throw failed.find((e) => e instanceof GroupRefused) ?? failed[0];
     };
     let txn: Transaction | undefined = await producer.transaction();
     let tSent = t0;
     try {
       if (!probe && this.opts.overlapOffsets !== false && canOverlapOffsets(txn)) {
         const t = txn;
-        for (const [generation] of byGroup) await addOffsets(t, generation.group.groupId, onConcurrent);
-        const partitionsIn = nextSendPartitionsAdded(t);
-        const sending = this.sendPlan(t, records).then(() => addWaitingPartitions(t));
-        // A send that fails before its AddPartitionsToTxn leaves partitionsIn pending until the
-        // abort: the race lets the offsets give up with it.
-        const offsets = Promise.race([partitionsIn, sending]).then(() => commitOffsetsAtOnce(t));
-        // Both settle before the transaction goes on (an abort must not race a request in flight).
-        const [sent, committedOffsets] = await Promise.allSettled([sending, offsets]);
-        if (sent.status === 'rejected') throw sent.reason;
-        if (committedOffsets.status === 'rejected') throw committedOffsets.reason;
+        await sendWithOffsets(t, () => this.sendPlan(t, records), offsets, { onRetry, offsetsError: refusedAs });
         tSent = performance.now();
       } else {
         try {
@@ -523,11 +489,11 @@ export class SharedTransactions {
           await this.sendPlan(txn, records);
         }
         tSent = performance.now();
-        for (const [generation, topics] of byGroup) {
+        for (let g = 0; g < offsets.length; g++) {
           try {
-            await sendOffsets(txn, offsetsOf(generation, topics, false), onConcurrent);
+            await sendOffsets(txn, offsets[g], onRetry);
           } catch (err) {
-            throw refusedAs(generation, err);
+            throw refusedAs(g, err);
           }
         }
       }

@@ -82,17 +82,43 @@ export async function addOffsets(txn: Transaction, consumerGroupId: string, onRe
 }
 
 /**
- * Resolves once the AddPartitionsToTxn of the transaction's next send is done (its records'
- * partitions are in; the Produce follows). Rejects when that request fails or the transaction
- * ends first. Call `addWaitingPartitions` after the sends, in case none needed a request.
+ * A transaction's records and its consumer groups' offsets with the fewest serial round trips
+ * (needs patch 10, see canOverlapOffsets). kafkajs sends AddPartitionsToTxn, Produce, then per
+ * group AddOffsetsToTxn and TxnOffsetCommit, each after the previous answer. Here: every group's
+ * AddOffsetsToTxn (they need no records), the send's AddPartitionsToTxn, then the Produce and every
+ * TxnOffsetCommit at once — before EndTxn, 3 serial round trips instead of 4 for one group, 4
+ * instead of 6 for two. No request overlaps one that changes the
+ * transaction's state at the coordinator (two such at once are answered CONCURRENT_TRANSACTIONS);
+ * Produce and TxnOffsetCommit only have their partitions verified. (A client cannot name
+ * __consumer_offsets in AddPartitionsToTxn: the broker refuses internal topics.)
+ *
+ * Everything settles before this returns or throws, so the caller's abort never overtakes a
+ * request in flight. `offsetsError` maps a group's failure (e.g. a stale generation) to what is
+ * thrown; a failed send is thrown first.
  */
-export function nextSendPartitionsAdded(txn: Transaction): Promise<void> {
-  return (txn as unknown as RoundTripTransaction).addPartitionsWithNextSend([]);
-}
-
-/** Settles a `nextSendPartitionsAdded` that no send took (no request when there is nothing to add). */
-export function addWaitingPartitions(txn: Transaction): Promise<void> {
-  return (txn as unknown as RoundTripTransaction).addPartitions([]);
+export async function sendWithOffsets(txn: Transaction, send: () => Promise<void>, groups: TxnOffsets[], opts: { onRetry?: () => void; offsetsError?: (group: number, err: unknown) => unknown } = {}): Promise<void> {
+  const t = txn as unknown as RoundTripTransaction;
+  for (let g = 0; g < groups.length; g++) {
+    try {
+      await addOffsets(txn, groups[g].consumerGroupId, opts.onRetry);
+    } catch (err) {
+      throw opts.offsetsError ? opts.offsetsError(g, err) : err;
+    }
+  }
+  // Resolves once the next send's AddPartitionsToTxn is done (its Produce follows at once).
+  const partitionsIn = t.addPartitionsWithNextSend([]);
+  // After the sends, settle partitionsIn should no send have needed the request.
+  const sending = send().then(() => t.addPartitions([]));
+  // A send failing before its AddPartitionsToTxn leaves partitionsIn pending until the transaction
+  // ends: the race lets the offsets give up with it.
+  const offsets = Promise.race([partitionsIn, sending]).then(async () => {
+    const results = await Promise.allSettled(groups.map((o) => sendOffsets(txn, { ...o, offsetsPartitionAdded: true }, opts.onRetry)));
+    const failed = results.flatMap((r, g) => (r.status === 'rejected' ? [opts.offsetsError ? opts.offsetsError(g, r.reason) : r.reason] : []));
+    if (failed.length > 0) throw failed[0];
+  });
+  const [sent, committed] = await Promise.allSettled([sending, offsets]);
+  if (sent.status === 'rejected') throw sent.reason;
+  if (committed.status === 'rejected') throw committed.reason;
 }
 
 /**
