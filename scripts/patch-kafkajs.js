@@ -49,8 +49,7 @@
  * 10. A transaction can add a group's offsets partition on its own (`transaction.addOffsets`:
  *     AddOffsetsToTxn), commit offsets without adding it again (`sendOffsets({
  *     offsetsPartitionAdded: true })`), and learn when its next send's AddPartitionsToTxn is done
- *     (`addPartitionsWithNextSend`, which may name more partitions for that request;
- *     `addPartitions` adds at once). The engine adds the groups' offsets first, then sends its
+ *     (`nextSendPartitionsAdded`). The engine adds the groups' offsets first, then sends its
  *     records and its TxnOffsetCommits concurrently once the outputs' partitions are in — kafkajs
  *     sends Produce and TxnOffsetCommit one after the other. kafkajs' own requests are unchanged
  *     when these are not used. (A client cannot put __consumer_offsets into AddPartitionsToTxn:
@@ -155,7 +154,7 @@ const files = {
             })`,
     },
     {
-      what: 'partitions can wait for the next AddPartitionsToTxn',
+      what: 'a send\'s AddPartitionsToTxn can be waited for',
       before: `  let hasOffsetsAddedToTransaction = false
 
   const stateMachine = createStateMachine({ logger })
@@ -167,27 +166,22 @@ const files = {
   })`,
       after: `  let hasOffsetsAddedToTransaction = false
 
-  /** Partitions to add with the next AddPartitionsToTxn, and who waits for that ${MARK} */
-  let partitionsWithNextAdd = null
+  /** Who waits for the next AddPartitionsToTxn ${MARK} */
+  let partitionsAddedWaiter = null
 
   const stateMachine = createStateMachine({ logger })
   stateMachine.on('transition', ({ to }) => {
     if (to === STATES.READY) {
       transactionTopicPartitions = {}
       hasOffsetsAddedToTransaction = false
-      if (partitionsWithNextAdd) partitionsWithNextAdd.reject(new KafkaJSNonRetriableError('The transaction ended before its partitions were added'))
-      partitionsWithNextAdd = null
+      if (partitionsAddedWaiter) partitionsAddedWaiter.reject(new KafkaJSNonRetriableError('The transaction ended before a send added its partitions'))
+      partitionsAddedWaiter = null
     }
   })`,
     },
     {
-      what: 'AddPartitionsToTxn takes the partitions waiting for it',
-      before: `        const topics = Object.keys(newTopicPartitions).map(topic => ({
-          topic,
-          partitions: newTopicPartitions[topic],
-        }))
-
-        if (topics.length) {
+      what: 'AddPartitionsToTxn tells who waits for it',
+      before: `        if (topics.length) {
           const broker = await findTransactionCoordinator()
           await broker.addPartitionsToTxn({ transactionalId, producerId, producerEpoch, topics })
         }
@@ -197,29 +191,14 @@ const files = {
             transactionTopicPartitions[topic][partition] = true
           })
         })`,
-      after: `        const extra = partitionsWithNextAdd ${MARK}
-        partitionsWithNextAdd = null
-        if (extra) {
-          extra.topics.forEach(({ topic, partitions }) => {
-            transactionTopicPartitions[topic] = transactionTopicPartitions[topic] || {}
-            partitions.forEach(({ partition }) => {
-              const list = (newTopicPartitions[topic] = newTopicPartitions[topic] || [])
-              if (!transactionTopicPartitions[topic][partition] && !list.includes(partition)) list.push(partition)
-            })
-          })
-        }
-
-        const topics = Object.keys(newTopicPartitions).map(topic => ({
-          topic,
-          partitions: newTopicPartitions[topic],
-        })).filter(t => t.partitions.length > 0)
-
+      after: `        const waiter = partitionsAddedWaiter ${MARK}
+        partitionsAddedWaiter = null
         if (topics.length) {
           try {
             const broker = await findTransactionCoordinator()
             await broker.addPartitionsToTxn({ transactionalId, producerId, producerEpoch, topics })
           } catch (e) {
-            if (extra) extra.reject(e)
+            if (waiter) waiter.reject(e)
             throw e
           }
         }
@@ -229,22 +208,22 @@ const files = {
             transactionTopicPartitions[topic][partition] = true
           })
         })
-        if (extra) extra.resolve()
+        if (waiter) waiter.resolve()
       },
 
       /**
-       * Partitions to add with the next AddPartitionsToTxn (one a send makes); resolves once added. ${MARK}
+       * Resolves once the next AddPartitionsToTxn (the next send's) is done. ${MARK}
        */
-      addPartitionsWithNextAdd(topicData) {
+      nextPartitionsAdded() {
         transactionalGuard()
-        if (partitionsWithNextAdd) throw new KafkaJSNonRetriableError('Partitions already wait for the next AddPartitionsToTxn')
+        if (partitionsAddedWaiter) throw new KafkaJSNonRetriableError('Someone already waits for the next AddPartitionsToTxn')
         let resolve, reject
         const added = new Promise((res, rej) => {
           resolve = res
           reject = rej
         })
         added.catch(() => {})
-        partitionsWithNextAdd = { topics: topicData, resolve, reject }
+        partitionsAddedWaiter = { resolve, reject }
         return added
       },
 
@@ -275,35 +254,25 @@ const files = {
       after: `        assert(consumerGroupId, 'Missing consumerGroupId')
         assert(topics, 'Missing offset topics')
 
-        if (!offsetsPartitionAdded) {
-          const transactionCoordinator = await findTransactionCoordinator()
-
-          // Do we need to add offsets if we've already done so for this consumer group?
-          await transactionCoordinator.addOffsetsToTxn({
-            transactionalId,
-            producerId,
-            producerEpoch,
-            groupId: consumerGroupId,
-          })
-        }
+        // Do we need to add offsets if we've already done so for this consumer group? ${MARK}
+        if (!offsetsPartitionAdded) await this.addOffsetsToTransaction({ consumerGroupId })
 `,
     },
     {
-      what: 'the added-with-next-send method is guarded',
+      what: 'the new methods are guarded',
       before: `      addPartitionsToTransaction: { legalStates: [STATES.TRANSACTING] },`,
       after: `      addPartitionsToTransaction: { legalStates: [STATES.TRANSACTING] },
-      addPartitionsWithNextAdd: { legalStates: [STATES.TRANSACTING], async: false }, ${MARK}
+      nextPartitionsAdded: { legalStates: [STATES.TRANSACTING], async: false }, ${MARK}
       addOffsetsToTransaction: { legalStates: [STATES.TRANSACTING] }, ${MARK}`,
     },
   ],
   'src/producer/index.js': [
     {
-      what: 'a transaction can add partitions now or with its next send',
+      what: 'a transaction can add offsets alone and wait for its next send\'s partitions',
       before: `    return {
       sendBatch: transactionGuard(sendBatchTxn),`,
       after: `    return {
-      addPartitions: transactionGuard(topicData => transactionalEosManager.addPartitionsToTransaction(topicData)), ${MARK}
-      addPartitionsWithNextSend: transactionGuard(async topicData => transactionalEosManager.addPartitionsWithNextAdd(topicData)), ${MARK}
+      nextSendPartitionsAdded: transactionGuard(async () => transactionalEosManager.nextPartitionsAdded()), ${MARK}
       addOffsets: transactionGuard(({ consumerGroupId }) => transactionalEosManager.addOffsetsToTransaction({ consumerGroupId })), ${MARK}
       sendBatch: transactionGuard(sendBatchTxn),`,
     },

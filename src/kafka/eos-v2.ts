@@ -53,32 +53,34 @@ export interface TxnOffsets {
 /** What scripts/patch-kafkajs.js (10) adds to a kafkajs transaction. */
 interface RoundTripTransaction {
   addOffsets(o: { consumerGroupId: string }): Promise<void>;
-  addPartitions(topicData: { topic: string; partitions: { partition: number }[] }[]): Promise<void>;
-  addPartitionsWithNextSend(topicData: { topic: string; partitions: { partition: number }[] }[]): Promise<void>;
+  nextSendPartitionsAdded(): Promise<void>;
 }
 
 /** Whether this kafkajs carries patch 10 (offsets added alone, the send's AddPartitionsToTxn observable). */
 export function canOverlapOffsets(txn: Transaction): boolean {
   const t = txn as unknown as Partial<RoundTripTransaction>;
-  return typeof t.addOffsets === 'function' && typeof t.addPartitions === 'function' && typeof t.addPartitionsWithNextSend === 'function';
+  return typeof t.addOffsets === 'function' && typeof t.nextSendPartitionsAdded === 'function';
 }
 
 /**
- * AddOffsetsToTxn for one group (its offsets partition joins the transaction). CONCURRENT_TRANSACTIONS
- * (the coordinator still writing this producer's previous markers; nothing was added) is retried
- * every 10 ms, as sendOffsets does.
+ * A transaction request answered CONCURRENT_TRANSACTIONS (the coordinator still writing the
+ * producer's previous markers; nothing was changed) is sent again every 10 ms, up to 200 times.
  */
-export async function addOffsets(txn: Transaction, consumerGroupId: string, onRetry?: () => void): Promise<void> {
-  const t = txn as unknown as RoundTripTransaction;
+async function retryConcurrent(request: () => Promise<void>, onRetry?: () => void): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await t.addOffsets({ consumerGroupId });
+      return await request();
     } catch (err) {
       if (kafkaErrorType(err) !== 'CONCURRENT_TRANSACTIONS' || attempt >= 200) throw err;
       onRetry?.();
       await new Promise((r) => setTimeout(r, 10));
     }
   }
+}
+
+/** AddOffsetsToTxn for one group (its offsets partition joins the transaction), CONCURRENT_TRANSACTIONS retried. */
+export function addOffsets(txn: Transaction, consumerGroupId: string, onRetry?: () => void): Promise<void> {
+  return retryConcurrent(() => (txn as unknown as RoundTripTransaction).addOffsets({ consumerGroupId }), onRetry);
 }
 
 /**
@@ -106,11 +108,10 @@ export async function sendWithOffsets(txn: Transaction, send: () => Promise<void
     }
   }
   // Resolves once the next send's AddPartitionsToTxn is done (its Produce follows at once).
-  const partitionsIn = t.addPartitionsWithNextSend([]);
-  // After the sends, settle partitionsIn should no send have needed the request.
-  const sending = send().then(() => t.addPartitions([]));
-  // A send failing before its AddPartitionsToTxn leaves partitionsIn pending until the transaction
-  // ends: the race lets the offsets give up with it.
+  const partitionsIn = t.nextSendPartitionsAdded();
+  const sending = send();
+  // No send (no records) or one failing before its AddPartitionsToTxn leaves partitionsIn pending
+  // until the transaction ends: the race lets the offsets go (or give up) with the sends.
   const offsets = Promise.race([partitionsIn, sending]).then(async () => {
     const results = await Promise.allSettled(groups.map((o) => sendOffsets(txn, { ...o, offsetsPartitionAdded: true }, opts.onRetry)));
     const failed = results.flatMap((r, g) => (r.status === 'rejected' ? [opts.offsetsError ? opts.offsetsError(g, r.reason) : r.reason] : []));
@@ -127,17 +128,9 @@ export async function sendWithOffsets(txn: Transaction, send: () => Promise<void
  * the producer's previous markers when a transaction's first request is this one): retried here
  * every 10 ms; nothing was added when it is answered, so retrying is safe. `onRetry` counts them.
  */
-export async function sendOffsets(txn: Transaction, offsets: TxnOffsets, onRetry?: () => void): Promise<void> {
+export function sendOffsets(txn: Transaction, offsets: TxnOffsets, onRetry?: () => void): Promise<void> {
   const send = txn.sendOffsets as (o: TxnOffsets) => Promise<void>;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await send(offsets);
-    } catch (err) {
-      if (kafkaErrorType(err) !== 'CONCURRENT_TRANSACTIONS' || attempt >= 200) throw err;
-      onRetry?.();
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
+  return retryConcurrent(() => send(offsets), onRetry);
 }
 
 /**

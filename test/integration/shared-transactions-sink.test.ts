@@ -52,6 +52,29 @@ async function member(kafka: Kafka, groupId: string, topic: string, joins: Consu
   return consumer;
 }
 
+/** Topics of a two-group test (input of 2 partitions, output, dead letters), created, and its two group names. */
+async function twoGroupFixture(name: string) {
+  const suffix = uniqueSuffix();
+  const [input, output, dlq] = [`${name}-in.${suffix}`, `${name}-out.${suffix}`, `${name}-dlq.${suffix}`];
+  const [g1, g2] = [`${name}-g1-${suffix}`, `${name}-g2-${suffix}`];
+  const kafka = createKafka({ clientId: `${name}-test`, brokers: endpoints.brokers });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: 2 }, { topic: output, numPartitions: 1 }, { topic: dlq, numPartitions: 1 }] });
+  return { suffix, input, output, dlq, g1, g2, kafka, admin };
+}
+
+/** One paused member of each group on the input (they hold the memberships; the test commits for them). */
+async function pausedMembers(kafka: Kafka, groups: [string, string], input: string) {
+  const joins1: ConsumerGroupMetadata[] = [];
+  const joins2: ConsumerGroupMetadata[] = [];
+  const m1 = await member(kafka, groups[0], input, joins1);
+  const m2 = await member(kafka, groups[1], input, joins2);
+  m1.pause([{ topic: input }]);
+  m2.pause([{ topic: input }]);
+  return { m1, m2, joins1, joins2 };
+}
+
 describe('SharedTransactions against the real broker', () => {
   it('commits several partitions in one transaction, dead-letters a refused record alone, and refuses a stale generation', async () => {
     const suffix = uniqueSuffix();
@@ -118,25 +141,12 @@ describe('SharedTransactions against the real broker', () => {
   });
 
   it('two groups in one sink: one transaction for both, records in staging order, a stale group refused while the other commits', async () => {
-    const suffix = uniqueSuffix();
-    const input = `shared2-in.${suffix}`;
-    const output = `shared2-out.${suffix}`;
-    const dlq = `shared2-dlq.${suffix}`;
-    const [g1, g2] = [`shared2-g1-${suffix}`, `shared2-g2-${suffix}`];
-    const kafka = createKafka({ clientId: 'shared-sink-test-2', brokers: endpoints.brokers });
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: 2 }, { topic: output, numPartitions: 1 }, { topic: dlq, numPartitions: 1 }] });
+    const { suffix, input, output, dlq, g1, g2, kafka, admin } = await twoGroupFixture('shared2');
     const raw = kafka.producer();
     await raw.connect();
     for (const partition of [0, 1]) await raw.send({ topic: input, messages: Array.from({ length: 6 }, (_, i) => ({ partition, value: `in-${i}` })) });
     await raw.disconnect();
-    const joins1: ConsumerGroupMetadata[] = [];
-    const joins2: ConsumerGroupMetadata[] = [];
-    const m1 = await member(kafka, g1, input, joins1);
-    const m2 = await member(kafka, g2, input, joins2);
-    m1.pause([{ topic: input }]);
-    m2.pause([{ topic: input }]);
+    const { m1, m2, joins1, joins2 } = await pausedMembers(kafka, [g1, g2], input);
     let m2b: Consumer | undefined;
     const sink = new SharedTransactions({ kafka, groupId: g1, idPrefix: g1, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('shared-sink-test'), instanceId: `t${suffix}` });
     const stable = (group: string) => (topic: string, partition: number) => fetchStableOffset(admin, group, topic, partition);
@@ -181,12 +191,7 @@ describe('SharedTransactions against the real broker', () => {
   });
 
   it("overlapped offsets: AddOffsetsToTxn per group, the outputs' AddPartitionsToTxn, then Produce and both TxnOffsetCommits at once; the same commits as one request after the other", async () => {
-    const suffix = uniqueSuffix();
-    const input = `shared3-in.${suffix}`;
-    const output = `shared3-out.${suffix}`;
-    const dlq = `shared3-dlq.${suffix}`;
-    const [g1, g2] = [`shared3-g1-${suffix}`, `shared3-g2-${suffix}`];
-    const kafka = createKafka({ clientId: 'shared-sink-test-3', brokers: endpoints.brokers });
+    const { suffix, input, output, dlq, g1, g2, kafka, admin } = await twoGroupFixture('shared3');
     // The sink's producers log every request and response (kafkajs debug lines: "Request Produce(…)").
     const wire: string[] = [];
     const logged = new KafkaClient({
@@ -198,15 +203,7 @@ describe('SharedTransactions against the real broker', () => {
         if (m) wire.push(`${m[1]} ${m[2]}`);
       },
     });
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: 2 }, { topic: output, numPartitions: 1 }, { topic: dlq, numPartitions: 1 }] });
-    const joins1: ConsumerGroupMetadata[] = [];
-    const joins2: ConsumerGroupMetadata[] = [];
-    const m1 = await member(kafka, g1, input, joins1);
-    const m2 = await member(kafka, g2, input, joins2);
-    m1.pause([{ topic: input }]);
-    m2.pause([{ topic: input }]);
+    const { m1, m2, joins1, joins2 } = await pausedMembers(kafka, [g1, g2], input);
     try {
       await waitFor(() => joins1.length > 0 && joins2.length > 0, 30000, () => 'members never joined');
       const expected: string[] = [];
