@@ -7,8 +7,9 @@ import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, PipelinedTrans
 import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 import { SendGate } from './send-gate';
 import { SharedTransactions, type Generation, type SharedGroup, type SharedTransactionCounters, type SharedTransactionsObserver } from './shared-transactions';
-import { assertEosV2Patched, fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../kafka/eos-v2';
+import { assertEosV2Patched, fetchStableCommit, fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { StagingOrder } from './staging-order';
+import { HopSink } from './hop-sink';
 
 /** Gap between the two reads that must agree before a committed offset is trusted (see fetchCommitted). */
 const STABLE_READ_GAP_MS = 150;
@@ -104,6 +105,17 @@ export interface ChainRunnerOptions {
    * interval for all of them; the caller closes it). Absent: the runner creates its own.
    */
   sharedSink?: SharedTransactions;
+  /**
+   * A repartition hop with `repartition.delivery: deduplicated`: no transactions; records are sent
+   * as processed (timestamp order across lanes) through one idempotent producer and the input
+   * offsets committed apart (HopSink). Needs pipelinedCommits.
+   */
+  deduplicatedHop?: boolean;
+  /**
+   * The input is written by a deduplicated hop: each lane skips the copies a restarted hop wrote
+   * (LineageDedup) and commits its state with the offset. `onSkipped`: copies skipped (metrics).
+   */
+  dedupInput?: { onSkipped(count: number): void };
 }
 
 /**
@@ -128,6 +140,7 @@ export class ChainRunner {
   private lastError?: string;
   private lastErrorLog = 0;
   private aloSink?: AtLeastOnceSink;
+  private hopSink?: HopSink;
   private offsetsSink?: OffsetsOnlySink;
   private admin?: Promise<Admin>;
   private rejoinTimer?: NodeJS.Timeout;
@@ -151,8 +164,10 @@ export class ChainRunner {
     this.inputTopics = opts.topics ?? [this.inputTopic];
     this.log = createLogger('engine').child({ chain: opts.chain.name, group: opts.groupId });
     for (const s of opts.chain.stages) this.stageCounters.set(s.spec.name, { consumed: 0, produced: 0, deadLettered: 0, skipped: 0 });
-    if (opts.pipelinedCommits && opts.delivery === 'exactly-once') this.stagingOrder = new StagingOrder();
-    if (opts.transactions === 'shared' && opts.delivery === 'exactly-once') {
+    if (opts.deduplicatedHop && !opts.pipelinedCommits) throw new Error(`chain ${opts.chain.name}: a deduplicated hop stages records as processed (pipelinedCommits)`);
+    if (opts.dedupInput && opts.pipelinedCommits) throw new Error(`chain ${opts.chain.name}: de-duplicating lanes cannot also stage in order across lanes`);
+    if (opts.pipelinedCommits && (opts.delivery === 'exactly-once' || opts.deduplicatedHop)) this.stagingOrder = new StagingOrder();
+    if (opts.transactions === 'shared' && opts.delivery === 'exactly-once' && !opts.deduplicatedHop) {
       assertEosV2Patched();
       this.ownsShared = opts.sharedSink === undefined;
       this.shared = opts.sharedSink ?? new SharedTransactions({ kafka: opts.kafka, groupId: opts.groupId, deadLetterTopic: opts.deadLetterTopic, limits: opts.limits, log: this.log, instanceId: opts.instanceId, commit: opts.commit, observer: sharedSinkObserver(opts.metrics, opts.groupId) });
@@ -227,7 +242,9 @@ export class ChainRunner {
   }
 
   async start(): Promise<void> {
-    if (this.opts.delivery === 'at-least-once') {
+    if (this.opts.deduplicatedHop) {
+      this.hopSink = new HopSink({ kafka: this.opts.kafka, groupId: this.opts.groupId, deadLetterTopic: this.opts.deadLetterTopic, limits: this.opts.limits, log: this.log, consumer: () => this.consumer });
+    } else if (this.opts.delivery === 'at-least-once') {
       this.aloSink = new AtLeastOnceSink({ kafka: this.opts.kafka, groupId: this.opts.groupId, deadLetterTopic: this.opts.deadLetterTopic, limits: this.opts.limits, log: this.log, consumer: () => this.consumer });
     }
     if (this.opts.delivery === 'offsets-only') this.offsetsSink = new OffsetsOnlySink(() => this.consumer);
@@ -336,12 +353,20 @@ export class ChainRunner {
       onHealthy: () => this.onHealthy(),
       log: this.log,
       stagingOrder: this.stagingOrder,
+      dedup: this.opts.dedupInput,
     });
     this.stagingOrder?.add(lane);
     return lane;
   }
 
   private sinkFor(topic: string, partition: number): LaneSink {
+    const sink = this.baseSinkFor(topic, partition);
+    if (this.opts.dedupInput) sink.committedWithMetadata = async () => fetchStableCommit(await this.adminClient(), this.opts.groupId, topic, partition, { timeoutMs: 60000 });
+    return sink;
+  }
+
+  private baseSinkFor(topic: string, partition: number): LaneSink {
+    if (this.hopSink) return this.hopSink.lane();
     if (this.offsetsSink) {
       const sink = this.offsetsSink;
       return { init: async () => null, commit: (b) => sink.commit(b), committed: async () => null, close: async () => undefined, exactlyOnce: false };
@@ -575,6 +600,7 @@ export class ChainRunner {
     this.running = false;
     await this.consumer.disconnect().catch(() => undefined);
     await this.aloSink?.close();
+    await this.hopSink?.close();
     if (this.ownsShared) await this.shared?.close();
     if (this.admin) await (await this.admin.catch(() => undefined))?.disconnect().catch(() => undefined);
     this.log.info({ counters: this.counters, stages: Object.fromEntries(this.stageCounters) }, 'chain stopped');

@@ -47,6 +47,13 @@ export interface ChainStage {
    * differs are passed to `onKeyMismatch` (they are still processed).
    */
   keyCheck?: { field: string; onKeyMismatch(count: number, example: { key: string | null; entity: string | null }): void };
+  /**
+   * A deduplicated repartition hop (at the chain's head): a record it cannot read (too large for
+   * the stage, undecodable) is not dead-lettered here — that write would not be exactly-once — but
+   * forwarded unchanged under its original key, with its lineage, for the reading stage to
+   * dead-letter in its transaction.
+   */
+  forwardRejected?: boolean;
 }
 
 export interface ChainOptions {
@@ -191,12 +198,17 @@ export class Chain {
       entry.record.trace.consumedBy.push(head.spec.name);
       const size = (message.value?.length ?? 0) + (message.key?.length ?? 0);
       if (size > this.maxInputBytes) {
+        if (head.forwardRejected) {
+          this.forward(entry, head);
+          continue;
+        }
         this.reject(entry, head, new RecordRejection('TOO_LARGE', `input record of ${size} bytes exceeds the stage's limits.maxMessageBytes (${this.maxInputBytes})`));
         continue;
       }
       const decoded = await this.decoderFor(topic).decode(message.value);
       if (decoded instanceof RecordRejection) {
-        this.reject(entry, head, decoded);
+        if (head.forwardRejected) this.forward(entry, head);
+        else this.reject(entry, head, decoded);
         continue;
       }
       // Behind an earlier per-entity step: the processor sees the original event and the features so
@@ -243,6 +255,14 @@ export class Chain {
     const d = this.opts.decoders?.[topic];
     if (!d) throw new Error(`chain ${this.name} has no decoder for topic ${topic}`);
     return d;
+  }
+
+  /** forwardRejected: the consumed record, unchanged, to the hop's topic (original key, lineage, timestamp). */
+  private forward(entry: Entry, head: ChainStage): void {
+    const headers: Record<string, Buffer | string> = { ...entry.headers, [LINEAGE_HEADER]: lineageHeader(entry.lineage) };
+    if (entry.key) headers[KEY_HEADER] = entry.key;
+    entry.record.outputs.push({ topic: head.spec.output.topic, message: { key: entry.key, value: entry.message.value, headers, timestamp: String(entry.timestamp) } });
+    entry.record.trace.producedBy.push(head.spec.name);
   }
 
   private reject(entry: Entry, stage: ChainStage, rejection: RecordRejection): void {

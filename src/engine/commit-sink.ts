@@ -47,6 +47,8 @@ export interface CommitBatch {
   partition: number;
   /** The offset to commit: last consumed offset + 1. */
   nextOffset: string;
+  /** Committed with the offset (a de-duplicating lane's state: LineageDedup); absent: none. */
+  metadata?: string;
   records: SinkRecord[];
   /** Called once every record's fate is known, right before the offset is added and the transaction commits. */
   beforeCommit?(): void;
@@ -292,7 +294,7 @@ export class PartitionTransactions {
         }
       }
     }
-    const offsets = { consumerGroupId: this.opts.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: batch.nextOffset }] }] };
+    const offsets = { consumerGroupId: this.opts.groupId, topics: [{ topic: batch.topic, partitions: [offsetEntry(batch)] }] };
     if (eager) {
       try {
         await txn!.sendOffsets(offsets);
@@ -421,6 +423,11 @@ interface OpenTransaction {
   error?: unknown;
 }
 
+/** A batch's partition entry of an offset commit: its next offset, and its metadata when it has one. */
+export function offsetEntry(batch: Pick<CommitBatch, 'partition' | 'nextOffset' | 'metadata'>): { partition: number; offset: string; metadata?: string } {
+  return batch.metadata === undefined ? { partition: batch.partition, offset: batch.nextOffset } : { partition: batch.partition, offset: batch.nextOffset, metadata: batch.metadata };
+}
+
 function sameRecords(a: readonly SinkRecord[], b: readonly SinkRecord[]): boolean {
   return a.length === b.length && a.every((r, i) => r === b[i]);
 }
@@ -494,39 +501,46 @@ export class AtLeastOnceSink {
     this.connected ??= this.producer.connect();
     this.connected.catch(() => (this.connected = undefined));
     await this.connected;
-    const producer = this.producer;
-    rejectOversized(batch, this.opts.limits);
-    try {
-      for (const round of CommitPlan.of(batch, this.opts).rounds) await producer.sendBatch({ topicMessages: round });
-    } catch (err) {
-      if (!isRecordError(err)) throw err;
-      this.opts.log.warn({ err: kafkaErrorType(err), partition: batch.partition }, 'batch refused for a record-level reason; sending record by record');
-      // Records already acknowledged are sent again: at-least-once allows it.
-      for (const r of batch.records) {
-        if (r.outputs.length === 0) continue;
-        try {
-          for (const o of r.outputs) await producer.send({ topic: o.topic, messages: [o.message] });
-        } catch (e) {
-          if (!isRecordError(e)) throw e;
-          r.rejection = rejectionFor(e, r.outputs[0].topic);
-          r.outputs = [];
-        }
-      }
-      const dlq = batch.records.filter((r) => r.rejection).map((r) => r.toDeadLetter(r.rejection!));
-      for (const chunk of chunkBySize(dlq, chunkLimit(this.opts.limits.maxMessageBytes(this.opts.deadLetterTopic)))) {
-        await producer.send({ topic: this.opts.deadLetterTopic, messages: chunk });
-      }
-      const replies = batch.records.flatMap((r) => r.replies?.() ?? []);
-      if (replies.length > 0) await producer.send({ topic: replies[0].topic, messages: replies.map((x) => x.message) });
-    }
+    await sendAtLeastOnce(this.producer, batch, this.opts);
     // Committed while the consumer still runs: kafkajs silently skips commits once it is stopping,
     // which is why the engine commits before it stops the consumer.
-    await this.opts.consumer().commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }]);
+    await this.opts.consumer().commitOffsets([{ topic: batch.topic, ...offsetEntry(batch) }]);
   }
 
   async close(): Promise<void> {
     if (this.connected) await this.producer.disconnect().catch(() => undefined);
     this.connected = undefined;
+  }
+}
+
+/**
+ * Writes a batch's outputs, dead letters and replies with an idempotent producer (at-least-once):
+ * in size-bounded requests, or — after a record-level refusal — record by record, refused records
+ * turned into dead letters (records already acknowledged are sent again: at-least-once allows it).
+ */
+export async function sendAtLeastOnce(producer: IdempotentProducer, batch: Pick<CommitBatch, 'records'> & Partial<Pick<CommitBatch, 'partition'>>, opts: Pick<SinkOptions, 'deadLetterTopic' | 'limits' | 'log'>): Promise<void> {
+  rejectOversized(batch as CommitBatch, opts.limits);
+  try {
+    for (const round of CommitPlan.of(batch as CommitBatch, opts).rounds) await producer.sendBatch({ topicMessages: round });
+  } catch (err) {
+    if (!isRecordError(err)) throw err;
+    opts.log.warn({ err: kafkaErrorType(err), partition: batch.partition }, 'batch refused for a record-level reason; sending record by record');
+    for (const r of batch.records) {
+      if (r.outputs.length === 0) continue;
+      try {
+        for (const o of r.outputs) await producer.send({ topic: o.topic, messages: [o.message] });
+      } catch (e) {
+        if (!isRecordError(e)) throw e;
+        r.rejection = rejectionFor(e, r.outputs[0].topic);
+        r.outputs = [];
+      }
+    }
+    const dlq = batch.records.filter((r) => r.rejection).map((r) => r.toDeadLetter(r.rejection!));
+    for (const chunk of chunkBySize(dlq, chunkLimit(opts.limits.maxMessageBytes(opts.deadLetterTopic)))) {
+      await producer.send({ topic: opts.deadLetterTopic, messages: chunk });
+    }
+    const replies = batch.records.flatMap((r) => r.replies?.() ?? []);
+    if (replies.length > 0) await producer.send({ topic: replies[0].topic, messages: replies.map((x) => x.message) });
   }
 }
 

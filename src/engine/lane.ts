@@ -5,6 +5,7 @@ import { ProducerFencedError, type CommitBatch } from './commit-sink';
 import type { CuttableLane } from './shared-transactions';
 import type { OrderedLane, StagingOrder } from './staging-order';
 import { RetryLaterError } from './transient';
+import { LineageDedup } from './lineage-dedup';
 
 /** When a lane commits: whichever comes first once records are waiting. */
 export interface CommitPolicy {
@@ -33,6 +34,11 @@ export interface LaneSink {
   coordinated?: { announce(lane: CuttableLane, urgent: boolean): void };
   /** The committed offset as the broker has it now (null: none). */
   committed(): Promise<string | null>;
+  /**
+   * De-duplicating lanes (LaneOptions.dedup): the committed offset and the metadata committed with
+   * it, read after init took the partition.
+   */
+  committedWithMetadata?(): Promise<{ offset: string | null; metadata: string | null }>;
   /** Exactly-once sinks own their partition's transactional id; at-least-once ones simply resend. */
   readonly exactlyOnce: boolean;
   close(): Promise<void>;
@@ -64,6 +70,12 @@ export interface LaneOptions {
    * runner's lanes, as far as they are fetched (see StagingOrder).
    */
   stagingOrder?: StagingOrder;
+  /**
+   * The input is written by a deduplicated repartition hop: records the hop wrote again are skipped
+   * (LineageDedup), and the state is committed as the offset's metadata. Called with the number of
+   * copies skipped per chunk.
+   */
+  dedup?: { onSkipped(count: number): void };
 }
 
 type LaneState = 'running' | 'draining' | 'closed';
@@ -84,6 +96,11 @@ export class PartitionLane implements OrderedLane, CuttableLane {
   private unstaged: number[] = [];
   private buffer: ChainRecord[] = [];
   private bufferNext?: string;
+  /** De-duplicating lanes: the state as of `bufferNext` (committed with it). */
+  private bufferMeta?: string;
+  private dedup?: LineageDedup;
+  /** De-duplicating lanes: a chunk whose processing failed, retried as it was de-duplicated. */
+  private retryChunk?: { chunk: KafkaMessage[]; next: bigint; meta?: string };
   /** Records below this offset were processed already (or committed by a previous owner). */
   private nextOffset: bigint | null = null;
   /** The offset this lane last committed (or found committed when it took the partition). */
@@ -111,6 +128,12 @@ export class PartitionLane implements OrderedLane, CuttableLane {
       try {
         const committed = await this.opts.sink.init();
         this.opts.log.debug({ partition: this.opts.partition, committed }, 'lane took its partition');
+        if (this.opts.dedup) {
+          const read = await this.opts.sink.committedWithMetadata!();
+          // Another owner committed in between: retried (and fenced at commit if it keeps the partition).
+          if (read.offset !== committed) throw new Error(`partition ${this.opts.partition}: committed offset moved from ${committed} to ${read.offset} while its de-duplication state was read`);
+          this.dedup = LineageDedup.restore(read.metadata);
+        }
         this.lastCommitted = committed;
         if (committed !== null) this.nextOffset = BigInt(committed);
         return true;
@@ -159,12 +182,14 @@ export class PartitionLane implements OrderedLane, CuttableLane {
   private async pump(): Promise<void> {
     if (!(await this.ready)) return;
     let failures = 0;
-    while (this.queue.length > 0 && !this.isClosed() && !this.fenced) {
+    while ((this.queue.length > 0 || this.retryChunk) && !this.isClosed() && !this.fenced) {
       // Bound memory while commits fail: stop processing until the buffer drains.
       while (this.buffer.length >= this.opts.commit.maxRecords * 4 && this.committing && !this.isClosed()) await this.committing;
       await this.opts.whileSaturated();
       if (this.isClosed() || this.fenced) return;
-      const chunk = this.takeChunk();
+      const taken = this.nextChunk();
+      if (!taken) continue;
+      const { chunk, next, meta } = taken;
       if (chunk.length === 0) {
         this.opts.stagingOrder?.changed();
         continue;
@@ -177,11 +202,13 @@ export class PartitionLane implements OrderedLane, CuttableLane {
       } catch (err) {
         this.processing = [];
         // A dependency is down (or a bug): nothing of this chunk is kept; retry it after a backoff.
-        this.queue.unshift(...chunk);
+        if (this.dedup) this.retryChunk = taken; // already de-duplicated: the state moved past it
+        else this.queue.unshift(...chunk);
         if (err instanceof RetryLaterError) {
           // Waiting for other data is not a failure; stopping does not wait for it.
           if (this.state === 'draining') {
             this.queue = [];
+            this.retryChunk = undefined;
             return;
           }
         } else this.opts.onFailure(err as Error, 'process');
@@ -200,7 +227,7 @@ export class PartitionLane implements OrderedLane, CuttableLane {
       if (this.opts.stagingOrder && this.opts.sink.stage) {
         if (!(await this.stageInOrder(this.opts.stagingOrder, chunk, records, progressive))) return;
       } else this.opts.sink.stage?.(records);
-      if (!progressive) this.take(records, BigInt(chunk[chunk.length - 1].offset) + 1n);
+      if (!progressive) this.take(records, next, meta);
       if (this.paused && this.queue.length <= this.opts.highWater / 2) {
         this.paused = false;
         this.opts.resume();
@@ -209,11 +236,40 @@ export class PartitionLane implements OrderedLane, CuttableLane {
     }
   }
 
-  /** Processed records join the buffer; `next` is the offset after the last of them. */
-  private take(records: ChainRecord[], next: bigint): void {
+  /** Processed records join the buffer; `next` is the offset after the last of them; `meta`: the de-duplication state as of `next`. */
+  private take(records: ChainRecord[], next: bigint, meta?: string): void {
     this.buffer.push(...records);
     this.bufferNext = next.toString();
+    this.bufferMeta = meta;
     this.nextOffset = next;
+  }
+
+  /**
+   * The next chunk to process and the offset after it. De-duplicating lanes drop the copies a
+   * deduplicated hop wrote again (deciding once per record: a chunk whose processing failed is
+   * retried as it was) and return the state as of `next`; undefined when the chunk held only copies.
+   */
+  private nextChunk(): { chunk: KafkaMessage[]; next: bigint; meta?: string } | undefined {
+    if (this.retryChunk) {
+      const retry = this.retryChunk;
+      this.retryChunk = undefined;
+      return retry;
+    }
+    const chunk = this.takeChunk();
+    if (!this.dedup || chunk.length === 0) return { chunk, next: chunk.length === 0 ? 0n : BigInt(chunk[chunk.length - 1].offset) + 1n };
+    const next = BigInt(chunk[chunk.length - 1].offset) + 1n;
+    const dedup = this.dedup;
+    const kept = chunk.filter((m) => dedup.keep(m));
+    const meta = dedup.snapshot();
+    if (kept.length < chunk.length) this.opts.dedup!.onSkipped(chunk.length - kept.length);
+    if (kept.length > 0) return { chunk: kept, next, meta };
+    // Only copies: nothing to process; the position moves on (committed with the next records).
+    this.nextOffset = next;
+    if (this.buffer.length > 0) {
+      this.bufferNext = next.toString();
+      this.bufferMeta = meta;
+    }
+    return undefined;
   }
 
   /** Oldest record fetched and not yet staged (StagingOrder compares lanes by it). */
@@ -304,7 +360,7 @@ export class PartitionLane implements OrderedLane, CuttableLane {
 
   private startCommit(): void {
     const records = this.buffer;
-    const batch: CommitBatch & { records: ChainRecord[] } = { topic: this.opts.topic, partition: this.opts.partition, nextOffset: this.bufferNext!, records };
+    const batch: CommitBatch & { records: ChainRecord[] } = { topic: this.opts.topic, partition: this.opts.partition, nextOffset: this.bufferNext!, records, ...(this.bufferMeta === undefined ? {} : { metadata: this.bufferMeta }) };
     this.buffer = [];
     this.lastCommitStart = Date.now();
     this.committing = this.commitUntilDone(batch).finally(() => {
@@ -369,6 +425,7 @@ export class PartitionLane implements OrderedLane, CuttableLane {
     this.fenced = true;
     this.opts.stagingOrder?.remove(this);
     this.queue = [];
+    this.retryChunk = undefined;
     this.buffer = [];
     this.opts.onFenced(err);
   }
@@ -399,6 +456,7 @@ export class PartitionLane implements OrderedLane, CuttableLane {
     this.opts.stagingOrder?.remove(this);
     clearTimeout(this.timer);
     this.queue = [];
+    this.retryChunk = undefined;
     this.buffer = [];
     await Promise.allSettled([this.ready, this.pumping, this.committing]);
     await this.closeSink();

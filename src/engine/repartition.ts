@@ -32,7 +32,7 @@
 import type { Kafka } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
 import type { InputRecord, Lineage, Processor, ProcessorDefinition } from '../stages/processor';
-import type { LoadedTopology, StageSpec, TopicSpec } from '../topology/spec';
+import type { LoadedTopology, RepartitionDelivery, StageSpec, TopicSpec } from '../topology/spec';
 import { ConfigError, TributaryError } from '../util/errors';
 import { entityKey, parseFieldPath } from '../util/field-path';
 import { PARTIAL_VECTOR_SCHEMA } from './partial-vector';
@@ -107,6 +107,8 @@ export interface RepartitionEdge {
   topic: TopicSpec;
   field: string;
   purgeIntervalMs: number;
+  /** How the step writes the topic (`deduplicated`: HopSink, and the stage reads it through LineageDedup). */
+  delivery: RepartitionDelivery;
 }
 
 export interface EffectiveTopology {
@@ -135,6 +137,8 @@ export function planStage(topologyName: string, stage: StageSpec, input: TopicSp
   const fields = decision.kind === 'chain' ? decision.fields : [decision.field];
   const partitions = stage.repartition?.partitions ?? input.partitions;
   const purgeIntervalMs = stage.repartition?.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS;
+  const delivery = stage.repartition?.delivery ?? 'exactly-once';
+  if (delivery === 'deduplicated' && decision.kind === 'chain') throw new ConfigError('repartition.delivery', `deduplicated is for a stage repartitioned by one entity; this one is chained over ${fields.join(', ')} (its per-entity steps keep their order across entities in transactions)`);
   const internalTopic = (name: string, schema: string): TopicSpec => ({
     name,
     partitions,
@@ -157,7 +161,7 @@ export function planStage(topologyName: string, stage: StageSpec, input: TopicSp
     const step: StageSpec = last
       ? { ...stage, input: { topic: reading.name, fromBeginning: true }, ...entityStep }
       : { name: entityStepName(stage.name, entity), processor: stage.processor, input: { topic: reading.name, fromBeginning: true }, output: { topic: next!.name }, ...common, config: stage.config, internalOf: stage.name, ...entityStep };
-    plan.edges.push({ of: stage.name, stage: step.name, step: writer, topic: reading, field: entity, purgeIntervalMs });
+    plan.edges.push({ of: stage.name, stage: step.name, step: writer, topic: reading, field: entity, purgeIntervalMs, delivery: index === 0 ? delivery : 'exactly-once' });
     plan.stages.push(step);
     if (next) plan.topics.push(next);
     writer = step;
@@ -315,6 +319,12 @@ export class RepartitionPurger {
 export function purgedCounter(registry: Registry): Counter<'topic'> {
   const name = 'tributary_repartition_purged_records_total';
   return (registry.getSingleMetric(name) as Counter<'topic'> | undefined) ?? new Counter({ name, help: 'Consumed repartition-topic records deleted (DeleteRecords up to the committed offset)', labelNames: ['topic'], registers: [registry] });
+}
+
+/** Counter of records a deduplicated hop wrote twice that its reading stage skipped (one per registry). */
+export function duplicatesSkipped(registry: Registry): Counter<'topic'> {
+  const name = 'tributary_repartition_duplicates_skipped_total';
+  return (registry.getSingleMetric(name) as Counter<'topic'> | undefined) ?? new Counter({ name, help: 'Records of a deduplicated repartition topic skipped as copies a restarted hop wrote again (by lineage)', labelNames: ['topic'], registers: [registry] });
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Producer, Transaction } from 'kafkajs';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
 import { canOverlapOffsets, isGenerationError, sendOffsets, sendWithOffsets, type ConsumerGroupMetadata } from '../kafka/eos-v2';
-import { CommitPlan, connectEngineProducer, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
+import { CommitPlan, connectEngineProducer, offsetEntry, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
 import { crashPoint } from './fault-injection';
 import { checkInstanceId, randomInstanceId } from './instance-id';
 import type { CommitPolicy } from './lane';
@@ -455,13 +455,13 @@ export class SharedTransactions {
     const producer = await slot.connected();
     for (const e of entries) rejectOversized(e.batch, this.opts.limits);
     const records = this.recordsOf(entries);
-    const byGroup = new Map<Generation, Map<string, { partition: number; offset: string }[]>>();
+    const byGroup = new Map<Generation, Map<string, ReturnType<typeof offsetEntry>[]>>();
     for (const e of entries) {
       let topics = byGroup.get(e.generation);
       if (!topics) byGroup.set(e.generation, (topics = new Map()));
       let list = topics.get(e.batch.topic);
       if (!list) topics.set(e.batch.topic, (list = []));
-      list.push({ partition: e.batch.partition, offset: e.batch.nextOffset });
+      list.push(offsetEntry(e.batch));
     }
     const generations = [...byGroup.keys()];
     const offsets = [...byGroup].map(([generation, topics]) => ({ consumerGroupId: generation.group.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }));

@@ -3,6 +3,7 @@ import {
   Kafka,
   logLevel,
   type KafkaConfig,
+  type ICustomPartitioner,
   type LogEntry,
   type Producer,
   type ProducerBatch,
@@ -260,6 +261,8 @@ export interface IdempotentProducerOptions {
   logger?: Logger;
   /** Names the producer in logs. */
   name?: string;
+  /** kafkajs' partitioner (default kafkajs' own); where records land must match other writers of the topic. */
+  createPartitioner?: ICustomPartitioner;
 }
 
 /**
@@ -296,6 +299,7 @@ export class IdempotentProducer {
       idempotent: true,
       maxInFlightRequests: this.opts.maxInFlightRequests ?? 1,
       allowAutoTopicCreation: this.opts.allowAutoTopicCreation ?? false,
+      ...(this.opts.createPartitioner ? { createPartitioner: this.opts.createPartitioner } : {}),
       // kafkajs' own default for idempotent producers; the client-wide limit would otherwise apply.
       retry: { retries: Number.MAX_SAFE_INTEGER },
     });

@@ -43,7 +43,7 @@ export function groupMetadataOf(payload: unknown): ConsumerGroupMetadata | undef
 
 export interface TxnOffsets {
   consumerGroupId: string;
-  topics: { topic: string; partitions: { partition: number; offset: string }[] }[];
+  topics: { topic: string; partitions: { partition: number; offset: string; metadata?: string }[] }[];
   /** Present: TxnOffsetCommit v3, refused for a stale member. Absent: v0/v1 as kafkajs sends it. */
   consumerGroupMetadata?: ConsumerGroupMetadata;
   /** The group's offsets partition is in the transaction already (addOffsets): TxnOffsetCommit only. */
@@ -140,13 +140,18 @@ export function sendOffsets(txn: Transaction, offsets: TxnOffsets, onRetry?: () 
  * repeated until it clears or `timeoutMs` passes. null: none committed.
  */
 export async function fetchStableOffset(admin: Admin, groupId: string, topic: string, partition: number, opts: { timeoutMs?: number; retryMs?: number } = {}): Promise<string | null> {
+  return (await fetchStableCommit(admin, groupId, topic, partition, opts)).offset;
+}
+
+/** fetchStableOffset with the metadata committed beside the offset (null: none). */
+export async function fetchStableCommit(admin: Admin, groupId: string, topic: string, partition: number, opts: { timeoutMs?: number; retryMs?: number } = {}): Promise<{ offset: string | null; metadata: string | null }> {
   const deadline = Date.now() + (opts.timeoutMs ?? 120000);
-  type Stable = { topic: string; partitions: { partition: number; offset: string; unstable?: boolean }[] }[];
+  type Stable = { topic: string; partitions: { partition: number; offset: string; metadata: string | null; unstable?: boolean }[] }[];
   const fetch = admin.fetchOffsets as unknown as (o: { groupId: string; topics: string[]; requireStable: boolean }) => Promise<Stable>;
   for (;;) {
     const res = await fetch({ groupId, topics: [topic], requireStable: true });
     const entry = res.find((r) => r.topic === topic)?.partitions.find((p) => p.partition === partition);
-    if (entry?.unstable !== true) return entry && Number(entry.offset) >= 0 ? entry.offset : null;
+    if (entry?.unstable !== true) return entry && Number(entry.offset) >= 0 ? { offset: entry.offset, metadata: entry.metadata ?? null } : { offset: null, metadata: null };
     if (Date.now() >= deadline) throw new Error(`the committed offset of ${topic}[${partition}] (group ${groupId}) stayed unstable for ${opts.timeoutMs ?? 120000} ms: a transaction holding it is still pending`);
     await new Promise((r) => setTimeout(r, opts.retryMs ?? 20));
   }

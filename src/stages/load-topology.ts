@@ -142,7 +142,14 @@ function repartitionErrors(loaded: LoadedTopology, registry: ProcessorRegistry, 
       }
     }
     if (!input) return;
-    const plan = planStage(loaded.spec.name, stage, input, decision);
+    let plan: ReturnType<typeof planStage>;
+    try {
+      plan = planStage(loaded.spec.name, stage, input, decision);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      out.push(new ConfigError(`${at}.${err.path}`, err.detail, loaded.file));
+      return;
+    }
     for (const t of plan.topics) {
       if (topics.has(t.name)) out.push(new ConfigError(`${at}.name`, `the stage's internal topic '${t.name}' is also declared in topics (it is internal: created and named by Tributary)`, loaded.file));
     }

@@ -20,7 +20,8 @@ import { fusedEdges, planChains } from '../engine/plan';
 import { checkInstanceId } from '../engine/instance-id';
 import { readTopicLimits } from '../engine/topic-limits';
 import { DEFAULT_REPLY_PARTITIONS, REPLY_RETENTION_MS, replyTopicName, type ReplyRoute } from '../engine/replies';
-import { KeyMismatchReporter, REPARTITION_PROCESSOR, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
+import { HOP_COMMIT } from '../engine/hop-sink';
+import { KeyMismatchReporter, REPARTITION_PROCESSOR, duplicatesSkipped, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
 import { PartialVectorDecoder } from '../engine/partial-vector';
 import { processorsFor } from './load-topology';
 import type { Processor, ProcessorDefinition } from './processor';
@@ -107,6 +108,8 @@ interface BuildContext {
   /** The effective topology (with repartition steps). */
   topology: LoadedTopology;
   keyChecks: Map<string, string>;
+  /** The repartition hops of the effective topology. */
+  edges: RepartitionEdge[];
   keyMismatches: KeyMismatchReporter;
   processors: ProcessorRegistry;
   kafka: Kafka;
@@ -156,7 +159,7 @@ export class Pipeline {
     const limits = await readTopicLimits(kafka, [...selected.map((s) => s.output.topic), deadLetterTopic, replies.topic]);
     const dlqEncoder = new AvroEncoder<DeadLetter>(registry, catalog.get('dead-letter'), deadLetterTopic);
     const keyMismatches = new KeyMismatchReporter(metrics.registry, log);
-    const ctx: BuildContext = { options, topology, keyChecks: effective.keyChecks, keyMismatches, processors, kafka, registry, catalog, metrics, limits, dlq: { encoder: dlqEncoder, id: await dlqEncoder.id() }, replies };
+    const ctx: BuildContext = { options, topology, keyChecks: effective.keyChecks, edges: effective.edges, keyMismatches, processors, kafka, registry, catalog, metrics, limits, dlq: { encoder: dlqEncoder, id: await dlqEncoder.id() }, replies };
 
     const defOf = (s: StageSpec) => definition(processors, s.processor);
     const plan = planChains(selected, { fuse: options.fuse ?? true, runsApart: (s) => defOf(s).runsApart === true, boundaries: new Set(effective.edges.map((e) => e.topic.name)) });
@@ -254,6 +257,9 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
   const { endpoints } = options;
   const topicSchema = (name: string) => catalog.get(topology.spec.topics.find((t) => t.name === name)!.schema);
   const chainStages: ChainStage[] = [];
+  // A deduplicated hop (no transactions) and the stage that reads its topic (skips what it wrote twice).
+  const dedupHop = ctx.edges.some((e) => e.delivery === 'deduplicated' && e.step.name === stages[0].name);
+  const dedupReader = ctx.edges.find((e) => e.delivery === 'deduplicated' && e.stage === stages[0].name);
   for (const stage of stages) {
     const def = definition(processors, stage.processor);
     // Processors keep their own stage's group name for state (streaming state, hot-swap control)
@@ -268,6 +274,7 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
       encoder,
       schemaId: await encoder.id(),
       passthroughValue: stage.processor === REPARTITION_PROCESSOR,
+      forwardRejected: dedupHop && stage.processor === REPARTITION_PROCESSOR,
       wrapsEvent: wrapsEvent(stage),
       keyCheck: checkField ? { field: checkField, onKeyMismatch: (count, example) => ctx.keyMismatches.report(stage.name, checkField, count, example) } : undefined,
     });
@@ -287,9 +294,10 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     replies: ctx.replies,
     log: createLogger('engine'),
   });
-  const delivery = head.delivery ?? 'exactly-once';
-  const commit = { ...DEFAULT_COMMIT[delivery], ...(head.commit ?? {}) };
-  const transactions = transactionsOf(head);
+  // The deduplicated hop writes without transactions; its commits only record the input position.
+  const delivery = dedupHop ? 'at-least-once' : (head.delivery ?? 'exactly-once');
+  const commit = dedupHop ? { ...HOP_COMMIT } : { ...DEFAULT_COMMIT[delivery], ...(head.commit ?? {}) };
+  const transactions = dedupHop ? undefined : transactionsOf(head);
   // A stage that runs apart (a shadow) commits through a sink of its own: its backlog or a slow
   // candidate model never enlarges or delays the live chains' transactions.
   const apart = definition(processors, head.processor).runsApart === true;
@@ -312,6 +320,8 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     transactions,
     instanceId: options.instanceId,
     sharedSink: shared,
+    deduplicatedHop: dedupHop,
+    dedupInput: dedupReader ? { onSkipped: (count) => duplicatesSkipped(metrics.registry).inc({ topic: dedupReader.topic.name }, count) } : undefined,
   });
 }
 

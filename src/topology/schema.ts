@@ -134,6 +134,7 @@ export const topologyBaseSchema = {
             properties: {
               partitions: { type: 'integer', minimum: 1, maximum: 10000 },
               purgeIntervalMs: { type: 'integer', minimum: 1000 },
+              delivery: { enum: ['exactly-once', 'deduplicated'], description: "How the hop writes the topic. exactly-once (default): in the stage's transactions. deduplicated: with an idempotent producer as records are processed, input offsets committed apart; the stage skips records a restarted hop wrote twice by their lineage (the skip state is committed with its offsets). One transaction fewer between an event and its prediction. Not for stages chained over several entities." },
             },
           },
           config: { type: 'object' },

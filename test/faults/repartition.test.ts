@@ -3,7 +3,7 @@ import { LINEAGE_HEADER, parseLineageHeader } from '../../src/engine/repartition
 import { prepareFeatureSets } from '../../src/features/prepare';
 import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { committedKeys, faultTopologyFile, generatedKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
-import { readTopic, referenceValues, streamingIndexes, vectorDecoder } from '../helpers/streaming-reference';
+import { readTopic, referenceValues, streamingIndexes, vectorDecoder, type Row } from '../helpers/streaming-reference';
 import { isolatedTopology, testEndpoints, uniqueSuffix } from '../helpers/topology';
 
 const endpoints = testEndpoints();
@@ -16,10 +16,27 @@ const endpoints = testEndpoints();
  */
 /**
  * Per-partition transactions on a single Redis and on a Cluster; shared transactions (exactly-once
- * v2: the hop and extract+score in one transaction per interval for the process) on a single Redis.
+ * v2: the hop and extract+score in one transaction per interval for the process) on a single Redis;
+ * and a deduplicated hop (`repartition.delivery: deduplicated`: the hop writes without
+ * transactions, extract+score skip what it wrote twice) with shared transactions on a single Redis.
  */
+type Mode = 'per-partition' | 'shared' | 'deduplicated hop, shared';
 const single = redisTargets()[0];
-const cases: Array<[string, 'per-partition' | 'shared', () => Promise<RedisTarget>]> = [...redisTargets().map(([label, connect]) => [label, 'per-partition', connect] as [string, 'per-partition', () => Promise<RedisTarget>]), [single[0], 'shared', single[1]]];
+const cases: Array<[string, Mode, () => Promise<RedisTarget>]> = [...redisTargets().map(([label, connect]) => [label, 'per-partition', connect] as [string, Mode, () => Promise<RedisTarget>]), [single[0], 'shared', single[1]], [single[0], 'deduplicated hop, shared', single[1]]];
+
+/** The rows a deduplicated hop's reader keeps: per partition in offset order, those above the highest original offset seen per source partition. */
+function firstCopies(rows: Row[]): Row[] {
+  const highest = new Map<string, number>();
+  return [...rows]
+    .sort((a, b) => a.partition - b.partition || a.offset - b.offset)
+    .filter((r) => {
+      const l = parseLineageHeader(r.headers[LINEAGE_HEADER])!;
+      const key = `${r.partition}/${l.topic}/${l.partition}`;
+      if ((highest.get(key) ?? -1) >= l.offset) return false;
+      highest.set(key, l.offset);
+      return true;
+    });
+}
 
 describe.each(cases)('repartitioning by entity through crashes on %s (real processes, real broker), %s transactions', (_label, mode, connect) => {
   let target: RedisTarget;
@@ -29,10 +46,11 @@ describe.each(cases)('repartitioning by entity through crashes on %s (real proce
   afterAll(async () => target?.stop());
 
   it('kill -9 of the pipeline (repartition hop + extract+score) at a fixed point inside a transaction, then 4 times at random under load: 0 lost, 0 duplicated, original lineage, every streaming vector equals an uninterrupted replay of the repartition log, and every vector recomputed after a crash equals the one the crashed transaction wrote', async () => {
+    const dedup = mode === 'deduplicated hop, shared';
     const suffix = uniqueSuffix();
     const file = faultTopologyFile(suffix, (doc) => {
-      doc.stages[0].repartition = { purgeIntervalMs: 3_600_000 }; // kept for the replay below
-      doc.stages[0].transactions = mode;
+      doc.stages[0].repartition = { purgeIntervalMs: 3_600_000, ...(dedup ? { delivery: 'deduplicated' } : {}) }; // kept for the replay below
+      doc.stages[0].transactions = dedup ? 'shared' : mode;
     });
     // A dedicated server starts empty: the batch sets the vector reads are loaded into it first.
     if (target.dedicated) await prepareFeatureSets(isolatedTopology('topologies/fraud-detection.yaml', suffix), target.url);
@@ -44,7 +62,14 @@ describe.each(cases)('repartitioning by entity through crashes on %s (real proce
     // The first process dies in its 3rd extract+score transaction (group <topology>.extract, not the
     // hop's), after the vectors and predictions were sent, before the commit: those vectors are in
     // the log, aborted, and computed again by the next process.
-    let proc = new StageProcess(file, [], { ...env, TRIBUTARY_FAULT_CRASH_AT: `txn-sent@fraud-detection-${suffix}.extract:3` });
+    let proc: StageProcess;
+    if (dedup) {
+      // First, the deduplicated hop dies after its 3rd commit's records were acknowledged, before
+      // its input offsets were committed: the next process writes them again.
+      proc = new StageProcess(file, [], { ...env, TRIBUTARY_FAULT_CRASH_AT: `hop-sent@fraud-detection-${suffix}.extract-repartition:3` });
+      expect((await proc.exited).signal).toBe('SIGKILL');
+    }
+    proc = new StageProcess(file, [], { ...env, TRIBUTARY_FAULT_CRASH_AT: `txn-sent@fraud-detection-${suffix}.extract:3` });
     expect((await proc.exited).signal).toBe('SIGKILL');
     expect(proc.output).toContain('chain started');
     proc = new StageProcess(file, [], env);
@@ -59,7 +84,7 @@ describe.each(cases)('repartitioning by entity through crashes on %s (real proce
     const predictions = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 150000, suffix);
     expect((await proc.stop()).code).toBe(0);
     const { lost, duplicated } = lossAndDuplicates(expected, predictions);
-    if (mode === 'shared') expect(proc.output).toContain('"transactions":"shared"');
+    if (mode !== 'per-partition') expect(proc.output).toContain('"transactions":"shared"');
     recordFault({ scenario: `kill -9 x5 (1 fixed, 4 random) with a repartition hop, on ${_label}, ${mode} transactions`, events: count, lost, duplicated, recoverySeconds: 'n/a' });
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
 
@@ -81,9 +106,16 @@ describe.each(cases)('repartitioning by entity through crashes on %s (real proce
 
     // Uninterrupted reference: the repartition log, partition by partition in offset order, through a fresh enricher on the single Redis.
     const repTopic = `fraud-detection-${suffix}.extract-repartition`;
-    const rows = await readTopic(repTopic, count, false);
+    const hopRecords = await readTopic(repTopic, count, false);
+    for (const r of hopRecords) expect(parseLineageHeader(r.headers[LINEAGE_HEADER])!.topic).toBe(topic);
+    let rows = hopRecords;
+    if (dedup) {
+      // Written again after the crashes (at least the crashed hop's 3rd commit), each a copy the reader skipped.
+      rows = firstCopies(hopRecords);
+      expect(hopRecords.length).toBeGreaterThan(count);
+      expect(new Set(rows.map((r) => r.headers[LINEAGE_HEADER])).size).toBe(count);
+    }
     expect(rows).toHaveLength(count); // exactly once through the hop as well
-    for (const r of rows) expect(parseLineageHeader(r.headers[LINEAGE_HEADER])!.topic).toBe(topic);
 
     const want = await referenceValues(suffix, repTopic, rows);
     const streaming = streamingIndexes(vectors[0]);
