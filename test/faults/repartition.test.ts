@@ -3,7 +3,7 @@ import { LINEAGE_HEADER, parseLineageHeader } from '../../src/engine/repartition
 import { prepareFeatureSets } from '../../src/features/prepare';
 import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { committedKeys, faultTopologyFile, generatedKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
-import { readTopic, referenceValues, streamingIndexes, vectorDecoder, type Row } from '../helpers/streaming-reference';
+import { firstCopies, readTopic, referenceValues, streamingIndexes, vectorDecoder } from '../helpers/streaming-reference';
 import { isolatedTopology, testEndpoints, uniqueSuffix } from '../helpers/topology';
 
 const endpoints = testEndpoints();
@@ -23,20 +23,6 @@ const endpoints = testEndpoints();
 type Mode = 'per-partition' | 'shared' | 'deduplicated hop, shared';
 const single = redisTargets()[0];
 const cases: Array<[string, Mode, () => Promise<RedisTarget>]> = [...redisTargets().map(([label, connect]) => [label, 'per-partition', connect] as [string, Mode, () => Promise<RedisTarget>]), [single[0], 'shared', single[1]], [single[0], 'deduplicated hop, shared', single[1]]];
-
-/** The rows a deduplicated hop's reader keeps: per partition in offset order, those above the highest original offset seen per source partition. */
-function firstCopies(rows: Row[]): Row[] {
-  const highest = new Map<string, number>();
-  return [...rows]
-    .sort((a, b) => a.partition - b.partition || a.offset - b.offset)
-    .filter((r) => {
-      const l = parseLineageHeader(r.headers[LINEAGE_HEADER])!;
-      const key = `${r.partition}/${l.topic}/${l.partition}`;
-      if ((highest.get(key) ?? -1) >= l.offset) return false;
-      highest.set(key, l.offset);
-      return true;
-    });
-}
 
 describe.each(cases)('repartitioning by entity through crashes on %s (real processes, real broker), %s transactions', (_label, mode, connect) => {
   let target: RedisTarget;

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import Redis from 'ioredis';
 import type { FeatureVector } from '../../src/client/generated/avro-types';
 import { FRAUD_SCHEMAS_DIR, type Transaction } from '../../examples/fraud/schemas';
-import { KEY_HEADER } from '../../src/engine/repartition';
+import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from '../../src/engine/repartition';
 import { Enricher, describeVector } from '../../src/features/enricher';
 import { extractionBase, type ExtractionConfig } from '../../src/stages/extraction';
 import { AvroDecoder } from '../../src/kafka/avro-serde';
@@ -24,6 +24,25 @@ export interface Row {
   offset: number;
   value: Buffer;
   headers: Record<string, string>;
+}
+
+/**
+ * The rows of a repartition topic its reader keeps behind a deduplicated hop (LineageDedup): per
+ * partition in offset order, those above the highest original offset seen per source partition.
+ * Behind a transactional hop (no copies) all of them.
+ */
+export function firstCopies(rows: Row[]): Row[] {
+  const highest = new Map<string, number>();
+  return [...rows]
+    .sort((a, b) => a.partition - b.partition || a.offset - b.offset)
+    .filter((r) => {
+      const l = parseLineageHeader(r.headers[LINEAGE_HEADER]);
+      if (!l) return true;
+      const key = `${r.partition}/${l.topic}/${l.partition}`;
+      if ((highest.get(key) ?? -1) >= l.offset) return false;
+      highest.set(key, l.offset);
+      return true;
+    });
 }
 
 /** Every record of a topic, read_committed or (to see what crashed transactions wrote) read_uncommitted. */
