@@ -188,12 +188,13 @@ export class PartitionLane implements OrderedLane, CuttableLane {
       await this.opts.whileSaturated();
       if (this.isClosed() || this.fenced) return;
       const taken = this.nextChunk();
-      if (!taken) continue;
-      const { chunk, next, meta } = taken;
-      if (chunk.length === 0) {
+      if (!taken || taken.chunk.length === 0) {
+        // Nothing to process (copies, or records below the committed offset): a paused partition must still resume.
         this.opts.stagingOrder?.changed();
+        this.resumeIfDrained();
         continue;
       }
+      const { chunk, next, meta } = taken;
       let records: ChainRecord[];
       this.processing = chunk;
       try {
@@ -228,11 +229,16 @@ export class PartitionLane implements OrderedLane, CuttableLane {
         if (!(await this.stageInOrder(this.opts.stagingOrder, chunk, records, progressive))) return;
       } else this.opts.sink.stage?.(records);
       if (!progressive) this.take(records, next, meta);
-      if (this.paused && this.queue.length <= this.opts.highWater / 2) {
-        this.paused = false;
-        this.opts.resume();
-      }
+      this.resumeIfDrained();
       this.maybeCommit();
+    }
+  }
+
+  /** Backpressure: a paused partition resumes once its queue is down to half the high-water mark. */
+  private resumeIfDrained(): void {
+    if (this.paused && this.queue.length <= this.opts.highWater / 2) {
+      this.paused = false;
+      this.opts.resume();
     }
   }
 

@@ -140,7 +140,7 @@ describe('deduplicated hop: configuration and forwarding', () => {
   });
 
   it('the hop forwards a record it cannot decode unchanged under its original key, with its lineage, instead of dead-lettering it', async () => {
-    const bad = new RecordRejection('DESERIALIZATION_ERROR', 'not avro');
+    const bad = new RecordRejection('NOT_AVRO', 'not avro');
     const step = await repartitionProcessor.create({ field: 'cardId' }, {} as never);
     const chain = new Chain({
       stages: [{ spec: { name: 'x-repartition', processor: 'repartition', input: { topic: 'in' }, output: { topic: 'rep' }, config: {} }, processor: step, encoder: { encodeWithId: () => Buffer.from('x') } as never, schemaId: 1, passthroughValue: true, forwardRejected: true }],
