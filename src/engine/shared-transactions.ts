@@ -1,6 +1,6 @@
 import type { Producer, Transaction } from 'kafkajs';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
-import { addOffsets, canOverlapOffsets, isGenerationError, sendOffsets, sendWithOffsets, type ConsumerGroupMetadata } from '../kafka/eos-v2';
+import { canOverlapOffsets, isGenerationError, sendOffsets, sendWithOffsets, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { CommitPlan, connectEngineProducer, offsetEntry, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
 import { crashPoint } from './fault-injection';
 import { checkInstanceId, randomInstanceId } from './instance-id';
@@ -80,29 +80,9 @@ interface Pending {
   uncertain?: boolean;
 }
 
-/**
- * A slot's next transaction, begun ahead of its turn with its consumer groups' offsets partitions
- * already added (AddOffsetsToTxn), so that its turn starts at the outputs' AddPartitionsToTxn.
- */
-interface Prepared {
-  txn: Transaction;
-  groups: ReadonlySet<string>;
-}
-
-/**
- * A prepared transaction nobody took within this long is aborted: the coordinator would abort it
- * at the transaction timeout and fence the producer (a later turn would fail and retry).
- */
-export const PREPARED_IDLE_MS = 2000;
-
 /** One producer of the pool: created and initialised (InitProducerId) on first use, recreated after a failure. */
 class Slot {
   private producer?: Promise<Producer>;
-  /** Never rejects (a failed preparation yields undefined). */
-  private prepared?: Promise<Prepared | undefined>;
-  private idleTimer?: NodeJS.Timeout;
-  /** The abort of a prepared transaction that stayed idle. */
-  private ending?: Promise<void>;
 
   constructor(
     readonly transactionalId: string,
@@ -116,69 +96,11 @@ class Slot {
   }
 
   /**
-   * Begins this slot's next transaction now, right after its commit, and adds the groups' offsets
-   * partitions — off the latency path: the coordinator answers CONCURRENT_TRANSACTIONS until the
-   * commit's markers are written (retried every 10 ms), and the other slots' turns come first.
-   * Only the offsets partition is in it, so no output partition is held open and no offset is
-   * pending (a new owner's stable read does not wait for it).
-   */
-  prepare(groups: string[], onRetry?: () => void): void {
-    const producer = this.producer;
-    if (this.prepared || this.ending || !producer || groups.length === 0) return;
-    this.prepared = (async () => {
-      let txn: Transaction | undefined;
-      try {
-        txn = await (await producer).transaction();
-        for (const g of groups) await addOffsets(txn, g, onRetry);
-        return { txn, groups: new Set(groups) };
-      } catch (err) {
-        this.opts.log.debug({ transactionalId: this.transactionalId, err: (err as Error).message }, 'shared txn: preparing the next transaction failed; its turn begins one');
-        if (txn?.isActive()) await txn.abort().catch(() => this.reset());
-        return undefined;
-      }
-    })();
-    this.idleTimer = setTimeout(() => void this.abortPrepared(), this.opts.preparedIdleMs ?? PREPARED_IDLE_MS);
-    this.idleTimer.unref?.();
-  }
-
-  /** Whether a prepared transaction waits for this slot's next turn (tests). */
-  async isPrepared(): Promise<boolean> {
-    return (await this.prepared) !== undefined;
-  }
-
-  /** The prepared transaction (the caller now owns it), or undefined: begin one. */
-  async take(): Promise<Prepared | undefined> {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
-    const prepared = this.prepared;
-    this.prepared = undefined;
-    await this.ending;
-    return prepared;
-  }
-
-  /** Aborts a prepared transaction nobody took (idle, closing). */
-  private abortPrepared(): Promise<void> {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
-    const prepared = this.prepared;
-    this.prepared = undefined;
-    if (!prepared) return this.ending ?? Promise.resolve();
-    this.ending = (async () => {
-      const p = await prepared;
-      if (p?.txn.isActive()) await p.txn.abort().catch(() => this.reset());
-    })().finally(() => (this.ending = undefined));
-    return this.ending;
-  }
-
-  /**
    * Forgets the producer (its transaction state is unknown) and initialises a fresh one at once:
    * InitProducerId aborts whatever the failed transaction left open, so the partitions whose
    * offsets it held read as stable again without waiting for the transaction timeout.
    */
   reset(): void {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
-    this.prepared = undefined; // the old producer's; the fresh one's InitProducerId aborts it
     const p = this.producer;
     this.producer = undefined;
     void p?.then((x) => x.disconnect()).catch(() => undefined);
@@ -186,7 +108,6 @@ class Slot {
   }
 
   async close(): Promise<void> {
-    await this.abortPrepared();
     const p = this.producer;
     this.producer = undefined;
     if (p) await p.then((x) => x.disconnect()).catch(() => undefined);
@@ -221,14 +142,6 @@ export interface SharedTransactionsOptions extends SinkOptions {
    * after the other, as kafkajs does.
    */
   overlapOffsets?: boolean;
-  /**
-   * With overlapOffsets: begin each producer's next transaction right after its commit, its groups'
-   * AddOffsetsToTxn sent then (Slot.prepare), so a transaction's turn costs one round trip less.
-   * Default true.
-   */
-  prepareOffsets?: boolean;
-  /** A prepared transaction not taken within this long is aborted (default PREPARED_IDLE_MS; keep it well under the transaction timeout). */
-  preparedIdleMs?: number;
 }
 
 /** What a shared sink reports per transaction (Prometheus metrics; see sharedSinkObserver). */
@@ -281,8 +194,7 @@ class GroupRefused extends Error {
  *
  * A few producers (`<prefix>.<instance>.<k>`) take turns so that the one just committed (the
  * coordinator still writing its markers, answering CONCURRENT_TRANSACTIONS) is not the next one
- * used; meanwhile it begins its next transaction and adds the groups' offsets partitions, so that
- * its next turn costs one round trip less (Slot.prepare). Fencing moves from transactional ids to the group coordinator: a member that missed a
+ * used. Fencing moves from transactional ids to the group coordinator: a member that missed a
  * rebalance (a zombie) has its TxnOffsetCommit refused (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID), the
  * transaction is aborted, that generation's batches are refused (ProducerFencedError: the runner
  * rebuilds its lanes on the next join) and the other groups' batches go into the next transaction.
@@ -345,11 +257,6 @@ export class SharedTransactions {
     let g = this.groups.get(groupId);
     if (!g) this.groups.set(groupId, (g = new SharedGroup(groupId, hooks)));
     return g;
-  }
-
-  /** How many producers have their next transaction prepared (tests; see Slot.prepare). */
-  async preparedProducers(): Promise<number> {
-    return (await Promise.all(this.slots.map((s) => s.isPrepared()))).filter(Boolean).length;
   }
 
   /** Single-group use (tests): the member of `opts.groupId` joined a (new) generation. */
@@ -540,10 +447,8 @@ export class SharedTransactions {
   /**
    * One transaction: the batches' writes, each group's offsets with its generation, commit. The
    * writes and offsets go out with the fewest serial round trips (sendWithOffsets: 5 with EndTxn
-   * for two groups, where kafkajs' order takes 7), unless `overlapOffsets` is false or a
-   * record-level refusal is being probed. A transaction prepared after the slot's previous commit
-   * (Slot.prepare) already holds its groups' offsets partitions: AddPartitionsToTxn, Produce beside
-   * the TxnOffsetCommits, EndTxn — 3 on the latency path, whatever the number of groups.
+   * for a hop and its chain, where kafkajs' order takes 7), unless `overlapOffsets` is false or a
+   * record-level refusal is being probed.
    */
   private async transact(slot: Slot, entries: Pending[], probe = false): Promise<void> {
     const t0 = performance.now();
@@ -565,19 +470,12 @@ export class SharedTransactions {
       this.counters.concurrentRetries += 1;
       this.opts.observer?.concurrentRetry();
     };
-    const overlap = !probe && this.opts.overlapOffsets !== false;
-    let prepared = await slot.take();
-    let txn: Transaction | undefined;
+    let txn: Transaction | undefined = await producer.transaction();
     let tSent = t0;
     try {
-      if (prepared && !overlap) {
-        await prepared.txn.abort();
-        prepared = undefined;
-      }
-      txn = prepared?.txn ?? (await producer.transaction());
-      if (overlap && canOverlapOffsets(txn)) {
+      if (!probe && this.opts.overlapOffsets !== false && canOverlapOffsets(txn)) {
         const t = txn;
-        await sendWithOffsets(t, () => this.sendPlan(t, records), offsets, { onRetry, offsetsError: refusedAs, offsetsAdded: prepared?.groups });
+        await sendWithOffsets(t, () => this.sendPlan(t, records), offsets, { onRetry, offsetsError: refusedAs });
         tSent = performance.now();
       } else {
         try {
@@ -604,9 +502,8 @@ export class SharedTransactions {
       const tOffsets = performance.now();
       await txn.commit();
       this.opts.observer?.committed(records.length, (performance.now() - t0) / 1000);
-      if (overlap && canOverlapOffsets(txn) && this.opts.prepareOffsets !== false && !this.closed) slot.prepare(offsets.map((o) => o.consumerGroupId), onRetry);
       const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
-      this.opts.log.debug({ transactionalId: slot.transactionalId, prepared: prepared !== undefined, batches: entries.length, groups: byGroup.size, records: records.length, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
+      this.opts.log.debug({ transactionalId: slot.transactionalId, batches: entries.length, groups: byGroup.size, records: records.length, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
     } catch (err) {
       if (txn?.isActive()) {
         try {

@@ -94,18 +94,13 @@ export function addOffsets(txn: Transaction, consumerGroupId: string, onRetry?: 
  * Produce and TxnOffsetCommit only have their partitions verified. (A client cannot name
  * __consumer_offsets in AddPartitionsToTxn: the broker refuses internal topics.)
  *
- * `offsetsAdded`: groups whose AddOffsetsToTxn was sent before (a transaction begun ahead: then
- * 2 serial round trips before EndTxn for one group).
- *
  * Everything settles before this returns or throws, so the caller's abort never overtakes a
  * request in flight. `offsetsError` maps a group's failure (e.g. a stale generation) to what is
  * thrown; a failed send is thrown first.
  */
-export async function sendWithOffsets(txn: Transaction, send: () => Promise<void>, groups: TxnOffsets[], opts: { onRetry?: () => void; offsetsError?: (group: number, err: unknown) => unknown; offsetsAdded?: ReadonlySet<string> } = {}): Promise<void> {
+export async function sendWithOffsets(txn: Transaction, send: () => Promise<void>, groups: TxnOffsets[], opts: { onRetry?: () => void; offsetsError?: (group: number, err: unknown) => unknown } = {}): Promise<void> {
   const t = txn as unknown as RoundTripTransaction;
   for (let g = 0; g < groups.length; g++) {
-    // Added when the transaction was begun ahead of its turn (SharedTransactions' prepared transactions).
-    if (opts.offsetsAdded?.has(groups[g].consumerGroupId)) continue;
     try {
       await addOffsets(txn, groups[g].consumerGroupId, opts.onRetry);
     } catch (err) {

@@ -108,7 +108,7 @@ describe('Redis Cluster failover (3 masters + 3 replicas) with durable window st
       const vectors = await decodeAll(await readTopic(`fraud.features.${suffix}`, count, false));
       expect(vectors).toHaveLength(count);
       const repTopic = `fraud-detection-${suffix}.extract-repartition`;
-      // The demo's hop is deduplicated: what the stage read is the first copy of each record.
+      // Behind a deduplicated hop the stage reads the first copies; behind the demo's transactional one, every row.
       const rows = firstCopies(await readTopic(repTopic, count, false));
       expect(rows).toHaveLength(count);
       const want = await referenceValues(suffix, repTopic, rows);

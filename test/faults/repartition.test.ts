@@ -1,5 +1,14 @@
 import { produceDemoEvents } from '../../examples/fraud/produce';
-import { LINEAGE_HEADER, parseLineageHeader } from '../../src/engine/repartition';
+import * as path from 'node:path';
+import { FRAUD_SCHEMAS_DIR } from '../../examples/fraud/schemas';
+import { malformedTransactions } from '../../examples/fraud/malformed';
+import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from '../../src/engine/repartition';
+import type { DeadLetter } from '../../src/engine/records';
+import { SchemaCatalog } from '../../src/kafka/avro-schemas';
+import { AvroDecoder } from '../../src/kafka/avro-serde';
+import { createKafka } from '../../src/kafka/client';
+import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
+import { repoRoot } from '../../src/stack/paths';
 import { prepareFeatureSets } from '../../src/features/prepare';
 import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { committedKeys, faultTopologyFile, generatedKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
@@ -24,6 +33,26 @@ type Mode = 'per-partition' | 'shared' | 'deduplicated hop, shared';
 const single = redisTargets()[0];
 const cases: Array<[string, Mode, () => Promise<RedisTarget>]> = [...redisTargets().map(([label, connect]) => [label, 'per-partition', connect] as [string, Mode, () => Promise<RedisTarget>]), [single[0], 'shared', single[1]], [single[0], 'deduplicated hop, shared', single[1]]];
 
+/** Sends raw messages to a topic once the pipeline has created it. */
+async function sendOnceCreated(topic: string, messages: { key: string; value: Buffer }[]): Promise<void> {
+  const kafka = createKafka({ clientId: 'bad-events', brokers: endpoints.brokers });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + 60000;
+    while (!(await admin.listTopics()).includes(topic)) {
+      if (Date.now() > deadline) throw new Error(`${topic} was never created`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  const raw = kafka.producer();
+  await raw.connect();
+  await raw.send({ topic, messages });
+  await raw.disconnect();
+}
+
 describe.each(cases)('repartitioning by entity through crashes on %s (real processes, real broker), %s transactions', (_label, mode, connect) => {
   let target: RedisTarget;
   beforeAll(async () => {
@@ -45,6 +74,10 @@ describe.each(cases)('repartitioning by entity through crashes on %s (real proce
     const seed = 1717;
     const topic = `fraud.transactions.${suffix}`;
     const producing = produceDemoEvents({ ...endpoints, topic, count, rate: 150, seed });
+    // Deduplicated hop: malformed events too. The hop forwards them (its writes are not transactional)
+    // and extract dead-letters each exactly once, copies written again after the hop's crash included.
+    const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl });
+    const bad = dedup ? await malformedTransactions(registry, new SchemaCatalog(FRAUD_SCHEMAS_DIR).get('transaction'), `bad-${suffix}-`) : [];
     // The first process dies in its 3rd extract+score transaction (group <topology>.extract, not the
     // hop's), after the vectors and predictions were sent, before the commit: those vectors are in
     // the log, aborted, and computed again by the next process.
@@ -53,6 +86,7 @@ describe.each(cases)('repartitioning by entity through crashes on %s (real proce
       // First, the deduplicated hop dies after its 3rd commit's records were acknowledged, before
       // its input offsets were committed: the next process writes them again.
       proc = new StageProcess(file, [], { ...env, TRIBUTARY_FAULT_CRASH_AT: `hop-sent@fraud-detection-${suffix}.extract-repartition:3` });
+      await sendOnceCreated(topic, bad.map((b) => ({ key: b.key, value: b.value })));
       expect((await proc.exited).signal).toBe('SIGKILL');
     }
     proc = new StageProcess(file, [], { ...env, TRIBUTARY_FAULT_CRASH_AT: `txn-sent@fraud-detection-${suffix}.extract:3` });
@@ -73,6 +107,12 @@ describe.each(cases)('repartitioning by entity through crashes on %s (real proce
     if (mode !== 'per-partition') expect(proc.output).toContain('"transactions":"shared"');
     recordFault({ scenario: `kill -9 x5 (1 fixed, 4 random) with a repartition hop, on ${_label}, ${mode} transactions`, events: count, lost, duplicated, recoverySeconds: 'n/a' });
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
+
+    if (dedup) {
+      const deadLetters = new AvroDecoder<DeadLetter>(registry, new SchemaCatalog(path.join(repoRoot(), 'schemas')).get('dead-letter').type);
+      const letters = await Promise.all((await readTopic(`fraud.dlq.${suffix}`, bad.length, false)).map(async (r) => (await deadLetters.decode(r.value)) as DeadLetter));
+      expect(letters.map((d) => [d.key?.toString(), d.stage, d.errorKind, d.lineage.topic]).sort()).toEqual(bad.map((b) => [b.key, 'extract', b.expectedKind, topic]).sort());
+    }
 
     const decodeAll = vectorDecoder();
 
@@ -96,9 +136,11 @@ describe.each(cases)('repartitioning by entity through crashes on %s (real proce
     for (const r of hopRecords) expect(parseLineageHeader(r.headers[LINEAGE_HEADER])!.topic).toBe(topic);
     let rows = hopRecords;
     if (dedup) {
-      // Written again after the crashes (at least the crashed hop's 3rd commit), each a copy the reader skipped.
-      rows = firstCopies(hopRecords);
-      expect(hopRecords.length).toBeGreaterThan(count);
+      // Written again after the crashes (at least the crashed hop's 3rd commit), each a copy the reader
+      // skipped; the forwarded malformed events aside (dead-lettered above).
+      const badKeys = new Set(bad.map((b) => b.key));
+      rows = firstCopies(hopRecords).filter((r) => !badKeys.has(r.headers[KEY_HEADER]));
+      expect(hopRecords.length).toBeGreaterThan(count + bad.length);
       expect(new Set(rows.map((r) => r.headers[LINEAGE_HEADER])).size).toBe(count);
     }
     expect(rows).toHaveLength(count); // exactly once through the hop as well

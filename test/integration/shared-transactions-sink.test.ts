@@ -190,7 +190,7 @@ describe('SharedTransactions against the real broker', () => {
     }
   });
 
-  it("overlapped offsets: AddOffsetsToTxn per group (sent ahead, right after the producer's previous commit, when prepared), the outputs' AddPartitionsToTxn, then Produce and both TxnOffsetCommits at once; the same commits as one request after the other", async () => {
+  it("overlapped offsets: AddOffsetsToTxn per group, the outputs' AddPartitionsToTxn, then Produce and both TxnOffsetCommits at once; the same commits as one request after the other", async () => {
     const { suffix, input, output, dlq, g1, g2, kafka, admin } = await twoGroupFixture('shared3');
     // The sink's producers log every request and response (kafkajs debug lines: "Request Produce(…)").
     const wire: string[] = [];
@@ -208,9 +208,8 @@ describe('SharedTransactions against the real broker', () => {
       await waitFor(() => joins1.length > 0 && joins2.length > 0, 30000, () => 'members never joined');
       const expected: string[] = [];
       let next = 0;
-      for (const [overlapOffsets, prepareOffsets] of [[true, true], [true, false], [false, false]]) {
-        // A prepared transaction waits up to 8 s here (a slow machine must not see it aborted before its turn).
-        const sink = new SharedTransactions({ kafka: logged, groupId: g1, idPrefix: `${g1}-${overlapOffsets}-${prepareOffsets}`, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('shared-sink-test'), instanceId: `t${suffix}`, overlapOffsets, prepareOffsets, preparedIdleMs: 8000 });
+      for (const overlapOffsets of [true, false]) {
+        const sink = new SharedTransactions({ kafka: logged, groupId: g1, idPrefix: `${g1}-${overlapOffsets}`, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('shared-sink-test'), instanceId: `t${suffix}`, overlapOffsets });
         const stable = (group: string) => (topic: string, partition: number) => fetchStableOffset(admin, group, topic, partition);
         const gen1 = sink.group(g1, { readStable: stable(g1) }).join(joins1[joins1.length - 1]);
         const gen2 = sink.group(g2, { readStable: stable(g2) }).join(joins2[joins2.length - 1]);
@@ -221,8 +220,6 @@ describe('SharedTransactions against the real broker', () => {
             const [va, vb] = [`a${next}`, `b${next}`];
             next += 1;
             expected.push(va, vb);
-            // Preparing: every producer used so far has its next transaction begun (none is still on the wire).
-            expect(await sink.preparedProducers()).toBe(prepareOffsets ? Math.min(round, SHARED_PRODUCERS) : 0);
             wire.length = 0;
             await Promise.all([sink.commit(batch(input, 0, output, [va], String(next)), gen1), sink.commit(batch(input, 1, output, [vb], String(next)), gen2)]);
             expect(await fetchStableOffset(admin, g1, input, 0)).toBe(String(next));
@@ -234,20 +231,11 @@ describe('SharedTransactions against the real broker', () => {
         const at = (what: string) => wire.indexOf(what);
         const all = (what: string) => wire.flatMap((w, i) => (w === what ? [i] : []));
         expect(all('Request TxnOffsetCommit')).toHaveLength(2);
-        const beforeEnd = (what: string) => all(what).filter((i) => i < at('Request EndTxn'));
-        if (prepareOffsets) {
-          // Both groups' offsets partitions were added when the producer's previous transaction
-          // ended: this turn starts at the outputs' AddPartitionsToTxn (2 round trips before EndTxn).
-          expect(beforeEnd('Request AddOffsetsToTxn')).toEqual([]);
-          expect(wire.slice(0, at('Request EndTxn')).filter((w) => w.startsWith('Request'))[0]).toBe('Request AddPartitionsToTxn');
-        } else expect(beforeEnd('Request AddOffsetsToTxn').length).toBeGreaterThanOrEqual(2);
-        if (overlapOffsets && !prepareOffsets) {
+        expect(all('Request AddOffsetsToTxn').length).toBeGreaterThanOrEqual(2);
+        if (overlapOffsets) {
           // Offsets partitions first, then the outputs' partitions; both TxnOffsetCommits are on the
           // wire before the Produce is answered.
           expect(Math.max(...all('Response AddOffsetsToTxn'))).toBeLessThan(at('Request AddPartitionsToTxn'));
-          expect(Math.max(...all('Request TxnOffsetCommit'))).toBeLessThan(at('Response Produce'));
-          expect(Math.min(...all('Request TxnOffsetCommit'))).toBeGreaterThan(at('Response AddPartitionsToTxn'));
-        } else if (overlapOffsets) {
           expect(Math.max(...all('Request TxnOffsetCommit'))).toBeLessThan(at('Response Produce'));
           expect(Math.min(...all('Request TxnOffsetCommit'))).toBeGreaterThan(at('Response AddPartitionsToTxn'));
         } else {
@@ -257,38 +245,6 @@ describe('SharedTransactions against the real broker', () => {
         expect(Math.max(...all('Response TxnOffsetCommit'))).toBeLessThan(at('Request EndTxn'));
       }
       expect(await readCommitted(kafka, output, expected.length)).toEqual(expected);
-    } finally {
-      await Promise.allSettled([m1.disconnect(), m2.disconnect(), admin.disconnect()]);
-    }
-  });
-  it('a prepared transaction (offsets partition added ahead) holds no offset a stable read waits for, is aborted once idle, and the next turn begins a fresh one', async () => {
-    const { suffix, input, output, dlq, g1, g2, kafka, admin } = await twoGroupFixture('shared4');
-    const { m1, m2, joins1 } = await pausedMembers(kafka, [g1, g2], input);
-    const sink = new SharedTransactions({ kafka, groupId: g1, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('shared-sink-test'), instanceId: `t${suffix}`, producers: 1, preparedIdleMs: 1500 });
-    try {
-      await waitFor(() => joins1.length > 0, 30000, () => 'member never joined');
-      const gen = sink.group(g1, { readStable: (topic, partition) => fetchStableOffset(admin, g1, topic, partition) }).join(joins1[joins1.length - 1]);
-      await sink.commit(batch(input, 0, output, ['first'], '1'), gen);
-      expect(await sink.preparedProducers()).toBe(1);
-      // The prepared transaction is open at the coordinator, yet the group's offset reads as stable at once.
-      const t0 = Date.now();
-      expect(await fetchStableOffset(admin, g1, input, 0, { timeoutMs: 1000 })).toBe('1');
-      expect(Date.now() - t0).toBeLessThan(1000);
-      // Taken by the next turn: committed in it.
-      await sink.commit(batch(input, 0, output, ['second'], '2'), gen);
-      expect(await sink.preparedProducers()).toBe(1);
-      // Left idle: aborted (well before the 10 s transaction timeout would fence the producer).
-      const deadline = Date.now() + 10000;
-      while ((await sink.preparedProducers()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      expect(await sink.preparedProducers()).toBe(0);
-      await sink.commit(batch(input, 0, output, ['third'], '3'), gen);
-      expect(await fetchStableOffset(admin, g1, input, 0)).toBe('3');
-      expect(sink.counters.retries).toBe(0);
-    } finally {
-      await sink.close();
-    }
-    try {
-      expect(await readCommitted(kafka, output, 3)).toEqual(['first', 'second', 'third']);
     } finally {
       await Promise.allSettled([m1.disconnect(), m2.disconnect(), admin.disconnect()]);
     }
