@@ -57,7 +57,6 @@ export function variantSpec(root: string, o: VariantOptions): TopologySpec {
     cfg.features = (cfg.features ?? []).filter((n) => kindOf(n) !== 'windowed_aggregation');
   } else if (o.variant === 'bycard') {
     (extract as { partitionBy?: string }).partitionBy = 'none';
-    delete (extract as { repartition?: unknown }).repartition; // no hop to configure
   } else if (o.variant === 'stateless') {
     delete cfg.features;
     delete cfg.vector;

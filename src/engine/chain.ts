@@ -10,7 +10,7 @@ import { replyCopy, replyTarget, type ReplyRoute } from './replies';
 import { isTransientError } from './transient';
 import { entityKey, parseFieldPath } from '../util/field-path';
 import { CarriedEvent, partialRecord, type ValueDecoder } from './partial-vector';
-import { KEY_HEADER, LINEAGE_HEADER, REPARTITION_PROCESSOR, lineageHeader, parseLineageHeader } from './repartition';
+import { KEY_HEADER, LINEAGE_HEADER, REPARTITION_PROCESSOR, originHeaders, parseLineageHeader } from './repartition';
 
 /**
  * Header naming the stages that already processed a record inside a fused chain. A stage running
@@ -259,8 +259,7 @@ export class Chain {
 
   /** forwardRejected: the consumed record, unchanged, to the hop's topic (original key, lineage, timestamp). */
   private forward(entry: Entry, head: ChainStage): void {
-    const headers: Record<string, Buffer | string> = { ...entry.headers, [LINEAGE_HEADER]: lineageHeader(entry.lineage) };
-    if (entry.key) headers[KEY_HEADER] = entry.key;
+    const headers = { ...entry.headers, ...originHeaders(entry.lineage, entry.key) };
     entry.record.outputs.push({ topic: head.spec.output.topic, message: { key: entry.key, value: entry.message.value, headers, timestamp: String(entry.timestamp) } });
     entry.record.trace.producedBy.push(head.spec.name);
   }
@@ -287,8 +286,7 @@ export class Chain {
     let timestamp = out.timestamp;
     if (stage.wrapsEvent) {
       // Like a repartition hop: the next step sees the original record (lineage, key, timestamp).
-      headers[LINEAGE_HEADER] = lineageHeader(entry.lineage);
-      if (entry.key) headers[KEY_HEADER] = entry.key;
+      Object.assign(headers, originHeaders(entry.lineage, entry.key));
       timestamp ??= entry.timestamp;
     }
     return { key: out.key, value, headers, ...(timestamp === undefined ? {} : { timestamp: String(timestamp) }) };
@@ -377,7 +375,8 @@ export class Chain {
   }
 }
 
-function lastHeader(message: KafkaMessage, name: string): Buffer | undefined {
+/** A header's last value (kafkajs gives repeated headers as an array). */
+export function lastHeader(message: KafkaMessage, name: string): Buffer | undefined {
   const v = message.headers?.[name];
   if (v === undefined) return undefined;
   const one = Array.isArray(v) ? v[v.length - 1] : v;

@@ -262,8 +262,8 @@ export class PartitionLane implements OrderedLane, CuttableLane {
       return retry;
     }
     const chunk = this.takeChunk();
-    if (!this.dedup || chunk.length === 0) return { chunk, next: chunk.length === 0 ? 0n : BigInt(chunk[chunk.length - 1].offset) + 1n };
-    const next = BigInt(chunk[chunk.length - 1].offset) + 1n;
+    const next = chunk.length === 0 ? 0n : BigInt(chunk[chunk.length - 1].offset) + 1n;
+    if (!this.dedup || chunk.length === 0) return { chunk, next };
     const dedup = this.dedup;
     const kept = chunk.filter((m) => dedup.keep(m));
     const meta = dedup.snapshot();

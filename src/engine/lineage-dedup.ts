@@ -1,5 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import { TributaryError } from '../util/errors';
+import { lastHeader } from './chain';
 import { LINEAGE_HEADER, parseLineageHeader } from './repartition';
 
 /** Prefix of the offset-commit metadata that carries a lane's de-duplication state (with its format version). */
@@ -61,7 +62,7 @@ export class LineageDedup {
 
   /** True when the record is seen for the first time (process it); false for a copy (skip it). Updates the state. */
   keep(message: KafkaMessage): boolean {
-    const lineage = parseLineageHeader(lineageValue(message));
+    const lineage = parseLineageHeader(lastHeader(message, LINEAGE_HEADER));
     if (!lineage) return true;
     let partitions = this.highest.get(lineage.topic);
     if (!partitions) this.highest.set(lineage.topic, (partitions = new Map()));
@@ -82,10 +83,4 @@ export class LineageDedup {
     if (Buffer.byteLength(text) > MAX_DEDUP_METADATA_BYTES) throw new DedupStateError(`de-duplication state of ${Buffer.byteLength(text)} bytes exceeds offset.metadata.max.bytes (${MAX_DEDUP_METADATA_BYTES}): too many source partitions for a deduplicated hop`);
     return text;
   }
-}
-
-function lineageValue(message: KafkaMessage): Buffer | string | undefined {
-  const v = message.headers?.[LINEAGE_HEADER];
-  if (v === undefined) return undefined;
-  return Array.isArray(v) ? v[v.length - 1] : v;
 }

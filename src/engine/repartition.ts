@@ -227,6 +227,11 @@ export function lineageHeader(l: Lineage): string {
   return JSON.stringify({ topic: l.topic, partition: l.partition, offset: l.offset });
 }
 
+/** The headers that carry a record's origin through a hop: LINEAGE_HEADER, and KEY_HEADER unless the key was null. */
+export function originHeaders(lineage: Lineage, key: Buffer | string | null | undefined): Record<string, Buffer | string> {
+  return key ? { [LINEAGE_HEADER]: lineageHeader(lineage), [KEY_HEADER]: key } : { [LINEAGE_HEADER]: lineageHeader(lineage) };
+}
+
 /** Parses LINEAGE_HEADER; undefined when absent or malformed (then the consumed position is the lineage). */
 export function parseLineageHeader(v: Buffer | string | undefined): Lineage | undefined {
   if (v === undefined) return undefined;
@@ -256,9 +261,7 @@ export const repartitionProcessor: ProcessorDefinition<{ field: string }> = {
     return {
       async processBatch(records: readonly InputRecord<unknown>[]) {
         return records.map((r) => {
-          const headers: Record<string, Buffer | string> = { [LINEAGE_HEADER]: lineageHeader(r.lineage) };
-          if (r.key) headers[KEY_HEADER] = r.key;
-          return { key: entityKey(r.value, path) ?? r.key?.toString() ?? '', value: r.value, headers, timestamp: r.timestamp };
+          return { key: entityKey(r.value, path) ?? r.key?.toString() ?? '', value: r.value, headers: originHeaders(r.lineage, r.key), timestamp: r.timestamp };
         });
       },
       async close() {},

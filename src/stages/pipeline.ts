@@ -321,8 +321,13 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     instanceId: options.instanceId,
     sharedSink: shared,
     deduplicatedHop: dedupHop,
-    dedupInput: dedupReader ? { onSkipped: (count) => duplicatesSkipped(metrics.registry).inc({ topic: dedupReader.topic.name }, count) } : undefined,
+    dedupInput: dedupReader ? skippedCopies(duplicatesSkipped(metrics.registry), dedupReader.topic.name) : undefined,
   });
+}
+
+/** Counts the copies a de-duplicating reader of `topic` skips. */
+function skippedCopies(counter: ReturnType<typeof duplicatesSkipped>, topic: string): { onSkipped(count: number): void } {
+  return { onSkipped: (count) => counter.inc({ topic }, count) };
 }
 
 /**

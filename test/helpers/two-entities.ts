@@ -30,8 +30,6 @@ export function twoEntityExtract(spec: TopologySpec, features = ['card_profile',
   spec.stages = spec.stages.filter((s) => s.name === 'extract');
   const extract = spec.stages[0];
   extract.config = { ...extract.config, vector: { set: 'fraud_two_entities', version: 1 }, features };
-  // A deduplicated hop is for one entity; the chained steps keep their order across entities in transactions.
-  delete extract.repartition;
 }
 
 /**

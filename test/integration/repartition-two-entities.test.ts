@@ -125,8 +125,8 @@ function referenceTopology(suffix: string): LoadedTopology {
     const byMerchant = `${extract.input.topic}-by-merchant`;
     const merchantOut = `${extract.output.topic}-merchant`;
     spec.topics.push({ name: byMerchant, partitions: 3, schema: 'transaction' }, { name: merchantOut, partitions: 3, schema: 'feature-vector' });
-    const card: StageSpec = { ...extract, name: 'extract-card', partitionBy: 'none', repartition: undefined, config: { ...extract.config, vector: { set: 'ref_card', version: 1 }, features: ['card_activity'] } };
-    const merchant: StageSpec = { ...extract, name: 'extract-merchant', partitionBy: 'none', repartition: undefined, input: { topic: byMerchant }, output: { topic: merchantOut }, config: { ...extract.config, vector: { set: 'ref_merchant', version: 1 }, features: ['merchant_activity'] } };
+    const card: StageSpec = { ...extract, name: 'extract-card', partitionBy: 'none', config: { ...extract.config, vector: { set: 'ref_card', version: 1 }, features: ['card_activity'] } };
+    const merchant: StageSpec = { ...extract, name: 'extract-merchant', partitionBy: 'none', input: { topic: byMerchant }, output: { topic: merchantOut }, config: { ...extract.config, vector: { set: 'ref_merchant', version: 1 }, features: ['merchant_activity'] } };
     spec.stages = [card, merchant];
   });
 }
