@@ -3,13 +3,13 @@ import type { StageMetrics } from '../monitoring/metrics';
 import type { StageSpec } from '../topology/spec';
 import { createLogger, type Logger } from '../util/logger';
 import type { Chain, ChainRecord } from './chain';
-import { AtLeastOnceSink, OffsetsOnlySink, PartitionTransactions, PipelinedTransactions, type DeliveryMode, type SinkRecord, type TopicLimits } from './commit-sink';
+import { OffsetsOnlySink, PartitionTransactions, PipelinedTransactions, type DeliveryMode, type SinkRecord, type TopicLimits } from './commit-sink';
 import { PartitionLane, type CommitPolicy, type LaneSink } from './lane';
 import { SendGate } from './send-gate';
 import { SharedTransactions, type Generation, type SharedGroup, type SharedTransactionCounters, type SharedTransactionsObserver } from './shared-transactions';
 import { assertEosV2Patched, fetchStableCommit, fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../kafka/eos-v2';
 import { StagingOrder } from './staging-order';
-import { HopSink } from './hop-sink';
+import { EAGER_COMMIT, EagerSink } from './eager-sink';
 
 /** Gap between the two reads that must agree before a committed offset is trusted (see fetchCommitted). */
 const STABLE_READ_GAP_MS = 150;
@@ -36,11 +36,13 @@ export interface RunnerCounters {
 
 /**
  * Commit defaults, chosen from the live bench (BENCHMARKS.md): a lane commits as soon as its
- * previous commit finished and at least `intervalMs` passed since that one started.
+ * previous commit finished and at least `intervalMs` passed since that one started. Exactly-once
+ * outputs become visible at commit, so commits are frequent; at-least-once outputs are sent as they
+ * are processed (EagerSink) and a commit only records the input position, so it is rare.
  */
 export const DEFAULT_COMMIT: Record<DeliveryMode, CommitPolicy> = {
   'exactly-once': { intervalMs: 10, maxRecords: 2000 },
-  'at-least-once': { intervalMs: 5, maxRecords: 2000 },
+  'at-least-once': { ...EAGER_COMMIT },
 };
 
 /**
@@ -108,7 +110,7 @@ export interface ChainRunnerOptions {
   /**
    * A repartition hop with `repartition.delivery: deduplicated`: no transactions; records are sent
    * as processed (timestamp order across lanes) through one idempotent producer and the input
-   * offsets committed apart (HopSink). Needs pipelinedCommits.
+   * offsets committed apart (EagerSink). Needs pipelinedCommits.
    */
   deduplicatedHop?: boolean;
   /**
@@ -139,8 +141,8 @@ export class ChainRunner {
   private failingSince?: number;
   private lastError?: string;
   private lastErrorLog = 0;
-  private aloSink?: AtLeastOnceSink;
-  private hopSink?: HopSink;
+  /** At-least-once delivery and deduplicated hops: records sent as processed, offsets committed apart. */
+  private eagerSink?: EagerSink;
   private offsetsSink?: OffsetsOnlySink;
   private admin?: Promise<Admin>;
   private rejoinTimer?: NodeJS.Timeout;
@@ -242,10 +244,9 @@ export class ChainRunner {
   }
 
   async start(): Promise<void> {
-    if (this.opts.deduplicatedHop) {
-      this.hopSink = new HopSink({ kafka: this.opts.kafka, groupId: this.opts.groupId, deadLetterTopic: this.opts.deadLetterTopic, limits: this.opts.limits, log: this.log, consumer: () => this.consumer });
-    } else if (this.opts.delivery === 'at-least-once') {
-      this.aloSink = new AtLeastOnceSink({ kafka: this.opts.kafka, groupId: this.opts.groupId, deadLetterTopic: this.opts.deadLetterTopic, limits: this.opts.limits, log: this.log, consumer: () => this.consumer });
+    if (this.opts.deduplicatedHop || this.opts.delivery === 'at-least-once') {
+      const role = this.opts.deduplicatedHop ? 'deduplicated hop' : 'at-least-once';
+      this.eagerSink = new EagerSink({ kafka: this.opts.kafka, groupId: this.opts.groupId, deadLetterTopic: this.opts.deadLetterTopic, limits: this.opts.limits, log: this.log, consumer: () => this.consumer, role });
     }
     if (this.opts.delivery === 'offsets-only') this.offsetsSink = new OffsetsOnlySink(() => this.consumer);
     this.running = true;
@@ -366,13 +367,9 @@ export class ChainRunner {
   }
 
   private baseSinkFor(topic: string, partition: number): LaneSink {
-    if (this.hopSink) return this.hopSink.lane();
+    if (this.eagerSink) return this.eagerSink.lane();
     if (this.offsetsSink) {
       const sink = this.offsetsSink;
-      return { init: async () => null, commit: (b) => sink.commit(b), committed: async () => null, close: async () => undefined, exactlyOnce: false };
-    }
-    if (this.aloSink) {
-      const sink = this.aloSink;
       return { init: async () => null, commit: (b) => sink.commit(b), committed: async () => null, close: async () => undefined, exactlyOnce: false };
     }
     if (this.shared) {
@@ -485,7 +482,8 @@ export class ChainRunner {
       for (const s of t.consumedBy) consumed.set(s, (consumed.get(s) ?? 0) + 1);
       for (const s of t.producedBy) {
         produced.set(s, (produced.get(s) ?? 0) + 1);
-        metrics.endToEndSeconds.observe({ stage: s }, (now - t.timestamp) / 1000);
+        // Outputs are visible at commit, or — eager sinks — once acknowledged.
+        metrics.endToEndSeconds.observe({ stage: s }, ((r.visibleAt ?? now) - t.timestamp) / 1000);
       }
       if (r.rejection) {
         const stage = t.rejectedBy ?? this.head.name;
@@ -599,8 +597,7 @@ export class ChainRunner {
     await Promise.allSettled(this.retired.map((l) => l.abandon()));
     this.running = false;
     await this.consumer.disconnect().catch(() => undefined);
-    await this.aloSink?.close();
-    await this.hopSink?.close();
+    await this.eagerSink?.close();
     if (this.ownsShared) await this.shared?.close();
     if (this.admin) await (await this.admin.catch(() => undefined))?.disconnect().catch(() => undefined);
     this.log.info({ counters: this.counters, stages: Object.fromEntries(this.stageCounters) }, 'chain stopped');

@@ -6,7 +6,7 @@ import { canOverlapOffsets, sendWithOffsets } from '../kafka/eos-v2';
 import { TributaryError } from '../util/errors';
 import type { Logger } from '../util/logger';
 import { crashPoint } from './fault-injection';
-import { idempotentProducer, type IdempotentProducer } from '../kafka/client';
+import type { IdempotentProducer } from '../kafka/client';
 import type { SendGate } from './send-gate';
 
 /** How a chain's outputs and consumed offsets reach Kafka. */
@@ -39,6 +39,11 @@ export interface SinkRecord {
   toDeadLetter(rejection: RecordRejection): Message;
   /** Reply copies of the record's outputs and dead letter for a waiting requester (src/engine/replies.ts); absent: none. */
   replies?(): TopicMessage[];
+  /**
+   * Eager sinks (at-least-once): when the record's outputs were acknowledged, i.e. visible to
+   * readers — before its offset commit. End-to-end metrics use it instead of the commit time.
+   */
+  visibleAt?: number;
 }
 
 /** Records of one input partition, processed, to be written together with the consumed offset. */
@@ -481,35 +486,6 @@ export class PipelinedTransactions {
 
   async close(): Promise<void> {
     await Promise.all(this.slots.map((s) => s.close()));
-  }
-}
-
-/**
- * At-least-once (opt-in): outputs are sent with an idempotent producer, then the consumer commits the
- * offset. A crash between the two re-delivers the records (duplicates possible, nothing lost).
- */
-export class AtLeastOnceSink {
-  /** The project's idempotent producer: unlimited retries, replaced after a send that still failed. */
-  private readonly producer: IdempotentProducer;
-  private connected?: Promise<void>;
-
-  constructor(private readonly opts: SinkOptions & { consumer: () => Consumer }) {
-    this.producer = idempotentProducer(opts.kafka, { name: `${opts.groupId} (at-least-once)`, logger: opts.log });
-  }
-
-  async commit(batch: CommitBatch): Promise<void> {
-    this.connected ??= this.producer.connect();
-    this.connected.catch(() => (this.connected = undefined));
-    await this.connected;
-    await sendAtLeastOnce(this.producer, batch, this.opts);
-    // Committed while the consumer still runs: kafkajs silently skips commits once it is stopping,
-    // which is why the engine commits before it stops the consumer.
-    await this.opts.consumer().commitOffsets([{ topic: batch.topic, ...offsetEntry(batch) }]);
-  }
-
-  async close(): Promise<void> {
-    if (this.connected) await this.producer.disconnect().catch(() => undefined);
-    this.connected = undefined;
   }
 }
 

@@ -5,7 +5,7 @@
  * of one chain, when a process runs several). Unset (always, outside fault tests), a crash point
  * costs one comparison.
  */
-export type CrashPoint = 'txn-sent' | 'gateway-produced' | 'file-appended' | 'hop-sent';
+export type CrashPoint = 'txn-sent' | 'gateway-produced' | 'file-appended' | 'hop-sent' | 'alo-sent';
 
 const spec = /^([a-z-]+)(?:@([^:]+))?:(\d+)$/.exec(process.env.TRIBUTARY_FAULT_CRASH_AT ?? '');
 let remaining = spec ? Number(spec[3]) : 0;

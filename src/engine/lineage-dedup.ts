@@ -22,7 +22,7 @@ export class DedupStateError extends TributaryError {}
  * The hop writes with an idempotent producer, not in transactions: a crashed or rebalanced hop
  * writes again what it wrote after its last committed input offset. It writes every input
  * partition's records in offset order, each send only after the previous one was acknowledged, and
- * after a failed send it resends from the failed record on (HopSink). So in any repartition
+ * after a failed send it resends from the failed record on (EagerSink). So in any repartition
  * partition, a record of source partition P at original offset o appears only after every record
  * of P below o that goes to the same repartition partition — whether written by this owner of P, a
  * zombie, or a predecessor (each writes a contiguous run from a committed offset). A record whose

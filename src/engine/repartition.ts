@@ -107,7 +107,7 @@ export interface RepartitionEdge {
   topic: TopicSpec;
   field: string;
   purgeIntervalMs: number;
-  /** How the step writes the topic (`deduplicated`: HopSink, and the stage reads it through LineageDedup). */
+  /** How the step writes the topic (`deduplicated`: EagerSink, and the stage reads it through LineageDedup). */
   delivery: RepartitionDelivery;
 }
 

@@ -20,7 +20,7 @@ import { fusedEdges, planChains } from '../engine/plan';
 import { checkInstanceId } from '../engine/instance-id';
 import { readTopicLimits } from '../engine/topic-limits';
 import { DEFAULT_REPLY_PARTITIONS, REPLY_RETENTION_MS, replyTopicName, type ReplyRoute } from '../engine/replies';
-import { HOP_COMMIT } from '../engine/hop-sink';
+import { EAGER_COMMIT } from '../engine/eager-sink';
 import { KeyMismatchReporter, REPARTITION_PROCESSOR, duplicatesSkipped, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
 import { PartialVectorDecoder } from '../engine/partial-vector';
 import { processorsFor } from './load-topology';
@@ -296,7 +296,7 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
   });
   // The deduplicated hop writes without transactions; its commits only record the input position.
   const delivery = dedupHop ? 'at-least-once' : (head.delivery ?? 'exactly-once');
-  const commit = dedupHop ? { ...HOP_COMMIT } : { ...DEFAULT_COMMIT[delivery], ...(head.commit ?? {}) };
+  const commit = dedupHop ? { ...EAGER_COMMIT } : { ...DEFAULT_COMMIT[delivery], ...(head.commit ?? {}) };
   const transactions = dedupHop ? undefined : transactionsOf(head);
   // A stage that runs apart (a shadow) commits through a sink of its own: its backlog or a slow
   // candidate model never enlarges or delays the live chains' transactions.

@@ -112,7 +112,7 @@ export const topologyBaseSchema = {
           commit: {
             type: 'object',
             additionalProperties: false,
-            description: 'When each input partition commits (one transaction under exactly-once): as soon as the previous commit ended and intervalMs passed since it started, or once maxRecords wait. A fused chain uses its first stage\'s policy.',
+            description: 'When each input partition commits (one transaction under exactly-once; under at-least-once only the input offset, outputs being sent as computed): as soon as the previous commit ended and intervalMs passed since it started, or once maxRecords wait. Defaults: 10 ms / 2000 (exactly-once), 100 ms / 20000 (at-least-once). A fused chain uses its first stage\'s policy.',
             properties: {
               intervalMs: { type: 'integer', minimum: 0, maximum: 60000 },
               maxRecords: { type: 'integer', minimum: 1, maximum: 100000 },

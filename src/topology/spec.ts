@@ -71,8 +71,9 @@ export interface StageSpec {
    */
   limits?: { maxMessageBytes?: number; maxBatchBytes?: number };
   /**
-   * When each input partition commits (one transaction under exactly-once): as soon as the previous
-   * commit ended and `intervalMs` passed since it started, or once `maxRecords` wait. Defaults in
+   * When each input partition commits (one transaction under exactly-once; under at-least-once only
+   * the input offset, the outputs being sent as computed): as soon as the previous commit ended and
+   * `intervalMs` passed since it started, or once `maxRecords` wait. Defaults in
    * src/engine/chain-runner.ts (DEFAULT_COMMIT). A fused chain uses its first stage's policy.
    */
   commit?: { intervalMs?: number; maxRecords?: number };
