@@ -85,6 +85,23 @@ export interface ProcUsage {
   rssAvgMiB: number;
 }
 
+/**
+ * The machine's CPU stolen by its hypervisor (`steal` of /proc/stat's `cpu` line, all cores), as a
+ * pseudo-process: on a shared VM it moves every figure of a step, so each step reports it.
+ */
+export const STEAL = 'cpu steal (machine)';
+const STEAL_PID = -1;
+
+function readSteal(): Omit<ProcSample, 't'> | undefined {
+  try {
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+    // cpu user nice system idle iowait irq softirq steal ...
+    return { ticks: Number(cpu[8] ?? 0), rssBytes: 0 };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Samples named processes every `intervalMs`; `usage(name, from, to)` summarises a time window. */
 export class ProcSampler {
   private readonly samples = new Map<string, ProcSample[]>();
@@ -119,8 +136,13 @@ export class ProcSampler {
     for (const [name, pid] of this.pids) this.sampleOne(name, pid);
   }
 
+  /** Samples the machine's CPU steal too, as the pseudo-process STEAL. */
+  trackSteal(): void {
+    this.track(STEAL, STEAL_PID);
+  }
+
   private sampleOne(name: string, pid: number): void {
-    const s = readProc(pid);
+    const s = pid === STEAL_PID ? readSteal() : readProc(pid);
     if (s) this.samples.get(name)!.push({ t: Date.now(), ...s });
   }
 

@@ -18,7 +18,7 @@ import { artifactPaths, KAFKA_VERSION } from '../../src/stack/artifacts';
 import { repoRoot, stateFilePath } from '../../src/stack/paths';
 import { readState } from '../../src/stack/state';
 import { startTestStack } from '../../src/stack/test-harness';
-import { ProcSampler, round, type ChildConfig, type ChildMessage, type ProcUsage } from './common';
+import { ProcSampler, STEAL, round, type ChildConfig, type ChildMessage, type ProcUsage } from './common';
 import { LiveRunner, type CapacityResult, type LiveOptions, type StepResult } from './live';
 import { Progress } from './progress';
 import { kafkaPerf, preloadRedis, redisRaw, type KafkaPerf, type RedisRaw } from './raw';
@@ -316,8 +316,9 @@ async function main(): Promise<number> {
   const stack = await startTestStack();
   const sampler = new ProcSampler(250);
   const ep = { brokers: stack.endpoints.brokers, schemaRegistryUrl: stack.endpoints.schemaRegistryUrl, redisUrl: stack.endpoints.redisUrl };
-  const baseProcesses: string[] = ['bench (driver+probe)'];
+  const baseProcesses: string[] = ['bench (driver+probe)', STEAL];
   sampler.track('bench (driver+probe)', process.pid);
+  sampler.trackSteal();
   if (stack.endpoints.source === 'local') {
     const st = readState(stateFilePath());
     if (st) {

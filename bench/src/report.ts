@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import type { BenchResults, SystemOutcome } from './main';
 import { acceptance } from './acceptance';
 import type { StepResult } from './live';
+import { STEAL } from './common';
 
 const PALETTE = ['#1f77b4', '#2ca02c', '#9467bd', '#17becf', '#8c564b', '#e377c2', '#bcbd22', '#7f7f7f', '#d62728', '#ff7f0e', '#393b79', '#637939'];
 
@@ -144,14 +145,14 @@ export function markdownSection(r: BenchResults, svgRel: string, jsonRel: string
   }
   L.push(`![p99 latency vs offered load](${svgRel})`);
   L.push('');
-  L.push('**Resources at the latency steps** (CPU % of one core averaged over the step; the system\'s own process, the broker, the bench; void steps left out):');
+  L.push('**Resources at the latency steps** (CPU % of one core averaged over the step; the system\'s own process, the broker, the bench, and the CPU the hypervisor stole from the machine — all cores, so up to 100 × cores; void steps left out):');
   L.push('');
-  L.push('| system | offered/s | achieved/s | system CPU % | system RSS MiB | broker CPU % | bench CPU % | driver lateness p99 ms |');
-  L.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  L.push('| system | offered/s | achieved/s | system CPU % | system RSS MiB | broker CPU % | bench CPU % | CPU steal % | driver lateness p99 ms |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of r.systems) {
     const me = Object.keys(s.latency[0]?.processes ?? {}).find((k) => k.startsWith(s.name + ' ('));
     for (const x of s.latency.filter((y) => !y.void)) {
-      L.push(`| ${s.name} | ${f(x.rate)} | ${f(x.achievedEps)} | ${f(me ? x.processes[me]?.cpuPercent : undefined)} | ${f(me ? x.processes[me]?.rssMaxMiB : undefined)} | ${f(x.processes['kafka broker (java)']?.cpuPercent)} | ${f(x.processes['bench (driver+probe)']?.cpuPercent)} | ${f(x.driver.latenessMs.p99)} |`);
+      L.push(`| ${s.name} | ${f(x.rate)} | ${f(x.achievedEps)} | ${f(me ? x.processes[me]?.cpuPercent : undefined)} | ${f(me ? x.processes[me]?.rssMaxMiB : undefined)} | ${f(x.processes['kafka broker (java)']?.cpuPercent)} | ${f(x.processes['bench (driver+probe)']?.cpuPercent)} | ${f(x.processes[STEAL]?.cpuPercent)} | ${f(x.driver.latenessMs.p99)} |`);
     }
   }
   L.push('');

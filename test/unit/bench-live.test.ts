@@ -4,7 +4,7 @@
  */
 import { repoRoot } from '../../src/stack/paths';
 import { acceptance } from '../../bench/src/acceptance';
-import { ProcSampler } from '../../bench/src/common';
+import { ProcSampler, STEAL } from '../../bench/src/common';
 import { LiveRunner, slopePerSecond, stepUp, type LiveOptions, type Session, type StepResult, type StepPurpose } from '../../bench/src/live';
 import type { SystemOutcome } from '../../bench/src/main';
 import type { Progress } from '../../bench/src/progress';
@@ -222,5 +222,21 @@ describe('issue 12 acceptance checks', () => {
     const checks = acceptance([]);
     expect(checks.length).toBeGreaterThan(5);
     expect(checks.every((c) => c.ok === undefined)).toBe(true);
+  });
+});
+
+describe('ProcSampler', () => {
+  it('reports the machine\'s CPU steal over a window as a pseudo-process (a finite, non-negative % of one core)', async () => {
+    const sampler = new ProcSampler(20);
+    sampler.trackSteal();
+    const from = Date.now();
+    sampler.start();
+    await new Promise((r) => setTimeout(r, 150));
+    sampler.stop();
+    const usage = sampler.usage(STEAL, from - 1, Date.now() + 1);
+    expect(usage).toBeDefined();
+    expect(Number.isFinite(usage!.cpuPercent)).toBe(true);
+    expect(usage!.cpuPercent).toBeGreaterThanOrEqual(0);
+    expect(sampler.names()).toContain(STEAL);
   });
 });
