@@ -7,8 +7,6 @@ import type { LaneSink } from './lane';
 
 /** What one lane (one input partition) has staged. */
 interface EagerLane {
-  /** Records whose send was acknowledged. */
-  readonly sent: WeakSet<SinkRecord>;
   /** Settles when everything this lane staged so far was sent (or given up). Never rejects. */
   settled: Promise<void>;
   /**
@@ -26,9 +24,10 @@ interface Queued {
   done: () => void;
 }
 
-function acknowledged(lane: EagerLane, record: SinkRecord, at: number): void {
-  lane.sent.add(record);
-  record.visibleAt = at;
+/** Marks records acknowledged: `visibleAt` is both the end-to-end metric's time and the sink's "sent" mark. */
+function acknowledged(records: SinkRecord[]): void {
+  const at = Date.now();
+  for (const r of records) r.visibleAt = at;
 }
 
 /** What the sink is for: names its producer and log lines, and its crash point (fault tests). */
@@ -65,8 +64,6 @@ export class EagerSink {
   private connected?: Promise<void>;
   private queue: Queued[] = [];
   private draining = false;
-  /** Produce requests sent so far by the eager path (tests, metrics). */
-  requests = 0;
 
   constructor(private readonly opts: SinkOptions & { consumer: () => Consumer; role: EagerSinkRole; producer?: IdempotentProducer }) {
     this.producer = opts.producer ?? idempotentProducer(opts.kafka, { name: `${opts.groupId} (${opts.role})`, logger: opts.log, createPartitioner: JavaCompatiblePartitioner });
@@ -74,7 +71,7 @@ export class EagerSink {
 
   /** The sink of one lane (one input partition). */
   lane(): LaneSink {
-    const lane: EagerLane = { sent: new WeakSet(), settled: Promise.resolve(), held: [] };
+    const lane: EagerLane = { settled: Promise.resolve(), held: [] };
     return {
       init: async () => null,
       stage: (records) => this.stage(lane, records),
@@ -118,12 +115,8 @@ export class EagerSink {
           if (records.length > 0) {
             await this.ready();
             rejectOversized({ records } as unknown as CommitBatch, this.opts.limits);
-            for (const round of CommitPlan.of({ topic: '', partition: -1, nextOffset: '', records }, this.opts).rounds) {
-              this.requests += 1;
-              await this.producer.sendBatch({ topicMessages: round });
-            }
-            const at = Date.now();
-            for (const q of live) for (const r of q.records) acknowledged(q.lane, r, at);
+            for (const round of CommitPlan.of({ topic: '', partition: -1, nextOffset: '', records }, this.opts).rounds) await this.producer.sendBatch({ topicMessages: round });
+            acknowledged(records);
           }
         } catch (err) {
           // Synchronously, before anything else is staged: the failed records go first in `held`.
@@ -152,28 +145,25 @@ export class EagerSink {
       }
       const held = lane.held;
       lane.held = [];
-      try {
-        await this.ready();
-        await sendAtLeastOnce(this.producer, { records: held }, this.opts);
-      } catch (err) {
+      await this.resend(held).catch((err) => {
         lane.held = held.concat(lane.held);
         throw err;
-      }
-      const at = Date.now();
-      for (const r of held) acknowledged(lane, r, at);
+      });
     }
-    const unsent = batch.records.filter((r) => !lane.sent.has(r));
-    if (unsent.length > 0) {
-      // Records the lane never staged (defensive: every lane of an eager sink stages what it processes).
-      await this.ready();
-      await sendAtLeastOnce(this.producer, { records: unsent }, this.opts);
-      const at = Date.now();
-      for (const r of unsent) acknowledged(lane, r, at);
-    }
+    // Records the lane never staged (defensive: every lane of an eager sink stages what it processes).
+    const unsent = batch.records.filter((r) => r.visibleAt === undefined);
+    if (unsent.length > 0) await this.resend(unsent);
     batch.beforeCommit?.();
     crashPoint(CRASH_POINT[this.opts.role], this.opts.groupId);
     // Committed while the consumer still runs (kafkajs skips commits of a stopping consumer).
     await this.opts.consumer().commitOffsets([{ topic: batch.topic, ...offsetEntry(batch) }]);
+  }
+
+  /** Sends records from a commit (record-level refusals dead-lettered, as sendAtLeastOnce does) and marks them acknowledged. */
+  private async resend(records: SinkRecord[]): Promise<void> {
+    await this.ready();
+    await sendAtLeastOnce(this.producer, { records }, this.opts);
+    acknowledged(records);
   }
 
   async close(): Promise<void> {

@@ -20,7 +20,6 @@ import { fusedEdges, planChains } from '../engine/plan';
 import { checkInstanceId } from '../engine/instance-id';
 import { readTopicLimits } from '../engine/topic-limits';
 import { DEFAULT_REPLY_PARTITIONS, REPLY_RETENTION_MS, replyTopicName, type ReplyRoute } from '../engine/replies';
-import { EAGER_COMMIT } from '../engine/eager-sink';
 import { KeyMismatchReporter, REPARTITION_PROCESSOR, duplicatesSkipped, RepartitionPurger, checkRepartitionTopics, planRepartitions, purgedCounter, repartitionProcessor, type EffectiveTopology, type RepartitionEdge } from '../engine/repartition';
 import { PartialVectorDecoder } from '../engine/partial-vector';
 import { processorsFor } from './load-topology';
@@ -294,9 +293,10 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     replies: ctx.replies,
     log: createLogger('engine'),
   });
-  // The deduplicated hop writes without transactions; its commits only record the input position.
+  // The deduplicated hop writes without transactions (its commits only record the input position)
+  // and keeps the at-least-once default: the stage's `commit` is the stage's own.
   const delivery = dedupHop ? 'at-least-once' : (head.delivery ?? 'exactly-once');
-  const commit = dedupHop ? { ...EAGER_COMMIT } : { ...DEFAULT_COMMIT[delivery], ...(head.commit ?? {}) };
+  const commit = { ...DEFAULT_COMMIT[delivery], ...(dedupHop ? {} : (head.commit ?? {})) };
   const transactions = dedupHop ? undefined : transactionsOf(head);
   // A stage that runs apart (a shadow) commits through a sink of its own: its backlog or a slow
   // candidate model never enlarges or delays the live chains' transactions.

@@ -52,9 +52,12 @@ function records(...values: string[]): ChainRecord[] {
   return values.map((v) => ({ outputs: [{ topic: 'out', message: { key: v, value: v } }], toDeadLetter: () => ({ value: `dlq:${v}` }) })) as unknown as ChainRecord[];
 }
 
-function sinkWith(producer: RecordingProducer, commits: Array<{ partition: number; offset: string }>): EagerSink {
+/** A sink over a recording producer, and the offsets its commits committed. */
+function setup(): { producer: RecordingProducer; commits: Array<{ partition: number; offset: string }>; sink: EagerSink } {
+  const producer = new RecordingProducer();
+  const commits: Array<{ partition: number; offset: string }> = [];
   const consumer = { commitOffsets: async (entries: Array<{ partition: number; offset: string }>) => void commits.push(...entries.map((e) => ({ partition: e.partition, offset: e.offset }))) } as unknown as Consumer;
-  return new EagerSink({
+  const sink = new EagerSink({
     kafka: {} as Kafka,
     groupId: 'g',
     deadLetterTopic: 'dlq',
@@ -64,6 +67,7 @@ function sinkWith(producer: RecordingProducer, commits: Array<{ partition: numbe
     role: 'at-least-once',
     producer: producer as unknown as IdempotentProducer,
   });
+  return { producer, commits, sink };
 }
 
 const silent = createLogger('test');
@@ -73,9 +77,7 @@ const tick = () => new Promise((r) => setImmediate(r));
 
 describe('EagerSink', () => {
   it('sends as records are staged, one request at a time, each with everything staged meanwhile', async () => {
-    const producer = new RecordingProducer();
-    const commits: Array<{ partition: number; offset: string }> = [];
-    const sink = sinkWith(producer, commits);
+    const { producer, commits, sink } = setup();
     const a = sink.lane();
     const b = sink.lane();
     producer.hold();
@@ -102,9 +104,7 @@ describe('EagerSink', () => {
   });
 
   it('after a failed send, holds the lane back until its next commit has sent everything in order, then sends eagerly again', async () => {
-    const producer = new RecordingProducer();
-    const commits: Array<{ partition: number; offset: string }> = [];
-    const sink = sinkWith(producer, commits);
+    const { producer, commits, sink } = setup();
     const lane = sink.lane();
     const other = sink.lane();
     producer.failing.add(0);
@@ -142,9 +142,7 @@ describe('EagerSink', () => {
   });
 
   it('a commit whose held-back send fails keeps the records held, in order, for the next commit', async () => {
-    const producer = new RecordingProducer();
-    const commits: Array<{ partition: number; offset: string }> = [];
-    const sink = sinkWith(producer, commits);
+    const { producer, commits, sink } = setup();
     const lane = sink.lane();
     producer.failing.add(0);
     producer.failing.add(1);
