@@ -80,6 +80,8 @@ export interface StepResult {
   rate: number;
   /** For purpose 'fraction': the fraction of capacity. */
   fraction?: number;
+  /** In an interleaved run (`--interleave`): the round (0-based) this step belongs to. */
+  round?: number;
   seconds: number;
   sent: number;
   /** Predictions received while driving (start..end of the step) / step seconds. */
@@ -135,7 +137,7 @@ export class LiveRunner {
     return stepLeftS + Math.max(0, this.stepsPlanned() - this.stepsDone - 1) * per + this.etaAfter();
   }
 
-  async step(s: Session, purpose: StepPurpose, rate: number, seconds = this.o.stepSeconds, fraction?: number): Promise<StepResult> {
+  async step(s: Session, purpose: StepPurpose, rate: number, seconds = this.o.stepSeconds, fraction?: number, roundNo?: number): Promise<StepResult> {
     s.assertAlive();
     const inst = s.current();
     const phase = `s${this.seq++}`;
@@ -218,6 +220,7 @@ export class LiveRunner {
       phase,
       rate,
       fraction,
+      ...(roundNo !== undefined ? { round: roundNo } : {}),
       seconds,
       sent: track.sent,
       achievedEps: round(predictedWhileDriving / seconds, 0),
@@ -240,7 +243,7 @@ export class LiveRunner {
     };
     this.stepsDone++;
     this.progress.log(
-      `${s.system} ${purpose}${fraction !== undefined ? ` ${Math.round(fraction * 100)}%` : ''} ${rate.toLocaleString('en-US')}/s x ${seconds} s: ${r.void ? (failsDespiteVoid ? 'VOID+FAIL' : 'VOID') : r.pass ? 'pass' : 'FAIL'} p50 ${latencyMs.p50 ?? '∞'} p99 ${latencyMs.p99 ?? '∞'} max ${latencyMs.max ?? '∞'} ms (produced p99 ${r.producedLatencyMs.p99 ?? '–'}), achieved ${r.achievedEps}/s, lag end ${lag.endOfStep} slope ${lag.slopePerS}/s, driver late p99 ${d.latenessMs.p99} ms${reasons.length ? ` [${reasons.join('; ')}]` : ''}`,
+      `${s.system} ${purpose}${fraction !== undefined ? ` ${Math.round(fraction * 100)}%` : ''}${roundNo !== undefined ? ` round ${roundNo + 1}` : ''} ${rate.toLocaleString('en-US')}/s x ${seconds} s: ${r.void ? (failsDespiteVoid ? 'VOID+FAIL' : 'VOID') : r.pass ? 'pass' : 'FAIL'} p50 ${latencyMs.p50 ?? '∞'} p99 ${latencyMs.p99 ?? '∞'} max ${latencyMs.max ?? '∞'} ms (produced p99 ${r.producedLatencyMs.p99 ?? '–'}), achieved ${r.achievedEps}/s, lag end ${lag.endOfStep} slope ${lag.slopePerS}/s, driver late p99 ${d.latenessMs.p99} ms${reasons.length ? ` [${reasons.join('; ')}]` : ''}`,
       { system: s.system, step: r },
     );
     if (!drained) await s.restart(`step ${phase} at ${rate}/s left ${undelivered} events unpredicted after ${this.o.drainTimeoutS} s`);

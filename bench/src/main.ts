@@ -18,6 +18,7 @@ import { artifactPaths, KAFKA_VERSION } from '../../src/stack/artifacts';
 import { repoRoot, stateFilePath } from '../../src/stack/paths';
 import { readState } from '../../src/stack/state';
 import { startTestStack } from '../../src/stack/test-harness';
+import { interleavedSchedule } from './interleave';
 import { ProcSampler, STEAL, round, type ChildConfig, type ChildMessage, type ProcUsage } from './common';
 import { LiveRunner, type CapacityResult, type LiveOptions, type StepResult } from './live';
 import { Progress } from './progress';
@@ -58,6 +59,11 @@ const HELP = `npm run bench -- [options]
                           per-stage commit settings for engines that know them (default: the engine's);
                           a list (--commit-interval-ms 5,10,30) measures every Tributary system once per
                           interval in the same run, as <system>~i<N>
+  --interleave N          a paired comparison instead of the capacity search: every selected system is started
+                          and warmed up first, then N rounds of the --rates, each rate stepped once per system
+                          while the others idle, the order reversed every other round (A B, B A, ...), so a
+                          drift of the machine's speed hits every system alike; the report adds each round's
+                          p50 / p99, their medians and in how many rounds each system beat the first
   --skip-raw              skip the raw limits (Kafka perf tools, onnxruntime, Redis)
   --raw-records N         records for Kafka's perf tools (default 500000; quick 100000)
   --build-peer            run bench/peers/kstreams/build.sh when the peer jar is missing
@@ -83,7 +89,19 @@ interface Options {
   commit?: { intervalMs?: number; maxRecords?: number };
   /** Commit intervals (ms) to measure each Tributary system at, as systems <name>~i<N> (one run). */
   commitSweep?: number[];
+  /** Rounds of an interleaved (paired) run; 0 = the usual run, one system after the other. */
+  interleave: number;
   live: LiveOptions;
+}
+
+function positiveIntOrZero(v: string | undefined, flag: string): number {
+  if (v === undefined) return 0;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`${flag}: expected a whole number of rounds, got '${v}'`);
+    process.exit(2);
+  }
+  return n;
 }
 
 const nums = (s: string) => s.split(',').map((x) => Number(x.trim())).filter((x) => Number.isFinite(x) && x > 0);
@@ -106,6 +124,7 @@ function options(): Options {
       'commit-max-records': { type: 'string' },
       'raw-records': { type: 'string' },
       'skip-raw': { type: 'boolean', default: false },
+      interleave: { type: 'string' },
       'build-peer': { type: 'boolean', default: false },
       'no-markdown': { type: 'boolean', default: false },
       tag: { type: 'string' },
@@ -137,6 +156,7 @@ function options(): Options {
     featuresOnly: values.features,
     commit,
     commitSweep: sweep,
+    interleave: positiveIntOrZero(values.interleave, '--interleave'),
     live: {
       stepSeconds: step,
       drainTimeoutS: Math.max(20, 2 * step),
@@ -401,11 +421,38 @@ async function main(): Promise<number> {
     }
     await stack.stop();
   };
-  process.once('SIGINT', () => {
-    interrupted = true;
-    progress.log('interrupted: stopping children, deleting this run\'s topics');
-    void cleanup().finally(() => process.exit(130));
-  });
+  // SIGTERM too (kill, timeout): otherwise the system processes outlive the bench
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      interrupted = true;
+      progress.log(`interrupted (${sig}): stopping children, deleting this run's topics`);
+      void cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    });
+  }
+
+  const paired: Array<{ out: SystemOutcome; session: SystemSession }> = [];
+  /** The end of one system: the last predictions, stop, correctness, log levels, its topics deleted. */
+  const finishSystem = async (out: SystemOutcome, session: SystemSession) => {
+    if (out.status === 'ok') {
+      try {
+        // the last predictions, then a grace second for late duplicates
+        for (const t of session.current().probe.phases.values()) await session.current().probe.drained(t, opts.live.drainTimeoutS * 1000);
+        await new Promise((r) => setTimeout(r, 1000));
+      } catch (err) {
+        out.status = 'failed';
+        out.error = (err as Error).message;
+      }
+    }
+    await session.stop().catch((err) => progress.log(`${out.name}: stop: ${(err as Error).message}`));
+    out.restarts = session.restarts;
+    out.counters = session.counters;
+    out.correctness = correctness(session);
+    out.log = { file: path.relative(repoRoot(), session.logFile), ...session.logLevels() };
+    if (out.status === 'failed') results.failures.push(`${out.name}: ${out.error}`);
+    if (!out.correctness.ok) results.failures.push(`${out.name}: correctness: ${JSON.stringify(out.correctness)}`);
+    progress.log(`${out.name}: correctness ${out.correctness.ok ? 'ok' : 'FAILED'} (${out.correctness.predicted}/${out.correctness.sent} predicted, ${out.correctness.missing} missing, ${out.correctness.duplicates} duplicates, ${out.correctness.deadLettered} dead-lettered${out.correctness.abandonedEvents ? `, ${out.correctness.abandonedEvents} abandoned by restarts` : ''}); log: ${out.log.errorLines} ERROR, ${out.log.warnLines} WARN lines`);
+    await session.cleanup();
+  };
 
   try {
     // ---- 1. raw limits
@@ -475,6 +522,21 @@ async function main(): Promise<number> {
       }
       const session = new SystemSession(def, { ep, kafka, admin, sampler, progress, partitions: opts.partitions, runTag: runId, logsDir, commit: opts.commit, baseProcesses });
       sessions.push(session);
+      if (opts.interleave > 0) {
+        // started and warmed up now; stepped in the rounds below, with the others
+        const runner = new LiveRunner(opts.live, sampler, progress, () => 0, () => 1);
+        try {
+          progress.log(`${def.name}: starting (${def.label})`);
+          await session.start();
+          out.warmup = await runner.warmup(session);
+        } catch (err) {
+          out.status = 'failed';
+          out.error = (err as Error).message;
+          progress.log(`${def.name}: FAILED: ${out.error}`);
+        }
+        paired.push({ out, session });
+        continue;
+      }
       const runner = new LiveRunner(opts.live, sampler, progress, () => systemsLeft * stepsPerSystem * perStep, () => stepsPerSystem);
       try {
         progress.log(`${def.name}: starting (${def.label})`);
@@ -490,24 +552,36 @@ async function main(): Promise<number> {
           }
           out.latency.push(st);
         }
-        // the last predictions, then a grace second for late duplicates
-        for (const t of session.current().probe.phases.values()) await session.current().probe.drained(t, opts.live.drainTimeoutS * 1000);
-        await new Promise((r) => setTimeout(r, 1000));
       } catch (err) {
         out.status = 'failed';
         out.error = (err as Error).message;
         progress.log(`${def.name}: FAILED: ${out.error}`);
-      } finally {
-        await session.stop().catch((err) => progress.log(`${def.name}: stop: ${(err as Error).message}`));
       }
-      out.restarts = session.restarts;
-      out.counters = session.counters;
-      out.correctness = correctness(session);
-      out.log = { file: path.relative(repoRoot(), session.logFile), ...session.logLevels() };
-      if (out.status === 'failed') results.failures.push(`${def.name}: ${out.error}`);
-      if (!out.correctness.ok) results.failures.push(`${def.name}: correctness: ${JSON.stringify(out.correctness)}`);
-      progress.log(`${def.name}: correctness ${out.correctness.ok ? 'ok' : 'FAILED'} (${out.correctness.predicted}/${out.correctness.sent} predicted, ${out.correctness.missing} missing, ${out.correctness.duplicates} duplicates, ${out.correctness.deadLettered} dead-lettered${out.correctness.abandonedEvents ? `, ${out.correctness.abandonedEvents} abandoned by restarts` : ''}); log: ${out.log.errorLines} ERROR, ${out.log.warnLines} WARN lines`);
-      await session.cleanup();
+      await finishSystem(out, session);
+    }
+    if (paired.length) {
+      // ---- interleaved rounds: every rate once per system per round, the order reversed every other round
+      const schedule = interleavedSchedule(opts.interleave, opts.live.rates, paired.length);
+      const runner = new LiveRunner(opts.live, sampler, progress, () => 0, () => schedule.length);
+      for (const at of schedule) {
+        const { out, session } = paired[at.system];
+        if (interrupted) break;
+        if (out.status !== 'ok') continue;
+        try {
+          let st = await runner.step(session, 'rate', at.rate, undefined, undefined, at.round);
+          for (let retry = 0; st.void && !st.failsDespiteVoid && retry < opts.live.voidRetries; retry++) {
+            out.latency.push(st);
+            st = await runner.step(session, 'rate', at.rate, undefined, undefined, at.round);
+          }
+          out.latency.push(st);
+        } catch (err) {
+          out.status = 'failed';
+          out.error = (err as Error).message;
+          progress.log(`${out.name}: FAILED: ${out.error}`);
+          await session.stop().catch(() => undefined);
+        }
+      }
+      for (const { out, session } of paired) await finishSystem(out, session);
     }
     for (const s of results.systems) if (s.status === 'skipped') results.meta.notes.push(`${s.name} skipped: ${s.error}`);
 

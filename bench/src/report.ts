@@ -8,6 +8,7 @@ import type { BenchResults, SystemOutcome } from './main';
 import { acceptance } from './acceptance';
 import type { StepResult } from './live';
 import { STEAL } from './common';
+import { interleavedRows } from './interleave';
 
 const PALETTE = ['#1f77b4', '#2ca02c', '#9467bd', '#17becf', '#8c564b', '#e377c2', '#bcbd22', '#7f7f7f', '#d62728', '#ff7f0e', '#393b79', '#637939'];
 
@@ -73,6 +74,8 @@ function esc(s: string): string {
 
 const f = (x: number | undefined | null, d = 0) => (x === undefined || x === null || !Number.isFinite(x) ? '–' : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
 const ms = (x: number | null) => (x === null ? '∞' : f(x));
+/** A median or percentile that may be infinite (events left unpredicted) as ms() takes it: null = ∞. */
+const fin = (x: number | null): number | null => (x === null || !Number.isFinite(x) ? null : Math.round(x));
 const codeOf = (s: SystemOutcome) => `${s.code.commit.slice(0, 10)}${s.code.srcDirty ? '+dirty' : ''}${s.code.label ? ` (${s.code.label})` : ''}`;
 
 /** The last try of a rate (earlier tries were void). */
@@ -111,7 +114,23 @@ export function markdownSection(r: BenchResults, svgRel: string, jsonRel: string
   L.push('');
   L.push('Search: each capacity step in order, ✓ pass, ✗ fail, ∅ void (driver behind schedule; retried), ∅✗ void but failed by more than the driver\'s delay explains (used as an upper bound).');
   L.push('');
-  const rates = [...new Set(r.systems.flatMap((s) => s.latency.filter((x) => x.purpose === 'rate').map((x) => x.rate)))].sort((a, b) => a - b);
+  const rounds = o.interleave ?? 0;
+  if (rounds > 0) {
+    const sysNames = r.systems.filter((x) => x.latency.length).map((x) => x.name);
+    L.push(`**Interleaved rounds** (\`--interleave ${rounds}\`: every system started and warmed up first, then in each round every rate once per system while the others idle, the order reversed every other round; p50 / p99 ms of each round, the machine's CPU steal % during the step in brackets; void steps shown as –; the last column compares each system's p99 with ${sysNames[0] ? `\`${sysNames[0]}\`'s` : 'the first system\'s'} round by round):`);
+    L.push('');
+    L.push(`| offered/s | system | ${Array.from({ length: rounds }, (_, k) => `round ${k + 1}`).join(' | ')} | median p50 / p99 | p99 against the first system |`);
+    L.push(`|---:|---|${Array.from({ length: rounds }, () => '---:').join('|')}|---:|---|`);
+    for (const row of interleavedRows(r.systems.filter((x) => x.latency.length), rounds)) {
+      row.systems.forEach((sys, k) => {
+        const vs = k === 0 ? '' : row.versusFirst[k - 1];
+        const cells = sys.p99.map((p99, i) => (p99 === null ? '–' : `${ms(fin(sys.p50[i]))} / ${ms(fin(p99))}${sys.steal[i] !== null ? ` (${f(sys.steal[i], 1)})` : ''}`));
+        L.push(`| ${f(row.rate)} | ${sys.name} | ${cells.join(' | ')} | ${sys.medianP99 === null ? '–' : `${ms(fin(sys.medianP50))} / ${ms(fin(sys.medianP99))}`} | ${vs ? `lower in ${vs.lower} of ${vs.rounds} rounds; median ratio ${vs.medianRatio === null || !Number.isFinite(vs.medianRatio) ? '–' : f(vs.medianRatio, 2)}` : ''} |`);
+      });
+    }
+    L.push('');
+  }
+  const rates = [...new Set(r.systems.flatMap((s) => s.latency.filter((x) => x.purpose === 'rate' && x.round === undefined).map((x) => x.rate)))].sort((a, b) => a - b);
   if (rates.length) {
     L.push('**Latency at the same offered rates** (p50 / p99 ms over every event of the step; ✗ = the step did not pass; blank = above 2× that system\'s capacity, not run):');
     L.push('');

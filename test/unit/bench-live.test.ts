@@ -5,6 +5,7 @@
 import { repoRoot } from '../../src/stack/paths';
 import { acceptance } from '../../bench/src/acceptance';
 import { ProcSampler, STEAL } from '../../bench/src/common';
+import { interleavedRows, interleavedSchedule } from '../../bench/src/interleave';
 import { LiveRunner, slopePerSecond, stepUp, type LiveOptions, type Session, type StepResult, type StepPurpose } from '../../bench/src/live';
 import type { SystemOutcome } from '../../bench/src/main';
 import type { Progress } from '../../bench/src/progress';
@@ -198,6 +199,63 @@ describe('bench helpers', () => {
   });
 });
 
+describe('interleaved (paired) runs', () => {
+  it('steps every rate once per system per round, ascending, reversing the systems every other round', () => {
+    const sched = interleavedSchedule(3, [8000, 1000], 2);
+    expect(sched.map((x) => `${x.round}:${x.rate}:${x.system}`)).toEqual(['0:1000:0', '0:1000:1', '0:8000:0', '0:8000:1', '1:1000:1', '1:1000:0', '1:8000:1', '1:8000:0', '2:1000:0', '2:1000:1', '2:8000:0', '2:8000:1']);
+    // three systems: A B C, then C B A
+    expect(interleavedSchedule(2, [500], 3).map((x) => x.system)).toEqual([0, 1, 2, 2, 1, 0]);
+  });
+
+  const step = (rate: number, round: number, p99: number | null, o: { void?: boolean; steal?: number } = {}): StepResult => ({
+    purpose: 'rate',
+    phase: `r${round}`,
+    rate,
+    round,
+    seconds: 30,
+    sent: 100,
+    achievedEps: rate,
+    predicted: 100,
+    drained: p99 !== null,
+    drainSeconds: 0,
+    latencyMs: { p50: p99 === null ? null : Math.round(p99 / 3), p95: p99, p99, max: p99, undelivered: p99 === null ? 5 : 0 },
+    producedLatencyMs: { p50: 1, p99: 2 },
+    lag: { endOfStep: 0, max: 0, slopePerS: 0, limitPerS: 1, growing: false },
+    driver: { latenessMs: { p50: 1, p99: o.void ? 200 : 5, max: 300 }, inflightWaits: 0, ackMs: { p50: 1, p99: 2 } },
+    void: o.void ?? false,
+    failsDespiteVoid: false,
+    pass: !o.void && p99 !== null,
+    reasons: [],
+    duplicates: 0,
+    deadLettered: 0,
+    ingestMismatch: 0,
+    processes: o.steal === undefined ? {} : { [STEAL]: { cpuPercent: o.steal, rssMaxMiB: 0 } as never },
+  });
+
+  it('compares round by round: wins counted, a void try replaced by its retry, unpredicted events infinitely late', () => {
+    const a = { name: 'A', latency: [step(1000, 0, 100, { steal: 2 }), step(1000, 1, 120), step(1000, 2, 90), step(8000, 0, 300), step(8000, 1, 310), step(8000, 2, 290)] };
+    // B: round 0 at 1,000/s void first, then retried; round 2 at 8,000/s left events unpredicted
+    const b = { name: 'B', latency: [step(1000, 0, 999, { void: true }), step(1000, 0, 80), step(1000, 1, 130), step(1000, 2, 60), step(8000, 0, 200), step(8000, 1, 250), step(8000, 2, null)] };
+    const rows = interleavedRows([a, b], 3);
+    expect(rows.map((r) => r.rate)).toEqual([1000, 8000]);
+    const [r1k, r8k] = rows;
+    expect(r1k.systems[0].p99).toEqual([100, 120, 90]);
+    expect(r1k.systems[0].steal).toEqual([2, null, null]);
+    expect(r1k.systems[1].p99).toEqual([80, 130, 60]);
+    expect(r1k.systems[1].medianP99).toBe(80);
+    expect(r1k.versusFirst[0]).toMatchObject({ name: 'B', rounds: 3, lower: 2 });
+    expect(r1k.versusFirst[0].medianRatio).toBeCloseTo(80 / 100, 6);
+    expect(r8k.systems[1].p99).toEqual([200, 250, Infinity]);
+    expect(r8k.versusFirst[0]).toMatchObject({ rounds: 3, lower: 2 });
+    expect(r8k.systems[1].medianP99).toBe(250);
+    // a round left void (after its retries) is no round of the comparison
+    const c = { name: 'C', latency: [step(1000, 0, 50, { void: true }), step(1000, 1, 50), step(1000, 2, 500)] };
+    const [rc] = interleavedRows([a, c], 3);
+    expect(rc.systems[1].p99).toEqual([null, 50, 500]);
+    expect(rc.versusFirst[0]).toMatchObject({ rounds: 2, lower: 1 });
+  });
+});
+
 describe('issue 12 acceptance checks', () => {
   const outcome = (name: string, cap: number, resolved: boolean): SystemOutcome =>
     ({ name, kind: name.startsWith('kstreams') ? 'kstreams' : 'tributary', status: 'ok', capacity: { eps: cap, resolved, note: '', steps: [] }, latency: [], differences: [], restarts: [], counters: [] }) as unknown as SystemOutcome;
@@ -216,6 +274,18 @@ describe('issue 12 acceptance checks', () => {
     expect(find(acceptance([outcome('tributary-stateless-eos-fused', 17000, false)]), /capacity ≥ 16,000/).ok).toBe(true);
     expect(find(acceptance([outcome('tributary-stateless-eos-fused', 9000, false)]), /capacity ≥ 16,000/).ok).toBeUndefined();
     expect(find(acceptance([outcome('tributary-stateless-eos-fused', 9000, true)]), /capacity ≥ 16,000/).ok).toBe(false);
+  });
+
+  it('compares an interleaved run with the peer on each rate\'s median round', () => {
+    const rounds = (p99s: number[]) => p99s.map((p99, round) => ({ purpose: 'rate', rate: 1000, round, void: false, latencyMs: { p50: 1, p95: p99, p99, max: p99, undelivered: 0 } }) as unknown as StepResult);
+    const st = { ...outcome('tributary-stateless-eos-fused', 20000, true), latency: rounds([60, 300, 70]) };
+    const peer = { ...outcome('kstreams-tuned', 7000, true), latency: rounds([90, 80, 100]) };
+    const c = find(acceptance([st, peer]), /on p99 at equal offered load \(vs kstreams-tuned\)/);
+    // medians 70 vs 90: ahead, although one Tributary round (300) was slower than every peer round
+    expect(c.measured).toBe('1000/s: 70 ms vs 90 ms');
+    expect(c.ok).toBe(true);
+    const behind = find(acceptance([{ ...st, latency: rounds([95, 300, 70]) }, peer]), /on p99 at equal offered load \(vs kstreams-tuned\)/);
+    expect(behind.ok).toBe(false);
   });
 
   it('reports criteria whose systems did not run as not measured', () => {
