@@ -48,6 +48,21 @@ export interface RateRow {
 
 const STEAL_KEY = 'cpu steal (machine)';
 
+/**
+ * `--max-steal-pct`: a step during which the hypervisor stole more than `limitPct` % of the
+ * machine's CPU (all its cores together) is void — the machine, not the system, set the pace, as
+ * when the driver falls behind — and is retried like any void step. The sampler reports steal in %
+ * of one core summed over the cores, hence the division. A limit of 0 (or no steal sample) changes
+ * nothing.
+ */
+export function voidIfStolen(step: StepResult, limitPct: number, cores: number): StepResult {
+  const stolen = step.processes[STEAL_KEY]?.cpuPercent;
+  if (!(limitPct > 0) || stolen === undefined || stolen === null) return step;
+  const ofMachine = stolen / Math.max(1, cores);
+  if (ofMachine <= limitPct) return step;
+  return { ...step, void: true, failsDespiteVoid: false, pass: false, reasons: [...step.reasons, `VOID: the hypervisor stole ${ofMachine.toFixed(1)}% of the machine's CPU > ${limitPct}%`] };
+}
+
 export function median(xs: readonly number[]): number | null {
   if (xs.length === 0) return null;
   const s = [...xs].sort((a, b) => a - b);

@@ -18,7 +18,7 @@ import { artifactPaths, KAFKA_VERSION } from '../../src/stack/artifacts';
 import { repoRoot, stateFilePath } from '../../src/stack/paths';
 import { readState } from '../../src/stack/state';
 import { startTestStack } from '../../src/stack/test-harness';
-import { interleavedSchedule } from './interleave';
+import { interleavedSchedule, voidIfStolen } from './interleave';
 import { ProcSampler, STEAL, round, type ChildConfig, type ChildMessage, type ProcUsage } from './common';
 import { LiveRunner, type CapacityResult, type LiveOptions, type StepResult } from './live';
 import { Progress } from './progress';
@@ -64,6 +64,9 @@ const HELP = `npm run bench -- [options]
                           while the others idle, the order reversed every other round (A B, B A, ...), so a
                           drift of the machine's speed hits every system alike; the report adds each round's
                           p50 / p99, their medians and in how many rounds each system beat the first
+  --max-steal-pct N       with --interleave: a step during which the hypervisor stole more than N% of the
+                          machine's CPU (all cores) is void and retried, like a step whose driver fell behind
+                          (default 0: no limit)
   --skip-raw              skip the raw limits (Kafka perf tools, onnxruntime, Redis)
   --raw-records N         records for Kafka's perf tools (default 500000; quick 100000)
   --build-peer            run bench/peers/kstreams/build.sh when the peer jar is missing
@@ -91,6 +94,8 @@ interface Options {
   commitSweep?: number[];
   /** Rounds of an interleaved (paired) run; 0 = the usual run, one system after the other. */
   interleave: number;
+  /** With interleave: steps during which the hypervisor stole more than this % of the machine are void (0 = no limit). */
+  maxStealPct: number;
   live: LiveOptions;
 }
 
@@ -125,6 +130,7 @@ function options(): Options {
       'raw-records': { type: 'string' },
       'skip-raw': { type: 'boolean', default: false },
       interleave: { type: 'string' },
+      'max-steal-pct': { type: 'string' },
       'build-peer': { type: 'boolean', default: false },
       'no-markdown': { type: 'boolean', default: false },
       tag: { type: 'string' },
@@ -157,6 +163,7 @@ function options(): Options {
     commit,
     commitSweep: sweep,
     interleave: positiveIntOrZero(values.interleave, '--interleave'),
+    maxStealPct: positiveIntOrZero(values['max-steal-pct'], '--max-steal-pct'),
     live: {
       stepSeconds: step,
       drainTimeoutS: Math.max(20, 2 * step),
@@ -568,10 +575,12 @@ async function main(): Promise<number> {
         if (interrupted) break;
         if (out.status !== 'ok') continue;
         try {
-          let st = await runner.step(session, 'rate', at.rate, undefined, undefined, at.round);
+          const stepOnce = async () => voidIfStolen(await runner.step(session, 'rate', at.rate, undefined, undefined, at.round), opts.maxStealPct, os.cpus().length);
+          let st = await stepOnce();
           for (let retry = 0; st.void && !st.failsDespiteVoid && retry < opts.live.voidRetries; retry++) {
+            if (st.reasons.some((x) => x.includes('hypervisor stole'))) progress.log(`${out.name} ${at.rate}/s round ${at.round + 1}: ${st.reasons[st.reasons.length - 1]}; again`);
             out.latency.push(st);
-            st = await runner.step(session, 'rate', at.rate, undefined, undefined, at.round);
+            st = await stepOnce();
           }
           out.latency.push(st);
         } catch (err) {

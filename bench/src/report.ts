@@ -117,7 +117,7 @@ export function markdownSection(r: BenchResults, svgRel: string, jsonRel: string
   const rounds = o.interleave ?? 0;
   if (rounds > 0) {
     const sysNames = r.systems.filter((x) => x.latency.length).map((x) => x.name);
-    L.push(`**Interleaved rounds** (\`--interleave ${rounds}\`: every system started and warmed up first, then in each round every rate once per system while the others idle, the order reversed every other round; p50 / p99 ms of each round, the machine's CPU steal % during the step in brackets; void steps shown as –; the last column compares each system's p99 with ${sysNames[0] ? `\`${sysNames[0]}\`'s` : 'the first system\'s'} round by round):`);
+    L.push(`**Interleaved rounds** (\`--interleave ${rounds}\`: every system started and warmed up first, then in each round every rate once per system while the others idle, the order reversed every other round; p50 / p99 ms of each round, the machine's CPU steal % during the step in brackets (% of one core, summed over the cores); void steps shown as –${o.maxStealPct ? ` (a step is also void when the hypervisor stole more than ${o.maxStealPct}% of the machine's CPU: \`--max-steal-pct\`)` : ''}; the last column compares each system's p99 with ${sysNames[0] ? `\`${sysNames[0]}\`'s` : 'the first system\'s'} round by round):`);
     L.push('');
     L.push(`| offered/s | system | ${Array.from({ length: rounds }, (_, k) => `round ${k + 1}`).join(' | ')} | median p50 / p99 | p99 against the first system |`);
     L.push(`|---:|---|${Array.from({ length: rounds }, () => '---:').join('|')}|---:|---|`);

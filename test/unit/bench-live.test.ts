@@ -5,7 +5,7 @@
 import { repoRoot } from '../../src/stack/paths';
 import { acceptance } from '../../bench/src/acceptance';
 import { ProcSampler, STEAL } from '../../bench/src/common';
-import { interleavedRows, interleavedSchedule } from '../../bench/src/interleave';
+import { interleavedRows, interleavedSchedule, voidIfStolen } from '../../bench/src/interleave';
 import { LiveRunner, slopePerSecond, stepUp, type LiveOptions, type Session, type StepResult, type StepPurpose } from '../../bench/src/live';
 import type { SystemOutcome } from '../../bench/src/main';
 import type { Progress } from '../../bench/src/progress';
@@ -230,6 +230,17 @@ describe('interleaved (paired) runs', () => {
     deadLettered: 0,
     ingestMismatch: 0,
     processes: o.steal === undefined ? {} : { [STEAL]: { cpuPercent: o.steal, rssMaxMiB: 0 } as never },
+  });
+
+  it('voids a step during which the hypervisor stole more than the limit of the machine (steal summed over cores)', () => {
+    // 2 cores: 30 % of one core summed = 15 % of the machine
+    const stolen = voidIfStolen(step(1000, 0, 100, { steal: 30 }), 10, 2);
+    expect(stolen).toMatchObject({ void: true, pass: false, failsDespiteVoid: false });
+    expect(stolen.reasons.join()).toMatch(/stole 15\.0% of the machine's CPU > 10%/);
+    expect(voidIfStolen(step(1000, 0, 100, { steal: 18 }), 10, 2).void).toBe(false);
+    // no limit, or no steal sample: unchanged
+    expect(voidIfStolen(step(1000, 0, 100, { steal: 90 }), 0, 2).void).toBe(false);
+    expect(voidIfStolen(step(1000, 0, 100), 10, 2).void).toBe(false);
   });
 
   it('compares round by round: wins counted, a void try replaced by its retry, unpredicted events infinitely late', () => {
