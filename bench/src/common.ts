@@ -40,6 +40,13 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[idx];
 }
 
+/** The median (mean of the middle two of an even count); null for none. */
+export function median(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return (s[Math.floor((s.length - 1) / 2)] + s[Math.ceil((s.length - 1) / 2)]) / 2;
+}
+
 export function round(x: number, digits = 1): number {
   if (!Number.isFinite(x)) return x;
   const f = 10 ** digits;

@@ -22,7 +22,7 @@
 import * as os from 'node:os';
 import { Command } from 'commander';
 import { createKafka } from '../../src/kafka/client';
-import { percentile, readProc, round, sleep, ProcSampler } from './common';
+import { median, percentile, readProc, round, sleep, ProcSampler } from './common';
 import { Progress } from './progress';
 import { catalog, SystemSession, type SystemDef } from './systems';
 import { parseCodeRefs } from './tributary-code';
@@ -142,10 +142,7 @@ async function main(): Promise<void> {
     await admin.disconnect();
   }
   const ratios = results[0].map((a, i) => results[1][i].cpuPer1k / a.cpuPer1k).sort((x, y) => x - y);
-  const med = (xs: number[]) => {
-    const s = [...xs].sort((x, y) => x - y);
-    return (s[Math.floor((s.length - 1) / 2)] + s[Math.ceil((s.length - 1) / 2)]) / 2;
-  };
+  const med = (xs: number[]) => median(xs) ?? NaN;
   const summary = {
     rate,
     seconds: Number(o.seconds),

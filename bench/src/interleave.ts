@@ -8,6 +8,7 @@
  * once per system while the others idle, the order reversed every round (A B, B A, A B, …) so that
  * a steady drift hits each alike. A verdict is then a count of rounds won, not one pair of figures.
  */
+import { median, STEAL } from './common';
 import type { StepResult } from './live';
 
 /** One step of the schedule: round r, rate, index of the system to step. */
@@ -46,27 +47,19 @@ export interface RateRow {
   versusFirst: Array<{ name: string; rounds: number; lower: number; medianRatio: number | null }>;
 }
 
-const STEAL_KEY = 'cpu steal (machine)';
-
 /**
  * `--max-steal-pct`: a step during which the hypervisor stole more than `limitPct` % of the
  * machine's CPU (all its cores together) is void — the machine, not the system, set the pace, as
  * when the driver falls behind — and is retried like any void step. The sampler reports steal in %
  * of one core summed over the cores, hence the division. A limit of 0 (or no steal sample) changes
- * nothing.
+ * nothing. Returns the step itself when it stays valid, a voided copy otherwise.
  */
 export function voidIfStolen(step: StepResult, limitPct: number, cores: number): StepResult {
-  const stolen = step.processes[STEAL_KEY]?.cpuPercent;
+  const stolen = step.processes[STEAL]?.cpuPercent;
   if (!(limitPct > 0) || stolen === undefined || stolen === null) return step;
   const ofMachine = stolen / Math.max(1, cores);
   if (ofMachine <= limitPct) return step;
   return { ...step, void: true, failsDespiteVoid: false, pass: false, reasons: [...step.reasons, `VOID: the hypervisor stole ${ofMachine.toFixed(1)}% of the machine's CPU > ${limitPct}%`] };
-}
-
-export function median(xs: readonly number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return (s[Math.floor((s.length - 1) / 2)] + s[Math.ceil((s.length - 1) / 2)]) / 2;
 }
 
 /** The per-rate rows of an interleaved run (steps without `round` are ignored). */
@@ -84,7 +77,7 @@ export function interleavedRows(systems: readonly InterleavedSystem[], rounds: n
         // a step that left events unpredicted has an infinite percentile; a void one has none
         p50.push(ok ? (last.latencyMs.p50 ?? Infinity) : null);
         p99.push(ok ? (last.latencyMs.p99 ?? Infinity) : null);
-        steal.push(last?.processes[STEAL_KEY]?.cpuPercent ?? null);
+        steal.push(last?.processes[STEAL]?.cpuPercent ?? null);
       }
       const finite = (xs: Array<number | null>) => xs.filter((x): x is number => x !== null);
       return { name: s.name, p50, p99, steal, medianP50: median(finite(p50)), medianP99: median(finite(p99)) };

@@ -103,7 +103,7 @@ function positiveIntOrZero(v: string | undefined, flag: string): number {
   if (v === undefined) return 0;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) {
-    console.error(`${flag}: expected a whole number of rounds, got '${v}'`);
+    console.error(`${flag}: expected a whole number (0 or more), got '${v}'`);
     process.exit(2);
   }
   return n;
@@ -438,6 +438,21 @@ async function main(): Promise<number> {
   }
 
   const paired: Array<{ out: SystemOutcome; session: SystemSession }> = [];
+  /** A system failed: recorded on its outcome and logged. */
+  const failed = (out: SystemOutcome, err: unknown) => {
+    out.status = 'failed';
+    out.error = (err as Error).message;
+    progress.log(`${out.name}: FAILED: ${out.error}`);
+  };
+  /** Runs a step, and again while it is void (the driver, or the machine, set the pace) up to voidRetries times; every try is kept. */
+  const untilNotVoid = async (out: SystemOutcome, once: () => Promise<StepResult>) => {
+    let st = await once();
+    for (let retry = 0; st.void && !st.failsDespiteVoid && retry < opts.live.voidRetries; retry++) {
+      out.latency.push(st);
+      st = await once();
+    }
+    out.latency.push(st);
+  };
   /** The end of one system: the last predictions, stop, correctness, log levels, its topics deleted. */
   const finishSystem = async (out: SystemOutcome, session: SystemSession) => {
     if (out.status === 'ok') {
@@ -529,40 +544,25 @@ async function main(): Promise<number> {
       }
       const session = new SystemSession(def, { ep, kafka, admin, sampler, progress, partitions: opts.partitions, runTag: runId, logsDir, commit: opts.commit, baseProcesses });
       sessions.push(session);
-      if (opts.interleave > 0) {
-        // started and warmed up now; stepped in the rounds below, with the others
-        const runner = new LiveRunner(opts.live, sampler, progress, () => 0, () => 1);
-        try {
-          progress.log(`${def.name}: starting (${def.label})`);
-          await session.start();
-          out.warmup = await runner.warmup(session);
-        } catch (err) {
-          out.status = 'failed';
-          out.error = (err as Error).message;
-          progress.log(`${def.name}: FAILED: ${out.error}`);
-        }
-        paired.push({ out, session });
-        continue;
-      }
-      const runner = new LiveRunner(opts.live, sampler, progress, () => systemsLeft * stepsPerSystem * perStep, () => stepsPerSystem);
+      // an interleaved run only starts and warms each system up here: it is stepped in the rounds below, with the others
+      const runner = opts.interleave > 0 ? new LiveRunner(opts.live, sampler, progress, () => 0, () => 1) : new LiveRunner(opts.live, sampler, progress, () => systemsLeft * stepsPerSystem * perStep, () => stepsPerSystem);
       try {
         progress.log(`${def.name}: starting (${def.label})`);
         await session.start();
         out.warmup = await runner.warmup(session);
-        out.capacity = await runner.capacity(session);
-        for (const p of runner.plannedLatencyRates(out.capacity.eps)) {
-          if (interrupted) break;
-          let st = await runner.step(session, p.purpose, p.rate, undefined, p.fraction);
-          for (let retry = 0; st.void && !st.failsDespiteVoid && retry < opts.live.voidRetries; retry++) {
-            out.latency.push(st);
-            st = await runner.step(session, p.purpose, p.rate, undefined, p.fraction);
+        if (opts.interleave === 0) {
+          out.capacity = await runner.capacity(session);
+          for (const p of runner.plannedLatencyRates(out.capacity.eps)) {
+            if (interrupted) break;
+            await untilNotVoid(out, () => runner.step(session, p.purpose, p.rate, undefined, p.fraction));
           }
-          out.latency.push(st);
         }
       } catch (err) {
-        out.status = 'failed';
-        out.error = (err as Error).message;
-        progress.log(`${def.name}: FAILED: ${out.error}`);
+        failed(out, err);
+      }
+      if (opts.interleave > 0) {
+        paired.push({ out, session });
+        continue;
       }
       await finishSystem(out, session);
     }
@@ -575,19 +575,15 @@ async function main(): Promise<number> {
         if (interrupted) break;
         if (out.status !== 'ok') continue;
         try {
-          const stepOnce = async () => voidIfStolen(await runner.step(session, 'rate', at.rate, undefined, undefined, at.round), opts.maxStealPct, os.cpus().length);
-          let st = await stepOnce();
-          for (let retry = 0; st.void && !st.failsDespiteVoid && retry < opts.live.voidRetries; retry++) {
-            if (st.reasons.some((x) => x.includes('hypervisor stole'))) progress.log(`${out.name} ${at.rate}/s round ${at.round + 1}: ${st.reasons[st.reasons.length - 1]}; again`);
-            out.latency.push(st);
-            st = await stepOnce();
-          }
-          out.latency.push(st);
+          await untilNotVoid(out, async () => {
+            const measured = await runner.step(session, 'rate', at.rate, undefined, undefined, at.round);
+            const st = voidIfStolen(measured, opts.maxStealPct, os.cpus().length);
+            if (st !== measured) progress.log(`${out.name} ${at.rate}/s round ${at.round + 1}: ${st.reasons[st.reasons.length - 1]}`);
+            return st;
+          });
         } catch (err) {
-          out.status = 'failed';
-          out.error = (err as Error).message;
-          progress.log(`${out.name}: FAILED: ${out.error}`);
-          await session.stop().catch(() => undefined);
+          failed(out, err);
+          await session.stop().catch(() => undefined); // not left running through the other systems' steps
         }
       }
       for (const { out, session } of paired) await finishSystem(out, session);
