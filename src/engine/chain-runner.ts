@@ -379,8 +379,9 @@ export class ChainRunner {
       const generation = this.generation;
       const stable = () => this.fetchStable(topic, partition);
       // A hop's records are numbered in processing order across lanes (StagingOrder calls stage in
-      // that order); the shared transaction writes them in it.
-      const stage = this.stagingOrder ? (records: SinkRecord[]) => shared.stage(records) : undefined;
+      // that order); the shared transaction writes them in it. With commit.sendAsProcessed every
+      // chain's records are staged: sent into the open transaction as they come.
+      const stage = this.stagingOrder || shared.sendsAsProcessed ? (records: SinkRecord[]) => shared.stage(records) : undefined;
       // The pool is initialised before the first offset read (once per sink: warmUp is memoised):
       // with a stable instance id, InitProducerId aborts what a crashed predecessor left open on the
       // same ids, so require_stable answers at once instead of after the transaction timeout.
@@ -623,6 +624,7 @@ export function sharedSinkObserver(metrics: StageMetrics, sink: string): SharedT
   const labels = { sink };
   metrics.sharedTransactions.inc(labels, 0);
   metrics.sharedConcurrentRetries.inc(labels, 0);
+  metrics.sharedEagerFallbacks.inc(labels, 0);
   return {
     committed: (records, seconds) => {
       metrics.sharedTransactions.inc(labels);
@@ -630,6 +632,7 @@ export function sharedSinkObserver(metrics: StageMetrics, sink: string): SharedT
       metrics.sharedSeconds.observe(labels, seconds);
     },
     concurrentRetry: () => metrics.sharedConcurrentRetries.inc(labels),
+    eagerFallback: () => metrics.sharedEagerFallbacks.inc(labels),
   };
 }
 

@@ -13,6 +13,11 @@ export interface CommitPolicy {
   intervalMs: number;
   /** Commit without waiting for the interval once this many records wait. */
   maxRecords: number;
+  /**
+   * Shared transactions only: send processed records into the open transaction as they come, so a
+   * commit only adds the offsets and ends it (SharedTransactions' sendAsProcessed). Default false.
+   */
+  sendAsProcessed?: boolean;
 }
 
 /** How a lane writes: exactly-once (a transactional producer of its own) or at-least-once. */

@@ -1,6 +1,6 @@
 import type { Producer, Transaction } from 'kafkajs';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
-import { canOverlapOffsets, isGenerationError, sendOffsets, sendWithOffsets, type ConsumerGroupMetadata } from '../kafka/eos-v2';
+import { addOffsets, canOverlapOffsets, isGenerationError, sendOffsets, sendWithOffsets, type ConsumerGroupMetadata, type TxnOffsets } from '../kafka/eos-v2';
 import { CommitPlan, connectEngineProducer, offsetEntry, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
 import { crashPoint } from './fault-injection';
 import { checkInstanceId, randomInstanceId } from './instance-id';
@@ -83,6 +83,8 @@ interface Pending {
 /** One producer of the pool: created and initialised (InitProducerId) on first use, recreated after a failure. */
 class Slot {
   private producer?: Promise<Producer>;
+  /** Settles once an abort of this producer's open transaction is done (the next transaction on it waits). */
+  busy: Promise<void> = Promise.resolve();
 
   constructor(
     readonly transactionalId: string,
@@ -114,6 +116,36 @@ class Slot {
   }
 }
 
+/**
+ * A transaction records are sent into as they are processed (sendAsProcessed): lanes stage their
+ * processed records (SharedTransactions.stage) into the one open transaction, the sink sends them
+ * one request at a time, and the transaction is committed by the next cut — by then it only lacks
+ * the consumed offsets and EndTxn, where a transaction written at commit time also waits for its
+ * AddPartitionsToTxn and its whole Produce. This is Kafka Streams' shape (one producer per thread
+ * sending into the open transaction, a commit adding the offsets); read_committed readers see the
+ * records at commit either way.
+ */
+class OpenTransaction {
+  /** Records queued into it (sent or waiting in the send queue). */
+  queued = 0;
+  /** A send or AddOffsetsToTxn failed: it cannot commit; its batches are written at commit elsewhere. */
+  failed?: unknown;
+  aborted = false;
+  /** Groups whose offsets partition was added (AddOffsetsToTxn, sent before its first records). */
+  readonly offsetsAdded = new Set<string>();
+  /** The request of it in flight, if any (an abort waits for it). */
+  inFlight?: Promise<void>;
+  readonly txn: Promise<Transaction>;
+
+  constructor(readonly slot: Slot) {
+    this.txn = slot.busy.then(() => slot.connected()).then((p) => p.transaction());
+    this.txn.catch((err) => (this.failed ??= err));
+  }
+}
+
+/** One entry of the sink's send queue: records to send into a transaction, or a point later sends wait behind. */
+type Queued = { t: OpenTransaction; records: SinkRecord[] } | { gate: Promise<unknown> } | { barrier: OpenTransaction; done: () => void };
+
 export interface SharedTransactionsOptions extends SinkOptions {
   /**
    * First part of the transactional ids (`<idPrefix>.<instance>.<k>`); default `groupId`. A sink
@@ -142,6 +174,12 @@ export interface SharedTransactionsOptions extends SinkOptions {
    * after the other, as kafkajs does.
    */
   overlapOffsets?: boolean;
+  /**
+   * Send staged records (stage()) into an open transaction as they are processed, so a commit only
+   * adds the offsets and ends it (see OpenTransaction). Default: `commit.sendAsProcessed`, else
+   * false — every record is sent at commit time, as batches handed in by commit() alone always are.
+   */
+  sendAsProcessed?: boolean;
 }
 
 /** What a shared sink reports per transaction (Prometheus metrics; see sharedSinkObserver). */
@@ -150,6 +188,8 @@ export interface SharedTransactionsObserver {
   committed(records: number, seconds: number): void;
   /** AddOffsetsToTxn answered CONCURRENT_TRANSACTIONS and was retried. */
   concurrentRetry(): void;
+  /** A transaction holding records sent as processed could not commit them as sent (see SharedTransactions.eagerFallbacks). */
+  eagerFallback?(): void;
 }
 
 /** What a shared sink did, for status and tests. */
@@ -163,6 +203,13 @@ export interface SharedTransactionCounters {
   generationRefusals: number;
   /** Transactions that failed and were retried (broker away, producer reset). */
   retries: number;
+  /** Transactions whose records were sent as processed (sendAsProcessed). */
+  eagerTransactions: number;
+  /**
+   * Open transactions aborted because what they held did not match the batches cut (a lane closed or
+   * fenced with records sent, records from before a failure): their batches were written at commit.
+   */
+  eagerFallbacks: number;
 }
 
 /** TxnOffsetCommit of one group was refused for a stale generation: the transaction is aborted. */
@@ -202,7 +249,7 @@ class GroupRefused extends Error {
  * that partition's offset is pending. A lane has at most one batch in flight.
  */
 export class SharedTransactions {
-  readonly counters: SharedTransactionCounters = { transactions: 0, batches: 0, concurrentRetries: 0, generationRefusals: 0, retries: 0 };
+  readonly counters: SharedTransactionCounters = { transactions: 0, batches: 0, concurrentRetries: 0, generationRefusals: 0, retries: 0, eagerTransactions: 0, eagerFallbacks: 0 };
   readonly instanceId: string;
   private readonly slots: Slot[];
   private next = 0;
@@ -223,8 +270,19 @@ export class SharedTransactions {
   private readonly groups = new Map<string, SharedGroup>();
   private closed = false;
   private warm?: Promise<void>;
+  /** sendAsProcessed: staged records are sent into `open` as they come (see OpenTransaction). */
+  private eager: boolean;
+  private open?: OpenTransaction;
+  /** The open transaction a staged record was queued into. */
+  private readonly queuedIn = new WeakMap<SinkRecord, OpenTransaction>();
+  /** Sends of every transaction, one request at a time, in staging order (a partition's records are written in it). */
+  private sendQueue: Queued[] = [];
+  private pumping = false;
+  /** A failed transaction's batches are being committed one by one (nothing may be sent ahead of them). */
+  private probing = false;
 
   constructor(private opts: SharedTransactionsOptions) {
+    this.eager = opts.sendAsProcessed ?? opts.commit?.sendAsProcessed ?? false;
     this.instanceId = opts.instanceId === undefined ? randomInstanceId() : checkInstanceId(opts.instanceId, 'instanceId');
     const prefix = opts.idPrefix ?? opts.groupId;
     this.slots = Array.from({ length: opts.producers ?? SHARED_PRODUCERS }, (_, k) => new Slot(`${prefix}.${this.instanceId}.${k}`, opts));
@@ -246,10 +304,14 @@ export class SharedTransactions {
     return this.warm;
   }
 
-  /** Another chain joins this sink: transactions start at the shorter of the two intervals, the smaller record bound. */
+  /**
+   * Another chain joins this sink: transactions start at the shorter of the two intervals, the
+   * smaller record bound; records are sent as processed if either chain asks for it.
+   */
   tighten(commit: CommitPolicy): void {
     const own = this.opts.commit;
     this.opts.commit = own ? { intervalMs: Math.min(own.intervalMs, commit.intervalMs), maxRecords: Math.min(own.maxRecords, commit.maxRecords) } : { ...commit };
+    if (commit.sendAsProcessed && this.opts.sendAsProcessed === undefined) this.eager = true;
   }
 
   /** The handle of one consumer group committing here (one per chain runner). */
@@ -264,9 +326,136 @@ export class SharedTransactions {
     return this.group(this.opts.groupId, { readStable: async () => null }).join(metadata);
   }
 
-  /** Numbers records in the order they are staged; a transaction writes them in that order. */
+  /**
+   * Records a lane processed, in processing order (a hop's lanes: in staging order across lanes,
+   * StagingOrder). They are numbered, and a transaction writes them in that order. With
+   * sendAsProcessed they are also sent now into the open transaction, unless a failed transaction's
+   * batches are still to be written (they go first; until then records are sent at commit).
+   */
   stage(records: readonly SinkRecord[]): void {
     for (const r of records) this.order.set(r, this.seq++);
+    if (records.length === 0 || !this.sendingNow()) return;
+    const t = (this.open ??= new OpenTransaction(this.nextSlot()));
+    const list = [...records];
+    rejectOversized({ topic: '', partition: -1, nextOffset: '', records: list }, this.opts.limits);
+    for (const r of list) this.queuedIn.set(r, t);
+    t.queued += list.length;
+    this.sendQueue.push({ t, records: list });
+    this.pump();
+  }
+
+  /** Whether staged records are sent as processed (commit.sendAsProcessed of any chain using this sink). */
+  get sendsAsProcessed(): boolean {
+    return this.eager;
+  }
+
+  private sendingNow(): boolean {
+    return this.eager && !this.closed && this.failures === 0 && this.retry.length === 0 && !this.probing;
+  }
+
+  /** Works through the send queue, one request at a time. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void this.drainSendQueue().finally(() => {
+      this.pumping = false;
+      if (this.sendQueue.length > 0) this.pump();
+    });
+  }
+
+  private async drainSendQueue(): Promise<void> {
+    while (this.sendQueue.length > 0) {
+      const head = this.sendQueue.shift()!;
+      if ('gate' in head) {
+        await head.gate;
+        continue;
+      }
+      if ('barrier' in head) {
+        head.done();
+        continue;
+      }
+      // Everything queued for this transaction meanwhile goes in one request.
+      const t = head.t;
+      const records = [...head.records];
+      while (this.sendQueue.length > 0) {
+        const next = this.sendQueue[0];
+        if (!('t' in next) || next.t !== t) break;
+        records.push(...next.records);
+        this.sendQueue.shift();
+      }
+      if (t.failed !== undefined || t.aborted) continue;
+      t.inFlight = this.sendInto(t, records);
+      await t.inFlight;
+      t.inFlight = undefined;
+    }
+  }
+
+  /** One send into an open transaction; its first adds every group's offsets partition (off the commit's path). Never rejects. */
+  private async sendInto(t: OpenTransaction, records: SinkRecord[]): Promise<void> {
+    try {
+      const txn = await t.txn;
+      if (t.offsetsAdded.size === 0) {
+        for (const groupId of this.groups.keys()) {
+          await addOffsets(txn, groupId, () => this.concurrentRetry());
+          t.offsetsAdded.add(groupId);
+        }
+      }
+      await this.sendPlan(txn, records);
+    } catch (err) {
+      t.failed ??= err;
+    }
+  }
+
+  private concurrentRetry(): void {
+    this.counters.concurrentRetries += 1;
+    this.opts.observer?.concurrentRetry();
+  }
+
+  /**
+   * At a cut: the open transaction, if it holds exactly the records of these batches (the usual
+   * case: every lane that staged records is cut). Otherwise — a lane closed or was fenced after
+   * staging, records staged before a failure are among the batches, a send failed — it is aborted
+   * and undefined returned: the batches are written at commit instead. Synchronous, so nothing is
+   * staged between the cut and this decision.
+   */
+  private takeOpen(entries: Pending[]): OpenTransaction | undefined {
+    const t = this.open;
+    this.open = undefined;
+    if (!t) return undefined;
+    let inT = 0;
+    let others = 0;
+    for (const e of entries) for (const r of e.batch.records) this.queuedIn.get(r) === t ? inT++ : others++;
+    if (inT === t.queued && others === 0 && t.failed === undefined && !entries.some((e) => e.uncertain)) return t;
+    this.counters.eagerFallbacks += 1;
+    this.opts.observer?.eagerFallback?.();
+    this.opts.log.debug({ sent: t.queued, cut: inT, notSent: others, err: t.failed === undefined ? undefined : (t.failed as Error).message }, 'shared txn: the open transaction does not hold the batches cut; aborting it and writing them at commit');
+    void this.abortOpen(t);
+    return undefined;
+  }
+
+  /** Aborts an open transaction once its request in flight settled; its producer takes no new transaction before. */
+  private abortOpen(t: OpenTransaction): Promise<void> {
+    t.aborted = true;
+    const done = (async () => {
+      await t.inFlight;
+      const txn = await t.txn.catch(() => undefined);
+      if (txn?.isActive()) {
+        try {
+          await txn.abort();
+        } catch {
+          t.slot.reset(); // its state is unknown: a fresh producer aborts what is left open
+        }
+      }
+    })();
+    t.slot.busy = done;
+    return done;
+  }
+
+  /** A transaction failed: the open one holds later records, which must not be written before its batches. */
+  private dropOpen(): Promise<void> {
+    const t = this.open;
+    this.open = undefined;
+    return t ? this.abortOpen(t) : Promise.resolve();
   }
 
   /** A coordinated lane holds records (urgent: it is full or draining). It is cut when the next transaction starts. */
@@ -342,27 +531,109 @@ export class SharedTransactions {
       else entries.push(e);
     }
     if (entries.length === 0) return;
-    const slot = this.nextSlot();
+    // Synchronously with the cut: the open transaction if it holds exactly these batches; else these
+    // are written at commit, and a gate in the send queue keeps records staged from now on behind them.
+    const open = this.takeOpen(entries);
+    let release: (() => void) | undefined;
+    if (!open && this.eager) this.sendQueue.push({ gate: new Promise<void>((r) => (release = r)) });
+    const slot = open?.slot ?? this.nextSlot();
     try {
-      entries = await this.settleUncertain(entries);
-      if (entries.length === 0) return;
-      await this.transact(slot, entries);
+      if (open) {
+        await this.commitOpen(open, entries);
+        this.counters.eagerTransactions += 1;
+      } else {
+        entries = await this.settleUncertain(entries);
+        if (entries.length === 0) return;
+        await this.transact(slot, entries, false, release);
+      }
       this.committed(entries, 1);
     } catch (err) {
-      if (err instanceof GroupRefused) return this.refused(err, entries);
-      if (isRecordError(err)) return this.oneByOne(slot, entries);
-      // The broker is away or the producer broke: a fresh producer, the same batches again (first
-      // in the next transaction, so a hop's write order holds), after a backoff.
-      slot.reset();
-      this.counters.retries += 1;
-      this.failures += 1;
-      this.backoffUntil = Date.now() + Math.min(50 * 2 ** (this.failures - 1), MAX_BACKOFF_MS);
-      const groups = new Set(entries.map((e) => e.generation.group));
-      for (const g of groups) g.hooks.onFailure?.(err as Error);
-      this.opts.log.debug({ err: (err as Error).message, batches: entries.length, failures: this.failures }, 'shared transaction failed; retrying its batches with a fresh producer');
-      for (const e of entries) e.uncertain = true;
-      this.retry.unshift(...entries);
+      // Records staged meanwhile went into a later transaction: it is aborted, and they are written
+      // after these batches (held until then: see sendsAsProcessed).
+      this.probing = true;
+      try {
+        const dropped = this.dropOpen();
+        release?.();
+        await dropped;
+        if (err instanceof GroupRefused) return this.refused(err, entries);
+        if (isRecordError(err)) return await this.oneByOne(slot, entries);
+        // The broker is away or the producer broke: a fresh producer, the same batches again (first
+        // in the next transaction, so a hop's write order holds), after a backoff.
+        slot.reset();
+        this.counters.retries += 1;
+        this.failures += 1;
+        this.backoffUntil = Date.now() + Math.min(50 * 2 ** (this.failures - 1), MAX_BACKOFF_MS);
+        const groups = new Set(entries.map((e) => e.generation.group));
+        for (const g of groups) g.hooks.onFailure?.(err as Error);
+        this.opts.log.debug({ err: (err as Error).message, batches: entries.length, failures: this.failures }, 'shared transaction failed; retrying its batches with a fresh producer');
+        for (const e of entries) e.uncertain = true;
+        this.retry.unshift(...entries);
+      } finally {
+        this.probing = false;
+      }
+    } finally {
+      release?.();
     }
+  }
+
+  /**
+   * Commits an open transaction (sendAsProcessed): once its sends are done, the groups' offsets
+   * (TxnOffsetCommit; their AddOffsetsToTxn went before its first records unless a group is new)
+   * and EndTxn — 2 serial round trips after the last send, where a transaction written at commit
+   * takes 4 with its AddPartitionsToTxn and Produce. Aborted on failure.
+   */
+  private async commitOpen(t: OpenTransaction, entries: Pending[]): Promise<void> {
+    const t0 = performance.now();
+    await new Promise<void>((done) => {
+      this.sendQueue.push({ barrier: t, done });
+      this.pump();
+    });
+    const tSent = performance.now();
+    try {
+      if (t.failed !== undefined) throw t.failed;
+      const txn = await t.txn;
+      const { generations, offsets } = this.offsetsOf(entries);
+      const refusedAs = (g: number, err: unknown) => (isGenerationError(err) ? new GroupRefused(generations[g].group, err) : err);
+      for (let g = 0; g < offsets.length; g++) {
+        if (t.offsetsAdded.has(offsets[g].consumerGroupId)) continue;
+        try {
+          await addOffsets(txn, offsets[g].consumerGroupId, () => this.concurrentRetry());
+        } catch (err) {
+          throw refusedAs(g, err);
+        }
+        t.offsetsAdded.add(offsets[g].consumerGroupId);
+      }
+      const results = await Promise.allSettled(offsets.map((o) => sendOffsets(txn, { ...o, offsetsPartitionAdded: true }, () => this.concurrentRetry())));
+      results.forEach((r, g) => {
+        if (r.status === 'rejected') throw refusedAs(g, r.reason);
+      });
+      for (const e of entries) e.batch.beforeCommit?.();
+      for (const g of new Set(entries.map((e) => e.generation.group.groupId))) crashPoint('txn-sent', g);
+      const tOffsets = performance.now();
+      await txn.commit();
+      const records = entries.reduce((n, e) => n + e.batch.records.length, 0);
+      this.opts.observer?.committed(records, (performance.now() - t0) / 1000);
+      const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+      this.opts.log.debug({ transactionalId: t.slot.transactionalId, batches: entries.length, groups: offsets.length, records, sentAsProcessed: true, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
+    } catch (err) {
+      await this.abortOpen(t);
+      throw err;
+    }
+  }
+
+  /** Each group's offsets of these batches, with the generation they are committed for. */
+  private offsetsOf(entries: Pending[]): { generations: Generation[]; offsets: TxnOffsets[] } {
+    const byGroup = new Map<Generation, Map<string, ReturnType<typeof offsetEntry>[]>>();
+    for (const e of entries) {
+      let topics = byGroup.get(e.generation);
+      if (!topics) byGroup.set(e.generation, (topics = new Map()));
+      let list = topics.get(e.batch.topic);
+      if (!list) topics.set(e.batch.topic, (list = []));
+      list.push(offsetEntry(e.batch));
+    }
+    const generations = [...byGroup.keys()];
+    const offsets = [...byGroup].map(([generation, topics]) => ({ consumerGroupId: generation.group.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }));
+    return { generations, offsets };
   }
 
   private committed(entries: Pending[], transactions: number): void {
@@ -450,26 +721,15 @@ export class SharedTransactions {
    * for a hop and its chain, where kafkajs' order takes 7), unless `overlapOffsets` is false or a
    * record-level refusal is being probed.
    */
-  private async transact(slot: Slot, entries: Pending[], probe = false): Promise<void> {
+  private async transact(slot: Slot, entries: Pending[], probe = false, onSent?: () => void): Promise<void> {
     const t0 = performance.now();
+    await slot.busy;
     const producer = await slot.connected();
     for (const e of entries) rejectOversized(e.batch, this.opts.limits);
     const records = this.recordsOf(entries);
-    const byGroup = new Map<Generation, Map<string, ReturnType<typeof offsetEntry>[]>>();
-    for (const e of entries) {
-      let topics = byGroup.get(e.generation);
-      if (!topics) byGroup.set(e.generation, (topics = new Map()));
-      let list = topics.get(e.batch.topic);
-      if (!list) topics.set(e.batch.topic, (list = []));
-      list.push(offsetEntry(e.batch));
-    }
-    const generations = [...byGroup.keys()];
-    const offsets = [...byGroup].map(([generation, topics]) => ({ consumerGroupId: generation.group.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }));
+    const { generations, offsets } = this.offsetsOf(entries);
     const refusedAs = (g: number, err: unknown) => (isGenerationError(err) ? new GroupRefused(generations[g].group, err) : err);
-    const onRetry = () => {
-      this.counters.concurrentRetries += 1;
-      this.opts.observer?.concurrentRetry();
-    };
+    const onRetry = () => this.concurrentRetry();
     let txn: Transaction | undefined = await producer.transaction();
     let tSent = t0;
     try {
@@ -477,6 +737,7 @@ export class SharedTransactions {
         const t = txn;
         await sendWithOffsets(t, () => this.sendPlan(t, records), offsets, { onRetry, offsetsError: refusedAs });
         tSent = performance.now();
+        onSent?.();
       } else {
         try {
           await this.sendPlan(txn, records);
@@ -489,6 +750,7 @@ export class SharedTransactions {
           await this.sendPlan(txn, records);
         }
         tSent = performance.now();
+        onSent?.();
         for (let g = 0; g < offsets.length; g++) {
           try {
             await sendOffsets(txn, offsets[g], onRetry);
@@ -503,7 +765,7 @@ export class SharedTransactions {
       await txn.commit();
       this.opts.observer?.committed(records.length, (performance.now() - t0) / 1000);
       const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
-      this.opts.log.debug({ transactionalId: slot.transactionalId, batches: entries.length, groups: byGroup.size, records: records.length, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
+      this.opts.log.debug({ transactionalId: slot.transactionalId, batches: entries.length, groups: offsets.length, records: records.length, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
     } catch (err) {
       if (txn?.isActive()) {
         try {
@@ -527,6 +789,7 @@ export class SharedTransactions {
     clearTimeout(this.timer);
     if (this.soon) clearImmediate(this.soon);
     await this.running?.catch(() => undefined);
+    await this.dropOpen(); // records staged after the last cut: never committed, so never visible
     for (const e of [...this.retry.splice(0), ...this.pending.splice(0)]) e.reject(new Error('shared transactions closed'));
     this.announced.clear();
     await Promise.all(this.slots.map((s) => s.close()));

@@ -21,6 +21,7 @@ export class StageMetrics {
   readonly sharedTransactions: Counter<'sink'>;
   readonly sharedBatches: Counter<'chain' | 'group'>;
   readonly sharedConcurrentRetries: Counter<'sink'>;
+  readonly sharedEagerFallbacks: Counter<'sink'>;
   readonly sharedGenerationRefusals: Counter<'chain' | 'group'>;
   readonly sharedRecords: Histogram<'sink'>;
   readonly sharedSeconds: Histogram<'sink'>;
@@ -48,6 +49,7 @@ export class StageMetrics {
     this.sharedTransactions = new Counter({ name: 'tributary_engine_shared_transactions_total', help: 'Shared transactions (transactions: shared) committed, by sink (its transactional-id prefix)', labelNames: sink, registers });
     this.sharedBatches = new Counter({ name: 'tributary_engine_shared_transaction_batches_total', help: 'Lane batches committed in shared transactions (several per transaction when lanes share)', labelNames: shared, registers });
     this.sharedConcurrentRetries = new Counter({ name: 'tributary_engine_shared_transaction_concurrent_retries_total', help: 'AddOffsetsToTxn answered CONCURRENT_TRANSACTIONS (a producer\'s previous markers not written yet) and retried', labelNames: sink, registers });
+    this.sharedEagerFallbacks = new Counter({ name: 'tributary_engine_shared_transaction_eager_fallbacks_total', help: 'Open transactions (records sent as processed) aborted because they did not hold exactly the batches cut; those batches were written at commit', labelNames: sink, registers });
     this.sharedGenerationRefusals = new Counter({ name: 'tributary_engine_shared_transaction_generation_refusals_total', help: 'Shared transactions refused because this member\'s group generation was stale (its lanes fenced)', labelNames: shared, registers });
     this.sharedRecords = new Histogram({ name: 'tributary_engine_shared_transaction_records', help: 'Consumed records committed per shared transaction (each with its outputs, side outputs, dead letter, replies)', labelNames: sink, buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000], registers });
     this.sharedSeconds = new Histogram({ name: 'tributary_engine_shared_transaction_seconds', help: 'Time of one shared transaction, from taking its producer to the end of EndTxn', labelNames: sink, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });

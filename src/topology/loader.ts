@@ -149,6 +149,10 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
     if (stage.transactions === 'shared' && stage.delivery === 'at-least-once') {
       errors.push(new ConfigError(`${at}.transactions`, "'shared' transactions need delivery: exactly-once (this stage is at-least-once)", file));
     }
+    if (stage.commit?.sendAsProcessed && (stage.delivery === 'at-least-once' || stage.transactions === 'per-partition')) {
+      const why = stage.delivery === 'at-least-once' ? 'at-least-once stages always send outputs as they are computed' : "per-partition transactions send at commit (repartition hops already send as processed); use transactions: 'shared'";
+      errors.push(new ConfigError(`${at}.commit.sendAsProcessed`, `only for exactly-once stages with shared transactions: ${why}`, file));
+    }
     const def = registry.get(stage.processor);
     for (const [side, expected] of [['input', def.inputSchema], ['output', def.outputSchema]] as const) {
       const topic = topics.get(stage[side].topic);

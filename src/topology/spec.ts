@@ -76,7 +76,16 @@ export interface StageSpec {
    * `intervalMs` passed since it started, or once `maxRecords` wait. Defaults in
    * src/engine/chain-runner.ts (DEFAULT_COMMIT). A fused chain uses its first stage's policy.
    */
-  commit?: { intervalMs?: number; maxRecords?: number };
+  commit?: {
+    intervalMs?: number;
+    maxRecords?: number;
+    /**
+     * Exactly-once with shared transactions: send outputs into the open transaction as they are
+     * computed (Kafka Streams' way), so a commit only adds the offsets and ends it; default false:
+     * a transaction's outputs are sent at commit time (fewer produce requests; BENCHMARKS item 14).
+     */
+    sendAsProcessed?: boolean;
+  };
   /** Transient processing failures are retried this many times (with exponential backoff) before records are isolated and dead-lettered. */
   errors?: { maxAttempts?: number; backoffMs?: number };
   /**

@@ -5,6 +5,8 @@
  * a dead process's open transaction is ended either by its successor re-initialising the same
  * transactional ids (a stable instance id) or by the coordinator's transaction timeout (a random
  * one), and a zombie is refused by the group coordinator (stale generation), not by a transactional id.
+ * With `commit.sendAsProcessed` (outputs sent into the open transaction as computed) a crash after
+ * the sends and a stop with records sent after the last cut lose and duplicate nothing either.
  */
 import { produceDemoEvents } from '../../examples/fraud/produce';
 import { testEndpoints, uniqueSuffix } from '../helpers/topology';
@@ -88,6 +90,41 @@ describe('exactly-once v2 (shared transactions) through crashes (real processes,
     // (transaction timeout 10 s from its start, checked every 10 s).
     expect(sameId.fromJoin).toBeLessThan(5);
     expect(randomId.fromCrash).toBeGreaterThanOrEqual(8);
+  });
+
+  it('outputs sent as processed (commit.sendAsProcessed): kill -9 inside a transaction after its sends and offsets, before EndTxn, then a graceful stop with records staged after the last cut; 0 lost, 0 duplicated in both topics', async () => {
+    const suffix = uniqueSuffix();
+    const file = faultTopologyFile(suffix, (doc) => {
+      for (const s of doc.stages) {
+        s.transactions = 'shared';
+        s.commit = { ...(s.commit ?? {}), sendAsProcessed: true };
+      }
+    });
+    const count = 3000;
+    const seed = 655;
+    const instance = `fault-${suffix}`;
+    const producing = produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 150, seed });
+    const group = `fraud-detection-${suffix}.extract`;
+    // Dies in its 8th transaction of the extract+score chain, whose records went out as processed.
+    const first = new StageProcess(file, ['--instance-id', instance], { TRIBUTARY_FAULT_CRASH_AT: `txn-sent@${group}:8` });
+    expect((await first.exited).signal).toBe('SIGKILL');
+    expect(first.output).toContain('"sendAsProcessed":true');
+    // The successor aborts the open transaction (same ids), runs a while and is stopped while events
+    // still arrive: what it staged after its last cut is aborted at close, never committed.
+    const second = new StageProcess(file, ['--instance-id', instance]);
+    await second.waitForLog('pipeline running', 60000);
+    await new Promise((r) => setTimeout(r, 4000));
+    expect((await second.stop()).code).toBe(0);
+    const third = new StageProcess(file, ['--instance-id', instance]);
+    await producing;
+    const expected = generatedKeys(seed, count);
+    const predictions = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
+    const features = await committedKeys(endpoints, `fraud.features.${suffix}`, count, 60000, suffix, 'feature-vector');
+    expect((await third.stop()).code).toBe(0);
+    const p = lossAndDuplicates(expected, predictions);
+    const f = lossAndDuplicates(expected, features);
+    recordFault({ scenario: 'shared transactions, outputs sent as processed: kill -9 inside a transaction (after sends and offsets, before commit), then SIGTERM mid-stream', events: count, lost: p.lost + f.lost, duplicated: p.duplicated + f.duplicated, recoverySeconds: 'n/a' });
+    expect({ predictions: p, features: f }).toEqual({ predictions: { lost: 0, duplicated: 0 }, features: { lost: 0, duplicated: 0 } });
   });
 
   it('two instances in one group, one killed -9: the other takes its partitions once the dead one\'s transaction timed out, and the output is exact', async () => {

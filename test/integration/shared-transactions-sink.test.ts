@@ -7,7 +7,11 @@
  * commits both groups' offsets in one transaction, writes staged records in staging order, and
  * when one group's generation is stale commits the other group's batches all the same. Its
  * TxnOffsetCommits go out while the Produce is in flight (fewer serial round trips), as the
- * broker's requests show, and commit what the one-after-the-other order commits.
+ * broker's requests show, and commit what the one-after-the-other order commits. Staged records
+ * are sent into an open transaction as they come (commit.sendAsProcessed): on the wire before the cut,
+ * readable uncommitted but not committed until it, whose requests are then only the offsets and
+ * EndTxn; an open transaction holding records of no cut batch (a lane that closed after staging)
+ * is aborted, and records staged after the last cut are aborted at close.
  */
 import { Kafka as KafkaClient, logLevel, type Consumer, type Kafka } from 'kafkajs';
 import { ProducerFencedError, type CommitBatch } from '../../src/engine/commit-sink';
@@ -246,6 +250,92 @@ describe('SharedTransactions against the real broker', () => {
       }
       expect(await readCommitted(kafka, output, expected.length)).toEqual(expected);
     } finally {
+      await Promise.allSettled([m1.disconnect(), m2.disconnect(), admin.disconnect()]);
+    }
+  });
+
+  it('sent as processed: staged records are produced before the cut, the commit adds only offsets and EndTxn; an open transaction holding an uncut lane\'s records is aborted, as is one left at close', async () => {
+    const { suffix, input, output, dlq, g1, g2, kafka, admin } = await twoGroupFixture('shared4');
+    const wire: string[] = [];
+    const logged = new KafkaClient({
+      clientId: 'shared-sink-test-4-wire',
+      brokers: endpoints.brokers,
+      logLevel: logLevel.DEBUG,
+      logCreator: () => (entry) => {
+        const m = /^(Request|Response) (\w+)\(/.exec(entry.log.message);
+        if (m) wire.push(`${m[1]} ${m[2]}`);
+      },
+    });
+    const { m1, m2, joins1, joins2 } = await pausedMembers(kafka, [g1, g2], input);
+    const sink = new SharedTransactions({ kafka: logged, groupId: g1, idPrefix: g1, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('shared-sink-test'), instanceId: `t${suffix}`, commit: { intervalMs: 10, maxRecords: 2000, sendAsProcessed: true } });
+    const stable = (group: string) => (topic: string, partition: number) => fetchStableOffset(admin, group, topic, partition);
+    const h1 = sink.group(g1, { readStable: stable(g1) });
+    sink.group(g2, { readStable: stable(g2) });
+    /** Values readable on the output now, committed only or also uncommitted. */
+    const readNow = async (readUncommitted: boolean, expected: number) => {
+      const consumer = kafka.consumer({ groupId: `peek-${suffix}-${Date.now()}-${readUncommitted}`, readUncommitted, maxWaitTimeInMs: 100 });
+      const values: string[] = [];
+      await consumer.connect();
+      await consumer.subscribe({ topic: output, fromBeginning: true });
+      await consumer.run({ eachMessage: async ({ message }) => void values.push(message.value!.toString()) });
+      const deadline = Date.now() + 5000;
+      while (values.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 1000));
+      await consumer.disconnect();
+      return values;
+    };
+    try {
+      await waitFor(() => joins1.length > 0 && joins2.length > 0, 30000, () => 'members never joined');
+      const gen1 = h1.join(joins1[joins1.length - 1]);
+      // Warm every producer of the pool (each one's first transaction also finds its coordinators).
+      let next = 0;
+      for (let round = 0; round < SHARED_PRODUCERS; round++) {
+        const b = batch(input, 0, output, [`w${round}`], String(++next));
+        sink.stage(b.records);
+        await sink.commit(b, gen1);
+      }
+      expect(sink.counters.eagerTransactions).toBe(SHARED_PRODUCERS);
+
+      // Staged, not yet cut: on the wire and in the log, but not committed.
+      const staged = batch(input, 0, output, ['s1', 's2'], String(++next));
+      wire.length = 0;
+      sink.stage(staged.records);
+      await waitFor(() => wire.includes('Response Produce'), 10000, () => `no Produce before the cut: ${wire.join(', ')}`);
+      expect(await readNow(true, SHARED_PRODUCERS + 2)).toEqual(expect.arrayContaining(['s1', 's2']));
+      expect(await readNow(false, SHARED_PRODUCERS + 2)).not.toContain('s1');
+      // The cut: the transaction already holds its records; committing it is the offsets and EndTxn.
+      wire.length = 0;
+      await sink.commit(staged, gen1);
+      expect(wire.filter((w) => w.startsWith('Request'))).toEqual(['Request TxnOffsetCommit', 'Request EndTxn']);
+      expect(sink.counters).toMatchObject({ eagerTransactions: SHARED_PRODUCERS + 1, eagerFallbacks: 0 });
+      expect(await fetchStableOffset(admin, g1, input, 0)).toBe(String(next));
+
+      // A lane staged records and closed before the cut (its partition revoked): the open
+      // transaction holds records of no batch, so it is aborted and the batch cut written at commit.
+      const orphan = batch(input, 1, output, ['orphan'], '1');
+      const kept = batch(input, 0, output, ['k1'], String(++next));
+      sink.stage(orphan.records);
+      sink.stage(kept.records);
+      await sink.commit(kept, gen1);
+      expect(sink.counters.eagerFallbacks).toBe(1);
+      expect(await fetchStableOffset(admin, g1, input, 0)).toBe(String(next));
+      expect(await fetchStableOffset(admin, g1, input, 1)).toBeNull();
+
+      // And sending as processed resumes with the next records.
+      const after = batch(input, 0, output, ['a1'], String(++next));
+      sink.stage(after.records);
+      await sink.commit(after, gen1);
+      expect(sink.counters).toMatchObject({ eagerTransactions: SHARED_PRODUCERS + 2, eagerFallbacks: 1 });
+
+      // Records staged after the last cut are never committed: close aborts their transaction.
+      sink.stage(batch(input, 0, output, ['left-open'], String(next + 1)).records);
+      await waitFor(() => wire.includes('Response Produce'), 10000, () => 'the last staged records were never sent');
+      await sink.close();
+      const committed = await readNow(false, SHARED_PRODUCERS + 4);
+      expect(committed).toEqual([...Array.from({ length: SHARED_PRODUCERS }, (_, i) => `w${i}`), 's1', 's2', 'k1', 'a1']);
+      expect(await readNow(true, SHARED_PRODUCERS + 6)).toEqual(expect.arrayContaining(['orphan', 'left-open']));
+    } finally {
+      await sink.close();
       await Promise.allSettled([m1.disconnect(), m2.disconnect(), admin.disconnect()]);
     }
   });

@@ -45,6 +45,20 @@ describe('topology loader', () => {
     expect(bad).not.toContain('stages[0]');
   });
 
+  it('accepts commit.sendAsProcessed on an exactly-once stage and names its path where it cannot apply', () => {
+    const t = loadTopology(file, options);
+    expect(t.spec.stages[0].commit?.sendAsProcessed).toBeUndefined();
+    expect(errorFor((d) => (d.stages[1].commit = { sendAsProcessed: 'yes' }))).toMatch(/stages\[1\]\.commit\.sendAsProcessed: /);
+    expect(errorFor((d) => {
+      d.stages[1].delivery = 'at-least-once';
+      d.stages[1].commit = { sendAsProcessed: true };
+    })).toMatch(/stages\[1\]\.commit\.sendAsProcessed: only for exactly-once stages with shared transactions: at-least-once stages always send/);
+    expect(errorFor((d) => {
+      d.stages[0].transactions = 'per-partition';
+      d.stages[0].commit = { sendAsProcessed: true };
+    })).toMatch(/stages\[0\]\.commit\.sendAsProcessed: only for exactly-once stages with shared transactions: per-partition/);
+  });
+
   it('rejects a stage reading an undeclared topic', () => {
     expect(errorFor((d) => (d.stages[0].input.topic = 'nope'))).toMatch(/stages\[0\]\.input\.topic: topic 'nope' is not declared/);
   });
