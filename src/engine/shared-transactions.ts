@@ -247,6 +247,13 @@ class GroupRefused extends Error {
  * rebuilds its lanes on the next join) and the other groups' batches go into the next transaction.
  * A new owner reads its start offset with require_stable, so it waits while any transaction holding
  * that partition's offset is pending. A lane has at most one batch in flight.
+ *
+ * By default a transaction's records are sent at commit time, in as few produce requests as the
+ * topics' limits allow. With `commit.sendAsProcessed` they are sent into an open transaction as
+ * lanes stage them (OpenTransaction), and the cut commits that transaction if it holds exactly the
+ * batches cut; the next records go into the next producer's transaction meanwhile. Every send goes
+ * through one queue, so records reach each partition in staging order across transactions too, and
+ * after a failure nothing is sent ahead of the batches being retried.
  */
 export class SharedTransactions {
   readonly counters: SharedTransactionCounters = { transactions: 0, batches: 0, concurrentRetries: 0, generationRefusals: 0, retries: 0, eagerTransactions: 0, eagerFallbacks: 0 };
@@ -278,8 +285,8 @@ export class SharedTransactions {
   /** Sends of every transaction, one request at a time, in staging order (a partition's records are written in it). */
   private sendQueue: Queued[] = [];
   private pumping = false;
-  /** A failed transaction's batches are being committed one by one (nothing may be sent ahead of them). */
-  private probing = false;
+  /** A failed transaction is being handled (its batches re-queued or committed one by one): nothing may be sent ahead of them. */
+  private recovering = false;
 
   constructor(private opts: SharedTransactionsOptions) {
     this.eager = opts.sendAsProcessed ?? opts.commit?.sendAsProcessed ?? false;
@@ -350,7 +357,7 @@ export class SharedTransactions {
   }
 
   private sendingNow(): boolean {
-    return this.eager && !this.closed && this.failures === 0 && this.retry.length === 0 && !this.probing;
+    return this.eager && !this.closed && this.failures === 0 && this.retry.length === 0 && !this.recovering;
   }
 
   /** Works through the send queue, one request at a time. */
@@ -550,7 +557,7 @@ export class SharedTransactions {
     } catch (err) {
       // Records staged meanwhile went into a later transaction: it is aborted, and they are written
       // after these batches (held until then: see sendsAsProcessed).
-      this.probing = true;
+      this.recovering = true;
       try {
         const dropped = this.dropOpen();
         release?.();
@@ -569,7 +576,7 @@ export class SharedTransactions {
         for (const e of entries) e.uncertain = true;
         this.retry.unshift(...entries);
       } finally {
-        this.probing = false;
+        this.recovering = false;
       }
     } finally {
       release?.();
