@@ -26,7 +26,7 @@ import { kafkaPerf, preloadRedis, redisRaw, type KafkaPerf, type RedisRaw } from
 import { writeReport } from './report';
 import { catalog, mergeCommit, withCommitSweep, deleteGroups, DEFAULT_SYSTEMS, PEER_DIR, PEER_JAR, QUICK_SYSTEMS, selectSystems, SystemSession, unavailable, type SystemDef } from './systems';
 import { driverKeyField, loadVariant, topologyFacts, type TopologyFacts } from './topologies';
-import { exportRef, gitState, loadCode, parseCodeRefs, type CodeState } from './tributary-code';
+import { assertCompiledCurrent, exportRef, gitState, loadCode, parseCodeRefs, type CodeState } from './tributary-code';
 import type { OnnxRow } from './children/onnx';
 import { featuresMarkdown, runFeaturesBench } from './features';
 import { FRAUD_SCHEMAS_DIR } from '../../examples/fraud/schemas';
@@ -322,6 +322,7 @@ async function main(): Promise<number> {
     if (codeRefs.length === 1 && !codeRefs[0].label) codeRefs[0] = { ...codeRefs[0], label: 'this' };
     for (const ref of opts.compareRefs) codeRefs.push(exportRef(ref, (m) => progress.log(m)));
   }
+  for (const c of codeRefs) assertCompiledCurrent(c);
   // each checkout's commit and dirty flag as of the start of the run (not of each system's turn)
   const states = new Map<string, CodeState>();
   const codeState = (root: string) => states.get(root) ?? states.set(root, gitState(root)).get(root)!;

@@ -60,6 +60,35 @@ export function parseCodeRefs(arg: string | undefined): TributaryCodeRef[] {
   });
 }
 
+/**
+ * This checkout's sources that are newer than the bench's compile of them (bench/dist/src): the
+ * bench would measure old code under this checkout's commit. `npm run bench` compiles first; running
+ * bench/dist/bench/src/main.js directly after editing src/ does not. Sources with no compiled file
+ * are not the bench's (it compiles what its entry points import; a new import makes its importer stale).
+ */
+export function staleCompiles(root: string, dist: string): string[] {
+  const stale: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+        const js = path.join(dist, path.relative(path.join(root, 'src'), file)).replace(/\.ts$/, '.js');
+        if (fs.existsSync(js) && fs.statSync(js).mtimeMs < fs.statSync(file).mtimeMs) stale.push(path.relative(root, file));
+      }
+    }
+  };
+  walk(path.join(root, 'src'));
+  return stale;
+}
+
+/** Fails when this checkout's compile is older than its sources (see staleCompiles); other refs are compiled apart. */
+export function assertCompiledCurrent(ref: TributaryCodeRef): void {
+  if (ref.commit || ref.root !== repoRoot() || ref.dist !== ownCode().dist) return;
+  const stale = staleCompiles(ref.root, ref.dist);
+  if (stale.length > 0) throw new TributaryCodeError(`${path.relative(ref.root, ref.dist)} is older than ${stale.length} source file(s) (${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ', …' : ''}): run 'npm run bench' (it compiles first) or 'npx tsc -p bench/tsconfig.json'`);
+}
+
 export function loadCode(ref: TributaryCodeRef): TributaryCode {
   const req = (m: string) => require(path.join(ref.dist, m)) as unknown;
   const pipelineFile = path.join(ref.dist, 'stages', 'pipeline.js');

@@ -1,6 +1,7 @@
 /**
  * The benchmark's decision logic, without servers: the live capacity search (bracketing, ≤ 10%
- * refinement, void steps), the lag slope, the topology variants and the system filter.
+ * refinement, void steps), the lag slope, the topology variants and the system filter, and the
+ * check that this checkout's compile is not older than its sources.
  */
 import { repoRoot } from '../../src/stack/paths';
 import { acceptance } from '../../bench/src/acceptance';
@@ -11,7 +12,10 @@ import type { SystemOutcome } from '../../bench/src/main';
 import type { Progress } from '../../bench/src/progress';
 import { catalog, selectSystems } from '../../bench/src/systems';
 import { driverKeyField, variantSpec } from '../../bench/src/topologies';
-import { ownCode } from '../../bench/src/tributary-code';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ownCode, staleCompiles } from '../../bench/src/tributary-code';
 
 const options: LiveOptions = {
   stepSeconds: 30,
@@ -319,5 +323,24 @@ describe('ProcSampler', () => {
     expect(Number.isFinite(usage!.cpuPercent)).toBe(true);
     expect(usage!.cpuPercent).toBeGreaterThanOrEqual(0);
     expect(sampler.names()).toContain(STEAL);
+  });
+});
+
+describe('stale compile check', () => {
+  it('lists the sources newer than their compiled file, and none once they are compiled again (sources the bench never compiles are not its)', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'stale-'));
+    const dist = path.join(root, 'bench', 'dist', 'src');
+    fs.mkdirSync(path.join(root, 'src', 'engine'), { recursive: true });
+    fs.mkdirSync(path.join(dist, 'engine'), { recursive: true });
+    const at = (file: string, seconds: number) => fs.utimesSync(file, seconds, seconds);
+    for (const f of ['a.ts', 'engine/b.ts', 'engine/types.d.ts', 'cli.ts']) fs.writeFileSync(path.join(root, 'src', f), '');
+    for (const f of ['a.js', 'engine/b.js']) fs.writeFileSync(path.join(dist, f), '');
+    at(path.join(root, 'src', 'a.ts'), 1000);
+    at(path.join(dist, 'a.js'), 2000);
+    at(path.join(root, 'src', 'engine', 'b.ts'), 3000);
+    at(path.join(dist, 'engine', 'b.js'), 2000);
+    expect(staleCompiles(root, dist)).toEqual([path.join('src', 'engine', 'b.ts')]);
+    at(path.join(dist, 'engine', 'b.js'), 4000);
+    expect(staleCompiles(root, dist)).toEqual([]);
   });
 });
