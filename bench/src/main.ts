@@ -60,7 +60,7 @@ const HELP = `npm run bench -- [options]
                           a list (--commit-interval-ms 5,10,30) measures every Tributary system once per
                           interval in the same run, as <system>~i<N>
   --interleave N          a paired comparison instead of the capacity search: every selected system is started
-                          and warmed up first, then N rounds of the --rates, each rate stepped once per system
+                          and warmed up first (also up to 10 s at each rate, not recorded), then N rounds of the --rates, each rate stepped once per system
                           while the others idle, the order reversed every other round (A B, B A, ...), so a
                           drift of the machine's speed hits every system alike; the report adds each round's
                           p50 / p99, their medians and in how many rounds each system beat the first
@@ -220,6 +220,12 @@ export interface SystemOutcome {
   /** How this system's work differs from the demo topology's, computed from code and config. */
   differences: string[];
   warmup?: StepResult;
+  /**
+   * Interleaved runs: unrecorded steps at each of the --rates after the warm-up, before round 1 (the
+   * first step at a rate after start-up ran 2-3x slower than later ones: JIT of the system and the
+   * broker; without these it fell on the first system of round 1 only).
+   */
+  rateWarmups?: StepResult[];
   capacity?: CapacityResult;
   latency: StepResult[];
   correctness?: Correctness;
@@ -551,6 +557,10 @@ async function main(): Promise<number> {
         progress.log(`${def.name}: starting (${def.label})`);
         await session.start();
         out.warmup = await runner.warmup(session);
+        if (opts.interleave > 0) {
+          out.rateWarmups = [];
+          for (const rate of opts.live.rates) out.rateWarmups.push(await runner.step(session, 'warmup', rate, Math.min(10, opts.live.stepSeconds)));
+        }
         if (opts.interleave === 0) {
           out.capacity = await runner.capacity(session);
           for (const p of runner.plannedLatencyRates(out.capacity.eps)) {
