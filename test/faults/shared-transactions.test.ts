@@ -20,6 +20,14 @@ function sharedTopology(suffix: string): string {
   });
 }
 
+/** Lost and duplicated events of the demo producer's run (seed, count) in the committed predictions (p) and feature vectors (f). */
+async function bothTopics(seed: number, count: number, suffix: string) {
+  const expected = generatedKeys(seed, count);
+  const predictions = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
+  const features = await committedKeys(endpoints, `fraud.features.${suffix}`, count, 60000, suffix, 'feature-vector');
+  return { p: lossAndDuplicates(expected, predictions), f: lossAndDuplicates(expected, features) };
+}
+
 /** The first log line of `proc` (pino JSON lines) with this message and these fields. */
 function logged(proc: StageProcess, msg: string, fields: Record<string, unknown>): { time: number; [k: string]: unknown } | undefined {
   for (const line of proc.output.split('\n')) {
@@ -75,12 +83,8 @@ describe('exactly-once v2 (shared transactions) through crashes (real processes,
     const third = new StageProcess(file);
     const randomId = await restartStall(third, group, crashed.at);
     await producing;
-    const expected = generatedKeys(seed, count);
-    const predictions = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
-    const features = await committedKeys(endpoints, `fraud.features.${suffix}`, count, 60000, suffix, 'feature-vector');
+    const { p, f } = await bothTopics(seed, count, suffix);
     expect((await third.stop()).code).toBe(0);
-    const p = lossAndDuplicates(expected, predictions);
-    const f = lossAndDuplicates(expected, features);
     const waits = `every lane owned its partition ${sameId.fromJoin.toFixed(1)} s after joining (${sameId.fromCrash.toFixed(1)} s after the crash) with the same instance id, ${randomId.fromJoin.toFixed(1)} s after joining (${randomId.fromCrash.toFixed(1)} s after the crash) with a random one`;
     process.stdout.write(`shared transactions, crash inside a transaction: ${waits}\n`);
     recordFault({ scenario: `shared transactions: kill -9 inside a transaction (after sends and offsets, before commit), restarted with the same then a random instance id: ${waits}`, events: count, lost: p.lost + f.lost, duplicated: p.duplicated + f.duplicated, recoverySeconds: sameId.fromJoin });
@@ -117,12 +121,8 @@ describe('exactly-once v2 (shared transactions) through crashes (real processes,
     expect((await second.stop()).code).toBe(0);
     const third = new StageProcess(file, ['--instance-id', instance]);
     await producing;
-    const expected = generatedKeys(seed, count);
-    const predictions = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
-    const features = await committedKeys(endpoints, `fraud.features.${suffix}`, count, 60000, suffix, 'feature-vector');
+    const { p, f } = await bothTopics(seed, count, suffix);
     expect((await third.stop()).code).toBe(0);
-    const p = lossAndDuplicates(expected, predictions);
-    const f = lossAndDuplicates(expected, features);
     recordFault({ scenario: 'shared transactions, outputs sent as processed: kill -9 inside a transaction (after sends and offsets, before commit), then SIGTERM mid-stream', events: count, lost: p.lost + f.lost, duplicated: p.duplicated + f.duplicated, recoverySeconds: 'n/a' });
     expect({ predictions: p, features: f }).toEqual({ predictions: { lost: 0, duplicated: 0 }, features: { lost: 0, duplicated: 0 } });
   });

@@ -33,17 +33,38 @@ function batch(topic: string, partition: number, output: string, values: string[
   };
 }
 
-async function readCommitted(kafka: Kafka, topic: string, expected: number): Promise<string[]> {
-  const consumer = kafka.consumer({ groupId: `verify-${topic}-${Date.now()}`, readUncommitted: false, maxWaitTimeInMs: 100 });
+/** The values of `topic` readable now (committed only, or also uncommitted and aborted), waiting up to `waitMs` for `expected`. */
+async function readValues(kafka: Kafka, topic: string, expected: number, opts: { readUncommitted?: boolean; waitMs?: number } = {}): Promise<string[]> {
+  const readUncommitted = opts.readUncommitted ?? false;
+  const consumer = kafka.consumer({ groupId: `verify-${topic}-${Date.now()}-${readUncommitted}`, readUncommitted, maxWaitTimeInMs: 100 });
   const values: string[] = [];
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({ eachMessage: async ({ message }) => void values.push(message.value!.toString()) });
-  const deadline = Date.now() + 15000;
+  const deadline = Date.now() + (opts.waitMs ?? 15000);
   while (values.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  await new Promise((r) => setTimeout(r, 1500));
+  await new Promise((r) => setTimeout(r, opts.waitMs === undefined ? 1500 : 1000));
   await consumer.disconnect();
   return values;
+}
+
+function readCommitted(kafka: Kafka, topic: string, expected: number): Promise<string[]> {
+  return readValues(kafka, topic, expected);
+}
+
+/** A client whose producers log every request and response they send (kafkajs debug lines: "Request Produce(…)"), in order. */
+function wireLogged(clientId: string): { kafka: Kafka; wire: string[] } {
+  const wire: string[] = [];
+  const kafka = new KafkaClient({
+    clientId,
+    brokers: endpoints.brokers,
+    logLevel: logLevel.DEBUG,
+    logCreator: () => (entry) => {
+      const m = /^(Request|Response) (\w+)\(/.exec(entry.log.message);
+      if (m) wire.push(`${m[1]} ${m[2]}`);
+    },
+  });
+  return { kafka, wire };
 }
 
 async function member(kafka: Kafka, groupId: string, topic: string, joins: ConsumerGroupMetadata[]): Promise<Consumer> {
@@ -196,17 +217,8 @@ describe('SharedTransactions against the real broker', () => {
 
   it("overlapped offsets: AddOffsetsToTxn per group, the outputs' AddPartitionsToTxn, then Produce and both TxnOffsetCommits at once; the same commits as one request after the other", async () => {
     const { suffix, input, output, dlq, g1, g2, kafka, admin } = await twoGroupFixture('shared3');
-    // The sink's producers log every request and response (kafkajs debug lines: "Request Produce(…)").
-    const wire: string[] = [];
-    const logged = new KafkaClient({
-      clientId: 'shared-sink-test-3-wire',
-      brokers: endpoints.brokers,
-      logLevel: logLevel.DEBUG,
-      logCreator: () => (entry) => {
-        const m = /^(Request|Response) (\w+)\(/.exec(entry.log.message);
-        if (m) wire.push(`${m[1]} ${m[2]}`);
-      },
-    });
+    // The sink's producers log every request and response.
+    const { kafka: logged, wire } = wireLogged('shared-sink-test-3-wire');
     const { m1, m2, joins1, joins2 } = await pausedMembers(kafka, [g1, g2], input);
     try {
       await waitFor(() => joins1.length > 0 && joins2.length > 0, 30000, () => 'members never joined');
@@ -256,34 +268,13 @@ describe('SharedTransactions against the real broker', () => {
 
   it('sent as processed: staged records are produced before the cut, the commit adds only offsets and EndTxn; an open transaction holding an uncut lane\'s records is aborted, as is one left at close', async () => {
     const { suffix, input, output, dlq, g1, g2, kafka, admin } = await twoGroupFixture('shared4');
-    const wire: string[] = [];
-    const logged = new KafkaClient({
-      clientId: 'shared-sink-test-4-wire',
-      brokers: endpoints.brokers,
-      logLevel: logLevel.DEBUG,
-      logCreator: () => (entry) => {
-        const m = /^(Request|Response) (\w+)\(/.exec(entry.log.message);
-        if (m) wire.push(`${m[1]} ${m[2]}`);
-      },
-    });
+    const { kafka: logged, wire } = wireLogged('shared-sink-test-4-wire');
     const { m1, m2, joins1, joins2 } = await pausedMembers(kafka, [g1, g2], input);
     const sink = new SharedTransactions({ kafka: logged, groupId: g1, idPrefix: g1, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('shared-sink-test'), instanceId: `t${suffix}`, commit: { intervalMs: 10, maxRecords: 2000, sendAsProcessed: true } });
     const stable = (group: string) => (topic: string, partition: number) => fetchStableOffset(admin, group, topic, partition);
     const h1 = sink.group(g1, { readStable: stable(g1) });
     sink.group(g2, { readStable: stable(g2) });
-    /** Values readable on the output now, committed only or also uncommitted. */
-    const readNow = async (readUncommitted: boolean, expected: number) => {
-      const consumer = kafka.consumer({ groupId: `peek-${suffix}-${Date.now()}-${readUncommitted}`, readUncommitted, maxWaitTimeInMs: 100 });
-      const values: string[] = [];
-      await consumer.connect();
-      await consumer.subscribe({ topic: output, fromBeginning: true });
-      await consumer.run({ eachMessage: async ({ message }) => void values.push(message.value!.toString()) });
-      const deadline = Date.now() + 5000;
-      while (values.length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      await new Promise((r) => setTimeout(r, 1000));
-      await consumer.disconnect();
-      return values;
-    };
+    const readNow = (readUncommitted: boolean, expected: number) => readValues(kafka, output, expected, { readUncommitted, waitMs: 5000 });
     try {
       await waitFor(() => joins1.length > 0 && joins2.length > 0, 30000, () => 'members never joined');
       const gen1 = h1.join(joins1[joins1.length - 1]);
