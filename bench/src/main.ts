@@ -560,8 +560,7 @@ async function main(): Promise<number> {
         if (opts.interleave > 0) {
           out.rateWarmups = [];
           for (const rate of opts.live.rates) out.rateWarmups.push(await runner.step(session, 'warmup', rate, Math.min(10, opts.live.stepSeconds)));
-        }
-        if (opts.interleave === 0) {
+        } else {
           out.capacity = await runner.capacity(session);
           for (const p of runner.plannedLatencyRates(out.capacity.eps)) {
             if (interrupted) break;

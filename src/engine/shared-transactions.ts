@@ -599,8 +599,7 @@ export class SharedTransactions {
     try {
       if (t.failed !== undefined) throw t.failed;
       const txn = await t.txn;
-      const { generations, offsets } = this.offsetsOf(entries);
-      const refusedAs = (g: number, err: unknown) => (isGenerationError(err) ? new GroupRefused(generations[g].group, err) : err);
+      const { offsets, refusedAs } = this.offsetsOf(entries);
       for (let g = 0; g < offsets.length; g++) {
         if (t.offsetsAdded.has(offsets[g].consumerGroupId)) continue;
         try {
@@ -614,22 +613,19 @@ export class SharedTransactions {
       results.forEach((r, g) => {
         if (r.status === 'rejected') throw refusedAs(g, r.reason);
       });
-      for (const e of entries) e.batch.beforeCommit?.();
-      for (const g of new Set(entries.map((e) => e.generation.group.groupId))) crashPoint('txn-sent', g);
-      const tOffsets = performance.now();
-      await txn.commit();
       const records = entries.reduce((n, e) => n + e.batch.records.length, 0);
-      this.opts.observer?.committed(records, (performance.now() - t0) / 1000);
-      const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
-      this.opts.log.debug({ transactionalId: t.slot.transactionalId, batches: entries.length, groups: offsets.length, records, sentAsProcessed: true, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
+      await this.end(txn, t.slot, entries, { records, groups: offsets.length, t0, tSent, sentAsProcessed: true });
     } catch (err) {
       await this.abortOpen(t);
       throw err;
     }
   }
 
-  /** Each group's offsets of these batches, with the generation they are committed for. */
-  private offsetsOf(entries: Pending[]): { generations: Generation[]; offsets: TxnOffsets[] } {
+  /**
+   * Each group's offsets of these batches, with the generation they are committed for, and what a
+   * group's failure is thrown as (GroupRefused for a stale generation).
+   */
+  private offsetsOf(entries: Pending[]): { offsets: TxnOffsets[]; refusedAs: (group: number, err: unknown) => unknown } {
     const byGroup = new Map<Generation, Map<string, ReturnType<typeof offsetEntry>[]>>();
     for (const e of entries) {
       let topics = byGroup.get(e.generation);
@@ -640,7 +636,22 @@ export class SharedTransactions {
     }
     const generations = [...byGroup.keys()];
     const offsets = [...byGroup].map(([generation, topics]) => ({ consumerGroupId: generation.group.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })), consumerGroupMetadata: generation.metadata }));
-    return { generations, offsets };
+    const refusedAs = (g: number, err: unknown) => (isGenerationError(err) ? new GroupRefused(generations[g].group, err) : err);
+    return { offsets, refusedAs };
+  }
+
+  /**
+   * The end of a transaction whose records and offsets are in: the batches' last hooks, the fault
+   * point, EndTxn, metrics and the debug line with its phases.
+   */
+  private async end(txn: Transaction, slot: Slot, entries: Pending[], at: { records: number; groups: number; t0: number; tSent: number; sentAsProcessed?: boolean }): Promise<void> {
+    for (const e of entries) e.batch.beforeCommit?.();
+    for (const g of new Set(entries.map((e) => e.generation.group.groupId))) crashPoint('txn-sent', g);
+    const tOffsets = performance.now();
+    await txn.commit();
+    this.opts.observer?.committed(at.records, (performance.now() - at.t0) / 1000);
+    const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+    this.opts.log.debug({ transactionalId: slot.transactionalId, batches: entries.length, groups: at.groups, records: at.records, ...(at.sentAsProcessed ? { sentAsProcessed: true } : {}), sendMs: ms(at.t0, at.tSent), offsetsMs: ms(at.tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
   }
 
   private committed(entries: Pending[], transactions: number): void {
@@ -734,8 +745,7 @@ export class SharedTransactions {
     const producer = await slot.connected();
     for (const e of entries) rejectOversized(e.batch, this.opts.limits);
     const records = this.recordsOf(entries);
-    const { generations, offsets } = this.offsetsOf(entries);
-    const refusedAs = (g: number, err: unknown) => (isGenerationError(err) ? new GroupRefused(generations[g].group, err) : err);
+    const { offsets, refusedAs } = this.offsetsOf(entries);
     const onRetry = () => this.concurrentRetry();
     let txn: Transaction | undefined = await producer.transaction();
     let tSent = t0;
@@ -766,13 +776,7 @@ export class SharedTransactions {
           }
         }
       }
-      for (const e of entries) e.batch.beforeCommit?.();
-      for (const g of new Set(entries.map((e) => e.generation.group.groupId))) crashPoint('txn-sent', g);
-      const tOffsets = performance.now();
-      await txn.commit();
-      this.opts.observer?.committed(records.length, (performance.now() - t0) / 1000);
-      const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
-      this.opts.log.debug({ transactionalId: slot.transactionalId, batches: entries.length, groups: offsets.length, records: records.length, sendMs: ms(t0, tSent), offsetsMs: ms(tSent, tOffsets), commitMs: ms(tOffsets, performance.now()) }, 'shared txn: committed');
+      await this.end(txn, slot, entries, { records: records.length, groups: offsets.length, t0, tSent });
     } catch (err) {
       if (txn?.isActive()) {
         try {
