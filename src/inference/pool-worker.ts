@@ -5,6 +5,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { OnnxModel, type OnnxModelOptions } from './onnx-model';
 import { createLogger } from '../util/logger';
+import { failMarkerIn, type PoolTestHooks } from './pool-test-hooks';
+
+export type { PoolTestHooks } from './pool-test-hooks';
 
 /** What the pool passes in workerData. */
 export interface PoolWorkerData {
@@ -14,18 +17,6 @@ export interface PoolWorkerData {
   warmupRuns: number;
   warmupBatchSize: number;
   testHooks?: PoolTestHooks;
-}
-
-/** Hooks for tests only: make a worker die or slow down on demand. */
-export interface PoolTestHooks {
-  /** A batch whose first value equals this makes the worker exit (process.exit(70)) ... */
-  crashMarker?: number;
-  /** ... while this shared counter (Int32Array over a SharedArrayBuffer, index 0) is > 0; decremented per crash. */
-  crashBudget?: SharedArrayBuffer;
-  /** Sleep this long (ms, blocking the thread) before each batch: simulates a slow model. */
-  delayMs?: number;
-  /** A batch with any row whose first value equals this fails to score (an 'error' reply, the worker lives on): a model rejecting one input. */
-  failMarker?: number;
 }
 
 export type ToWorker = { type: 'score'; id: number; rows: Float32Array; count: number } | { type: 'exit'; code: number } | { type: 'close' };
@@ -48,13 +39,6 @@ function shouldCrash(rows: Float32Array): boolean {
   if (!hooks.crashBudget) return true;
   const budget = new Int32Array(hooks.crashBudget);
   return Atomics.sub(budget, 0, 1) > 0;
-}
-
-function hasFailMarker(rows: Float32Array, width: number): boolean {
-  const marker = data.testHooks?.failMarker;
-  if (marker === undefined) return false;
-  for (let i = 0; i < rows.length; i += width) if (rows[i] === marker) return true;
-  return false;
 }
 
 async function main(): Promise<void> {
@@ -81,8 +65,9 @@ async function main(): Promise<void> {
       process.exit(70);
     }
     if (sleeper) Atomics.wait(sleeper, 0, 0, data.testHooks!.delayMs);
-    if (hasFailMarker(msg.rows, model.width)) {
-      send({ type: 'error', id: msg.id, message: `test hook: cannot score a row marked ${data.testHooks!.failMarker}` });
+    const marker = failMarkerIn(data.testHooks, msg.rows, model.width);
+    if (marker !== undefined) {
+      send({ type: 'error', id: msg.id, message: `test hook: cannot score a row marked ${marker}` });
       return;
     }
     model.score(msg.rows, msg.count).then(

@@ -9,8 +9,9 @@ import { createLogger, type Logger } from '../util/logger';
 import { DynamicBatcher, RetriableBatchError } from './batcher';
 import { InferenceMetrics } from './metrics';
 import { readModelCard, type ModelCard } from './model-card';
-import { ExecutionProviderError, ModelIntegrityError, type OnnxModelOptions } from './onnx-model';
-import type { FromWorker, PoolTestHooks, PoolWorkerData, ToWorker } from './pool-worker';
+import { ExecutionProviderError, ModelIntegrityError, OnnxModel, type OnnxModelOptions } from './onnx-model';
+import type { FromWorker, PoolWorkerData, ToWorker } from './pool-worker';
+import { failMarkerIn, type PoolTestHooks } from './pool-test-hooks';
 
 export { InferenceRequestError, InferenceTimeoutError } from './batcher';
 
@@ -31,7 +32,13 @@ export interface BatchingOptions {
 export interface InferencePoolOptions extends BatchingOptions {
   /** models/<name>/<version> directory (card + weights). */
   dir: string;
-  /** Worker threads (default 1). With `devices`, defaults to devices.length x workersPerDevice. */
+  /**
+   * Worker threads (default 1). With `devices`, defaults to devices.length x workersPerDevice.
+   * 0: no worker thread — one session scores on the caller's own thread (in-thread), which saves
+   * the hand-over to a worker and back per batch (a message each way and a thread wake-up) but
+   * blocks the caller's event loop for each batch's run: for models whose batch runs in well under
+   * a millisecond (see README "Inference pool"). On a GPU it uses the first of `devices`.
+   */
   workers?: number;
   /** GPU ordinals; worker i is pinned to devices[floor(i / workersPerDevice) % devices.length] (passed as the cuda/tensorrt `deviceId`). */
   devices?: number[];
@@ -63,6 +70,10 @@ interface Slot {
   index: number;
   deviceId?: number;
   worker?: Worker;
+  /** In-thread mode (workers: 0): the session this thread scores with. */
+  model?: OnnxModel;
+  /** In-thread mode: the batch being scored (close waits for it before releasing the session). */
+  scoring?: Promise<unknown>;
   ready: boolean;
   busy?: Task;
   provider?: string;
@@ -124,6 +135,8 @@ export class InferencePool extends EventEmitter {
   private readonly pendingTasks: Task[] = [];
   private nextId = 1;
   private closing = false;
+  /** workers: 0 — one session on this thread instead of worker threads. */
+  private readonly inThread: boolean;
   /** Worker replacements so far. */
   restarts = 0;
 
@@ -135,8 +148,9 @@ export class InferencePool extends EventEmitter {
     this.metrics = InferenceMetrics.for(opts.registry);
     const devices = opts.devices && opts.devices.length > 0 ? opts.devices : undefined;
     const perDevice = Math.max(1, opts.workersPerDevice ?? 1);
-    const count = opts.workers ?? (devices ? devices.length * perDevice : 1);
-    if (!(count >= 1)) throw new TributaryError(`pool needs at least one worker, got ${count}`);
+    this.inThread = opts.workers === 0;
+    const count = this.inThread ? 1 : (opts.workers ?? (devices ? devices.length * perDevice : 1));
+    if (!(count >= 1)) throw new TributaryError(`pool needs at least one worker (or 0: in-thread), got ${count}`);
     this.slots = Array.from({ length: count }, (_, index) => ({
       index,
       deviceId: devices ? devices[Math.floor(index / perDevice) % devices.length] : undefined,
@@ -173,7 +187,7 @@ export class InferencePool extends EventEmitter {
       await pool.close();
       throw err;
     }
-    pool.log.info({ workers: pool.slots.length, providers: pool.providers(), devices: pool.slots.map((s) => s.deviceId) }, 'inference pool ready');
+    pool.log.info({ workers: pool.inThread ? 0 : pool.slots.length, inThread: pool.inThread, providers: pool.providers(), devices: pool.slots.map((s) => s.deviceId) }, 'inference pool ready');
     return pool;
   }
 
@@ -187,8 +201,9 @@ export class InferencePool extends EventEmitter {
     return this.slots.map((s) => s.deviceId);
   }
 
+  /** Worker threads (0 in-thread). */
   get workerCount(): number {
-    return this.slots.length;
+    return this.inThread ? 0 : this.slots.length;
   }
 
   /** Scores `count` rows; resolves their scores in order. */
@@ -207,7 +222,7 @@ export class InferencePool extends EventEmitter {
     return this.batcher.whenDrained();
   }
 
-  /** Test hook: makes worker `index` exit with `code` (as if it crashed). */
+  /** Test hook: makes worker `index` exit with `code` (as if it crashed); in-thread there is no worker to crash. */
   crashWorker(index: number, code = 1): void {
     this.slots[index]?.worker?.postMessage({ type: 'exit', code } satisfies ToWorker);
   }
@@ -232,6 +247,12 @@ export class InferencePool extends EventEmitter {
         const w = s.worker;
         s.ready = false;
         if (w) await w.terminate();
+        if (s.model) {
+          // The batch in flight finishes first (its caller was already failed by the batcher's close).
+          await s.scoring?.catch(() => undefined);
+          await s.model.close();
+          s.model = undefined;
+        }
       }),
     );
     this.metrics.queueRows.set(this.labels, 0);
@@ -246,8 +267,9 @@ export class InferencePool extends EventEmitter {
     return o;
   }
 
-  /** Spawns a worker for `slot`; resolves when it is ready, rejects if it fails to load. */
+  /** Spawns a worker for `slot` (or loads the in-thread session); resolves when it is ready, rejects if it fails to load. */
   private startSlot(slot: Slot): Promise<void> {
+    if (this.inThread) return this.startInThread(slot);
     return new Promise((resolve, reject) => {
       const worker = spawnWorker({
         dir: path.resolve(this.opts.dir),
@@ -278,15 +300,11 @@ export class InferencePool extends EventEmitter {
             return;
           }
           case 'result':
-          case 'error': {
-            const task = slot.busy;
-            if (!task || task.id !== msg.id) return;
-            slot.busy = undefined;
-            if (msg.type === 'result') task.resolve(msg.scores);
-            else task.reject(new TributaryError(`inference worker ${slot.index}: ${msg.message}`));
-            this.releaseSlot(slot);
+            this.settle(slot, msg.id, msg.scores);
             return;
-          }
+          case 'error':
+            this.settle(slot, msg.id, new TributaryError(`inference worker ${slot.index}: ${msg.message}`));
+            return;
         }
       });
       worker.on('error', (err) => {
@@ -302,6 +320,38 @@ export class InferencePool extends EventEmitter {
         this.onWorkerExit(slot, code);
       });
     });
+  }
+
+  /**
+   * In-thread mode: loads the session here and warms it up as a worker would (the first runs
+   * allocate and pick kernels). A load failure rejects the pool's start; there is nothing to replace.
+   */
+  private async startInThread(slot: Slot): Promise<void> {
+    const started = performance.now();
+    const model = await OnnxModel.loadDir(path.resolve(this.opts.dir), this.workerOptions(slot));
+    try {
+      const size = this.opts.warmupBatchSize ?? this.opts.maxBatchSize ?? 256;
+      const warm = new Float32Array(size * model.width);
+      for (let i = 0; i < (this.opts.warmupRuns ?? 3); i++) await model.score(warm, size);
+    } catch (err) {
+      await model.close();
+      throw err;
+    }
+    slot.model = model;
+    slot.ready = true;
+    slot.provider = model.provider;
+    this.metrics.activeProvider.inc({ ...this.labels, provider: model.provider });
+    this.log.info({ inThread: true, provider: model.provider, deviceId: slot.deviceId, warmupMs: Math.round(performance.now() - started) }, 'inference session ready (in-thread)');
+  }
+
+  /** Ends the batch `id` a slot holds with its scores or its error, and frees the slot (a stale id is ignored). */
+  private settle(slot: Slot, id: number, outcome: Float32Array | Error): void {
+    const task = slot.busy;
+    if (!task || task.id !== id) return;
+    slot.busy = undefined;
+    if (outcome instanceof Error) task.reject(outcome);
+    else task.resolve(outcome);
+    this.releaseSlot(slot);
   }
 
   private onWorkerExit(slot: Slot, code: number): void {
@@ -361,12 +411,28 @@ export class InferencePool extends EventEmitter {
     });
   }
 
-  /** Sends the batch, transferring its rows buffer (the batcher built it for this batch alone). */
+  /** Sends the batch, transferring its rows buffer (the batcher built it for this batch alone); in-thread, scores it here. */
   private run(slot: Slot, task: Task): void {
     slot.busy = task;
     const { rows } = task;
     task.rows = undefined;
+    if (slot.model) {
+      slot.scoring = this.scoreInThread(slot.model, rows!, task.count).then(
+        (scores) => this.settle(slot, task.id, scores),
+        (err: Error) => this.settle(slot, task.id, new TributaryError(`inference in-thread: ${err.message}`, { cause: err })),
+      );
+      return;
+    }
     slot.worker!.postMessage({ type: 'score', id: task.id, rows: rows!, count: task.count } satisfies ToWorker, [rows!.buffer as ArrayBuffer]);
+  }
+
+  /** One in-thread batch, with the test hooks a worker honours (a simulated slow model waits without blocking here). */
+  private async scoreInThread(model: OnnxModel, rows: Float32Array, count: number): Promise<Float32Array> {
+    const hooks = this.opts.testHooks;
+    if (hooks?.delayMs) await new Promise((r) => setTimeout(r, hooks.delayMs));
+    const marker = failMarkerIn(hooks, rows, model.width);
+    if (marker !== undefined) throw new TributaryError(`test hook: cannot score a row marked ${marker}`);
+    return model.score(rows, count);
   }
 }
 

@@ -29,6 +29,7 @@ export interface InferenceConfig {
   gate?: boolean;
   /** Worker threads and dynamic batching (defaults: 1 worker, batches of <= 256 rows, 1 ms delay, 4096 queued rows). */
   pool?: {
+    /** Worker threads (default 1); 0 scores on the stage's own thread (InferencePoolOptions.workers). */
     workers?: number;
     maxBatchSize?: number;
     maxQueueDelayMs?: number;
@@ -99,7 +100,7 @@ export const onnxInference: ProcessorDefinition<InferenceConfig> = {
         type: 'object',
         additionalProperties: false,
         properties: {
-          workers: { type: 'integer', minimum: 1, maximum: 256 },
+          workers: { type: 'integer', minimum: 0, maximum: 256, description: "Worker threads (default 1; devices x workersPerDevice with devices). 0: score on the stage's own thread (no hand-over per batch; for models whose batch runs in well under a millisecond)." },
           maxBatchSize: { type: 'integer', minimum: 1 },
           maxQueueDelayMs: { type: 'number', minimum: 0 },
           maxQueueRows: { type: 'integer', minimum: 1 },

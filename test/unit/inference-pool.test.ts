@@ -88,6 +88,57 @@ describe('InferencePool (worker threads + onnxruntime)', () => {
   });
 });
 
+describe('InferencePool in-thread (workers: 0)', () => {
+  it('scores on the calling thread like a single session: no worker thread, concurrent requests merged into batches', async () => {
+    const registry = new Registry();
+    const threadsBefore = (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === 'MessagePort').length;
+    const pool = await InferencePool.start({ dir: MODEL_DIR, workers: 0, intraOpNumThreads: 1, maxBatchSize: 32, maxQueueDelayMs: 1, warmupRuns: 1, registry });
+    const reference = await OnnxModel.loadDir(MODEL_DIR);
+    try {
+      expect(pool.workerCount).toBe(0);
+      expect(pool.providers()).toEqual(['cpu']);
+      // A worker thread would hold a MessagePort open in this process.
+      expect((process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === 'MessagePort').length).toBe(threadsBefore);
+      const single = await reference.score(goldenRows, golden.length);
+      const requests: Promise<Float32Array>[] = [];
+      const bounds: [number, number][] = [];
+      for (let start = 0, size = 1; start < golden.length; start += size, size = (size % 13) + 1) {
+        const n = Math.min(size, golden.length - start);
+        bounds.push([start, n]);
+        requests.push(pool.submit(goldenRows.slice(start * WIDTH, (start + n) * WIDTH), n));
+      }
+      const results = await Promise.all(requests);
+      results.forEach((scores, r) => {
+        const [start, n] = bounds[r];
+        for (let i = 0; i < n; i++) expect(Math.abs(scores[i] - single[start + i])).toBeLessThanOrEqual(1e-6);
+      });
+      // Requests were merged: fewer batches than requests, none over 32 rows.
+      const batches = await histogramCount(registry, 'tributary_inference_batch_size');
+      expect(batches).toBeGreaterThan(0);
+      expect(batches).toBeLessThan(requests.length);
+      expect(await registry.metrics()).toContain('tributary_inference_execution_provider{model="fraud",version="1",provider="cpu"} 1');
+    } finally {
+      await pool.close();
+      await reference.close();
+    }
+  });
+
+  it('close while a batch is in flight: that batch finishes with its scores, queued requests fail, the session is released after it', async () => {
+    const pool = await InferencePool.start({ dir: MODEL_DIR, workers: 0, maxQueueDelayMs: 0, warmupRuns: 1, registry: new Registry(), testHooks: { delayMs: 100 } });
+    const inFlight = pool.submit(goldenRows.slice(0, 4 * WIDTH), 4);
+    const queued = pool.submit(goldenRows.slice(4 * WIDTH, 8 * WIDTH), 4);
+    const settled = Promise.allSettled([inFlight, queued]);
+    await new Promise((r) => setTimeout(r, 20));
+    await pool.close();
+    const [a, b] = await settled;
+    expect(a.status).toBe('fulfilled');
+    (a as PromiseFulfilledResult<Float32Array>).value.forEach((s, i) => expect(Math.abs(s - golden[i].score)).toBeLessThanOrEqual(1e-5));
+    expect(b.status).toBe('rejected');
+    expect(((b as PromiseRejectedResult).reason as Error).message).toContain('closed');
+    await expect(pool.submit(goldenRows.slice(0, WIDTH), 1)).rejects.toThrow(/closed/);
+  });
+});
+
 describe('InferencePool failure handling', () => {
   it('fails clearly when no configured execution provider is available on this machine', async () => {
     // Providers this machine cannot run (cuda and tensorrt without their libraries; on a CUDA host, a name onnxruntime does not know).
@@ -152,10 +203,13 @@ describe('InferencePool failure handling', () => {
     }
   });
 
-  it('a request the model cannot score fails alone: the requests merged into its batch are scored (real onnxruntime)', async () => {
+  it.each([
+    [1, 'inference worker 0: '],
+    [0, 'inference in-thread: '],
+  ])('a request the model cannot score fails alone: the requests merged into its batch are scored (real onnxruntime, workers: %i)', async (workers, source) => {
     const registry = new Registry();
-    // One worker, and a queue delay that lets concurrent requests merge into one batch.
-    const pool = await InferencePool.start({ dir: MODEL_DIR, workers: 1, maxQueueDelayMs: 30, warmupRuns: 1, registry, testHooks: { failMarker: -9 } });
+    // One worker (or none: in-thread), and a queue delay that lets concurrent requests merge into one batch.
+    const pool = await InferencePool.start({ dir: MODEL_DIR, workers, maxQueueDelayMs: 30, warmupRuns: 1, registry, testHooks: { failMarker: -9 } });
     try {
       const badRows = goldenRows.slice(20 * WIDTH, 23 * WIDTH);
       badRows[1 * WIDTH] = -9; // its second row is one the worker cannot score
@@ -166,7 +220,7 @@ describe('InferencePool failure handling', () => {
       expect(rbad.status).toBe('rejected');
       const reason = (rbad as PromiseRejectedResult).reason as Error;
       expect(reason).toBeInstanceOf(InferenceRequestError);
-      expect(reason.message).toMatch(/^inference of 3 rows inference worker 0: test hook: cannot score a row marked -9$/);
+      expect(reason.message).toBe(`inference of 3 rows ${source}test hook: cannot score a row marked -9`);
       expect(ra.status).toBe('fulfilled');
       expect(rc.status).toBe('fulfilled');
       (ra as PromiseFulfilledResult<Float32Array>).value.forEach((s, i) => expect(Math.abs(s - golden[i].score)).toBeLessThanOrEqual(1e-5));
@@ -180,10 +234,10 @@ describe('InferencePool failure handling', () => {
     }
   });
 
-  it('times out a request stuck behind a slow batch with InferenceTimeoutError; its late result breaks nothing (real onnxruntime)', async () => {
+  it.each([1, 0])('times out a request stuck behind a slow batch with InferenceTimeoutError; its late result breaks nothing (real onnxruntime, workers: %i)', async (workers) => {
     const registry = new Registry();
-    // Every batch takes >= 250 ms; one worker; no merging (maxQueueDelayMs 0, batches of 4 rows).
-    const pool = await InferencePool.start({ dir: MODEL_DIR, workers: 1, maxBatchSize: 4, maxQueueDelayMs: 0, warmupRuns: 1, requestTimeoutMs: 400, registry, testHooks: { delayMs: 250 } });
+    // Every batch takes >= 250 ms; one worker (or in-thread); no merging (maxQueueDelayMs 0, batches of 4 rows).
+    const pool = await InferencePool.start({ dir: MODEL_DIR, workers, maxBatchSize: 4, maxQueueDelayMs: 0, warmupRuns: 1, requestTimeoutMs: 400, registry, testHooks: { delayMs: 250 } });
     try {
       const first = pool.submit(goldenRows.slice(0, 4 * WIDTH), 4);
       const second = pool.submit(goldenRows.slice(4 * WIDTH, 8 * WIDTH), 4); // waits ~250 ms, then needs 250 more
