@@ -2,6 +2,7 @@ import * as avro from 'avsc';
 import { RecordRejection } from './dead-letter';
 import { SchemaRegistryClient, UnknownSchemaIdError, valueSubject } from './schema-registry';
 import type { LocalSchema } from './avro-schemas';
+import { writerType } from './avro-repeated-arrays';
 
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
@@ -98,7 +99,12 @@ export class AvroEncoder<T> {
     private readonly registry: SchemaRegistryClient,
     private readonly schema: LocalSchema,
     readonly topic: string,
-  ) {}
+  ) {
+    // The same encoding as schema.type; feature names and other frozen string arrays repeat in every record: written once, then copied.
+    this.type = writerType(JSON.parse(schema.text) as avro.Schema);
+  }
+
+  private readonly type: avro.Type;
 
   /** Registers (idempotently) and caches the schema id. */
   id(): Promise<number> {
@@ -114,11 +120,11 @@ export class AvroEncoder<T> {
     // Written behind the header into a scratch buffer shared by all encoders, then copied once into
     // a buffer of the exact size: type.toBuffer would allocate (zero-filled) a buffer of its own that
     // this would copy again — two allocations per record on the hottest path of every stage.
-    let end = this.schema.type.encode(value, scratch, HEADER_BYTES);
+    let end = this.type.encode(value, scratch, HEADER_BYTES);
     if (end < 0) {
       // A negative end is the number of bytes missing.
       scratch = Buffer.allocUnsafe(Math.max(2 * scratch.length, scratch.length - end));
-      end = this.schema.type.encode(value, scratch, HEADER_BYTES);
+      end = this.type.encode(value, scratch, HEADER_BYTES);
     }
     scratch[0] = MAGIC_BYTE;
     scratch.writeInt32BE(id, 1);

@@ -141,7 +141,8 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
   entitySteps: true,
   async create(config, ctx): Promise<ExtractionProcessor> {
     const vector = extractionVector(config, ctx);
-    const names = [...vector.names];
+    // Frozen: the same names go out with every vector, and the Avro encoder writes a frozen array once (avro-repeated-arrays.ts).
+    const names = Object.freeze([...vector.names]) as string[];
     const step = ctx.stage.entityStep;
     // A per-entity step computes its own sets only; the rest comes from (or goes to) the other steps.
     const own: VectorDescription = step ? { ...vector, sets: entityStepSets(vector.sets, step) } : vector;

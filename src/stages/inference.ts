@@ -247,6 +247,8 @@ export interface ServedVersion extends ServingVersion {
   threshold: number;
   width: number;
   expectedNames: string;
+  /** Frozen names arrays already found equal to the model's (extraction shares one per vector description). */
+  matchedNames: WeakSet<readonly string[]>;
 }
 
 /**
@@ -275,7 +277,15 @@ export async function loadServedVersion(dir: string, config: InferenceConfig, ct
     testHooks: config.simulateDelayMs ? { delayMs: config.simulateDelayMs } : undefined,
   });
   const card = pool.card;
-  return { dir, card, pool, threshold: config.threshold ?? card.threshold, width: card.features.names.length, expectedNames: card.features.names.join('\u0000'), close: () => pool.close() };
+  return { dir, card, pool, threshold: config.threshold ?? card.threshold, width: card.features.names.length, expectedNames: card.features.names.join('\u0000'), matchedNames: new WeakSet(), close: () => pool.close() };
+}
+
+/** True when a vector's names are the model's, in order; a frozen array (the same for every vector of a description) is compared once. */
+function namesMatch(v: ServedVersion, names: string[]): boolean {
+  if (v.matchedNames.has(names)) return true;
+  const ok = names.join('\u0000') === v.expectedNames;
+  if (ok && Object.isFrozen(names)) v.matchedNames.add(names);
+  return ok;
 }
 
 /** Scores a batch on one version: one pool request; records that do not fit the model are rejected. */
@@ -288,7 +298,7 @@ export async function scoreBatch(v: ServedVersion, records: readonly InputRecord
     const fv = r.value;
     if (fv.featureSet !== card.features.set || fv.featureVersion !== card.features.version) {
       results[i] = new RecordRejection('PROCESSING_ERROR', `feature vector ${fv.featureSet}@${fv.featureVersion} does not match model ${card.name}@${card.version} (needs ${card.features.set}@${card.features.version})`);
-    } else if (fv.values.length !== width || fv.names.join('\u0000') !== v.expectedNames) {
+    } else if (fv.values.length !== width || !namesMatch(v, fv.names)) {
       results[i] = new RecordRejection('PROCESSING_ERROR', `feature vector names/width do not match model ${card.name}@${card.version}`);
     } else {
       rows.set(fv.values, scored.length * width);

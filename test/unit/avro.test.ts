@@ -74,6 +74,44 @@ describe('Avro schemas and serde', () => {
     }
   });
 
+  it('writes a frozen string array (feature names) once and copies its bytes after: every record byte for byte as plain avsc writes it', () => {
+    const schema = new SchemaCatalog(packageSchemasDir()).get('feature-vector');
+    const plain = avro.Type.forSchema(JSON.parse(schema.text) as avro.Schema); // not patched by the encoder
+    const enc = new AvroEncoder<Record<string, unknown>>(undefined as unknown as SchemaRegistryClient, schema, 't');
+    const vector = (names: string[], k: number) => ({ key: `k${k}`, featureSet: 's', featureVersion: 1, names, values: names.map((_, i) => i / 3 + k), eventTime: k, ingestTime: 2, lineage: { topic: 't', partition: 0, offset: k } });
+    const a = Object.freeze(['amount', 'hour_of_day', 'merchant_risk']) as string[];
+    const b = Object.freeze(['x', 'é ü 😀', '']) as string[];
+    const huge = Object.freeze(Array.from({ length: 3000 }, (_, i) => `feature_name_${i}_`.repeat(2))) as string[]; // > the 64 KB scratch
+    const mutable = ['m1', 'm2'];
+    const strings = jest.spyOn(avro.types.StringType.prototype as unknown as { _write(t: unknown, v: unknown): void }, '_write');
+    try {
+      const writesOf = (v: Record<string, unknown>) => {
+        const before = strings.mock.calls.length;
+        const buf = enc.encodeWithId(3, v);
+        const written = strings.mock.calls.length - before; // the encoder's string writes only
+        expect(buf.subarray(5).equals(plain.toBuffer(v))).toBe(true);
+        return written;
+      };
+      const first = writesOf(vector(a, 1));
+      const again = writesOf(vector(a, 2));
+      expect(first - again).toBe(a.length); // the names were not written string by string the second time
+      expect(writesOf(vector(b, 3)) - again).toBe(b.length);
+      expect(writesOf(vector(a, 4))).toBe(first); // the cache holds one array: switching back writes it again
+      expect(writesOf(vector(a, 5))).toBe(again);
+      writesOf(vector(huge, 6)); // overflows the scratch buffer: written again into a larger one
+      expect(writesOf(vector(huge, 7))).toBe(again);
+      // Not frozen: never cached, so a change in place is encoded as it is now.
+      expect(writesOf(vector(mutable, 8)) - again).toBe(2);
+      mutable.push('m3');
+      mutable[0] = 'changed';
+      expect(writesOf(vector(mutable, 9)) - again).toBe(3);
+      const decoded = schema.type.fromBuffer(enc.encodeWithId(3, vector(mutable, 10)).subarray(5)) as { names: string[] };
+      expect(decoded.names).toEqual(['changed', 'm2', 'm3']);
+    } finally {
+      strings.mockRestore();
+    }
+  });
+
   it('chunks messages so no chunk exceeds the size limit unless a single record does', () => {
     const msgs = Array.from({ length: 10 }, (_, i) => ({ key: `k${i}`, value: Buffer.alloc(100) }));
     const chunks = chunkBySize(msgs, 300);
