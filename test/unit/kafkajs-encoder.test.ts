@@ -108,3 +108,33 @@ describe('kafkajs protocol encoder (patched)', () => {
     }
   });
 });
+
+describe('kafkajs record batch CRC32-C (patched: eight bytes per step)', () => {
+  const crc32C = require('kafkajs/src/protocol/recordBatch/crc32C') as (b: Buffer) => number;
+
+  /** Byte-wise CRC32-C from its definition (reflected polynomial 0x82f63b78), no tables. */
+  function reference(buf: Buffer): number {
+    let crc = 0xffffffff;
+    for (const byte of buf) {
+      crc ^= byte;
+      for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+    }
+    return (crc ^ 0xffffffff) >>> 0;
+  }
+
+  it('is the patched implementation, and gives the standard check value', () => {
+    expect(require('node:fs').readFileSync(require.resolve('kafkajs/src/protocol/recordBatch/crc32C/crc32C.js'), 'utf8')).toContain("require('./crc32CSliced')");
+    expect(crc32C(Buffer.from('123456789'))).toBe(0xe3069283); // CRC-32C check value (RFC 3720)
+    expect(crc32C(Buffer.alloc(0))).toBe(0);
+    expect(crc32C(Buffer.alloc(32, 0xff))).toBe(0x62a8ab43); // RFC 3720 B.4: 32 bytes of 0xff
+  });
+
+  it('matches the byte-wise reference on every length 0-70 and random buffers up to 64 KB, at any alignment', () => {
+    const bytes = Buffer.from(Array.from({ length: 70 + 7 }, (_, i) => (i * 151 + 7) & 0xff));
+    for (let len = 0; len <= 70; len++) for (const off of [0, 3, 7]) expect(crc32C(bytes.subarray(off, off + len))).toBe(reference(bytes.subarray(off, off + len)));
+    for (let i = 0; i < 40; i++) {
+      const buf = Buffer.from(Array.from({ length: Math.floor(Math.random() * 65536) }, () => Math.floor(Math.random() * 256)));
+      expect(crc32C(buf)).toBe(reference(buf));
+    }
+  });
+});
