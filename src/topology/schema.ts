@@ -91,6 +91,7 @@ export const topologyBaseSchema = {
               maxBytesPerPartition: { type: 'integer', minimum: 1024 },
               maxBytes: { type: 'integer', minimum: 1024 },
               maxWaitTimeMs: { type: 'integer', minimum: 0 },
+              minBytes: { type: 'integer', minimum: 1 },
               sessionTimeoutMs: { type: 'integer', minimum: 1000 },
               heartbeatIntervalMs: { type: 'integer', minimum: 100 },
               partitionsConsumedConcurrently: { type: 'integer', minimum: 1 },

@@ -31,6 +31,13 @@ describe('topology loader', () => {
     expect(errorFor((d) => (d.stages[0].inptu = {}))).toMatch(/stages\[0\]\.inptu: is not a known field/);
   });
 
+  it('takes fetch tuning (consumer.minBytes, consumer.maxWaitTimeMs) and names the path of a bad value', () => {
+    expect(errorFor((d) => (d.stages[0].consumer = { minBytes: 0 }))).toMatch(/stages\[0\]\.consumer\.minBytes: /);
+    const both = errorFor((d) => (d.stages[1].consumer = { minBytes: 65536, maxWaitTimeMs: -1 }));
+    expect(both).toMatch(/stages\[1\]\.consumer\.maxWaitTimeMs: /);
+    expect(both).not.toContain('minBytes');
+  });
+
   it('accepts shared transactions (exactly-once v2) and names the path of a wrong or contradictory setting', () => {
     expect(errorFor((d) => {
       d.stages[0].transactions = 'shared';
