@@ -49,12 +49,12 @@ export const DEFAULT_COMMIT: Record<DeliveryMode, CommitPolicy> = {
  * Fetch defaults (BENCHMARKS.md item 15). Fetching is resolved early and loops at once, so with
  * kafkajs' minBytes 1 the broker answered every fetch with whatever had arrived — hundreds of fetch
  * requests a second of a few records each at 1,000 events/s, each a request for the broker and a
- * socket write and wake-up on both sides. Waiting up to 10 ms for 32 KiB cut the pipeline's CPU per
- * event by 6-7 % and lowered its p50 and p99 in paired runs at 1,000 and 3,000 events/s (the same
- * with 2 ms cost more CPU; 10 ms less than 5 ms). A topology's `consumer.minBytes` /
- * `consumer.maxWaitTimeMs` override them (minBytes 1: answer at once, as before).
+ * socket write and wake-up on both sides. Waiting up to 5 ms for 32 KiB cut the pipeline's CPU per
+ * event by 4-6 % and lowered its p50 and p99 in paired runs at 1,000 and 4,000 events/s. 2 ms cost
+ * more CPU than 5; 10 ms less CPU and a lower p50, but a higher p99 at 4,000/s. A topology's
+ * `consumer.minBytes` / `consumer.maxWaitTimeMs` override them (minBytes 1: answer at once, as before).
  */
-export const DEFAULT_FETCH = { minBytes: 32 * 1024, maxWaitTimeMs: 10 } as const;
+export const DEFAULT_FETCH = { minBytes: 32 * 1024, maxWaitTimeMs: 5 } as const;
 
 /**
  * How a runner's lanes write: a chain's outputs exactly once or at least once, or nothing but the

@@ -35,7 +35,7 @@ export interface ConsumerTuning {
   maxBytesPerPartition?: number;
   /** Upper bound of bytes per fetch response (kafkajs maxBytes). */
   maxBytes?: number;
-  /** How long the broker may wait to fill a fetch (kafkajs maxWaitTimeInMs; engine default 10). */
+  /** How long the broker may wait to fill a fetch (kafkajs maxWaitTimeInMs; engine default 5). */
   maxWaitTimeMs?: number;
   /** Bytes a fetch waits for, up to maxWaitTimeMs (kafkajs minBytes; engine default 32 KiB; 1: answer with whatever is there). */
   minBytes?: number;
