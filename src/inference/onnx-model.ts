@@ -103,6 +103,22 @@ export class OnnxModel {
     return new OnnxModel(card, dir, session, provider);
   }
 
+  /**
+   * Loads a version and warms it up: the first runs allocate and pick kernels, so a pool pays for
+   * that before serving (each worker, or the in-thread session). A failed warm-up closes the session.
+   */
+  static async loadWarm(dir: string, options: OnnxModelOptions, runs: number, batchSize: number): Promise<OnnxModel> {
+    const model = await OnnxModel.loadDir(dir, options);
+    try {
+      const warm = new Float32Array(batchSize * model.width);
+      for (let i = 0; i < runs; i++) await model.score(warm, batchSize);
+    } catch (err) {
+      await model.close();
+      throw err;
+    }
+    return model;
+  }
+
   /** Scores `rows` feature vectors (row-major, width = card.features.names.length). */
   async score(rows: Float32Array, count: number): Promise<Float32Array> {
     if (rows.length !== count * this.width) {

@@ -7,8 +7,6 @@ import { OnnxModel, type OnnxModelOptions } from './onnx-model';
 import { createLogger } from '../util/logger';
 import { failMarkerIn, type PoolTestHooks } from './pool-test-hooks';
 
-export type { PoolTestHooks } from './pool-test-hooks';
-
 /** What the pool passes in workerData. */
 export interface PoolWorkerData {
   dir: string;
@@ -45,10 +43,7 @@ async function main(): Promise<void> {
   let model: OnnxModel;
   const started = performance.now();
   try {
-    model = await OnnxModel.loadDir(data.dir, data.options);
-    // Warm-up: the first runs allocate and pick kernels; pay for that before serving.
-    const warm = new Float32Array(data.warmupBatchSize * model.width);
-    for (let i = 0; i < data.warmupRuns; i++) await model.score(warm, data.warmupBatchSize);
+    model = await OnnxModel.loadWarm(data.dir, data.options, data.warmupRuns, data.warmupBatchSize);
   } catch (err) {
     send({ type: 'failed', name: (err as Error).name, message: (err as Error).message });
     return;

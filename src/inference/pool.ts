@@ -37,7 +37,7 @@ export interface InferencePoolOptions extends BatchingOptions {
    * 0: no worker thread — one session scores on the caller's own thread (in-thread), which saves
    * the hand-over to a worker and back per batch (a message each way and a thread wake-up) but
    * blocks the caller's event loop for each batch's run: for models whose batch runs in well under
-   * a millisecond (see README "Inference pool"). On a GPU it uses the first of `devices`.
+   * a millisecond (README "Inference", in-thread scoring). On a GPU it uses the first of `devices`.
    */
   workers?: number;
   /** GPU ordinals; worker i is pinned to devices[floor(i / workersPerDevice) % devices.length] (passed as the cuda/tensorrt `deviceId`). */
@@ -248,7 +248,7 @@ export class InferencePool extends EventEmitter {
         s.ready = false;
         if (w) await w.terminate();
         if (s.model) {
-          // The batch in flight finishes first (its caller was already failed by the batcher's close).
+          // The batch in flight finishes first and its caller gets its scores; queued requests were failed by the batcher's close.
           await s.scoring?.catch(() => undefined);
           await s.model.close();
           s.model = undefined;
@@ -270,13 +270,14 @@ export class InferencePool extends EventEmitter {
   /** Spawns a worker for `slot` (or loads the in-thread session); resolves when it is ready, rejects if it fails to load. */
   private startSlot(slot: Slot): Promise<void> {
     if (this.inThread) return this.startInThread(slot);
+    const { runs, batchSize } = this.warmup();
     return new Promise((resolve, reject) => {
       const worker = spawnWorker({
         dir: path.resolve(this.opts.dir),
         index: slot.index,
         options: this.workerOptions(slot),
-        warmupRuns: this.opts.warmupRuns ?? 3,
-        warmupBatchSize: this.opts.warmupBatchSize ?? this.opts.maxBatchSize ?? 256,
+        warmupRuns: runs,
+        warmupBatchSize: batchSize,
         testHooks: this.opts.testHooks,
       });
       slot.worker = worker;
@@ -322,21 +323,19 @@ export class InferencePool extends EventEmitter {
     });
   }
 
+  /** Warm-up runs and their batch size, for each worker and the in-thread session alike. */
+  private warmup(): { runs: number; batchSize: number } {
+    return { runs: this.opts.warmupRuns ?? 3, batchSize: this.opts.warmupBatchSize ?? this.opts.maxBatchSize ?? 256 };
+  }
+
   /**
-   * In-thread mode: loads the session here and warms it up as a worker would (the first runs
-   * allocate and pick kernels). A load failure rejects the pool's start; there is nothing to replace.
+   * In-thread mode: loads and warms up the session here, as a worker would. A load failure rejects
+   * the pool's start; there is nothing to replace.
    */
   private async startInThread(slot: Slot): Promise<void> {
     const started = performance.now();
-    const model = await OnnxModel.loadDir(path.resolve(this.opts.dir), this.workerOptions(slot));
-    try {
-      const size = this.opts.warmupBatchSize ?? this.opts.maxBatchSize ?? 256;
-      const warm = new Float32Array(size * model.width);
-      for (let i = 0; i < (this.opts.warmupRuns ?? 3); i++) await model.score(warm, size);
-    } catch (err) {
-      await model.close();
-      throw err;
-    }
+    const { runs, batchSize } = this.warmup();
+    const model = await OnnxModel.loadWarm(path.resolve(this.opts.dir), this.workerOptions(slot), runs, batchSize);
     slot.model = model;
     slot.ready = true;
     slot.provider = model.provider;

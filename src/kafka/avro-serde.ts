@@ -94,17 +94,16 @@ let scratch = Buffer.allocUnsafe(64 * 1024);
 /** Encodes values of one local schema for one topic, registering the schema under the topic's value subject once. */
 export class AvroEncoder<T> {
   private schemaId?: Promise<number>;
+  /** The same encoding as schema.type; feature names and other frozen string arrays repeat in every record: written once, then copied. */
+  private readonly type: avro.Type;
 
   constructor(
     private readonly registry: SchemaRegistryClient,
     private readonly schema: LocalSchema,
     readonly topic: string,
   ) {
-    // The same encoding as schema.type; feature names and other frozen string arrays repeat in every record: written once, then copied.
     this.type = writerType(JSON.parse(schema.text) as avro.Schema);
   }
-
-  private readonly type: avro.Type;
 
   /** Registers (idempotently) and caches the schema id. */
   id(): Promise<number> {
