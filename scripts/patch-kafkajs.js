@@ -45,6 +45,12 @@
  *    object and an array per header and copied every message object); the same bytes.
  * 11. A record batch's CRC32-C is computed eight bytes per step (scripts/kafkajs-eosv2/crc32c-sliced.js)
  *    instead of one; the same checksums.
+ * 12. A fetched record's timestamp and offset are summed in Number arithmetic (kafkajs parsed the
+ *    batch's first timestamp and offset into BigInt Longs for every record and read each varlong
+ *    byte through Long objects) and its headers folded into one object
+ *    (scripts/kafkajs-eosv2/record-decoder-fast.js); values beyond 2^53 take kafkajs' own path.
+ * 13. A fetch's records before the fetched offset are found as the prefix they are (offset order)
+ *    instead of parsing every record's offset into a BigInt Long to compare it.
  *
  * And fewer serial round trips per transaction:
  *
@@ -61,6 +67,7 @@
  * Run by `npm ci` (the package's prepare script) and idempotent; fails loudly if kafkajs changed.
  * Tested by test/unit/kafkajs-aborted-filter.test.ts, test/unit/kafkajs-eosv2.test.ts,
  * test/integration/kafkajs-coordinator-cache.test.ts, test/unit/kafkajs-encoder.test.ts,
+ * test/unit/kafkajs-record-decoder.test.ts,
  * test/unit/kafkajs-produce-grouping.test.ts.
  */
 const fs = require('node:fs');
@@ -517,6 +524,47 @@ module.exports.unpatched = ({ offsetDelta = 0, timestampDelta = 0, key, value, h
           leaderId: this.leaderId,`,
     },
   ],
+  'src/protocol/recordBatch/record/v0/decoder.js': [
+    {
+      what: 'fetched records decoded without BigInt (kept: the original, for fallback and tests)',
+      before: `module.exports = (decoder, batchContext = {}) => {`,
+      after: `const unpatched = (decoder, batchContext = {}) => { ${MARK}: fallback of decoderFast.js`,
+    },
+    {
+      what: 'fetched records decoded without BigInt (export)',
+      before: `    isControlRecord: isControlBatch,
+    batchContext,
+  }
+}
+`,
+      after: `    isControlRecord: isControlBatch,
+    batchContext,
+  }
+}
+
+module.exports = require('./decoderFast')(unpatched) ${MARK}: Number arithmetic where safe
+module.exports.unpatched = unpatched
+`,
+    },
+  ],
+  'src/consumer/batch.js': [
+    {
+      what: 'records before the fetched offset found by a scan of the head, not a BigInt parse per record',
+      before: `    this.messagesWithinOffset = this.rawMessages.filter(message =>
+      Long.fromValue(message.offset).gte(longFetchedOffset)
+    )`,
+      after: `    // ${MARK.slice(3)}: a partition's records come in offset order, so those
+    // before the fetched offset (the head of a record batch that began earlier) are a prefix
+    let first = 0
+    while (
+      first < this.rawMessages.length &&
+      !Long.fromValue(this.rawMessages[first].offset).gte(longFetchedOffset)
+    ) {
+      first++
+    }
+    this.messagesWithinOffset = this.rawMessages.slice(first)`,
+    },
+  ],
   'src/protocol/recordBatch/crc32C/crc32C.js': [
     {
       what: 'CRC32-C eight bytes per step',
@@ -530,6 +578,7 @@ module.exports.unpatched = ({ offsetDelta = 0, timestampDelta = 0, key, value, h
 
 const copies = {
   'crc32c-sliced.js': 'src/protocol/recordBatch/crc32C/crc32CSliced.js',
+  'record-decoder-fast.js': 'src/protocol/recordBatch/record/v0/decoderFast.js',
   'txnOffsetCommit-v3-request.js': 'src/protocol/requests/txnOffsetCommit/v3/request.js',
   'txnOffsetCommit-v3-response.js': 'src/protocol/requests/txnOffsetCommit/v3/response.js',
   'offsetFetch-v7-request.js': 'src/protocol/requests/offsetFetch/v7/request.js',

@@ -116,13 +116,15 @@ interface Entry {
   timestamp: number;
   record: ChainRecord;
   /** The consumed position. */
-  source?: Lineage;
+  source: Lineage;
 }
 
 /** Kafka headers as plain buffers, without the engine's per-hop ones. */
 export function inheritedHeaders(headers: IHeaders | undefined): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
-  for (const [k, v] of Object.entries(headers ?? {})) {
+  if (!headers) return out;
+  for (const k of Object.keys(headers)) {
+    const v = headers[k];
     if (v === undefined || k === DONE_HEADER || k === ERROR_KIND_HEADER || k === LINEAGE_HEADER || k === KEY_HEADER) continue;
     const one = Array.isArray(v) ? v[v.length - 1] : v;
     out[k] = typeof one === 'string' ? Buffer.from(one) : one;
@@ -130,11 +132,47 @@ export function inheritedHeaders(headers: IHeaders | undefined): Record<string, 
   return out;
 }
 
-function doneBy(message: KafkaMessage): string[] {
+/** Whether the record's DONE_HEADER names `stage` (allocates only when the header is there). */
+function isDoneBy(message: KafkaMessage, stage: string): boolean {
   const v = message.headers?.[DONE_HEADER];
-  if (v === undefined) return [];
+  if (v === undefined) return false;
   const one = Array.isArray(v) ? v[v.length - 1] : v;
-  return one.toString().split(',');
+  return one.toString().split(',').includes(stage);
+}
+
+/**
+ * A chain's record as sinks see it: its outputs and trace, and what it becomes as a dead letter,
+ * from the chain and the entry it was read as.
+ */
+class EntryRecord implements ChainRecord {
+  outputs: TopicMessage[] = [];
+  values: unknown[] = [];
+  rejection?: RecordRejection;
+  visibleAt?: number = undefined;
+  stagedSeq?: number = undefined;
+  readonly trace: RecordTrace;
+
+  constructor(
+    protected readonly chain: Chain,
+    protected readonly entry: Entry,
+  ) {
+    this.trace = { consumedBy: [], producedBy: [], skipped: false, timestamp: entry.timestamp, offset: entry.source.offset };
+  }
+
+  toDeadLetter(rejection: RecordRejection): Message {
+    return this.chain.deadLetterOf(this.entry, rejection);
+  }
+
+  deadLetterRecord(rejection: RecordRejection): DeadLetter {
+    return this.chain.deadLetterRecordOf(this.entry, rejection);
+  }
+}
+
+/** A record of a chain with a reply route (request-reply, src/engine/replies.ts). */
+class RepliedRecord extends EntryRecord {
+  replies(): TopicMessage[] {
+    return this.chain.repliesOf(this.entry);
+  }
 }
 
 /**
@@ -174,24 +212,18 @@ export class Chain {
       const original = parseLineageHeader(lastHeader(message, LINEAGE_HEADER));
       const lineage = original ?? consumed;
       const key = original ? (lastHeader(message, KEY_HEADER) ?? null) : message.key;
-      const headers = inheritedHeaders(message.headers);
-      const record: ChainRecord = {
-        outputs: [],
-        values: [],
-        trace: { consumedBy: [], producedBy: [], skipped: false, timestamp: Number(message.timestamp), offset: Number(message.offset) },
-        toDeadLetter: (rejection) => this.deadLetter(entry, rejection),
-        deadLetterRecord: (rejection) => this.deadLetterRecord(entry, rejection),
-      };
-      const entry: Entry = { message, lineage, key: key === null ? null : Buffer.from(key), headers, inputBytes: message.value, eventBytes: message.value, timestamp: Number(message.timestamp), record };
-      entry.source = consumed;
-      if (this.opts.replies) record.replies = () => this.replies(entry);
+      const timestamp = Number(message.timestamp);
+      const entry: Entry = { message, lineage, key: key ?? null, headers: inheritedHeaders(message.headers), inputBytes: message.value, eventBytes: message.value, timestamp, record: undefined as unknown as ChainRecord, source: consumed };
+      // One object per record, its methods on the prototype (no closures per record: the engine's
+      // per-record garbage is what the collector marks while records wait for their commit).
+      entry.record = this.opts.replies ? new RepliedRecord(this, entry) : new EntryRecord(this, entry);
       return entry;
     });
 
     let live: { entry: Entry; input: InputRecord<unknown> }[] = [];
     for (const entry of entries) {
       const { message } = entry;
-      if (doneBy(message).includes(head.spec.name)) {
+      if (isDoneBy(message, head.spec.name)) {
         entry.record.trace.skipped = true;
         continue;
       }
@@ -281,7 +313,7 @@ export class Chain {
         return new RecordRejection('PROCESSING_ERROR', `output does not match schema: ${(err as Error).message}`);
       }
     }
-    const headers: Record<string, Buffer | string> = { ...entry.headers, ...(out.headers ?? {}) };
+    const headers: Record<string, Buffer | string> = out.headers ? { ...entry.headers, ...out.headers } : { ...entry.headers };
     if (downstream.length > 0) headers[DONE_HEADER] = downstream.join(',');
     let timestamp = out.timestamp;
     if (stage.wrapsEvent) {
@@ -327,15 +359,15 @@ export class Chain {
     }
   }
 
-  /** Reply copies of what the record finally writes (called at commit time, after size checks settled its fate). */
-  private replies(entry: Entry): TopicMessage[] {
+  /** Reply copies of what the record finally writes (called at commit time, after size checks settled its fate). @internal */
+  repliesOf(entry: Entry): TopicMessage[] {
     const target = replyTarget(entry.headers, this.opts.replies);
     if (!target) return [];
     const { record } = entry;
     // A repartition hop's output is the request itself, re-keyed, and a per-entity step's is a
     // partial record: internal, not worth a reply.
     const copies = record.outputs.filter((o) => !this.hopTopics.has(o.topic)).map((o) => replyCopy(o.message, target, this.stageOfTopic(o.topic), 'output'));
-    if (record.rejection) copies.push(replyCopy(this.deadLetter(entry, record.rejection), target, record.trace.rejectedBy ?? this.opts.stages[0].spec.name, 'dead-letter'));
+    if (record.rejection) copies.push(replyCopy(this.deadLetterOf(entry, record.rejection), target, record.trace.rejectedBy ?? this.opts.stages[0].spec.name, 'dead-letter'));
     return copies;
   }
 
@@ -347,14 +379,16 @@ export class Chain {
     return this.opts.stages.find((s) => s.spec.output.topic === topic)?.spec.name ?? this.opts.stages[0].spec.name;
   }
 
-  private deadLetter(entry: Entry, rejection: RecordRejection): Message {
+  /** @internal (EntryRecord) */
+  deadLetterOf(entry: Entry, rejection: RecordRejection): Message {
     const { dlqEncoder, dlqSchemaId } = this.opts;
     if (!dlqEncoder || dlqSchemaId === undefined) throw new Error(`chain ${this.name} has no dead-letter topic`);
-    const record = this.deadLetterRecord(entry, rejection);
+    const record = this.deadLetterRecordOf(entry, rejection);
     return { key: entry.key, value: dlqEncoder.encodeWithId(dlqSchemaId, record), headers: { ...entry.headers, [ERROR_KIND_HEADER]: rejection.kind } };
   }
 
-  private deadLetterRecord(entry: Entry, rejection: RecordRejection): DeadLetter {
+  /** @internal (EntryRecord) */
+  deadLetterRecordOf(entry: Entry, rejection: RecordRejection): DeadLetter {
     const max = this.opts.deadLetterMaxValueBytes;
     let value = entry.inputBytes;
     let note = '';

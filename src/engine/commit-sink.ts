@@ -44,6 +44,8 @@ export interface SinkRecord {
    * readers — before its offset commit. End-to-end metrics use it instead of the commit time.
    */
   visibleAt?: number;
+  /** Set by a sink that stages records (SharedTransactions.stage): their order within its transactions. */
+  stagedSeq?: number;
 }
 
 /** Records of one input partition, processed, to be written together with the consumed offset. */

@@ -298,10 +298,11 @@ export class PartitionLane implements OrderedLane, CuttableLane {
     // One ChainRecord per consumed record; should that ever not hold, the chunk goes as one piece.
     const oneToOne = records.length === chunk.length;
     const ts = oneToOne ? chunk.map((m) => Number(m.timestamp)) : [Math.max(...chunk.map((m) => Number(m.timestamp)))];
-    const pieces = oneToOne ? records.map((r) => [r]) : [records];
+    // Pieces i..j-1 are records i..j-1 (one-to-one) or, otherwise, the one piece of all records.
+    const pieces = ts.length;
     this.unstaged = ts;
     const stopped = () => this.isClosed() || this.fenced;
-    for (let i = 0; i < pieces.length; ) {
+    for (let i = 0; i < pieces; ) {
       await order.waitFor(this, ts[i], stopped);
       if (stopped()) {
         this.unstaged = [];
@@ -309,8 +310,8 @@ export class PartitionLane implements OrderedLane, CuttableLane {
       }
       const bound = order.bound(this);
       let j = i + 1;
-      while (j < pieces.length && ts[j] <= bound) j++;
-      const staged = pieces.slice(i, j).flat();
+      while (j < pieces && ts[j] <= bound) j++;
+      const staged = !oneToOne || (i === 0 && j === pieces) ? records : records.slice(i, j);
       this.opts.sink.stage!(staged);
       if (progressive) {
         this.take(staged, BigInt(chunk[oneToOne ? j - 1 : chunk.length - 1].offset) + 1n);
@@ -327,7 +328,8 @@ export class PartitionLane implements OrderedLane, CuttableLane {
   private takeChunk(): KafkaMessage[] {
     const chunk = this.queue.splice(0, this.opts.chunkSize);
     const from = this.nextOffset;
-    return from === null ? chunk : chunk.filter((m) => BigInt(m.offset) >= from);
+    if (from === null || chunk.length === 0 || BigInt(chunk[0].offset) >= from) return chunk; // the usual case: one parse per chunk
+    return chunk.filter((m) => BigInt(m.offset) >= from);
   }
 
   private maybeCommit(): void {

@@ -272,7 +272,6 @@ export class SharedTransactions {
   private failures = 0;
   private backoffUntil = 0;
   /** Staging order of records (stage()), for sorting a transaction's records. */
-  private readonly order = new WeakMap<SinkRecord, number>();
   private seq = 0;
   private readonly groups = new Map<string, SharedGroup>();
   private closed = false;
@@ -340,7 +339,7 @@ export class SharedTransactions {
    * batches are still to be written (they go first; until then records are sent at commit).
    */
   stage(records: readonly SinkRecord[]): void {
-    for (const r of records) this.order.set(r, this.seq++);
+    for (const r of records) r.stagedSeq = this.seq++;
     if (records.length === 0 || !this.sendingNow()) return;
     const t = (this.open ??= new OpenTransaction(this.nextSlot()));
     const list = [...records];
@@ -728,9 +727,12 @@ export class SharedTransactions {
   /** The transaction's records: staged ones in staging order (a hop's processing order), then the rest in batch order. */
   private recordsOf(entries: Pending[]): SinkRecord[] {
     const records = entries.flatMap((e) => e.batch.records);
-    if (!records.some((r) => this.order.has(r))) return records;
-    const key = records.map((r, i) => this.order.get(r) ?? Number.MAX_SAFE_INTEGER / 2 + i);
-    return records.map((r, i) => ({ r, k: key[i] })).sort((a, b) => a.k - b.k).map((x) => x.r);
+    const keyOf = (r: SinkRecord, i: number) => r.stagedSeq ?? Number.MAX_SAFE_INTEGER / 2 + i;
+    // Usually already in that order (one lane, or lanes staged in turn): then no sort (it is stable).
+    let sorted = true;
+    for (let i = 1; i < records.length && sorted; i++) sorted = keyOf(records[i - 1], i - 1) <= keyOf(records[i], i);
+    if (sorted) return records;
+    return records.map((r, i) => ({ r, k: keyOf(r, i) })).sort((a, b) => a.k - b.k).map((x) => x.r);
   }
 
   /**
