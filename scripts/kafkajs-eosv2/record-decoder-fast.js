@@ -14,18 +14,19 @@
 // array of it and the value.
 const TimestampTypes = require('../../../timestampTypes')
 
-const NUMBERS = Symbol('tributary.batchNumbers')
+// The batch's first timestamp and offset as Numbers (NaN when not safe integers): a batch's records
+// are decoded one after another, so the last batch's are kept (no property added to its context).
+let lastBatch
+let firstTs = NaN
+let firstOff = NaN
 
-/** The batch's first timestamp and offset as Numbers (NaN when not safe integers), parsed once per batch. */
-function numbersOf(batchContext) {
-  let n = batchContext[NUMBERS]
-  if (n === undefined) {
-    const ts = Number(batchContext.firstTimestamp)
-    const off = Number(batchContext.firstOffset)
-    n = { ts: Number.isSafeInteger(ts) ? ts : NaN, off: Number.isSafeInteger(off) ? off : NaN }
-    batchContext[NUMBERS] = n
-  }
-  return n
+function useBatch(batchContext) {
+  if (batchContext === lastBatch) return
+  lastBatch = batchContext
+  const ts = Number(batchContext.firstTimestamp)
+  const off = Number(batchContext.firstOffset)
+  firstTs = Number.isSafeInteger(ts) ? ts : NaN
+  firstOff = Number.isSafeInteger(off) ? off : NaN
 }
 
 /** A zigzag varlong of at most 7 bytes as a Number; undefined (offset unchanged) when longer. */
@@ -63,7 +64,7 @@ module.exports = unpatched => (decoder, batchContext = {}) => {
     return unpatched(decoder, batchContext)
   }
   const { magicByte, isControlBatch = false, timestampType, maxTimestamp } = batchContext
-  const n = numbersOf(batchContext)
+  useBatch(batchContext)
   const attributes = decoder.readInt8()
 
   const timestampDelta = readSmallVarLong(decoder)
@@ -72,12 +73,12 @@ module.exports = unpatched => (decoder, batchContext = {}) => {
   if (timestampType === TimestampTypes.LOG_APPEND_TIME && maxTimestamp) {
     timestamp = maxTimestamp
   } else {
-    const t = n.ts + timestampDelta
+    const t = firstTs + timestampDelta
     if (!Number.isSafeInteger(t)) return slow()
     timestamp = String(t)
   }
 
-  const o = n.off + decoder.readVarInt()
+  const o = firstOff + decoder.readVarInt()
   if (!Number.isSafeInteger(o)) return slow()
   const offset = String(o)
 
