@@ -57,29 +57,34 @@ function readKey(decoder) {
   return decoder.buffer.toString('utf8', start, start + length)
 }
 
-module.exports = unpatched => (decoder, batchContext = {}) => {
-  const start = decoder.offset
-  const slow = () => {
+module.exports = unpatched => {
+  // kafkajs' own decoder from the record's start (no closure per record: this runs for every one)
+  const slow = (decoder, start, batchContext) => {
     decoder.offset = start
     return unpatched(decoder, batchContext)
   }
+  return (decoder, batchContext = {}) => decodeFast(decoder, batchContext, slow)
+}
+
+function decodeFast(decoder, batchContext, slow) {
+  const start = decoder.offset
   const { magicByte, isControlBatch = false, timestampType, maxTimestamp } = batchContext
   useBatch(batchContext)
   const attributes = decoder.readInt8()
 
   const timestampDelta = readSmallVarLong(decoder)
-  if (timestampDelta === undefined) return slow()
+  if (timestampDelta === undefined) return slow(decoder, start, batchContext)
   let timestamp
   if (timestampType === TimestampTypes.LOG_APPEND_TIME && maxTimestamp) {
     timestamp = maxTimestamp
   } else {
     const t = firstTs + timestampDelta
-    if (!Number.isSafeInteger(t)) return slow()
+    if (!Number.isSafeInteger(t)) return slow(decoder, start, batchContext)
     timestamp = String(t)
   }
 
   const o = firstOff + decoder.readVarInt()
-  if (!Number.isSafeInteger(o)) return slow()
+  if (!Number.isSafeInteger(o)) return slow(decoder, start, batchContext)
   const offset = String(o)
 
   const key = decoder.readVarIntBytes()

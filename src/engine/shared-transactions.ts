@@ -271,7 +271,7 @@ export class SharedTransactions {
   private lastStart = 0;
   private failures = 0;
   private backoffUntil = 0;
-  /** Staging order of records (stage()), for sorting a transaction's records. */
+  /** The next staging number (stage() writes it into SinkRecord.stagedSeq; recordsOf sorts by it). */
   private seq = 0;
   private readonly groups = new Map<string, SharedGroup>();
   private closed = false;
