@@ -284,7 +284,9 @@ function differences(def: SystemDef, facts: TopologyFacts, demo: TopologyFacts):
     d.push('no dead-letter topic (undecodable or rejected events are counted and dropped)');
     if (facts.featureSets.length) d.push('Redis features through the same Enricher, one event per call (one Redis round trip per event instead of one per batch)');
   } else if (def.kind === 'kstreams') {
-    d.push('one Kafka hop (input -> predictions; Kafka Streams topology, no feature-vector topic)');
+    d.push(def.peer?.repartitionBy
+      ? `two Kafka hops (input -> ${def.peer.repartitionBy} repartition topic -> predictions; Kafka Streams topology, no feature-vector topic)`
+      : 'one Kafka hop (input -> predictions; Kafka Streams topology, no feature-vector topic)');
     d.push(`Java: Kafka Streams ${def.peer?.guarantee}, ONNX Runtime Java${def.peer?.commitIntervalMs !== undefined ? `, commit.interval.ms=${def.peer.commitIntervalMs}` : ', default commit interval'}${def.peer?.lingerMs !== undefined ? `, linger.ms=${def.peer.lingerMs}` : ''}`);
     d.push('no dead-letter topic');
   } else if (facts.delivery !== demo.delivery) d.push(`delivery ${facts.delivery}`);

@@ -31,7 +31,7 @@ export interface SystemDef {
   fuse?: boolean;
   code?: TributaryCodeRef;
   /** Kafka Streams peer settings (undefined = its defaults). */
-  peer?: { commitIntervalMs?: number; lingerMs?: number; guarantee: 'exactly_once_v2' | 'at_least_once' };
+  peer?: { commitIntervalMs?: number; lingerMs?: number; guarantee: 'exactly_once_v2' | 'at_least_once'; repartitionBy?: string };
   /** Exactly-once transactions set explicitly (`shared`: exactly-once v2; `per-partition`: classic); undefined: the code's default. */
   transactions?: 'shared' | 'per-partition';
   /** Shared transactions' scope (`Pipeline` option sharedScope); undefined: the code's default (process). */
@@ -105,6 +105,7 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       t('nostream', 'exactly-once', true, 'demo topology without its streaming feature sets (model 2)'),
       t('nostream', 'exactly-once', false, 'demo topology without its streaming feature sets (model 2)'),
       t('stateless', 'exactly-once', true, 'stateless topology (model 1, base features only)'),
+      t('hop', 'exactly-once', true, 'stateless topology (model 1, base features only) behind a repartition hop (partitionBy: cardId)'),
       t('stateless', 'exactly-once', false, 'stateless topology (model 1, base features only)'),
       t('stateless', 'at-least-once', true, 'stateless topology (model 1, base features only)'),
       t('stateless', 'at-least-once', false, 'stateless topology (model 1, base features only)'),
@@ -115,6 +116,7 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
     { name: 'naive-stateless', kind: 'naive', variant: 'stateless', label: 'naive kafkajs, per event, doing the stateless topology\'s work (model 1)' },
     { name: 'kstreams-default', kind: 'kstreams', variant: 'stateless', peer: { guarantee: 'exactly_once_v2' }, label: 'Kafka Streams + ONNX Runtime Java peer, exactly_once_v2, Kafka Streams defaults (stateless topology, model 1)' },
     { name: 'kstreams-tuned', kind: 'kstreams', variant: 'stateless', peer: { guarantee: 'exactly_once_v2', commitIntervalMs: 20, lingerMs: 1 }, label: 'Kafka Streams + ONNX Runtime Java peer, exactly_once_v2, tuned for latency (commit.interval.ms=20, linger.ms=1; stateless topology, model 1)' },
+    { name: 'kstreams-tuned-hop', kind: 'kstreams', variant: 'hop', peer: { guarantee: 'exactly_once_v2', commitIntervalMs: 20, lingerMs: 1, repartitionBy: 'cardId' }, label: 'Kafka Streams + ONNX Runtime Java peer, exactly_once_v2, tuned for latency (commit.interval.ms=20, linger.ms=1), re-keyed by cardId through a repartition topic before scoring (stateless topology, model 1; the counterpart of tributary-hop-eos-fused)' },
   );
   return out;
 }
@@ -276,6 +278,7 @@ export class SystemSession implements Session {
     const args = ['-jar', PEER_JAR, '--bootstrap', this.ctx.ep.brokers.join(','), '--registry', this.ctx.ep.schemaRegistryUrl, '--input', this.facts.inputTopic, '--output', this.facts.predictionTopic, '--app-id', `bench-kstreams-${suffix}`, '--model', 'models/fraud/1/model.onnx', '--card', 'models/fraud/1/model.json', '--spec', 'models/fraud/generator-spec.json', '--guarantee', p.guarantee];
     if (p.commitIntervalMs !== undefined) args.push('--commit-interval-ms', String(p.commitIntervalMs));
     if (p.lingerMs !== undefined) args.push('--linger-ms', String(p.lingerMs));
+    if (p.repartitionBy !== undefined) args.push('--repartition-by', p.repartitionBy);
     const out = fs.openSync(this.logFile, 'a');
     const proc = spawn('java', args, { cwd: repoRoot(), stdio: ['ignore', 'pipe', out] });
     fs.closeSync(out);

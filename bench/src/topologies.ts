@@ -12,6 +12,9 @@
  *   that keys each event by its `cardId` (the deployment the README names for producers that key by
  *   the entity): the same work without the repartition hop, so the pair default/bycard measures
  *   what the hop costs.
+ * - `hop`: the stateless topology with `partitionBy: cardId` on the extraction stage: model 1's work
+ *   behind a repartition hop, the counterpart of the Kafka Streams peer run with `--repartition-by
+ *   cardId` (`kstreams-tuned-hop`), so the pairs stateless/hop on both sides measure each one's hop.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,7 +23,7 @@ import type { LoadedTopology, StageSpec, TopologySpec } from '../../src/topology
 import type { TributaryCode } from './tributary-code';
 
 export const TOPOLOGY_FILE = 'topologies/fraud-detection.yaml';
-export type Variant = 'default' | 'nostream' | 'stateless' | 'bycard';
+export type Variant = 'default' | 'nostream' | 'stateless' | 'bycard' | 'hop';
 
 /** The field of the input event the bench's driver keys records by for a variant. */
 export function driverKeyField(variant: Variant): 'transactionId' | 'cardId' {
@@ -57,7 +60,8 @@ export function variantSpec(root: string, o: VariantOptions): TopologySpec {
     cfg.features = (cfg.features ?? []).filter((n) => kindOf(n) !== 'windowed_aggregation');
   } else if (o.variant === 'bycard') {
     (extract as { partitionBy?: string }).partitionBy = 'none';
-  } else if (o.variant === 'stateless') {
+  } else if (o.variant === 'stateless' || o.variant === 'hop') {
+    if (o.variant === 'hop') (extract as { partitionBy?: string }).partitionBy = 'cardId';
     delete cfg.features;
     delete cfg.vector;
     (score.config as { model: { version: string } }).model.version = '1';

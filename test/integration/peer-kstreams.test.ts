@@ -2,11 +2,13 @@
  * The Kafka Streams reference peer (bench/peers/kstreams) against the shared stack: it must score
  * every event exactly once, with the same score Tributary's own extractor + onnxruntime give, and
  * carry ingestTime / lineage the way Tributary's stateless topology does, so the benchmark compares
- * like with like. Skipped (the describe name says why) when java or mvn is not on PATH.
+ * like with like — also behind its repartition step (`--repartition-by`), the counterpart of
+ * Tributary's hop. Skipped (the describe name says why) when java or mvn is not on PATH.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Partitioners } from 'kafkajs';
 import * as ort from 'onnxruntime-node';
 import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer, type ConsumedMeta } from '../../src/client/topic-consumer';
@@ -98,30 +100,39 @@ function startPeer(jar: string, args: Record<string, string>): PeerProcess {
 describePeer(title, () => {
   const endpoints = testEndpoints();
   const suffix = uniqueSuffix();
-  const input = `peer.transactions.${suffix}`;
-  const output = `peer.predictions.${suffix}`;
   let jar: string;
-  let peer: PeerProcess | undefined;
+  const peers: PeerProcess[] = [];
 
   beforeAll(async () => {
     // Idempotent: a no-op when the jar is newer than its sources (the first build fetches from Maven Central).
     const build = spawnSync('bash', [path.join(PEER_DIR, 'build.sh')], { encoding: 'utf8', timeout: 600_000 });
     if (build.status !== 0) throw new Error(`bench/peers/kstreams/build.sh failed (${build.status}): ${build.stderr}${build.stdout}`);
     jar = build.stdout.trim().split('\n').pop()!;
+  }, 660_000);
+
+  afterAll(async () => {
+    for (const p of peers) {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        p.child.kill('SIGKILL');
+        await p.exited;
+      }
+    }
+  });
+
+  /**
+   * Produces the generated events and the golden edge cases, runs the peer on them with `extra`
+   * options and checks every prediction: exactly once, keyed like its event, Tributary's score,
+   * ingestTime and lineage of the input record; then SIGTERM and a clean exit.
+   */
+  async function scoreWithPeer(name: string, extra: Record<string, string>): Promise<{ events: Transaction[]; appId: string }> {
+    const input = `peer.transactions.${name}.${suffix}`;
+    const output = `peer.predictions.${name}.${suffix}`;
+    const appId = `peer-test-${name}-${suffix}`;
     const admin = createKafka({ clientId: 'test-peer-admin', brokers: endpoints.brokers }).admin();
     await admin.connect();
     await admin.createTopics({ topics: [{ topic: input, numPartitions: 3 }, { topic: output, numPartitions: 3 }], waitForLeaders: true });
     await admin.disconnect();
-  }, 660_000);
 
-  afterAll(async () => {
-    if (peer && peer.child.exitCode === null && peer.child.signalCode === null) {
-      peer.child.kill('SIGKILL');
-      await peer.exited;
-    }
-  });
-
-  it('predicts every event exactly once with the score Tributary computes, ingestTime = the input record timestamp, and stops cleanly on SIGTERM', async () => {
     const generator = new TransactionGenerator({ seed: 4242 });
     const events = [...Array.from({ length: GENERATED }, () => generator.next().tx), ...goldenEdgeCases()];
     expect(events.length).toBeGreaterThan(GENERATED); // the golden edge cases are there
@@ -134,19 +145,20 @@ describePeer(title, () => {
 
     const inputs = await collect(input, 'transaction');
     const predictions = await collect(output, 'prediction');
-    peer = startPeer(jar, {
+    const running = startPeer(jar, {
       bootstrap: endpoints.brokers.join(','),
       registry: endpoints.schemaRegistryUrl,
       input,
       output,
-      'app-id': `peer-test-${suffix}`,
+      'app-id': appId,
       model: `${MODEL_DIR}/model.onnx`,
       card: `${MODEL_DIR}/model.json`,
       spec: 'models/fraud/generator-spec.json',
       'commit-interval-ms': '20',
       'linger-ms': '1',
+      ...extra,
     });
-    const running = peer;
+    peers.push(running);
     await waitFor(() => running.stdout.includes('{"event":"running"}') || running.child.exitCode !== null, 120_000, () => `peer not running; stderr: ${running.stderr.join('\n')}`);
     // An early exit says why (its stderr), not only its code.
     if (running.child.exitCode !== null) throw new Error(`peer exited with ${running.child.exitCode} before running; stderr: ${running.stderr.join('\n')}`);
@@ -189,5 +201,30 @@ describePeer(title, () => {
     expect(exit).not.toBe('timeout');
     expect(running.stdout.filter((l) => l.trim() !== '')).toEqual(['{"event":"running"}']);
     expect(running.stderr.filter((l) => /\b(ERROR|WARN)\b/.test(l))).toEqual([]);
+    return { events, appId };
+  }
+
+  it('predicts every event exactly once with the score Tributary computes, ingestTime = the input record timestamp, and stops cleanly on SIGTERM', async () => {
+    await scoreWithPeer('direct', {});
+  }, 300_000);
+
+  it('with --repartition-by cardId: every event goes through the repartition topic, keyed by its card, and its prediction keeps the original key and lineage', async () => {
+    const { events, appId } = await scoreWithPeer('hop', { 'repartition-by': 'cardId' });
+    // The peer's group committed, on each partition of its internal topic, exactly the events whose
+    // card hashes there (Kafka's default partitioner on the card id): every event crossed it, re-keyed.
+    const topic = `${appId}-by-cardId-repartition`;
+    const partitionOf = Partitioners.DefaultPartitioner();
+    const partitionMetadata = [0, 1, 2].map((partitionId) => ({ partitionId, partitionErrorCode: 0, leader: 0, replicas: [0], isr: [0] }));
+    const expectedCounts = [0, 0, 0];
+    for (const e of events) expectedCounts[partitionOf({ topic, partitionMetadata, message: { key: e.cardId, value: null } })]++;
+    expect(expectedCounts.filter((n) => n > 0).length).toBeGreaterThan(1); // the cards spread: the check can fail
+    const admin = createKafka({ clientId: 'test-peer-admin', brokers: endpoints.brokers }).admin();
+    await admin.connect();
+    try {
+      const [committed] = await admin.fetchOffsets({ groupId: appId, topics: [topic] });
+      expect(committed.partitions.sort((a, b) => a.partition - b.partition).map((p) => Number(p.offset))).toEqual(expectedCounts);
+    } finally {
+      await admin.disconnect();
+    }
   }, 300_000);
 });

@@ -31,11 +31,14 @@ import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.Repartitioned;
 
 /**
  * The Kafka Streams reference peer: input topic of Transactions -> fraud/1 predictions on the
- * output topic, in one stateless processor. Prints {"event":"running"} once the client is
+ * output topic, in one stateless processor (behind a re-key through a repartition topic with
+ * --repartition-by). Prints {"event":"running"} once the client is
  * RUNNING; SIGTERM closes the streams client cleanly (its transaction committed or aborted).
  */
 public final class Main {
@@ -77,7 +80,21 @@ public final class Main {
     Serde<GenericRecord> predictionSerde = Serdes.serdeFrom(predictionSerializer, new ConfluentAvro.ResolvingDeserializer(registry, predictionSerializer.schema()));
 
     StreamsBuilder builder = new StreamsBuilder();
-    builder.stream(o.inputTopic, Consumed.with(Serdes.ByteArray(), transactionSerde))
+    KStream<byte[], GenericRecord> transactions;
+    if (o.repartitionBy.isPresent()) {
+      // Re-keyed by the entity through an internal repartition topic (<app-id>-by-<field>-repartition,
+      // as many partitions as the input), then decoded again and scored: the work Tributary's hop does.
+      String field = o.repartitionBy.get();
+      checkEntityField(transactionSchema, field);
+      ConfluentAvro.ResolvingDeserializer decoder = new ConfluentAvro.ResolvingDeserializer(registry, transactionSchema);
+      transactions = builder.stream(o.inputTopic, Consumed.with(Serdes.ByteArray(), Serdes.ByteArray()))
+          .process(() -> new Rekey(decoder, field))
+          .repartition(Repartitioned.<byte[], byte[]>as("by-" + field).withKeySerde(Serdes.ByteArray()).withValueSerde(Serdes.ByteArray()))
+          .mapValues(value -> value == null ? null : decoder.deserialize(o.inputTopic, value));
+    } else {
+      transactions = builder.stream(o.inputTopic, Consumed.with(Serdes.ByteArray(), transactionSerde));
+    }
+    transactions
         .process(() -> new PredictionProcessor(features, scorer, card, predictionSerializer.schema()))
         .to(o.outputTopic, Produced.with(Serdes.String(), predictionSerde));
     Topology topology = builder.build();
@@ -128,6 +145,13 @@ public final class Main {
     o.commitIntervalMs.ifPresent(ms -> p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, ms));
     o.lingerMs.ifPresent(ms -> p.put(StreamsConfig.producerPrefix(ProducerConfig.LINGER_MS_CONFIG), ms));
     return p;
+  }
+
+  /** --repartition-by names a field of the input event (a typo fails at start, not per record). */
+  private static void checkEntityField(Schema transactionSchema, String field) {
+    if (transactionSchema.getField(field) == null) {
+      throw new ConfigError("--repartition-by: the input event (" + transactionSchema.getFullName() + ") has no field '" + field + "'");
+    }
   }
 
   /** The card must describe the features this peer computes, in the same order. */

@@ -14,7 +14,7 @@ import java.util.OptionalLong;
  * --bootstrap HOST:PORT --registry URL --input TOPIC --output TOPIC --app-id ID
  * --model FILE --card FILE --spec FILE
  * [--commit-interval-ms N] [--linger-ms N] [--threads N] [--guarantee exactly_once_v2|at_least_once]
- * [--state-dir DIR]
+ * [--state-dir DIR] [--repartition-by FIELD]
  * </pre>
  * Options left out keep Kafka Streams' own defaults, so the untuned run is what a team gets out of
  * the box.
@@ -37,6 +37,12 @@ final class PeerOptions {
   final String guarantee;
   /** Kafka Streams' state directory; unset = next to the jar (target/state), not the OS temp dir. */
   final Path stateDir;
+  /**
+   * A top-level string field of the input event to re-key by through a repartition topic before
+   * scoring (Kafka Streams' re-key + {@code repartition()}), as Tributary's hop does for
+   * {@code partitionBy}; empty = no repartition.
+   */
+  final java.util.Optional<String> repartitionBy;
 
   private PeerOptions(Map<String, String> v) {
     bootstrap = required(v, "bootstrap");
@@ -56,10 +62,13 @@ final class PeerOptions {
       throw new UsageError("--guarantee must be " + EXACTLY_ONCE_V2 + " or " + AT_LEAST_ONCE + " (got '" + guarantee + "')");
     }
     stateDir = v.containsKey("state-dir") ? Path.of(v.get("state-dir")) : defaultStateDir();
+    String by = v.get("repartition-by");
+    if (by != null && by.isEmpty()) throw new UsageError("--repartition-by needs a field name");
+    repartitionBy = java.util.Optional.ofNullable(by);
   }
 
   static final List<String> KNOWN = List.of("bootstrap", "registry", "input", "output", "app-id", "model", "card", "spec",
-      "commit-interval-ms", "linger-ms", "threads", "guarantee", "state-dir");
+      "commit-interval-ms", "linger-ms", "threads", "guarantee", "state-dir", "repartition-by");
 
   static PeerOptions parse(String[] args) {
     Map<String, String> values = new HashMap<>();
@@ -77,7 +86,7 @@ final class PeerOptions {
   static String usage() {
     return "usage: java -jar tributary-kstreams-peer.jar --bootstrap HOST:PORT --registry URL --input TOPIC --output TOPIC"
         + " --app-id ID --model FILE --card FILE --spec FILE [--commit-interval-ms N] [--linger-ms N] [--threads N]"
-        + " [--guarantee exactly_once_v2|at_least_once] [--state-dir DIR]";
+        + " [--guarantee exactly_once_v2|at_least_once] [--state-dir DIR] [--repartition-by FIELD]";
   }
 
   private static String required(Map<String, String> v, String name) {

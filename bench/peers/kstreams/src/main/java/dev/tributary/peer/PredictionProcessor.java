@@ -6,6 +6,7 @@ import java.util.Map;
 import org.apache.avro.Schema;
 import org.apache.avro.generic.GenericData;
 import org.apache.avro.generic.GenericRecord;
+import org.apache.kafka.common.header.Header;
 import org.apache.kafka.streams.errors.StreamsException;
 import org.apache.kafka.streams.processor.api.Processor;
 import org.apache.kafka.streams.processor.api.ProcessorContext;
@@ -49,7 +50,12 @@ final class PredictionProcessor implements Processor<byte[], GenericRecord, Stri
   public void process(Record<byte[], GenericRecord> record) {
     GenericRecord tx = record.value();
     if (tx == null) return; // a tombstone carries no transaction to score
-    String key = record.key() != null ? new String(record.key(), StandardCharsets.UTF_8) : tx.get("transactionId").toString();
+    // Behind the repartition step the record key is the entity; the original key and position
+    // travel in headers (Rekey).
+    Header originalKey = record.headers().lastHeader(Rekey.KEY_HEADER);
+    Header originalTopic = record.headers().lastHeader(Rekey.TOPIC_HEADER);
+    byte[] keyBytes = originalKey != null ? originalKey.value() : originalTopic != null ? null : record.key();
+    String key = keyBytes != null ? new String(keyBytes, StandardCharsets.UTF_8) : tx.get("transactionId").toString();
     long eventTime = (Long) tx.get("eventTime");
     features.extractInto((CharSequence) tx.get("currency"), (Double) tx.get("amount"), eventTime,
         (CharSequence) tx.get("country"), (CharSequence) tx.get("merchantCategory"), row);
@@ -65,9 +71,15 @@ final class PredictionProcessor implements Processor<byte[], GenericRecord, Stri
 
     RecordMetadata meta = context.recordMetadata().orElseThrow();
     GenericData.Record lineage = new GenericData.Record(lineageSchema);
-    lineage.put("topic", meta.topic());
-    lineage.put("partition", meta.partition());
-    lineage.put("offset", meta.offset());
+    if (originalTopic != null) {
+      lineage.put("topic", new String(originalTopic.value(), StandardCharsets.UTF_8));
+      lineage.put("partition", Integer.parseInt(headerText(record, Rekey.PARTITION_HEADER)));
+      lineage.put("offset", Long.parseLong(headerText(record, Rekey.OFFSET_HEADER)));
+    } else {
+      lineage.put("topic", meta.topic());
+      lineage.put("partition", meta.partition());
+      lineage.put("offset", meta.offset());
+    }
 
     GenericData.Record p = new GenericData.Record(predictionSchema);
     p.put("key", key);
@@ -84,5 +96,11 @@ final class PredictionProcessor implements Processor<byte[], GenericRecord, Stri
     p.put("route", ROUTE);
     p.put("latencyMs", latencyMs);
     context.forward(record.withKey(key).withValue((GenericRecord) p));
+  }
+
+  private static String headerText(Record<byte[], GenericRecord> record, String name) {
+    Header h = record.headers().lastHeader(name);
+    if (h == null) throw new StreamsException("record behind the repartition topic lacks header " + name);
+    return new String(h.value(), StandardCharsets.UTF_8);
   }
 }
