@@ -57,6 +57,15 @@ export const DEFAULT_COMMIT: Record<DeliveryMode, CommitPolicy> = {
 export const DEFAULT_FETCH = { minBytes: 32 * 1024, maxWaitTimeMs: 5 } as const;
 
 /**
+ * Fetch defaults of a chain reading a topic that an exactly-once repartition hop of the same
+ * topology writes. A read_committed fetch sees such records only when the hop's transaction
+ * commits, all at once, so answering at once costs one fetch per commit, not one per record; and
+ * waiting for 32 KiB there held every hop commit's records (a few KiB at 1,000 events/s) for the
+ * full maxWaitTimeMs on every event's path (BENCHMARKS.md item 17).
+ */
+export const TRANSACTIONAL_INPUT_FETCH = { minBytes: 1 } as const;
+
+/**
  * How a runner's lanes write: a chain's outputs exactly once or at least once, or nothing but the
  * consumed offsets (`offsets-only`: consumers whose processor acts on Redis, metrics or a producer
  * of its own; its stages have no encoder).
@@ -124,6 +133,12 @@ export interface ChainRunnerOptions {
    * offsets committed apart (EagerSink). Needs pipelinedCommits.
    */
   deduplicatedHop?: boolean;
+  /**
+   * Fetch defaults of this runner where the head stage's `consumer` settings leave them out
+   * (default DEFAULT_FETCH). The chain behind a transactional repartition hop gets
+   * TRANSACTIONAL_INPUT_FETCH.
+   */
+  fetch?: { minBytes?: number; maxWaitTimeMs?: number };
   /**
    * The input is written by a deduplicated hop: each lane skips the copies a restarted hop wrote
    * (LineageDedup) and commits its state with the offset. `onSkipped`: copies skipped (metrics).
@@ -218,16 +233,26 @@ export class ChainRunner {
     return this.opts.chain.stages.map((s) => s.spec.name);
   }
 
+  /** What this runner's consumer waits for in a fetch: the head stage's `consumer` settings, else the runner's, else DEFAULT_FETCH. */
+  fetchSettings(): { minBytes: number; maxWaitTimeMs: number } {
+    const tuning = this.head.consumer ?? {};
+    return {
+      minBytes: tuning.minBytes ?? this.opts.fetch?.minBytes ?? DEFAULT_FETCH.minBytes,
+      maxWaitTimeMs: tuning.maxWaitTimeMs ?? this.opts.fetch?.maxWaitTimeMs ?? DEFAULT_FETCH.maxWaitTimeMs,
+    };
+  }
+
   private createConsumer(): Consumer {
     const tuning = this.head.consumer ?? {};
+    const fetch = this.fetchSettings();
     const consumer = this.opts.kafka.consumer({
       groupId: this.opts.groupId,
       sessionTimeout: tuning.sessionTimeoutMs ?? 30000,
       heartbeatInterval: tuning.heartbeatIntervalMs ?? 3000,
       maxBytesPerPartition: Math.min(tuning.maxBytesPerPartition ?? 1024 * 1024, this.head.limits?.maxBatchBytes ?? Number.POSITIVE_INFINITY),
       maxBytes: this.head.limits?.maxBatchBytes ?? tuning.maxBytes ?? 10 * 1024 * 1024,
-      maxWaitTimeInMs: tuning.maxWaitTimeMs ?? DEFAULT_FETCH.maxWaitTimeMs,
-      minBytes: tuning.minBytes ?? DEFAULT_FETCH.minBytes,
+      maxWaitTimeInMs: fetch.maxWaitTimeMs,
+      minBytes: fetch.minBytes,
       readUncommitted: false,
     });
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment, groupMetadataOf(payload)));
@@ -263,7 +288,7 @@ export class ChainRunner {
     if (this.opts.delivery === 'offsets-only') this.offsetsSink = new OffsetsOnlySink(() => this.consumer);
     this.running = true;
     await this.subscribeAndRun();
-    this.log.info({ input: this.inputTopics.join(','), outputs: this.opts.chain.stages.map((s) => s.spec.output.topic), delivery: this.opts.delivery, commit: this.opts.commit, ...(this.shared ? { transactions: 'shared', transactionalIds: this.shared.transactionalIds } : {}) }, 'chain started');
+    this.log.info({ input: this.inputTopics.join(','), outputs: this.opts.chain.stages.map((s) => s.spec.output.topic), delivery: this.opts.delivery, commit: this.opts.commit, fetch: this.fetchSettings(), ...(this.shared ? { transactions: 'shared', transactionalIds: this.shared.transactionalIds } : {}) }, 'chain started');
   }
 
   private async subscribeAndRun(): Promise<void> {
@@ -645,6 +670,7 @@ export function sharedSinkObserver(metrics: StageMetrics, sink: string): SharedT
     },
     concurrentRetry: () => metrics.sharedConcurrentRetries.inc(labels),
     eagerFallback: () => metrics.sharedEagerFallbacks.inc(labels),
+    readerWait: (seconds, caughtUp) => metrics.sharedReaderWaitSeconds.observe({ sink, outcome: caughtUp ? 'caught_up' : 'timed_out' }, seconds),
   };
 }
 

@@ -18,6 +18,12 @@ export interface CommitPolicy {
    * commit only adds the offsets and ends it (SharedTransactions' sendAsProcessed). Default false.
    */
   sendAsProcessed?: boolean;
+  /**
+   * Shared transactions only: after a transaction wrote records that lanes of the same sink read
+   * (a repartition hop's topic), how long the next one may wait for those lanes to process them
+   * (SharedTransactions' readerWaitMs). Default READER_WAIT_MS; 0: never wait.
+   */
+  readerWaitMs?: number;
 }
 
 /** How a lane writes: exactly-once (a transactional producer of its own) or at-least-once. */
@@ -350,6 +356,16 @@ export class PartitionLane implements OrderedLane, CuttableLane {
         this.maybeCommit();
       }, wait);
     }
+  }
+
+  /** The partition this lane reads (the shared sink matches it with what its transactions wrote). */
+  get input(): { topic: string; partition: number } {
+    return { topic: this.opts.topic, partition: this.opts.partition };
+  }
+
+  /** The offset after the last record this lane processed (null: none yet, or closed / fenced). */
+  processedUpTo(): bigint | null {
+    return this.isClosed() || this.fenced ? null : this.nextOffset;
   }
 
   /** Coordinated mode: the sink starts a transaction and takes what this lane processed so far. */

@@ -1,4 +1,4 @@
-import type { Producer, Transaction } from 'kafkajs';
+import type { Producer, RecordMetadata, Transaction } from 'kafkajs';
 import { isRecordError, kafkaErrorType } from '../kafka/errors';
 import { addOffsets, canOverlapOffsets, isGenerationError, sendOffsets, sendWithOffsets, type ConsumerGroupMetadata, type TxnOffsets } from '../kafka/eos-v2';
 import { CommitPlan, connectEngineProducer, offsetEntry, ProducerFencedError, probeRecords, rejectOversized, type CommitBatch, type SinkOptions, type SinkRecord } from './commit-sink';
@@ -21,6 +21,15 @@ export const SHARED_PRODUCERS = 3;
 export const SHARED_TRANSACTION_TIMEOUT_MS = 10000;
 
 const MAX_BACKOFF_MS = 5000;
+
+/**
+ * Default of `readerWaitMs`: how long a transaction may wait, after one that wrote records lanes of
+ * the same sink read (a repartition hop's topic), for those lanes to process them. Those records
+ * become readable when that transaction commits; the reading lanes need a fetch and their
+ * processing (a few ms) before they can hand them in, so a transaction cut at once would leave them
+ * for the one after — a whole commit more on every event's path through the hop. BENCHMARKS.md item 17.
+ */
+export const READER_WAIT_MS = 20;
 
 /**
  * One consumer group generation as this member joined it. Batches are committed with its
@@ -69,7 +78,16 @@ export class SharedGroup {
 export interface CuttableLane {
   /** Hands everything processed so far to the sink (a commit() call, synchronously), unless a batch of it is in flight. */
   cut(): void;
+  /** The partition it reads: a transaction that wrote to it may wait for the lane (readerWaitMs). */
+  readonly input?: { topic: string; partition: number };
+  /** The offset after the last record it processed; null when none yet or the lane is closed. */
+  processedUpTo?(): bigint | null;
 }
+
+/** Per partition written by a transaction: the offset just past the first record of its last request there (noteWritten). */
+type WrittenEnds = Map<string, bigint>;
+
+const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 interface Pending {
   batch: CommitBatch;
@@ -135,6 +153,8 @@ class OpenTransaction {
   readonly offsetsAdded = new Set<string>();
   /** The request of it in flight, if any (an abort waits for it). */
   inFlight?: Promise<void>;
+  /** Where its records were appended (readerWaitMs). */
+  readonly written: WrittenEnds = new Map();
   readonly txn: Promise<Transaction>;
 
   constructor(readonly slot: Slot) {
@@ -180,6 +200,14 @@ export interface SharedTransactionsOptions extends SinkOptions {
    * false — every record is sent at commit time, as batches handed in by commit() alone always are.
    */
   sendAsProcessed?: boolean;
+  /**
+   * After a transaction wrote records that lanes of this sink read (a repartition hop's topic read
+   * by the chain behind it, both in this process), the next transaction starts once those lanes
+   * processed them, or this many ms after it could have started, whichever comes first, so their
+   * outputs ride it instead of the one after. Default: `commit.readerWaitMs`, else READER_WAIT_MS; 0: never wait.
+   * A full or draining lane starts it at once.
+   */
+  readerWaitMs?: number;
 }
 
 /** What a shared sink reports per transaction (Prometheus metrics; see sharedSinkObserver). */
@@ -190,6 +218,8 @@ export interface SharedTransactionsObserver {
   concurrentRetry(): void;
   /** A transaction holding records sent as processed could not commit them as sent (see SharedTransactions.eagerFallbacks). */
   eagerFallback?(): void;
+  /** A transaction waited `seconds` for lanes reading what the previous one wrote; `caughtUp`: they processed it (else the wait ran out). */
+  readerWait?(seconds: number, caughtUp: boolean): void;
 }
 
 /** What a shared sink did, for status and tests. */
@@ -210,6 +240,9 @@ export interface SharedTransactionCounters {
    * fenced with records sent, records from before a failure): their batches were written at commit.
    */
   eagerFallbacks: number;
+  /** Transactions that waited for in-process readers of what the previous one wrote (readerWaitMs), and of those, the waits that ran out. */
+  readerWaits: number;
+  readerWaitTimeouts: number;
 }
 
 /** TxnOffsetCommit of one group was refused for a stale generation: the transaction is aborted. */
@@ -256,7 +289,7 @@ class GroupRefused extends Error {
  * after a failure nothing is sent ahead of the batches being retried.
  */
 export class SharedTransactions {
-  readonly counters: SharedTransactionCounters = { transactions: 0, batches: 0, concurrentRetries: 0, generationRefusals: 0, retries: 0, eagerTransactions: 0, eagerFallbacks: 0 };
+  readonly counters: SharedTransactionCounters = { transactions: 0, batches: 0, concurrentRetries: 0, generationRefusals: 0, retries: 0, eagerTransactions: 0, eagerFallbacks: 0, readerWaits: 0, readerWaitTimeouts: 0 };
   readonly instanceId: string;
   private readonly slots: Slot[];
   private next = 0;
@@ -286,6 +319,10 @@ export class SharedTransactions {
   private pumping = false;
   /** A failed transaction is being handled (its batches re-queued or committed one by one): nothing may be sent ahead of them. */
   private recovering = false;
+  /** Lanes of this sink by the partition they read (learned from their announcements). */
+  private readonly readers = new Map<string, CuttableLane>();
+  /** What the last transaction wrote that lanes of this sink read and have not processed yet, and until when the next transaction waits for them. */
+  private awaited?: { ends: WrittenEnds; since: number; until: number };
 
   constructor(private opts: SharedTransactionsOptions) {
     this.eager = opts.sendAsProcessed ?? opts.commit?.sendAsProcessed ?? false;
@@ -312,11 +349,13 @@ export class SharedTransactions {
 
   /**
    * Another chain joins this sink: transactions start at the shorter of the two intervals, the
-   * smaller record bound; records are sent as processed if either chain asks for it.
+   * smaller record bound, wait for readers the longer of the two readerWaitMs set; records are sent
+   * as processed if either chain asks for it.
    */
   tighten(commit: CommitPolicy): void {
     const own = this.opts.commit;
-    this.opts.commit = own ? { intervalMs: Math.min(own.intervalMs, commit.intervalMs), maxRecords: Math.min(own.maxRecords, commit.maxRecords) } : { ...commit };
+    const readerWaitMs = own?.readerWaitMs === undefined ? commit.readerWaitMs : commit.readerWaitMs === undefined ? own.readerWaitMs : Math.max(own.readerWaitMs, commit.readerWaitMs);
+    this.opts.commit = own ? { intervalMs: Math.min(own.intervalMs, commit.intervalMs), maxRecords: Math.min(own.maxRecords, commit.maxRecords), ...(readerWaitMs === undefined ? {} : { readerWaitMs }) } : { ...commit };
     if (commit.sendAsProcessed && this.opts.sendAsProcessed === undefined) this.eager = true;
   }
 
@@ -406,7 +445,7 @@ export class SharedTransactions {
           t.offsetsAdded.add(groupId);
         }
       }
-      await this.sendPlan(txn, records);
+      await this.sendPlan(txn, records, t.written);
     } catch (err) {
       t.failed ??= err;
     }
@@ -467,6 +506,7 @@ export class SharedTransactions {
   /** A coordinated lane holds records (urgent: it is full or draining). It is cut when the next transaction starts. */
   announce(lane: CuttableLane, urgent: boolean): void {
     if (this.closed) return;
+    if (lane.input) this.readers.set(partitionKey(lane.input.topic, lane.input.partition), lane);
     this.announced.add(lane);
     if (urgent) this.urgent = true;
     this.schedule();
@@ -487,7 +527,10 @@ export class SharedTransactions {
     if (this.announced.size === 0 && this.pending.length === 0 && this.retry.length === 0) return;
     const now = Date.now();
     const interval = this.opts.commit?.intervalMs ?? 0;
-    const wait = Math.max(this.backoffUntil - now, this.urgent ? 0 : this.lastStart + interval - now);
+    let wait = Math.max(this.backoffUntil - now, this.urgent ? 0 : this.lastStart + interval - now);
+    // Due: but lanes reading what the last transaction wrote may be about to hand it in (each
+    // announcement calls this again).
+    if (wait <= 0 && !this.urgent) wait = this.readerWait(now);
     // Never from inside the caller's turn: lanes resolved by the last transaction hand in (announce)
     // through microtasks, one after another; starting in a later macrotask cuts all of them, so no
     // lane's earlier records miss a transaction that takes another lane's later ones.
@@ -506,7 +549,44 @@ export class SharedTransactions {
     }
   }
 
+  /**
+   * Ms the next transaction still waits for lanes of this sink that read what the last one wrote
+   * (0: none left, or the wait ran out). Ends the wait, and reports it, when it returns 0.
+   */
+  private readerWait(now: number): number {
+    const a = this.awaited;
+    if (!a) return 0;
+    for (const [k, end] of a.ends) {
+      const at = this.readers.get(k)?.processedUpTo?.();
+      if (at === null || at === undefined || at >= end) a.ends.delete(k);
+    }
+    const left = a.ends.size === 0 ? 0 : Math.max(0, a.until - now);
+    if (left > 0) return left;
+    this.awaited = undefined;
+    const caughtUp = a.ends.size === 0;
+    this.counters.readerWaits += 1;
+    if (!caughtUp) this.counters.readerWaitTimeouts += 1;
+    this.opts.observer?.readerWait?.(Math.max(0, now - a.since) / 1000, caughtUp);
+    return 0;
+  }
+
+  /**
+   * A transaction committed: the partitions it wrote that lanes of this sink read (a hop's topic)
+   * are awaited by the next one (readerWait), at most readerWaitMs past when it is due.
+   */
+  private awaitReaders(written: WrittenEnds): void {
+    const limit = this.opts.readerWaitMs ?? this.opts.commit?.readerWaitMs ?? READER_WAIT_MS;
+    if (limit <= 0 || written.size === 0 || this.readers.size === 0) return;
+    const ends: WrittenEnds = new Map();
+    for (const [k, end] of written) if (this.readers.has(k)) ends.set(k, end);
+    if (ends.size === 0) return;
+    const now = Date.now();
+    const due = Math.max(now, this.lastStart + (this.opts.commit?.intervalMs ?? 0));
+    this.awaited = { ends, since: due, until: due + limit };
+  }
+
   private start(): void {
+    this.awaited = undefined;
     this.lastStart = Date.now();
     this.urgent = false;
     // The cut: every announced lane hands in what it processed (synchronously, into `pending`).
@@ -543,16 +623,19 @@ export class SharedTransactions {
     let release: (() => void) | undefined;
     if (!open && this.eager) this.sendQueue.push({ gate: new Promise<void>((r) => (release = r)) });
     const slot = open?.slot ?? this.nextSlot();
+    let written: WrittenEnds = new Map();
     try {
       if (open) {
         await this.commitOpen(open, entries);
+        written = open.written;
         this.counters.eagerTransactions += 1;
       } else {
         entries = await this.settleUncertain(entries);
         if (entries.length === 0) return;
-        await this.transact(slot, entries, false, release);
+        await this.transact(slot, entries, false, release, written);
       }
       this.committed(entries, 1);
+      this.awaitReaders(written);
     } catch (err) {
       // Records staged meanwhile went into a later transaction: it is aborted, and they are written
       // after these batches (held until then: see sendsAsProcessed).
@@ -741,7 +824,7 @@ export class SharedTransactions {
    * for a hop and its chain, where kafkajs' order takes 7), unless `overlapOffsets` is false or a
    * record-level refusal is being probed.
    */
-  private async transact(slot: Slot, entries: Pending[], probe = false, onSent?: () => void): Promise<void> {
+  private async transact(slot: Slot, entries: Pending[], probe = false, onSent?: () => void, written?: WrittenEnds): Promise<void> {
     const t0 = performance.now();
     await slot.busy;
     const producer = await slot.connected();
@@ -754,19 +837,20 @@ export class SharedTransactions {
     try {
       if (!probe && this.opts.overlapOffsets !== false && canOverlapOffsets(txn)) {
         const t = txn;
-        await sendWithOffsets(t, () => this.sendPlan(t, records), offsets, { onRetry, offsetsError: refusedAs });
+        await sendWithOffsets(t, () => this.sendPlan(t, records, written), offsets, { onRetry, offsetsError: refusedAs });
         tSent = performance.now();
         onSent?.();
       } else {
         try {
-          await this.sendPlan(txn, records);
+          await this.sendPlan(txn, records, written);
         } catch (err) {
           if (!probe || !isRecordError(err)) throw err;
           await txn.abort();
           txn = undefined;
+          written?.clear();
           await probeRecords(producer, { records });
           txn = await producer.transaction();
-          await this.sendPlan(txn, records);
+          await this.sendPlan(txn, records, written);
         }
         tSent = performance.now();
         onSent?.();
@@ -791,9 +875,13 @@ export class SharedTransactions {
     }
   }
 
-  private async sendPlan(txn: Transaction, records: SinkRecord[]): Promise<void> {
+  /** Sends records in as few requests as the topics' limits allow; `written` learns where each partition's last record went. */
+  private async sendPlan(txn: Transaction, records: SinkRecord[], written?: WrittenEnds): Promise<void> {
     const plan = CommitPlan.of({ topic: '', partition: -1, nextOffset: '', records }, this.opts);
-    for (const round of plan.rounds) await txn.sendBatch({ topicMessages: round, acks: -1 });
+    for (const round of plan.rounds) {
+      const appended = await txn.sendBatch({ topicMessages: round, acks: -1 });
+      if (written) noteWritten(written, appended);
+    }
   }
 
   /** Waits for the transaction in flight, refuses what is still pending, closes the producers. */
@@ -805,6 +893,23 @@ export class SharedTransactions {
     await this.dropOpen(); // records staged after the last cut: never committed, so never visible
     for (const e of [...this.retry.splice(0), ...this.pending.splice(0)]) e.reject(new Error('shared transactions closed'));
     this.announced.clear();
+    this.readers.clear();
     await Promise.all(this.slots.map((s) => s.close()));
+  }
+}
+
+/**
+ * Records where one request's records were appended. The response gives each partition's base
+ * offset (the first record's); a request's records of one partition are one record batch, which a
+ * reader fetches whole, so a lane past that offset holds the whole request's records there. (The
+ * count per partition is not known here: most records leave the partitioning to the producer.)
+ */
+function noteWritten(written: WrittenEnds, appended: readonly RecordMetadata[]): void {
+  for (const a of appended) {
+    if (a.baseOffset === undefined) continue;
+    const k = partitionKey(a.topicName, a.partition);
+    const past = BigInt(a.baseOffset) + 1n;
+    const before = written.get(k);
+    if (before === undefined || past > before) written.set(k, past);
   }
 }

@@ -25,6 +25,7 @@ export class StageMetrics {
   readonly sharedGenerationRefusals: Counter<'chain' | 'group'>;
   readonly sharedRecords: Histogram<'sink'>;
   readonly sharedSeconds: Histogram<'sink'>;
+  readonly sharedReaderWaitSeconds: Histogram<'sink' | 'outcome'>;
 
   constructor(registry: Registry = new Registry(), withDefaults = false) {
     this.registry = registry;
@@ -53,6 +54,7 @@ export class StageMetrics {
     this.sharedGenerationRefusals = new Counter({ name: 'tributary_engine_shared_transaction_generation_refusals_total', help: 'Shared transactions refused because this member\'s group generation was stale (its lanes fenced)', labelNames: shared, registers });
     this.sharedRecords = new Histogram({ name: 'tributary_engine_shared_transaction_records', help: 'Consumed records committed per shared transaction (each with its outputs, side outputs, dead letter, replies)', labelNames: sink, buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000], registers });
     this.sharedSeconds = new Histogram({ name: 'tributary_engine_shared_transaction_seconds', help: 'Time of one shared transaction, from taking its producer to the end of EndTxn', labelNames: sink, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+    this.sharedReaderWaitSeconds = new Histogram({ name: 'tributary_engine_shared_transaction_reader_wait_seconds', help: 'How long a shared transaction waited, once due, for chains of the process to process what the previous one wrote to a topic they read (a repartition hop\'s; commit.readerWaitMs); outcome caught_up or timed_out', labelNames: ['sink', 'outcome'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25], registers });
     // tributary_kafka_retriable_errors_total{type}: retriable broker answers (CONCURRENT_TRANSACTIONS...), logged at debug.
     kafkaRetriableCounter(registry);
     this.endToEndSeconds = new Histogram({ name: 'tributary_stage_event_to_output_seconds', help: 'From the input event entering Kafka to this stage producing its output', labelNames: ['stage'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });

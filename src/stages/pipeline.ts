@@ -11,7 +11,7 @@ import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
 import type { DeadLetter, PartialVector } from '../engine/records';
 import { Chain, type ChainStage } from '../engine/chain';
-import { ChainRunner, DEFAULT_COMMIT, sharedSinkObserver, type StageCounters } from '../engine/chain-runner';
+import { ChainRunner, DEFAULT_COMMIT, sharedSinkObserver, TRANSACTIONAL_INPUT_FETCH, type StageCounters } from '../engine/chain-runner';
 import type { CommitPolicy } from '../engine/lane';
 import { SharedTransactions } from '../engine/shared-transactions';
 import type { TopicLimits } from '../engine/commit-sink';
@@ -322,6 +322,8 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     sharedSink: shared,
     deduplicatedHop: dedupHop,
     dedupInput: dedupReader ? skippedCopies(duplicatesSkipped(metrics.registry), dedupReader.topic.name) : undefined,
+    // Behind an exactly-once hop the input arrives a transaction at a time: fetch it at once.
+    fetch: ctx.edges.some((e) => e.delivery !== 'deduplicated' && e.stage === stages[0].name) ? TRANSACTIONAL_INPUT_FETCH : undefined,
   });
 }
 

@@ -153,6 +153,9 @@ export function validateTopology(raw: unknown, file: string, options: LoadTopolo
       const why = stage.delivery === 'at-least-once' ? 'at-least-once stages always send outputs as they are computed' : "per-partition transactions send at commit (repartition hops already send as processed); use transactions: 'shared'";
       errors.push(new ConfigError(`${at}.commit.sendAsProcessed`, `only for exactly-once stages with shared transactions: ${why}`, file));
     }
+    if (stage.commit?.readerWaitMs !== undefined && (stage.delivery === 'at-least-once' || stage.transactions === 'per-partition')) {
+      errors.push(new ConfigError(`${at}.commit.readerWaitMs`, `only for exactly-once stages with shared transactions (this stage is ${stage.delivery === 'at-least-once' ? 'at-least-once' : 'per-partition'})`, file));
+    }
     const def = registry.get(stage.processor);
     for (const [side, expected] of [['input', def.inputSchema], ['output', def.outputSchema]] as const) {
       const topic = topics.get(stage[side].topic);

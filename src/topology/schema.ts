@@ -121,6 +121,12 @@ export const topologyBaseSchema = {
                 type: 'boolean',
                 description: "Exactly-once with shared transactions: send outputs into the open transaction as they are computed, so a commit only adds the offsets and ends it (Kafka Streams' way). Default false: outputs are sent at commit time, in fewer produce requests, which measured faster with the broker on the same 2 cores (BENCHMARKS item 14).",
               },
+              readerWaitMs: {
+                type: 'integer',
+                minimum: 0,
+                maximum: 1000,
+                description: 'Exactly-once with shared transactions: after a transaction wrote records that chains of the same process read (a repartition hop\'s topic), the next transaction waits up to this many ms for them to be processed, so their outputs ride it instead of the one after (one commit less on the path through the hop). Default 20; 0: never wait (BENCHMARKS item 17).',
+              },
             },
           },
           errors: {

@@ -87,6 +87,12 @@ export interface StageSpec {
      * a transaction's outputs are sent at commit time (fewer produce requests; BENCHMARKS item 14).
      */
     sendAsProcessed?: boolean;
+    /**
+     * Exactly-once with shared transactions: after a transaction wrote records that chains of the
+     * same process read (a repartition hop's topic), how long the next one may wait for them to be
+     * processed (default READER_WAIT_MS, 20; 0: never).
+     */
+    readerWaitMs?: number;
   };
   /** Transient processing failures are retried this many times (with exponential backoff) before records are isolated and dead-lettered. */
   errors?: { maxAttempts?: number; backoffMs?: number };

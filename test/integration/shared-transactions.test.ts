@@ -4,6 +4,9 @@
  * event is predicted exactly once (read_committed), offsets are committed, and fewer transactions
  * than lane batches were needed. A dead letter (undecodable record) rides in the same transactions.
  * The shared sink's Prometheus metrics (scraped from the pipeline's registry) agree with its counters.
+ * Behind a repartition hop in the same process, a transaction that wrote the hop's records is
+ * followed by one that waits for the chain to process them (commit.readerWaitMs), or not when 0;
+ * that chain fetches with minBytes 1.
  */
 import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 import { TopicConsumer } from '../../src/client/topic-consumer';
@@ -96,4 +99,69 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
       await admin.disconnect();
     }
   });
+
+  /** The stateless topology behind a hop (partitionBy: cardId): the hop and extract+score in one process, one shared sink. */
+  async function throughHop(readerWaitMs: number | undefined) {
+    const topology = isolatedTopology('topologies/fraud-detection.yaml', uniqueSuffix(), (spec) => {
+      delete spec.features;
+      const extract = spec.stages.find((s) => s.name === 'extract')!;
+      extract.config = { featureSet: { file: 'models/fraud/features/fraud_txn.yaml' } };
+      (extract as { partitionBy?: string }).partitionBy = 'cardId';
+      const score = spec.stages.find((s) => s.name === 'score')!;
+      score.config = { ...score.config, model: { repository: 'models', name: 'fraud', version: '1' } };
+      if (readerWaitMs !== undefined) for (const s of spec.stages) s.commit = { readerWaitMs };
+    });
+    const input = topology.spec.stages[0].input.topic;
+    const g = new TransactionGenerator({ seed: 92 });
+    const events: Transaction[] = Array.from({ length: 600 }, () => g.next().tx);
+    const pipeline = await Pipeline.start({ topology, endpoints, instanceId: `it-${uniqueSuffix()}` });
+    const predictions: string[] = [];
+    const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: topology.spec.stages[1].output.topic, schema: 'prediction', groupId: `shared-hop-verify-${uniqueSuffix()}` });
+    try {
+      expect(pipeline.runners.map((r) => r.chainName).sort()).toEqual(['extract+score', 'extract-repartition']);
+      // The chain behind the exactly-once hop fetches at once (its input comes a transaction at a
+      // time); the hop keeps the default wait for 32 KiB on the producers' topic.
+      const fetchOf = (name: string) => pipeline.runners.find((r) => r.chainName === name)!.fetchSettings();
+      expect(fetchOf('extract+score')).toEqual({ minBytes: 1, maxWaitTimeMs: 5 });
+      expect(fetchOf('extract-repartition')).toEqual({ minBytes: 32 * 1024, maxWaitTimeMs: 5 });
+      await consumer.run((_v, meta) => void predictions.push(String(meta.key)));
+      const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: input, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
+      await producer.connect();
+      // A trickle (20 events every 40 ms), as live traffic: each hop transaction is followed by the chain's.
+      for (let i = 0; i < events.length; i += 20) {
+        await producer.send(events.slice(i, i + 20));
+        await new Promise((r) => setTimeout(r, 40));
+      }
+      await producer.disconnect();
+      await waitFor(() => predictions.length >= events.length, 90000, () => `${predictions.length} predictions`);
+      await new Promise((r) => setTimeout(r, 1000));
+    } finally {
+      await consumer.stop();
+      await pipeline.stop();
+    }
+    expect(predictions).toHaveLength(events.length);
+    expect(new Set(predictions)).toEqual(new Set(events.map((e) => e.transactionId)));
+    // The process has one sink (named after whichever chain created it): sum its series by outcome.
+    const text = await pipeline.metrics.registry.metrics();
+    const count = (outcome: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('tributary_engine_shared_transaction_reader_wait_seconds_count{') && l.includes(`outcome="${outcome}"`))
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    const counters = pipeline.runners[0].sharedCounters!;
+    // One sink for both chains: its counters, whichever runner is asked.
+    expect(pipeline.runners[1].sharedCounters).toBe(counters);
+    return { counters, caughtUp: count('caught_up'), timedOut: count('timed_out') };
+  }
+
+  it('behind a repartition hop in the same process, the transaction after one that wrote hop records waits for the chain to process them (readerWaitMs); readerWaitMs 0 never waits', async () => {
+    const waiting = await throughHop(undefined);
+    expect(waiting.counters.readerWaits).toBe(waiting.caughtUp + waiting.timedOut);
+    expect(waiting.counters.readerWaitTimeouts).toBe(waiting.timedOut);
+    // The chain processed the hop's records before the next cut, many times over (the wait is what lets it).
+    expect(waiting.caughtUp).toBeGreaterThan(5);
+    const off = await throughHop(0);
+    expect(off.counters.readerWaits).toBe(0);
+    expect(off.caughtUp + off.timedOut).toBe(0);
+  }, 240_000);
 });

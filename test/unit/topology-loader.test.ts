@@ -66,6 +66,19 @@ describe('topology loader', () => {
     })).toMatch(/stages\[0\]\.commit\.sendAsProcessed: only for exactly-once stages with shared transactions: per-partition/);
   });
 
+  it('names the path of commit.readerWaitMs where it is out of range or cannot apply (accepted: the shared-transactions integration test)', () => {
+    expect(errorFor((d) => (d.stages[0].commit = { readerWaitMs: -1 }))).toMatch(/stages\[0\]\.commit\.readerWaitMs: /);
+    expect(errorFor((d) => (d.stages[0].commit = { readerWaitMs: 5000 }))).toMatch(/stages\[0\]\.commit\.readerWaitMs: /);
+    expect(errorFor((d) => {
+      d.stages[1].delivery = 'at-least-once';
+      d.stages[1].commit = { readerWaitMs: 20 };
+    })).toMatch(/stages\[1\]\.commit\.readerWaitMs: only for exactly-once stages with shared transactions \(this stage is at-least-once\)/);
+    expect(errorFor((d) => {
+      d.stages[0].transactions = 'per-partition';
+      d.stages[0].commit = { readerWaitMs: 20 };
+    })).toMatch(/stages\[0\]\.commit\.readerWaitMs: only for exactly-once stages with shared transactions \(this stage is per-partition\)/);
+  });
+
   it('rejects a stage reading an undeclared topic', () => {
     expect(errorFor((d) => (d.stages[0].input.topic = 'nope'))).toMatch(/stages\[0\]\.input\.topic: topic 'nope' is not declared/);
   });
