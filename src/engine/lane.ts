@@ -123,6 +123,8 @@ export class PartitionLane implements OrderedLane, CuttableLane {
   private committing?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private lastCommitStart = 0;
+  /** The partition this lane reads (the shared sink matches it with what its transactions wrote). */
+  readonly input: { topic: string; partition: number };
   /** Coordinated mode: a drain waiting for the sink's next cut. */
   private cutWaiter?: () => void;
   private readonly ready: Promise<boolean>;
@@ -130,6 +132,7 @@ export class PartitionLane implements OrderedLane, CuttableLane {
   pauses = 0;
 
   constructor(private readonly opts: LaneOptions) {
+    this.input = { topic: opts.topic, partition: opts.partition };
     this.ready = this.init();
   }
 
@@ -356,11 +359,6 @@ export class PartitionLane implements OrderedLane, CuttableLane {
         this.maybeCommit();
       }, wait);
     }
-  }
-
-  /** The partition this lane reads (the shared sink matches it with what its transactions wrote). */
-  get input(): { topic: string; partition: number } {
-    return { topic: this.opts.topic, partition: this.opts.partition };
   }
 
   /** The offset after the last record this lane processed (null: none yet, or closed / fenced). */

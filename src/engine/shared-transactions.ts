@@ -200,14 +200,6 @@ export interface SharedTransactionsOptions extends SinkOptions {
    * false — every record is sent at commit time, as batches handed in by commit() alone always are.
    */
   sendAsProcessed?: boolean;
-  /**
-   * After a transaction wrote records that lanes of this sink read (a repartition hop's topic read
-   * by the chain behind it, both in this process), the next transaction starts once those lanes
-   * processed them, or this many ms after it could have started, whichever comes first, so their
-   * outputs ride it instead of the one after. Default: `commit.readerWaitMs`, else READER_WAIT_MS; 0: never wait.
-   * A full or draining lane starts it at once.
-   */
-  readerWaitMs?: number;
 }
 
 /** What a shared sink reports per transaction (Prometheus metrics; see sharedSinkObserver). */
@@ -575,7 +567,10 @@ export class SharedTransactions {
    * are awaited by the next one (readerWait), at most readerWaitMs past when it is due.
    */
   private awaitReaders(written: WrittenEnds): void {
-    const limit = this.opts.readerWaitMs ?? this.opts.commit?.readerWaitMs ?? READER_WAIT_MS;
+    // After a transaction wrote records that lanes of this sink read (a repartition hop's topic read
+    // by the chain behind it, in this process), the next one starts once those lanes processed them,
+    // or `commit.readerWaitMs` after it could have started; a full or draining lane starts it at once.
+    const limit = this.opts.commit?.readerWaitMs ?? READER_WAIT_MS;
     if (limit <= 0 || written.size === 0 || this.readers.size === 0) return;
     const ends: WrittenEnds = new Map();
     for (const [k, end] of written) if (this.readers.has(k)) ends.set(k, end);

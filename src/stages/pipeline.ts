@@ -258,7 +258,9 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
   const chainStages: ChainStage[] = [];
   // A deduplicated hop (no transactions) and the stage that reads its topic (skips what it wrote twice).
   const dedupHop = ctx.edges.some((e) => e.delivery === 'deduplicated' && e.step.name === stages[0].name);
-  const dedupReader = ctx.edges.find((e) => e.delivery === 'deduplicated' && e.stage === stages[0].name);
+  // The hop whose topic this chain reads, if any (a stage reads one topic).
+  const hopIn = ctx.edges.find((e) => e.stage === stages[0].name);
+  const dedupReader = hopIn?.delivery === 'deduplicated' ? hopIn : undefined;
   for (const stage of stages) {
     const def = definition(processors, stage.processor);
     // Processors keep their own stage's group name for state (streaming state, hot-swap control)
@@ -323,7 +325,7 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     deduplicatedHop: dedupHop,
     dedupInput: dedupReader ? skippedCopies(duplicatesSkipped(metrics.registry), dedupReader.topic.name) : undefined,
     // Behind an exactly-once hop the input arrives a transaction at a time: fetch it at once.
-    fetch: ctx.edges.some((e) => e.delivery !== 'deduplicated' && e.stage === stages[0].name) ? TRANSACTIONAL_INPUT_FETCH : undefined,
+    fetch: hopIn && !dedupReader ? TRANSACTIONAL_INPUT_FETCH : undefined,
   });
 }
 
