@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { Prediction } from '../../src/client/generated/avro-types';
 import { TopicConsumer } from '../../src/client/topic-consumer';
-import { createKafka } from '../../src/kafka/client';
+import { createKafka, idempotentProducer } from '../../src/kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../src/kafka/schema-registry';
 import { Pipeline, type PipelineEndpoints } from '../../src/stages/pipeline';
 import { loadTopology, topicSchema } from '../../src/stages/load-topology';
@@ -174,7 +174,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const produceBad = async () => {
       if (bad.length === 0) return;
       const kafka = createKafka({ clientId: 'tributary-demo-malformed', brokers: options.endpoints.brokers });
-      const producer = kafka.producer();
+      const producer = idempotentProducer(kafka);
       await producer.connect();
       await producer.send({ topic: roles.input, messages: bad.map((b) => ({ key: b.key, value: b.value })) });
       await producer.disconnect();

@@ -10,7 +10,7 @@
  *   node dist-examples/examples/iot/demo.js [--count N] [--rate R] [--seed S] [--malformed 0-5] [--json]
  */
 import { TopicConsumer } from '../../src/client/topic-consumer';
-import { createKafka } from '../../src/kafka/client';
+import { createKafka, idempotentProducer } from '../../src/kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../src/kafka/schema-registry';
 import { prepareFeatureSets } from '../../src/features/prepare';
 import { Pipeline, type PipelineEndpoints } from '../../src/stages/pipeline';
@@ -108,7 +108,7 @@ export async function runIotDemo(options: IotDemoOptions): Promise<IotDemoSummar
     const bad = malformed > 0 ? (await malformedReadings(registry, readingSchema(), readings[0].event, badPrefix)).slice(0, malformed) : [];
     const seconds = await produceReadings(readings.map((g) => g.event), { brokers: options.endpoints.brokers, schemaRegistryUrl: options.endpoints.schemaRegistryUrl, topic: roles.input, rate: options.rate });
     if (bad.length > 0) {
-      const producer = createKafka({ clientId: 'tributary-iot-malformed', brokers: options.endpoints.brokers }).producer();
+      const producer = idempotentProducer(createKafka({ clientId: 'tributary-iot-malformed', brokers: options.endpoints.brokers }));
       await producer.connect();
       await producer.send({ topic: roles.input, messages: bad.map((b) => ({ key: b.key, value: b.value })) });
       await producer.disconnect();

@@ -6,7 +6,7 @@ import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from '../../src/engine
 import type { DeadLetter } from '../../src/engine/records';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { AvroDecoder } from '../../src/kafka/avro-serde';
-import { createKafka } from '../../src/kafka/client';
+import { createKafka, idempotentProducer } from '../../src/kafka/client';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import { repoRoot } from '../../src/stack/paths';
 import { prepareFeatureSets } from '../../src/features/prepare';
@@ -47,7 +47,7 @@ async function sendOnceCreated(topic: string, messages: { key: string; value: Bu
   } finally {
     await admin.disconnect();
   }
-  const raw = kafka.producer();
+  const raw = idempotentProducer(kafka);
   await raw.connect();
   await raw.send({ topic, messages });
   await raw.disconnect();

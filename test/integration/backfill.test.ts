@@ -12,7 +12,7 @@ import { malformedTransactions } from '../../examples/fraud/malformed';
 import { prepareFeatureSets } from '../../src/features/prepare';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { AvroDecoder } from '../../src/kafka/avro-serde';
-import { createKafka } from '../../src/kafka/client';
+import { createKafka, idempotentProducer } from '../../src/kafka/client';
 import { ensureTopics } from '../../src/kafka/admin';
 import { RecordRejection } from '../../src/kafka/dead-letter';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
@@ -152,7 +152,7 @@ describe('backfill against the real stack', () => {
     const generated = new TransactionGenerator({ seed: 33 }).take(1500);
     await produce(`fraud.transactions.${suffix}`, 'transaction', generated.map((g) => g.tx), (tx) => tx.transactionId);
     const bad = (await malformedTransactions(registry, catalog.get('transaction'), `bad-${suffix}-`)).slice(0, 2);
-    const raw = kafka.producer();
+    const raw = idempotentProducer(kafka);
     await raw.connect();
     await raw.send({ topic: `fraud.transactions.${suffix}`, messages: bad.map((b) => ({ key: b.key, value: b.value })) });
     await raw.disconnect();

@@ -3,7 +3,7 @@ import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { DONE_HEADER } from '../../src/engine/chain';
-import { createKafka } from '../../src/kafka/client';
+import { createKafka, idempotentProducer } from '../../src/kafka/client';
 import { Pipeline } from '../../src/stages/pipeline';
 import type { LoadedTopology, TopologySpec } from '../../src/topology/spec';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
@@ -138,7 +138,7 @@ describe('stage engine: fused and split chains', () => {
     const dlq = await collect<{ errorKind: string }>(topology.spec.deadLetter.topic, 'dead-letter');
     const predictions = await collect<Prediction>(topology.spec.stages[1].output.topic, 'prediction');
     try {
-      const raw = createKafka({ clientId: 'engine-test-raw', brokers: endpoints.brokers }).producer();
+      const raw = idempotentProducer(createKafka({ clientId: 'engine-test-raw', brokers: endpoints.brokers }));
       await raw.connect();
       // Six 700 KB records that are not Avro, one key (one partition, one chunk): each dead letter
       // keeps 512 KB of its value, 3 MB together against the DLQ's 2 MB max.message.bytes.

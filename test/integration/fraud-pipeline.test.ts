@@ -6,7 +6,7 @@ import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { malformedTransactions } from '../../examples/fraud/malformed';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
-import { createKafka } from '../../src/kafka/client';
+import { createKafka, idempotentProducer } from '../../src/kafka/client';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import { readModelCard } from '../../src/inference/model-card';
 import { Pipeline } from '../../src/stages/pipeline';
@@ -52,7 +52,7 @@ describe('fraud-detection topology end to end (real Kafka, registry, onnxruntime
     await producer.connect();
     const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl });
     const bad = await malformedTransactions(registry, catalog.get('transaction'), `bad-${suffix}-`);
-    const raw = createKafka({ clientId: 'test-raw', brokers: endpoints.brokers }).producer();
+    const raw = idempotentProducer(createKafka({ clientId: 'test-raw', brokers: endpoints.brokers }));
     await raw.connect();
     // Malformed records interleaved with good ones, across the same partitions.
     for (let i = 0; i < 5; i++) {

@@ -16,7 +16,7 @@
 import { Kafka as KafkaClient, logLevel, type Consumer, type Kafka } from 'kafkajs';
 import { ProducerFencedError, type CommitBatch } from '../../src/engine/commit-sink';
 import { SHARED_PRODUCERS, SharedTransactions } from '../../src/engine/shared-transactions';
-import { createKafka } from '../../src/kafka/client';
+import { createKafka, idempotentProducer } from '../../src/kafka/client';
 import { RecordRejection } from '../../src/kafka/dead-letter';
 import { fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../../src/kafka/eos-v2';
 import { createLogger } from '../../src/util/logger';
@@ -120,7 +120,7 @@ describe('SharedTransactions against the real broker', () => {
       ],
     });
     // Input records for the offsets committed below (an offset past the log end would be reset).
-    const raw = kafka.producer();
+    const raw = idempotentProducer(kafka);
     await raw.connect();
     for (const [partition, n] of [[0, 5], [1, 3], [2, 1]]) await raw.send({ topic: input, messages: Array.from({ length: n }, (_, i) => ({ partition, value: `in-${i}` })) });
     await raw.disconnect();
@@ -167,7 +167,7 @@ describe('SharedTransactions against the real broker', () => {
 
   it('two groups in one sink: one transaction for both, records in staging order, a stale group refused while the other commits', async () => {
     const { suffix, input, output, dlq, g1, g2, kafka, admin } = await twoGroupFixture('shared2');
-    const raw = kafka.producer();
+    const raw = idempotentProducer(kafka);
     await raw.connect();
     for (const partition of [0, 1]) await raw.send({ topic: input, messages: Array.from({ length: 6 }, (_, i) => ({ partition, value: `in-${i}` })) });
     await raw.disconnect();

@@ -19,7 +19,7 @@ import { loadFeatureFile } from '../../../../src/features/load-file';
 import { prepareFeatureSets } from '../../../../src/features/prepare';
 import type { BatchFeatureSetSpec } from '../../../../src/features/spec';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../../../../src/kafka/schema-registry';
-import { createKafka } from '../../../../src/kafka/client';
+import { createKafka, idempotentProducer } from '../../../../src/kafka/client';
 import { Pipeline } from '../../../../src/stages/pipeline';
 import { extractionBase, type ExtractionConfig } from '../../../../src/stages/extraction';
 import { repoRoot } from '../../../../src/stack/paths';
@@ -88,7 +88,7 @@ describe('IoT example on the real stack', () => {
       const registry = new SchemaRegistryClient({ url: endpoints.schemaRegistryUrl, auth: registryAuthFromEnv() });
       const bad = await malformedReadings(registry, readingSchema(), golden[0].event, `bad-${suffix}-`);
       await produceReadings(golden.map((g) => g.event), { brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: roles.input, rate: 0 });
-      const producer = createKafka({ clientId: 'iot-test-malformed', brokers: endpoints.brokers }).producer();
+      const producer = idempotentProducer(createKafka({ clientId: 'iot-test-malformed', brokers: endpoints.brokers }));
       await producer.connect();
       await producer.send({ topic: roles.input, messages: bad.map((b) => ({ key: b.key, value: b.value })) });
       await producer.disconnect();
