@@ -13,6 +13,7 @@ import { prepareFeatureSets } from '../../src/features/prepare';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import { provisionTopology } from '../../src/stages/pipeline';
 import { repoRoot } from '../../src/stack/paths';
+import { RECOMMENDED_NODE_FLAGS } from '../../src/util/node-flags';
 import type { LoadedTopology } from '../../src/topology/spec';
 import { sleep, type ChildConfig, type ChildMessage, type ProcSampler } from './common';
 import { OpenLoopDriver, Probe, type Endpoints } from './drive';
@@ -232,8 +233,14 @@ export class SystemSession implements Session {
     // (summarise with `node bench/dist/bench/src/profile.js FILE`).
     const profDir = process.env.BENCH_CPU_PROF_DIR;
     // BENCH_NODE_ARGS: more V8/Node flags for the system processes (e.g. --trace-gc, into the system's log).
-    const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const execArgv = [...process.execArgv, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...extra];
+    // BENCH_NODE_ARGS_<LABEL>: flags for the systems of one --tributary-dir label only (the label
+    // upper-cased), so one interleaved run compares the same code under two sets of flags.
+    const label = this.def.code?.label;
+    const forLabel = label ? process.env[`BENCH_NODE_ARGS_${label.toUpperCase()}`] : undefined;
+    const extra = [process.env.BENCH_NODE_ARGS ?? '', forLabel ?? ''].join(' ').split(' ').filter(Boolean);
+    // Every Tributary system runs with the flags the `tributary` executable sets (src/util/node-flags.ts),
+    // whatever code it runs, so a comparison of two checkouts is about their code; later flags win.
+    const execArgv = [...process.execArgv, ...(this.def.kind === 'tributary' ? RECOMMENDED_NODE_FLAGS : []), ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...extra];
     const proc = fork(path.join(DIST, 'children', `${this.def.kind}.js`), [JSON.stringify(cfg)], { execArgv, stdio: ['ignore', out, out, 'ipc'], env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'warn' } });
     fs.closeSync(out);
     let stopped!: (c: Record<string, number> | undefined) => void;

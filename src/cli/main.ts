@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=32
 import { registerStackCommands } from './commands/stack';
 import { registerPipelineCommands } from './commands/pipeline';
 import { registerDemoCommands } from './commands/demo';

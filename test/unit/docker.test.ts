@@ -15,6 +15,7 @@ import { kafkaSecurityFromEnv } from '../../src/kafka/client';
 import { registryAuthFromEnv } from '../../src/kafka/schema-registry';
 import { redisOptionsFromEnv } from '../../src/util/redis';
 import { repoRoot } from '../../src/stack/paths';
+import { RECOMMENDED_NODE_FLAGS } from '../../src/util/node-flags';
 
 const root = repoRoot();
 const read = (file: string) => fs.readFileSync(path.join(root, file), 'utf8');
@@ -145,8 +146,10 @@ function actionSource(command: string): string {
 
 function cliCommand(s: ComposeService): string {
   const cmd = s.command ?? [];
-  expect(cmd.slice(0, 2)).toEqual(['node', 'dist/cli/main.js']);
-  return cmd[2];
+  // node, the flags a pipeline process runs with (src/util/node-flags.ts), the CLI, its subcommand.
+  const flags = RECOMMENDED_NODE_FLAGS.length;
+  expect(cmd.slice(0, 2 + flags)).toEqual(['node', ...RECOMMENDED_NODE_FLAGS, 'dist/cli/main.js']);
+  return cmd[2 + flags];
 }
 
 function flag(s: ComposeService, name: string): string | undefined {
