@@ -43,6 +43,12 @@ function area(url: string, fn: string): string {
   return 'other';
 }
 
+/** `file:line` of a frame, its path shortened to node_modules/, dist/ or bench/. */
+function whereOf(n: CpuNode): string {
+  const { url, lineNumber } = n.callFrame;
+  return url ? `${url.replace(/^file:\/\//, '').replace(/^.*?\/(node_modules|dist|bench)\//, '$1/')}:${lineNumber + 1}` : '';
+}
+
 export function summariseProfile(file: string, topN = 20): ProfileSummary {
   const prof = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
@@ -54,13 +60,13 @@ export function summariseProfile(file: string, topN = 20): ProfileSummary {
   let idle = 0;
   for (const [id, ms] of self) {
     const n = byId.get(id)!;
-    const { functionName, url, lineNumber } = n.callFrame;
+    const { functionName, url } = n.callFrame;
     const fn = functionName || '(anonymous)';
     const a = area(url, fn);
     total += ms;
     if (a === 'idle') idle += ms;
     byArea.set(a, (byArea.get(a) ?? 0) + ms);
-    const where = url ? `${url.replace(/^file:\/\//, '').replace(/^.*?\/(node_modules|dist|bench)\//, '$1/')}:${lineNumber + 1}` : '';
+    const where = whereOf(n);
     const key = `${fn}@${where}`;
     const e = byFn.get(key) ?? { fn, where, area: a, selfMs: 0 };
     e.selfMs += ms;
@@ -86,11 +92,6 @@ export interface BusyBlock {
   top: Array<{ fn: string; where: string; ms: number }>;
   /** Self time within the block by the nearest frame of our own code (src/) on the stack: which of our calls the time was spent under. */
   underOurs: Array<{ fn: string; where: string; ms: number }>;
-}
-
-function whereOf(n: CpuNode): string {
-  const { url, lineNumber } = n.callFrame;
-  return url ? `${url.replace(/^file:\/\//, '').replace(/^.*?\/(node_modules|dist|bench)\//, '$1/')}:${lineNumber + 1}` : '';
 }
 
 /**
@@ -124,7 +125,7 @@ export function busyBlocks(file: string, minMs: number, topN = 8): BusyBlock[] {
         const n = byId.get(id)!;
         const fn = n.callFrame.functionName || '(anonymous)';
         const a = area(n.callFrame.url, fn);
-        byArea[a] = round((byArea[a] ?? 0) + ms, 1);
+        byArea[a] = (byArea[a] ?? 0) + ms;
         const key = `${fn}@${whereOf(n)}`;
         const e = fns.get(key) ?? { fn, where: whereOf(n), ms: 0 };
         e.ms += ms;
@@ -136,6 +137,7 @@ export function busyBlocks(file: string, minMs: number, topN = 8): BusyBlock[] {
         under.set(okey, u);
       }
       const sorted = (m: Map<string, { fn: string; where: string; ms: number }>) => [...m.values()].sort((a, b) => b.ms - a.ms).slice(0, topN).map((e) => ({ ...e, ms: round(e.ms, 1) }));
+      for (const a of Object.keys(byArea)) byArea[a] = round(byArea[a], 1);
       blocks.push({ atMs: round(start, 0), ms: round(end - start, 1), byArea, top: sorted(fns), underOurs: sorted(under) });
     }
     start = -1;

@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { repoRoot } from '../../src/stack/paths';
 import { RECOMMENDED_NODE_FLAGS, semiSpaceMiB, V8_DEFAULT_SEMI_SPACE_MIB } from '../../src/util/node-flags';
 
-const root = path.join(__dirname, '..', '..');
+const root = repoRoot();
 
 describe('the Node flags a Tributary process runs with', () => {
   it('reads the max semi-space from NODE_OPTIONS and the process flags, the last one winning, else V8 default', () => {
