@@ -6,6 +6,7 @@ import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
 import { installedExecutionProviders, providerUnavailableReason } from './execution-providers';
 import { modelDir, readModelCard, type ModelCard } from './model-card';
+import { directSessionUnavailable, openDirectSession } from './ort-direct';
 
 const log = createLogger('onnx-model');
 
@@ -21,6 +22,55 @@ export interface OnnxModelOptions {
   interOpNumThreads?: number;
   /** GPU ordinal given to device-bound providers (cuda, tensorrt) as their `deviceId`. */
   deviceId?: number;
+  /**
+   * Run the model by calling onnxruntime's native session directly (default true), not through the
+   * public `session.run`, which defers each run to the event loop's check phase (ort-direct.ts). Falls
+   * back to the public API by itself when the native session is not usable.
+   */
+  directRun?: boolean;
+}
+
+/**
+ * A loaded model: onnxruntime-node's native session called directly where possible ('direct'), its
+ * public InferenceSession otherwise ('deferred': each run waits for a setImmediate first).
+ */
+export interface ModelSession {
+  readonly mode: 'direct' | 'deferred';
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /** Runs the model on one input tensor and returns one output's data (at once when direct). */
+  run(input: string, tensor: ort.Tensor, output: string): ArrayLike<number> | Promise<ArrayLike<number>>;
+  release(): Promise<void>;
+}
+
+function deferredSession(session: ort.InferenceSession): ModelSession {
+  return {
+    mode: 'deferred',
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    async run(input, tensor, output) {
+      const out = await session.run({ [input]: tensor }, [output]);
+      return out[output].data as ArrayLike<number>;
+    },
+    release: () => session.release(),
+  };
+}
+
+/** Opens one session for one provider: direct when asked and possible, the public API otherwise. */
+async function openSession(weights: string, sessionOptions: ort.InferenceSession.SessionOptions, direct: boolean): Promise<ModelSession> {
+  if (direct) {
+    const native = openDirectSession(weights, sessionOptions);
+    if (native) {
+      return {
+        mode: 'direct',
+        inputNames: native.inputNames,
+        outputNames: native.outputNames,
+        run: (input, tensor, output) => native.run(input, tensor, output),
+        release: async () => native.release(),
+      };
+    }
+  }
+  return deferredSession(await ort.InferenceSession.create(weights, sessionOptions));
 }
 
 /** Providers that take a `deviceId` option. */
@@ -37,10 +87,12 @@ export async function createSession(
   weights: string,
   options: OnnxModelOptions,
   logger = log,
-): Promise<{ session: ort.InferenceSession; provider: string }> {
+): Promise<{ session: ModelSession; provider: string }> {
   const providers = options.executionProviders && options.executionProviders.length > 0 ? options.executionProviders : ['cpu'];
   const failures: string[] = [];
   const installed = installedExecutionProviders();
+  const direct = options.directRun !== false;
+  if (direct && directSessionUnavailable()) logger.info({ reason: directSessionUnavailable() }, 'model runs through onnxruntime-node\'s public session.run');
   for (const name of providers) {
     const unavailable = providerUnavailableReason(name, installed);
     if (unavailable) {
@@ -54,9 +106,9 @@ export async function createSession(
     if (options.intraOpNumThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpNumThreads;
     if (options.interOpNumThreads !== undefined) sessionOptions.interOpNumThreads = options.interOpNumThreads;
     try {
-      const session = await ort.InferenceSession.create(weights, sessionOptions);
+      const session = await openSession(weights, sessionOptions, direct);
       if (failures.length > 0) logger.warn({ provider: name, unavailable: failures }, 'preferred execution providers unavailable; falling back');
-      logger.info({ provider: name, deviceId: DEVICE_PROVIDERS.has(name) ? options.deviceId : undefined }, 'execution provider active');
+      logger.info({ provider: name, deviceId: DEVICE_PROVIDERS.has(name) ? options.deviceId : undefined, run: session.mode }, 'execution provider active');
       return { session, provider: name };
     } catch (err) {
       failures.push(`${name}: ${(err as Error).message}`);
@@ -77,7 +129,7 @@ export class OnnxModel {
   private constructor(
     readonly card: ModelCard,
     readonly dir: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     /** The execution provider the session runs on. */
     readonly provider: string,
   ) {}
@@ -119,15 +171,24 @@ export class OnnxModel {
     return model;
   }
 
-  /** Scores `rows` feature vectors (row-major, width = card.features.names.length). */
+  /** How the model is run: 'direct' (at once) or 'deferred' (onnxruntime-node's public API). */
+  get runMode(): ModelSession['mode'] {
+    return this.session.mode;
+  }
+
+  /**
+   * Scores `rows` feature vectors (row-major, width = card.features.names.length). With a direct
+   * session the model has run by the time this returns; the promise only carries the result (no
+   * wait for another turn of the event loop).
+   */
   async score(rows: Float32Array, count: number): Promise<Float32Array> {
     if (rows.length !== count * this.width) {
       throw new TributaryError(`feature matrix has ${rows.length} values, expected ${count} x ${this.width}`);
     }
     if (count === 0) return new Float32Array(0);
     const input = new ort.Tensor('float32', rows, [count, this.width]);
-    const out = await this.session.run({ [this.card.inputs[0].name]: input }, [this.card.score.output]);
-    const probs = out[this.card.score.output].data as Float32Array;
+    const ran = this.session.run(this.card.inputs[0].name, input, this.card.score.output);
+    const probs = ran instanceof Promise ? await ran : ran;
     const columns = probs.length / count;
     const scores = new Float32Array(count);
     for (let i = 0; i < count; i++) scores[i] = probs[i * columns + this.card.score.index];
