@@ -5,8 +5,10 @@
  *
  * - `default`: the demo topology as written (model 2; batch + streaming feature sets).
  * - `nostream`: the demo topology with the streaming (`windowed_aggregation`) sets dropped from the
- *   extraction stage's `features`; model 2 still scores. The loader may refuse it (model 2's card
- *   asks for the streaming features): the bench then reports the refusal, see `variantProblems`.
+ *   extraction stage's `features` (and so without the repartition hop they imply), scored by the
+ *   demo model's own graph with those inputs held at the sets' declared defaults
+ *   (`nostream-model.ts`: `fraud-nostream@2`, generated outside the checkout). A checkout whose
+ *   loader still refuses it is reported as not servable.
  * - `stateless`: extraction with the base feature set only (no Redis at all), scored by model 1.
  * - `bycard`: the demo topology with `partitionBy: none` on the extraction stage, fed by a driver
  *   that keys each event by its `cardId` (the deployment the README names for producers that key by
@@ -18,7 +20,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import * as os from 'node:os';
 import { parse } from 'yaml';
+import { writeNostreamModel } from './nostream-model';
 import type { LoadedTopology, StageSpec, TopologySpec } from '../../src/topology/spec';
 import type { TributaryCode } from './tributary-code';
 
@@ -57,7 +62,16 @@ export function variantSpec(root: string, o: VariantOptions): TopologySpec {
   const kindOf = (n: string) => sets.find((s) => s.name === n)?.kind;
   const cfg = extract.config as { features?: string[]; vector?: unknown; featureSet?: string };
   if (o.variant === 'nostream') {
+    const dropped = (cfg.features ?? []).filter((n) => kindOf(n) === 'windowed_aggregation');
     cfg.features = (cfg.features ?? []).filter((n) => kindOf(n) !== 'windowed_aggregation');
+    const heldAt: Record<string, number> = {};
+    for (const set of sets as Array<FeatureSetLike & { fields?: Array<{ name: string; default?: number }> }>) {
+      if (dropped.includes(set.name)) for (const f of set.fields ?? []) heldAt[f.name] = f.default ?? 0;
+    }
+    const model = (score.config as { model: { repository: string; name: string; version: string } }).model;
+    const repository = path.join(os.tmpdir(), 'tributary-bench-models', crypto.createHash('sha256').update(path.resolve(root)).digest('hex').slice(0, 12));
+    const narrowed = writeNostreamModel({ modelDir: path.resolve(root, model.repository, model.name, model.version), heldAt, repository });
+    (score.config as { model: unknown }).model = { repository: narrowed.repository, name: narrowed.name, version: narrowed.version };
   } else if (o.variant === 'bycard') {
     (extract as { partitionBy?: string }).partitionBy = 'none';
   } else if (o.variant === 'stateless' || o.variant === 'hop') {

@@ -83,7 +83,7 @@ describe('models run through onnxruntime-node\'s native session directly (ort-di
     const session = openDirectSession(weights, { executionProviders: ['cpu'] })!;
     try {
       const model = await OnnxModel.loadDir(dir);
-      const { rows, count } = goldenOf(dir);
+      const { rows } = goldenOf(dir);
       const width = model.width;
       const ort = await import('onnxruntime-node');
       const good = new ort.Tensor('float32', rows.subarray(0, width), [1, width]);
