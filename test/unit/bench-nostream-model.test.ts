@@ -71,7 +71,10 @@ describe('the nostream variant\'s model: fraud@2 with the streaming inputs held 
     expect(() => writeNostreamModel({ modelDir, heldAt: { no_such_feature: 0 }, repository: os.tmpdir() })).toThrow(/no features no_such_feature/);
   });
 
-  it('makes a variant the checkout\'s loader accepts: no windowed sets, no hop, the narrowed model', () => {
+  // The demo topology's events and schemas belong to examples/fraud; CI's check without that
+  // example (scripts/check-without-example.sh) leaves the topology unloadable, so this case goes with it.
+  const withFraudExample = fs.existsSync(path.join(repoRoot(), 'examples', 'fraud', 'schemas'));
+  (withFraudExample ? it : it.skip)('makes a variant the checkout\'s loader accepts: no windowed sets, no hop, the narrowed model', () => {
     const root = repoRoot();
     const spec = variantSpec(root, { variant: 'nostream', suffix: 'sfx', partitions: 3 });
     const loaded = validateTopology(spec, path.join(root, TOPOLOGY_FILE), { baseDir: root });
