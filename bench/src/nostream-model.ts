@@ -19,6 +19,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
+import { readModelCard } from '../../src/inference/model-card';
 
 export interface NostreamModelInput {
   /** The demo model's version folder (holds model.json and model.onnx). */
@@ -37,40 +38,32 @@ export interface NostreamModel {
   names: string[];
 }
 
-interface CardLike {
-  name: string;
-  version: string;
-  description?: string;
-  features: { set: string; version: number; names: string[]; definitions?: Record<string, unknown> } & Record<string, unknown>;
-  inputs: Array<{ name: string; type: string; shape: number[] }>;
-  sha256: string;
-  sizeBytes?: number;
-  [k: string]: unknown;
-}
-
 const INT = onnx.AttributeProto.AttributeType.INT;
 
 /** Writes the narrowed version (when it is not already there with the same source) and says where it is. */
 export function writeNostreamModel(o: NostreamModelInput): NostreamModel {
-  const card = JSON.parse(fs.readFileSync(path.join(o.modelDir, 'model.json'), 'utf8')) as CardLike;
+  // the project's own card reader: a card it would refuse to serve is refused here too
+  const card = readModelCard(o.modelDir);
   const all = card.features.names;
-  const held = all.filter((n) => n in o.heldAt);
-  const unknown = Object.keys(o.heldAt).filter((n) => !all.includes(n));
+  const heldNames = new Set(Object.keys(o.heldAt));
+  const held = all.filter((n) => heldNames.has(n));
+  const unknown = [...heldNames].filter((n) => !all.includes(n));
   if (unknown.length > 0) throw new Error(`${o.modelDir}: the card has no features ${unknown.join(', ')}`);
   if (held.length === 0) throw new Error(`${o.modelDir}: no feature to hold`);
-  const kept = all.filter((n) => !(n in o.heldAt));
+  const kept = all.filter((n) => !heldNames.has(n));
   const source = fs.readFileSync(path.join(o.modelDir, 'model.onnx'));
   const name = `${card.name}-nostream`;
-  const version = String(card.version);
+  const version = card.version;
   const dir = path.join(o.repository, name, version);
   const stamp = crypto.createHash('sha256').update(source).update(JSON.stringify(o.heldAt)).digest('hex');
   const cardFile = path.join(dir, 'model.json');
   const existing = fs.existsSync(cardFile) ? (JSON.parse(fs.readFileSync(cardFile, 'utf8')) as { trainingData?: { derivedFromStamp?: string } }) : undefined;
   if (existing?.trainingData?.derivedFromStamp !== stamp) {
-    const bytes = narrow(source, card.inputs[0].name, all, kept, held.map((n) => o.heldAt[n]));
+    const bytes = narrow(source, card.inputs[0].name, all, kept, held, held.map((n) => o.heldAt[n]));
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'model.onnx'), bytes);
-    const definitions = card.features.definitions ? Object.fromEntries(Object.entries(card.features.definitions).filter(([n]) => kept.includes(n))) : undefined;
+    const allDefinitions = (card.features as { definitions?: Record<string, unknown> }).definitions;
+    const definitions = allDefinitions ? Object.fromEntries(Object.entries(allDefinitions).filter(([n]) => kept.includes(n))) : undefined;
     const narrowed = {
       name,
       version,
@@ -78,7 +71,7 @@ export function writeNostreamModel(o: NostreamModelInput): NostreamModel {
       framework: card.framework,
       createdAt: new Date().toISOString(),
       createdBy: 'bench/src/nostream-model.ts',
-      trainingData: { ...(card.trainingData as object), derivedFrom: `${card.name}@${card.version} sha256 ${card.sha256}`, derivedFromStamp: stamp },
+      trainingData: { ...card.trainingData, derivedFrom: `${card.name}@${card.version} sha256 ${card.sha256}`, derivedFromStamp: stamp },
       features: { set: card.features.set, version: card.features.version, names: kept, ...(definitions ? { definitions } : {}) },
       inputs: [{ ...card.inputs[0], shape: [-1, kept.length] }],
       outputs: card.outputs,
@@ -97,7 +90,7 @@ export function writeNostreamModel(o: NostreamModelInput): NostreamModel {
  * (broadcast to the batch) and, when they are not the last columns, gathered back into the
  * card's order.
  */
-function narrow(source: Buffer, inputName: string, all: string[], kept: string[], heldValues: number[]): Uint8Array {
+function narrow(source: Buffer, inputName: string, all: string[], kept: string[], held: string[], heldValues: number[]): Uint8Array {
   const model = onnx.ModelProto.decode(source);
   const g = model.graph!;
   g.node = g.node ?? [];
@@ -119,7 +112,7 @@ function narrow(source: Buffer, inputName: string, all: string[], kept: string[]
     onnx.TensorProto.create({ name: `${p}one`, dims: [1], dataType: onnx.TensorProto.DataType.INT64, int64Data: [1] }),
   );
   // the columns after the concat: kept ones first, then the held ones; back into the card's order
-  const order = all.map((n) => (kept.includes(n) ? kept.indexOf(n) : kept.length + all.filter((m) => !kept.includes(m)).indexOf(n)));
+  const order = all.map((n) => (kept.includes(n) ? kept.indexOf(n) : kept.length + held.indexOf(n)));
   const identity = order.every((v, i) => v === i);
   if (!identity) g.initializer.push(onnx.TensorProto.create({ name: `${p}order`, dims: [order.length], dataType: onnx.TensorProto.DataType.INT64, int64Data: order }));
   const front = [
