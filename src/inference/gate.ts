@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import Ajv from 'ajv';
 import { ConfigError, ConfigErrors, TributaryError } from '../util/errors';
 import { createLogger, type Logger } from '../util/logger';
+import { readJsonl } from '../util/jsonl';
 import { readModelCard, type ModelCard } from './model-card';
 import { OnnxModel, type OnnxModelOptions } from './onnx-model';
 
@@ -168,10 +169,6 @@ export function checkBound(name: string, bound: MetricBound, value: number, live
 
 function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toFixed(6)) : x;
-}
-
-function readJsonl<T>(file: string): T[] {
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as T);
 }
 
 function matrix(rows: { features: number[] }[], width: number): Float32Array {

@@ -18,6 +18,7 @@ import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { faultTopologyFile, StageProcess } from '../helpers/processes';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
+import { readGolden } from '../helpers/golden';
 
 const endpoints = testEndpoints();
 const root = repoRoot();
@@ -60,7 +61,7 @@ describe.each(redisTargets())('batch feature sets and the enricher on %s', (_lab
     const vector = describeVector(extractConfig, demo.spec.features, extractionBase(extractConfig, { topology: demo }));
     const enricher = new Enricher(vector, { redis, namespace: `golden-${uniqueSuffix()}` });
     await enricher.init();
-    const golden = fs.readFileSync(path.join(root, 'models/fraud/2/golden.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: Transaction; features: number[]; score: number });
+    const golden = readGolden<Transaction>(path.join(root, 'models/fraud/2'));
     const got: number[][] = [];
     for (let i = 0; i < golden.length; i += 64) {
       const res = await enricher.enrich(golden.slice(i, i + 64).map((g, k) => ({ event: g.event, eventTime: g.event.eventTime, topic: 'golden', partition: 0, offset: i + k })));

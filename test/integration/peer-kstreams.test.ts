@@ -6,7 +6,6 @@
  * Tributary's hop. Skipped (the describe name says why) when java or mvn is not on PATH.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Partitioners } from 'kafkajs';
 import * as ort from 'onnxruntime-node';
@@ -20,6 +19,7 @@ import { createKafka } from '../../src/kafka/client';
 import { repoRoot } from '../../src/stack/paths';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
+import { readGolden } from '../helpers/golden';
 
 const PEER_DIR = path.join(repoRoot(), 'bench/peers/kstreams');
 const MODEL_DIR = 'models/fraud/1';
@@ -37,11 +37,7 @@ const title = missing.length === 0
 
 /** The golden set's hand-made edge cases (unknown currency/country/category, negative times, ...). */
 function goldenEdgeCases(): Transaction[] {
-  return fs
-    .readFileSync(path.join(repoRoot(), MODEL_DIR, 'golden.jsonl'), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as { event: Transaction; source: { case?: string } })
+  return readGolden<Transaction>(path.join(repoRoot(), MODEL_DIR))
     .filter((r) => r.source.case !== undefined)
     .map((r) => r.event);
 }

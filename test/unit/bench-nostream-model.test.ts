@@ -12,16 +12,13 @@ import { variantSpec, TOPOLOGY_FILE } from '../../bench/src/topologies';
 import { OnnxModel } from '../../src/inference/onnx-model';
 import { validateTopology } from '../../src/stages/load-topology';
 import { repoRoot } from '../../src/stack/paths';
+import { readGolden } from '../helpers/golden';
 
 const modelDir = path.join(repoRoot(), 'models', 'fraud', '2');
 
 function golden(): { names: string[]; rows: number[][] } {
   const card = JSON.parse(fs.readFileSync(path.join(modelDir, 'model.json'), 'utf8')) as { features: { names: string[] } };
-  const rows = fs
-    .readFileSync(path.join(modelDir, 'golden.jsonl'), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => (JSON.parse(l) as { features: number[] }).features);
+  const rows = readGolden(modelDir).map((r) => r.features);
   return { names: card.features.names, rows };
 }
 

@@ -14,24 +14,14 @@ import { TransactionGenerator } from '../../examples/fraud/generator';
 import { FraudFeatureExtractor } from '../../bench/frozen/fraud-extractor';
 import { fraudFeatures } from '../helpers/fraud-features';
 import type { Transaction } from '../../examples/fraud/schemas';
-
-interface GoldenRow {
-  event: Transaction;
-  features: number[];
-  score: number;
-  source: { seed?: number; index?: number; isFraud?: boolean; case?: string };
-}
+import { modelDir, readGolden } from '../helpers/golden';
 
 const MODEL_DIR = path.join(repoRoot(), 'models', 'fraud', '1');
 const card = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'model.json'), 'utf8')) as {
   features: { set: string; version: number; names: string[] };
   inputs: { name: string; shape: number[] }[];
 };
-const golden: GoldenRow[] = fs
-  .readFileSync(path.join(MODEL_DIR, 'golden.jsonl'), 'utf8')
-  .split('\n')
-  .filter((l) => l.trim() !== '')
-  .map((l) => JSON.parse(l) as GoldenRow);
+const golden = readGolden<Transaction>(MODEL_DIR);
 
 describe('repo root and spec loading', () => {
   it('resolves the repository root (src/stack/paths.ts)', () => {
@@ -102,7 +92,7 @@ describe('fraud_txn, declarative (models/fraud/features/fraud_txn.yaml)', () => 
 
   it('reproduces the base features of the model 2 and 3 golden sets', () => {
     for (const v of ['2', '3']) {
-      const rows = fs.readFileSync(path.join(repoRoot(), 'models/fraud', v, 'golden.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as GoldenRow);
+      const rows = readGolden<Transaction>(modelDir('fraud', v));
       expect(rows.length).toBeGreaterThan(50);
       for (const row of rows) {
         const got = fx.extract(row.event);

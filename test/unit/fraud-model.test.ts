@@ -7,6 +7,7 @@ import { fraudFeatures } from '../helpers/fraud-features';
 
 import * as ort from 'onnxruntime-node'; // typed arrays shared by test/helpers/node-environment.js
 import type { Transaction } from '../../examples/fraud/schemas';
+import { readGolden } from '../helpers/golden';
 
 interface ModelCard {
   name: string;
@@ -22,11 +23,7 @@ interface ModelCard {
 const MODEL_DIR = path.join(repoRoot(), 'models', 'fraud', '1');
 const MODEL_PATH = path.join(MODEL_DIR, 'model.onnx');
 const card = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'model.json'), 'utf8')) as ModelCard;
-const golden = fs
-  .readFileSync(path.join(MODEL_DIR, 'golden.jsonl'), 'utf8')
-  .split('\n')
-  .filter((l) => l.trim() !== '')
-  .map((l) => JSON.parse(l) as { event: Transaction; features: number[]; score: number });
+const golden = readGolden<Transaction>(MODEL_DIR);
 
 describe('fraud model v1', () => {
   let session: ort.InferenceSession;

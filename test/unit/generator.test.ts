@@ -8,6 +8,7 @@ import { fraudFeatures } from '../helpers/fraud-features';
 
 import * as ort from 'onnxruntime-node'; // typed arrays shared by test/helpers/node-environment.js
 import type { Transaction } from '../../examples/fraud/schemas';
+import { readGolden } from '../helpers/golden';
 
 const MODEL_DIR = path.join(repoRoot(), 'models', 'fraud', '1');
 const N = 20_000;
@@ -100,12 +101,7 @@ describe('TransactionGenerator', () => {
     const card = JSON.parse(fs.readFileSync(path.join(MODEL_DIR, 'model.json'), 'utf8')) as {
       goldenSet: { seed: number; startTime: number; eventsPerSecond: number };
     };
-    const rows = fs
-      .readFileSync(path.join(MODEL_DIR, 'golden.jsonl'), 'utf8')
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as { event: Transaction; source: { seed?: number; index?: number; isFraud?: boolean } })
-      .filter((r) => r.source.index !== undefined);
+    const rows = readGolden<Transaction>(MODEL_DIR).filter((r) => r.source.index !== undefined);
     expect(rows.length).toBeGreaterThan(100);
     const { seed, startTime, eventsPerSecond } = card.goldenSet;
     const g = new TransactionGenerator({ seed, spec, startTime, eventsPerSecond });

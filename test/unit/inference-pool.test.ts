@@ -7,15 +7,12 @@ import { ExecutionProviderError, ModelIntegrityError, OnnxModel } from '../../sr
 import { InferencePool } from '../../src/inference/pool';
 import { repoRoot } from '../../src/stack/paths';
 import { firstWorkingProvider } from '../helpers/execution-providers';
+import { goldenMatrix, readGolden } from '../helpers/golden';
 
 const MODEL_DIR = path.join(repoRoot(), 'models', 'fraud', '1');
-const golden = fs
-  .readFileSync(path.join(MODEL_DIR, 'golden.jsonl'), 'utf8')
-  .split('\n')
-  .filter((l) => l.trim() !== '')
-  .map((l) => JSON.parse(l) as { features: number[]; score: number });
+const golden = readGolden(MODEL_DIR);
 const WIDTH = golden[0].features.length;
-const goldenRows = Float32Array.from(golden.flatMap((g) => g.features));
+const goldenRows = goldenMatrix(golden);
 
 /** Histogram sample count for a metric in a registry. */
 async function histogramCount(registry: Registry, name: string): Promise<number> {

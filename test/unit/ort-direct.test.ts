@@ -1,17 +1,13 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OnnxModel } from '../../src/inference/onnx-model';
 import { directSessionUnavailable, openDirectSession } from '../../src/inference/ort-direct';
 import { repoRoot } from '../../src/stack/paths';
+import { goldenMatrix, readGolden } from '../helpers/golden';
 
 /** The golden rows of a model version (features and Python's scores). */
 function goldenOf(dir: string): { rows: Float32Array; scores: number[]; count: number } {
-  const golden = fs
-    .readFileSync(path.join(dir, 'golden.jsonl'), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as { features: number[]; score: number });
-  return { rows: Float32Array.from(golden.flatMap((g) => g.features)), scores: golden.map((g) => g.score), count: golden.length };
+  const golden = readGolden(dir);
+  return { rows: goldenMatrix(golden), scores: golden.map((g) => g.score), count: golden.length };
 }
 
 /** Resolves with the order in which `score` and a setImmediate queued just before it finished. */
