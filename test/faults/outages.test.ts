@@ -77,11 +77,9 @@ describe('outages: the pipeline pauses, recovers by itself, loses and duplicates
         const newer = { ...g.next().tx, channel: 'pos' };
         const body = avro.Type.forSchema(v2).toBuffer(newer);
         const framed = Buffer.concat([Buffer.from([0, (v2Id >>> 24) & 255, (v2Id >>> 16) & 255, (v2Id >>> 8) & 255, v2Id & 255]), body]);
-        const { createKafka, idempotentProducer } = await import('../../src/kafka/client');
-        const raw = idempotentProducer(createKafka({ clientId: 'outage-raw', brokers: endpoints.brokers }));
-        await raw.connect();
-        await raw.send({ topic, messages: [{ key: newer.transactionId, value: framed }] });
-        await raw.disconnect();
+        const { createKafka } = await import('../../src/kafka/client');
+        const { sendRaw } = await import('../helpers/send-raw');
+        await sendRaw(createKafka({ clientId: 'outage-raw', brokers: endpoints.brokers }), { topic, messages: [{ key: newer.transactionId, value: framed }] });
         await new Promise((r) => setTimeout(r, 15000));
         expect(proc.running()).toBe(true);
         // A real fault is reported at ERROR (retriable broker answers never are).

@@ -6,7 +6,7 @@ import { KEY_HEADER, LINEAGE_HEADER, parseLineageHeader } from '../../src/engine
 import type { DeadLetter } from '../../src/engine/records';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { AvroDecoder } from '../../src/kafka/avro-serde';
-import { createKafka, idempotentProducer } from '../../src/kafka/client';
+import { createKafka } from '../../src/kafka/client';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
 import { repoRoot } from '../../src/stack/paths';
 import { prepareFeatureSets } from '../../src/features/prepare';
@@ -14,6 +14,7 @@ import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { committedKeys, faultTopologyFile, generatedKeys, lossAndDuplicates, recordFault, StageProcess } from '../helpers/processes';
 import { firstCopies, readTopic, referenceValues, streamingIndexes, vectorDecoder } from '../helpers/streaming-reference';
 import { isolatedTopology, testEndpoints, uniqueSuffix } from '../helpers/topology';
+import { sendRaw } from '../helpers/send-raw';
 
 const endpoints = testEndpoints();
 
@@ -47,10 +48,7 @@ async function sendOnceCreated(topic: string, messages: { key: string; value: Bu
   } finally {
     await admin.disconnect();
   }
-  const raw = idempotentProducer(kafka);
-  await raw.connect();
-  await raw.send({ topic, messages });
-  await raw.disconnect();
+  await sendRaw(kafka, { topic, messages });
 }
 
 describe.each(cases)('repartitioning by entity through crashes on %s (real processes, real broker), %s transactions', (_label, mode, connect) => {

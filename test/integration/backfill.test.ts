@@ -12,7 +12,7 @@ import { malformedTransactions } from '../../examples/fraud/malformed';
 import { prepareFeatureSets } from '../../src/features/prepare';
 import { SchemaCatalog } from '../../src/kafka/avro-schemas';
 import { AvroDecoder } from '../../src/kafka/avro-serde';
-import { createKafka, idempotentProducer } from '../../src/kafka/client';
+import { createKafka } from '../../src/kafka/client';
 import { ensureTopics } from '../../src/kafka/admin';
 import { RecordRejection } from '../../src/kafka/dead-letter';
 import { SchemaRegistryClient } from '../../src/kafka/schema-registry';
@@ -21,6 +21,7 @@ import { tributaryHome } from '../../src/stack/paths';
 import { tempModelRepo, v1Topology } from '../helpers/model-repo';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 import { FRAUD_SCHEMAS_DIR, fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
+import { sendRaw } from '../helpers/send-raw';
 
 const endpoints = testEndpoints();
 const catalog = new SchemaCatalog(FRAUD_SCHEMAS_DIR);
@@ -152,10 +153,7 @@ describe('backfill against the real stack', () => {
     const generated = new TransactionGenerator({ seed: 33 }).take(1500);
     await produce(`fraud.transactions.${suffix}`, 'transaction', generated.map((g) => g.tx), (tx) => tx.transactionId);
     const bad = (await malformedTransactions(registry, catalog.get('transaction'), `bad-${suffix}-`)).slice(0, 2);
-    const raw = idempotentProducer(kafka);
-    await raw.connect();
-    await raw.send({ topic: `fraud.transactions.${suffix}`, messages: bad.map((b) => ({ key: b.key, value: b.value })) });
-    await raw.disconnect();
+    await sendRaw(kafka, { topic: `fraud.transactions.${suffix}`, messages: bad.map((b) => ({ key: b.key, value: b.value })) });
     const feedbackTopic = `fraud.feedback.${suffix}`;
     await ensureTopics(kafka, [{ name: feedbackTopic, partitions: 2, schema: 'feedback' }]);
     // Labels for 1200 of the 1500 events: the generator's ground truth.

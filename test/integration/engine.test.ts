@@ -3,11 +3,12 @@ import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { DONE_HEADER } from '../../src/engine/chain';
-import { createKafka, idempotentProducer } from '../../src/kafka/client';
+import { createKafka } from '../../src/kafka/client';
 import { Pipeline } from '../../src/stages/pipeline';
 import type { LoadedTopology, TopologySpec } from '../../src/topology/spec';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
 import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
+import { sendRaw } from '../helpers/send-raw';
 
 const endpoints = testEndpoints();
 
@@ -138,12 +139,10 @@ describe('stage engine: fused and split chains', () => {
     const dlq = await collect<{ errorKind: string }>(topology.spec.deadLetter.topic, 'dead-letter');
     const predictions = await collect<Prediction>(topology.spec.stages[1].output.topic, 'prediction');
     try {
-      const raw = idempotentProducer(createKafka({ clientId: 'engine-test-raw', brokers: endpoints.brokers }));
-      await raw.connect();
       // Six 700 KB records that are not Avro, one key (one partition, one chunk): each dead letter
       // keeps 512 KB of its value, 3 MB together against the DLQ's 2 MB max.message.bytes.
-      for (let i = 0; i < 6; i++) await raw.send({ topic: topology.spec.stages[0].input.topic, messages: [{ key: 'big', value: Buffer.alloc(700 * 1024, 1 + i) }] });
-      await raw.disconnect();
+      const big = Array.from({ length: 6 }, (_, i) => ({ topic: topology.spec.stages[0].input.topic, messages: [{ key: 'big', value: Buffer.alloc(700 * 1024, 1 + i) }] }));
+      await sendRaw(createKafka({ clientId: 'engine-test-raw', brokers: endpoints.brokers }), ...big);
       await produce(topology, events(77, 20));
       await waitFor(() => dlq.records.length >= 6 && predictions.records.length >= 20, 90000, () => `${dlq.records.length} dead letters, ${predictions.records.length} predictions`);
       expect(dlq.records.map((r) => r.value.errorKind)).toEqual(Array(6).fill('NOT_AVRO'));

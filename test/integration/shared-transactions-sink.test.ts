@@ -16,11 +16,12 @@
 import { Kafka as KafkaClient, logLevel, type Consumer, type Kafka } from 'kafkajs';
 import { ProducerFencedError, type CommitBatch } from '../../src/engine/commit-sink';
 import { SHARED_PRODUCERS, SharedTransactions } from '../../src/engine/shared-transactions';
-import { createKafka, idempotentProducer } from '../../src/kafka/client';
+import { createKafka } from '../../src/kafka/client';
 import { RecordRejection } from '../../src/kafka/dead-letter';
 import { fetchStableOffset, groupMetadataOf, type ConsumerGroupMetadata } from '../../src/kafka/eos-v2';
 import { createLogger } from '../../src/util/logger';
 import { testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { sendRaw } from '../helpers/send-raw';
 
 const endpoints = testEndpoints();
 
@@ -120,10 +121,7 @@ describe('SharedTransactions against the real broker', () => {
       ],
     });
     // Input records for the offsets committed below (an offset past the log end would be reset).
-    const raw = idempotentProducer(kafka);
-    await raw.connect();
-    for (const [partition, n] of [[0, 5], [1, 3], [2, 1]]) await raw.send({ topic: input, messages: Array.from({ length: n }, (_, i) => ({ partition, value: `in-${i}` })) });
-    await raw.disconnect();
+    await sendRaw(kafka, ...[[0, 5], [1, 3], [2, 1]].map(([partition, n]) => ({ topic: input, messages: Array.from({ length: n }, (_, i) => ({ partition, value: `in-${i}` })) })));
     const joinsA: ConsumerGroupMetadata[] = [];
     const joinsB: ConsumerGroupMetadata[] = [];
     const a = await member(kafka, groupId, input, joinsA);
@@ -167,10 +165,7 @@ describe('SharedTransactions against the real broker', () => {
 
   it('two groups in one sink: one transaction for both, records in staging order, a stale group refused while the other commits', async () => {
     const { suffix, input, output, dlq, g1, g2, kafka, admin } = await twoGroupFixture('shared2');
-    const raw = idempotentProducer(kafka);
-    await raw.connect();
-    for (const partition of [0, 1]) await raw.send({ topic: input, messages: Array.from({ length: 6 }, (_, i) => ({ partition, value: `in-${i}` })) });
-    await raw.disconnect();
+    await sendRaw(kafka, ...[0, 1].map((partition) => ({ topic: input, messages: Array.from({ length: 6 }, (_, i) => ({ partition, value: `in-${i}` })) })));
     const { m1, m2, joins1, joins2 } = await pausedMembers(kafka, [g1, g2], input);
     let m2b: Consumer | undefined;
     const sink = new SharedTransactions({ kafka, groupId: g1, idPrefix: g1, deadLetterTopic: dlq, limits: { maxMessageBytes: () => 1024 * 1024 }, log: createLogger('shared-sink-test'), instanceId: `t${suffix}` });

@@ -12,10 +12,11 @@ import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 import { TopicConsumer } from '../../src/client/topic-consumer';
 import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
-import { createKafka, idempotentProducer } from '../../src/kafka/client';
+import { createKafka } from '../../src/kafka/client';
 import { Pipeline } from '../../src/stages/pipeline';
 import type { TopologySpec } from '../../src/topology/spec';
 import { isolatedTopology, testEndpoints, uniqueSuffix, waitFor } from '../helpers/topology';
+import { sendRaw } from '../helpers/send-raw';
 
 const endpoints = testEndpoints();
 
@@ -67,10 +68,7 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       await producer.disconnect();
-      const raw = idempotentProducer(createKafka({ clientId: 'shared-test-raw', brokers: endpoints.brokers }));
-      await raw.connect();
-      await raw.send({ topic: input, messages: [{ key: 'junk', value: Buffer.from('not avro') }] });
-      await raw.disconnect();
+      await sendRaw(createKafka({ clientId: 'shared-test-raw', brokers: endpoints.brokers }), { topic: input, messages: [{ key: 'junk', value: Buffer.from('not avro') }] });
       await waitFor(() => predictions.length >= events.length && deadLetters.length >= 1, 90000, () => `${predictions.length} predictions, ${deadLetters.length} dead letters`);
       await new Promise((r) => setTimeout(r, 1500));
     } finally {
