@@ -1,4 +1,5 @@
 import type { Kafka } from 'kafkajs';
+import { whileNotServed } from '../kafka/admin';
 import type { Logger } from '../util/logger';
 import type { ChainRunner } from './chain-runner';
 
@@ -105,7 +106,7 @@ async function groupPosition(kafka: Kafka, groupId: string, topic: string): Prom
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
+    const [ends, committed] = await whileNotServed(`offsets of ${topic}`, () => Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]));
     const byPartition = new Map(committed[0]?.partitions.map((p) => [p.partition, BigInt(p.offset)]) ?? []);
     const endMap = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
     const behind = ends
@@ -137,7 +138,7 @@ export async function fastForward(kafka: Kafka, groupId: string, topic: string, 
       log.debug({ group: groupId, topic }, 'cut-over: group not moved (it has members)');
       return;
     }
-    const ends = await admin.fetchTopicOffsets(topic);
+    const ends = await whileNotServed(`offsets of ${topic}`, () => admin.fetchTopicOffsets(topic));
     const producer = kafka.producer({ transactionalId: `${groupId}.fast-forward`, maxInFlightRequests: 1, idempotent: true, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 1000 } });
     await producer.connect();
     try {

@@ -31,6 +31,7 @@
  */
 import type { Kafka } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
+import { whileNotServed } from '../kafka/admin';
 import type { InputRecord, Lineage, Processor, ProcessorDefinition } from '../stages/processor';
 import type { LoadedTopology, RepartitionDelivery, StageSpec, TopicSpec } from '../topology/spec';
 import { ConfigError, TributaryError } from '../util/errors';
@@ -210,7 +211,7 @@ export async function checkRepartitionTopics(kafka: Kafka, edges: RepartitionEdg
     const existing = new Set(await admin.listTopics());
     const present = edges.filter((e) => existing.has(e.topic.name));
     if (present.length === 0) return;
-    const meta = await admin.fetchTopicMetadata({ topics: present.map((e) => e.topic.name) });
+    const meta = await whileNotServed(`metadata of ${present.map((e) => e.topic.name).join(', ')}`, () => admin.fetchTopicMetadata({ topics: present.map((e) => e.topic.name) }));
     for (const e of present) {
       const have = meta.topics.find((t) => t.name === e.topic.name)?.partitions.length;
       if (have !== undefined && have !== e.topic.partitions) {

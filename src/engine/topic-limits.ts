@@ -1,5 +1,6 @@
 import { ConfigResourceTypes, type Kafka } from 'kafkajs';
 import type { TopicLimits } from './commit-sink';
+import { whileNotServed } from '../kafka/admin';
 
 const BROKER_DEFAULT = 1024 * 1024;
 
@@ -9,7 +10,7 @@ export async function readTopicLimits(kafka: Kafka, topics: string[]): Promise<T
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const res = await admin.describeConfigs({ includeSynonyms: false, resources: unique.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['max.message.bytes'] })) });
+    const res = await whileNotServed(`max.message.bytes of ${unique.join(', ')}`, () => admin.describeConfigs({ includeSynonyms: false, resources: unique.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['max.message.bytes'] })) }));
     const limits = new Map<string, number>();
     for (const r of res.resources) {
       const entry = r.configEntries.find((e) => e.configName === 'max.message.bytes');

@@ -1,6 +1,7 @@
 import type { Admin, Kafka } from 'kafkajs';
 import { kafkaErrorType } from './errors';
 import type { TopicSpec } from '../topology/spec';
+import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
 
 const log = createLogger('kafka-admin');
@@ -39,7 +40,7 @@ export async function ensureTopics(kafka: Kafka, topics: TopicSpec[]): Promise<E
     const present = topics.filter((t) => existing.has(t.name));
     const partitionsAdded: string[] = [];
     if (present.length > 0) {
-      const meta = await admin.fetchTopicMetadata({ topics: present.map((t) => t.name) });
+      const meta = await whileNotServed(`metadata of ${present.map((t) => t.name).join(', ')}`, () => admin.fetchTopicMetadata({ topics: present.map((t) => t.name) }));
       const grow = present.filter((t) => {
         const m = meta.topics.find((x) => x.name === t.name);
         return m !== undefined && m.partitions.length < t.partitions;
@@ -59,6 +60,35 @@ export async function ensureTopics(kafka: Kafka, topics: TopicSpec[]): Promise<E
 
 const NOT_SERVED_YET = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION']);
 
+/** A broker answer that only means "this topic is too new for me yet": worth asking again shortly. */
+export function isNotServedYet(err: unknown): boolean {
+  return NOT_SERVED_YET.has(kafkaErrorType(err) ?? '');
+}
+
+/**
+ * Runs `request` (an admin request about topics) until the broker stops answering that a topic is
+ * unknown or leaderless, for at most `timeoutMs`; other errors are thrown at once. A topic another
+ * process (a second instance, the gateway) has just created is listed a moment before every broker
+ * request about it answers: its metadata, its configs and its offsets each fail the start then with
+ * "This server does not host this topic-partition" (seen in CI: `tributary run` and `tributary
+ * gateway` started together, the gateway creating the topics).
+ */
+export async function whileNotServed<T>(what: string, request: () => Promise<T>, timeoutMs = 30000, retryMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await request();
+    } catch (err) {
+      if (!isNotServedYet(err)) throw err;
+      if (Date.now() + retryMs > deadline) throw new TopicNotServedError(`${what}: not served by the broker within ${timeoutMs} ms: ${(err as Error).message}`, { cause: err });
+      await new Promise((r) => setTimeout(r, retryMs));
+    }
+  }
+}
+
+/** A topic the broker still did not serve when the wait for it ended. */
+export class TopicNotServedError extends TributaryError {}
+
 /**
  * Waits until the broker serves every partition of `topics` (a ListOffsets request for each topic
  * answers). A topic another process has just created is listed, and even has a leader in the
@@ -67,16 +97,5 @@ const NOT_SERVED_YET = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILA
  */
 export async function waitUntilServed(admin: Admin, topics: string[], timeoutMs = 30000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (const topic of topics) {
-    for (;;) {
-      try {
-        await admin.fetchTopicOffsets(topic);
-        break;
-      } catch (err) {
-        if (!NOT_SERVED_YET.has(kafkaErrorType(err) ?? '')) throw err;
-        if (Date.now() > deadline) throw new Error(`topic ${topic} not served by the broker within ${timeoutMs} ms: ${(err as Error).message}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  }
+  for (const topic of topics) await whileNotServed(`topic ${topic}`, () => admin.fetchTopicOffsets(topic), Math.max(0, deadline - Date.now()));
 }

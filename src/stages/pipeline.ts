@@ -1,6 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import { SchemaCatalog, topologySchemas } from '../kafka/avro-schemas';
-import { ensureTopics } from '../kafka/admin';
+import { ensureTopics, whileNotServed } from '../kafka/admin';
 import { AvroDecoder, AvroEncoder } from '../kafka/avro-serde';
 import { createKafka } from '../kafka/client';
 import { SchemaRegistryClient, registryAuthFromEnv } from '../kafka/schema-registry';
@@ -83,7 +83,7 @@ export async function readReplyRoute(kafka: Kafka, topology: LoadedTopology): Pr
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+    const meta = await whileNotServed(`metadata of ${topic}`, () => admin.fetchTopicMetadata({ topics: [topic] }));
     return { topic, partitions: meta.topics[0].partitions.length };
   } finally {
     await admin.disconnect();
