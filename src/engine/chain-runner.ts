@@ -156,7 +156,6 @@ export interface ChainRunnerOptions {
 export class ChainRunner {
   readonly counters: RunnerCounters = { commits: 0, backpressurePauses: 0, fencedLanes: 0 };
   readonly stageCounters = new Map<string, StageCounters>();
-  private readonly endToEndChildren = new Map<string, { observe(value: number): void }>();
   private readonly log: Logger;
   private consumer: Consumer;
   /** Lanes by `laneKey(topic, partition)`. */
@@ -504,16 +503,6 @@ export class ChainRunner {
     }
   }
 
-  /**
-   * The event-to-output histogram's child for a stage, made once: observing through the parent
-   * with a labels object hashes the labels on every call, and this runs per record and stage.
-   */
-  private endToEndOf(stage: string): { observe(value: number): void } {
-    let child = this.endToEndChildren.get(stage);
-    if (!child) this.endToEndChildren.set(stage, (child = this.opts.metrics.endToEndSeconds.labels({ stage })));
-    return child;
-  }
-
   private onCommitted(records: ChainRecord[], seconds: number): void {
     const { metrics } = this.opts;
     this.opts.onCommitted?.(records);
@@ -532,7 +521,7 @@ export class ChainRunner {
       for (const s of t.producedBy) {
         produced.set(s, (produced.get(s) ?? 0) + 1);
         // Outputs are visible at commit, or — eager sinks — once acknowledged.
-        this.endToEndOf(s).observe(((r.visibleAt ?? now) - t.timestamp) / 1000);
+        metrics.endToEndSeconds.observe({ stage: s }, ((r.visibleAt ?? now) - t.timestamp) / 1000);
       }
       if (r.rejection) {
         const stage = t.rejectedBy ?? this.head.name;
