@@ -28,6 +28,7 @@ import { repoRoot } from '../src/stack/paths';
 import { TransactionGenerator } from '../examples/fraud/generator';
 import { fraudSchemas } from '../examples/fraud/schemas';
 import { isolatedTopology, uniqueSuffix, waitFor } from '../test/helpers/topology';
+import { median } from './src/common';
 
 const EVENTS = Number(process.env.BACKFILL_EVENTS ?? 20000);
 const ROUNDS = Number(process.env.BACKFILL_ROUNDS ?? 3);
@@ -101,12 +102,12 @@ async function main(): Promise<void> {
     rounds.push(row);
     process.stderr.write(`${JSON.stringify(row)}\n`);
   }
-  const median = (f: (r: Round) => number) => rounds.map(f).sort((a, b) => a - b)[Math.floor((rounds.length - 1) / 2)];
+  const medianOf = (f: (r: Round) => number) => median(rounds.map(f));
   const rows = [
     '| round | events | live events/s | backfill events/s (processing) | backfill events/s (wall) | backfill / live |',
     '|---:|---:|---:|---:|---:|---:|',
     ...rounds.map((r) => `| ${r.round} | ${r.events} | ${r.liveEventsPerSecond} | ${r.backfillEventsPerSecond} | ${r.backfillWallEventsPerSecond} | ${r.ratio} |`),
-    `| median | | ${median((r) => r.liveEventsPerSecond)} | ${median((r) => r.backfillEventsPerSecond)} | ${median((r) => r.backfillWallEventsPerSecond)} | ${median((r) => r.ratio)} |`,
+    `| median | | ${medianOf((r) => r.liveEventsPerSecond)} | ${medianOf((r) => r.backfillEventsPerSecond)} | ${medianOf((r) => r.backfillWallEventsPerSecond)} | ${medianOf((r) => r.ratio)} |`,
   ];
   const table = rows.join('\n');
   process.stdout.write(`\nBackfill vs live over the same backlog (load average at start ${load}):\n\n${table}\n`);

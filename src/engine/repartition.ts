@@ -211,7 +211,8 @@ export async function checkRepartitionTopics(kafka: Kafka, edges: RepartitionEdg
     const existing = new Set(await admin.listTopics());
     const present = edges.filter((e) => existing.has(e.topic.name));
     if (present.length === 0) return;
-    const meta = await whileNotServed(`metadata of ${present.map((e) => e.topic.name).join(', ')}`, () => admin.fetchTopicMetadata({ topics: present.map((e) => e.topic.name) }));
+    const names = present.map((e) => e.topic.name);
+    const meta = await whileNotServed(`metadata of ${names.join(', ')}`, () => admin.fetchTopicMetadata({ topics: names }));
     for (const e of present) {
       const have = meta.topics.find((t) => t.name === e.topic.name)?.partitions.length;
       if (have !== undefined && have !== e.topic.partitions) {

@@ -40,7 +40,8 @@ export async function ensureTopics(kafka: Kafka, topics: TopicSpec[]): Promise<E
     const present = topics.filter((t) => existing.has(t.name));
     const partitionsAdded: string[] = [];
     if (present.length > 0) {
-      const meta = await whileNotServed(`metadata of ${present.map((t) => t.name).join(', ')}`, () => admin.fetchTopicMetadata({ topics: present.map((t) => t.name) }));
+      const names = present.map((t) => t.name);
+      const meta = await whileNotServed(`metadata of ${names.join(', ')}`, () => admin.fetchTopicMetadata({ topics: names }));
       const grow = present.filter((t) => {
         const m = meta.topics.find((x) => x.name === t.name);
         return m !== undefined && m.partitions.length < t.partitions;
