@@ -185,6 +185,8 @@ export class ChainRunner {
   private ownsShared = false;
   private sharedGroup?: SharedGroup;
   private generation?: Generation;
+  /** The group generation of the last join (any delivery mode): a later join is a rebalance. */
+  private joinedGeneration?: number;
 
   constructor(private readonly opts: ChainRunnerOptions) {
     this.head = opts.chain.stages[0].spec;
@@ -330,6 +332,13 @@ export class ChainRunner {
   private onJoin(assignment: Record<string, number[]>, member?: ConsumerGroupMetadata): void {
     // Shared transactions commit for the generation the lanes are built in (checked at construction: kafkajs is patched).
     if (this.sharedGroup && member) this.generation = this.sharedGroup.join(member);
+    // Every join after the first is a rebalance: scaling, a member gone, or this member having lost its
+    // place (paused past its session timeout, a network split). kafkajs logs the last (a heartbeat
+    // answered UNKNOWN_MEMBER_ID) at debug and rejoins; said here at info, so an operator sees it.
+    if (member && this.joinedGeneration !== undefined) {
+      this.log.info({ generation: member.generationId, previousGeneration: this.joinedGeneration, partitions: assignment[this.inputTopic] ?? [] }, "rejoined the group at a new generation: the previous generation's lanes drop what they had not committed");
+    }
+    if (member) this.joinedGeneration = member.generationId;
     const partitions = assignment[this.inputTopic] ?? [];
     this.assignedPartitions = this.inputTopics.reduce((n, t) => n + (assignment[t]?.length ?? 0), 0);
     for (const s of this.opts.chain.stages) s.processor.onAssignment?.(assignment);
