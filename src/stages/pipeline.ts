@@ -64,6 +64,13 @@ export interface PipelineOptions {
    * shared sink per chain (more transactions; for comparison).
    */
   sharedScope?: 'process' | 'chain';
+  /**
+   * At stop, move the split era's downstream groups to the end of the topics the fused chains wrote
+   * (default true). Processes of one topology stopping at the same moment (`run --processes N`)
+   * would each do it under the same transactional id and fence each other (harmless, but logged at
+   * ERROR by the client): `run --processes` leaves it to its first worker.
+   */
+  fastForwardOnStop?: boolean;
 }
 
 /** Creates the topology's topics and registers every topic's value schema (idempotent). */
@@ -196,7 +203,8 @@ export class Pipeline {
       await closeAll(created);
       throw err;
     }
-    const fused = fusedEdges(plan).map((e) => ({ groupId: groupOf(options, e.downstream), topic: e.topic }));
+    // The groups moved at stop (none when another process of the topology does it: fastForwardOnStop false).
+    const fused = options.fastForwardOnStop === false ? [] : fusedEdges(plan).map((e) => ({ groupId: groupOf(options, e.downstream), topic: e.topic }));
     const repartitions = effective.edges.filter((e) => selected.some((s) => s.name === e.stage));
     const purged = purgedCounter(metrics.registry);
     const purgers = repartitions.map((e) => new RepartitionPurger({ kafka, groupId: groupOf(options, selected.find((s) => s.name === e.stage)!), topic: e.topic.name, intervalMs: e.purgeIntervalMs, log, purged }));

@@ -103,6 +103,14 @@ describe('tributary CLI invocations (no servers needed: every case fails or fini
     expect(cli(['run', '--help']).stdout).toMatch(/--instance-id <id>[\s\S]*\(env:\s+TRIBUTARY_INSTANCE_ID\)/);
   });
 
+  it('run --processes: an instance id too long for its workers (ID.<index>) and a process count below 1 stop it at start', () => {
+    const id = 'x'.repeat(63);
+    const res = cli(['run', '--processes', '2', '--instance-id', id]);
+    expect(res.stderr).toContain(`--instance-id with --processes 2: the workers are named ${id}.0 ... ${id}.1`);
+    expect(res.status).toBe(2);
+    expect(cli(['run', '--processes', '0']).status).toBe(2);
+  });
+
   it('--json works globally and per command: only JSON on stdout', () => {
     for (const args of [['--json', 'validate'], ['validate', '--json'], ['--json', '--quiet', 'validate', '--topology', 'topologies/fraud-detection.yaml']]) {
       const res = cli(args);

@@ -21,7 +21,9 @@ import { claimHostInstance, type HostInstanceClaim } from '../../engine/host-ins
 import { createLogger } from '../../util/logger';
 import { chosenTopology, loadTopologyFile, POSITIONAL_TOPOLOGY_HELP, TOPOLOGY_FLAGS, TOPOLOGY_HELP } from '../topology-file';
 import { instanceId, port, positiveInt, wantsJson } from '../options';
+import { instanceIdProblem } from '../../engine/instance-id';
 import { startMonitoringServer } from '../monitoring-port';
+import { exposeMetricsToSupervisor, groupWorkerIndex, isGroupWorker, serveGroupWorker, superviseProcessGroup, workerInstanceId } from '../process-group';
 
 const log = createLogger('cli');
 
@@ -85,11 +87,36 @@ export function registerPipelineCommands(program: Command): void {
         .env('TRIBUTARY_INSTANCE_ID')
         .argParser(instanceId),
     )
-    .action(async (file: string | undefined, opts: { topology?: string; stage?: string[]; split?: boolean; shutdownTimeout: number; metricsPort: number; metricsHost: string; instanceId?: string }) => {
+    .option('--processes <n>', 'run the topology in N processes of this machine, members of the same consumer groups (one JavaScript thread each: N cores), under one supervisor that serves their /metrics summed, restarts a worker that dies and stops them all gracefully on SIGTERM', positiveInt, 1)
+    .action(async (file: string | undefined, opts: { topology?: string; stage?: string[]; split?: boolean; shutdownTimeout: number; metricsPort: number; metricsHost: string; instanceId?: string; processes: number }) => {
       const topology = loadTopologyFile(chosenTopology(file, opts.topology));
       const unknown = (opts.stage ?? []).filter((name) => !topology.spec.stages.some((s) => s.name === name));
       if (unknown.length) throw new UsageError(`--stage: no stage ${unknown.map((n) => `'${n}'`).join(', ')} in ${topology.file} (stages: ${topology.spec.stages.map((s) => s.name).join(', ')})`);
+      const stages = opts.stage ?? topology.spec.stages.map((s) => s.name);
+      if (opts.processes > 1 && opts.instanceId !== undefined) {
+        // Each worker is ID.<index>: checked here, once, rather than by a worker that would fail to start.
+        const problem = instanceIdProblem(workerInstanceId(opts.instanceId, opts.processes - 1));
+        if (problem) throw new UsageError(`--instance-id with --processes ${opts.processes}: the workers are named ${workerInstanceId(opts.instanceId, 0)} ... ${workerInstanceId(opts.instanceId, opts.processes - 1)}, and ${problem}`);
+      }
+      if (opts.processes > 1 && !isGroupWorker()) {
+        // The supervisor: validated the topology above (bad config fails here, once), runs no stage itself.
+        const code = await superviseProcessGroup({ processes: opts.processes, topologyName: topology.spec.name, stages, metricsPort: opts.metricsPort, metricsHost: opts.metricsHost, shutdownTimeoutMs: opts.shutdownTimeout });
+        process.exit(code);
+      }
       const metrics = new StageMetrics(new Registry(), true);
+      if (isGroupWorker()) {
+        // A worker of `--processes N`: the supervisor serves /metrics and /readyz for the group.
+        exposeMetricsToSupervisor(metrics.registry);
+        const claim = opts.instanceId === undefined ? claimDefaultInstance(topology.spec.name) : undefined;
+        const instance = opts.instanceId !== undefined ? workerInstanceId(opts.instanceId, groupWorkerIndex()) : claim?.id;
+        // The first worker alone moves the split era's groups at stop (they would fence each other).
+        const running = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split, instanceId: instance, fastForwardOnStop: groupWorkerIndex() === 0 });
+        serveGroupWorker(() => running.readiness(), async () => {
+          await running.stop();
+          claim?.release();
+        }, opts.shutdownTimeout);
+        return;
+      }
       let pipeline: Pipeline | undefined;
       const monitoring = new MonitoringServer({
         registry: metrics.registry,
@@ -102,7 +129,7 @@ export function registerPipelineCommands(program: Command): void {
       pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split, instanceId: opts.instanceId ?? claim?.id });
       const running = pipeline;
       // `tributary status` finds this process's /metrics here.
-      const unrecord = recordRun({ kind: 'run', topology: topology.spec.name, stages: opts.stage ?? topology.spec.stages.map((s) => s.name), metricsUrl: url });
+      const unrecord = recordRun({ kind: 'run', topology: topology.spec.name, stages, metricsUrl: url });
       onShutdownSignal(async () => {
         unrecord();
         await running.stop();
