@@ -19,12 +19,20 @@
  * 20,000), then BENCH_FLAT_ROUNDS recorded rounds (default 3) of BENCH_FLAT_EVENTS (default 5,000);
  * a row is the median round (all rounds are in the JSON).
  *
+ * Each batch-size row also says how much of its tail is the garbage collector: the collections
+ * (perf_hooks 'gc' entries) during the measured batches, the share of batches that overlapped
+ * one, and the p99 of the batches that did not. BENCH_HEAP_SAMPLE_DIR=<dir> adds V8's sampling
+ * heap profile of each row (every allocation, those a scavenge collected included), written as
+ * <dir>/<mode>-<batch>.heapprofile, and the bytes allocated per event it estimates.
+ *
  * BENCH_EVENTS, BENCH_SIZES, BENCH_MODES (comma list of: batch, lru, full, full-lru), BENCH_FLAT=0
  * to skip it, BENCH_REFERENCE=0 to skip redis-benchmark.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as inspector from 'node:inspector';
 import * as path from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import Redis from 'ioredis';
@@ -81,6 +89,45 @@ function heapAfterGcMB(): number {
   return +(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1);
 }
 
+/** Garbage collections seen while `fn` runs: [start, end] in performance.now() ms, and their kinds. */
+async function gcDuring<T>(fn: () => Promise<T>): Promise<{ result: T; pauses: Array<[number, number]>; scavenges: number; others: number }> {
+  const pauses: Array<[number, number]> = [];
+  let scavenges = 0;
+  let others = 0;
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      pauses.push([e.startTime, e.startTime + e.duration]);
+      // NODE_PERFORMANCE_GC_MINOR = 1 (a scavenge); the rest are mark-compact, incremental, weak callbacks.
+      if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === 1) scavenges++;
+      else others++;
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  const result = await fn();
+  // Entries are delivered asynchronously: let the last ones arrive.
+  await new Promise((r) => setImmediate(r));
+  obs.disconnect();
+  return { result, pauses, scavenges, others };
+}
+
+/**
+ * Allocations during `fn` sampled by V8 (every 16 KiB on average, those collected by scavenges and
+ * mark-compacts included), written to `file` as a .heapprofile; returns the estimated bytes allocated.
+ */
+async function sampledAllocations(file: string, fn: () => Promise<void>): Promise<number> {
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object) => new Promise<unknown>((resolve, reject) => session.post(method, params ?? {}, (err, r) => (err ? reject(err) : resolve(r))));
+  await post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  await fn();
+  const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: { head: AllocNode } };
+  session.disconnect();
+  fs.writeFileSync(file, JSON.stringify(profile));
+  type AllocNode = { selfSize: number; children: AllocNode[] };
+  const total = (n: AllocNode): number => n.selfSize + n.children.reduce((a, c) => a + total(c), 0);
+  return total(profile.head);
+}
+
 async function main(): Promise<void> {
   const root = repoRoot();
   const redisUrl = process.env.REDIS_URL ?? resolveEndpoints().redisUrl;
@@ -106,20 +153,35 @@ async function main(): Promise<void> {
     await enricher.init();
     const n = Math.min(EVENTS, batchSize * 400);
     if (cache === 'warm') await enricher.enrich(events.slice(0, n).map((tx, i) => ({ event: tx, eventTime: tx.eventTime, topic: 'warm', partition: 0, offset: i }))); // warm the LRU
-    const latencies: number[] = [];
+    const batches: Array<[number, number]> = []; // [start, end], performance.now() ms
+    const inputs = Array.from({ length: Math.ceil(n / batchSize) }, (_, b) => events.slice(b * batchSize, Math.min(n, (b + 1) * batchSize)).map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 'bench', partition: 0, offset: b * batchSize + k })));
     const t0 = process.hrtime.bigint();
-    const cpu = await cpuPerEvent(redisPid, n, async () => {
-      for (let i = 0; i < n; i += batchSize) {
-        const s = process.hrtime.bigint();
-        await enricher.enrich(events.slice(i, i + batchSize).map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 'bench', partition: 0, offset: i + k })));
-        latencies.push(Number(process.hrtime.bigint() - s) / 1e6);
+    const measured = async () => {
+      for (const batch of inputs) {
+        const s = performance.now();
+        await enricher.enrich(batch);
+        batches.push([s, performance.now()]);
       }
-    });
+    };
+    const sampleDir = record ? process.env.BENCH_HEAP_SAMPLE_DIR : undefined;
+    let allocated: number | undefined;
+    const { result: cpu, pauses, scavenges, others } = await gcDuring(() =>
+      cpuPerEvent(redisPid, n, async () => {
+        if (!sampleDir) return measured();
+        fs.mkdirSync(sampleDir, { recursive: true });
+        allocated = await sampledAllocations(path.join(sampleDir, `${label.replace(/[^a-z0-9]+/gi, '-')}-${batchSize}.heapprofile`), measured);
+      }),
+    );
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    latencies.sort((a, b) => a - b);
+    // A batch is "hit" when a collection paused the thread during it.
+    const hit = batches.map(([s, e]) => pauses.some(([a, b]) => a < e && b > s));
+    const latencies = batches.map(([s, e]) => e - s).sort((a, b) => a - b);
+    const clean = batches.filter((_, i) => !hit[i]).map(([s, e]) => e - s).sort((a, b) => a - b);
+    const pct = (xs: number[], q: number) => (xs.length === 0 ? null : +xs[Math.min(xs.length - 1, Math.floor(xs.length * q))].toFixed(3));
     await enricher.streaming?.reset();
     if (!record) return;
-    const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: +latencies[Math.floor(latencies.length / 2)].toFixed(3), batchP99ms: +latencies[Math.floor(latencies.length * 0.99)].toFixed(3), roundTrips: enricher.stats.roundTrips, ...cpu };
+    const gc = { scavenges, otherGcs: others, gcMs: +pauses.reduce((a, [s, e]) => a + e - s, 0).toFixed(1), batchesHitByGcPct: +((100 * hit.filter(Boolean).length) / hit.length).toFixed(1), batchP99NoGcMs: pct(clean, 0.99) };
+    const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: pct(latencies, 0.5), batchP99ms: pct(latencies, 0.99), roundTrips: enricher.stats.roundTrips, ...cpu, ...gc, ...(allocated === undefined ? {} : { allocatedBytesPerEvent: Math.round(allocated / n) }) };
     rows.push(row);
     console.log(JSON.stringify(row));
   };

@@ -23,6 +23,8 @@ export interface ChildConfig {
   fuse?: boolean;
   commit?: { intervalMs?: number; maxRecords?: number };
   code?: TributaryCodeRef;
+  /** tributary: false in every process of a system but its first (`Pipeline` option; older code ignores it). */
+  fastForwardOnStop?: boolean;
   /** raw onnx only: seconds per measurement. */
   seconds?: number;
 }

@@ -105,7 +105,7 @@ async function main(): Promise<void> {
     return session;
   };
   const measureSide = async (session: SystemSession, side: number, r: number): Promise<void> => {
-    const pid = () => (session as unknown as { running: { proc: { pid: number } } }).running.proc.pid;
+    const pid = () => (session as unknown as { running: { procs: Array<{ pid: number }> } }).running.procs[0].pid;
     const m = await measure(session, pid, rate, Number(o.seconds), Number(o.warmupSeconds));
     results[side].push({ label: sides[side].ref.label, ...m });
     progress.log(`round ${r} ${side === 0 ? 'A' : 'B'} (${sides[side].ref.label}): ${round(m.cpuPer1k, 3)} CPU-s / 1k events (${round(m.cpuS, 2)} CPU-s for ${m.events} events in ${round(m.wallS, 1)} s; p50/p99 ${m.p50}/${m.p99} ms)`);

@@ -164,14 +164,16 @@ export function markdownSection(r: BenchResults, svgRel: string, jsonRel: string
   }
   L.push(`![p99 latency vs offered load](${svgRel})`);
   L.push('');
-  L.push('**Resources at the latency steps** (CPU % of one core averaged over the step; the system\'s own process, the broker, the bench, and the CPU the hypervisor stole from the machine — all cores, so up to 100 × cores; void steps left out):');
+  L.push('**Resources at the latency steps** (CPU % of one core averaged over the step; the system\'s own process (summed over its processes for a tributary-x2 system), the broker, the bench, and the CPU the hypervisor stole from the machine — all cores, so up to 100 × cores; void steps left out):');
   L.push('');
   L.push('| system | offered/s | achieved/s | system CPU % | system RSS MiB | broker CPU % | bench CPU % | CPU steal % | driver lateness p99 ms |');
   L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of r.systems) {
-    const me = Object.keys(s.latency[0]?.processes ?? {}).find((k) => k.startsWith(s.name + ' ('));
+    // A system of several processes (tributary-x2-...: "<name> (node)", "<name> (node #2)"): their sum.
+    const mine = Object.keys(s.latency[0]?.processes ?? {}).filter((k) => k.startsWith(s.name + ' ('));
+    const sum = (x: (typeof s.latency)[number], k: 'cpuPercent' | 'rssMaxMiB') => (mine.length === 0 || mine.some((m) => x.processes[m]?.[k] === undefined) ? undefined : mine.reduce((a, m) => a + x.processes[m]![k]!, 0));
     for (const x of s.latency.filter((y) => !y.void)) {
-      L.push(`| ${s.name} | ${f(x.rate)} | ${f(x.achievedEps)} | ${f(me ? x.processes[me]?.cpuPercent : undefined)} | ${f(me ? x.processes[me]?.rssMaxMiB : undefined)} | ${f(x.processes['kafka broker (java)']?.cpuPercent)} | ${f(x.processes['bench (driver+probe)']?.cpuPercent)} | ${f(x.processes[STEAL]?.cpuPercent)} | ${f(x.driver.latenessMs.p99)} |`);
+      L.push(`| ${s.name} | ${f(x.rate)} | ${f(x.achievedEps)} | ${f(sum(x, 'cpuPercent'))} | ${f(sum(x, 'rssMaxMiB'))} | ${f(x.processes['kafka broker (java)']?.cpuPercent)} | ${f(x.processes['bench (driver+probe)']?.cpuPercent)} | ${f(x.processes[STEAL]?.cpuPercent)} | ${f(x.driver.latenessMs.p99)} |`);
     }
   }
   L.push('');

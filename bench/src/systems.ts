@@ -39,6 +39,12 @@ export interface SystemDef {
   sharedScope?: 'process' | 'chain';
   /** Commit settings of this system (a --commit-interval-ms sweep); undefined: the run's. */
   commit?: { intervalMs?: number; maxRecords?: number };
+  /**
+   * Tributary: processes running the topology side by side, members of the same consumer groups
+   * (what an operator gets by starting `tributary run` more than once on a machine). Default 1.
+   * Their partitions are split by the group: give the run a partition count they divide.
+   */
+  processes?: number;
   label: string;
 }
 
@@ -88,6 +94,9 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       sharedScope: 'chain',
       label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, exactly-once v2 (transactions: shared, one sink per chain — Pipeline option sharedScope: chain: the repartition hop and the chain behind it commit in transactions of their own, concurrently), stages fused (fuse: true)`,
     });
+    // The same system as two processes on this machine, one consumer-group member each (named
+    // tributary-x2-...: outside the default selections' patterns, chosen by name).
+    const twice = (d: SystemDef): SystemDef => ({ ...d, name: d.name.replace(/^tributary-/, 'tributary-x2-'), processes: 2, label: `${d.label}; two processes side by side, members of the same groups` });
     const classic = (variant: Variant, label: string): SystemDef => ({
       ...t(variant, 'exactly-once', true, label),
       name: `tributary-${variant}-eos1-fused${at}`,
@@ -110,6 +119,9 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       t('stateless', 'exactly-once', false, 'stateless topology (model 1, base features only)'),
       t('stateless', 'at-least-once', true, 'stateless topology (model 1, base features only)'),
       t('stateless', 'at-least-once', false, 'stateless topology (model 1, base features only)'),
+      twice(t('stateless', 'exactly-once', true, 'stateless topology (model 1, base features only)')),
+      twice(t('default', 'exactly-once', true, 'demo topology (model 2, batch + streaming features)')),
+      twice(t('nostream', 'exactly-once', true, 'demo topology without its streaming feature sets (model 2 graph, those inputs held at their defaults; no repartition hop)')),
     );
   }
   out.push(
@@ -158,7 +170,8 @@ export interface SessionContext {
 }
 
 interface Running {
-  proc: ChildProcess;
+  /** The system's processes (one, or `processes` of a Tributary system). */
+  procs: ChildProcess[];
   stop(): Promise<Record<string, number> | undefined>;
 }
 
@@ -186,12 +199,17 @@ export class SystemSession implements Session {
     this.logFile = path.join(ctx.logsDir, `${ctx.runTag}-${def.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.log`);
   }
 
-  private get sutName(): string {
-    return `${this.def.name} (${this.def.kind === 'kstreams' ? 'java' : 'node'})`;
+  /** The sampler's name of the system's i-th process. */
+  private sutName(i = 0): string {
+    return `${this.def.name} (${this.def.kind === 'kstreams' ? 'java' : 'node'}${i > 0 ? ` #${i + 1}` : ''})`;
+  }
+
+  private get sutNames(): string[] {
+    return Array.from({ length: this.def.kind === 'tributary' ? (this.def.processes ?? 1) : 1 }, (_, i) => this.sutName(i));
   }
 
   processNames(): string[] {
-    return [...this.ctx.baseProcesses, this.sutName];
+    return [...this.ctx.baseProcesses, ...this.sutNames];
   }
 
   current(): Instance {
@@ -223,11 +241,37 @@ export class SystemSession implements Session {
     this.died = undefined;
     fs.appendFileSync(this.logFile, `--- ${new Date().toISOString()} bench: starting ${this.def.name} on suffix ${suffix}\n`);
     this.running = this.def.kind === 'kstreams' ? await this.startPeer(suffix) : await this.startNode(suffix);
-    this.ctx.sampler.track(this.sutName, this.running.proc.pid!);
+    this.running.procs.forEach((p, i) => this.ctx.sampler.track(this.sutName(i), p.pid!));
   }
 
+  /** The system's processes, started side by side (each a member of the topology's groups); ready when all are. */
   private async startNode(suffix: string): Promise<Running> {
-    const cfg: ChildConfig = { ...this.ctx.ep, suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, transactions: this.def.transactions, sharedScope: this.def.sharedScope, commit: mergeCommit(this.ctx.commit, this.def.commit), code: this.def.code };
+    const n = this.def.kind === 'tributary' ? (this.def.processes ?? 1) : 1;
+    const started = await Promise.allSettled(Array.from({ length: n }, (_, i) => this.startNodeProcess(suffix, i)));
+    const ok = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      for (const r of ok) for (const p of r.procs) p.kill('SIGKILL');
+      throw failed.reason;
+    }
+    if (n === 1) return ok[0];
+    return {
+      procs: ok.flatMap((r) => r.procs),
+      // Counters summed over the processes (each counts what it consumed and produced).
+      stop: async () => {
+        const all = await Promise.all(ok.map((r) => r.stop()));
+        if (all.some((c) => c === undefined)) return undefined;
+        const sum: Record<string, number> = {};
+        for (const c of all) for (const [k, v] of Object.entries(c!)) sum[k] = (sum[k] ?? 0) + v;
+        return sum;
+      },
+    };
+  }
+
+  private async startNodeProcess(suffix: string, index: number): Promise<Running> {
+    // Processes of one system stopping together would each move the split era's groups (fencing
+    // each other under one transactional id): the first alone does it, as with `run --processes`.
+    const cfg: ChildConfig = { ...this.ctx.ep, ...(index > 0 ? { fastForwardOnStop: false } : {}), suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, transactions: this.def.transactions, sharedScope: this.def.sharedScope, commit: mergeCommit(this.ctx.commit, this.def.commit), code: this.def.code };
     const out = fs.openSync(this.logFile, 'a');
     // BENCH_CPU_PROF_DIR: each system process writes a V8 CPU profile there when it stops
     // (summarise with `node bench/dist/bench/src/profile.js FILE`).
@@ -269,7 +313,7 @@ export class SystemSession implements Session {
       });
     });
     return {
-      proc,
+      procs: [proc],
       stop: async () => {
         proc.send({ type: 'stop' });
         const counters = await Promise.race([stoppedP, sleep(30_000).then(() => undefined)]);
@@ -313,7 +357,7 @@ export class SystemSession implements Session {
       });
     });
     return {
-      proc,
+      procs: [proc],
       stop: async () => {
         proc.kill('SIGTERM');
         await Promise.race([exited, sleep(30_000)]);
@@ -331,7 +375,7 @@ export class SystemSession implements Session {
     try {
       if (this.running) {
         this.counters.push(await this.running.stop());
-        this.ctx.sampler.untrack(this.sutName);
+        for (const name of this.sutNames) this.ctx.sampler.untrack(name);
       }
       if (this.inst) await Promise.all([this.inst.probe.stop(), this.inst.driver.close()]);
     } finally {
@@ -353,7 +397,7 @@ export class SystemSession implements Session {
 
   /** Kills what is left, deletes the topics and groups of every suffix and their streaming state. */
   async cleanup(quiet = false): Promise<void> {
-    if (this.running) this.running.proc.kill('SIGKILL');
+    if (this.running) for (const p of this.running.procs) p.kill('SIGKILL');
     const mine = (n: string) => this.suffixes.some((s) => n.includes(s));
     try {
       const topics = (await this.ctx.admin.listTopics()).filter(mine);
