@@ -294,7 +294,8 @@ async function main(): Promise<void> {
   const dir = path.join(root, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `enrichment-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  fs.writeFileSync(file, JSON.stringify({ events: EVENTS, loadAverageAtStart: loadAverage, loadAverageAtEnd: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '), enrichment: rows, flatness: flat, growth, redisBenchmark: reference }, null, 2));
+  // The node flags go with the figures: the young generation's size moves the tail (README "Node flags").
+  fs.writeFileSync(file, JSON.stringify({ events: EVENTS, nodeFlags: process.execArgv, loadAverageAtStart: loadAverage, loadAverageAtEnd: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '), enrichment: rows, flatness: flat, growth, redisBenchmark: reference }, null, 2));
   console.log(`\n${'mode'.padEnd(38)} ${'batch'.padStart(6)} ${'events/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'redis µs/ev'.padStart(12)} ${'node µs/ev'.padStart(11)} ${'total µs/ev'.padStart(12)}`);
   for (const r of rows) console.log(`${String(r.mode).padEnd(38)} ${String(r.batchSize).padStart(6)} ${String(r.eventsPerSec).padStart(10)} ${String(r.batchP50ms).padStart(8)} ${String(r.batchP99ms).padStart(8)} ${String(r.redisCpuUsPerEvent).padStart(12)} ${String(r.nodeCpuUsPerEvent).padStart(11)} ${String(r.totalCpuUsPerEvent).padStart(12)}`);
   for (const r of flat) console.log(`${String(r.flatness).padEnd(45)} redis ${String(r.redisCpuUsPerEvent).padStart(8)} µs/event  node ${String(r.nodeCpuUsPerEvent).padStart(8)} µs/event  total ${String(r.totalCpuUsPerEvent).padStart(8)} µs/event`);
