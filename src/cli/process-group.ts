@@ -31,6 +31,7 @@ import type { ReadinessReport } from '../monitoring/http-server';
 import { MonitoringServer } from '../monitoring/http-server';
 import { recordRun } from '../monitoring/run-state';
 import { createLogger } from '../util/logger';
+import { stopThenExit } from './graceful-exit';
 import { startMonitoringServer } from './monitoring-port';
 
 const log = createLogger('process-group');
@@ -218,18 +219,7 @@ export function serveGroupWorker(readiness: () => ReadinessReport, stop: () => P
     stopping = true;
     clearInterval(timer);
     log.info({ worker: groupWorkerIndex(), why, timeoutMs }, 'worker stopping gracefully');
-    const bound = setTimeout(() => {
-      log.error('graceful shutdown timed out; exiting');
-      process.exit(1);
-    }, timeoutMs);
-    bound.unref();
-    stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
+    stopThenExit(stop, timeoutMs, log);
   };
   process.on('message', (m: unknown) => m === STOP && stopOnce('supervisor asked'));
   process.on('disconnect', () => stopOnce('supervisor gone'));

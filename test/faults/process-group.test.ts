@@ -28,6 +28,14 @@ async function waitFor<T>(what: string, proc: StageProcess, probe: () => T | und
   }
 }
 
+/** `run --processes 2` on this topology file, once the supervisor started both workers and both pipelines run: the workers' pids. */
+async function startGroup(file: string): Promise<{ group: StageProcess; pids: number[] }> {
+  const group = new StageProcess(file, ['--processes', '2']);
+  const started = await waitFor('the group start', group, () => entries(group, 'process group started')[0]);
+  await waitFor('both pipelines running', group, () => (entries(group, 'pipeline running').length >= 2 ? true : undefined));
+  return { group, pids: started.pids as number[] };
+}
+
 /** The sum of a counter's samples with these labels in a Prometheus text exposition. */
 function counterSum(text: string, name: string, labels: Record<string, string>): number {
   let sum = 0;
@@ -45,11 +53,8 @@ describe('run --processes 2: one topology in two processes under a supervisor (r
     const file = faultTopologyFile(suffix);
     const count = 1500;
     const seed = 611;
-    const group = new StageProcess(file, ['--processes', '2']);
-    const started = await waitFor('the group start', group, () => entries(group, 'process group started')[0]);
-    const pids = started.pids as number[];
+    const { group, pids } = await startGroup(file);
     expect(pids).toHaveLength(2);
-    await waitFor('both pipelines running', group, () => (entries(group, 'pipeline running').length >= 2 ? true : undefined));
     const url = entries(group, 'monitoring server listening')[0].url as string;
     await produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 300, seed });
     const seen = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
@@ -81,12 +86,10 @@ describe('run --processes 2: one topology in two processes under a supervisor (r
     const file = faultTopologyFile(suffix);
     const count = 3000;
     const seed = 612;
-    const group = new StageProcess(file, ['--processes', '2']);
-    const started = await waitFor('the group start', group, () => entries(group, 'process group started')[0]);
-    await waitFor('both pipelines running', group, () => (entries(group, 'pipeline running').length >= 2 ? true : undefined));
+    const { group, pids } = await startGroup(file);
     const producing = produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 200, seed });
     await new Promise((r) => setTimeout(r, 4000));
-    const victim = (started.pids as number[])[0];
+    const victim = pids[0];
     process.kill(victim, 'SIGKILL');
     const killedAt = Date.now();
     const restarted = await waitFor('the worker restart', group, () => entries(group, 'worker restarted')[0]);

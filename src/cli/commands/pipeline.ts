@@ -24,6 +24,7 @@ import { instanceId, port, positiveInt, wantsJson } from '../options';
 import { instanceIdProblem } from '../../engine/instance-id';
 import { startMonitoringServer } from '../monitoring-port';
 import { exposeMetricsToSupervisor, groupWorkerIndex, isGroupWorker, serveGroupWorker, superviseProcessGroup, workerInstanceId } from '../process-group';
+import { stopThenExit } from '../graceful-exit';
 
 const log = createLogger('cli');
 
@@ -37,18 +38,7 @@ export function onShutdownSignal(stop: () => Promise<void>, timeoutMs = 30000): 
     }
     stopping = true;
     log.info({ signal, timeoutMs }, 'shutting down gracefully');
-    const timer = setTimeout(() => {
-      log.error('graceful shutdown timed out; exiting');
-      process.exit(1);
-    }, timeoutMs);
-    timer.unref();
-    stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
+    stopThenExit(stop, timeoutMs, log);
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
