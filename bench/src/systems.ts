@@ -204,8 +204,13 @@ export class SystemSession implements Session {
     return `${this.def.name} (${this.def.kind === 'kstreams' ? 'java' : 'node'}${i > 0 ? ` #${i + 1}` : ''})`;
   }
 
+  /** How many processes the system runs (only a Tributary system has more than one). */
+  private get processCount(): number {
+    return this.def.kind === 'tributary' ? (this.def.processes ?? 1) : 1;
+  }
+
   private get sutNames(): string[] {
-    return Array.from({ length: this.def.kind === 'tributary' ? (this.def.processes ?? 1) : 1 }, (_, i) => this.sutName(i));
+    return Array.from({ length: this.processCount }, (_, i) => this.sutName(i));
   }
 
   processNames(): string[] {
@@ -246,7 +251,7 @@ export class SystemSession implements Session {
 
   /** The system's processes, started side by side (each a member of the topology's groups); ready when all are. */
   private async startNode(suffix: string): Promise<Running> {
-    const n = this.def.kind === 'tributary' ? (this.def.processes ?? 1) : 1;
+    const n = this.processCount;
     const started = await Promise.allSettled(Array.from({ length: n }, (_, i) => this.startNodeProcess(suffix, i)));
     const ok = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -94,38 +94,37 @@ export function registerPipelineCommands(program: Command): void {
         process.exit(code);
       }
       const metrics = new StageMetrics(new Registry(), true);
-      if (isGroupWorker()) {
-        // A worker of `--processes N`: the supervisor serves /metrics and /readyz for the group.
-        exposeMetricsToSupervisor(metrics.registry);
-        const claim = opts.instanceId === undefined ? claimDefaultInstance(topology.spec.name) : undefined;
-        const instance = opts.instanceId !== undefined ? workerInstanceId(opts.instanceId, groupWorkerIndex()) : claim?.id;
-        // The first worker alone moves the split era's groups at stop (they would fence each other).
-        const running = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split, instanceId: instance, fastForwardOnStop: groupWorkerIndex() === 0 });
-        serveGroupWorker(() => running.readiness(), async () => {
-          await running.stop();
-          claim?.release();
-        }, opts.shutdownTimeout);
-        return;
-      }
+      // A worker of `--processes N` serves no /metrics of its own: the supervisor serves the group's.
+      const worker = isGroupWorker();
       let pipeline: Pipeline | undefined;
-      const monitoring = new MonitoringServer({
-        registry: metrics.registry,
-        port: opts.metricsPort,
-        host: opts.metricsHost,
-        readiness: () => pipeline?.readiness() ?? { ready: false, checks: { pipeline: 'starting' } },
-      });
-      const { url } = await startMonitoringServer(monitoring, { port: opts.metricsPort, host: opts.metricsHost, flag: '--metrics-port', env: 'TRIBUTARY_METRICS_PORT' });
+      let monitoring: MonitoringServer | undefined;
+      let record: (() => () => void) | undefined;
+      if (worker) exposeMetricsToSupervisor(metrics.registry);
+      else {
+        monitoring = new MonitoringServer({
+          registry: metrics.registry,
+          port: opts.metricsPort,
+          host: opts.metricsHost,
+          readiness: () => pipeline?.readiness() ?? { ready: false, checks: { pipeline: 'starting' } },
+        });
+        const { url } = await startMonitoringServer(monitoring, { port: opts.metricsPort, host: opts.metricsHost, flag: '--metrics-port', env: 'TRIBUTARY_METRICS_PORT' });
+        // `tributary status` finds this process's /metrics here (once the pipeline runs).
+        record = () => recordRun({ kind: 'run', topology: topology.spec.name, stages, metricsUrl: url });
+      }
       const claim = opts.instanceId === undefined ? claimDefaultInstance(topology.spec.name) : undefined;
-      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split, instanceId: opts.instanceId ?? claim?.id });
+      const instance = opts.instanceId === undefined ? claim?.id : worker ? workerInstanceId(opts.instanceId, groupWorkerIndex()) : opts.instanceId;
+      // Of a group's workers the first alone moves the split era's groups at stop (they would fence each other).
+      pipeline = await Pipeline.start({ topology, endpoints: resolveEndpoints(), stages: opts.stage, metrics, fuse: !opts.split, instanceId: instance, fastForwardOnStop: !worker || groupWorkerIndex() === 0 });
       const running = pipeline;
-      // `tributary status` finds this process's /metrics here.
-      const unrecord = recordRun({ kind: 'run', topology: topology.spec.name, stages, metricsUrl: url });
-      onShutdownSignal(async () => {
-        unrecord();
+      const unrecord = record?.();
+      const stop = async () => {
+        unrecord?.();
         await running.stop();
-        await monitoring.stop();
+        await monitoring?.stop();
         claim?.release();
-      }, opts.shutdownTimeout);
+      };
+      if (worker) serveGroupWorker(() => running.readiness(), stop, opts.shutdownTimeout);
+      else onShutdownSignal(stop, opts.shutdownTimeout);
     });
 
   program
