@@ -22,6 +22,8 @@ export interface ChildConfig {
   /** tributary: run consecutive stages as one chain (engines that know the option). */
   fuse?: boolean;
   commit?: { intervalMs?: number; maxRecords?: number };
+  /** tributary: the scoring stage's pool.workers (undefined: the topology's). */
+  poolWorkers?: number;
   code?: TributaryCodeRef;
   /** tributary: false in every process of a system but its first (`Pipeline` option; older code ignores it). */
   fastForwardOnStop?: boolean;

@@ -290,6 +290,7 @@ function differences(def: SystemDef, facts: TopologyFacts, demo: TopologyFacts):
     d.push(`Java: Kafka Streams ${def.peer?.guarantee}, ONNX Runtime Java${def.peer?.commitIntervalMs !== undefined ? `, commit.interval.ms=${def.peer.commitIntervalMs}` : ', default commit interval'}${def.peer?.lingerMs !== undefined ? `, linger.ms=${def.peer.lingerMs}` : ''}`);
     d.push('no dead-letter topic');
   } else if (facts.delivery !== demo.delivery) d.push(`delivery ${facts.delivery}`);
+  if (def.kind === 'tributary' && def.poolWorkers !== undefined) d.push(`the model on ${def.poolWorkers === 0 ? 'the pipeline\'s own thread' : `${def.poolWorkers} inference worker thread(s)`} (pool.workers: ${def.poolWorkers})`);
   if (def.kind === 'tributary' && facts.partitionBy === 'none' && demo.partitionBy !== 'none') {
     d.push(`events keyed by ${driverKeyField(def.variant)} by the driver and \`partitionBy: none\` on extract: no repartition hop (one transaction between event and prediction instead of two)`);
   }
@@ -537,7 +538,7 @@ async function main(): Promise<number> {
       }
       // a variant the checkout's loader refuses is reported, not run
       try {
-        const facts = topologyFacts(loadVariant(def.kind === 'tributary' ? loadCode(code) : loadCode(codeRefs.find((c) => !c.label) ?? parseCodeRefs(undefined)[0]), { variant: def.variant, suffix: 'x', partitions: opts.partitions, delivery: def.delivery, commit: mergeCommit(opts.commit, def.commit), transactions: def.transactions }));
+        const facts = topologyFacts(loadVariant(def.kind === 'tributary' ? loadCode(code) : loadCode(codeRefs.find((c) => !c.label) ?? parseCodeRefs(undefined)[0]), { variant: def.variant, suffix: 'x', partitions: opts.partitions, delivery: def.delivery, commit: mergeCommit(opts.commit, def.commit), transactions: def.transactions, poolWorkers: def.poolWorkers }));
         out.facts = facts;
         out.differences = differences(def, facts, demo);
       } catch (err) {

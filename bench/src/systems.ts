@@ -45,6 +45,8 @@ export interface SystemDef {
    * Their partitions are split by the group: give the run a partition count they divide.
    */
   processes?: number;
+  /** Tributary: the scoring stage's `pool.workers` (0 = the model on the pipeline's thread, as the topology has it); undefined: the topology's. */
+  poolWorkers?: number;
   label: string;
 }
 
@@ -97,6 +99,9 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
     // The same system as two processes on this machine, one consumer-group member each (named
     // tributary-x2-...: outside the default selections' patterns, chosen by name).
     const twice = (d: SystemDef): SystemDef => ({ ...d, name: d.name.replace(/^tributary-/, 'tributary-x2-'), processes: 2, label: `${d.label}; two processes side by side, members of the same groups` });
+    // The model on one worker thread instead of the pipeline's own (named tributary-pool1-...:
+    // outside the default selections' patterns): what moving inference off the main thread buys.
+    const pooled = (d: SystemDef, workers: number): SystemDef => ({ ...d, name: d.name.replace(/^tributary-(x2-)?/, `tributary-$1pool${workers}-`), poolWorkers: workers, label: `${d.label}; the model on ${workers} inference worker thread${workers === 1 ? '' : 's'} (pool.workers: ${workers}) instead of the pipeline's thread` });
     const classic = (variant: Variant, label: string): SystemDef => ({
       ...t(variant, 'exactly-once', true, label),
       name: `tributary-${variant}-eos1-fused${at}`,
@@ -121,6 +126,8 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       t('stateless', 'at-least-once', false, 'stateless topology (model 1, base features only)'),
       twice(t('stateless', 'exactly-once', true, 'stateless topology (model 1, base features only)')),
       twice(t('default', 'exactly-once', true, 'demo topology (model 2, batch + streaming features)')),
+      pooled(t('stateless', 'exactly-once', true, 'stateless topology (model 1, base features only)'), 1),
+      pooled(twice(t('stateless', 'exactly-once', true, 'stateless topology (model 1, base features only)')), 1),
       twice(t('nostream', 'exactly-once', true, 'demo topology without its streaming feature sets (model 2 graph, those inputs held at their defaults; no repartition hop)')),
     );
   }
@@ -235,7 +242,7 @@ export class SystemSession implements Session {
     const suffix = `${this.ctx.runTag}-${this.suffixes.length}-${this.def.name.replace(/[^A-Za-z0-9-]/g, '-')}`.toLowerCase();
     this.suffixes.push(suffix);
     const code = this.def.code ?? ownCode();
-    this.topology = loadVariant(this.def.kind === 'tributary' ? loadCode(code) : loadCode(ownCode()), { variant: this.def.variant, suffix, partitions: this.ctx.partitions, delivery: this.def.delivery, commit: mergeCommit(this.ctx.commit, this.def.commit), transactions: this.def.transactions });
+    this.topology = loadVariant(this.def.kind === 'tributary' ? loadCode(code) : loadCode(ownCode()), { variant: this.def.variant, suffix, partitions: this.ctx.partitions, delivery: this.def.delivery, commit: mergeCommit(this.ctx.commit, this.def.commit), transactions: this.def.transactions, poolWorkers: this.def.poolWorkers });
     this.facts = topologyFacts(this.topology);
     await provisionTopology(this.topology, this.ctx.kafka, new SchemaRegistryClient({ url: this.ctx.ep.schemaRegistryUrl }));
     if (this.facts.featureSets.some((s) => s.kind === 'redis_batch')) await prepareFeatureSets(this.topology, this.ctx.ep.redisUrl);
@@ -276,7 +283,7 @@ export class SystemSession implements Session {
   private async startNodeProcess(suffix: string, index: number): Promise<Running> {
     // Processes of one system stopping together would each move the split era's groups (fencing
     // each other under one transactional id): the first alone does it, as with `run --processes`.
-    const cfg: ChildConfig = { ...this.ctx.ep, ...(index > 0 ? { fastForwardOnStop: false } : {}), suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, transactions: this.def.transactions, sharedScope: this.def.sharedScope, commit: mergeCommit(this.ctx.commit, this.def.commit), code: this.def.code };
+    const cfg: ChildConfig = { ...this.ctx.ep, ...(index > 0 ? { fastForwardOnStop: false } : {}), suffix, partitions: this.ctx.partitions, variant: this.def.variant, delivery: this.def.delivery, fuse: this.def.fuse, transactions: this.def.transactions, sharedScope: this.def.sharedScope, commit: mergeCommit(this.ctx.commit, this.def.commit), poolWorkers: this.def.poolWorkers, code: this.def.code };
     const out = fs.openSync(this.logFile, 'a');
     // BENCH_CPU_PROF_DIR: each system process writes a V8 CPU profile there when it stops
     // (summarise with `node bench/dist/bench/src/profile.js FILE`).

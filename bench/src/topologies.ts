@@ -45,6 +45,8 @@ export interface VariantOptions {
   commit?: { intervalMs?: number; maxRecords?: number };
   /** Exactly-once transactions per stage (`shared`: exactly-once v2); omitted when undefined. */
   transactions?: 'per-partition' | 'shared';
+  /** The scoring stage's `pool.workers` (0: the model runs on the pipeline's own thread); undefined: the topology's. */
+  poolWorkers?: number;
 }
 
 interface FeatureSetLike {
@@ -81,6 +83,7 @@ export function variantSpec(root: string, o: VariantOptions): TopologySpec {
     (score.config as { model: { version: string } }).model.version = '1';
     delete spec.features;
   }
+  if (o.poolWorkers !== undefined) (score.config as { pool?: Record<string, unknown> }).pool = { ...(score.config as { pool?: Record<string, unknown> }).pool, workers: o.poolWorkers };
   const rename = (t: string) => `${t}.${o.suffix}`;
   spec.name = `${spec.name}-${o.suffix}`;
   for (const t of spec.topics) {

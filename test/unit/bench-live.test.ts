@@ -10,7 +10,7 @@ import { interleavedRows, interleavedSchedule, voidIfStolen } from '../../bench/
 import { LiveRunner, slopePerSecond, stepUp, type LiveOptions, type Session, type StepResult, type StepPurpose } from '../../bench/src/live';
 import type { SystemOutcome } from '../../bench/src/main';
 import type { Progress } from '../../bench/src/progress';
-import { catalog, selectSystems } from '../../bench/src/systems';
+import { catalog, DEFAULT_SYSTEMS, selectSystems } from '../../bench/src/systems';
 import { driverKeyField, variantSpec } from '../../bench/src/topologies';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -193,6 +193,13 @@ describe('bench helpers', () => {
     expect(perChain).toMatchObject({ variant: 'default', transactions: 'shared', sharedScope: 'chain', fuse: true });
     expect(all.find((s) => s.name === 'tributary-default-eos2-fused')!.sharedScope).toBeUndefined();
     expect(all.find((s) => s.name === 'tributary-bycard-eos-fused')).toMatchObject({ variant: 'bycard', delivery: 'exactly-once', fuse: true });
+    // the model on a worker thread: outside the default patterns, its pool set in the spec it runs
+    expect(all.find((s) => s.name === 'tributary-pool1-stateless-eos-fused')).toMatchObject({ variant: 'stateless', poolWorkers: 1, fuse: true });
+    expect(all.find((s) => s.name === 'tributary-x2-pool1-stateless-eos-fused')).toMatchObject({ poolWorkers: 1, processes: 2 });
+    expect(selectSystems(all, DEFAULT_SYSTEMS).some((s) => s.poolWorkers !== undefined)).toBe(false);
+    const pool = (o: { poolWorkers?: number }) => (variantSpec(repoRoot(), { variant: 'stateless', suffix: 'sfx', partitions: 3, ...o }).stages.find((s) => s.processor === 'onnx_inference')!.config as { pool?: { workers?: number } }).pool;
+    expect(pool({ poolWorkers: 1 })!.workers).toBe(1);
+    expect(pool({})!.workers).toBe(0);
   });
 
   it('selects systems by name and * pattern, and rejects a pattern matching none', () => {

@@ -15,7 +15,7 @@ import { loadCode, ownCode } from '../tributary-code';
 async function main(): Promise<void> {
   const cfg = childConfig();
   const code = loadCode(cfg.code ?? ownCode());
-  const topology = loadVariant(code, { variant: cfg.variant ?? 'default', suffix: cfg.suffix, partitions: cfg.partitions, delivery: cfg.delivery, commit: cfg.commit, transactions: cfg.transactions });
+  const topology = loadVariant(code, { variant: cfg.variant ?? 'default', suffix: cfg.suffix, partitions: cfg.partitions, delivery: cfg.delivery, commit: cfg.commit, transactions: cfg.transactions, poolWorkers: cfg.poolWorkers });
   const options: PipelineOptions & { fuse?: boolean } = { topology, endpoints: { brokers: cfg.brokers, schemaRegistryUrl: cfg.schemaRegistryUrl, redisUrl: cfg.redisUrl }, fuse: cfg.fuse, ...(cfg.sharedScope ? { sharedScope: cfg.sharedScope } : {}), ...(cfg.fastForwardOnStop === false ? { fastForwardOnStop: false } : {}) };
   const pipeline = await code.pipeline.Pipeline.start(options);
   tell({ type: 'ready' });
