@@ -9,30 +9,11 @@ import { committedKeys, faultTopologyFile, generatedKeys, lossAndDuplicates, rec
 
 const endpoints = testEndpoints();
 
-/** The log lines (pino JSON) of a process with this message. */
-function entries(proc: StageProcess, msg: string): Array<Record<string, unknown>> {
-  return proc.output
-    .split('\n')
-    .filter((l) => l.includes(`"msg":"${msg}"`))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-async function waitFor<T>(what: string, proc: StageProcess, probe: () => T | undefined, timeoutMs = 90000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = probe();
-    if (got !== undefined) return got;
-    if (!proc.running()) throw new Error(`process exited before ${what}: ${proc.output.slice(-2000)}`);
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms: ${proc.output.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** `run --processes 2` on this topology file, once the supervisor started both workers and both pipelines run: the workers' pids. */
 async function startGroup(file: string): Promise<{ group: StageProcess; pids: number[] }> {
   const group = new StageProcess(file, ['--processes', '2']);
-  const started = await waitFor('the group start', group, () => entries(group, 'process group started')[0]);
-  await waitFor('both pipelines running', group, () => (entries(group, 'pipeline running').length >= 2 ? true : undefined));
+  const started = await group.waitFor('the group start', () => group.entries('process group started')[0]);
+  await group.waitFor('both pipelines running', () => (group.entries('pipeline running').length >= 2 ? true : undefined));
   return { group, pids: started.pids as number[] };
 }
 
@@ -55,13 +36,13 @@ describe('run --processes 2: one topology in two processes under a supervisor (r
     const seed = 611;
     const { group, pids } = await startGroup(file);
     expect(pids).toHaveLength(2);
-    const url = entries(group, 'monitoring server listening')[0].url as string;
+    const url = group.entries('monitoring server listening')[0].url as string;
     await produceDemoEvents({ ...endpoints, topic: `fraud.transactions.${suffix}`, count, rate: 300, seed });
     const seen = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
     expect(lossAndDuplicates(generatedKeys(seed, count), seen)).toEqual({ lost: 0, duplicated: 0 });
 
     // Each worker owns some of the scoring chain's partitions (3 in the topology: split 2 / 1).
-    const owners = new Set(entries(group, 'lanes own their partitions').filter((e) => String(e.group).endsWith('.extract')).map((e) => e.pid));
+    const owners = new Set(group.entries('lanes own their partitions').filter((e) => String(e.group).endsWith('.extract')).map((e) => e.pid));
     expect([...owners].sort()).toEqual([...pids].sort());
     const ready = await fetch(`${url}/readyz`);
     const report = (await ready.json()) as { ready: boolean; checks: { workers: Array<{ pid: number; ready: boolean }> } };
@@ -74,9 +55,9 @@ describe('run --processes 2: one topology in two processes under a supervisor (r
     expect(scored).toBeGreaterThanOrEqual(count);
 
     expect((await group.stop()).code).toBe(0);
-    const stopped = entries(group, 'worker stopped');
+    const stopped = group.entries('worker stopped');
     expect(stopped.map((e) => e.code)).toEqual([0, 0]);
-    expect(new Set(entries(group, 'pipeline stopped').map((e) => e.pid))).toEqual(new Set(pids));
+    expect(new Set(group.entries('pipeline stopped').map((e) => e.pid))).toEqual(new Set(pids));
     // A clean run: no ERROR or WARN from the supervisor or either worker (their stops included).
     expect(group.output).not.toMatch(/"level":(40|50|60)\b/);
   });
@@ -92,14 +73,14 @@ describe('run --processes 2: one topology in two processes under a supervisor (r
     const victim = pids[0];
     process.kill(victim, 'SIGKILL');
     const killedAt = Date.now();
-    const restarted = await waitFor('the worker restart', group, () => entries(group, 'worker restarted')[0]);
+    const restarted = await group.waitFor('the worker restart', () => group.entries('worker restarted')[0]);
     expect(restarted.worker).toBe(0);
     expect(restarted.pid).not.toBe(victim);
     await producing;
     const seen = await committedKeys(endpoints, `fraud.predictions.${suffix}`, count, 120000, suffix);
     const { lost, duplicated } = lossAndDuplicates(generatedKeys(seed, count), seen);
     recordFault({ scenario: 'run --processes 2: one worker killed -9, restarted by the supervisor', events: count, lost, duplicated, recoverySeconds: (Date.now() - killedAt) / 1000 });
-    expect(entries(group, 'worker exited while running; its partitions go to the others until it is restarted')[0]).toMatchObject({ worker: 0, pid: victim, signal: 'SIGKILL' });
+    expect(group.entries('worker exited while running; its partitions go to the others until it is restarted')[0]).toMatchObject({ worker: 0, pid: victim, signal: 'SIGKILL' });
     expect((await group.stop()).code).toBe(0);
     expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
   });

@@ -28,16 +28,6 @@ async function bothTopics(seed: number, count: number, suffix: string) {
   return { p: lossAndDuplicates(expected, predictions), f: lossAndDuplicates(expected, features) };
 }
 
-/** The first log line of `proc` (pino JSON lines) with this message and these fields. */
-function logged(proc: StageProcess, msg: string, fields: Record<string, unknown>): { time: number; [k: string]: unknown } | undefined {
-  for (const line of proc.output.split('\n')) {
-    if (!line.includes(`"msg":"${msg}"`)) continue;
-    const entry = JSON.parse(line) as { time: number; [k: string]: unknown };
-    if (Object.entries(fields).every(([k, v]) => entry[k] === v)) return entry;
-  }
-  return undefined;
-}
-
 /**
  * A process restarted after a crash inside a shared transaction of group `group`: seconds from
  * its group join until every lane owned its partition (ChainRunner logs it), and from the crash
@@ -45,14 +35,8 @@ function logged(proc: StageProcess, msg: string, fields: Record<string, unknown>
  * read their offsets with require_stable: those of its partitions wait until then.
  */
 async function restartStall(proc: StageProcess, group: string, crashedAt: number): Promise<{ fromJoin: number; fromCrash: number }> {
-  const deadline = Date.now() + 90000;
-  for (;;) {
-    const entry = logged(proc, 'lanes own their partitions', { group });
-    if (entry) return { fromJoin: (entry.waitedMs as number) / 1000, fromCrash: (entry.time - crashedAt) / 1000 };
-    if (!proc.running()) throw new Error(`process exited before its lanes owned their partitions: ${proc.output.slice(-1500)}`);
-    if (Date.now() > deadline) throw new Error(`lanes of ${group} not ready within 90 s: ${proc.output.slice(-1500)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const entry = await proc.waitFor(`its lanes of ${group} owning their partitions`, () => proc.entries('lanes own their partitions', { group })[0]);
+  return { fromJoin: (entry.waitedMs as number) / 1000, fromCrash: (entry.time - crashedAt) / 1000 };
 }
 
 describe('exactly-once v2 (shared transactions) through crashes (real processes, real broker)', () => {

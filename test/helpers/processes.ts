@@ -69,13 +69,36 @@ export class StageProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  async waitForLog(needle: string, timeoutMs: number): Promise<void> {
+  /** Its log entries (pino JSON lines) with this message and, when given, these field values; a line still being written is skipped. */
+  entries(msg: string, fields: Record<string, unknown> = {}): Array<{ time: number; [k: string]: unknown }> {
+    const found: Array<{ time: number; [k: string]: unknown }> = [];
+    for (const line of this.output.split('\n')) {
+      if (!line.includes(`"msg":"${msg}"`)) continue;
+      let entry: { time: number; [k: string]: unknown };
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        continue;
+      }
+      if (Object.entries(fields).every(([k, v]) => entry[k] === v)) found.push(entry);
+    }
+    return found;
+  }
+
+  /** Polls `probe` until it returns something (returned), failing when the process exits first or after `timeoutMs`; `what` names the wait in the error, with the output's tail. */
+  async waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 90000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.output.includes(needle)) {
-      if (!this.running()) throw new Error(`process exited before logging '${needle}': ${this.output.slice(-1500)}`);
-      if (Date.now() > deadline) throw new Error(`no '${needle}' within ${timeoutMs} ms: ${this.output.slice(-1500)}`);
+    for (;;) {
+      const got = probe();
+      if (got !== undefined) return got;
+      if (!this.running()) throw new Error(`process exited before ${what}: ${this.output.slice(-2000)}`);
+      if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms: ${this.output.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  async waitForLog(needle: string, timeoutMs: number): Promise<void> {
+    await this.waitFor(`logging '${needle}'`, () => (this.output.includes(needle) ? true : undefined), timeoutMs);
   }
 
   kill(signal: NodeJS.Signals): void {
