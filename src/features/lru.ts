@@ -1,11 +1,14 @@
 /**
- * A small LRU cache with a per-entry TTL (Map insertion order = recency). Counts hits and misses.
+ * A small LRU cache with a per-entry TTL (Map insertion order = recency, refreshed lazily: see
+ * `get`). Counts hits and misses.
  * Optionally bounded by weight as well as entries: each entry carries a weight (e.g. its estimated
  * bytes), `reweigh` updates it as the value grows in place, and least recently used entries are
  * dropped until both bounds hold (the entry just set or reweighed stays, even alone over the bound).
  */
 export class LruCache<V> {
-  private readonly map = new Map<string, { value: V; expires: number; weight: number }>();
+  private readonly map = new Map<string, { value: V; expires: number; weight: number; tick: number }>();
+  /** Counts insertions and moves to the newest end: an entry's `tick` minus it tells how many went in after it. */
+  private tick = 0;
   hits = 0;
   misses = 0;
   /** Entries dropped to keep within the bounds (not deletes, not expiries). */
@@ -27,8 +30,15 @@ export class LruCache<V> {
       this.misses++;
       return undefined;
     }
-    this.map.delete(key);
-    this.map.set(key, e);
+    // Recency is refreshed only for an entry that is not among the newest half already: a Map
+    // delete + set costs ~200 ns a hit (the streaming state and the batch sets make a few per
+    // event), and an entry with at most size/2 insertions after it has at least as many older
+    // entries to be dropped first. Exact LRU order for maps of up to three entries.
+    if (this.tick - e.tick >= Math.max(1, this.map.size >> 1)) {
+      this.map.delete(key);
+      this.map.set(key, e);
+      e.tick = ++this.tick;
+    }
     this.hits++;
     return e.value;
   }
@@ -36,7 +46,7 @@ export class LruCache<V> {
   set(key: string, value: V, weight = 0): void {
     if (this.maxEntries <= 0 || this.ttlMs <= 0) return;
     this.remove(key);
-    this.map.set(key, { value, expires: this.now() + this.ttlMs, weight });
+    this.map.set(key, { value, expires: this.now() + this.ttlMs, weight, tick: ++this.tick });
     this.total += weight;
     this.trim(key);
   }
@@ -58,6 +68,7 @@ export class LruCache<V> {
         const e = this.map.get(keep)!;
         this.map.delete(keep);
         this.map.set(keep, e);
+        e.tick = ++this.tick;
         continue;
       }
       this.remove(oldest);

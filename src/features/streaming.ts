@@ -498,9 +498,10 @@ export class StreamingState {
     const bump = (f: string, n: number) => (stats[f] = (stats[f] ?? 0) + n);
     const report: StreamingBatchReport = { late: {}, evictedBuckets: {}, evictedEvents: {}, replayMissed: 0 };
     let lastOffset = -1;
+    const nSets = this.sets.length;
     for (const it of c.items) {
       const e = events[it.i];
-      const per: Array<{ late: boolean; values: number[] } | undefined> = this.sets.map(() => undefined);
+      const per: Array<{ late: boolean; values: number[] } | undefined> = new Array(nSets).fill(undefined);
       if (e.offset <= ck) {
         if (it.counts) bump('replayed', 1);
         const part = stored.get(e.offset);
@@ -520,32 +521,32 @@ export class StreamingState {
         continue;
       }
       if (it.counts) bump('applied', 1);
-      const texts: string[] = [];
-      this.sets.forEach((s, si) => {
+      // The stored vector: per set `late:v1,v2,...`, sets joined by ';' ('' for a set whose entity is elsewhere).
+      let text = '';
+      for (let si = 0; si < nSets; si++) {
+        if (si > 0) text += ';';
         const ki = it.ent[si];
-        if (ki < 0) {
-          texts.push('');
-          return;
-        }
+        if (ki < 0) continue;
         const st = states[ki];
         const late = st.isLate(e.eventTime);
         const values = st.score(e.eventTime);
         per[si] = { late, values };
-        texts.push(`${late ? 1 : 0}:${values.join(',')}`);
+        text += `${late ? 1 : 0}:${values.join(',')}`;
+        const name = this.sets[si].name;
         if (late) {
-          report.late[s.name] = (report.late[s.name] ?? 0) + 1;
+          report.late[name] = (report.late[name] ?? 0) + 1;
           bump(this.statFields[si].late, 1);
-          return;
+          continue;
         }
         const eff = st.apply(e.eventTime, e.values[si]);
         bump(this.statFields[si].sr, 1 - eff.evictedEvents);
         bump(this.statFields[si].sb, (eff.newBucket ? 1 : 0) - eff.evictedBuckets);
-        if (eff.evictedBuckets > 0) report.evictedBuckets[s.name] = (report.evictedBuckets[s.name] ?? 0) + eff.evictedBuckets;
-        if (eff.evictedEvents > 0) report.evictedEvents[s.name] = (report.evictedEvents[s.name] ?? 0) + eff.evictedEvents;
-      });
+        if (eff.evictedBuckets > 0) report.evictedBuckets[name] = (report.evictedBuckets[name] ?? 0) + eff.evictedBuckets;
+        if (eff.evictedEvents > 0) report.evictedEvents[name] = (report.evictedEvents[name] ?? 0) + eff.evictedEvents;
+      }
       results.push(per);
       offsets.push(e.offset);
-      parts.push(texts.join(';'));
+      parts.push(text);
       if (e.offset > lastOffset) lastOffset = e.offset;
     }
     return { results, offsets, parts, stats, report, lastOffset: lastOffset > ck ? lastOffset : -1 };
