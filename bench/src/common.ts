@@ -37,6 +37,11 @@ export type ChildMessage =
   | { type: 'result'; result: unknown }
   | { type: 'error'; message: string };
 
+/** `--commit-interval-ms`'s list: 0 is an interval (the engine's default: transactions back to back), so it is kept. */
+export function intervalList(s: string): number[] {
+  return s.split(',').map((x) => Number(x.trim())).filter((x) => Number.isFinite(x) && x >= 0);
+}
+
 /** Nearest-rank percentile of an ascending array. */
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return NaN;

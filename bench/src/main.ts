@@ -19,7 +19,7 @@ import { repoRoot, stateFilePath } from '../../src/stack/paths';
 import { readState } from '../../src/stack/state';
 import { startTestStack } from '../../src/stack/test-harness';
 import { interleavedSchedule, voidIfStolen } from './interleave';
-import { ProcSampler, STEAL, round, type ChildConfig, type ChildMessage, type ProcUsage } from './common';
+import { intervalList, ProcSampler, STEAL, round, type ChildConfig, type ChildMessage, type ProcUsage } from './common';
 import { LiveRunner, type CapacityResult, type LiveOptions, type StepResult } from './live';
 import { Progress } from './progress';
 import { kafkaPerf, preloadRedis, redisRaw, type KafkaPerf, type RedisRaw } from './raw';
@@ -145,7 +145,7 @@ function options(): Options {
   const q = values.quick;
   const step = Number(values['step-seconds'] ?? (q ? 8 : 30));
   // Several intervals (a sweep): every Tributary system is measured once per interval, as <system>~i<N>.
-  const intervals = values['commit-interval-ms'] ? nums(values['commit-interval-ms']) : [];
+  const intervals = values['commit-interval-ms'] ? intervalList(values['commit-interval-ms']) : [];
   const sweep = intervals.length > 1 ? intervals : undefined;
   const commit = intervals.length === 1 || values['commit-max-records'] ? { intervalMs: intervals.length === 1 ? intervals[0] : undefined, maxRecords: values['commit-max-records'] ? Number(values['commit-max-records']) : undefined } : undefined;
   return {

@@ -5,12 +5,12 @@
  */
 import { repoRoot } from '../../src/stack/paths';
 import { acceptance } from '../../bench/src/acceptance';
-import { ProcSampler, STEAL } from '../../bench/src/common';
+import { intervalList, ProcSampler, STEAL } from '../../bench/src/common';
 import { interleavedRows, interleavedSchedule, voidIfStolen } from '../../bench/src/interleave';
 import { LiveRunner, slopePerSecond, stepUp, type LiveOptions, type Session, type StepResult, type StepPurpose } from '../../bench/src/live';
 import type { SystemOutcome } from '../../bench/src/main';
 import type { Progress } from '../../bench/src/progress';
-import { catalog, DEFAULT_SYSTEMS, selectSystems } from '../../bench/src/systems';
+import { catalog, DEFAULT_SYSTEMS, selectSystems, withCommitSweep } from '../../bench/src/systems';
 import { driverKeyField, variantSpec } from '../../bench/src/topologies';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -200,6 +200,14 @@ describe('bench helpers', () => {
     const pool = (o: { poolWorkers?: number }) => (variantSpec(repoRoot(), { variant: 'stateless', suffix: 'sfx', partitions: 3, ...o }).stages.find((s) => s.processor === 'onnx_inference')!.config as { pool?: { workers?: number } }).pool;
     expect(pool({ poolWorkers: 1 })!.workers).toBe(1);
     expect(pool({})!.workers).toBe(0);
+  });
+
+  it('keeps 0 in a commit-interval sweep (the engine\'s default: back-to-back transactions)', () => {
+    expect(intervalList('0, 20,x,-5')).toEqual([0, 20]);
+    expect(withCommitSweep(catalog([ownCode()]).filter((s) => s.name === 'tributary-default-eos-fused'), intervalList('0,20')).map((s) => [s.name, s.commit?.intervalMs])).toEqual([
+      ['tributary-default-eos-fused~i0', 0],
+      ['tributary-default-eos-fused~i20', 20],
+    ]);
   });
 
   it('selects systems by name and * pattern, and rejects a pattern matching none', () => {
