@@ -83,7 +83,10 @@ export function variantSpec(root: string, o: VariantOptions): TopologySpec {
     (score.config as { model: { version: string } }).model.version = '1';
     delete spec.features;
   }
-  if (o.poolWorkers !== undefined) (score.config as { pool?: Record<string, unknown> }).pool = { ...(score.config as { pool?: Record<string, unknown> }).pool, workers: o.poolWorkers };
+  if (o.poolWorkers !== undefined) {
+    const scoring = score.config as { pool?: Record<string, unknown> };
+    scoring.pool = { ...scoring.pool, workers: o.poolWorkers };
+  }
   const rename = (t: string) => `${t}.${o.suffix}`;
   spec.name = `${spec.name}-${o.suffix}`;
   for (const t of spec.topics) {

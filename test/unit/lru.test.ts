@@ -25,7 +25,7 @@ describe('LruCache recency (refreshed lazily: a hit moves an entry only when it 
     expect(c.get('k89')).toBeUndefined();
     expect(c.get('k90')).toBe(90);
     // Touched again from the older half now: moved, so the next 99 insertions do not drop it.
-    for (let i = 189; i < 288; i++) c.set(`k${i}`, i);
+    for (let i = 190; i < 289; i++) c.set(`k${i}`, i);
     expect(c.get('k90')).toBe(90);
   });
 
