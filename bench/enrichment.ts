@@ -26,7 +26,9 @@
  * <dir>/<mode>-<batch>.heapprofile, and the bytes allocated per event it estimates.
  *
  * BENCH_EVENTS, BENCH_SIZES, BENCH_MODES (comma list of: batch, lru, full, full-lru), BENCH_FLAT=0
- * to skip it, BENCH_REFERENCE=0 to skip redis-benchmark.
+ * to skip it, BENCH_REFERENCE=0 to skip redis-benchmark. BENCH_GROWTH=<events> (blocks of
+ * BENCH_GROWTH_BLOCK) measures the cost per event as the state grows; BENCH_HEAP_SNAPSHOT=<file>
+ * then writes a heap snapshot of the grown state (summarise with bench/tools/heap-by-type.js).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -222,6 +224,8 @@ async function main(): Promise<void> {
       growth.push(row);
       console.log(JSON.stringify({ growth: row }));
     }
+    // BENCH_HEAP_SNAPSHOT=<file>: the heap once the state has grown (what each held event costs, by constructor).
+    if (process.env.BENCH_HEAP_SNAPSHOT) console.log(`heap snapshot: ${v8.writeHeapSnapshot(process.env.BENCH_HEAP_SNAPSHOT)}`);
     await enricher.streaming?.reset();
   }
 

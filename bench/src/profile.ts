@@ -1,7 +1,8 @@
 /**
  * Summarises a V8 .cpuprofile (written by `node --cpu-prof`): self time per function and per area
  * (our src/, kafkajs, avsc, onnxruntime, node internals, GC, idle). Usable on its own:
- *   node bench/dist/bench/src/profile.js FILE.cpuprofile [TOP]
+ *   node bench/dist/bench/src/profile.js FILE.cpuprofile [TOP] [--last FROM[:TO]]   (--last: only
+ *     the samples from FROM to TO seconds before the profile's end, e.g. a system's last step)
  *   node bench/dist/bench/src/profile.js FILE.cpuprofile --blocks MS   (the main thread's busy
  *     stretches of MS or more — what held the event loop — each with what ran in it)
  */
@@ -49,11 +50,28 @@ function whereOf(n: CpuNode): string {
   return url ? `${url.replace(/^file:\/\//, '').replace(/^.*?\/(node_modules|dist|bench)\//, '$1/')}:${lineNumber + 1}` : '';
 }
 
-export function summariseProfile(file: string, topN = 20): ProfileSummary {
+/**
+ * A stretch of a profile, in seconds before its end: `{ fromEndS: 40, toEndS: 5 }` keeps the samples
+ * taken between 40 s and 5 s before the profile stopped (a system's last step, without its stop).
+ */
+export interface ProfileWindow {
+  fromEndS: number;
+  toEndS: number;
+}
+
+export function summariseProfile(file: string, topN = 20, window?: ProfileWindow): ProfileSummary {
   const prof = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (prof.timeDeltas[i] ?? 0) / 1000);
+  // Sample i was taken at startTime + the sum of timeDeltas up to i (µs).
+  let at = prof.startTime;
+  const from = window ? prof.endTime - window.fromEndS * 1e6 : -Infinity;
+  const to = window ? prof.endTime - window.toEndS * 1e6 : Infinity;
+  for (let i = 0; i < prof.samples.length; i++) {
+    at += prof.timeDeltas[i] ?? 0;
+    if (at < from || at > to) continue;
+    self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (prof.timeDeltas[i] ?? 0) / 1000);
+  }
   const byFn = new Map<string, { fn: string; where: string; area: string; selfMs: number }>();
   const byArea = new Map<string, number>();
   let total = 0;
@@ -175,7 +193,10 @@ if (require.main === module) {
     console.log(`${blocks.length} blocks of ${process.argv[4] ?? 40} ms or more`);
     process.exit(0);
   }
-  const s = summariseProfile(file, Number(process.argv[3] ?? 25));
+  // --last FROM[:TO]: only the samples from FROM to TO seconds before the profile's end.
+  const li = process.argv.indexOf('--last');
+  const window = li > 0 ? (([f, t]) => ({ fromEndS: Number(f), toEndS: Number(t ?? 0) }))(process.argv[li + 1].split(':')) : undefined;
+  const s = summariseProfile(file, li === 3 ? 25 : Number(process.argv[3] ?? 25), window);
   console.log(`total ${s.totalMs} ms sampled`);
   for (const a of s.byArea) console.log(`${String(a.percentOfBusy).padStart(5)}%  ${a.area}`);
   console.log('');

@@ -17,7 +17,7 @@
  *   (`cacheEntities`) and updated in memory; Redis is the durable, fenced store, written once per
  *   consumed batch and slot group. No aggregation runs in Redis.
  * Cost per event (window-state.ts has the detail): an entity with at most `smallEntityEvents`
- *   events (default 32) is a list of them, scored by a scan — bounded and the cheapest for few
+ *   events (default 32) is a list of them (and the same sorted by time), a window a range of it — bounded and the cheapest for few
  *   events. Past that its events are held in typed-array columns linked per bucket (no object per
  *   event, so the heap the garbage collector traces does not grow with the windows),
  *   with a summary per block of `bucketsPerBlock` buckets and per window an accumulator of the
@@ -25,8 +25,9 @@
  *   its entity (t >= every time applied to it) is scored from the accumulators: O(1) amortised,
  *   O(log n) for min/max — flat in the number of events in the window. An out-of-order or late
  *   event is scored from the summaries of its window: whole blocks inside it and buckets at its
- *   edges, O(window / (R * F) + 2 F) summaries (24 + up to 118 for 24 h at 1 min, F = 60), plus
- *   O(distinct values x log n) for distinct counts and the events of its own bucket (it counts
+ *   edges, O(window / (R * F) + 2 F) summaries (24 + up to 118 for 24 h at 1 min, F = 60; a block
+ *   of fewer than 8 events is read as its events, not kept as a summary), plus
+ *   O(min(events in the window, distinct values x log n)) for distinct counts and the events of its own bucket (it counts
  *   only up to t): bounded by the window, not by the events. Distinct counts are exact.
  *   Redis per batch and group: at most one read-only load (stream-load.lua: checkpoint, stored
  *   vectors of replayed offsets, entities not held; none for a warm batch without replays, nor

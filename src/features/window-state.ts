@@ -8,11 +8,13 @@
  * Cost per event, n = events in the entity's retention:
  * - in event-time order (t >= every time applied): O(1) amortised for count, sum, mean, distinct,
  *   last and time since previous, O(log n) for min/max (heaps of bucket extremes);
- * - out of order or late: whole blocks inside the window plus buckets at its edges,
- *   O(window / (R F) + 2 F) summaries (a bucket of fewer than BUCKET_SUMMARY_EVENTS events is read
- *   as its events), plus O(distinct values x log n) for distinct counts and the
- *   events of its own bucket (it counts only up to t) — bounded by the window in buckets, not by
- *   the events in it.
+ * - out of order or late: the summaries of the dense blocks inside the window plus the buckets of
+ *   its edges and of its sparse blocks, O(window / (R F) x BLOCK_SUMMARY_EVENTS + 2 F) summaries or
+ *   events (a bucket of fewer than BUCKET_SUMMARY_EVENTS events is read as its events), plus for
+ *   distinct counts O(min(events in the window, distinct values x log n)), and the events of its
+ *   own bucket (it counts only up to t) — bounded by the window in buckets, not by the events in
+ *   it. A small entity reads a window as a range of its time-sorted events: count, last and time
+ *   since previous in O(log n), the others in O(events in the window).
  * Persistence: a bucket's events are stored in fragments (hash fields `b<bucket>:<first seq>`),
  * appended per chunk and merged like a binary counter (a fragment absorbs the next when it is not
  * larger), so a chunk writes O(its events x log n) bytes, never the whole window.
@@ -190,11 +192,15 @@ function str(v: Vals, slot: number): string {
 /** Count, exact sums, min and max of some events (a block of buckets). */
 class Summary {
   n = 0;
-  readonly s: number[][] = [];
-  readonly mn: number[] = [];
-  readonly mx: number[] = [];
+  // Slot-indexed, sized once (an array grown by assignment reserves 17 elements).
+  readonly s: number[][];
+  readonly mn: number[];
+  readonly mx: number[];
 
   constructor(plan: SetPlan) {
+    this.s = new Array<number[]>(plan.slots);
+    this.mn = new Array<number>(plan.slots);
+    this.mx = new Array<number>(plan.slots);
     for (const slot of plan.num) {
       this.s[slot] = [];
       this.mn[slot] = Infinity;
@@ -216,6 +222,10 @@ class Summary {
 
 /** BigWindow.scoreRange's scratch: one window's count, exact sums, min and max (slot-indexed). */
 const RANGE: { n: number; s: number[][]; mn: number[]; mx: number[] } = { n: 0, s: [], mn: [], mx: [] };
+/** BigWindow.scoreRange's scratch: per window, the events in it (chooses how a distinct count is read). */
+const RANGE_N: number[] = [];
+/** BigWindow.distinctScan's scratch. */
+const DISTINCT_SEEN = new Set<string>();
 
 /** Binary heap of (value, bucket) pairs, max or min first; entries of buckets below `lo` are dropped lazily. */
 class BucketHeap {
@@ -320,6 +330,13 @@ const fieldOf = (bucket: number, id: number) => `b${bucket}:${id}`;
 
 /** Events from which a bucket of a big entity keeps a summary (BigWindow.bsum). */
 const BUCKET_SUMMARY_EVENTS = 4;
+/**
+ * Events from which a block of F buckets keeps a summary (BigWindow.blocks). A sparse block (a
+ * card with a few events an hour) is read as its buckets instead: a summary holds four arrays
+ * (~700 bytes) and costs a scan about what its few events cost, so summarising every block made
+ * summaries the largest part of a grown demo stage's heap (72,700 of them for 200,000 events).
+ */
+const BLOCK_SUMMARY_EVENTS = 8;
 
 /** See EntityWindowState.approxBytes. */
 const ENTITY_BYTES = 2048;
@@ -433,7 +450,11 @@ class BigWindow {
    * per event), and a busy one spreads its summary over many events.
    */
   private bsum: Array<Summary | undefined> = [];
-  private readonly blocks = new Map<number, Summary>();
+  /**
+   * Per block of F buckets with events: its summary once it holds BLOCK_SUMMARY_EVENTS events,
+   * before that its event count (a sparse block is read as its buckets).
+   */
+  private readonly blocks = new Map<number, Summary | number>();
   /** Greatest event time applied (-Infinity: none). */
   mt = -Infinity;
   /** The latest applied event (by time, then sequence): time, sequence, numbers by slot. */
@@ -485,7 +506,7 @@ class BigWindow {
       st.link(i, B);
       if (e.fid === 0) st.dirty.add(B);
       if (e.s > st.seq) st.seq = e.s;
-      st.blockOf(B).addAt(plan, st.X, i);
+      st.addToBlock(B, i);
       st.noteLatest(i);
       for (const slot of plan.dis) st.indexValue(slot, st.D[slot][i], e.t);
       if (e.t > st.mt) st.mt = e.t;
@@ -598,14 +619,27 @@ class BigWindow {
     }
   }
 
-  private blockOf(B: number): Summary {
-    const K = Math.floor(B / this.plan.F);
-    let k = this.blocks.get(K);
-    if (!k) {
-      k = new Summary(this.plan);
-      this.blocks.set(K, k);
+  /** Counts the event at column index i (linked in bucket B already) in its block; summarises a block that became dense. */
+  private addToBlock(B: number, i: number): void {
+    const { plan } = this;
+    const K = Math.floor(B / plan.F);
+    const k = this.blocks.get(K);
+    if (typeof k === 'object') {
+      k.addAt(plan, this.X, i);
+      return;
     }
-    return k;
+    const n = (k ?? 0) + 1;
+    if (n < BLOCK_SUMMARY_EVENTS) {
+      this.blocks.set(K, n);
+      return;
+    }
+    // Dense now: a summary of the block's held events (i among them).
+    const sum = new Summary(plan);
+    const end = (K + 1) * plan.F;
+    for (let bi = lowerBound(this.bid, K * plan.F); bi < this.bid.length && this.bid[bi] < end; bi++) {
+      for (let j = this.bhead[bi]; j >= 0; j = this.NX[j]) sum.addAt(plan, this.X, j);
+    }
+    this.blocks.set(K, sum);
   }
 
   private indexValue(slot: number, v: string, t: number): void {
@@ -775,6 +809,7 @@ class BigWindow {
       this.rangeInto(w, sb, B - 1);
       // t's own bucket counts its events up to t.
       if (own && B >= sb) for (let i = this.bhead[obi]; i >= 0; i = this.NX[i]) if (this.T[i] <= t) this.takeEvent(w, i);
+      RANGE_N[wi] = g.n;
       for (let ai = 0; ai < plan.aggs.length; ai++) {
         const a = plan.aggs[ai];
         if (a.w !== wi || !TOTALS.has(a.k)) continue;
@@ -802,7 +837,8 @@ class BigWindow {
       if (TOTALS.has(a.k)) continue;
       const sb = startBucket(plan.wins[a.w], t, R);
       if (a.k === 'distinct_count') {
-        out[ai] = this.distinctIn(a.f, sb * R, t);
+        // Whichever is fewer: the window's events, or the values held over the whole retention.
+        out[ai] = RANGE_N[a.w] < this.dvals[a.f].size ? this.distinctScan(a.f, sb, B, t) : this.distinctIn(a.f, sb * R, t);
         continue;
       }
       // last, time_since_prev: the latest event (time, then sequence) of t's bucket up to t, else of
@@ -852,7 +888,10 @@ class BigWindow {
     else for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) this.takeEvent(w, i);
   }
 
-  /** Adds buckets [lo, hi] to RANGE: whole blocks where they fit, buckets (by index) at the edges. */
+  /**
+   * Adds buckets [lo, hi] to RANGE: the summaries of the dense blocks wholly inside, the other
+   * buckets (edges, sparse blocks) by index — at most 2 F + (BLOCK_SUMMARY_EVENTS - 1) per block.
+   */
   private rangeInto(w: WindowPlan, lo: number, hi: number): void {
     if (lo > hi) return;
     const F = this.plan.F;
@@ -860,23 +899,39 @@ class BigWindow {
     const kh = Math.floor(hi / F);
     let k0 = kl + 1;
     if (k0 <= this.cutBlock) k0 = this.cutBlock + 1;
-    if (F > 1 && kh - k0 >= 1) {
-      this.bucketsInto(w, lo, k0 * F - 1);
+    let from = lo; // buckets from here on are not taken yet
+    if (F > 1) {
       for (let K = k0; K < kh; K++) {
         const k = this.blocks.get(K);
-        if (k) this.takeSummary(w, k);
+        if (typeof k !== 'object') continue; // empty or sparse: read with the buckets around it
+        this.bucketsInto(w, from, K * F - 1);
+        this.takeSummary(w, k);
+        from = (K + 1) * F;
       }
-      this.bucketsInto(w, kh * F, hi);
-    } else {
-      this.bucketsInto(w, lo, hi);
     }
+    this.bucketsInto(w, from, hi);
   }
 
   private bucketsInto(w: WindowPlan, lo: number, hi: number): void {
+    if (lo > hi) return;
     for (let bi = lowerBound(this.bid, lo); bi < this.bid.length && this.bid[bi] <= hi; bi++) this.takeBucket(w, bi);
   }
 
-  /** Values of a slot with an applied event in [loMs, hiMs]. */
+  /** Values of a slot among the events of buckets [sb, B) and of bucket B up to time t: O(those events). */
+  private distinctScan(slot: number, sb: number, B: number, t: number): number {
+    const seen = DISTINCT_SEEN;
+    seen.clear();
+    const D = this.D[slot];
+    for (let bi = lowerBound(this.bid, sb); bi < this.bid.length && this.bid[bi] <= B; bi++) {
+      const own = this.bid[bi] === B;
+      for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) if (!own || this.T[i] <= t) seen.add(D[i]);
+    }
+    const n = seen.size;
+    seen.clear();
+    return n;
+  }
+
+  /** Values of a slot with an applied event in [loMs, hiMs]: O(values held x log n). */
   private distinctIn(slot: number, loMs: number, hiMs: number): number {
     let n = 0;
     for (const times of this.dvals[slot].values()) {
@@ -915,7 +970,7 @@ class BigWindow {
     const p = this.push(e);
     const newBucket = this.link(p, B);
     this.dirty.add(B);
-    this.blockOf(B).addAt(plan, this.X, p);
+    this.addToBlock(B, p);
     this.noteLatest(p);
     for (const slot of plan.dis) this.indexValue(slot, this.D[slot][p], t);
     if (t > this.mt) this.mt = t;
@@ -1008,13 +1063,31 @@ class BigWindow {
   }
 }
 
-/** SmallWindow.score's scratch (one aggregation at a time). */
+/** SmallWindow.score's scratch: per window, the index in `byTime` of its first event. */
+const SMALL_LO: number[] = [];
 const SMALL_PARTIALS: number[] = [];
 const SMALL_SEEN = new Set<string>();
 
+/** Whether event a sorts before b in time, then sequence (apply) order. */
+const before = (a: Ev, b: Ev) => a.t < b.t || (a.t === b.t && a.s < b.s);
+
+/** First index of a time-sorted list whose event time is >= t (`strict`: > t). */
+function timeBound(list: readonly Ev[], t: number, strict: boolean): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid].t < t || (strict && list[mid].t === t)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /**
- * A small entity (at most `small` events held): just its events, scored by scanning them — the
- * cheapest for the many entities with few events, in memory and per event. Same vectors as BigWindow.
+ * A small entity (at most `small` events held): just its events, in apply order and sorted by
+ * time — the cheapest for the many entities with few events, in memory and per event. A window is
+ * a range of the sorted list (two binary searches): count, last and time since previous read its
+ * ends, sums, extremes and distinct counts scan only the events in it. Same vectors as BigWindow.
  */
 class SmallWindow {
   mt = -Infinity;
@@ -1023,6 +1096,8 @@ class SmallWindow {
   }
   seq = 0;
   removed: string[] = [];
+  /** The same events sorted by time, then sequence (ties: the later applied last). */
+  private byTime: Ev[];
 
   constructor(
     private readonly plan: SetPlan,
@@ -1033,64 +1108,54 @@ class SmallWindow {
       if (e.t > this.mt) this.mt = e.t;
       if (e.s > this.seq) this.seq = e.s;
     }
+    this.byTime = log.slice().sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
   }
 
   score(t: number): number[] {
     const { plan } = this;
+    const L = this.byTime;
+    // Events up to t: [lo of the window, hi); the last of them is the latest (time, then sequence).
+    const hi = timeBound(L, t, true);
+    for (let wi = 0; wi < plan.wins.length; wi++) SMALL_LO[wi] = timeBound(L, startBucket(plan.wins[wi], t, plan.R) * plan.R, false);
     const out: number[] = new Array(plan.aggs.length);
     for (let ai = 0; ai < plan.aggs.length; ai++) {
       const a = plan.aggs[ai];
-      const start = startBucket(plan.wins[a.w], t, plan.R) * plan.R;
-      let n = 0;
-      let mn = Infinity;
-      let mx = -Infinity;
-      let lt = -Infinity;
-      let ls = -1;
-      let lv = 0;
-      // Only the aggregations that need them use the partials array or the set (module scratch: this runs per event).
-      const p: number[] | undefined = a.k === 'sum' || a.k === 'mean' ? SMALL_PARTIALS : undefined;
-      if (p) p.length = 0;
-      const seen = a.k === 'distinct_count' ? SMALL_SEEN : undefined;
-      seen?.clear();
-      for (const e of this.log) {
-        if (e.t < start || e.t > t) continue;
-        n++;
-        if (e.t > lt || (e.t === lt && e.s > ls)) {
-          lt = e.t;
-          ls = e.s;
-          if (a.f >= 0 && a.k === 'last') lv = num(e.v, a.f);
-        }
-        if (a.f < 0) continue;
-        if (seen) seen.add(str(e.v, a.f));
-        else if (p) padd(p, num(e.v, a.f));
-        else if (a.k === 'min') mn = Math.min(mn, num(e.v, a.f));
-        else if (a.k === 'max') mx = Math.max(mx, num(e.v, a.f));
-      }
+      const lo = SMALL_LO[a.w];
+      const n = hi > lo ? hi - lo : 0;
       let v: number;
       switch (a.k) {
         case 'count':
           v = n;
           break;
-        case 'sum':
-          v = psum(p!);
-          break;
-        case 'mean':
-          v = n > 0 ? psum(p!) / n : a.d;
-          break;
-        case 'min':
-          v = n > 0 ? mn : a.d;
-          break;
-        case 'max':
-          v = n > 0 ? mx : a.d;
-          break;
-        case 'distinct_count':
-          v = seen!.size;
-          break;
         case 'last':
-          v = n > 0 ? lv : a.d;
+          v = n > 0 ? num(L[hi - 1].v, a.f) : a.d;
           break;
-        default:
-          v = n > 0 ? t - lt : a.d;
+        case 'time_since_prev':
+          v = n > 0 ? t - L[hi - 1].t : a.d;
+          break;
+        case 'sum':
+        case 'mean': {
+          const p = SMALL_PARTIALS;
+          p.length = 0;
+          for (let i = lo; i < hi; i++) padd(p, num(L[i].v, a.f));
+          v = a.k === 'sum' ? psum(p) : n > 0 ? psum(p) / n : a.d;
+          break;
+        }
+        case 'min':
+        case 'max': {
+          let x = a.k === 'min' ? Infinity : -Infinity;
+          for (let i = lo; i < hi; i++) x = a.k === 'min' ? Math.min(x, num(L[i].v, a.f)) : Math.max(x, num(L[i].v, a.f));
+          v = n > 0 ? x : a.d;
+          break;
+        }
+        default: {
+          // distinct_count
+          const seen = SMALL_SEEN;
+          seen.clear();
+          for (let i = lo; i < hi; i++) seen.add(str(L[i].v, a.f));
+          v = seen.size;
+          seen.clear();
+        }
       }
       out[ai] = v;
     }
@@ -1100,14 +1165,17 @@ class SmallWindow {
   apply(e: Ev): ApplyEffect {
     const R = this.plan.R;
     const B = Math.floor(e.t / R);
-    let newBucket = true;
-    for (const o of this.log) if (Math.floor(o.t / R) === B) newBucket = false;
+    const L = this.byTime;
+    // e has the greatest sequence: it goes after every event at its time; a bucket's events are adjacent.
+    const at = timeBound(L, e.t, true);
+    const newBucket = !((at > 0 && Math.floor(L[at - 1].t / R) === B) || (at < L.length && Math.floor(L[at].t / R) === B));
+    L.splice(at, 0, e);
     this.log.push(e);
     if (e.t > this.mt) this.mt = e.t;
     if (e.s > this.seq) this.seq = e.s;
     const effect: ApplyEffect = { newBucket, evictedBuckets: 0, evictedEvents: 0 };
     const cutMs = Math.floor((this.mt - this.plan.ret) / R) * R;
-    if (this.log.some((o) => o.t < cutMs)) {
+    if (L[0].t < cutMs) {
       const gone = new Set<number>();
       const fields = new Set<string>();
       let k = 0;
@@ -1121,6 +1189,7 @@ class SmallWindow {
       effect.evictedEvents = this.log.length - k;
       effect.evictedBuckets = gone.size;
       this.log.length = k;
+      L.splice(0, timeBound(L, cutMs, false));
       this.removed.push(...fields);
     }
     return effect;
