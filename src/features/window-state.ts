@@ -890,7 +890,8 @@ class BigWindow {
 
   /**
    * Adds buckets [lo, hi] to RANGE: the summaries of the dense blocks wholly inside, the other
-   * buckets (edges, sparse blocks) by index — at most 2 F + (BLOCK_SUMMARY_EVENTS - 1) per block.
+   * buckets by index — the edges (up to 2 F buckets) and the sparse blocks (fewer than
+   * BLOCK_SUMMARY_EVENTS events each).
    */
   private rangeInto(w: WindowPlan, lo: number, hi: number): void {
     if (lo > hi) return;
@@ -1097,7 +1098,7 @@ class SmallWindow {
   seq = 0;
   removed: string[] = [];
   /** The same events sorted by time, then sequence (ties: the later applied last). */
-  private byTime: Ev[];
+  private readonly byTime: Ev[];
 
   constructor(
     private readonly plan: SetPlan,

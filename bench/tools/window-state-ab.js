@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+/**
+ * The streaming window state alone (no Redis, no Kafka): the demo generator's events through one
+ * EntityWindowState per card (score, then apply when not late), as the extract stage does between
+ * its loads and commits. Prints ns per event per block of BLOCK events as the cards fill, and
+ * alternates checkouts round by round so an A/B runs on the same machine state:
+ *   node --expose-gc bench/tools/window-state-ab.js DIR [DIR...]
+ * Each DIR is a checkout with bench:enrichment's build in bench/dist-enrichment (see BENCHMARKS.md,
+ * "Enrichment CPU per event"). N (default 400,000), BLOCK (50,000), ROUNDS (3). The values held
+ * are the raw amount (not amount_usd) and merchantId: the cost, not the features, is measured.
+ */
+'use strict';
+const path = require('node:path');
+
+const dirs = process.argv.slice(2);
+if (dirs.length === 0) {
+  console.error('usage: node --expose-gc bench/tools/window-state-ab.js DIR [DIR...]');
+  process.exit(2);
+}
+const N = Number(process.env.N ?? 400000);
+const BLOCK = Number(process.env.BLOCK ?? 50000);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+
+for (let round = 0; round < ROUNDS; round++) {
+  for (const dir of dirs) {
+    const D = path.resolve(dir, 'bench/dist-enrichment');
+    for (const k of Object.keys(require.cache)) delete require.cache[k];
+    const ws = require(path.join(D, 'src/features/window-state.js'));
+    const { valueNames } = require(path.join(D, 'src/features/streaming.js'));
+    const { loadTopology } = require(path.join(D, 'src/stages/load-topology.js'));
+    const { builtinProcessors } = require(path.join(D, 'src/stages/builtin.js'));
+    const { TransactionGenerator } = require(path.join(D, 'examples/fraud/generator.js'));
+    const topology = loadTopology(path.resolve(dir, 'topologies/fraud-detection.yaml'), builtinProcessors());
+    const set = topology.spec.features.sets.find((s) => s.name === 'card_activity');
+    const names = valueNames(set);
+    const plan = ws.setPlan(set, names, 60, 3_600_000);
+    const gen = new TransactionGenerator({ seed: 42, startTime: 1.7e12 });
+    const states = new Map();
+    const row = [];
+    for (let done = 0; done < N; done += BLOCK) {
+      const events = gen.take(BLOCK).map((g) => g.tx);
+      const t0 = process.hrtime.bigint();
+      for (const tx of events) {
+        let st = states.get(tx.cardId);
+        if (!st) states.set(tx.cardId, (st = new ws.EntityWindowState(plan, 32)));
+        const t = tx.eventTime;
+        st.score(t);
+        if (!st.isLate(t)) st.apply(t, names.map((n) => String(n === 'amount_usd' ? tx.amount : (tx[n] ?? ''))));
+      }
+      row.push(Number(process.hrtime.bigint() - t0) / BLOCK);
+    }
+    if (global.gc) global.gc();
+    const heapMB = process.memoryUsage().heapUsed / 1048576;
+    console.log(`round ${round} ${dir}: ${row.map((x) => x.toFixed(0)).join(' ')} ns/event; heap ${heapMB.toFixed(0)} MB with ${states.size} cards held`);
+  }
+}
