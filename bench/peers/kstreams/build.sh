@@ -27,8 +27,10 @@ mvn_args=(-q -B -Dstyle.color=never package)
 offline_log="$(mktemp)"
 trap 'rm -f "$offline_log"' EXIT
 if ! mvn -o "${mvn_args[@]}" >"$offline_log" 2>&1; then
-  # Offline failed: most likely a dependency not yet in the local repository. One online try.
-  mvn "${mvn_args[@]}"
+  # Offline failed: most likely a dependency not yet in the local repository. One online try, its
+  # output on stderr: stdout's last line is the jar's path for the callers (Maven 3.8 writes colour
+  # codes even with style.color=never, which glued onto that line broke the path on a fresh machine).
+  mvn "${mvn_args[@]}" >&2
 fi
 # mvn leaves the jar's mtime at packaging time; touch so a no-op rebuild is never mistaken for stale.
 touch "$jar"
