@@ -18,9 +18,11 @@ function copyPeer(): { root: string; script: string; jar: string } {
   fs.mkdirSync(peer, { recursive: true });
   for (const f of ['build.sh', 'pom.xml']) fs.copyFileSync(path.join(repo, 'bench/peers/kstreams', f), path.join(peer, f));
   fs.cpSync(path.join(repo, 'bench/peers/kstreams/src'), path.join(peer, 'src'), { recursive: true });
+  // The schemas the jar packs: only their times matter here (the fraud example may be absent:
+  // CI runs the unit tests with each example folder deleted).
   for (const f of ['examples/fraud/schemas/transaction.avsc', 'schemas/prediction.avsc']) {
     fs.mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
-    fs.copyFileSync(path.join(repo, f), path.join(root, f));
+    fs.writeFileSync(path.join(root, f), '{}\n');
   }
   return { root, script: path.join(peer, 'build.sh'), jar: path.join(peer, 'target', 'tributary-kstreams-peer.jar') };
 }
