@@ -920,8 +920,8 @@ class BigWindow {
 
   /** Values of a slot among the events of buckets [sb, B) and of bucket B up to time t: O(those events). */
   private distinctScan(slot: number, sb: number, B: number, t: number): number {
+    // Empty between calls: each clears it after reading its size (no value texts kept alive).
     const seen = DISTINCT_SEEN;
-    seen.clear();
     const D = this.D[slot];
     for (let bi = lowerBound(this.bid, sb); bi < this.bid.length && this.bid[bi] <= B; bi++) {
       const own = this.bid[bi] === B;
@@ -1069,9 +1069,6 @@ const SMALL_LO: number[] = [];
 const SMALL_PARTIALS: number[] = [];
 const SMALL_SEEN = new Set<string>();
 
-/** Whether event a sorts before b in time, then sequence (apply) order. */
-const before = (a: Ev, b: Ev) => a.t < b.t || (a.t === b.t && a.s < b.s);
-
 /** First index of a time-sorted list whose event time is >= t (`strict`: > t). */
 function timeBound(list: readonly Ev[], t: number, strict: boolean): number {
   let lo = 0;
@@ -1109,7 +1106,7 @@ class SmallWindow {
       if (e.t > this.mt) this.mt = e.t;
       if (e.s > this.seq) this.seq = e.s;
     }
-    this.byTime = log.slice().sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+    this.byTime = log.slice().sort((a, b) => a.t - b.t || a.s - b.s);
   }
 
   score(t: number): number[] {
@@ -1151,8 +1148,7 @@ class SmallWindow {
         }
         default: {
           // distinct_count
-          const seen = SMALL_SEEN;
-          seen.clear();
+          const seen = SMALL_SEEN; // empty: cleared after each use
           for (let i = lo; i < hi; i++) seen.add(str(L[i].v, a.f));
           v = seen.size;
           seen.clear();
