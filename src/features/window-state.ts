@@ -11,7 +11,8 @@
  * - out of order or late: the summaries of the dense blocks inside the window plus the buckets of
  *   its edges and of its sparse blocks, O(window / (R F) x BLOCK_SUMMARY_EVENTS + 2 F) summaries or
  *   events (a bucket of fewer than BUCKET_SUMMARY_EVENTS events is read as its events), plus for
- *   distinct counts O(min(events in the window, distinct values x log n)), and the events of its
+ *   distinct counts O(min(events in the window, distinct values x log n)) — a window's events are
+ *   counted where their value's previous occurrence is before the window, numbers only — and the events of its
  *   own bucket (it counts only up to t) — bounded by the window in buckets, not by the events in
  *   it. A small entity reads a window as a range of its time-sorted events: count, last and time
  *   since previous in O(log n), the others in O(events in the window).
@@ -224,8 +225,11 @@ class Summary {
 const RANGE: { n: number; s: number[][]; mn: number[]; mx: number[] } = { n: 0, s: [], mn: [], mx: [] };
 /** BigWindow.scoreRange's scratch: per window, the events in it (chooses how a distinct count is read). */
 const RANGE_N: number[] = [];
-/** BigWindow.distinctScan's scratch. */
-const DISTINCT_SEEN = new Set<string>();
+/**
+ * A distinct count reads the window's events while they are at most this many times the values
+ * held, else each value's times (a binary search each): a scan compares two numbers per event.
+ */
+const SCAN_PER_VALUE = 8;
 
 /** Binary heap of (value, bucket) pairs, max or min first; entries of buckets below `lo` are dropped lazily. */
 class BucketHeap {
@@ -321,9 +325,16 @@ function lowerBound(a: readonly number[], x: number): number {
   return lo;
 }
 
-function insertSorted(a: number[], x: number): void {
-  if (a.length === 0 || a[a.length - 1] <= x) a.push(x);
-  else a.splice(lowerBound(a, x), 0, x);
+/** Upper bound: first index in the ascending array with a[i] > x. */
+function upperBound(a: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (a[mid] <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 const fieldOf = (bucket: number, id: number) => `b${bucket}:${id}`;
@@ -438,6 +449,13 @@ class BigWindow {
   private X: Float64Array[] = [];
   /** Per distinct slot: its texts, aligned with the columns (length len). */
   private D: string[][] = [];
+  /**
+   * Per distinct slot: the time of the previous event (by time, then sequence) with the same value,
+   * -Infinity when none is held. A window [lo, t] holds as many distinct values as it holds events
+   * whose previous occurrence is before lo — a count of numbers, with no set of values to build
+   * (the distinct count was the largest cost of an out-of-order event).
+   */
+  private PV: Float64Array[] = [];
   /** Bucket ids present, ascending; per bucket its first and last event (column index) and count. */
   private bid: number[] = [];
   private bhead: number[] = [];
@@ -486,7 +504,10 @@ class BigWindow {
     this.FID = new Float64Array(capacity);
     this.NX = new Int32Array(capacity);
     for (const slot of this.plan.xs) this.X[slot] = new Float64Array(capacity);
-    for (const slot of plan.dis) this.D[slot] = [];
+    for (const slot of plan.dis) {
+      this.D[slot] = [];
+      this.PV[slot] = new Float64Array(capacity);
+    }
   }
 
   /** Events held (applied, not evicted). */
@@ -508,7 +529,7 @@ class BigWindow {
       if (e.s > st.seq) st.seq = e.s;
       st.addToBlock(B, i);
       st.noteLatest(i);
-      for (const slot of plan.dis) st.indexValue(slot, st.D[slot][i], e.t);
+      for (const slot of plan.dis) st.indexValue(slot, i);
       if (e.t > st.mt) st.mt = e.t;
     }
     if (events.length > 0) {
@@ -581,7 +602,11 @@ class BigWindow {
     const X: Float64Array[] = [];
     for (const slot of this.plan.xs) X[slot] = new Float64Array(cap);
     const D: string[][] = [];
-    for (const slot of this.plan.dis) D[slot] = [];
+    const PV: Float64Array[] = [];
+    for (const slot of this.plan.dis) {
+      D[slot] = [];
+      PV[slot] = new Float64Array(cap);
+    }
     let j = 0;
     for (let bi = 0; bi < this.bid.length; bi++) {
       const first = this.bhead[bi];
@@ -592,7 +617,10 @@ class BigWindow {
         FID[j] = this.FID[i];
         NX[j] = j + 1;
         for (const slot of this.plan.xs) X[slot][j] = this.X[slot][i];
-        for (const slot of this.plan.dis) D[slot][j] = this.D[slot][i];
+        for (const slot of this.plan.dis) {
+          D[slot][j] = this.D[slot][i];
+          PV[slot][j] = this.PV[slot][i];
+        }
         j++;
       }
       NX[j - 1] = -1;
@@ -604,6 +632,7 @@ class BigWindow {
     this.NX = NX;
     this.X = X;
     this.D = D;
+    this.PV = PV;
     this.len = j;
     this.dead = 0;
     this.cap = cap;
@@ -642,12 +671,41 @@ class BigWindow {
     this.blocks.set(K, sum);
   }
 
-  private indexValue(slot: number, v: string, t: number): void {
+  /**
+   * Indexes the distinct value of the event at column index i (linked in its bucket already, the
+   * greatest sequence applied): its time among the value's times, its previous occurrence, and
+   * the next occurrence's previous one, which is now this event. O(log n) plus one bucket's events.
+   */
+  private indexValue(slot: number, i: number): void {
+    const v = this.D[slot][i];
+    const t = this.T[i];
     const m = this.dvals[slot];
     const times = m.get(v);
+    // i has the greatest sequence: it comes after every event of its value at its time.
+    let prev = -Infinity;
+    let next = Infinity;
     if (times === undefined) m.set(v, t);
-    else if (typeof times === 'number') m.set(v, times <= t ? [times, t] : [t, times]);
-    else insertSorted(times, t);
+    else if (typeof times === 'number') {
+      if (times <= t) prev = times;
+      else next = times;
+      m.set(v, times <= t ? [times, t] : [t, times]);
+    } else {
+      const at = upperBound(times, t);
+      if (at > 0) prev = times[at - 1];
+      if (at < times.length) next = times[at];
+      times.splice(at, 0, t);
+    }
+    this.PV[slot][i] = prev;
+    if (next === Infinity) return;
+    // The next occurrence: the first applied event of the value at time `next` (a bucket's list is in apply order).
+    const bi = lowerBound(this.bid, Math.floor(next / this.plan.R));
+    const D = this.D[slot];
+    for (let j = this.bhead[bi]; j >= 0; j = this.NX[j]) {
+      if (this.T[j] === next && D[j] === v) {
+        this.PV[slot][j] = t;
+        return;
+      }
+    }
   }
 
   private newAcc(wi: number, lo: number): Acc {
@@ -837,8 +895,7 @@ class BigWindow {
       if (TOTALS.has(a.k)) continue;
       const sb = startBucket(plan.wins[a.w], t, R);
       if (a.k === 'distinct_count') {
-        // Whichever is fewer: the window's events, or the values held over the whole retention.
-        out[ai] = RANGE_N[a.w] < this.dvals[a.f].size ? this.distinctScan(a.f, sb, B, t) : this.distinctIn(a.f, sb * R, t);
+        out[ai] = RANGE_N[a.w] <= SCAN_PER_VALUE * this.dvals[a.f].size ? this.distinctScan(a.f, sb, B, t) : this.distinctIn(a.f, sb * R, t);
         continue;
       }
       // last, time_since_prev: the latest event (time, then sequence) of t's bucket up to t, else of
@@ -918,17 +975,22 @@ class BigWindow {
     for (let bi = lowerBound(this.bid, lo); bi < this.bid.length && this.bid[bi] <= hi; bi++) this.takeBucket(w, bi);
   }
 
-  /** Values of a slot among the events of buckets [sb, B) and of bucket B up to time t: O(those events). */
+  /**
+   * Values of a slot among the events of buckets [sb, B) and of bucket B up to time t: the events
+   * there whose previous occurrence of their value is before the window. O(those events), numbers only.
+   */
   private distinctScan(slot: number, sb: number, B: number, t: number): number {
-    // Empty between calls: each clears it after reading its size (no value texts kept alive).
-    const seen = DISTINCT_SEEN;
-    const D = this.D[slot];
+    const loMs = sb * this.plan.R;
+    const PV = this.PV[slot];
+    const T = this.T;
+    let n = 0;
     for (let bi = lowerBound(this.bid, sb); bi < this.bid.length && this.bid[bi] <= B; bi++) {
-      const own = this.bid[bi] === B;
-      for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) if (!own || this.T[i] <= t) seen.add(D[i]);
+      if (this.bid[bi] === B) {
+        for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) if (T[i] <= t && PV[i] < loMs) n++;
+      } else {
+        for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) if (PV[i] < loMs) n++;
+      }
     }
-    const n = seen.size;
-    seen.clear();
     return n;
   }
 
@@ -973,7 +1035,7 @@ class BigWindow {
     this.dirty.add(B);
     this.addToBlock(B, p);
     this.noteLatest(p);
-    for (const slot of plan.dis) this.indexValue(slot, this.D[slot][p], t);
+    for (const slot of plan.dis) this.indexValue(slot, p);
     if (t > this.mt) this.mt = t;
     const effect: ApplyEffect = { newBucket, evictedBuckets: 0, evictedEvents: 0 };
     const cut = Math.floor((this.mt - plan.ret) / R);
