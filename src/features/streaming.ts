@@ -61,7 +61,7 @@
  * one slot and the groups spread over the shards; no key is shared by all groups.
  *   tributary:st:{N:g}:epoch:<topic>:<p>  tributary:st:{N:g}:ckpt:<topic>:<p>
  *   tributary:st:{N:g}:res:<topic>:<p> (stored vectors: sorted set, score = a batch's last offset,
- *     member = JSON [offsets, per event "late:v1,v2;..." per set])  tributary:st:{N:g}:stats
+ *     member = JSON [offsets, per event the sets' stored vectors joined by ';', stored-vector.ts])  tributary:st:{N:g}:stats
  *   tributary:st:{N:g}:e:<set>:<len>:<entity> (hash: `v` version stamp, `b<bucket>:<first seq>`
  *     JSON rows [time, seq, values...] of that bucket's events, in fragments)
  *   tributary:st:{N}:epochs:<topic>:<p> (epoch counter)  tributary:st:{N}:layout (format, slot groups)
@@ -75,6 +75,7 @@ import { createLogger } from '../util/logger';
 import { redisKeySlot } from '../util/redis-slot';
 import { LruCache } from './lru';
 import { packStrings } from './pack-strings';
+import { decodeStoredVector, encodeStoredVector } from './stored-vector';
 import { defineFeatureScripts, type FeatureScripts, type RedisClient } from './scripts';
 import { DEFAULT_DURABILITY_TIMEOUT_MS, effectiveWindow, numericDefault, type AggregationFieldSpec, type StateDurability, type StreamingFeatureSetSpec } from './spec';
 import type { StreamingBatchReport, StreamingMetrics } from './streaming-metrics';
@@ -508,7 +509,7 @@ export class StreamingState {
         const part = stored.get(e.offset);
         if (part !== undefined) {
           part.split(';').forEach((x, si) => {
-            if (it.ent[si] >= 0) per[si] = { late: x[0] === '1', values: x.slice(2).split(',').map(Number) };
+            if (it.ent[si] >= 0) per[si] = decodeStoredVector(x);
           });
         } else {
           // Its stored vector was trimmed: best effort, from the current state (counted).
@@ -522,7 +523,7 @@ export class StreamingState {
         continue;
       }
       if (it.counts) bump('applied', 1);
-      // The stored vector: per set `late:v1,v2,...`, sets joined by ';' ('' for a set whose entity is elsewhere).
+      // The stored vector: per set its stored text (stored-vector.ts), sets joined by ';' ('' for a set whose entity is elsewhere).
       let text = '';
       for (let si = 0; si < nSets; si++) {
         if (si > 0) text += ';';
@@ -532,7 +533,7 @@ export class StreamingState {
         const late = st.isLate(e.eventTime);
         const values = st.score(e.eventTime);
         per[si] = { late, values };
-        text += `${late ? 1 : 0}:${values.join(',')}`;
+        text += encodeStoredVector(late, values);
         const name = this.sets[si].name;
         if (late) {
           report.late[name] = (report.late[name] ?? 0) + 1;

@@ -5,8 +5,9 @@ import { Registry } from 'prom-client';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { Enricher, describeVector, type VectorConfig } from '../../src/features/enricher';
 import { extractionBase } from '../../src/stages/extraction';
-import { FencedError, ReferenceStreamingState, StreamingState, slotGroupOf, type StreamEvent, type StreamResult, type StreamingStateOptions } from '../../src/features/streaming';
+import { FencedError, ReferenceStreamingState, StreamingState, slotGroupOf, streamKeys, type StreamEvent, type StreamResult, type StreamingStateOptions } from '../../src/features/streaming';
 import { StreamingMetrics } from '../../src/features/streaming-metrics';
+import { decodeStoredVector } from '../../src/features/stored-vector';
 import type { StreamingFeatureSetSpec } from '../../src/features/spec';
 import { repoRoot } from '../../src/stack/paths';
 import { builtinProcessors } from '../../src/stages/builtin';
@@ -284,6 +285,36 @@ describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, 
       await trimmed.reset();
     }
   });
+  it('a replay after an upgrade is scored from the stored vectors the older version wrote as text', async () => {
+    const sets = [activitySet(10), merchantSet];
+    const state = new StreamingState(redis, `upgrade-${uniqueSuffix()}`, sets, opts());
+    try {
+      const epoch = await state.takeEpoch('t', 0);
+      const events = toEvents(Array.from({ length: 24 }, (_, i) => ({ card: `c${i % 3}`, merchant: `m${i % 4}`, amount: i * 1.1, step: 3, jitter: i % 5 })));
+      const first = await state.apply('t', 0, epoch, events);
+      // Rewrite every stored vector in the form an older version wrote (`late:v1,v2,...` per set).
+      const rewritten = new Set<number>(); // an event of two slot groups (card, merchant) is stored in each
+      for (let g = 0; g < (redis.isCluster ? 7 : 1); g++) {
+        const key = streamKeys.results(state.namespace, g, 't', 0);
+        const members = await redis.zrange(key, 0, -1, 'WITHSCORES');
+        for (let m = 0; m < members.length; m += 2) {
+          const [offsets, parts] = JSON.parse(members[m]) as [number[], string[]];
+          const legacy = parts.map((p) => p.split(';').map((x) => (x === '' ? '' : `${x[0]}:${decodeStoredVector(x).values.join(',')}`)).join(';'));
+          await redis.zrem(key, members[m]);
+          await redis.zadd(key, members[m + 1], JSON.stringify([offsets, legacy]));
+          offsets.forEach((o) => rewritten.add(o));
+        }
+      }
+      expect(rewritten.size).toBe(events.length);
+      // A new process (nothing cached) replays the batch: the old text gives the same vectors.
+      const restarted = new StreamingState(redis, state.namespace, sets, opts());
+      expect(await restarted.apply('t', 0, epoch, events)).toEqual(first);
+      expect((await restarted.stats()).replay_missed ?? 0).toBe(0);
+    } finally {
+      await state.reset();
+    }
+  });
+
   it('a replay older than the stored vectors is scored from the current state, counted, and changes nothing', async () => {
     const sets = [activitySet(10)];
     const state = new StreamingState(redis, `limit-${uniqueSuffix()}`, sets, opts({ replayRetentionOffsets: 5 }));
