@@ -1,0 +1,67 @@
+import fc from 'fast-check';
+import { padd, psum } from '../../src/features/window-state';
+
+/** x as an exact integer multiple of 2^-1074 (every finite double is one). */
+function scaled(x: number): bigint {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  const bits = view.getBigUint64(0);
+  const exp = Number((bits >> 52n) & 0x7ffn);
+  let mant = bits & ((1n << 52n) - 1n);
+  if (exp !== 0) mant |= 1n << 52n;
+  const v = mant << BigInt(exp === 0 ? 0 : exp - 1);
+  return bits >> 63n ? -v : v;
+}
+
+/** The double nearest to s x 2^-1074 (ties to even), computed with integers only: the judge of psum. */
+function rounded(s: bigint): number {
+  if (s === 0n) return 0;
+  const neg = s < 0n;
+  const a = neg ? -s : s;
+  const n = a.toString(2).length;
+  let out: number;
+  if (n <= 53) out = Number(a) * 2 ** -1074; // exact: at most 53 significant bits
+  else {
+    const shift = n - 53;
+    let q = a >> BigInt(shift);
+    const rem = a - (q << BigInt(shift));
+    const half = 1n << BigInt(shift - 1);
+    if (rem > half || (rem === half && (q & 1n) === 1n)) q += 1n;
+    out = Number(q) * 2 ** (shift - 1074); // exact: a normal double
+  }
+  return neg ? -out : out;
+}
+
+/** Doubles of very different magnitudes, so partial sums cancel and carry (what makes summing exactly hard). */
+const value = fc.oneof(
+  fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+  fc.integer({ min: -1000, max: 1000 }),
+  fc.double({ min: -1e16, max: 1e16, noNaN: true }),
+  fc.constantFrom(0.1, 0.2, 0.3, 1e-9, 1e16, -1e16, 2 ** 53, 1 + 2 ** -52),
+);
+
+describe('exact sums (Shewchuk partials: what makes sums and means bit-identical in any order)', () => {
+  it('psum of the partials is the correctly rounded exact sum', () => {
+    fc.assert(
+      fc.property(fc.array(value, { maxLength: 60, size: '+1' }), (xs) => {
+        const p: number[] = [];
+        for (const x of xs) padd(p, x);
+        expect(psum(p)).toBe(rounded(xs.reduce((s, x) => s + scaled(x), 0n)) + 0);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('adding the negation of some values removes them exactly (how a window drops what leaves it)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(value, fc.boolean()), { maxLength: 60, size: '+1' }), (xs) => {
+        const p: number[] = [];
+        for (const [x] of xs) padd(p, x);
+        for (const [x, drop] of xs) if (drop) padd(p, -x);
+        const kept = xs.filter(([, drop]) => !drop).reduce((s, [x]) => s + scaled(x), 0n);
+        expect(psum(p)).toBe(rounded(kept) + 0);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
