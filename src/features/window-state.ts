@@ -60,6 +60,11 @@ export interface SetPlan {
   numOnly: boolean[];
   /** Slots a big entity keeps a number column for: read as numbers, or held only as numbers. */
   xs: number[];
+  /**
+   * Per slot read as a distinct value, where an event's held values (Vals) keep the time of the
+   * previous event with the same value (SmallWindow); -1 for the other slots.
+   */
+  pv: number[];
   wins: WindowPlan[];
   aggs: AggPlan[];
 }
@@ -103,6 +108,7 @@ export function setPlan(set: StreamingFeatureSetSpec, slotNames: string[], bucke
     dis: [...dis],
     numOnly: slotNames.map((_, slot) => !dis.has(slot)),
     xs: slotNames.map((_, slot) => slot).filter((slot) => num.has(slot) || !dis.has(slot)),
+    pv: slotNames.map((_, slot) => (dis.has(slot) ? slotNames.length + [...dis].indexOf(slot) : -1)),
     wins: wins.map(({ key: _key, ...w }) => w),
     aggs,
   };
@@ -170,7 +176,8 @@ export function numericValue(raw: string): number {
  * An applied event: time, apply sequence (orders ties), its values per slot and the stored fragment
  * holding it (0: not stored yet). A slot read only as a number holds the number (not its text and
  * a second array of numbers: one array per retained event); a slot read as a distinct value holds
- * the text (`num` parses it where it is also read as a number).
+ * the text (`num` parses it where it is also read as a number). After the slots, per distinct slot
+ * (SetPlan.pv), the time of the previous event with the same value, which a small entity keeps.
  */
 interface Ev {
   t: number;
@@ -359,8 +366,9 @@ const SLOT_BYTES = 60;
 /** An event's held values from its raw text: numbers for the slots read only as numbers. */
 function valuesOf(plan: SetPlan, raw: readonly string[]): Vals {
   // Sized once (one per applied event is retained: growing an empty array would reserve 17 slots).
-  const v: Vals = new Array<string | number>(raw.length);
+  const v: Vals = new Array<string | number>(raw.length + plan.dis.length);
   for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : raw[slot];
+  for (let k = raw.length; k < v.length; k++) v[k] = -Infinity;
   return v;
 }
 
@@ -377,8 +385,8 @@ interface BucketEvents {
   row(i: number): Array<number | string>;
 }
 
-/** A list of events as BucketEvents. */
-function eventList(evs: Ev[]): BucketEvents {
+/** A list of events as BucketEvents (`slots`: the value slots stored). */
+function eventList(evs: Ev[], slots: number): BucketEvents {
   return {
     length: evs.length,
     fid: (i) => evs[i].fid,
@@ -386,7 +394,7 @@ function eventList(evs: Ev[]): BucketEvents {
     seq: (i) => evs[i].s,
     row: (i) => {
       const r: Array<number | string> = [evs[i].t, evs[i].s];
-      for (const x of evs[i].v) r.push(textOf(x));
+      for (let slot = 0; slot < slots; slot++) r.push(textOf(evs[i].v[slot]));
       return r;
     },
   };
@@ -1131,7 +1139,6 @@ class BigWindow {
 /** SmallWindow.score's scratch: per window, the index in `byTime` of its first event. */
 const SMALL_LO: number[] = [];
 const SMALL_PARTIALS: number[] = [];
-const SMALL_SEEN = new Set<string>();
 
 /** First index of a time-sorted list whose event time is >= t (`strict`: > t). */
 function timeBound(list: readonly Ev[], t: number, strict: boolean): number {
@@ -1149,7 +1156,9 @@ function timeBound(list: readonly Ev[], t: number, strict: boolean): number {
  * A small entity (at most `small` events held): just its events, in apply order and sorted by
  * time — the cheapest for the many entities with few events, in memory and per event. A window is
  * a range of the sorted list (two binary searches): count, last and time since previous read its
- * ends, sums, extremes and distinct counts scan only the events in it. Same vectors as BigWindow.
+ * ends, sums, extremes and distinct counts scan only the events in it (a distinct count as the
+ * events whose value's previous occurrence, kept with each event, is before the window: no set of
+ * values per score). Same vectors as BigWindow.
  */
 class SmallWindow {
   mt = -Infinity;
@@ -1171,6 +1180,16 @@ class SmallWindow {
       if (e.s > this.seq) this.seq = e.s;
     }
     this.byTime = log.slice().sort((a, b) => a.t - b.t || a.s - b.s);
+    // Each event's previous occurrence of its value: the last one before it in time order.
+    for (const slot of plan.dis) {
+      const k = plan.pv[slot];
+      const last = new Map<string, number>();
+      for (const e of this.byTime) {
+        const v = str(e.v, slot);
+        e.v[k] = last.get(v) ?? -Infinity;
+        last.set(v, e.t);
+      }
+    }
   }
 
   score(t: number): number[] {
@@ -1211,11 +1230,11 @@ class SmallWindow {
           break;
         }
         default: {
-          // distinct_count
-          const seen = SMALL_SEEN; // empty: cleared after each use
-          for (let i = lo; i < hi; i++) seen.add(str(L[i].v, a.f));
-          v = seen.size;
-          seen.clear();
+          // distinct_count: the events whose value's previous occurrence is before the window
+          const k = plan.pv[a.f];
+          const loMs = startBucket(plan.wins[a.w], t, plan.R) * plan.R;
+          v = 0;
+          for (let i = lo; i < hi; i++) if ((L[i].v[k] as number) < loMs) v++;
         }
       }
       out[ai] = v;
@@ -1229,6 +1248,25 @@ class SmallWindow {
     const L = this.byTime;
     // e has the greatest sequence: it goes after every event at its time; a bucket's events are adjacent.
     const at = timeBound(L, e.t, true);
+    // Its previous occurrence (the last event of its value before it), and it is the next one's.
+    for (const slot of this.plan.dis) {
+      const k = this.plan.pv[slot];
+      const v = str(e.v, slot);
+      let prev = -Infinity;
+      for (let j = at - 1; j >= 0; j--) {
+        if (L[j].v[slot] === v) {
+          prev = L[j].t;
+          break;
+        }
+      }
+      e.v[k] = prev;
+      for (let j = at; j < L.length; j++) {
+        if (L[j].v[slot] === v) {
+          L[j].v[k] = e.t;
+          break;
+        }
+      }
+    }
     const newBucket = !((at > 0 && Math.floor(L[at - 1].t / R) === B) || (at < L.length && Math.floor(L[at].t / R) === B));
     L.splice(at, 0, e);
     this.log.push(e);
@@ -1272,7 +1310,7 @@ class SmallWindow {
       const B = Math.floor(e.t / R);
       if (!fresh.includes(B)) fresh.push(B);
     }
-    for (const B of fresh) fragmentWrites(B, eventList(fresh.length === 1 && this.log.every((e) => Math.floor(e.t / R) === B) ? this.log : this.log.filter((e) => Math.floor(e.t / R) === B)), set, del);
+    for (const B of fresh) fragmentWrites(B, eventList(fresh.length === 1 && this.log.every((e) => Math.floor(e.t / R) === B) ? this.log : this.log.filter((e) => Math.floor(e.t / R) === B), this.plan.slots), set, del);
     return { set, del };
   }
 }

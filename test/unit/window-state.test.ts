@@ -35,6 +35,13 @@ class FakeStore {
     for (const [f, v] of this.hashes.get(entity) ?? []) if (f.startsWith('b')) n += (JSON.parse(v) as unknown[]).length;
     return n;
   }
+
+  /** The lengths of the stored rows ([time, seq, one text per value slot]: the stored format). */
+  rowLengths(entity: string): Set<number> {
+    const out = new Set<number>();
+    for (const [f, v] of this.hashes.get(entity) ?? []) if (f.startsWith('b')) for (const r of JSON.parse(v) as unknown[][]) out.add(r.length);
+    return out;
+  }
 }
 
 describe('window state in memory (what StreamingState computes between loads and commits)', () => {
@@ -78,6 +85,7 @@ describe('window state in memory (what StreamingState computes between loads and
         for (const [card, st] of states) {
           store.write(card, st);
           expect(store.storedEvents(card)).toBe(held.get(card) ?? 0);
+          if ((held.get(card) ?? 0) > 0) expect([...store.rowLengths(card)]).toEqual([2 + plan.slots]);
         }
       }),
       { numRuns: 300 },
