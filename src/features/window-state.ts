@@ -62,7 +62,8 @@ export interface SetPlan {
   xs: number[];
   /**
    * Per slot read as a distinct value, where an event's held values (Vals) keep the time of the
-   * previous event with the same value (SmallWindow); -1 for the other slots.
+   * previous event with the same value (SmallWindow), and at pv + 1 a hash of the value; -1 for the
+   * other slots.
    */
   pv: number[];
   wins: WindowPlan[];
@@ -108,7 +109,7 @@ export function setPlan(set: StreamingFeatureSetSpec, slotNames: string[], bucke
     dis: [...dis],
     numOnly: slotNames.map((_, slot) => !dis.has(slot)),
     xs: slotNames.map((_, slot) => slot).filter((slot) => num.has(slot) || !dis.has(slot)),
-    pv: slotNames.map((_, slot) => (dis.has(slot) ? slotNames.length + [...dis].indexOf(slot) : -1)),
+    pv: slotNames.map((_, slot) => (dis.has(slot) ? slotNames.length + 2 * [...dis].indexOf(slot) : -1)),
     wins: wins.map(({ key: _key, ...w }) => w),
     aggs,
   };
@@ -366,10 +367,24 @@ const SLOT_BYTES = 60;
 /** An event's held values from its raw text: numbers for the slots read only as numbers. */
 function valuesOf(plan: SetPlan, raw: readonly string[]): Vals {
   // Sized once (one per applied event is retained: growing an empty array would reserve 17 slots).
-  const v: Vals = new Array<string | number>(raw.length + plan.dis.length);
+  const v: Vals = new Array<string | number>(raw.length + 2 * plan.dis.length);
   for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : raw[slot];
-  for (let k = raw.length; k < v.length; k++) v[k] = -Infinity;
+  for (const slot of plan.dis) {
+    v[plan.pv[slot]] = -Infinity;
+    v[plan.pv[slot] + 1] = textHash(raw[slot]);
+  }
   return v;
+}
+
+/**
+ * A 32-bit hash of a text (FNV-1a over its UTF-16 units). A small entity compares its events'
+ * values by this number first: the number sits in the event's values array, which scoring has just
+ * read, while each text is an object of its own (a cache miss per event compared).
+ */
+function textHash(x: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < x.length; i++) h = Math.imul(h ^ x.charCodeAt(i), 0x01000193);
+  return h | 0;
 }
 
 /** Stored text of a held value: a number as String() writes it (reads back to the same number, Infinity included). */
@@ -1252,17 +1267,20 @@ class SmallWindow {
     for (const slot of this.plan.dis) {
       const k = this.plan.pv[slot];
       const v = str(e.v, slot);
+      const h = e.v[k + 1];
       let prev = -Infinity;
       for (let j = at - 1; j >= 0; j--) {
-        if (L[j].v[slot] === v) {
+        const w = L[j].v;
+        if (w[k + 1] === h && w[slot] === v) {
           prev = L[j].t;
           break;
         }
       }
       e.v[k] = prev;
       for (let j = at; j < L.length; j++) {
-        if (L[j].v[slot] === v) {
-          L[j].v[k] = e.t;
+        const w = L[j].v;
+        if (w[k + 1] === h && w[slot] === v) {
+          w[k] = e.t;
           break;
         }
       }
