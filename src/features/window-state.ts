@@ -367,12 +367,9 @@ const SLOT_BYTES = 60;
 /** An event's held values from its raw text: numbers for the slots read only as numbers. */
 function valuesOf(plan: SetPlan, raw: readonly string[]): Vals {
   // Sized once (one per applied event is retained: growing an empty array would reserve 17 slots).
+  // The entries after the slots (SetPlan.pv) are filled by a small entity when it takes the event.
   const v: Vals = new Array<string | number>(raw.length + 2 * plan.dis.length);
   for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : raw[slot];
-  for (const slot of plan.dis) {
-    v[plan.pv[slot]] = -Infinity;
-    v[plan.pv[slot] + 1] = textHash(raw[slot]);
-  }
   return v;
 }
 
@@ -1202,6 +1199,7 @@ class SmallWindow {
       for (const e of this.byTime) {
         const v = str(e.v, slot);
         e.v[k] = last.get(v) ?? -Infinity;
+        e.v[k + 1] = textHash(v);
         last.set(v, e.t);
       }
     }
@@ -1267,7 +1265,7 @@ class SmallWindow {
     for (const slot of this.plan.dis) {
       const k = this.plan.pv[slot];
       const v = str(e.v, slot);
-      const h = e.v[k + 1];
+      const h = (e.v[k + 1] = textHash(v));
       let prev = -Infinity;
       for (let j = at - 1; j >= 0; j--) {
         const w = L[j].v;
