@@ -6,7 +6,7 @@
  * alternates checkouts round by round so an A/B runs on the same machine state:
  *   node --expose-gc bench/tools/window-state-ab.js DIR [DIR...]
  * Each DIR is a checkout with bench:enrichment's build in bench/dist-enrichment (see BENCHMARKS.md,
- * "Enrichment CPU per event"). N (default 400,000), BLOCK (50,000), ROUNDS (3). The values held
+ * "Enrichment CPU per event"). N (default 400,000), BLOCK (50,000), ROUNDS (3), SMALL (see below). The values held
  * are the raw amount (not amount_usd) and merchantId: the cost, not the features, is measured.
  */
 'use strict';
@@ -26,7 +26,9 @@ for (let round = 0; round < ROUNDS; round++) {
     const D = path.resolve(dir, 'bench/dist-enrichment');
     for (const k of Object.keys(require.cache)) delete require.cache[k];
     const ws = require(path.join(D, 'src/features/window-state.js'));
-    const { valueNames } = require(path.join(D, 'src/features/streaming.js'));
+    const { valueNames, DEFAULT_SMALL_ENTITY_EVENTS } = require(path.join(D, 'src/features/streaming.js'));
+    // SMALL: the small-entity limit for every checkout; else each checkout's own default (32 before it was exported).
+    const SMALL = Number(process.env.SMALL ?? DEFAULT_SMALL_ENTITY_EVENTS ?? 32);
     const { loadTopology } = require(path.join(D, 'src/stages/load-topology.js'));
     const { builtinProcessors } = require(path.join(D, 'src/stages/builtin.js'));
     const { TransactionGenerator } = require(path.join(D, 'examples/fraud/generator.js'));
@@ -42,7 +44,7 @@ for (let round = 0; round < ROUNDS; round++) {
       const t0 = process.hrtime.bigint();
       for (const tx of events) {
         let st = states.get(tx.cardId);
-        if (!st) states.set(tx.cardId, (st = new ws.EntityWindowState(plan, 32)));
+        if (!st) states.set(tx.cardId, (st = new ws.EntityWindowState(plan, SMALL)));
         const t = tx.eventTime;
         st.score(t);
         if (!st.isLate(t)) st.apply(t, names.map((n) => String(n === 'amount_usd' ? tx.amount : (tx[n] ?? ''))));
@@ -50,7 +52,9 @@ for (let round = 0; round < ROUNDS; round++) {
       row.push(Number(process.hrtime.bigint() - t0) / BLOCK);
     }
     if (global.gc) global.gc();
-    const heapMB = process.memoryUsage().heapUsed / 1048576;
-    console.log(`round ${round} ${dir}: ${row.map((x) => x.toFixed(0)).join(' ')} ns/event; heap ${heapMB.toFixed(0)} MB with ${states.size} cards held`);
+    const mem = process.memoryUsage();
+    const heapMB = mem.heapUsed / 1048576;
+    const buffersMB = mem.arrayBuffers / 1048576;
+    console.log(`round ${round} ${dir} (small ${SMALL}): ${row.map((x) => x.toFixed(0)).join(' ')} ns/event; heap ${heapMB.toFixed(0)} MB + typed arrays ${buffersMB.toFixed(0)} MB with ${states.size} cards held`);
   }
 }

@@ -1,11 +1,14 @@
 /**
- * The in-memory window state of one entity of one streaming set: its applied events grouped in
- * buckets of R ms (held in typed-array columns once the entity is big: no object per event or
- * bucket), summaries of blocks of F buckets, and per window an accumulator of the buckets in it. Pure computation, no I/O: StreamingState (streaming.ts) loads an entity from Redis, scores and
+ * The in-memory window state of one entity of one streaming set. A small entity (SmallWindow: up to
+ * `small` events, 1,024 by default, or 128 while its events mostly come in event-time order) holds
+ * its events as number columns sorted by time in one Float64Array; a big one (BigWindow) holds
+ * them in typed-array columns grouped in buckets of R ms, with summaries of blocks of F buckets
+ * and per window an accumulator of the buckets in it. No object per event either way. Pure
+ * computation, no I/O: StreamingState (streaming.ts) loads an entity from Redis, scores and
  * applies a chunk's events here and writes back what changed (`takeWrites`). The semantics are
  * stated at the top of streaming.ts; ReferenceStreamingState there is the brute-force judge.
  *
- * Cost per event, n = events in the entity's retention:
+ * Cost per event of a big entity, n = events in the entity's retention:
  * - in event-time order (t >= every time applied): O(1) amortised for count, sum, mean, distinct,
  *   last and time since previous, O(log n) for min/max (heaps of bucket extremes);
  * - out of order or late: the summaries of the dense blocks inside the window plus the buckets of
@@ -14,8 +17,13 @@
  *   distinct counts O(min(events in the window, distinct values x log n)) — a window's events are
  *   counted where their value's previous occurrence is before the window, numbers only — and the events of its
  *   own bucket (it counts only up to t) — bounded by the window in buckets, not by the events in
- *   it. A small entity reads a window as a range of its time-sorted events: count, last and time
- *   since previous in O(log n), the others in O(events in the window).
+ *   it.
+ * A small entity reads a window as a range of its time-sorted columns: count, last and time since
+ * previous in O(log n), the others in O(events in the window) over contiguous numbers, and an
+ * insert moves the later events' numbers (O(n) memory moves, n <= `small`). Out of order, that is
+ * cheaper than a big entity's summaries and sparse blocks up to ~1,000-2,000 events (the demo's
+ * stream: 89 % of its events out of order for their card); in order, only up to ~128-256 (a big
+ * entity's accumulators cost ~3 µs whatever the window holds) — hence the two limits.
  * Persistence: a bucket's events are stored in fragments (hash fields `b<bucket>:<first seq>`),
  * appended per chunk and merged like a binary counter (a fragment absorbs the next when it is not
  * larger), so a chunk writes O(its events x log n) bytes, never the whole window.
@@ -61,11 +69,14 @@ export interface SetPlan {
   /** Slots a big entity keeps a number column for: read as numbers, or held only as numbers. */
   xs: number[];
   /**
-   * Per slot read as a distinct value, where an event's held values (Vals) keep the time of the
-   * previous event with the same value (SmallWindow), and at pv + 1 a hash of the value; -1 for the
-   * other slots.
+   * A small entity's number columns (SmallWindow): per slot of xs its numbers' column (-1 for the
+   * other slots); per distinct slot the column of each event's previous occurrence time, then its
+   * value's hash and the index of its text (-1 for the other slots); and the count of columns
+   * (time, sequence and fragment id first).
    */
-  pv: number[];
+  xc: number[];
+  pc: number[];
+  cols: number;
   wins: WindowPlan[];
   aggs: AggPlan[];
 }
@@ -98,6 +109,7 @@ export function setPlan(set: StreamingFeatureSetSpec, slotNames: string[], bucke
     return { k: f.aggregation, f: slot, w: wi, d: numericDefault(f) };
   });
   const maxW = Math.max(...wins.map((w) => w.sz));
+  const xs = slotNames.map((_, slot) => slot).filter((slot) => num.has(slot) || !dis.has(slot));
   return {
     name: set.name,
     R: bucketMsOf(set),
@@ -108,8 +120,10 @@ export function setPlan(set: StreamingFeatureSetSpec, slotNames: string[], bucke
     num: [...num],
     dis: [...dis],
     numOnly: slotNames.map((_, slot) => !dis.has(slot)),
-    xs: slotNames.map((_, slot) => slot).filter((slot) => num.has(slot) || !dis.has(slot)),
-    pv: slotNames.map((_, slot) => (dis.has(slot) ? slotNames.length + 2 * [...dis].indexOf(slot) : -1)),
+    xs,
+    xc: slotNames.map((_, slot) => (xs.includes(slot) ? 3 + xs.indexOf(slot) : -1)),
+    pc: slotNames.map((_, slot) => (dis.has(slot) ? 3 + xs.length + 3 * [...dis].indexOf(slot) : -1)),
+    cols: 3 + xs.length + 3 * dis.size,
     wins: wins.map(({ key: _key, ...w }) => w),
     aggs,
   };
@@ -144,9 +158,53 @@ export function padd(p: number[], x: number): void {
   if (i + 1 < n) p.length = i + 1;
 }
 
-/** The correctly rounded value of partials (as Python's math.fsum); never -0. */
-export function psum(p: readonly number[]): number {
-  let n = p.length;
+/**
+ * An exact sum built by one scan (a small entity's window): padd's arithmetic on a Float64Array
+ * with its own count, so a scan stores no array length (a runtime call each time the partials
+ * shrink: 5 % of a small entity's time with a plain array).
+ */
+export class ExactScan {
+  private p = new Float64Array(64);
+  private n = 0;
+
+  reset(): void {
+    this.n = 0;
+  }
+
+  add(x: number): void {
+    const p = this.p;
+    const n = this.n;
+    let i = 0;
+    for (let j = 0; j < n; j++) {
+      let y = p[j];
+      if (Math.abs(x) < Math.abs(y)) {
+        const tmp = x;
+        x = y;
+        y = tmp;
+      }
+      const hi = x + y;
+      const lo = y - (hi - x);
+      if (lo !== 0) p[i++] = lo;
+      x = hi;
+    }
+    // Usually a few partials; values spread over many magnitudes (and infinities, NaN) keep more: grow.
+    if (i === p.length) {
+      const q = new Float64Array(p.length * 2);
+      q.set(p);
+      this.p = q;
+    }
+    this.p[i] = x;
+    this.n = i + 1;
+  }
+
+  sum(): number {
+    return psum(this.p, this.n);
+  }
+}
+
+/** The correctly rounded value of partials (the first `len`; as Python's math.fsum); never -0. */
+export function psum(p: ArrayLike<number>, len = p.length): number {
+  let n = len;
   if (n === 0) return 0;
   let hi = p[--n];
   let lo = 0;
@@ -174,11 +232,10 @@ export function numericValue(raw: string): number {
 // ---- state ----
 
 /**
- * An applied event: time, apply sequence (orders ties), its values per slot and the stored fragment
- * holding it (0: not stored yet). A slot read only as a number holds the number (not its text and
- * a second array of numbers: one array per retained event); a slot read as a distinct value holds
- * the text (`num` parses it where it is also read as a number). After the slots, per distinct slot
- * (SetPlan.pv), the time of the previous event with the same value, which a small entity keeps.
+ * An event on its way into a window state (applied, loaded, or handed from a small entity to a big
+ * one; neither keeps the object): time, apply sequence (orders ties), its values per slot and the
+ * stored fragment holding it (0: not stored yet). A slot read only as a number holds the number; a
+ * slot read as a distinct value holds the text (`num` parses it where it is also read as a number).
  */
 interface Ev {
   t: number;
@@ -359,24 +416,33 @@ const BUCKET_SUMMARY_EVENTS = 4;
  */
 const BLOCK_SUMMARY_EVENTS = 8;
 
+/**
+ * A small entity whose events mostly come in event-time order becomes a big one from this many
+ * events (whatever `small` is): in order, a big entity scores from its running accumulators at
+ * ~3 µs whatever its window holds, while a small one's scans cost about as much at 128-256 events
+ * (measured with the demo's set: 4 against 2.5-4 µs at 256, 18-20 against 3-4 µs at 1,024). Out of
+ * order, a big entity reads summaries and sparse blocks' events, and a small one's scans of
+ * contiguous numbers stay cheaper up to ~1,000-2,000 events (the default `small` is 1,024).
+ */
+const IN_ORDER_BIG_EVENTS = 128;
+
 /** See EntityWindowState.approxBytes. */
 const ENTITY_BYTES = 2048;
 const EVENT_BYTES = 250;
 const SLOT_BYTES = 60;
+const SMALL_TEXT_BYTES = 48;
 
 /** An event's held values from its raw text: numbers for the slots read only as numbers. */
 function valuesOf(plan: SetPlan, raw: readonly string[]): Vals {
-  // Sized once (one per applied event is retained: growing an empty array would reserve 17 slots).
-  // The entries after the slots (SetPlan.pv) are filled by a small entity when it takes the event.
-  const v: Vals = new Array<string | number>(raw.length + 2 * plan.dis.length);
+  const v: Vals = new Array<string | number>(raw.length);
   for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : raw[slot];
   return v;
 }
 
 /**
  * A 32-bit hash of a text (FNV-1a over its UTF-16 units). A small entity compares its events'
- * values by this number first: the number sits in the event's values array, which scoring has just
- * read, while each text is an object of its own (a cache miss per event compared).
+ * values by this number first: the numbers sit in one contiguous array, while each text is an
+ * object of its own (a cache miss per event compared).
  */
 function textHash(x: string): number {
   let h = 0x811c9dc5;
@@ -384,10 +450,7 @@ function textHash(x: string): number {
   return h | 0;
 }
 
-/** Stored text of a held value: a number as String() writes it (reads back to the same number, Infinity included). */
-const textOf = (x: string | number): string => (typeof x === 'number' ? String(x) : x);
-
-/** One bucket's events in apply order, as fragmentWrites reads them (a BigWindow's columns or a SmallWindow's events). */
+/** One bucket's events in apply order, as fragmentWrites reads them (a BigWindow's or a SmallWindow's columns). */
 interface BucketEvents {
   readonly length: number;
   fid(i: number): number;
@@ -395,21 +458,6 @@ interface BucketEvents {
   seq(i: number): number;
   /** The stored row: [time, seq, text per slot]. */
   row(i: number): Array<number | string>;
-}
-
-/** A list of events as BucketEvents (`slots`: the value slots stored). */
-function eventList(evs: Ev[], slots: number): BucketEvents {
-  return {
-    length: evs.length,
-    fid: (i) => evs[i].fid,
-    setFid: (i, id) => (evs[i].fid = id),
-    seq: (i) => evs[i].s,
-    row: (i) => {
-      const r: Array<number | string> = [evs[i].t, evs[i].s];
-      for (let slot = 0; slot < slots; slot++) r.push(textOf(evs[i].v[slot]));
-      return r;
-    },
-  };
 }
 
 /**
@@ -1148,69 +1196,124 @@ class BigWindow {
   }
 }
 
-/** SmallWindow.score's scratch: per window, the index in `byTime` of its first event. */
+/** SmallWindow.score's scratch: per window, the index of its first event; an exact sum. */
 const SMALL_LO: number[] = [];
-const SMALL_PARTIALS: number[] = [];
-
-/** First index of a time-sorted list whose event time is >= t (`strict`: > t). */
-function timeBound(list: readonly Ev[], t: number, strict: boolean): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (list[mid].t < t || (strict && list[mid].t === t)) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+const SMALL_SUM = new ExactScan();
 
 /**
- * A small entity (at most `small` events held): just its events, in apply order and sorted by
- * time — the cheapest for the many entities with few events, in memory and per event. A window is
- * a range of the sorted list (two binary searches): count, last and time since previous read its
- * ends, sums, extremes and distinct counts scan only the events in it (a distinct count as the
- * events whose value's previous occurrence, kept with each event, is before the window: no set of
- * values per score). Same vectors as BigWindow.
+ * A small entity (at most `small` events held): its events as columns sorted by time, then
+ * sequence (ties: the later applied last) — a window is a range of them (two binary searches):
+ * count, last and time since previous read its ends, sums, extremes and distinct counts scan only
+ * the events in it, along contiguous numbers (a distinct count as the events whose value's previous
+ * occurrence, kept per event, is before the window: no set of values per score). All number
+ * columns share one Float64Array (column c at [c x cap, (c + 1) x cap)): one buffer per entity, not
+ * one per column, and an event lands at its place in time order with a memory move per column
+ * (copyWithin) of the later events. Same vectors as BigWindow.
  */
 class SmallWindow {
   mt = -Infinity;
-  get held(): number {
-    return this.log.length;
-  }
   seq = 0;
   removed: string[] = [];
-  /** The same events sorted by time, then sequence (ties: the later applied last). */
-  private readonly byTime: Ev[];
+  private n = 0;
+  private cap: number;
+  /**
+   * Columns: 0 time, 1 sequence, 2 fragment id, then per slot of plan.xs its numbers, then per
+   * distinct slot the previous occurrence's time, the value's hash and the index of its text in D.
+   */
+  private C: Float64Array;
+  /**
+   * Per distinct slot: its texts in the order they came (an event's text by the index in its
+   * column: an insert moves numbers only; moving the texts' array was 11 % of a small entity's time).
+   */
+  private readonly D: string[][] = [];
+  /** Whether events were applied since the last takeWrites. */
+  private fresh = false;
+  /**
+   * The share of recent applied events that came in event-time order (t >= every time applied
+   * before), an exponential average over ~64 events (long enough that a stream a quarter in order
+   * does not reach a half by chance: the change to a big entity is for good): an entity mostly in
+   * order is cheaper as a BigWindow (its running accumulators) from IN_ORDER_BIG_EVENTS events on.
+   */
+  inOrder = 0;
 
   constructor(
     private readonly plan: SetPlan,
-    /** Applied events in apply order. */
-    readonly log: Ev[],
+    /** Applied events in apply (sequence) order. */
+    events: readonly Ev[],
   ) {
-    for (const e of log) {
+    this.cap = Math.max(4, events.length);
+    this.C = new Float64Array(this.cap * plan.cols);
+    for (const slot of plan.dis) this.D[slot] = [];
+    const byTime = events.slice().sort((a, b) => a.t - b.t || a.s - b.s);
+    const C = this.C;
+    const cap = this.cap;
+    for (let i = 0; i < byTime.length; i++) {
+      const e = byTime[i];
       if (e.t > this.mt) this.mt = e.t;
       if (e.s > this.seq) this.seq = e.s;
+      C[i] = e.t;
+      C[cap + i] = e.s;
+      C[2 * cap + i] = e.fid;
+      if (e.fid === 0) this.fresh = true;
+      for (const slot of plan.xs) C[plan.xc[slot] * cap + i] = num(e.v, slot);
+      for (const slot of plan.dis) {
+        const v = str(e.v, slot);
+        C[(plan.pc[slot] + 1) * cap + i] = textHash(v);
+        C[(plan.pc[slot] + 2) * cap + i] = this.D[slot].push(v) - 1;
+      }
     }
-    this.byTime = log.slice().sort((a, b) => a.t - b.t || a.s - b.s);
+    this.n = byTime.length;
     // Each event's previous occurrence of its value: the last one before it in time order.
     for (const slot of plan.dis) {
-      const k = plan.pv[slot];
       const last = new Map<string, number>();
-      for (const e of this.byTime) {
-        const v = str(e.v, slot);
-        e.v[k] = last.get(v) ?? -Infinity;
-        e.v[k + 1] = textHash(v);
-        last.set(v, e.t);
+      const D = this.D[slot];
+      const base = plan.pc[slot] * cap;
+      for (let i = 0; i < D.length; i++) {
+        C[base + i] = last.get(D[i]) ?? -Infinity;
+        last.set(D[i], C[i]);
       }
     }
   }
 
+  get held(): number {
+    return this.n;
+  }
+
+  /** The events in apply (sequence) order, as BigWindow.build takes them. */
+  events(): Ev[] {
+    const { plan, C, cap } = this;
+    const out: Ev[] = [];
+    for (let i = 0; i < this.n; i++) {
+      const v: Vals = new Array<string | number>(plan.slots);
+      for (let slot = 0; slot < plan.slots; slot++) v[slot] = plan.numOnly[slot] ? C[plan.xc[slot] * cap + i] : this.text(slot, i);
+      out.push({ t: C[i], s: C[cap + i], v, fid: C[2 * cap + i] });
+    }
+    return out.sort((a, b) => a.s - b.s);
+  }
+
+  /** The text of distinct slot `slot` of event i (time order). */
+  private text(slot: number, i: number): string {
+    return this.D[slot][this.C[(this.plan.pc[slot] + 2) * this.cap + i]];
+  }
+
+  /** First index whose time is >= t (`strict`: > t). */
+  private timeBound(t: number, strict: boolean): number {
+    const C = this.C;
+    let lo = 0;
+    let hi = this.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (C[mid] < t || (strict && C[mid] === t)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   score(t: number): number[] {
-    const { plan } = this;
-    const L = this.byTime;
+    const { plan, C, cap } = this;
     // Events up to t: [lo of the window, hi); the last of them is the latest (time, then sequence).
-    const hi = timeBound(L, t, true);
-    for (let wi = 0; wi < plan.wins.length; wi++) SMALL_LO[wi] = timeBound(L, startBucket(plan.wins[wi], t, plan.R) * plan.R, false);
+    const hi = this.timeBound(t, true);
+    for (let wi = 0; wi < plan.wins.length; wi++) SMALL_LO[wi] = this.timeBound(startBucket(plan.wins[wi], t, plan.R) * plan.R, false);
     const out: number[] = new Array(plan.aggs.length);
     for (let ai = 0; ai < plan.aggs.length; ai++) {
       const a = plan.aggs[ai];
@@ -1222,32 +1325,40 @@ class SmallWindow {
           v = n;
           break;
         case 'last':
-          v = n > 0 ? num(L[hi - 1].v, a.f) : a.d;
+          v = n > 0 ? C[plan.xc[a.f] * cap + hi - 1] : a.d;
           break;
         case 'time_since_prev':
-          v = n > 0 ? t - L[hi - 1].t : a.d;
+          v = n > 0 ? t - C[hi - 1] : a.d;
           break;
         case 'sum':
         case 'mean': {
-          const p = SMALL_PARTIALS;
-          p.length = 0;
-          for (let i = lo; i < hi; i++) padd(p, num(L[i].v, a.f));
-          v = a.k === 'sum' ? psum(p) : n > 0 ? psum(p) / n : a.d;
+          const p = SMALL_SUM;
+          p.reset();
+          const base = plan.xc[a.f] * cap;
+          for (let i = lo; i < hi; i++) p.add(C[base + i]);
+          v = a.k === 'sum' ? p.sum() : n > 0 ? p.sum() / n : a.d;
           break;
         }
-        case 'min':
+        case 'min': {
+          const base = plan.xc[a.f] * cap;
+          let x = Infinity;
+          for (let i = lo; i < hi; i++) if (C[base + i] < x) x = C[base + i];
+          v = n > 0 ? x : a.d;
+          break;
+        }
         case 'max': {
-          let x = a.k === 'min' ? Infinity : -Infinity;
-          for (let i = lo; i < hi; i++) x = a.k === 'min' ? Math.min(x, num(L[i].v, a.f)) : Math.max(x, num(L[i].v, a.f));
+          const base = plan.xc[a.f] * cap;
+          let x = -Infinity;
+          for (let i = lo; i < hi; i++) if (C[base + i] > x) x = C[base + i];
           v = n > 0 ? x : a.d;
           break;
         }
         default: {
           // distinct_count: the events whose value's previous occurrence is before the window
-          const k = plan.pv[a.f];
+          const base = plan.pc[a.f] * cap;
           const loMs = startBucket(plan.wins[a.w], t, plan.R) * plan.R;
           v = 0;
-          for (let i = lo; i < hi; i++) if ((L[i].v[k] as number) < loMs) v++;
+          for (let i = lo; i < hi; i++) if (C[base + i] < loMs) v++;
         }
       }
       out[ai] = v;
@@ -1255,79 +1366,144 @@ class SmallWindow {
     return out;
   }
 
+  /** Doubles the columns' capacity. */
+  private grow(): void {
+    const cols = this.plan.cols;
+    const cap = this.cap * 2;
+    const C = new Float64Array(cap * cols);
+    for (let c = 0; c < cols; c++) C.set(this.C.subarray(c * this.cap, c * this.cap + this.n), c * cap);
+    this.C = C;
+    this.cap = cap;
+  }
+
   apply(e: Ev): ApplyEffect {
-    const R = this.plan.R;
+    const { plan } = this;
+    const R = plan.R;
     const B = Math.floor(e.t / R);
-    const L = this.byTime;
+    if (this.n === this.cap) this.grow();
+    const { C, cap, n } = this;
     // e has the greatest sequence: it goes after every event at its time; a bucket's events are adjacent.
-    const at = timeBound(L, e.t, true);
-    // Its previous occurrence (the last event of its value before it), and it is the next one's.
-    for (const slot of this.plan.dis) {
-      const k = this.plan.pv[slot];
+    const at = this.timeBound(e.t, true);
+    const newBucket = !((at > 0 && Math.floor(C[at - 1] / R) === B) || (at < n && Math.floor(C[at] / R) === B));
+    // Make room at `at` in every column (a no-op for an event in time order).
+    if (at < n) for (let c = 0, cols = plan.cols; c < cols; c++) C.copyWithin(c * cap + at + 1, c * cap + at, c * cap + n);
+    C[at] = e.t;
+    C[cap + at] = e.s;
+    C[2 * cap + at] = e.fid;
+    for (const slot of plan.xs) C[plan.xc[slot] * cap + at] = num(e.v, slot);
+    for (const slot of plan.dis) {
       const v = str(e.v, slot);
-      const h = (e.v[k + 1] = textHash(v));
+      const h = textHash(v);
+      const D = this.D[slot];
+      const pv = plan.pc[slot] * cap;
+      const hc = pv + cap;
+      const tc = hc + cap;
+      // Its previous occurrence (the last event of its value before it), and it is the next one's.
       let prev = -Infinity;
       for (let j = at - 1; j >= 0; j--) {
-        const w = L[j].v;
-        if (w[k + 1] === h && w[slot] === v) {
-          prev = L[j].t;
+        if (C[hc + j] === h && D[C[tc + j]] === v) {
+          prev = C[j];
           break;
         }
       }
-      e.v[k] = prev;
-      for (let j = at; j < L.length; j++) {
-        const w = L[j].v;
-        if (w[k + 1] === h && w[slot] === v) {
-          w[k] = e.t;
+      for (let j = at + 1; j <= n; j++) {
+        if (C[hc + j] === h && D[C[tc + j]] === v) {
+          C[pv + j] = e.t;
           break;
         }
       }
+      C[pv + at] = prev;
+      C[hc + at] = h;
+      C[tc + at] = D.push(v) - 1;
     }
-    const newBucket = !((at > 0 && Math.floor(L[at - 1].t / R) === B) || (at < L.length && Math.floor(L[at].t / R) === B));
-    L.splice(at, 0, e);
-    this.log.push(e);
+    this.n = n + 1;
+    this.fresh = true;
+    this.inOrder += ((e.t >= this.mt ? 1 : 0) - this.inOrder) / 64;
     if (e.t > this.mt) this.mt = e.t;
     if (e.s > this.seq) this.seq = e.s;
     const effect: ApplyEffect = { newBucket, evictedBuckets: 0, evictedEvents: 0 };
-    const cutMs = Math.floor((this.mt - this.plan.ret) / R) * R;
-    if (L[0].t < cutMs) {
-      const gone = new Set<number>();
-      const fields = new Set<string>();
-      let k = 0;
-      for (const o of this.log) {
-        if (o.t >= cutMs) this.log[k++] = o;
-        else {
-          gone.add(Math.floor(o.t / R));
-          if (o.fid !== 0) fields.add(fieldOf(Math.floor(o.t / R), o.fid));
-        }
-      }
-      effect.evictedEvents = this.log.length - k;
-      effect.evictedBuckets = gone.size;
-      this.log.length = k;
-      L.splice(0, timeBound(L, cutMs, false));
-      this.removed.push(...fields);
-    }
+    const cutMs = Math.floor((this.mt - plan.ret) / R) * R;
+    if (C[0] < cutMs) this.evict(this.timeBound(cutMs, false), effect);
     return effect;
   }
 
+  /** Drops the first k events (time order): all those before the retention cut. */
+  private evict(k: number, effect: ApplyEffect): void {
+    const { plan, C, cap, n } = this;
+    const R = plan.R;
+    const fields = new Set<string>();
+    let buckets = 0;
+    let lastB = NaN;
+    for (let i = 0; i < k; i++) {
+      const B = Math.floor(C[i] / R);
+      if (B !== lastB) buckets++;
+      lastB = B;
+      const fid = C[2 * cap + i];
+      if (fid !== 0) fields.add(fieldOf(B, fid));
+    }
+    effect.evictedEvents = k;
+    effect.evictedBuckets = buckets;
+    for (let c = 0, cols = plan.cols; c < cols; c++) C.copyWithin(c * cap, c * cap + k, c * cap + n);
+    this.n = n - k;
+    // The texts of the events left, renumbered in time order.
+    for (const slot of plan.dis) {
+      const tc = (plan.pc[slot] + 2) * cap;
+      const D = this.D[slot];
+      const kept: string[] = [];
+      for (let i = 0; i < this.n; i++) C[tc + i] = kept.push(D[C[tc + i]]) - 1;
+      this.D[slot] = kept;
+    }
+    this.removed.push(...fields);
+  }
+
   get changed(): boolean {
-    return this.removed.length > 0 || (this.log.length > 0 && this.log[this.log.length - 1].fid === 0);
+    return this.removed.length > 0 || this.fresh;
   }
 
   takeWrites(): { set: string[]; del: string[] } {
     const set: string[] = [];
     const del = this.removed;
     this.removed = [];
+    this.fresh = false;
     const R = this.plan.R;
-    // Buckets with events not stored yet, in first-seen order (usually one or two: an array, not a set).
-    const fresh: number[] = [];
-    for (const e of this.log) {
-      if (e.fid !== 0) continue;
-      const B = Math.floor(e.t / R);
-      if (!fresh.includes(B)) fresh.push(B);
+    const { C, cap, n } = this;
+    const S = cap;
+    const FID = 2 * cap;
+    // A bucket's events are adjacent in time order: per bucket with an event not stored yet, its
+    // events in apply (sequence) order.
+    for (let i = 0; i < n; ) {
+      const B = Math.floor(C[i] / R);
+      let j = i;
+      let news = false;
+      for (; j < n && Math.floor(C[j] / R) === B; j++) if (C[FID + j] === 0) news = true;
+      if (news) {
+        const at: number[] = [];
+        for (let x = i; x < j; x++) at.push(x);
+        at.sort((a, b) => C[S + a] - C[S + b]);
+        fragmentWrites(
+          B,
+          {
+            length: at.length,
+            fid: (x) => this.C[FID + at[x]],
+            setFid: (x, id) => (this.C[FID + at[x]] = id),
+            seq: (x) => this.C[S + at[x]],
+            row: (x) => this.row(at[x]),
+          },
+          set,
+          del,
+        );
+      }
+      i = j;
     }
-    for (const B of fresh) fragmentWrites(B, eventList(fresh.length === 1 && this.log.every((e) => Math.floor(e.t / R) === B) ? this.log : this.log.filter((e) => Math.floor(e.t / R) === B), this.plan.slots), set, del);
     return { set, del };
+  }
+
+  /** Stored row of index i: [time, seq, text per slot]. */
+  private row(i: number): Array<number | string> {
+    const { plan, C, cap } = this;
+    const r: Array<number | string> = [C[i], C[cap + i]];
+    for (let slot = 0; slot < plan.slots; slot++) r.push(plan.numOnly[slot] ? String(C[plan.xc[slot] * cap + i]) : this.text(slot, i));
+    return r;
   }
 }
 
@@ -1372,6 +1548,11 @@ export class EntityWindowState {
     return this.w.mt;
   }
 
+  /** Whether the entity is held as a big one (bucket summaries and accumulators), not as a small one's scanned columns. */
+  get big(): boolean {
+    return this.w instanceof BigWindow;
+  }
+
   /** Events held in memory (applied, not evicted). */
   get heldEvents(): number {
     return this.w.held;
@@ -1379,11 +1560,14 @@ export class EntityWindowState {
 
   /**
    * Estimated bytes of this state, heap and typed arrays (for a cache bounded by bytes): a fixed
-   * part plus a part per held event and value slot, rounded up from the demo's card windows
-   * (5,000 cards, ~100 events each in columns: ~350 bytes per event with two slots).
+   * part plus a part per held event. A big entity's is rounded up from the demo's card windows
+   * (5,000 cards, ~100 events each in columns: ~350 bytes per event with two slots); a small one's
+   * is its number columns at up to twice their length (capacity doubles) plus, per distinct slot,
+   * a text and its pointer.
    */
   get approxBytes(): number {
-    return ENTITY_BYTES + this.w.held * (EVENT_BYTES + SLOT_BYTES * this.plan.slots);
+    const perEvent = this.w instanceof BigWindow ? EVENT_BYTES + SLOT_BYTES * this.plan.slots : 16 * this.plan.cols + SMALL_TEXT_BYTES * this.plan.dis.length;
+    return ENTITY_BYTES + this.w.held * perEvent;
   }
 
   /** Whether t is late for this entity (before the greatest applied time by more than the lateness). */
@@ -1401,13 +1585,16 @@ export class EntityWindowState {
     return this.w instanceof BigWindow ? this.w.scoreReadOnly(t) : this.w.score(t);
   }
 
-  /** Applies a (non-late) event; a small entity past `small` events becomes a big one. */
+  /**
+   * Applies a (non-late) event; a small entity becomes a big one past `small` events, or past
+   * IN_ORDER_BIG_EVENTS while its events mostly come in event-time order.
+   */
   apply(t: number, raw: string[]): ApplyEffect {
     const e: Ev = { t, s: this.w.seq + 1, v: valuesOf(this.plan, raw), fid: 0 };
     const effect = this.w.apply(e);
-    if (this.w instanceof SmallWindow && this.w.log.length > this.small) {
+    if (this.w instanceof SmallWindow && (this.w.held > this.small || (this.w.held > IN_ORDER_BIG_EVENTS && this.w.inOrder >= 0.5))) {
       const removed = this.w.removed;
-      this.w = BigWindow.build(this.plan, this.w.log);
+      this.w = BigWindow.build(this.plan, this.w.events());
       this.w.removed = removed;
     }
     return effect;

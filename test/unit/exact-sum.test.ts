@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { padd, psum } from '../../src/features/window-state';
+import { ExactScan, padd, psum } from '../../src/features/window-state';
 
 /** x as an exact integer multiple of 2^-1074 (every finite double is one). */
 function scaled(x: number): bigint {
@@ -63,5 +63,30 @@ describe('exact sums (Shewchuk partials: what makes sums and means bit-identical
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it('a scan\'s exact sum (ExactScan, reused) is the same correctly rounded sum', () => {
+    const scan = new ExactScan();
+    fc.assert(
+      fc.property(fc.array(value, { maxLength: 60, size: '+1' }), (xs) => {
+        scan.reset();
+        for (const x of xs) scan.add(x);
+        expect(scan.sum()).toBe(rounded(xs.reduce((s, x) => s + scaled(x), 0n)) + 0);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('a scan keeps more partials than its first 64 when it must (ascending powers of two: about one partial per value)', () => {
+    const scan = new ExactScan();
+    const p: number[] = [];
+    const xs = Array.from({ length: 120 }, (_, i) => 2 ** (i * 8 - 480));
+    for (const x of xs) {
+      scan.add(x);
+      padd(p, x);
+    }
+    expect(p.length).toBeGreaterThan(64);
+    expect(scan.sum()).toBe(psum(p));
+    expect(scan.sum()).toBe(rounded(xs.reduce((s, x) => s + scaled(x), 0n)));
   });
 });

@@ -118,6 +118,57 @@ describe('window state in memory (what StreamingState computes between loads and
     expect(EntityWindowState.load(plan, 0, store.fields('c')).score(clock + 5)).toEqual(st.score(clock + 5));
   });
 
+  it('a long stream through a small entity (columns grown, moved on inserts, texts renumbered on eviction) equals the reference, and reloads to the same state', () => {
+    const set = activitySet(10, 0);
+    const plan = setPlan(set, valueNames(set), 4, 3_600_000);
+    const ref = new ReferenceStreamingState([set]);
+    const store = new FakeStore();
+    let st = EntityWindowState.load(plan, 1e9, []);
+    let clock = 1_000_000;
+    let x = 11;
+    let maxHeld = 0;
+    for (let offset = 0; offset < 6000; offset++) {
+      x = (x * 48271) % 2147483647;
+      if (x % 3 === 0) clock += 1; // ~3 events per ms: ~200 held in the 70 ms retention
+      // Mostly out of order (within the lateness), so it stays small however many it holds.
+      const t = clock - ((x >> 8) % 12);
+      const values = [String((x % 1000) - 300), `m${x % 13}`];
+      const [want] = ref.apply('t', 0, [{ offset, eventTime: t, entities: ['c'], values: [values] }]);
+      expect([st.isLate(t), st.score(t)]).toEqual([want.late[0], want.values[0]]);
+      if (!want.late[0]) st.apply(t, values);
+      maxHeld = Math.max(maxHeld, st.heldEvents);
+      if (offset % 97 === 0) {
+        store.write('c', st);
+        if (offset % 3 === 0) st = EntityWindowState.load(plan, 1e9, store.fields('c'));
+      }
+    }
+    expect(st.big).toBe(false);
+    expect(maxHeld).toBeGreaterThan(150);
+    store.write('c', st);
+    expect(store.storedEvents('c')).toBe(st.heldEvents);
+    expect(EntityWindowState.load(plan, 1e9, store.fields('c')).score(clock + 5)).toEqual(st.score(clock + 5));
+  });
+
+  it('a small entity whose events come in event-time order becomes big past 128 events, one out of order does not', () => {
+    const set = activitySet(1000, 0);
+    const plan = setPlan(set, valueNames(set), 4, 3_600_000);
+    for (const inOrder of [true, false]) {
+      const ref = new ReferenceStreamingState([set]);
+      const st = EntityWindowState.load(plan, 1e9, []);
+      let x = 5;
+      for (let offset = 0; offset < 140; offset++) {
+        x = (x * 48271) % 2147483647;
+        const t = 1_000_000 + (inOrder ? offset / 4 : 35 - (offset % 36));
+        const values = [String(x % 500), `m${x % 7}`];
+        const [want] = ref.apply('t', 0, [{ offset, eventTime: t, entities: ['c'], values: [values] }]);
+        expect(st.score(t)).toEqual(want.values[0]);
+        st.apply(t, values);
+        expect(st.big).toBe(inOrder && st.heldEvents > 128);
+      }
+      expect(st.heldEvents).toBe(140);
+    }
+  });
+
   it('stores a bucket\'s events in O(log n) fragments, merged like a binary counter', () => {
     const set = activitySet(0, 1e9);
     const plan = setPlan(set, valueNames(set), 60, 3_600_000);
