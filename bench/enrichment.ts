@@ -91,6 +91,11 @@ function heapAfterGcMB(): number {
   return +(process.memoryUsage().heapUsed / 2 ** 20).toFixed(1);
 }
 
+/** Typed arrays' backing stores, MB (outside the heap: the window state's columns live there). */
+function arrayBuffersMB(): number {
+  return +(process.memoryUsage().arrayBuffers / 2 ** 20).toFixed(1);
+}
+
 /** Garbage collections seen while `fn` runs: [start, end] in performance.now() ms, and their kinds. */
 async function gcDuring<T>(fn: () => Promise<T>): Promise<{ result: T; pauses: Array<[number, number]>; scavenges: number; others: number }> {
   const pauses: Array<[number, number]> = [];
@@ -220,7 +225,7 @@ async function main(): Promise<void> {
       });
       offset += BLOCK;
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-      const row = { eventsBefore: done, events: BLOCK, eventsPerCardBefore: Math.round(done / gen.spec.cards), eventsPerSec: Math.round(BLOCK / secs), ...cpu, heapAfterGcMB: heapAfterGcMB() };
+      const row = { eventsBefore: done, events: BLOCK, eventsPerCardBefore: Math.round(done / gen.spec.cards), eventsPerSec: Math.round(BLOCK / secs), ...cpu, heapAfterGcMB: heapAfterGcMB(), arrayBuffersMB: arrayBuffersMB() };
       growth.push(row);
       console.log(JSON.stringify({ growth: row }));
     }
