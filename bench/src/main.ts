@@ -52,6 +52,10 @@ const HELP = `npm run bench -- [options]
   --fractions LIST        fractions of each system's live capacity (default 0.25,0.5,0.75)
   --step-seconds S        seconds per step (default 30; quick 8)
   --start-rate N          capacity search: first offered rate (default 1000)
+  --warmup-rate N, --warmup-seconds S
+                          each system's unrecorded warm-up step after it starts (default 200/s for 5 s;
+                          quick 3 s). The broker is a fresh JVM: the first system measured pays its
+                          warm-up (BENCHMARKS.md item 30) unless the warm-up is long and fast enough
   --max-rate N            capacity search: highest rate tried (default 64000)
   --driver-tolerance-ms N a step whose driver lateness p99 exceeds this is void (default 50)
   --partitions N          partitions of the data topics (default 3)
@@ -109,6 +113,13 @@ function positiveIntOrZero(v: string | undefined, flag: string): number {
   return n;
 }
 
+/** A flag's value as a number > 0, or a clear error naming the flag. */
+function positive(flag: string, raw: string): number {
+  const x = Number(raw);
+  if (!Number.isFinite(x) || x <= 0) throw new Error(`${flag} must be a number > 0, got '${raw}'`);
+  return x;
+}
+
 const nums = (s: string) => s.split(',').map((x) => Number(x.trim())).filter((x) => Number.isFinite(x) && x > 0);
 
 function options(): Options {
@@ -122,6 +133,8 @@ function options(): Options {
       fractions: { type: 'string' },
       'step-seconds': { type: 'string' },
       'start-rate': { type: 'string' },
+      'warmup-rate': { type: 'string' },
+      'warmup-seconds': { type: 'string' },
       'max-rate': { type: 'string' },
       'driver-tolerance-ms': { type: 'string' },
       partitions: { type: 'string' },
@@ -182,8 +195,8 @@ function options(): Options {
       rates: nums(values.rates ?? (q ? '1000,5000' : '1000,2000,5000,8000,10000,16000,20000')),
       fractions: nums(values.fractions ?? '0.25,0.5,0.75'),
       maxOverCapacity: 2,
-      warmupRate: 200,
-      warmupSeconds: q ? 3 : 5,
+      warmupRate: positive('--warmup-rate', values['warmup-rate'] ?? '200'),
+      warmupSeconds: positive('--warmup-seconds', values['warmup-seconds'] ?? (q ? '3' : '5')),
       voidRetries: 2,
     },
   };
