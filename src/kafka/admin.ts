@@ -24,10 +24,13 @@ export async function ensureTopics(kafka: Kafka, topics: TopicSpec[]): Promise<E
     const missing = topics.filter((t) => !existing.has(t.name));
     if (missing.length > 0) {
       // Another process (a second instance, the gateway) may create the same topics at the same
-      // moment: kafkajs then answers false for those instead of waiting for their leaders, which
-      // waitUntilServed below does for every topic.
+      // moment: kafkajs then answers false for those. Leaders are waited for by waitUntilServed
+      // below, for every topic: kafkajs' own wait (waitForLeaders) retries only LEADER_NOT_AVAILABLE,
+      // and a KRaft broker can answer a topic created a moment ago with UNKNOWN_TOPIC_OR_PARTITION
+      // ("This server does not host this topic-partition"), which failed a `tributary run` started
+      // beside a gateway in CI.
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: missing.map((t) => ({
           topic: t.name,
           numPartitions: t.partitions,
