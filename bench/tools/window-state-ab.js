@@ -8,6 +8,8 @@
  * Each DIR is a checkout with bench:enrichment's build in bench/dist-enrichment (see BENCHMARKS.md,
  * "Enrichment CPU per event"). N (default 400,000), BLOCK (50,000), ROUNDS (3), SMALL (see below). The values held
  * are the raw amount (not amount_usd) and merchantId: the cost, not the features, is measured.
+ * WRITES=<k> (default 0: none) also takes the writes of the states an event touched every k events,
+ * as a stage's commit does once per batch (the fragments' JSON texts, not sent anywhere).
  */
 'use strict';
 const path = require('node:path');
@@ -20,6 +22,7 @@ if (dirs.length === 0) {
 const N = Number(process.env.N ?? 400000);
 const BLOCK = Number(process.env.BLOCK ?? 50000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const WRITES = Number(process.env.WRITES ?? 0);
 
 for (let round = 0; round < ROUNDS; round++) {
   for (const dir of dirs) {
@@ -39,15 +42,25 @@ for (let round = 0; round < ROUNDS; round++) {
     const gen = new TransactionGenerator({ seed: 42, startTime: 1.7e12 });
     const states = new Map();
     const row = [];
+    const touched = new Set();
+    let written = 0;
     for (let done = 0; done < N; done += BLOCK) {
       const events = gen.take(BLOCK).map((g) => g.tx);
       const t0 = process.hrtime.bigint();
-      for (const tx of events) {
+      for (let i = 0; i < events.length; i++) {
+        const tx = events[i];
         let st = states.get(tx.cardId);
         if (!st) states.set(tx.cardId, (st = new ws.EntityWindowState(plan, SMALL)));
         const t = tx.eventTime;
         st.score(t);
         if (!st.isLate(t)) st.apply(t, names.map((n) => String(n === 'amount_usd' ? tx.amount : (tx[n] ?? ''))));
+        if (WRITES > 0) {
+          touched.add(st);
+          if (i % WRITES === WRITES - 1) {
+            for (const s of touched) if (s.changed) written += s.takeWrites().set.length;
+            touched.clear();
+          }
+        }
       }
       row.push(Number(process.hrtime.bigint() - t0) / BLOCK);
     }
@@ -55,6 +68,6 @@ for (let round = 0; round < ROUNDS; round++) {
     const mem = process.memoryUsage();
     const heapMB = mem.heapUsed / 1048576;
     const buffersMB = mem.arrayBuffers / 1048576;
-    console.log(`round ${round} ${dir} (small ${SMALL}): ${row.map((x) => x.toFixed(0)).join(' ')} ns/event; heap ${heapMB.toFixed(0)} MB + typed arrays ${buffersMB.toFixed(0)} MB with ${states.size} cards held`);
+    console.log(`round ${round} ${dir} (small ${SMALL}): ${row.map((x) => x.toFixed(0)).join(' ')} ns/event; heap ${heapMB.toFixed(0)} MB${WRITES > 0 ? ` (${written / 2} fragments written)` : ''} + typed arrays ${buffersMB.toFixed(0)} MB with ${states.size} cards held`);
   }
 }

@@ -11,7 +11,7 @@ import { fieldGetter } from '../util/field-path';
 import type { FeatureExtractor } from './extractors';
 import type { FeatureSetRef } from './declarative/spec';
 import { BatchSetReader, commandsFor, type BatchLookup } from './batch-store';
-import { FencedError, StreamingState, valueNames, type StateCacheBounds, type StreamEvent, type StreamResult } from './streaming';
+import { FencedError, StreamingState, valueNames, type SlotValue, type StateCacheBounds, type StreamEvent, type StreamResult } from './streaming';
 import { StreamingMetrics } from './streaming-metrics';
 import { setFeatureNames, setFeatureTypes, type BatchFeatureSetSpec, type FeatureSetSpec, type FeatureType, type FeaturesSpec, type StreamingFeatureSetSpec } from './spec';
 
@@ -211,14 +211,15 @@ export class Enricher {
   private streamEvent(input: EnrichInput, base: number[]): StreamEvent {
     const plan = this.streamPlan;
     const entities: Array<string | null> = new Array(plan.length);
-    const values: string[][] = new Array(plan.length);
+    const values: SlotValue[][] = new Array(plan.length);
     for (let si = 0; si < plan.length; si++) {
       const { entity, slots } = plan[si];
       entities[si] = entityValue(entity(input.event));
-      const vals: string[] = new Array(slots.length);
+      const vals: SlotValue[] = new Array(slots.length);
       for (let j = 0; j < slots.length; j++) {
         const src = slots[j];
-        vals[j] = typeof src === 'number' ? String(base[src]) : String(src(input.event) ?? '');
+        // A base feature goes as its number: the state would parse its String() back to it.
+        vals[j] = typeof src === 'number' ? base[src] : String(src(input.event) ?? '');
       }
       values[si] = vals;
     }
@@ -300,23 +301,29 @@ export class Enricher {
 
     const setVersions: Record<string, string> = {};
     this.batchReaders.forEach((r, j) => (setVersions[r.set.name] = batchResults[j].version || 'none'));
+    const width = vector.names.length;
     ok.forEach((i, k) => {
-      const values = [...base[i]!];
+      // The vector written in place (one array of its final length, no spreads or regrowth).
+      const values: number[] = new Array(width);
+      const b = base[i]!;
+      let w = 0;
+      for (let x = 0; x < b.length; x++) values[w++] = b[x];
       let error: string | undefined;
       let bi = 0;
       let si = 0;
       for (const s of vector.sets) {
         if (s.kind === 'redis_batch') {
           const look = batchResults[bi++].lookups[k];
-          values.push(...look.values);
-          if (s.config.missingIndicator) values.push(look.missing ? 1 : 0);
+          for (let x = 0; x < look.values.length; x++) values[w++] = look.values[x];
+          if (s.config.missingIndicator) values[w++] = look.missing ? 1 : 0;
           if (look.missing) {
             this.stats.missing[s.name] = (this.stats.missing[s.name] ?? 0) + 1;
             if (s.config.onMissing === 'dead_letter') error ??= `feature set ${s.name}: entity ${s.entity}=${entityOf(inputs[i].event, s.entity) ?? '(none)'} ${look.stale ? 'is stale' : 'is missing'} in version ${batchResults[bi - 1].version || 'none'}`;
           }
         } else {
           const r = streamResults[i]!;
-          values.push(...r.values[si]);
+          const sv = r.values[si];
+          for (let x = 0; x < sv.length; x++) values[w++] = sv[x];
           if (r.late[si]) {
             this.stats.late[s.name] = (this.stats.late[s.name] ?? 0) + 1;
             if (s.config.onLate === 'dead_letter') error ??= `feature set ${s.name}: event time ${inputs[i].eventTime} is later than the allowed lateness of ${s.config.allowedLatenessMs} ms`;
@@ -324,6 +331,7 @@ export class Enricher {
           si++;
         }
       }
+      if (w !== width) throw new Error(`vector of ${w} values, ${width} names`); // a set gave other values than it declares
       out[i] = error ? { error } : { values, setVersions };
     });
     return out;

@@ -81,7 +81,7 @@ import { decodeStoredVector, encodeStoredVector } from './stored-vector';
 import { defineFeatureScripts, type FeatureScripts, type RedisClient } from './scripts';
 import { DEFAULT_DURABILITY_TIMEOUT_MS, effectiveWindow, numericDefault, type AggregationFieldSpec, type StateDurability, type StreamingFeatureSetSpec } from './spec';
 import type { StreamingBatchReport, StreamingMetrics } from './streaming-metrics';
-import { EntityWindowState, numericValue, padd, psum, setPlan, type SetPlan } from './window-state';
+import { EntityWindowState, numericValue, padd, psum, setPlan, type SetPlan, type SlotValue } from './window-state';
 
 export class FencedError extends TributaryError {
   override readonly name = 'FencedError';
@@ -142,8 +142,8 @@ export interface StreamEvent {
   offset: number;
   eventTime: number;
   entities: Array<string | null>;
-  /** Per set, per value slot (`valueNames(set)`), the value as a string (numbers via String()). */
-  values: string[][];
+  /** Per set, per value slot (`valueNames(set)`), the value: a string, or a number (the same as its String()). */
+  values: SlotValue[][];
 }
 
 export interface StreamResult {
@@ -209,12 +209,23 @@ interface GroupChunk {
   /** Entity hash keys, and per key the set it belongs to. */
   keys: string[];
   setOf: number[];
-  /** Per event of the chunk: its index in the batch, whether this group counts it, and per set the index in `keys` (-1: none here). */
-  items: Array<{ i: number; counts: boolean; ent: number[] }>;
+  /**
+   * Per event of the chunk (parallel arrays, no object per event): its index in the batch, whether
+   * this group counts it, and per set (`ent[x * sets + si]`) the index in `keys` (-1: none here).
+   */
+  ev: number[];
+  counts: boolean[];
+  ent: number[];
 }
 
-/** Per event of a chunk, per set: late flag and values ('' = the set's entity is in another group). */
-type ChunkResult = Array<Array<{ late: boolean; values: number[] } | undefined>>;
+/**
+ * What a batch's chunks compute, per event and set at `i * sets + si`: the values (undefined: the
+ * set's entity is absent) and the late flag. Each chunk writes its own events' entries.
+ */
+interface BatchOut {
+  values: Array<number[] | undefined>;
+  late: Uint8Array;
+}
 
 const MAX_ATTEMPTS = 8;
 const OPTIMISTIC_AFTER = 8;
@@ -228,6 +239,8 @@ export class StreamingState {
   private readonly plans: SetPlan[];
   /** Per set, its stats hash fields (built once, not per event). */
   private readonly statFields: Array<{ late: string; sr: string; sb: string }>;
+  /** Per set, its fields' defaults (the values of an event without that set's entity). */
+  private readonly defaults: number[][];
   readonly redis: RedisClient & FeatureScripts;
   readonly slotGroups: number;
   private readonly metrics?: StreamingMetrics;
@@ -273,6 +286,7 @@ export class StreamingState {
     if (!Number.isInteger(cacheEntities) || cacheEntities < 1) throw new ConfigError('cacheEntities', `must be a positive integer, got ${cacheEntities}`);
     this.plans = sets.map((s) => setPlan(s, valueNames(s), options.bucketsPerBlock ?? DEFAULT_BUCKETS_PER_BLOCK, DEFAULT_REPLAY_RETENTION_MS));
     this.statFields = sets.map((s) => ({ late: `late:${s.name}`, sr: `sr:${s.name}`, sb: `sb:${s.name}` }));
+    this.defaults = sets.map((s) => s.fields.map(numericDefault));
     this.keep = options.replayRetentionOffsets ?? DEFAULT_REPLAY_RETENTION_OFFSETS;
     this.small = options.smallEntityEvents ?? DEFAULT_SMALL_ENTITY_EVENTS;
     const cacheBytes = options.cacheBytes ?? Math.floor(getHeapStatistics().heap_size_limit / 4);
@@ -348,20 +362,20 @@ export class StreamingState {
   private chunks(events: readonly StreamEvent[]): { list: GroupChunk[] } {
     const groups = new Map<number, GroupChunk & { index: Map<string, number> }>();
     const nSets = this.sets.length;
-    // Per event, the groups it touches and per group its entities' key indexes (few sets: arrays, not maps).
+    // Per event, the groups it touches and where its row of entity indexes starts in each (few sets: arrays, not maps).
     const gs: number[] = [];
-    const ents: number[][] = [];
+    const rows: number[] = [];
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
       gs.length = 0;
-      ents.length = 0;
+      rows.length = 0;
       for (let si = 0; si < nSets; si++) {
         const entity = e.entities[si];
         if (entity === null) continue;
         const g = slotGroupOf(entity, this.slotGroups);
         let c = groups.get(g);
         if (!c) {
-          c = { g, keys: [], setOf: [], items: [], index: new Map() };
+          c = { g, keys: [], setOf: [], ev: [], counts: [], ent: [], index: new Map() };
           groups.set(g, c);
         }
         const key = this.entityKey(g, si, entity);
@@ -374,12 +388,14 @@ export class StreamingState {
         let at = gs.indexOf(g);
         if (at < 0) {
           at = gs.push(g) - 1;
-          ents.push(new Array<number>(nSets).fill(-1));
+          // The event is counted (applied / replayed) by the group of its first entity only.
+          c.ev.push(i);
+          c.counts.push(at === 0);
+          rows.push(c.ent.length);
+          for (let x = 0; x < nSets; x++) c.ent.push(-1);
         }
-        ents[at][si] = ki;
+        c.ent[rows[at] + si] = ki;
       }
-      // The event is counted (applied / replayed) by the group of its first entity only.
-      for (let x = 0; x < gs.length; x++) groups.get(gs[x])!.items.push({ i, counts: x === 0, ent: ents[x] });
     }
     return { list: [...groups.values()] };
   }
@@ -394,7 +410,7 @@ export class StreamingState {
    * Loads what a chunk needs and is not held (checkpoint, stored vectors of replayed offsets,
    * entities), computes it in memory and commits it; on a stale copy, reloads and computes again.
    */
-  private async applyChunk(topic: string, partition: number, epoch: number, events: readonly StreamEvent[], c: GroupChunk): Promise<ChunkResult> {
+  private async applyChunk(topic: string, partition: number, epoch: number, events: readonly StreamEvent[], c: GroupChunk, out: BatchOut): Promise<void> {
     const ckId = ckptKey(topic, partition, c.g);
     const k = {
       epoch: streamKeys.epoch(this.namespace, c.g, topic, partition),
@@ -403,7 +419,7 @@ export class StreamingState {
       stats: streamKeys.stats(this.namespace, c.g),
     };
     let minOffset = Infinity;
-    for (const it of c.items) minOffset = Math.min(minOffset, events[it.i].offset);
+    for (const i of c.ev) minOffset = Math.min(minOffset, events[i].offset);
     for (let attempt = 1; ; attempt++) {
       // 1. Load (only what is not held; nothing at all for a warm chunk without replays).
       let ck = this.ckpts.get(ckId);
@@ -446,7 +462,7 @@ export class StreamingState {
       // 2. Compute in memory.
       let computed: ReturnType<StreamingState['compute']>;
       try {
-        computed = this.compute(events, c, states as EntityWindowState[], ckNow, stored);
+        computed = this.compute(events, c, states as EntityWindowState[], ckNow, stored, out);
       } catch (err) {
         this.forget(c.keys, ckId);
         throw err;
@@ -484,7 +500,7 @@ export class StreamingState {
           this.highest.set(ckId, Math.max(this.highest.get(ckId) ?? -1, computed.lastOffset));
         }
         this.metrics?.record(this.namespace, computed.report, (name) => this.sets.find((s) => s.name === name)?.config.onLate ?? 'ignore');
-        return computed.results;
+        return;
       }
       // Stale: another process (or an older copy here) changed the checkpoint or an entity.
       this.staleRetries++;
@@ -494,9 +510,8 @@ export class StreamingState {
     }
   }
 
-  /** Scores (and applies the new offsets of) a chunk over the in-memory states. */
-  private compute(events: readonly StreamEvent[], c: GroupChunk, states: EntityWindowState[], ck: number, stored: ReadonlyMap<number, string>) {
-    const results: ChunkResult = [];
+  /** Scores (and applies the new offsets of) a chunk over the in-memory states; its events' values and late flags go to `out`. */
+  private compute(events: readonly StreamEvent[], c: GroupChunk, states: EntityWindowState[], ck: number, stored: ReadonlyMap<number, string>, out: BatchOut) {
     const offsets: number[] = [];
     const parts: string[] = [];
     const stats: Record<string, number> = {};
@@ -504,38 +519,46 @@ export class StreamingState {
     const report: StreamingBatchReport = { late: {}, evictedBuckets: {}, evictedEvents: {}, replayMissed: 0 };
     let lastOffset = -1;
     const nSets = this.sets.length;
-    for (const it of c.items) {
-      const e = events[it.i];
-      const per: Array<{ late: boolean; values: number[] } | undefined> = new Array(nSets).fill(undefined);
+    for (let x = 0; x < c.ev.length; x++) {
+      const i = c.ev[x];
+      const row = x * nSets;
+      const at = i * nSets;
+      const e = events[i];
       if (e.offset <= ck) {
-        if (it.counts) bump('replayed', 1);
+        if (c.counts[x]) bump('replayed', 1);
         const part = stored.get(e.offset);
         if (part !== undefined) {
-          part.split(';').forEach((x, si) => {
-            if (it.ent[si] >= 0) per[si] = decodeStoredVector(x);
+          part.split(';').forEach((text, si) => {
+            if (c.ent[row + si] < 0) return;
+            const v = decodeStoredVector(text);
+            out.values[at + si] = v.values;
+            out.late[at + si] = v.late ? 1 : 0;
           });
         } else {
           // Its stored vector was trimmed: best effort, from the current state (counted).
           report.replayMissed++;
           bump('replay_missed', 1);
-          it.ent.forEach((ki, si) => {
-            if (ki >= 0) per[si] = { late: states[ki].isLate(e.eventTime), values: states[ki].scoreReadOnly(e.eventTime) };
-          });
+          for (let si = 0; si < nSets; si++) {
+            const ki = c.ent[row + si];
+            if (ki < 0) continue;
+            out.late[at + si] = states[ki].isLate(e.eventTime) ? 1 : 0;
+            out.values[at + si] = states[ki].scoreReadOnly(e.eventTime);
+          }
         }
-        results.push(per);
         continue;
       }
-      if (it.counts) bump('applied', 1);
+      if (c.counts[x]) bump('applied', 1);
       // The stored vector: per set its stored text (stored-vector.ts), sets joined by ';' ('' for a set whose entity is elsewhere).
       let text = '';
       for (let si = 0; si < nSets; si++) {
         if (si > 0) text += ';';
-        const ki = it.ent[si];
+        const ki = c.ent[row + si];
         if (ki < 0) continue;
         const st = states[ki];
         const late = st.isLate(e.eventTime);
         const values = st.score(e.eventTime);
-        per[si] = { late, values };
+        out.values[at + si] = values;
+        out.late[at + si] = late ? 1 : 0;
         text += encodeStoredVector(late, values);
         const name = this.sets[si].name;
         if (late) {
@@ -549,12 +572,11 @@ export class StreamingState {
         if (eff.evictedBuckets > 0) report.evictedBuckets[name] = (report.evictedBuckets[name] ?? 0) + eff.evictedBuckets;
         if (eff.evictedEvents > 0) report.evictedEvents[name] = (report.evictedEvents[name] ?? 0) + eff.evictedEvents;
       }
-      results.push(per);
       offsets.push(e.offset);
       parts.push(text);
       if (e.offset > lastOffset) lastOffset = e.offset;
     }
-    return { results, offsets, parts, stats, report, lastOffset: lastOffset > ck ? lastOffset : -1 };
+    return { offsets, parts, stats, report, lastOffset: lastOffset > ck ? lastOffset : -1 };
   }
 
   /**
@@ -564,25 +586,18 @@ export class StreamingState {
   async apply(topic: string, partition: number, epoch: number, events: readonly StreamEvent[]): Promise<StreamResult[]> {
     const { list } = this.chunks(events);
     const n = this.sets.length;
-    const got: Array<{ late: boolean; values: number[] } | undefined> = new Array(events.length * n);
-    await Promise.all(
-      list.map(async (chunk) => {
-        const res = await this.applyChunk(topic, partition, epoch, events, chunk);
-        chunk.items.forEach((it, x) => {
-          for (let si = 0; si < n; si++) if (it.ent[si] >= 0) got[it.i * n + si] = res[x][si];
-        });
-      }),
-    );
-    const defaults = this.sets.map((s) => s.fields.map(numericDefault));
+    const got: BatchOut = { values: new Array(events.length * n), late: new Uint8Array(events.length * n) };
+    await Promise.all(list.map((chunk) => this.applyChunk(topic, partition, epoch, events, chunk, got)));
     const out: StreamResult[] = new Array(events.length);
     for (let i = 0; i < events.length; i++) {
-      const res: StreamResult = { values: [], late: [] };
+      const values: number[][] = new Array(n);
+      const late: boolean[] = new Array(n);
       for (let si = 0; si < n; si++) {
-        const r = got[i * n + si];
-        res.values.push(r ? r.values : [...defaults[si]]);
-        res.late.push(r ? r.late : false);
+        const v = got.values[i * n + si];
+        values[si] = v ?? this.defaults[si].slice();
+        late[si] = got.late[i * n + si] === 1;
       }
-      out[i] = res;
+      out[i] = { values, late };
     }
     return out;
   }
@@ -695,7 +710,7 @@ export class StreamingState {
  */
 export class ReferenceStreamingState {
   private seq = 0;
-  private readonly log = new Map<string, Array<{ t: number; seq: number; late: boolean; values: string[]; tag: string }>>();
+  private readonly log = new Map<string, Array<{ t: number; seq: number; late: boolean; values: SlotValue[]; tag: string }>>();
   private readonly checkpoints = new Map<string, number>();
   readonly lateCounts = new Map<string, number>();
 
@@ -744,7 +759,7 @@ export class ReferenceStreamingState {
 }
 
 /** One aggregation as of t over a full event log (brute force, sorted by (time, seq) like the script). */
-export function referenceAggregate(f: AggregationFieldSpec, set: StreamingFeatureSetSpec, log: ReadonlyArray<{ t: number; seq: number; late: boolean; values: string[] }>, t: number, ownSeq: number, slots: string[]): number {
+export function referenceAggregate(f: AggregationFieldSpec, set: StreamingFeatureSetSpec, log: ReadonlyArray<{ t: number; seq: number; late: boolean; values: SlotValue[] }>, t: number, ownSeq: number, slots: string[]): number {
   const w = effectiveWindow(f, set);
   const start = w.start(t);
   const slot = f.of ? slots.indexOf(f.of) : -1;
@@ -764,7 +779,7 @@ export function referenceAggregate(f: AggregationFieldSpec, set: StreamingFeatur
     case 'max':
       return nums.length > 0 ? nums.reduce((a, b) => (b > a ? b : a)) : d;
     case 'distinct_count':
-      return new Set(rows.map((r) => r.values[slot])).size;
+      return new Set(rows.map((r) => String(r.values[slot]))).size;
     case 'last':
       return nums.length > 0 ? nums[nums.length - 1] : d;
     case 'time_since_prev':
@@ -772,7 +787,7 @@ export function referenceAggregate(f: AggregationFieldSpec, set: StreamingFeatur
   }
 }
 
-export { numericValue };
+export { numericValue, type SlotValue };
 
 /**
  * The correctly rounded sum of `xs` (Shewchuk's partials, as Python's math.fsum), which does not

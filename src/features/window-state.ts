@@ -225,8 +225,14 @@ export function psum(p: ArrayLike<number>, len = p.length): number {
   return hi + 0;
 }
 
+/**
+ * An event's value for one slot as the state receives it: a text, or a number where the caller has
+ * one (a base feature) — the same as its String(), without the round trip through a text.
+ */
+export type SlotValue = string | number;
+
 /** A value slot as a number: not a number -> 0, and never -0. */
-export function numericValue(raw: string): number {
+export function numericValue(raw: SlotValue): number {
   const x = Number(raw);
   return Number.isNaN(x) ? 0 : x + 0;
 }
@@ -435,9 +441,9 @@ const SLOT_BYTES = 60;
 const SMALL_TEXT_BYTES = 48;
 
 /** An event's held values from its raw text: numbers for the slots read only as numbers. */
-function valuesOf(plan: SetPlan, raw: readonly string[]): Vals {
+function valuesOf(plan: SetPlan, raw: readonly SlotValue[]): Vals {
   const v: Vals = new Array<string | number>(raw.length);
-  for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : raw[slot];
+  for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : String(raw[slot]);
   return v;
 }
 
@@ -452,45 +458,58 @@ function textHash(x: string): number {
   return h | 0;
 }
 
-/** One bucket's events in apply order, as fragmentWrites reads them (a BigWindow's or a SmallWindow's columns). */
-interface BucketEvents {
-  readonly length: number;
-  fid(i: number): number;
-  setFid(i: number, id: number): void;
-  seq(i: number): number;
-  /** The stored row: [time, seq, text per slot]. */
-  row(i: number): Array<number | string>;
+/**
+ * A window's columns as fragmentWrites reads one bucket's events (BigWindow and SmallWindow
+ * implement it with methods: no closures or row arrays per bucket written).
+ */
+interface FragmentColumns {
+  fidAt(i: number): number;
+  setFidAt(i: number, id: number): void;
+  seqAt(i: number): number;
+  /** The stored row of column index i as JSON text: [time, seq, text per slot]. */
+  rowJson(i: number): string;
 }
 
+/** fragmentWrites' scratch: the runs of one bucket (fid and length), newest last. */
+const RUN_ID: number[] = [];
+const RUN_N: number[] = [];
+/** takeWrites' scratch: one bucket's column indexes in apply order. */
+const BUCKET_AT: number[] = [];
+
 /**
- * The stores of one bucket's new events: its events in apply order end with the ones not stored
- * yet; stored ones form fragments (runs of one fid). The new events become a fragment, merged with
- * the previous ones while those are not larger (a binary counter: O(log n) fragments per bucket and
- * O(log n) rewrites per event). Pushes the field to write and the fields merged away.
+ * The stores of one bucket's new events: its events in apply order (`at`: column indexes) end with
+ * the ones not stored yet; stored ones form fragments (runs of one fid). The new events become a
+ * fragment, merged with the previous ones while those are not larger (a binary counter: O(log n)
+ * fragments per bucket and O(log n) rewrites per event). Pushes the field to write and the fields
+ * merged away.
  */
-function fragmentWrites(B: number, evs: BucketEvents, set: string[], del: string[]): void {
-  const runs: Array<{ id: number; n: number }> = [];
-  for (let i = 0; i < evs.length; i++) {
-    const fid = evs.fid(i);
-    const last = runs[runs.length - 1];
-    if (last && last.id === fid) last.n++;
-    else runs.push({ id: fid, n: 1 });
+function fragmentWrites(B: number, at: readonly number[], cols: FragmentColumns, set: string[], del: string[]): void {
+  let runs = 0;
+  for (let x = 0; x < at.length; x++) {
+    const fid = cols.fidAt(at[x]);
+    if (runs > 0 && RUN_ID[runs - 1] === fid) RUN_N[runs - 1]++;
+    else {
+      RUN_ID[runs] = fid;
+      RUN_N[runs] = 1;
+      runs++;
+    }
   }
-  if (runs.length === 0 || runs[runs.length - 1].id !== 0) return; // nothing new
-  while (runs.length >= 2 && runs[runs.length - 2].n <= runs[runs.length - 1].n) {
-    const last = runs.pop()!;
-    if (last.id !== 0) del.push(fieldOf(B, last.id));
-    runs[runs.length - 1].n += last.n;
+  if (runs === 0 || RUN_ID[runs - 1] !== 0) return; // nothing new
+  while (runs >= 2 && RUN_N[runs - 2] <= RUN_N[runs - 1]) {
+    runs--;
+    if (RUN_ID[runs] !== 0) del.push(fieldOf(B, RUN_ID[runs]));
+    RUN_N[runs - 1] += RUN_N[runs];
   }
-  const top = runs[runs.length - 1];
-  const from = evs.length - top.n;
-  const id = top.id !== 0 ? top.id : evs.seq(from);
-  const rows: Array<Array<number | string>> = [];
-  for (let i = from; i < evs.length; i++) {
-    evs.setFid(i, id);
-    rows.push(evs.row(i));
+  const from = at.length - RUN_N[runs - 1];
+  const id = RUN_ID[runs - 1] !== 0 ? RUN_ID[runs - 1] : cols.seqAt(at[from]);
+  // The text JSON.stringify gives the rows (numbers as themselves, texts quoted), built without them.
+  let json = '[';
+  for (let x = from; x < at.length; x++) {
+    cols.setFidAt(at[x], id);
+    if (x > from) json += ',';
+    json += cols.rowJson(at[x]);
   }
-  set.push(fieldOf(B, id), JSON.stringify(rows));
+  set.push(fieldOf(B, id), json + ']');
 }
 
 /**
@@ -1168,33 +1187,34 @@ class BigWindow {
     const set: string[] = [];
     const del = this.removed;
     this.removed = [];
+    const at = BUCKET_AT;
     for (const B of this.dirty) {
       const bi = lowerBound(this.bid, B);
       // The bucket's column indexes in apply order (usually a few).
-      const at: number[] = [];
+      at.length = 0;
       for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) at.push(i);
-      fragmentWrites(
-        B,
-        {
-          length: at.length,
-          fid: (x) => this.FID[at[x]],
-          setFid: (x, id) => (this.FID[at[x]] = id),
-          seq: (x) => this.S[at[x]],
-          row: (x) => this.row(at[x]),
-        },
-        set,
-        del,
-      );
+      fragmentWrites(B, at, this, set, del);
     }
     this.dirty.clear();
     return { set, del };
   }
 
-  /** Stored row of column index i: [time, seq, text per slot]. */
-  private row(i: number): Array<number | string> {
-    const r: Array<number | string> = [this.T[i], this.S[i]];
-    for (let slot = 0; slot < this.plan.slots; slot++) r.push(this.plan.numOnly[slot] ? String(this.X[slot][i]) : this.D[slot][i]);
-    return r;
+  fidAt(i: number): number {
+    return this.FID[i];
+  }
+
+  setFidAt(i: number, id: number): void {
+    this.FID[i] = id;
+  }
+
+  seqAt(i: number): number {
+    return this.S[i];
+  }
+
+  rowJson(i: number): string {
+    let r = `[${this.T[i]},${this.S[i]}`;
+    for (let slot = 0; slot < this.plan.slots; slot++) r += this.plan.numOnly[slot] ? `,"${this.X[slot][i]}"` : `,${JSON.stringify(this.D[slot][i])}`;
+    return r + ']';
   }
 }
 
@@ -1228,8 +1248,11 @@ class SmallWindow {
    * column: an insert moves numbers only; moving the texts' array was 11 % of a small entity's time).
    */
   private readonly D: string[][] = [];
-  /** Whether events were applied since the last takeWrites. */
-  private fresh = false;
+  /**
+   * The buckets of the events applied since the last takeWrites (in apply order, repeats
+   * possible): takeWrites reads only those buckets' ranges, not every event held.
+   */
+  private dirty: number[] = [];
   /**
    * The share of recent applied events that came in event-time order (t >= every time applied
    * before), an exponential average over ~64 events (long enough that a stream a quarter in order
@@ -1256,7 +1279,7 @@ class SmallWindow {
       C[i] = e.t;
       C[cap + i] = e.s;
       C[2 * cap + i] = e.fid;
-      if (e.fid === 0) this.fresh = true;
+      if (e.fid === 0) this.dirty.push(Math.floor(e.t / plan.R));
       for (const slot of plan.xs) C[plan.xc[slot] * cap + i] = num(e.v, slot);
       for (const slot of plan.dis) {
         const v = str(e.v, slot);
@@ -1419,7 +1442,7 @@ class SmallWindow {
       C[tc + at] = D.push(v) - 1;
     }
     this.n = n + 1;
-    this.fresh = true;
+    this.dirty.push(B);
     this.inOrder += ((e.t >= this.mt ? 1 : 0) - this.inOrder) / 64;
     if (e.t > this.mt) this.mt = e.t;
     if (e.s > this.seq) this.seq = e.s;
@@ -1459,54 +1482,57 @@ class SmallWindow {
   }
 
   get changed(): boolean {
-    return this.removed.length > 0 || this.fresh;
+    return this.removed.length > 0 || this.dirty.length > 0;
   }
 
   takeWrites(): { set: string[]; del: string[] } {
     const set: string[] = [];
     const del = this.removed;
     this.removed = [];
-    this.fresh = false;
+    const dirty = this.dirty.sort((a, b) => a - b);
+    this.dirty = [];
     const R = this.plan.R;
     const { C, cap, n } = this;
-    const S = cap;
-    const FID = 2 * cap;
-    // A bucket's events are adjacent in time order: per bucket with an event not stored yet, its
-    // events in apply (sequence) order.
-    for (let i = 0; i < n; ) {
-      const B = Math.floor(C[i] / R);
+    const at = BUCKET_AT;
+    // A bucket's events are adjacent in time order: per bucket with an event not stored yet (one
+    // evicted since holds none), its events in apply (sequence) order.
+    for (let d = 0; d < dirty.length; d++) {
+      const B = dirty[d];
+      if (d > 0 && dirty[d - 1] === B) continue;
+      // The bucket's range by its bounds' times, settled by the same floor(t / R) that placed its events.
+      let i = this.timeBound(B * R, false);
+      while (i > 0 && Math.floor(C[i - 1] / R) === B) i--;
+      while (i < n && Math.floor(C[i] / R) < B) i++;
       let j = i;
-      let news = false;
-      for (; j < n && Math.floor(C[j] / R) === B; j++) if (C[FID + j] === 0) news = true;
-      if (news) {
-        const at: number[] = [];
-        for (let x = i; x < j; x++) at.push(x);
-        at.sort((a, b) => C[S + a] - C[S + b]);
-        fragmentWrites(
-          B,
-          {
-            length: at.length,
-            fid: (x) => this.C[FID + at[x]],
-            setFid: (x, id) => (this.C[FID + at[x]] = id),
-            seq: (x) => this.C[S + at[x]],
-            row: (x) => this.row(at[x]),
-          },
-          set,
-          del,
-        );
-      }
-      i = j;
+      while (j < n && Math.floor(C[j] / R) === B) j++;
+      if (i === j) continue;
+      at.length = 0;
+      for (let x = i; x < j; x++) at.push(x);
+      if (at.length > 1) at.sort((a, b) => C[cap + a] - C[cap + b]);
+      fragmentWrites(B, at, this, set, del);
     }
     return { set, del };
   }
 
-  /** Stored row of index i: [time, seq, text per slot]. */
-  private row(i: number): Array<number | string> {
-    const { plan, C, cap } = this;
-    const r: Array<number | string> = [C[i], C[cap + i]];
-    for (let slot = 0; slot < plan.slots; slot++) r.push(plan.numOnly[slot] ? String(C[plan.xc[slot] * cap + i]) : this.text(slot, i));
-    return r;
+  fidAt(i: number): number {
+    return this.C[2 * this.cap + i];
   }
+
+  setFidAt(i: number, id: number): void {
+    this.C[2 * this.cap + i] = id;
+  }
+
+  seqAt(i: number): number {
+    return this.C[this.cap + i];
+  }
+
+  rowJson(i: number): string {
+    const { plan, C, cap } = this;
+    let r = `[${C[i]},${C[cap + i]}`;
+    for (let slot = 0; slot < plan.slots; slot++) r += plan.numOnly[slot] ? `,"${C[plan.xc[slot] * cap + i]}"` : `,${JSON.stringify(this.text(slot, i))}`;
+    return r + ']';
+  }
+
 }
 
 /**
@@ -1591,7 +1617,7 @@ export class EntityWindowState {
    * Applies a (non-late) event; a small entity becomes a big one past `small` events, or past
    * IN_ORDER_BIG_EVENTS while its events mostly come in event-time order.
    */
-  apply(t: number, raw: string[]): ApplyEffect {
+  apply(t: number, raw: readonly SlotValue[]): ApplyEffect {
     const e: Ev = { t, s: this.w.seq + 1, v: valuesOf(this.plan, raw), fid: 0 };
     const effect = this.w.apply(e);
     if (this.w instanceof SmallWindow && (this.w.held > this.small || (this.w.held > IN_ORDER_BIG_EVENTS && this.w.inOrder >= 0.5))) {

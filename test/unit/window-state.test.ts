@@ -178,4 +178,58 @@ describe('window state in memory (what StreamingState computes between loads and
     expect(store.storedEvents('c')).toBe(1000);
     expect(EntityWindowState.load(plan, 4, store.fields('c')).score(1_000_001)).toEqual(st.score(1_000_001));
   });
+
+  it('takes a slot value as a number or as its String() alike (scores, stored rows; a number in a distinct slot counts as its text)', () => {
+    // amount read as a number; merchantId as a distinct value, here given numbers too
+    const set = activitySet(1e9, 1e9);
+    const plan = setPlan(set, valueNames(set), 60, 3_600_000);
+    const value = fc.oneof(fc.double(), fc.constantFrom(-0, 0, 1e21, -7e-7, 1 / 3, Number.NaN, Infinity, -Infinity));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 200 }), value, fc.integer({ min: 0, max: 4 })), { minLength: 1, maxLength: 60 }), fc.constantFrom(1024, 4), (evs, small) => {
+        const asNumber = EntityWindowState.load(plan, small, []);
+        const asText = EntityWindowState.load(plan, small, []);
+        const a = new FakeStore();
+        const b = new FakeStore();
+        for (const [dt, amount, m] of evs) {
+          const t = 1_000 + dt;
+          expect(asNumber.score(t)).toEqual(asText.score(t));
+          asNumber.apply(t, [amount, m + 0.5]);
+          asText.apply(t, [String(amount), String(m + 0.5)]);
+        }
+        a.write('c', asNumber);
+        b.write('c', asText);
+        const rows = (s: FakeStore) => [...s.hashes.get('c')!].filter(([f]) => f.startsWith('b'));
+        expect(rows(a)).toEqual(rows(b));
+        expect(asNumber.score(1_300)).toEqual(asText.score(1_300));
+      }),
+    );
+  });
+
+  it('writes each fragment as the JSON text of its rows (texts escaped, numbers as JSON prints them), small or big', () => {
+    const set = activitySet(1e9, 1e9);
+    const plan = setPlan(set, valueNames(set), 60, 3_600_000);
+    const texts = ['m"1', 'back\\slash', 'line\nbreak', 'tab\tend', 'é✓😀', '\u0001ctl', 'lone\ud800', 'plain'];
+    const amounts = ['1e21', '-0.5', String(1 / 3), '12', '-7e-7', '0'];
+    for (const small of [1024, 0]) {
+      const st = EntityWindowState.load(plan, small, []);
+      const store = new FakeStore();
+      for (let i = 0; i < 40; i++) {
+        // out of event-time order, several events per bucket
+        st.apply(1_000_000 + ((i * 7) % 13) * 1_000 + (i % 3) / 10, [amounts[i % amounts.length], texts[i % texts.length]]);
+        if (i % 3 === 2) store.write('c', st);
+      }
+      store.write('c', st);
+      expect(st.big).toBe(small === 0);
+      const rows: unknown[][] = [];
+      for (const [f, v] of store.hashes.get('c')!) {
+        if (!f.startsWith('b')) continue;
+        expect(JSON.stringify(JSON.parse(v))).toBe(v);
+        rows.push(...(JSON.parse(v) as unknown[][]));
+      }
+      expect(rows).toHaveLength(40);
+      expect(new Set(rows.map((r) => r[3]))).toEqual(new Set(texts));
+      expect(new Set(rows.map((r) => r[2]))).toEqual(new Set(amounts.map((a) => String(Number(a)))));
+      expect(EntityWindowState.load(plan, small, store.fields('c')).score(1_020_000)).toEqual(st.score(1_020_000));
+    }
+  });
 });
