@@ -1249,10 +1249,10 @@ class SmallWindow {
    */
   private readonly D: string[][] = [];
   /**
-   * The buckets of the events applied since the last takeWrites (in apply order, repeats
-   * possible): takeWrites reads only those buckets' ranges, not every event held.
+   * The buckets of the events applied since the last takeWrites, as BigWindow keeps them:
+   * takeWrites reads only those buckets' ranges, not every event held.
    */
-  private dirty: number[] = [];
+  private readonly dirty = new Set<number>();
   /**
    * The share of recent applied events that came in event-time order (t >= every time applied
    * before), an exponential average over ~64 events (long enough that a stream a quarter in order
@@ -1279,7 +1279,7 @@ class SmallWindow {
       C[i] = e.t;
       C[cap + i] = e.s;
       C[2 * cap + i] = e.fid;
-      if (e.fid === 0) this.dirty.push(Math.floor(e.t / plan.R));
+      if (e.fid === 0) this.dirty.add(Math.floor(e.t / plan.R));
       for (const slot of plan.xs) C[plan.xc[slot] * cap + i] = num(e.v, slot);
       for (const slot of plan.dis) {
         const v = str(e.v, slot);
@@ -1442,7 +1442,7 @@ class SmallWindow {
       C[tc + at] = D.push(v) - 1;
     }
     this.n = n + 1;
-    this.dirty.push(B);
+    this.dirty.add(B);
     this.inOrder += ((e.t >= this.mt ? 1 : 0) - this.inOrder) / 64;
     if (e.t > this.mt) this.mt = e.t;
     if (e.s > this.seq) this.seq = e.s;
@@ -1482,23 +1482,19 @@ class SmallWindow {
   }
 
   get changed(): boolean {
-    return this.removed.length > 0 || this.dirty.length > 0;
+    return this.removed.length > 0 || this.dirty.size > 0;
   }
 
   takeWrites(): { set: string[]; del: string[] } {
     const set: string[] = [];
     const del = this.removed;
     this.removed = [];
-    const dirty = this.dirty.sort((a, b) => a - b);
-    this.dirty = [];
     const R = this.plan.R;
     const { C, cap, n } = this;
     const at = BUCKET_AT;
     // A bucket's events are adjacent in time order: per bucket with an event not stored yet (one
     // evicted since holds none), its events in apply (sequence) order.
-    for (let d = 0; d < dirty.length; d++) {
-      const B = dirty[d];
-      if (d > 0 && dirty[d - 1] === B) continue;
+    for (const B of this.dirty) {
       // The bucket's range by its bounds' times, settled by the same floor(t / R) that placed its events.
       let i = this.timeBound(B * R, false);
       while (i > 0 && Math.floor(C[i - 1] / R) === B) i--;
@@ -1511,6 +1507,7 @@ class SmallWindow {
       if (at.length > 1) at.sort((a, b) => C[cap + a] - C[cap + b]);
       fragmentWrites(B, at, this, set, del);
     }
+    this.dirty.clear();
     return { set, del };
   }
 
@@ -1532,7 +1529,6 @@ class SmallWindow {
     for (let slot = 0; slot < plan.slots; slot++) r += plan.numOnly[slot] ? `,"${C[plan.xc[slot] * cap + i]}"` : `,${JSON.stringify(this.text(slot, i))}`;
     return r + ']';
   }
-
 }
 
 /**
