@@ -142,6 +142,11 @@ export class Enricher {
   private readonly metrics?: StreamingMetrics;
   /** Per streaming set: its entity's getter and, per value slot, a base feature's index or a field getter (built once, not per event). */
   private readonly streamPlan: Array<{ entity: (v: unknown) => unknown; slots: Array<number | ((v: unknown) => unknown)> }>;
+  /**
+   * Values per vector this enricher assembles: the base features and its own sets'. Not
+   * `vector.names.length`: a per-entity step of a chained stage computes a part of the names.
+   */
+  private readonly width: number;
 
   constructor(
     readonly vector: VectorDescription,
@@ -151,6 +156,7 @@ export class Enricher {
     this.streamingSets = vector.sets.filter((s): s is StreamingFeatureSetSpec => s.kind === 'windowed_aggregation');
     this.metrics = opts.metricsRegistry ? StreamingMetrics.for(opts.metricsRegistry) : undefined;
     const baseNames = vector.base.names;
+    this.width = vector.sets.reduce((n, s) => n + setFeatureNames(s).length, baseNames.length);
     this.streamPlan = this.streamingSets.map((s) => ({
       entity: this.getter(s.entity),
       // A base feature of that name wins over an event field (the last one, as a name -> value map would give).
@@ -301,7 +307,7 @@ export class Enricher {
 
     const setVersions: Record<string, string> = {};
     this.batchReaders.forEach((r, j) => (setVersions[r.set.name] = batchResults[j].version || 'none'));
-    const width = vector.names.length;
+    const width = this.width;
     ok.forEach((i, k) => {
       // The vector written in place (one array of its final length, no spreads or regrowth).
       const values: number[] = new Array(width);
@@ -331,7 +337,7 @@ export class Enricher {
           si++;
         }
       }
-      if (w !== width) throw new Error(`vector of ${w} values, ${width} names`); // a set gave other values than it declares
+      if (w !== width) throw new Error(`vector of ${w} values, ${width} declared by its sets`); // a set gave other values than it declares
       out[i] = error ? { error } : { values, setVersions };
     });
     return out;
