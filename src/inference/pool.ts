@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Registry } from 'prom-client';
@@ -91,7 +90,9 @@ function spawnWorker(workerData: PoolWorkerData): Worker {
   // Transpiled files are cached on disk by content hash: every worker start would otherwise load
   // TypeScript and transpile the whole import graph again.
   const typescript = require.resolve('typescript', { paths: [__dirname] });
-  const cacheDir = path.join(os.tmpdir(), 'tributary-worker-ts-cache');
+  // In the repository's node_modules/.cache (where tools keep such caches), not the temp folder:
+  // each test file has a temp folder of its own (test/helpers/node-environment.js).
+  const cacheDir = path.join(__dirname, '..', '..', 'node_modules', '.cache', 'tributary-worker-ts');
   const bootstrap = `
     const fs = require('fs');
     const path = require('path');
