@@ -13,6 +13,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as avro from 'avsc';
+import { cpuFacts, describeCpu } from './machine';
 import { loadGeneratorSpec } from '../../examples/fraud/generator-spec';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { buildFeatureSet, loadFeatureDefinitions } from '../../src/features/declarative/load';
@@ -23,7 +24,7 @@ import { FRAUD_SCHEMAS_DIR } from '../../examples/fraud/schemas';
 
 export interface FeaturesBenchResult {
   node: string;
-  machine: { cores: number; cpuModel: string; loadAvgAtStart: number[] };
+  machine: { cores: number; cpuModel: string; cpuMHz?: number; cacheKB?: number; loadAvgAtStart: number[] };
   events: number;
   roundSeconds: number;
   rounds: number;
@@ -133,7 +134,7 @@ export function runFeaturesBench(o: { seconds?: number; rounds?: number; events?
   const r3 = (x: number) => Math.round(x * 1000) / 1000;
   return {
     node: process.version,
-    machine: { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?', loadAvgAtStart },
+    machine: { cores: os.cpus().length, ...cpuFacts(), loadAvgAtStart },
     events: n,
     roundSeconds: seconds,
     rounds,
@@ -157,7 +158,7 @@ export function featuresMarkdown(res: FeaturesBenchResult, when: string, jsonRel
   return [
     `### Feature extraction microbenchmark (${when}, ${res.node}, one core; [json](${jsonRel}))`,
     '',
-    `Machine: ${res.machine?.cores ?? '?'} cores (${res.machine?.cpuModel ?? '?'}), load average ${res.machine?.loadAvgAtStart?.join(' / ') ?? '?'} at the start (CPU-time rates are less sensitive to other load than wall time, not immune).`,
+    `Machine: ${res.machine?.cores ?? '?'} cores (${res.machine ? describeCpu(res.machine) : '?'}), load average ${res.machine?.loadAvgAtStart?.join(' / ') ?? '?'} at the start (CPU-time rates are less sensitive to other load than wall time, not immune).`,
     '',
     `Declarative \`fraud_txn\` (models/fraud/features/fraud_txn.yaml, compiled) vs the frozen hand-written extractor (bench/frozen/fraud-extractor.ts), ${fmt(res.events)} generated transactions, events per CPU-second of one thread, median of ${res.rounds} alternating rounds of ${res.roundSeconds} CPU-s each (ratio: median of the per-round ratios):`,
     '',

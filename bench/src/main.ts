@@ -18,6 +18,7 @@ import { artifactPaths, KAFKA_VERSION } from '../../src/stack/artifacts';
 import { repoRoot, stateFilePath } from '../../src/stack/paths';
 import { readState } from '../../src/stack/state';
 import { startTestStack } from '../../src/stack/test-harness';
+import { cpuFacts } from './machine';
 import { interleavedSchedule, voidIfStolen } from './interleave';
 import { intervalList, ProcSampler, STEAL, round, type ChildConfig, type ChildMessage, type ProcUsage } from './common';
 import { LiveRunner, type CapacityResult, type LiveOptions, type StepResult } from './live';
@@ -255,7 +256,7 @@ export interface BenchResults {
     finishedAt?: string;
     wallSeconds?: number;
     options: Options;
-    machine: { cores: number; cpuModel: string; memGiB: number; node: string; kernel: string; kafkaVersion: string; stackSource: string; loadAvgAtStart: number[] };
+    machine: { cores: number; cpuModel: string; cpuMHz?: number; cacheKB?: number; memGiB: number; node: string; kernel: string; kafkaVersion: string; stackSource: string; loadAvgAtStart: number[] };
     /** The bench's own checkout (and whether its src/ had uncommitted changes). */
     code: CodeState;
     definitions: Record<string, string>;
@@ -393,7 +394,7 @@ async function main(): Promise<number> {
       tag: opts.tag,
       startedAt: startedAt.toISOString(),
       options: opts,
-      machine: { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?', memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, kernel: os.release(), kafkaVersion: KAFKA_VERSION, stackSource: stack.endpoints.source, loadAvgAtStart: os.loadavg().map((x) => round(x, 2)) },
+      machine: { cores: os.cpus().length, ...cpuFacts(), memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, kernel: os.release(), kafkaVersion: KAFKA_VERSION, stackSource: stack.endpoints.source, loadAvgAtStart: os.loadavg().map((x) => round(x, 2)) },
       code: codeState(repoRoot()),
       definitions: {
         latency: 'probe receive time of the prediction (read_committed consumer in the bench process) - the time the driver handed the event to its producer (the record\'s CreateTime); over every event a step sent, an event never predicted within the drain timeout counting as infinitely late',

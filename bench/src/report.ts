@@ -9,6 +9,7 @@ import { acceptance } from './acceptance';
 import type { StepResult } from './live';
 import { STEAL } from './common';
 import { interleavedRows } from './interleave';
+import { describeCpu } from './machine';
 
 const PALETTE = ['#1f77b4', '#2ca02c', '#9467bd', '#17becf', '#8c564b', '#e377c2', '#bcbd22', '#7f7f7f', '#d62728', '#ff7f0e', '#393b79', '#637939'];
 
@@ -96,7 +97,7 @@ export function markdownSection(r: BenchResults, svgRel: string, jsonRel: string
   const lv = o.live;
   L.push(`### Run \`${r.meta.tag}\` (${r.meta.runId}) — ${r.meta.startedAt.slice(0, 16).replace('T', ' ')} UTC`);
   L.push('');
-  L.push(`Bench code: ${r.meta.code.commit.slice(0, 10)}${r.meta.code.srcDirty ? ` + uncommitted changes in src/ (${r.meta.code.dirtyFiles.length} files)` : ' (src/ clean)'}. Machine: ${mc.cores} cores (${mc.cpuModel}), ${mc.memGiB} GiB, load average at start ${mc.loadAvgAtStart.join(' / ')}, Node ${mc.node}, Kafka ${mc.kafkaVersion} (${mc.stackSource} stack). ` +
+  L.push(`Bench code: ${r.meta.code.commit.slice(0, 10)}${r.meta.code.srcDirty ? ` + uncommitted changes in src/ (${r.meta.code.dirtyFiles.length} files)` : ' (src/ clean)'}. Machine: ${mc.cores} cores (${describeCpu(mc)}), ${mc.memGiB} GiB, load average at start ${mc.loadAvgAtStart.join(' / ')}, Node ${mc.node}, Kafka ${mc.kafkaVersion} (${mc.stackSource} stack). ` +
     `${o.partitions} partitions; ${lv.stepSeconds} s per step${o.quick ? ' (**quick mode: indicative only**)' : ''}; ${r.meta.wallSeconds ?? '?'} s in all. Raw data: [\`${jsonRel}\`](${jsonRel}).${r.failures.length ? ` **${r.failures.length} failure(s)**, see the end.` : ''}`);
   L.push('');
   L.push('**Systems, live capacity and correctness** (capacity = highest offered rate passing a step: p99 < 1 s, lag not growing, all predicted; see the definitions below):');
