@@ -70,6 +70,8 @@ export interface Session {
   processNames(): string[];
   /** Throws when the system process died. */
   assertAlive(): void;
+  /** Tells the system's processes a step starts (BENCH_HEAP_SAMPLE_DIR: each step's heap sample in its own file). */
+  stepStarted?(label: string): void;
 }
 
 export type StepPurpose = 'warmup' | 'capacity' | 'rate' | 'fraction';
@@ -141,6 +143,7 @@ export class LiveRunner {
     s.assertAlive();
     const inst = s.current();
     const phase = `s${this.seq++}`;
+    s.stepStarted?.(`${phase}-${purpose}-${rate}`);
     const total = Math.max(1, Math.round(rate * seconds));
     const track = inst.probe.track(phase, total);
     const lagSamples: Array<[number, number]> = [];

@@ -229,6 +229,11 @@ export class SystemSession implements Session {
     return this.inst;
   }
 
+  stepStarted(label: string): void {
+    // Only Tributary's node children listen (IPC); the Kafka Streams peer has no channel.
+    for (const p of this.running?.procs ?? []) if (p.connected) p.send({ type: 'step', label });
+  }
+
   assertAlive(): void {
     if (this.died) throw new Error(`${this.system}: ${this.died} (log ${path.relative(repoRoot(), this.logFile)})`);
   }

@@ -34,22 +34,42 @@ async function main(): Promise<void> {
     }, 10).unref();
   }
   // BENCH_HEAP_SAMPLE_DIR: a sampling heap profile of what survives young-generation collections
-  // (objects still alive at the stop, and those a full collection freed — not those a scavenge
-  // freed): the allocation sites that feed the old generation, i.e. the full collections that set
-  // the tail at low rates. Written as <suffix>.heapprofile (Chrome DevTools' format).
+  // (objects still alive at the end of the interval, and those a full collection freed — not those
+  // a scavenge freed): the allocation sites that feed the old generation, i.e. the full collections
+  // that set the tail. One file per step (the bench says when a step starts: a whole run's sample
+  // is dominated by its overload steps, where everything in flight survives), written as
+  // <suffix>.<n>-<step label>.heapprofile (Chrome DevTools' format; n = 0 is the start-up).
+  // bench/tools/heap-sites.js lists a file's allocation sites.
   const heapDir = process.env.BENCH_HEAP_SAMPLE_DIR;
   const heap = heapDir ? new inspector.Session() : undefined;
+  let heapInterval = { n: 0, label: 'start' };
+  let rotating = Promise.resolve();
+  let stopping = false;
+  const startSampling = () =>
+    heap!.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false } as inspector.HeapProfiler.StartSamplingParameterType);
+  const writeSample = async () => {
+    const profile = await new Promise<unknown>((resolve) => heap!.post('HeapProfiler.stopSampling', (err, r) => resolve(err ? { error: err.message } : r.profile)));
+    fs.writeFileSync(path.join(heapDir!, `${cfg.suffix}.${heapInterval.n}-${heapInterval.label}.heapprofile`), JSON.stringify(profile));
+  };
   if (heap) {
     heap.connect();
-    heap.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false } as inspector.HeapProfiler.StartSamplingParameterType);
+    startSampling();
+    process.on('message', (m: { type?: string; label?: string }) => {
+      if (m?.type !== 'step' || stopping) return;
+      const label = String(m.label ?? 'step').replace(/[^A-Za-z0-9.-]+/g, '_');
+      rotating = rotating.then(async () => {
+        await writeSample();
+        heapInterval = { n: heapInterval.n + 1, label };
+        startSampling();
+      });
+    });
   }
-  let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     if (heap && heapDir) {
-      const profile = await new Promise<unknown>((resolve) => heap.post('HeapProfiler.stopSampling', (err, r) => resolve(err ? { error: err.message } : r.profile)));
-      fs.writeFileSync(path.join(heapDir, `${cfg.suffix}.heapprofile`), JSON.stringify(profile));
+      await rotating; // a step's file being written: the last interval starts after it
+      await writeSample();
     }
     if (metricsDir) {
       const registry = (pipeline as unknown as { metrics?: { registry?: { metrics(): Promise<string> } } }).metrics?.registry;
