@@ -13,7 +13,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as avro from 'avsc';
-import { cpuFacts, describeCpu } from './machine';
+import { cpuFacts, describeCpu, type CpuFacts } from './machine';
 import { loadGeneratorSpec } from '../../examples/fraud/generator-spec';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { buildFeatureSet, loadFeatureDefinitions } from '../../src/features/declarative/load';
@@ -24,7 +24,7 @@ import { FRAUD_SCHEMAS_DIR } from '../../examples/fraud/schemas';
 
 export interface FeaturesBenchResult {
   node: string;
-  machine: { cores: number; cpuModel: string; cpuMHz?: number; cacheKB?: number; loadAvgAtStart: number[] };
+  machine: CpuFacts & { cores: number; loadAvgAtStart: number[] };
   events: number;
   roundSeconds: number;
   rounds: number;

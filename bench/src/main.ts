@@ -18,7 +18,7 @@ import { artifactPaths, KAFKA_VERSION } from '../../src/stack/artifacts';
 import { repoRoot, stateFilePath } from '../../src/stack/paths';
 import { readState } from '../../src/stack/state';
 import { startTestStack } from '../../src/stack/test-harness';
-import { cpuFacts } from './machine';
+import { cpuFacts, type CpuFacts } from './machine';
 import { interleavedSchedule, voidIfStolen } from './interleave';
 import { intervalList, ProcSampler, STEAL, round, type ChildConfig, type ChildMessage, type ProcUsage } from './common';
 import { LiveRunner, type CapacityResult, type LiveOptions, type StepResult } from './live';
@@ -256,7 +256,7 @@ export interface BenchResults {
     finishedAt?: string;
     wallSeconds?: number;
     options: Options;
-    machine: { cores: number; cpuModel: string; cpuMHz?: number; cacheKB?: number; memGiB: number; node: string; kernel: string; kafkaVersion: string; stackSource: string; loadAvgAtStart: number[] };
+    machine: CpuFacts & { cores: number; memGiB: number; node: string; kernel: string; kafkaVersion: string; stackSource: string; loadAvgAtStart: number[] };
     /** The bench's own checkout (and whether its src/ had uncommitted changes). */
     code: CodeState;
     definitions: Record<string, string>;
