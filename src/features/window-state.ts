@@ -29,6 +29,7 @@
  * larger), so a chunk writes O(its events x log n) bytes, never the whole window.
  */
 import { bucketMsOf, effectiveWindow, numericDefault, type AggregationKind, type StreamingFeatureSetSpec } from './spec';
+import { TextInterner } from './text-interner';
 
 /** One window (by size and hop) of a set and the slots its accumulating aggregations read. */
 export interface WindowPlan {
@@ -79,6 +80,11 @@ export interface SetPlan {
   cols: number;
   wins: WindowPlan[];
   aggs: AggPlan[];
+  /**
+   * The set's shared texts: every entity's held distinct values go through it (valuesOf), so equal
+   * texts are one string object (src/features/text-interner.ts). The plan's one mutable part.
+   */
+  texts: TextInterner;
 }
 
 const NUMERIC = new Set<AggregationKind>(['sum', 'mean', 'min', 'max', 'last']);
@@ -126,6 +132,7 @@ export function setPlan(set: StreamingFeatureSetSpec, slotNames: string[], bucke
     cols: 3 + xs.length + 3 * dis.size,
     wins: wins.map(({ key: _key, ...w }) => w),
     aggs,
+    texts: new TextInterner(),
   };
 }
 
@@ -443,7 +450,7 @@ const SMALL_TEXT_BYTES = 48;
 /** An event's held values from its raw text: numbers for the slots read only as numbers. */
 function valuesOf(plan: SetPlan, raw: readonly SlotValue[]): Vals {
   const v: Vals = new Array<string | number>(raw.length);
-  for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : String(raw[slot]);
+  for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : plan.texts.intern(String(raw[slot]));
   return v;
 }
 
