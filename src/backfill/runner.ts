@@ -327,6 +327,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
       ],
       decoder,
       deadLetterMaxValueBytes: 512 * 1024,
+      // The sinks write each record's vector and prediction as values (toSinkBatch).
+      keepValues: true,
       log: createLogger('engine').child({ backfill: job }),
     });
     const rangeOf = new Map(p.ranges.map((r) => [r.partition, r]));

@@ -73,6 +73,12 @@ export interface ChainOptions {
    * offsets-only consumers): no replies.
    */
   replies?: ReplyRoute;
+  /**
+   * Keep each stage's output value on its record (ChainRecord.values) for sinks that write them
+   * elsewhere than Kafka (a backfill's file). Off (the default): a record waiting for its commit
+   * holds its encoded outputs only, not the decoded vectors and predictions as well.
+   */
+  keepValues?: boolean;
   log: Logger;
 }
 
@@ -95,28 +101,10 @@ export interface RecordTrace {
 /** A processed record: what the sink writes plus its trace. */
 export interface ChainRecord extends SinkRecord {
   trace: RecordTrace;
-  /** Each stage's output value, in stage order (as the processor returned it, before encoding). */
+  /** Each stage's output value, in stage order (as the processor returned it, before encoding); empty unless ChainOptions.keepValues. */
   values: unknown[];
   /** The dead letter for this record as a value (sinks that write dead letters elsewhere than Kafka). */
   deadLetterRecord(rejection: RecordRejection): DeadLetter;
-}
-
-interface Entry {
-  message: KafkaMessage;
-  /** The original record's lineage (from LINEAGE_HEADER behind a repartition hop, else the consumed position). */
-  lineage: Lineage;
-  /** The original record's key. */
-  key: Buffer | null;
-  headers: Record<string, Buffer>;
-  /** Bytes of the input of the stage currently processing the record (for dead letters). */
-  inputBytes: Buffer | null;
-  /** The original event's value bytes (unwrapped from a partial record behind an earlier per-entity step). */
-  eventBytes: Buffer | null;
-  /** Kafka timestamp of the original record (kept by hops and per-entity steps). */
-  timestamp: number;
-  record: ChainRecord;
-  /** The consumed position. */
-  source: Lineage;
 }
 
 /** Kafka headers as plain buffers, without the engine's per-hop ones. */
@@ -140,38 +128,78 @@ function isDoneBy(message: KafkaMessage, stage: string): boolean {
   return one.toString().split(',').includes(stage);
 }
 
+/** The values of records whose chain does not keep them (ChainOptions.keepValues): one shared empty array. */
+const NO_VALUES: unknown[] = Object.freeze([]) as unknown as unknown[];
+
 /**
- * A chain's record as sinks see it: its outputs and trace, and what it becomes as a dead letter,
- * from the chain and the entry it was read as.
+ * One consumed record on its way through a chain, and what sinks see of it: its outputs, its fate
+ * and what it becomes as a dead letter. One object per record for the whole chain — the input's
+ * position, lineage and headers, and its trace as counts — because these objects are what a
+ * pipeline under load holds across young-generation collections while it waits for a commit, and
+ * what the collector then copies and promotes (BENCHMARKS items 32-33). Methods on the prototype:
+ * no closures per record.
  */
 class EntryRecord implements ChainRecord {
   outputs: TopicMessage[] = [];
-  values: unknown[] = [];
-  rejection?: RecordRejection;
+  values: unknown[];
+  rejection?: RecordRejection = undefined;
   visibleAt?: number = undefined;
   stagedSeq?: number = undefined;
-  readonly trace: RecordTrace;
+  /** Bytes of the input of the stage currently processing the record (for dead letters). */
+  inputBytes: Buffer | null;
+  /** The original event's value bytes (unwrapped from a partial record behind an earlier per-entity step). */
+  eventBytes: Buffer | null;
+  /** How many of the chain's stages consumed it (always its first ones). */
+  consumed = 0;
+  /** Bit i set: stage i produced an output. */
+  produced = 0;
+  /** The stage that rejected it, if one did. */
+  rejectedBy: string | undefined = undefined;
+  /** Already processed by the head stage inside a fused chain. */
+  skipped = false;
 
   constructor(
-    protected readonly chain: Chain,
-    protected readonly entry: Entry,
+    readonly chain: Chain,
+    readonly message: KafkaMessage,
+    /** The consumed position. */
+    readonly source: Lineage,
+    /** The original record's lineage (from LINEAGE_HEADER behind a repartition hop, else the consumed position). */
+    readonly lineage: Lineage,
+    /** The original record's key. */
+    readonly key: Buffer | null,
+    readonly headers: Record<string, Buffer>,
+    /** Kafka timestamp of the original record (kept by hops and per-entity steps). */
+    readonly timestamp: number,
+    keepValues: boolean,
   ) {
-    this.trace = { consumedBy: [], producedBy: [], skipped: false, timestamp: entry.timestamp, offset: entry.source.offset };
+    this.inputBytes = message.value;
+    this.eventBytes = message.value;
+    this.values = keepValues ? [] : NO_VALUES;
+  }
+
+  /** Built when asked (at commit, for counters and metrics), from the counts kept while processing. */
+  get trace(): RecordTrace {
+    const names = this.chain.stageNames;
+    const producedBy: string[] = [];
+    for (let i = 0; i < names.length; i++) if ((this.produced >>> i) & 1) producedBy.push(names[i]);
+    const trace: RecordTrace = { consumedBy: names.slice(0, this.consumed), producedBy, skipped: this.skipped, timestamp: this.timestamp, offset: this.source.offset };
+    if (this.rejectedBy !== undefined) trace.rejectedBy = this.rejectedBy;
+    return trace;
   }
 
   toDeadLetter(rejection: RecordRejection): Message {
-    return this.chain.deadLetterOf(this.entry, rejection);
+    return this.chain.deadLetterOf(this, rejection);
   }
 
   deadLetterRecord(rejection: RecordRejection): DeadLetter {
-    return this.chain.deadLetterRecordOf(this.entry, rejection);
+    return this.chain.deadLetterRecordOf(this, rejection);
   }
 }
 
 /** A record of a chain with a reply route (request-reply, src/engine/replies.ts). */
 class RepliedRecord extends EntryRecord {
   replies(): TopicMessage[] {
-    return this.chain.repliesOf(this.entry);
+    return this.chain.repliesOf(this);
   }
 }
 
@@ -183,16 +211,24 @@ class RepliedRecord extends EntryRecord {
  */
 export class Chain {
   readonly name: string;
+  /** The stages' names in order (a record's trace names them). @internal (EntryRecord) */
+  readonly stageNames: readonly string[];
   private readonly maxInputBytes: number;
   private readonly maxAttempts: number;
   private readonly backoffMs: number;
+  /** Per stage: the DONE_HEADER value its outputs carry (the stages after it), or undefined for the last. */
+  private readonly doneHeaders: Array<string | undefined>;
 
   constructor(private readonly opts: ChainOptions) {
     const head = opts.stages[0].spec;
-    this.name = opts.stages.map((s) => s.spec.name).join('+');
+    this.stageNames = opts.stages.map((s) => s.spec.name);
+    // A record's produced stages are a bit mask (EntryRecord.produced).
+    if (this.stageNames.length > 31) throw new Error(`a chain holds at most 31 stages, got ${this.stageNames.length} (${this.stageNames.join(', ')})`);
+    this.name = this.stageNames.join('+');
     this.maxInputBytes = head.limits?.maxMessageBytes ?? Number.POSITIVE_INFINITY;
     this.maxAttempts = head.errors?.maxAttempts ?? 3;
     this.backoffMs = head.errors?.backoffMs ?? 200;
+    this.doneHeaders = this.stageNames.map((_, i) => (i + 1 < this.stageNames.length ? this.stageNames.slice(i + 1).join(',') : undefined));
   }
 
   get stages(): readonly ChainStage[] {
@@ -205,81 +241,90 @@ export class Chain {
    */
   async process(topic: string, partition: number, messages: KafkaMessage[]): Promise<ChainRecord[]> {
     const head = this.opts.stages[0];
-    const entries: Entry[] = messages.map((message) => {
-      const consumed = { topic, partition, offset: Number(message.offset) };
+    const keepValues = this.opts.keepValues === true;
+    const records: EntryRecord[] = new Array(messages.length);
+    // The records still going through the chain and their inputs to the current stage, side by side.
+    let live: EntryRecord[] = [];
+    let inputs: InputRecord<unknown>[] = [];
+    for (let m = 0; m < messages.length; m++) {
+      const message = messages[m];
+      const consumed: Lineage = { topic, partition, offset: Number(message.offset) };
       // Behind a repartition hop the record carries the original lineage and key: processors,
       // outputs and dead letters see the original record; `source` keeps the consumed position.
       const original = parseLineageHeader(lastHeader(message, LINEAGE_HEADER));
-      const lineage = original ?? consumed;
       const key = original ? (lastHeader(message, KEY_HEADER) ?? null) : message.key;
-      const timestamp = Number(message.timestamp);
-      const entry: Entry = { message, lineage, key: key ?? null, headers: inheritedHeaders(message.headers), inputBytes: message.value, eventBytes: message.value, timestamp, record: undefined as unknown as ChainRecord, source: consumed };
-      // One object per record, its methods on the prototype (no closures per record: the engine's
-      // per-record garbage is what the collector marks while records wait for their commit).
-      entry.record = this.opts.replies ? new RepliedRecord(this, entry) : new EntryRecord(this, entry);
-      return entry;
-    });
-
-    let live: { entry: Entry; input: InputRecord<unknown> }[] = [];
-    for (const entry of entries) {
-      const { message } = entry;
+      const headers = inheritedHeaders(message.headers);
+      const rec = this.opts.replies
+        ? new RepliedRecord(this, message, consumed, original ?? consumed, key ?? null, headers, Number(message.timestamp), keepValues)
+        : new EntryRecord(this, message, consumed, original ?? consumed, key ?? null, headers, Number(message.timestamp), keepValues);
+      records[m] = rec;
       if (isDoneBy(message, head.spec.name)) {
-        entry.record.trace.skipped = true;
+        rec.skipped = true;
         continue;
       }
-      entry.record.trace.consumedBy.push(head.spec.name);
+      rec.consumed = 1;
       const size = (message.value?.length ?? 0) + (message.key?.length ?? 0);
       if (size > this.maxInputBytes) {
         if (head.forwardRejected) {
-          this.forward(entry, head);
+          this.forward(rec, head);
           continue;
         }
-        this.reject(entry, head, new RecordRejection('TOO_LARGE', `input record of ${size} bytes exceeds the stage's limits.maxMessageBytes (${this.maxInputBytes})`));
+        this.reject(rec, head, new RecordRejection('TOO_LARGE', `input record of ${size} bytes exceeds the stage's limits.maxMessageBytes (${this.maxInputBytes})`));
         continue;
       }
       const decoded = await this.decoderFor(topic).decode(message.value);
       if (decoded instanceof RecordRejection) {
-        if (head.forwardRejected) this.forward(entry, head);
-        else this.reject(entry, head, decoded);
+        if (head.forwardRejected) this.forward(rec, head);
+        else this.reject(rec, head, decoded);
         continue;
       }
       // Behind an earlier per-entity step: the processor sees the original event and the features so
       // far; dead letters carry the event's bytes (what a replay of the input would need).
-      const carried = decoded instanceof CarriedEvent ? decoded : undefined;
-      if (carried) entry.inputBytes = entry.eventBytes = carried.eventBytes;
-      const value = carried ? carried.event : decoded;
-      live.push({ entry, input: { value, key: entry.key, timestamp: entry.timestamp, lineage: entry.lineage, source: entry.source, headers: entry.headers, ...(carried ? { partial: carried.partial } : {}) } });
+      live.push(rec);
+      if (decoded instanceof CarriedEvent) {
+        rec.inputBytes = rec.eventBytes = decoded.eventBytes;
+        inputs.push({ value: decoded.event, key: rec.key, timestamp: rec.timestamp, lineage: rec.lineage, source: rec.source, headers: rec.headers, partial: decoded.partial });
+      } else {
+        inputs.push({ value: decoded, key: rec.key, timestamp: rec.timestamp, lineage: rec.lineage, source: rec.source, headers: rec.headers });
+      }
     }
 
-    for (let i = 0; i < this.opts.stages.length && live.length > 0; i++) {
+    const last = this.opts.stages.length - 1;
+    for (let i = 0; i <= last && live.length > 0; i++) {
       const stage = this.opts.stages[i];
-      if (i > 0) for (const l of live) l.entry.record.trace.consumedBy.push(stage.spec.name);
-      if (stage.keyCheck) checkKeys(stage.keyCheck, live.map((l) => l.input));
-      const results = await this.runStage(stage, live.map((l) => l.input));
-      const downstream = this.opts.stages.slice(i + 1).map((s) => s.spec.name);
-      const next: typeof live = [];
-      results.forEach((result, j) => {
-        const { entry, input } = live[j];
+      if (i > 0) for (const rec of live) rec.consumed = i + 1;
+      if (stage.keyCheck) checkKeys(stage.keyCheck, inputs);
+      const results = await this.runStage(stage, inputs);
+      const nextLive: EntryRecord[] = [];
+      const nextInputs: InputRecord<unknown>[] = [];
+      for (let j = 0; j < results.length; j++) {
+        const result = results[j];
+        const rec = live[j];
         if (result instanceof RecordRejection) {
-          this.reject(entry, stage, result);
-          return;
+          this.reject(rec, stage, result);
+          continue;
         }
         if (stage.encoder) {
-          const message = this.encode(stage, result, entry, downstream);
+          const message = this.encode(stage, result, rec, this.doneHeaders[i]);
           if (message instanceof RecordRejection) {
-            this.reject(entry, stage, message);
-            return;
+            this.reject(rec, stage, message);
+            continue;
           }
-          entry.record.outputs.push({ topic: stage.spec.output.topic, message });
-          entry.record.trace.producedBy.push(stage.spec.name);
-          entry.inputBytes = message.value as Buffer;
+          rec.outputs.push({ topic: stage.spec.output.topic, message });
+          rec.produced |= 1 << i;
+          rec.inputBytes = message.value as Buffer;
         }
-        entry.record.values.push(result.value);
-        if (downstream.length > 0) next.push({ entry, input: { value: result.value, key: Buffer.from(result.key), timestamp: input.timestamp, lineage: input.lineage, source: input.source, headers: input.headers } });
-      });
-      live = next;
+        if (keepValues) rec.values.push(result.value);
+        if (i < last) {
+          const input = inputs[j];
+          nextLive.push(rec);
+          nextInputs.push({ value: result.value, key: Buffer.from(result.key), timestamp: input.timestamp, lineage: input.lineage, source: input.source, headers: input.headers });
+        }
+      }
+      live = nextLive;
+      inputs = nextInputs;
     }
-    return entries.map((e) => e.record);
+    return records;
   }
 
   private decoderFor(topic: string): ValueDecoder<unknown> {
@@ -290,38 +335,39 @@ export class Chain {
   }
 
   /** forwardRejected: the consumed record, unchanged, to the hop's topic (original key, lineage, timestamp). */
-  private forward(entry: Entry, head: ChainStage): void {
-    const headers = { ...entry.headers, ...originHeaders(entry.lineage, entry.key) };
-    entry.record.outputs.push({ topic: head.spec.output.topic, message: { key: entry.key, value: entry.message.value, headers, timestamp: String(entry.timestamp) } });
-    entry.record.trace.producedBy.push(head.spec.name);
+  private forward(rec: EntryRecord, head: ChainStage): void {
+    const headers = { ...rec.headers, ...originHeaders(rec.lineage, rec.key) };
+    rec.outputs.push({ topic: head.spec.output.topic, message: { key: rec.key, value: rec.message.value, headers, timestamp: String(rec.timestamp) } });
+    rec.produced |= 1;
   }
 
-  private reject(entry: Entry, stage: ChainStage, rejection: RecordRejection): void {
-    entry.record.rejection = rejection;
-    entry.record.trace.rejectedBy = stage.spec.name;
+  private reject(rec: EntryRecord, stage: ChainStage, rejection: RecordRejection): void {
+    rec.rejection = rejection;
+    rec.rejectedBy = stage.spec.name;
   }
 
-  private encode(stage: ChainStage, out: OutputRecord<unknown>, entry: Entry, downstream: string[]): Message | RecordRejection {
+  /** One output message of `stage`; `done` is the DONE_HEADER value naming the stages after it (none after the last). */
+  private encode(stage: ChainStage, out: OutputRecord<unknown>, rec: EntryRecord, done: string | undefined): Message | RecordRejection {
     let value: Buffer;
-    if (stage.passthroughValue && entry.inputBytes) {
-      value = entry.inputBytes;
+    if (stage.passthroughValue && rec.inputBytes) {
+      value = rec.inputBytes;
     } else {
-      if (stage.wrapsEvent && !entry.eventBytes) return new RecordRejection('PROCESSING_ERROR', 'no event bytes to carry to the next per-entity step');
+      if (stage.wrapsEvent && !rec.eventBytes) return new RecordRejection('PROCESSING_ERROR', 'no event bytes to carry to the next per-entity step');
       try {
-        value = stage.encoder!.encodeWithId(stage.schemaId!, stage.wrapsEvent ? partialRecord(entry.eventBytes!, out.value as PartialValues) : out.value);
+        value = stage.encoder!.encodeWithId(stage.schemaId!, stage.wrapsEvent ? partialRecord(rec.eventBytes!, out.value as PartialValues) : out.value);
       } catch (err) {
         return new RecordRejection('PROCESSING_ERROR', `output does not match schema: ${(err as Error).message}`);
       }
     }
-    const headers: Record<string, Buffer | string> = out.headers ? { ...entry.headers, ...out.headers } : { ...entry.headers };
-    if (downstream.length > 0) headers[DONE_HEADER] = downstream.join(',');
+    const headers: Record<string, Buffer | string> = out.headers ? { ...rec.headers, ...out.headers } : { ...rec.headers };
+    if (done !== undefined) headers[DONE_HEADER] = done;
     let timestamp = out.timestamp;
     if (stage.wrapsEvent) {
       // Like a repartition hop: the next step sees the original record (lineage, key, timestamp).
-      Object.assign(headers, originHeaders(entry.lineage, entry.key));
-      timestamp ??= entry.timestamp;
+      Object.assign(headers, originHeaders(rec.lineage, rec.key));
+      timestamp ??= rec.timestamp;
     }
-    return { key: out.key, value, headers, ...(timestamp === undefined ? {} : { timestamp: String(timestamp) }) };
+    return timestamp === undefined ? { key: out.key, value, headers } : { key: out.key, value, headers, timestamp: String(timestamp) };
   }
 
   /**
@@ -360,14 +406,13 @@ export class Chain {
   }
 
   /** Reply copies of what the record finally writes (called at commit time, after size checks settled its fate). @internal */
-  repliesOf(entry: Entry): TopicMessage[] {
-    const target = replyTarget(entry.headers, this.opts.replies);
+  repliesOf(rec: EntryRecord): TopicMessage[] {
+    const target = replyTarget(rec.headers, this.opts.replies);
     if (!target) return [];
-    const { record } = entry;
     // A repartition hop's output is the request itself, re-keyed, and a per-entity step's is a
     // partial record: internal, not worth a reply.
-    const copies = record.outputs.filter((o) => !this.hopTopics.has(o.topic)).map((o) => replyCopy(o.message, target, this.stageOfTopic(o.topic), 'output'));
-    if (record.rejection) copies.push(replyCopy(this.deadLetterOf(entry, record.rejection), target, record.trace.rejectedBy ?? this.opts.stages[0].spec.name, 'dead-letter'));
+    const copies = rec.outputs.filter((o) => !this.hopTopics.has(o.topic)).map((o) => replyCopy(o.message, target, this.stageOfTopic(o.topic), 'output'));
+    if (rec.rejection) copies.push(replyCopy(this.deadLetterOf(rec, rec.rejection), target, rec.rejectedBy ?? this.opts.stages[0].spec.name, 'dead-letter'));
     return copies;
   }
 
@@ -380,28 +425,28 @@ export class Chain {
   }
 
   /** @internal (EntryRecord) */
-  deadLetterOf(entry: Entry, rejection: RecordRejection): Message {
+  deadLetterOf(rec: EntryRecord, rejection: RecordRejection): Message {
     const { dlqEncoder, dlqSchemaId } = this.opts;
     if (!dlqEncoder || dlqSchemaId === undefined) throw new Error(`chain ${this.name} has no dead-letter topic`);
-    const record = this.deadLetterRecordOf(entry, rejection);
-    return { key: entry.key, value: dlqEncoder.encodeWithId(dlqSchemaId, record), headers: { ...entry.headers, [ERROR_KIND_HEADER]: rejection.kind } };
+    const record = this.deadLetterRecordOf(rec, rejection);
+    return { key: rec.key, value: dlqEncoder.encodeWithId(dlqSchemaId, record), headers: { ...rec.headers, [ERROR_KIND_HEADER]: rejection.kind } };
   }
 
   /** @internal (EntryRecord) */
-  deadLetterRecordOf(entry: Entry, rejection: RecordRejection): DeadLetter {
+  deadLetterRecordOf(rec: EntryRecord, rejection: RecordRejection): DeadLetter {
     const max = this.opts.deadLetterMaxValueBytes;
-    let value = entry.inputBytes;
+    let value = rec.inputBytes;
     let note = '';
     if (value && value.length > max) {
       note = ` [original value of ${value.length} bytes truncated to ${max}]`;
       value = value.subarray(0, max);
     }
     const record: DeadLetter = {
-      stage: entry.record.trace.rejectedBy ?? this.opts.stages[0].spec.name,
+      stage: rec.rejectedBy ?? this.opts.stages[0].spec.name,
       errorKind: rejection.kind,
       errorMessage: rejection.message + note,
-      lineage: entry.lineage,
-      key: entry.key,
+      lineage: rec.lineage,
+      key: rec.key,
       value: value ?? null,
       failedTime: Date.now(),
     };
