@@ -10,6 +10,8 @@
  * are the raw amount (not amount_usd) and merchantId: the cost, not the features, is measured.
  * WRITES=<k> (default 0: none) also takes the writes of the states an event touched every k events,
  * as a stage's commit does once per batch (the fragments' JSON texts, not sent anywhere).
+ * HEAP_SNAPSHOT=<file> writes a heap snapshot of the last checkout's grown state at the end
+ * (summarise with bench/tools/heap-by-type.js: what the collector has to trace).
  */
 'use strict';
 const path = require('node:path');
@@ -69,5 +71,6 @@ for (let round = 0; round < ROUNDS; round++) {
     const heapMB = mem.heapUsed / 1048576;
     const buffersMB = mem.arrayBuffers / 1048576;
     console.log(`round ${round} ${dir} (small ${SMALL}): ${row.map((x) => x.toFixed(0)).join(' ')} ns/event; heap ${heapMB.toFixed(0)} MB${WRITES > 0 ? ` (${written / 2} fragments written)` : ''} + typed arrays ${buffersMB.toFixed(0)} MB with ${states.size} cards held`);
+    if (process.env.HEAP_SNAPSHOT && round === ROUNDS - 1 && dir === dirs[dirs.length - 1]) console.log(`heap snapshot: ${require('node:v8').writeHeapSnapshot(process.env.HEAP_SNAPSHOT)}`);
   }
 }

@@ -445,7 +445,8 @@ const IN_ORDER_BIG_EVENTS = 128;
 const ENTITY_BYTES = 2048;
 const EVENT_BYTES = 250;
 const SLOT_BYTES = 60;
-const SMALL_TEXT_BYTES = 48;
+/** A distinct slot's text per held event: its pointer (texts are shared per set, TextInterner) and a share of the text. */
+const SMALL_TEXT_BYTES = 16;
 
 /** An event's held values from its raw text: numbers for the slots read only as numbers. */
 function valuesOf(plan: SetPlan, raw: readonly SlotValue[]): Vals {
@@ -1594,7 +1595,7 @@ export class EntityWindowState {
    * part plus a part per held event. A big entity's is rounded up from the demo's card windows
    * (5,000 cards, ~100 events each in columns: ~350 bytes per event with two slots); a small one's
    * is its number columns at up to twice their length (capacity doubles) plus, per distinct slot,
-   * a text and its pointer.
+   * a pointer to a shared text.
    */
   get approxBytes(): number {
     const perEvent = this.w instanceof BigWindow ? EVENT_BYTES + SLOT_BYTES * this.plan.slots : 16 * this.plan.cols + SMALL_TEXT_BYTES * this.plan.dis.length;
