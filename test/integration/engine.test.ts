@@ -36,6 +36,21 @@ async function produce(topology: LoadedTopology, events: Transaction[], headers?
   await producer.disconnect();
 }
 
+/**
+ * The group's committed offsets, summed over the topic's partitions, once they reach `expected` (or
+ * what they are after `timeoutMs`). Offsets committed in a transaction become readable only when the
+ * broker has written the commit's markers, a moment after the commit returned: read too soon, the
+ * fetch answers the previous offsets. A stop that did not commit never reaches `expected`.
+ */
+async function committedEventually(groupId: string, topic: string, expected: number, timeoutMs = 15000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const total = await committedTotal(groupId, topic);
+    if (total === expected || Date.now() > deadline) return total;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 async function committedTotal(groupId: string, topic: string): Promise<number> {
   const admin = createKafka({ clientId: 'engine-test', brokers: endpoints.brokers }).admin();
   await admin.connect();
@@ -122,7 +137,7 @@ describe('stage engine: fused and split chains', () => {
       expect(extract.consumed).toBeGreaterThan(0);
       expect(score.produced).toBe(extract.consumed);
       const group = `${topology.spec.name}.extract`;
-      expect(await committedTotal(group, topology.spec.stages[0].input.topic)).toBe(extract.consumed);
+      expect(await committedEventually(group, topology.spec.stages[0].input.topic, extract.consumed)).toBe(extract.consumed);
       const predictions = await collect<Prediction>(topology.spec.stages[1].output.topic, 'prediction');
       await waitFor(() => predictions.records.length >= score.produced, 30000, () => `${predictions.records.length} of ${score.produced}`);
       await new Promise((r) => setTimeout(r, 1000));
