@@ -242,6 +242,7 @@ export class Chain {
   async process(topic: string, partition: number, messages: KafkaMessage[]): Promise<ChainRecord[]> {
     const head = this.opts.stages[0];
     const keepValues = this.opts.keepValues === true;
+    const Record = this.opts.replies ? RepliedRecord : EntryRecord;
     const records: EntryRecord[] = new Array(messages.length);
     // The records still going through the chain and their inputs to the current stage, side by side.
     let live: EntryRecord[] = [];
@@ -254,9 +255,7 @@ export class Chain {
       const original = parseLineageHeader(lastHeader(message, LINEAGE_HEADER));
       const key = original ? (lastHeader(message, KEY_HEADER) ?? null) : message.key;
       const headers = inheritedHeaders(message.headers);
-      const rec = this.opts.replies
-        ? new RepliedRecord(this, message, consumed, original ?? consumed, key ?? null, headers, Number(message.timestamp), keepValues)
-        : new EntryRecord(this, message, consumed, original ?? consumed, key ?? null, headers, Number(message.timestamp), keepValues);
+      const rec = new Record(this, message, consumed, original ?? consumed, key ?? null, headers, Number(message.timestamp), keepValues);
       records[m] = rec;
       if (isDoneBy(message, head.spec.name)) {
         rec.skipped = true;
@@ -316,9 +315,8 @@ export class Chain {
         }
         if (keepValues) rec.values.push(result.value);
         if (i < last) {
-          const input = inputs[j];
           nextLive.push(rec);
-          nextInputs.push({ value: result.value, key: Buffer.from(result.key), timestamp: input.timestamp, lineage: input.lineage, source: input.source, headers: input.headers });
+          nextInputs.push({ value: result.value, key: Buffer.from(result.key), timestamp: rec.timestamp, lineage: rec.lineage, source: rec.source, headers: rec.headers });
         }
       }
       live = nextLive;
