@@ -166,7 +166,8 @@ export function padd(p: number[], x: number): void {
 }
 
 /**
- * An exact sum built by one scan (a small entity's window): padd's arithmetic on a Float64Array
+ * An exact sum built by one scan (sumRange's fallback for a small entity's window, when its
+ * compensated sum cannot certify the rounding): padd's arithmetic on a Float64Array
  * with its own count, so a scan stores no array length (a runtime call each time the partials
  * shrink: 5 % of a small entity's time with a plain array). The loop repeats padd's on purpose: one
  * function over both plain arrays (of small integers or doubles) and Float64Arrays would make its
@@ -209,6 +210,60 @@ export class ExactScan {
   sum(): number {
     return psum(this.p, this.n);
   }
+}
+
+/** sumRange's view of a double's bits (which 32-bit word holds the sign and exponent depends on the platform's byte order). */
+const SUM_BITS = new Float64Array(1);
+const SUM_WORDS = new Uint32Array(SUM_BITS.buffer);
+SUM_BITS[0] = 1;
+const HIGH_WORD = SUM_WORDS[1] === 0x3ff00000 ? 1 : 0;
+
+/**
+ * The correctly rounded exact sum of X[from..to) (what ExactScan gives: psum of exact partials),
+ * never -0. First a compensated sum — each addition's exact error by a branch-free two-sum,
+ * the errors summed, and the sum of their magnitudes for a bound — which is the answer whenever
+ * that bound puts the exact sum strictly inside the rounding interval of the result: the usual
+ * case, at a few flops per value without the data-dependent branches that made ExactScan's loop
+ * the largest cost of a small entity's score. Otherwise (a sum within the bound of a rounding
+ * boundary — a tie —, near the subnormal range, or past the largest double) `exact` scans the
+ * range again.
+ */
+export function sumRange(X: Float64Array, from: number, to: number, exact: ExactScan): number {
+  let s = 0;
+  let c = 0;
+  let a = 0;
+  for (let i = from; i < to; i++) {
+    const x = X[i];
+    const t = s + x;
+    const z = t - s;
+    const e = s - (t - z) + (x - z);
+    c += e;
+    a += Math.abs(e);
+    s = t;
+  }
+  // s + c = r + e exactly (a two-sum); the exact sum is s + (the errors' exact sum) = r + e + d,
+  // where |d| = |errors' sum - c| <= (n - 1) 2^-53 x (sum of |errors|) (recursive summation):
+  // bounded by n 2^-52 x a, which leaves room for a's own rounding.
+  const r = s + c;
+  const z = r - s;
+  const e = s - (r - z) + (c - z);
+  if (a === 0 && e === 0 && Number.isFinite(r)) return r + 0; // every addition was exact
+  // The exact sum rounds to r when r + e + d lies strictly inside r's rounding interval: half the
+  // gap to each neighbour (the one toward zero is half as far at a power of two). From r's bits.
+  SUM_BITS[0] = r;
+  const high = SUM_WORDS[HIGH_WORD];
+  const exp = (high >>> 20) & 0x7ff;
+  if (exp > 24 && exp < 2047) {
+    const half = 2 ** (exp - 1076); // half of r's ulp, 2^(exp - 1075)
+    const towardZero = (high & 0xfffff) === 0 && SUM_WORDS[1 - HIGH_WORD] === 0 ? half / 2 : half;
+    const b = (to - from) * 2 ** -52 * a * (1 + 2 ** -20);
+    const up = (r > 0 ? half : towardZero) * (1 - 2 ** -20);
+    const down = (r > 0 ? towardZero : half) * (1 - 2 ** -20);
+    if (e + b < up && e - b > -down) return r;
+  }
+  exact.reset();
+  for (let i = from; i < to; i++) exact.add(X[i]);
+  return exact.sum();
 }
 
 /** The correctly rounded value of partials (the first `len`; as Python's math.fsum); never -0. */
@@ -1365,11 +1420,9 @@ class SmallWindow {
           break;
         case 'sum':
         case 'mean': {
-          const p = SMALL_SUM;
-          p.reset();
           const base = plan.xc[a.f] * cap;
-          for (let i = lo; i < hi; i++) p.add(C[base + i]);
-          v = a.k === 'sum' ? p.sum() : n > 0 ? p.sum() / n : a.d;
+          const sum = sumRange(C, base + lo, base + (hi > lo ? hi : lo), SMALL_SUM);
+          v = a.k === 'sum' ? sum : n > 0 ? sum / n : a.d;
           break;
         }
         case 'min': {

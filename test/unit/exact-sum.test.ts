@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { ExactScan, padd, psum } from '../../src/features/window-state';
+import { ExactScan, padd, psum, sumRange } from '../../src/features/window-state';
 
 /** x as an exact integer multiple of 2^-1074 (every finite double is one). */
 function scaled(x: number): bigint {
@@ -75,6 +75,34 @@ describe('exact sums (Shewchuk partials: what makes sums and means bit-identical
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it('a range\'s sum (sumRange: compensated, certified, else exact) is the same correctly rounded sum, never -0', () => {
+    // Besides the values above: sums that land on or next to a rounding boundary (a tie between two
+    // doubles, one unit of the last place off it), near the subnormal range, and past the largest double.
+    const edge = fc.constantFrom(1, -1, 2, 2 ** -53, -(2 ** -53), 2 ** -52, 2 ** -54, -(2 ** -54), 3 * 2 ** -54, 2 ** -80, -(2 ** -80), 2 ** -1070, -(2 ** -1074), 1e308, -1e308, 0, -0);
+    const scan = new ExactScan();
+    fc.assert(
+      fc.property(fc.array(fc.oneof(value, edge), { maxLength: 80, size: '+1' }), fc.nat(3), (xs, pad) => {
+        const X = new Float64Array(xs.length + 2 * pad).fill(7);
+        X.set(xs, pad);
+        const got = sumRange(X, pad, pad + xs.length, scan);
+        scan.reset();
+        for (const x of xs) scan.add(x);
+        // Always ExactScan's answer (where partial sums pass the largest double, its overflow too)...
+        expect(Object.is(got, scan.sum())).toBe(true);
+        // ... which is the correctly rounded exact sum while no partial sum can overflow.
+        if (xs.every((x) => Math.abs(x) <= 1e300)) expect(Object.is(got, rounded(xs.reduce((s, x) => s + scaled(x), 0n)) + 0)).toBe(true);
+      }),
+      { numRuns: 5000 },
+    );
+    // Ties and near-ties decided exactly (the compensated sum alone would round these wrongly or could not tell).
+    const cases: number[][] = [[1, 2 ** -53], [1, 2 ** -53, 2 ** -106], [1, 2 ** -53, -(2 ** -106)], [1e16, 1, -1e16], [2 ** 53, 1, 1], [0.1, 0.2, -0.3], [-0, -0],
+      // just past, just short of, half the (halved) gap below a power of two
+      [1, -(2 ** -54), -(2 ** -80)], [1, -(2 ** -54), 2 ** -80], [-1, 2 ** -54, 2 ** -80], [-1, 2 ** -54, -(2 ** -80)], [2, -(2 ** -53), -(2 ** -79)], [1, -(2 ** -55), -(2 ** -56), -(2 ** -80)]];
+    for (const xs of cases) {
+      expect(Object.is(sumRange(Float64Array.from(xs), 0, xs.length, scan), rounded(xs.reduce((s, x) => s + scaled(x), 0n)) + 0)).toBe(true);
+    }
   });
 
   it('a scan keeps more partials than its first 64 when it must (ascending powers of two: about one partial per value)', () => {
