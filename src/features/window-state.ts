@@ -1421,7 +1421,7 @@ class SmallWindow {
         case 'sum':
         case 'mean': {
           const base = plan.xc[a.f] * cap;
-          const sum = sumRange(C, base + lo, base + (hi > lo ? hi : lo), SMALL_SUM);
+          const sum = sumRange(C, base + lo, base + hi, SMALL_SUM); // 0 for an empty window (hi <= lo)
           v = a.k === 'sum' ? sum : n > 0 ? sum / n : a.d;
           break;
         }
