@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   // to tell a stall in this process from one in the broker or Redis.
   const blocked: Array<[number, number]> = [];
   if (metricsDir) {
+    fs.mkdirSync(metricsDir, { recursive: true });
     let expected = Date.now() + 10;
     setInterval(() => {
       const now = Date.now();
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
     fs.writeFileSync(path.join(heapDir!, `${cfg.suffix}.${heapInterval.n}-${heapInterval.label}.heapprofile`), JSON.stringify(profile));
   };
   if (heap) {
+    fs.mkdirSync(heapDir!, { recursive: true }); // a fresh directory name works as the others do
     heap.connect();
     startSampling();
     process.on('message', (m: { type?: string; label?: string }) => {
