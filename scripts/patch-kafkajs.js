@@ -42,7 +42,8 @@
  * 8. A send's messages are grouped per partition by appending (kafkajs copied the partition's
  *    array for every message: quadratic in the records of one transaction's send).
  * 9. A produced record and its headers are encoded into one buffer (kafkajs made an encoder, an
- *    object and an array per header and copied every message object); the same bytes.
+ *    object and an array per header and copied every message object); the same bytes. Its sizes
+ *    and its writing are exported for patch 14, which writes a request's records into one buffer.
  * 11. A record batch's CRC32-C is computed eight bytes per step (scripts/kafkajs-eosv2/crc32c-sliced.js)
  *    instead of one; the same checksums.
  * 12. A fetched record's timestamp and offset are summed in Number arithmetic (kafkajs parsed the
@@ -456,23 +457,41 @@ const files = {
       : headers[headerKey].map(headerValue => ({ key: headerKey, value: headerValue }))
   )
 `,
-      after: `module.exports = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }) => {
-  // ${MARK}: the same bytes as below (Header v0 = varint-string key,
-  // varint-bytes value), written into the record's own encoder instead of an encoder, an object
-  // and an array per header
-  let headerCount = 0
+      after: `// ${MARK}: the same bytes as below (Header v0 = varint-string key,
+// varint-bytes value), written into the record's own encoder instead of an encoder, an object
+// and an array per header. Its sizes and its writing are exported for produce/v3/encodeOneBuffer.js,
+// which writes every record of a request into one buffer (patch 14); positional arguments, so
+// that a request's records cost no object each.
+
+/** How many headers a record carries (an array value is one header per element). */
+const headerCountOf = (headers = {}) => {
+  let count = 0
+  for (const headerKey of Object.keys(headers)) {
+    const v = headers[headerKey]
+    count += Array.isArray(v) ? v.length : 1
+  }
+  return count
+}
+
+const sizeOfHeaderValue = one => {
+  const valueSize = Buffer.byteLength(one) // throws on a missing value, as kafkajs did
+  return Encoder.sizeOfVarInt(valueSize) + valueSize
+}
+
+/** The byte size of a record's body: what follows its length varint. */
+const bodySizeOf = (key, value, headers = {}, offsetDelta, timestampDelta, headerCount) => {
   let headersSize = 0
   for (const headerKey of Object.keys(headers)) {
     const v = headers[headerKey]
-    const values = Array.isArray(v) ? v : [v]
     const keySize = Buffer.byteLength(headerKey)
-    for (const one of values) {
-      headerCount++
-      const valueSize = Buffer.byteLength(one) // throws on a missing value, as kafkajs did
-      headersSize += Encoder.sizeOfVarInt(keySize) + keySize + Encoder.sizeOfVarInt(valueSize) + valueSize
+    const keyBytes = Encoder.sizeOfVarInt(keySize) + keySize
+    if (Array.isArray(v)) {
+      for (const one of v) headersSize += keyBytes + sizeOfHeaderValue(one)
+    } else {
+      headersSize += keyBytes + sizeOfHeaderValue(v)
     }
   }
-  const bodySize =
+  return (
     1 +
     Encoder.sizeOfVarLong(timestampDelta) +
     Encoder.sizeOfVarInt(offsetDelta) +
@@ -480,7 +499,12 @@ const files = {
     Encoder.sizeOfVarIntBytes(value) +
     Encoder.sizeOfVarInt(headerCount) +
     headersSize
-  const encoder = new Encoder(bodySize + 5)
+  )
+}
+
+/** Writes the record (its length varint first) at the encoder's offset. */
+const writeRecord = (encoder, key, value, headers = {}, offsetDelta, timestampDelta, bodySize, headerCount) => {
+  encoder
     .writeVarInt(bodySize)
     .writeInt8(0)
     .writeVarLong(timestampDelta)
@@ -490,10 +514,23 @@ const files = {
     .writeVarInt(headerCount)
   for (const headerKey of Object.keys(headers)) {
     const v = headers[headerKey]
-    for (const one of Array.isArray(v) ? v : [v]) encoder.writeVarIntString(headerKey).writeVarIntBytes(one)
+    if (Array.isArray(v)) {
+      for (const one of v) encoder.writeVarIntString(headerKey).writeVarIntBytes(one)
+    } else {
+      encoder.writeVarIntString(headerKey).writeVarIntBytes(v)
+    }
   }
   return encoder
 }
+
+module.exports = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }) => {
+  const headerCount = headerCountOf(headers)
+  const bodySize = bodySizeOf(key, value, headers, offsetDelta, timestampDelta, headerCount)
+  return writeRecord(new Encoder(bodySize + 5), key, value, headers, offsetDelta, timestampDelta, bodySize, headerCount)
+}
+module.exports.headerCountOf = headerCountOf
+module.exports.bodySizeOf = bodySizeOf
+module.exports.writeRecord = writeRecord
 
 // kafkajs' original encoding, no longer called: the oracle of test/unit/kafkajs-encoder.test.ts
 module.exports.unpatched = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }) => {

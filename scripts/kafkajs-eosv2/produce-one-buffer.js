@@ -6,15 +6,16 @@
 // behind its offset, that into the partition's, the topic's and the request's encoders, and the
 // request twice more by protocol/request.js (header, then size) — every produced byte copied about
 // nine times, through about eight buffers per partition allocated outside V8's pool. Here the
-// sizes are summed first (the same per-record sizes Record v0 computes), then everything is written
-// once with the Encoder's own methods (so the same bytes), the lengths and the batch's CRC32-C
-// filled in where they belong. protocol/request.js writes the frame (size, api key and version,
+// sizes are summed first (Record v0's own size functions), then everything is written once with
+// the Encoder's own methods and Record v0's writeRecord (so the same bytes), the lengths and the
+// batch's CRC32-C filled in where they belong. protocol/request.js writes the frame (size, api key and version,
 // correlation id, client id) into the reserved front when `frameHeadroom` matches what it needs.
 //
 // The oracle is kafkajs' own nested encoding (test/unit/kafkajs-produce-one-buffer.test.ts).
 const Long = require('../../../../utils/long')
 const Encoder = require('../../../encoder')
 const crc32C = require('../../../recordBatch/crc32C')
+const { headerCountOf, bodySizeOf, writeRecord } = require('../../../recordBatch/record/v0')
 
 const MAGIC_BYTE = 2 // record batch v2 (RecordBatch v0 in kafkajs' names)
 const TRANSACTIONAL_MASK = 16
@@ -28,41 +29,14 @@ const VARINT_SLACK = 4
 
 const sizeOfString = value => 2 + (value == null ? 0 : Buffer.byteLength(value, 'utf8'))
 
-/** Scratch of record body sizes between the two passes (the encoding is synchronous). */
+/** Scratch of record body sizes and header counts between the two passes (the encoding is synchronous). */
 let bodySizes = new Int32Array(1024)
+let headerCounts = new Int32Array(1024)
 
-/** The byte size of a record's body (Record v0, as the patched record/v0/index.js computes it). */
-function recordBodySize(message, offsetDelta, timestampDelta) {
-  let headerCount = 0
-  let headersSize = 0
-  const headers = message.headers
-  if (headers != null) {
-    for (const headerKey of Object.keys(headers)) {
-      const v = headers[headerKey]
-      const keySize = Buffer.byteLength(headerKey)
-      const keyBytes = Encoder.sizeOfVarInt(keySize) + keySize
-      if (Array.isArray(v)) {
-        for (const one of v) {
-          const valueSize = Buffer.byteLength(one) // throws on a missing value, as kafkajs did
-          headerCount++
-          headersSize += keyBytes + Encoder.sizeOfVarInt(valueSize) + valueSize
-        }
-      } else {
-        const valueSize = Buffer.byteLength(v)
-        headerCount++
-        headersSize += keyBytes + Encoder.sizeOfVarInt(valueSize) + valueSize
-      }
-    }
-  }
-  return (
-    1 +
-    Encoder.sizeOfVarLong(timestampDelta) +
-    Encoder.sizeOfVarInt(offsetDelta) +
-    Encoder.sizeOfVarIntBytes(message.key) +
-    Encoder.sizeOfVarIntBytes(message.value) +
-    Encoder.sizeOfVarInt(headerCount) +
-    headersSize
-  )
+function grown(scratch, length, used) {
+  const bigger = new Int32Array(length)
+  bigger.set(scratch.subarray(0, used))
+  return bigger
 }
 
 /**
@@ -125,14 +99,16 @@ module.exports = (
       ranges.push(range)
       const firstTimestamp = range[0]
       if (records + messages.length > bodySizes.length) {
-        const grown = new Int32Array(Math.max(2 * bodySizes.length, records + messages.length))
-        grown.set(bodySizes.subarray(0, records))
-        bodySizes = grown
+        const length = Math.max(2 * bodySizes.length, records + messages.length)
+        bodySizes = grown(bodySizes, length, records)
+        headerCounts = grown(headerCounts, length, records)
       }
       let body = BATCH_BODY_FIXED + 4
       for (let i = 0; i < messages.length; i++) {
-        const message = messages[i]
-        const size = recordBodySize(message, i, (message.timestamp || dateNow) - firstTimestamp)
+        const { key, value, headers, timestamp } = messages[i]
+        const headerCount = headerCountOf(headers)
+        const size = bodySizeOf(key, value, headers, i, (timestamp || dateNow) - firstTimestamp, headerCount)
+        headerCounts[records] = headerCount
         bodySizes[records++] = size
         body += Encoder.sizeOfVarInt(size) + size
       }
@@ -175,32 +151,9 @@ module.exports = (
         .writeInt16(producerEpoch)
         .writeInt32(firstSequence)
         .writeInt32(messages.length)
-      for (let i = 0; i < messages.length; i++) {
-        const message = messages[i]
-        encoder
-          .writeVarInt(bodySizes[record++])
-          .writeInt8(0)
-          .writeVarLong((message.timestamp || dateNow) - firstTimestamp)
-          .writeVarInt(i)
-          .writeVarIntBytes(message.key)
-          .writeVarIntBytes(message.value)
-        const headers = message.headers
-        if (headers == null) {
-          encoder.writeVarInt(0)
-          continue
-        }
-        const keys = Object.keys(headers)
-        let headerCount = 0
-        for (const headerKey of keys) headerCount += Array.isArray(headers[headerKey]) ? headers[headerKey].length : 1
-        encoder.writeVarInt(headerCount)
-        for (const headerKey of keys) {
-          const v = headers[headerKey]
-          if (Array.isArray(v)) {
-            for (const one of v) encoder.writeVarIntString(headerKey).writeVarIntBytes(one)
-          } else {
-            encoder.writeVarIntString(headerKey).writeVarIntBytes(v)
-          }
-        }
+      for (let i = 0; i < messages.length; i++, record++) {
+        const { key, value, headers, timestamp } = messages[i]
+        writeRecord(encoder, key, value, headers, i, (timestamp || dateNow) - firstTimestamp, bodySizes[record], headerCounts[record])
       }
       const end = encoder.offset
       const buf = encoder.buf

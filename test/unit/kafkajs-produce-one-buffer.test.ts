@@ -6,7 +6,9 @@
  * values as Buffers, strings or null, headers with arrays and multi-byte text, timestamps of
  * different lengths (kafkajs picks the first and largest by string order), messages without one,
  * a record over 64 KiB, transactional or not — and the frame must decode back to the messages.
- * The patch's point, one allocation per request, is asserted by counting them.
+ * The patch's point, one allocation per request, is asserted by counting them. Both encodings
+ * write each record with Record v0's (patched) functions, whose bytes test/unit/kafkajs-encoder.test.ts
+ * checks against kafkajs' original record encoding.
  */
 /* eslint-disable @typescript-eslint/no-require-imports */
 export {}; // a module: its names do not meet kafkajs-encoder.test.ts's
