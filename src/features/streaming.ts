@@ -17,9 +17,9 @@
  *   (`cacheEntities`) and updated in memory; Redis is the durable, fenced store, written once per
  *   consumed batch and slot group. No aggregation runs in Redis.
  * Cost per event (window-state.ts has the detail): an entity with at most `smallEntityEvents`
- *   events (default 1,024; 128 while its events mostly come in event-time order) holds them as
+ *   events (default 4,096; 128 while its events mostly come in event-time order) holds them as
  *   number columns sorted by time, a window a range of them scanned along contiguous numbers —
- *   bounded, and out of order cheaper than the summaries below up to ~1,000-2,000 events.
+ *   bounded, and out of order cheaper than the summaries below up to ~4,000 events and beyond.
  *   Past that its events are held in typed-array columns linked per bucket (no object per
  *   event, so the heap the garbage collector traces does not grow with the windows),
  *   with a summary per block of `bucketsPerBlock` buckets and per window an accumulator of the
@@ -105,7 +105,7 @@ export function stateDurability(sets: readonly StreamingFeatureSetSpec[]): Requi
 const DEFAULT_REPLAY_RETENTION_MS = 3_600_000;
 const DEFAULT_REPLAY_RETENTION_OFFSETS = 100_000;
 const DEFAULT_CACHE_ENTITIES = 100_000;
-export const DEFAULT_SMALL_ENTITY_EVENTS = 1024;
+export const DEFAULT_SMALL_ENTITY_EVENTS = 4096;
 const DEFAULT_BUCKETS_PER_BLOCK = 60;
 /** Slot groups per namespace when the client is a Redis Cluster (a single Redis needs only one). */
 const DEFAULT_CLUSTER_SLOT_GROUPS = 16;
@@ -177,9 +177,10 @@ export interface StreamingStateOptions {
   /**
    * An entity holding at most this many events is kept in memory as its events' columns sorted by
    * time and scored by scanning its window's events (the cheapest for few events, and for events
-   * out of event-time order up to ~1,000-2,000); past it, or past 128 while its events mostly come
-   * in event-time order, as bucket summaries and window accumulators (flat cost per event in
-   * order). Default 1,024. Vectors are the same either way, and so is what Redis stores.
+   * out of event-time order up to ~4,000 and beyond: BENCHMARKS.md item 36); past it, or past 128
+   * while its events mostly come in event-time order, as bucket summaries and window accumulators
+   * (flat cost per event in order). Default 4,096. Vectors are the same either way, and so is what
+   * Redis stores.
    */
   smallEntityEvents?: number;
   /**

@@ -1,6 +1,6 @@
 /**
  * The in-memory window state of one entity of one streaming set. A small entity (SmallWindow: up to
- * `small` events, 1,024 by default, or 128 while its events mostly come in event-time order) holds
+ * `small` events, 4,096 by default, or 128 while its events mostly come in event-time order) holds
  * its events as number columns sorted by time in one Float64Array; a big one (BigWindow) holds
  * them in typed-array columns grouped in buckets of R ms, with summaries of blocks of F buckets
  * and per window an accumulator of the buckets in it. No object per event either way. Pure
@@ -21,9 +21,13 @@
  * A small entity reads a window as a range of its time-sorted columns: count, last and time since
  * previous in O(log n), the others in O(events in the window) over contiguous numbers, and an
  * insert moves the later events' numbers (O(n) memory moves, n <= `small`). Out of order, that is
- * cheaper than a big entity's summaries and sparse blocks up to ~1,000-2,000 events (the demo's
- * stream: 89 % of its events out of order for their card); in order, only up to ~128-256 (a big
- * entity's accumulators cost ~3 µs whatever the window holds) — hence the two limits.
+ * cheaper than a big entity's summaries and sparse blocks: for one entity alone up to ~4,000 events
+ * (BENCHMARKS.md item 30), and for the demo's 5,000 cards at once (their states out of the CPU's
+ * caches: a big entity's summaries are reached through pointers, a small one's numbers lie
+ * together) ~15-20 µs per event from 1,000 to 4,000 events per card against 57-69 µs for big
+ * entities at 1,000-1,300 (item 36; the demo's stream: 89 % of its events out of order for their
+ * card); in order, only up to ~128-256 (a big entity's accumulators cost ~3 µs whatever the window
+ * holds) — hence the two limits.
  * Persistence: a bucket's events are stored in fragments (hash fields `b<bucket>:<first seq>`),
  * appended per chunk and merged like a binary counter (a fragment absorbs the next when it is not
  * larger), so a chunk writes O(its events x log n) bytes, never the whole window.
@@ -492,7 +496,7 @@ const BLOCK_SUMMARY_EVENTS = 8;
  * ~3 µs whatever its window holds, while a small one's scans cost about as much at 128-256 events
  * (measured with the demo's set: 4 against 2.5-4 µs at 256, 18-20 against 3-4 µs at 1,024). Out of
  * order, a big entity reads summaries and sparse blocks' events, and a small one's scans of
- * contiguous numbers stay cheaper up to ~1,000-2,000 events (the default `small` is 1,024).
+ * contiguous numbers stay cheaper up to ~4,000 events and beyond (the default `small` is 4,096).
  */
 const IN_ORDER_BIG_EVENTS = 128;
 
