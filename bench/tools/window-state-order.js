@@ -6,7 +6,10 @@
  * default) or up to 12 h out of order (ORDER=out). Where the limits of a small entity come from
  * (window-state.ts, IN_ORDER_BIG_EVENTS and smallEntityEvents). Since the switch exists, the
  * "small" entities of ORDER=in turn big past 128 events (the switch at work); BENCHMARKS.md item
- * 30's small-in-order figures were measured before it, with the same loop:
+ * 30's small-in-order figures were measured before it, with the same loop.
+ * VALUES (default 50): distinct merchant values drawn from (0: every event a value of its own, as
+ * a high-cardinality distinct slot such as a device id); DAYS (default 1): the days of event time
+ * the events spread over (the set keeps 9 days, its distinct window is one):
  *   node bench/tools/window-state-order.js [DIR]     (DIR: a checkout with bench/dist-enrichment built)
  */
 'use strict';
@@ -22,12 +25,14 @@ const names = valueNames(set);
 const plan = ws.setPlan(set, names, 60, 3_600_000);
 const DAY = 86_400_000;
 const order = process.env.ORDER || 'in';
+const VALUES = Number(process.env.VALUES ?? 50);
+const DAYS = Number(process.env.DAYS ?? 1);
 for (const n of [64, 256, 1024, 4096]) {
   const row = [];
   for (const small of [0, 1e9]) {
     const ents = [];
     for (let e = 0; e < 20; e++) ents.push(new ws.EntityWindowState(plan, small));
-    const spacing = Math.floor((DAY - 3_600_000) / n);
+    const spacing = Math.floor((DAYS * DAY - 3_600_000) / n);
     let t = 1.7e12;
     const M = 20 * n * 3;
     let x = 7;
@@ -40,7 +45,7 @@ for (const n of [64, 256, 1024, 4096]) {
       const te = order === 'in' ? t : t - (x % 43_200_000);
       if (i === 20 * n) tm = process.hrtime.bigint(); // measure the last 2n events per entity (window full)
       st.score(te);
-      if (!st.isLate(te)) st.apply(te, [String(10 + (x % 97)), `m${x % 50}`]);
+      if (!st.isLate(te)) st.apply(te, [String(10 + (x % 97)), VALUES > 0 ? `m${x % VALUES}` : `m${i}`]);
     }
     const t1 = process.hrtime.bigint();
     row.push(`${small ? 'small' : 'big'} ${(Number(t1 - tm) / (M - 20 * n) / 1000).toFixed(2)} µs`);

@@ -1327,12 +1327,22 @@ class SmallWindow {
    * order is cheaper as a BigWindow (its running accumulators) from IN_ORDER_BIG_EVENTS events on.
    */
   inOrder = 0;
+  /**
+   * Per distinct slot: the largest window a distinct count of it reads (sz). A window [lo, t] that
+   * holds an event at time T starts after T - sz (startBucket), so a previous occurrence at or
+   * before T - sz counts the event as new exactly as none does: apply looks for an event's previous
+   * and next occurrences only that far (its time ± sz), not through every event held — the held
+   * events reach back the whole retention (largest window + lateness + replay retention), a day's
+   * distinct window only one day.
+   */
+  private readonly reach: number[] = [];
 
   constructor(
     private readonly plan: SetPlan,
     /** Applied events in apply (sequence) order. */
     events: readonly Ev[],
   ) {
+    for (const slot of plan.dis) this.reach[slot] = Math.max(...plan.wins.filter((w) => w.ds.includes(slot)).map((w) => w.sz));
     this.cap = Math.max(4, events.length);
     this.C = new Float64Array(this.cap * plan.cols);
     for (const slot of plan.dis) this.D[slot] = [];
@@ -1488,15 +1498,18 @@ class SmallWindow {
       const pv = plan.pc[slot] * cap;
       const hc = pv + cap;
       const tc = hc + cap;
-      // Its previous occurrence (the last event of its value before it), and it is the next one's.
+      // Its previous occurrence (the last event of its value before it), and it is the next one's —
+      // within `reach` of its time: one further away counts as none (see `reach`).
+      const oldest = e.t - this.reach[slot];
+      const newest = e.t + this.reach[slot];
       let prev = -Infinity;
-      for (let j = at - 1; j >= 0; j--) {
+      for (let j = at - 1; j >= 0 && C[j] > oldest; j--) {
         if (C[hc + j] === h && D[C[tc + j]] === v) {
           prev = C[j];
           break;
         }
       }
-      for (let j = at + 1; j <= n; j++) {
+      for (let j = at + 1; j <= n && C[j] < newest; j++) {
         if (C[hc + j] === h && D[C[tc + j]] === v) {
           C[pv + j] = e.t;
           break;

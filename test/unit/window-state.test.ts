@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { ReferenceStreamingState, valueNames, type StreamEvent } from '../../src/features/streaming';
 import { EntityWindowState, setPlan } from '../../src/features/window-state';
 import { TextInterner } from '../../src/features/text-interner';
+import type { StreamingFeatureSetSpec } from '../../src/features/spec';
 import { activitySet } from '../helpers/streaming-sets';
 
 
@@ -235,6 +236,61 @@ describe('window state in memory (what StreamingState computes between loads and
       expect(new Set(rows.map((r) => r[3]))).toEqual(new Set(texts));
       expect(new Set(rows.map((r) => r[2]))).toEqual(new Set(amounts.map((a) => String(Number(a)))));
       expect(EntityWindowState.load(plan, small, store.fields('c')).score(1_020_000)).toEqual(st.score(1_020_000));
+    }
+  });
+
+  it('looks for a value\'s previous and next occurrence only as far as its largest distinct window reaches, with the same counts', () => {
+    // One slot counted distinct over a short sliding and a long hopping window: a small entity looks
+    // for an inserted event's previous and next occurrence of its value within its time ± the
+    // larger window (a farther one counts it as new exactly as none does), through a stream whose
+    // events span far more than both windows, out of order, with repeats near and far apart.
+    const base = activitySet(200, 1e9);
+    const set: StreamingFeatureSetSpec = {
+      ...base,
+      fields: [
+        { name: 'd_short', type: 'long', default: 0, aggregation: 'distinct_count', of: 'merchantId', window: { type: 'sliding', sizeMs: 15 } },
+        { name: 'd_long', type: 'long', default: 0, aggregation: 'distinct_count', of: 'merchantId', window: { type: 'hopping', sizeMs: 60, hopMs: 10 } },
+        { name: 'n', type: 'long', default: 0, aggregation: 'count', window: { type: 'sliding', sizeMs: 60 } },
+      ],
+    };
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 150 }), fc.constantFrom('a', 'b', 'c', 'd')), { minLength: 1, maxLength: 120 }), fc.boolean(), (evs, reload) => {
+        const plan = setPlan(set, valueNames(set), 4, 3_600_000);
+        const ref = new ReferenceStreamingState([set]);
+        const store = new FakeStore();
+        let st = EntityWindowState.load(plan, 100_000, []);
+        let clock = 1_000_000;
+        evs.forEach(([step, back, merchant], offset) => {
+          clock += step;
+          const t = clock - back;
+          const values = ['1', merchant];
+          const [want] = ref.apply('t', 0, [{ offset, eventTime: t, entities: ['c'], values: [values] }]);
+          expect([st.isLate(t), st.score(t)]).toEqual([want.late[0], want.values[0]]);
+          if (!want.late[0]) st.apply(t, values);
+          if (reload && offset % 17 === 16) {
+            store.write('c', st);
+            st = EntityWindowState.load(plan, 100_000, store.fields('c'));
+          }
+        });
+        expect(st.big).toBe(false);
+      }),
+      { numRuns: 400 },
+    );
+    // The edges, in both insert orders: a repeat exactly sz - 1 ms after the first occurrence, where
+    // the long window (hopping, 60 ms) starts at the first one, so the repeat is not new; one more
+    // millisecond either way of the search's bound would count it new.
+    for (const order of [[0, 1], [1, 0]]) {
+      const plan = setPlan(set, valueNames(set), 4, 3_600_000);
+      const ref = new ReferenceStreamingState([set]);
+      const st = EntityWindowState.load(plan, 100_000, []);
+      const times = [1_000_000, 1_000_059];
+      for (const [offset, k] of order.entries()) {
+        ref.apply('t', 0, [{ offset, eventTime: times[k], entities: ['c'], values: [['1', 'x']] }]);
+        st.apply(times[k], ['1', 'x']);
+      }
+      const [want] = ref.apply('t', 0, [{ offset: 2, eventTime: 1_000_059, entities: ['c'], values: [['1', 'y']] }]);
+      expect(want.values[0]).toEqual([1, 1, 2]); // d_short: the repeat alone in [1_000_045, ...]; d_long: x once in [1_000_000, ...]; n: both
+      expect(st.score(1_000_059)).toEqual(want.values[0]);
     }
   });
 });
