@@ -81,6 +81,15 @@ export interface SetPlan {
    */
   xc: number[];
   pc: number[];
+  /**
+   * Per distinct slot: the largest window a distinct count of it reads (sz; -1 for the other
+   * slots). A window [lo, t] that holds an event at time T starts after T - sz (startBucket), so a
+   * previous occurrence at or before T - sz counts the event as new exactly as none does: a small
+   * entity looks for an event's previous and next occurrences only that far (its time ± sz), not
+   * through every event held — the held events reach back the whole retention (largest window +
+   * lateness + replay retention), a day's distinct window only one day.
+   */
+  reach: number[];
   cols: number;
   wins: WindowPlan[];
   aggs: AggPlan[];
@@ -133,6 +142,7 @@ export function setPlan(set: StreamingFeatureSetSpec, slotNames: string[], bucke
     xs,
     xc: slotNames.map((_, slot) => (xs.includes(slot) ? 3 + xs.indexOf(slot) : -1)),
     pc: slotNames.map((_, slot) => (dis.has(slot) ? 3 + xs.length + 3 * [...dis].indexOf(slot) : -1)),
+    reach: slotNames.map((_, slot) => (dis.has(slot) ? Math.max(...wins.filter((w) => w.ds.includes(slot)).map((w) => w.sz)) : -1)),
     cols: 3 + xs.length + 3 * dis.size,
     wins: wins.map(({ key: _key, ...w }) => w),
     aggs,
@@ -1327,22 +1337,12 @@ class SmallWindow {
    * order is cheaper as a BigWindow (its running accumulators) from IN_ORDER_BIG_EVENTS events on.
    */
   inOrder = 0;
-  /**
-   * Per distinct slot: the largest window a distinct count of it reads (sz). A window [lo, t] that
-   * holds an event at time T starts after T - sz (startBucket), so a previous occurrence at or
-   * before T - sz counts the event as new exactly as none does: apply looks for an event's previous
-   * and next occurrences only that far (its time ± sz), not through every event held — the held
-   * events reach back the whole retention (largest window + lateness + replay retention), a day's
-   * distinct window only one day.
-   */
-  private readonly reach: number[] = [];
 
   constructor(
     private readonly plan: SetPlan,
     /** Applied events in apply (sequence) order. */
     events: readonly Ev[],
   ) {
-    for (const slot of plan.dis) this.reach[slot] = Math.max(...plan.wins.filter((w) => w.ds.includes(slot)).map((w) => w.sz));
     this.cap = Math.max(4, events.length);
     this.C = new Float64Array(this.cap * plan.cols);
     for (const slot of plan.dis) this.D[slot] = [];
@@ -1499,9 +1499,9 @@ class SmallWindow {
       const hc = pv + cap;
       const tc = hc + cap;
       // Its previous occurrence (the last event of its value before it), and it is the next one's —
-      // within `reach` of its time: one further away counts as none (see `reach`).
-      const oldest = e.t - this.reach[slot];
-      const newest = e.t + this.reach[slot];
+      // within `reach` of its time: one further away counts as none (see SetPlan.reach).
+      const oldest = e.t - plan.reach[slot];
+      const newest = e.t + plan.reach[slot];
       let prev = -Infinity;
       for (let j = at - 1; j >= 0 && C[j] > oldest; j--) {
         if (C[hc + j] === h && D[C[tc + j]] === v) {
