@@ -25,7 +25,9 @@
  * heap profile of each row (every allocation, those a scavenge collected included), written as
  * <dir>/<mode>-<batch>.heapprofile, and the bytes allocated per event it estimates.
  *
- * BENCH_EVENTS, BENCH_SIZES, BENCH_MODES (comma list of: batch, lru, full, full-lru), BENCH_FLAT=0
+ * BENCH_EVENTS, BENCH_BATCHES (batches per row at most, default 400: the p99 of a row is its 4th
+ * slowest batch; a longer row amortises the cold start), BENCH_SIZES, BENCH_MODES (comma list of:
+ * batch, lru, full, full-lru), BENCH_FLAT=0
  * to skip it, BENCH_REFERENCE=0 to skip redis-benchmark. BENCH_GROWTH=<events> (blocks of
  * BENCH_GROWTH_BLOCK) measures the cost per event as the state grows; BENCH_HEAP_SNAPSHOT=<file>
  * then writes a heap snapshot of the grown state (summarise with bench/tools/heap-by-type.js).
@@ -53,6 +55,8 @@ import { builtinProcessors } from '../src/stages/builtin';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20000);
 const SIZES = (process.env.BENCH_SIZES ?? '1,16,64,256,1024').split(',').map(Number);
 const MODES = (process.env.BENCH_MODES ?? 'batch,lru,full,full-lru').split(',');
+/** Batches measured per row at most (a row is min(BENCH_EVENTS, batch size × this) events). */
+const BATCHES = Number(process.env.BENCH_BATCHES ?? 400);
 const TICKS_PER_SEC = 100; // USER_HZ on Linux
 
 /**
@@ -158,7 +162,7 @@ async function main(): Promise<void> {
   const run = async (label: string, vector: typeof full, batchSize: number, cache: 'off' | 'warm' | 'default', record = true) => {
     const enricher = new Enricher(vector, { redis, namespace: `bench-${Date.now()}-${label}-${batchSize}`, cache: cache === 'warm' ? { maxEntries: 100000, ttlMs: 600000 } : cache === 'off' ? { maxEntries: 0 } : undefined });
     await enricher.init();
-    const n = Math.min(EVENTS, batchSize * 400);
+    const n = Math.min(EVENTS, batchSize * BATCHES);
     if (cache === 'warm') await enricher.enrich(events.slice(0, n).map((tx, i) => ({ event: tx, eventTime: tx.eventTime, topic: 'warm', partition: 0, offset: i }))); // warm the LRU
     const batches: Array<[number, number]> = []; // [start, end], performance.now() ms
     const inputs = Array.from({ length: Math.ceil(n / batchSize) }, (_, b) => events.slice(b * batchSize, Math.min(n, (b + 1) * batchSize)).map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 'bench', partition: 0, offset: b * batchSize + k })));
@@ -188,7 +192,7 @@ async function main(): Promise<void> {
     await enricher.streaming?.reset();
     if (!record) return;
     const gc = { scavenges, otherGcs: others, gcMs: +pauses.reduce((a, [s, e]) => a + e - s, 0).toFixed(1), batchesHitByGcPct: +((100 * hit.filter(Boolean).length) / hit.length).toFixed(1), batchP99NoGcMs: pct(clean, 0.99) };
-    const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: pct(latencies, 0.5), batchP99ms: pct(latencies, 0.99), roundTrips: enricher.stats.roundTrips, ...cpu, ...gc, ...(allocated === undefined ? {} : { allocatedBytesPerEvent: Math.round(allocated / n) }) };
+    const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: pct(latencies, 0.5), batchP90ms: pct(latencies, 0.9), batchP99ms: pct(latencies, 0.99), roundTrips: enricher.stats.roundTrips, ...cpu, ...gc, ...(allocated === undefined ? {} : { allocatedBytesPerEvent: Math.round(allocated / n) }) };
     rows.push(row);
     console.log(JSON.stringify(row));
   };

@@ -9,7 +9,8 @@
  * "Enrichment CPU per event"). N (default 400,000), BLOCK (50,000), ROUNDS (3), SMALL (see below). The values held
  * are the raw amount (not amount_usd) and merchantId: the cost, not the features, is measured.
  * WRITES=<k> (default 0: none) also takes the writes of the states an event touched every k events,
- * as a stage's commit does once per batch (the fragments' JSON texts, not sent anywhere).
+ * as a stage's commit does once per batch (written as the commit message's bytes where the checkout
+ * has PackWriter, else as the fragments' JSON texts; not sent anywhere).
  * HEAP_SNAPSHOT=<file> writes a heap snapshot of the last checkout's grown state at the end
  * (summarise with bench/tools/heap-by-type.js: what the collector has to trace).
  */
@@ -31,6 +32,12 @@ for (let round = 0; round < ROUNDS; round++) {
     const D = path.resolve(dir, 'bench/dist-enrichment');
     for (const k of Object.keys(require.cache)) delete require.cache[k];
     const ws = require(path.join(D, 'src/features/window-state.js'));
+    let packer;
+    try {
+      packer = new (require(path.join(D, 'src/features/pack-writer.js')).PackWriter)();
+    } catch {
+      packer = undefined; // a checkout from before PackWriter: its takeWrites built the texts
+    }
     const { valueNames, DEFAULT_SMALL_ENTITY_EVENTS } = require(path.join(D, 'src/features/streaming.js'));
     // SMALL: the small-entity limit for every checkout; else each checkout's own default (32 before it was exported).
     const SMALL = Number(process.env.SMALL ?? DEFAULT_SMALL_ENTITY_EVENTS ?? 32);
@@ -59,7 +66,12 @@ for (let round = 0; round < ROUNDS; round++) {
         if (WRITES > 0) {
           touched.add(st);
           if (i % WRITES === WRITES - 1) {
-            for (const s of touched) if (s.changed) written += s.takeWrites().set.length;
+            if (packer) {
+              // The commit's own path: the changes written as MessagePack bytes (a checkout with PackWriter).
+              packer.reset();
+              for (const s of touched) if (s.changed) s.writeWrites(packer);
+              written += packer.length;
+            } else for (const s of touched) if (s.changed) written += s.takeWrites().set.length;
             touched.clear();
           }
         }
@@ -70,7 +82,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const mem = process.memoryUsage();
     const heapMB = mem.heapUsed / 1048576;
     const buffersMB = mem.arrayBuffers / 1048576;
-    console.log(`round ${round} ${dir} (small ${SMALL}): ${row.map((x) => x.toFixed(0)).join(' ')} ns/event; heap ${heapMB.toFixed(0)} MB${WRITES > 0 ? ` (${written / 2} fragments written)` : ''} + typed arrays ${buffersMB.toFixed(0)} MB with ${states.size} cards held`);
+    console.log(`round ${round} ${dir} (small ${SMALL}): ${row.map((x) => x.toFixed(0)).join(' ')} ns/event; heap ${heapMB.toFixed(0)} MB${WRITES > 0 ? ` (${packer ? `${(written / 1048576).toFixed(0)} MB` : `${written / 2} fragments`} written)` : ''} + typed arrays ${buffersMB.toFixed(0)} MB with ${states.size} cards held`);
     if (process.env.HEAP_SNAPSHOT && round === ROUNDS - 1 && dir === dirs[dirs.length - 1]) console.log(`heap snapshot: ${require('node:v8').writeHeapSnapshot(process.env.HEAP_SNAPSHOT)}`);
   }
 }

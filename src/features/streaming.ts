@@ -76,7 +76,7 @@ import { ConfigError, TransientError, TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
 import { redisKeySlot } from '../util/redis-slot';
 import { LruCache } from './lru';
-import { packStrings } from './pack-strings';
+import { PackWriter } from './pack-writer';
 import { decodeStoredVector, encodeStoredVector } from './stored-vector';
 import { defineFeatureScripts, type FeatureScripts, type RedisClient } from './scripts';
 import { DEFAULT_DURABILITY_TIMEOUT_MS, effectiveWindow, numericDefault, type AggregationFieldSpec, type StateDurability, type StreamingFeatureSetSpec } from './spec';
@@ -262,6 +262,8 @@ export class StreamingState {
   /** Version stamps: unique per process and write, so a changed entity never matches an old stamp. */
   private readonly stamp = randomBytes(6).toString('base64url');
   private writes = 0;
+  /** The commit message's writer: its buffer is reused (each message is copied out before the script is called). */
+  private readonly packer = new PackWriter();
   /**
    * Entities not held are assumed new (absent from Redis) and the load is skipped, after
    * `OPTIMISTIC_AFTER` loads in a row found none of them: the commit's version check catches a
@@ -471,16 +473,30 @@ export class StreamingState {
       // The states grew (or shrank) in place: the cache's byte bound sees their new sizes.
       for (let j = 0; j < states.length; j++) this.cache.reweigh(c.keys[j], states[j]!.approxBytes);
       // 3. Commit: fenced, checked against the checkpoint and versions it was computed from.
-      // Entity writes as MessagePack (stream-commit.lua decodes it in C): fragments are JSON already.
-      const ents = states.map((st, j): [string, string, string, string[], string[]] => {
-        if (!st!.changed) return [c.keys[j], expected[j], '', [], []];
-        const w = st!.takeWrites();
-        st!.version = `${this.stamp}.${++this.writes}`;
-        return [c.keys[j], expected[j], st!.version, w.del, w.set];
-      });
+      // Entity writes as MessagePack (stream-commit.lua decodes it in C), written as bytes: per
+      // entity [key, expected version, new version ('' = unchanged), [fields to delete], [field,
+      // fragment JSON, ...]].
+      const w = this.packer;
+      w.reset();
+      w.array(states.length);
+      for (let j = 0; j < states.length; j++) {
+        const st = states[j]!;
+        w.array(5);
+        w.str(c.keys[j]);
+        w.str(expected[j]);
+        if (!st.changed) {
+          w.str('');
+          w.array(0);
+          w.array(0);
+          continue;
+        }
+        st.version = `${this.stamp}.${++this.writes}`;
+        w.str(st.version);
+        st.writeWrites(w);
+      }
+      const packed = w.take();
       const applied = computed.lastOffset >= 0;
       const stats = Object.fromEntries(Object.entries(computed.stats).filter(([, n]) => n !== 0));
-      const packed = packStrings(ents);
       const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), packed];
       let reply: 'OK' | Array<string | number>;
       // The node serving the group's slot before the write (a Cluster): WAIT must go to the one that ran it.

@@ -34,6 +34,8 @@
  */
 import { bucketMsOf, effectiveWindow, numericDefault, type AggregationKind, type StreamingFeatureSetSpec } from './spec';
 import { TextInterner } from './text-interner';
+import { PackWriter } from './pack-writer';
+import { decode } from '@msgpack/msgpack';
 
 /** One window (by size and hop) of a set and the slots its accumulating aggregations read. */
 export interface WindowPlan {
@@ -536,31 +538,41 @@ function textHash(x: string): number {
 }
 
 /**
- * A window's columns as fragmentWrites reads one bucket's events (BigWindow and SmallWindow
+ * A window's columns as the fragment writer reads one bucket's events (BigWindow and SmallWindow
  * implement it with methods: no closures or row arrays per bucket written).
  */
 interface FragmentColumns {
   fidAt(i: number): number;
   setFidAt(i: number, id: number): void;
   seqAt(i: number): number;
-  /** The stored row of column index i as JSON text: [time, seq, text per slot]. */
-  rowJson(i: number): string;
+  /** Writes the stored row of column index i as JSON text (`[time,seq,"num"|"text",...]`, as JSON.stringify gives it) into the open string. */
+  writeRow(i: number, w: PackWriter): void;
 }
 
-/** fragmentWrites' scratch: the runs of one bucket (fid and length), newest last. */
+/** planFragment's scratch: the runs of one bucket (fid and length), newest last. */
 const RUN_ID: number[] = [];
 const RUN_N: number[] = [];
 /** takeWrites' scratch: one bucket's column indexes in apply order. */
 const BUCKET_AT: number[] = [];
+/**
+ * The fragments an entity writes this commit, planned before any is written (the fields they
+ * merge away are deleted first, and the message lists deletions before writes): fragment k is
+ * field b<FRAG_B[k]>:<FRAG_ID[k]> holding the rows FRAG_ROWS[FRAG_AT[k] .. FRAG_AT[k + 1]).
+ */
+const FRAG_B: number[] = [];
+const FRAG_ID: number[] = [];
+const FRAG_AT: number[] = [0];
+const FRAG_ROWS: number[] = [];
+let FRAGS = 0;
 
 /**
- * The stores of one bucket's new events: its events in apply order (`at`: column indexes) end with
- * the ones not stored yet; stored ones form fragments (runs of one fid). The new events become a
- * fragment, merged with the previous ones while those are not larger (a binary counter: O(log n)
- * fragments per bucket and O(log n) rewrites per event). Pushes the field to write and the fields
- * merged away.
+ * Plans the store of one bucket's new events: its events in apply order (`at`: column indexes)
+ * end with the ones not stored yet; stored ones form fragments (runs of one fid). The new events
+ * become a fragment, merged with the previous ones while those are not larger (a binary counter:
+ * O(log n) fragments per bucket and O(log n) rewrites per event). Pushes the fields merged away
+ * to `del` and the fragment to write to the FRAG_ scratch.
  */
-function fragmentWrites(B: number, at: readonly number[], cols: FragmentColumns, set: string[], del: string[]): void {
+function planFragment(B: number, at: readonly number[], cols: FragmentColumns, del: string[]): void {
   let runs = 0;
   for (let x = 0; x < at.length; x++) {
     const fid = cols.fidAt(at[x]);
@@ -579,14 +591,42 @@ function fragmentWrites(B: number, at: readonly number[], cols: FragmentColumns,
   }
   const from = at.length - RUN_N[runs - 1];
   const id = RUN_ID[runs - 1] !== 0 ? RUN_ID[runs - 1] : cols.seqAt(at[from]);
-  // The text JSON.stringify gives the rows (numbers as themselves, texts quoted), built without them.
-  let json = '[';
+  let r = FRAG_AT[FRAGS];
   for (let x = from; x < at.length; x++) {
     cols.setFidAt(at[x], id);
-    if (x > from) json += ',';
-    json += cols.rowJson(at[x]);
+    FRAG_ROWS[r++] = at[x];
   }
-  set.push(fieldOf(B, id), json + ']');
+  FRAG_B[FRAGS] = B;
+  FRAG_ID[FRAGS] = id;
+  FRAG_AT[++FRAGS] = r;
+}
+
+/**
+ * Writes an entity's planned changes as stream-commit.lua reads them: [fields to delete] then
+ * [field, value, ...], each value a fragment's rows as one JSON array (the same text as
+ * JSON.stringify of the rows), written as bytes.
+ */
+function writePlanned(w: PackWriter, cols: FragmentColumns, del: readonly string[]): void {
+  w.array(del.length);
+  for (const f of del) w.str(f);
+  w.array(2 * FRAGS);
+  for (let k = 0; k < FRAGS; k++) {
+    let m = w.openStr();
+    w.byte(0x62); // 'b'
+    w.number(FRAG_B[k]);
+    w.byte(0x3a); // ':'
+    w.number(FRAG_ID[k]);
+    w.closeStr(m);
+    m = w.openStr();
+    w.byte(0x5b); // '['
+    for (let r = FRAG_AT[k]; r < FRAG_AT[k + 1]; r++) {
+      if (r > FRAG_AT[k]) w.byte(0x2c); // ','
+      cols.writeRow(FRAG_ROWS[r], w);
+    }
+    w.byte(0x5d); // ']'
+    w.closeStr(m);
+  }
+  FRAGS = 0;
 }
 
 /**
@@ -1259,21 +1299,20 @@ class BigWindow {
     return this.dirty.size > 0 || this.removed.length > 0;
   }
 
-  /** The hash fields to write (field, value, ...) and delete since the last call. */
-  takeWrites(): { set: string[]; del: string[] } {
-    const set: string[] = [];
+  /** Writes the hash fields to delete and to write (field, value, ...) since the last call (see writePlanned). */
+  writeWrites(w: PackWriter): void {
     const del = this.removed;
-    this.removed = [];
     const at = BUCKET_AT;
     for (const B of this.dirty) {
       const bi = lowerBound(this.bid, B);
       // The bucket's column indexes in apply order (usually a few).
       at.length = 0;
       for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) at.push(i);
-      fragmentWrites(B, at, this, set, del);
+      planFragment(B, at, this, del);
     }
     this.dirty.clear();
-    return { set, del };
+    writePlanned(w, this, del);
+    del.length = 0;
   }
 
   fidAt(i: number): number {
@@ -1288,10 +1327,21 @@ class BigWindow {
     return this.S[i];
   }
 
-  rowJson(i: number): string {
-    let r = `[${this.T[i]},${this.S[i]}`;
-    for (let slot = 0; slot < this.plan.slots; slot++) r += this.plan.numOnly[slot] ? `,"${this.X[slot][i]}"` : `,${JSON.stringify(this.D[slot][i])}`;
-    return r + ']';
+  writeRow(i: number, w: PackWriter): void {
+    const { plan } = this;
+    w.byte(0x5b); // '['
+    w.number(this.T[i]);
+    w.byte(0x2c); // ','
+    w.number(this.S[i]);
+    for (let slot = 0; slot < plan.slots; slot++) {
+      w.byte(0x2c);
+      if (plan.numOnly[slot]) {
+        w.byte(0x22); // a number is stored as its text, quoted
+        w.number(this.X[slot][i]);
+        w.byte(0x22);
+      } else w.jsonString(this.D[slot][i]);
+    }
+    w.byte(0x5d); // ']'
   }
 }
 
@@ -1563,10 +1613,9 @@ class SmallWindow {
     return this.removed.length > 0 || this.dirty.size > 0;
   }
 
-  takeWrites(): { set: string[]; del: string[] } {
-    const set: string[] = [];
+  /** Writes the hash fields to delete and to write (field, value, ...) since the last call (see writePlanned). */
+  writeWrites(w: PackWriter): void {
     const del = this.removed;
-    this.removed = [];
     const R = this.plan.R;
     const { C, cap, n } = this;
     const at = BUCKET_AT;
@@ -1583,10 +1632,11 @@ class SmallWindow {
       at.length = 0;
       for (let x = i; x < j; x++) at.push(x);
       if (at.length > 1) at.sort((a, b) => C[cap + a] - C[cap + b]);
-      fragmentWrites(B, at, this, set, del);
+      planFragment(B, at, this, del);
     }
     this.dirty.clear();
-    return { set, del };
+    writePlanned(w, this, del);
+    del.length = 0;
   }
 
   fidAt(i: number): number {
@@ -1601,11 +1651,21 @@ class SmallWindow {
     return this.C[this.cap + i];
   }
 
-  rowJson(i: number): string {
+  writeRow(i: number, w: PackWriter): void {
     const { plan, C, cap } = this;
-    let r = `[${C[i]},${C[cap + i]}`;
-    for (let slot = 0; slot < plan.slots; slot++) r += plan.numOnly[slot] ? `,"${C[plan.xc[slot] * cap + i]}"` : `,${JSON.stringify(this.text(slot, i))}`;
-    return r + ']';
+    w.byte(0x5b); // '['
+    w.number(C[i]);
+    w.byte(0x2c); // ','
+    w.number(C[cap + i]);
+    for (let slot = 0; slot < plan.slots; slot++) {
+      w.byte(0x2c);
+      if (plan.numOnly[slot]) {
+        w.byte(0x22); // a number is stored as its text, quoted
+        w.number(C[plan.xc[slot] * cap + i]);
+        w.byte(0x22);
+      } else w.jsonString(this.text(slot, i));
+    }
+    w.byte(0x5d); // ']'
   }
 }
 
@@ -1706,7 +1766,20 @@ export class EntityWindowState {
     return this.w.changed;
   }
 
+  /**
+   * Writes what changed since the last call as the commit message's two arrays: [fields to
+   * delete], [field, value, ...] (stream-commit.lua's entity entry after its key and versions).
+   */
+  writeWrites(w: PackWriter): void {
+    this.w.writeWrites(w);
+  }
+
+  /** writeWrites as strings (tests and tools read them; the commit writes bytes). */
   takeWrites(): { set: string[]; del: string[] } {
-    return this.w.takeWrites();
+    const w = new PackWriter(1024);
+    w.array(2);
+    this.w.writeWrites(w);
+    const [del, set] = decode(w.take()) as [string[], string[]];
+    return { set, del };
   }
 }

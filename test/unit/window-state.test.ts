@@ -25,7 +25,11 @@ class FakeStore {
     this.hashes.set(entity, h);
     const w = st.takeWrites();
     for (const f of w.del) h.delete(f);
-    for (let i = 0; i < w.set.length; i += 2) h.set(w.set[i], w.set[i + 1]);
+    for (let i = 0; i < w.set.length; i += 2) {
+      // A fragment is the exact text JSON.stringify gives its rows (the stored format other versions read).
+      expect(w.set[i + 1]).toBe(JSON.stringify(JSON.parse(w.set[i + 1])));
+      h.set(w.set[i], w.set[i + 1]);
+    }
     st.version = `v${Math.random()}`;
     h.set('v', st.version);
   }

@@ -1,0 +1,198 @@
+/**
+ * MessagePack of nested arrays of strings — the one shape stream-commit.lua unpacks (cmsgpack, in
+ * C) — written straight into one growable Buffer, including strings whose bytes are produced piece
+ * by piece (a window fragment's JSON rows: numbers and texts written as bytes, no JS string per row,
+ * per number or per concatenation). The streaming commit encodes every changed entity of a chunk
+ * this way, so it is on the per-event path: building each row as JS strings and then encoding them
+ * was a fifth of the enrichment path's allocations (BENCHMARKS.md item 37).
+ *
+ * Headers are the smallest form for the length: a string or array whose length is not known when
+ * it starts gets 5 bytes reserved, and its body is moved back when it closes shorter.
+ */
+export class PackWriter {
+  private buf: Buffer;
+  private pos = 0;
+
+  constructor(initialBytes = 16 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  /** Starts a new message (the buffer is kept). */
+  reset(): void {
+    this.pos = 0;
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.pos;
+  }
+
+  /**
+   * A copy of the message: the writer's buffer is reused by the next message while the socket may
+   * still hold the previous one.
+   */
+  take(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.pos));
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  /** An array header for `n` elements (the elements follow). */
+  array(n: number): void {
+    this.ensure(5);
+    const b = this.buf;
+    if (n < 16) b[this.pos++] = 0x90 | n;
+    else if (n < 65536) {
+      b[this.pos] = 0xdc;
+      b.writeUInt16BE(n, this.pos + 1);
+      this.pos += 3;
+    } else {
+      b[this.pos] = 0xdd;
+      b.writeUInt32BE(n, this.pos + 1);
+      this.pos += 5;
+    }
+  }
+
+  /** Starts an array whose length is told at `closeArray`; returns its mark. */
+  openArray(): number {
+    this.ensure(5);
+    const mark = this.pos;
+    this.pos += 5;
+    return mark;
+  }
+
+  closeArray(mark: number, n: number): void {
+    const h = n < 16 ? 1 : n < 65536 ? 3 : 5;
+    this.settle(mark, h);
+    const b = this.buf;
+    if (h === 1) b[mark] = 0x90 | n;
+    else if (h === 3) {
+      b[mark] = 0xdc;
+      b.writeUInt16BE(n, mark + 1);
+    } else {
+      b[mark] = 0xdd;
+      b.writeUInt32BE(n, mark + 1);
+    }
+  }
+
+  /** A whole string. */
+  str(s: string): void {
+    const mark = this.openStr();
+    this.ensure(3 * s.length);
+    this.pos += s.length === 0 ? 0 : this.buf.write(s, this.pos, 'utf8');
+    this.closeStr(mark);
+  }
+
+  /** Starts a string written piece by piece (byte, ascii, number, jsonString); returns its mark. */
+  openStr(): number {
+    this.ensure(5);
+    const mark = this.pos;
+    this.pos += 5;
+    return mark;
+  }
+
+  closeStr(mark: number): void {
+    const n = this.pos - mark - 5;
+    const h = n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+    this.settle(mark, h);
+    const b = this.buf;
+    if (h === 1) b[mark] = 0xa0 | n;
+    else if (h === 2) {
+      b[mark] = 0xd9;
+      b[mark + 1] = n;
+    } else if (h === 3) {
+      b[mark] = 0xda;
+      b.writeUInt16BE(n, mark + 1);
+    } else {
+      b[mark] = 0xdb;
+      b.writeUInt32BE(n, mark + 1);
+    }
+  }
+
+  /** Moves the body after a 5-byte reservation at `mark` back so that its header takes `h` bytes. */
+  private settle(mark: number, h: number): void {
+    if (h === 5) return;
+    this.buf.copyWithin(mark + h, mark + 5, this.pos);
+    this.pos -= 5 - h;
+  }
+
+  /** One byte (an ASCII character code) of the open string. */
+  byte(c: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = c;
+  }
+
+  /** A string known to be ASCII, as its bytes. */
+  ascii(s: string): void {
+    this.ensure(s.length);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
+    this.pos = p;
+  }
+
+  /** The text `String(x)` gives, without making it for a safe integer (digits written directly). */
+  number(x: number): void {
+    if (!Number.isSafeInteger(x)) {
+      this.ascii(String(x));
+      return;
+    }
+    this.ensure(17);
+    const b = this.buf;
+    let v = x;
+    if (v < 0) {
+      b[this.pos++] = 0x2d; // '-'
+      v = -v;
+    }
+    let digits = 1;
+    for (let p = 10; p <= v; p *= 10) digits++;
+    const end = this.pos + digits;
+    for (let i = end - 1; i >= this.pos; i--) {
+      const d = v % 10;
+      b[i] = 0x30 + d;
+      v = (v - d) / 10; // exact: v - d is a multiple of 10 (a float division of v would round)
+    }
+    this.pos = end;
+  }
+
+  /** The text `JSON.stringify(s)` gives: plain printable ASCII copied as it is, the rest through JSON.stringify. */
+  jsonString(s: string): void {
+    this.ensure(s.length + 2);
+    const b = this.buf;
+    const start = this.pos;
+    let p = start;
+    b[p++] = 0x22;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
+        // Escapes or non-ASCII: JSON's own text, as UTF-8.
+        const json = JSON.stringify(s);
+        this.pos = start;
+        this.ensure(3 * json.length);
+        this.pos += this.buf.write(json, start, 'utf8');
+        return;
+      }
+      b[p++] = c;
+    }
+    b[p++] = 0x22;
+    this.pos = p;
+  }
+}
+
+/** Nested arrays of strings. */
+export type StringTree = string | readonly StringTree[];
+
+/** Writes a whole tree (arrays and strings). */
+export function writeTree(w: PackWriter, v: StringTree): void {
+  if (typeof v === 'string') {
+    w.str(v);
+    return;
+  }
+  w.array(v.length);
+  for (const x of v) writeTree(w, x);
+}
