@@ -207,12 +207,17 @@ export interface StreamingStateOptions {
 /** The entities (per set) and events of one batch that fall in one slot group. */
 interface GroupChunk {
   g: number;
-  /** Entity hash keys, and per key the set it belongs to. */
-  keys: string[];
+  /**
+   * Per entity of the chunk (parallel arrays): its set, its value, and its key in the in-memory
+   * cache (cacheKey). The Redis key (entityKey) is built only for a load, and written as bytes by
+   * the commit: a key string per event was most of the batch split's allocations.
+   */
   setOf: number[];
+  entities: string[];
+  cacheKeys: string[];
   /**
    * Per event of the chunk (parallel arrays, no object per event): its index in the batch, whether
-   * this group counts it, and per set (`ent[x * sets + si]`) the index in `keys` (-1: none here).
+   * this group counts it, and per set (`ent[x * sets + si]`) the index of its entity (-1: none here).
    */
   ev: number[];
   counts: boolean[];
@@ -355,15 +360,39 @@ export class StreamingState {
   /** Per slot group and set, the entity key up to the entity's length (streamKeys.entity without its last parts), built once. */
   private readonly keyPrefixes: string[][] = [];
 
-  private entityKey(g: number, si: number, entity: string): string {
+  private keyPrefix(g: number, si: number): string {
     let row = this.keyPrefixes[g];
     if (!row) row = this.keyPrefixes[g] = this.sets.map((s) => `${prefix(this.namespace, g)}:e:${s.name}:`);
-    return `${row[si]}${entity.length}:${entity}`;
+    return row[si];
+  }
+
+  /** The entity's Redis hash key (streamKeys.entity). */
+  private entityKey(g: number, si: number, entity: string): string {
+    return `${this.keyPrefix(g, si)}${entity.length}:${entity}`;
+  }
+
+  /** The same key as entityKey, written as a MessagePack string without making it. */
+  private writeEntityKey(w: PackWriter, g: number, si: number, entity: string): void {
+    const m = w.openStr();
+    w.text(this.keyPrefix(g, si));
+    w.number(entity.length);
+    w.byte(0x3a); // ':'
+    w.text(entity);
+    w.closeStr(m);
+  }
+
+  /**
+   * An entity's key in the in-memory cache: the entity itself for the first set (no string made
+   * per event), the set's index and a NUL before it otherwise — or when it holds a NUL itself, so
+   * that no two (set, entity) pairs share a key.
+   */
+  private cacheKey(si: number, entity: string): string {
+    return si === 0 && entity.indexOf('\u0000') < 0 ? entity : `${si}\u0000${entity}`;
   }
 
   /** Splits a batch by slot group. */
   private chunks(events: readonly StreamEvent[]): { list: GroupChunk[] } {
-    const groups = new Map<number, GroupChunk & { index: Map<string, number> }>();
+    const groups = new Map<number, GroupChunk & { index: Array<Map<string, number> | undefined> }>();
     const nSets = this.sets.length;
     // Per event, the groups it touches and where its row of entity indexes starts in each (few sets: arrays, not maps).
     const gs: number[] = [];
@@ -378,15 +407,16 @@ export class StreamingState {
         const g = slotGroupOf(entity, this.slotGroups);
         let c = groups.get(g);
         if (!c) {
-          c = { g, keys: [], setOf: [], ev: [], counts: [], ent: [], index: new Map() };
+          c = { g, setOf: [], entities: [], cacheKeys: [], ev: [], counts: [], ent: [], index: [] };
           groups.set(g, c);
         }
-        const key = this.entityKey(g, si, entity);
-        let ki = c.index.get(key);
+        const index = (c.index[si] ??= new Map<string, number>());
+        let ki = index.get(entity);
         if (ki === undefined) {
-          ki = c.keys.push(key) - 1;
+          ki = c.entities.push(entity) - 1;
           c.setOf.push(si);
-          c.index.set(key, ki);
+          c.cacheKeys.push(this.cacheKey(si, entity));
+          index.set(entity, ki);
         }
         let at = gs.indexOf(g);
         if (at < 0) {
@@ -427,7 +457,7 @@ export class StreamingState {
       // 1. Load (only what is not held; nothing at all for a warm chunk without replays).
       let ck = this.ckpts.get(ckId);
       const needCk = ck === undefined || minOffset <= ck;
-      const states: Array<EntityWindowState | undefined> = c.keys.map((key) => this.cache.get(key));
+      const states: Array<EntityWindowState | undefined> = c.cacheKeys.map((key) => this.cache.get(key));
       const missing: number[] = [];
       states.forEach((st, j) => st === undefined && missing.push(j));
       const stored = new Map<number, string>();
@@ -435,7 +465,7 @@ export class StreamingState {
       const guessNew = attempt === 1 && !needCk && this.emptyLoads >= OPTIMISTIC_AFTER;
       if (needCk || (missing.length > 0 && !guessNew)) {
         this.calls++;
-        const reply = (await this.redis.tribStreamLoad(2, k.ckpt, k.results, needCk ? '1' : '0', String(minOffset), JSON.stringify(missing.map((j) => c.keys[j])))) as unknown[];
+        const reply = (await this.redis.tribStreamLoad(2, k.ckpt, k.results, needCk ? '1' : '0', String(minOffset), JSON.stringify(missing.map((j) => this.entityKey(c.g, c.setOf[j], c.entities[j]))))) as unknown[];
         if (needCk) {
           ck = reply[0] === null ? -1 : Number(reply[0]);
           this.noteCheckpoint(ckId, ck, topic, partition, c.g);
@@ -450,14 +480,14 @@ export class StreamingState {
         if (missing.length > 0) this.emptyLoads = found.size === 0 ? this.emptyLoads + 1 : 0;
         missing.forEach((j, x) => {
           // Another chunk of this process may have loaded (and advanced) it meanwhile: keep that one.
-          const held = this.cache.get(c.keys[j]);
+          const held = this.cache.get(c.cacheKeys[j]);
           states[j] = held ?? EntityWindowState.load(this.plans[c.setOf[j]], this.small, found.get(x + 1) ?? []);
-          if (!held) this.cache.set(c.keys[j], states[j]!, states[j]!.approxBytes);
+          if (!held) this.cache.set(c.cacheKeys[j], states[j]!, states[j]!.approxBytes);
         });
       } else {
         for (const j of missing) {
           states[j] = EntityWindowState.load(this.plans[c.setOf[j]], this.small, []);
-          this.cache.set(c.keys[j], states[j]!, states[j]!.approxBytes);
+          this.cache.set(c.cacheKeys[j], states[j]!, states[j]!.approxBytes);
         }
       }
       const ckNow = ck!;
@@ -467,11 +497,11 @@ export class StreamingState {
       try {
         computed = this.compute(events, c, states as EntityWindowState[], ckNow, stored, out);
       } catch (err) {
-        this.forget(c.keys, ckId);
+        this.forget(c.cacheKeys, ckId);
         throw err;
       }
       // The states grew (or shrank) in place: the cache's byte bound sees their new sizes.
-      for (let j = 0; j < states.length; j++) this.cache.reweigh(c.keys[j], states[j]!.approxBytes);
+      for (let j = 0; j < states.length; j++) this.cache.reweigh(c.cacheKeys[j], states[j]!.approxBytes);
       // 3. Commit: fenced, checked against the checkpoint and versions it was computed from.
       // Entity writes as MessagePack (stream-commit.lua decodes it in C), written as bytes: per
       // entity [key, expected version, new version ('' = unchanged), [fields to delete], [field,
@@ -482,7 +512,7 @@ export class StreamingState {
       for (let j = 0; j < states.length; j++) {
         const st = states[j]!;
         w.array(5);
-        w.str(c.keys[j]);
+        this.writeEntityKey(w, c.g, c.setOf[j], c.entities[j]);
         w.str(expected[j]);
         if (!st.changed) {
           w.str('');
@@ -506,7 +536,7 @@ export class StreamingState {
         reply = await this.redis.tribStreamCommit(4, ...args);
         if (reply === 'OK' && this.durability) await this.waitForReplicas(k.ckpt, owner, `${topic}[${partition}] group ${c.g}`);
       } catch (err) {
-        this.forget(c.keys, ckId);
+        this.forget(c.cacheKeys, ckId);
         const msg = (err as Error).message;
         if (/FENCED/.test(msg)) throw new FencedError(`stage state ${this.namespace}: ${topic}[${partition}] ${msg.replace(/^.*FENCED /, '')}`);
         throw err;
@@ -522,7 +552,7 @@ export class StreamingState {
       // Stale: another process (or an older copy here) changed the checkpoint or an entity.
       this.staleRetries++;
       if (guessNew && missing.length > 0) this.emptyLoads = 0; // perhaps a wrong guess: load again for a while
-      this.forget(c.keys, ckId);
+      this.forget(c.cacheKeys, ckId);
       if (attempt >= MAX_ATTEMPTS) throw new TributaryError(`stage state ${this.namespace}: ${topic}[${partition}] stayed stale over ${MAX_ATTEMPTS} attempts (checkpoint ${reply[1]}, entities ${reply.slice(2).join(',')})`);
     }
   }

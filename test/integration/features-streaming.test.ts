@@ -154,6 +154,39 @@ describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, 
     expect(retries).toBeGreaterThan(0); // the version check did make processes reload and recompute
   });
 
+  it('entities with any text (non-ASCII, a NUL, the same text in two sets) are stored under their keys and reloaded by another process', async () => {
+    const sets = [activitySet(10), merchantSet];
+    const ns = `texts-${uniqueSuffix()}`;
+    const a = new StreamingState(redis, ns, sets, opts());
+    const ref = new ReferenceStreamingState(sets);
+    // Entity texts a per-set cache key must keep apart: one text as a card and as a merchant, a NUL
+    // inside one (the cache's set separator), multi-byte UTF-8 (the key is written as bytes).
+    const pairs: Array<[string, string]> = [['x', 'x'], ['1\u0000x', 'x'], ['kärtchen-€', '1\u0000x'], ['x', 'kärtchen-€'], ['\u{1F4B3}', 'x']];
+    let offset = 0;
+    const batch = (): StreamEvent[] => pairs.map(([card, merchant], i) => ({ offset: offset++, eventTime: 1_000 + offset * 3 + i, entities: [card, merchant], values: [['7', merchant], []] }));
+    try {
+      const epoch = await a.takeEpoch('t', 0);
+      for (let round = 0; round < 3; round++) {
+        const events = batch();
+        expect(await a.apply('t', 0, epoch, events)).toEqual(ref.apply('t', 0, events));
+      }
+      // Each (set, entity) has its hash under the documented key.
+      for (const [card, merchant] of pairs) {
+        for (const [si, entity] of [[0, card], [1, merchant]] as const) {
+          const key = streamKeys.entity(ns, slotGroupOf(entity, a.slotGroups), sets[si].name, entity);
+          expect(await redis.exists(key)).toBe(1);
+        }
+      }
+      // A fresh process holds nothing in memory: it loads every entity from those keys.
+      const b = new StreamingState(redis, ns, sets, opts());
+      const eb = await b.takeEpoch('t', 0);
+      const events = batch();
+      expect(await b.apply('t', 0, eb, events)).toEqual(ref.apply('t', 0, events));
+    } finally {
+      await a.reset();
+    }
+  });
+
   it('a process that stopped loading entities it does not hold (they kept being new) recomputes when one was stored by another process', async () => {
     const sets = [activitySet(10)];
     const ns = `guess-${uniqueSuffix()}`;

@@ -16,7 +16,7 @@ const packTree = (v: StringTree, initialBytes?: number): Buffer => {
 };
 
 /** One string written piece by piece: each piece a number (as String gives it) or a text (as JSON.stringify gives it). */
-const pieces = fc.array(fc.oneof(fc.double(), fc.integer(), fc.maxSafeInteger(), fc.constantFrom(0, -0, 2 ** 53, -(2 ** 53), 1e21, 123456789012345680000, 1.5e-7, NaN, Infinity), fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' })), { maxLength: 40 });
+const pieces = fc.array(fc.oneof(fc.double(), fc.integer(), fc.maxSafeInteger(), fc.constantFrom(0, -0, 9, 10, 99_999_999, 1e8, 1e8 + 1, 100_000_007, 1_700_000_000_007, -1_700_000_000_000, 2 ** 53 - 1, 2 ** 53, -(2 ** 53), 1e21, 123456789012345680000, 1.5e-7, NaN, Infinity), fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' })), { maxLength: 40 });
 
 describe('PackWriter', () => {
   it('decodes to the same strings and arrays with a standard MessagePack reader, whatever the starting buffer', () => {
@@ -42,6 +42,19 @@ describe('PackWriter', () => {
         expect(decode(w.take())).toEqual(strings.map((ps) => ps.map((p) => (typeof p === 'number' ? String(p) : JSON.stringify(p))).join('')));
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('writes any well-formed text piece by piece as its UTF-8 bytes', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'grapheme', minLength: 200, maxLength: 400 })), { maxLength: 10 }), fc.constantFrom(1, 256), (parts, initial) => {
+        const w = new PackWriter(initial);
+        const m = w.openStr();
+        for (const p of parts) w.text(p);
+        w.closeStr(m);
+        expect(decode(w.take())).toBe(parts.join(''));
+      }),
+      { numRuns: 300 },
     );
   });
 
