@@ -192,9 +192,22 @@ export interface BatchReaderOptions {
  * this reader last saw; a flip seen in the replies applies from the next batch.
  */
 export class BatchSetReader {
+  /**
+   * Rows of one version (cacheVersion), keyed by the entity text itself: a key made per lookup
+   * (version + entity) was a string allocated and hashed per event and set. A batch read on
+   * another version empties it first. Its hit and miss counts are per event looked up.
+   */
   readonly cache: LruCache<CachedRow>;
+  private cacheVersion = '';
   /** Version used for the next batch ('' = nothing loaded yet). */
   version = '';
+  /**
+   * Batches planned so far, and the latest of them whose replies set `version`: the replies of a
+   * batch planned earlier (still in flight, e.g. its reads sent at plan time on a Cluster) may
+   * show an older pointer and must not move the version back.
+   */
+  private planned = 0;
+  private pointerFrom = 0;
   private readonly fields: string[];
   private readonly defaults: number[];
 
@@ -220,13 +233,35 @@ export class BatchSetReader {
    */
   plan(p: BatchCommands, entities: readonly (string | null)[], eventTimes: readonly number[]): { commands: number; finish: (replies: unknown[]) => { lookups: BatchLookup[]; version: string; retry: boolean } } {
     const version = this.version;
-    const rows = new Map<string, CachedRow | undefined>();
+    const seq = ++this.planned;
+    if (version !== this.cacheVersion) {
+      this.cache.clear();
+      this.cacheVersion = version;
+    }
+    // Per event its cached row, or the index of its entity among the misses (read once per batch).
+    const n = entities.length;
+    const hits: Array<CachedRow | undefined> = new Array(n);
     const misses: string[] = [];
-    for (const e of entities) {
-      if (e === null || rows.has(e)) continue;
-      const hit = version ? this.cache.get(`${version}\u0000${e}`) : undefined;
-      rows.set(e, hit);
-      if (!hit && version) misses.push(e);
+    let missOf: number[] | undefined;
+    let missIndex: Map<string, number> | undefined;
+    if (version) {
+      for (let i = 0; i < n; i++) {
+        const e = entities[i];
+        if (e === null) continue;
+        const hit = this.cache.get(e);
+        if (hit) {
+          hits[i] = hit;
+          continue;
+        }
+        missIndex ??= new Map();
+        missOf ??= new Array<number>(n).fill(-1);
+        let m = missIndex.get(e);
+        if (m === undefined) {
+          m = misses.push(e) - 1;
+          missIndex.set(e, m);
+        }
+        missOf[i] = m;
+      }
     }
     const scripted = p.tribBatchRead !== undefined;
     if (scripted) {
@@ -253,17 +288,23 @@ export class BatchSetReader {
           this.version = pointer;
           return { lookups: [], version, retry: true };
         }
+        const missRows: CachedRow[] = new Array(misses.length);
+        // Cached only while the cache still holds this batch's version (another batch may have moved it on meanwhile).
+        const cacheable = this.cacheVersion === version;
         misses.forEach((e, i) => {
           const raw = replies[2 + i] as Array<string | null>;
           const present = raw[0] !== null;
           const row: CachedRow = { present, ts: present ? Number(raw[0]) : 0, values: this.set.fields.map((f, j) => (raw[j + 1] === null ? numericDefault(f) : Number(raw[j + 1]))) };
-          rows.set(e, row);
-          this.cache.set(`${version}\u0000${e}`, row);
+          missRows[i] = row;
+          if (cacheable) this.cache.set(e, row);
         });
-        if (pointer !== this.version) this.version = pointer; // a flip: the next batch reads the new version
+        if (seq > this.pointerFrom) {
+          this.pointerFrom = seq;
+          if (pointer !== this.version) this.version = pointer; // a flip: the next batch reads the new version
+        }
         const defaults = this.defaults;
         const lookups = entities.map((e, i): BatchLookup => {
-          const row = e === null ? undefined : rows.get(e);
+          const row = hits[i] ?? (missOf !== undefined && missOf[i] >= 0 ? missRows[missOf[i]] : undefined);
           if (!row || !row.present) return { values: defaults, missing: true, stale: false };
           const stale = this.set.stalenessMs !== undefined && eventTimes[i] - row.ts > this.set.stalenessMs;
           return stale ? { values: defaults, missing: true, stale: true } : { values: row.values, missing: false, stale: false };

@@ -394,13 +394,14 @@ export class StreamingState {
   private chunks(events: readonly StreamEvent[]): { list: GroupChunk[] } {
     const groups = new Map<number, GroupChunk & { index: Array<Map<string, number> | undefined> }>();
     const nSets = this.sets.length;
-    // Per event, the groups it touches and where its row of entity indexes starts in each (few sets: arrays, not maps).
+    // Per event, the groups it touches and where its row of entity indexes starts in each (few sets:
+    // arrays, not maps; reused with a count — `length = 0` would drop their storage and the next
+    // push allocate it again, per event).
     const gs: number[] = [];
     const rows: number[] = [];
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
-      gs.length = 0;
-      rows.length = 0;
+      let ng = 0;
       for (let si = 0; si < nSets; si++) {
         const entity = e.entities[si];
         if (entity === null) continue;
@@ -418,13 +419,15 @@ export class StreamingState {
           c.cacheKeys.push(this.cacheKey(si, entity));
           index.set(entity, ki);
         }
-        let at = gs.indexOf(g);
-        if (at < 0) {
-          at = gs.push(g) - 1;
+        let at = 0;
+        while (at < ng && gs[at] !== g) at++;
+        if (at === ng) {
+          gs[ng] = g;
+          rows[ng] = c.ent.length;
+          ng++;
           // The event is counted (applied / replayed) by the group of its first entity only.
           c.ev.push(i);
           c.counts.push(at === 0);
-          rows.push(c.ent.length);
           for (let x = 0; x < nSets; x++) c.ent.push(-1);
         }
         c.ent[rows[at] + si] = ki;

@@ -552,8 +552,34 @@ interface FragmentColumns {
 /** planFragment's scratch: the runs of one bucket (fid and length), newest last. */
 const RUN_ID: number[] = [];
 const RUN_N: number[] = [];
-/** takeWrites' scratch: one bucket's column indexes in apply order. */
+/**
+ * writeWrites' scratch: one bucket's column indexes in apply order, its first BUCKET_N entries
+ * (reused with a count: `length = 0` would drop the array's storage and the next push allocate it again).
+ */
 const BUCKET_AT: number[] = [];
+let BUCKET_N = 0;
+
+/** Sorts BUCKET_AT's first BUCKET_N column indexes by their sequence (apply order). */
+function sortBucketBySeq(cols: FragmentColumns): void {
+  const at = BUCKET_AT;
+  const n = BUCKET_N;
+  if (n > 16) {
+    // A large bucket (rare): the library sort (it allocates a work copy), on an array of just these.
+    const part = at.slice(0, n).sort((a, b) => cols.seqAt(a) - cols.seqAt(b));
+    for (let x = 0; x < n; x++) at[x] = part[x];
+    return;
+  }
+  for (let x = 1; x < n; x++) {
+    const v = at[x];
+    const sv = cols.seqAt(v);
+    let y = x - 1;
+    while (y >= 0 && cols.seqAt(at[y]) > sv) {
+      at[y + 1] = at[y];
+      y--;
+    }
+    at[y + 1] = v;
+  }
+}
 /**
  * The fragments an entity writes this commit, planned before any is written (the fields they
  * merge away are deleted first, and the message lists deletions before writes): fragment k is
@@ -572,9 +598,11 @@ let FRAGS = 0;
  * O(log n) fragments per bucket and O(log n) rewrites per event). Pushes the fields merged away
  * to `del` and the fragment to write to the FRAG_ scratch.
  */
-function planFragment(B: number, at: readonly number[], cols: FragmentColumns, del: string[]): void {
+function planFragment(B: number, cols: FragmentColumns, del: string[]): void {
+  const at = BUCKET_AT;
+  const n = BUCKET_N;
   let runs = 0;
-  for (let x = 0; x < at.length; x++) {
+  for (let x = 0; x < n; x++) {
     const fid = cols.fidAt(at[x]);
     if (runs > 0 && RUN_ID[runs - 1] === fid) RUN_N[runs - 1]++;
     else {
@@ -589,10 +617,10 @@ function planFragment(B: number, at: readonly number[], cols: FragmentColumns, d
     if (RUN_ID[runs] !== 0) del.push(fieldOf(B, RUN_ID[runs]));
     RUN_N[runs - 1] += RUN_N[runs];
   }
-  const from = at.length - RUN_N[runs - 1];
+  const from = n - RUN_N[runs - 1];
   const id = RUN_ID[runs - 1] !== 0 ? RUN_ID[runs - 1] : cols.seqAt(at[from]);
   let r = FRAG_AT[FRAGS];
-  for (let x = from; x < at.length; x++) {
+  for (let x = from; x < n; x++) {
     cols.setFidAt(at[x], id);
     FRAG_ROWS[r++] = at[x];
   }
@@ -1306,13 +1334,14 @@ class BigWindow {
     for (const B of this.dirty) {
       const bi = lowerBound(this.bid, B);
       // The bucket's column indexes in apply order (usually a few).
-      at.length = 0;
-      for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) at.push(i);
-      planFragment(B, at, this, del);
+      let k = 0;
+      for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) at[k++] = i;
+      BUCKET_N = k;
+      planFragment(B, this, del);
     }
     this.dirty.clear();
     writePlanned(w, this, del);
-    del.length = 0;
+    if (del.length > 0) del.length = 0;
   }
 
   fidAt(i: number): number {
@@ -1617,7 +1646,7 @@ class SmallWindow {
   writeWrites(w: PackWriter): void {
     const del = this.removed;
     const R = this.plan.R;
-    const { C, cap, n } = this;
+    const { C, n } = this;
     const at = BUCKET_AT;
     // A bucket's events are adjacent in time order: per bucket with an event not stored yet (one
     // evicted since holds none), its events in apply (sequence) order.
@@ -1629,14 +1658,15 @@ class SmallWindow {
       let j = i;
       while (j < n && Math.floor(C[j] / R) === B) j++;
       if (i === j) continue;
-      at.length = 0;
-      for (let x = i; x < j; x++) at.push(x);
-      if (at.length > 1) at.sort((a, b) => C[cap + a] - C[cap + b]);
-      planFragment(B, at, this, del);
+      let k = 0;
+      for (let x = i; x < j; x++) at[k++] = x;
+      BUCKET_N = k;
+      sortBucketBySeq(this);
+      planFragment(B, this, del);
     }
     this.dirty.clear();
     writePlanned(w, this, del);
-    del.length = 0;
+    if (del.length > 0) del.length = 0;
   }
 
   fidAt(i: number): number {

@@ -8,7 +8,7 @@ import { TopicProducer } from '../../src/client/topic-producer';
 import { TransactionGenerator } from '../../examples/fraud/generator';
 import { Enricher, describeVector } from '../../src/features/enricher';
 import { extractionBase, type ExtractionConfig } from '../../src/stages/extraction';
-import { batchKeys, listVersions } from '../../src/features/batch-store';
+import { BatchSetReader, batchKeys, commandsFor, listVersions } from '../../src/features/batch-store';
 import { LoadRejectedError, loadFeatureFile } from '../../src/features/load-file';
 import type { BatchFeatureSetSpec } from '../../src/features/spec';
 import { readModelCard } from '../../src/inference/model-card';
@@ -97,6 +97,40 @@ describe.each(redisTargets())('batch feature sets and the enricher on %s', (_lab
     expect(await redis.get(batchKeys.pointer(set.name))).toBe(res.version); // the rejected load never became current
     const versions = await listVersions(redis, set.name);
     expect(Object.keys(versions)).toEqual([res.version]); // and its partial rows are gone
+  });
+
+  it('a batch read on a version another batch has moved past leaves nothing of that version in the cache', async () => {
+    const set: BatchFeatureSetSpec = { ...setSpec('card_profile'), name: `cp_${uniqueSuffix()}` };
+    const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'feat-'));
+    const csv = (age: number) => `cardId,ts,card_age_days,card_avg_amount_usd,card_prior_chargebacks\nx,1000,${age},1,0\ny,1000,${age},2,0\nz,1000,${age},3,0\n`;
+    fs.writeFileSync(path.join(dir, 'v1.csv'), csv(10));
+    fs.writeFileSync(path.join(dir, 'v2.csv'), csv(20));
+    const v1 = (await loadFeatureFile(redis, set, { file: path.join(dir, 'v1.csv') })).version;
+    const reader = new BatchSetReader(set);
+    await reader.init(redis);
+    const read = async (entities: string[]) => {
+      const p = commandsFor(redis);
+      const planned = reader.plan(p, entities, entities.map(() => 1000));
+      const replies = async () => ((await p.exec()) ?? []).map(([err, v]) => {
+        if (err) throw err;
+        return v;
+      });
+      return { commands: planned.commands, finish: async () => planned.finish(await replies()) };
+    };
+    // A plans on v1 and is still in flight when C sees v2 become current and B reads on v2.
+    const a = await read(['x']);
+    const v2 = (await loadFeatureFile(redis, set, { file: path.join(dir, 'v2.csv') })).version;
+    expect((await (await read(['z'])).finish()).version).toBe(v1); // C: read on v1, sees the flip
+    const b = await read(['y']);
+    const bDone = await b.finish();
+    expect([bDone.version, bDone.lookups[0].values[0]]).toEqual([v2, 20]);
+    const aDone = await a.finish();
+    expect([aDone.version, aDone.lookups[0].values[0]]).toEqual([v1, 10]); // A's batch: v1 entirely
+    // The next read of x is on v2: from Redis (A's v1 row was not cached), with v2's values.
+    const next = await (await read(['x', 'y'])).finish();
+    expect(next.version).toBe(v2);
+    expect(next.lookups.map((l) => l.values[0])).toEqual([20, 20]);
+    expect(reader.cache.misses).toBe(4); // x (A), z (C), y (B), x again; y was cached by B
   });
 
   it('a newer version replaces the old one, whose rows are deleted from every node once its grace period is over', async () => {
