@@ -167,10 +167,11 @@ export async function abortVersion(redis: RedisClient, set: string, version: str
 
 /** Result of reading one set for one event. */
 export interface BatchLookup {
-  values: number[];
+  /** Shared with other events' lookups of the same row: read, never change. */
+  readonly values: readonly number[];
   /** Entity absent from the version, or its row older than the set's stalenessMs at the event's time. */
-  missing: boolean;
-  stale: boolean;
+  readonly missing: boolean;
+  readonly stale: boolean;
 }
 
 interface CachedRow {
@@ -178,6 +179,8 @@ interface CachedRow {
   values: number[];
   /** false: the entity is absent from that version (negative caching). */
   present: boolean;
+  /** The lookup of a present, fresh row, made once (the same object for every event that reads it). */
+  hit: BatchLookup;
 }
 
 export interface BatchReaderOptions {
@@ -210,6 +213,8 @@ export class BatchSetReader {
   private pointerFrom = 0;
   private readonly fields: string[];
   private readonly defaults: number[];
+  private readonly missingLookup: BatchLookup;
+  private readonly staleLookup: BatchLookup;
 
   constructor(
     readonly set: BatchFeatureSetSpec,
@@ -218,6 +223,8 @@ export class BatchSetReader {
     this.cache = new LruCache(options.cacheMaxEntries ?? 100_000, options.cacheTtlMs ?? 30_000);
     this.fields = set.fields.map((f) => f.name);
     this.defaults = set.fields.map(numericDefault);
+    this.missingLookup = Object.freeze({ values: this.defaults, missing: true, stale: false });
+    this.staleLookup = Object.freeze({ values: this.defaults, missing: true, stale: true });
   }
 
   async init(redis: RedisClient): Promise<void> {
@@ -294,7 +301,8 @@ export class BatchSetReader {
         misses.forEach((e, i) => {
           const raw = replies[2 + i] as Array<string | null>;
           const present = raw[0] !== null;
-          const row: CachedRow = { present, ts: present ? Number(raw[0]) : 0, values: this.set.fields.map((f, j) => (raw[j + 1] === null ? numericDefault(f) : Number(raw[j + 1]))) };
+          const values = this.set.fields.map((f, j) => (raw[j + 1] === null ? numericDefault(f) : Number(raw[j + 1])));
+          const row: CachedRow = { present, ts: present ? Number(raw[0]) : 0, values, hit: { values, missing: false, stale: false } };
           missRows[i] = row;
           if (cacheable) this.cache.set(e, row);
         });
@@ -302,12 +310,12 @@ export class BatchSetReader {
           this.pointerFrom = seq;
           if (pointer !== this.version) this.version = pointer; // a flip: the next batch reads the new version
         }
-        const defaults = this.defaults;
+        // Lookups are shared, read-only objects: no object per event.
         const lookups = entities.map((e, i): BatchLookup => {
           const row = hits[i] ?? (missOf !== undefined && missOf[i] >= 0 ? missRows[missOf[i]] : undefined);
-          if (!row || !row.present) return { values: defaults, missing: true, stale: false };
+          if (!row || !row.present) return this.missingLookup;
           const stale = this.set.stalenessMs !== undefined && eventTimes[i] - row.ts > this.set.stalenessMs;
-          return stale ? { values: defaults, missing: true, stale: true } : { values: row.values, missing: false, stale: false };
+          return stale ? this.staleLookup : row.hit;
         });
         return { lookups, version, retry: false };
       },

@@ -240,7 +240,7 @@ export class Enricher {
     const base: Array<number[] | undefined> = inputs.map((r, i) => {
       try {
         const v = r.base ?? vector.base.extract(r.event);
-        if (v.some((x) => !Number.isFinite(x))) throw new Error(`non-finite value for ${vector.base.names.filter((_, k) => !Number.isFinite(v[k])).join(', ')}`);
+        if (!allFinite(v)) throw new Error(`non-finite value for ${vector.base.names.filter((_, k) => !Number.isFinite(v[k])).join(', ')}`);
         return v;
       } catch (err) {
         out[i] = { error: `feature extraction failed: ${(err as Error).message}` };
@@ -251,13 +251,7 @@ export class Enricher {
     const entityOf = this.entityOf;
 
     // Streaming: the batch grouped by partition (each has its own checkpoint and epoch).
-    const byPartition = new Map<string, number[]>();
-    for (const i of ok) {
-      const k = `${inputs[i].topic}\u0000${inputs[i].partition}`;
-      const list = byPartition.get(k);
-      if (list) list.push(i);
-      else byPartition.set(k, [i]);
-    }
+    const byPartition = groupByPartition(inputs, ok);
     const epochs = this.streaming ? await Promise.all([...byPartition.values()].map((idx) => this.epoch(inputs[idx[0]].topic, inputs[idx[0]].partition))) : [];
 
     let streamResults: Array<StreamResult | undefined> = new Array(inputs.length);
@@ -342,6 +336,35 @@ export class Enricher {
     });
     return out;
   }
+}
+
+/** Whether every value is a finite number (a loop: a closure per event for `some` was an allocation per event). */
+function allFinite(v: readonly number[]): boolean {
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
+  return true;
+}
+
+/**
+ * The indexes `ok` of the inputs grouped by (topic, partition), in first-seen order. A consumed
+ * batch is usually one partition's: that case is checked first and makes no key per event.
+ */
+function groupByPartition(inputs: readonly EnrichInput[], ok: readonly number[]): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  if (ok.length === 0) return out;
+  const { topic, partition } = inputs[ok[0]];
+  let one = true;
+  for (let x = 1; x < ok.length && one; x++) one = inputs[ok[x]].partition === partition && inputs[ok[x]].topic === topic;
+  if (one) {
+    out.set(`${topic}\u0000${partition}`, ok.slice());
+    return out;
+  }
+  for (const i of ok) {
+    const k = `${inputs[i].topic}\u0000${inputs[i].partition}`;
+    const list = out.get(k);
+    if (list) list.push(i);
+    else out.set(k, [i]);
+  }
+  return out;
 }
 
 /** An entity value as a string key: null when absent, empty or holding braces (batch keys hash-tag the entity). */

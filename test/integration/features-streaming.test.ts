@@ -418,6 +418,42 @@ describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, 
     }
   });
 
+  it('the enricher gives a batch mixing partitions the vectors it gives each partition\'s records alone', async () => {
+    const root = repoRoot();
+    const topology = loadTopology(path.join(root, 'topologies/fraud-detection.yaml'), { registry: builtinProcessors(), baseDir: root });
+    const cfg = topology.spec.stages[0].config as unknown as VectorConfig;
+    const vector = describeVector({ ...cfg, features: ['card_activity'] }, topology.spec.features, extractionBase(cfg, { topology }));
+    const mixed = new Enricher(vector, { redis, namespace: `mix-${uniqueSuffix()}` });
+    const alone = new Enricher(vector, { redis, namespace: `alone-${uniqueSuffix()}` });
+    try {
+      await Promise.all([mixed.init(), alone.init()]);
+      // Keyed by card, as a repartitioned input is: a card's events stay on one partition, in order;
+      // each partition's offsets in a range of its own (a checkpoint is per partition).
+      // Nine cards, so each comes back batch after batch.
+      const txs = new TransactionGenerator({ seed: 5 }).take(300).map((g, k) => ({ ...g.tx, cardId: `card-${k % 9}` }));
+      const offsets = [0, 0, 0];
+      const inputs = txs.map((tx) => {
+        const partition = slotGroupOf(tx.cardId, 3);
+        return { event: tx, eventTime: tx.eventTime, topic: 't', partition, offset: partition * 100_000 + offsets[partition]++ };
+      });
+      for (let i = 0; i < inputs.length; i += 60) {
+        const batch = inputs.slice(i, i + 60);
+        const got = await mixed.enrich(batch);
+        const want = new Array(batch.length);
+        for (const p of [0, 1, 2]) {
+          const idx = batch.map((r, k) => (r.partition === p ? k : -1)).filter((k) => k >= 0);
+          const res = await alone.enrich(idx.map((k) => batch[k]));
+          idx.forEach((k, x) => (want[k] = res[x]));
+        }
+        expect(got).toEqual(want);
+      }
+    } finally {
+      mixed.close();
+      alone.close();
+      await Promise.all([mixed.streaming!.reset(), alone.streaming!.reset()]);
+    }
+  });
+
   if (_label.includes('Cluster')) {
     it('the enricher gives the same streaming features on the Cluster as on a single Redis', async () => {
       const root = repoRoot();
