@@ -11,7 +11,7 @@ import { fieldGetter } from '../util/field-path';
 import type { FeatureExtractor } from './extractors';
 import type { FeatureSetRef } from './declarative/spec';
 import { BatchSetReader, commandsFor, type BatchLookup } from './batch-store';
-import { FencedError, StreamingState, valueNames, type SlotValue, type StateCacheBounds, type StreamEvent, type StreamResult } from './streaming';
+import { FencedError, StreamingState, valueNames, type SlotValue, type StateCacheBounds, type StreamEvent, type BatchOut } from './streaming';
 import { StreamingMetrics } from './streaming-metrics';
 import { setFeatureNames, setFeatureTypes, type BatchFeatureSetSpec, type FeatureSetSpec, type FeatureType, type FeaturesSpec, type StreamingFeatureSetSpec } from './spec';
 
@@ -254,14 +254,17 @@ export class Enricher {
     const byPartition = groupByPartition(inputs, ok);
     const epochs = this.streaming ? await Promise.all([...byPartition.values()].map((idx) => this.epoch(inputs[idx[0]].topic, inputs[idx[0]].partition))) : [];
 
-    let streamResults: Array<StreamResult | undefined> = new Array(inputs.length);
+    // Per input, its partition group's flat results and its place in them (-1: not streamed).
+    let streamOut: BatchOut[] = [];
+    const streamAt: Int32Array = new Int32Array(inputs.length).fill(-1);
+    const streamPos: Int32Array = new Int32Array(inputs.length);
     let batchResults: Array<{ lookups: BatchLookup[]; version: string }> = [];
     const cluster = this.opts.redis.isCluster;
     const started = process.hrtime.bigint();
     // Streaming: per partition, the state computes in memory and commits once per slot group; it
     // runs concurrently with the batch-set reads below.
     const streaming = this.streaming
-      ? Promise.all([...byPartition.values()].map((idx, j) => this.streaming!.apply(inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], idx.map((i) => this.streamEvent(inputs[i], base[i]!)))))
+      ? Promise.all([...byPartition.values()].map((idx, j) => this.streaming!.applyFlat(inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], idx.map((i) => this.streamEvent(inputs[i], base[i]!)))))
       : undefined;
     streaming?.catch(() => undefined); // awaited below; a batch-set error must not leave it unhandled
     for (let attempt = 0; ; attempt++) {
@@ -289,13 +292,19 @@ export class Enricher {
       break;
     }
     if (streaming) {
-      const results = await streaming;
-      [...byPartition.values()].forEach((idx, j) => idx.forEach((i, k) => (streamResults[i] = results[j][k])));
+      streamOut = await streaming;
+      let j = 0;
+      for (const idx of byPartition.values()) {
+        for (let k = 0; k < idx.length; k++) {
+          streamAt[idx[k]] = j;
+          streamPos[idx[k]] = k;
+        }
+        j++;
+      }
       // On a Cluster the scripts are their own calls, apart from the batch-set reads.
       if (cluster || this.batchReaders.length === 0) this.stats.roundTrips++;
     }
     this.metrics?.redisSeconds.observe({ namespace: this.opts.namespace }, Number(process.hrtime.bigint() - started) / 1e9);
-    if (!this.streaming) streamResults = [];
     this.stats.cacheHits = this.batchReaders.reduce((n, r) => n + r.cache.hits, 0);
     this.stats.cacheMisses = this.batchReaders.reduce((n, r) => n + r.cache.misses, 0);
 
@@ -321,10 +330,11 @@ export class Enricher {
             if (s.config.onMissing === 'dead_letter') error ??= `feature set ${s.name}: entity ${s.entity}=${entityOf(inputs[i].event, s.entity) ?? '(none)'} ${look.stale ? 'is stale' : 'is missing'} in version ${batchResults[bi - 1].version || 'none'}`;
           }
         } else {
-          const r = streamResults[i]!;
-          const sv = r.values[si];
+          const r = streamOut[streamAt[i]];
+          const at = streamPos[i] * this.streamPlan.length + si;
+          const sv = r.values[at] ?? this.streaming!.defaultsOf(si);
           for (let x = 0; x < sv.length; x++) values[w++] = sv[x];
-          if (r.late[si]) {
+          if (r.late[at] === 1) {
             this.stats.late[s.name] = (this.stats.late[s.name] ?? 0) + 1;
             if (s.config.onLate === 'dead_letter') error ??= `feature set ${s.name}: event time ${inputs[i].eventTime} is later than the allowed lateness of ${s.config.allowedLatenessMs} ms`;
           }

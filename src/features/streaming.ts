@@ -226,9 +226,10 @@ interface GroupChunk {
 
 /**
  * What a batch's chunks compute, per event and set at `i * sets + si`: the values (undefined: the
- * set's entity is absent) and the late flag. Each chunk writes its own events' entries.
+ * set's entity is absent — its defaults apply) and the late flag. Each chunk writes its own
+ * events' entries. `applyFlat` returns it as it is (no object or arrays per event).
  */
-interface BatchOut {
+export interface BatchOut {
   values: Array<number[] | undefined>;
   late: Uint8Array;
 }
@@ -634,10 +635,8 @@ export class StreamingState {
    * commit script; the groups run concurrently (on a Cluster each on its own shard).
    */
   async apply(topic: string, partition: number, epoch: number, events: readonly StreamEvent[]): Promise<StreamResult[]> {
-    const { list } = this.chunks(events);
+    const got = await this.applyFlat(topic, partition, epoch, events);
     const n = this.sets.length;
-    const got: BatchOut = { values: new Array(events.length * n), late: new Uint8Array(events.length * n) };
-    await Promise.all(list.map((chunk) => this.applyChunk(topic, partition, epoch, events, chunk, got)));
     const out: StreamResult[] = new Array(events.length);
     for (let i = 0; i < events.length; i++) {
       const values: number[][] = new Array(n);
@@ -650,6 +649,20 @@ export class StreamingState {
       out[i] = { values, late };
     }
     return out;
+  }
+
+  /** apply's results as computed, per event and set at `i * sets + si` (see BatchOut; the enricher reads them so). */
+  async applyFlat(topic: string, partition: number, epoch: number, events: readonly StreamEvent[]): Promise<BatchOut> {
+    const { list } = this.chunks(events);
+    const n = this.sets.length;
+    const got: BatchOut = { values: new Array(events.length * n), late: new Uint8Array(events.length * n) };
+    await Promise.all(list.map((chunk) => this.applyChunk(topic, partition, epoch, events, chunk, got)));
+    return got;
+  }
+
+  /** Set si's default values (an absent entity's), shared: read, never change. */
+  defaultsOf(si: number): readonly number[] {
+    return this.defaults[si];
   }
 
   /**

@@ -418,6 +418,31 @@ describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, 
     }
   });
 
+  it('the enricher gives an event without the streaming entity the set\'s declared defaults, and applies nothing for it', async () => {
+    const root = repoRoot();
+    const topology = loadTopology(path.join(root, 'topologies/fraud-detection.yaml'), { registry: builtinProcessors(), baseDir: root });
+    const cfg = topology.spec.stages[0].config as unknown as VectorConfig;
+    const base = extractionBase(cfg, { topology });
+    const vector = describeVector({ ...cfg, features: ['card_activity'] }, topology.spec.features, base);
+    const set = topology.spec.features!.sets.find((x) => x.name === 'card_activity') as StreamingFeatureSetSpec;
+    const enricher = new Enricher(vector, { redis, namespace: `absent-${uniqueSuffix()}` });
+    try {
+      await enricher.init();
+      const [a, b, c] = new TransactionGenerator({ seed: 8 }).take(3).map((g) => g.tx);
+      const card = a.cardId;
+      // The same card before and after an event without one: the middle event counts for nothing.
+      const batch = [a, { ...b, cardId: '' }, { ...c, cardId: card, eventTime: a.eventTime + 1000 }].map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 't', partition: 0, offset: k }));
+      const out = (await enricher.enrich(batch)) as Array<{ values: number[] }>;
+      const width = base.names.length;
+      expect(out[1].values.slice(width)).toEqual(set.fields.map((f) => Number(f.default)));
+      const count = set.fields.findIndex((f) => f.aggregation === 'count');
+      expect(out[2].values[width + count]).toBe(1); // a's event only
+    } finally {
+      enricher.close();
+      await enricher.streaming!.reset();
+    }
+  });
+
   it('the enricher gives a batch mixing partitions the vectors it gives each partition\'s records alone', async () => {
     const root = repoRoot();
     const topology = loadTopology(path.join(root, 'topologies/fraud-detection.yaml'), { registry: builtinProcessors(), baseDir: root });
