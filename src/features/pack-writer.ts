@@ -9,6 +9,9 @@
  * Headers are the smallest form for the length: a string or array whose length is not known when
  * it starts gets 5 bytes reserved, and its body is moved back when it closes shorter.
  */
+/** The base64 alphabet's character codes. */
+const B64 = Uint8Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', (c) => c.charCodeAt(0));
+
 export class PackWriter {
   private buf: Buffer;
   private pos = 0;
@@ -142,6 +145,38 @@ export class PackWriter {
       b[p++] = c;
     }
     this.pos = p;
+  }
+
+  /** The bytes of `src[from, from + len)` as standard base64 with padding (what Buffer#toString('base64') gives), into the open string. */
+  base64(src: Uint8Array, from: number, len: number): void {
+    this.ensure(4 * Math.ceil(len / 3));
+    const b = this.buf;
+    let p = this.pos;
+    const end = from + len;
+    let i = from;
+    for (; i + 2 < end; i += 3) {
+      const n = (src[i] << 16) | (src[i + 1] << 8) | src[i + 2];
+      b[p++] = B64[n >>> 18];
+      b[p++] = B64[(n >>> 12) & 63];
+      b[p++] = B64[(n >>> 6) & 63];
+      b[p++] = B64[n & 63];
+    }
+    if (i < end) {
+      const two = i + 1 < end;
+      const n = (src[i] << 16) | (two ? src[i + 1] << 8 : 0);
+      b[p++] = B64[n >>> 18];
+      b[p++] = B64[(n >>> 12) & 63];
+      b[p++] = two ? B64[(n >>> 6) & 63] : 0x3d; // '='
+      b[p++] = 0x3d;
+    }
+    this.pos = p;
+  }
+
+  /** Another writer's bytes so far, appended. */
+  append(other: PackWriter): void {
+    this.ensure(other.pos);
+    other.buf.copy(this.buf, this.pos, 0, other.pos);
+    this.pos += other.pos;
   }
 
   /** A string known to be ASCII, as its bytes. */

@@ -9,6 +9,7 @@
  * an upgrade still finds in Redis: both give the same numbers (String() of a double reads back to it).
  */
 import { endianness } from 'node:os';
+import type { PackWriter } from './pack-writer';
 
 const LITTLE_ENDIAN = endianness() === 'LE';
 
@@ -26,6 +27,24 @@ export function encodeStoredVector(late: boolean, values: readonly number[]): st
   if (LITTLE_ENDIAN) for (let i = 0; i < n; i++) s.f[i] = values[i];
   else for (let i = 0; i < n; i++) s.b.writeDoubleLE(values[i], i * 8);
   return `${late ? 1 : 0}~${s.b.toString('base64')}`;
+}
+
+/**
+ * The same text as encodeStoredVector, written as bytes into `w`'s open string (the streaming commit
+ * writes a chunk's stored vectors this way, without a string per event).
+ */
+export function writeStoredVector(w: PackWriter, late: boolean, values: readonly number[]): void {
+  const n = values.length;
+  let s = scratch[n];
+  if (!s) {
+    const f = new Float64Array(n);
+    s = scratch[n] = { f, b: Buffer.from(f.buffer, f.byteOffset, f.byteLength) };
+  }
+  if (LITTLE_ENDIAN) for (let i = 0; i < n; i++) s.f[i] = values[i];
+  else for (let i = 0; i < n; i++) s.b.writeDoubleLE(values[i], i * 8);
+  w.byte(late ? 0x31 : 0x30);
+  w.byte(0x7e); // '~'
+  w.base64(s.b, 0, 8 * n);
 }
 
 /** A set's vector from its stored text (either form); throws on text that is neither. */

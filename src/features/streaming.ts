@@ -77,7 +77,7 @@ import { createLogger } from '../util/logger';
 import { redisKeySlot } from '../util/redis-slot';
 import { LruCache } from './lru';
 import { PackWriter } from './pack-writer';
-import { decodeStoredVector, encodeStoredVector } from './stored-vector';
+import { decodeStoredVector, writeStoredVector } from './stored-vector';
 import { defineFeatureScripts, type FeatureScripts, type RedisClient } from './scripts';
 import { DEFAULT_DURABILITY_TIMEOUT_MS, effectiveWindow, numericDefault, type AggregationFieldSpec, type StateDurability, type StreamingFeatureSetSpec } from './spec';
 import type { StreamingBatchReport, StreamingMetrics } from './streaming-metrics';
@@ -270,6 +270,9 @@ export class StreamingState {
   private writes = 0;
   /** The commit message's writer: its buffer is reused (each message is copied out before the script is called). */
   private readonly packer = new PackWriter();
+  /** compute's stored vectors and storedMember's message (reused; each member is copied out). */
+  private readonly partsWriter = new PackWriter();
+  private readonly memberWriter = new PackWriter();
   /**
    * Entities not held are assumed new (absent from Redis) and the load is skipped, after
    * `OPTIMISTIC_AFTER` loads in a row found none of them: the commit's version check catches a
@@ -531,7 +534,7 @@ export class StreamingState {
       const packed = w.take();
       const applied = computed.lastOffset >= 0;
       const stats = Object.fromEntries(Object.entries(computed.stats).filter(([, n]) => n !== 0));
-      const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? JSON.stringify([computed.offsets, computed.parts]) : '', String(this.keep), JSON.stringify(stats), packed];
+      const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? this.storedMember(computed.offsets) : '', String(this.keep), JSON.stringify(stats), packed];
       let reply: 'OK' | Array<string | number>;
       // The node serving the group's slot before the write (a Cluster): WAIT must go to the one that ran it.
       const owner = this.durability ? this.slotOwner(k.ckpt) : undefined;
@@ -564,7 +567,10 @@ export class StreamingState {
   /** Scores (and applies the new offsets of) a chunk over the in-memory states; its events' values and late flags go to `out`. */
   private compute(events: readonly StreamEvent[], c: GroupChunk, states: EntityWindowState[], ck: number, stored: ReadonlyMap<number, string>, out: BatchOut) {
     const offsets: number[] = [];
-    const parts: string[] = [];
+    // The applied events' stored vectors as the JSON strings of the chunk's stored member, written
+    // as bytes (storedMember puts them after the offsets): no string per event.
+    const parts = this.partsWriter;
+    parts.reset();
     const stats: Record<string, number> = {};
     const bump = (f: string, n: number) => (stats[f] = (stats[f] ?? 0) + n);
     const report: StreamingBatchReport = { late: {}, evictedBuckets: {}, evictedEvents: {}, replayMissed: 0 };
@@ -599,10 +605,12 @@ export class StreamingState {
         continue;
       }
       if (c.counts[x]) bump('applied', 1);
-      // The stored vector: per set its stored text (stored-vector.ts), sets joined by ';' ('' for a set whose entity is elsewhere).
-      let text = '';
+      // The stored vector: per set its stored text (stored-vector.ts), sets joined by ';' ('' for a
+      // set whose entity is elsewhere), as a JSON string (its characters need no escapes).
+      if (offsets.length > 0) parts.byte(0x2c); // ','
+      parts.byte(0x22); // '"'
       for (let si = 0; si < nSets; si++) {
-        if (si > 0) text += ';';
+        if (si > 0) parts.byte(0x3b); // ';' 
         const ki = c.ent[row + si];
         if (ki < 0) continue;
         const st = states[ki];
@@ -610,7 +618,7 @@ export class StreamingState {
         const values = st.score(e.eventTime);
         out.values[at + si] = values;
         out.late[at + si] = late ? 1 : 0;
-        text += encodeStoredVector(late, values);
+        writeStoredVector(parts, late, values);
         const name = this.sets[si].name;
         if (late) {
           report.late[name] = (report.late[name] ?? 0) + 1;
@@ -623,11 +631,33 @@ export class StreamingState {
         if (eff.evictedBuckets > 0) report.evictedBuckets[name] = (report.evictedBuckets[name] ?? 0) + eff.evictedBuckets;
         if (eff.evictedEvents > 0) report.evictedEvents[name] = (report.evictedEvents[name] ?? 0) + eff.evictedEvents;
       }
+      parts.byte(0x22);
       offsets.push(e.offset);
-      parts.push(text);
       if (e.offset > lastOffset) lastOffset = e.offset;
     }
-    return { offsets, parts, stats, report, lastOffset: lastOffset > ck ? lastOffset : -1 };
+    return { offsets, stats, report, lastOffset: lastOffset > ck ? lastOffset : -1 };
+  }
+
+  /**
+   * A chunk's stored member, the text JSON.stringify([offsets, parts]) gives, as bytes: the offsets,
+   * then the stored vectors compute wrote (call it before anything else writes partsWriter).
+   */
+  private storedMember(offsets: readonly number[]): Buffer {
+    const m = this.memberWriter;
+    m.reset();
+    m.byte(0x5b); // '['
+    m.byte(0x5b);
+    for (let x = 0; x < offsets.length; x++) {
+      if (x > 0) m.byte(0x2c);
+      m.number(offsets[x]);
+    }
+    m.byte(0x5d); // ']'
+    m.byte(0x2c);
+    m.byte(0x5b);
+    m.append(this.partsWriter);
+    m.byte(0x5d);
+    m.byte(0x5d);
+    return m.take();
   }
 
   /**

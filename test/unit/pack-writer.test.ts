@@ -58,6 +58,25 @@ describe('PackWriter', () => {
     );
   });
 
+  it('writes bytes as base64 the way Buffer does, and appends another writer\'s bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(10), fc.nat(10), (bytes, cutFront, cutBack) => {
+        const from = Math.min(cutFront, bytes.length);
+        const len = Math.max(0, bytes.length - from - cutBack);
+        const inner = new PackWriter(1);
+        inner.base64(bytes, from, len);
+        const w = new PackWriter(1);
+        const m = w.openStr();
+        w.ascii('<');
+        w.append(inner);
+        w.ascii('>');
+        w.closeStr(m);
+        expect(decode(w.take())).toBe(`<${Buffer.from(bytes.subarray(from, from + len)).toString('base64')}>`);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('uses the smallest header for each length, also when the length is told at the end', () => {
     for (const n of [0, 31, 32, 255, 256, 65535, 65536]) {
       const s = 'x'.repeat(n);

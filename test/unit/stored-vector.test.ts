@@ -1,5 +1,7 @@
 import fc from 'fast-check';
-import { decodeStoredVector, encodeStoredVector } from '../../src/features/stored-vector';
+import { decode } from '@msgpack/msgpack';
+import { decodeStoredVector, encodeStoredVector, writeStoredVector } from '../../src/features/stored-vector';
+import { PackWriter } from '../../src/features/pack-writer';
 
 describe('stored vectors (what a replayed offset is scored from)', () => {
   it('read back to the same bits, whatever the values', () => {
@@ -10,6 +12,19 @@ describe('stored vectors (what a replayed offset is scored from)', () => {
         expect(back.values).toHaveLength(values.length);
         // Object.is: -0 stays -0, and every finite double its exact bits.
         back.values.forEach((v, i) => expect(Object.is(v, values[i])).toBe(true));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('writes as bytes the very text it encodes (the commit writes them so)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.array(fc.double(), { maxLength: 12 })), { maxLength: 6 }), fc.constantFrom(1, 4096), (vectors, initial) => {
+        const w = new PackWriter(initial);
+        const m = w.openStr();
+        for (const [late, values] of vectors) writeStoredVector(w, late, values);
+        w.closeStr(m);
+        expect(decode(w.take())).toBe(vectors.map(([late, values]) => encodeStoredVector(late, values)).join(''));
       }),
       { numRuns: 500 },
     );
