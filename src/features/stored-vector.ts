@@ -16,8 +16,8 @@ const LITTLE_ENDIAN = endianness() === 'LE';
 /** Per value count: a float64 array and a Buffer over the same bytes, reused call after call. */
 const scratch: Array<{ f: Float64Array; b: Buffer }> = [];
 
-/** The stored text of a set's vector. */
-export function encodeStoredVector(late: boolean, values: readonly number[]): string {
+/** The values as little-endian float64 bytes, in a scratch Buffer reused by the next call. */
+function valueBytes(values: readonly number[]): Buffer {
   const n = values.length;
   let s = scratch[n];
   if (!s) {
@@ -26,7 +26,12 @@ export function encodeStoredVector(late: boolean, values: readonly number[]): st
   }
   if (LITTLE_ENDIAN) for (let i = 0; i < n; i++) s.f[i] = values[i];
   else for (let i = 0; i < n; i++) s.b.writeDoubleLE(values[i], i * 8);
-  return `${late ? 1 : 0}~${s.b.toString('base64')}`;
+  return s.b;
+}
+
+/** The stored text of a set's vector. */
+export function encodeStoredVector(late: boolean, values: readonly number[]): string {
+  return `${late ? 1 : 0}~${valueBytes(values).toString('base64')}`;
 }
 
 /**
@@ -34,17 +39,10 @@ export function encodeStoredVector(late: boolean, values: readonly number[]): st
  * writes a chunk's stored vectors this way, without a string per event).
  */
 export function writeStoredVector(w: PackWriter, late: boolean, values: readonly number[]): void {
-  const n = values.length;
-  let s = scratch[n];
-  if (!s) {
-    const f = new Float64Array(n);
-    s = scratch[n] = { f, b: Buffer.from(f.buffer, f.byteOffset, f.byteLength) };
-  }
-  if (LITTLE_ENDIAN) for (let i = 0; i < n; i++) s.f[i] = values[i];
-  else for (let i = 0; i < n; i++) s.b.writeDoubleLE(values[i], i * 8);
+  const bytes = valueBytes(values);
   w.byte(late ? 0x31 : 0x30);
   w.byte(0x7e); // '~'
-  w.base64(s.b, 0, 8 * n);
+  w.base64(bytes, 0, bytes.length);
 }
 
 /** A set's vector from its stored text (either form); throws on text that is neither. */
