@@ -538,6 +538,52 @@ function textHash(x: string): number {
 }
 
 /**
+ * The buckets an entity changed since its last write: up to DIRTY_INLINE numbers held in an array
+ * of its own, a Set past that. A Set per entity was emptied by every write, and Set#clear
+ * allocates a new table: one allocation per entity and batch written.
+ */
+const DIRTY_INLINE = 8;
+class DirtyBuckets {
+  private readonly a: number[] = [];
+  private n = 0;
+  private more: Set<number> | undefined;
+
+  get size(): number {
+    return this.n + (this.more === undefined ? 0 : this.more.size);
+  }
+
+  add(B: number): void {
+    for (let k = 0; k < this.n; k++) if (this.a[k] === B) return;
+    if (this.more !== undefined) this.more.add(B);
+    else if (this.n < DIRTY_INLINE) this.a[this.n++] = B;
+    else this.more = new Set([B]);
+  }
+
+  delete(B: number): void {
+    for (let k = 0; k < this.n; k++) {
+      if (this.a[k] === B) {
+        this.a[k] = this.a[--this.n];
+        return;
+      }
+    }
+    this.more?.delete(B);
+  }
+
+  /** Moves the buckets into `out` (from index 0) and empties; returns how many. */
+  takeInto(out: number[]): number {
+    let c = 0;
+    for (let k = 0; k < this.n; k++) out[c++] = this.a[k];
+    if (this.more !== undefined) for (const B of this.more) out[c++] = B;
+    this.n = 0;
+    this.more = undefined;
+    return c;
+  }
+}
+
+/** writeWrites' scratch: the dirty buckets of the entity being written. */
+const DIRTY_LIST: number[] = [];
+
+/**
  * A window's columns as the fragment writer reads one bucket's events (BigWindow and SmallWindow
  * implement it with methods: no closures or row arrays per bucket written).
  */
@@ -725,7 +771,7 @@ class BigWindow {
   /** The block the retention cut lies in: partly evicted, so never read whole. */
   private cutBlock = -Infinity;
   /** Buckets holding events not stored yet. */
-  private readonly dirty = new Set<number>();
+  private readonly dirty = new DirtyBuckets();
   removed: string[] = [];
 
   constructor(
@@ -1331,7 +1377,9 @@ class BigWindow {
   writeWrites(w: PackWriter): void {
     const del = this.removed;
     const at = BUCKET_AT;
-    for (const B of this.dirty) {
+    const nd = this.dirty.takeInto(DIRTY_LIST);
+    for (let d = 0; d < nd; d++) {
+      const B = DIRTY_LIST[d];
       const bi = lowerBound(this.bid, B);
       // The bucket's column indexes in apply order (usually a few).
       let k = 0;
@@ -1339,7 +1387,6 @@ class BigWindow {
       BUCKET_N = k;
       planFragment(B, this, del);
     }
-    this.dirty.clear();
     writePlanned(w, this, del);
     if (del.length > 0) del.length = 0;
   }
@@ -1408,7 +1455,7 @@ class SmallWindow {
    * The buckets of the events applied since the last takeWrites, as BigWindow keeps them:
    * takeWrites reads only those buckets' ranges, not every event held.
    */
-  private readonly dirty = new Set<number>();
+  private readonly dirty = new DirtyBuckets();
   /**
    * The share of recent applied events that came in event-time order (t >= every time applied
    * before), an exponential average over ~64 events (long enough that a stream a quarter in order
@@ -1650,7 +1697,9 @@ class SmallWindow {
     const at = BUCKET_AT;
     // A bucket's events are adjacent in time order: per bucket with an event not stored yet (one
     // evicted since holds none), its events in apply (sequence) order.
-    for (const B of this.dirty) {
+    const nd = this.dirty.takeInto(DIRTY_LIST);
+    for (let d = 0; d < nd; d++) {
+      const B = DIRTY_LIST[d];
       // The bucket's range by its bounds' times, settled by the same floor(t / R) that placed its events.
       let i = this.timeBound(B * R, false);
       while (i > 0 && Math.floor(C[i - 1] / R) === B) i--;
@@ -1664,7 +1713,6 @@ class SmallWindow {
       sortBucketBySeq(this);
       planFragment(B, this, del);
     }
-    this.dirty.clear();
     writePlanned(w, this, del);
     if (del.length > 0) del.length = 0;
   }
