@@ -86,12 +86,11 @@ export class PackWriter {
   /** A whole string. */
   str(s: string): void {
     const mark = this.openStr();
-    this.ensure(3 * s.length);
-    this.pos += s.length === 0 ? 0 : this.buf.write(s, this.pos, 'utf8');
+    this.text(s);
     this.closeStr(mark);
   }
 
-  /** Starts a string written piece by piece (byte, ascii, number, jsonString); returns its mark. */
+  /** Starts a string written piece by piece (byte, text, number, jsonString, base64); returns its mark. */
   openStr(): number {
     this.ensure(5);
     const mark = this.pos;
@@ -179,15 +178,6 @@ export class PackWriter {
     this.pos += other.pos;
   }
 
-  /** A string known to be ASCII, as its bytes. */
-  ascii(s: string): void {
-    this.ensure(s.length);
-    const b = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
-    this.pos = p;
-  }
-
   /**
    * The text `String(x)` gives, without making it for a safe integer: digits written directly, in
    * 32-bit integer arithmetic (a 13-digit time as two halves; a float division and remainder per
@@ -195,7 +185,7 @@ export class PackWriter {
    */
   number(x: number): void {
     if (!Number.isSafeInteger(x)) {
-      this.ascii(String(x));
+      this.text(String(x));
       return;
     }
     this.ensure(17);

@@ -610,7 +610,7 @@ export class StreamingState {
       if (offsets.length > 0) parts.byte(0x2c); // ','
       parts.byte(0x22); // '"'
       for (let si = 0; si < nSets; si++) {
-        if (si > 0) parts.byte(0x3b); // ';' 
+        if (si > 0) parts.byte(0x3b); // ';'
         const ki = c.ent[row + si];
         if (ki < 0) continue;
         const st = states[ki];

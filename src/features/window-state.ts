@@ -5,7 +5,7 @@
  * them in typed-array columns grouped in buckets of R ms, with summaries of blocks of F buckets
  * and per window an accumulator of the buckets in it. No object per event either way. Pure
  * computation, no I/O: StreamingState (streaming.ts) loads an entity from Redis, scores and
- * applies a chunk's events here and writes back what changed (`takeWrites`). The semantics are
+ * applies a chunk's events here and writes back what changed (`writeWrites`). The semantics are
  * stated at the top of streaming.ts; ReferenceStreamingState there is the brute-force judge.
  *
  * Cost per event of a big entity, n = events in the entity's retention:
@@ -591,8 +591,10 @@ interface FragmentColumns {
   fidAt(i: number): number;
   setFidAt(i: number, id: number): void;
   seqAt(i: number): number;
-  /** Writes the stored row of column index i as JSON text (`[time,seq,"num"|"text",...]`, as JSON.stringify gives it) into the open string. */
-  writeRow(i: number, w: PackWriter): void;
+  timeAt(i: number): number;
+  /** Slot `slot`'s number (a numeric-only slot) or text of column index i. */
+  numAt(slot: number, i: number): number;
+  textAt(slot: number, i: number): string;
 }
 
 /** planFragment's scratch: the runs of one bucket (fid and length), newest last. */
@@ -626,6 +628,7 @@ function sortBucketBySeq(cols: FragmentColumns): void {
     at[y + 1] = v;
   }
 }
+
 /**
  * The fragments an entity writes this commit, planned before any is written (the fields they
  * merge away are deleted first, and the message lists deletions before writes): fragment k is
@@ -676,11 +679,31 @@ function planFragment(B: number, cols: FragmentColumns, del: string[]): void {
 }
 
 /**
+ * Writes the stored row of column index i into the open string: `[time,seq,"num"|"text",...]`,
+ * the text JSON.stringify gives the row (a number is stored as its text, quoted).
+ */
+function writeRow(w: PackWriter, plan: SetPlan, cols: FragmentColumns, i: number): void {
+  w.byte(0x5b); // '['
+  w.number(cols.timeAt(i));
+  w.byte(0x2c); // ','
+  w.number(cols.seqAt(i));
+  for (let slot = 0; slot < plan.slots; slot++) {
+    w.byte(0x2c);
+    if (plan.numOnly[slot]) {
+      w.byte(0x22);
+      w.number(cols.numAt(slot, i));
+      w.byte(0x22);
+    } else w.jsonString(cols.textAt(slot, i));
+  }
+  w.byte(0x5d); // ']'
+}
+
+/**
  * Writes an entity's planned changes as stream-commit.lua reads them: [fields to delete] then
  * [field, value, ...], each value a fragment's rows as one JSON array (the same text as
  * JSON.stringify of the rows), written as bytes.
  */
-function writePlanned(w: PackWriter, cols: FragmentColumns, del: readonly string[]): void {
+function writePlanned(w: PackWriter, plan: SetPlan, cols: FragmentColumns, del: readonly string[]): void {
   w.array(del.length);
   for (const f of del) w.str(f);
   w.array(2 * FRAGS);
@@ -695,7 +718,7 @@ function writePlanned(w: PackWriter, cols: FragmentColumns, del: readonly string
     w.byte(0x5b); // '['
     for (let r = FRAG_AT[k]; r < FRAG_AT[k + 1]; r++) {
       if (r > FRAG_AT[k]) w.byte(0x2c); // ','
-      cols.writeRow(FRAG_ROWS[r], w);
+      writeRow(w, plan, cols, FRAG_ROWS[r]);
     }
     w.byte(0x5d); // ']'
     w.closeStr(m);
@@ -1368,7 +1391,7 @@ class BigWindow {
     }
   }
 
-  /** Whether the state changed since the last `takeWrites`. */
+  /** Whether the state changed since the last `writeWrites`. */
   get changed(): boolean {
     return this.dirty.size > 0 || this.removed.length > 0;
   }
@@ -1387,7 +1410,7 @@ class BigWindow {
       BUCKET_N = k;
       planFragment(B, this, del);
     }
-    writePlanned(w, this, del);
+    writePlanned(w, this.plan, this, del);
     if (del.length > 0) del.length = 0;
   }
 
@@ -1403,21 +1426,16 @@ class BigWindow {
     return this.S[i];
   }
 
-  writeRow(i: number, w: PackWriter): void {
-    const { plan } = this;
-    w.byte(0x5b); // '['
-    w.number(this.T[i]);
-    w.byte(0x2c); // ','
-    w.number(this.S[i]);
-    for (let slot = 0; slot < plan.slots; slot++) {
-      w.byte(0x2c);
-      if (plan.numOnly[slot]) {
-        w.byte(0x22); // a number is stored as its text, quoted
-        w.number(this.X[slot][i]);
-        w.byte(0x22);
-      } else w.jsonString(this.D[slot][i]);
-    }
-    w.byte(0x5d); // ']'
+  timeAt(i: number): number {
+    return this.T[i];
+  }
+
+  numAt(slot: number, i: number): number {
+    return this.X[slot][i];
+  }
+
+  textAt(slot: number, i: number): string {
+    return this.D[slot][i];
   }
 }
 
@@ -1452,8 +1470,8 @@ class SmallWindow {
    */
   private readonly D: string[][] = [];
   /**
-   * The buckets of the events applied since the last takeWrites, as BigWindow keeps them:
-   * takeWrites reads only those buckets' ranges, not every event held.
+   * The buckets of the events applied since the last writeWrites, as BigWindow keeps them:
+   * writeWrites reads only those buckets' ranges, not every event held.
    */
   private readonly dirty = new DirtyBuckets();
   /**
@@ -1713,7 +1731,7 @@ class SmallWindow {
       sortBucketBySeq(this);
       planFragment(B, this, del);
     }
-    writePlanned(w, this, del);
+    writePlanned(w, this.plan, this, del);
     if (del.length > 0) del.length = 0;
   }
 
@@ -1729,21 +1747,16 @@ class SmallWindow {
     return this.C[this.cap + i];
   }
 
-  writeRow(i: number, w: PackWriter): void {
-    const { plan, C, cap } = this;
-    w.byte(0x5b); // '['
-    w.number(C[i]);
-    w.byte(0x2c); // ','
-    w.number(C[cap + i]);
-    for (let slot = 0; slot < plan.slots; slot++) {
-      w.byte(0x2c);
-      if (plan.numOnly[slot]) {
-        w.byte(0x22); // a number is stored as its text, quoted
-        w.number(C[plan.xc[slot] * cap + i]);
-        w.byte(0x22);
-      } else w.jsonString(this.text(slot, i));
-    }
-    w.byte(0x5d); // ']'
+  timeAt(i: number): number {
+    return this.C[i];
+  }
+
+  numAt(slot: number, i: number): number {
+    return this.C[this.plan.xc[slot] * this.cap + i];
+  }
+
+  textAt(slot: number, i: number): string {
+    return this.text(slot, i);
   }
 }
 

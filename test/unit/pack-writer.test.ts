@@ -67,9 +67,9 @@ describe('PackWriter', () => {
         inner.base64(bytes, from, len);
         const w = new PackWriter(1);
         const m = w.openStr();
-        w.ascii('<');
+        w.text('<');
         w.append(inner);
-        w.ascii('>');
+        w.text('>');
         w.closeStr(m);
         expect(decode(w.take())).toBe(`<${Buffer.from(bytes.subarray(from, from + len)).toString('base64')}>`);
       }),
@@ -84,7 +84,7 @@ describe('PackWriter', () => {
       whole.str(s);
       const piecewise = new PackWriter(8);
       const m = piecewise.openStr();
-      piecewise.ascii(s);
+      piecewise.text(s);
       piecewise.closeStr(m);
       const bytes = whole.take();
       expect(piecewise.take()).toEqual(bytes);
