@@ -25,7 +25,8 @@
  * tenth (batchP99SteadyMs: the default LRU filled, each entity's first load done, as in a stage that
  * has been running). BENCH_HEAP_SAMPLE_DIR=<dir> adds V8's sampling
  * heap profile of each row (every allocation, those a scavenge collected included), written as
- * <dir>/<mode>-<batch>.heapprofile, and the bytes allocated per event it estimates.
+ * <dir>/<mode>-<batch>.heapprofile, and the bytes allocated per event it estimates;
+ * BENCH_HEAP_SURVIVORS=1 samples only what no scavenge collected (what survives and is promoted).
  *
  * BENCH_EVENTS, BENCH_BATCHES (batches per row at most, default 400: the p99 of a row is its 4th
  * slowest batch; a longer row amortises the cold start), BENCH_SIZES, BENCH_MODES (comma list of:
@@ -131,7 +132,9 @@ async function sampledAllocations(file: string, fn: () => Promise<void>): Promis
   const session = new inspector.Session();
   session.connect();
   const post = (method: string, params?: object) => new Promise<unknown>((resolve, reject) => session.post(method, params ?? {}, (err, r) => (err ? reject(err) : resolve(r))));
-  await post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  // BENCH_HEAP_SURVIVORS=1: only what no scavenge collected (what each scavenge copies and promotes).
+  const all = process.env.BENCH_HEAP_SURVIVORS !== '1';
+  await post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: all });
   await fn();
   const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: { head: AllocNode } };
   session.disconnect();

@@ -11,7 +11,7 @@ import { fieldGetter } from '../util/field-path';
 import type { FeatureExtractor } from './extractors';
 import type { FeatureSetRef } from './declarative/spec';
 import { BatchSetReader, commandsFor, type BatchLookup } from './batch-store';
-import { FencedError, StreamingState, valueNames, type SlotValue, type StateCacheBounds, type StreamEvent, type BatchOut } from './streaming';
+import { FencedError, SCORED_LATE, StreamingState, valueNames, type StateCacheBounds, type StreamBatch, type BatchOut } from './streaming';
 import { StreamingMetrics } from './streaming-metrics';
 import { setFeatureNames, setFeatureTypes, type BatchFeatureSetSpec, type FeatureSetSpec, type FeatureType, type FeaturesSpec, type StreamingFeatureSetSpec } from './spec';
 
@@ -213,23 +213,31 @@ export class Enricher {
   /** An event's entity for a set (a field path): null when absent, empty or holding braces (batch keys hash-tag the entity). */
   private readonly entityOf = (event: unknown, field: string): string | null => entityValue(this.getter(field)(event));
 
-  /** What the streaming state sees of a record: per set its entity and the values its aggregations read. */
-  private streamEvent(input: EnrichInput, base: number[]): StreamEvent {
+  /** A partition's records as the streaming state reads them: per set the entity and the values its aggregations read (columns, no object per event). */
+  private streamBatch(inputs: readonly EnrichInput[], idx: readonly number[], base: ReadonlyArray<number[] | undefined>): StreamBatch {
+    const state = this.streaming!;
     const plan = this.streamPlan;
-    const entities: Array<string | null> = new Array(plan.length);
-    const values: SlotValue[][] = new Array(plan.length);
-    for (let si = 0; si < plan.length; si++) {
-      const { entity, slots } = plan[si];
-      entities[si] = entityValue(entity(input.event));
-      const vals: SlotValue[] = new Array(slots.length);
-      for (let j = 0; j < slots.length; j++) {
-        const src = slots[j];
-        // A base feature goes as its number: the state would parse its String() back to it.
-        vals[j] = typeof src === 'number' ? base[src] : String(src(input.event) ?? '');
+    const nSets = plan.length;
+    const b = state.batch(idx.length);
+    const { slotWidth, slotBase } = state;
+    for (let k = 0; k < idx.length; k++) {
+      const input = inputs[idx[k]];
+      const event = input.event;
+      const fv = base[idx[k]]!;
+      b.offsets[k] = input.offset;
+      b.eventTimes[k] = input.eventTime;
+      for (let si = 0; si < nSets; si++) {
+        const { entity, slots } = plan[si];
+        b.entities[k * nSets + si] = entityValue(entity(event));
+        const at = k * slotWidth + slotBase[si];
+        for (let j = 0; j < slots.length; j++) {
+          const src = slots[j];
+          // A base feature goes as its number: the state would parse its String() back to it.
+          b.values[at + j] = typeof src === 'number' ? fv[src] : String(src(event) ?? '');
+        }
       }
-      values[si] = vals;
     }
-    return { offset: input.offset, eventTime: input.eventTime, entities, values };
+    return b;
   }
 
   /** The vectors of a batch, in order; per-record problems come back as `{ error }`. */
@@ -264,7 +272,7 @@ export class Enricher {
     // Streaming: per partition, the state computes in memory and commits once per slot group; it
     // runs concurrently with the batch-set reads below.
     const streaming = this.streaming
-      ? Promise.all([...byPartition.values()].map((idx, j) => this.streaming!.applyFlat(inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], idx.map((i) => this.streamEvent(inputs[i], base[i]!)))))
+      ? Promise.all([...byPartition.values()].map((idx, j) => this.streaming!.applyFlat(inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], this.streamBatch(inputs, idx, base))))
       : undefined;
     streaming?.catch(() => undefined); // awaited below; a batch-set error must not leave it unhandled
     for (let attempt = 0; ; attempt++) {
@@ -331,10 +339,8 @@ export class Enricher {
           }
         } else {
           const r = streamOut[streamAt[i]];
-          const at = streamPos[i] * this.streamPlan.length + si;
-          const sv = r.values[at] ?? this.streaming!.defaultsOf(si);
-          for (let x = 0; x < sv.length; x++) values[w++] = sv[x];
-          if (r.late[at] === 1) {
+          w = this.streaming!.copyValues(r, streamPos[i], si, values, w);
+          if (r.state[streamPos[i] * this.streamPlan.length + si] === SCORED_LATE) {
             this.stats.late[s.name] = (this.stats.late[s.name] ?? 0) + 1;
             if (s.config.onLate === 'dead_letter') error ??= `feature set ${s.name}: event time ${inputs[i].eventTime} is later than the allowed lateness of ${s.config.allowedLatenessMs} ms`;
           }

@@ -34,15 +34,27 @@ export function encodeStoredVector(late: boolean, values: readonly number[]): st
   return `${late ? 1 : 0}~${valueBytes(values).toString('base64')}`;
 }
 
+/** The bytes of the float64 array writeStoredVectorAt last read (a batch's values: one view per batch, not per event). */
+let viewOf: Float64Array | undefined;
+let view: Uint8Array | undefined;
+
 /**
- * The same text as encodeStoredVector, written as bytes into `w`'s open string (the streaming commit
- * writes a chunk's stored vectors this way, without a string per event).
+ * The same text as encodeStoredVector(late, values[at .. at + n]), written into `w`'s open string
+ * straight from the array's bytes (little-endian machines; the others go through valueBytes).
  */
-export function writeStoredVector(w: PackWriter, late: boolean, values: readonly number[]): void {
-  const bytes = valueBytes(values);
+export function writeStoredVectorAt(w: PackWriter, late: boolean, values: Float64Array, at: number, n: number): void {
   w.byte(late ? 0x31 : 0x30);
   w.byte(0x7e); // '~'
-  w.base64(bytes, 0, bytes.length);
+  if (!LITTLE_ENDIAN) {
+    const bytes = valueBytes(Array.from(values.subarray(at, at + n)));
+    w.base64(bytes, 0, bytes.length);
+    return;
+  }
+  if (viewOf !== values) {
+    viewOf = values;
+    view = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  }
+  w.base64(view!, at * 8, n * 8);
 }
 
 /** A set's vector from its stored text (either form); throws on text that is neither. */

@@ -77,7 +77,7 @@ import { createLogger } from '../util/logger';
 import { redisKeySlot } from '../util/redis-slot';
 import { LruCache } from './lru';
 import { PackWriter } from './pack-writer';
-import { decodeStoredVector, writeStoredVector } from './stored-vector';
+import { decodeStoredVector, writeStoredVectorAt } from './stored-vector';
 import { defineFeatureScripts, type FeatureScripts, type RedisClient } from './scripts';
 import { DEFAULT_DURABILITY_TIMEOUT_MS, effectiveWindow, numericDefault, type AggregationFieldSpec, type StateDurability, type StreamingFeatureSetSpec } from './spec';
 import type { StreamingBatchReport, StreamingMetrics } from './streaming-metrics';
@@ -137,7 +137,7 @@ export function slotGroupOf(entity: string, groups: number): number {
   return h % groups;
 }
 
-/** One event of a batch as the state sees it: per set, the entity (null = none) and the aggregated values. */
+/** One event of a batch, per set the entity (null = none) and the aggregated values: `apply`'s input (the enricher hands `applyFlat` a StreamBatch in columns instead). */
 export interface StreamEvent {
   offset: number;
   eventTime: number;
@@ -216,22 +216,52 @@ interface GroupChunk {
   entities: string[];
   cacheKeys: string[];
   /**
-   * Per event of the chunk (parallel arrays, no object per event): its index in the batch, whether
-   * this group counts it, and per set (`ent[x * sets + si]`) the index of its entity (-1: none here).
+   * Per event of the chunk (parallel arrays, no object per event; the first evCount entries): its
+   * index in the batch, whether this group counts it (1), and per set (`ent[x * sets + si]`) the
+   * index of its entity (-1: none here).
    */
-  ev: number[];
-  counts: boolean[];
-  ent: number[];
+  ev: Int32Array;
+  evCount: number;
+  counts: Uint8Array;
+  ent: Int32Array;
 }
 
+/** chunks' index: entries past this many keys are dropped at the next batch's start. */
+const CHUNK_INDEX_KEYS = 65_536;
+/** chunks' index: an entry's stamp part (entity indexes of a chunk stay below it). */
+const CHUNK_INDEX_SPAN = 2 ** 21;
+
 /**
- * What a batch's chunks compute, per event and set at `i * sets + si`: the values (undefined: the
- * set's entity is absent — its defaults apply) and the late flag. Each chunk writes its own
- * events' entries. `applyFlat` returns it as it is (no object or arrays per event).
+ * A batch as the streaming state reads it, in columns (no object or arrays per event): what the
+ * enricher fills from its records. `StreamingState.batch(n)` makes one of the right widths;
+ * `StreamingState.batchOf` turns StreamEvents into one.
+ */
+export interface StreamBatch {
+  readonly length: number;
+  readonly offsets: Float64Array;
+  readonly eventTimes: Float64Array;
+  /** Per event and set at `i * sets + si`: the entity (null = none). */
+  readonly entities: Array<string | null>;
+  /**
+   * Per event, every set's value slots one after another: set si's slot j at
+   * `i * slotWidth + slotBase[si] + j` — a string, or a number (the same as its String()).
+   */
+  readonly values: SlotValue[];
+}
+
+/** BatchOut.state per event and set. */
+export const SCORED = 1;
+export const SCORED_LATE = 2;
+
+/**
+ * What a batch's chunks compute, per event and set: `state[i * sets + si]` 0 when the set's entity
+ * is absent (its defaults apply), else SCORED or SCORED_LATE, and the set's values in field order
+ * at `values[i * fieldWidth + fieldBase[si] ...]`. Each chunk writes its own events' entries.
+ * `applyFlat` returns it as it is (no object or arrays per event).
  */
 export interface BatchOut {
-  values: Array<number[] | undefined>;
-  late: Uint8Array;
+  state: Uint8Array;
+  values: Float64Array;
 }
 
 const MAX_ATTEMPTS = 8;
@@ -248,6 +278,12 @@ export class StreamingState {
   private readonly statFields: Array<{ late: string; sr: string; sb: string }>;
   /** Per set, its fields' defaults (the values of an event without that set's entity). */
   private readonly defaults: number[][];
+  /** A batch's value slots per event (StreamBatch.values), and where each set's begin. */
+  readonly slotWidth: number;
+  readonly slotBase: readonly number[];
+  /** A batch's fields per event (BatchOut.values), and where each set's begin. */
+  readonly fieldWidth: number;
+  readonly fieldBase: readonly number[];
   readonly redis: RedisClient & FeatureScripts;
   readonly slotGroups: number;
   private readonly metrics?: StreamingMetrics;
@@ -299,6 +335,20 @@ export class StreamingState {
     this.plans = sets.map((s) => setPlan(s, valueNames(s), options.bucketsPerBlock ?? DEFAULT_BUCKETS_PER_BLOCK, DEFAULT_REPLAY_RETENTION_MS));
     this.statFields = sets.map((s) => ({ late: `late:${s.name}`, sr: `sr:${s.name}`, sb: `sb:${s.name}` }));
     this.defaults = sets.map((s) => s.fields.map(numericDefault));
+    const slotBase: number[] = [];
+    const fieldBase: number[] = [];
+    let slots = 0;
+    let fields = 0;
+    for (const s of sets) {
+      slotBase.push(slots);
+      fieldBase.push(fields);
+      slots += valueNames(s).length;
+      fields += s.fields.length;
+    }
+    this.slotWidth = slots;
+    this.slotBase = slotBase;
+    this.fieldWidth = fields;
+    this.fieldBase = fieldBase;
     this.keep = options.replayRetentionOffsets ?? DEFAULT_REPLAY_RETENTION_OFFSETS;
     this.small = options.smallEntityEvents ?? DEFAULT_SMALL_ENTITY_EVENTS;
     const cacheBytes = options.cacheBytes ?? Math.floor(getHeapStatistics().heap_size_limit / 4);
@@ -394,45 +444,63 @@ export class StreamingState {
     return si === 0 && entity.indexOf('\u0000') < 0 ? entity : `${si}\u0000${entity}`;
   }
 
+  /**
+   * chunks' index of a batch's entities, kept from batch to batch: cache key -> stamp * 2^21 + the
+   * entity's index in its group's chunk, an entry being this batch's only when its stamp is. A Map
+   * made per batch (or cleared: that allocates a new table) grew its table again every batch.
+   * Emptied when it passes CHUNK_INDEX_KEYS keys.
+   */
+  private readonly chunkIndex = new Map<string, number>();
+  private chunkStamp = 0;
+
   /** Splits a batch by slot group. */
-  private chunks(events: readonly StreamEvent[]): { list: GroupChunk[] } {
-    const groups = new Map<number, GroupChunk & { index: Array<Map<string, number> | undefined> }>();
+  private chunks(events: StreamBatch): { list: GroupChunk[] } {
+    const groups = new Map<number, GroupChunk>();
     const nSets = this.sets.length;
+    const n = events.length;
+    const index = this.chunkIndex;
+    if (index.size > CHUNK_INDEX_KEYS || this.chunkStamp >= 2 ** 30) {
+      index.clear();
+      this.chunkStamp = 0;
+    }
+    if (n * nSets >= CHUNK_INDEX_SPAN) throw new TributaryError(`a batch of ${n} events x ${nSets} sets is past the streaming state's ${CHUNK_INDEX_SPAN} entities per batch; consume smaller batches`);
+    const stamp = ++this.chunkStamp * CHUNK_INDEX_SPAN;
     // Per event, the groups it touches and where its row of entity indexes starts in each (few sets:
-    // arrays, not maps; reused with a count — `length = 0` would drop their storage and the next
-    // push allocate it again, per event).
+    // arrays, not maps, reused with a count).
     const gs: number[] = [];
     const rows: number[] = [];
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i];
+    for (let i = 0; i < n; i++) {
       let ng = 0;
       for (let si = 0; si < nSets; si++) {
-        const entity = e.entities[si];
+        const entity = events.entities[i * nSets + si];
         if (entity === null) continue;
         const g = slotGroupOf(entity, this.slotGroups);
         let c = groups.get(g);
         if (!c) {
-          c = { g, setOf: [], entities: [], cacheKeys: [], ev: [], counts: [], ent: [], index: [] };
+          // Sized for the whole batch (a chunk holds at most its events): no regrowth as it fills.
+          c = { g, setOf: [], entities: [], cacheKeys: [], ev: new Int32Array(n), evCount: 0, counts: new Uint8Array(n), ent: new Int32Array(n * nSets).fill(-1) };
           groups.set(g, c);
         }
-        const index = (c.index[si] ??= new Map<string, number>());
-        let ki = index.get(entity);
-        if (ki === undefined) {
+        const key = this.cacheKey(si, entity);
+        const held = index.get(key);
+        let ki: number;
+        if (held !== undefined && held >= stamp && held < stamp + CHUNK_INDEX_SPAN) ki = held - stamp;
+        else {
           ki = c.entities.push(entity) - 1;
           c.setOf.push(si);
-          c.cacheKeys.push(this.cacheKey(si, entity));
-          index.set(entity, ki);
+          c.cacheKeys.push(key);
+          index.set(key, stamp + ki);
         }
         let at = 0;
         while (at < ng && gs[at] !== g) at++;
         if (at === ng) {
           gs[ng] = g;
-          rows[ng] = c.ent.length;
+          rows[ng] = c.evCount * nSets;
           ng++;
           // The event is counted (applied / replayed) by the group of its first entity only.
-          c.ev.push(i);
-          c.counts.push(at === 0);
-          for (let x = 0; x < nSets; x++) c.ent.push(-1);
+          c.ev[c.evCount] = i;
+          c.counts[c.evCount] = at === 0 ? 1 : 0;
+          c.evCount++;
         }
         c.ent[rows[at] + si] = ki;
       }
@@ -450,7 +518,7 @@ export class StreamingState {
    * Loads what a chunk needs and is not held (checkpoint, stored vectors of replayed offsets,
    * entities), computes it in memory and commits it; on a stale copy, reloads and computes again.
    */
-  private async applyChunk(topic: string, partition: number, epoch: number, events: readonly StreamEvent[], c: GroupChunk, out: BatchOut): Promise<void> {
+  private async applyChunk(topic: string, partition: number, epoch: number, events: StreamBatch, c: GroupChunk, out: BatchOut): Promise<void> {
     const ckId = ckptKey(topic, partition, c.g);
     const k = {
       epoch: streamKeys.epoch(this.namespace, c.g, topic, partition),
@@ -459,7 +527,7 @@ export class StreamingState {
       stats: streamKeys.stats(this.namespace, c.g),
     };
     let minOffset = Infinity;
-    for (const i of c.ev) minOffset = Math.min(minOffset, events[i].offset);
+    for (let x = 0; x < c.evCount; x++) minOffset = Math.min(minOffset, events.offsets[c.ev[x]]);
     for (let attempt = 1; ; attempt++) {
       // 1. Load (only what is not held; nothing at all for a warm chunk without replays).
       let ck = this.ckpts.get(ckId);
@@ -564,8 +632,8 @@ export class StreamingState {
     }
   }
 
-  /** Scores (and applies the new offsets of) a chunk over the in-memory states; its events' values and late flags go to `out`. */
-  private compute(events: readonly StreamEvent[], c: GroupChunk, states: EntityWindowState[], ck: number, stored: ReadonlyMap<number, string>, out: BatchOut) {
+  /** Scores (and applies the new offsets of) a chunk over the in-memory states; its events' values and states go to `out`. */
+  private compute(events: StreamBatch, c: GroupChunk, states: EntityWindowState[], ck: number, stored: ReadonlyMap<number, string>, out: BatchOut) {
     const offsets: number[] = [];
     // The applied events' stored vectors as the JSON strings of the chunk's stored member, written
     // as bytes (storedMember puts them after the offsets): no string per event.
@@ -576,20 +644,25 @@ export class StreamingState {
     const report: StreamingBatchReport = { late: {}, evictedBuckets: {}, evictedEvents: {}, replayMissed: 0 };
     let lastOffset = -1;
     const nSets = this.sets.length;
-    for (let x = 0; x < c.ev.length; x++) {
+    const { fieldWidth, fieldBase, slotWidth, slotBase } = this;
+    const vals = out.values;
+    for (let x = 0; x < c.evCount; x++) {
       const i = c.ev[x];
       const row = x * nSets;
       const at = i * nSets;
-      const e = events[i];
-      if (e.offset <= ck) {
-        if (c.counts[x]) bump('replayed', 1);
-        const part = stored.get(e.offset);
+      const offset = events.offsets[i];
+      const t = events.eventTimes[i];
+      if (offset <= ck) {
+        if (c.counts[x] === 1) bump('replayed', 1);
+        const part = stored.get(offset);
         if (part !== undefined) {
           part.split(';').forEach((text, si) => {
             if (c.ent[row + si] < 0) return;
             const v = decodeStoredVector(text);
-            out.values[at + si] = v.values;
-            out.late[at + si] = v.late ? 1 : 0;
+            const want = this.sets[si].fields.length;
+            if (v.values.length !== want) throw new TributaryError(`stored vector of offset ${offset} holds ${v.values.length} values for set ${this.sets[si].name}, which has ${want} fields`);
+            vals.set(v.values, i * fieldWidth + fieldBase[si]);
+            out.state[at + si] = v.late ? SCORED_LATE : SCORED;
           });
         } else {
           // Its stored vector was trimmed: best effort, from the current state (counted).
@@ -598,13 +671,13 @@ export class StreamingState {
           for (let si = 0; si < nSets; si++) {
             const ki = c.ent[row + si];
             if (ki < 0) continue;
-            out.late[at + si] = states[ki].isLate(e.eventTime) ? 1 : 0;
-            out.values[at + si] = states[ki].scoreReadOnly(e.eventTime);
+            out.state[at + si] = states[ki].isLate(t) ? SCORED_LATE : SCORED;
+            states[ki].scoreReadOnlyInto(t, vals, i * fieldWidth + fieldBase[si]);
           }
         }
         continue;
       }
-      if (c.counts[x]) bump('applied', 1);
+      if (c.counts[x] === 1) bump('applied', 1);
       // The stored vector: per set its stored text (stored-vector.ts), sets joined by ';' ('' for a
       // set whose entity is elsewhere), as a JSON string (its characters need no escapes).
       if (offsets.length > 0) parts.byte(0x2c); // ','
@@ -614,26 +687,26 @@ export class StreamingState {
         const ki = c.ent[row + si];
         if (ki < 0) continue;
         const st = states[ki];
-        const late = st.isLate(e.eventTime);
-        const values = st.score(e.eventTime);
-        out.values[at + si] = values;
-        out.late[at + si] = late ? 1 : 0;
-        writeStoredVector(parts, late, values);
+        const late = st.isLate(t);
+        const vAt = i * fieldWidth + fieldBase[si];
+        st.scoreInto(t, vals, vAt);
+        out.state[at + si] = late ? SCORED_LATE : SCORED;
+        writeStoredVectorAt(parts, late, vals, vAt, this.sets[si].fields.length);
         const name = this.sets[si].name;
         if (late) {
           report.late[name] = (report.late[name] ?? 0) + 1;
           bump(this.statFields[si].late, 1);
           continue;
         }
-        const eff = st.apply(e.eventTime, e.values[si]);
+        const eff = st.apply(t, events.values, i * slotWidth + slotBase[si]);
         bump(this.statFields[si].sr, 1 - eff.evictedEvents);
         bump(this.statFields[si].sb, (eff.newBucket ? 1 : 0) - eff.evictedBuckets);
         if (eff.evictedBuckets > 0) report.evictedBuckets[name] = (report.evictedBuckets[name] ?? 0) + eff.evictedBuckets;
         if (eff.evictedEvents > 0) report.evictedEvents[name] = (report.evictedEvents[name] ?? 0) + eff.evictedEvents;
       }
       parts.byte(0x22);
-      offsets.push(e.offset);
-      if (e.offset > lastOffset) lastOffset = e.offset;
+      offsets.push(offset);
+      if (offset > lastOffset) lastOffset = offset;
     }
     return { offsets, stats, report, lastOffset: lastOffset > ck ? lastOffset : -1 };
   }
@@ -660,39 +733,72 @@ export class StreamingState {
     return m.take();
   }
 
+  /** An empty batch of n events (every entity none) for the enricher to fill. */
+  batch(n: number): StreamBatch {
+    return { length: n, offsets: new Float64Array(n), eventTimes: new Float64Array(n), entities: new Array<string | null>(n * this.sets.length).fill(null), values: new Array<SlotValue>(n * this.slotWidth) };
+  }
+
+  /** StreamEvents as a batch. */
+  batchOf(events: readonly StreamEvent[]): StreamBatch {
+    const b = this.batch(events.length);
+    const n = this.sets.length;
+    events.forEach((e, i) => {
+      b.offsets[i] = e.offset;
+      b.eventTimes[i] = e.eventTime;
+      for (let si = 0; si < n; si++) {
+        b.entities[i * n + si] = e.entities[si] ?? null;
+        const v = e.values[si] ?? [];
+        for (let j = 0; j < v.length; j++) b.values[i * this.slotWidth + this.slotBase[si] + j] = v[j];
+      }
+    });
+    return b;
+  }
+
   /**
    * Applies one batch: per slot group present, a load of what is not held (when needed) and one
    * commit script; the groups run concurrently (on a Cluster each on its own shard).
    */
   async apply(topic: string, partition: number, epoch: number, events: readonly StreamEvent[]): Promise<StreamResult[]> {
-    const got = await this.applyFlat(topic, partition, epoch, events);
+    const got = await this.applyFlat(topic, partition, epoch, this.batchOf(events));
     const n = this.sets.length;
     const out: StreamResult[] = new Array(events.length);
     for (let i = 0; i < events.length; i++) {
       const values: number[][] = new Array(n);
       const late: boolean[] = new Array(n);
       for (let si = 0; si < n; si++) {
-        const v = got.values[i * n + si];
-        values[si] = v ?? this.defaults[si].slice();
-        late[si] = got.late[i * n + si] === 1;
+        const state = got.state[i * n + si];
+        const at = i * this.fieldWidth + this.fieldBase[si];
+        values[si] = state === 0 ? this.defaults[si].slice() : Array.from(got.values.subarray(at, at + this.sets[si].fields.length));
+        late[si] = state === SCORED_LATE;
       }
       out[i] = { values, late };
     }
     return out;
   }
 
-  /** apply's results as computed, per event and set at `i * sets + si` (see BatchOut; the enricher reads them so). */
-  async applyFlat(topic: string, partition: number, epoch: number, events: readonly StreamEvent[]): Promise<BatchOut> {
+  /** apply's results as computed, flat (see BatchOut; the enricher reads them so). */
+  async applyFlat(topic: string, partition: number, epoch: number, events: StreamBatch): Promise<BatchOut> {
     const { list } = this.chunks(events);
-    const n = this.sets.length;
-    const got: BatchOut = { values: new Array(events.length * n), late: new Uint8Array(events.length * n) };
+    const got: BatchOut = { state: new Uint8Array(events.length * this.sets.length), values: new Float64Array(events.length * this.fieldWidth) };
     await Promise.all(list.map((chunk) => this.applyChunk(topic, partition, epoch, events, chunk, got)));
     return got;
   }
 
-  /** Set si's default values (an absent entity's), shared: read, never change. */
-  defaultsOf(si: number): readonly number[] {
-    return this.defaults[si];
+  /**
+   * Copies event i's values of set si from a batch's results into `into` from index w (its
+   * defaults when the event has no entity of the set); returns the index after them.
+   */
+  copyValues(got: BatchOut, i: number, si: number, into: number[], w: number): number {
+    const n = this.sets[si].fields.length;
+    if (got.state[i * this.sets.length + si] === 0) {
+      const d = this.defaults[si];
+      for (let x = 0; x < n; x++) into[w++] = d[x];
+      return w;
+    }
+    const at = i * this.fieldWidth + this.fieldBase[si];
+    const v = got.values;
+    for (let x = 0; x < n; x++) into[w++] = v[at + x];
+    return w;
   }
 
   /**

@@ -466,6 +466,19 @@ export interface ApplyEffect {
   evictedEvents: number;
 }
 
+/**
+ * The effect an apply returns: one object, reused by every apply (its caller reads it before the
+ * next one) — an object per applied event was a tenth of what enrichment allocated.
+ */
+const EFFECT: ApplyEffect = { newBucket: false, evictedBuckets: 0, evictedEvents: 0 };
+
+function effectOf(newBucket: boolean): ApplyEffect {
+  EFFECT.newBucket = newBucket;
+  EFFECT.evictedBuckets = 0;
+  EFFECT.evictedEvents = 0;
+  return EFFECT;
+}
+
 /** Lower bound: first index in the ascending array with a[i] >= x. */
 function lowerBound(a: readonly number[], x: number): number {
   let lo = 0;
@@ -524,6 +537,28 @@ function valuesOf(plan: SetPlan, raw: readonly SlotValue[]): Vals {
   const v: Vals = new Array<string | number>(raw.length);
   for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : plan.texts.intern(String(raw[slot]));
   return v;
+}
+
+/**
+ * The event an apply hands its window: one object and, per set plan, one values array, reused by
+ * every apply (neither window keeps them: they copy the numbers and texts into their columns).
+ */
+const APPLY_EV: Ev = { t: 0, s: 0, v: [], fid: 0 };
+const APPLY_VALS = new WeakMap<SetPlan, Vals>();
+
+/** APPLY_EV holding an event at t whose slot values are raw[at ...] (plan.slots of them). */
+function applyEvent(plan: SetPlan, t: number, s: number, raw: readonly SlotValue[], at: number): Ev {
+  let v = APPLY_VALS.get(plan);
+  if (!v) APPLY_VALS.set(plan, (v = new Array<string | number>(plan.slots)));
+  for (let slot = 0; slot < plan.slots; slot++) {
+    const x = raw[at + slot];
+    v[slot] = plan.numOnly[slot] ? numericValue(x) : plan.texts.intern(String(x));
+  }
+  APPLY_EV.t = t;
+  APPLY_EV.s = s;
+  APPLY_EV.v = v;
+  APPLY_EV.fid = 0;
+  return APPLY_EV;
 }
 
 /**
@@ -1093,13 +1128,14 @@ class BigWindow {
     return n;
   }
 
-  /** The aggregations as of an event at t (not applied yet). */
-  score(t: number): number[] {
-    return t >= this.mt ? this.scoreInOrder(t) : this.scoreRange(t);
+  /** The aggregations as of an event at t (not applied yet), written to out[at ...]. */
+  scoreInto(t: number, out: Float64Array, at: number): void {
+    if (t >= this.mt) this.scoreInOrder(t, out, at);
+    else this.scoreRange(t, out, at);
   }
 
   /** In event-time order: every accumulator moved to t's window holds exactly its window. */
-  private scoreInOrder(t: number): number[] {
+  private scoreInOrder(t: number, out: Float64Array, at: number): void {
     const { plan } = this;
     const R = plan.R;
     for (let wi = 0; wi < plan.wins.length; wi++) {
@@ -1110,7 +1146,6 @@ class BigWindow {
       if (acc === undefined) this.newAcc(wi, sb);
       else if (sb > acc.lo) this.accEvict(wi, acc, sb);
     }
-    const out: number[] = new Array(plan.aggs.length);
     for (let ai = 0; ai < plan.aggs.length; ai++) {
       const a = plan.aggs[ai];
       const acc = this.accs[a.w]!;
@@ -1138,28 +1173,26 @@ class BigWindow {
           if (Math.floor(this.lt / R) >= startBucket(plan.wins[a.w], t, R)) v = a.k === 'last' ? this.lvx[a.f] : t - this.lt;
           else v = a.d;
       }
-      out[ai] = v;
+      out[at + ai] = v;
     }
-    return out;
   }
 
   /** The aggregations as of t without touching the state (a replay whose stored vector is gone). */
-  scoreReadOnly(t: number): number[] {
-    return this.scoreRange(t);
+  scoreReadOnlyInto(t: number, out: Float64Array, at: number): void {
+    this.scoreRange(t, out, at);
   }
 
   /**
    * Any event time (read only): summaries of the window's buckets before t's, and t's bucket up to
-   * t. Runs for every out-of-order event, so it allocates nothing but its result: each window's
-   * count, exact sums, min and max gather in one scratch (RANGE), read out before the next window.
+   * t. Runs for every out-of-order event, so it allocates nothing: each window's count, exact
+   * sums, min and max gather in one scratch (RANGE), read out before the next window.
    */
-  private scoreRange(t: number): number[] {
+  private scoreRange(t: number, out: Float64Array, at: number): void {
     const { plan } = this;
     const R = plan.R;
     const B = Math.floor(t / R);
     const obi = lowerBound(this.bid, B);
     const own = obi < this.bid.length && this.bid[obi] === B;
-    const out: number[] = new Array(plan.aggs.length);
     const g = RANGE;
     for (let wi = 0; wi < plan.wins.length; wi++) {
       const w = plan.wins[wi];
@@ -1178,19 +1211,19 @@ class BigWindow {
         if (a.w !== wi || !TOTALS.has(a.k)) continue;
         switch (a.k) {
           case 'count':
-            out[ai] = g.n;
+            out[at + ai] = g.n;
             break;
           case 'sum':
-            out[ai] = psum(g.s[a.f]);
+            out[at + ai] = psum(g.s[a.f]);
             break;
           case 'mean':
-            out[ai] = g.n > 0 ? psum(g.s[a.f]) / g.n : a.d;
+            out[at + ai] = g.n > 0 ? psum(g.s[a.f]) / g.n : a.d;
             break;
           case 'min':
-            out[ai] = g.n > 0 ? g.mn[a.f] : a.d;
+            out[at + ai] = g.n > 0 ? g.mn[a.f] : a.d;
             break;
           case 'max':
-            out[ai] = g.n > 0 ? g.mx[a.f] : a.d;
+            out[at + ai] = g.n > 0 ? g.mx[a.f] : a.d;
             break;
         }
       }
@@ -1200,7 +1233,7 @@ class BigWindow {
       if (TOTALS.has(a.k)) continue;
       const sb = startBucket(plan.wins[a.w], t, R);
       if (a.k === 'distinct_count') {
-        out[ai] = RANGE_N[a.w] <= SCAN_PER_VALUE * this.dvals[a.f].size ? this.distinctScan(a.f, sb, B, t) : this.distinctIn(a.f, sb * R, t);
+        out[at + ai] = RANGE_N[a.w] <= SCAN_PER_VALUE * this.dvals[a.f].size ? this.distinctScan(a.f, sb, B, t) : this.distinctIn(a.f, sb * R, t);
         continue;
       }
       // last, time_since_prev: the latest event (time, then sequence) of t's bucket up to t, else of
@@ -1211,10 +1244,9 @@ class BigWindow {
         const bi = obi - 1; // the newest bucket before B
         if (bi >= 0 && this.bid[bi] >= sb) for (let i = this.bhead[bi]; i >= 0; i = this.NX[i]) if (this.later(i, li)) li = i;
       }
-      if (li < 0) out[ai] = a.d;
-      else out[ai] = a.k === 'last' ? this.X[a.f][li] : t - this.T[li];
+      if (li < 0) out[at + ai] = a.d;
+      else out[at + ai] = a.k === 'last' ? this.X[a.f][li] : t - this.T[li];
     }
-    return out;
   }
 
   /** Whether the event at column index i is later (time, then sequence) than the one at li (none: -1). */
@@ -1342,7 +1374,7 @@ class BigWindow {
     this.noteLatest(p);
     for (const slot of plan.dis) this.indexValue(slot, p);
     if (t > this.mt) this.mt = t;
-    const effect: ApplyEffect = { newBucket, evictedBuckets: 0, evictedEvents: 0 };
+    const effect = effectOf(newBucket);
     const cut = Math.floor((this.mt - plan.ret) / R);
     if (this.bid[0] < cut) this.evict(cut, effect);
     return effect;
@@ -1555,12 +1587,12 @@ class SmallWindow {
     return lo;
   }
 
-  score(t: number): number[] {
+  /** The aggregations as of an event at t (not applied yet), written to out[at ...]. */
+  scoreInto(t: number, out: Float64Array, at: number): void {
     const { plan, C, cap } = this;
     // Events up to t: [lo of the window, hi); the last of them is the latest (time, then sequence).
     const hi = this.timeBound(t, true);
     for (let wi = 0; wi < plan.wins.length; wi++) SMALL_LO[wi] = this.timeBound(startBucket(plan.wins[wi], t, plan.R) * plan.R, false);
-    const out: number[] = new Array(plan.aggs.length);
     for (let ai = 0; ai < plan.aggs.length; ai++) {
       const a = plan.aggs[ai];
       const lo = SMALL_LO[a.w];
@@ -1605,9 +1637,8 @@ class SmallWindow {
           for (let i = lo; i < hi; i++) if (C[base + i] < loMs) v++;
         }
       }
-      out[ai] = v;
+      out[at + ai] = v;
     }
-    return out;
   }
 
   /** Doubles the columns' capacity. */
@@ -1615,7 +1646,10 @@ class SmallWindow {
     const cols = this.plan.cols;
     const cap = this.cap * 2;
     const C = new Float64Array(cap * cols);
-    for (let c = 0; c < cols; c++) C.set(this.C.subarray(c * this.cap, c * this.cap + this.n), c * cap);
+    const old = this.C;
+    const n = this.n;
+    // Copied by index, not through a subarray per column (an object each, per grow of every entity).
+    for (let c = 0; c < cols; c++) for (let i = 0, from = c * this.cap, to = c * cap; i < n; i++) C[to + i] = old[from + i];
     this.C = C;
     this.cap = cap;
   }
@@ -1668,7 +1702,7 @@ class SmallWindow {
     this.inOrder += ((e.t >= this.mt ? 1 : 0) - this.inOrder) / 64;
     if (e.t > this.mt) this.mt = e.t;
     if (e.s > this.seq) this.seq = e.s;
-    const effect: ApplyEffect = { newBucket, evictedBuckets: 0, evictedEvents: 0 };
+    const effect = effectOf(newBucket);
     const cutMs = Math.floor((this.mt - plan.ret) / R) * R;
     if (C[0] < cutMs) this.evict(this.timeBound(cutMs, false), effect);
     return effect;
@@ -1828,23 +1862,38 @@ export class EntityWindowState {
     return t < this.w.mt - this.plan.lat;
   }
 
-  /** The aggregations as of an event at t (not applied yet). */
+  /** The aggregations as of an event at t (not applied yet), in field order. */
   score(t: number): number[] {
-    return this.w.score(t);
+    const out = new Float64Array(this.plan.aggs.length);
+    this.w.scoreInto(t, out, 0);
+    return Array.from(out);
+  }
+
+  /** The aggregations as of an event at t written to out[at ...] (what the streaming state's batch reads; no array per event). */
+  scoreInto(t: number, out: Float64Array, at: number): void {
+    this.w.scoreInto(t, out, at);
   }
 
   /** The aggregations as of t without changing the state (a replay whose stored vector is gone). */
   scoreReadOnly(t: number): number[] {
-    return this.w instanceof BigWindow ? this.w.scoreReadOnly(t) : this.w.score(t);
+    const out = new Float64Array(this.plan.aggs.length);
+    this.scoreReadOnlyInto(t, out, 0);
+    return Array.from(out);
+  }
+
+  /** scoreReadOnly written to out[at ...]. */
+  scoreReadOnlyInto(t: number, out: Float64Array, at: number): void {
+    if (this.w instanceof BigWindow) this.w.scoreReadOnlyInto(t, out, at);
+    else this.w.scoreInto(t, out, at);
   }
 
   /**
-   * Applies a (non-late) event; a small entity becomes a big one past `small` events, or past
-   * IN_ORDER_BIG_EVENTS while its events mostly come in event-time order.
+   * Applies a (non-late) event at t whose slot values are raw[at ...] (one per value slot); a small
+   * entity becomes a big one past `small` events, or past IN_ORDER_BIG_EVENTS while its events mostly
+   * come in event-time order. The effect returned is shared: read it before the next apply.
    */
-  apply(t: number, raw: readonly SlotValue[]): ApplyEffect {
-    const e: Ev = { t, s: this.w.seq + 1, v: valuesOf(this.plan, raw), fid: 0 };
-    const effect = this.w.apply(e);
+  apply(t: number, raw: readonly SlotValue[], at = 0): ApplyEffect {
+    const effect = this.w.apply(applyEvent(this.plan, t, this.w.seq + 1, raw, at));
     if (this.w instanceof SmallWindow && (this.w.held > this.small || (this.w.held > IN_ORDER_BIG_EVENTS && this.w.inOrder >= 0.5))) {
       const removed = this.w.removed;
       this.w = BigWindow.build(this.plan, this.w.events());

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { decode } from '@msgpack/msgpack';
-import { decodeStoredVector, encodeStoredVector, writeStoredVector } from '../../src/features/stored-vector';
+import { decodeStoredVector, encodeStoredVector, writeStoredVectorAt } from '../../src/features/stored-vector';
 import { PackWriter } from '../../src/features/pack-writer';
 
 describe('stored vectors (what a replayed offset is scored from)', () => {
@@ -17,12 +17,26 @@ describe('stored vectors (what a replayed offset is scored from)', () => {
     );
   });
 
-  it('writes as bytes the very text it encodes (the commit writes them so)', () => {
+  it('writes as bytes, from any place of a batch\'s values, the very text it encodes (the commit writes them so)', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.boolean(), fc.array(fc.double(), { maxLength: 12 })), { maxLength: 6 }), fc.constantFrom(1, 4096), (vectors, initial) => {
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.array(fc.double(), { maxLength: 12 })), { maxLength: 6 }), fc.constantFrom(1, 4096), fc.nat(3), (vectors, initial, pad) => {
+        // Two batches' arrays (the second a view that starts 8 bytes into its buffer), the vectors
+        // laid out after `pad` values in the first and one value later in the second, the rest
+        // filled with other values; read alternately, each from its own bytes and place.
+        const total = pad + 1 + vectors.reduce((n, [, v]) => n + v.length, 0);
+        const arrays = [new Float64Array(total).fill(-7.25), new Float64Array(total + 1).fill(3.5).subarray(1)];
+        const at: number[][] = [[], []];
+        let p = pad;
+        for (const [, values] of vectors) {
+          arrays[0].set(values, p);
+          arrays[1].set(values, p + 1);
+          at[0].push(p);
+          at[1].push(p + 1);
+          p += values.length;
+        }
         const w = new PackWriter(initial);
         const m = w.openStr();
-        for (const [late, values] of vectors) writeStoredVector(w, late, values);
+        vectors.forEach(([late, values], k) => writeStoredVectorAt(w, late, arrays[k % 2], at[k % 2][k], values.length));
         w.closeStr(m);
         expect(decode(w.take())).toBe(vectors.map(([late, values]) => encodeStoredVector(late, values)).join(''));
       }),

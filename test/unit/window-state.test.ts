@@ -188,6 +188,33 @@ describe('window state in memory (what StreamingState computes between loads and
     expect(EntityWindowState.load(plan, 4, store.fields('c')).score(1_000_001)).toEqual(st.score(1_000_001));
   });
 
+  it('reads an event\'s values from any place of a batch\'s columns and writes its scores into any place, touching nothing around them', () => {
+    const set = activitySet(1e9, 1e9);
+    const plan = setPlan(set, valueNames(set), 60, 3_600_000);
+    const width = set.fields.length;
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 200 }), fc.integer({ min: -50, max: 500 }), fc.integer({ min: 0, max: 4 })), { minLength: 1, maxLength: 60 }), fc.constantFrom(1024, 4), fc.nat(5), (evs, small, pad) => {
+        const alone = EntityWindowState.load(plan, small, []);
+        const inBatch = EntityWindowState.load(plan, small, []);
+        // The batch's columns: other events' values around this one's (as the streaming state lays them out).
+        const columns: Array<string | number> = Array.from({ length: pad + plan.slots + 3 }, (_, i) => `other-${i}`);
+        const scores = new Float64Array(pad + width + 2).fill(-123.5);
+        for (const [dt, amount, m] of evs) {
+          const t = 1_000 + dt;
+          inBatch.scoreInto(t, scores, pad);
+          expect(Array.from(scores.subarray(pad, pad + width))).toEqual(alone.score(t));
+          expect([...scores.subarray(0, pad), ...scores.subarray(pad + width)].every((x) => x === -123.5)).toBe(true);
+          columns[pad] = String(amount);
+          columns[pad + 1] = `m${m}`;
+          alone.apply(t, [String(amount), `m${m}`]);
+          inBatch.apply(t, columns, pad);
+        }
+        expect(inBatch.score(1_300)).toEqual(alone.score(1_300));
+        expect(inBatch.heldEvents).toBe(alone.heldEvents);
+      }),
+    );
+  });
+
   it('takes a slot value as a number or as its String() alike (scores, stored rows; a number in a distinct slot counts as its text)', () => {
     // amount read as a number; merchantId as a distinct value, here given numbers too
     const set = activitySet(1e9, 1e9);
