@@ -40,7 +40,7 @@ const DIST = path.join(BENCH_DIR, 'dist', 'bench', 'src');
 
 const HELP = `npm run bench -- [options]
   --quick                 short run: ${'8'} s steps, fewer systems and rates (figures indicative only)
-  --systems LIST          names or * patterns (see below); default: every Tributary variant, naive-default,
+  --systems LIST          names or * patterns (see below), measured in the order named; default: every Tributary variant, naive-default,
                           kstreams-default, kstreams-tuned (quick: ${QUICK_SYSTEMS.join(',')})
   --tributary-dir L=PATH[,L2=PATH2]
                           measure the Tributary code of other checkouts (built with 'npm run build'),

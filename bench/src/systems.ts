@@ -144,11 +144,17 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
 export const DEFAULT_SYSTEMS = ['tributary-default-eos-fused*', 'tributary-default-eos-split*', 'tributary-nostream-eos-fused*', 'tributary-stateless-*', 'naive-default', 'kstreams-default', 'kstreams-tuned'];
 export const QUICK_SYSTEMS = ['tributary-default-eos-fused*', 'tributary-stateless-eos-fused*', 'naive-default', 'kstreams-tuned'];
 
-/** Filters the catalog by names or `*` patterns, in the catalog's order. */
+/**
+ * Filters the catalog by names or `*` patterns, in the order the patterns name them (a pattern's
+ * matches in the catalog's order; a system matched twice runs once, where first named): the order
+ * systems are measured in, which a run with its order reversed needs to choose.
+ */
 export function selectSystems(all: SystemDef[], patterns: string[]): SystemDef[] {
   const res = patterns.map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
   for (const [i, re] of res.entries()) if (!all.some((s) => re.test(s.name))) throw new Error(`--systems: '${patterns[i]}' matches no system (${all.map((s) => s.name).join(', ')})`);
-  return all.filter((s) => res.some((re) => re.test(s.name)));
+  const out: SystemDef[] = [];
+  for (const re of res) for (const s of all) if (re.test(s.name) && !out.includes(s)) out.push(s);
+  return out;
 }
 
 /** Why a system cannot run here (peer jar or java missing), or undefined. */

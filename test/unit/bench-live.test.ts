@@ -214,6 +214,8 @@ describe('bench helpers', () => {
     const all = catalog([ownCode(), { ...ownCode(), label: 'old' }]);
     expect(selectSystems(all, ['tributary-stateless-eos-*']).map((s) => s.name)).toEqual(['tributary-stateless-eos-fused', 'tributary-stateless-eos-split', 'tributary-stateless-eos-fused@old', 'tributary-stateless-eos-split@old'].sort((a, b) => all.findIndex((s) => s.name === a) - all.findIndex((s) => s.name === b)));
     expect(selectSystems(all, ['naive-default']).map((s) => s.name)).toEqual(['naive-default']);
+    // Measured in the order named (a reversed-order run), each system once.
+    expect(selectSystems(all, ['kstreams-tuned', 'tributary-stateless-eos-fused', 'kstreams-*']).map((s) => s.name)).toEqual(['kstreams-tuned', 'tributary-stateless-eos-fused', 'kstreams-default', 'kstreams-tuned-hop']);
     expect(() => selectSystems(all, ['nope-*'])).toThrow(/matches no system/);
   });
 });
