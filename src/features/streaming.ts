@@ -339,12 +339,12 @@ export class StreamingState {
     const fieldBase: number[] = [];
     let slots = 0;
     let fields = 0;
-    for (const s of sets) {
+    sets.forEach((s, si) => {
       slotBase.push(slots);
       fieldBase.push(fields);
-      slots += valueNames(s).length;
+      slots += this.plans[si].slots;
       fields += s.fields.length;
-    }
+    });
     this.slotWidth = slots;
     this.slotBase = slotBase;
     this.fieldWidth = fields;
@@ -766,10 +766,8 @@ export class StreamingState {
       const values: number[][] = new Array(n);
       const late: boolean[] = new Array(n);
       for (let si = 0; si < n; si++) {
-        const state = got.state[i * n + si];
-        const at = i * this.fieldWidth + this.fieldBase[si];
-        values[si] = state === 0 ? this.defaults[si].slice() : Array.from(got.values.subarray(at, at + this.sets[si].fields.length));
-        late[si] = state === SCORED_LATE;
+        this.copyValues(got, i, si, (values[si] = new Array<number>(this.sets[si].fields.length)), 0);
+        late[si] = got.state[i * n + si] === SCORED_LATE;
       }
       out[i] = { values, late };
     }

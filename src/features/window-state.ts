@@ -534,8 +534,15 @@ const SMALL_TEXT_BYTES = 16;
 
 /** An event's held values from its raw text: numbers for the slots read only as numbers. */
 function valuesOf(plan: SetPlan, raw: readonly SlotValue[]): Vals {
-  const v: Vals = new Array<string | number>(raw.length);
-  for (let slot = 0; slot < raw.length; slot++) v[slot] = plan.numOnly[slot] ? numericValue(raw[slot]) : plan.texts.intern(String(raw[slot]));
+  return slotValuesInto(plan, raw, 0, raw.length, new Array<string | number>(raw.length));
+}
+
+/** raw[at .. at + n) as held values (numbers for numeric-only slots, interned texts otherwise), written into v. */
+function slotValuesInto(plan: SetPlan, raw: readonly SlotValue[], at: number, n: number, v: Vals): Vals {
+  for (let slot = 0; slot < n; slot++) {
+    const x = raw[at + slot];
+    v[slot] = plan.numOnly[slot] ? numericValue(x) : plan.texts.intern(String(x));
+  }
   return v;
 }
 
@@ -550,10 +557,7 @@ const APPLY_VALS = new WeakMap<SetPlan, Vals>();
 function applyEvent(plan: SetPlan, t: number, s: number, raw: readonly SlotValue[], at: number): Ev {
   let v = APPLY_VALS.get(plan);
   if (!v) APPLY_VALS.set(plan, (v = new Array<string | number>(plan.slots)));
-  for (let slot = 0; slot < plan.slots; slot++) {
-    const x = raw[at + slot];
-    v[slot] = plan.numOnly[slot] ? numericValue(x) : plan.texts.intern(String(x));
-  }
+  slotValuesInto(plan, raw, at, plan.slots, v);
   APPLY_EV.t = t;
   APPLY_EV.s = s;
   APPLY_EV.v = v;
