@@ -125,6 +125,42 @@ async function gcDuring<T>(fn: () => Promise<T>): Promise<{ result: T; pauses: A
 }
 
 /**
+ * The Redis server's own latency histogram of EVALSHA (`LATENCY HISTOGRAM`, Redis 7+: cumulative
+ * call counts per power-of-two bound in µs), or null where the server has none. Read before and
+ * after a row, the difference says how long the row's scripts ran inside Redis — apart from the
+ * network and this process (a reply that arrives while this thread is paused waits for it).
+ */
+async function evalshaHistogram(redis: Redis): Promise<Map<number, number> | null> {
+  try {
+    const reply = (await redis.call('LATENCY', 'HISTOGRAM', 'evalsha')) as unknown[];
+    const body = reply[1] as unknown[] | undefined;
+    if (!body) return new Map();
+    const hist = body[body.indexOf('histogram_usec') + 1] as number[];
+    const out = new Map<number, number>();
+    for (let i = 0; i < hist.length; i += 2) out.set(Number(hist[i]), Number(hist[i + 1]));
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/** Of the EVALSHA calls between two histograms: how many, and how many ran past ~1 and ~2 ms in Redis (bounds 1,056 and 2,113 µs: the histogram's own). */
+function scriptsInRedis(before: Map<number, number> | null, after: Map<number, number> | null): { redisScripts: number; redisScriptsOver1msPct: number; redisScriptsOver2msPct: number } | Record<string, never> {
+  if (!before || !after) return {};
+  const at = (h: Map<number, number>, bound: number) => {
+    // Cumulative counts: the count at the largest bound not above `bound`.
+    let c = 0;
+    for (const [b, n] of h) if (b <= bound) c = Math.max(c, n);
+    return c;
+  };
+  const total = (h: Map<number, number>) => Math.max(0, ...h.values());
+  const calls = total(after) - total(before);
+  const within = (bound: number) => at(after, bound) - at(before, bound);
+  const pct = (n: number) => (calls === 0 ? 0 : +((100 * n) / calls).toFixed(2));
+  return { redisScripts: calls, redisScriptsOver1msPct: pct(calls - within(1056)), redisScriptsOver2msPct: pct(calls - within(2113)) };
+}
+
+/**
  * Allocations during `fn` sampled by V8 (every 16 KiB on average, those collected by scavenges and
  * mark-compacts included), written to `file` as a .heapprofile; returns the estimated bytes allocated.
  */
@@ -170,17 +206,37 @@ async function main(): Promise<void> {
     const n = Math.min(EVENTS, batchSize * BATCHES);
     if (cache === 'warm') await enricher.enrich(events.slice(0, n).map((tx, i) => ({ event: tx, eventTime: tx.eventTime, topic: 'warm', partition: 0, offset: i }))); // warm the LRU
     const batches: Array<[number, number]> = []; // [start, end], performance.now() ms
+    // The streaming state's commit script, timed from this process per batch (the round trip:
+    // the script in Redis, the network, and any pause of this thread before the reply is read).
+    // Only timed: the call itself is the client's own.
+    const commitMs: number[] = [];
+    let commitNow = 0;
+    const client = redis as unknown as { tribStreamCommit?: (...a: unknown[]) => Promise<unknown> };
+    const commit = client.tribStreamCommit;
+    if (commit) {
+      client.tribStreamCommit = async (...a: unknown[]) => {
+        const t = performance.now();
+        try {
+          return await commit.apply(redis, a);
+        } finally {
+          commitNow += performance.now() - t;
+        }
+      };
+    }
     const inputs = Array.from({ length: Math.ceil(n / batchSize) }, (_, b) => events.slice(b * batchSize, Math.min(n, (b + 1) * batchSize)).map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 'bench', partition: 0, offset: b * batchSize + k })));
     const t0 = process.hrtime.bigint();
     const measured = async () => {
       for (const batch of inputs) {
         const s = performance.now();
+        commitNow = 0;
         await enricher.enrich(batch);
         batches.push([s, performance.now()]);
+        commitMs.push(commitNow);
       }
     };
     const sampleDir = record ? process.env.BENCH_HEAP_SAMPLE_DIR : undefined;
     let allocated: number | undefined;
+    const histBefore = await evalshaHistogram(redis);
     const { result: cpu, pauses, scavenges, others } = await gcDuring(() =>
       cpuPerEvent(redisPid, n, async () => {
         if (!sampleDir) return measured();
@@ -189,6 +245,8 @@ async function main(): Promise<void> {
       }),
     );
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const inRedis = scriptsInRedis(histBefore, await evalshaHistogram(redis));
+    if (commit) client.tribStreamCommit = commit;
     // A batch is "hit" when a collection paused the thread during it.
     const hit = batches.map(([s, e]) => pauses.some(([a, b]) => a < e && b > s));
     const latencies = batches.map(([s, e]) => e - s).sort((a, b) => a - b);
@@ -196,11 +254,16 @@ async function main(): Promise<void> {
     // Past the first tenth of the row: a stage that has run a while (its caches filled from its own
     // repeats, the first loads of each entity done). Reported beside the whole row, not instead of it.
     const steady = batches.slice(Math.ceil(batches.length / 10)).map(([s, e]) => e - s).sort((a, b) => a - b);
+    // The tail's anatomy: the commit's round trip, and the rest of the batch (this process's work
+    // and the batch-set reads, which overlap the state's), both over the batches no collection touched.
+    const commits = commitMs.filter((_, i) => !hit[i]).sort((a, b) => a - b);
+    const rest = batches.flatMap(([s, e], i) => (hit[i] ? [] : [e - s - commitMs[i]])).sort((a, b) => a - b);
     const pct = (xs: number[], q: number) => (xs.length === 0 ? null : +xs[Math.min(xs.length - 1, Math.floor(xs.length * q))].toFixed(3));
     await enricher.streaming?.reset();
     if (!record) return;
     const gc = { scavenges, otherGcs: others, gcMs: +pauses.reduce((a, [s, e]) => a + e - s, 0).toFixed(1), batchesHitByGcPct: +((100 * hit.filter(Boolean).length) / hit.length).toFixed(1), batchP99NoGcMs: pct(clean, 0.99), batchP99SteadyMs: pct(steady, 0.99) };
-    const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: pct(latencies, 0.5), batchP90ms: pct(latencies, 0.9), batchP99ms: pct(latencies, 0.99), roundTrips: enricher.stats.roundTrips, ...cpu, ...gc, ...(allocated === undefined ? {} : { allocatedBytesPerEvent: Math.round(allocated / n) }) };
+    const anatomy = commit && enricher.streaming ? { commitP50NoGcMs: pct(commits, 0.5), commitP99NoGcMs: pct(commits, 0.99), restP50NoGcMs: pct(rest, 0.5), restP99NoGcMs: pct(rest, 0.99), ...inRedis } : {};
+    const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: pct(latencies, 0.5), batchP90ms: pct(latencies, 0.9), batchP99ms: pct(latencies, 0.99), roundTrips: enricher.stats.roundTrips, ...cpu, ...gc, ...anatomy, ...(allocated === undefined ? {} : { allocatedBytesPerEvent: Math.round(allocated / n) }) };
     rows.push(row);
     console.log(JSON.stringify(row));
   };

@@ -228,8 +228,12 @@ interface GroupChunk {
 
 /** chunks' index: entries past this many keys are dropped at the next batch's start. */
 const CHUNK_INDEX_KEYS = 65_536;
-/** chunks' index: an entry's stamp part (entity indexes of a chunk stay below it). */
-const CHUNK_INDEX_SPAN = 2 ** 21;
+/**
+ * chunks' index: its values stay below this, so that V8 keeps them as small integers in the Map.
+ * A value past 2^31 is a heap number of its own, allocated per set and kept alive by the Map
+ * until the next scavenge copies and promotes it (~1 MB of survivors per scavenge at batch 100).
+ */
+const CHUNK_INDEX_MAX = 2 ** 31 - 1;
 
 /**
  * A batch as the streaming state reads it, in columns (no object or arrays per event): what the
@@ -445,13 +449,15 @@ export class StreamingState {
   }
 
   /**
-   * chunks' index of a batch's entities, kept from batch to batch: cache key -> stamp * 2^21 + the
-   * entity's index in its group's chunk, an entry being this batch's only when its stamp is. A Map
-   * made per batch (or cleared: that allocates a new table) grew its table again every batch.
-   * Emptied when it passes CHUNK_INDEX_KEYS keys.
+   * chunks' index of a batch's entities, kept from batch to batch: cache key -> the batch's base +
+   * the entity's index in its group's chunk. The base moves past every value a batch can write
+   * (by its events x sets), so an entry is this batch's exactly when its value is at least the
+   * base. A Map made per batch (or cleared: that allocates a new table) grew its table again every
+   * batch. Emptied when it passes CHUNK_INDEX_KEYS keys or the base nears CHUNK_INDEX_MAX.
    */
   private readonly chunkIndex = new Map<string, number>();
-  private chunkStamp = 0;
+  /** The next batch's base. */
+  private chunkNext = 0;
 
   /** Splits a batch by slot group. */
   private chunks(events: StreamBatch): { list: GroupChunk[] } {
@@ -459,12 +465,13 @@ export class StreamingState {
     const nSets = this.sets.length;
     const n = events.length;
     const index = this.chunkIndex;
-    if (index.size > CHUNK_INDEX_KEYS || this.chunkStamp >= 2 ** 30) {
+    const span = n * nSets;
+    if (index.size > CHUNK_INDEX_KEYS || this.chunkNext > CHUNK_INDEX_MAX - span) {
       index.clear();
-      this.chunkStamp = 0;
+      this.chunkNext = 0;
     }
-    if (n * nSets >= CHUNK_INDEX_SPAN) throw new TributaryError(`a batch of ${n} events x ${nSets} sets is past the streaming state's ${CHUNK_INDEX_SPAN} entities per batch; consume smaller batches`);
-    const stamp = ++this.chunkStamp * CHUNK_INDEX_SPAN;
+    const base = this.chunkNext;
+    this.chunkNext = base + span;
     // Per event, the groups it touches and where its row of entity indexes starts in each (few sets:
     // arrays, not maps, reused with a count).
     const gs: number[] = [];
@@ -484,12 +491,12 @@ export class StreamingState {
         const key = this.cacheKey(si, entity);
         const held = index.get(key);
         let ki: number;
-        if (held !== undefined && held >= stamp && held < stamp + CHUNK_INDEX_SPAN) ki = held - stamp;
+        if (held !== undefined && held >= base) ki = held - base;
         else {
           ki = c.entities.push(entity) - 1;
           c.setOf.push(si);
           c.cacheKeys.push(key);
-          index.set(key, stamp + ki);
+          index.set(key, base + ki);
         }
         let at = 0;
         while (at < ng && gs[at] !== g) at++;
