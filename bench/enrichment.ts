@@ -27,6 +27,12 @@
  * heap profile of each row (every allocation, those a scavenge collected included), written as
  * <dir>/<mode>-<batch>.heapprofile, and the bytes allocated per event it estimates;
  * BENCH_HEAP_SURVIVORS=1 samples only what no scavenge collected (what survives and is promoted).
+ * And where the rest of the tail is (rows with the streaming state): over the batches no collection
+ * touched, the p50/p99 of the commit script's round trip (timed around the client's call) and of
+ * the rest of the batch (this process's work, with the batch-set reads that overlap it); and the
+ * share of the row's scripts that ran past ~1 and ~2 ms inside Redis (its LATENCY HISTOGRAM of
+ * EVALSHA, Redis 7+; absent where the server refuses it) — a long round trip with no long script
+ * is spent outside the script: this thread busy with the batch's other work, or waiting for a core.
  *
  * BENCH_EVENTS, BENCH_BATCHES (batches per row at most, default 400: the p99 of a row is its 4th
  * slowest batch; a longer row amortises the cold start), BENCH_SIZES, BENCH_MODES (comma list of:

@@ -323,6 +323,8 @@ export class StreamingState {
   staleRetries = 0;
   /** Redis calls made (loads and commits; a chunk makes one or two, one after the other). */
   calls = 0;
+  /** Commit scripts sent (one per computed chunk, retries included). */
+  commits = 0;
 
   constructor(
     redis: Redis | Cluster,
@@ -613,10 +615,13 @@ export class StreamingState {
       let reply: 'OK' | Array<string | number>;
       // The node serving the group's slot before the write (a Cluster): WAIT must go to the one that ran it.
       const owner = this.durability ? this.slotOwner(k.ckpt) : undefined;
+      const sent = this.metrics ? process.hrtime.bigint() : 0n;
       try {
         this.calls++;
+        this.commits++;
         reply = await this.redis.tribStreamCommit(4, ...args);
         if (reply === 'OK' && this.durability) await this.waitForReplicas(k.ckpt, owner, `${topic}[${partition}] group ${c.g}`);
+        this.metrics?.commitSeconds.observe({ namespace: this.namespace }, Number(process.hrtime.bigint() - sent) / 1e9);
       } catch (err) {
         this.forget(c.cacheKeys, ckId);
         const msg = (err as Error).message;

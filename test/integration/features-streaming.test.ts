@@ -487,8 +487,9 @@ describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, 
       const vector = describeVector({ ...cfg, features: ['card_activity'] }, topology.spec.features, extractionBase(cfg, { topology }));
       const single = new Redis(redisUrl);
       const registry = new Registry();
+      const singleRegistry = new Registry();
       const onCluster = new Enricher(vector, { redis, namespace: `enrich-c-${uniqueSuffix()}`, metricsRegistry: registry });
-      const onSingle = new Enricher(vector, { redis: single, namespace: `enrich-s-${uniqueSuffix()}` });
+      const onSingle = new Enricher(vector, { redis: single, namespace: `enrich-s-${uniqueSuffix()}`, metricsRegistry: singleRegistry });
       try {
         await Promise.all([onCluster.init(), onSingle.init()]);
         const txs = new TransactionGenerator({ seed: 3 }).take(600).map((g) => g.tx);
@@ -498,6 +499,12 @@ describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, 
         }
         expect(onCluster.streaming!.slotGroups).toBe(16);
         expect(await registry.metrics()).toMatch(/tributary_streaming_redis_seconds_count\{namespace="enrich-c-[^"]+"\} 6/);
+        // One commit per (partition, slot group) chunk: six batches of one partition each, over
+        // one group on a single Redis and over most of the 16 on the Cluster.
+        expect(onSingle.streaming!.commits).toBe(6);
+        expect(await singleRegistry.metrics()).toMatch(/tributary_streaming_commit_seconds_count\{namespace="enrich-s-[^"]+"\} 6\n/);
+        expect(onCluster.streaming!.commits).toBeGreaterThan(6 * 8);
+        expect(await registry.metrics()).toMatch(new RegExp(`tributary_streaming_commit_seconds_count\\{namespace="enrich-c-[^"]+"\\} ${onCluster.streaming!.commits}\\n`));
       } finally {
         onCluster.close();
         await Promise.all([onCluster.streaming!.reset(), onSingle.streaming!.reset()]);
