@@ -32,6 +32,8 @@ export interface RunnerCounters {
   backpressurePauses: number;
   /** Lanes that found their transactional producer fenced by a newer owner (nothing of theirs was committed). */
   fencedLanes: number;
+  /** Assignments that came while this runner was stopping (another member joined or left then): no lanes were built for them. */
+  assignmentsWhileStopping: number;
 }
 
 /**
@@ -154,7 +156,7 @@ export interface ChainRunnerOptions {
  * and each new lane re-takes its transactional id (fencing any previous owner) before processing.
  */
 export class ChainRunner {
-  readonly counters: RunnerCounters = { commits: 0, backpressurePauses: 0, fencedLanes: 0 };
+  readonly counters: RunnerCounters = { commits: 0, backpressurePauses: 0, fencedLanes: 0, assignmentsWhileStopping: 0 };
   readonly stageCounters = new Map<string, StageCounters>();
   private readonly log: Logger;
   private consumer: Consumer;
@@ -220,6 +222,11 @@ export class ChainRunner {
   /** Shared transactions only: what the runner's shared sink did. */
   get sharedCounters(): SharedTransactionCounters | undefined {
     return this.shared?.counters;
+  }
+
+  /** Lanes this runner holds now (one per input partition of its current assignment; none for one that came while it stopped). */
+  get lanesHeld(): number {
+    return this.lanes.size;
   }
 
   get groupId(): string {
@@ -341,7 +348,7 @@ export class ChainRunner {
     if (member) this.joinedGeneration = member.generationId;
     const partitions = assignment[this.inputTopic] ?? [];
     this.assignedPartitions = this.inputTopics.reduce((n, t) => n + (assignment[t]?.length ?? 0), 0);
-    for (const s of this.opts.chain.stages) s.processor.onAssignment?.(assignment);
+    if (!this.stopping) for (const s of this.opts.chain.stages) s.processor.onAssignment?.(assignment);
     const previous = this.lanes;
     this.lanes = new Map();
     const letGo = new Map<string, Promise<void>>();
@@ -350,6 +357,15 @@ export class ChainRunner {
       letGo.set(key, done);
       this.retired.push(lane);
       void done.then(() => (this.retired = this.retired.filter((l) => l !== lane)));
+    }
+    if (this.stopping) {
+      // A rebalance while this member stops (another one left at the same moment): it leaves the
+      // group next, so the partitions go to the members that stay. Lanes built now would take
+      // ownership through a sink that is closing (a commit failing on a disconnected producer,
+      // logged as an error in a clean stop); none are built, and nothing is taken from the stage.
+      this.counters.assignmentsWhileStopping += 1;
+      this.log.debug({ partitions }, 'assignment while stopping: no lanes built');
+      return;
     }
     for (const topic of this.inputTopics) {
       const mine = assignment[topic] ?? [];

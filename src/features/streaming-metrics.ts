@@ -38,23 +38,13 @@ export class StreamingMetrics {
 
   private constructor(readonly registry: Registry) {
     const registers = [registry];
-    this.redisSeconds = new Histogram({
-      name: 'tributary_streaming_redis_seconds',
-      help: 'Redis round trip of one consumed batch of the enrichment (batch-set reads and streaming-state scripts)',
-      labelNames: ['namespace'],
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-      registers,
-    });
+    // Round trips from 0.1 ms (a warm batch on loopback) to 1 s (a Redis failing over).
+    const roundTrip = (name: string, help: string) => new Histogram({ name, help, labelNames: ['namespace'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers });
+    this.redisSeconds = roundTrip('tributary_streaming_redis_seconds', 'Redis round trip of one consumed batch of the enrichment (batch-set reads and streaming-state scripts)');
     // Apart from the batch's whole Redis time: the commit is the part on the batch's path after its
     // compute, and its tail against the script's own time in Redis (LATENCY HISTOGRAM evalsha)
     // tells Redis' work from waiting (BENCHMARKS.md item 39).
-    this.commitSeconds = new Histogram({
-      name: 'tributary_streaming_commit_seconds',
-      help: 'Round trip of one streaming-state commit (the script of one (partition, slot group) chunk of a batch, durability wait included)',
-      labelNames: ['namespace'],
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-      registers,
-    });
+    this.commitSeconds = roundTrip('tributary_streaming_commit_seconds', 'Round trip of one streaming-state commit (the script of one (partition, slot group) chunk of a batch, durability wait included)');
     this.evictions = new Counter({ name: 'tributary_streaming_evictions_total', help: 'Streaming state evicted by event time: bucket summaries (kind=bucket) and stored events (kind=event)', labelNames: ['namespace', 'set', 'kind'], registers });
     this.lateEvents = new Counter({ name: 'tributary_streaming_late_events_total', help: 'Events later than the allowed lateness (scored, not added), by the set\'s onLate policy', labelNames: ['namespace', 'set', 'policy'], registers });
     this.replayMissed = new Counter({ name: 'tributary_streaming_replay_missed_total', help: 'Replayed events whose stored vector was already trimmed (scored from the current state instead)', labelNames: ['namespace'], registers });
