@@ -359,10 +359,10 @@ export class ChainRunner {
       void done.then(() => (this.retired = this.retired.filter((l) => l !== lane)));
     }
     if (this.stopping) {
-      // A rebalance while this member stops (another one left at the same moment): it leaves the
-      // group next, so the partitions go to the members that stay. Lanes built now would take
-      // ownership through a sink that is closing (a commit failing on a disconnected producer,
-      // logged as an error in a clean stop); none are built, and nothing is taken from the stage.
+      // A rebalance while this member stops (another one joined or left at the same moment): it
+      // leaves the group next, so the partitions go to the members that stay. Lanes built now would
+      // take ownership through clients the stop is closing (the likely path of a commit failing on a
+      // disconnected producer, logged as an error in a clean stop); none are built.
       this.counters.assignmentsWhileStopping += 1;
       this.log.debug({ partitions }, 'assignment while stopping: no lanes built');
       return;

@@ -163,8 +163,8 @@ describe('stage engine: fused and split chains', () => {
     try {
       // The rebalance reached the first pipeline while it stopped (or the test proves nothing).
       expect(first.runners.reduce((n, r) => n + r.counters.assignmentsWhileStopping, 0)).toBeGreaterThan(0);
-      // ... and built no lanes for it: lanes taking ownership then read offsets through an admin
-      // client the stop is closing (a CI run logged "commits are failing" at ERROR from there).
+      // ... and built no lanes for it: lanes taking ownership then go through clients the stop is
+      // closing (the likely path of a CI run's "commits are failing" ERROR in a clean stop).
       expect(first.runners.map((r) => r.lanesHeld)).toEqual(first.runners.map(() => 0));
       const predictions = await collect<Prediction>(topology.spec.stages[1].output.topic, 'prediction');
       await waitFor(() => predictions.records.length >= input.length, 60000, () => `${predictions.records.length} of ${input.length}`);
