@@ -27,6 +27,12 @@
  * heap profile of each row (every allocation, those a scavenge collected included), written as
  * <dir>/<mode>-<batch>.heapprofile, and the bytes allocated per event it estimates;
  * BENCH_HEAP_SURVIVORS=1 samples only what no scavenge collected (what survives and is promoted).
+ * The full-vector rows call the enricher as the engine's chain does (a BatchScope): the state's
+ * commits are written behind the vectors, so a batch's latency (batchP50ms...) is until its vectors
+ * are ready — what the stage after it waits for — and durableP50Ms / durableP99Ms until its commits
+ * landed (what the chunk's Kafka commit waits for; the bench awaits them before the next batch, as
+ * a lane does). Mode full-lru-awaited: the same as full-lru with the commits awaited inside enrich
+ * (a caller without a scope: backfills, tests), for the difference in one run.
  * And where the rest of the tail is (rows with the streaming state): over the batches no collection
  * touched, the p50/p99 of the commit script's round trip (timed around the client's call) and of
  * the rest of the batch (this process's work, with the batch-set reads that overlap it); and the
@@ -36,10 +42,12 @@
  *
  * BENCH_EVENTS, BENCH_BATCHES (batches per row at most, default 400: the p99 of a row is its 4th
  * slowest batch; a longer row amortises the cold start), BENCH_SIZES, BENCH_MODES (comma list of:
- * batch, lru, full, full-lru), BENCH_FLAT=0
+ * batch, lru, full, full-lru, full-lru-awaited), BENCH_FLAT=0
  * to skip it, BENCH_REFERENCE=0 to skip redis-benchmark. BENCH_GROWTH=<events> (blocks of
  * BENCH_GROWTH_BLOCK) measures the cost per event as the state grows; BENCH_HEAP_SNAPSHOT=<file>
  * then writes a heap snapshot of the grown state (summarise with bench/tools/heap-by-type.js).
+ * BENCH_BATCH_TRACE=<dir> writes each row's batches (start, vectors ready, commits landed) and
+ * collections (start, end) as <dir>/<mode>-<batch>.json, performance.now() milliseconds.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -206,12 +214,17 @@ async function main(): Promise<void> {
   console.log(`load average at start: ${loadAverage}`);
 
   // cache: 'warm' = an LRU filled with the measured events first; 'default' = the stage's default LRU, cold at the start.
-  const run = async (label: string, vector: typeof full, batchSize: number, cache: 'off' | 'warm' | 'default', record = true) => {
+  // behind = true: as the engine's chain calls it (a BatchScope): the state's commits are written
+  // behind the vectors; a batch's latency is until its vectors are ready (what the next stage waits
+  // for), and `durable` until its commits landed (what the chunk's Kafka commit waits for). false: as
+  // a caller without a scope (backfills, tests): the commits awaited inside enrich.
+  const run = async (label: string, vector: typeof full, batchSize: number, cache: 'off' | 'warm' | 'default', record = true, behind = true) => {
     const enricher = new Enricher(vector, { redis, namespace: `bench-${Date.now()}-${label}-${batchSize}`, cache: cache === 'warm' ? { maxEntries: 100000, ttlMs: 600000 } : cache === 'off' ? { maxEntries: 0 } : undefined });
     await enricher.init();
     const n = Math.min(EVENTS, batchSize * BATCHES);
     if (cache === 'warm') await enricher.enrich(events.slice(0, n).map((tx, i) => ({ event: tx, eventTime: tx.eventTime, topic: 'warm', partition: 0, offset: i }))); // warm the LRU
-    const batches: Array<[number, number]> = []; // [start, end], performance.now() ms
+    const batches: Array<[number, number]> = []; // [start, vectors ready], performance.now() ms
+    const durableMs: number[] = []; // per batch: until its state commits landed
     // The streaming state's commit script, timed from this process per batch (the round trip:
     // the script in Redis, the network, and any pause of this thread before the reply is read).
     // Only timed: the call itself is the client's own.
@@ -235,8 +248,12 @@ async function main(): Promise<void> {
       for (const batch of inputs) {
         const s = performance.now();
         commitNow = 0;
-        await enricher.enrich(batch);
-        batches.push([s, performance.now()]);
+        const works: Array<Promise<unknown>> = [];
+        await enricher.enrich(batch, behind ? { beforeCommit: (w) => works.push(w) } : undefined);
+        const ready = performance.now();
+        for (const w of works) await w;
+        batches.push([s, ready]);
+        durableMs.push(performance.now() - s);
         commitMs.push(commitNow);
       }
     };
@@ -251,6 +268,11 @@ async function main(): Promise<void> {
       }),
     );
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    // BENCH_BATCH_TRACE=<dir>: each batch's [start, vectors ready, commits landed] and the collections' [start, end] (performance.now() ms).
+    if (record && process.env.BENCH_BATCH_TRACE) {
+      fs.mkdirSync(process.env.BENCH_BATCH_TRACE, { recursive: true });
+      fs.writeFileSync(path.join(process.env.BENCH_BATCH_TRACE, `${label.replace(/[^a-z0-9]+/gi, '-')}-${batchSize}.json`), JSON.stringify({ batches: batches.map(([s, e], i) => [s, e, s + durableMs[i]]), pauses }));
+    }
     const inRedis = scriptsInRedis(histBefore, await evalshaHistogram(redis));
     if (commit) client.tribStreamCommit = commit;
     // A batch is "hit" when a collection paused the thread during it.
@@ -263,13 +285,15 @@ async function main(): Promise<void> {
     // The tail's anatomy: the commit's round trip, and the rest of the batch (this process's work
     // and the batch-set reads, which overlap the state's), both over the batches no collection touched.
     const commits = commitMs.filter((_, i) => !hit[i]).sort((a, b) => a - b);
-    const rest = batches.flatMap(([s, e], i) => (hit[i] ? [] : [e - s - commitMs[i]])).sort((a, b) => a - b);
+    // Written behind, the commit is not in the batch's latency: the rest is all of it.
+    const rest = batches.flatMap(([s, e], i) => (hit[i] ? [] : [e - s - (behind ? 0 : commitMs[i])])).sort((a, b) => a - b);
+    const durable = durableMs.slice().sort((a, b) => a - b);
     const pct = (xs: number[], q: number) => (xs.length === 0 ? null : +xs[Math.min(xs.length - 1, Math.floor(xs.length * q))].toFixed(3));
     await enricher.streaming?.reset();
     if (!record) return;
     const gc = { scavenges, otherGcs: others, gcMs: +pauses.reduce((a, [s, e]) => a + e - s, 0).toFixed(1), batchesHitByGcPct: +((100 * hit.filter(Boolean).length) / hit.length).toFixed(1), batchP99NoGcMs: pct(clean, 0.99), batchP99SteadyMs: pct(steady, 0.99) };
     const anatomy = commit && enricher.streaming ? { commitP50NoGcMs: pct(commits, 0.5), commitP99NoGcMs: pct(commits, 0.99), restP50NoGcMs: pct(rest, 0.5), restP99NoGcMs: pct(rest, 0.99), ...inRedis } : {};
-    const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: pct(latencies, 0.5), batchP90ms: pct(latencies, 0.9), batchP99ms: pct(latencies, 0.99), roundTrips: enricher.stats.roundTrips, ...cpu, ...gc, ...anatomy, ...(allocated === undefined ? {} : { allocatedBytesPerEvent: Math.round(allocated / n) }) };
+    const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: pct(latencies, 0.5), batchP90ms: pct(latencies, 0.9), batchP99ms: pct(latencies, 0.99), durableP50Ms: pct(durable, 0.5), durableP99Ms: pct(durable, 0.99), roundTrips: enricher.stats.roundTrips, ...cpu, ...gc, ...anatomy, ...(allocated === undefined ? {} : { allocatedBytesPerEvent: Math.round(allocated / n) }) };
     rows.push(row);
     console.log(JSON.stringify(row));
   };
@@ -282,6 +306,7 @@ async function main(): Promise<void> {
     if (MODES.includes('lru')) await run('batch-sets, LRU warm', batchOnly, size, 'warm');
     if (MODES.includes('full')) await run('full vector (batch + streaming)', full, size, 'off');
     if (MODES.includes('full-lru')) await run('full vector, default LRU (cold start)', full, size, 'default');
+    if (MODES.includes('full-lru-awaited')) await run('full vector, default LRU, commits awaited in enrich', full, size, 'default', true, false);
   }
 
   // Growth (BENCH_GROWTH=<events>, off by default): the demo stream as the live bench's driver

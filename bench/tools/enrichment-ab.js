@@ -21,7 +21,7 @@ if (dirs.length === 0) {
 }
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const env = { BENCH_SIZES: '100', BENCH_MODES: 'full,full-lru', BENCH_FLAT: '0', BENCH_REFERENCE: '0', ...process.env };
-const fields = ['eventsPerSec', 'batchP50ms', 'batchP99ms', 'batchP99NoGcMs', 'batchesHitByGcPct', 'redisCpuUsPerEvent', 'nodeCpuUsPerEvent', 'allocatedBytesPerEvent'];
+const fields = ['eventsPerSec', 'batchP50ms', 'batchP99ms', 'durableP50Ms', 'durableP99Ms', 'batchP99SteadyMs', 'batchP99NoGcMs', 'batchesHitByGcPct', 'redisCpuUsPerEvent', 'nodeCpuUsPerEvent', 'allocatedBytesPerEvent'];
 const rows = [];
 for (let round = 0; round < ROUNDS; round++) {
   for (const dir of dirs) {

@@ -417,14 +417,19 @@ function toSinkBatch(batch: CommitBatch, start: number, includeFeatures: boolean
  * as a processing failure, which would dead-letter its records).
  */
 function guardJob(processor: Processor, job: string, fail: (err: Error) => void): Processor {
+  const guard = (err: unknown): unknown => {
+    if (!isFenced(err)) return err;
+    fail(new TributaryError(`backfill job '${job}' is being run by another process (${(err as Error).message})`));
+    return new TransientError('backfill job taken over by another process', { cause: err });
+  };
   return {
-    async processBatch(records) {
+    async processBatch(records, scope) {
+      // The state writes the processor defers to the chunk's commit are guarded as its call is.
+      const guarded = scope && { beforeCommit: (work: Promise<unknown>) => scope.beforeCommit(work.catch((err) => Promise.reject(guard(err)))) };
       try {
-        return await processor.processBatch(records);
+        return await processor.processBatch(records, guarded);
       } catch (err) {
-        if (!isFenced(err)) throw err;
-        fail(new TributaryError(`backfill job '${job}' is being run by another process (${(err as Error).message})`));
-        throw new TransientError('backfill job taken over by another process', { cause: err });
+        throw guard(err);
       }
     },
     close: () => processor.close(),

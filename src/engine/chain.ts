@@ -2,7 +2,8 @@ import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 import type { DeadLetter } from './records';
 import type { AvroEncoder } from '../kafka/avro-serde';
 import { RecordRejection } from '../kafka/dead-letter';
-import type { InputRecord, Lineage, OutputRecord, PartialValues, Processor, ProcessResult } from '../stages/processor';
+import type { BatchScope, InputRecord, Lineage, OutputRecord, PartialValues, Processor, ProcessResult } from '../stages/processor';
+import { RerunBatchError } from '../util/errors';
 import type { StageSpec } from '../topology/spec';
 import type { Logger } from '../util/logger';
 import type { SinkRecord, TopicMessage } from './commit-sink';
@@ -238,8 +239,28 @@ export class Chain {
   /**
    * Processes a chunk of consumed records (in offset order). Per-record problems become dead
    * letters; a transient failure (a dependency down) throws, and the caller retries the chunk.
+   * Returns once the work its processors deferred to the chunk's commit (BatchScope) has landed; a
+   * RerunBatchError from that work runs the chunk again at once, every write then awaited in place.
    */
   async process(topic: string, partition: number, messages: KafkaMessage[]): Promise<ChainRecord[]> {
+    const scope = new ChunkScope();
+    try {
+      const records = await this.processOnce(topic, partition, messages, scope);
+      await scope.landed();
+      return records;
+    } catch (err) {
+      // Nothing of this run is kept; its state writes must not still be in flight behind a retry.
+      await scope.settled();
+      if (!(err instanceof RerunBatchError)) throw err;
+      this.reruns++;
+      return this.processOnce(topic, partition, messages, undefined);
+    }
+  }
+
+  /** Chunks run again at once because deferred work found its inputs changed (RerunBatchError). */
+  reruns = 0;
+
+  private async processOnce(topic: string, partition: number, messages: KafkaMessage[], scope: ChunkScope | undefined): Promise<ChainRecord[]> {
     const head = this.opts.stages[0];
     const keepValues = this.opts.keepValues === true;
     const Record = this.opts.replies ? RepliedRecord : EntryRecord;
@@ -293,7 +314,7 @@ export class Chain {
       const stage = this.opts.stages[i];
       if (i > 0) for (const rec of live) rec.consumed = i + 1;
       if (stage.keyCheck) checkKeys(stage.keyCheck, inputs);
-      const results = await this.runStage(stage, inputs);
+      const results = await this.runStage(stage, inputs, scope);
       const nextLive: EntryRecord[] = [];
       const nextInputs: InputRecord<unknown>[] = [];
       for (let j = 0; j < results.length; j++) {
@@ -374,10 +395,10 @@ export class Chain {
    * records are processed one by one and those that still fail are rejected, so a poison message
    * never blocks its partition.
    */
-  private async runStage(stage: ChainStage, inputs: InputRecord<unknown>[]): Promise<ProcessResult<unknown>[]> {
+  private async runStage(stage: ChainStage, inputs: InputRecord<unknown>[], scope: ChunkScope | undefined): Promise<ProcessResult<unknown>[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const results = await stage.processor.processBatch(inputs);
+        const results = await stage.processor.processBatch(inputs, scope);
         if (results.length !== inputs.length) throw new Error(`processor of stage ${stage.spec.name} returned ${results.length} results for ${inputs.length} records`);
         return results;
       } catch (err) {
@@ -392,7 +413,7 @@ export class Chain {
         const out: ProcessResult<unknown>[] = [];
         for (const r of inputs) {
           try {
-            out.push(...(await stage.processor.processBatch([r])));
+            out.push(...(await stage.processor.processBatch([r], scope)));
           } catch (e) {
             if (isTransientError(e)) throw e;
             out.push(new RecordRejection('PROCESSING_ERROR', `failed after ${attempt} attempts: ${(e as Error).message}`));
@@ -449,6 +470,27 @@ export class Chain {
       failedTime: Date.now(),
     };
     return record;
+  }
+}
+
+/** The BatchScope of one chain run over a chunk: the work its processors deferred to the commit. */
+class ChunkScope implements BatchScope {
+  private readonly work: Promise<unknown>[] = [];
+
+  beforeCommit(work: Promise<unknown>): void {
+    // Observed at once: a rejection is read in landed() or settled(), never reported as unhandled.
+    work.catch(() => undefined);
+    this.work.push(work);
+  }
+
+  /** Resolves once every deferred work resolved; rejects with the first rejection (in the order they were deferred). */
+  async landed(): Promise<void> {
+    for (let i = 0; i < this.work.length; i++) await this.work[i];
+  }
+
+  /** Resolves once every deferred work settled, whatever the outcome. */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.work);
   }
 }
 

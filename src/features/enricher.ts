@@ -13,6 +13,7 @@ import type { FeatureSetRef } from './declarative/spec';
 import { BatchSetReader, commandsFor, type BatchLookup } from './batch-store';
 import { FencedError, SCORED_LATE, StreamingState, valueNames, type StateCacheBounds, type StreamBatch, type BatchOut } from './streaming';
 import { StreamingMetrics } from './streaming-metrics';
+import type { BatchScope } from '../stages/processor';
 import { setFeatureNames, setFeatureTypes, type BatchFeatureSetSpec, type FeatureSetSpec, type FeatureType, type FeaturesSpec, type StreamingFeatureSetSpec } from './spec';
 
 /** The extraction stage's feature-related config (see src/stages/extraction.ts). */
@@ -240,8 +241,27 @@ export class Enricher {
     return b;
   }
 
-  /** The vectors of a batch, in order; per-record problems come back as `{ error }`. */
-  async enrich(inputs: readonly EnrichInput[]): Promise<EnrichOutput[]> {
+  /**
+   * The batch sets' reads of a batch, planned and sent as one pipeline (one round trip); undefined
+   * without batch sets. Its reply is awaited by the caller.
+   */
+  private sendBatchReads(inputs: readonly EnrichInput[], ok: readonly number[]) {
+    if (this.batchReaders.length === 0) return undefined;
+    const p = commandsFor(this.opts.redis);
+    const entityOf = this.entityOf;
+    const times = ok.map((i) => inputs[i].eventTime);
+    const readers = this.batchReaders.map((r) => ({ r, plan: r.plan(p, ok.map((i) => entityOf(inputs[i].event, r.set.entity)), times) }));
+    const exec = p.exec();
+    exec.catch(() => undefined); // awaited by the caller; a streaming error first must not leave it unhandled
+    return { readers, exec };
+  }
+
+  /**
+   * The vectors of a batch, in order; per-record problems come back as `{ error }`. With a `scope`
+   * (the engine's chain), the streaming state's commits are handed to `scope.beforeCommit` and the
+   * vectors come back once computed; without one they come back once the state is committed.
+   */
+  async enrich(inputs: readonly EnrichInput[], scope?: BatchScope): Promise<EnrichOutput[]> {
     const { vector } = this;
     this.stats.batches++;
     const out: EnrichOutput[] = new Array(inputs.length);
@@ -269,23 +289,22 @@ export class Enricher {
     let batchResults: Array<{ lookups: BatchLookup[]; version: string }> = [];
     const cluster = this.opts.redis.isCluster;
     const started = process.hrtime.bigint();
-    // Streaming: per partition, the state computes in memory and commits once per slot group; it
-    // runs concurrently with the batch-set reads below.
+    // The batch-set reads go out first: their round trip overlaps the streaming state's compute
+    // below (on one connection, replies come in the order sent — sent after the state's commit,
+    // the reads' reply would wait behind it).
+    let reads = this.sendBatchReads(inputs, ok);
+    // Streaming: per partition, the state computes in memory and commits once per slot group; with
+    // a scope the commits are written behind the vectors (the chain awaits them before the batch commits).
+    const defer = scope ? (landed: Promise<void>) => scope.beforeCommit(landed) : undefined;
     const streaming = this.streaming
-      ? Promise.all([...byPartition.values()].map((idx, j) => this.streaming!.applyFlat(inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], this.streamBatch(inputs, idx, base))))
+      ? Promise.all([...byPartition.values()].map((idx, j) => this.streaming!.applyFlat(inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], this.streamBatch(inputs, idx, base), defer)))
       : undefined;
     streaming?.catch(() => undefined); // awaited below; a batch-set error must not leave it unhandled
-    for (let attempt = 0; ; attempt++) {
-      if (this.batchReaders.length === 0) break;
-      const p = commandsFor(this.opts.redis);
-      const readers = this.batchReaders.map((r) => {
-        const ents = ok.map((i) => entityOf(inputs[i].event, r.set.entity));
-        return { r, plan: r.plan(p, ents, ok.map((i) => inputs[i].eventTime)) };
-      });
-      const replies = (await p.exec()) ?? [];
+    for (let attempt = 0; reads; attempt++) {
+      const replies = (await reads.exec) ?? [];
       this.stats.roundTrips++;
       let at = 0;
-      const finished = readers.map(({ plan }) => {
+      const finished = reads.readers.map(({ plan }) => {
         const slice = replies.slice(at, at + plan.commands).map(([err, v]) => {
           if (err) throw err;
           return v;
@@ -294,7 +313,8 @@ export class Enricher {
         return plan.finish(slice);
       });
       if (finished.some((f) => f.retry) && attempt < 3) {
-        continue; // a batch set's version vanished under us: read again with the current one
+        reads = this.sendBatchReads(inputs, ok); // a batch set's version vanished under us: read again with the current one
+        continue;
       }
       batchResults = finished;
       break;

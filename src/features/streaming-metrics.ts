@@ -28,6 +28,7 @@ export class StreamingMetrics {
   readonly replayMissed: Counter<'namespace'>;
   readonly stateBehind: Counter<'namespace'>;
   readonly durabilityTimeouts: Counter<'namespace'>;
+  readonly staleCommits: Counter<'namespace' | 'outcome'>;
   readonly stateEntries: Gauge<'namespace' | 'set' | 'kind'>;
   readonly cacheEntities: Gauge<'namespace'>;
   readonly cacheBytes: Gauge<'namespace'>;
@@ -40,7 +41,7 @@ export class StreamingMetrics {
     const registers = [registry];
     // Round trips from 0.1 ms (a warm batch on loopback) to 1 s (a Redis failing over).
     const roundTrip = (name: string, help: string) => new Histogram({ name, help, labelNames: ['namespace'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers });
-    this.redisSeconds = roundTrip('tributary_streaming_redis_seconds', 'Redis round trip of one consumed batch of the enrichment (batch-set reads and streaming-state scripts)');
+    this.redisSeconds = roundTrip('tributary_streaming_redis_seconds', 'Redis time on the path of one consumed batch of the enrichment (batch-set reads, streaming-state loads, and the state commits unless written behind the vectors: _commit_seconds has those)');
     // Apart from the batch's whole Redis time: the commit is the part on the batch's path after its
     // compute, and its tail against the script's own time in Redis (LATENCY HISTOGRAM evalsha)
     // tells Redis' work from waiting (BENCHMARKS.md item 39).
@@ -50,6 +51,12 @@ export class StreamingMetrics {
     this.replayMissed = new Counter({ name: 'tributary_streaming_replay_missed_total', help: 'Replayed events whose stored vector was already trimmed (scored from the current state instead)', labelNames: ['namespace'], registers });
     this.stateBehind = new Counter({ name: 'tributary_streaming_state_behind_total', help: 'Loads that found a (partition, slot group) checkpoint below one this process had committed: acknowledged state writes were lost (e.g. a Redis failover without durability)', labelNames: ['namespace'], registers });
     this.durabilityTimeouts = new Counter({ name: 'tributary_streaming_durability_timeouts_total', help: 'State writes that fewer replicas than the durability asks for acknowledged in time (the batch is retried, not committed)', labelNames: ['namespace'], registers });
+    this.staleCommits = new Counter({
+      name: 'tributary_streaming_stale_commits_total',
+      help: 'State commits refused because another writer changed an entity or the checkpoint first (producers not keyed by the entity, a wrong guess that entities were new): the chunk computed again in place (outcome=recomputed) or, its commit written behind the vectors, the batch run again (outcome=rerun)',
+      labelNames: ['namespace', 'outcome'],
+      registers,
+    });
     const sources = this.sources;
     this.stateEntries = new Gauge({
       name: 'tributary_streaming_state_entries',

@@ -72,7 +72,7 @@ import { randomBytes } from 'node:crypto';
 import { getHeapStatistics } from 'node:v8';
 import type { Cluster } from 'ioredis';
 import type Redis from 'ioredis';
-import { ConfigError, TransientError, TributaryError } from '../util/errors';
+import { ConfigError, RerunBatchError, TransientError, TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
 import { redisKeySlot } from '../util/redis-slot';
 import { LruCache } from './lru';
@@ -527,7 +527,7 @@ export class StreamingState {
    * Loads what a chunk needs and is not held (checkpoint, stored vectors of replayed offsets,
    * entities), computes it in memory and commits it; on a stale copy, reloads and computes again.
    */
-  private async applyChunk(topic: string, partition: number, epoch: number, events: StreamBatch, c: GroupChunk, out: BatchOut): Promise<void> {
+  private async applyChunk(topic: string, partition: number, epoch: number, events: StreamBatch, c: GroupChunk, out: BatchOut, defer: ((landed: Promise<void>) => void) | undefined): Promise<void> {
     const ckId = ckptKey(topic, partition, c.g);
     const k = {
       epoch: streamKeys.epoch(this.namespace, c.g, topic, partition),
@@ -612,36 +612,64 @@ export class StreamingState {
       const applied = computed.lastOffset >= 0;
       const stats = Object.fromEntries(Object.entries(computed.stats).filter(([, n]) => n !== 0));
       const args: Array<string | Buffer> = [k.epoch, k.ckpt, k.results, k.stats, String(epoch), String(ckNow), applied ? String(computed.lastOffset) : '', applied ? this.storedMember(computed.offsets) : '', String(this.keep), JSON.stringify(stats), packed];
-      let reply: 'OK' | Array<string | number>;
-      // The node serving the group's slot before the write (a Cluster): WAIT must go to the one that ran it.
-      const owner = this.durability ? this.slotOwner(k.ckpt) : undefined;
-      const sent = this.metrics ? process.hrtime.bigint() : 0n;
-      try {
-        this.calls++;
-        this.commits++;
-        reply = await this.redis.tribStreamCommit(4, ...args);
-        if (reply === 'OK' && this.durability) await this.waitForReplicas(k.ckpt, owner, `${topic}[${partition}] group ${c.g}`);
-        this.metrics?.commitSeconds.observe({ namespace: this.namespace }, Number(process.hrtime.bigint() - sent) / 1e9);
-      } catch (err) {
-        this.forget(c.cacheKeys, ckId);
-        const msg = (err as Error).message;
-        if (/FENCED/.test(msg)) throw new FencedError(`stage state ${this.namespace}: ${topic}[${partition}] ${msg.replace(/^.*FENCED /, '')}`);
-        throw err;
-      }
-      if (reply === 'OK') {
-        if (computed.lastOffset >= 0) {
-          this.ckpts.set(ckId, computed.lastOffset);
-          this.highest.set(ckId, Math.max(this.highest.get(ckId) ?? -1, computed.lastOffset));
-        }
-        this.metrics?.record(this.namespace, computed.report, (name) => this.sets.find((s) => s.name === name)?.config.onLate ?? 'ignore');
+      const landed = this.land(args, k.ckpt, topic, partition, c, ckId, computed);
+      if (defer) {
+        // Written behind the results: the caller awaits it before the batch's outputs commit. A
+        // stale copy cannot be computed again here (the values have gone on): the batch is run again.
+        defer(
+          landed.then((stale) => {
+            if (!stale) return;
+            this.noteStale(c, ckId, guessNew && missing.length > 0, 'rerun');
+            throw new RerunBatchError(`stage state ${this.namespace}: ${topic}[${partition}] group ${c.g} changed under the batch (checkpoint ${stale[1]}, entities ${stale.slice(2).join(',')}); the batch is run again`);
+          }),
+        );
         return;
       }
+      const stale = await landed;
+      if (!stale) return;
       // Stale: another process (or an older copy here) changed the checkpoint or an entity.
-      this.staleRetries++;
-      if (guessNew && missing.length > 0) this.emptyLoads = 0; // perhaps a wrong guess: load again for a while
-      this.forget(c.cacheKeys, ckId);
-      if (attempt >= MAX_ATTEMPTS) throw new TributaryError(`stage state ${this.namespace}: ${topic}[${partition}] stayed stale over ${MAX_ATTEMPTS} attempts (checkpoint ${reply[1]}, entities ${reply.slice(2).join(',')})`);
+      this.noteStale(c, ckId, guessNew && missing.length > 0, 'recomputed');
+      if (attempt >= MAX_ATTEMPTS) throw new TributaryError(`stage state ${this.namespace}: ${topic}[${partition}] stayed stale over ${MAX_ATTEMPTS} attempts (checkpoint ${stale[1]}, entities ${stale.slice(2).join(',')})`);
     }
+  }
+
+  /**
+   * Sends a chunk's commit and settles it: undefined once it is written (and, with durability,
+   * acknowledged), its checkpoint noted; the script's STALE reply when the chunk was computed from a
+   * copy that is no longer the stored one. Throws (the chunk's copies forgotten) when refused or failed.
+   */
+  private async land(args: Array<string | Buffer>, ckptKeyName: string, topic: string, partition: number, c: GroupChunk, ckId: string, computed: { lastOffset: number; report: StreamingBatchReport }): Promise<Array<string | number> | undefined> {
+    let reply: 'OK' | Array<string | number>;
+    // The node serving the group's slot before the write (a Cluster): WAIT must go to the one that ran it.
+    const owner = this.durability ? this.slotOwner(ckptKeyName) : undefined;
+    const sent = this.metrics ? process.hrtime.bigint() : 0n;
+    try {
+      this.calls++;
+      this.commits++;
+      reply = await this.redis.tribStreamCommit(4, ...args);
+      if (reply === 'OK' && this.durability) await this.waitForReplicas(ckptKeyName, owner, `${topic}[${partition}] group ${c.g}`);
+      this.metrics?.commitSeconds.observe({ namespace: this.namespace }, Number(process.hrtime.bigint() - sent) / 1e9);
+    } catch (err) {
+      this.forget(c.cacheKeys, ckId);
+      const msg = (err as Error).message;
+      if (/FENCED/.test(msg)) throw new FencedError(`stage state ${this.namespace}: ${topic}[${partition}] ${msg.replace(/^.*FENCED /, '')}`);
+      throw err;
+    }
+    if (reply !== 'OK') return reply;
+    if (computed.lastOffset >= 0) {
+      this.ckpts.set(ckId, computed.lastOffset);
+      this.highest.set(ckId, Math.max(this.highest.get(ckId) ?? -1, computed.lastOffset));
+    }
+    this.metrics?.record(this.namespace, computed.report, (name) => this.sets.find((s) => s.name === name)?.config.onLate ?? 'ignore');
+    return undefined;
+  }
+
+  /** A chunk found stale: counted, its copies forgotten; after a skipped load (a guess that entities were new), loads resume for a while. */
+  private noteStale(c: GroupChunk, ckId: string, guessed: boolean, outcome: 'recomputed' | 'rerun'): void {
+    this.staleRetries++;
+    this.metrics?.staleCommits.inc({ namespace: this.namespace, outcome });
+    if (guessed) this.emptyLoads = 0;
+    this.forget(c.cacheKeys, ckId);
   }
 
   /** Scores (and applies the new offsets of) a chunk over the in-memory states; its events' values and states go to `out`. */
@@ -786,11 +814,16 @@ export class StreamingState {
     return out;
   }
 
-  /** apply's results as computed, flat (see BatchOut; the enricher reads them so). */
-  async applyFlat(topic: string, partition: number, epoch: number, events: StreamBatch): Promise<BatchOut> {
+  /**
+   * apply's results as computed, flat (see BatchOut; the enricher reads them so). With `defer`, the
+   * results come back once computed and each slot group's commit is handed to `defer` instead of
+   * awaited (write-behind: the caller must not commit the batch's outputs before it lands; a stale
+   * copy rejects it with RerunBatchError, the batch to be run again without `defer`).
+   */
+  async applyFlat(topic: string, partition: number, epoch: number, events: StreamBatch, defer?: (landed: Promise<void>) => void): Promise<BatchOut> {
     const { list } = this.chunks(events);
     const got: BatchOut = { state: new Uint8Array(events.length * this.sets.length), values: new Float64Array(events.length * this.fieldWidth) };
-    await Promise.all(list.map((chunk) => this.applyChunk(topic, partition, epoch, events, chunk, got)));
+    await Promise.all(list.map((chunk) => this.applyChunk(topic, partition, epoch, events, chunk, got, defer)));
     return got;
   }
 

@@ -13,7 +13,7 @@ import { resolveEndpoints } from '../util/endpoints';
 import { ConfigError } from '../util/errors';
 import { featureFunctionsFor } from './plugin-loader';
 import { entityKey, parseFieldPath } from '../util/field-path';
-import type { InputRecord, PartialValues, Processor, ProcessorContext, ProcessorDefinition, ProcessResult } from './processor';
+import type { BatchScope, InputRecord, PartialValues, Processor, ProcessorContext, ProcessorDefinition, ProcessResult } from './processor';
 
 export interface ExtractionConfig extends VectorConfig {
   /** In-process LRU of batch-set rows (defaults: 100000 entries, 30 s). */
@@ -177,11 +177,11 @@ export const featureExtraction: ProcessorDefinition<ExtractionConfig> = {
     return {
       enricher,
       onAssignment: enricher ? (assignment) => enricher!.onAssignment(assignment) : undefined,
-      async processBatch(records: readonly InputRecord<Record<string, unknown>>[]): Promise<ProcessResult<FeatureVector>[]> {
-        if (stepBatch) return (await stepBatch(records)) as ProcessResult<FeatureVector>[];
+      async processBatch(records: readonly InputRecord<Record<string, unknown>>[], scope?: BatchScope): Promise<ProcessResult<FeatureVector>[]> {
+        if (stepBatch) return (await stepBatch(records, scope)) as ProcessResult<FeatureVector>[];
         if (enricher) {
           // The streaming checkpoint and fencing epoch follow the consumed position (the repartition topic behind a hop).
-          const res = await enricher.enrich(records.map((r) => ({ event: r.value, eventTime: eventTime(r), topic: (r.source ?? r.lineage).topic, partition: (r.source ?? r.lineage).partition, offset: (r.source ?? r.lineage).offset })));
+          const res = await enricher.enrich(records.map((r) => ({ event: r.value, eventTime: eventTime(r), topic: (r.source ?? r.lineage).topic, partition: (r.source ?? r.lineage).partition, offset: (r.source ?? r.lineage).offset })), scope);
           return res.map((x, i) => ('error' in x ? new RecordRejection('PROCESSING_ERROR', x.error) : toVector(records[i], x.values, x.setVersions)));
         }
         return records.map((r) => {
@@ -219,14 +219,14 @@ function entityStepProcessor(opts: {
   enricher?: Enricher;
   eventTime: (r: InputRecord<Record<string, unknown>>) => number;
   toVector: (r: InputRecord<Record<string, unknown>>, values: number[], setVersions: Record<string, string>) => ProcessResult<FeatureVector>;
-}): (records: readonly InputRecord<Record<string, unknown>>[]) => Promise<ProcessResult<FeatureVector | PartialValues>[]> {
+}): (records: readonly InputRecord<Record<string, unknown>>[], scope?: BatchScope) => Promise<ProcessResult<FeatureVector | PartialValues>[]> {
   const { step, vector, own, enricher, eventTime, toVector } = opts;
   const last = step.index === step.entities.length - 1;
   const nextEntity = last ? undefined : parseFieldPath(step.entities[step.index + 1]);
   const before = featuresBefore(vector, step);
   const ownNames = [...vector.base.names, ...own.sets.flatMap((s) => setFeatureNames(s))];
   const baseCount = vector.base.names.length;
-  return async (records) => {
+  return async (records, scope) => {
     const out: ProcessResult<FeatureVector | PartialValues>[] = new Array(records.length);
     const todo: number[] = [];
     const inputs: EnrichInput[] = [];
@@ -245,7 +245,7 @@ function entityStepProcessor(opts: {
       todo.push(i);
       inputs.push({ event: r.value, eventTime: eventTime(r), topic: at.topic, partition: at.partition, offset: at.offset, base });
     });
-    const results: EnrichOutput[] = enricher ? await enricher.enrich(inputs) : inputs.map((x) => ({ values: x.base ?? vector.base.extract(x.event), setVersions: {} }));
+    const results: EnrichOutput[] = enricher ? await enricher.enrich(inputs, scope) : inputs.map((x) => ({ values: x.base ?? vector.base.extract(x.event), setVersions: {} }));
     results.forEach((x, j) => {
       const i = todo[j];
       const r = records[i];

@@ -73,7 +73,12 @@ export type ProcessResult<O> = OutputRecord<O> | RecordRejection;
  * other are fused into one chain, where one processor's outputs are the next one's inputs in memory.
  */
 export interface Processor<I = unknown, O = unknown> {
-  processBatch(records: readonly InputRecord<I>[]): Promise<ProcessResult<O>[]>;
+  /**
+   * `scope` (given by the engine's chains; absent when a caller processes a batch on its own): work
+   * the batch's outputs must not be committed before may be handed to `scope.beforeCommit` instead of
+   * being awaited here, so the stages after this one run meanwhile. Without a scope, await it here.
+   */
+  processBatch(records: readonly InputRecord<I>[], scope?: BatchScope): Promise<ProcessResult<O>[]>;
   /** Releases resources (sessions, connections). */
   close(): Promise<void>;
   /**
@@ -83,6 +88,21 @@ export interface Processor<I = unknown, O = unknown> {
   onAssignment?(assignment: Record<string, number[]>): void;
   /** Optional backpressure: while `saturated()`, the engine's lanes stop taking records (their queues fill and their partitions pause) until `whenDrained()`. */
   backpressure?: { saturated(): boolean; whenDrained(): Promise<void> };
+}
+
+/**
+ * What a processor may ask of the chunk it processes (one scope per chunk and chain run).
+ *
+ * `beforeCommit(work)`: the chunk's outputs are not committed (nor handed to the lane at all) until
+ * `work` has settled — as Kafka Streams flushes a state store's changelog before it commits: a
+ * processor writes its state behind its results (streaming windows: the state commit's round trip
+ * overlaps the inference stage after it) and the chain awaits every such write once its last stage
+ * is done, or — when a stage throws — before it rethrows, so no write is left in flight behind a
+ * retry. A rejection fails the chunk like a thrown error: the lane retries it with backoff (its
+ * records are never dead-lettered for it); RerunBatchError runs it again at once without a scope.
+ */
+export interface BatchScope {
+  beforeCommit(work: Promise<unknown>): void;
 }
 
 export interface ProcessorContext {

@@ -30,3 +30,12 @@ export class ConfigErrors extends TributaryError {
  * batch with backoff for as long as it lasts and never dead-letters records because of it.
  */
 export class TransientError extends TributaryError {}
+
+/**
+ * A processor's results for a batch were computed from state that another writer changed before
+ * the results' state write landed (an optimistic check refused it after the results had gone on to
+ * the stages after it — BatchScope.beforeCommit): the engine runs the chunk again at once, this
+ * time with every state write awaited inside the processor (its own recompute loop), rather than
+ * backing off as from a failure.
+ */
+export class RerunBatchError extends TransientError {}

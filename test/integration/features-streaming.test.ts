@@ -15,6 +15,7 @@ import { loadTopology } from '../../src/stages/load-topology';
 import { redisTargets, type RedisTarget } from '../helpers/dedicated-redis';
 import { activitySet } from '../helpers/streaming-sets';
 import { uniqueSuffix } from '../helpers/topology';
+import { RerunBatchError } from '../../src/util/errors';
 
 const redisUrl = process.env.REDIS_URL!;
 
@@ -476,6 +477,59 @@ describe.each(redisTargets())('streaming windowed aggregations on %s', (_label, 
       mixed.close();
       alone.close();
       await Promise.all([mixed.streaming!.reset(), alone.streaming!.reset()]);
+    }
+  });
+
+  it('with a scope (the engine\'s chain) the enricher writes the state behind the vectors: the same vectors, one commit per (partition, slot group) handed to the scope and landed once awaited; a commit found stale rejects with RerunBatchError and the batch run again gives the vectors of the awaited path', async () => {
+    const root = repoRoot();
+    const topology = loadTopology(path.join(root, 'topologies/fraud-detection.yaml'), { registry: builtinProcessors(), baseDir: root });
+    const cfg = topology.spec.stages[0].config as unknown as VectorConfig;
+    const vector = describeVector({ ...cfg, features: ['card_activity'] }, topology.spec.features, extractionBase(cfg, { topology }));
+    const ns = `behind-${uniqueSuffix()}`;
+    const registry = new Registry();
+    const behind = new Enricher(vector, { redis, namespace: ns, metricsRegistry: registry });
+    // Another process of the same stage (one card's events on two partitions: producers not keyed by it).
+    const other = new Enricher(vector, { redis, namespace: ns });
+    // The reference: the same events in the same order, every commit awaited in place.
+    const awaited = new Enricher(vector, { redis, namespace: `awaited-${uniqueSuffix()}` });
+    try {
+      await Promise.all([behind.init(), other.init(), awaited.init()]);
+      const txs = new TransactionGenerator({ seed: 11 }).take(200).map((g, k) => ({ ...g.tx, cardId: `card-${k % 7}` }));
+      const groups = behind.streaming!.slotGroups;
+      for (let i = 0; i < 200; i += 50) {
+        const batch = txs.slice(i, i + 50).map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 't', partition: 0, offset: i + k }));
+        const works: Array<Promise<unknown>> = [];
+        const got = await behind.enrich(batch, { beforeCommit: (w) => works.push(w) });
+        expect(got).toEqual(await awaited.enrich(batch));
+        expect(works.length).toBe(new Set(batch.map((b) => slotGroupOf(b.event.cardId, groups))).size);
+        await Promise.all(works);
+        // Landed: each group's checkpoint is the last offset of the batch's events in it.
+        const lastOf = new Map<number, number>();
+        for (const b of batch) lastOf.set(slotGroupOf(b.event.cardId, groups), b.offset);
+        for (const [g, last] of lastOf) expect(await redis.get(streamKeys.ckpt(ns, g, 't', 0))).toBe(String(last));
+      }
+      expect(behind.streaming!.commits).toBe(new Set(txs.map((tx) => slotGroupOf(tx.cardId, groups))).size * 4);
+      // The other process applies an event of card-0 from partition 1: the copy `behind` holds is now stale.
+      const elsewhere = [{ event: { ...txs[0], transactionId: 'elsewhere', eventTime: txs[199].eventTime + 1 }, eventTime: txs[199].eventTime + 1, topic: 't', partition: 1, offset: 0 }];
+      expect(await other.enrich(elsewhere)).toEqual(await awaited.enrich(elsewhere));
+      const next = [{ event: { ...txs[7], eventTime: txs[199].eventTime + 2 }, eventTime: txs[199].eventTime + 2, topic: 't', partition: 0, offset: 200 }];
+      const works: Array<Promise<unknown>> = [];
+      const stale = (await behind.enrich(next, { beforeCommit: (w) => works.push(w) })) as Array<{ values: number[] }>;
+      expect(works.length).toBe(1);
+      await expect(works[0]).rejects.toBeInstanceOf(RerunBatchError);
+      expect(behind.streaming!.staleRetries).toBe(1);
+      expect(await registry.metrics()).toContain(`tributary_streaming_stale_commits_total{namespace="${ns}",outcome="rerun"} 1\n`);
+      // The batch again, as the chain reruns it (no scope): computed from the stored state, the other's event counted.
+      const rerun = (await behind.enrich(next)) as Array<{ values: number[] }>;
+      expect(rerun).toEqual(await awaited.enrich(next));
+      const countAt = vector.names.indexOf('card_txn_count_24h');
+      expect(countAt).toBeGreaterThanOrEqual(0);
+      expect(rerun[0].values[countAt]).toBe(stale[0].values[countAt] + 1); // what the refused values lacked
+    } finally {
+      behind.close();
+      other.close();
+      awaited.close();
+      await Promise.all([behind.streaming!.reset(), awaited.streaming!.reset()]);
     }
   });
 
