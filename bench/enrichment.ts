@@ -47,7 +47,7 @@
  * BENCH_GROWTH_BLOCK) measures the cost per event as the state grows; BENCH_HEAP_SNAPSHOT=<file>
  * then writes a heap snapshot of the grown state (summarise with bench/tools/heap-by-type.js).
  * BENCH_BATCH_TRACE=<dir> writes each row's batches (start, vectors ready, commits landed) and
- * collections (start, end) as <dir>/<mode>-<batch>.json, performance.now() milliseconds.
+ * collections (start, end, kind) as <dir>/<mode>-<batch>.json, performance.now() milliseconds.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -93,15 +93,15 @@ function procCpuSeconds(pid: number): number {
   }
 }
 
-/** Measures Redis and Node CPU over `fn`, per event, in microseconds. */
-async function cpuPerEvent(redisPid: number | undefined, events: number, fn: () => Promise<void>): Promise<{ redisCpuUsPerEvent: number | null; nodeCpuUsPerEvent: number; totalCpuUsPerEvent: number | null }> {
+/** Measures Redis and Node CPU over `fn`, per event, in microseconds; `excludedUs()`: this process's CPU spent on the bench's own work inside fn (making the inputs), not counted. */
+async function cpuPerEvent(redisPid: number | undefined, events: number, fn: () => Promise<void>, excludedUs: () => number = () => 0): Promise<{ redisCpuUsPerEvent: number | null; nodeCpuUsPerEvent: number; totalCpuUsPerEvent: number | null }> {
   const r0 = redisPid ? procCpuSeconds(redisPid) : 0;
   const n0 = process.cpuUsage();
   await fn();
   const n1 = process.cpuUsage(n0);
   const r1 = redisPid ? procCpuSeconds(redisPid) : 0;
   const redisUs = redisPid ? ((r1 - r0) * 1e6) / events : null;
-  const nodeUs = (n1.user + n1.system) / events;
+  const nodeUs = (n1.user + n1.system - excludedUs()) / events;
   return { redisCpuUsPerEvent: redisUs === null ? null : +redisUs.toFixed(1), nodeCpuUsPerEvent: +nodeUs.toFixed(1), totalCpuUsPerEvent: redisUs === null ? null : +(redisUs + nodeUs).toFixed(1) };
 }
 
@@ -118,13 +118,14 @@ function arrayBuffersMB(): number {
 }
 
 /** Garbage collections seen while `fn` runs: [start, end] in performance.now() ms, and their kinds. */
-async function gcDuring<T>(fn: () => Promise<T>): Promise<{ result: T; pauses: Array<[number, number]>; scavenges: number; others: number }> {
-  const pauses: Array<[number, number]> = [];
+async function gcDuring<T>(fn: () => Promise<T>): Promise<{ result: T; pauses: Array<[number, number, number]>; scavenges: number; others: number }> {
+  // [start, end, kind]: perf_hooks' NODE_PERFORMANCE_GC_* (1 minor, 2 major, 4 incremental, 8 weak callbacks).
+  const pauses: Array<[number, number, number]> = [];
   let scavenges = 0;
   let others = 0;
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      pauses.push([e.startTime, e.startTime + e.duration]);
+      pauses.push([e.startTime, e.startTime + e.duration, (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0]);
       // NODE_PERFORMANCE_GC_MINOR = 1 (a scavenge); the rest are mark-compact, incremental, weak callbacks.
       if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === 1) scavenges++;
       else others++;
@@ -207,7 +208,18 @@ async function main(): Promise<void> {
   const info = await redis.info('server');
   const pidMatch = /process_id:(\d+)/.exec(info);
   const redisPid = pidMatch && fs.existsSync(`/proc/${pidMatch[1]}/stat`) ? Number(pidMatch[1]) : undefined;
-  const events = new TransactionGenerator({ seed: 1 }).take(EVENTS).map((g) => g.tx);
+  // The events are made batch by batch (the same seeded stream for every row), outside the timed
+  // part, and dropped after their batch, as a consumer decodes and lets go of its records: holding
+  // the whole row's inputs (~200,000 objects) made the bench's own arrays most of the old
+  // generation each major collection marks, a cost no live stage has (BENCHMARKS.md item 40).
+  const eventStream = () => {
+    const gen = new TransactionGenerator({ seed: 1 });
+    return (count: number) => {
+      const out = new Array<ReturnType<TransactionGenerator['next']>['tx']>(count);
+      for (let i = 0; i < count; i++) out[i] = gen.next().tx;
+      return out;
+    };
+  };
   const rows: Array<Record<string, number | string | null>> = [];
   // The host is often shared: the load average goes with the figures.
   const loadAverage = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -222,7 +234,7 @@ async function main(): Promise<void> {
     const enricher = new Enricher(vector, { redis, namespace: `bench-${Date.now()}-${label}-${batchSize}`, cache: cache === 'warm' ? { maxEntries: 100000, ttlMs: 600000 } : cache === 'off' ? { maxEntries: 0 } : undefined });
     await enricher.init();
     const n = Math.min(EVENTS, batchSize * BATCHES);
-    if (cache === 'warm') await enricher.enrich(events.slice(0, n).map((tx, i) => ({ event: tx, eventTime: tx.eventTime, topic: 'warm', partition: 0, offset: i }))); // warm the LRU
+    if (cache === 'warm') await enricher.enrich(eventStream()(n).map((tx, i) => ({ event: tx, eventTime: tx.eventTime, topic: 'warm', partition: 0, offset: i }))); // warm the LRU
     const batches: Array<[number, number]> = []; // [start, vectors ready], performance.now() ms
     const durableMs: number[] = []; // per batch: until its state commits landed
     // The streaming state's commit script, timed from this process per batch (the round trip:
@@ -242,10 +254,16 @@ async function main(): Promise<void> {
         }
       };
     }
-    const inputs = Array.from({ length: Math.ceil(n / batchSize) }, (_, b) => events.slice(b * batchSize, Math.min(n, (b + 1) * batchSize)).map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 'bench', partition: 0, offset: b * batchSize + k })));
+    const take = eventStream();
+    let makingUs = 0; // CPU spent making the inputs, left out of the row's CPU per event
+    const batchCount = Math.ceil(n / batchSize);
     const t0 = process.hrtime.bigint();
     const measured = async () => {
-      for (const batch of inputs) {
+      for (let b = 0; b < batchCount; b++) {
+        const made = process.cpuUsage();
+        const batch = take(Math.min(batchSize, n - b * batchSize)).map((tx, k) => ({ event: tx, eventTime: tx.eventTime, topic: 'bench', partition: 0, offset: b * batchSize + k }));
+        const spent = process.cpuUsage(made);
+        makingUs += spent.user + spent.system;
         const s = performance.now();
         commitNow = 0;
         const works: Array<Promise<unknown>> = [];
@@ -261,14 +279,19 @@ async function main(): Promise<void> {
     let allocated: number | undefined;
     const histBefore = await evalshaHistogram(redis);
     const { result: cpu, pauses, scavenges, others } = await gcDuring(() =>
-      cpuPerEvent(redisPid, n, async () => {
-        if (!sampleDir) return measured();
-        fs.mkdirSync(sampleDir, { recursive: true });
-        allocated = await sampledAllocations(path.join(sampleDir, `${label.replace(/[^a-z0-9]+/gi, '-')}-${batchSize}.heapprofile`), measured);
-      }),
+      cpuPerEvent(
+        redisPid,
+        n,
+        async () => {
+          if (!sampleDir) return measured();
+          fs.mkdirSync(sampleDir, { recursive: true });
+          allocated = await sampledAllocations(path.join(sampleDir, `${label.replace(/[^a-z0-9]+/gi, '-')}-${batchSize}.heapprofile`), measured);
+        },
+        () => makingUs,
+      ),
     );
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    // BENCH_BATCH_TRACE=<dir>: each batch's [start, vectors ready, commits landed] and the collections' [start, end] (performance.now() ms).
+    // BENCH_BATCH_TRACE=<dir>: each batch's [start, vectors ready, commits landed] and the collections' [start, end, kind] (performance.now() ms).
     if (record && process.env.BENCH_BATCH_TRACE) {
       fs.mkdirSync(process.env.BENCH_BATCH_TRACE, { recursive: true });
       fs.writeFileSync(path.join(process.env.BENCH_BATCH_TRACE, `${label.replace(/[^a-z0-9]+/gi, '-')}-${batchSize}.json`), JSON.stringify({ batches: batches.map(([s, e], i) => [s, e, s + durableMs[i]]), pauses }));

@@ -289,10 +289,11 @@ export class Enricher {
     let batchResults: Array<{ lookups: BatchLookup[]; version: string }> = [];
     const cluster = this.opts.redis.isCluster;
     const started = process.hrtime.bigint();
-    // The batch-set reads go out first: their round trip overlaps the streaming state's compute
-    // below (on one connection, replies come in the order sent — sent after the state's commit,
-    // the reads' reply would wait behind it).
-    let reads = this.sendBatchReads(inputs, ok);
+    // With the state written behind (a scope), the batch-set reads go out first: their round trip
+    // overlaps the state's compute below (on one connection, replies come in the order sent — sent
+    // after the state's commit, the reads' reply would wait behind it). Without one the batch waits
+    // for the commit anyway: the commit goes first and the reads' planning overlaps its round trip.
+    let reads = scope ? this.sendBatchReads(inputs, ok) : undefined;
     // Streaming: per partition, the state computes in memory and commits once per slot group; with
     // a scope the commits are written behind the vectors (the chain awaits them before the batch commits).
     const defer = scope ? (landed: Promise<void>) => scope.beforeCommit(landed) : undefined;
@@ -300,6 +301,7 @@ export class Enricher {
       ? Promise.all([...byPartition.values()].map((idx, j) => this.streaming!.applyFlat(inputs[idx[0]].topic, inputs[idx[0]].partition, epochs[j], this.streamBatch(inputs, idx, base), defer)))
       : undefined;
     streaming?.catch(() => undefined); // awaited below; a batch-set error must not leave it unhandled
+    reads ??= this.sendBatchReads(inputs, ok);
     for (let attempt = 0; reads; attempt++) {
       const replies = (await reads.exec) ?? [];
       this.stats.roundTrips++;
