@@ -125,9 +125,10 @@ async function gcDuring<T>(fn: () => Promise<T>): Promise<{ result: T; pauses: A
   let others = 0;
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      pauses.push([e.startTime, e.startTime + e.duration, (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0]);
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      pauses.push([e.startTime, e.startTime + e.duration, kind]);
       // NODE_PERFORMANCE_GC_MINOR = 1 (a scavenge); the rest are mark-compact, incremental, weak callbacks.
-      if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === 1) scavenges++;
+      if (kind === 1) scavenges++;
       else others++;
     }
   });
