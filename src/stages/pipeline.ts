@@ -9,7 +9,7 @@ import { closeConsumerLag, registerConsumerLag, registerFeatureCache } from '../
 import type { LoadedTopology, StageSpec, TopicSpec } from '../topology/spec';
 import { TributaryError } from '../util/errors';
 import { createLogger } from '../util/logger';
-import { semiSpaceMiB } from '../util/node-flags';
+import { applyPipelineV8Flags, semiSpaceMiB } from '../util/node-flags';
 import type { DeadLetter, PartialVector } from '../engine/records';
 import { Chain, type ChainStage } from '../engine/chain';
 import { ChainRunner, DEFAULT_COMMIT, sharedSinkObserver, TRANSACTIONAL_INPUT_FETCH, type StageCounters } from '../engine/chain-runner';
@@ -149,6 +149,8 @@ export class Pipeline {
   ) {}
 
   static async start(options: PipelineOptions): Promise<Pipeline> {
+    // Before any record's code gets hot: V8 must not move the per-batch allocation sites to the old generation (node-flags.ts).
+    const pretenuring = applyPipelineV8Flags();
     const { endpoints } = options;
     if (options.instanceId !== undefined) checkInstanceId(options.instanceId, 'instanceId');
     const processors = options.processors ?? processorsFor(options.topology);
@@ -209,7 +211,7 @@ export class Pipeline {
     const purged = purgedCounter(metrics.registry);
     const purgers = repartitions.map((e) => new RepartitionPurger({ kafka, groupId: groupOf(options, selected.find((s) => s.name === e.stage)!), topic: e.topic.name, intervalMs: e.purgeIntervalMs, log, purged }));
     for (const p of purgers) p.start();
-    log.info({ topology: topology.spec.name, chains: runners.map((r) => r.chainName), repartitions: repartitions.map((e) => ({ stage: e.stage, by: e.field, topic: e.topic.name })), v8MaxSemiSpaceMiB: semiSpaceMiB() }, 'pipeline running');
+    log.info({ topology: topology.spec.name, chains: runners.map((r) => r.chainName), repartitions: repartitions.map((e) => ({ stage: e.stage, by: e.field, topic: e.topic.name })), v8MaxSemiSpaceMiB: semiSpaceMiB(), v8AllocationSitePretenuring: pretenuring }, 'pipeline running');
     return new Pipeline(runners, metrics, created, drains, fused, kafka, repartitions, purgers, keyMismatches, ctx.shared);
   }
 

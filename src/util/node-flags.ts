@@ -16,6 +16,8 @@
  * bench starts every Tributary system with it; `node dist/cli/main.js ...` needs it given by hand
  * or in NODE_OPTIONS. The pipeline logs the value in effect ('pipeline running').
  */
+import * as v8 from 'node:v8';
+
 export const RECOMMENDED_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=32']);
 
 /** V8's own maximum semi-space on 64-bit builds (MiB), used when no flag sets it. */
@@ -32,4 +34,57 @@ export function semiSpaceMiB(execArgv: readonly string[] = process.execArgv, nod
     if (m?.[1] !== undefined) mib = Number(m[1]);
   }
   return mib === undefined ? { mib: V8_DEFAULT_SEMI_SPACE_MIB, source: 'default' } : { mib, source: 'flag' };
+}
+
+/**
+ * Allocation-site pretenuring, off in a pipeline process (`--no-allocation-site-pretenuring`).
+ *
+ * V8 counts, per allocation site (an object or array literal, an `Array()` call), how many of the
+ * objects it made since the last scavenge were still alive at it; a site at 85 % or more is
+ * switched to allocate straight into the old generation, and nothing switches it back while the old
+ * generation keeps a third of what it marks (a pipeline's state and caches). A pipeline's per-batch
+ * sites pass that test whenever records wait longer than the scavenge interval — the backlog at
+ * start-up, any step the stage falls behind — and from then on every batch's containers are born
+ * old: whatever they point to (the decoded records, vectors, outputs) is reachable from the old
+ * generation at the next scavenge, so it is promoted too, and dies there. Measured on the demo at
+ * 8,000 events/s (BENCHMARKS.md item 41): ~3.4 MB promoted per scavenge — everything the scavenge
+ * found alive, although the full heap holds ~47 ms of records — so a mark-compact every ~3.5 s, and
+ * the step's slowest 100 ms windows each overlapping one.
+ *
+ * Unlike the semi-space size, V8 reads this flag while it runs, so the pipeline sets it itself when
+ * it starts (before its records' code gets hot), for every way a pipeline is started — the CLI,
+ * docker-compose, an embedding process, the bench. A process given either form of the flag
+ * (`--allocation-site-pretenuring` to keep V8's default) keeps what it was given.
+ */
+export const PIPELINE_V8_FLAGS: readonly string[] = Object.freeze(['--no-allocation-site-pretenuring']);
+
+/** What `--[no-]allocation-site-pretenuring` the process was given (last wins, NODE_OPTIONS first), if any. */
+export function pretenuringFlag(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): boolean | undefined {
+  let on: boolean | undefined;
+  for (const arg of [...nodeOptions.split(/\s+/), ...execArgv]) {
+    const m = /^--(no[-_])?allocation[-_]site[-_]pretenuring$/.exec(arg);
+    if (m) on = m[1] === undefined;
+  }
+  return on;
+}
+
+/** The pretenuring in effect after `applyPipelineV8Flags`, and who decided it. */
+export interface PretenuringState {
+  pretenuring: boolean;
+  source: 'flag' | 'pipeline';
+}
+
+let applied: PretenuringState | undefined;
+
+/**
+ * Turns allocation-site pretenuring off for this process unless it was given the flag either way;
+ * idempotent (a process running several pipelines sets it once). Returns the state for the
+ * 'pipeline running' log line.
+ */
+export function applyPipelineV8Flags(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): PretenuringState {
+  if (applied) return applied;
+  const given = pretenuringFlag(execArgv, nodeOptions);
+  if (given !== undefined) return (applied = { pretenuring: given, source: 'flag' });
+  v8.setFlagsFromString(PIPELINE_V8_FLAGS.join(' '));
+  return (applied = { pretenuring: false, source: 'pipeline' });
 }

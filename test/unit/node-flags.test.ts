@@ -1,7 +1,9 @@
+import * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as ts from 'typescript';
 import { repoRoot } from '../../src/stack/paths';
-import { RECOMMENDED_NODE_FLAGS, semiSpaceMiB, V8_DEFAULT_SEMI_SPACE_MIB } from '../../src/util/node-flags';
+import { pretenuringFlag, RECOMMENDED_NODE_FLAGS, semiSpaceMiB, V8_DEFAULT_SEMI_SPACE_MIB } from '../../src/util/node-flags';
 
 const root = repoRoot();
 
@@ -22,5 +24,51 @@ describe('the Node flags a Tributary process runs with', () => {
     const nodeCommands = compose.split('\n').filter((l) => l.includes('"dist/cli/main.js"'));
     expect(nodeCommands.length).toBeGreaterThan(0);
     for (const line of nodeCommands) expect(line).toContain(`["node", ${RECOMMENDED_NODE_FLAGS.map((f) => `"${f}"`).join(', ')}, "dist/cli/main.js"`);
+  });
+});
+
+describe('allocation-site pretenuring, off in a pipeline process', () => {
+  it('reads the flag either way from NODE_OPTIONS and the process flags, the last one winning', () => {
+    expect(pretenuringFlag([], '')).toBeUndefined();
+    expect(pretenuringFlag(['--no-allocation-site-pretenuring'], '')).toBe(false);
+    expect(pretenuringFlag(['--allocation_site_pretenuring'], '--no-allocation-site-pretenuring')).toBe(true);
+    expect(pretenuringFlag(['--trace-gc'], '--no_allocation_site_pretenuring --max-semi-space-size=32')).toBe(false);
+    expect(pretenuringFlag(['--allocation-site-pretenuring-x'], '')).toBeUndefined();
+  });
+
+  /**
+   * A child Node process loads node-flags.ts (transpiled here), optionally applies the pipeline's
+   * flags, then keeps every object a literal site makes — the survival V8 pretenures a site for —
+   * with V8 tracing its decisions. Returns how many sites V8 moved to the old generation.
+   */
+  function tenuredSites(opts: { apply: boolean; nodeArgs?: string[] }): { tenured: number; state: unknown } {
+    const source = ts.transpileModule(fs.readFileSync(path.join(root, 'src', 'util', 'node-flags.ts'), 'utf8'), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+    const script = `
+      const Module = require('node:module');
+      const m = new Module('node-flags'); m._compile(${JSON.stringify(source)}, 'node-flags.js');
+      const state = ${opts.apply ? 'm.exports.applyPipelineV8Flags()' : 'null'};
+      const keep = [];
+      function make(i) { return { a: i, b: [i], c: 'x' + i }; }
+      for (let r = 0; r < 20; r++) { for (let i = 0; i < 50000; i++) keep.push(make(i)); if (keep.length > 5e5) keep.length = 0; }
+      process.stderr.write('STATE ' + JSON.stringify(state) + '\\n');`;
+    const out = childProcess.spawnSync(process.execPath, [...(opts.nodeArgs ?? []), '--trace-pretenuring-statistics', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 60_000 });
+    expect(out.status).toBe(0);
+    const tenured = out.stdout.split('\n').filter((l) => /pretenuring: AllocationSite.*=> tenure$/.test(l)).length;
+    const stateLine = out.stderr.split('\n').find((l) => l.startsWith('STATE ')) ?? 'STATE null';
+    return { tenured, state: JSON.parse(stateLine.slice('STATE '.length)) };
+  }
+
+  it('V8 pretenures a site whose objects survive; after applyPipelineV8Flags it does not', () => {
+    const plain = tenuredSites({ apply: false });
+    expect(plain.tenured).toBeGreaterThan(0);
+    const applied = tenuredSites({ apply: true });
+    expect(applied.state).toEqual({ pretenuring: false, source: 'pipeline' });
+    expect(applied.tenured).toBe(0);
+  });
+
+  it('a process given the flag keeps it: --allocation-site-pretenuring leaves V8 pretenuring', () => {
+    const kept = tenuredSites({ apply: true, nodeArgs: ['--allocation-site-pretenuring'] });
+    expect(kept.state).toEqual({ pretenuring: true, source: 'flag' });
+    expect(kept.tenured).toBeGreaterThan(0);
   });
 });
