@@ -49,7 +49,10 @@ export function semiSpaceMiB(execArgv: readonly string[] = process.execArgv, nod
  * generation at the next scavenge, so it is promoted too, and dies there. Measured on the demo at
  * 8,000 events/s (BENCHMARKS.md item 41): ~3.4 MB promoted per scavenge — everything the scavenge
  * found alive, although the full heap holds ~47 ms of records — so a mark-compact every ~3.5 s, and
- * the step's slowest 100 ms windows each overlapping one.
+ * the step's slowest 100 ms windows each overlapping one. Off, in paired runs: one every 13–27 s,
+ * 4–10 % less CPU per event, the p99 lower in every round. (A full collection that keeps little —
+ * after a large backlog drains — makes V8 reset every site; a process that overloads now and then
+ * therefore sees less of this, which is why a capacity search's grown steps show no difference.)
  *
  * Unlike the semi-space size, V8 reads this flag while it runs, so the pipeline sets it itself when
  * it starts (before its records' code gets hot), for every way a pipeline is started — the CLI,
