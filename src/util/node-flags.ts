@@ -52,7 +52,7 @@ export function semiSpaceMiB(execArgv: readonly string[] = process.execArgv, nod
  * the step's slowest 100 ms windows each overlapping one. Off, in paired runs: one every 13–27 s,
  * 4–10 % less CPU per event, the p99 lower in every round. (A full collection that keeps little —
  * after a large backlog drains — makes V8 reset every site; a process that overloads now and then
- * therefore sees less of this, which is why a capacity search's grown steps show no difference.)
+ * therefore sees less of this — likely why a capacity search's grown steps showed no difference.)
  *
  * Unlike the semi-space size, V8 reads this flag while it runs, so the pipeline sets it itself when
  * it starts (before its records' code gets hot), for every way a pipeline is started — the CLI,
