@@ -28,12 +28,15 @@ export const V8_DEFAULT_SEMI_SPACE_MIB = 16;
  * NODE_OPTIONS or the process's own flags (V8 applies them in that order), else V8's default.
  */
 export function semiSpaceMiB(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): { mib: number; source: 'flag' | 'default' } {
-  let mib: number | undefined;
-  for (const arg of [...nodeOptions.split(/\s+/), ...execArgv]) {
-    const m = /^--max[-_]semi[-_]space[-_]size(?:=(\d+))?$/.exec(arg);
-    if (m?.[1] !== undefined) mib = Number(m[1]);
-  }
-  return mib === undefined ? { mib: V8_DEFAULT_SEMI_SPACE_MIB, source: 'default' } : { mib, source: 'flag' };
+  const m = lastFlag(/^--max[-_]semi[-_]space[-_]size=(\d+)$/, execArgv, nodeOptions);
+  return m === undefined ? { mib: V8_DEFAULT_SEMI_SPACE_MIB, source: 'default' } : { mib: Number(m[1]), source: 'flag' };
+}
+
+/** The last of the process's flags that `pattern` matches, NODE_OPTIONS first, then its own (the order V8 applies them). */
+function lastFlag(pattern: RegExp, execArgv: readonly string[], nodeOptions: string): RegExpExecArray | undefined {
+  let last: RegExpExecArray | undefined;
+  for (const arg of [...nodeOptions.split(/\s+/), ...execArgv]) last = pattern.exec(arg) ?? last;
+  return last;
 }
 
 /**
@@ -63,12 +66,8 @@ export const PIPELINE_V8_FLAGS: readonly string[] = Object.freeze(['--no-allocat
 
 /** What `--[no-]allocation-site-pretenuring` the process was given (last wins, NODE_OPTIONS first), if any. */
 export function pretenuringFlag(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): boolean | undefined {
-  let on: boolean | undefined;
-  for (const arg of [...nodeOptions.split(/\s+/), ...execArgv]) {
-    const m = /^--(no[-_])?allocation[-_]site[-_]pretenuring$/.exec(arg);
-    if (m) on = m[1] === undefined;
-  }
-  return on;
+  const m = lastFlag(/^--(no[-_])?allocation[-_]site[-_]pretenuring$/, execArgv, nodeOptions);
+  return m === undefined ? undefined : m[1] === undefined;
 }
 
 /** The pretenuring in effect after `applyPipelineV8Flags`, and who decided it. */
@@ -77,17 +76,14 @@ export interface PretenuringState {
   source: 'flag' | 'pipeline';
 }
 
-let applied: PretenuringState | undefined;
-
 /**
- * Turns allocation-site pretenuring off for this process unless it was given the flag either way;
- * idempotent (a process running several pipelines sets it once). Returns the state for the
- * 'pipeline running' log line.
+ * Turns allocation-site pretenuring off for this process unless it was given the flag either way
+ * (setting it again, for a second pipeline in the process, changes nothing). Returns the state for
+ * the 'pipeline running' log line.
  */
 export function applyPipelineV8Flags(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): PretenuringState {
-  if (applied) return applied;
   const given = pretenuringFlag(execArgv, nodeOptions);
-  if (given !== undefined) return (applied = { pretenuring: given, source: 'flag' });
+  if (given !== undefined) return { pretenuring: given, source: 'flag' };
   v8.setFlagsFromString(PIPELINE_V8_FLAGS.join(' '));
-  return (applied = { pretenuring: false, source: 'pipeline' });
+  return { pretenuring: false, source: 'pipeline' };
 }
