@@ -61,8 +61,8 @@ describe('streaming state written behind the vectors (real stack)', () => {
       const reruns = async (p: Pipeline) => ((await p.metrics.registry.getSingleMetric('tributary_streaming_stale_commits_total')?.get())?.values ?? []).filter((v) => v.labels.outcome === 'rerun').reduce((n, v) => n + v.value, 0);
       expect((await reruns(first)) + (await reruns(second))).toBeGreaterThan(0);
       // ... and the state applied each event once: a rerun's refused commit wrote nothing.
-      const sets = (topology.spec.features as unknown as { sets: StreamingFeatureSetSpec[] }).sets.filter((s) => s.name === 'card_activity');
-      const stats = await new StreamingState(redis, ns, sets).stats();
+      const set = topology.spec.features!.sets.find((s) => s.name === 'card_activity') as StreamingFeatureSetSpec;
+      const stats = await new StreamingState(redis, ns, [set]).stats();
       expect(stats.applied).toBe(sent.length);
     } finally {
       await producer.disconnect();

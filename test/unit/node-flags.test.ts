@@ -1,9 +1,9 @@
 import * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as ts from 'typescript';
 import { repoRoot } from '../../src/stack/paths';
 import { pretenuringFlag, RECOMMENDED_NODE_FLAGS, semiSpaceMiB, V8_DEFAULT_SEMI_SPACE_MIB } from '../../src/util/node-flags';
+import { transpiledSource } from '../helpers/transpiled';
 
 const root = repoRoot();
 
@@ -42,7 +42,7 @@ describe('allocation-site pretenuring, off in a pipeline process', () => {
    * with V8 tracing its decisions. Returns how many sites V8 moved to the old generation.
    */
   function tenuredSites(opts: { apply: boolean; nodeArgs?: string[] }): { tenured: number; state: unknown } {
-    const source = ts.transpileModule(fs.readFileSync(path.join(root, 'src', 'util', 'node-flags.ts'), 'utf8'), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+    const source = transpiledSource('src/util/node-flags.ts');
     const script = `
       const Module = require('node:module');
       const m = new Module('node-flags'); m._compile(${JSON.stringify(source)}, 'node-flags.js');

@@ -1,9 +1,7 @@
 import fc from 'fast-check';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import ts from 'typescript';
 import { TextInterner } from '../../src/features/text-interner';
+import { transpiledSource } from '../helpers/transpiled';
 
 describe('TextInterner (one string object per distinct text held by the window states)', () => {
   it('returns a text equal to the one given, and never holds more than two generations', () => {
@@ -36,9 +34,7 @@ describe('TextInterner (one string object per distinct text held by the window s
     // Strings have no identity in the language: compare the heap held with and without interning.
     // Measured in a fresh node process (its own heap, a real --expose-gc): inside a jest worker the
     // heap also holds what earlier test files left, which a later collection may free mid-measure.
-    const source = ts.transpileModule(readFileSync(join(__dirname, '../../src/features/text-interner.ts'), 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
-    }).outputText;
+    const source = transpiledSource('src/features/text-interner.ts');
     const script = `
       const module = { exports: {} }; const exports = module.exports;
       ${source}
