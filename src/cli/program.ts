@@ -11,6 +11,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { configureLogging, logFormatFromEnv, LOG_LEVELS, type LogLevel } from '../util/logger';
 import { redactSecrets } from '../util/redact';
 import { USAGE_EXIT_CODE, UsageError } from './options';
+import { exitWhenFlushed } from './graceful-exit';
 
 interface GlobalOptions {
   logLevel?: LogLevel;
@@ -49,6 +50,6 @@ export function runProgram(program: Command, argv: string[] = process.argv): voi
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`${redactSecrets(`error: ${message}`)}\n`);
     if (process.env.TRIBUTARY_LOG_LEVEL === 'debug' || process.env.TRIBUTARY_LOG_LEVEL === 'trace') process.stderr.write(`${redactSecrets(String((err as Error).stack))}\n`);
-    process.exit(err instanceof UsageError ? USAGE_EXIT_CODE : 1);
+    exitWhenFlushed(err instanceof UsageError ? USAGE_EXIT_CODE : 1);
   });
 }

@@ -3,6 +3,7 @@ import { runBackfill, type BackfillProgress, type BackfillSummary } from '../../
 import { chosenTopology, loadTopologyFile, POSITIONAL_TOPOLOGY_HELP, TOPOLOGY_FLAGS, TOPOLOGY_HELP } from '../topology-file';
 import { oneOf, positiveInt, unitInterval, wantsJson } from '../options';
 import { Progress, progressText } from '../../util/progress';
+import { exitWhenFlushed } from '../graceful-exit';
 
 /** One progress line: bar, events done/total, events/s, ETA, counters. */
 export function progressLine(p: BackfillProgress, width = 24): string {
@@ -125,6 +126,6 @@ export function registerBackfillCommands(program: Command): void {
       });
       bar.end();
       process.stdout.write(wantsJson(cmd) ? `${JSON.stringify(summary)}\n` : summaryText(summary));
-      process.exit(summary.complete ? 0 : 3);
+      exitWhenFlushed(summary.complete ? 0 : 3);
     });
 }

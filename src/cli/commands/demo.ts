@@ -8,6 +8,7 @@ import { resolveEndpoints } from '../../util/endpoints';
 import { positiveInt } from '../options';
 import { onShutdownSignal } from './pipeline';
 import { repoRoot } from '../../util/paths';
+import { exitWhenFlushed } from '../graceful-exit';
 
 /** JSON-friendly rendering of decoded Avro: bytes as base64, Avro records as plain objects. */
 function toJson(value: unknown): string {
@@ -79,7 +80,7 @@ export function registerDemoCommands(program: Command): void {
       const finish = () => {
         if (stopping) return;
         stopping = true;
-        setImmediate(() => void stop().then(() => process.exit(0)));
+        setImmediate(() => void stop().then(() => exitWhenFlushed(0)));
       };
       onShutdownSignal(stop, 5000);
       // --until-end: the partitions still to read up to the end offsets seen now. Progress is taken
@@ -94,7 +95,8 @@ export function registerDemoCommands(program: Command): void {
           await admin.disconnect();
         }
         if (pending.size === 0) {
-          process.exit(0);
+          exitWhenFlushed(0);
+          return;
         }
         consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
           const end = pending.get(payload.partition);

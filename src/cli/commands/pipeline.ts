@@ -24,7 +24,7 @@ import { instanceId, port, positiveInt, wantsJson } from '../options';
 import { instanceIdProblem } from '../../engine/instance-id';
 import { startMonitoringServer } from '../monitoring-port';
 import { exposeMetricsToSupervisor, groupWorkerIndex, isGroupWorker, serveGroupWorker, superviseProcessGroup, workerInstanceId } from '../process-group';
-import { stopThenExit } from '../graceful-exit';
+import { exitWhenFlushed, stopThenExit } from '../graceful-exit';
 
 const log = createLogger('cli');
 
@@ -91,7 +91,8 @@ export function registerPipelineCommands(program: Command): void {
       if (opts.processes > 1 && !isGroupWorker()) {
         // The supervisor: validated the topology above (bad config fails here, once), runs no stage itself.
         const code = await superviseProcessGroup({ processes: opts.processes, topologyName: topology.spec.name, stages, metricsPort: opts.metricsPort, metricsHost: opts.metricsHost, shutdownTimeoutMs: opts.shutdownTimeout });
-        process.exit(code);
+        exitWhenFlushed(code);
+        return;
       }
       const metrics = new StageMetrics(new Registry(), true);
       // A worker of `--processes N` serves no /metrics of its own: the supervisor serves the group's.
