@@ -175,9 +175,9 @@ describe('journeys through the CLI on the local stack', () => {
     expect(tail.status).toBe(0);
     const tailed = tail.stdout.trim().split('\n').map((l) => JSON.parse(l) as Tailed);
     const live = new Map(tailed.map((t) => [lineageKey(t.value.lineage), t.value]));
-    // What tail read per partition (records, first and last offset): said when a record is missing
-    // (CI runs read 936 of 1,000 once and 974 on 2026-12-05, not reproduced locally), to tell a short
-    // read from duplicates.
+    // What tail read per partition (records, first and last offset): said when a record is missing,
+    // to tell a short read from duplicates. (CI runs read 936 and 974 of 1,000: tail exited before
+    // Node had written its queued stdout to this pipe; it now exits when flushed, graceful-exit.ts.)
     const read: Record<number, [number, number, number]> = {};
     for (const t of tailed) {
       const r = (read[t.partition] ??= [0, t.offset, t.offset]);
