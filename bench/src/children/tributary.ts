@@ -40,7 +40,9 @@ async function main(): Promise<void> {
   // that set the tail. One file per step (the bench says when a step starts: a whole run's sample
   // is dominated by its overload steps, where everything in flight survives), written as
   // <suffix>.<n>-<step label>.heapprofile (Chrome DevTools' format; n = 0 is the start-up).
-  // bench/tools/heap-sites.js lists a file's allocation sites.
+  // bench/tools/heap-sites.js lists a file's allocation sites. Calibrated (item 42,
+  // bench/tools/heap-sample-calibration.js): a site whose objects all die young still shows 2-4 % of
+  // what it allocated — the busiest allocators of a pipeline appear whether or not they are promoted.
   const heapDir = process.env.BENCH_HEAP_SAMPLE_DIR;
   const heap = heapDir ? new inspector.Session() : undefined;
   let heapInterval = { n: 0, label: 'start' };
