@@ -1,18 +1,16 @@
 import * as childProcess from 'node:child_process';
-import { transpiledSource } from '../helpers/transpiled';
+import { moduleExportsExpression } from '../helpers/transpiled';
 
 /**
  * A child process writes 2 MiB to a pipe whose reader waits before it reads (so the pipe's 64 KiB
  * buffer fills and Node queues the rest), then exits with code 3; the bytes and the code that arrive.
  */
 async function slowlyRead(exit: 'exitWhenFlushed' | 'process.exit'): Promise<{ bytes: number; code: number | null }> {
-  const source = transpiledSource('src/cli/graceful-exit.ts');
   const script = `
-    const Module = require('node:module');
-    const m = new Module('graceful-exit'); m._compile(${JSON.stringify(source)}, 'graceful-exit.js');
+    const m = ${moduleExportsExpression('src/cli/graceful-exit.ts')};
     const line = 'x'.repeat(1023) + '\\n';
     for (let i = 0; i < 2048; i++) process.stdout.write(line);
-    ${exit === 'exitWhenFlushed' ? 'm.exports.exitWhenFlushed(3)' : 'process.exit(3)'};`;
+    ${exit === 'exitWhenFlushed' ? 'm.exitWhenFlushed(3)' : 'process.exit(3)'};`;
   const child = childProcess.spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
   const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   child.stdout.pause();

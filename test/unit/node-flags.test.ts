@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../../src/stack/paths';
 import { pretenuringFlag, RECOMMENDED_NODE_FLAGS, semiSpaceMiB, V8_DEFAULT_SEMI_SPACE_MIB } from '../../src/util/node-flags';
-import { transpiledSource } from '../helpers/transpiled';
+import { moduleExportsExpression } from '../helpers/transpiled';
 
 const root = repoRoot();
 
@@ -42,11 +42,9 @@ describe('allocation-site pretenuring, off in a pipeline process', () => {
    * with V8 tracing its decisions. Returns how many sites V8 moved to the old generation.
    */
   function tenuredSites(opts: { apply: boolean; nodeArgs?: string[] }): { tenured: number; state: unknown } {
-    const source = transpiledSource('src/util/node-flags.ts');
     const script = `
-      const Module = require('node:module');
-      const m = new Module('node-flags'); m._compile(${JSON.stringify(source)}, 'node-flags.js');
-      const state = ${opts.apply ? 'm.exports.applyPipelineV8Flags()' : 'null'};
+      const m = ${moduleExportsExpression('src/util/node-flags.ts')};
+      const state = ${opts.apply ? 'm.applyPipelineV8Flags()' : 'null'};
       const keep = [];
       function make(i) { return { a: i, b: [i], c: 'x' + i }; }
       for (let r = 0; r < 20; r++) { for (let i = 0; i < 50000; i++) keep.push(make(i)); if (keep.length > 5e5) keep.length = 0; }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { execFileSync } from 'node:child_process';
 import { TextInterner } from '../../src/features/text-interner';
-import { transpiledSource } from '../helpers/transpiled';
+import { moduleExportsExpression } from '../helpers/transpiled';
 
 describe('TextInterner (one string object per distinct text held by the window states)', () => {
   it('returns a text equal to the one given, and never holds more than two generations', () => {
@@ -34,10 +34,8 @@ describe('TextInterner (one string object per distinct text held by the window s
     // Strings have no identity in the language: compare the heap held with and without interning.
     // Measured in a fresh node process (its own heap, a real --expose-gc): inside a jest worker the
     // heap also holds what earlier test files left, which a later collection may free mid-measure.
-    const source = transpiledSource('src/features/text-interner.ts');
     const script = `
-      const module = { exports: {} }; const exports = module.exports;
-      ${source}
+      const { TextInterner } = ${moduleExportsExpression('src/features/text-interner.ts')};
       const heldBytes = (intern) => {
         gc(); gc();
         const before = process.memoryUsage().heapUsed;
@@ -48,7 +46,7 @@ describe('TextInterner (one string object per distinct text held by the window s
         if (new Set(held).size !== 7) throw new Error('texts changed');
         return bytes;
       };
-      const interner = new module.exports.TextInterner();
+      const interner = new TextInterner();
       const shared = heldBytes((s) => interner.intern(s));
       const separate = heldBytes((s) => s);
       process.stdout.write(JSON.stringify({ shared, separate, size: interner.size }));`;
