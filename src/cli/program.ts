@@ -6,12 +6,14 @@
  *  --json          JSON lines on stderr, and JSON results on stdout where a command has them
  *
  * Exit codes: 0 ok, 1 the command failed, 2 bad invocation (unknown option, bad value, missing argument).
+ * A reader of stdout that goes away (`| head`) stops the command quietly (src/cli/broken-pipe.ts).
  */
 import { Command, CommanderError, Option } from 'commander';
 import { configureLogging, logFormatFromEnv, LOG_LEVELS, type LogLevel } from '../util/logger';
 import { redactSecrets } from '../util/redact';
 import { USAGE_EXIT_CODE, UsageError } from './options';
 import { exitWhenFlushed } from './graceful-exit';
+import { handleBrokenStdout } from './broken-pipe';
 
 interface GlobalOptions {
   logLevel?: LogLevel;
@@ -46,6 +48,7 @@ export function createProgram(name = 'tributary'): Command {
 
 /** Parses argv and runs the command; errors print as one `error:` line (redacted) and set the exit code. */
 export function runProgram(program: Command, argv: string[] = process.argv): void {
+  handleBrokenStdout();
   program.parseAsync(argv).catch((err: unknown) => {
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`${redactSecrets(`error: ${message}`)}\n`);

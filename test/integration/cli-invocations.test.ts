@@ -120,6 +120,14 @@ describe('tributary CLI invocations (no servers needed: every case fails or fini
     expect(cli(['validate']).stdout).toMatch(/fraud-detection\.yaml: ok \(2 stages/);
   });
 
+  it('a reader of stdout that went away (`| head`) ends the command quietly with 0, not with an EPIPE stack', () => {
+    // The reader closes its end at once; node starts later, so its first write finds the pipe broken.
+    const script = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} validate --topology topologies/fraud-detection.yaml | (exec 0<&-; sleep 2); echo "exit=\${PIPESTATUS[0]}" >&2`;
+    const res = spawnSync('bash', ['-c', script], { cwd: repoRoot(), encoding: 'utf8', timeout: 60000, env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn' } });
+    expect(res.stderr).not.toMatch(/EPIPE|Error/);
+    expect(res.stderr.trim()).toBe('exit=0');
+  });
+
   it('a taken metrics port is explained with the flag to use', async () => {
     const server = net.createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
