@@ -33,6 +33,8 @@ export interface Endpoints {
 export class PhaseTrack {
   /** Driver: ms epoch when event i was handed to the producer (its CreateTime); NaN = not sent. */
   readonly sentAt: Float64Array;
+  /** Driver: ms epoch when event i was due by the open-loop schedule (sentAt minus its lateness). */
+  readonly dueAt: Float64Array;
   /** Probe: first receive time of event i's prediction; NaN = not (yet) received. */
   readonly receivedAt: Float64Array;
   /** The prediction's own producedTime (the system's clock = this machine's): splits latency into system and probe shares. */
@@ -52,6 +54,7 @@ export class PhaseTrack {
     readonly total: number,
   ) {
     this.sentAt = new Float64Array(total).fill(NaN);
+    this.dueAt = new Float64Array(total).fill(NaN);
     this.receivedAt = new Float64Array(total).fill(NaN);
     this.producedAt = new Float64Array(total).fill(NaN);
   }
@@ -73,6 +76,8 @@ export interface DriveResult {
   latenessMs: { p50: number; p99: number; max: number };
   /** Times the in-flight request cap made the driver wait. */
   inflightWaits: number;
+  /** Produce requests sent (one per tick that had events due): the driver's share of the broker's requests. */
+  requests: number;
   ackMs: { p50: number; p99: number };
 }
 
@@ -126,6 +131,7 @@ export class OpenLoopDriver {
     const acks: number[] = [];
     const inflight = new Set<Promise<void>>();
     let inflightWaits = 0;
+    let requests = 0;
     let failure: Error | undefined;
     const start = Date.now();
     const msPerEvent = 1000 / rate;
@@ -150,7 +156,8 @@ export class OpenLoopDriver {
           tx.transactionId = `${track.name}:${i}`;
           const t = Date.now();
           track.sentAt[i] = t;
-          lateness[i] = t - (start + i * msPerEvent);
+          track.dueAt[i] = start + i * msPerEvent;
+          lateness[i] = t - track.dueAt[i];
           const value = this.encoder.encodeWithId(id, tx);
           // Keyed by another field, the event's id travels in a header (outputs inherit headers),
           // so the probe still matches each prediction to its event.
@@ -173,11 +180,17 @@ export class OpenLoopDriver {
           )
           .finally(() => inflight.delete(p));
         inflight.add(p);
+        requests++;
       }
       o.onTick?.(Date.now() - start);
-      // one wake-up per tick (not per event): what is due by then goes out as one small batch
+      // One wake-up per tick (not per event): what is due by then goes out as one small batch. The
+      // next wake-up is the later of the tick's end and the next event's due time (below 1,000/tick
+      // events/s that is the event). Until 2026-12-06 this took the earlier of the two, so above
+      // ~200/s the driver woke every ~1 ms and sent one produce request per wake-up — ~700 requests/s
+      // at any rate, a third of the co-located broker's requests (BENCHMARKS.md item 43);
+      // `--tick-ms 1` reproduces that cadence.
       const tickEnd = now + o.tickMs;
-      await sleep(Math.max(1, Math.min(tickEnd, start + track.sent * msPerEvent) - Date.now()));
+      await sleep(Math.max(1, Math.max(tickEnd, start + track.sent * msPerEvent) - Date.now()));
     }
     await Promise.all(inflight);
     if (failure) throw failure;
@@ -192,6 +205,7 @@ export class OpenLoopDriver {
       end: Date.now(),
       latenessMs: { p50: Math.round(pct(sortedLate, 50)), p99: Math.round(pct(sortedLate, 99)), max: Math.round(sortedLate[sortedLate.length - 1] ?? NaN) },
       inflightWaits,
+      requests,
       ackMs: { p50: pct(acks, 50), p99: pct(acks, 99) },
     };
   }

@@ -98,8 +98,16 @@ export interface StepResult {
   slowestWindows?: Array<{ t: number; maxMs: number | null; events: number }>;
   /** producedTime stamped by the system - send time, over delivered events: the probe's share is latencyMs minus this. */
   producedLatencyMs: { p50: number | null; p99: number | null };
+  /**
+   * Receive time - the event's due time by the schedule, over every sent event (undelivered = ∞):
+   * latencyMs plus the driver's lateness, i.e. with the wait for the driver's tick (up to --tick-ms)
+   * counted as the system's. latencyMs (from hand-over, the record's CreateTime) is the figure the
+   * issues' lines use; this one bounds what batching the load into ticks can hide. Absent in
+   * result files written before 2026-12-06.
+   */
+  fromScheduleMs?: { p50: number | null; p99: number | null };
   lag: { endOfStep: number; max: number; slopePerS: number; limitPerS: number; growing: boolean };
-  driver: Pick<DriveResult, 'latenessMs' | 'inflightWaits' | 'ackMs'>;
+  driver: Pick<DriveResult, 'latenessMs' | 'inflightWaits' | 'ackMs'> & { requests?: number };
   void: boolean;
   /** Void, yet failed by more than the driver's delay explains: an upper bound for the capacity search. */
   failsDespiteVoid: boolean;
@@ -170,14 +178,20 @@ export class LiveRunner {
     s.assertAlive();
 
     const lat = new Float64Array(track.sent);
+    const fromSchedule = new Float64Array(track.sent);
     let undelivered = 0;
     for (let i = 0; i < track.sent; i++) {
       const r = track.receivedAt[i];
       if (Number.isNaN(r)) {
         undelivered++;
         lat[i] = Infinity;
-      } else lat[i] = r - track.sentAt[i];
+        fromSchedule[i] = Infinity;
+      } else {
+        lat[i] = r - track.sentAt[i];
+        fromSchedule[i] = r - track.dueAt[i];
+      }
     }
+    fromSchedule.sort();
     // The slowest 100 ms windows by send time (epoch ms of the window, its worst latency, events in
     // it): a recurring stall shows as a few windows far above p50, to line up with the system's log.
     const windows = new Map<number, { max: number; n: number }>();
@@ -232,9 +246,10 @@ export class LiveRunner {
       drainSeconds: round(drainSeconds, 1),
       latencyMs,
       producedLatencyMs: { p50: fin(percentile(sys, 50)), p99: fin(percentile(sys, 99)) },
+      fromScheduleMs: { p50: fin(percentile(fromSchedule, 50)), p99: fin(percentile(fromSchedule, 99)) },
       slowestWindows,
       lag,
-      driver: { latenessMs: d.latenessMs, inflightWaits: d.inflightWaits, ackMs: d.ackMs },
+      driver: { latenessMs: d.latenessMs, inflightWaits: d.inflightWaits, requests: d.requests, ackMs: d.ackMs },
       void: isVoid,
       failsDespiteVoid,
       pass: !isVoid && reasons.length === 0,
@@ -246,7 +261,7 @@ export class LiveRunner {
     };
     this.stepsDone++;
     this.progress.log(
-      `${s.system} ${purpose}${fraction !== undefined ? ` ${Math.round(fraction * 100)}%` : ''}${roundNo !== undefined ? ` round ${roundNo + 1}` : ''} ${rate.toLocaleString('en-US')}/s x ${seconds} s: ${r.void ? (failsDespiteVoid ? 'VOID+FAIL' : 'VOID') : r.pass ? 'pass' : 'FAIL'} p50 ${latencyMs.p50 ?? '∞'} p99 ${latencyMs.p99 ?? '∞'} max ${latencyMs.max ?? '∞'} ms (produced p99 ${r.producedLatencyMs.p99 ?? '–'}), achieved ${r.achievedEps}/s, lag end ${lag.endOfStep} slope ${lag.slopePerS}/s, driver late p99 ${d.latenessMs.p99} ms${reasons.length ? ` [${reasons.join('; ')}]` : ''}`,
+      `${s.system} ${purpose}${fraction !== undefined ? ` ${Math.round(fraction * 100)}%` : ''}${roundNo !== undefined ? ` round ${roundNo + 1}` : ''} ${rate.toLocaleString('en-US')}/s x ${seconds} s: ${r.void ? (failsDespiteVoid ? 'VOID+FAIL' : 'VOID') : r.pass ? 'pass' : 'FAIL'} p50 ${latencyMs.p50 ?? '∞'} p99 ${latencyMs.p99 ?? '∞'} max ${latencyMs.max ?? '∞'} ms (produced p99 ${r.producedLatencyMs.p99 ?? '–'}, from schedule p99 ${r.fromScheduleMs?.p99 ?? '∞'}), achieved ${r.achievedEps}/s, lag end ${lag.endOfStep} slope ${lag.slopePerS}/s, driver late p99 ${d.latenessMs.p99} ms${reasons.length ? ` [${reasons.join('; ')}]` : ''}`,
       { system: s.system, step: r },
     );
     if (!drained) await s.restart(`step ${phase} at ${rate}/s left ${undelivered} events unpredicted after ${this.o.drainTimeoutS} s`);

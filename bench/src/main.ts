@@ -59,6 +59,8 @@ const HELP = `npm run bench -- [options]
                           warm-up (BENCHMARKS.md item 30) unless the warm-up is long and fast enough
   --max-rate N            capacity search: highest rate tried (default 64000)
   --driver-tolerance-ms N a step whose driver lateness p99 exceeds this is void (default 50)
+  --tick-ms N             the driver hands what fell due to its producer every N ms, one produce
+                          request per tick (default 5; 1 = the cadence of runs before 2026-12-06)
   --partitions N          partitions of the data topics (default 3)
   --commit-interval-ms N, --commit-max-records N
                           per-stage commit settings for engines that know them (default: the engine's);
@@ -138,6 +140,7 @@ function options(): Options {
       'warmup-seconds': { type: 'string' },
       'max-rate': { type: 'string' },
       'driver-tolerance-ms': { type: 'string' },
+      'tick-ms': { type: 'string' },
       partitions: { type: 'string' },
       'commit-interval-ms': { type: 'string' },
       'commit-max-records': { type: 'string' },
@@ -185,7 +188,7 @@ function options(): Options {
       p99LimitMs: 1000,
       lagSlopeFraction: 0.02,
       driverToleranceMs: Number(values['driver-tolerance-ms'] ?? 50),
-      tickMs: 5,
+      tickMs: positive('--tick-ms', values['tick-ms'] ?? '5'),
       maxInFlight: 64,
       startRate: Number(values['start-rate'] ?? 1000),
       minRate: 25,
