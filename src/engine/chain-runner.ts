@@ -63,9 +63,12 @@ export const DEFAULT_FETCH = { minBytes: 32 * 1024, maxWaitTimeMs: 5 } as const;
  * topology writes. A read_committed fetch sees such records only when the hop's transaction
  * commits, all at once, so answering at once costs one fetch per commit, not one per record; and
  * waiting for 32 KiB there held every hop commit's records (a few KiB at 1,000 events/s) for the
- * full maxWaitTimeMs on every event's path (BENCHMARKS.md item 17).
+ * full maxWaitTimeMs on every event's path (BENCHMARKS.md item 17). The broker answers such a
+ * waiting fetch as soon as a commit's markers make records readable, so a long wait costs no
+ * latency; with the 5 ms of DEFAULT_FETCH half of this reader's fetches came back empty between
+ * two commits (~100 requests/s at 1,000 events/s, BENCHMARKS.md item 43).
  */
-export const TRANSACTIONAL_INPUT_FETCH = { minBytes: 1 } as const;
+export const TRANSACTIONAL_INPUT_FETCH = { minBytes: 1, maxWaitTimeMs: 100 } as const;
 
 /**
  * How a runner's lanes write: a chain's outputs exactly once or at least once, or nothing but the

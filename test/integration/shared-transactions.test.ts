@@ -121,9 +121,10 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
     try {
       expect(pipeline.runners.map((r) => r.chainName).sort()).toEqual(['extract+score', 'extract-repartition']);
       // The chain behind the exactly-once hop fetches at once (its input comes a transaction at a
-      // time); the hop keeps the default wait for 32 KiB on the producers' topic.
+      // time) and waits long between commits; the hop keeps the default wait for 32 KiB on the
+      // producers' topic.
       const fetchOf = (name: string) => pipeline.runners.find((r) => r.chainName === name)!.fetchSettings();
-      expect(fetchOf('extract+score')).toEqual({ minBytes: 1, maxWaitTimeMs: 5 });
+      expect(fetchOf('extract+score')).toEqual({ minBytes: 1, maxWaitTimeMs: 100 });
       expect(fetchOf('extract-repartition')).toEqual({ minBytes: 32 * 1024, maxWaitTimeMs: 5 });
       await consumer.run((_v, meta) => void predictions.push(String(meta.key)));
       const producer = new TopicProducer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: input, schema: 'transaction', schemas: fraudSchemas, key: (tx) => tx.transactionId });
