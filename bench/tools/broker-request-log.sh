@@ -18,8 +18,15 @@ cp="$(tr '\0' '\n' < "/proc/$pid/cmdline" | grep -A1 '^-cp$' | tail -1)"
 brokers="$(node "$repo/dist/cli/main.js" stack status 2>/dev/null | sed -n 's/^KAFKA_BROKERS=//p')"
 log="$(node "$repo/dist/cli/main.js" stack status 2>/dev/null | awk '$1 == "kafka" { print $NF }')"
 level() {
-  java -cp "$cp" kafka.admin.ConfigCommand --bootstrap-server "$brokers" --alter --entity-type broker-loggers \
-    --entity-name 1 --add-config "kafka.request.logger=$1" > /dev/null
+  # The tool has no log4j config of its own (it warns about that on stderr): its output is shown
+  # only when it fails.
+  local out
+  if ! out="$(java -cp "$cp" kafka.admin.ConfigCommand --bootstrap-server "$brokers" --alter --entity-type broker-loggers \
+    --entity-name 1 --add-config "kafka.request.logger=$1" 2>&1)"; then
+    echo "broker-request-log: setting kafka.request.logger=$1 failed:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
 }
 from="$(date -u '+%Y-%m-%d %H:%M:%S')"
 level DEBUG
