@@ -127,7 +127,6 @@ export class OpenLoopDriver {
     const MAX_BATCH = 2000;
     const id = this.schemaId!;
     const total = track.total;
-    const lateness = new Float64Array(total);
     const acks: number[] = [];
     const inflight = new Set<Promise<void>>();
     let inflightWaits = 0;
@@ -157,7 +156,6 @@ export class OpenLoopDriver {
           const t = Date.now();
           track.sentAt[i] = t;
           track.dueAt[i] = start + i * msPerEvent;
-          lateness[i] = t - track.dueAt[i];
           const value = this.encoder.encodeWithId(id, tx);
           // Keyed by another field, the event's id travels in a header (outputs inherit headers),
           // so the probe still matches each prediction to its event.
@@ -194,7 +192,8 @@ export class OpenLoopDriver {
     }
     await Promise.all(inflight);
     if (failure) throw failure;
-    const sortedLate = Float64Array.from(lateness).sort();
+    // lateness = handed over - due, per event (the track keeps both)
+    const sortedLate = Float64Array.from({ length: total }, (_, i) => track.sentAt[i] - track.dueAt[i]).sort();
     acks.sort((a, b) => a - b);
     return {
       phase: track.name,

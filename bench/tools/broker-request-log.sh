@@ -15,8 +15,9 @@ if [ -z "$pid" ]; then
   exit 1
 fi
 cp="$(tr '\0' '\n' < "/proc/$pid/cmdline" | grep -A1 '^-cp$' | tail -1)"
-brokers="$(node "$repo/dist/cli/main.js" stack status 2>/dev/null | sed -n 's/^KAFKA_BROKERS=//p')"
-log="$(node "$repo/dist/cli/main.js" stack status 2>/dev/null | awk '$1 == "kafka" { print $NF }')"
+status="$(node "$repo/dist/cli/main.js" stack status 2>/dev/null)"
+brokers="$(sed -n 's/^KAFKA_BROKERS=//p' <<< "$status")"
+log="$(awk '$1 == "kafka" { print $NF }' <<< "$status")"
 level() {
   # The tool has no log4j config of its own (it warns about that on stderr): its output is shown
   # only when it fails.
