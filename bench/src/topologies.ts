@@ -17,6 +17,9 @@
  * - `hop`: the stateless topology with `partitionBy: cardId` on the extraction stage: model 1's work
  *   behind a repartition hop, the counterpart of the Kafka Streams peer run with `--repartition-by
  *   cardId` (`kstreams-tuned-hop`), so the pairs stateless/hop on both sides measure each one's hop.
+ * - `dedup`: the demo topology with `repartition.delivery: deduplicated` on the extraction stage:
+ *   the same work with the hop written as processed (no transaction of its own on the event's path)
+ *   and its copies skipped by lineage, so the pair default/dedup measures the two kinds of hop.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -28,7 +31,7 @@ import type { LoadedTopology, StageSpec, TopologySpec } from '../../src/topology
 import type { TributaryCode } from './tributary-code';
 
 export const TOPOLOGY_FILE = 'topologies/fraud-detection.yaml';
-export type Variant = 'default' | 'nostream' | 'stateless' | 'bycard' | 'hop';
+export type Variant = 'default' | 'nostream' | 'stateless' | 'bycard' | 'hop' | 'dedup';
 
 /** The field of the input event the bench's driver keys records by for a variant. */
 export function driverKeyField(variant: Variant): 'transactionId' | 'cardId' {
@@ -76,6 +79,9 @@ export function variantSpec(root: string, o: VariantOptions): TopologySpec {
     (score.config as { model: unknown }).model = { repository: narrowed.repository, name: narrowed.name, version: narrowed.version };
   } else if (o.variant === 'bycard') {
     (extract as { partitionBy?: string }).partitionBy = 'none';
+  } else if (o.variant === 'dedup') {
+    const own = extract as { repartition?: Record<string, unknown> };
+    own.repartition = { ...own.repartition, delivery: 'deduplicated' };
   } else if (o.variant === 'stateless' || o.variant === 'hop') {
     if (o.variant === 'hop') (extract as { partitionBy?: string }).partitionBy = 'cardId';
     delete cfg.features;
