@@ -18,7 +18,7 @@ export interface ChildConfig {
   delivery?: Delivery;
   transactions?: 'per-partition' | 'shared';
   /** Shared transactions: one sink for the process (the engine's default) or one per chain. */
-  sharedScope?: 'hops-apart' | 'process' | 'chain';
+  sharedScope?: 'process' | 'chain';
   /** tributary: run consecutive stages as one chain (engines that know the option). */
   fuse?: boolean;
   commit?: { intervalMs?: number; maxRecords?: number };

@@ -35,8 +35,8 @@ export interface SystemDef {
   peer?: { commitIntervalMs?: number; lingerMs?: number; guarantee: 'exactly_once_v2' | 'at_least_once'; repartitionBy?: string };
   /** Exactly-once transactions set explicitly (`shared`: exactly-once v2; `per-partition`: classic); undefined: the code's default. */
   transactions?: 'shared' | 'per-partition';
-  /** Shared transactions' scope (`Pipeline` option sharedScope); undefined: the code's default (hops-apart since 2026-12-06, process before). */
-  sharedScope?: 'hops-apart' | 'process' | 'chain';
+  /** Shared transactions' scope (`Pipeline` option sharedScope); undefined: the code's default (process). */
+  sharedScope?: 'process' | 'chain';
   /** Commit settings of this system (a --commit-interval-ms sweep); undefined: the run's. */
   commit?: { intervalMs?: number; maxRecords?: number };
   /**
@@ -102,13 +102,6 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
     // The model on one worker thread instead of the pipeline's own (named tributary-pool1-...:
     // outside the default selections' patterns): what moving inference off the main thread buys.
     const pooled = (d: SystemDef, workers: number): SystemDef => ({ ...d, name: d.name.replace(/^tributary-(x2-)?/, `tributary-$1pool${workers}-`), poolWorkers: workers, label: `${d.label}; the model on ${workers} inference worker thread${workers === 1 ? '' : 's'} (pool.workers: ${workers}) instead of the pipeline's thread` });
-    const oneSink = (variant: Variant, label: string): SystemDef => ({
-      ...t(variant, 'exactly-once', true, label),
-      name: `tributary-${variant}-eos2p-fused${at}`,
-      transactions: 'shared',
-      sharedScope: 'process',
-      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, exactly-once v2 (transactions: shared, one sink for the process — Pipeline option sharedScope: process, the default until 2026-12-06: the repartition hop and the chain behind it commit in the same transactions, each waiting for the chain to read the one before, readerWaitMs), stages fused (fuse: true)`,
-    });
     const classic = (variant: Variant, label: string): SystemDef => ({
       ...t(variant, 'exactly-once', true, label),
       name: `tributary-${variant}-eos1-fused${at}`,
@@ -120,7 +113,6 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       shared('default', 'demo topology (model 2, batch + streaming features)'),
       shared('stateless', 'stateless topology (model 1, base features only)'),
       perChain('default', 'demo topology (model 2, batch + streaming features)'),
-      oneSink('default', 'demo topology (model 2, batch + streaming features)'),
       classic('default', 'demo topology (model 2, batch + streaming features)'),
       classic('stateless', 'stateless topology (model 1, base features only)'),
       t('default', 'exactly-once', false, 'demo topology (model 2, batch + streaming features)'),

@@ -59,15 +59,11 @@ export interface PipelineOptions {
    */
   instanceId?: string;
   /**
-   * Shared transactions: which chains of this process commit through one sink.
-   * `hops-apart` (default) — every repartition hop (and per-entity step) commits through a sink of
-   * its own and the other chains share one: the hop's transactions and those of the chain reading
-   * its topic run concurrently instead of taking turns (BENCHMARKS.md item 44);
-   * `process` — every shared chain, hops included, in one transaction per interval (the default
-   * until 2026-12-06; `commit.readerWaitMs` ties a hop's transactions to its reader's);
-   * `chain` — one sink per chain.
+   * Shared transactions: `process` (default) — every shared chain of this process (a repartition
+   * hop and the chain reading it included) commits in one transaction per interval; `chain` — one
+   * shared sink per chain (more transactions; for comparison).
    */
-  sharedScope?: SharedScope;
+  sharedScope?: 'process' | 'chain';
   /**
    * At stop, move the split era's downstream groups to the end of the topics the fused chains wrote
    * (default true). Processes of one topology stopping at the same moment (`run --processes N`)
@@ -318,8 +314,7 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
   // A stage that runs apart (a shadow) commits through a sink of its own: its backlog or a slow
   // candidate model never enlarges or delays the live chains' transactions.
   const apart = definition(processors, head.processor).runsApart === true;
-  const hop = head.processor === REPARTITION_PROCESSOR || wrapsEvent(head);
-  const shared = transactions === 'shared' && !apart ? sharedSinkOf(ctx, groupOf(options, head), commit, hop) : undefined;
+  const shared = transactions === 'shared' && !apart ? sharedSinkOf(ctx, groupOf(options, head), commit) : undefined;
   return new ChainRunner({
     kafka,
     chain,
@@ -332,7 +327,7 @@ async function buildRunner(ctx: BuildContext, stages: StageSpec[], created: Proc
     // A repartition hop (or a per-entity step writing partial records keyed by the next entity)
     // writes records as they are processed, each entity in processing order (one entity's records
     // from several input partitions meet in one repartition partition).
-    pipelinedCommits: hop,
+    pipelinedCommits: head.processor === REPARTITION_PROCESSOR || wrapsEvent(head),
     // In front of a later per-entity step, each internal partition in processing order across entities.
     orderAcrossEntities: wrapsEvent(head) || (head.processor === REPARTITION_PROCESSOR && topology.spec.stages.some((s) => s.input.topic === head.output.topic && s.entityStep !== undefined && s.entityStep.index < s.entityStep.entities.length - 1)),
     transactions,
@@ -360,23 +355,13 @@ export function transactionsOf(stage: StageSpec): 'per-partition' | 'shared' | u
   return stage.transactions ?? 'shared';
 }
 
-/** Which chains of a process share a shared-transaction sink (`PipelineOptions.sharedScope`). */
-export type SharedScope = 'hops-apart' | 'process' | 'chain';
-export const DEFAULT_SHARED_SCOPE: SharedScope = 'hops-apart';
-
 /**
  * The process's shared-transaction sink: created with the first chain that uses one (its group is
  * the transactional ids' prefix, unique per deployment), committing at the shortest interval any
- * of its chains asks for. Undefined where the chain commits through a sink of its own (the runner
- * makes it): every chain with `sharedScope: chain`, a repartition hop or per-entity step with the
- * default `hops-apart`. Why hops apart: in one sink, the transaction after one that wrote a hop's
- * records waits for the chain reading them (readerWaitMs) and every transaction carries both
- * chains' work, so each event's path holds two of those longer transactions in series plus the
- * wait; apart, the hop commits on its own cadence and the reading chain on its own.
+ * of its chains asks for. `sharedScope: chain`: undefined (each runner makes its own).
  */
-function sharedSinkOf(ctx: BuildContext, groupId: string, commit: CommitPolicy, hop: boolean): SharedTransactions | undefined {
-  const scope = ctx.options.sharedScope ?? DEFAULT_SHARED_SCOPE;
-  if (scope === 'chain' || (scope === 'hops-apart' && hop)) return undefined;
+function sharedSinkOf(ctx: BuildContext, groupId: string, commit: CommitPolicy): SharedTransactions | undefined {
+  if (ctx.options.sharedScope === 'chain') return undefined;
   if (ctx.shared) {
     ctx.shared.tighten(commit);
     return ctx.shared;

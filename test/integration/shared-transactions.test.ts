@@ -4,12 +4,9 @@
  * event is predicted exactly once (read_committed), offsets are committed, and fewer transactions
  * than lane batches were needed. A dead letter (undecodable record) rides in the same transactions.
  * The shared sink's Prometheus metrics (scraped from the pipeline's registry) agree with its counters.
- * Behind a repartition hop in the same process, by default (sharedScope hops-apart) the hop
- * commits through a sink of its own and the chain reading it through the process's: two sinks, each
- * transaction holding one group's offsets, every event predicted once. With sharedScope process
- * (one sink for both), a transaction that wrote the hop's records is followed by one that waits for
- * the chain to process them (commit.readerWaitMs), or not when 0. The chain behind the hop fetches
- * with minBytes 1 either way.
+ * Behind a repartition hop in the same process, a transaction that wrote the hop's records is
+ * followed by one that waits for the chain to process them (commit.readerWaitMs), or not when 0;
+ * that chain fetches with minBytes 1.
  */
 import { fraudSchemas, type Transaction } from '../../examples/fraud/schemas';
 import { TopicConsumer } from '../../src/client/topic-consumer';
@@ -109,8 +106,8 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
     }
   });
 
-  /** The stateless topology behind a hop (partitionBy: cardId): the hop and extract+score in one process, with the sinks `scope` gives them. */
-  async function throughHop(readerWaitMs: number | undefined, scope?: 'process') {
+  /** The stateless topology behind a hop (partitionBy: cardId): the hop and extract+score in one process, one shared sink. */
+  async function throughHop(readerWaitMs: number | undefined) {
     const topology = statelessTopology((spec) => {
       (spec.stages.find((s) => s.name === 'extract') as { partitionBy?: string }).partitionBy = 'cardId';
       if (readerWaitMs !== undefined) for (const s of spec.stages) s.commit = { readerWaitMs };
@@ -118,7 +115,7 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
     const input = topology.spec.stages[0].input.topic;
     const g = new TransactionGenerator({ seed: 92 });
     const events: Transaction[] = Array.from({ length: 600 }, () => g.next().tx);
-    const pipeline = await Pipeline.start({ topology, endpoints, instanceId: `it-${uniqueSuffix()}`, ...(scope ? { sharedScope: scope } : {}) });
+    const pipeline = await Pipeline.start({ topology, endpoints, instanceId: `it-${uniqueSuffix()}` });
     const predictions: string[] = [];
     const consumer = new TopicConsumer({ brokers: endpoints.brokers, schemaRegistryUrl: endpoints.schemaRegistryUrl, topic: topology.spec.stages[1].output.topic, schema: 'prediction', groupId: `shared-hop-verify-${uniqueSuffix()}` });
     try {
@@ -146,43 +143,25 @@ describe('shared transactions (exactly-once v2) in the stage engine', () => {
     }
     expect(predictions).toHaveLength(events.length);
     expect(new Set(predictions)).toEqual(new Set(events.map((e) => e.transactionId)));
-    // Reader waits by outcome, 0 when never observed.
+    // The process has one sink (whichever chain created it names it): its series by outcome, 0 when never observed.
     const text = await pipeline.metrics.registry.metrics();
     const count = (outcome: string) => {
       const n = sample(text, 'tributary_engine_shared_transaction_reader_wait_seconds_count', `outcome="${outcome}"`);
       return Number.isNaN(n) ? 0 : n;
     };
-    const runner = (name: string) => pipeline.runners.find((r) => r.chainName === name)!;
-    return { text, hop: runner('extract-repartition'), chain: runner('extract+score'), counters: runner('extract+score').sharedCounters!, caughtUp: count('caught_up'), timedOut: count('timed_out') };
+    const counters = pipeline.runners[0].sharedCounters!;
+    // One sink for both chains: its counters, whichever runner is asked.
+    expect(pipeline.runners[1].sharedCounters).toBe(counters);
+    return { counters, caughtUp: count('caught_up'), timedOut: count('timed_out') };
   }
 
-  it('by default a repartition hop commits through a sink of its own, the chain reading it through another: transactions of one group each, none waiting for the other, every event predicted once', async () => {
-    const { text, hop, chain } = await throughHop(undefined);
-    const hopSink = hop.sharedCounters!;
-    const chainSink = chain.sharedCounters!;
-    expect(hopSink).not.toBe(chainSink);
-    // Each sink committed, several times over.
-    for (const [runner, counters] of [[hop, hopSink], [chain, chainSink]] as const) {
-      expect(counters.transactions).toBeGreaterThan(5);
-      expect(counters.generationRefusals).toBe(0);
-      expect(counters.batches).toBeGreaterThanOrEqual(counters.transactions);
-      // Each sink's metrics under its own name (the group that made it).
-      expect(sample(text, 'tributary_engine_shared_transactions_total', `sink="${runner.groupId}"`)).toBe(counters.transactions);
-    }
-    // No sink had a reader of its own writes to wait for.
-    expect(hopSink.readerWaits + chainSink.readerWaits).toBe(0);
-  }, 120_000);
-
-  it('with one sink for the process (sharedScope process), the transaction after one that wrote hop records waits for the chain to process them (readerWaitMs); readerWaitMs 0 never waits', async () => {
-    const waiting = await throughHop(undefined, 'process');
-    // One sink for both chains: its counters, whichever runner is asked.
-    expect(waiting.hop.sharedCounters).toBe(waiting.counters);
+  it('behind a repartition hop in the same process, the transaction after one that wrote hop records waits for the chain to process them (readerWaitMs); readerWaitMs 0 never waits', async () => {
+    const waiting = await throughHop(undefined);
     expect(waiting.counters.readerWaits).toBe(waiting.caughtUp + waiting.timedOut);
     expect(waiting.counters.readerWaitTimeouts).toBe(waiting.timedOut);
     // The chain processed the hop's records before the next cut, many times over (the wait is what lets it).
     expect(waiting.caughtUp).toBeGreaterThan(5);
-    const off = await throughHop(0, 'process');
-    expect(off.hop.sharedCounters).toBe(off.counters);
+    const off = await throughHop(0);
     expect(off.counters.readerWaits).toBe(0);
     expect(off.caughtUp + off.timedOut).toBe(0);
   }, 240_000);

@@ -187,13 +187,11 @@ describe('bench helpers', () => {
     expect(driverKeyField('default')).toBe('transactionId');
   });
 
-  it('names the per-chain and one-sink shared-transaction, keyed-by-card and deduplicated-hop systems', () => {
+  it('names the per-chain shared-transaction, keyed-by-card and deduplicated-hop systems', () => {
     const all = catalog([ownCode()]);
     const perChain = all.find((s) => s.name === 'tributary-default-eos2c-fused')!;
     expect(perChain).toMatchObject({ variant: 'default', transactions: 'shared', sharedScope: 'chain', fuse: true });
     expect(all.find((s) => s.name === 'tributary-default-eos2-fused')!.sharedScope).toBeUndefined();
-    // one sink for the process, the hop included: the default until 2026-12-06, named for the pair
-    expect(all.find((s) => s.name === 'tributary-default-eos2p-fused')).toMatchObject({ variant: 'default', transactions: 'shared', sharedScope: 'process', fuse: true });
     // the demo with its hop deduplicated: the stage's repartition.delivery set, nothing else changed
     const dedup = all.find((s) => s.name === 'tributary-dedup-eos-fused')!;
     expect(dedup).toMatchObject({ variant: 'dedup', delivery: 'exactly-once', fuse: true });
@@ -201,7 +199,6 @@ describe('bench helpers', () => {
     expect(extractOfVariant('dedup').repartition?.delivery).toBe('deduplicated');
     expect(extractOfVariant('default').repartition?.delivery).toBeUndefined();
     expect(extractOfVariant('dedup').config).toEqual(extractOfVariant('default').config);
-    expect(selectSystems(all, DEFAULT_SYSTEMS).map((s) => s.name)).not.toEqual(expect.arrayContaining(['tributary-default-eos2p-fused']));
     expect(selectSystems(all, DEFAULT_SYSTEMS).map((s) => s.name)).not.toEqual(expect.arrayContaining(['tributary-dedup-eos-fused']));
     expect(all.find((s) => s.name === 'tributary-bycard-eos-fused')).toMatchObject({ variant: 'bycard', delivery: 'exactly-once', fuse: true });
     // the model on a worker thread: outside the default patterns, its pool set in the spec it runs
