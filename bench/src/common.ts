@@ -21,7 +21,7 @@ export interface ChildConfig {
   sharedScope?: 'process' | 'chain';
   /** tributary: run consecutive stages as one chain (engines that know the option). */
   fuse?: boolean;
-  commit?: { intervalMs?: number; maxRecords?: number };
+  commit?: { intervalMs?: number; maxRecords?: number; readerWaitMs?: number };
   /** tributary: the scoring stage's pool.workers (undefined: the topology's). */
   poolWorkers?: number;
   code?: TributaryCodeRef;

@@ -38,7 +38,7 @@ export interface SystemDef {
   /** Shared transactions' scope (`Pipeline` option sharedScope); undefined: the code's default (process). */
   sharedScope?: 'process' | 'chain';
   /** Commit settings of this system (a --commit-interval-ms sweep); undefined: the run's. */
-  commit?: { intervalMs?: number; maxRecords?: number };
+  commit?: { intervalMs?: number; maxRecords?: number; readerWaitMs?: number };
   /**
    * Tributary: processes running the topology side by side, members of the same consumer groups
    * (what an operator gets by starting `tributary run` more than once on a machine). Default 1.
@@ -50,7 +50,7 @@ export interface SystemDef {
   label: string;
 }
 
-type CommitSettings = { intervalMs?: number; maxRecords?: number };
+type CommitSettings = { intervalMs?: number; maxRecords?: number; readerWaitMs?: number };
 
 /** The run's commit settings with a system's own (a sweep's interval) on top; undefined when neither sets any. */
 export function mergeCommit(run: CommitSettings | undefined, own: CommitSettings | undefined): CommitSettings | undefined {
@@ -102,6 +102,14 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
     // The model on one worker thread instead of the pipeline's own (named tributary-pool1-...:
     // outside the default selections' patterns): what moving inference off the main thread buys.
     const pooled = (d: SystemDef, workers: number): SystemDef => ({ ...d, name: d.name.replace(/^tributary-(x2-)?/, `tributary-$1pool${workers}-`), poolWorkers: workers, label: `${d.label}; the model on ${workers} inference worker thread${workers === 1 ? '' : 's'} (pool.workers: ${workers}) instead of the pipeline's thread` });
+    // One sink as the default has it, but no transaction waits for the chain behind the hop to read
+    // what the one before wrote (commit.readerWaitMs 0 on every stage; named outside the default patterns).
+    const noReaderWait = (variant: Variant, label: string): SystemDef => ({
+      ...shared(variant, label),
+      name: `tributary-${variant}-eos2w0-fused${at}`,
+      commit: { readerWaitMs: 0 },
+      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, exactly-once v2 (transactions: shared, one sink for the process) with commit.readerWaitMs 0: no transaction waits for the chain behind the hop, stages fused (fuse: true)`,
+    });
     const classic = (variant: Variant, label: string): SystemDef => ({
       ...t(variant, 'exactly-once', true, label),
       name: `tributary-${variant}-eos1-fused${at}`,
@@ -113,6 +121,7 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       shared('default', 'demo topology (model 2, batch + streaming features)'),
       shared('stateless', 'stateless topology (model 1, base features only)'),
       perChain('default', 'demo topology (model 2, batch + streaming features)'),
+      noReaderWait('default', 'demo topology (model 2, batch + streaming features)'),
       classic('default', 'demo topology (model 2, batch + streaming features)'),
       classic('stateless', 'stateless topology (model 1, base features only)'),
       t('default', 'exactly-once', false, 'demo topology (model 2, batch + streaming features)'),

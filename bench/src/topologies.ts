@@ -45,7 +45,7 @@ export interface VariantOptions {
   partitions: number;
   delivery?: Delivery;
   /** Per-stage `commit` (engines that know it); omitted when undefined. */
-  commit?: { intervalMs?: number; maxRecords?: number };
+  commit?: { intervalMs?: number; maxRecords?: number; readerWaitMs?: number };
   /** Exactly-once transactions per stage (`shared`: exactly-once v2); omitted when undefined. */
   transactions?: 'per-partition' | 'shared';
   /** The scoring stage's `pool.workers` (0: the model runs on the pipeline's own thread); undefined: the topology's. */

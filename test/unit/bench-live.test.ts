@@ -192,6 +192,10 @@ describe('bench helpers', () => {
     const perChain = all.find((s) => s.name === 'tributary-default-eos2c-fused')!;
     expect(perChain).toMatchObject({ variant: 'default', transactions: 'shared', sharedScope: 'chain', fuse: true });
     expect(all.find((s) => s.name === 'tributary-default-eos2-fused')!.sharedScope).toBeUndefined();
+    // one sink, no reader wait: commit.readerWaitMs 0 on every stage of the spec it runs
+    const w0 = all.find((s) => s.name === 'tributary-default-eos2w0-fused')!;
+    expect(w0).toMatchObject({ variant: 'default', transactions: 'shared', commit: { readerWaitMs: 0 } });
+    expect(variantSpec(repoRoot(), { variant: 'default', suffix: 'sfx', partitions: 3, commit: w0.commit }).stages.map((s) => (s as { commit?: unknown }).commit)).toEqual([{ readerWaitMs: 0 }, { readerWaitMs: 0 }]);
     // the demo with its hop deduplicated: the stage's repartition.delivery set, nothing else changed
     const dedup = all.find((s) => s.name === 'tributary-dedup-eos-fused')!;
     expect(dedup).toMatchObject({ variant: 'dedup', delivery: 'exactly-once', fuse: true });
