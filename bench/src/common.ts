@@ -3,7 +3,7 @@
  * /proc sampling of CPU and RSS per process, and the IPC messages between the bench and its children.
  */
 import * as fs from 'node:fs';
-import type { Delivery, Variant } from './topologies';
+import type { CommitSettings, Delivery, Variant } from './topologies';
 import type { TributaryCodeRef } from './tributary-code';
 
 /** What a system-under-test child needs to know (passed as JSON in argv[2]). */
@@ -21,7 +21,7 @@ export interface ChildConfig {
   sharedScope?: 'process' | 'chain';
   /** tributary: run consecutive stages as one chain (engines that know the option). */
   fuse?: boolean;
-  commit?: { intervalMs?: number; maxRecords?: number; readerWaitMs?: number };
+  commit?: CommitSettings;
   /** tributary: the scoring stage's pool.workers (undefined: the topology's). */
   poolWorkers?: number;
   code?: TributaryCodeRef;

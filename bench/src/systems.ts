@@ -19,7 +19,7 @@ import { sleep, type ChildConfig, type ChildMessage, type ProcSampler } from './
 import { OpenLoopDriver, Probe, type Endpoints } from './drive';
 import type { Instance, Session } from './live';
 import type { Progress } from './progress';
-import { driverKeyField, loadVariant, topologyFacts, type Delivery, type TopologyFacts, type Variant } from './topologies';
+import { driverKeyField, loadVariant, topologyFacts, type CommitSettings, type Delivery, type TopologyFacts, type Variant } from './topologies';
 import { loadCode, ownCode, type TributaryCodeRef } from './tributary-code';
 
 export type SystemKind = 'tributary' | 'naive' | 'kstreams';
@@ -38,7 +38,7 @@ export interface SystemDef {
   /** Shared transactions' scope (`Pipeline` option sharedScope); undefined: the code's default (process). */
   sharedScope?: 'process' | 'chain';
   /** Commit settings of this system (a --commit-interval-ms sweep); undefined: the run's. */
-  commit?: { intervalMs?: number; maxRecords?: number; readerWaitMs?: number };
+  commit?: CommitSettings;
   /**
    * Tributary: processes running the topology side by side, members of the same consumer groups
    * (what an operator gets by starting `tributary run` more than once on a machine). Default 1.
@@ -49,8 +49,6 @@ export interface SystemDef {
   poolWorkers?: number;
   label: string;
 }
-
-type CommitSettings = { intervalMs?: number; maxRecords?: number; readerWaitMs?: number };
 
 /** The run's commit settings with a system's own (a sweep's interval) on top; undefined when neither sets any. */
 export function mergeCommit(run: CommitSettings | undefined, own: CommitSettings | undefined): CommitSettings | undefined {

@@ -38,6 +38,8 @@ export function driverKeyField(variant: Variant): 'transactionId' | 'cardId' {
   return variant === 'bycard' ? 'cardId' : 'transactionId';
 }
 export type Delivery = 'exactly-once' | 'at-least-once';
+/** A stage's `commit` as the bench sets it on every stage of a variant. */
+export type CommitSettings = { intervalMs?: number; maxRecords?: number; readerWaitMs?: number };
 
 export interface VariantOptions {
   variant: Variant;
@@ -45,7 +47,7 @@ export interface VariantOptions {
   partitions: number;
   delivery?: Delivery;
   /** Per-stage `commit` (engines that know it); omitted when undefined. */
-  commit?: { intervalMs?: number; maxRecords?: number; readerWaitMs?: number };
+  commit?: CommitSettings;
   /** Exactly-once transactions per stage (`shared`: exactly-once v2); omitted when undefined. */
   transactions?: 'per-partition' | 'shared';
   /** The scoring stage's `pool.workers` (0: the model runs on the pipeline's own thread); undefined: the topology's. */
