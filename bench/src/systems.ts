@@ -102,12 +102,7 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
     const pooled = (d: SystemDef, workers: number): SystemDef => ({ ...d, name: d.name.replace(/^tributary-(x2-)?/, `tributary-$1pool${workers}-`), poolWorkers: workers, label: `${d.label}; the model on ${workers} inference worker thread${workers === 1 ? '' : 's'} (pool.workers: ${workers}) instead of the pipeline's thread` });
     // One sink as the default has it, but no transaction waits for the chain behind the hop to read
     // what the one before wrote (commit.readerWaitMs 0 on every stage; named outside the default patterns).
-    const noReaderWait = (variant: Variant, label: string): SystemDef => ({
-      ...shared(variant, label),
-      name: `tributary-${variant}-eos2w0-fused${at}`,
-      commit: { readerWaitMs: 0 },
-      label: `Tributary${code.label ? ` (${code.label})` : ''}: ${label}, exactly-once v2 (transactions: shared, one sink for the process) with commit.readerWaitMs 0: no transaction waits for the chain behind the hop, stages fused (fuse: true)`,
-    });
+    const noReaderWait = (d: SystemDef): SystemDef => ({ ...d, name: d.name.replace('-eos2-', '-eos2w0-'), commit: { ...d.commit, readerWaitMs: 0 }, label: `${d.label}; commit.readerWaitMs 0 on every stage: no transaction waits for the chain behind the hop to read the one before` });
     const classic = (variant: Variant, label: string): SystemDef => ({
       ...t(variant, 'exactly-once', true, label),
       name: `tributary-${variant}-eos1-fused${at}`,
@@ -119,7 +114,7 @@ export function catalog(codes: TributaryCodeRef[]): SystemDef[] {
       shared('default', 'demo topology (model 2, batch + streaming features)'),
       shared('stateless', 'stateless topology (model 1, base features only)'),
       perChain('default', 'demo topology (model 2, batch + streaming features)'),
-      noReaderWait('default', 'demo topology (model 2, batch + streaming features)'),
+      noReaderWait(shared('default', 'demo topology (model 2, batch + streaming features)')),
       classic('default', 'demo topology (model 2, batch + streaming features)'),
       classic('stateless', 'stateless topology (model 1, base features only)'),
       t('default', 'exactly-once', false, 'demo topology (model 2, batch + streaming features)'),

@@ -187,7 +187,7 @@ describe('bench helpers', () => {
     expect(driverKeyField('default')).toBe('transactionId');
   });
 
-  it('names the per-chain shared-transaction, keyed-by-card and deduplicated-hop systems', () => {
+  it('names the per-chain and no-reader-wait shared-transaction, keyed-by-card and deduplicated-hop systems', () => {
     const all = catalog([ownCode()]);
     const perChain = all.find((s) => s.name === 'tributary-default-eos2c-fused')!;
     expect(perChain).toMatchObject({ variant: 'default', transactions: 'shared', sharedScope: 'chain', fuse: true });
