@@ -39,8 +39,9 @@ describe('bench open-loop driver (real Kafka and registry)', () => {
   it('sends one produce request per tick, every event acked, each with its due time kept', async () => {
     const five = await drive('tick5', 5);
     const one = await drive('tick1', 1);
+    const twenty = await drive('tick20', 20);
 
-    for (const { track, result } of [five, one]) {
+    for (const { track, result } of [five, one, twenty]) {
       expect(track.sent).toBe(EVENTS);
       expect(track.acked).toBe(EVENTS);
       for (let i = 0; i < EVENTS; i++) {
@@ -51,9 +52,14 @@ describe('bench open-loop driver (real Kafka and registry)', () => {
     // 0.5 s in 5 ms ticks: ~100 requests (fewer when a busy machine stretches a tick, never many more)
     expect(five.result.requests).toBeGreaterThanOrEqual(20);
     expect(five.result.requests).toBeLessThanOrEqual(0.5 * 200 + 10);
-    // 1 ms ticks: several times as many requests for the same events
-    expect(one.result.requests).toBeGreaterThan(2.5 * five.result.requests);
-    // an event waits at most about one tick to be handed over (plus the machine's timer slack)
-    expect(five.result.latenessMs.p50).toBeLessThanOrEqual(10);
+    // 0.5 s in 20 ms ticks: ~25 requests, never many more
+    expect(twenty.result.requests).toBeLessThanOrEqual(0.5 * 50 + 10);
+    // the tick sets the cadence: 1 ms ticks send several times as many requests for the same events
+    // as 20 ms ticks. (Against 5 ms ticks the margin is only what the machine's timer slack leaves: a
+    // loaded CI host stretched 1 ms ticks to ~2.3 ms, 216 requests against ~95.)
+    expect(one.result.requests).toBeGreaterThan(2.5 * twenty.result.requests);
+    // an event waits about one tick to be handed over, plus the machine's timer slack (4 ticks'
+    // allowance: a driver that held events back for a batch would be late by far more)
+    expect(five.result.latenessMs.p50).toBeLessThanOrEqual(20);
   }, 60_000);
 });
