@@ -9,7 +9,9 @@
  * batch, concurrent with the batch reads); full vector with the stage's default LRU (100,000
  * entries, 30 s TTL), started cold so it fills from the run's own repeats as a live stage's does.
  * Each row also carries the CPU time per event of the Redis server (all its threads, from
- * /proc/<pid>/task/<tid>/schedstat), of this Node process, and their total.
+ * /proc/<pid>/task/<tid>/schedstat), of this Node process, and their total; and the host's speed
+ * just before and after the row (hostAluNs…, hostMemoryNs…, hostAllocNs…: fixed reference work
+ * timed in this process, bench/src/host-speed.ts), so runs of the same code can be compared on it.
  *
  * Flatness (the demo's five `card_activity` aggregations through the streaming state alone): Redis
  * CPU per event for events of cold entities (one event each) against events of one entity that
@@ -68,6 +70,7 @@ import { StreamingState, type StreamEvent } from '../src/features/streaming';
 import type { StreamingFeatureSetSpec } from '../src/features/spec';
 import { loadTopology } from '../src/stages/load-topology';
 import { builtinProcessors } from '../src/stages/builtin';
+import { measureHostSpeed, type HostSpeed } from './src/host-speed';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20000);
 const SIZES = (process.env.BENCH_SIZES ?? '1,16,64,256,1024').split(',').map(Number);
@@ -196,6 +199,12 @@ async function sampledAllocations(file: string, fn: () => Promise<void>): Promis
   return total(profile.head);
 }
 
+/** A row's host-speed columns: each workload's ns before and after the row (flat, for the JSON's readers). */
+function hostSpeedFields(before: HostSpeed | undefined, after: HostSpeed | undefined): Record<string, number> {
+  if (!before || !after) return {};
+  return { hostAluNsBefore: before.aluNs, hostAluNsAfter: after.aluNs, hostMemoryNsBefore: before.memoryNs, hostMemoryNsAfter: after.memoryNs, hostAllocNsBefore: before.allocNs, hostAllocNsAfter: after.allocNs };
+}
+
 async function main(): Promise<void> {
   const root = repoRoot();
   const redisUrl = process.env.REDIS_URL ?? resolveEndpoints().redisUrl;
@@ -256,6 +265,9 @@ async function main(): Promise<void> {
       };
     }
     const take = eventStream();
+    // The host's speed beside the row (bench/src/host-speed.ts): the same code has measured 1.9x
+    // apart between runs on one host; this says whether the host moved.
+    const speedBefore = record ? measureHostSpeed() : undefined;
     let makingUs = 0; // CPU spent making the inputs, left out of the row's CPU per event
     const batchCount = Math.ceil(n / batchSize);
     const t0 = process.hrtime.bigint();
@@ -292,6 +304,7 @@ async function main(): Promise<void> {
       ),
     );
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const speedAfter = record ? measureHostSpeed() : undefined;
     // BENCH_BATCH_TRACE=<dir>: each batch's [start, vectors ready, commits landed] and the collections' [start, end, kind] (performance.now() ms).
     if (record && process.env.BENCH_BATCH_TRACE) {
       fs.mkdirSync(process.env.BENCH_BATCH_TRACE, { recursive: true });
@@ -317,7 +330,7 @@ async function main(): Promise<void> {
     if (!record) return;
     const gc = { scavenges, otherGcs: others, gcMs: +pauses.reduce((a, [s, e]) => a + e - s, 0).toFixed(1), batchesHitByGcPct: +((100 * hit.filter(Boolean).length) / hit.length).toFixed(1), batchP99NoGcMs: pct(clean, 0.99), batchP99SteadyMs: pct(steady, 0.99) };
     const anatomy = commit && enricher.streaming ? { commitP50NoGcMs: pct(commits, 0.5), commitP99NoGcMs: pct(commits, 0.99), restP50NoGcMs: pct(rest, 0.5), restP99NoGcMs: pct(rest, 0.99), ...inRedis } : {};
-    const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: pct(latencies, 0.5), batchP90ms: pct(latencies, 0.9), batchP99ms: pct(latencies, 0.99), durableP50Ms: pct(durable, 0.5), durableP99Ms: pct(durable, 0.99), roundTrips: enricher.stats.roundTrips, ...cpu, ...gc, ...anatomy, ...(allocated === undefined ? {} : { allocatedBytesPerEvent: Math.round(allocated / n) }) };
+    const row = { mode: label, batchSize, events: n, eventsPerSec: Math.round(n / secs), batchP50ms: pct(latencies, 0.5), batchP90ms: pct(latencies, 0.9), batchP99ms: pct(latencies, 0.99), durableP50Ms: pct(durable, 0.5), durableP99Ms: pct(durable, 0.99), roundTrips: enricher.stats.roundTrips, ...cpu, ...gc, ...anatomy, ...(allocated === undefined ? {} : { allocatedBytesPerEvent: Math.round(allocated / n) }), ...hostSpeedFields(speedBefore, speedAfter) };
     rows.push(row);
     console.log(JSON.stringify(row));
   };
@@ -435,8 +448,8 @@ async function main(): Promise<void> {
   const file = path.join(dir, `enrichment-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   // The node flags go with the figures: the young generation's size moves the tail (README "Node flags").
   fs.writeFileSync(file, JSON.stringify({ events: EVENTS, nodeFlags: process.execArgv, loadAverageAtStart: loadAverage, loadAverageAtEnd: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '), enrichment: rows, flatness: flat, growth, redisBenchmark: reference }, null, 2));
-  console.log(`\n${'mode'.padEnd(38)} ${'batch'.padStart(6)} ${'events/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'steady p99'.padStart(10)} ${'redis µs/ev'.padStart(12)} ${'node µs/ev'.padStart(11)} ${'total µs/ev'.padStart(12)}`);
-  for (const r of rows) console.log(`${String(r.mode).padEnd(38)} ${String(r.batchSize).padStart(6)} ${String(r.eventsPerSec).padStart(10)} ${String(r.batchP50ms).padStart(8)} ${String(r.batchP99ms).padStart(8)} ${String(r.batchP99SteadyMs).padStart(10)} ${String(r.redisCpuUsPerEvent).padStart(12)} ${String(r.nodeCpuUsPerEvent).padStart(11)} ${String(r.totalCpuUsPerEvent).padStart(12)}`);
+  console.log(`\n${'mode'.padEnd(38)} ${'batch'.padStart(6)} ${'events/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'steady p99'.padStart(10)} ${'redis µs/ev'.padStart(12)} ${'node µs/ev'.padStart(11)} ${'total µs/ev'.padStart(12)} ${'host alu/mem/alloc ns, before → after'}`);
+  for (const r of rows) console.log(`${String(r.mode).padEnd(38)} ${String(r.batchSize).padStart(6)} ${String(r.eventsPerSec).padStart(10)} ${String(r.batchP50ms).padStart(8)} ${String(r.batchP99ms).padStart(8)} ${String(r.batchP99SteadyMs).padStart(10)} ${String(r.redisCpuUsPerEvent).padStart(12)} ${String(r.nodeCpuUsPerEvent).padStart(11)} ${String(r.totalCpuUsPerEvent).padStart(12)} ${r.hostAluNsBefore === undefined ? '' : `${r.hostAluNsBefore}/${r.hostMemoryNsBefore}/${r.hostAllocNsBefore} → ${r.hostAluNsAfter}/${r.hostMemoryNsAfter}/${r.hostAllocNsAfter}`}`);
   for (const r of flat) console.log(`${String(r.flatness).padEnd(45)} redis ${String(r.redisCpuUsPerEvent).padStart(8)} µs/event  node ${String(r.nodeCpuUsPerEvent).padStart(8)} µs/event  total ${String(r.totalCpuUsPerEvent).padStart(8)} µs/event`);
   for (const r of reference) console.log(`${String(r.tool).padEnd(38)} P=${String(r.pipeline).padStart(4)} ${String(r.requestsPerSec).padStart(10)} req/s`);
   console.log(`load average at start ${loadAverage}, at end ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);

@@ -27,6 +27,7 @@
  */
 import { percentile, round, sleep, type ProcSampler, type ProcUsage } from './common';
 import type { DriveResult, OpenLoopDriver, PhaseTrack, Probe } from './drive';
+import { describeHostSpeed, measureHostSpeed, type HostSpeed } from './host-speed';
 import type { Progress } from './progress';
 
 export interface LiveOptions {
@@ -117,6 +118,12 @@ export interface StepResult {
   deadLettered: number;
   ingestMismatch: number;
   processes: Record<string, ProcUsage | undefined>;
+  /**
+   * The host's speed just before the step and after its drain (fixed reference work timed in the
+   * bench's process while the system is idle: bench/src/host-speed.ts), to compare steps and runs of
+   * the same code on. Absent in result files written before 2026-12-06 (session of 05:28 UTC).
+   */
+  hostSpeed?: { before: HostSpeed; after: HostSpeed };
 }
 
 export interface CapacityResult {
@@ -154,6 +161,7 @@ export class LiveRunner {
     s.stepStarted?.(`${phase}-${purpose}-${rate}`);
     const total = Math.max(1, Math.round(rate * seconds));
     const track = inst.probe.track(phase, total);
+    const speedBefore = measureHostSpeed();
     const lagSamples: Array<[number, number]> = [];
     let lastSample = 0;
     const status = (state: 'driving' | 'draining', elapsedS: number) =>
@@ -176,6 +184,7 @@ export class LiveRunner {
     const drained = await inst.probe.drained(track, this.o.drainTimeoutS * 1000, () => status('draining', (Date.now() - d.start) / 1000));
     const drainSeconds = (Date.now() - drainStart) / 1000;
     s.assertAlive();
+    const speedAfter = measureHostSpeed();
 
     const lat = new Float64Array(track.sent);
     const fromSchedule = new Float64Array(track.sent);
@@ -258,10 +267,11 @@ export class LiveRunner {
       deadLettered: track.deadLettered,
       ingestMismatch: track.ingestMismatch,
       processes: Object.fromEntries(s.processNames().map((n) => [n, this.sampler.usage(n, d.start, d.end)])),
+      hostSpeed: { before: speedBefore, after: speedAfter },
     };
     this.stepsDone++;
     this.progress.log(
-      `${s.system} ${purpose}${fraction !== undefined ? ` ${Math.round(fraction * 100)}%` : ''}${roundNo !== undefined ? ` round ${roundNo + 1}` : ''} ${rate.toLocaleString('en-US')}/s x ${seconds} s: ${r.void ? (failsDespiteVoid ? 'VOID+FAIL' : 'VOID') : r.pass ? 'pass' : 'FAIL'} p50 ${latencyMs.p50 ?? '∞'} p99 ${latencyMs.p99 ?? '∞'} max ${latencyMs.max ?? '∞'} ms (produced p99 ${r.producedLatencyMs.p99 ?? '–'}, from schedule p99 ${r.fromScheduleMs?.p99 ?? '∞'}), achieved ${r.achievedEps}/s, lag end ${lag.endOfStep} slope ${lag.slopePerS}/s, driver late p99 ${d.latenessMs.p99} ms${reasons.length ? ` [${reasons.join('; ')}]` : ''}`,
+      `${s.system} ${purpose}${fraction !== undefined ? ` ${Math.round(fraction * 100)}%` : ''}${roundNo !== undefined ? ` round ${roundNo + 1}` : ''} ${rate.toLocaleString('en-US')}/s x ${seconds} s: ${r.void ? (failsDespiteVoid ? 'VOID+FAIL' : 'VOID') : r.pass ? 'pass' : 'FAIL'} p50 ${latencyMs.p50 ?? '∞'} p99 ${latencyMs.p99 ?? '∞'} max ${latencyMs.max ?? '∞'} ms (produced p99 ${r.producedLatencyMs.p99 ?? '–'}, from schedule p99 ${r.fromScheduleMs?.p99 ?? '∞'}), achieved ${r.achievedEps}/s, lag end ${lag.endOfStep} slope ${lag.slopePerS}/s, driver late p99 ${d.latenessMs.p99} ms, host ${describeHostSpeed(speedBefore)} → ${describeHostSpeed(speedAfter)}${reasons.length ? ` [${reasons.join('; ')}]` : ''}`,
       { system: s.system, step: r },
     );
     if (!drained) await s.restart(`step ${phase} at ${rate}/s left ${undelivered} events unpredicted after ${this.o.drainTimeoutS} s`);
