@@ -21,6 +21,12 @@ export interface KafkaServerOptions {
   /** Max heap, default `512m`. */
   heap?: string;
   /**
+   * More JVM options for the broker, placed after the heap flag (so they may override it) and
+   * before the main class — what Kafka's own start script takes from KAFKA_OPTS: a collector, a GC
+   * log (`-Xlog:gc:file=…`), JMX.
+   */
+  jvmOptions?: string[];
+  /**
    * When given, the client listener speaks SSL (server certificate from the keystore; the broker talks
    * to itself over it too, trusting the truststore). Clients then need KAFKA_SSL_CA_FILE=`tls.caFile`.
    */
@@ -172,6 +178,7 @@ export async function launchKafkaServer(opts: KafkaServerOptions): Promise<Launc
       `-Xmx${opts.heap ?? '512m'}`,
       '-XX:+ExitOnOutOfMemoryError',
       '-Djava.awt.headless=true',
+      ...(opts.jvmOptions ?? []),
       log4j,
       '-cp',
       opts.classpath,

@@ -26,6 +26,11 @@ export interface LocalStackOptions {
   stopTimeoutMs?: number;
   /** Broker max heap (default 512m). */
   kafkaHeap?: string;
+  /**
+   * More JVM options for the broker (default: TRIBUTARY_KAFKA_JVM_OPTS split on whitespace, none when
+   * unset), e.g. a GC log to line a latency tail up with the broker's pauses.
+   */
+  kafkaJvmOptions?: string[];
   /** Registry max heap (default 384m). */
   registryHeap?: string;
   logger?: Logger;
@@ -63,6 +68,11 @@ export interface StopReport {
 }
 
 const SERVER_NAMES: readonly ServerName[] = ['kafka', 'registry', 'redis'];
+
+/** TRIBUTARY_KAFKA_JVM_OPTS, split on whitespace: more JVM options for the local broker (none when unset). */
+export function kafkaJvmOptionsFromEnv(env: NodeJS.ProcessEnv): string[] {
+  return (env.TRIBUTARY_KAFKA_JVM_OPTS ?? '').split(/\s+/).filter(Boolean);
+}
 
 function logMentionsPortInUse(logFile: string): boolean {
   try {
@@ -273,7 +283,7 @@ export class LocalStack {
     this.log.info({ stateDir: this.stateDir, kafkaPort, controllerPort, registryPort, redisPort }, 'starting local stack');
 
     const launches = await Promise.allSettled([
-      launchKafkaServer({ classpath: artifacts.kafkaClasspath, dataDir: dirs.kafka, port: kafkaPort, controllerPort, javaPath: tools.java, heap: this.opts.kafkaHeap }),
+      launchKafkaServer({ classpath: artifacts.kafkaClasspath, dataDir: dirs.kafka, port: kafkaPort, controllerPort, javaPath: tools.java, heap: this.opts.kafkaHeap, jvmOptions: this.opts.kafkaJvmOptions ?? kafkaJvmOptionsFromEnv(this.opts.env ?? process.env) }),
       launchRegistryServer({ runnerJar: artifacts.registryJar, dataDir: dirs.registry, port: registryPort, javaPath: tools.java, heap: this.opts.registryHeap }),
       launchRedisServer({ dataDir: dirs.redis, port: redisPort, redisServerPath: tools['redis-server'] }),
     ]);

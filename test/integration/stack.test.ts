@@ -63,7 +63,8 @@ describe('LocalStack (real servers, isolated state dir)', () => {
 
   beforeAll(() => {
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-stack-test-'));
-    stack = new LocalStack({ stateDir });
+    // TRIBUTARY_KAFKA_JVM_OPTS reaches the broker's JVM: a GC log, as a latency probe would ask for.
+    stack = new LocalStack({ stateDir, env: { ...process.env, TRIBUTARY_KAFKA_JVM_OPTS: ` -Xlog:gc:file=${path.join(stateDir, 'kafka-gc.log')}  -Dtributary.test=1 ` } });
   });
 
   afterAll(async () => {
@@ -86,6 +87,12 @@ describe('LocalStack (real servers, isolated state dir)', () => {
     expect(psArgs(state.kafka.pid)).toContain('java');
     expect(psArgs(state.registry.pid)).toContain('java');
     expect(psArgs(state.redis.pid)).toContain('redis-server');
+    // the broker's extra JVM options, each its own argument, took effect: its collector logs to the file
+    const brokerArgs = fs.readFileSync(`/proc/${state.kafka.pid}/cmdline`, 'utf8').split('\0');
+    expect(brokerArgs).toContain(`-Xlog:gc:file=${path.join(stateDir, 'kafka-gc.log')}`);
+    expect(brokerArgs).toContain('-Dtributary.test=1');
+    expect(brokerArgs.indexOf('-Dtributary.test=1')).toBeLessThan(brokerArgs.indexOf('kafka.Kafka'));
+    expect(fs.readFileSync(path.join(stateDir, 'kafka-gc.log'), 'utf8')).toMatch(/Using \w+/);
 
     const again = await stack.up();
     expect(pids(again)).toEqual(pids(state));
