@@ -126,6 +126,8 @@ export class LocalStack {
   readonly cacheDir: string;
   private readonly opts: LocalStackOptions;
   private readonly log: Logger;
+  /** The broker's extra JVM options: the option, else TRIBUTARY_KAFKA_JVM_OPTS (resolved once, as home is). */
+  private readonly kafkaJvmOptions: string[];
 
   constructor(opts: LocalStackOptions = {}) {
     this.opts = opts;
@@ -135,6 +137,7 @@ export class LocalStack {
     this.stateFile = stateFilePath(this.stateDir);
     this.cacheDir = path.resolve(opts.cacheDir ?? cacheDirOf(home));
     this.log = opts.logger ?? createLogger('stack');
+    this.kafkaJvmOptions = opts.kafkaJvmOptions ?? kafkaJvmOptionsFromEnv(env);
   }
 
   private get lockFile(): string {
@@ -283,7 +286,7 @@ export class LocalStack {
     this.log.info({ stateDir: this.stateDir, kafkaPort, controllerPort, registryPort, redisPort }, 'starting local stack');
 
     const launches = await Promise.allSettled([
-      launchKafkaServer({ classpath: artifacts.kafkaClasspath, dataDir: dirs.kafka, port: kafkaPort, controllerPort, javaPath: tools.java, heap: this.opts.kafkaHeap, jvmOptions: this.opts.kafkaJvmOptions ?? kafkaJvmOptionsFromEnv(this.opts.env ?? process.env) }),
+      launchKafkaServer({ classpath: artifacts.kafkaClasspath, dataDir: dirs.kafka, port: kafkaPort, controllerPort, javaPath: tools.java, heap: this.opts.kafkaHeap, jvmOptions: this.kafkaJvmOptions }),
       launchRegistryServer({ runnerJar: artifacts.registryJar, dataDir: dirs.registry, port: registryPort, javaPath: tools.java, heap: this.opts.registryHeap }),
       launchRedisServer({ dataDir: dirs.redis, port: redisPort, redisServerPath: tools['redis-server'] }),
     ]);
